@@ -1,0 +1,88 @@
+/**
+ * The contract between the HTTP layer (routes/) and the model engine (src/engine/).
+ * Routes only see this interface, so tests can pass the real tiny engine or a controlled one.
+ */
+
+/** Mirrors the reference `generation_config` dict passed to `model.chat` (HF `generate` kwargs). */
+export interface GenerationConfig {
+  maxNewTokens: number;
+  doSample: boolean;
+  temperature: number;
+  topP: number;
+  topK: number;
+  repetitionPenalty: number;
+  numBeams: number;
+  /** Seeded sampling: the same seed gives the same text. */
+  seed?: number;
+}
+
+export const defaultGenerationConfig: GenerationConfig = {
+  maxNewTokens: 512,
+  doSample: false,
+  temperature: 1.0,
+  topP: 1.0,
+  topK: 50,
+  repetitionPenalty: 1.0,
+  numBeams: 1,
+};
+
+/** One finished round: the question as the user typed it and the model's response. */
+export type HistoryTurn = [question: string, response: string];
+
+export interface ChatRequest {
+  question: string;
+  /** Encoded image files (PNG/JPEG/TIFF) of the FIRST round of the conversation, in order. */
+  images: Uint8Array[];
+  /** Earlier rounds; the images above belong to the first of them (as in the reference `chat`). */
+  history: HistoryTurn[];
+  /** Max tiles per image for dynamic tiling, 1–40. */
+  maxNum: number;
+  generation: GenerationConfig;
+  /** Aborting stops generation at the next token. */
+  signal?: AbortSignal;
+  /** Called with each new piece of response text as it is decoded. */
+  onText?: (delta: string) => void;
+}
+
+export interface ImageSummary {
+  grid: [cols: number, rows: number];
+  tiles: number;
+}
+
+export interface ChatResult {
+  response: string;
+  /** `history` plus this round. */
+  history: HistoryTurn[];
+  promptTokenIds: number[];
+  /** Generated ids, including the stop token when generation stopped on it. */
+  outputTokenIds: number[];
+  images: ImageSummary[];
+  /** Time from request start to the first generated token, ms. */
+  timeToFirstTokenMs: number;
+}
+
+export interface BatchItem {
+  question: string;
+  images: Uint8Array[];
+}
+
+export interface ModelInfo {
+  id: string;
+  /** True for the random-weight test model: its answers are noise. */
+  randomWeights: boolean;
+  description: string;
+  maxContext: number;
+}
+
+export interface ChatEngine {
+  readonly modelInfo: ModelInfo;
+  /** Throws InputError (src/errors.ts) for client mistakes: undecodable image, too many pixels, prompt too long. */
+  chat(req: ChatRequest): Promise<ChatResult>;
+  /** The reference `batch_chat`: each result equals what the item would get alone. */
+  batchChat(
+    items: BatchItem[],
+    maxNum: number,
+    generation: GenerationConfig,
+    signal?: AbortSignal,
+  ): Promise<ChatResult[]>;
+}
