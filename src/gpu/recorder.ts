@@ -1,0 +1,121 @@
+import type { Gpu } from "./device.ts";
+import type { Tensor } from "./tensor.ts";
+
+/**
+ * Uniform parameters of one dispatch: 4-byte scalars in the order of the kernel's `Params` struct.
+ * Integers are written as u32/i32 by their sign; use `f32()` to mark a float.
+ */
+export type Param = number | { f32: number };
+export const f32 = (v: number): Param => ({ f32: v });
+
+interface Dispatch {
+  kernel: string;
+  constants: Record<string, number>;
+  params: Param[];
+  bindings: Tensor[];
+  workgroups: [number, number, number];
+  label: string;
+}
+
+/** Uniform offsets must be multiples of this (the WebGPU default minUniformBufferOffsetAlignment). */
+const uniformAlign = 256;
+
+/**
+ * Collects dispatches and submits them in ONE compute pass with ONE queue submit: Deno charges ~11 µs
+ * per pass and ~11 ms per wait, so work is batched and waited on only when its result is read.
+ * Kernel convention: binding 0 is `var<uniform> p: Params`, bindings 1.. are the tensors in order.
+ */
+export class Recorder {
+  private readonly dispatches: Dispatch[] = [];
+
+  constructor(private readonly gpu: Gpu, readonly label: string) {}
+
+  get size(): number {
+    return this.dispatches.length;
+  }
+
+  dispatch(
+    kernel: string,
+    opts: {
+      bindings: Tensor[];
+      params?: Param[];
+      workgroups: number | [number, number?, number?];
+      constants?: Record<string, number>;
+      label?: string;
+    },
+  ): void {
+    const wg = typeof opts.workgroups === "number" ? [opts.workgroups] : opts.workgroups;
+    const workgroups: [number, number, number] = [wg[0] ?? 1, wg[1] ?? 1, wg[2] ?? 1];
+    const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (workgroups.some((n) => !Number.isInteger(n) || n < 1 || n > max)) {
+      throw new Error(`${opts.label ?? kernel}: bad workgroup grid [${workgroups}] (each 1..${max})`);
+    }
+    this.dispatches.push({
+      kernel,
+      constants: opts.constants ?? {},
+      params: opts.params ?? [],
+      bindings: opts.bindings,
+      workgroups,
+      label: opts.label ?? kernel,
+    });
+  }
+
+  /** Encodes everything recorded into one pass and submits it; does not wait. */
+  submit(): void {
+    if (this.dispatches.length === 0) return;
+    const { device } = this.gpu;
+    const slot = (d: Dispatch) => Math.max(16, Math.ceil(Math.max(1, d.params.length) * 4 / 16) * 16);
+    let total = 0;
+    const offsets = this.dispatches.map((d) => {
+      const at = total;
+      total += Math.ceil(slot(d) / uniformAlign) * uniformAlign;
+      return at;
+    });
+    const data = new ArrayBuffer(total);
+    const view = new DataView(data);
+    this.dispatches.forEach((d, i) => {
+      d.params.forEach((p, j) => {
+        const at = offsets[i] + 4 * j;
+        if (typeof p === "number") {
+          if (!Number.isInteger(p)) {
+            throw new Error(`${d.label}: param ${j} = ${p} is not an integer; wrap floats in f32()`);
+          }
+          if (p < 0) view.setInt32(at, p, true);
+          else view.setUint32(at, p, true);
+        } else view.setFloat32(at, p.f32, true);
+      });
+    });
+    device.pushErrorScope("out-of-memory");
+    device.pushErrorScope("validation");
+    const uniforms = device.createBuffer({
+      label: `${this.label}.params`,
+      size: total,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    device.queue.writeBuffer(uniforms, 0, data);
+    const enc = device.createCommandEncoder({ label: this.label });
+    const pass = enc.beginComputePass({ label: this.label });
+    this.dispatches.forEach((d, i) => {
+      const pipeline = this.gpu.pipeline(d.kernel, d.constants);
+      const bindGroup = device.createBindGroup({
+        label: d.label,
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: uniforms, offset: offsets[i], size: slot(d) } },
+          ...d.bindings.map((t, j) => ({ binding: j + 1, resource: { buffer: t.buffer } })),
+        ],
+      });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(...d.workgroups);
+    });
+    pass.end();
+    device.queue.submit([enc.finish()]);
+    uniforms.destroy(); // freed once the submitted work no longer needs it
+    const what = `${this.label} (${this.dispatches.map((d) => d.label).slice(0, 8).join(", ")}` +
+      `${this.dispatches.length > 8 ? ", …" : ""})`;
+    this.gpu.watch(device.popErrorScope(), `running ${what}`);
+    this.gpu.watch(device.popErrorScope(), `allocating for ${what}`);
+    this.dispatches.length = 0;
+  }
+}

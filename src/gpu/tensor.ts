@@ -1,0 +1,61 @@
+/**
+ * A typed view of a GPU buffer. WGSL has no 8- or 16-bit storage types we can rely on, so packed
+ * dtypes say how many logical elements share one 32-bit word:
+ * - `i8x4`: four int8 values per u32 (little-endian byte order), rows padded to a multiple of 4;
+ * - `bf16x2`: two bfloat16 values per u32 (element 2i in the low half).
+ */
+export type DType = "f32" | "i32" | "u32" | "i8x4" | "bf16x2";
+
+export const bytesPerWord = 4;
+
+/** Logical elements stored in one 32-bit word. */
+export function elementsPerWord(dtype: DType): number {
+  return dtype === "i8x4" ? 4 : dtype === "bf16x2" ? 2 : 1;
+}
+
+export class Tensor {
+  constructor(
+    readonly buffer: GPUBuffer,
+    readonly dtype: DType,
+    /** Logical shape; for packed dtypes the last dim counts logical elements (before packing). */
+    readonly shape: readonly number[],
+    readonly label: string,
+  ) {}
+
+  get numel(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
+
+  /** Bytes the tensor occupies: the last dim is rounded up to whole 32-bit words. */
+  get byteLength(): number {
+    return tensorByteLength(this.dtype, this.shape);
+  }
+
+  describe(): string {
+    return `${this.label} [${this.shape.join(", ")}] ${this.dtype}`;
+  }
+}
+
+export function tensorByteLength(dtype: DType, shape: readonly number[]): number {
+  if (shape.length === 0) return bytesPerWord;
+  const per = elementsPerWord(dtype);
+  const last = shape[shape.length - 1];
+  const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  return rows * Math.ceil(last / per) * bytesPerWord;
+}
+
+/** Throws unless `t` has exactly `shape` (use -1 for "any") and `dtype`. */
+export function expectTensor(
+  what: string,
+  t: Tensor,
+  dtype: DType,
+  shape: readonly number[],
+): void {
+  const ok = t.dtype === dtype && t.shape.length === shape.length &&
+    shape.every((d, i) => d === -1 || d === t.shape[i]);
+  if (!ok) {
+    throw new Error(
+      `${what}: expected [${shape.map((d) => d === -1 ? "*" : d).join(", ")}] ${dtype}, got ${t.describe()}`,
+    );
+  }
+}

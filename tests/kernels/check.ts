@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { Gpu } from "../../src/gpu/device.ts";
+
+let shared: Promise<Gpu> | null = null;
+
+/** One device for all kernel tests in a file run (creating devices is slow on llvmpipe). */
+export function testGpu(): Promise<Gpu> {
+  shared ??= Gpu.create();
+  return shared;
+}
+
+/** Normalised error Σ(a−b)²/Σb²; fails when above `max`. */
+export function assertNormalisedError(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  max: number,
+): void {
+  assert.equal(actual.length, expected.length, "length");
+  let num = 0, den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = actual[i] - expected[i];
+    num += d * d;
+    den += expected[i] * expected[i];
+  }
+  const err = num / Math.max(den, 1e-30);
+  assert.ok(Number.isFinite(err) && err <= max, `normalised error ${err.toExponential(3)} > ${max}`);
+}
+
+/** |a−b| ≤ atol + rtol·|b| everywhere; reports the worst element. */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  atol: number,
+  rtol: number,
+): void {
+  assert.equal(actual.length, expected.length, "length");
+  let worst = -1, worstExcess = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const excess = Math.abs(actual[i] - expected[i]) - (atol + rtol * Math.abs(expected[i]));
+    if (!(excess <= 0) && (worst < 0 || !(excess <= worstExcess))) {
+      worst = i;
+      worstExcess = excess;
+    }
+  }
+  assert.ok(worst < 0, `element ${worst}: got ${actual[worst]}, expected ${expected[worst]}`);
+}
