@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { residualAdd } from "../../src/ops/residual_add.ts";
 import { residualAddRef } from "../../src/ref/residual_add.ts";
 import { randomF32 } from "../../src/ref/random.ts";
@@ -29,9 +30,8 @@ Deno.test("residualAdd rejects mismatched shapes", async () => {
   const gpu = await testGpu();
   const a = gpu.createTensor("a", "f32", [2, 3]);
   const b = gpu.createTensor("b", "f32", [3, 2]);
-  const { rejects } = await import("node:assert/strict");
-  await rejects(
-    async () => residualAdd(gpu.recorder("t"), a, b, null, a),
+  assert.throws(
+    () => residualAdd(gpu.recorder("t"), a, b, null, a),
     /residualAdd y: expected \[2, 3\] f32, got b \[3, 2\] f32/,
   );
 });
