@@ -5,7 +5,11 @@ let shared: Promise<Gpu> | null = null;
 
 /** One device for all kernel tests in a file run (creating devices is slow on llvmpipe). */
 export function testGpu(): Promise<Gpu> {
-  shared ??= Gpu.create();
+  if (!shared) {
+    shared = Gpu.create();
+    // Tearing down a live device at process exit sometimes crashes Mesa's llvmpipe; destroy it first.
+    shared.then((gpu) => globalThis.addEventListener("unload", () => gpu.destroy()));
+  }
   return shared;
 }
 
