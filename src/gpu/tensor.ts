@@ -59,3 +59,12 @@ export function expectTensor(
     );
   }
 }
+
+/** The same buffer seen with another shape of equal element count (no copy). */
+export function reshape(t: Tensor, shape: readonly number[], label = t.label): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n !== t.numel || shape[shape.length - 1] % elementsPerWord(t.dtype) !== 0) {
+    throw new Error(`reshape ${t.describe()} to [${shape.join(", ")}]: element counts or packing differ`);
+  }
+  return new Tensor(t.buffer, t.dtype, shape, label);
+}

@@ -12,26 +12,26 @@ Deno.test("residualAdd matches the CPU reference with and without layer scale", 
       await t.step(`T=${T} D=${D} scale=${withScale}`, async () => {
         const x = randomF32(T * D, T * 31 + D), y = randomF32(T * D, T + D * 7);
         const s = withScale ? randomF32(D, D + 5) : null;
-        const gx = gpu.uploadTensor("x", "f32", [T, D], x);
+        const acc = gpu.uploadTensor("acc", "f32", [T, D], x);
         const gy = gpu.uploadTensor("y", "f32", [T, D], y);
         const gs = s ? gpu.uploadTensor("s", "f32", [D], s) : null;
-        const out = gpu.createTensor("out", "f32", [T, D]);
         const r = gpu.recorder("test");
-        residualAdd(r, gx, gy, gs, out);
+        residualAdd(r, acc, gy, gs);
         r.submit();
         const tol = tolerance.elementwise;
-        assertClose(await gpu.readF32(out), residualAddRef(x, y, s, D), tol.atol, tol.rtol);
+        assertClose(await gpu.readF32(acc), residualAddRef(x, y, s, D), tol.atol, tol.rtol);
       });
     }
   }
 });
 
-Deno.test("residualAdd rejects mismatched shapes", async () => {
+Deno.test("residualAdd rejects mismatched shapes and aliasing", async () => {
   const gpu = await testGpu();
   const a = gpu.createTensor("a", "f32", [2, 3]);
   const b = gpu.createTensor("b", "f32", [3, 2]);
   assert.throws(
-    () => residualAdd(gpu.recorder("t"), a, b, null, a),
+    () => residualAdd(gpu.recorder("t"), a, b, null),
     /residualAdd y: expected \[2, 3\] f32, got b \[3, 2\] f32/,
   );
+  assert.throws(() => residualAdd(gpu.recorder("t"), a, a, null), /must not alias/);
 });
