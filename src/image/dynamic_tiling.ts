@@ -1,0 +1,92 @@
+/**
+ * InternVL dynamic tiling: pick a cols×rows grid whose aspect ratio is closest to the image's, resize the
+ * image to (448·cols)×(448·rows) with Pillow BICUBIC, cut it into 448² tiles row-major, and append a
+ * 448² thumbnail of the whole image when there is more than one tile.
+ * Mirrors `dynamic_preprocess` / `find_closest_aspect_ratio` of the model card (REFERENCE §5,
+ * OpenGVLab/InternVL 4d48dce internvl_chat), including its tie rules.
+ */
+import { bicubicResize } from "./bicubic_resize.ts";
+import { cpythonSetOrder } from "./cpython_set_order.ts";
+import { cropRgbImage, type RgbImage } from "./rgb_image.ts";
+
+/** A grid as [cols, rows] = the reference's (i, j) = (width blocks, height blocks). */
+export type Grid = [cols: number, rows: number];
+
+/**
+ * Candidate grids in the exact order the reference iterates them:
+ * `sorted(set((i, j) for n in range(min, max+1) for i in 1..n for j in 1..n if min <= i*j <= max),
+ * key=i*j)`. Grids with equal i·j keep CPython's set iteration order (the sort is stable).
+ */
+export function targetRatios(minNum: number, maxNum: number): Grid[] {
+  const generated: [number, number][] = [];
+  for (let n = minNum; n <= maxNum; n++) {
+    for (let i = 1; i <= n; i++) {
+      for (let j = 1; j <= n; j++) {
+        if (i * j <= maxNum && i * j >= minNum) generated.push([i, j]);
+      }
+    }
+  }
+  // Array.prototype.sort is stable, like Python's sorted.
+  return cpythonSetOrder(generated).sort((a, b) => a[0] * a[1] - b[0] * b[1]);
+}
+
+/**
+ * The reference `find_closest_aspect_ratio`: the first candidate with a strictly smaller |w/h − i/j| wins;
+ * on an exact tie a later candidate replaces the best only if the image area exceeds half the candidate
+ * grid's pixel area (w·h > 0.5·size²·i·j). Starts from (1, 1) with an infinite difference.
+ */
+export function findClosestAspectRatio(
+  aspectRatio: number,
+  ratios: readonly Grid[],
+  width: number,
+  height: number,
+  imageSize: number,
+): Grid {
+  let bestDiff = Infinity;
+  let best: Grid = [1, 1];
+  const area = width * height;
+  for (const ratio of ratios) {
+    const diff = Math.abs(aspectRatio - ratio[0] / ratio[1]);
+    if (diff < bestDiff) {
+      bestDiff = diff;
+      best = ratio;
+    } else if (diff === bestDiff && area > 0.5 * imageSize * imageSize * ratio[0] * ratio[1]) {
+      best = ratio;
+    }
+  }
+  return [best[0], best[1]];
+}
+
+export interface TilingOptions {
+  minNum: number;
+  maxNum: number;
+  /** Tile side in pixels (448 for InternVL-Chat-V1.5). */
+  imageSize: number;
+  /** Append a whole-image thumbnail after the tiles when there is more than one tile. */
+  useThumbnail: boolean;
+}
+
+export interface TilingResult {
+  grid: Grid;
+  /** tiles: cols·rows crops in row-major order, then the thumbnail if any; each imageSize² RGB. */
+  tiles: RgbImage[];
+}
+
+/** The reference `dynamic_preprocess(image, min_num, max_num, image_size, use_thumbnail)`. */
+export function dynamicPreprocess(
+  img: RgbImage,
+  { minNum, maxNum, imageSize, useThumbnail }: TilingOptions,
+): TilingResult {
+  const ratios = targetRatios(minNum, maxNum);
+  const grid = findClosestAspectRatio(img.width / img.height, ratios, img.width, img.height, imageSize);
+  const [cols, rows] = grid;
+  const resized = bicubicResize(img, imageSize * cols, imageSize * rows);
+  const tiles: RgbImage[] = [];
+  for (let i = 0; i < cols * rows; i++) {
+    const left = (i % cols) * imageSize;
+    const top = Math.floor(i / cols) * imageSize;
+    tiles.push(cropRgbImage(resized, left, top, left + imageSize, top + imageSize));
+  }
+  if (useThumbnail && tiles.length !== 1) tiles.push(bicubicResize(img, imageSize, imageSize));
+  return { grid, tiles };
+}

@@ -1,0 +1,89 @@
+/**
+ * The model-facing image entry point: bytes → decode → dynamic tiling → ImageNet normalisation, i.e. the
+ * reference `load_image(file, input_size=448, max_num)` returning `pixel_values` [tiles, 3, 448, 448].
+ */
+import { InputError } from "../errors.ts";
+import { decodeImage } from "./decode_image.ts";
+import { dynamicPreprocess, type Grid } from "./dynamic_tiling.ts";
+import type { RgbImage } from "./rgb_image.ts";
+
+/** torchvision `T.Normalize` constants of `build_transform` (ImageNet), rounded to f32 like torch tensors. */
+const MEAN = [0.485, 0.456, 0.406].map(Math.fround);
+const STD = [0.229, 0.224, 0.225].map(Math.fround);
+
+/**
+ * `T.ToTensor()` then `T.Normalize(mean, std)` for square tiles, in float32 exactly like torch on CPU:
+ * x = f32(u8) / 255, then (x − mean) / std, each step rounded to f32.
+ * Returns pixelValues: [tiles.length, 3, size, size] f32 (channel-planar, C order).
+ */
+export function normalizeTiles(tiles: readonly RgbImage[]): Float32Array {
+  if (tiles.length === 0) return new Float32Array(0);
+  const size = tiles[0].width;
+  const plane = size * size;
+  // A u8 has 256 values, so the whole transform is a per-channel lookup table.
+  const lut = [0, 1, 2].map((c) => {
+    const table = new Float32Array(256);
+    for (let v = 0; v < 256; v++) {
+      const x = Math.fround(v / 255);
+      table[v] = Math.fround(Math.fround(x - MEAN[c]) / STD[c]);
+    }
+    return table;
+  });
+  const out = new Float32Array(tiles.length * 3 * plane);
+  tiles.forEach((tile, t) => {
+    if (tile.width !== size || tile.height !== size) {
+      throw new RangeError(`Tile ${t} is ${tile.width}×${tile.height}; expected ${size}×${size}`);
+    }
+    for (let c = 0; c < 3; c++) {
+      const base = (t * 3 + c) * plane;
+      const table = lut[c];
+      for (let p = 0; p < plane; p++) out[base + p] = table[tile.data[p * 3 + c]];
+    }
+  });
+  return out;
+}
+
+export interface PreprocessOptions {
+  /** Max tiles of the grid (thumbnail not counted), 1..40 here; the model card uses 6, config.json 12. */
+  maxNum: number;
+  minNum?: number;
+  imageSize?: number;
+  useThumbnail?: boolean;
+  /** Largest accepted width × height as declared by the image header (413 above it). */
+  maxPixels: number;
+}
+
+export interface PreprocessedImage {
+  /** pixelValues: [tiles, 3, imageSize, imageSize] f32, ImageNet-normalised. */
+  pixelValues: Float32Array;
+  /** Number of tiles including the thumbnail. */
+  tiles: number;
+  /** Chosen grid [cols, rows]. */
+  grid: Grid;
+}
+
+const MAX_TILES = 40;
+
+/** Image bytes → pixel values, as the reference `load_image` with `dynamic_preprocess` and `build_transform`. */
+export async function preprocessImage(
+  bytes: Uint8Array,
+  { maxNum, minNum = 1, imageSize = 448, useThumbnail = true, maxPixels }: PreprocessOptions,
+): Promise<PreprocessedImage> {
+  if (!Number.isInteger(maxNum) || maxNum < 1 || maxNum > MAX_TILES) {
+    throw new InputError(`max_num must be an integer from 1 to ${MAX_TILES}, got ${maxNum}`, {
+      param: "max_num",
+    });
+  }
+  if (!Number.isInteger(minNum) || minNum < 1 || minNum > maxNum) {
+    throw new InputError(`min_num must be an integer from 1 to max_num (${maxNum}), got ${minNum}`, {
+      param: "min_num",
+    });
+  }
+  if (!Number.isInteger(imageSize) || imageSize < 1) {
+    throw new RangeError(`imageSize must be a positive integer, got ${imageSize}`);
+  }
+  const img = await decodeImage(bytes, { maxPixels });
+  const { grid, tiles } = dynamicPreprocess(img, { minNum, maxNum, imageSize, useThumbnail });
+  // The per-tile T.Resize((448, 448)) of build_transform is a no-op: every tile already has that size.
+  return { pixelValues: normalizeTiles(tiles), tiles: tiles.length, grid };
+}
