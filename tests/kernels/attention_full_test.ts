@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { attentionFull } from "../../src/ops/attention_full.ts";
+import { attentionFullRef } from "../../src/ref/attention_full.ts";
+import { randomF32 } from "../../src/ref/random.ts";
+import { assertNormalisedError, testGpu } from "./check.ts";
+import { tolerance } from "./tolerances.ts";
+
+Deno.test("attentionFull matches the CPU reference (tiles not dividing the key/query tiles)", async (t) => {
+  const gpu = await testGpu();
+  // [B, T, H, Dh]: T=1, T below one key tile, T=1025 (the fixture's tile) and Dh up to the real 128.
+  for (
+    const [B, T, H, Dh] of [[1, 1, 1, 4], [2, 7, 3, 20], [1, 33, 2, 128], [3, 50, 1, 64], [1, 1025, 2, 32]]
+  ) {
+    await t.step(`B=${B} T=${T} H=${H} Dh=${Dh}`, async () => {
+      const n = B * T * H * Dh, seed = B * 1000 + T * 10 + H + Dh;
+      // Scores of a few units, like trained ViT attention, so the softmax is neither flat nor one-hot.
+      const q = randomF32(n, seed, -2, 2), k = randomF32(n, seed + 1, -2, 2), v = randomF32(n, seed + 2);
+      const shape = [B * T, H * Dh];
+      const [gq, gk, gv] = [q, k, v].map((x, i) => gpu.uploadTensor("qkv"[i], "f32", shape, x));
+      const out = gpu.createTensor("out", "f32", shape);
+      const r = gpu.recorder("test");
+      attentionFull(r, gq, gk, gv, out, { batch: B, tokens: T, numHeads: H, headDim: Dh });
+      r.submit();
+      assertNormalisedError(
+        await gpu.readF32(out),
+        attentionFullRef(q, k, v, B, T, H, Dh),
+        tolerance.attention.nerr,
+      );
+    });
+  }
+});
+
+Deno.test("attentionFull rejects head dims it cannot tile", async () => {
+  const gpu = await testGpu();
+  const x = gpu.createTensor("x", "f32", [2, 6]);
+  assert.throws(
+    () => attentionFull(gpu.recorder("t"), x, x, x, x, { batch: 1, tokens: 2, numHeads: 1, headDim: 6 }),
+    /head dim 6 is not supported/,
+  );
+});
