@@ -1,0 +1,110 @@
+/**
+ * Server settings from environment variables. Every variable is optional; the defaults serve the tiny
+ * random-weight fixture on 127.0.0.1:8000 with a local KV file. README "Configuration" lists them all.
+ */
+import { z } from "zod";
+
+export interface Settings {
+  /** HF model directory; null serves the random-weight tiny fixture. */
+  modelDir: string | null;
+  /** True when modelDir is the tiny fixture (no MODEL_DIR given): answers are noise. */
+  randomWeights: boolean;
+  host: string;
+  port: number;
+  /** Local SQLite-backed KV file; ignored when kvUrl is set. */
+  kvPath: string;
+  /** Remote KV (`Deno.openKv(url)`) shared by several instances; token from DENO_KV_ACCESS_TOKEN. */
+  kvUrl: string | null;
+  /** Bearer token every route but /health requires; null disables the check. */
+  apiKey: string | null;
+  maxBodyBytes: number;
+  maxImageBytes: number;
+  /** Per image; checked from the PNG/JPEG header before queueing, and meant to be passed to the engine. */
+  maxImagePixels: number;
+  maxImagesPerRequest: number;
+  /** Requests that may wait for the engine besides the one running; more get 503 + Retry-After. */
+  queueSize: number;
+  sessionTtlSeconds: number;
+  defaultMaxNum: number;
+  /** Upper bound of max_new_tokens a request may ask for. */
+  maxNewTokensLimit: number;
+  maxBatchItems: number;
+  maxQuestionChars: number;
+}
+
+export const TINY_MODEL_DIR = "tests/fixtures/tiny-internvl/model";
+
+const positiveInt = (name: string, fallback: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.string().optional().transform((raw, ctx) => {
+    if (raw === undefined || raw.trim() === "") return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 1 || value > max) {
+      ctx.addIssue({ code: "custom", message: `${name} must be an integer from 1 to ${max}; got "${raw}"` });
+      return z.NEVER;
+    }
+    return value;
+  });
+
+const optionalString = z.string().optional().transform((raw) => (raw?.trim() ? raw.trim() : null));
+
+const EnvSchema = z.object({
+  MODEL_DIR: optionalString,
+  HOST: optionalString,
+  PORT: z.string().optional().transform((raw, ctx) => {
+    if (raw === undefined || raw.trim() === "") return 8000;
+    const value = Number(raw);
+    // Port 0 asks the OS for a free port (tests, several instances on one host).
+    if (!Number.isInteger(value) || value < 0 || value > 65535) {
+      ctx.addIssue({ code: "custom", message: `PORT must be an integer from 0 to 65535; got "${raw}"` });
+      return z.NEVER;
+    }
+    return value;
+  }),
+  KV_PATH: optionalString,
+  KV_URL: optionalString,
+  INTERNVL_API_KEY: optionalString,
+  MAX_BODY_BYTES: positiveInt("MAX_BODY_BYTES", 64 * 1024 * 1024),
+  MAX_IMAGE_BYTES: positiveInt("MAX_IMAGE_BYTES", 20 * 1024 * 1024),
+  MAX_IMAGE_PIXELS: positiveInt("MAX_IMAGE_PIXELS", 50_000_000),
+  MAX_IMAGES: positiveInt("MAX_IMAGES", 8),
+  QUEUE_SIZE: positiveInt("QUEUE_SIZE", 16),
+  SESSION_TTL_SECONDS: positiveInt("SESSION_TTL_SECONDS", 24 * 3600),
+  DEFAULT_MAX_NUM: positiveInt("DEFAULT_MAX_NUM", 6, 40),
+  MAX_NEW_TOKENS_LIMIT: positiveInt("MAX_NEW_TOKENS_LIMIT", 4096),
+  MAX_BATCH_ITEMS: positiveInt("MAX_BATCH_ITEMS", 16),
+  MAX_QUESTION_CHARS: positiveInt("MAX_QUESTION_CHARS", 32_000),
+});
+
+/** Reads settings from an env record (pass `Deno.env.toObject()`); throws Error listing every bad variable. */
+export function loadSettings(env: Record<string, string | undefined>): Settings {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => issue.message);
+    throw new Error(`Invalid configuration:\n  ${lines.join("\n  ")}`);
+  }
+  const e = parsed.data;
+  return {
+    modelDir: e.MODEL_DIR,
+    randomWeights: e.MODEL_DIR === null,
+    host: e.HOST ?? "127.0.0.1",
+    port: e.PORT,
+    kvPath: e.KV_PATH ?? "sessions.kv",
+    kvUrl: e.KV_URL,
+    apiKey: e.INTERNVL_API_KEY,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    maxImageBytes: e.MAX_IMAGE_BYTES,
+    maxImagePixels: e.MAX_IMAGE_PIXELS,
+    maxImagesPerRequest: e.MAX_IMAGES,
+    queueSize: e.QUEUE_SIZE,
+    sessionTtlSeconds: e.SESSION_TTL_SECONDS,
+    defaultMaxNum: e.DEFAULT_MAX_NUM,
+    maxNewTokensLimit: e.MAX_NEW_TOKENS_LIMIT,
+    maxBatchItems: e.MAX_BATCH_ITEMS,
+    maxQuestionChars: e.MAX_QUESTION_CHARS,
+  };
+}
+
+/** Settings for tests and embedding: the defaults with some fields replaced. */
+export function defaultSettings(overrides: Partial<Settings> = {}): Settings {
+  return { ...loadSettings({}), ...overrides };
+}
