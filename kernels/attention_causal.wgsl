@@ -1,0 +1,174 @@
+// Causal grouped-query attention over the KV cache (InternLM2, REFERENCE §7), prefill and decode.
+// Query t of sample b sits at cache position start_pos + t and attends to cache positions
+// 0 … start_pos + t whose key_valid is 1; query head j reads kv head j / G (G = H / Hkv);
+// softmax(q·kᵀ·Dh^-0.5)·v in f32. Rows whose keys are all masked (left padding) produce zeros.
+// Flash-attention style: a workgroup owns BQ = 16 query rows of ONE kv head — rows enumerate
+// (t, g) = (r / G, r % G), so the G query heads sharing a kv head reuse each K/V tile (decode: G of 16
+// rows busy, but the cache is read once per kv head) — and streams keys in tiles of BK = 32 through
+// workgroup memory with an online softmax.
+// Split-K (flash-decoding): the keys are cut into num_splits chunks of `chunk` keys, one workgroup each.
+// With num_splits == 1 rows are normalised and written to `out`; otherwise each workgroup writes its
+// unnormalised partial row (o[Dh], running max m, sum l) to `partial`, and attention_causal_combine
+// merges them.
+// Bindings: 1 q [B·T, H·Dh] f32, 2 k_cache [B, S, Hkv·Dh] f32, 3 v_cache [B, S, Hkv·Dh] f32,
+//   4 key_valid [B, S] i32, 5 out [B·T, H·Dh] f32, 6 partial [num_splits, B·T·H, Dh+2] f32
+//   (any writable tensor when num_splits == 1). q/k/v/out are read as vec4: Dh % 4 == 0, Dh ≤ 128.
+// Params: batch B, tokens T, num_heads H, num_kv_heads Hkv, head_dim Dh, seq S, start_pos, chunk (multiple of
+//   BK), num_splits, scale = Dh^-0.5 (f32).
+// Grid: (ceil(T·G / 16), Hkv·num_splits, B) workgroups of 128 threads; thread = (row = li / 8,
+//   lane = li % 8); a lane owns output vec4 columns lane, lane + 8, lane + 16, lane + 24.
+// Workgroup memory ≈ 27 KiB. Features: none.
+struct Params {
+  batch: u32,
+  tokens: u32,
+  num_heads: u32,
+  num_kv_heads: u32,
+  head_dim: u32,
+  seq: u32,
+  start_pos: u32,
+  chunk: u32,
+  num_splits: u32,
+  scale: f32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<vec4f>;
+@group(0) @binding(2) var<storage, read> k_cache: array<vec4f>;
+@group(0) @binding(3) var<storage, read> v_cache: array<vec4f>;
+@group(0) @binding(4) var<storage, read> key_valid: array<i32>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> partial: array<f32>;
+
+const BQ = 16u;
+const BK = 32u;
+const LANES = 8u;
+const D4_MAX = 32u;
+const KV_STRIDE = 33u; // padded rows: the 8 lanes of a row read different banks
+const S_STRIDE = 33u;
+const NEG = -3.0e38;   // "no score yet"; masked keys are tracked by flag, never by this value alone
+
+var<workgroup> qs: array<vec4f, 512>;   // [BQ][D4_MAX], pre-scaled queries
+var<workgroup> kvs: array<vec4f, 1056>; // [BK][KV_STRIDE]: K tile, then V tile
+var<workgroup> ss: array<f32, 528>;     // [BQ][S_STRIDE]: scores, then probabilities
+var<workgroup> kmask: array<u32, 32>;   // [BK] key in this split's range and not padding
+
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let T = p.tokens;
+  let H = p.num_heads;
+  let Hkv = p.num_kv_heads;
+  let G = H / Hkv;
+  let d4 = p.head_dim / 4u;
+  let hkv = wg.y % Hkv;
+  let split = wg.y / Hkv;
+  let b = wg.z;
+  let r0 = wg.x * BQ;
+  let row = li / LANES;
+  let lane = li % LANES;
+  let t = (r0 + row) / G;
+  let g = (r0 + row) % G;
+  let row_ok = t < T;
+  let head = hkv * G + g;
+
+  for (var i = li; i < BQ * d4; i += 128u) {
+    let r = i / d4;
+    let c = i - r * d4;
+    let tr = (r0 + r) / G;
+    var x = vec4f(0.0);
+    if (tr < T) { x = q[((b * T + tr) * H + hkv * G + (r0 + r) % G) * d4 + c] * p.scale; }
+    qs[r * D4_MAX + c] = x;
+  }
+
+  // Keys this workgroup visits: its split's chunk, cut at the causal limit of the tile's last query.
+  let t_last = min(T - 1u, (r0 + BQ - 1u) / G);
+  let k_begin = split * p.chunk;
+  let k_end = min(k_begin + p.chunk, p.start_pos + t_last + 1u);
+  let limit = p.start_pos + t; // last key position this row may see
+
+  var m = NEG;
+  var l = 0.0;
+  var o = array<vec4f, 4>(vec4f(0.0), vec4f(0.0), vec4f(0.0), vec4f(0.0));
+
+  for (var k0 = k_begin; k0 < k_end; k0 += BK) {
+    for (var i = li; i < BK * d4; i += 128u) {
+      let j = i / d4;
+      let c = i - j * d4;
+      var x = vec4f(0.0);
+      if (k0 + j < k_end) { x = k_cache[((b * p.seq + k0 + j) * Hkv + hkv) * d4 + c]; }
+      kvs[j * KV_STRIDE + c] = x;
+    }
+    if (li < BK) {
+      let pos = k0 + li;
+      kmask[li] = select(0u, 1u, pos < k_end && key_valid[b * p.seq + min(pos, p.seq - 1u)] != 0);
+    }
+    workgroupBarrier();
+
+    var s: array<f32, 4>;
+    var ok: array<bool, 4>;
+    for (var jj = 0u; jj < 4u; jj++) {
+      let j = lane + LANES * jj;
+      var acc = 0.0;
+      for (var c = 0u; c < d4; c++) { acc += dot(qs[row * D4_MAX + c], kvs[j * KV_STRIDE + c]); }
+      ok[jj] = row_ok && kmask[j] != 0u && k0 + j <= limit;
+      s[jj] = select(NEG, acc, ok[jj]);
+      ss[row * S_STRIDE + j] = s[jj];
+    }
+    workgroupBarrier();
+
+    var tile_max = NEG;
+    for (var j = 0u; j < BK; j++) { tile_max = max(tile_max, ss[row * S_STRIDE + j]); }
+    let m_new = max(m, tile_max);
+    let alpha = exp(m - m_new); // 1 while the row has seen no key (o, l are 0 then)
+    for (var i = li; i < BK * d4; i += 128u) {
+      let j = i / d4;
+      let c = i - j * d4;
+      var x = vec4f(0.0);
+      if (k0 + j < k_end) { x = v_cache[((b * p.seq + k0 + j) * Hkv + hkv) * d4 + c]; }
+      kvs[j * KV_STRIDE + c] = x;
+    }
+    workgroupBarrier(); // every lane has read its row's scores before they are overwritten
+
+    for (var jj = 0u; jj < 4u; jj++) {
+      ss[row * S_STRIDE + lane + LANES * jj] = select(0.0, exp(s[jj] - m_new), ok[jj]);
+    }
+    workgroupBarrier();
+
+    l *= alpha;
+    for (var cc = 0u; cc < 4u; cc++) { o[cc] *= alpha; }
+    for (var j = 0u; j < BK; j++) {
+      let pj = ss[row * S_STRIDE + j];
+      l += pj;
+      for (var cc = 0u; cc < 4u; cc++) {
+        let c = lane + LANES * cc;
+        if (c < d4) { o[cc] += pj * kvs[j * KV_STRIDE + c]; }
+      }
+    }
+    m = m_new;
+    workgroupBarrier(); // before the next tile overwrites kvs, ss and kmask
+  }
+
+  if (!row_ok) { return; }
+  let out_row = (b * T + t) * H + head;
+  if (p.num_splits == 1u) {
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    for (var cc = 0u; cc < 4u; cc++) {
+      let c = lane + LANES * cc;
+      if (c < d4) { out[out_row * d4 + c] = o[cc] * inv; }
+    }
+  } else {
+    let width = p.head_dim + 2u;
+    let base = (split * p.batch * T * H + out_row) * width;
+    for (var cc = 0u; cc < 4u; cc++) {
+      let c = lane + LANES * cc;
+      if (c < d4) {
+        partial[base + 4u * c] = o[cc].x;
+        partial[base + 4u * c + 1u] = o[cc].y;
+        partial[base + 4u * c + 2u] = o[cc].z;
+        partial[base + 4u * c + 3u] = o[cc].w;
+      }
+    }
+    if (lane == 0u) {
+      partial[base + p.head_dim] = m;
+      partial[base + p.head_dim + 1u] = l;
+    }
+  }
+}
