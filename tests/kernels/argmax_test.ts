@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { argmax } from "../../src/ops/argmax.ts";
+import { argmaxRef } from "../../src/ref/argmax.ts";
+import { randomF32, rng } from "../../src/ref/random.ts";
+import { testGpu } from "./check.ts";
+
+const goldens = new URL("../fixtures/tiny-internvl/goldens/", import.meta.url);
+
+Deno.test("argmax matches the CPU reference on random rows, the real vocab size included", async (t) => {
+  const gpu = await testGpu();
+  for (const [B, V] of [[1, 1], [1, 7], [3, 300], [2, 92553], [5, 809]]) {
+    await t.step(`B=${B} V=${V}`, async () => {
+      const x = randomF32(B * V, B * 31 + V, -20, 20);
+      const g = gpu.uploadTensor("logits", "f32", [B, V], x);
+      const out = gpu.createTensor("ids", "i32", [B]);
+      const r = gpu.recorder("test");
+      argmax(r, g, out);
+      r.submit();
+      assert.deepEqual(await gpu.readI32(out), argmaxRef(x, B, V));
+    });
+  }
+});
+
+Deno.test("argmax picks the lowest index among tied maxima, wherever the ties fall", async () => {
+  const gpu = await testGpu();
+  const V = 1000, B = 4;
+  const x = randomF32(B * V, 5, -5, 5);
+  const draw = rng(9);
+  // Each row gets the same maximum at several indices spread over different threads' slices.
+  for (let b = 0; b < B; b++) {
+    const at = [Math.floor(draw() * V), Math.floor(draw() * V), Math.floor(draw() * V), 999 - b];
+    for (const i of at) x[b * V + i] = 7;
+  }
+  x.fill(-Infinity, 3 * V, 4 * V - 1); // a row of −inf but one finite logit
+  const g = gpu.uploadTensor("logits", "f32", [B, V], x);
+  const out = gpu.createTensor("ids", "i32", [B]);
+  const r = gpu.recorder("test");
+  argmax(r, g, out);
+  r.submit();
+  assert.deepEqual(await gpu.readI32(out), argmaxRef(x, B, V));
+});
+
+Deno.test("argmax reproduces the greedy ids of the fixture's step logits", async () => {
+  const gpu = await testGpu();
+  const manifest = JSON.parse(Deno.readTextFileSync(new URL("manifest.json", goldens)));
+  const c = manifest.cases.find((k: { id: string }) => k.id === "text_only");
+  const logits = new Float32Array(
+    Deno.readFileSync(new URL("text_only.step_logits.f32.bin", goldens)).buffer,
+  );
+  const V = 809, steps = logits.length / V;
+  const g = gpu.uploadTensor("logits", "f32", [steps, V], logits);
+  const out = gpu.createTensor("ids", "i32", [steps]);
+  const r = gpu.recorder("test");
+  argmax(r, g, out);
+  r.submit();
+  assert.deepEqual([...await gpu.readI32(out)], c.generated_ids);
+});
