@@ -6,11 +6,12 @@
 import { InputError } from "../errors.ts";
 import { readImageHeader } from "./image_header.ts";
 import { decodePng } from "./png_decoder.ts";
+import { decodeTiff } from "./tiff_decoder.ts";
 import { newRgbImage, type RgbImage } from "./rgb_image.ts";
-// The wasm codecs of imagescript, loaded directly: the package entry point also loads a native
-// (FFI) codec we do not need. Untyped CommonJS; the shapes we use are declared below.
+// imagescript's JPEG wasm codec, loaded directly: the package entry point also loads a native (FFI)
+// codec we do not need. Untyped CommonJS; the shapes we use are declared below. (Its TIFF codec traps
+// on every input under Deno, hence our own tiff_decoder.ts.)
 import jpegCodec from "imagescript/wasm/node/jpeg.js";
-import tiffCodec from "imagescript/wasm/node/tiff.js";
 
 export type { RgbImage } from "./rgb_image.ts";
 
@@ -22,8 +23,8 @@ export interface DecodeOptions {
 interface WasmFramebuffer {
   width: number;
   height: number;
-  /** JPEG only: 0 = gray [H,W], 1 = RGB [H,W,3], 2 = CMYK [H,W,4]. TIFF: always RGBA [H,W,4]. */
-  format?: number;
+  /** 0 = gray [H,W], 1 = RGB [H,W,3], 2 = CMYK [H,W,4]. */
+  format: number;
   buffer: Uint8Array;
 }
 interface WasmDecoder {
@@ -79,26 +80,6 @@ async function decodeJpeg(bytes: Uint8Array, width: number, height: number): Pro
     throw new InputError(`JPEG image decoded to an unsupported pixel layout (${fb.format})`, {
       code: "unsupported_image_format",
     });
-  }
-  return img;
-}
-
-async function decodeTiff(bytes: Uint8Array, width: number, height: number): Promise<RgbImage> {
-  let fb: WasmFramebuffer;
-  try {
-    fb = (await freshDecoder(tiffCodec as unknown as WasmCodec)).decode(bytes);
-  } catch (err) {
-    throw decodeFailed("TIFF", err);
-  }
-  checkSize("TIFF", fb, width, height);
-  const n = width * height;
-  if (fb.buffer.length < n * 4) throw decodeFailed("TIFF", new Error("short pixel buffer"));
-  const img = newRgbImage(width, height);
-  // RGBA framebuffer → RGB: drop alpha, like PIL RGBA → RGB.
-  for (let i = 0; i < n; i++) {
-    img.data[i * 3] = fb.buffer[i * 4];
-    img.data[i * 3 + 1] = fb.buffer[i * 4 + 1];
-    img.data[i * 3 + 2] = fb.buffer[i * 4 + 2];
   }
   return img;
 }

@@ -4,6 +4,7 @@ import { decodeImage } from "../../src/image/decode_image.ts";
 import {
   concat,
   encodePng,
+  encodeTiff,
   ihdr,
   manifestImages,
   PNG_SIGNATURE,
@@ -470,4 +471,155 @@ Deno.test("decodeImage rejects JPEG variants Pillow reads but we cannot reproduc
         /^JPEG coding process SOF3 .* is not supported/,
       ),
   );
+});
+
+function noise(n: number, seed: number, levels = 256): Uint8Array {
+  const out = new Uint8Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s >>> 24) % levels;
+  }
+  return out;
+}
+
+Deno.test("decodeImage reads baseline TIFF like Pillow's convert('RGB')", async (t) => {
+  const w = 37, h = 23;
+  const rgb = noise(w * h * 3, 1, 6); // few levels → long LZW strings and PackBits runs
+  const cases: [string, Parameters<typeof encodeTiff>[0], number[] | Uint8Array][] = [
+    ["RGB, uncompressed", { width: w, height: h, samples: 3, pixels: rgb }, rgb],
+    ["RGB, LZW, 4-row strips", {
+      width: w,
+      height: h,
+      samples: 3,
+      pixels: rgb,
+      compression: 5,
+      rowsPerStrip: 4,
+    }, rgb],
+    ["RGB, Deflate + horizontal predictor", {
+      width: w,
+      height: h,
+      samples: 3,
+      pixels: rgb,
+      compression: 8,
+      predictor: 2,
+    }, rgb],
+    ["RGB, PackBits, big-endian", {
+      width: w,
+      height: h,
+      samples: 3,
+      pixels: rgb,
+      compression: 32773,
+      bigEndian: true,
+    }, rgb],
+  ];
+  for (const [name, spec, expected] of cases) {
+    await t.step(name, async () => {
+      const img = await decodeImage(await encodeTiff(spec), LIMIT);
+      assert.deepEqual([img.width, img.height], [w, h]);
+      assert.deepEqual(img.data, Uint8Array.from(expected));
+    });
+  }
+  await t.step("LZW over a large noisy image (code widths up to 12 bits and table resets)", async () => {
+    const big = noise(160 * 120 * 3, 9);
+    const img = await decodeImage(
+      await encodeTiff({ width: 160, height: 120, samples: 3, pixels: big, compression: 5 }),
+      LIMIT,
+    );
+    assert.deepEqual(img.data, big);
+  });
+  await t.step("RGBA with unassociated alpha drops alpha", async () => {
+    const px = new Uint8Array([10, 20, 30, 0, 40, 50, 60, 255]);
+    const img = await decodeImage(await encodeTiff({ width: 2, height: 1, samples: 4, pixels: px }), LIMIT);
+    assert.deepEqual(Array.from(img.data), [10, 20, 30, 40, 50, 60]);
+  });
+  await t.step("gray, gray+alpha and WhiteIsZero (inverted, PIL L;I)", async () => {
+    const gray = await decodeImage(
+      await encodeTiff({ width: 2, height: 1, samples: 1, pixels: new Uint8Array([5, 250]) }),
+      LIMIT,
+    );
+    assert.deepEqual(Array.from(gray.data), [5, 5, 5, 250, 250, 250]);
+    const la = await decodeImage(
+      await encodeTiff({ width: 1, height: 1, samples: 2, pixels: new Uint8Array([77, 0]) }),
+      LIMIT,
+    );
+    assert.deepEqual(Array.from(la.data), [77, 77, 77]);
+    const wiz = await decodeImage(
+      await encodeTiff({ width: 2, height: 1, samples: 1, pixels: new Uint8Array([0, 200]), photometric: 0 }),
+      LIMIT,
+    );
+    assert.deepEqual(Array.from(wiz.data), [255, 255, 255, 55, 55, 55]);
+  });
+  await t.step("palette keeps the high byte of the 16-bit ColorMap", async () => {
+    const colorMap = new Array(768).fill(0);
+    colorMap[3] = 0xab12; // red of index 3
+    colorMap[256 + 3] = 0x00ff; // green
+    colorMap[512 + 3] = 0xffff; // blue
+    const img = await decodeImage(
+      await encodeTiff({
+        width: 1,
+        height: 1,
+        samples: 1,
+        pixels: new Uint8Array([3]),
+        photometric: 3,
+        colorMap,
+      }),
+      LIMIT,
+    );
+    assert.deepEqual(Array.from(img.data), [0xab, 0x00, 0xff]);
+  });
+});
+
+Deno.test("decodeImage rejects TIFF variants it does not read and broken TIFFs", async (t) => {
+  const px = new Uint8Array(4 * 4 * 4);
+  await t.step("premultiplied alpha", async () => {
+    const tiff = await encodeTiff({ width: 4, height: 4, samples: 4, pixels: px, extraSamples: 1 });
+    await assertInputError(
+      () => decodeImage(tiff, LIMIT),
+      400,
+      "unsupported_image_format",
+      /^TIFF with premultiplied \(associated\) alpha is not supported; send an 8-bit RGB or grayscale TIFF, PNG or JPEG$/,
+    );
+  });
+  await t.step("JPEG-in-TIFF compression", async () => {
+    const tiff = await encodeTiff({ width: 4, height: 4, samples: 3, pixels: px.subarray(0, 48) });
+    const view = new DataView(tiff.buffer);
+    // Patch the Compression entry (4th IFD entry: tag 259) to 7 = JPEG.
+    assert.equal(view.getUint16(10 + 3 * 12, true), 259);
+    view.setUint16(10 + 3 * 12 + 8, 7, true);
+    await assertInputError(
+      () => decodeImage(tiff, LIMIT),
+      400,
+      "unsupported_image_format",
+      /^TIFF with compression 7 is not supported/,
+    );
+  });
+  await t.step("strip cut off", async () => {
+    const tiff = await encodeTiff({ width: 4, height: 4, samples: 3, pixels: px.subarray(0, 48) });
+    await assertInputError(
+      () => decodeImage(tiff.subarray(0, tiff.length - 10), LIMIT),
+      400,
+      "invalid_image",
+      /^TIFF image is corrupt or truncated: strip 0 runs past the end of the data$/,
+    );
+  });
+  await t.step("LZW stream cut short", async () => {
+    const tiff = await encodeTiff({
+      width: 16,
+      height: 16,
+      samples: 3,
+      pixels: noise(768, 3),
+      compression: 5,
+    });
+    const view = new DataView(tiff.buffer);
+    const countEntry = 10 + 8 * 12; // StripByteCounts (tag 279) is the 9th entry
+    assert.equal(view.getUint16(countEntry, true), 279);
+    view.setUint32(countEntry + 8, 100, true);
+    await assertInputError(
+      () => decodeImage(tiff, LIMIT),
+      400,
+      "invalid_image",
+      /^TIFF image is corrupt or truncated: LZW data ends after \d+ of 768 bytes$/,
+    );
+  });
 });

@@ -183,45 +183,161 @@ export async function encodePng(spec: PngSpec): Promise<Uint8Array> {
 
 // ---- TIFF writer ------------------------------------------------------------------------------------
 
-/** A little-endian, uncompressed, single-strip 8-bit TIFF (baseline gray, RGB or RGBA). */
-export function encodeTiff(
-  width: number,
-  height: number,
-  channels: 1 | 3 | 4,
-  pixels: Uint8Array,
-): Uint8Array {
-  const entries: [tag: number, type: number, count: number, value: number][] = [];
-  const extra: Uint8Array[] = [];
-  const headerAndIfd = 8 + 2 + 12 * 11 + 4;
-  let cursor = headerAndIfd;
-  let bitsValue = 8;
-  if (channels > 1) {
-    bitsValue = cursor; // BitsPerSample array lives after the IFD
-    const bits = new Uint8Array(channels * 2);
-    for (let i = 0; i < channels; i++) bits[2 * i] = 8;
-    extra.push(bits);
-    cursor += bits.length;
+/** TIFF LZW encoder (MSB-first, early change) — the inverse of what tiff_decoder.ts reads. */
+export function lzwEncode(data: Uint8Array): Uint8Array {
+  const bytes: number[] = [];
+  let acc = 0, nbits = 0, width = 9;
+  const put = (code: number) => {
+    acc = (acc << width) | code;
+    nbits += width;
+    while (nbits >= 8) {
+      bytes.push((acc >> (nbits - 8)) & 0xff);
+      nbits -= 8;
+    }
+    acc &= (1 << nbits) - 1;
+  };
+  let dict = new Map<string, number>();
+  let next = 258;
+  put(256);
+  let w = "";
+  for (const byte of data) {
+    const wc = w === "" ? String(byte) : `${w},${byte}`;
+    if (w === "" || dict.has(wc)) {
+      w = wc;
+      continue;
+    }
+    put(w.includes(",") ? dict.get(w)! : Number(w));
+    dict.set(wc, next++);
+    // The encoder is one table entry ahead of the decoder, so it widens at 512/1024/2048 (decoder: one early).
+    if (next > (1 << width) - 1 && width < 12) width++;
+    if (next >= 4094) { // table nearly full: clear and restart
+      put(256);
+      dict = new Map();
+      next = 258;
+      width = 9;
+    }
+    w = String(byte);
   }
-  const stripOffset = cursor;
-  entries.push([256, 4, 1, width], [257, 4, 1, height], [258, 3, channels, bitsValue], [259, 3, 1, 1]);
-  entries.push([262, 3, 1, channels === 1 ? 1 : 2], [273, 4, 1, stripOffset], [277, 3, 1, channels]);
-  entries.push([278, 4, 1, height], [279, 4, 1, pixels.length], [284, 3, 1, 1]);
-  // ExtraSamples = 2 (unassociated alpha) for RGBA; a harmless SampleFormat=uint otherwise.
-  entries.push(channels === 4 ? [338, 3, 1, 2] : [339, 3, 1, 1]);
-  entries.sort((a, b) => a[0] - b[0]);
-  const head = new Uint8Array(headerAndIfd);
-  const view = new DataView(head.buffer);
-  head.set([0x49, 0x49, 42, 0]);
-  view.setUint32(4, 8, true);
-  view.setUint16(8, entries.length, true);
-  entries.forEach(([tag, type, count, value], i) => {
-    const at = 10 + i * 12;
-    view.setUint16(at, tag, true);
-    view.setUint16(at + 2, type, true);
-    view.setUint32(at + 4, count, true);
-    if (type === 3 && count === 1) view.setUint16(at + 8, value, true);
-    else view.setUint32(at + 8, value, true);
+  if (w !== "") put(w.includes(",") ? dict.get(w)! : Number(w));
+  put(257);
+  if (nbits > 0) bytes.push((acc << (8 - nbits)) & 0xff);
+  return new Uint8Array(bytes);
+}
+
+/** PackBits encoder: runs of ≥ 3 equal bytes become repeat packets, the rest literal packets. */
+export function packBitsEncode(data: Uint8Array): Uint8Array {
+  const out: number[] = [];
+  let i = 0;
+  while (i < data.length) {
+    let run = 1;
+    while (i + run < data.length && data[i + run] === data[i] && run < 128) run++;
+    if (run >= 3) {
+      out.push(257 - run, data[i]);
+      i += run;
+      continue;
+    }
+    const start = i;
+    while (i < data.length && i - start < 128 && !(data[i] === data[i + 1] && data[i] === data[i + 2])) i++;
+    out.push(i - start - 1, ...data.subarray(start, i));
+  }
+  return new Uint8Array(out);
+}
+
+export interface TiffSpec {
+  width: number;
+  height: number;
+  samples: 1 | 2 | 3 | 4;
+  /** pixels: [height, width, samples] u8 */
+  pixels: Uint8Array;
+  /** 0 WhiteIsZero, 1 BlackIsZero, 2 RGB, 3 palette (default: 1 for 1–2 samples, 2 otherwise). */
+  photometric?: number;
+  /** 1 none, 5 LZW, 8 Deflate, 32773 PackBits. */
+  compression?: 1 | 5 | 8 | 32773;
+  predictor?: 1 | 2;
+  rowsPerStrip?: number;
+  /** ExtraSamples value for the last sample when samples is 2 or 4 (default 2 = unassociated alpha). */
+  extraSamples?: number;
+  colorMap?: number[];
+  bigEndian?: boolean;
+}
+
+/** A single-IFD, 8-bit, chunky, striped TIFF. */
+export async function encodeTiff(spec: TiffSpec): Promise<Uint8Array> {
+  const { width, height, samples, pixels } = spec;
+  const compression = spec.compression ?? 1;
+  const rowsPerStrip = spec.rowsPerStrip ?? height;
+  const rowBytes = width * samples;
+  const strips: Uint8Array[] = [];
+  for (let y = 0; y < height; y += rowsPerStrip) {
+    const raw = pixels.slice(y * rowBytes, Math.min(height, y + rowsPerStrip) * rowBytes);
+    if (spec.predictor === 2) {
+      for (let r = raw.length / rowBytes - 1; r >= 0; r--) {
+        for (let i = rowBytes - 1; i >= samples; i--) {
+          raw[r * rowBytes + i] = (raw[r * rowBytes + i] - raw[r * rowBytes + i - samples]) & 0xff;
+        }
+      }
+    }
+    strips.push(
+      compression === 5
+        ? lzwEncode(raw)
+        : compression === 8
+        ? await zlibCompress(raw)
+        : compression === 32773
+        ? packBitsEncode(raw)
+        : raw,
+    );
+  }
+  const le = !spec.bigEndian;
+  // Layout: header, IFD, then out-of-line values, then strips.
+  const entries: { tag: number; type: number; values: number[] }[] = [
+    { tag: 256, type: 4, values: [width] },
+    { tag: 257, type: 4, values: [height] },
+    { tag: 258, type: 3, values: new Array(samples).fill(8) },
+    { tag: 259, type: 3, values: [compression] },
+    { tag: 262, type: 3, values: [spec.photometric ?? (samples >= 3 ? 2 : 1)] },
+    { tag: 273, type: 4, values: strips.map(() => 0) },
+    { tag: 277, type: 3, values: [samples] },
+    { tag: 278, type: 4, values: [rowsPerStrip] },
+    { tag: 279, type: 4, values: strips.map((s) => s.length) },
+    { tag: 284, type: 3, values: [1] },
+  ];
+  if (spec.predictor) entries.push({ tag: 317, type: 3, values: [spec.predictor] });
+  if (spec.colorMap) entries.push({ tag: 320, type: 3, values: spec.colorMap });
+  if (samples === 2 || samples === 4) entries.push({ tag: 338, type: 3, values: [spec.extraSamples ?? 2] });
+  entries.sort((a, b) => a.tag - b.tag);
+  const ifdSize = 2 + entries.length * 12 + 4;
+  let extraAt = 8 + ifdSize;
+  const outOfLine = entries.map((e) => {
+    const size = e.values.length * (e.type === 3 ? 2 : 4);
+    if (size <= 4) return -1;
+    const at = extraAt;
+    extraAt += size;
+    return at;
   });
-  view.setUint32(10 + entries.length * 12, 0, true);
-  return concat([head, ...extra, pixels]);
+  let stripAt = extraAt;
+  const stripOffsets = strips.map((s) => {
+    const at = stripAt;
+    stripAt += s.length;
+    return at;
+  });
+  entries.find((e) => e.tag === 273)!.values = stripOffsets;
+  const out = new Uint8Array(stripAt);
+  const view = new DataView(out.buffer);
+  out.set(le ? [0x49, 0x49, 42, 0] : [0x4d, 0x4d, 0, 42]);
+  view.setUint32(4, 8, le);
+  view.setUint16(8, entries.length, le);
+  entries.forEach((e, i) => {
+    const at = 10 + i * 12;
+    view.setUint16(at, e.tag, le);
+    view.setUint16(at + 2, e.type, le);
+    view.setUint32(at + 4, e.values.length, le);
+    const base = outOfLine[i] >= 0 ? outOfLine[i] : at + 8;
+    if (outOfLine[i] >= 0) view.setUint32(at + 8, base, le);
+    e.values.forEach((v, k) => {
+      if (e.type === 3) view.setUint16(base + 2 * k, v, le);
+      else view.setUint32(base + 4 * k, v, le);
+    });
+  });
+  strips.forEach((s, i) => out.set(s, stripOffsets[i]));
+  return out;
 }
