@@ -1,0 +1,151 @@
+// Sampling of one token per row with HF's warper order temperature → top-k → top-p, on the GPU without
+// a sort. Scaled logits s = x · (1/temperature); key(s) is an order-preserving u32 of the float.
+//  1. m = max s.
+//  2. top-k (0 < top_k < V): the largest key K_k with #{key(s) ≥ K_k} ≥ top_k, found bit by bit (32
+//     counting passes + workgroup reductions) = the key of the k-th largest s; ties with it are kept, as in
+//     HF's `scores < topk(...)[-1]` filter.
+//  3. Z = Σ_{key ≥ K_k} e^(s−m).
+//  4. top-p (top_p < 1): the largest key K_p with Σ_{key ≥ max(K_p, K_k)} e^(s−m) ≥ top_p·Z, again bit by bit:
+//     keeps the smallest set of most likely tokens whose probability reaches top_p (ties at the border are
+//     all kept), clamped to the key of m so at least the best token survives.
+//  5. Draw by Gumbel-max: argmax over kept tokens of s + G(u), G(u) = −log(−log u), with u from a
+//     counter-based PCG hash of (seed, step, row, token) — the same draw as sampling from the renormalised
+//     distribution, with no prefix sum, and the same ids for a given seed on any device.
+// Bindings: 1 logits [B, V] f32, 2 out [B] i32.
+// Params: vocab V, rows B, row_stride_groups, top_k (0 = off), seed, step, inv_temp (f32), top_p (f32).
+// Grid: flatGrid(B, 1): one workgroup of 256 threads per row. Features: none.
+struct Params {
+  vocab: u32,
+  rows: u32,
+  row_stride_groups: u32,
+  top_k: u32,
+  seed: u32,
+  step: u32,
+  inv_temp: f32,
+  top_p: f32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<i32>;
+
+var<workgroup> red_f: array<f32, 256>;
+var<workgroup> red_u: array<u32, 256>;
+
+// PCG-RXS-M-XS hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", 2020).
+fn pcg(v: u32) -> u32 {
+  let state = v * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+
+// Order-preserving map f32 → u32 (negative floats reversed below positive ones).
+fn key(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+fn reduce_max(v: f32, li: u32) -> f32 {
+  red_f[li] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red_f[li] = max(red_f[li], red_f[li + s]); }
+    workgroupBarrier();
+  }
+  let r = red_f[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn reduce_sum(v: f32, li: u32) -> f32 {
+  red_f[li] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red_f[li] += red_f[li + s]; }
+    workgroupBarrier();
+  }
+  let r = red_f[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn reduce_count(v: u32, li: u32) -> u32 {
+  red_u[li] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red_u[li] += red_u[li + s]; }
+    workgroupBarrier();
+  }
+  let r = red_u[0];
+  workgroupBarrier();
+  return r;
+}
+
+// Σ e^(s−m) over tokens with key(s) ≥ lo. One function for Z and the top-p search, so the two sums of
+// the same set are bitwise equal.
+fn kept_mass(base: u32, lo: u32, m: f32, li: u32) -> f32 {
+  var acc = 0.0;
+  for (var i = li; i < p.vocab; i += 256u) {
+    let s = logits[base + i] * p.inv_temp;
+    if (key(s) >= lo) { acc += exp(s - m); }
+  }
+  return reduce_sum(acc, li);
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let row = wg.y * p.row_stride_groups + wg.x;
+  let V = p.vocab;
+  let base = min(row, p.rows - 1u) * V;
+
+  var m = -3.4e38;
+  for (var i = li; i < V; i += 256u) { m = max(m, logits[base + i] * p.inv_temp); }
+  m = reduce_max(m, li);
+
+  var k_min = 0u; // keep tokens with key(s) ≥ k_min
+  if (p.top_k > 0u && p.top_k < V) {
+    for (var bit = 0u; bit < 32u; bit++) {
+      let cand = k_min | (0x80000000u >> bit);
+      var c = 0u;
+      for (var i = li; i < V; i += 256u) { c += select(0u, 1u, key(logits[base + i] * p.inv_temp) >= cand); }
+      if (reduce_count(c, li) >= p.top_k) { k_min = cand; }
+    }
+  }
+
+  if (p.top_p < 1.0) {
+    let goal = p.top_p * kept_mass(base, k_min, m, li);
+    var ans = 0u;
+    for (var bit = 0u; bit < 32u; bit++) {
+      let cand = ans | (0x80000000u >> bit);
+      if (kept_mass(base, max(cand, k_min), m, li) >= goal) { ans = cand; }
+    }
+    k_min = min(max(ans, k_min), key(m));
+  }
+
+  let row_hash = pcg(row + pcg(p.step + pcg(p.seed)));
+  var best = -3.4e38;
+  var best_i = V;
+  for (var i = li; i < V; i += 256u) {
+    let s = logits[base + i] * p.inv_temp;
+    if (key(s) >= k_min) {
+      let u = (f32(pcg(i + row_hash) >> 8u) + 0.5) * (1.0 / 16777216.0); // in (0, 1)
+      let score = s - log(-log(u));
+      if (best_i == V || score > best) { best = score; best_i = i; }
+    }
+  }
+  red_f[li] = best;
+  red_u[li] = best_i;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) {
+      let ov = red_f[li + s];
+      let oi = red_u[li + s];
+      let mi = red_u[li];
+      if (oi != V && (mi == V || ov > red_f[li] || (ov == red_f[li] && oi < mi))) {
+        red_f[li] = ov;
+        red_u[li] = oi;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (li == 0u && row < p.rows) { out[row] = i32(red_u[0]); }
+}
