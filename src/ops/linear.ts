@@ -1,0 +1,139 @@
+import type { Gpu } from "../gpu/device.ts";
+import type { Recorder } from "../gpu/recorder.ts";
+import { expectTensor, type Tensor } from "../gpu/tensor.ts";
+
+/** GPU weights of one nn.Linear. Int8 weights stay int8 on the GPU (4 per u32 word). */
+export type LinearWeights =
+  | {
+    kind: "int8";
+    weight: Tensor; // [N, K] i8x4: int8 rows, K padded to a multiple of 4 with zeros
+    scale: Tensor; // [N] f32 = SCB/127
+    bias: Tensor | null; // [N] f32
+  }
+  | { kind: "f32"; weight: Tensor /* [N, K] f32 */; bias: Tensor | null /* [N] f32 */ };
+
+/** One nn.Linear as read from the checkpoint (bitsandbytes int8 `CB` + `SCB`, or float). */
+export interface HostLinear {
+  kind: "int8" | "float";
+  weight: Int8Array | Float32Array; // [out, in] row-major
+  scb?: Float32Array; // [out], int8 only
+  bias: Float32Array | null; // [out]
+  outFeatures: number;
+  inFeatures: number;
+}
+
+/**
+ * Uploads one linear layer. Int8 rows are packed little-endian into u32 words (a no-op copy when
+ * in % 4 == 0) and `scale = fround(SCB / 127)`.
+ * Rounding: bitsandbytes dequantizes W = fround(fround(CB·SCB)/127) per element; the kernels instead
+ * compute fround(SCB/127) · Σ x·CB (int8 → f32 is exact). Both are within a couple of f32 ulps per
+ * product; the CPU reference (src/ref/linear.ts) uses the bitsandbytes per-element form and the tests
+ * hold the kernels to the matmul tolerance against it.
+ */
+export function uploadLinear(gpu: Gpu, label: string, w: HostLinear): LinearWeights {
+  const N = w.outFeatures, K = w.inFeatures;
+  if (w.weight.length !== N * K) {
+    throw new Error(`Linear ${label}: weight has ${w.weight.length} values, expected ${N}×${K} = ${N * K}`);
+  }
+  if (w.bias && w.bias.length !== N) {
+    throw new Error(`Linear ${label}: bias has ${w.bias.length} values, expected ${N}`);
+  }
+  const bias = w.bias ? gpu.uploadTensor(`${label}.bias`, "f32", [N], w.bias) : null;
+  if (w.kind === "float") {
+    if (!(w.weight instanceof Float32Array)) throw new Error(`Linear ${label}: float weights must be f32`);
+    return { kind: "f32", weight: gpu.uploadTensor(`${label}.weight`, "f32", [N, K], w.weight), bias };
+  }
+  if (!(w.weight instanceof Int8Array)) throw new Error(`Linear ${label}: int8 weights must be an Int8Array`);
+  if (!w.scb || w.scb.length !== N) {
+    throw new Error(
+      `Linear ${label}: int8 weights need SCB with ${N} values, got ${w.scb?.length ?? "none"}`,
+    );
+  }
+  const scale = new Float32Array(N);
+  for (let n = 0; n < N; n++) scale[n] = w.scb[n] / 127;
+  return {
+    kind: "int8",
+    weight: gpu.uploadTensor(`${label}.weight`, "i8x4", [N, K], packInt8Rows(w.weight, N, K)),
+    scale: gpu.uploadTensor(`${label}.scale`, "f32", [N], scale),
+    bias,
+  };
+}
+
+/** int8 [rows, cols] → u32 words [rows, ceil(cols/4)], byte j of a word = element 4·word + j. */
+export function packInt8Rows(data: Int8Array, rows: number, cols: number): Uint8Array {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (cols % 4 === 0) return bytes; // already the word layout (little-endian host)
+  const stride = Math.ceil(cols / 4) * 4;
+  const out = new Uint8Array(rows * stride);
+  for (let r = 0; r < rows; r++) out.set(bytes.subarray(r * cols, (r + 1) * cols), r * stride);
+  return out;
+}
+
+/** Most tokens the matrix-vector kernel takes (its accumulators are per-token registers). */
+export const maxMatvecTokens = 8;
+
+export type LinearVariant = "matvec" | "tiled";
+
+/**
+ * The kernel `linear` uses: matrix-vector for decode-sized T when rows are 16-byte aligned (int8:
+ * K % 16 == 0, f32: K % 4 == 0 — true for every layer of the real model), else the tiled kernel.
+ */
+export function linearVariant(T: number, K: number, w: LinearWeights): LinearVariant {
+  const aligned = w.kind === "int8" ? K % 16 === 0 : K % 4 === 0;
+  return T <= maxMatvecTokens && aligned ? "matvec" : "tiled";
+}
+
+/** out = x·Wᵀ + bias. x: [T, K] f32, W: [N, K], out: [T, N] f32 (must not alias x). */
+export function linear(r: Recorder, x: Tensor, w: LinearWeights, out: Tensor): void {
+  recordLinear(r, x, w, out, linearVariant(x.shape[0], x.shape[1], w));
+}
+
+/** `linear` with the kernel chosen by the caller (tests exercise both on the same shapes). */
+export function recordLinear(
+  r: Recorder,
+  x: Tensor,
+  w: LinearWeights,
+  out: Tensor,
+  variant: LinearVariant,
+): void {
+  const [T, K] = x.shape;
+  const N = w.weight.shape[0];
+  const what = `linear ${w.weight.label}`;
+  expectTensor(`${what} x`, x, "f32", [T, K]);
+  expectTensor(`${what} weight`, w.weight, w.kind === "int8" ? "i8x4" : "f32", [N, K]);
+  expectTensor(`${what} out`, out, "f32", [T, N]);
+  if (w.kind === "int8") expectTensor(`${what} scale`, w.scale, "f32", [N]);
+  if (w.bias) expectTensor(`${what} bias`, w.bias, "f32", [N]);
+  const scale = w.kind === "int8" ? w.scale : null;
+  // Unused bindings still need a read-only buffer (layout "auto" keeps every binding the shader names).
+  const scaleOrAny = scale ?? w.bias ?? x;
+  const biasOrAny = w.bias ?? scaleOrAny;
+  const flags = [scale ? 1 : 0, w.bias ? 1 : 0];
+  const INT8 = w.kind === "int8" ? 1 : 0;
+  if (variant === "matvec") {
+    if (linearVariant(T, K, w) !== "matvec") {
+      throw new Error(
+        `${what}: the matvec kernel needs T ≤ ${maxMatvecTokens} and aligned rows (T=${T}, K=${K})`,
+      );
+    }
+    const rowsPerGroup = 4;
+    const groups = Math.ceil(N / rowsPerGroup);
+    const groupsPerRow = Math.min(groups, 65535);
+    r.dispatch("linear_matvec", {
+      bindings: [x, w.weight, scaleOrAny, biasOrAny, out],
+      params: [N, K / 4, w.kind === "int8" ? K / 16 : K / 4, ...flags, groupsPerRow],
+      workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
+      constants: { INT8, TT: T },
+      label: `linear_matvec ${w.weight.label}`,
+    });
+  } else {
+    const kw = w.kind === "int8" ? Math.ceil(K / 4) : K;
+    r.dispatch("linear_tiled", {
+      bindings: [x, w.weight, scaleOrAny, biasOrAny, out],
+      params: [T, N, K, kw, ...flags],
+      workgroups: [Math.ceil(N / 128), Math.ceil(T / 128)],
+      constants: { INT8 },
+      label: `linear_tiled ${w.weight.label}`,
+    });
+  }
+}

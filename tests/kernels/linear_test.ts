@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import type { Gpu } from "../../src/gpu/device.ts";
+import { type HostLinear, linear, linearVariant, recordLinear, uploadLinear } from "../../src/ops/linear.ts";
+import { linearRef } from "../../src/ref/linear.ts";
+import { randomF32, randomI8 } from "../../src/ref/random.ts";
+import { assertNormalisedError, testGpu } from "./check.ts";
+import { tolerance } from "./tolerances.ts";
+
+function hostLinear(
+  kind: "int8" | "float",
+  N: number,
+  K: number,
+  withBias: boolean,
+  seed: number,
+): HostLinear {
+  return {
+    kind,
+    // Weights of a realistic size: int8 rows with SCB (per-row absmax) in [0.02, 0.2).
+    weight: kind === "int8" ? randomI8(N * K, seed) : randomF32(N * K, seed, -0.1, 0.1),
+    scb: kind === "int8" ? randomF32(N, seed + 1, 0.02, 0.2) : undefined,
+    bias: withBias ? randomF32(N, seed + 2) : null,
+    outFeatures: N,
+    inFeatures: K,
+  };
+}
+
+/** Runs one linear layer with each applicable kernel and checks it against the CPU reference. */
+async function checkLinear(
+  gpu: Gpu,
+  kind: "int8" | "float",
+  T: number,
+  K: number,
+  N: number,
+  withBias: boolean,
+): Promise<number> {
+  const seed = T * 7919 + K * 104729 + N * 31 + (withBias ? 1 : 0) + (kind === "int8" ? 5 : 0);
+  const host = hostLinear(kind, N, K, withBias, seed);
+  const xs = randomF32(T * K, seed + 3);
+  const w = uploadLinear(gpu, `w${N}x${K}`, host);
+  const x = gpu.uploadTensor("x", "f32", [T, K], xs);
+  const expected = linearRef(xs, T, host);
+  const variants = linearVariant(T, K, w) === "matvec" ? ["matvec", "tiled"] as const : ["tiled"] as const;
+  for (const variant of variants) {
+    const out = gpu.createTensor("out", "f32", [T, N]);
+    const r = gpu.recorder("test");
+    recordLinear(r, x, w, out, variant);
+    r.submit();
+    const actual = await gpu.readF32(out);
+    try {
+      assertNormalisedError(actual, expected, tolerance.matmul.nerr);
+    } catch (e) {
+      throw new Error(`${variant} ${kind} T=${T} K=${K} N=${N} bias=${withBias}: ${(e as Error).message}`);
+    }
+    out.buffer.destroy();
+  }
+  for (const t of [x, w.weight, w.bias, w.kind === "int8" ? w.scale : null]) t?.buffer.destroy();
+  return variants.length;
+}
+
+for (const kind of ["int8", "float"] as const) {
+  Deno.test(`linear (${kind}) matches the CPU reference over a grid of odd shapes, both kernels`, async () => {
+    const gpu = await testGpu();
+    let i = 0;
+    for (const T of [1, 2, 5, 33, 130]) {
+      for (const K of [4, 12, 64, 100, 260]) {
+        for (const N of [1, 3, 67, 300]) await checkLinear(gpu, kind, T, K, N, i++ % 2 === 0);
+      }
+    }
+  });
+}
+
+Deno.test("linear handles bigger layers: K multiple of 16, T = 8, N past one grid row", async () => {
+  const gpu = await testGpu();
+  // matvec at its largest T, both encodings
+  assert.equal(await checkLinear(gpu, "int8", 8, 1024, 515, true), 2);
+  assert.equal(await checkLinear(gpu, "float", 3, 1028, 257, false), 2);
+  // tiled with several tiles in both directions and a K not dividing the 16-wide step
+  assert.equal(await checkLinear(gpu, "int8", 300, 520, 389, true), 1);
+  // more than 65535 × 4 rows: the matvec grid folds into a second dimension
+  assert.equal(await checkLinear(gpu, "int8", 1, 16, 65535 * 4 + 9, false), 2);
+});
+
+Deno.test("linear picks matvec for decode and the tiled kernel for prefill", async () => {
+  const gpu = await testGpu();
+  const w = uploadLinear(gpu, "pick", hostLinear("int8", 4, 32, false, 1));
+  assert.equal(linearVariant(8, 32, w), "matvec");
+  assert.equal(linearVariant(9, 32, w), "tiled");
+  assert.equal(linearVariant(1, 36, w), "tiled"); // rows not 16-byte aligned
+  const x = gpu.createTensor("x", "f32", [2, 31]);
+  const out = gpu.createTensor("out", "f32", [2, 4]);
+  assert.throws(
+    () => linear(gpu.recorder("t"), x, w, out),
+    /linear pick.weight weight: expected \[4, 31\] i8x4, got pick.weight \[4, 32\] i8x4/,
+  );
+});
