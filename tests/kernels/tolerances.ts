@@ -5,6 +5,8 @@
  * - `atol`/`rtol`: |a−b| ≤ atol + rtol·|b| for elementwise ops.
  */
 export const tolerance = {
+  // Pure data movement (gathers, copies, bf16 → f32): bit-exact.
+  exact: { atol: 0, rtol: 0 },
   elementwise: { atol: 1e-6, rtol: 1e-6 },
   transcendental: { atol: 1e-5, rtol: 1e-5 },
   // GELU with the kernel's own erf (absolute error ~1e-7) against an f64 erf; rtol covers f32 rounding.
