@@ -1,0 +1,273 @@
+// GPU timing for the benchmark. Deno reports GPU completion ~11 ms late (a 10 ms poll; shared/GPU_HOST.md),
+// so "submit, await onSubmittedWorkDone" cannot time a 5 ms decode step. With `timestamp-query` we stamp the
+// beginning and end of every compute pass on the GPU's own clock; without it we fall back to wall clock over
+// enough back-to-back repetitions that the poll delay is a small fraction of the total.
+//
+// The Recorder (src/gpu/recorder.ts) opens exactly one compute pass per submit and takes no timestamp
+// options, so the timer instruments the device instead of editing it: while installed, every
+// `createCommandEncoder()` returns an encoder whose `beginComputePass()` adds `timestampWrites` for the
+// next free query pair when the timer is recording, and whose passes count their dispatches. Bench only.
+import type { Gpu } from "../gpu/device.ts";
+
+export type TimingMethod = "timestamp-query" | "wall-clock";
+
+/** One compute pass as the GPU saw it: nanoseconds on the GPU clock (timestamp-query only). */
+export interface PassStamp {
+  label: string;
+  beginNs: number;
+  endNs: number;
+}
+
+/** WebGPU caps a query set at 4096 queries: 2048 passes per `collect()`. */
+const maxQueries = 4096;
+
+export class GpuTimer {
+  readonly method: TimingMethod;
+  /** Counters since install (or the last `resetCounts`); cheap enough to keep on. */
+  submits = 0;
+  passes = 0;
+  dispatches = 0;
+  /** Passes that ran unstamped because the query set was full before `collect()`. */
+  dropped = 0;
+
+  private querySet: GPUQuerySet | null = null;
+  private resolveBuffer: GPUBuffer | null = null;
+  private readBuffer: GPUBuffer | null = null;
+  private labels: string[] = [];
+  private recording = false;
+  private nextLabel = "pass";
+  /** The uninstrumented queue.submit, so the timer's own resolve copies are not counted. */
+  private rawSubmit: (buffers: Iterable<GPUCommandBuffer>) => void = () => {};
+
+  private constructor(readonly gpu: Gpu, useTimestamps: boolean) {
+    this.method = useTimestamps ? "timestamp-query" : "wall-clock";
+    const device = gpu.device;
+    if (useTimestamps) {
+      this.querySet = device.createQuerySet({
+        label: "bench.timestamps",
+        type: "timestamp",
+        count: maxQueries,
+      });
+      this.resolveBuffer = device.createBuffer({
+        label: "bench.timestamps.resolve",
+        size: maxQueries * 8,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      });
+      this.readBuffer = device.createBuffer({
+        label: "bench.timestamps.read",
+        size: maxQueries * 8,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+    }
+    this.instrument(device);
+  }
+
+  /**
+   * Instruments `gpu.device` (once per Gpu). `forceWallClock` exercises the fallback on an adapter that
+   * has timestamps (tests, or `--timing wall`).
+   */
+  static install(gpu: Gpu, forceWallClock = false): GpuTimer {
+    const existing = installed.get(gpu);
+    if (existing) {
+      if (existing.method === "timestamp-query" && forceWallClock) {
+        throw new Error("GpuTimer already installed with timestamps on this device");
+      }
+      return existing;
+    }
+    const t = new GpuTimer(gpu, gpu.hasTimestamps && !forceWallClock);
+    installed.set(gpu, t);
+    return t;
+  }
+
+  get hasTimestamps(): boolean {
+    return this.querySet !== null;
+  }
+
+  /** Starts stamping passes; `label` names the passes that follow until the next `label()`. */
+  start(label = "pass"): void {
+    this.recording = true;
+    this.nextLabel = label;
+  }
+
+  label(label: string): void {
+    this.nextLabel = label;
+  }
+
+  /** Passes stamped since the last `collect()` (each uses two queries). */
+  get pending(): number {
+    return this.labels.length;
+  }
+
+  /**
+   * Stops stamping, waits for the GPU and returns every stamped pass in submission order.
+   * Without timestamp-query it returns [] (callers use wall clock instead).
+   */
+  async collect(): Promise<PassStamp[]> {
+    this.recording = false;
+    const n = this.labels.length;
+    if (!this.querySet || n === 0) {
+      this.labels = [];
+      return [];
+    }
+    const device = this.gpu.device;
+    const enc = device.createCommandEncoder({ label: "bench.timestamps.resolve" });
+    enc.resolveQuerySet(this.querySet, 0, 2 * n, this.resolveBuffer!, 0);
+    enc.copyBufferToBuffer(this.resolveBuffer!, 0, this.readBuffer!, 0, 2 * n * 8);
+    this.rawSubmit([enc.finish()]);
+    await this.readBuffer!.mapAsync(GPUMapMode.READ, 0, 2 * n * 8);
+    const ticks = new BigUint64Array(this.readBuffer!.getMappedRange(0, 2 * n * 8).slice(0));
+    this.readBuffer!.unmap();
+    await this.gpu.check("reading GPU timestamps");
+    const out = this.labels.map((label, i) => ({
+      label,
+      beginNs: Number(ticks[2 * i]),
+      endNs: Number(ticks[2 * i + 1]),
+    }));
+    this.labels = [];
+    return out;
+  }
+
+  resetCounts(): void {
+    this.submits =
+      this.passes =
+      this.dispatches =
+      this.dropped =
+        0;
+  }
+
+  destroy(): void {
+    this.querySet?.destroy();
+    this.resolveBuffer?.destroy();
+    this.readBuffer?.destroy();
+  }
+
+  private instrument(device: GPUDevice): void {
+    // deno-lint-ignore no-this-alias
+    const timer = this;
+    const createEncoder = device.createCommandEncoder.bind(device);
+    device.createCommandEncoder = (desc?: GPUCommandEncoderDescriptor) => {
+      const enc = createEncoder(desc);
+      const beginPass = enc.beginComputePass.bind(enc);
+      enc.beginComputePass = (passDesc?: GPUComputePassDescriptor) => {
+        timer.passes++;
+        let d = passDesc;
+        if (timer.recording && timer.querySet && !passDesc?.timestampWrites) {
+          const i = timer.labels.length;
+          if (2 * i + 2 <= maxQueries) {
+            timer.labels.push(timer.nextLabel);
+            d = {
+              ...passDesc,
+              timestampWrites: {
+                querySet: timer.querySet,
+                beginningOfPassWriteIndex: 2 * i,
+                endOfPassWriteIndex: 2 * i + 1,
+              },
+            };
+          } else timer.dropped++;
+        }
+        const pass = beginPass(d);
+        const dispatch = pass.dispatchWorkgroups.bind(pass);
+        pass.dispatchWorkgroups = (x: number, y?: number, z?: number) => {
+          timer.dispatches++;
+          dispatch(x, y, z);
+        };
+        return pass;
+      };
+      return enc;
+    };
+    const queue = device.queue;
+    const submit = queue.submit.bind(queue);
+    this.rawSubmit = submit;
+    queue.submit = (buffers: Iterable<GPUCommandBuffer>) => {
+      timer.submits++;
+      submit(buffers);
+    };
+  }
+}
+
+const installed = new WeakMap<Gpu, GpuTimer>();
+
+/** Milliseconds between two GPU timestamps. */
+export function nsToMs(ns: number): number {
+  return ns / 1e6;
+}
+
+export interface StepTimes {
+  /** Per repetition: first pass begin → last pass end, ms. */
+  spanMs: number[];
+  /** Per repetition: Σ pass durations (the GPU actually executing this repetition's passes), ms. */
+  busyMs: number[];
+  /** Between repetitions: last pass end of one → first pass begin of the next, ms (GPU idle). */
+  gapMs: number[];
+  /** First begin of the first repetition → last end of the last, ms, divided by the repetitions. */
+  throughputMs: number;
+}
+
+/** Groups stamped passes into repetitions; `starts[i]` is the index of repetition i's first pass. */
+export function stepTimes(stamps: PassStamp[], starts: number[]): StepTimes {
+  const spanMs: number[] = [], busyMs: number[] = [], gapMs: number[] = [];
+  for (let i = 0; i < starts.length; i++) {
+    const a = starts[i], b = i + 1 < starts.length ? starts[i + 1] : stamps.length;
+    if (b <= a) continue;
+    const passes = stamps.slice(a, b);
+    spanMs.push(nsToMs(passes[passes.length - 1].endNs - passes[0].beginNs));
+    busyMs.push(passes.reduce((s, p) => s + nsToMs(p.endNs - p.beginNs), 0));
+    if (i > 0 && a > 0) gapMs.push(nsToMs(passes[0].beginNs - stamps[a - 1].endNs));
+  }
+  const first = stamps[starts[0]], last = stamps[stamps.length - 1];
+  const throughputMs = stamps.length ? nsToMs(last.endNs - first.beginNs) / Math.max(1, spanMs.length) : NaN;
+  return { spanMs, busyMs, gapMs, throughputMs };
+}
+
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Times `run` (which records and submits one repetition of GPU work) `reps` times back to back.
+ * Timestamps: per-repetition spans from the GPU clock. Wall clock: the repetitions are repeated until
+ * at least `minWallMs` has passed in one batch, then total / count (one ~11 ms completion poll per batch).
+ */
+export async function timeRepeated(
+  timer: GpuTimer,
+  label: string,
+  run: (rep: number) => void,
+  opts: { reps: number; warmup?: number; minWallMs?: number; maxReps?: number },
+): Promise<{ method: TimingMethod; msPerRep: number; reps: number; times: StepTimes | null }> {
+  const gpu = timer.gpu;
+  for (let i = 0; i < (opts.warmup ?? 1); i++) run(-1 - i);
+  await gpu.sync(`warming up ${label}`);
+  if (timer.hasTimestamps) {
+    const starts: number[] = [];
+    timer.start(label);
+    for (let i = 0; i < opts.reps; i++) {
+      starts.push(timer.pending);
+      run(i);
+    }
+    const stamps = await timer.collect();
+    await gpu.check(label);
+    if (timer.dropped) {
+      throw new Error(`${label}: more than ${maxQueries / 2} passes; time fewer repetitions`);
+    }
+    const times = stepTimes(stamps, starts);
+    return { method: timer.method, msPerRep: median(times.spanMs), reps: opts.reps, times };
+  }
+  // Wall clock: one calibration batch, then a batch long enough that the poll delay is ≲ 3 %.
+  const minWall = opts.minWallMs ?? 400;
+  let reps = opts.reps, t0 = performance.now();
+  for (let i = 0; i < reps; i++) run(i);
+  await gpu.sync(label);
+  let elapsed = performance.now() - t0;
+  if (elapsed < minWall) {
+    const per = elapsed / reps;
+    reps = Math.min(opts.maxReps ?? 1000, Math.max(reps, Math.ceil(minWall / Math.max(per, 1e-3))));
+    t0 = performance.now();
+    for (let i = 0; i < reps; i++) run(i);
+    await gpu.sync(label);
+    elapsed = performance.now() - t0;
+  }
+  return { method: timer.method, msPerRep: elapsed / reps, reps, times: null };
+}
