@@ -87,7 +87,7 @@ function typeName(value: unknown): string {
 
 /** The first zod issue as a sentence naming the field, what it needs and what it got. */
 export function zodToInputError(error: z.ZodError): InputError {
-  const issue = error.issues[0];
+  const issue = deepestIssue(error.issues[0]);
   let path = [...issue.path];
   let detail: string;
   const input = (issue as { input?: unknown }).input;
@@ -142,6 +142,21 @@ export function zodToInputError(error: z.ZodError): InputError {
     param: param ?? undefined,
     code: issue.code === "invalid_type" ? "invalid_type" : "invalid_value",
   });
+}
+
+/**
+ * For a union (e.g. message content: string | parts[]), the issue of the branch that got furthest into
+ * the value, with its full path: "messages[0].content[0].type has an unknown type" beats "wrong shape".
+ */
+function deepestIssue(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  if (issue.code !== "invalid_union" || issue.errors.length === 0) return issue;
+  let best: z.core.$ZodIssue | null = null;
+  for (const branch of issue.errors) {
+    const first = branch[0];
+    if (!first || (first.path.length === 0 && first.code === "invalid_type")) continue;
+    if (!best || first.path.length > best.path.length) best = first;
+  }
+  return best ? deepestIssue({ ...best, path: [...issue.path, ...best.path] } as z.core.$ZodIssue) : issue;
 }
 
 /** Parses `data` with `schema` or throws the first issue as a 400 InputError. */

@@ -8,7 +8,7 @@
 import { InputError } from "../errors.ts";
 
 export interface SchedulerOptions {
-  /** Tickets that may wait besides the running job. */
+  /** Tickets that may wait besides the running job (QUEUE_SIZE). */
   maxQueue: number;
 }
 
@@ -41,7 +41,9 @@ export class Scheduler {
 
   /** Takes a place in the queue or throws a 503 InputError (code `queue_full`) when none is left. */
   reserve(): Ticket {
-    if (this.#waiting >= this.maxQueue) {
+    // Admitted = waiting + running ≤ maxQueue + 1; a ticket still reading its body counts as waiting
+    // even when the engine is idle, so the bound is on the total, not on `#waiting` alone.
+    if (this.depth >= this.maxQueue + 1) {
       const err = new InputError(
         `The server is busy: ${this.#waiting} requests are already waiting (QUEUE_SIZE=${this.maxQueue}); ` +
           `retry after ${this.retryAfterSeconds} s`,

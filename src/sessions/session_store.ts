@@ -18,7 +18,7 @@
 import type { HistoryTurn } from "../engine/types.ts";
 import { InputError } from "../errors.ts";
 import { isSessionIdShape, newSessionId } from "./session_id.ts";
-import { joinChunks, sha256Hex, splitChunks } from "./kv_chunks.ts";
+import { CHUNK_BYTES, joinChunks, sha256Hex, splitChunks } from "./kv_chunks.ts";
 
 export interface ImageRef {
   sha256: string;
@@ -54,6 +54,10 @@ export interface SessionStoreOptions {
   /** Clock, ms since epoch; tests move it to check expiry without sleeping. */
   now?: () => number;
 }
+
+/** KV caps one atomic operation at 800 KiB of mutations. */
+const ATOMIC_BYTES = 800 * 1024;
+const CHUNKS_PER_ATOMIC = Math.floor(ATOMIC_BYTES / CHUNK_BYTES) - 1;
 
 const metaKey = (id: string): Deno.KvKey => ["sessions", id];
 const turnPrefix = (id: string): Deno.KvKey => ["session_turns", id];
@@ -166,8 +170,20 @@ export class SessionStore {
       maxNum: firstRound?.maxNum ?? old.maxNum,
       imageRefs,
     };
+    const encoded = encodeTurn(turn);
+    if (encoded.length > ATOMIC_BYTES - 16 * 1024) {
+      // The turn must commit atomically with the meta; one this large is a client sending a book.
+      throw new InputError(
+        `This round is ${encoded.length} bytes of text; a session round can hold at most ` +
+          `${ATOMIC_BYTES - 16 * 1024} bytes. Send a shorter question or lower max_new_tokens`,
+        {
+          status: 413,
+          code: "round_too_large",
+        },
+      );
+    }
     const op = this.kv.atomic().check({ key: metaKey(old.id), versionstamp: session.versionstamp });
-    splitChunks(encodeTurn(turn)).forEach((chunk, j) => {
+    splitChunks(encoded).forEach((chunk, j) => {
       op.set([...turnPrefix(old.id), old.turnCount, j], chunk, { expireIn: dataExpireIn });
     });
     op.set(metaKey(old.id), meta, { expireIn: this.ttlMs });
@@ -203,9 +219,9 @@ export class SessionStore {
     const sha256 = await sha256Hex(bytes);
     const chunks = splitChunks(bytes);
     // Chunks go in atomic batches only to cut round trips; correctness does not depend on it.
-    for (let start = 0; start < chunks.length; start += 64) {
+    for (let start = 0; start < chunks.length; start += CHUNKS_PER_ATOMIC) {
       const op = this.kv.atomic();
-      chunks.slice(start, start + 64).forEach((chunk, k) => {
+      chunks.slice(start, start + CHUNKS_PER_ATOMIC).forEach((chunk, k) => {
         op.set([...imagePrefix(id), sha256, start + k], chunk, { expireIn });
       });
       await op.commit();

@@ -1,5 +1,6 @@
 /** An app on the fake engine and an in-memory KV, for route tests. */
 import type { Hono } from "hono";
+import type { Scheduler } from "../../src/engine/scheduler.ts";
 import type { ChatEngine } from "../../src/engine/types.ts";
 import { createApp } from "../../src/server/app.ts";
 import { Metrics } from "../../src/server/metrics.ts";
@@ -22,6 +23,7 @@ export async function makeTestApp(
     engine?: FakeEngine;
     loading?: Promise<ChatEngine>;
     kvPath?: string;
+    scheduler?: Scheduler;
   } = {},
 ): Promise<TestApp> {
   const settings = defaultSettings({ queueSize: 64, ...options.settings });
@@ -30,7 +32,13 @@ export async function makeTestApp(
   });
   const engine = options.engine ?? new FakeEngine();
   const metrics = new Metrics();
-  const app = createApp({ engine: options.loading ?? engine, sessions, settings, metrics });
+  const app = createApp({
+    engine: options.loading ?? engine,
+    sessions,
+    settings,
+    metrics,
+    scheduler: options.scheduler,
+  });
   return { app, engine, sessions, settings, metrics, close: () => sessions.close() };
 }
 

@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { loadSettings, TINY_MODEL_DIR } from "../../src/server/settings.ts";
+
+Deno.test("loadSettings defaults serve the random-weight fixture on 127.0.0.1:8000", () => {
+  const s = loadSettings({});
+  assert.equal(s.host, "127.0.0.1");
+  assert.equal(s.port, 8000);
+  assert.equal(s.modelDir, null);
+  assert.equal(s.randomWeights, true);
+  assert.equal(s.apiKey, null);
+  assert.equal(s.defaultMaxNum, 6);
+  assert.equal(s.kvUrl, null);
+  assert.ok(TINY_MODEL_DIR.endsWith("tiny-internvl/model"));
+});
+
+Deno.test("loadSettings reads every variable", () => {
+  const s = loadSettings({
+    MODEL_DIR: "/models/internvl",
+    HOST: "0.0.0.0",
+    PORT: "0",
+    KV_PATH: "/data/s.kv",
+    KV_URL: "https://api.deno.com/databases/x/connect",
+    INTERNVL_API_KEY: "k",
+    MAX_BODY_BYTES: "1000",
+    MAX_IMAGE_BYTES: "900",
+    MAX_IMAGE_PIXELS: "100",
+    MAX_IMAGES: "2",
+    QUEUE_SIZE: "3",
+    SESSION_TTL_SECONDS: "60",
+    DEFAULT_MAX_NUM: "12",
+    MAX_NEW_TOKENS_LIMIT: "64",
+    MAX_BATCH_ITEMS: "4",
+    MAX_QUESTION_CHARS: "10",
+  });
+  assert.deepEqual(s, {
+    modelDir: "/models/internvl",
+    randomWeights: false,
+    host: "0.0.0.0",
+    port: 0,
+    kvPath: "/data/s.kv",
+    kvUrl: "https://api.deno.com/databases/x/connect",
+    apiKey: "k",
+    maxBodyBytes: 1000,
+    maxImageBytes: 900,
+    maxImagePixels: 100,
+    maxImagesPerRequest: 2,
+    queueSize: 3,
+    sessionTtlSeconds: 60,
+    defaultMaxNum: 12,
+    maxNewTokensLimit: 64,
+    maxBatchItems: 4,
+    maxQuestionChars: 10,
+  });
+});
+
+Deno.test("loadSettings names every bad variable", () => {
+  assert.throws(
+    () => loadSettings({ PORT: "80a", DEFAULT_MAX_NUM: "41", QUEUE_SIZE: "-1" }),
+    (err: Error) =>
+      /PORT must be an integer from 0 to 65535; got "80a"/.test(err.message) &&
+      /DEFAULT_MAX_NUM must be an integer from 1 to 40; got "41"/.test(err.message) &&
+      /QUEUE_SIZE/.test(err.message),
+  );
+});
