@@ -47,7 +47,8 @@ export function isAbortError(err: unknown): boolean {
 /** Hono onError: logs server faults, answers with the one shape, adds Retry-After to 503s. */
 export function handleError(err: unknown, c: Context): Response {
   const input = asInputError(err);
-  if (input.status >= 500 && input.code !== "queue_full" && input.code !== "model_loading") {
+  // InputErrors are expected answers (even the 503s); only unexpected failures deserve a stack trace.
+  if (input.status >= 500 && !(err instanceof InputError)) {
     console.error(`${c.req.method} ${c.req.path} failed:`, err);
   }
   // For the metrics middleware, which counts errors by code.
