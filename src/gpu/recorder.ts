@@ -27,6 +27,7 @@ const uniformAlign = 256;
  */
 export class Recorder {
   private readonly dispatches: Dispatch[] = [];
+  private readonly copies: { src: Tensor; dst: GPUBuffer; bytes: number }[] = [];
 
   constructor(private readonly gpu: Gpu, readonly label: string) {}
 
@@ -60,9 +61,14 @@ export class Recorder {
     });
   }
 
-  /** Encodes everything recorded into one pass and submits it; does not wait. */
+  /** Copies `src` into `dst` after the compute pass (e.g. into a mappable buffer for readback). */
+  copyAfter(src: Tensor, dst: GPUBuffer, bytes = src.byteLength): void {
+    this.copies.push({ src, dst, bytes });
+  }
+
+  /** Encodes everything recorded into one pass (plus trailing copies) and submits it; does not wait. */
   submit(): void {
-    if (this.dispatches.length === 0) return;
+    if (this.dispatches.length === 0 && this.copies.length === 0) return;
     const { device } = this.gpu;
     const slot = (d: Dispatch) => Math.max(16, Math.ceil(Math.max(1, d.params.length) * 4 / 16) * 16);
     let total = 0;
@@ -71,7 +77,7 @@ export class Recorder {
       total += Math.ceil(slot(d) / uniformAlign) * uniformAlign;
       return at;
     });
-    const data = new ArrayBuffer(total);
+    const data = new ArrayBuffer(Math.max(16, total));
     const view = new DataView(data);
     this.dispatches.forEach((d, i) => {
       d.params.forEach((p, j) => {
@@ -89,7 +95,7 @@ export class Recorder {
     device.pushErrorScope("validation");
     const uniforms = device.createBuffer({
       label: `${this.label}.params`,
-      size: total,
+      size: Math.max(16, total),
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
     device.queue.writeBuffer(uniforms, 0, data);
@@ -110,6 +116,7 @@ export class Recorder {
       pass.dispatchWorkgroups(...d.workgroups);
     });
     pass.end();
+    for (const c of this.copies) enc.copyBufferToBuffer(c.src.buffer, 0, c.dst, 0, c.bytes);
     device.queue.submit([enc.finish()]);
     uniforms.destroy(); // freed once the submitted work no longer needs it
     const what = `${this.label} (${this.dispatches.map((d) => d.label).slice(0, 8).join(", ")}` +
@@ -117,5 +124,6 @@ export class Recorder {
     this.gpu.watch(device.popErrorScope(), `running ${what}`);
     this.gpu.watch(device.popErrorScope(), `allocating for ${what}`);
     this.dispatches.length = 0;
+    this.copies.length = 0;
   }
 }

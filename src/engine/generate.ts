@@ -1,0 +1,135 @@
+import type { Tensor } from "../gpu/tensor.ts";
+import type { InternVLModel } from "../model/internvl.ts";
+import type { LmRunner } from "../model/lm_runner.ts";
+import type { Recorder } from "../gpu/recorder.ts";
+import { argmax } from "../ops/argmax.ts";
+import { markSeen, repetitionPenalty } from "../ops/repetition_penalty.ts";
+import { sampleToken } from "../ops/sample_token.ts";
+import type { GenerationConfig } from "./types.ts";
+
+export interface GenerateInput {
+  /** [B][L] prompt ids, left-padded to one length. */
+  ids: number[][];
+  /** [B][L] 1 = real token, 0 = padding. */
+  mask: number[][];
+  /** [M, D] image embeddings for the <IMG_CONTEXT> positions, in order over the flattened batch. */
+  imageEmbeds: Tensor | null;
+}
+
+export interface GenerateOptions {
+  eosId: number;
+  imageContextId: number;
+  signal?: AbortSignal;
+  /** Called as soon as a step's tokens are known: one id per row still generating (−1 for finished rows). */
+  onStep?: (ids: number[]) => void;
+  /** Decode steps kept in flight before waiting for the oldest (hides Deno's ~11 ms completion poll). */
+  inFlight?: number;
+}
+
+/**
+ * Greedy or sampled decoding, HF `generate` semantics (greedy_search / sample in transformers 4.37):
+ * logits → repetition penalty → (temperature → top-k → top-p → draw) or argmax, stop per row at eos or
+ * max_new_tokens. The chosen ids never leave the GPU on the critical path: each step's choice is the next
+ * step's input, and copies into a ring of mappable buffers report tokens without stalling the queue.
+ * Returns the generated ids per row, including the eos id when a row stopped on it.
+ */
+export async function generate(
+  model: InternVLModel,
+  input: GenerateInput,
+  config: GenerationConfig,
+  options: GenerateOptions,
+): Promise<number[][]> {
+  if (config.numBeams > 1) throw new Error("generate: use beamSearch for num_beams > 1");
+  const gpu = model.gpu;
+  const B = input.ids.length, L = input.ids[0].length;
+  const maxNew = config.maxNewTokens;
+  const runner = model.newRunner(B, L + maxNew);
+  const V = model.dims.language.vocab;
+  const next = gpu.createTensor("gen.next", "i32", [B]);
+  // The reference calls generate(inputs_embeds=…), so HF's input_ids hold only generated tokens: the
+  // repetition penalty never sees the prompt.
+  const penalty = config.repetitionPenalty !== 1 ? config.repetitionPenalty : null;
+  const seen = penalty ? gpu.uploadTensor("gen.seen", "u32", [B, V], new Uint32Array(B * V)) : null;
+  const ringSize = Math.max(2, options.inFlight ?? 4);
+  const ring = Array.from({ length: ringSize }, (_, i) =>
+    gpu.device.createBuffer({
+      label: `gen.readback${i}`,
+      size: Math.max(16, 4 * B),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    }));
+  const outputs: number[][] = Array.from({ length: B }, () => []);
+  const finished = new Array<boolean>(B).fill(false);
+  const pending: { slot: number; mapped: Promise<void> }[] = [];
+  let submitted = 0, done = false;
+
+  const choose = (r: Recorder, step: number) => {
+    if (penalty && seen) repetitionPenalty(r, runner.logits, seen, penalty);
+    if (config.doSample) {
+      sampleToken(r, runner.logits, next, {
+        temperature: config.temperature,
+        topK: config.topK,
+        topP: config.topP,
+        seed: config.seed ?? 0,
+        step,
+      });
+    } else {
+      argmax(r, runner.logits, next);
+    }
+    if (seen) markSeen(r, next, seen);
+    const slot = step % ringSize;
+    r.copyAfter(next, ring[slot], 4 * B);
+    r.submit();
+    pending.push({ slot, mapped: ring[slot].mapAsync(GPUMapMode.READ) });
+    submitted++;
+  };
+
+  const takeOldest = async () => {
+    const { slot, mapped } = pending.shift()!;
+    try {
+      await mapped;
+    } catch (e) {
+      await gpu.check("generating");
+      throw e;
+    }
+    const ids = Array.from(new Int32Array(ring[slot].getMappedRange(0, 4 * B).slice(0)));
+    ring[slot].unmap();
+    if (done) return;
+    const reported = ids.map((id, b) => {
+      if (finished[b]) return -1;
+      outputs[b].push(id);
+      if (id === options.eosId) finished[b] = true;
+      return id;
+    });
+    options.onStep?.(reported);
+    if (finished.every((f) => f) || outputs.every((o, b) => finished[b] || o.length >= maxNew)) done = true;
+  };
+
+  let freePrefill: (() => void) | null = null;
+  try {
+    const r = gpu.recorder("prefill");
+    freePrefill = runner.recordPrefill(r, input.ids, input.mask, options.imageContextId, input.imageEmbeds);
+    choose(r, 0);
+    while (!done) {
+      if (options.signal?.aborted) break;
+      if (submitted < maxNew && pending.length < ringSize - 1) {
+        const r = gpu.recorder("decode");
+        runner.recordDecode(r, next);
+        choose(r, submitted);
+        continue;
+      }
+      if (pending.length === 0) break;
+      await takeOldest();
+    }
+    while (pending.length) await takeOldest(); // let in-flight maps settle before freeing buffers
+    await gpu.check("generating");
+    return outputs;
+  } finally {
+    freePrefill?.();
+    runner.destroy();
+    next.buffer.destroy();
+    seen?.buffer.destroy();
+    for (const b of ring) b.destroy();
+  }
+}
+
+export type { LmRunner };

@@ -1,0 +1,146 @@
+// InternVLChatModel: InternViT → pixel shuffle + mlp1 → InternLM2 (modeling_internvl_chat.py, 4d48dce).
+import type { Gpu } from "../gpu/device.ts";
+import { reshape, type Tensor } from "../gpu/tensor.ts";
+import type { Checkpoint } from "../weights/checkpoint.ts";
+import type { ModelConfig } from "../weights/config.ts";
+import type { LanguageDims, ProjectorDims, VisionDims } from "./dims.ts";
+import { loadVisionWeights, type Tap, visionForward, VisionScratch, type VisionWeights } from "./vision.ts";
+import {
+  loadProjectorWeights,
+  projectorForward,
+  ProjectorScratch,
+  type ProjectorWeights,
+} from "./projector.ts";
+import { type LanguageWeights, loadLanguageWeights } from "./language.ts";
+import { LmRunner } from "./lm_runner.ts";
+import { type WeightSource, WeightUploader } from "./weight_source.ts";
+
+export function modelDims(
+  config: ModelConfig,
+): { vision: VisionDims; projector: ProjectorDims; language: LanguageDims } {
+  const v = config.vision, l = config.llm;
+  if (config.psVersion !== "v2" || config.downsampleRatio !== 0.5) {
+    throw new Error(
+      `Unsupported projector: ps_version ${config.psVersion}, downsample_ratio ${config.downsampleRatio} ` +
+        `(InternVL-Chat-V1.5 uses v2 and 0.5)`,
+    );
+  }
+  if (v.normType !== "rms_norm" || !v.qkNormalization || v.qkvBias) {
+    throw new Error("Unsupported vision encoder: expected rms_norm, qk_normalization and no qkv bias (V1.5)");
+  }
+  if (config.tiling.imageSize !== v.imageSize) {
+    throw new Error(`force_image_size ${config.tiling.imageSize} differs from the ViT's ${v.imageSize}`);
+  }
+  // hidden_states has numLayers + 1 entries (embeddings first); select_layer indexes it like Python.
+  const select = config.selectLayer < 0 ? v.numLayers + 1 + config.selectLayer : config.selectLayer;
+  if (select < 1 || select > v.numLayers) {
+    throw new Error(`select_layer ${config.selectLayer} is out of range`);
+  }
+  return {
+    vision: {
+      hidden: v.hiddenSize,
+      heads: v.numHeads,
+      headDim: v.headDim,
+      layers: select,
+      intermediate: v.intermediateSize,
+      eps: v.layerNormEps,
+      imageSize: v.imageSize,
+      patchSize: v.patchSize,
+      patchesPerSide: v.patchesPerSide,
+    },
+    projector: { inFeatures: 4 * v.hiddenSize, hidden: l.hiddenSize, eps: 1e-5 },
+    language: {
+      hidden: l.hiddenSize,
+      heads: l.numHeads,
+      kvHeads: l.numKvHeads,
+      headDim: l.headDim,
+      layers: l.numLayers,
+      intermediate: l.intermediateSize,
+      vocab: l.vocabSize,
+      eps: l.rmsNormEps,
+      ropeTheta: l.ropeTheta,
+      maxPositions: l.maxPositionEmbeddings,
+    },
+  };
+}
+
+/** Adapts the safetensors checkpoint reader (src/weights) to what the loaders need. */
+export function checkpointSource(ckpt: Checkpoint): WeightSource {
+  return {
+    readFloat32: (name, shape) => ckpt.readFloat32(name, shape),
+    readRaw: async (name, shape) => {
+      ckpt.checkShape(name, shape);
+      return { dtype: ckpt.info(name).dtype, bytes: await ckpt.readBytes(name) };
+    },
+    readLinear: (prefix, outFeatures, inFeatures) => ckpt.readLinear(prefix, { outFeatures, inFeatures }),
+  };
+}
+
+export class InternVLModel {
+  private constructor(
+    readonly gpu: Gpu,
+    readonly dims: ReturnType<typeof modelDims>,
+    readonly vision: VisionWeights,
+    readonly projector: ProjectorWeights,
+    readonly language: LanguageWeights,
+  ) {}
+
+  static async load(
+    gpu: Gpu,
+    config: ModelConfig,
+    source: WeightSource,
+    onProgress?: (fraction: number, what: string) => void,
+  ): Promise<InternVLModel> {
+    const dims = modelDims(config);
+    const up = new WeightUploader(gpu, source);
+    onProgress?.(0, "vision encoder");
+    const vision = await loadVisionWeights(up, dims.vision);
+    onProgress?.(0.25, "projector");
+    const projector = await loadProjectorWeights(up, dims.projector);
+    const language = await loadLanguageWeights(
+      up,
+      dims.language,
+      (l) => onProgress?.(0.3 + 0.65 * (l + 1) / dims.language.layers, `language layer ${l + 1}`),
+    );
+    await gpu.sync("uploading weights");
+    onProgress?.(1, "ready");
+    return new InternVLModel(gpu, dims, vision, projector, language);
+  }
+
+  /** Tokens each image tile contributes to the prompt (256 for V1.5). */
+  get tokensPerTile(): number {
+    return (this.dims.vision.patchesPerSide / 2) ** 2;
+  }
+
+  /**
+   * pixelValues: [N, 3, S, S] f32 → image embeddings [N·256, D_llm] on the GPU (extract_feature).
+   * The caller owns the returned tensor (destroy it when done).
+   */
+  encodeImages(pixelValues: Float32Array, tiles: number, tap?: Tap): Tensor {
+    const { vision, projector } = this.dims;
+    const S = vision.imageSize;
+    if (pixelValues.length !== tiles * 3 * S * S) {
+      throw new Error(`encodeImages: ${pixelValues.length} values are not ${tiles} tiles of 3×${S}×${S}`);
+    }
+    const pixels = this.gpu.uploadTensor("vit.pixels", "f32", [tiles, 3, S, S], pixelValues);
+    const vs = new VisionScratch(this.gpu, vision, tiles);
+    const ps = new ProjectorScratch(this.gpu, vision, projector, tiles);
+    const r = this.gpu.recorder("vision");
+    visionForward(r, this.vision, vs, pixels, tap);
+    const T = vision.patchesPerSide ** 2 + 1;
+    projectorForward(r, this.projector, ps, reshape(vs.hidden, [tiles, T, vision.hidden]), vision, projector);
+    tap?.("projector.out", -1, ps.out, r);
+    r.submit();
+    // Everything but the output can go once the submitted work is done; destroy() defers to then.
+    pixels.buffer.destroy();
+    vs.destroy();
+    const out = ps.out;
+    for (const t of [ps.shuffled, ps.normed, ps.fc1, ps.act]) t.buffer.destroy();
+    return out;
+  }
+
+  /** A generation batch of B sequences with room for `capacity` positions each. */
+  newRunner(batch: number, capacity: number): LmRunner {
+    return new LmRunner(this.gpu, this.language, this.dims.language, batch, capacity);
+  }
+}

@@ -1,0 +1,183 @@
+// InternLM2-Chat-20B forward pass with a KV cache.
+// Mirrors InternLM2ForCausalLM / InternLM2DecoderLayer / InternLM2Attention (eager) / InternLM2MLP
+// (modeling_internlm2.py as shipped with InternVL-Chat-V1-5; REFERENCE §7).
+import type { Gpu } from "../gpu/device.ts";
+import type { Recorder } from "../gpu/recorder.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { linear, type LinearWeights } from "../ops/linear.ts";
+import { rmsNorm } from "../ops/rms_norm.ts";
+import { siluMul } from "../ops/silu_mul.ts";
+import { residualAdd } from "../ops/residual_add.ts";
+import { embedTokens, packBf16 } from "../ops/embed_tokens.ts";
+import { gatherRows } from "../ops/gather_rows.ts";
+import { splitLmQkv } from "../ops/split_lm_qkv.ts";
+import { rope, ropeTables } from "../ops/rope.ts";
+import { kvWrite } from "../ops/kv_write.ts";
+import { attentionCausal, createAttentionScratch } from "../ops/attention_causal.ts";
+import type { LanguageDims } from "./dims.ts";
+import type { KvCache } from "./kv_cache.ts";
+import type { WeightUploader } from "./weight_source.ts";
+import type { Tap } from "./vision.ts";
+
+export interface LanguageLayerWeights {
+  attentionNorm: Tensor; // [D]
+  wqkv: LinearWeights; // [(H + 2·Hkv)·Dh, D], rows interleaved per kv group (REFERENCE §7)
+  wo: LinearWeights; // [D, H·Dh]
+  ffnNorm: Tensor; // [D]
+  w1: LinearWeights; // [I, D] gate
+  w3: LinearWeights; // [I, D] up
+  w2: LinearWeights; // [D, I] down
+}
+
+export interface LanguageWeights {
+  embed: Tensor; // [V, D] bf16x2
+  layers: LanguageLayerWeights[];
+  norm: Tensor; // [D]
+  output: LinearWeights; // [V, D]
+  ropeCos: Tensor; // [maxPositions, Dh/2]
+  ropeSin: Tensor; // [maxPositions, Dh/2]
+}
+
+export async function loadLanguageWeights(
+  w: WeightUploader,
+  dims: LanguageDims,
+  onLayer?: (layer: number) => void,
+): Promise<LanguageWeights> {
+  const { hidden: D, vocab: V, heads: H, kvHeads: Hkv, headDim: Dh, intermediate: I } = dims;
+  const pre = "language_model.model";
+  const raw = await w.source.readRaw(`${pre}.tok_embeddings.weight`, [V, D]);
+  if (raw.dtype !== "BF16") {
+    throw new Error(`${pre}.tok_embeddings.weight is ${raw.dtype}; the embedding gather kernel reads BF16`);
+  }
+  const embed = w.gpu.uploadTensor(`${pre}.tok_embeddings`, "bf16x2", [V, D], packBf16(raw.bytes, D));
+  const layers: LanguageLayerWeights[] = [];
+  for (let l = 0; l < dims.layers; l++) {
+    const n = `${pre}.layers.${l}`;
+    layers.push({
+      attentionNorm: await w.vector(`${n}.attention_norm.weight`, [D]),
+      wqkv: await w.linear(`${n}.attention.wqkv`, (H + 2 * Hkv) * Dh, D),
+      wo: await w.linear(`${n}.attention.wo`, D, H * Dh),
+      ffnNorm: await w.vector(`${n}.ffn_norm.weight`, [D]),
+      w1: await w.linear(`${n}.feed_forward.w1`, I, D),
+      w3: await w.linear(`${n}.feed_forward.w3`, I, D),
+      w2: await w.linear(`${n}.feed_forward.w2`, D, I),
+    });
+    onLayer?.(l);
+  }
+  const norm = await w.vector(`${pre}.norm.weight`, [D]);
+  const output = await w.linear("language_model.output", V, D);
+  // DIFF: dynamic NTK scaling (rope_scaling dynamic ×2) only changes the base past max_position_embeddings;
+  // contexts are capped there, so the tables use rope_theta as is.
+  const tables = ropeTables(dims.ropeTheta, Dh, dims.maxPositions);
+  const ropeCos = w.gpu.uploadTensor("lm.rope_cos", "f32", [dims.maxPositions, Dh / 2], tables.cos);
+  const ropeSin = w.gpu.uploadTensor("lm.rope_sin", "f32", [dims.maxPositions, Dh / 2], tables.sin);
+  return { embed, layers, norm, output, ropeCos, ropeSin };
+}
+
+/** Activations for `rows` = B·T tokens processed together (a prefill chunk or one decode step). */
+export class LanguageScratch {
+  readonly hidden: Tensor; // [rows, D] residual stream
+  readonly normed: Tensor; // [rows, D]
+  readonly qkv: Tensor; // [rows, (H+2Hkv)·Dh]
+  readonly q: Tensor; // [rows, H·Dh]
+  readonly k: Tensor; // [rows, Hkv·Dh]
+  readonly v: Tensor; // [rows, Hkv·Dh]
+  readonly attn: Tensor; // [rows, H·Dh]
+  readonly proj: Tensor; // [rows, D]
+  readonly gate: Tensor; // [rows, I]
+  readonly up: Tensor; // [rows, I]
+  readonly act: Tensor; // [rows, I]
+  readonly last: Tensor; // [B, D] the rows that produce logits
+  readonly lastNormed: Tensor; // [B, D]
+  /** Split-K partials for decode (T = 1), so one query per head still spreads over the whole GPU. */
+  readonly attnSplits: Tensor | null;
+
+  constructor(gpu: Gpu, dims: LanguageDims, readonly batch: number, readonly tokens: number) {
+    const rows = batch * tokens;
+    const { hidden: D, heads: H, kvHeads: Hkv, headDim: Dh, intermediate: I } = dims;
+    const t = (name: string, width: number, n = rows) => gpu.createTensor(`lm.${name}`, "f32", [n, width]);
+    this.hidden = t("hidden", D);
+    this.normed = t("normed", D);
+    this.qkv = t("qkv", (H + 2 * Hkv) * Dh);
+    this.q = t("q", H * Dh);
+    this.k = t("k", Hkv * Dh);
+    this.v = t("v", Hkv * Dh);
+    this.attn = t("attn", H * Dh);
+    this.proj = t("proj", D);
+    this.gate = t("gate", I);
+    this.up = t("up", I);
+    this.act = t("act", I);
+    this.last = t("last", D, batch);
+    this.lastNormed = t("last_normed", D, batch);
+    this.attnSplits = tokens === 1
+      ? createAttentionScratch(gpu, "lm.attn_splits", { batch, numHeads: H, headDim: Dh })
+      : null;
+  }
+
+  destroy(): void {
+    for (const x of Object.values(this)) if (x && typeof x === "object" && "buffer" in x) x.buffer.destroy();
+  }
+}
+
+export interface LanguageInputs {
+  ids: Tensor; // [B·T] i32
+  imageRow: Tensor; // [B·T] i32: −1 for text, else the row of imageEmbeds for an <IMG_CONTEXT> position
+  imageEmbeds: Tensor | null; // [M, D]
+  positions: Tensor; // [B·T] i32 rotary positions (cumsum(attention_mask) − 1)
+  lastRows: Tensor; // [B] i32 rows of the chunk whose logits are wanted
+}
+
+/**
+ * Runs B·T new tokens through the model, appending their keys/values at cache positions
+ * cache.length … cache.length+T−1, and writes the logits of `lastRows` to logits: [B, V].
+ * The caller advances cache.length after recording.
+ */
+export function languageForward(
+  r: Recorder,
+  w: LanguageWeights,
+  dims: LanguageDims,
+  cache: KvCache,
+  s: LanguageScratch,
+  inputs: LanguageInputs,
+  logits: Tensor,
+  tap?: Tap,
+): void {
+  const { batch: B, tokens: T } = s;
+  const { heads: H, kvHeads: Hkv, headDim: Dh, eps } = dims;
+  const startPos = cache.length;
+  if (startPos + T > cache.capacity) {
+    throw new Error(`KV cache holds ${cache.capacity} positions; ${startPos} used + ${T} new do not fit`);
+  }
+  embedTokens(r, w.embed, inputs.ids, inputs.imageRow, inputs.imageEmbeds, s.hidden);
+  tap?.("lm.embeddings", -1, s.hidden, r);
+  w.layers.forEach((lw, l) => {
+    rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
+    linear(r, s.normed, lw.wqkv, s.qkv);
+    splitLmQkv(r, s.qkv, s.q, s.k, s.v, { numHeads: H, numKvHeads: Hkv, headDim: Dh });
+    rope(r, s.q, inputs.positions, w.ropeCos, w.ropeSin, { numHeads: H, headDim: Dh });
+    rope(r, s.k, inputs.positions, w.ropeCos, w.ropeSin, { numHeads: Hkv, headDim: Dh });
+    kvWrite(r, s.k, cache.k[l], { batch: B, tokens: T, startPos });
+    kvWrite(r, s.v, cache.v[l], { batch: B, tokens: T, startPos });
+    attentionCausal(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {
+      batch: B,
+      tokens: T,
+      startPos,
+      numHeads: H,
+      numKvHeads: Hkv,
+      headDim: Dh,
+      scratch: s.attnSplits ?? undefined,
+    });
+    linear(r, s.attn, lw.wo, s.proj);
+    residualAdd(r, s.hidden, s.proj, null);
+    rmsNorm(r, s.hidden, lw.ffnNorm, s.normed, eps);
+    linear(r, s.normed, lw.w1, s.gate);
+    linear(r, s.normed, lw.w3, s.up);
+    siluMul(r, s.gate, s.up, s.act);
+    linear(r, s.act, lw.w2, s.proj);
+    residualAdd(r, s.hidden, s.proj, null);
+    tap?.("lm.layer", l, s.hidden, r);
+  });
+  gatherRows(r, s.hidden, inputs.lastRows, s.last);
+  rmsNorm(r, s.last, w.norm, s.lastNormed, eps);
+  linear(r, s.lastNormed, w.output, logits);
+}

@@ -1,0 +1,152 @@
+import type { Gpu } from "../gpu/device.ts";
+import type { Recorder } from "../gpu/recorder.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import type { LanguageDims } from "./dims.ts";
+import { KvCache } from "./kv_cache.ts";
+import { languageForward, LanguageScratch, type LanguageWeights } from "./language.ts";
+import type { Tap } from "./vision.ts";
+
+/**
+ * One batch of B sequences being generated: the KV cache, decode-step buffers and the logits.
+ * Prompts are left-padded to one length L (the reference batch_chat); rotary positions start at 0 at
+ * each row's first real token (position_ids = cumsum(attention_mask) − 1, pads → 1).
+ */
+export class LmRunner {
+  readonly cache: KvCache;
+  readonly logits: Tensor; // [B, V]
+  private readonly step: LanguageScratch; // B rows of one token
+  private readonly stepPositions: Tensor; // [B] i32
+  private readonly stepImageRow: Tensor; // [B] i32, all −1
+  private readonly stepLastRows: Tensor; // [B] i32 = 0..B−1
+  private realLengths: number[] = [];
+  private generatedSteps = 0;
+
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly weights: LanguageWeights,
+    private readonly dims: LanguageDims,
+    readonly batch: number,
+    readonly capacity: number,
+  ) {
+    if (capacity > dims.maxPositions) {
+      throw new Error(`Context of ${capacity} tokens exceeds the model's ${dims.maxPositions} positions`);
+    }
+    this.cache = new KvCache(gpu, dims, batch, capacity);
+    this.logits = gpu.createTensor("lm.logits", "f32", [batch, dims.vocab]);
+    this.step = new LanguageScratch(gpu, dims, batch, 1);
+    this.stepPositions = gpu.createTensor("lm.step_positions", "i32", [batch]);
+    this.stepImageRow = gpu.uploadTensor("lm.step_image_row", "i32", [batch], new Int32Array(batch).fill(-1));
+    this.stepLastRows = gpu.uploadTensor(
+      "lm.step_last_rows",
+      "i32",
+      [batch],
+      Int32Array.from({ length: batch }, (_, b) => b),
+    );
+  }
+
+  /**
+   * Records the prompt pass. ids/mask: [B][L] (left-padded, mask 0 on pads); imageEmbeds: [M, D] rows
+   * that replace the <IMG_CONTEXT> ids in order of appearance over the flattened batch.
+   * Returns a function that frees the prompt-sized scratch once the work has been submitted.
+   */
+  recordPrefill(
+    r: Recorder,
+    ids: number[][],
+    mask: number[][],
+    imageContextId: number,
+    imageEmbeds: Tensor | null,
+    tap?: Tap,
+  ): () => void {
+    const B = this.batch, L = ids[0].length;
+    if (ids.length !== B || ids.some((row) => row.length !== L) || mask.some((row) => row.length !== L)) {
+      throw new Error(`recordPrefill: expected ${B} rows of ${L} ids and mask values`);
+    }
+    if (this.cache.length !== 0) throw new Error("recordPrefill: this runner already holds a prompt");
+    const flatIds = new Int32Array(B * L), imageRow = new Int32Array(B * L).fill(-1);
+    const positions = new Int32Array(B * L), lastRows = new Int32Array(B);
+    const keyValid = new Int32Array(B * this.capacity).fill(1);
+    let imageRows = 0;
+    this.realLengths = [];
+    for (let b = 0; b < B; b++) {
+      let seen = 0;
+      for (let t = 0; t < L; t++) {
+        const i = b * L + t;
+        flatIds[i] = ids[b][t];
+        keyValid[b * this.capacity + t] = mask[b][t] ? 1 : 0;
+        if (mask[b][t]) seen++;
+        positions[i] = mask[b][t] ? seen - 1 : 1;
+        if (ids[b][t] === imageContextId && mask[b][t]) imageRow[i] = imageRows++;
+      }
+      lastRows[b] = b * L + L - 1;
+      this.realLengths.push(seen);
+    }
+    const M = imageEmbeds ? imageEmbeds.shape[0] : 0;
+    if (imageRows !== M) {
+      throw new Error(
+        `The prompt has ${imageRows} <IMG_CONTEXT> tokens but ${M} image embedding rows were given`,
+      );
+    }
+    const g = this.gpu;
+    const tensors = {
+      ids: g.uploadTensor("lm.prompt_ids", "i32", [B * L], flatIds),
+      imageRow: g.uploadTensor("lm.prompt_image_row", "i32", [B * L], imageRow),
+      positions: g.uploadTensor("lm.prompt_positions", "i32", [B * L], positions),
+      lastRows: g.uploadTensor("lm.prompt_last_rows", "i32", [B], lastRows),
+    };
+    g.writeTensor(this.cache.keyValid, keyValid);
+    const scratch = new LanguageScratch(g, this.dims, B, L);
+    languageForward(
+      r,
+      this.weights,
+      this.dims,
+      this.cache,
+      scratch,
+      { ...tensors, imageEmbeds },
+      this.logits,
+      tap,
+    );
+    this.cache.length = L;
+    this.generatedSteps = 0;
+    return () => {
+      scratch.destroy();
+      for (const t of Object.values(tensors)) t.buffer.destroy();
+    };
+  }
+
+  /** Records one decode step feeding `ids` ([B] i32, e.g. the previous step's choice, on the GPU). */
+  recordDecode(r: Recorder, ids: Tensor, tap?: Tap): void {
+    // Written now, executed in queue order: after every earlier submit, before this recorder's.
+    const positions = Int32Array.from(this.realLengths, (n) => n + this.generatedSteps);
+    this.gpu.writeTensor(this.stepPositions, positions);
+    languageForward(
+      r,
+      this.weights,
+      this.dims,
+      this.cache,
+      this.step,
+      {
+        ids,
+        imageRow: this.stepImageRow,
+        imageEmbeds: null,
+        positions: this.stepPositions,
+        lastRows: this.stepLastRows,
+      },
+      this.logits,
+      tap,
+    );
+    this.cache.length++;
+    this.generatedSteps++;
+  }
+
+  get remaining(): number {
+    return this.capacity - this.cache.length;
+  }
+
+  destroy(): void {
+    this.cache.destroy();
+    this.step.destroy();
+    for (const t of [this.logits, this.stepPositions, this.stepImageRow, this.stepLastRows]) {
+      t.buffer.destroy();
+    }
+  }
+}
