@@ -86,7 +86,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 
   var m = NEG;
   var l = 0.0;
-  var o = array<vec4f, 4>(vec4f(0.0), vec4f(0.0), vec4f(0.0), vec4f(0.0));
+  var o0 = vec4f(0.0);
+  var o1 = vec4f(0.0);
+  var o2 = vec4f(0.0);
+  var o3 = vec4f(0.0);
 
   for (var k0 = k_begin; k0 < k_end; k0 += BK) {
     for (var i = li; i < BK * d4; i += 128u) {
@@ -102,16 +105,32 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
     workgroupBarrier();
 
-    var s: array<f32, 4>;
-    var ok: array<bool, 4>;
-    for (var jj = 0u; jj < 4u; jj++) {
-      let j = lane + LANES * jj;
-      var acc = 0.0;
-      for (var c = 0u; c < d4; c++) { acc += dot(qs[row * D4_MAX + c], kvs[j * KV_STRIDE + c]); }
-      ok[jj] = row_ok && kmask[j] != 0u && k0 + j <= limit;
-      s[jj] = select(NEG, acc, ok[jj]);
-      ss[row * S_STRIDE + j] = s[jj];
+    // Four keys per lane, q loaded once per column: plain variables rather than indexed arrays so they
+    // stay in registers (dynamically indexed arrays may be spilled to local memory).
+    let j0 = lane;
+    var a0 = 0.0;
+    var a1 = 0.0;
+    var a2 = 0.0;
+    var a3 = 0.0;
+    for (var c = 0u; c < d4; c++) {
+      let qv = qs[row * D4_MAX + c];
+      a0 += dot(qv, kvs[j0 * KV_STRIDE + c]);
+      a1 += dot(qv, kvs[(j0 + 8u) * KV_STRIDE + c]);
+      a2 += dot(qv, kvs[(j0 + 16u) * KV_STRIDE + c]);
+      a3 += dot(qv, kvs[(j0 + 24u) * KV_STRIDE + c]);
     }
+    let ok0 = row_ok && kmask[j0] != 0u && k0 + j0 <= limit;
+    let ok1 = row_ok && kmask[j0 + 8u] != 0u && k0 + j0 + 8u <= limit;
+    let ok2 = row_ok && kmask[j0 + 16u] != 0u && k0 + j0 + 16u <= limit;
+    let ok3 = row_ok && kmask[j0 + 24u] != 0u && k0 + j0 + 24u <= limit;
+    let s0 = select(NEG, a0, ok0);
+    let s1 = select(NEG, a1, ok1);
+    let s2 = select(NEG, a2, ok2);
+    let s3 = select(NEG, a3, ok3);
+    ss[row * S_STRIDE + j0] = s0;
+    ss[row * S_STRIDE + j0 + 8u] = s1;
+    ss[row * S_STRIDE + j0 + 16u] = s2;
+    ss[row * S_STRIDE + j0 + 24u] = s3;
     workgroupBarrier();
 
     var tile_max = NEG;
@@ -127,20 +146,26 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
     workgroupBarrier(); // every lane has read its row's scores before they are overwritten
 
-    for (var jj = 0u; jj < 4u; jj++) {
-      ss[row * S_STRIDE + lane + LANES * jj] = select(0.0, exp(s[jj] - m_new), ok[jj]);
-    }
+    ss[row * S_STRIDE + j0] = select(0.0, exp(s0 - m_new), ok0);
+    ss[row * S_STRIDE + j0 + 8u] = select(0.0, exp(s1 - m_new), ok1);
+    ss[row * S_STRIDE + j0 + 16u] = select(0.0, exp(s2 - m_new), ok2);
+    ss[row * S_STRIDE + j0 + 24u] = select(0.0, exp(s3 - m_new), ok3);
     workgroupBarrier();
 
+    // Columns past Dh/4 read K/V slots that are never written (zero), so no per-column guard is needed.
     l *= alpha;
-    for (var cc = 0u; cc < 4u; cc++) { o[cc] *= alpha; }
+    o0 *= alpha;
+    o1 *= alpha;
+    o2 *= alpha;
+    o3 *= alpha;
     for (var j = 0u; j < BK; j++) {
       let pj = ss[row * S_STRIDE + j];
       l += pj;
-      for (var cc = 0u; cc < 4u; cc++) {
-        let c = lane + LANES * cc;
-        if (c < d4) { o[cc] += pj * kvs[j * KV_STRIDE + c]; }
-      }
+      let vr = j * KV_STRIDE + lane;
+      o0 += pj * kvs[vr];
+      o1 += pj * kvs[vr + 8u];
+      o2 += pj * kvs[vr + 16u];
+      o3 += pj * kvs[vr + 24u];
     }
     m = m_new;
     workgroupBarrier(); // before the next tile overwrites kvs, ss and kmask
@@ -150,25 +175,28 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let out_row = (b * T + t) * H + head;
   if (p.num_splits == 1u) {
     let inv = select(0.0, 1.0 / l, l > 0.0);
-    for (var cc = 0u; cc < 4u; cc++) {
-      let c = lane + LANES * cc;
-      if (c < d4) { out[out_row * d4 + c] = o[cc] * inv; }
-    }
+    let at = out_row * d4 + lane;
+    if (lane < d4) { out[at] = o0 * inv; }
+    if (lane + 8u < d4) { out[at + 8u] = o1 * inv; }
+    if (lane + 16u < d4) { out[at + 16u] = o2 * inv; }
+    if (lane + 24u < d4) { out[at + 24u] = o3 * inv; }
   } else {
     let width = p.head_dim + 2u;
     let base = (split * p.batch * T * H + out_row) * width;
-    for (var cc = 0u; cc < 4u; cc++) {
-      let c = lane + LANES * cc;
-      if (c < d4) {
-        partial[base + 4u * c] = o[cc].x;
-        partial[base + 4u * c + 1u] = o[cc].y;
-        partial[base + 4u * c + 2u] = o[cc].z;
-        partial[base + 4u * c + 3u] = o[cc].w;
-      }
-    }
+    if (lane < d4) { store_partial(base + 4u * lane, o0); }
+    if (lane + 8u < d4) { store_partial(base + 4u * (lane + 8u), o1); }
+    if (lane + 16u < d4) { store_partial(base + 4u * (lane + 16u), o2); }
+    if (lane + 24u < d4) { store_partial(base + 4u * (lane + 24u), o3); }
     if (lane == 0u) {
       partial[base + p.head_dim] = m;
       partial[base + p.head_dim + 1u] = l;
     }
   }
+}
+
+fn store_partial(at: u32, x: vec4f) {
+  partial[at] = x.x;
+  partial[at + 1u] = x.y;
+  partial[at + 2u] = x.z;
+  partial[at + 3u] = x.w;
 }

@@ -23,6 +23,7 @@ const LANES = 8u;       // threads per query row
 const D4_MAX = 32u;     // Dh ≤ 128
 const KV_STRIDE = 33u;  // K/V rows padded by one vec4 so the 8 lanes of a row hit different banks
 const S_STRIDE = 33u;   // BK + 1, same reason
+const NEG = -3.0e38;
 
 var<workgroup> qs: array<vec4f, 512>;   // [BQ][D4_MAX]
 var<workgroup> kvs: array<vec4f, 1056>; // [BK][KV_STRIDE]: K tile, then V tile
@@ -49,9 +50,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     qs[r * D4_MAX + c] = x;
   }
 
-  var m = -3.0e38; // running max; every key tile holds ≥ 1 real key, so it is real after the first
+  var m = NEG; // running max; every key tile holds ≥ 1 real key, so it is real after the first
   var l = 0.0;
-  var o = array<vec4f, 4>(vec4f(0.0), vec4f(0.0), vec4f(0.0), vec4f(0.0));
+  var o0 = vec4f(0.0);
+  var o1 = vec4f(0.0);
+  var o2 = vec4f(0.0);
+  var o3 = vec4f(0.0);
 
   for (var k0 = 0u; k0 < T; k0 += BK) {
     for (var i = li; i < BK * d4; i += 128u) {
@@ -63,17 +67,31 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
     workgroupBarrier();
 
-    var s: array<f32, 4>;
-    for (var jj = 0u; jj < 4u; jj++) {
-      let j = lane + LANES * jj;
-      var acc = 0.0;
-      for (var c = 0u; c < d4; c++) { acc += dot(qs[row * D4_MAX + c], kvs[j * KV_STRIDE + c]); }
-      s[jj] = select(-3.0e38, acc, k0 + j < T);
-      ss[row * S_STRIDE + j] = s[jj];
+    // Four keys per lane, q loaded once per column: plain variables rather than indexed arrays so they
+    // stay in registers (dynamically indexed arrays may be spilled to local memory).
+    let j0 = lane;
+    var a0 = 0.0;
+    var a1 = 0.0;
+    var a2 = 0.0;
+    var a3 = 0.0;
+    for (var c = 0u; c < d4; c++) {
+      let qv = qs[row * D4_MAX + c];
+      a0 += dot(qv, kvs[j0 * KV_STRIDE + c]);
+      a1 += dot(qv, kvs[(j0 + 8u) * KV_STRIDE + c]);
+      a2 += dot(qv, kvs[(j0 + 16u) * KV_STRIDE + c]);
+      a3 += dot(qv, kvs[(j0 + 24u) * KV_STRIDE + c]);
     }
+    let s0 = select(NEG, a0, k0 + j0 < T);
+    let s1 = select(NEG, a1, k0 + j0 + 8u < T);
+    let s2 = select(NEG, a2, k0 + j0 + 16u < T);
+    let s3 = select(NEG, a3, k0 + j0 + 24u < T);
+    ss[row * S_STRIDE + j0] = s0;
+    ss[row * S_STRIDE + j0 + 8u] = s1;
+    ss[row * S_STRIDE + j0 + 16u] = s2;
+    ss[row * S_STRIDE + j0 + 24u] = s3;
     workgroupBarrier();
 
-    var tile_max = -3.0e38;
+    var tile_max = NEG;
     for (var j = 0u; j < BK; j++) { tile_max = max(tile_max, ss[row * S_STRIDE + j]); }
     let m_new = max(m, tile_max);
     let alpha = exp(m - m_new);
@@ -87,21 +105,26 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
     workgroupBarrier(); // every lane has read its row's scores before they are overwritten
 
-    for (var jj = 0u; jj < 4u; jj++) {
-      let j = lane + LANES * jj;
-      ss[row * S_STRIDE + j] = select(0.0, exp(s[jj] - m_new), k0 + j < T);
-    }
+    ss[row * S_STRIDE + j0] = select(0.0, exp(s0 - m_new), k0 + j0 < T);
+    ss[row * S_STRIDE + j0 + 8u] = select(0.0, exp(s1 - m_new), k0 + j0 + 8u < T);
+    ss[row * S_STRIDE + j0 + 16u] = select(0.0, exp(s2 - m_new), k0 + j0 + 16u < T);
+    ss[row * S_STRIDE + j0 + 24u] = select(0.0, exp(s3 - m_new), k0 + j0 + 24u < T);
     workgroupBarrier();
 
+    // Columns past Dh/4 read K/V slots that are never written (zero), so no per-column guard is needed.
     l *= alpha;
-    for (var cc = 0u; cc < 4u; cc++) { o[cc] *= alpha; }
+    o0 *= alpha;
+    o1 *= alpha;
+    o2 *= alpha;
+    o3 *= alpha;
     for (var j = 0u; j < BK; j++) {
       let pj = ss[row * S_STRIDE + j];
       l += pj;
-      for (var cc = 0u; cc < 4u; cc++) {
-        let c = lane + LANES * cc;
-        if (c < d4) { o[cc] += pj * kvs[j * KV_STRIDE + c]; }
-      }
+      let vr = j * KV_STRIDE + lane;
+      o0 += pj * kvs[vr];
+      o1 += pj * kvs[vr + 8u];
+      o2 += pj * kvs[vr + 16u];
+      o3 += pj * kvs[vr + 24u];
     }
     m = m_new;
     workgroupBarrier(); // before the next tile overwrites kvs and ss
@@ -109,9 +132,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 
   if (t < T) {
     let inv = 1.0 / l;
-    for (var cc = 0u; cc < 4u; cc++) {
-      let c = lane + LANES * cc;
-      if (c < d4) { out[base + t * row_stride + c] = o[cc] * inv; }
-    }
+    let at = base + t * row_stride + lane;
+    if (lane < d4) { out[at] = o0 * inv; }
+    if (lane + 8u < d4) { out[at + 8u] = o1 * inv; }
+    if (lane + 16u < d4) { out[at + 16u] = o2 * inv; }
+    if (lane + 24u < d4) { out[at + 24u] = o3 * inv; }
   }
 }
