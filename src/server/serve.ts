@@ -50,8 +50,7 @@ export async function startServer(
     );
   }
   log(`Loading model from ${modelDir} ...`);
-  // maxImagePixels is not in LoadEngineOptions yet; the engine reads it once it is (see README).
-  const options: LoadEngineOptions & { maxImagePixels: number } = {
+  const options: LoadEngineOptions = {
     modelDir,
     randomWeights: settings.randomWeights,
     maxImagePixels: settings.maxImagePixels,

@@ -1,0 +1,258 @@
+import { InputError } from "../errors.ts";
+import { Gpu } from "../gpu/device.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { preprocessImage } from "../image/pixel_values.ts";
+import { checkpointSource, InternVLModel } from "../model/internvl.ts";
+import { openCheckpoint } from "../weights/checkpoint.ts";
+import { loadModelConfig, type ModelConfig } from "../weights/config.ts";
+import type { ChatTokenizer } from "../tokenizer/chat_tokenizer.ts";
+import { loadTokenizer } from "../tokenizer/load_tokenizer.ts";
+import { ResponseStream } from "../tokenizer/response_stream.ts";
+import { buildBatchPromptIds, buildChatPromptIds } from "../tokenizer/chat_template.ts";
+import { generate } from "./generate.ts";
+import { beamSearch } from "./beam_search.ts";
+import type {
+  BatchItem,
+  ChatEngine,
+  ChatRequest,
+  ChatResult,
+  GenerationConfig,
+  ImageSummary,
+  ModelInfo,
+} from "./types.ts";
+
+export interface WebGpuEngineOptions {
+  modelDir: string;
+  randomWeights?: boolean;
+  /** Largest width × height an image header may declare (checked before decoding). */
+  maxImagePixels?: number;
+  onProgress?: (fraction: number, what: string) => void;
+}
+
+interface PreparedImages {
+  pixelValues: Float32Array | null;
+  tiles: number;
+  summaries: ImageSummary[];
+  tileCounts: number[];
+}
+
+/**
+ * The model behind the chat API: tokenizer + image preprocessing + the WebGPU InternVL model.
+ * GPU work runs one request at a time (requests queue in src/engine/scheduler.ts before reaching here).
+ */
+export class WebGpuEngine implements ChatEngine {
+  private busy: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly modelInfo: ModelInfo,
+    readonly config: ModelConfig,
+    readonly tokenizer: ChatTokenizer,
+    readonly model: InternVLModel,
+    private readonly maxImagePixels: number,
+  ) {}
+
+  static async load(options: WebGpuEngineOptions): Promise<WebGpuEngine> {
+    const config = await loadModelConfig(options.modelDir);
+    const tokenizer = await loadTokenizer(options.modelDir);
+    const gpu = await Gpu.create();
+    const checkpoint = await openCheckpoint(options.modelDir);
+    let model: InternVLModel;
+    try {
+      model = await InternVLModel.load(gpu, config, checkpointSource(checkpoint), options.onProgress);
+    } finally {
+      await checkpoint.close();
+    }
+    const name = options.modelDir.replace(/\/+$/, "").split("/").pop() ?? "internvl";
+    const info: ModelInfo = {
+      id: name,
+      randomWeights: options.randomWeights ?? false,
+      description: options.randomWeights
+        ? "Tiny random-weight InternVL test model: its answers are noise (set MODEL_DIR for the real model)"
+        : `InternVL-Chat-V1.5 from ${options.modelDir} on ${gpu.adapterDescription}`,
+      maxContext: config.llm.maxPositionEmbeddings,
+    };
+    return new WebGpuEngine(info, config, tokenizer, model, options.maxImagePixels ?? 50_000_000);
+  }
+
+  /** Runs GPU jobs one after another, whatever the caller's concurrency. */
+  private exclusive<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.busy.then(job, job);
+    this.busy = run.catch(() => {});
+    return run;
+  }
+
+  private async prepareImages(
+    images: Uint8Array[],
+    maxNum: number,
+    param = "images",
+  ): Promise<PreparedImages> {
+    const parts: Float32Array[] = [];
+    const summaries: ImageSummary[] = [];
+    for (let i = 0; i < images.length; i++) {
+      try {
+        const p = await preprocessImage(images[i], {
+          maxNum,
+          maxPixels: this.maxImagePixels,
+          imageSize: this.config.tiling.imageSize,
+          useThumbnail: this.config.tiling.useThumbnail,
+        });
+        parts.push(p.pixelValues);
+        summaries.push({ grid: [p.grid[0], p.grid[1]], tiles: p.tiles });
+      } catch (e) {
+        if (e instanceof InputError) {
+          throw new InputError(`${param}[${i}]: ${e.message}`, { ...e.options, param: `${param}[${i}]` });
+        }
+        throw e;
+      }
+    }
+    const tiles = summaries.reduce((n, s) => n + s.tiles, 0);
+    if (tiles === 0) return { pixelValues: null, tiles: 0, summaries, tileCounts: [] };
+    const pixelValues = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      pixelValues.set(p, at);
+      at += p.length;
+    }
+    return { pixelValues, tiles, summaries, tileCounts: summaries.map((s) => s.tiles) };
+  }
+
+  private checkLength(promptLength: number, generation: GenerationConfig): void {
+    const limit = this.modelInfo.maxContext;
+    if (promptLength + generation.maxNewTokens > limit) {
+      throw new InputError(
+        `The prompt has ${promptLength} tokens and max_new_tokens is ${generation.maxNewTokens}; together they ` +
+          `exceed the model's context of ${limit} tokens: use fewer tiles (max_num), fewer rounds or fewer new tokens`,
+        { param: "max_new_tokens", code: "context_length_exceeded" },
+      );
+    }
+  }
+
+  private encode(images: PreparedImages): Tensor | null {
+    return images.pixelValues ? this.model.encodeImages(images.pixelValues, images.tiles) : null;
+  }
+
+  chat(req: ChatRequest): Promise<ChatResult> {
+    const started = performance.now();
+    return this.exclusive(async () => {
+      const images = await this.prepareImages(req.images, req.maxNum);
+      const promptIds = buildChatPromptIds(this.tokenizer, {
+        question: req.question,
+        history: req.history,
+        imageTileCounts: images.tileCounts,
+        numImageToken: this.model.tokensPerTile,
+      });
+      this.checkLength(promptIds.length, req.generation);
+      req.signal?.throwIfAborted();
+      const imageEmbeds = this.encode(images);
+      let firstTokenAt = 0;
+      const stream = new ResponseStream(this.tokenizer);
+      const onIds = (id: number) => {
+        if (!firstTokenAt) firstTokenAt = performance.now();
+        const delta = stream.push(id);
+        if (delta && req.onText) req.onText(delta);
+      };
+      try {
+        const [outputIds] = await this.runGeneration(
+          [promptIds],
+          [promptIds.map(() => 1)],
+          imageEmbeds,
+          req,
+          onIds,
+        );
+        const tail = stream.finish();
+        if (tail && req.onText) req.onText(tail);
+        const response = this.tokenizer.responseFromIds(outputIds);
+        return {
+          response,
+          history: [...req.history, [req.question, response]],
+          promptTokenIds: promptIds,
+          outputTokenIds: outputIds,
+          images: images.summaries,
+          timeToFirstTokenMs: (firstTokenAt || performance.now()) - started,
+        };
+      } finally {
+        imageEmbeds?.buffer.destroy();
+      }
+    });
+  }
+
+  private async runGeneration(
+    ids: number[][],
+    mask: number[][],
+    imageEmbeds: Tensor | null,
+    opts: { generation: GenerationConfig; signal?: AbortSignal },
+    onFirstRowId?: (id: number) => void,
+  ): Promise<number[][]> {
+    const special = this.tokenizer.specialIds;
+    if (opts.generation.numBeams > 1) {
+      return await beamSearch(this.model, { ids, mask, imageEmbeds }, opts.generation, {
+        eosId: special.imEnd,
+        imageContextId: special.imgContext,
+        signal: opts.signal,
+      });
+    }
+    return await generate(this.model, { ids, mask, imageEmbeds }, opts.generation, {
+      eosId: special.imEnd,
+      imageContextId: special.imgContext,
+      signal: opts.signal,
+      onStep: onFirstRowId ? (step) => step[0] >= 0 && onFirstRowId(step[0]) : undefined,
+    });
+  }
+
+  batchChat(
+    items: BatchItem[],
+    maxNum: number,
+    generation: GenerationConfig,
+    signal?: AbortSignal,
+  ): Promise<ChatResult[]> {
+    const started = performance.now();
+    return this.exclusive(async () => {
+      const prepared: PreparedImages[] = [];
+      for (let i = 0; i < items.length; i++) {
+        prepared.push(await this.prepareImages(items[i].images, maxNum, `items[${i}].images`));
+      }
+      const { inputIds, attentionMask } = buildBatchPromptIds(
+        this.tokenizer,
+        items.map((it, i) => ({ question: it.question, tileCount: prepared[i].tiles })),
+        { numImageToken: this.model.tokensPerTile },
+      );
+      this.checkLength(inputIds[0].length, generation);
+      signal?.throwIfAborted();
+      const all = prepared.filter((p) => p.pixelValues);
+      const pixelValues = all.length ? concat(all.map((p) => p.pixelValues!)) : null;
+      const imageEmbeds = pixelValues
+        ? this.model.encodeImages(pixelValues, all.reduce((n, p) => n + p.tiles, 0))
+        : null;
+      try {
+        const outputs = await this.runGeneration(inputIds, attentionMask, imageEmbeds, {
+          generation,
+          signal,
+        });
+        const ttft = performance.now() - started;
+        return outputs.map((out, i) => {
+          const response = this.tokenizer.responseFromIds(out);
+          return {
+            response,
+            history: [[items[i].question, response]],
+            promptTokenIds: inputIds[i].filter((_: number, t: number) => attentionMask[i][t] === 1),
+            outputTokenIds: out,
+            images: prepared[i].summaries,
+            timeToFirstTokenMs: ttft,
+          } satisfies ChatResult;
+        });
+      } finally {
+        imageEmbeds?.buffer.destroy();
+      }
+    });
+  }
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

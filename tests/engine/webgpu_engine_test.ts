@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { WebGpuEngine } from "../../src/engine/webgpu_engine.ts";
+import { defaultGenerationConfig, type HistoryTurn } from "../../src/engine/types.ts";
+import { caseById, goldenI32, imageFile, type Json, manifest, modelDir } from "../model/tiny_fixture.ts";
+
+const greedy32 = { ...defaultGenerationConfig, maxNewTokens: 32 };
+let enginePromise: Promise<WebGpuEngine> | null = null;
+function engine(): Promise<WebGpuEngine> {
+  enginePromise ??= WebGpuEngine.load({ modelDir, randomWeights: true }).then((e) => {
+    globalThis.addEventListener("unload", () => e.model.gpu.destroy());
+    return e;
+  });
+  return enginePromise;
+}
+
+/** The reference stores the first question with its image block; users type it without. */
+function typedHistory(c: Json): HistoryTurn[] {
+  return (c.history ?? []).map(([q, a]: [string, string]) => [q.replace(/^<img>.*?<\/img>\n/s, ""), a]);
+}
+
+for (const id of ["single_image", "history_round2", "two_images_concat", "text_only"]) {
+  Deno.test(`chat() reproduces the reference ${id} round: prompt ids, response ids and text`, async () => {
+    const e = await engine();
+    const c = caseById(id);
+    let streamed = "";
+    const result = await e.chat({
+      question: c.question,
+      images: c.images.map(imageFile),
+      history: typedHistory(c),
+      maxNum: 6,
+      generation: greedy32,
+      onText: (d) => streamed += d,
+    });
+    assert.deepEqual(result.promptTokenIds, Array.from(goldenI32(c.input_ids.file)));
+    assert.deepEqual(result.outputTokenIds, c.response_ids);
+    assert.equal(result.response, c.response);
+    assert.equal(streamed, c.response);
+    assert.deepEqual(
+      result.images.map((i) => i.tiles),
+      c.images.map((k: string) => manifest.images[k].num_tiles),
+    );
+    assert.deepEqual(result.history.at(-1), [c.question, c.response]);
+  });
+}
+
+Deno.test("batchChat() returns the reference batch_chat responses, equal to single chats", async () => {
+  const e = await engine();
+  const c = caseById("batch_chat");
+  const items = c.questions.map((q: string, i: number) => ({
+    question: q,
+    images: [imageFile(c.images[i])],
+  }));
+  const results = await e.batchChat(items, 6, greedy32);
+  assert.deepEqual(results.map((r) => r.response), c.samples.map((s: Json) => s.response));
+  for (let i = 0; i < items.length; i++) {
+    const alone = await e.chat({ ...items[i], history: [], maxNum: 6, generation: greedy32 });
+    assert.equal(alone.response, results[i].response);
+  }
+});
+
+Deno.test("seeded sampling: the same seed gives the same text, other seeds other text", async () => {
+  const e = await engine();
+  const sampled = { ...greedy32, doSample: true, temperature: 1.5, topP: 0.95, topK: 0, maxNewTokens: 24 };
+  const run = async (seed: number) =>
+    (await e.chat({
+      question: "Tell me a story.",
+      images: [],
+      history: [],
+      maxNum: 6,
+      generation: { ...sampled, seed },
+    }))
+      .outputTokenIds;
+  const a = await run(7), b = await run(7);
+  assert.deepEqual(a, b);
+  const others = [await run(8), await run(9), await run(10)];
+  assert.ok(
+    others.some((o) => JSON.stringify(o) !== JSON.stringify(a)),
+    "three other seeds all gave the same ids",
+  );
+});
+
+Deno.test("beam search with one beam equals greedy, and with three beams ends on eos or the token limit", async () => {
+  const e = await engine();
+  const c = caseById("text_only");
+  const base = { question: c.question, images: [], history: [], maxNum: 6 };
+  const greedy = await e.chat({ ...base, generation: greedy32 });
+  const one = await e.chat({ ...base, generation: { ...greedy32, numBeams: 1 } });
+  assert.deepEqual(one.outputTokenIds, greedy.outputTokenIds);
+  const beams = await e.chat({ ...base, generation: { ...greedy32, numBeams: 3, maxNewTokens: 12 } });
+  const out = beams.outputTokenIds;
+  const imEnd = manifest.tokenizer.special_ids["<|im_end|>"];
+  assert.ok(out.length >= 1 && out.length <= 12, `beam output ${out}`);
+  assert.ok(out.length === 12 || out.at(-1) === imEnd, `beam output ${out}`);
+  // eos can only close the answer, never sit inside it
+  assert.ok(out.indexOf(imEnd) === -1 || out.indexOf(imEnd) === out.length - 1, `beam output ${out}`);
+});
