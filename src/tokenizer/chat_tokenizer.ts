@@ -35,6 +35,8 @@ export interface SpecialIds {
 export interface EncodeOptions {
   /** prepend `<s>` (default: tokenizer_config.json's add_bos_token) */
   addBos?: boolean;
+  /** append `</s>` (default: tokenizer_config.json's add_eos_token, false for InternVL) */
+  addEos?: boolean;
   /**
    * Split `<img>`, `</img>`, `<IMG_CONTEXT>` typed in `text` into their ids, as the reference does with
    * the whole prompt. Default false: prompts insert image ids structurally (chat_template.ts), so typed
@@ -148,7 +150,7 @@ export class ChatTokenizer {
       if (c.token !== undefined) ids.push(this.tokenToId(c.token));
       else if (c.text.length > 0) ids.push(...this.#encodeChunk(c.text));
     }
-    if (this.#p.addEosToken) ids.push(this.specialIds.eos);
+    if (opts.addEos ?? this.#p.addEosToken) ids.push(this.specialIds.eos);
     return ids;
   }
 
@@ -218,6 +220,11 @@ export class ChatTokenizer {
   /** The text `InternVLChatModel.chat()` returns for generated ids (which may end with `<|im_end|>`). */
   responseFromIds(ids: readonly number[]): string {
     return pythonStrip(this.decode(ids, { skipSpecialTokens: true }).split(IM_END)[0]);
+  }
+
+  /** Whether `decode(…, {skipSpecialTokens: true})` drops this id (bos/eos/unk/pad and the InternVL tokens). */
+  isSpecialId(id: number): boolean {
+    return this.#allSpecialIds.has(id);
   }
 
   /** Id of an added token or SentencePiece piece; throws for anything else. */

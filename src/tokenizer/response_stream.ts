@@ -1,0 +1,106 @@
+// Streaming detokenizer for chat responses: turns generated ids, one at a time, into text deltas whose
+// concatenation is exactly `responseFromIds(all ids so far)` once `finish()` is called — the string
+// `InternVLChatModel.chat()` would return.
+//
+// Each step re-decodes every id (decoding is contextual: byte-fallback runs, clean_up_tokenization, spaces
+// around added tokens) and emits only the prefix no later id can change. Held back at the tail:
+//  - byte-fallback pieces that may still complete a UTF-8 character (they show as U+FFFD until then);
+//  - whitespace, since `.strip()` removes it at the very end and clean_up may delete a space;
+//  - a proper prefix of a clean_up pattern (" n" of " n't", " '" of " 'm", …), which may lose its space;
+//  - a proper prefix of "<|im_end|>", where the response would be cut.
+// Re-decoding is O(generated ids) per step, negligible next to a model step for chat-length responses.
+import type { ChatTokenizer } from "./chat_tokenizer.ts";
+import { IM_END } from "./chat_tokenizer.ts";
+import { CLEAN_UP_REPLACEMENTS, isPythonSpace, pythonLstrip } from "./python_text.ts";
+import { bytePieceValue } from "./sentencepiece_decode.ts";
+
+/** Tails that a later clean_up_tokenization replacement could still rewrite. */
+const UNSTABLE_TAILS: readonly string[] = [
+  ...new Set(CLEAN_UP_REPLACEMENTS.flatMap(([from]) => [...from].map((_, i) => from.slice(0, i)).slice(1))),
+  ...[...IM_END].map((_, i) => IM_END.slice(0, i)).slice(1),
+].sort((a, b) => b.length - a.length);
+
+export class ResponseStream {
+  readonly #tok: ChatTokenizer;
+  readonly #ids: number[] = [];
+  #emitted = "";
+  #done = false;
+
+  constructor(tok: ChatTokenizer) {
+    this.#tok = tok;
+  }
+
+  /** Text emitted so far. */
+  get text(): string {
+    return this.#emitted;
+  }
+
+  /** True once the response is final: `<|im_end|>` was decoded or `finish()` was called. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** Adds one generated id; returns the new text (possibly ""). Ids after the end are ignored. */
+  push(id: number): string {
+    if (this.#done) return "";
+    this.#ids.push(id);
+    const full = this.#tok.decode(this.#ids, { skipSpecialTokens: true });
+    const cut = full.indexOf(IM_END);
+    if (cut >= 0) return this.#emitUpTo(this.#tok.responseFromIds(this.#ids), true);
+    const pendingBytes = this.#incompleteTrailingBytes();
+    let stable = pythonLstrip(full.slice(0, full.length - pendingBytes));
+    for (let changed = true; changed;) {
+      changed = false;
+      while (stable.length > 0 && isPythonSpace(stable[stable.length - 1])) {
+        stable = stable.slice(0, -1);
+        changed = true;
+      }
+      const tail = UNSTABLE_TAILS.find((t) => stable.endsWith(t));
+      if (tail !== undefined) {
+        stable = stable.slice(0, stable.length - tail.length);
+        changed = true;
+      }
+    }
+    return this.#emitUpTo(stable, false);
+  }
+
+  /** Ends the response (eos, length limit or cancellation); returns the remaining text. */
+  finish(): string {
+    if (this.#done) return "";
+    return this.#emitUpTo(this.#tok.responseFromIds(this.#ids), true);
+  }
+
+  #emitUpTo(text: string, final: boolean): string {
+    if (final) this.#done = true;
+    if (text.length <= this.#emitted.length && !final) return "";
+    if (!text.startsWith(this.#emitted)) {
+      // Means a hold-back rule above is missing a case; emitted text cannot be taken back.
+      throw new Error(
+        `ResponseStream emitted ${JSON.stringify(this.#emitted)} but the response is now ${
+          JSON.stringify(text)
+        }`,
+      );
+    }
+    const delta = text.slice(this.#emitted.length);
+    this.#emitted = text;
+    return delta;
+  }
+
+  /** How many trailing byte-fallback ids form an unfinished UTF-8 sequence (each decodes to one U+FFFD). */
+  #incompleteTrailingBytes(): number {
+    let trail = 0;
+    for (let i = this.#ids.length - 1; i >= 0 && trail <= 3; i--) {
+      const id = this.#ids[i];
+      if (this.#tok.isSpecialId(id)) continue; // skipped by decode, so bytes around it are adjacent
+      const b = bytePieceValue(this.#tok.idToToken(id));
+      if (b < 0) return 0;
+      if ((b & 0xc0) === 0x80) {
+        trail++;
+        continue;
+      }
+      const need = (b & 0xe0) === 0xc0 ? 1 : (b & 0xf0) === 0xe0 ? 2 : (b & 0xf8) === 0xf0 ? 3 : 0;
+      return trail < need ? trail + 1 : 0;
+    }
+    return 0;
+  }
+}
