@@ -1,66 +1,92 @@
 // Matrix-vector linear layer for decode (few tokens): out[t, n] = scale[n] · Σ_k x[t, k]·W[n, k] + bias[n].
-// Bandwidth bound: each thread streams 16-byte chunks (vec4<u32>) of one weight row, consecutive lanes
-// read consecutive chunks (coalesced); 64 lanes share a row, 4 rows per workgroup, then a shared-memory
-// tree reduction (no subgroups on the production Vulkan path).
+// Bandwidth bound. 32 lanes share a weight row, 8 rows per workgroup, then a shared-memory tree reduction
+// (no subgroups on the production Vulkan path). Lane l takes words l, l+32, l+64, … of its row, so each
+// load instruction of a warp reads 128 contiguous weight bytes AND its x reads (x[t, 4q..4q+3] for word q)
+// are one contiguous 512-byte run. Giving each lane a 16-byte weight chunk instead (vec4<u32>) makes its x
+// reads a 64-byte stride across lanes, 4× the L1 traffic (H200, LM head 92553×6144, T=1: 1.2 TB/s that
+// way, 1.75–2.5 TB/s this way). Four words per lane are loaded before any math so several loads are in
+// flight (eight, through a private array, was slower: the array went to local memory).
 //
 // Bindings: 1 x     [T, K] f32 viewed as vec4 (K % 4 == 0)
-//           2 w     int8: [N, K] i8x4 viewed as vec4<u32> (K % 16 == 0: 16 int8 per chunk, rows 16-byte aligned)
-//                   f32:  [N, K] f32 bits viewed as vec4<u32> (K % 4 == 0)
+//           2 w     int8: [N, K] i8x4 (kw = K/4 words per row); f32: [N, K] f32 bits (kw = K)
 //           3 scale [N] f32 (SCB/127; read only when has_scale)
 //           4 bias  [N] f32 (read only when has_bias)
 //           5 out   [T, N] f32
-// Params:   n = N, k4 = K/4 (x vec4 per row), kv = weight vec4 per row, has_scale, has_bias, groups_per_row
+// Params:   n = N, k4 = K/4, kw, has_scale, has_bias, groups_per_row
 // Overrides: INT8 (weight encoding), TT = T (1..8; a constant so the accumulators stay in registers).
-// Grid:     ceil(N/4) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
+// Grid:     ceil(N/8) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
 // Features: none (unpack4xI8 is core WGSL).
-struct Params { n: u32, k4: u32, kv: u32, has_scale: u32, has_bias: u32, groups_per_row: u32 }
+struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_per_row: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> w: array<u32>;
 @group(0) @binding(3) var<storage, read> scale: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 override INT8: bool = true;
 override TT: u32 = 1u;
-const LANES = 64u;
-const ROWS = 4u;
-const MAX_T = 8u;
+const LANES = 32u; // lanes per row
+const ROWS = 8u; // rows per workgroup (ROWS * LANES = 256)
 
 // red[t * 256 + local index]: per-thread partial sums of every token.
 var<workgroup> red: array<f32, 2048>;
+
+// x[t, ·] · W[n, ·] restricted to weight word q. INT8 is a constant, so one branch survives; int8 → i32
+// (sign-extended) → f32 is exact and the row scale is applied after the reduction.
+fn word_dot(t: u32, q: u32, word: u32) -> f32 {
+  if (INT8) {
+    return dot(x[t * p.k4 + q], vec4<f32>(unpack4xI8(word)));
+  }
+  return x[t * p.k4 + q / 4u][q % 4u] * bitcast<f32>(word);
+}
+
+// Token accumulators are named scalars guarded by the constant TT (not an array indexed by a loop
+// variable, which the driver may put in local memory).
+struct Acc { t0: f32, t1: f32, t2: f32, t3: f32, t4: f32, t5: f32, t6: f32, t7: f32 }
+
+fn accumulate(a: ptr<function, Acc>, q: u32, word: u32) {
+  (*a).t0 += word_dot(0u, q, word);
+  if (TT > 1u) { (*a).t1 += word_dot(1u, q, word); }
+  if (TT > 2u) { (*a).t2 += word_dot(2u, q, word); }
+  if (TT > 3u) { (*a).t3 += word_dot(3u, q, word); }
+  if (TT > 4u) { (*a).t4 += word_dot(4u, q, word); }
+  if (TT > 5u) { (*a).t5 += word_dot(5u, q, word); }
+  if (TT > 6u) { (*a).t6 += word_dot(6u, q, word); }
+  if (TT > 7u) { (*a).t7 += word_dot(7u, q, word); }
+}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let lane = li % LANES;
   let slot = li / LANES;
   let n = (wg.y * p.groups_per_row + wg.x) * ROWS + slot;
-  var acc: array<f32, MAX_T>;
+  var acc = Acc();
   if (n < p.n) {
-    let row = n * p.kv;
-    for (var c = lane; c < p.kv; c += LANES) {
-      let wv = w[row + c];
-      if (INT8) {
-        // int8 → i32 (sign-extended) → f32 is exact; the row scale is applied once at the end.
-        let w0 = vec4<f32>(unpack4xI8(wv.x));
-        let w1 = vec4<f32>(unpack4xI8(wv.y));
-        let w2 = vec4<f32>(unpack4xI8(wv.z));
-        let w3 = vec4<f32>(unpack4xI8(wv.w));
-        for (var t = 0u; t < TT; t++) {
-          let xb = t * p.k4 + c * 4u;
-          acc[t] += dot(x[xb], w0) + dot(x[xb + 1u], w1) + dot(x[xb + 2u], w2) + dot(x[xb + 3u], w3);
-        }
-      } else {
-        let wf = bitcast<vec4<f32>>(wv);
-        for (var t = 0u; t < TT; t++) {
-          acc[t] += dot(x[t * p.k4 + c], wf);
-        }
-      }
+    let row = n * p.kw;
+    var q = lane;
+    for (; q + 3u * LANES < p.kw; q += 4u * LANES) {
+      let w0 = w[row + q];
+      let w1 = w[row + q + LANES];
+      let w2 = w[row + q + 2u * LANES];
+      let w3 = w[row + q + 3u * LANES];
+      accumulate(&acc, q, w0);
+      accumulate(&acc, q + LANES, w1);
+      accumulate(&acc, q + 2u * LANES, w2);
+      accumulate(&acc, q + 3u * LANES, w3);
+    }
+    for (; q < p.kw; q += LANES) {
+      accumulate(&acc, q, w[row + q]);
     }
   }
-  for (var t = 0u; t < TT; t++) {
-    red[t * 256u + li] = acc[t];
-  }
+  red[li] = acc.t0;
+  if (TT > 1u) { red[256u + li] = acc.t1; }
+  if (TT > 2u) { red[512u + li] = acc.t2; }
+  if (TT > 3u) { red[768u + li] = acc.t3; }
+  if (TT > 4u) { red[1024u + li] = acc.t4; }
+  if (TT > 5u) { red[1280u + li] = acc.t5; }
+  if (TT > 6u) { red[1536u + li] = acc.t6; }
+  if (TT > 7u) { red[1792u + li] = acc.t7; }
   workgroupBarrier();
   for (var s = LANES / 2u; s > 0u; s >>= 1u) {
     if (lane < s) {

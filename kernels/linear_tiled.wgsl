@@ -31,38 +31,84 @@ const BK = 16u;
 var<workgroup> xs: array<vec4<f32>, 512>;
 var<workgroup> ws: array<vec4<f32>, 512>;
 
-// Loader role: each thread fetches 8 consecutive k of one x row and of one weight row.
-fn load_x(m: u32, k: u32) -> array<f32, 8> {
-  var r: array<f32, 8>;
-  if (m < p.t) {
-    for (var j = 0u; j < 8u; j++) {
-      if (k + j < p.k) { r[j] = x[m * p.k + k + j]; }
-    }
-  }
-  return r;
+// Every private value below is a named vec4 or scalar indexed by constants only: a private array indexed
+// by a loop variable may be placed in local memory by the driver: with arrays this kernel ran at 2 TFLOP/s
+// on an H200, with named vec4s at ~18 TFLOP/s (f32 FMA, int8 widened in shared memory).
+fn x_at(m: u32, k: u32) -> f32 {
+  if (m < p.t && k < p.k) { return x[m * p.k + k]; }
+  return 0.0;
 }
 
-fn load_w(n: u32, k: u32) -> array<f32, 8> {
-  var r: array<f32, 8>;
-  if (n < p.n) {
-    if (INT8) {
-      // k is a multiple of 8, so the 8 int8 are two whole words; words past the row are absent.
-      let kw = k / 4u;
-      if (kw < p.kw) {
-        let a = vec4<f32>(unpack4xI8(w[n * p.kw + kw]));
-        r[0] = a.x; r[1] = a.y; r[2] = a.z; r[3] = a.w;
-      }
-      if (kw + 1u < p.kw) {
-        let b = vec4<f32>(unpack4xI8(w[n * p.kw + kw + 1u]));
-        r[4] = b.x; r[5] = b.y; r[6] = b.z; r[7] = b.w;
-      }
-    } else {
-      for (var j = 0u; j < 8u; j++) {
-        if (k + j < p.k) { r[j] = bitcast<f32>(w[n * p.kw + k + j]); }
-      }
+fn w_f32_at(n: u32, k: u32) -> f32 {
+  if (n < p.n && k < p.k) { return bitcast<f32>(w[n * p.kw + k]); }
+  return 0.0;
+}
+
+// 4 int8 weights of word `kw` of row n (k is a multiple of 4, so words past the row hold no weights).
+fn w_i8_at(n: u32, kw: u32) -> vec4<f32> {
+  if (n < p.n && kw < p.kw) { return vec4<f32>(unpack4xI8(w[n * p.kw + kw])); }
+  return vec4<f32>();
+}
+
+// Loader role: each thread fetches 8 consecutive k (two vec4) of one x row and of one weight row.
+struct Eight { lo: vec4<f32>, hi: vec4<f32> }
+
+fn load_x(m: u32, k: u32) -> Eight {
+  return Eight(
+    vec4<f32>(x_at(m, k), x_at(m, k + 1u), x_at(m, k + 2u), x_at(m, k + 3u)),
+    vec4<f32>(x_at(m, k + 4u), x_at(m, k + 5u), x_at(m, k + 6u), x_at(m, k + 7u)),
+  );
+}
+
+fn load_w(n: u32, k: u32) -> Eight {
+  if (INT8) {
+    return Eight(w_i8_at(n, k / 4u), w_i8_at(n, k / 4u + 1u));
+  }
+  return Eight(
+    vec4<f32>(w_f32_at(n, k), w_f32_at(n, k + 1u), w_f32_at(n, k + 2u), w_f32_at(n, k + 3u)),
+    vec4<f32>(w_f32_at(n, k + 4u), w_f32_at(n, k + 5u), w_f32_at(n, k + 6u), w_f32_at(n, k + 7u)),
+  );
+}
+
+// Transposed store: element j of the 8 goes to k row (lk + j), column r of the tile.
+fn store_x(lk: u32, r: u32, v: Eight) {
+  let at = lk * 32u + r / 4u;
+  let c = r % 4u;
+  xs[at][c] = v.lo.x;
+  xs[at + 32u][c] = v.lo.y;
+  xs[at + 64u][c] = v.lo.z;
+  xs[at + 96u][c] = v.lo.w;
+  xs[at + 128u][c] = v.hi.x;
+  xs[at + 160u][c] = v.hi.y;
+  xs[at + 192u][c] = v.hi.z;
+  xs[at + 224u][c] = v.hi.w;
+}
+
+fn store_w(lk: u32, r: u32, v: Eight) {
+  let at = lk * 32u + r / 4u;
+  let c = r % 4u;
+  ws[at][c] = v.lo.x;
+  ws[at + 32u][c] = v.lo.y;
+  ws[at + 64u][c] = v.lo.z;
+  ws[at + 96u][c] = v.lo.w;
+  ws[at + 128u][c] = v.hi.x;
+  ws[at + 160u][c] = v.hi.y;
+  ws[at + 192u][c] = v.hi.z;
+  ws[at + 224u][c] = v.hi.w;
+}
+
+// out[m, n .. n+4) from the raw dot products v, with scale and bias; bounds-checked.
+fn store_out(m: u32, n: u32, v: vec4<f32>) {
+  if (m >= p.t) { return; }
+  for (var j = 0u; j < 4u; j++) {
+    let col = n + j;
+    if (col < p.n) {
+      var o = v[j];
+      if (p.has_scale != 0u) { o *= scale[col]; }
+      if (p.has_bias != 0u) { o += bias[col]; }
+      out[m * p.n + col] = o;
     }
   }
-  return r;
 }
 
 @compute @workgroup_size(256)
@@ -76,13 +122,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 
   var xr = load_x(m0 + lr, lk);
   var wr = load_w(n0 + lr, lk);
-  for (var j = 0u; j < 8u; j++) {
-    xs[(lk + j) * 32u + lr / 4u][lr % 4u] = xr[j];
-    ws[(lk + j) * 32u + lr / 4u][lr % 4u] = wr[j];
-  }
+  store_x(lk, lr, xr);
+  store_w(lk, lr, wr);
   workgroupBarrier();
 
-  var acc: array<vec4<f32>, 16>; // acc[i] = row i (0..7), cols 0..3; acc[8 + i] = row i, cols 4..7
+  // Row i of the micro-tile: rows ty*4 + (0..3) then 64 + ty*4 + (0..3); cA = cols tx*4.., cB = 64 + tx*4..
+  var a0 = vec4<f32>(); var a1 = vec4<f32>(); var a2 = vec4<f32>(); var a3 = vec4<f32>();
+  var a4 = vec4<f32>(); var a5 = vec4<f32>(); var a6 = vec4<f32>(); var a7 = vec4<f32>();
+  var b0 = vec4<f32>(); var b1 = vec4<f32>(); var b2 = vec4<f32>(); var b3 = vec4<f32>();
+  var b4 = vec4<f32>(); var b5 = vec4<f32>(); var b6 = vec4<f32>(); var b7 = vec4<f32>();
   for (var k0 = 0u; k0 < p.k; k0 += BK) {
     let more = k0 + BK < p.k;
     if (more) {
@@ -90,51 +138,29 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       wr = load_w(n0 + lr, k0 + BK + lk);
     }
     for (var k = 0u; k < BK; k++) {
-      let a0 = xs[k * 32u + ty];
-      let a1 = xs[k * 32u + 16u + ty];
-      let b0 = ws[k * 32u + tx];
-      let b1 = ws[k * 32u + 16u + tx];
-      acc[0] += a0.x * b0;
-      acc[1] += a0.y * b0;
-      acc[2] += a0.z * b0;
-      acc[3] += a0.w * b0;
-      acc[4] += a1.x * b0;
-      acc[5] += a1.y * b0;
-      acc[6] += a1.z * b0;
-      acc[7] += a1.w * b0;
-      acc[8] += a0.x * b1;
-      acc[9] += a0.y * b1;
-      acc[10] += a0.z * b1;
-      acc[11] += a0.w * b1;
-      acc[12] += a1.x * b1;
-      acc[13] += a1.y * b1;
-      acc[14] += a1.z * b1;
-      acc[15] += a1.w * b1;
+      let xl = xs[k * 32u + ty];
+      let xh = xs[k * 32u + 16u + ty];
+      let cA = ws[k * 32u + tx];
+      let cB = ws[k * 32u + 16u + tx];
+      a0 += xl.x * cA; a1 += xl.y * cA; a2 += xl.z * cA; a3 += xl.w * cA;
+      a4 += xh.x * cA; a5 += xh.y * cA; a6 += xh.z * cA; a7 += xh.w * cA;
+      b0 += xl.x * cB; b1 += xl.y * cB; b2 += xl.z * cB; b3 += xl.w * cB;
+      b4 += xh.x * cB; b5 += xh.y * cB; b6 += xh.z * cB; b7 += xh.w * cB;
     }
     workgroupBarrier();
     if (more) {
-      for (var j = 0u; j < 8u; j++) {
-        xs[(lk + j) * 32u + lr / 4u][lr % 4u] = xr[j];
-        ws[(lk + j) * 32u + lr / 4u][lr % 4u] = wr[j];
-      }
+      store_x(lk, lr, xr);
+      store_w(lk, lr, wr);
     }
     workgroupBarrier();
   }
 
-  for (var i = 0u; i < 8u; i++) {
-    let m = m0 + select(ty * 4u + i, 64u + ty * 4u + i - 4u, i >= 4u);
-    if (m >= p.t) { continue; }
-    for (var h = 0u; h < 2u; h++) {
-      let v = acc[h * 8u + i];
-      for (var j = 0u; j < 4u; j++) {
-        let n = n0 + h * 64u + tx * 4u + j;
-        if (n < p.n) {
-          var o = v[j];
-          if (p.has_scale != 0u) { o *= scale[n]; }
-          if (p.has_bias != 0u) { o += bias[n]; }
-          out[m * p.n + n] = o;
-        }
-      }
-    }
-  }
+  let r0 = m0 + ty * 4u;
+  let r1 = m0 + 64u + ty * 4u;
+  let nA = n0 + tx * 4u;
+  let nB = n0 + 64u + tx * 4u;
+  store_out(r0, nA, a0); store_out(r0 + 1u, nA, a1); store_out(r0 + 2u, nA, a2); store_out(r0 + 3u, nA, a3);
+  store_out(r1, nA, a4); store_out(r1 + 1u, nA, a5); store_out(r1 + 2u, nA, a6); store_out(r1 + 3u, nA, a7);
+  store_out(r0, nB, b0); store_out(r0 + 1u, nB, b1); store_out(r0 + 2u, nB, b2); store_out(r0 + 3u, nB, b3);
+  store_out(r1, nB, b4); store_out(r1 + 1u, nB, b5); store_out(r1 + 2u, nB, b6); store_out(r1 + 3u, nB, b7);
 }

@@ -75,12 +75,11 @@ export const maxMatvecTokens = 8;
 export type LinearVariant = "matvec" | "tiled";
 
 /**
- * The kernel `linear` uses: matrix-vector for decode-sized T when rows are 16-byte aligned (int8:
- * K % 16 == 0, f32: K % 4 == 0 — true for every layer of the real model), else the tiled kernel.
+ * The kernel `linear` uses: matrix-vector for decode-sized T when x rows are 16-byte aligned (K % 4 == 0,
+ * true for every layer of the real model), else the tiled kernel.
  */
-export function linearVariant(T: number, K: number, w: LinearWeights): LinearVariant {
-  const aligned = w.kind === "int8" ? K % 16 === 0 : K % 4 === 0;
-  return T <= maxMatvecTokens && aligned ? "matvec" : "tiled";
+export function linearVariant(T: number, K: number, _w: LinearWeights): LinearVariant {
+  return T <= maxMatvecTokens && K % 4 === 0 ? "matvec" : "tiled";
 }
 
 /** out = x·Wᵀ + bias. x: [T, K] f32, W: [N, K], out: [T, N] f32 (must not alias x). */
@@ -116,12 +115,12 @@ export function recordLinear(
         `${what}: the matvec kernel needs T ≤ ${maxMatvecTokens} and aligned rows (T=${T}, K=${K})`,
       );
     }
-    const rowsPerGroup = 4;
+    const rowsPerGroup = 8; // ROWS in linear_matvec.wgsl
     const groups = Math.ceil(N / rowsPerGroup);
     const groupsPerRow = Math.min(groups, 65535);
     r.dispatch("linear_matvec", {
       bindings: [x, w.weight, scaleOrAny, biasOrAny, out],
-      params: [N, K / 4, w.kind === "int8" ? K / 16 : K / 4, ...flags, groupsPerRow],
+      params: [N, K / 4, w.kind === "int8" ? K / 4 : K, ...flags, groupsPerRow],
       workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
       constants: { INT8, TT: T },
       label: `linear_matvec ${w.weight.label}`,
