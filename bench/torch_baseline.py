@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""PyTorch reference for `deno task bench` (scripts/bench.ts runs it; usable on its own).
+
+Two modes:
+  perf     (default) what PyTorch (bf16, tensor cores, eager and CUDA graph) does with InternVL-Chat-V1.5's
+           real shapes on this GPU — extended from shared/device/torch_baseline.py with the contexts, batches
+           and prompt lengths the WebGPU bench reports (decode b1 at ctx 512/4096, b4/b8, prefill 1800/1842,
+           ViT 1/7/13 tiles). Random bf16 weights. Needs torch + CUDA.
+  --compare DIR  reads the int8 weights the WebGPU bench dumped (a few layers of real width), runs the same
+           InternLM2 forward in float32 (weight-only dequantization, REFERENCE §2/§7) and writes the logits
+           back into DIR. Uses torch (CUDA if present, else CPU) or, without torch, numpy.
+Shapes: InternViT-6B-448px-V1-5 (45 layers, hidden 3200, 25 heads, mlp 12800) and InternLM2-20B (48 layers,
+hidden 6144, 48 heads, 8 kv heads, head 128, mlp 16384, vocab 92553); --tiny uses the bench's tiny shapes.
+"""
+import argparse, json, math, os, sys, time
+
+FULL = dict(VH=3200, VHEADS=25, VI=12800, VL=45, S=1025,
+            H=6144, NH=48, KVH=8, HD=128, I=16384, V=92553, L=48)
+# src/bench/shapes.ts tinyShapes: ViT 112px/14 → 8×8 patches + CLS.
+TINY = dict(VH=64, VHEADS=2, VI=128, VL=2, S=65,
+            H=64, NH=4, KVH=2, HD=16, I=176, V=1000, L=2)
+
+
+def perf(args):
+    import torch
+    if not torch.cuda.is_available():
+        raise SystemExit(json.dumps({"error": "torch has no CUDA device"}))
+    t_start = time.time()
+    budget = args.budget_s
+    left = lambda: budget - (time.time() - t_start)
+    sections = set(args.sections.split(","))
+    torch.manual_seed(0)
+    dev = "cuda"; bf = torch.bfloat16
+    sh = TINY if args.tiny else FULL
+    res = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "tiny": args.tiny,
+           "dtype": "bf16", "timing": "cuda events, median", "skipped": []}
+
+    def bench(fn, iters=20, warm=3):
+        for _ in range(warm): fn()
+        torch.cuda.synchronize(); s = torch.cuda.Event(enable_timing=True); e = torch.cuda.Event(enable_timing=True)
+        ts = []
+        for _ in range(iters):
+            s.record(); fn(); e.record(); torch.cuda.synchronize(); ts.append(s.elapsed_time(e))
+        ts.sort(); return ts[len(ts) // 2]
+
+    def rms(x): return x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + 1e-5).to(x.dtype)
+
+    if "copy" in sections:
+        n = (64 << 20) if args.tiny else (2 << 30)
+        a = torch.empty(n, dtype=torch.uint8, device=dev); b = torch.empty_like(a)
+        ms = bench(lambda: b.copy_(a)); res["copy_GBps"] = 2 * a.numel() / ms / 1e6; del a, b
+
+    H, NH, KVH, HD, I, V, L = (sh[k] for k in ("H", "NH", "KVH", "HD", "I", "V", "L"))
+    if sections & {"decode", "batch", "prefill"}:
+        Wqkv = [torch.randn(H, (NH + 2 * KVH) * HD, dtype=bf, device=dev) * 0.02 for _ in range(L)]
+        Wo = [torch.randn(H, H, dtype=bf, device=dev) * 0.02 for _ in range(L)]
+        W13 = [torch.randn(H, 2 * I, dtype=bf, device=dev) * 0.02 for _ in range(L)]
+        W2 = [torch.randn(I, H, dtype=bf, device=dev) * 0.02 for _ in range(L)]
+        Wout = torch.randn(H, V, dtype=bf, device=dev) * 0.02
+        wbytes = sum(t.numel() * 2 for t in Wqkv + Wo + W13 + W2) + Wout.numel() * 2
+        res["llm_weight_GB_bf16"] = wbytes / 1e9
+
+        def decode_fns(B, ctx):
+            Kc = [torch.randn(B, KVH, ctx, HD, dtype=bf, device=dev) for _ in range(L)]
+            Vc = [torch.randn(B, KVH, ctx, HD, dtype=bf, device=dev) for _ in range(L)]
+            x0 = torch.randn(B, 1, H, dtype=bf, device=dev)
+
+            def step():
+                x = x0
+                for l in range(L):
+                    h = rms(x); qkv = h @ Wqkv[l]
+                    q = qkv[..., :NH * HD].view(B, 1, NH, HD).transpose(1, 2)
+                    o = torch.nn.functional.scaled_dot_product_attention(q, Kc[l], Vc[l], enable_gqa=True)
+                    x = x + o.transpose(1, 2).reshape(B, 1, H) @ Wo[l]
+                    h = rms(x); g = h @ W13[l]; x = x + (torch.nn.functional.silu(g[..., :I]) * g[..., I:]) @ W2[l]
+                return (rms(x) @ Wout).argmax(-1)
+            return step, (Kc, Vc)
+
+        with torch.no_grad():
+            configs = []
+            if "decode" in sections: configs += [(1, 512), (1, 4096)]
+            if "batch" in sections: configs += [(4, 512), (8, 512)]
+            for B, ctx in configs:
+                if left() < 20: res["skipped"].append(f"decode b{B} ctx{ctx}: budget"); continue
+                step, kv = decode_fns(B, ctx)
+                key = f"b{B}_ctx{ctx}"
+                res[f"decode_ms_eager_{key}"] = bench(step)
+                g = torch.cuda.CUDAGraph(); step(); torch.cuda.synchronize()
+                with torch.cuda.graph(g): step()
+                ms = bench(lambda: g.replay()); res[f"decode_ms_cudagraph_{key}"] = ms
+                res[f"tokens_per_s_cudagraph_{key}"] = B * 1000 / ms
+                del g, kv, step; torch.cuda.empty_cache()
+            if "decode" in sections and "copy_GBps" in res:
+                res["decode_int8_roofline_ms_at_copy_bw"] = (wbytes / 2) / (res["copy_GBps"] * 1e6)
+
+            if "prefill" in sections:
+                for T in (1800, 1842):
+                    if left() < 20: res["skipped"].append(f"prefill {T}: budget"); continue
+                    xp = torch.randn(1, T, H, dtype=bf, device=dev)
+
+                    def prefill():
+                        x = xp
+                        for l in range(L):
+                            h = rms(x); qkv = h @ Wqkv[l]
+                            q = qkv[..., :NH * HD].view(1, T, NH, HD).transpose(1, 2)
+                            k = qkv[..., NH * HD:(NH + KVH) * HD].view(1, T, KVH, HD).transpose(1, 2)
+                            v = qkv[..., (NH + KVH) * HD:].view(1, T, KVH, HD).transpose(1, 2)
+                            o = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+                            x = x + o.transpose(1, 2).reshape(1, T, H) @ Wo[l]
+                            h = rms(x); g = h @ W13[l]; x = x + (torch.nn.functional.silu(g[..., :I]) * g[..., I:]) @ W2[l]
+                        return (rms(x[:, -1:]) @ Wout).argmax(-1)
+                    ms = bench(prefill, iters=5, warm=2); res[f"prefill_{T}tok_ms"] = ms
+                    res[f"prefill_{T}tok_TFLOPs"] = 2 * T * wbytes / 2 / ms / 1e9
+        del Wqkv, Wo, W13, W2, Wout; torch.cuda.empty_cache()
+
+    if "vit" in sections:
+        VH, VHEADS, VI, VL, S = (sh[k] for k in ("VH", "VHEADS", "VI", "VL", "S"))
+        with torch.no_grad():
+            Wv = [(torch.randn(VH, 3 * VH, dtype=bf, device=dev) * 0.02, torch.randn(VH, VH, dtype=bf, device=dev) * 0.02,
+                   torch.randn(VH, VI, dtype=bf, device=dev) * 0.02, torch.randn(VI, VH, dtype=bf, device=dev) * 0.02)
+                  for _ in range(VL)]
+            # mlp1 (projector): LayerNorm(4·VH) → Linear(4·VH, H) → GELU → Linear(H, H) over tiles·(S−1)/4 tokens
+            P1 = torch.randn(4 * VH, H, dtype=bf, device=dev) * 0.02; P2 = torch.randn(H, H, dtype=bf, device=dev) * 0.02
+            for tiles in (1, 7, 13):
+                if left() < 20: res["skipped"].append(f"vit {tiles} tiles: budget"); continue
+                xv = torch.randn(tiles, S, VH, dtype=bf, device=dev)
+
+                def vit():
+                    x = xv
+                    for (wqkv, wo, w1, w2) in Wv:
+                        h = rms(x); qkv = (h @ wqkv).view(tiles, S, 3, VHEADS, VH // VHEADS).permute(2, 0, 3, 1, 4)
+                        o = torch.nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+                        x = x + o.transpose(1, 2).reshape(tiles, S, VH) @ wo
+                        x = x + torch.nn.functional.gelu(rms(x) @ w1) @ w2
+                    y = x[:, 1:].reshape(tiles * (S - 1) // 4, 4 * VH)  # pixel shuffle's data volume
+                    y = torch.nn.functional.layer_norm(y, (4 * VH,))
+                    return torch.nn.functional.gelu(y @ P1) @ P2
+                ms = bench(vit, iters=5, warm=2); res[f"vit_projector_{tiles}tiles_ms"] = ms
+                res[f"vit_{tiles}tiles_TFLOPs"] = 2 * tiles * S * sum(w.numel() for w in Wv[0]) * VL / ms / 1e9
+    res["wall_s"] = time.time() - t_start
+    return res
+
+
+def compare(args):
+    """Float32 InternLM2 forward over the dumped int8 weights; logits of the prompt's last token and of one
+    more token (the decode step), written as <DIR>/torch_logits{0,1}.f32."""
+    import numpy as np
+    d = args.compare
+    m = json.load(open(os.path.join(d, "manifest.json")))
+    dims = m["dims"]
+    H, NH, KVH, HD, I, V = (dims[k] for k in ("hidden", "heads", "kvHeads", "headDim", "intermediate", "vocab"))
+    eps, theta = dims["eps"], dims["ropeTheta"]
+    G = NH // KVH
+    try:
+        import torch
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+        backend = f"torch-{dev}"
+        T_ = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+        mm = lambda a, b: a @ b
+        to_np = lambda t: t.detach().cpu().numpy()
+        exp, rsqrt, cat, sig = torch.exp, torch.rsqrt, lambda xs: torch.cat(xs, -1), torch.sigmoid
+    except ImportError:
+        backend = "numpy"
+        T_ = lambda a: np.ascontiguousarray(a)
+        mm = lambda a, b: a @ b
+        to_np = lambda t: t
+        exp, rsqrt, cat = np.exp, lambda x: 1 / np.sqrt(x), lambda xs: np.concatenate(xs, -1)
+        sig = lambda x: 1 / (1 + np.exp(-x))
+
+    def load(name):
+        f = m["files"][name]
+        raw = np.fromfile(os.path.join(d, f["file"]), dtype={"i8": np.int8, "f32": np.float32, "bf16": np.uint16}[f["dtype"]])
+        a = raw.reshape(f["shape"])
+        if f["dtype"] == "bf16":
+            a = (a.astype(np.uint32) << 16).view(np.float32)
+        return a
+
+    def linear(prefix):
+        # W = int8 · scale (scale = SCB/127, the tensor our kernels read), transposed for x @ W
+        w = load(prefix + ".weight").astype(np.float32) * load(prefix + ".scale")[:, None]
+        return T_(w.T.copy())
+
+    def rms(x, w):
+        return x * rsqrt((x * x).mean(-1, keepdims=True) + eps) * w if backend == "numpy" else \
+            x * rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
+
+    layers = []
+    for l in range(dims["layers"]):
+        p = f"L{l}"
+        layers.append(dict(an=T_(load(p + ".attention_norm")), wqkv=linear(p + ".wqkv"), wo=linear(p + ".wo"),
+                           fn=T_(load(p + ".ffn_norm")), w1=linear(p + ".w1"), w3=linear(p + ".w3"),
+                           w2=linear(p + ".w2")))
+    norm = T_(load("norm")); out = linear("output")
+    rows = load("embed_rows")  # [n_ids, H] f32 from bf16, row i = embedding of ids[i]
+    inv = (1.0 / (np.float32(theta) ** (np.arange(0, HD, 2, dtype=np.float32) / np.float32(HD)))).astype(np.float32)
+
+    def forward(ids):
+        T = len(ids)
+        x = T_(rows[[m["row_of_id"][str(i)] for i in ids]].astype(np.float32))
+        pos = np.arange(T, dtype=np.float32)
+        fr = (pos[:, None] * inv[None, :]).astype(np.float32)
+        cos, sin = T_(np.cos(fr)), T_(np.sin(fr))  # [T, HD/2]; rotate_half pairs (i, i + HD/2)
+        mask = np.triu(np.full((T, T), -np.inf, dtype=np.float32), 1)
+        mask = T_(mask)
+
+        def rope(t):  # [T, heads, HD]
+            a, b = t[..., :HD // 2], t[..., HD // 2:]
+            c, s = cos[:, None, :], sin[:, None, :]
+            return cat([a * c - b * s, b * c + a * s])
+        for lw in layers:
+            h = rms(x, lw["an"])
+            qkv = mm(h, lw["wqkv"]).reshape(T, KVH, G + 2, HD)
+            q = rope(qkv[:, :, :G].reshape(T, NH, HD)); k = rope(qkv[:, :, G]); v = qkv[:, :, G + 1]
+            o = []
+            for hh in range(NH):
+                kv = hh // G
+                sc = mm(q[:, hh], k[:, kv].T) / math.sqrt(HD) + mask
+                sc = sc - sc.max(-1, keepdims=True) if backend == "numpy" else sc - sc.max(-1, keepdim=True).values
+                e = exp(sc)
+                pr = e / (e.sum(-1, keepdims=True) if backend == "numpy" else e.sum(-1, keepdim=True))
+                o.append(mm(pr, v[:, kv]))
+            x = x + mm(cat(o), lw["wo"])
+            h = rms(x, lw["fn"])
+            g = mm(h, lw["w1"]); u = mm(h, lw["w3"])
+            x = x + mm(g * sig(g) * u, lw["w2"])
+        return to_np(mm(rms(x[-1:], norm), out))[0].astype(np.float32)
+
+    ids = m["prompt_ids"]
+    forward(ids).tofile(os.path.join(d, "torch_logits0.f32"))
+    forward(ids + [m["next_id"]]).tofile(os.path.join(d, "torch_logits1.f32"))
+    return {"backend": backend, "layers": dims["layers"], "tokens": len(ids)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tiny", action="store_true", help="the bench's tiny shapes")
+    ap.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "torch_baseline.json"))
+    ap.add_argument("--sections", default="copy,decode,batch,prefill,vit")
+    ap.add_argument("--budget-s", type=float, default=300.0, help="skip remaining parts after this many seconds")
+    ap.add_argument("--compare", metavar="DIR", help="logits of the weights dumped in DIR (see module doc)")
+    args = ap.parse_args()
+    res = compare(args) if args.compare else perf(args)
+    print(json.dumps(res, indent=1))
+    with open(args.out, "w") as f:
+        json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

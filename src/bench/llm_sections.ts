@@ -1,0 +1,278 @@
+// Language-model sections: decode steps at a given context and batch, the per-kernel profile of one step,
+// the prompt pass, and the real generate() loop (GPU idle time between steps).
+import type { Recorder } from "../gpu/recorder.ts";
+import { argmax } from "../ops/argmax.ts";
+import { fillRandom } from "../ops/fill_random.ts";
+import { generate } from "../engine/generate.ts";
+import { defaultGenerationConfig } from "../engine/types.ts";
+import { LmRunner } from "../model/lm_runner.ts";
+import type { BenchContext, Json } from "./bench_context.ts";
+import { median, nsToMs, timeRepeated } from "./gpu_timer.ts";
+import { profileKernels } from "./kernel_profile.ts";
+import { decodeCost, prefillFlops } from "./model_cost.ts";
+import { sig } from "./util.ts";
+
+const round = (x: number, digits?: number) => sig(x, digits === undefined ? 4 : Math.max(4, digits + 1));
+
+/** A runner whose KV cache already holds `context` random positions, ready to decode from. */
+export async function decodeRunner(ctx: BenchContext, batch: number, context: number, extra: number) {
+  const { gpu, shapes } = ctx;
+  const m = await ctx.model();
+  const runner = new LmRunner(gpu, m.language, shapes.language, batch, context + extra);
+  const r = gpu.recorder("bench.decode.setup");
+  // A 1-token prompt sets up positions and keyValid through the public path; the cache is then filled with
+  // random keys/values and declared `context` long (attention cost depends on length, not content).
+  const ids = Array.from({ length: batch }, (_, b) => [(b * 7919 + 13) % shapes.language.vocab]);
+  const free = runner.recordPrefill(r, ids, ids.map(() => [1]), shapes.imageContextId, null);
+  runner.cache.k.forEach((t, l) => fillRandom(r, t, { seed: 1000 + l }));
+  runner.cache.v.forEach((t, l) => fillRandom(r, t, { seed: 2000 + l }));
+  const next = gpu.createTensor("bench.next", "i32", [batch]);
+  fillRandom(r, next, { seed: 7, lo: 0, hi: shapes.language.vocab });
+  r.submit();
+  await gpu.sync("preparing a decode benchmark");
+  free();
+  runner.cache.length = context;
+  const step = (rec: Recorder) => {
+    runner.recordDecode(rec, next);
+    argmax(rec, runner.logits, next);
+  };
+  return {
+    runner,
+    next,
+    step,
+    destroy: () => {
+      runner.destroy();
+      next.buffer.destroy();
+    },
+  };
+}
+
+/** Times decode steps submitted back to back (one submit per step, as generate() does). */
+export async function timeDecode(
+  ctx: BenchContext,
+  batch: number,
+  context: number,
+): Promise<Record<string, Json>> {
+  const { gpu, timer, shapes } = ctx;
+  const steps = shapes.decodeSteps;
+  // Wall-clock fallback may repeat up to 4× the steps after a calibration batch; each step grows the cache.
+  const d = await decodeRunner(ctx, batch, context, 6 * steps + 8);
+  try {
+    let recordMs = 0, runs = 0;
+    const run = () => {
+      runs++;
+      const t0 = performance.now();
+      const r = gpu.recorder("decode");
+      d.step(r);
+      r.submit();
+      recordMs += performance.now() - t0;
+    };
+    timer.resetCounts();
+    run();
+    await gpu.sync("first decode step");
+    const counts = { dispatches: timer.dispatches, submits: timer.submits, passes: timer.passes };
+    recordMs = 0;
+    runs = 0;
+    const res = await timeRepeated(timer, `decode b${batch} ctx${context}`, run, {
+      reps: steps,
+      warmup: 1,
+      maxReps: 4 * steps,
+    });
+    const throughputMs = res.times ? res.times.throughputMs : res.msPerRep;
+    const cost = decodeCost(shapes.language, context, batch);
+    const GBps = cost.totalBytes / (throughputMs * 1e6);
+    return {
+      batch,
+      context,
+      steps: res.reps,
+      method: res.method,
+      ms_per_step: round(throughputMs),
+      gpu_span_ms_median: res.times ? round(median(res.times.spanMs)) : null,
+      gpu_busy_ms_median: res.times ? round(median(res.times.busyMs)) : null,
+      gpu_idle_ms_between_steps_median: res.times ? round(median(res.times.gapMs)) : null,
+      tokens_per_s: round((batch * 1000) / throughputMs, 2),
+      cpu_record_submit_ms_per_step: round(recordMs / runs),
+      dispatches_per_step: counts.dispatches,
+      submits_per_step: counts.submits,
+      passes_per_step: counts.passes,
+      bytes_per_step: cost.totalBytes,
+      flops_per_step: cost.flops,
+      achieved_GBps: round(GBps, 1),
+      bw_fraction_of_copy: ctx.copyGBps ? round(GBps / ctx.copyGBps) : null,
+      roofline_ms_at_copy_bw: ctx.copyGBps ? round(cost.totalBytes / (ctx.copyGBps * 1e6)) : null,
+    };
+  } finally {
+    d.destroy();
+  }
+}
+
+/** Decode at batch 1 for every context in the shapes. */
+export async function decodeSection(ctx: BenchContext): Promise<Record<string, Json>> {
+  const out: Record<string, Json> = {};
+  for (const c of ctx.shapes.decodeContexts) {
+    const r = await timeDecode(ctx, 1, c);
+    out[`b1_ctx${c}`] = r;
+    ctx.results[`decode_ms_b1_ctx${c}`] = r.ms_per_step;
+    if (c === ctx.shapes.decodeContexts[0]) {
+      ctx.results.dispatches_per_decode_step = r.dispatches_per_step;
+      ctx.results.submits_per_decode_step = r.submits_per_step;
+      ctx.results.gpu_idle_ms_between_steps = r.gpu_idle_ms_between_steps_median;
+      ctx.results.decode_cpu_record_ms = r.cpu_record_submit_ms_per_step;
+    }
+  }
+  return out;
+}
+
+/** Aggregate tokens/s at the larger batches (first decode context). */
+export async function batchSection(ctx: BenchContext): Promise<Record<string, Json>> {
+  const out: Record<string, Json> = {};
+  const c = ctx.shapes.decodeContexts[0];
+  for (const b of ctx.shapes.decodeBatches) {
+    const r = await timeDecode(ctx, b, c);
+    out[`b${b}_ctx${c}`] = r;
+    ctx.results[`batch${b}_tokens_per_s`] = r.tokens_per_s;
+  }
+  return out;
+}
+
+/** Every kernel of one batch-1 decode step in its own timed pass: achieved GB/s against the copy kernel. */
+export async function kernelsSection(ctx: BenchContext): Promise<Record<string, Json>> {
+  const { gpu, timer, shapes } = ctx;
+  if (!timer.hasTimestamps) return { skipped: "per-kernel timing needs timestamp-query" };
+  const d = await decodeRunner(ctx, 1, shapes.decodeContexts[0], 4);
+  try {
+    const warm = gpu.recorder("warm");
+    d.step(warm);
+    warm.submit();
+    await gpu.sync("warming up the kernel profile");
+    const prof = await profileKernels(gpu, timer, "decode.kernels", d.step, ctx.copyGBps);
+    if (!prof) return { skipped: "no timestamps" };
+    const matvec = prof.rows.filter((r) => r.kernel === "linear_matvec");
+    const bytes = matvec.reduce((s, r) => s + r.GBps * r.ms * 1e6, 0);
+    const ms = matvec.reduce((s, r) => s + r.ms, 0);
+    const gemvGBps = bytes / (ms * 1e6);
+    ctx.results.gemv_GBps = round(gemvGBps, 1);
+    ctx.results.gemv_bw_fraction = ctx.copyGBps ? round(gemvGBps / ctx.copyGBps) : null;
+    return {
+      context: shapes.decodeContexts[0],
+      dispatches: prof.dispatches,
+      sum_of_kernel_ms: round(prof.totalMs),
+      gemv_GBps: round(gemvGBps, 1),
+      kernels: prof.rows.map((r) => ({
+        op: r.op,
+        kernel: r.kernel,
+        dispatches: r.dispatches,
+        ms: round(r.ms, 4),
+        share: round(r.share),
+        GBps: round(r.GBps, 1),
+        TFLOPs: round(r.TFLOPs, 3),
+        bw_fraction: r.bwFraction === null ? null : round(r.bwFraction),
+        bytes_model: r.bytesModel,
+      })),
+    };
+  } finally {
+    d.destroy();
+  }
+}
+
+/** Records a prompt pass of T random tokens (no image) into a fresh runner; returns it and a cleanup. */
+function recordPrompt(ctx: BenchContext, runner: LmRunner, T: number, r: Recorder, seed: number) {
+  const V = ctx.shapes.language.vocab;
+  const ids = Array.from({ length: T }, (_, t) => (seed * 104729 + t * 7919) % V);
+  // Text ids only: never the image-context id (that needs image rows).
+  const row = ids.map((id) => (id === ctx.shapes.imageContextId ? id - 1 : id));
+  return runner.recordPrefill(r, [row], [row.map(() => 1)], ctx.shapes.imageContextId, null);
+}
+
+/** One prompt pass of `prefillTokens` tokens (after a short warm-up that builds the same pipelines). */
+export async function prefillSection(ctx: BenchContext): Promise<Record<string, Json>> {
+  const { gpu, timer, shapes } = ctx;
+  const m = await ctx.model();
+  const T = shapes.prefillTokens;
+  const once = async (tokens: number, label: string) => {
+    const runner = new LmRunner(gpu, m.language, shapes.language, 1, tokens + 1);
+    try {
+      timer.start(label);
+      const t0 = performance.now();
+      const r = gpu.recorder(label);
+      const free = recordPrompt(ctx, runner, tokens, r, 3);
+      r.submit();
+      const stamps = await timer.collect();
+      await gpu.sync(label);
+      const wall = performance.now() - t0;
+      free();
+      return stamps.length ? stamps.reduce((s, p) => s + nsToMs(p.endNs - p.beginNs), 0) : wall;
+    } finally {
+      runner.destroy();
+    }
+  };
+  const warmMs = await once(Math.min(64, T), "prefill.warmup");
+  const ms = await once(T, `prefill ${T}`);
+  const flops = prefillFlops(shapes.language, T);
+  ctx.results.prefill_ms_1800 = shapes.prefillTokens === 1800 ? round(ms, 1) : null;
+  return {
+    tokens: T,
+    method: timer.method,
+    warmup_tokens: Math.min(64, T),
+    warmup_ms: round(warmMs, 1),
+    ms: round(ms, 1),
+    flops,
+    TFLOPs: round(flops / (ms * 1e9), 3),
+    tokens_per_s: round((T * 1000) / ms, 1),
+  };
+}
+
+/**
+ * The real generate() loop (greedy, ring of mappable readbacks, several steps in flight) after a prompt of
+ * decodeContexts[0] tokens: tokens/s as a client sees it and the GPU idle time between its steps.
+ */
+export async function loopSection(ctx: BenchContext): Promise<Record<string, Json>> {
+  const { timer, shapes } = ctx;
+  const m = await ctx.model();
+  const L = shapes.decodeContexts[0], n = shapes.loopTokens, V = shapes.language.vocab;
+  const ids = Array.from({ length: L }, (_, t) => (t * 7919 + 11) % V).map((id) =>
+    id === shapes.imageContextId ? id - 1 : id
+  );
+  const stepTimes: number[] = [];
+  timer.resetCounts();
+  timer.start("loop");
+  const t0 = performance.now();
+  const out = await generate(m.model, { ids: [ids], mask: [ids.map(() => 1)], imageEmbeds: null }, {
+    ...defaultGenerationConfig,
+    maxNewTokens: n,
+  }, {
+    eosId: -1, // random weights: never stop early
+    imageContextId: shapes.imageContextId,
+    onStep: () => stepTimes.push(performance.now()),
+  });
+  const stamps = await timer.collect();
+  const wallMs = performance.now() - t0;
+  const decodeStamps = stamps.slice(1); // pass 0: prompt + first choice
+  const gaps = decodeStamps.map((s, i) =>
+    nsToMs(s.beginNs - (i === 0 ? stamps[0] : decodeStamps[i - 1]).endNs)
+  );
+  const busy = decodeStamps.map((s) => nsToMs(s.endNs - s.beginNs));
+  const decodeWall = stepTimes.length > 1
+    ? (stepTimes[stepTimes.length - 1] - stepTimes[0]) / (stepTimes.length - 1)
+    : NaN;
+  ctx.results.loop_gpu_idle_ms_per_step = stamps.length ? round(median(gaps)) : null;
+  ctx.results.loop_tokens_per_s = round(1000 / decodeWall, 2);
+  return {
+    prompt_tokens: L,
+    new_tokens: out[0].length,
+    method: timer.method,
+    wall_ms: round(wallMs, 1),
+    ttft_wall_ms: round(stepTimes[0] - t0, 1),
+    decode_wall_ms_per_token: round(decodeWall),
+    tokens_per_s: round(1000 / decodeWall, 2),
+    submits: timer.submits,
+    gpu_busy_ms_per_step_median: stamps.length ? round(median(busy)) : null,
+    gpu_idle_ms_between_steps_median: stamps.length ? round(median(gaps)) : null,
+    gpu_idle_ms_between_steps_max: stamps.length ? round(Math.max(...gaps)) : null,
+    gpu_idle_fraction: stamps.length
+      ? round(
+        gaps.reduce((a, b) => a + b, 0) / (gaps.reduce((a, b) => a + b, 0) + busy.reduce((a, b) => a + b, 0)),
+      )
+      : null,
+  };
+}

@@ -1,0 +1,122 @@
+// Runs `deno task bench --tiny` end to end as CI does (the same code path as the full-size bench, tiny
+// shapes) and checks the results document.
+import assert from "node:assert/strict";
+import { headlineKeys } from "../../src/bench/report.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+
+// deno-lint-ignore no-explicit-any
+type Doc = Record<string, any>;
+
+async function bench(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ doc: Doc; stdout: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "bench_smoke_" });
+  const out = `${dir}/tmp.json`;
+  try {
+    const res = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "bench", "--tiny", "--out", out, ...args],
+      cwd: root,
+      env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", ...env },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(res.stdout), stderr = new TextDecoder().decode(res.stderr);
+    assert.equal(res.code, 0, `bench exited with ${res.code}:\n${stderr.slice(-3000)}`);
+    return { doc: JSON.parse(await Deno.readTextFile(out)), stdout };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const isNum = (v: unknown) => typeof v === "number" && Number.isFinite(v);
+
+Deno.test("bench --tiny runs every section and writes the documented keys", async () => {
+  const t0 = performance.now();
+  const { doc, stdout } = await bench([]);
+  const seconds = (performance.now() - t0) / 1000;
+  assert.ok(seconds < 50, `tiny bench took ${seconds.toFixed(1)} s`);
+  for (const k of headlineKeys) assert.ok(k in doc, `missing key ${k}`);
+  for (const [name, s] of Object.entries(doc.sections as Record<string, Doc>)) {
+    // torch is only added by --torch; everything else must run on llvmpipe
+    assert.equal(s.status, "ok", `section ${name}: ${s.status} ${s.error ?? s.reason ?? ""}`);
+  }
+  assert.equal(typeof doc.card, "string");
+  assert.ok(!Number.isNaN(Date.parse(doc.date)));
+  assert.equal(doc.scale, "tiny");
+  assert.ok(["timestamp-query", "wall-clock"].includes(doc.timing_method));
+  for (
+    const k of [
+      "copy_GBps",
+      "weight_fill_ms",
+      "decode_ms_b1_ctx512",
+      "decode_ms_b1_ctx4096",
+      "batch4_tokens_per_s",
+      "batch8_tokens_per_s",
+      "loop_tokens_per_s",
+      "vit_projector_ms_1tiles",
+      "vit_projector_ms_7tiles",
+      "vit_projector_ms_13tiles",
+      "prefill_ms_1800",
+      "ttft_cold_ms_7tiles",
+    ]
+  ) assert.ok(isNum(doc[k]) && doc[k] > 0, `${k} = ${doc[k]}`);
+  assert.ok(Number.isInteger(doc.dispatches_per_decode_step) && doc.dispatches_per_decode_step > 10);
+  assert.equal(doc.submits_per_decode_step, 1);
+  assert.equal(doc.ttft_warm_followup_ms, null);
+  assert.equal(doc.weight_load_ms, null);
+  // No PyTorch without --torch: its keys stay null rather than absent.
+  for (const k of ["torch_decode_ms_eager", "torch_decode_ms_cudagraph"]) assert.equal(doc[k], null);
+  if (doc.timing_method === "timestamp-query") {
+    assert.ok(isNum(doc.gemv_bw_fraction) && doc.gemv_bw_fraction > 0);
+    assert.ok(isNum(doc.gpu_idle_ms_between_steps) && doc.gpu_idle_ms_between_steps >= 0);
+    const kernels = doc.sections.kernels.kernels as Doc[];
+    assert.ok(kernels.some((k) => k.kernel === "linear_matvec"));
+    assert.ok(doc.sections.vit.kernels_1tile.length > 0);
+  }
+  // The logits check needs python3 with torch or numpy; where it ran, it must pass.
+  if (doc.sections.logits.status === "ok" && !doc.sections.logits.skipped) {
+    assert.ok(doc.logits_rel_err_vs_torch <= 1e-2, `logits rel err ${doc.logits_rel_err_vs_torch}`);
+  }
+  assert.match(stdout, /decode b1 ctx512 \(ms\/token\)/);
+});
+
+Deno.test("bench --timing wall falls back to wall clock and skips what needs timestamps", async () => {
+  const { doc } = await bench(["--timing", "wall", "--sections", "copy,decode,kernels"]);
+  assert.equal(doc.timing_method, "wall-clock");
+  assert.deepEqual(Object.keys(doc.sections), ["env", "copy", "decode", "kernels"]);
+  assert.ok(isNum(doc.decode_ms_b1_ctx512) && doc.decode_ms_b1_ctx512 > 0);
+  assert.equal(doc.sections.decode.b1_ctx512.method, "wall-clock");
+  assert.equal(doc.gpu_idle_ms_between_steps, null);
+  assert.equal(doc.sections.kernels.status, "skipped");
+  assert.equal(doc.prefill_ms_1800, null);
+});
+
+Deno.test("a failing section is recorded and the run goes on, on a fresh device after a GPU error", async () => {
+  const { doc } = await bench(["--sections", "decode,batch"], { INTERNVL_BENCH_INJECT: "decode:gpu" });
+  assert.equal(doc.sections.decode.status, "error");
+  assert.match(doc.sections.decode.error, /injected failure in decode/);
+  assert.equal(doc.decode_ms_b1_ctx512, null);
+  assert.equal(doc.sections.batch.status, "ok");
+  assert.ok(isNum(doc.batch8_tokens_per_s));
+});
+
+Deno.test("a tiny budget skips later sections but still writes every key", async () => {
+  const { doc } = await bench(["--budget", "0.02", "--sections", "copy,decode,vit,prefill"]);
+  const statuses = Object.values(doc.sections as Record<string, Doc>).map((s) => s.status);
+  assert.ok(statuses.includes("skipped"), `statuses ${statuses}`);
+  for (const k of headlineKeys) assert.ok(k in doc, `missing key ${k}`);
+});
+
+Deno.test("bench rejects unknown sections and options", async () => {
+  for (const args of [["--sections", "decode,nope"], ["--frobnicate"]]) {
+    const res = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "bench", "--tiny", ...args],
+      cwd: root,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(res.code, 2, `args ${args}`);
+  }
+});
