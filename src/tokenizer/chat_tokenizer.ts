@@ -170,35 +170,55 @@ export class ChatTokenizer {
 
   /** `tokenizer.decode(ids, skip_special_tokens=…)` of the slow InternLM2 tokenizer. */
   decode(ids: readonly number[], opts: DecodeOptions = {}): string {
-    const skip = opts.skipSpecialTokens ?? false;
-    const subTexts: string[] = [];
-    let current: string[] = [];
-    for (const id of ids) {
-      if (skip && this.#allSpecialIds.has(id)) continue;
-      const token = this.idToToken(id);
-      if (this.#standalone.has(token)) {
-        if (current.length > 0) {
-          const s = this.#tokensToString(current);
-          if (s.length > 0) subTexts.push(s);
-          current = [];
-        }
-        subTexts.push(token);
-      } else {
-        current.push(token);
-      }
-    }
-    if (current.length > 0) subTexts.push(this.#tokensToString(current));
+    const { settled, open } = this.#subTexts(ids, opts.skipSpecialTokens ?? false);
+    if (open.length > 0) settled.push(cleanUpTokenization(this.#tokensToRawString(open)));
     // spaces_between_special_tokens=True
-    const text = subTexts.join(" ");
+    const text = settled.join(" ");
     return this.#p.cleanUpTokenizationSpaces ? cleanUpTokenization(text) : text;
   }
 
   /**
-   * InternLM2Tokenizer.convert_tokens_to_string: special tokens are kept verbatim with one space before a
-   * run of them; clean_up_tokenization always runs. (Its `_maybe_add_prefix_space` prepends a space that
-   * the final `[1:]` removes again, so it is left out.)
+   * The skip-special decode split where later ids can still change it, for ResponseStream:
+   * `decode(ids, {skipSpecialTokens: true})` equals `settled` + (" " if both are non-empty) +
+   * `cleanUpTokenization(openRaw)`. `settled` is final; `openRaw` is the still-open run of pieces before
+   * clean_up_tokenization (null when no run is open). Assumes clean_up_tokenization_spaces=False (InternVL).
    */
-  #tokensToString(tokens: readonly string[]): string {
+  decodeOpenTail(ids: readonly number[]): { settled: string; openRaw: string | null } {
+    const { settled, open } = this.#subTexts(ids, true);
+    return { settled: settled.join(" "), openRaw: open.length > 0 ? this.#tokensToRawString(open) : null };
+  }
+
+  /**
+   * `_decode`'s loop: added tokens outside `all_special_tokens` (and InternVL's, appended past the
+   * SentencePiece vocab) become sub-texts of their own; the runs between them are converted as a whole,
+   * and a run converting to "" is dropped. Returns the finished sub-texts and the open run's tokens.
+   */
+  #subTexts(ids: readonly number[], skip: boolean): { settled: string[]; open: string[] } {
+    const settled: string[] = [];
+    let open: string[] = [];
+    for (const id of ids) {
+      if (skip && this.#allSpecialIds.has(id)) continue;
+      const token = this.idToToken(id);
+      if (this.#standalone.has(token)) {
+        if (open.length > 0) {
+          const s = cleanUpTokenization(this.#tokensToRawString(open));
+          if (s.length > 0) settled.push(s);
+          open = [];
+        }
+        settled.push(token);
+      } else {
+        open.push(token);
+      }
+    }
+    return { settled, open };
+  }
+
+  /**
+   * InternLM2Tokenizer.convert_tokens_to_string before its final clean_up_tokenization (which the callers
+   * apply, always): special tokens are kept verbatim with one space before a run of them. (Its
+   * `_maybe_add_prefix_space` prepends a space that the final `[1:]` removes again, so it is left out.)
+   */
+  #tokensToRawString(tokens: readonly string[]): string {
     let out = "";
     let pieces: string[] = [];
     let prevIsSpecial = false;
@@ -213,8 +233,7 @@ export class ChatTokenizer {
         prevIsSpecial = false;
       }
     }
-    out += this.#p.pieceDecoder.decode(pieces);
-    return cleanUpTokenization(out);
+    return out + this.#p.pieceDecoder.decode(pieces);
   }
 
   /** The text `InternVLChatModel.chat()` returns for generated ids (which may end with `<|im_end|>`). */

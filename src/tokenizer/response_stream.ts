@@ -5,20 +5,29 @@
 // Each step re-decodes every id (decoding is contextual: byte-fallback runs, clean_up_tokenization, spaces
 // around added tokens) and emits only the prefix no later id can change. Held back at the tail:
 //  - byte-fallback pieces that may still complete a UTF-8 character (they show as U+FFFD until then);
-//  - whitespace, since `.strip()` removes it at the very end and clean_up may delete a space;
-//  - a proper prefix of a clean_up pattern (" n" of " n't", " '" of " 'm", …), which may lose its space;
+//  - the end of the open piece run where clean_up_tokenization may still change: every pattern starts with
+//    a space and is at most 4 characters, so it is cut after the last 3 space-free characters (a replacement
+//    made now can even be undone later: " ' " → "'" no longer applies once " ," claims its second space);
+//  - whitespace, which `.strip()` removes at the very end;
 //  - a proper prefix of "<|im_end|>", where the response would be cut.
 // Re-decoding is O(generated ids) per step, negligible next to a model step for chat-length responses.
 import type { ChatTokenizer } from "./chat_tokenizer.ts";
 import { IM_END } from "./chat_tokenizer.ts";
-import { CLEAN_UP_REPLACEMENTS, isPythonSpace, pythonLstrip } from "./python_text.ts";
+import { cleanUpTokenization, isPythonSpace, pythonLstrip } from "./python_text.ts";
 import { bytePieceValue } from "./sentencepiece_decode.ts";
 
-/** Tails that a later clean_up_tokenization replacement could still rewrite. */
-const UNSTABLE_TAILS: readonly string[] = [
-  ...new Set(CLEAN_UP_REPLACEMENTS.flatMap(([from]) => [...from].map((_, i) => from.slice(0, i)).slice(1))),
-  ...[...IM_END].map((_, i) => IM_END.slice(0, i)).slice(1),
-].sort((a, b) => b.length - a.length);
+const IM_END_PREFIXES = [...IM_END].map((_, i) => IM_END.slice(0, i)).slice(1).reverse();
+
+/**
+ * Largest b such that clean_up_tokenization(raw) starts with clean_up_tokenization(raw[0:b]) whatever is
+ * appended: no space among raw[b-3..b-1], so no pattern (space + ≤3 chars) can straddle b — and deleting
+ * spaces never moves a space into that window, so this holds through all ten sequential replacements.
+ */
+function cleanUpSafeCut(raw: string): number {
+  let b = raw.length;
+  while (b > 0 && raw.slice(Math.max(0, b - 3), b).includes(" ")) b--;
+  return b;
+}
 
 export class ResponseStream {
   readonly #tok: ChatTokenizer;
@@ -44,18 +53,23 @@ export class ResponseStream {
   push(id: number): string {
     if (this.#done) return "";
     this.#ids.push(id);
-    const full = this.#tok.decode(this.#ids, { skipSpecialTokens: true });
-    const cut = full.indexOf(IM_END);
-    if (cut >= 0) return this.#emitUpTo(this.#tok.responseFromIds(this.#ids), true);
-    const pendingBytes = this.#incompleteTrailingBytes();
-    let stable = pythonLstrip(full.slice(0, full.length - pendingBytes));
+    const { settled, openRaw } = this.#tok.decodeOpenTail(this.#ids);
+    const sep = settled.length > 0 && openRaw !== null ? " " : "";
+    const full = settled + sep + cleanUpTokenization(openRaw ?? "");
+    if (full.includes(IM_END)) return this.#emitUpTo(this.#tok.responseFromIds(this.#ids), true);
+    let stable = settled;
+    if (openRaw !== null) {
+      const raw = openRaw.slice(0, openRaw.length - this.#incompleteTrailingBytes());
+      stable += sep + cleanUpTokenization(raw.slice(0, cleanUpSafeCut(raw)));
+    }
+    stable = pythonLstrip(stable);
     for (let changed = true; changed;) {
       changed = false;
       while (stable.length > 0 && isPythonSpace(stable[stable.length - 1])) {
         stable = stable.slice(0, -1);
         changed = true;
       }
-      const tail = UNSTABLE_TAILS.find((t) => stable.endsWith(t));
+      const tail = IM_END_PREFIXES.find((t) => stable.endsWith(t));
       if (tail !== undefined) {
         stable = stable.slice(0, stable.length - tail.length);
         changed = true;
