@@ -2,17 +2,19 @@
 // NaN logits are not special-cased (torch would return the first NaN); the model never produces them.
 // Bindings: 1 logits [B, V] f32, 2 out [B] i32.
 // Params: vocab V, row_stride_groups (the B rows fold into a 2-D grid).
-// Grid: flatGrid(B, 1): one workgroup of 256 threads per row; each thread scans a strided slice, then a
+// Grid: flatGrid(B, 1): one workgroup of 1024 threads per row; each thread scans a strided slice, then a
 // tree reduction in workgroup memory. Features: none.
 struct Params { vocab: u32, row_stride_groups: u32, rows: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<i32>;
 
-var<workgroup> best_v: array<f32, 256>;
-var<workgroup> best_i: array<u32, 256>;
+const WG = 1024u; // threads per row: each pass over V is latency-bound, so more threads = fewer trips
 
-@compute @workgroup_size(256)
+var<workgroup> best_v: array<f32, WG>;
+var<workgroup> best_i: array<u32, WG>;
+
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let row = wg.y * p.row_stride_groups + wg.x;
   let V = p.vocab;
@@ -20,14 +22,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   // Start from a real element so even an all −inf row yields a valid index; idx = V marks "none".
   var v = -3.4e38;
   var idx = V;
-  for (var i = li; i < V; i += 256u) {
+  for (var i = li; i < V; i += WG) {
     let x = logits[base + i];
     if (idx == V || x > v) { v = x; idx = i; } // strided order: strict > keeps the lowest index
   }
   best_v[li] = v;
   best_i[li] = idx;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
     if (li < s) {
       let ov = best_v[li + s];
       let oi = best_i[li + s];

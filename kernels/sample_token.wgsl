@@ -13,7 +13,7 @@
 //     distribution, with no prefix sum, and the same ids for a given seed on any device.
 // Bindings: 1 logits [B, V] f32, 2 out [B] i32.
 // Params: vocab V, rows B, row_stride_groups, top_k (0 = off), seed, step, inv_temp (f32), top_p (f32).
-// Grid: flatGrid(B, 1): one workgroup of 256 threads per row. Features: none.
+// Grid: flatGrid(B, 1): one workgroup of 1024 threads per row. Features: none.
 struct Params {
   vocab: u32,
   rows: u32,
@@ -28,8 +28,10 @@ struct Params {
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<i32>;
 
-var<workgroup> red_f: array<f32, 256>;
-var<workgroup> red_u: array<u32, 256>;
+const WG = 1024u; // threads per row: each pass over V is latency-bound, so more threads = fewer trips
+
+var<workgroup> red_f: array<f32, WG>;
+var<workgroup> red_u: array<u32, WG>;
 
 // PCG-RXS-M-XS hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", 2020).
 fn pcg(v: u32) -> u32 {
@@ -47,7 +49,7 @@ fn key(x: f32) -> u32 {
 fn reduce_max(v: f32, li: u32) -> f32 {
   red_f[li] = v;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
     if (li < s) { red_f[li] = max(red_f[li], red_f[li + s]); }
     workgroupBarrier();
   }
@@ -59,7 +61,7 @@ fn reduce_max(v: f32, li: u32) -> f32 {
 fn reduce_sum(v: f32, li: u32) -> f32 {
   red_f[li] = v;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
     if (li < s) { red_f[li] += red_f[li + s]; }
     workgroupBarrier();
   }
@@ -71,7 +73,7 @@ fn reduce_sum(v: f32, li: u32) -> f32 {
 fn reduce_count(v: u32, li: u32) -> u32 {
   red_u[li] = v;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
     if (li < s) { red_u[li] += red_u[li + s]; }
     workgroupBarrier();
   }
@@ -84,21 +86,21 @@ fn reduce_count(v: u32, li: u32) -> u32 {
 // the same set are bitwise equal.
 fn kept_mass(base: u32, lo: u32, m: f32, li: u32) -> f32 {
   var acc = 0.0;
-  for (var i = li; i < p.vocab; i += 256u) {
+  for (var i = li; i < p.vocab; i += WG) {
     let s = logits[base + i] * p.inv_temp;
     if (key(s) >= lo) { acc += exp(s - m); }
   }
   return reduce_sum(acc, li);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let row = wg.y * p.row_stride_groups + wg.x;
   let V = p.vocab;
   let base = min(row, p.rows - 1u) * V;
 
   var m = -3.4e38;
-  for (var i = li; i < V; i += 256u) { m = max(m, logits[base + i] * p.inv_temp); }
+  for (var i = li; i < V; i += WG) { m = max(m, logits[base + i] * p.inv_temp); }
   m = reduce_max(m, li);
 
   var k_min = 0u; // keep tokens with key(s) ≥ k_min
@@ -106,7 +108,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     for (var bit = 0u; bit < 32u; bit++) {
       let cand = k_min | (0x80000000u >> bit);
       var c = 0u;
-      for (var i = li; i < V; i += 256u) { c += select(0u, 1u, key(logits[base + i] * p.inv_temp) >= cand); }
+      for (var i = li; i < V; i += WG) { c += select(0u, 1u, key(logits[base + i] * p.inv_temp) >= cand); }
       if (reduce_count(c, li) >= p.top_k) { k_min = cand; }
     }
   }
@@ -124,7 +126,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let row_hash = pcg(row + pcg(p.step + pcg(p.seed)));
   var best = -3.4e38;
   var best_i = V;
-  for (var i = li; i < V; i += 256u) {
+  for (var i = li; i < V; i += WG) {
     let s = logits[base + i] * p.inv_temp;
     if (key(s) >= k_min) {
       let u = (f32(pcg(i + row_hash) >> 8u) + 0.5) * (1.0 / 16777216.0); // in (0, 1)
@@ -135,7 +137,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   red_f[li] = best;
   red_u[li] = best_i;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
     if (li < s) {
       let ov = red_f[li + s];
       let oi = red_u[li + s];
