@@ -3,8 +3,9 @@
 # A host with an NVIDIA/AMD/Intel GPU driver already has one; a CPU-only Debian host gets Mesa's
 # software Vulkan driver (llvmpipe/lavapipe, package mesa-vulkan-drivers), which supports shader-f16.
 set -euo pipefail
-if ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json /usr/local/nvidia/share/vulkan/icd.d/*.json \
-  >/dev/null 2>&1; then
+shopt -s nullglob
+icds=(/usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json /usr/local/nvidia/share/vulkan/icd.d/*.json)
+if [ -n "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ] || [ ${#icds[@]} -gt 0 ]; then
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then

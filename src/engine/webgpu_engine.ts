@@ -62,7 +62,10 @@ export class WebGpuEngine implements ChatEngine {
     } finally {
       await checkpoint.close();
     }
-    const name = options.modelDir.replace(/\/+$/, "").split("/").pop() ?? "internvl";
+    // The directory's name is the model id (InternVL-Chat-V1-5-Int8 for a hub download); the fixture's
+    // weights live in ".../tiny-internvl/model", so a folder called "model" takes its parent's name.
+    const parts = options.modelDir.replace(/\/+$/, "").split("/");
+    const name = (parts.at(-1) === "model" ? parts.at(-2) : parts.at(-1)) || "internvl";
     const info: ModelInfo = {
       id: name,
       randomWeights: options.randomWeights ?? false,

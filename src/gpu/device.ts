@@ -160,14 +160,23 @@ export class Gpu {
     const key = name + JSON.stringify(constants);
     let p = this.pipelines.get(key);
     if (!p) {
-      const module = this.device.createShaderModule({ label: name, code: kernelSource(name) });
       this.device.pushErrorScope("validation");
+      const module = this.device.createShaderModule({ label: name, code: kernelSource(name) });
       p = this.device.createComputePipeline({
         label: name,
         layout: "auto",
         compute: { module, entryPoint: "main", constants },
       });
-      this.watch(this.device.popErrorScope(), `building kernel ${name}`);
+      // A WGSL error otherwise surfaces only as "ShaderModule … is invalid": attach the compiler's messages.
+      const compiled = this.device.popErrorScope().then(async (err) => {
+        if (!err) return null;
+        const info = await module.getCompilationInfo().catch(() => null);
+        const lines = info?.messages.map((m) =>
+          `kernels/${name}.wgsl:${m.lineNum}:${m.linePos} ${m.message}`
+        );
+        return { message: [err.message, ...(lines ?? [])].join("\n") } as GPUError;
+      });
+      this.watch(compiled, `building kernel ${name}`);
       this.pipelines.set(key, p);
     }
     return p;
