@@ -23,22 +23,30 @@ TINY = dict(VH=64, VHEADS=2, VI=128, VL=2, S=65,
 
 def perf(args):
     import torch
-    if not torch.cuda.is_available():
+    dev = args.device
+    if dev == "cuda" and not torch.cuda.is_available():
         raise SystemExit(json.dumps({"error": "torch has no CUDA device"}))
+    cuda = dev == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    empty_cache = torch.cuda.empty_cache if cuda else (lambda: None)
     t_start = time.time()
     budget = args.budget_s
     left = lambda: budget - (time.time() - t_start)
     sections = set(args.sections.split(","))
     torch.manual_seed(0)
-    dev = "cuda"; bf = torch.bfloat16
+    bf = torch.bfloat16
     sh = TINY if args.tiny else FULL
-    res = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "tiny": args.tiny,
-           "dtype": "bf16", "timing": "cuda events, median", "skipped": []}
+    res = {"gpu": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__, "tiny": args.tiny,
+           "dtype": "bf16", "timing": "cuda events, median" if cuda else "perf_counter, median", "skipped": []}
 
     def bench(fn, iters=20, warm=3):
         for _ in range(warm): fn()
-        torch.cuda.synchronize(); s = torch.cuda.Event(enable_timing=True); e = torch.cuda.Event(enable_timing=True)
-        ts = []
+        sync(); ts = []
+        if not cuda:  # --device cpu only checks this script's code paths; its figures mean nothing
+            for _ in range(iters):
+                t0 = time.perf_counter(); fn(); ts.append((time.perf_counter() - t0) * 1e3)
+            ts.sort(); return ts[len(ts) // 2]
+        s = torch.cuda.Event(enable_timing=True); e = torch.cuda.Event(enable_timing=True)
         for _ in range(iters):
             s.record(); fn(); e.record(); torch.cuda.synchronize(); ts.append(s.elapsed_time(e))
         ts.sort(); return ts[len(ts) // 2]
@@ -85,11 +93,14 @@ def perf(args):
                 step, kv = decode_fns(B, ctx)
                 key = f"b{B}_ctx{ctx}"
                 res[f"decode_ms_eager_{key}"] = bench(step)
-                g = torch.cuda.CUDAGraph(); step(); torch.cuda.synchronize()
-                with torch.cuda.graph(g): step()
-                ms = bench(lambda: g.replay()); res[f"decode_ms_cudagraph_{key}"] = ms
-                res[f"tokens_per_s_cudagraph_{key}"] = B * 1000 / ms
-                del g, kv, step; torch.cuda.empty_cache()
+                if cuda:
+                    g = torch.cuda.CUDAGraph(); step(); torch.cuda.synchronize()
+                    with torch.cuda.graph(g): step()
+                    ms = bench(lambda: g.replay()); res[f"decode_ms_cudagraph_{key}"] = ms
+                    res[f"tokens_per_s_cudagraph_{key}"] = B * 1000 / ms
+                    del g
+                res[f"tokens_per_s_eager_{key}"] = B * 1000 / res[f"decode_ms_eager_{key}"]
+                del kv, step; empty_cache()
             if "decode" in sections and "copy_GBps" in res:
                 res["decode_int8_roofline_ms_at_copy_bw"] = (wbytes / 2) / (res["copy_GBps"] * 1e6)
 
@@ -111,7 +122,7 @@ def perf(args):
                         return (rms(x[:, -1:]) @ Wout).argmax(-1)
                     ms = bench(prefill, iters=5, warm=2); res[f"prefill_{T}tok_ms"] = ms
                     res[f"prefill_{T}tok_TFLOPs"] = 2 * T * wbytes / 2 / ms / 1e9
-        del Wqkv, Wo, W13, W2, Wout; torch.cuda.empty_cache()
+        del Wqkv, Wo, W13, W2, Wout; empty_cache()
 
     if "vit" in sections:
         VH, VHEADS, VI, VL, S = (sh[k] for k in ("VH", "VHEADS", "VI", "VL", "S"))
@@ -239,6 +250,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "torch_baseline.json"))
     ap.add_argument("--sections", default="copy,decode,batch,prefill,vit")
     ap.add_argument("--budget-s", type=float, default=300.0, help="skip remaining parts after this many seconds")
+    ap.add_argument("--device", default="cuda", help="cpu only exercises the code paths (tests)")
     ap.add_argument("--compare", metavar="DIR", help="logits of the weights dumped in DIR (see module doc)")
     args = ap.parse_args()
     res = compare(args) if args.compare else perf(args)

@@ -82,6 +82,21 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
       const out = b[4];
       return { kernel, op, bytes: out.byteLength * 1.5 + b[1].byteLength * 2, flops: 0, bytesModel: "model" };
     }
+    case "rope": {
+      // x [T, nH·Dh] rotated in place (read + write) and T rows of each cos/sin table, not the whole tables
+      const [x, positions, cos] = b;
+      const rows = 2 * x.shape[0] * cos.shape[1] * 4;
+      return {
+        kernel,
+        op,
+        bytes: 2 * x.byteLength + positions.byteLength + rows,
+        flops: 0,
+        bytesModel: "model",
+      };
+    }
+    case "residual_add":
+      // acc is read and written; y read; the per-column scale is negligible
+      return { kernel, op, bytes: 2 * b[0].byteLength + b[1].byteLength, flops: 0, bytesModel: "model" };
     case "fill_random":
       return { kernel, op, bytes: b[0].byteLength, flops: 0, bytesModel: "model" };
     default:

@@ -56,7 +56,9 @@ export async function probePython(): Promise<{ torch: boolean; cuda: boolean; nu
 /** The bf16 PyTorch baseline of the same shapes, and our figures as ratios to it. */
 export async function torchSection(ctx: BenchContext, allowanceMs: number): Promise<Record<string, Json>> {
   const py = await probePython();
-  if (!py?.torch || !py.cuda) {
+  // Test hook: INTERNVL_BENCH_TORCH_DEVICE=cpu runs the baseline's code paths on the CPU (meaningless figures).
+  const device = Deno.env.get("INTERNVL_BENCH_TORCH_DEVICE") ?? "cuda";
+  if (!py?.torch || (!py.cuda && device === "cuda")) {
     return {
       skipped: !py ? "python3 not found" : !py.torch ? "python3 has no torch" : "torch sees no CUDA device",
     };
@@ -66,7 +68,7 @@ export async function torchSection(ctx: BenchContext, allowanceMs: number): Prom
   const file = await Deno.makeTempFile({ suffix: ".json" });
   try {
     const budgetS = Math.max(10, allowanceMs / 1000 - 15);
-    const args = ["--out", file, "--budget-s", String(Math.floor(budgetS))];
+    const args = ["--out", file, "--budget-s", String(Math.floor(budgetS)), "--device", device];
     if (ctx.shapes.scale === "tiny") args.push("--tiny");
     const { json: t, ms } = await runPython(args, allowanceMs);
     const R = ctx.results;
@@ -87,7 +89,7 @@ export async function torchSection(ctx: BenchContext, allowanceMs: number): Prom
       copy_GBps_vs_torch: ratio(R.copy_GBps, num("copy_GBps"), true),
     };
     R.ratios_vs_torch = ratios;
-    return { wall_ms: round(ms, 0), result: t, ratios_ours_over_torch: ratios };
+    return { wall_ms: round(ms, 0), device, result: t, ratios_ours_over_torch: ratios };
   } finally {
     await Deno.remove(file).catch(() => {});
   }

@@ -2,6 +2,7 @@
 // shapes) and checks the results document.
 import assert from "node:assert/strict";
 import { headlineKeys } from "../../src/bench/report.ts";
+import { probePython } from "../../src/bench/torch_sections.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -119,4 +120,22 @@ Deno.test("bench rejects unknown sections and options", async () => {
     }).output();
     assert.equal(res.code, 2, `args ${args}`);
   }
+});
+
+const python = await probePython();
+
+Deno.test({
+  name: "bench --torch runs the PyTorch baseline and reports ratios (its code paths on the CPU here)",
+  ignore: !python?.torch,
+  async fn() {
+    const { doc } = await bench(["--torch", "--sections", "decode,torch"], {
+      INTERNVL_BENCH_TORCH_DEVICE: "cpu",
+    });
+    const torch = doc.sections.torch;
+    assert.equal(torch.status, "ok", torch.error);
+    assert.equal(torch.device, "cpu");
+    assert.ok(isNum(doc.torch_decode_ms_eager));
+    assert.ok(isNum(doc.ratios_vs_torch.decode_b1_ctx512_vs_eager));
+    assert.equal(doc.torch_decode_ms_cudagraph, null); // no CUDA graphs on the CPU
+  },
 });
