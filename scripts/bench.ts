@@ -231,6 +231,7 @@ async function main(): Promise<number> {
       }
     } finally {
       ctx.deadline = Infinity;
+      ctx.timer.abandon();
     }
   }
 

@@ -27,7 +27,7 @@ export class GpuTimer {
   submits = 0;
   passes = 0;
   dispatches = 0;
-  /** Passes that ran unstamped because the query set was full before `collect()`. */
+  /** Passes that ran unstamped because the query set was full (since the last `start()`). */
   dropped = 0;
 
   private querySet: GPUQuerySet | null = null;
@@ -87,6 +87,13 @@ export class GpuTimer {
   start(label = "pass"): void {
     this.recording = true;
     this.nextLabel = label;
+    this.dropped = 0;
+  }
+
+  /** Forgets passes stamped but never collected (a section that threw mid-measurement). */
+  abandon(): void {
+    this.recording = false;
+    this.labels = [];
   }
 
   label(label: string): void {
