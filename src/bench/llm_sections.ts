@@ -62,7 +62,7 @@ export async function timeDecode(
     const run = () => {
       runs++;
       const t0 = performance.now();
-      const r = gpu.recorder("decode");
+      const r = gpu.recorder("decode", d.runner.decodeCache);
       d.step(r);
       r.submit();
       recordMs += performance.now() - t0;

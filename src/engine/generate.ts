@@ -112,7 +112,7 @@ export async function generate(
     while (!done) {
       if (options.signal?.aborted) break;
       if (submitted < maxNew && pending.length < ringSize - 1) {
-        const r = gpu.recorder("decode");
+        const r = gpu.recorder("decode", runner.decodeCache);
         runner.recordDecode(r, next);
         choose(r, submitted);
         continue;

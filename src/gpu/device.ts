@@ -1,6 +1,7 @@
 import { type DType, Tensor, tensorByteLength } from "./tensor.ts";
 import { kernelSource } from "./kernel_source.ts";
 import { Recorder } from "./recorder.ts";
+import type { DispatchCache } from "./dispatch_cache.ts";
 
 export interface GpuOptions {
   /** Ask for the high-performance adapter (the default) or the low-power one. */
@@ -182,8 +183,9 @@ export class Gpu {
     return p;
   }
 
-  recorder(label: string): Recorder {
-    return new Recorder(this, label);
+  /** A recorder; give the same `cache` to a call site that records the same dispatches repeatedly. */
+  recorder(label: string, cache?: DispatchCache): Recorder {
+    return new Recorder(this, label, cache);
   }
 
   /** Records an error scope's outcome under `context` (used by Recorder.submit). */

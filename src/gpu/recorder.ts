@@ -1,5 +1,6 @@
 import type { Gpu } from "./device.ts";
 import type { Tensor } from "./tensor.ts";
+import type { DispatchCache } from "./dispatch_cache.ts";
 
 /**
  * Uniform parameters of one dispatch: 4-byte scalars in the order of the kernel's `Params` struct.
@@ -29,7 +30,8 @@ export class Recorder {
   private readonly dispatches: Dispatch[] = [];
   private readonly copies: { src: Tensor; dst: GPUBuffer; bytes: number }[] = [];
 
-  constructor(private readonly gpu: Gpu, readonly label: string) {}
+  /** With a cache, bind groups and the params arena of a repeated sequence of dispatches are reused. */
+  constructor(private readonly gpu: Gpu, readonly label: string, private readonly cache?: DispatchCache) {}
 
   get size(): number {
     return this.dispatches.length;
@@ -93,7 +95,8 @@ export class Recorder {
     });
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
-    const uniforms = device.createBuffer({
+    const cache = this.cache;
+    const uniforms = cache ? cache.arena(device, Math.max(16, total)) : device.createBuffer({
       label: `${this.label}.params`,
       size: Math.max(16, total),
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -103,14 +106,33 @@ export class Recorder {
     const pass = enc.beginComputePass({ label: this.label });
     this.dispatches.forEach((d, i) => {
       const pipeline = this.gpu.pipeline(d.kernel, d.constants);
-      const bindGroup = device.createBindGroup({
-        label: d.label,
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: uniforms, offset: offsets[i], size: slot(d) } },
-          ...d.bindings.map((t, j) => ({ binding: j + 1, resource: { buffer: t.buffer } })),
-        ],
-      });
+      let bindGroup: GPUBindGroup | undefined;
+      let key = "";
+      if (cache) {
+        key = `${d.kernel}|${JSON.stringify(d.constants)}|${offsets[i]}|${slot(d)}`;
+        const hit = cache.entries[i];
+        if (
+          hit && hit.key === key && hit.buffers.length === d.bindings.length &&
+          hit.buffers.every((b, j) => b === d.bindings[j].buffer)
+        ) {
+          bindGroup = hit.bindGroup;
+          cache.hits++;
+        }
+      }
+      if (!bindGroup) {
+        bindGroup = device.createBindGroup({
+          label: d.label,
+          layout: pipeline.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: { buffer: uniforms, offset: offsets[i], size: slot(d) } },
+            ...d.bindings.map((t, j) => ({ binding: j + 1, resource: { buffer: t.buffer } })),
+          ],
+        });
+        if (cache) {
+          cache.entries[i] = { key, buffers: d.bindings.map((t) => t.buffer), bindGroup };
+          cache.misses++;
+        }
+      }
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, bindGroup);
       pass.dispatchWorkgroups(...d.workgroups);
@@ -118,7 +140,7 @@ export class Recorder {
     pass.end();
     for (const c of this.copies) enc.copyBufferToBuffer(c.src.buffer, 0, c.dst, 0, c.bytes);
     device.queue.submit([enc.finish()]);
-    uniforms.destroy(); // freed once the submitted work no longer needs it
+    if (!cache) uniforms.destroy(); // freed once the submitted work no longer needs it
     const what = `${this.label} (${this.dispatches.map((d) => d.label).slice(0, 8).join(", ")}` +
       `${this.dispatches.length > 8 ? ", …" : ""})`;
     this.gpu.watch(device.popErrorScope(), `running ${what}`);

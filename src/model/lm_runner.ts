@@ -1,6 +1,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { DispatchCache } from "../gpu/dispatch_cache.ts";
 import type { LanguageDims } from "./dims.ts";
 import { KvCache } from "./kv_cache.ts";
 import { languageForward, LanguageScratch, type LanguageWeights } from "./language.ts";
@@ -14,6 +15,8 @@ import type { Tap } from "./vision.ts";
 export class LmRunner {
   readonly cache: KvCache;
   readonly logits: Tensor; // [B, V]
+  /** Bind groups of the decode step, reused token after token (pass it to the step's recorder). */
+  readonly decodeCache = new DispatchCache("lm.decode");
   private readonly step: LanguageScratch; // B rows of one token
   private readonly stepPositions: Tensor; // [B] i32
   private readonly stepImageRow: Tensor; // [B] i32, all −1
@@ -145,6 +148,7 @@ export class LmRunner {
   destroy(): void {
     this.cache.destroy();
     this.step.destroy();
+    this.decodeCache.destroy();
     for (const t of [this.logits, this.stepPositions, this.stepImageRow, this.stepLastRows]) {
       t.buffer.destroy();
     }
