@@ -24,6 +24,11 @@ export interface GenerateOptions {
   onStep?: (ids: number[]) => void;
   /** Decode steps kept in flight before waiting for the oldest (hides Deno's ~11 ms completion poll). */
   inFlight?: number;
+  /**
+   * A runner to continue (a kept conversation: the ids are appended after its cache) and to leave alive
+   * for the caller; by default a fresh runner is made and destroyed.
+   */
+  runner?: LmRunner;
 }
 
 /**
@@ -43,7 +48,13 @@ export async function generate(
   const gpu = model.gpu;
   const B = input.ids.length, L = input.ids[0].length;
   const maxNew = config.maxNewTokens;
-  const runner = model.newRunner(B, L + maxNew);
+  const owned = !options.runner;
+  const runner = options.runner ?? model.newRunner(B, L + maxNew);
+  if (runner.batch !== B || runner.remaining < L + maxNew) {
+    throw new Error(
+      `generate: the runner has room for ${runner.remaining} positions, ${L} + ${maxNew} needed`,
+    );
+  }
   const V = model.dims.language.vocab;
   const next = gpu.createTensor("gen.next", "i32", [B]);
   // The reference calls generate(inputs_embeds=…), so HF's input_ids hold only generated tokens: the
@@ -125,7 +136,7 @@ export async function generate(
     return outputs;
   } finally {
     freePrefill?.();
-    runner.destroy();
+    if (owned) runner.destroy();
     next.buffer.destroy();
     seen?.buffer.destroy();
     for (const b of ring) b.destroy();

@@ -8,6 +8,8 @@ export interface LoadEngineOptions {
   randomWeights?: boolean;
   /** Largest width × height an image header may declare (checked before decoding). */
   maxImagePixels?: number;
+  /** GPU bytes of KV caches kept between rounds for follow-up rounds (0 = off). */
+  keptKvBytes?: number;
   /** Loading progress, 0..1, for a progress bar. */
   onProgress?: (fraction: number, what: string) => void;
 }

@@ -1,7 +1,7 @@
 import { InputError } from "../errors.ts";
 import { Gpu } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { preprocessImage } from "../image/pixel_values.ts";
+import { planImageTiles, preprocessImage } from "../image/pixel_values.ts";
 import { checkpointSource, InternVLModel } from "../model/internvl.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { loadModelConfig, type ModelConfig } from "../weights/config.ts";
@@ -10,6 +10,7 @@ import { loadTokenizer } from "../tokenizer/load_tokenizer.ts";
 import { ResponseStream } from "../tokenizer/response_stream.ts";
 import { buildBatchPromptIds, buildChatPromptIds } from "../tokenizer/chat_template.ts";
 import { generate } from "./generate.ts";
+import { KvPrefixCache } from "./kv_prefix_cache.ts";
 import { beamSearch } from "./beam_search.ts";
 import type {
   BatchItem,
@@ -26,6 +27,10 @@ export interface WebGpuEngineOptions {
   randomWeights?: boolean;
   /** Largest width × height an image header may declare (checked before decoding). */
   maxImagePixels?: number;
+  /** GPU bytes of KV caches kept between rounds for follow-ups (0 turns reuse off); default 8 GiB. */
+  keptKvBytes?: number;
+  /** Extra positions a new conversation's cache gets for its follow-up rounds; default 1024. */
+  followupRoom?: number;
   onProgress?: (fraction: number, what: string) => void;
 }
 
@@ -42,6 +47,8 @@ interface PreparedImages {
  */
 export class WebGpuEngine implements ChatEngine {
   private busy: Promise<unknown> = Promise.resolve();
+  /** Conversations whose KV caches stay on the GPU for their next round. */
+  readonly kept: KvPrefixCache;
 
   private constructor(
     readonly modelInfo: ModelInfo,
@@ -49,7 +56,11 @@ export class WebGpuEngine implements ChatEngine {
     readonly tokenizer: ChatTokenizer,
     readonly model: InternVLModel,
     private readonly maxImagePixels: number,
-  ) {}
+    keptKvBytes: number,
+    private readonly followupRoom: number,
+  ) {
+    this.kept = new KvPrefixCache(keptKvBytes);
+  }
 
   static async load(options: WebGpuEngineOptions): Promise<WebGpuEngine> {
     const config = await loadModelConfig(options.modelDir);
@@ -74,7 +85,15 @@ export class WebGpuEngine implements ChatEngine {
         : `InternVL-Chat-V1.5 from ${options.modelDir} on ${gpu.adapterDescription}`,
       maxContext: config.llm.maxPositionEmbeddings,
     };
-    return new WebGpuEngine(info, config, tokenizer, model, options.maxImagePixels ?? 50_000_000);
+    return new WebGpuEngine(
+      info,
+      config,
+      tokenizer,
+      model,
+      options.maxImagePixels ?? 50_000_000,
+      options.keptKvBytes ?? 8 * 2 ** 30,
+      options.followupRoom ?? 1024,
+    );
   }
 
   /** Runs GPU jobs one after another, whatever the caller's concurrency. */
@@ -137,44 +156,113 @@ export class WebGpuEngine implements ChatEngine {
   chat(req: ChatRequest): Promise<ChatResult> {
     const started = performance.now();
     return this.exclusive(async () => {
-      const images = await this.prepareImages(req.images, req.maxNum);
+      // Tile counts come from the image headers: a follow-up round whose images are already in a kept
+      // KV cache never decodes them again.
+      const plans = this.planImages(req.images, req.maxNum);
       const promptIds = buildChatPromptIds(this.tokenizer, {
         question: req.question,
         history: req.history,
-        imageTileCounts: images.tileCounts,
+        imageTileCounts: plans.map((p) => p.tiles),
         numImageToken: this.model.tokensPerTile,
       });
       this.checkLength(promptIds.length, req.generation);
       req.signal?.throwIfAborted();
-      const imageEmbeds = this.encode(images);
       let firstTokenAt = 0;
       const stream = new ResponseStream(this.tokenizer);
-      const onIds = (id: number) => {
+      const onId = (id: number) => {
         if (!firstTokenAt) firstTokenAt = performance.now();
         const delta = stream.push(id);
         if (delta && req.onText) req.onText(delta);
       };
+      const outputIds = req.generation.numBeams > 1
+        ? await this.beamChat(promptIds, req)
+        : await this.greedyOrSampledChat(promptIds, req, onId);
+      if (req.generation.numBeams > 1) { for (const id of outputIds) onId(id); }
+      const tail = stream.finish();
+      if (tail && req.onText) req.onText(tail);
+      const response = this.tokenizer.responseFromIds(outputIds);
+      return {
+        response,
+        history: [...req.history, [req.question, response]],
+        promptTokenIds: promptIds,
+        outputTokenIds: outputIds,
+        images: plans.map((p) => ({ grid: [p.grid[0], p.grid[1]], tiles: p.tiles })),
+        timeToFirstTokenMs: (firstTokenAt || performance.now()) - started,
+      };
+    });
+  }
+
+  /** Generation for one conversation, continuing a kept KV cache when the prompt extends one. */
+  private async greedyOrSampledChat(
+    promptIds: number[],
+    req: ChatRequest,
+    onId: (id: number) => void,
+  ): Promise<number[]> {
+    const special = this.tokenizer.specialIds;
+    const need = promptIds.length + req.generation.maxNewTokens;
+    // Reuse must cover every image position: the kept cache holds their embeddings, we have none.
+    const hit = this.kept.take(promptIds, promptIds.lastIndexOf(special.imgContext) + 1, need);
+    let runner = hit?.runner ?? null;
+    let imageEmbeds: Tensor | null = null;
+    let suffix = promptIds;
+    try {
+      if (hit && runner) {
+        // At least one prompt token must run to produce the first logits.
+        const shared = Math.min(hit.shared, promptIds.length - 1);
+        runner.truncate(shared);
+        suffix = promptIds.slice(shared);
+      } else {
+        imageEmbeds = this.encode(await this.prepareImages(req.images, req.maxNum));
+        const capacity = Math.min(this.modelInfo.maxContext, need + this.followupRoom);
+        runner = this.model.newRunner(1, capacity);
+      }
+      const [out] = await generate(
+        this.model,
+        { ids: [suffix], mask: [suffix.map(() => 1)], imageEmbeds },
+        req.generation,
+        {
+          eosId: special.imEnd,
+          imageContextId: special.imgContext,
+          signal: req.signal,
+          onStep: (step) => step[0] >= 0 && onId(step[0]),
+          runner,
+        },
+      );
+      // The last chosen id was never fed back, so the cache holds the prompt and all but the last output.
+      this.kept.keep([...promptIds, ...out.slice(0, -1)], promptIds.length, runner);
+      runner = null;
+      return out;
+    } finally {
+      imageEmbeds?.buffer.destroy();
+      runner?.destroy();
+    }
+  }
+
+  private async beamChat(promptIds: number[], req: ChatRequest): Promise<number[]> {
+    const images = await this.prepareImages(req.images, req.maxNum);
+    const imageEmbeds = this.encode(images);
+    try {
+      const [out] = await this.runGeneration([promptIds], [promptIds.map(() => 1)], imageEmbeds, req);
+      return out;
+    } finally {
+      imageEmbeds?.buffer.destroy();
+    }
+  }
+
+  private planImages(images: Uint8Array[], maxNum: number, param = "images") {
+    return images.map((bytes, i) => {
       try {
-        const [outputIds] = await this.runGeneration(
-          [promptIds],
-          [promptIds.map(() => 1)],
-          imageEmbeds,
-          req,
-          onIds,
-        );
-        const tail = stream.finish();
-        if (tail && req.onText) req.onText(tail);
-        const response = this.tokenizer.responseFromIds(outputIds);
-        return {
-          response,
-          history: [...req.history, [req.question, response]],
-          promptTokenIds: promptIds,
-          outputTokenIds: outputIds,
-          images: images.summaries,
-          timeToFirstTokenMs: (firstTokenAt || performance.now()) - started,
-        };
-      } finally {
-        imageEmbeds?.buffer.destroy();
+        return planImageTiles(bytes, {
+          maxNum,
+          maxPixels: this.maxImagePixels,
+          imageSize: this.config.tiling.imageSize,
+          useThumbnail: this.config.tiling.useThumbnail,
+        });
+      } catch (e) {
+        if (e instanceof InputError) {
+          throw new InputError(`${param}[${i}]: ${e.message}`, { ...e.options, param: `${param}[${i}]` });
+        }
+        throw e;
       }
     });
   }

@@ -4,7 +4,7 @@
  * The declared size is checked against `maxPixels` from the header alone, before any decoding.
  */
 import { InputError } from "../errors.ts";
-import { readImageHeader } from "./image_header.ts";
+import { type ImageHeader, readImageHeader } from "./image_header.ts";
 import { decodePng } from "./png_decoder.ts";
 import { decodeTiff } from "./tiff_decoder.ts";
 import { newRgbImage, type RgbImage } from "./rgb_image.ts";
@@ -90,7 +90,16 @@ async function decodeJpeg(bytes: Uint8Array, width: number, height: number): Pro
  * (nothing is decoded then), 400 `unsupported_image_format` / `invalid_image` otherwise.
  */
 export async function decodeImage(bytes: Uint8Array, { maxPixels }: DecodeOptions): Promise<RgbImage> {
-  const { format, width, height } = readImageHeader(bytes);
+  const { format, width, height } = checkedImageHeader(bytes, maxPixels);
+  if (format === "PNG") return await decodePng(bytes);
+  if (format === "JPEG") return await decodeJpeg(bytes, width, height);
+  return await decodeTiff(bytes, width, height);
+}
+
+/** The header of a supported image whose declared size is non-zero and at most `maxPixels` (no decoding). */
+export function checkedImageHeader(bytes: Uint8Array, maxPixels: number): ImageHeader {
+  const header = readImageHeader(bytes);
+  const { format, width, height } = header;
   if (width === 0 || height === 0) {
     throw new InputError(`${format} image has zero size (${width}×${height} pixels)`, {
       code: "invalid_image",
@@ -102,7 +111,5 @@ export async function decodeImage(bytes: Uint8Array, { maxPixels }: DecodeOption
       code: "image_too_large",
     });
   }
-  if (format === "PNG") return await decodePng(bytes);
-  if (format === "JPEG") return await decodeJpeg(bytes, width, height);
-  return await decodeTiff(bytes, width, height);
+  return header;
 }

@@ -72,13 +72,26 @@ export interface TilingResult {
   tiles: RgbImage[];
 }
 
+/** The grid `dynamic_preprocess` picks for a width × height image (it depends on the size alone). */
+export function tileGrid(
+  width: number,
+  height: number,
+  { minNum, maxNum, imageSize }: Omit<TilingOptions, "useThumbnail">,
+): Grid {
+  return findClosestAspectRatio(width / height, targetRatios(minNum, maxNum), width, height, imageSize);
+}
+
+/** Tiles `dynamic_preprocess` makes for a grid: cols·rows, plus the thumbnail when there is more than one. */
+export function tileCount([cols, rows]: Grid, useThumbnail: boolean): number {
+  return cols * rows + (useThumbnail && cols * rows !== 1 ? 1 : 0);
+}
+
 /** The reference `dynamic_preprocess(image, min_num, max_num, image_size, use_thumbnail)`. */
 export function dynamicPreprocess(
   img: RgbImage,
   { minNum, maxNum, imageSize, useThumbnail }: TilingOptions,
 ): TilingResult {
-  const ratios = targetRatios(minNum, maxNum);
-  const grid = findClosestAspectRatio(img.width / img.height, ratios, img.width, img.height, imageSize);
+  const grid = tileGrid(img.width, img.height, { minNum, maxNum, imageSize });
   const [cols, rows] = grid;
   const resized = bicubicResize(img, imageSize * cols, imageSize * rows);
   const tiles: RgbImage[] = [];

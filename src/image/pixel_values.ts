@@ -3,8 +3,8 @@
  * reference `load_image(file, input_size=448, max_num)` returning `pixel_values` [tiles, 3, 448, 448].
  */
 import { InputError } from "../errors.ts";
-import { decodeImage } from "./decode_image.ts";
-import { dynamicPreprocess, type Grid } from "./dynamic_tiling.ts";
+import { checkedImageHeader, decodeImage } from "./decode_image.ts";
+import { dynamicPreprocess, type Grid, tileCount, tileGrid } from "./dynamic_tiling.ts";
 import type { RgbImage } from "./rgb_image.ts";
 
 /** torchvision `T.Normalize` constants of `build_transform` (ImageNet), rounded to f32 like torch tensors. */
@@ -64,11 +64,8 @@ export interface PreprocessedImage {
 
 const MAX_TILES = 40;
 
-/** Image bytes → pixel values, as the reference `load_image` with `dynamic_preprocess` and `build_transform`. */
-export async function preprocessImage(
-  bytes: Uint8Array,
-  { maxNum, minNum = 1, imageSize = 448, useThumbnail = true, maxPixels }: PreprocessOptions,
-): Promise<PreprocessedImage> {
+/** Checks the tiling options the way `preprocessImage` needs them. */
+function checkOptions({ maxNum, minNum = 1, imageSize = 448 }: PreprocessOptions): void {
   if (!Number.isInteger(maxNum) || maxNum < 1 || maxNum > MAX_TILES) {
     throw new InputError(`max_num must be an integer from 1 to ${MAX_TILES}, got ${maxNum}`, {
       param: "max_num",
@@ -82,8 +79,29 @@ export async function preprocessImage(
   if (!Number.isInteger(imageSize) || imageSize < 1) {
     throw new RangeError(`imageSize must be a positive integer, got ${imageSize}`);
   }
+}
+
+/** Image bytes → pixel values, as the reference `load_image` with `dynamic_preprocess` and `build_transform`. */
+export async function preprocessImage(
+  bytes: Uint8Array,
+  options: PreprocessOptions,
+): Promise<PreprocessedImage> {
+  checkOptions(options);
+  const { maxNum, minNum = 1, imageSize = 448, useThumbnail = true, maxPixels } = options;
   const img = await decodeImage(bytes, { maxPixels });
   const { grid, tiles } = dynamicPreprocess(img, { minNum, maxNum, imageSize, useThumbnail });
   // The per-tile T.Resize((448, 448)) of build_transform is a no-op: every tile already has that size.
   return { pixelValues: normalizeTiles(tiles), tiles: tiles.length, grid };
+}
+
+/**
+ * The grid and tile count `preprocessImage` will give, from the image header alone (no decoding): enough
+ * to build a prompt, e.g. for a follow-up round whose image embeddings are already in a kept KV cache.
+ */
+export function planImageTiles(bytes: Uint8Array, options: PreprocessOptions): { tiles: number; grid: Grid } {
+  checkOptions(options);
+  const { maxNum, minNum = 1, imageSize = 448, useThumbnail = true, maxPixels } = options;
+  const { width, height } = checkedImageHeader(bytes, maxPixels);
+  const grid = tileGrid(width, height, { minNum, maxNum, imageSize });
+  return { tiles: tileCount(grid, useThumbnail), grid };
 }

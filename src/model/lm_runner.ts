@@ -21,8 +21,8 @@ export class LmRunner {
   private readonly stepPositions: Tensor; // [B] i32
   private readonly stepImageRow: Tensor; // [B] i32, all −1
   private readonly stepLastRows: Tensor; // [B] i32 = 0..B−1
-  private realLengths: number[] = [];
-  private generatedSteps = 0;
+  /** Rotary position of each row's next token. */
+  private nextPositions: number[] = [];
 
   constructor(
     private readonly gpu: Gpu,
@@ -50,6 +50,8 @@ export class LmRunner {
   /**
    * Records the prompt pass. ids/mask: [B][L] (left-padded, mask 0 on pads); imageEmbeds: [M, D] rows
    * that replace the <IMG_CONTEXT> ids in order of appearance over the flattened batch.
+   * A runner that already holds positions (a kept conversation, see `truncate`) continues after them:
+   * then B must be 1 and the new ids unpadded.
    * Returns a function that frees the prompt-sized scratch once the work has been submitted.
    */
   recordPrefill(
@@ -64,24 +66,27 @@ export class LmRunner {
     if (ids.length !== B || ids.some((row) => row.length !== L) || mask.some((row) => row.length !== L)) {
       throw new Error(`recordPrefill: expected ${B} rows of ${L} ids and mask values`);
     }
-    if (this.cache.length !== 0) throw new Error("recordPrefill: this runner already holds a prompt");
+    const start = this.cache.length;
+    if (start > 0 && (B !== 1 || mask[0].some((m) => m !== 1))) {
+      throw new Error("recordPrefill: only an unpadded single sequence can continue a kept cache");
+    }
     const flatIds = new Int32Array(B * L), imageRow = new Int32Array(B * L).fill(-1);
     const positions = new Int32Array(B * L), lastRows = new Int32Array(B);
     const keyValid = new Int32Array(B * this.capacity).fill(1);
     let imageRows = 0;
-    this.realLengths = [];
+    this.nextPositions = [];
     for (let b = 0; b < B; b++) {
-      let seen = 0;
+      let seen = start; // a continued single sequence has no padding: position = cache index
       for (let t = 0; t < L; t++) {
         const i = b * L + t;
         flatIds[i] = ids[b][t];
-        keyValid[b * this.capacity + t] = mask[b][t] ? 1 : 0;
+        keyValid[b * this.capacity + start + t] = mask[b][t] ? 1 : 0;
         if (mask[b][t]) seen++;
         positions[i] = mask[b][t] ? seen - 1 : 1;
         if (ids[b][t] === imageContextId && mask[b][t]) imageRow[i] = imageRows++;
       }
       lastRows[b] = b * L + L - 1;
-      this.realLengths.push(seen);
+      this.nextPositions.push(seen);
     }
     const M = imageEmbeds ? imageEmbeds.shape[0] : 0;
     if (imageRows !== M) {
@@ -108,8 +113,7 @@ export class LmRunner {
       this.logits,
       tap,
     );
-    this.cache.length = L;
-    this.generatedSteps = 0;
+    this.cache.length = start + L;
     return () => {
       scratch.destroy();
       for (const t of Object.values(tensors)) t.buffer.destroy();
@@ -119,8 +123,8 @@ export class LmRunner {
   /** Records one decode step feeding `ids` ([B] i32, e.g. the previous step's choice, on the GPU). */
   recordDecode(r: Recorder, ids: Tensor, tap?: Tap): void {
     // Written now, executed in queue order: after every earlier submit, before this recorder's.
-    const positions = Int32Array.from(this.realLengths, (n) => n + this.generatedSteps);
-    this.gpu.writeTensor(this.stepPositions, positions);
+    this.gpu.writeTensor(this.stepPositions, Int32Array.from(this.nextPositions));
+    this.nextPositions = this.nextPositions.map((p) => p + 1);
     languageForward(
       r,
       this.weights,
@@ -138,7 +142,18 @@ export class LmRunner {
       tap,
     );
     this.cache.length++;
-    this.generatedSteps++;
+  }
+
+  /**
+   * Forgets every position from `length` on (a single unpadded sequence), so that a later prompt sharing
+   * the first `length` tokens continues from here instead of recomputing them.
+   */
+  truncate(length: number): void {
+    if (this.batch !== 1 || length > this.cache.length || length < 0) {
+      throw new Error(`truncate(${length}): only a single sequence holding ≥ ${length} positions can be cut`);
+    }
+    this.cache.length = length;
+    this.nextPositions = [length];
   }
 
   get remaining(): number {

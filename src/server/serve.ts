@@ -54,6 +54,7 @@ export async function startServer(
     modelDir,
     randomWeights: settings.randomWeights,
     maxImagePixels: settings.maxImagePixels,
+    keptKvBytes: settings.gpuKvCacheBytes,
     onProgress: (fraction, what) => slot.progress(fraction, what),
   };
   const loading = Promise.resolve().then(() => loadEngine(options));

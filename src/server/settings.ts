@@ -30,6 +30,8 @@ export interface Settings {
   maxNewTokensLimit: number;
   maxBatchItems: number;
   maxQuestionChars: number;
+  /** GPU memory for KV caches kept between rounds so follow-ups skip the vision pass and the old prompt. */
+  gpuKvCacheBytes: number;
 }
 
 export const TINY_MODEL_DIR = "tests/fixtures/tiny-internvl/model";
@@ -40,6 +42,17 @@ const positiveInt = (name: string, fallback: number, max = Number.MAX_SAFE_INTEG
     const value = Number(raw);
     if (!Number.isInteger(value) || value < 1 || value > max) {
       ctx.addIssue({ code: "custom", message: `${name} must be an integer from 1 to ${max}; got "${raw}"` });
+      return z.NEVER;
+    }
+    return value;
+  });
+
+const nonNegativeInt = (name: string, fallback: number) =>
+  z.string().optional().transform((raw, ctx) => {
+    if (raw === undefined || raw.trim() === "") return fallback;
+    const value = Number(raw);
+    if (!Number.isSafeInteger(value) || value < 0) {
+      ctx.addIssue({ code: "custom", message: `${name} must be an integer ≥ 0; got "${raw}"` });
       return z.NEVER;
     }
     return value;
@@ -73,6 +86,7 @@ const EnvSchema = z.object({
   MAX_NEW_TOKENS_LIMIT: positiveInt("MAX_NEW_TOKENS_LIMIT", 4096),
   MAX_BATCH_ITEMS: positiveInt("MAX_BATCH_ITEMS", 16),
   MAX_QUESTION_CHARS: positiveInt("MAX_QUESTION_CHARS", 32_000),
+  GPU_KV_CACHE_BYTES: nonNegativeInt("GPU_KV_CACHE_BYTES", 8 * 2 ** 30),
 });
 
 /** Reads settings from an env record (pass `Deno.env.toObject()`); throws Error listing every bad variable. */
@@ -101,6 +115,7 @@ export function loadSettings(env: Record<string, string | undefined>): Settings 
     maxNewTokensLimit: e.MAX_NEW_TOKENS_LIMIT,
     maxBatchItems: e.MAX_BATCH_ITEMS,
     maxQuestionChars: e.MAX_QUESTION_CHARS,
+    gpuKvCacheBytes: e.GPU_KV_CACHE_BYTES,
   };
 }
 

@@ -94,3 +94,32 @@ Deno.test("beam search with one beam equals greedy, and with three beams ends on
   // eos can only close the answer, never sit inside it
   assert.ok(out.indexOf(imEnd) === -1 || out.indexOf(imEnd) === out.length - 1, `beam output ${out}`);
 });
+
+Deno.test("a follow-up round continues the kept KV cache and answers like a cold engine", async () => {
+  const e = await engine();
+  const first = caseById("single_image"), second = caseById("history_round2");
+  const ask = (eng: WebGpuEngine, c: Json) =>
+    eng.chat({
+      question: c.question,
+      images: c.images.map((k: string) => imageFile(k)),
+      history: typedHistory(c),
+      maxNum: 6,
+      generation: greedy32,
+    });
+  await ask(e, first);
+  const hits = e.kept.hits;
+  const warm = await ask(e, second);
+  assert.equal(e.kept.hits, hits + 1, "the second round did not reuse the first round's cache");
+  assert.deepEqual(warm.promptTokenIds, Array.from(goldenI32(second.input_ids.file)));
+  assert.deepEqual(warm.outputTokenIds, second.response_ids);
+
+  const cold = await WebGpuEngine.load({ modelDir, randomWeights: true, keptKvBytes: 0 });
+  try {
+    const r = await ask(cold, second);
+    assert.equal(cold.kept.hits, 0);
+    assert.deepEqual(r.outputTokenIds, warm.outputTokenIds);
+    assert.equal(r.response, second.response);
+  } finally {
+    cold.model.gpu.destroy();
+  }
+});

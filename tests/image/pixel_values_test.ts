@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { InputError } from "../../src/errors.ts";
-import { normalizeTiles, preprocessImage } from "../../src/image/pixel_values.ts";
+import { normalizeTiles, planImageTiles, preprocessImage } from "../../src/image/pixel_values.ts";
 import { newRgbImage } from "../../src/image/rgb_image.ts";
 import { type ManifestImage, manifestImages, readGolden, sha256Hex } from "./image_test_util.ts";
 
@@ -177,4 +177,24 @@ Deno.test("preprocessImage honours min_num and max_num when choosing the grid", 
   // (1,1) is excluded by min_num 2; the first exact 1:1 candidate with enough area is (2,2), (3,3) is too big.
   assert.deepEqual([atLeastTwo.grid, atLeastTwo.tiles], [[2, 2], 5]);
   assert.equal(atLeastTwo.pixelValues.length, 5 * 3 * 448 * 448);
+});
+
+Deno.test("planImageTiles predicts preprocessImage's grid and tile count from the header alone", async () => {
+  const dir = new URL("../fixtures/tiny-internvl/goldens/images/", import.meta.url);
+  for (const name of ["square_rgba.png", "wide_tie.png", "tall.jpg", "square_big.png"]) {
+    const bytes = await Deno.readFile(new URL(name, dir));
+    for (const maxNum of [1, 2, 6, 12, 40]) {
+      for (const useThumbnail of [true, false]) {
+        const opts = { maxNum, useThumbnail, maxPixels: 1e8 };
+        const full = await preprocessImage(bytes, opts);
+        const plan = planImageTiles(bytes, opts);
+        assert.deepEqual(plan, { tiles: full.tiles, grid: full.grid }, `${name} max ${maxNum}`);
+      }
+    }
+  }
+  const big = await Deno.readFile(new URL("square_big.png", dir));
+  assert.throws(
+    () => planImageTiles(big, { maxNum: 6, maxPixels: 1000 }),
+    /Image is 700×700 pixels; the limit is 1000 pixels/,
+  );
 });

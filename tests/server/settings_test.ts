@@ -31,6 +31,7 @@ Deno.test("loadSettings reads every variable", () => {
     MAX_NEW_TOKENS_LIMIT: "64",
     MAX_BATCH_ITEMS: "4",
     MAX_QUESTION_CHARS: "10",
+    GPU_KV_CACHE_BYTES: "0",
   });
   assert.deepEqual(s, {
     modelDir: "/models/internvl",
@@ -50,6 +51,7 @@ Deno.test("loadSettings reads every variable", () => {
     maxNewTokensLimit: 64,
     maxBatchItems: 4,
     maxQuestionChars: 10,
+    gpuKvCacheBytes: 0,
   });
 });
 
