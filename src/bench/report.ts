@@ -84,6 +84,12 @@ export function renderTable(doc: Record<string, Json>): string {
     ["prefill 1800 tokens (ms)", doc.prefill_ms_1800, torch.prefill_1800tok_ms, ""],
     ["TTFT 7 tiles cold (ms)", doc.ttft_cold_ms_7tiles, undefined, "wall clock, pixels → first id"],
     [
+      "TTFT follow-up round (ms)",
+      doc.ttft_warm_followup_ms,
+      undefined,
+      "wall clock, kept KV cache, 31 new tokens",
+    ],
+    [
       "weights: fill / load (ms)",
       `${fmt(doc.weight_fill_ms, 0)} / ${fmt(doc.weight_load_ms, 0)}`,
       undefined,

@@ -61,11 +61,13 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
       "vit_projector_ms_13tiles",
       "prefill_ms_1800",
       "ttft_cold_ms_7tiles",
+      "ttft_warm_followup_ms",
     ]
   ) assert.ok(isNum(doc[k]) && doc[k] > 0, `${k} = ${doc[k]}`);
   assert.ok(Number.isInteger(doc.dispatches_per_decode_step) && doc.dispatches_per_decode_step > 10);
   assert.equal(doc.submits_per_decode_step, 1);
-  assert.equal(doc.ttft_warm_followup_ms, null);
+  // The follow-up round found the kept conversation (the bench throws otherwise) and was timed.
+  assert.equal(doc.sections.ttft.followup_new_tokens, 31);
   assert.equal(doc.weight_load_ms, null);
   // No PyTorch without --torch: its keys stay null rather than absent.
   for (const k of ["torch_decode_ms_eager", "torch_decode_ms_cudagraph"]) assert.equal(doc[k], null);
