@@ -1,0 +1,124 @@
+import type { Gpu } from "../gpu/device.ts";
+import type { Recorder } from "../gpu/recorder.ts";
+import { f32 } from "../gpu/recorder.ts";
+import { expectTensor, type Tensor } from "../gpu/tensor.ts";
+
+export interface AttentionDecodeShape {
+  batch: number; // B sequences, one new query each (T = 1)
+  /** Cache positions 0 … kvLen−1 are attended (those with keyValid 1); the new token's is kvLen−1. */
+  kvLen: number;
+  numHeads: number; // H query heads
+  numKvHeads: number; // Hkv (H % Hkv == 0, G = H/Hkv ≤ 8)
+  headDim: number; // Dh (multiple of 4, ≤ 128)
+  /** Split partials from `createAttentionDecodeScratch`; without it the keys are not split. */
+  scratch?: Tensor;
+  /** Force the number of key splits (tests, benchmarks); by default chosen to fill the GPU. */
+  splits?: number;
+}
+
+/** Keys per tile in kernels/attention_decode.wgsl; a split's chunk is a multiple of it. */
+const keyTile = 16;
+/** Workgroups worth launching: 4 per SM of an H100/H200 (132 SMs), so loads of several overlap. */
+const targetWorkgroups = 528;
+/**
+ * Fewest keys per split. The combine pass reads 4·(Dh+4)·G bytes per split and head group against the
+ * 8·Dh·chunk bytes of K/V the split itself reads: ≈ 10% extra traffic at 32 keys, less beyond.
+ */
+const minKeysPerSplit = 32;
+/** Default scratch capacity: enough for targetWorkgroups at B·Hkv = 8 with room to spare. */
+const defaultMaxSplits = 128;
+
+/** Split partials for `attentionDecode`: [maxSplits, B·H, Dh+4] f32 (o, then m, l and two pad words). */
+export function createAttentionDecodeScratch(
+  gpu: Gpu,
+  label: string,
+  shape: { batch: number; numHeads: number; headDim: number; maxSplits?: number },
+): Tensor {
+  const rows = shape.batch * shape.numHeads;
+  return gpu.createTensor(label, "f32", [shape.maxSplits ?? defaultMaxSplits, rows, shape.headDim + 4]);
+}
+
+/** The split count and keys per split `attentionDecode` uses for a context of kvLen keys. */
+export function decodeSplits(
+  kvLen: number,
+  batch: number,
+  numKvHeads: number,
+  capacity: number,
+): { splits: number; chunk: number } {
+  const wanted = Math.min(
+    Math.ceil(targetWorkgroups / (batch * numKvHeads)),
+    Math.ceil(kvLen / minKeysPerSplit),
+  );
+  const splits = Math.max(1, Math.min(wanted, capacity));
+  const chunk = Math.ceil(kvLen / splits / keyTile) * keyTile;
+  return { splits: Math.ceil(kvLen / chunk), chunk };
+}
+
+/**
+ * Decode-step GQA attention (T = 1, REFERENCE §7), flash-decoding: the keys of every (sample, kv head)
+ * are cut into splits, one workgroup each, that read each K/V row once for all G query heads; a second
+ * pass merges the splits (log-sum-exp).
+ * q, out: [B, H·Dh] f32; kCache, vCache: [B, S, Hkv·Dh] f32 (already holding the new key/value at kvLen−1);
+ * keyValid: [B, S] i32, 1 = real token, 0 = left padding. A head that sees no valid key gives zeros.
+ */
+export function attentionDecode(
+  r: Recorder,
+  q: Tensor,
+  kCache: Tensor,
+  vCache: Tensor,
+  keyValid: Tensor,
+  out: Tensor,
+  shape: AttentionDecodeShape,
+): void {
+  const { batch: B, kvLen, numHeads: H, numKvHeads: Hkv, headDim: Dh } = shape;
+  if (Dh % 4 !== 0 || Dh > 128 || Dh < 4) {
+    throw new Error(`attentionDecode: head dim ${Dh} is not supported; it must be a multiple of 4 up to 128`);
+  }
+  if (!(H > 0 && Hkv > 0 && H % Hkv === 0 && H / Hkv <= 8)) {
+    throw new Error(`attentionDecode: ${H} query heads do not split into ${Hkv} kv groups of at most 8`);
+  }
+  const S = kCache.shape[1];
+  expectTensor("attentionDecode q", q, "f32", [B, H * Dh]);
+  expectTensor("attentionDecode kCache", kCache, "f32", [B, S, Hkv * Dh]);
+  expectTensor("attentionDecode vCache", vCache, "f32", [B, S, Hkv * Dh]);
+  expectTensor("attentionDecode keyValid", keyValid, "i32", [B, S]);
+  expectTensor("attentionDecode out", out, "f32", [B, H * Dh]);
+  if (!Number.isInteger(kvLen) || kvLen < 1 || kvLen > S) {
+    throw new Error(`attentionDecode: kvLen ${kvLen} must be 1…${S} (the cache holds ${S} positions)`);
+  }
+  const rows = B * H;
+  const { scratch } = shape;
+  if (scratch) expectTensor("attentionDecode scratch", scratch, "f32", [-1, rows, Dh + 4]);
+  const capacity = scratch ? scratch.shape[0] : 1;
+  if (shape.splits !== undefined && !(Number.isInteger(shape.splits) && shape.splits >= 1)) {
+    throw new Error(`attentionDecode: splits ${shape.splits} must be a positive integer`);
+  }
+  if (shape.splits !== undefined && shape.splits > capacity) {
+    throw new Error(
+      `attentionDecode: ${shape.splits} splits need a scratch of ${shape.splits}×${rows}×${Dh + 4}`,
+    );
+  }
+  let splits: number, chunk: number;
+  if (shape.splits !== undefined) {
+    chunk = Math.ceil(kvLen / shape.splits / keyTile) * keyTile;
+    splits = Math.ceil(kvLen / chunk);
+  } else {
+    ({ splits, chunk } = decodeSplits(kvLen, B, Hkv, capacity));
+  }
+  r.dispatch("attention_decode", {
+    bindings: [q, kCache, vCache, keyValid, out, splits > 1 ? scratch! : out],
+    params: [B, S, kvLen, H, Hkv, chunk, splits, H / Hkv, f32(1 / Math.sqrt(Dh))],
+    workgroups: [splits, Hkv, B],
+    constants: { D4: Dh / 4 },
+    label: `attention_decode ${out.label}`,
+  });
+  if (splits > 1) {
+    r.dispatch("attention_decode_combine", {
+      bindings: [scratch!, out],
+      params: [rows, splits],
+      workgroups: [rows],
+      constants: { D4: Dh / 4 },
+      label: `attention_decode_combine ${out.label}`,
+    });
+  }
+}
