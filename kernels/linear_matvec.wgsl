@@ -12,11 +12,11 @@
 //           3 scale [N] f32 (SCB/127; read only when has_scale)
 //           4 bias  [N] f32 (read only when has_bias)
 //           5 out   [T, N] f32
-// Params:   n = N, k4 = K/4, kw, has_scale, has_bias, groups_per_row
+// Params:   n = N, k4 = K/4, kw, has_scale, has_bias, groups_per_row, accumulate (1: out += result)
 // Overrides: INT8 (weight encoding), TT = T (1..8; a constant so the accumulators stay in registers).
 // Grid:     ceil(N/8) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
 // Features: none (unpack4xI8 is core WGSL).
-struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_per_row: u32 }
+struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_per_row: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
@@ -101,6 +101,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     var v = red[lane * 256u + slot * LANES];
     if (p.has_scale != 0u) { v *= scale[n]; }
     if (p.has_bias != 0u) { v += bias[n]; }
+    if (p.accumulate != 0u) { v += out[lane * p.n + n]; }
     out[lane * p.n + n] = v;
   }
 }

@@ -10,11 +10,11 @@
 //           3 scale [N] f32 (read only when has_scale)
 //           4 bias  [N] f32 (read only when has_bias)
 //           5 out   [T, N] f32
-// Params:   t = T, n = N, k = K, kw, has_scale, has_bias
+// Params:   t = T, n = N, k = K, kw, has_scale, has_bias, accumulate (1: out += result, the residual add)
 // Overrides: INT8 (weight encoding).
 // Grid:     (ceil(N/128), ceil(T/128)) workgroups of 256.
 // Features: none. Workgroup memory: 16 KiB.
-struct Params { t: u32, n: u32, k: u32, kw: u32, has_scale: u32, has_bias: u32 }
+struct Params { t: u32, n: u32, k: u32, kw: u32, has_scale: u32, has_bias: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
@@ -106,6 +106,7 @@ fn store_out(m: u32, n: u32, v: vec4<f32>) {
       var o = v[j];
       if (p.has_scale != 0u) { o *= scale[col]; }
       if (p.has_bias != 0u) { o += bias[col]; }
+      if (p.accumulate != 0u) { o += out[m * p.n + col]; }
       out[m * p.n + col] = o;
     }
   }

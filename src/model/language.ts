@@ -7,7 +7,6 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { linear, type LinearWeights } from "../ops/linear.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
 import { siluMul } from "../ops/silu_mul.ts";
-import { residualAdd } from "../ops/residual_add.ts";
 import { embedTokens, packBf16 } from "../ops/embed_tokens.ts";
 import { gatherRows } from "../ops/gather_rows.ts";
 import { splitLmQkv } from "../ops/split_lm_qkv.ts";
@@ -83,7 +82,6 @@ export class LanguageScratch {
   readonly k: Tensor; // [rows, Hkv·Dh]
   readonly v: Tensor; // [rows, Hkv·Dh]
   readonly attn: Tensor; // [rows, H·Dh]
-  readonly proj: Tensor; // [rows, D]
   readonly gate: Tensor; // [rows, I]
   readonly up: Tensor; // [rows, I]
   readonly act: Tensor; // [rows, I]
@@ -103,7 +101,6 @@ export class LanguageScratch {
     this.k = t("k", Hkv * Dh);
     this.v = t("v", Hkv * Dh);
     this.attn = t("attn", H * Dh);
-    this.proj = t("proj", D);
     this.gate = t("gate", I);
     this.up = t("up", I);
     this.act = t("act", I);
@@ -167,14 +164,12 @@ export function languageForward(
       headDim: Dh,
       scratch: s.attnSplits ?? undefined,
     });
-    linear(r, s.attn, lw.wo, s.proj);
-    residualAdd(r, s.hidden, s.proj, null);
+    linear(r, s.attn, lw.wo, s.hidden, { accumulate: true }); // h = h + wo(attn)
     rmsNorm(r, s.hidden, lw.ffnNorm, s.normed, eps);
     linear(r, s.normed, lw.w1, s.gate);
     linear(r, s.normed, lw.w3, s.up);
     siluMul(r, s.gate, s.up, s.act);
-    linear(r, s.act, lw.w2, s.proj);
-    residualAdd(r, s.hidden, s.proj, null);
+    linear(r, s.act, lw.w2, s.hidden, { accumulate: true }); // h = h + w2(silu(w1 x) · w3 x)
     tap?.("lm.layer", l, s.hidden, r);
   });
   gatherRows(r, s.hidden, inputs.lastRows, s.last);

@@ -82,9 +82,20 @@ export function linearVariant(T: number, K: number, _w: LinearWeights): LinearVa
   return T <= maxMatvecTokens && K % 4 === 0 ? "matvec" : "tiled";
 }
 
+export interface LinearOptions {
+  /** out += x·Wᵀ + bias instead of out = …: the residual add folded into the layer (one dispatch less). */
+  accumulate?: boolean;
+}
+
 /** out = x·Wᵀ + bias. x: [T, K] f32, W: [N, K], out: [T, N] f32 (must not alias x). */
-export function linear(r: Recorder, x: Tensor, w: LinearWeights, out: Tensor): void {
-  recordLinear(r, x, w, out, linearVariant(x.shape[0], x.shape[1], w));
+export function linear(
+  r: Recorder,
+  x: Tensor,
+  w: LinearWeights,
+  out: Tensor,
+  options: LinearOptions = {},
+): void {
+  recordLinear(r, x, w, out, linearVariant(x.shape[0], x.shape[1], w), options);
 }
 
 /** `linear` with the kernel chosen by the caller (tests exercise both on the same shapes). */
@@ -94,8 +105,13 @@ export function recordLinear(
   w: LinearWeights,
   out: Tensor,
   variant: LinearVariant,
+  options: LinearOptions = {},
 ): void {
   const [T, K] = x.shape;
+  if (x.buffer === out.buffer) {
+    throw new Error(`linear ${w.weight.label}: out (${out.label}) must not alias x`);
+  }
+  const accumulate = options.accumulate ? 1 : 0;
   const N = w.weight.shape[0];
   const what = `linear ${w.weight.label}`;
   expectTensor(`${what} x`, x, "f32", [T, K]);
@@ -120,7 +136,7 @@ export function recordLinear(
     const groupsPerRow = Math.min(groups, 65535);
     r.dispatch("linear_matvec", {
       bindings: [x, w.weight, scaleOrAny, biasOrAny, out],
-      params: [N, K / 4, w.kind === "int8" ? K / 4 : K, ...flags, groupsPerRow],
+      params: [N, K / 4, w.kind === "int8" ? K / 4 : K, ...flags, groupsPerRow, accumulate],
       workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
       constants: { INT8, TT: T },
       label: `linear_matvec ${w.weight.label}`,
@@ -129,7 +145,7 @@ export function recordLinear(
     const kw = w.kind === "int8" ? Math.ceil(K / 4) : K;
     r.dispatch("linear_tiled", {
       bindings: [x, w.weight, scaleOrAny, biasOrAny, out],
-      params: [T, N, K, kw, ...flags],
+      params: [T, N, K, kw, ...flags, accumulate],
       workgroups: [Math.ceil(N / 128), Math.ceil(T / 128)],
       constants: { INT8 },
       label: `linear_tiled ${w.weight.label}`,

@@ -93,3 +93,31 @@ Deno.test("linear picks matvec for decode and the tiled kernel for prefill", asy
     /linear pick.weight weight: expected \[4, 31\] i8x4, got pick.weight \[4, 32\] i8x4/,
   );
 });
+
+Deno.test("linear with accumulate adds the layer's output to what out holds (the residual add)", async () => {
+  const gpu = await testGpu();
+  for (const [T, K, N] of [[1, 64, 67], [3, 100, 33], [130, 260, 67]]) {
+    for (const kind of ["int8", "float"] as const) {
+      const seed = T * 31 + K + N;
+      const host = hostLinear(kind, N, K, true, seed);
+      const xs = randomF32(T * K, seed + 3), residual = randomF32(T * N, seed + 4);
+      const w = uploadLinear(gpu, "w", host);
+      const x = gpu.uploadTensor("x", "f32", [T, K], xs);
+      const layer = linearRef(xs, T, host);
+      const expected = layer.map((v, i) => Math.fround(v + residual[i]));
+      const variants = linearVariant(T, K, w) === "matvec"
+        ? ["matvec", "tiled"] as const
+        : ["tiled"] as const;
+      for (const variant of variants) {
+        const out = gpu.uploadTensor("out", "f32", [T, N], residual);
+        const r = gpu.recorder("test");
+        recordLinear(r, x, w, out, variant, { accumulate: true });
+        r.submit();
+        assertNormalisedError(await gpu.readF32(out), expected, tolerance.matmul.nerr);
+      }
+    }
+  }
+  const x = gpu.createTensor("x", "f32", [2, 8]);
+  const w = uploadLinear(gpu, "w", hostLinear("float", 8, 8, false, 1));
+  assert.throws(() => linear(gpu.recorder("t"), x, w, x), /must not alias x/);
+});
