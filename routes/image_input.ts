@@ -3,7 +3,7 @@
  * Sizes are checked before decoding: base64 length gives the byte count, the header gives the pixel count.
  */
 import { InputError } from "../src/errors.ts";
-import { probeImageSize } from "./image_size.ts";
+import { readImageHeader } from "../src/image/image_header.ts";
 
 export interface ImageLimits {
   maxImageBytes: number;
@@ -20,7 +20,7 @@ export function decodeImage(source: ImageSource, param: string, limits: ImageLim
   const bytes = typeof source === "string" ? decodeImageString(source, param, limits) : source;
   checkBytes(bytes.length, param, limits);
   if (bytes.length === 0) throw new InputError(`Image '${param}' is empty`, { param, code: "invalid_image" });
-  const size = probeImageSize(bytes);
+  const size = declaredSize(bytes);
   if (size && size.width * size.height > limits.maxImagePixels) {
     throw new InputError(
       `Image '${param}' is ${size.width}×${size.height} pixels; the limit is ${limits.maxImagePixels} pixels ` +
@@ -29,6 +29,19 @@ export function decodeImage(source: ImageSource, param: string, limits: ImageLim
     );
   }
   return bytes;
+}
+
+/**
+ * Width × height from a PNG, JPEG or TIFF header without decoding pixels, so an image over MAX_IMAGE_PIXELS
+ * is refused before it costs memory or a place at the engine. Unreadable data gives null and is left to
+ * the engine, which owns decoding and names the exact problem.
+ */
+function declaredSize(bytes: Uint8Array): { width: number; height: number } | null {
+  try {
+    return readImageHeader(bytes);
+  } catch {
+    return null;
+  }
 }
 
 function checkBytes(n: number, param: string, limits: ImageLimits): void {
