@@ -16,9 +16,10 @@
 //   group G = H/Hkv (1..8), scale = Dh^-0.5 (f32).
 // Overrides: D4 = Dh/4 (1..32), so loop bounds and row indexing are compile-time constants.
 // Grid: (num_splits, Hkv, B) workgroups of 128 threads. Score phase: thread = (key j = li / 8, head
-//   g = li % 8); value phase: thread = (column c = li % D4, head group gq = li / D4) owning heads gq and
-//   gq + 128/D4 (so G ≤ 2·128/D4, always true for G ≤ 8).
-// Workgroup memory ≈ 22 KiB. Features: none.
+//   g = li % 8). Value phase: thread = (column c = li % D4, key group kg = li / D4) accumulating all 8 head
+//   slots, so one V read from workgroup memory feeds every head (probabilities are read as vec4s of 4
+//   heads); the key groups are summed once at the end.
+// Workgroup memory ≈ 26 KiB. Features: none.
 struct Params {
   batch: u32,
   seq: u32,
@@ -47,13 +48,18 @@ const STRIDE = 33u;    // padded rows of qs and ks: the 4 keys / 8 heads a warp 
 const NEG = -3.0e38;   // "no score yet"; masked keys are tracked by flag, never by this value alone
 
 var<workgroup> qs: array<vec4f, 264>;  // [MAX_G][STRIDE] pre-scaled queries of this kv head's group
-var<workgroup> ks: array<vec4f, 528>;  // [BK][STRIDE] K tile
-var<workgroup> vs: array<vec4f, 512>;  // [BK][D4] V tile
-var<workgroup> ss: array<f32, 128>;    // [MAX_G][BK] scores
-var<workgroup> ps: array<f32, 128>;    // [MAX_G][BK] probabilities e^(s − m)
-var<workgroup> kmask: array<u32, 16>;  // [BK] key inside this split and valid
-var<workgroup> alphas: array<f32, 8>;  // [MAX_G] e^(m_old − m_new) of this tile
-var<workgroup> ms: array<f32, 8>;      // [MAX_G] running max
+// K tile [BK][STRIDE] at 0, V tile [BK][D4] at V_AT; after the last tile, the value phase's per-key-group
+// sums [KG][MAX_G][D4] (KG·D4 ≤ WG, so ≤ 1024 vec4s).
+var<workgroup> kv: array<vec4f, 1040>;
+var<workgroup> ss: array<f32, 136>;     // [MAX_G][SS_STRIDE] scores
+var<workgroup> ps: array<vec4f, 32>;    // [BK][MAX_G/4] probabilities e^(s − m), heads ≥ G stay 0
+var<workgroup> kmask: array<u32, 16>;   // [BK] key inside this split and valid
+var<workgroup> alphas: array<vec4f, 2>; // [MAX_G/4] e^(m_old − m_new) of this tile
+var<workgroup> ms: array<f32, 8>;       // [MAX_G] running max
+var<workgroup> lsum: array<f32, 1024>;  // [KG][MAX_G] the value phase's per-key-group Σp
+
+const V_AT = 528u;
+const SS_STRIDE = 17u; // the 8 heads' score rows a warp reads start in different banks
 
 // One thread's share of a K/V tile, held in registers between its load and its store to workgroup memory:
 // vec4 n sits at row (li + n·WG) / D4, column (li + n·WG) % D4 (BK·D4 ≤ 4·WG); okN = row inside the split
@@ -104,8 +110,8 @@ fn store_vec(i: u32, k: vec4f, v: vec4f, ok: bool) {
   if (i < BK * D4) {
     let j = i / D4;
     let c = i % D4;
-    ks[j * STRIDE + c] = select(vec4f(0.0), k, ok);
-    vs[j * D4 + c] = select(vec4f(0.0), v, ok);
+    kv[j * STRIDE + c] = select(vec4f(0.0), k, ok);
+    kv[V_AT + j * D4 + c] = select(vec4f(0.0), v, ok);
   }
 }
 
@@ -146,22 +152,24 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     qs[i] = x;
   }
   if (li < MAX_G) { ms[li] = NEG; }
+  if (li < 2u * BK) { ps[li] = vec4f(0.0); }
+  if (li < 2u) { alphas[li] = vec4f(1.0); }
   var next = load_tile(b, hkv, k_begin, k_end, li);
 
   // Score phase: key sj, head sg; m is the head's running max (the same in its BK threads).
   let sj = li / MAX_G;
   let sg = li % MAX_G;
   var m = NEG;
-  // Value phase: column c, heads g0 and g1 = g0 + WG/D4 (each only while < G).
+  // Value phase: column c, key group kg (keys kg, kg + KG, …) for all MAX_G heads at once, so each V vec4
+  // read from workgroup memory feeds 8 heads; o_g and l (4 heads per vec4) are this key group's sums.
+  let KG = WG / D4;
   let c = li % D4;
-  let g0 = li / D4;
-  let g1 = g0 + WG / D4;
-  let act0 = g0 < G && g0 < WG / D4; // with D4 ∤ 128 the last threads would repeat head WG/D4
-  let act1 = g1 < G && g0 < WG / D4;
-  var o0 = vec4f(0.0);
-  var o1 = vec4f(0.0);
-  var l0 = 0.0;
-  var l1 = 0.0;
+  let kg = li / D4;
+  let in_value = kg < KG; // with D4 ∤ 128 the last threads idle
+  var o0 = vec4f(0.0); var o1 = vec4f(0.0); var o2 = vec4f(0.0); var o3 = vec4f(0.0);
+  var o4 = vec4f(0.0); var o5 = vec4f(0.0); var o6 = vec4f(0.0); var o7 = vec4f(0.0);
+  var la = vec4f(0.0); // heads 0..3
+  var lb = vec4f(0.0); // heads 4..7
 
   for (var k0 = k_begin; k0 < k_end; k0 += BK) {
     workgroupBarrier(); // the previous tile's K/V and probabilities are no longer read
@@ -173,55 +181,67 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let key_ok = kmask[sj] != 0u;
     if (sg < G) {
       var acc = 0.0;
-      for (var cc = 0u; cc < D4; cc++) { acc += dot(qs[sg * STRIDE + cc], ks[sj * STRIDE + cc]); }
+      for (var cc = 0u; cc < D4; cc++) { acc += dot(qs[sg * STRIDE + cc], kv[sj * STRIDE + cc]); }
       s = select(NEG, acc, key_ok);
-      ss[sg * BK + sj] = s;
+      ss[sg * SS_STRIDE + sj] = s;
     }
     workgroupBarrier();
 
     if (sg < G) {
       var tile_max = NEG;
-      for (var j = 0u; j < BK; j++) { tile_max = max(tile_max, ss[sg * BK + j]); }
+      for (var j = 0u; j < BK; j++) { tile_max = max(tile_max, ss[sg * SS_STRIDE + j]); }
       let m_new = max(m, tile_max);
-      ps[sg * BK + sj] = select(0.0, exp(s - m_new), key_ok);
+      ps[sj * 2u + sg / 4u][sg % 4u] = select(0.0, exp(s - m_new), key_ok);
       if (sj == 0u) {
-        alphas[sg] = exp(m - m_new); // 1 while the head has seen no key (o, l are 0 then)
+        alphas[sg / 4u][sg % 4u] = exp(m - m_new); // 1 while the head has seen no key (o, l are 0 then)
         ms[sg] = m_new;
       }
       m = m_new;
     }
     workgroupBarrier();
 
-    if (act1) {
-      let a0 = alphas[g0];
-      let a1 = alphas[g1];
-      o0 *= a0;
-      l0 *= a0;
-      o1 *= a1;
-      l1 *= a1;
-      for (var j = 0u; j < BK; j++) {
-        let v = vs[j * D4 + c];
-        let p0 = ps[g0 * BK + j];
-        let p1 = ps[g1 * BK + j];
-        o0 += p0 * v;
-        l0 += p0;
-        o1 += p1 * v;
-        l1 += p1;
-      }
-    } else if (act0) {
-      let a0 = alphas[g0];
-      o0 *= a0;
-      l0 *= a0;
-      for (var j = 0u; j < BK; j++) {
-        let p0 = ps[g0 * BK + j];
-        o0 += p0 * vs[j * D4 + c];
-        l0 += p0;
+    if (in_value) {
+      let aa = alphas[0];
+      let ab = alphas[1];
+      o0 *= aa.x; o1 *= aa.y; o2 *= aa.z; o3 *= aa.w;
+      o4 *= ab.x; o5 *= ab.y; o6 *= ab.z; o7 *= ab.w;
+      la *= aa;
+      lb *= ab;
+      for (var j = kg; j < BK; j += KG) {
+        let v = kv[V_AT + j * D4 + c];
+        let pa = ps[j * 2u];
+        let pb = ps[j * 2u + 1u];
+        o0 += pa.x * v; o1 += pa.y * v; o2 += pa.z * v; o3 += pa.w * v;
+        o4 += pb.x * v; o5 += pb.y * v; o6 += pb.z * v; o7 += pb.w * v;
+        la += pa;
+        lb += pb;
       }
     }
   }
-  workgroupBarrier(); // ms holds the final maxima (also when the loop ran zero times)
+  workgroupBarrier(); // the last tile is consumed: kv is free for the key groups' sums; ms is final
 
-  let row0 = b * p.num_heads + hkv * G;
-  if (act0) { finish(row0 + g0, c, split, o0, l0, ms[g0]); }
-  if (act1) { finish(row0 + g1, c, split, o1, l1, ms[g1]); }
+  if (in_value) {
+    let at = kg * MAX_G * D4 + c;
+    kv[at] = o0; kv[at + D4] = o1; kv[at + 2u * D4] = o2; kv[at + 3u * D4] = o3;
+    kv[at + 4u * D4] = o4; kv[at + 5u * D4] = o5; kv[at + 6u * D4] = o6; kv[at + 7u * D4] = o7;
+    if (c == 0u) {
+      lsum[kg * MAX_G] = la.x; lsum[kg * MAX_G + 1u] = la.y; lsum[kg * MAX_G + 2u] = la.z;
+      lsum[kg * MAX_G + 3u] = la.w; lsum[kg * MAX_G + 4u] = lb.x; lsum[kg * MAX_G + 5u] = lb.y;
+      lsum[kg * MAX_G + 6u] = lb.z; lsum[kg * MAX_G + 7u] = lb.w;
+    }
+  }
+  workgroupBarrier();
+
+  // Output (head g, column c) pairs li and li + WG: sum the key groups.
+  for (var i = li; i < G * D4; i += WG) {
+    let g = i / D4;
+    let cc = i - g * D4;
+    var o = vec4f(0.0);
+    var l = 0.0;
+    for (var k = 0u; k < KG; k++) {
+      o += kv[(k * MAX_G + g) * D4 + cc];
+      l += lsum[k * MAX_G + g];
+    }
+    finish(b * p.num_heads + hkv * G + g, cc, split, o, l, ms[g]);
+  }
 }
