@@ -4,7 +4,9 @@
 import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { linear, type LinearWeights } from "../ops/linear.ts";
+import { linear, type LinearWeights, maxMatvecTokens } from "../ops/linear.ts";
+import { rmsNormLinear } from "../ops/rms_norm_linear.ts";
+import { gateUpSilu } from "../ops/gate_up_silu.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
 import { siluMul } from "../ops/silu_mul.ts";
 import { embedTokens, packBf16 } from "../ops/embed_tokens.ts";
@@ -147,9 +149,15 @@ export function languageForward(
   }
   embedTokens(r, w.embed, inputs.ids, inputs.imageRow, inputs.imageEmbeds, s.hidden);
   tap?.("lm.embeddings", -1, s.hidden, r);
+  // Decode-sized chunks fold the RMSNorms into the int8 matrix-vector kernels (no norm pass, no normed copy).
+  const fusable = B * T <= maxMatvecTokens && dims.hidden % 4 === 0;
   w.layers.forEach((lw, l) => {
-    rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
-    linear(r, s.normed, lw.wqkv, s.qkv);
+    if (fusable && lw.wqkv.kind === "int8") {
+      rmsNormLinear(r, s.hidden, lw.attentionNorm, eps, lw.wqkv, s.qkv);
+    } else {
+      rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
+      linear(r, s.normed, lw.wqkv, s.qkv);
+    }
     splitLmQkv(r, s.qkv, s.q, s.k, s.v, { numHeads: H, numKvHeads: Hkv, headDim: Dh });
     rope(r, s.q, inputs.positions, w.ropeCos, w.ropeSin, { numHeads: H, headDim: Dh });
     rope(r, s.k, inputs.positions, w.ropeCos, w.ropeSin, { numHeads: Hkv, headDim: Dh });
@@ -165,14 +173,22 @@ export function languageForward(
       scratch: s.attnSplits ?? undefined,
     });
     linear(r, s.attn, lw.wo, s.hidden, { accumulate: true }); // h = h + wo(attn)
-    rmsNorm(r, s.hidden, lw.ffnNorm, s.normed, eps);
-    linear(r, s.normed, lw.w1, s.gate);
-    linear(r, s.normed, lw.w3, s.up);
-    siluMul(r, s.gate, s.up, s.act);
+    if (fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias && !lw.w3.bias) {
+      gateUpSilu(r, s.hidden, lw.ffnNorm, eps, lw.w1, lw.w3, s.act);
+    } else {
+      rmsNorm(r, s.hidden, lw.ffnNorm, s.normed, eps);
+      linear(r, s.normed, lw.w1, s.gate);
+      linear(r, s.normed, lw.w3, s.up);
+      siluMul(r, s.gate, s.up, s.act);
+    }
     linear(r, s.act, lw.w2, s.hidden, { accumulate: true }); // h = h + w2(silu(w1 x) · w3 x)
     tap?.("lm.layer", l, s.hidden, r);
   });
   gatherRows(r, s.hidden, inputs.lastRows, s.last);
-  rmsNorm(r, s.last, w.norm, s.lastNormed, eps);
-  linear(r, s.lastNormed, w.output, logits);
+  if (B <= maxMatvecTokens && w.output.kind === "int8" && dims.hidden % 4 === 0) {
+    rmsNormLinear(r, s.last, w.norm, eps, w.output, logits);
+  } else {
+    rmsNorm(r, s.last, w.norm, s.lastNormed, eps);
+    linear(r, s.lastNormed, w.output, logits);
+  }
 }
