@@ -11,10 +11,10 @@ import { rmsNorm } from "../ops/rms_norm.ts";
 import { siluMul } from "../ops/silu_mul.ts";
 import { embedTokens, packBf16 } from "../ops/embed_tokens.ts";
 import { gatherRows } from "../ops/gather_rows.ts";
-import { splitLmQkv } from "../ops/split_lm_qkv.ts";
-import { rope, ropeTables } from "../ops/rope.ts";
-import { kvWrite } from "../ops/kv_write.ts";
-import { attentionCausal, createAttentionScratch } from "../ops/attention_causal.ts";
+import { ropeTables } from "../ops/rope.ts";
+import { qkvRopeCache } from "../ops/qkv_rope_cache.ts";
+import { attentionCausal } from "../ops/attention_causal.ts";
+import { attentionDecode, createAttentionDecodeScratch } from "../ops/attention_decode.ts";
 import type { LanguageDims } from "./dims.ts";
 import type { KvCache } from "./kv_cache.ts";
 import type { WeightUploader } from "./weight_source.ts";
@@ -81,8 +81,6 @@ export class LanguageScratch {
   readonly normed: Tensor; // [rows, D]
   readonly qkv: Tensor; // [rows, (H+2Hkv)·Dh]
   readonly q: Tensor; // [rows, H·Dh]
-  readonly k: Tensor; // [rows, Hkv·Dh]
-  readonly v: Tensor; // [rows, Hkv·Dh]
   readonly attn: Tensor; // [rows, H·Dh]
   readonly gate: Tensor; // [rows, I]
   readonly up: Tensor; // [rows, I]
@@ -100,8 +98,6 @@ export class LanguageScratch {
     this.normed = t("normed", D);
     this.qkv = t("qkv", (H + 2 * Hkv) * Dh);
     this.q = t("q", H * Dh);
-    this.k = t("k", Hkv * Dh);
-    this.v = t("v", Hkv * Dh);
     this.attn = t("attn", H * Dh);
     this.gate = t("gate", I);
     this.up = t("up", I);
@@ -109,7 +105,7 @@ export class LanguageScratch {
     this.last = t("last", D, batch);
     this.lastNormed = t("last_normed", D, batch);
     this.attnSplits = tokens === 1
-      ? createAttentionScratch(gpu, "lm.attn_splits", { batch, numHeads: H, headDim: Dh })
+      ? createAttentionDecodeScratch(gpu, "lm.attn_splits", { batch, numHeads: H, headDim: Dh })
       : null;
   }
 
@@ -158,20 +154,35 @@ export function languageForward(
       rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
       linear(r, s.normed, lw.wqkv, s.qkv);
     }
-    splitLmQkv(r, s.qkv, s.q, s.k, s.v, { numHeads: H, numKvHeads: Hkv, headDim: Dh });
-    rope(r, s.q, inputs.positions, w.ropeCos, w.ropeSin, { numHeads: H, headDim: Dh });
-    rope(r, s.k, inputs.positions, w.ropeCos, w.ropeSin, { numHeads: Hkv, headDim: Dh });
-    kvWrite(r, s.k, cache.k[l], { batch: B, tokens: T, startPos });
-    kvWrite(r, s.v, cache.v[l], { batch: B, tokens: T, startPos });
-    attentionCausal(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {
+    // q, k rotated; k and v appended to the cache at startPos … startPos+T−1 (one dispatch).
+    qkvRopeCache(r, s.qkv, inputs.positions, w.ropeCos, w.ropeSin, s.q, cache.k[l], cache.v[l], {
       batch: B,
       tokens: T,
       startPos,
       numHeads: H,
       numKvHeads: Hkv,
       headDim: Dh,
-      scratch: s.attnSplits ?? undefined,
     });
+    if (T === 1) {
+      // Decode: keys split over many workgroups, each K/V row read once for its whole query group.
+      attentionDecode(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {
+        batch: B,
+        kvLen: startPos + 1,
+        numHeads: H,
+        numKvHeads: Hkv,
+        headDim: Dh,
+        scratch: s.attnSplits ?? undefined,
+      });
+    } else {
+      attentionCausal(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {
+        batch: B,
+        tokens: T,
+        startPos,
+        numHeads: H,
+        numKvHeads: Hkv,
+        headDim: Dh,
+      });
+    }
     linear(r, s.attn, lw.wo, s.hidden, { accumulate: true }); // h = h + wo(attn)
     if (fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias && !lw.w3.bias) {
       gateUpSilu(r, s.hidden, lw.ffnNorm, eps, lw.w1, lw.w3, s.act);
