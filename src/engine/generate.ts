@@ -61,7 +61,7 @@ export async function generate(
   // repetition penalty never sees the prompt.
   const penalty = config.repetitionPenalty !== 1 ? config.repetitionPenalty : null;
   const seen = penalty ? gpu.uploadTensor("gen.seen", "u32", [B, V], new Uint32Array(B * V)) : null;
-  const ringSize = Math.max(2, options.inFlight ?? 4);
+  const ringSize = Math.max(2, (options.inFlight ?? 5) + 1);
   const ring = Array.from({ length: ringSize }, (_, i) =>
     gpu.device.createBuffer({
       label: `gen.readback${i}`,
@@ -131,7 +131,9 @@ export async function generate(
       if (pending.length === 0) break;
       await takeOldest();
     }
-    while (pending.length) await takeOldest(); // let in-flight maps settle before freeing buffers
+    // Steps still in flight after the stop are not waited for: their readbacks are dropped (destroying a
+    // buffer rejects its pending map) and their work finishes on the GPU in queue order.
+    for (const p of pending.splice(0)) p.mapped.catch(() => {});
     await gpu.check("generating");
     return outputs;
   } finally {
