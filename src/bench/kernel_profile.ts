@@ -50,6 +50,17 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
         (hasBias ? bias.byteLength : 0);
       return { kernel, op, bytes, flops: 2 * T * N * K, bytesModel: "model" };
     }
+    case "matvec_i8": {
+      // bindings: x [T, K], g|any, w1 [N, K], s1 [N], w3|w1, s3|any, bias|any, out [T, N]; params
+      // [N, k4, eps, has_bias, groups_per_row, accumulate]; MODE 0 linear, 1 norm + linear, 2 gate/up
+      const [x, g, w1, s1, w3, s3, bias, out] = b;
+      const mode = o.constants?.MODE ?? 0;
+      const [T, K] = x.shape, N = w1.shape[0];
+      const bytes = x.byteLength + w1.byteLength + s1.byteLength + (mode > 0 ? g.byteLength : 0) +
+        (mode === 2 ? w3.byteLength + s3.byteLength : 0) + (num(p[3]) ? bias.byteLength : 0) +
+        out.byteLength * (num(p[5]) ? 2 : 1);
+      return { kernel, op, bytes, flops: 2 * T * N * K * (mode === 2 ? 2 : 1), bytesModel: "model" };
+    }
     case "attention_causal": {
       // params [B, T, H, Hkv, Dh, S, startPos, chunk, splits, scale]; bindings q, k, v, valid, out, scratch
       const [B, T, H, Hkv, Dh, , startPos, , splits] = p.map(num);

@@ -2,6 +2,7 @@ import type { Recorder } from "../gpu/recorder.ts";
 import { f32 } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 import { type LinearWeights, maxMatvecTokens } from "./linear.ts";
+import { matvecConfig, recordMatvecI8 } from "./matvec_i8.ts";
 
 export interface RmsNormLinearOptions {
   /**
@@ -44,6 +45,25 @@ export function rmsNormLinear(
   expectTensor(`${what} out`, out, "f32", [T, N]);
   if (out.buffer === x.buffer || out.buffer === normWeight.buffer) {
     throw new Error(`${what}: out (${out.label}) must not alias x or normWeight`);
+  }
+  const config = opts.rowsPerWarp ? null : matvecConfig("norm", T, N);
+  if (config) {
+    recordMatvecI8(r, {
+      mode: "norm",
+      x,
+      g: normWeight,
+      w1: w.weight,
+      s1: w.scale,
+      w3: null,
+      s3: null,
+      bias: w.bias,
+      out,
+      eps,
+      config,
+      maxGroupsPerRow: opts.maxGroupsPerRow,
+      label: w.weight.label,
+    });
+    return;
   }
   const rpw = opts.rowsPerWarp ?? 2;
   // One grid dimension holds at most 65535 workgroups: fold into 2-D (the kernel bounds-checks rows).

@@ -49,13 +49,13 @@ async function checkRmsNormLinear(
   }
 }
 
-for (const rowsPerWarp of [2, 1] as const) {
-  Deno.test(`rmsNormLinear (rowsPerWarp ${rowsPerWarp}) matches rmsNorm → linear on odd shapes`, async (t) => {
+for (const rowsPerWarp of [undefined, 2, 1] as const) {
+  Deno.test(`rmsNormLinear (rowsPerWarp ${rowsPerWarp ?? "unset: matvec_i8"}) matches rmsNorm → linear on odd shapes`, async (t) => {
     const gpu = await testGpu();
     for (const T of [1, 3, 8]) {
       for (const K of [64, 260, 1000]) {
         for (const N of [1, 67, 300]) {
-          const withBias = (T + K + N + rowsPerWarp) % 2 === 0;
+          const withBias = (T + K + N + (rowsPerWarp ?? 0)) % 2 === 0;
           await t.step(
             `T=${T} K=${K} N=${N} bias=${withBias}`,
             () => checkRmsNormLinear(gpu, T, K, N, withBias, { rowsPerWarp }),
@@ -69,7 +69,9 @@ for (const rowsPerWarp of [2, 1] as const) {
 Deno.test("rmsNormLinear folds a long grid into 2-D and leaves no row unwritten", async () => {
   const gpu = await testGpu();
   // 70000 rows = 4375 workgroups of 16 rows, folded at 1000 per grid row: 5 rows, the last overhanging.
-  await checkRmsNormLinear(gpu, 3, 64, 70000, true, { maxGroupsPerRow: 1000 });
+  await checkRmsNormLinear(gpu, 3, 64, 70000, true, { maxGroupsPerRow: 1000, rowsPerWarp: 2 });
+  // matvec_i8 (T = 3 at 70000 rows: 8 rows per thread, 64 per workgroup; folded at 300 per grid row)
+  await checkRmsNormLinear(gpu, 3, 64, 70000, true, { maxGroupsPerRow: 300 });
   await checkRmsNormLinear(gpu, 1, 260, 70000, false, { rowsPerWarp: 1 });
 });
 

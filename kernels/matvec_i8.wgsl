@@ -1,0 +1,308 @@
+// Decode-path int8 matrix-vector kernel (few tokens) behind linear, rmsNormLinear and gateUpSilu:
+//   MODE 0 (linear):          out[t, n] (+)= s1[n] · Σ_k x[t, k]·W1[n, k] + bias[n]
+//   MODE 1 (rmsNorm → linear): out[t, n]    = inv_t · s1[n] · Σ_k (x[t, k]·g[k])·W1[n, k] + bias[n]
+//   MODE 2 (norm, W1 and W3, silu·up): out[t, n] = silu(a)·b, a = inv_t·s1[n]·Σ_k (x·g)·W1[n, k],
+//                                      b = the same with W3, s3;  inv_t = rsqrt(mean_k x[t, k]² + eps)
+// Bandwidth bound. LANES threads share a row along K; lane l takes words l, l+LANES, … so each weight load
+// instruction of a warp reads LANES·4 contiguous bytes per row and its x reads are one contiguous run.
+// Each thread streams R output rows (2R weight rows in MODE 2, W1 and W3): one x (and g) load then feeds
+// every row's word, dividing the x cache traffic per weight byte by R (at T tokens one weight word pulls
+// T·16 bytes of x through L1, the limit of the one-row scheme at T = 8), and U·R weight loads per lane are
+// issued before any math. R, LANES and U come from scripts/bench_matvec.ts on an H100 (see
+// src/ops/matvec_i8.ts). Accumulators and loaded words are named fields guarded by constants (an array
+// indexed by a loop variable may go to local memory).
+// Reduction: each thread writes its partial sums to workgroup memory, [row group][value][lane] with a
+// padded lane stride (no bank conflicts), and one thread per (row, token) sums the LANES partials; two
+// tokens per round keep it at 18 KiB (llvmpipe allows 32).
+//
+// Bindings: 1 x    [T, K] f32 viewed as vec4 (K % 4 == 0)
+//           2 g    [K] f32 viewed as vec4 (RMSNorm weight; MODE ≥ 1, any buffer otherwise)
+//           3 w1   [N, K] i8x4 (K/4 words per row)
+//           4 s1   [N] f32 (SCB/127)
+//           5 w3   [N, K] i8x4 (MODE 2; otherwise the w1 buffer again: rows 4R..8R of R = 8 come from it)
+//           6 s3   [N] f32 (MODE 2; any buffer otherwise)
+//           7 bias [N] f32 (read only when has_bias)
+//           8 out  [T, N] f32 (not x)
+// Params:   n = N, k4 = K/4, eps (f32), has_bias, groups_per_row, accumulate (MODE 0: out += result)
+// Overrides: MODE, TT = T (1..8), R ∈ {1, 2, 4, 8} (8 only in MODE < 2), LANES ∈ {8, 16, 32},
+//            U ∈ {1, 2, 4, 8}.
+// Grid:     ceil(N / (R·256/LANES)) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
+// Features: none (unpack4xI8 is core WGSL; no subgroups).
+struct Params { n: u32, k4: u32, eps: f32, has_bias: u32, groups_per_row: u32, accumulate: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> w1: array<u32>;
+@group(0) @binding(4) var<storage, read> s1: array<f32>;
+@group(0) @binding(5) var<storage, read> w3: array<u32>;
+@group(0) @binding(6) var<storage, read> s3: array<f32>;
+@group(0) @binding(7) var<storage, read> bias: array<f32>;
+@group(0) @binding(8) var<storage, read_write> out: array<f32>;
+
+override MODE: u32 = 0u;
+override TT: u32 = 1u;
+override R: u32 = 1u;
+override LANES: u32 = 32u;
+override U: u32 = 4u;
+const WG = 256u;
+const VALS = 16u; // partial sums per thread and round: 2 tokens × (4 lo + 4 hi rows)
+
+// red[(group·16 + value)·(LANES + 1) + lane]; G·16·(LANES+1) ≤ 32·16·9 = 4608.
+var<workgroup> red: array<f32, 4608>;
+var<workgroup> invs: array<f32, 8>;
+
+// A thread's weight rows: "lo" = output rows j = 0..min(R,4)−1; "hi" = rows 4..7 (R = 8) or, in MODE 2,
+// the W3 rows of the lo rows.
+fn nlo() -> u32 {
+  return min(R, 4u);
+}
+fn nhi() -> u32 {
+  if (MODE == 2u) { return R; }
+  return select(0u, R - 4u, R > 4u);
+}
+
+struct Words { a: vec4<u32>, b: vec4<u32> }
+struct Rows { a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32> }
+// Per-token sums: l<t> over the lo rows (one component each), h<t> over the hi rows.
+struct Acc {
+  l0: vec4<f32>, l1: vec4<f32>, l2: vec4<f32>, l3: vec4<f32>,
+  l4: vec4<f32>, l5: vec4<f32>, l6: vec4<f32>, l7: vec4<f32>,
+  h0: vec4<f32>, h1: vec4<f32>, h2: vec4<f32>, h3: vec4<f32>,
+  h4: vec4<f32>, h5: vec4<f32>, h6: vec4<f32>, h7: vec4<f32>,
+}
+
+// Word q of every row of the thread; oa/ob = row offsets (row · k4) of the lo/hi rows.
+fn load(q: u32, oa: vec4<u32>, ob: vec4<u32>) -> Words {
+  var r = Words();
+  r.a.x = w1[oa.x + q];
+  if (nlo() > 1u) { r.a.y = w1[oa.y + q]; }
+  if (nlo() > 2u) {
+    r.a.z = w1[oa.z + q];
+    r.a.w = w1[oa.w + q];
+  }
+  if (nhi() > 0u) { r.b.x = w3[ob.x + q]; }
+  if (nhi() > 1u) { r.b.y = w3[ob.y + q]; }
+  if (nhi() > 2u) {
+    r.b.z = w3[ob.z + q];
+    r.b.w = w3[ob.w + q];
+  }
+  return r;
+}
+
+// int8 → f32 is exact; in MODE ≥ 1 the norm weight is folded in once per word for all tokens.
+fn unpack_rows(w: vec4<u32>, gq: vec4<f32>) -> Rows {
+  var r = Rows(vec4<f32>(unpack4xI8(w.x)), vec4<f32>(unpack4xI8(w.y)), vec4<f32>(unpack4xI8(w.z)),
+               vec4<f32>(unpack4xI8(w.w)));
+  if (MODE > 0u) {
+    r.a *= gq;
+    r.b *= gq;
+    r.c *= gq;
+    r.d *= gq;
+  }
+  return r;
+}
+
+fn dots(v: vec4<f32>, m: Rows, n: u32) -> vec4<f32> {
+  var r = vec4<f32>(dot(v, m.a), 0.0, 0.0, 0.0);
+  if (n > 1u) { r.y = dot(v, m.b); }
+  if (n > 2u) {
+    r.z = dot(v, m.c);
+    r.w = dot(v, m.d);
+  }
+  return r;
+}
+
+fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
+  var gq = vec4<f32>(1.0);
+  if (MODE > 0u) { gq = g[q]; }
+  let lo = unpack_rows(ws.a, gq);
+  let hi = unpack_rows(ws.b, gq);
+  let k4 = p.k4;
+  let hasHi = nhi() > 0u;
+  var v = x[q];
+  (*acc).l0 += dots(v, lo, nlo());
+  if (hasHi) { (*acc).h0 += dots(v, hi, nhi()); }
+  if (TT > 1u) {
+    v = x[k4 + q];
+    (*acc).l1 += dots(v, lo, nlo());
+    if (hasHi) { (*acc).h1 += dots(v, hi, nhi()); }
+  }
+  if (TT > 2u) {
+    v = x[2u * k4 + q];
+    (*acc).l2 += dots(v, lo, nlo());
+    if (hasHi) { (*acc).h2 += dots(v, hi, nhi()); }
+  }
+  if (TT > 3u) {
+    v = x[3u * k4 + q];
+    (*acc).l3 += dots(v, lo, nlo());
+    if (hasHi) { (*acc).h3 += dots(v, hi, nhi()); }
+  }
+  if (TT > 4u) {
+    v = x[4u * k4 + q];
+    (*acc).l4 += dots(v, lo, nlo());
+    if (hasHi) { (*acc).h4 += dots(v, hi, nhi()); }
+  }
+  if (TT > 5u) {
+    v = x[5u * k4 + q];
+    (*acc).l5 += dots(v, lo, nlo());
+    if (hasHi) { (*acc).h5 += dots(v, hi, nhi()); }
+  }
+  if (TT > 6u) {
+    v = x[6u * k4 + q];
+    (*acc).l6 += dots(v, lo, nlo());
+    if (hasHi) { (*acc).h6 += dots(v, hi, nhi()); }
+  }
+  if (TT > 7u) {
+    v = x[7u * k4 + q];
+    (*acc).l7 += dots(v, lo, nlo());
+    if (hasHi) { (*acc).h7 += dots(v, hi, nhi()); }
+  }
+}
+
+// Token t's sums (a switch on named fields: registers, never local memory).
+fn pick(a: Acc, t: u32) -> Words2 {
+  switch t {
+    case 0u: { return Words2(a.l0, a.h0); }
+    case 1u: { return Words2(a.l1, a.h1); }
+    case 2u: { return Words2(a.l2, a.h2); }
+    case 3u: { return Words2(a.l3, a.h3); }
+    case 4u: { return Words2(a.l4, a.h4); }
+    case 5u: { return Words2(a.l5, a.h5); }
+    case 6u: { return Words2(a.l6, a.h6); }
+    default: { return Words2(a.l7, a.h7); }
+  }
+}
+struct Words2 { lo: vec4<f32>, hi: vec4<f32> }
+
+// Output row for the sums of (row group ug, lo component c) and the epilogue of MODE 0/1.
+fn finish(row: u32, t: u32, v: f32) {
+  if (row >= p.n) { return; }
+  var o = s1[row] * v;
+  if (MODE == 1u) { o = invs[t] * s1[row] * v; }
+  if (p.has_bias != 0u) { o += bias[row]; }
+  if (MODE == 0u && p.accumulate != 0u) { o += out[t * p.n + row]; }
+  out[t * p.n + row] = o;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let G = WG / LANES; // row groups per workgroup
+  let lane = li % LANES;
+  let grp = li / LANES;
+  let first = (wg.y * p.groups_per_row + wg.x) * G * R; // first output row of the workgroup
+  let base = first + grp; // output row j of this thread: base + j·G
+  // Rows past N (last workgroup, folded-grid overhang) re-read row N−1 and write nothing.
+  let last = p.n - 1u;
+  let ja = vec4<u32>(base, base + G, base + 2u * G, base + 3u * G);
+  var jb = ja;
+  if (MODE < 2u) { jb = ja + vec4<u32>(4u * G); }
+  let oa = min(ja, vec4<u32>(last)) * p.k4;
+  let ob = min(jb, vec4<u32>(last)) * p.k4;
+  var acc = Acc();
+  var q = lane;
+  for (; q + (U - 1u) * LANES < p.k4; q += U * LANES) {
+    let ws0 = load(q, oa, ob);
+    var ws1 = Words();
+    var ws2 = Words();
+    var ws3 = Words();
+    var ws4 = Words();
+    var ws5 = Words();
+    var ws6 = Words();
+    var ws7 = Words();
+    if (U > 1u) { ws1 = load(q + LANES, oa, ob); }
+    if (U > 2u) {
+      ws2 = load(q + 2u * LANES, oa, ob);
+      ws3 = load(q + 3u * LANES, oa, ob);
+    }
+    if (U > 4u) {
+      ws4 = load(q + 4u * LANES, oa, ob);
+      ws5 = load(q + 5u * LANES, oa, ob);
+      ws6 = load(q + 6u * LANES, oa, ob);
+      ws7 = load(q + 7u * LANES, oa, ob);
+    }
+    accumulate(&acc, q, ws0);
+    if (U > 1u) { accumulate(&acc, q + LANES, ws1); }
+    if (U > 2u) {
+      accumulate(&acc, q + 2u * LANES, ws2);
+      accumulate(&acc, q + 3u * LANES, ws3);
+    }
+    if (U > 4u) {
+      accumulate(&acc, q + 4u * LANES, ws4);
+      accumulate(&acc, q + 5u * LANES, ws5);
+      accumulate(&acc, q + 6u * LANES, ws6);
+      accumulate(&acc, q + 7u * LANES, ws7);
+    }
+  }
+  for (; q < p.k4; q += LANES) {
+    accumulate(&acc, q, load(q, oa, ob));
+  }
+
+  if (MODE > 0u) {
+    // Σ x[t, :]² by threads 32t..32t+31 (x is small and cache-resident), then inv_t by thread t.
+    var ss = 0.0;
+    let t = li / 32u;
+    if (t < TT) {
+      for (var i = li % 32u; i < p.k4; i += 32u) {
+        let v = x[t * p.k4 + i];
+        ss += dot(v, v);
+      }
+    }
+    red[li] = ss;
+    workgroupBarrier();
+    if (li < TT) {
+      var s = 0.0;
+      for (var i = 0u; i < 32u; i++) { s += red[li * 32u + i]; }
+      invs[li] = inverseSqrt(s / f32(4u * p.k4) + p.eps);
+    }
+  }
+
+  let stride = LANES + 1u;
+  for (var t0 = 0u; t0 < TT; t0 += 2u) {
+    workgroupBarrier(); // the previous round's (or the norm's) reads are done
+    for (var tr = 0u; tr < 2u; tr++) {
+      if (t0 + tr < TT) {
+        let s = pick(acc, t0 + tr);
+        let o = (grp * VALS + tr * 8u) * stride + lane;
+        red[o] = s.lo.x;
+        if (nlo() > 1u) { red[o + stride] = s.lo.y; }
+        if (nlo() > 2u) {
+          red[o + 2u * stride] = s.lo.z;
+          red[o + 3u * stride] = s.lo.w;
+        }
+        if (nhi() > 0u) { red[o + 4u * stride] = s.hi.x; }
+        if (nhi() > 1u) { red[o + 5u * stride] = s.hi.y; }
+        if (nhi() > 2u) {
+          red[o + 6u * stride] = s.hi.z;
+          red[o + 7u * stride] = s.hi.w;
+        }
+      }
+    }
+    workgroupBarrier();
+    // One thread per (row group ug, token t0 + tr, lo component c): 8·G ≤ 256 threads.
+    let ug = li / 8u;
+    let tr = (li / 4u) % 2u;
+    let c = li % 4u;
+    let t = t0 + tr;
+    if (ug < G && t < TT && c < nlo()) {
+      let o = (ug * VALS + tr * 8u + c) * stride;
+      var a = 0.0;
+      for (var l = 0u; l < LANES; l++) { a += red[o + l]; }
+      var b = 0.0;
+      if (nhi() > c) {
+        for (var l = 0u; l < LANES; l++) { b += red[o + 4u * stride + l]; }
+      }
+      let row = first + ug + c * G;
+      if (MODE == 2u) {
+        if (row < p.n) {
+          let gate = invs[t] * s1[row] * a;
+          let up = invs[t] * s3[row] * b;
+          // exp(−gate) overflowing to +inf for gate ≪ 0 gives gate / inf = −0, the right limit.
+          out[t * p.n + row] = gate / (1.0 + exp(-gate)) * up;
+        }
+      } else {
+        finish(row, t, a);
+        if (nhi() > c) { finish(row + 4u * G, t, b); }
+      }
+    }
+  }
+}

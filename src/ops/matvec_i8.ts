@@ -1,0 +1,66 @@
+import type { Recorder } from "../gpu/recorder.ts";
+import { f32 } from "../gpu/recorder.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+
+/** kernels/matvec_i8.wgsl's MODE: plain linear, RMSNorm → linear, RMSNorm → W1, W3 → silu·up. */
+export type MatvecMode = "linear" | "norm" | "gateUp";
+const modeIds: Record<MatvecMode, number> = { linear: 0, norm: 1, gateUp: 2 };
+
+/** Tiling of kernels/matvec_i8.wgsl: output rows per thread, threads per row along K, words in flight. */
+export interface MatvecConfig {
+  R: 1 | 2 | 4 | 8;
+  LANES: 8 | 16 | 32;
+  U: 1 | 2 | 4 | 8;
+}
+
+/**
+ * The tiling per mode, token count and rows, chosen on an H100 by scripts/bench_matvec.ts (2026-11-26,
+ * copy 2901 GB/s; table in bench/results/2026-11-26-h100-matvec.log). Four rows per thread share each x
+ * load (T = 8: 2.1–3.2× the one-row kernels); null where the one-row kernels stay faster (T = 1 plain
+ * linear and the 92553-row LM head: their reduction is cheaper).
+ */
+export function matvecConfig(mode: MatvecMode, T: number, N: number): MatvecConfig | null {
+  if (mode === "gateUp") return T <= 4 ? { R: 4, LANES: 16, U: 2 } : { R: 2, LANES: 16, U: 4 };
+  if (mode === "linear") return T <= 1 ? null : { R: 4, LANES: 32, U: 4 };
+  if (N <= 32768) return { R: 4, LANES: 32, U: 4 };
+  return T <= 1 ? null : T <= 4 ? { R: 8, LANES: 32, U: 2 } : { R: 4, LANES: 16, U: 4 };
+}
+
+export interface MatvecArgs {
+  mode: MatvecMode;
+  x: Tensor; // [T, K] f32, T ≤ 8, K % 4 == 0
+  g: Tensor | null; // [K] f32 RMSNorm weight (norm, gateUp)
+  w1: Tensor; // [N, K] i8x4
+  s1: Tensor; // [N] f32
+  w3: Tensor | null; // [N, K] i8x4 (gateUp)
+  s3: Tensor | null; // [N] f32 (gateUp)
+  bias: Tensor | null; // [N] f32 (linear, norm)
+  out: Tensor; // [T, N] f32
+  eps?: number;
+  accumulate?: boolean; // linear only: out += result
+  config?: MatvecConfig;
+  /** Tests only: fold the grid into 2-D sooner than the 65535 limit requires. */
+  maxGroupsPerRow?: number;
+  label: string;
+}
+
+/** Records one matvec_i8 dispatch. Shapes are checked by the public launchers that call this. */
+export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
+  const [T, K] = a.x.shape;
+  const N = a.w1.shape[0];
+  const c = a.config ?? matvecConfig(a.mode, T, N);
+  if (!c) throw new Error(`${a.label}: no matvec_i8 tiling for ${a.mode} at T=${T}, N=${N}`);
+  if (a.mode === "gateUp" && c.R > 4) throw new Error(`${a.label}: gateUp takes at most 4 rows per thread`);
+  const rowsPerGroup = c.R * (256 / c.LANES);
+  const groups = Math.ceil(N / rowsPerGroup);
+  const groupsPerRow = Math.min(groups, a.maxGroupsPerRow ?? 65535);
+  // Bindings the mode never reads still need a read-only buffer other than out (layout "auto").
+  const any = a.s1;
+  r.dispatch("matvec_i8", {
+    bindings: [a.x, a.g ?? any, a.w1, a.s1, a.w3 ?? a.w1, a.s3 ?? any, a.bias ?? any, a.out],
+    params: [N, K / 4, f32(a.eps ?? 0), a.bias ? 1 : 0, groupsPerRow, a.accumulate ? 1 : 0],
+    workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
+    constants: { MODE: modeIds[a.mode], TT: T, R: c.R, LANES: c.LANES, U: c.U },
+    label: `matvec_i8 ${a.label}`,
+  });
+}
