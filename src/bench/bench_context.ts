@@ -179,11 +179,7 @@ export class BenchContext {
   }
 }
 
-/**
- * InternVLModel's constructor is private (models come from `load`, which reads a checkpoint through the
- * CPU); the bench builds the same record from GPU-filled weights. Requested upstream:
- * `InternVLModel.fromWeights(gpu, dims, vision, projector, language)`.
- */
+/** The model record from GPU-filled weights. */
 function constructModel(
   gpu: Gpu,
   dims: ReturnType<typeof modelDims>,
@@ -191,6 +187,5 @@ function constructModel(
   projector: ProjectorWeights,
   language: LanguageWeights,
 ): InternVLModel {
-  type Ctor = new (...args: unknown[]) => InternVLModel;
-  return new (InternVLModel as unknown as Ctor)(gpu, dims, vision, projector, language);
+  return InternVLModel.fromWeights(gpu, dims, vision, projector, language);
 }

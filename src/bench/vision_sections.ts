@@ -137,6 +137,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   ];
   const pixels = randomF32(tiles * 3 * S * S, 4242, -2, 2);
   const pipelinesWarm = ctx.pipelinesWarm;
+  await m.model.warmUp(); // as WebGpuEngine.load does: a serving engine has its decode pipelines built
   timer.start("ttft");
   const t0 = performance.now();
   let first = NaN;

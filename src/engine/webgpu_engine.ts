@@ -73,6 +73,9 @@ export class WebGpuEngine implements ChatEngine {
     } finally {
       await checkpoint.close();
     }
+    options.onProgress?.(0.97, "building decode pipelines");
+    await model.warmUp();
+    options.onProgress?.(1, "ready");
     // The directory's name is the model id (InternVL-Chat-V1-5-Int8 for a hub download); the fixture's
     // weights live in ".../tiny-internvl/model", so a folder called "model" takes its parent's name.
     const parts = options.modelDir.replace(/\/+$/, "").split("/");

@@ -13,6 +13,7 @@ import {
 } from "./projector.ts";
 import { type LanguageWeights, loadLanguageWeights } from "./language.ts";
 import { LmRunner } from "./lm_runner.ts";
+import { maxMatvecTokens } from "../ops/linear.ts";
 import { type WeightSource, WeightUploader } from "./weight_source.ts";
 
 export function modelDims(
@@ -103,7 +104,18 @@ export class InternVLModel {
       (l) => onProgress?.(0.3 + 0.65 * (l + 1) / dims.language.layers, `language layer ${l + 1}`),
     );
     await gpu.sync("uploading weights");
-    onProgress?.(1, "ready");
+    onProgress?.(0.95, "weights on the GPU");
+    return new InternVLModel(gpu, dims, vision, projector, language);
+  }
+
+  /** A model from weights already on the GPU (the benchmark fills them with random values there). */
+  static fromWeights(
+    gpu: Gpu,
+    dims: ReturnType<typeof modelDims>,
+    vision: VisionWeights,
+    projector: ProjectorWeights,
+    language: LanguageWeights,
+  ): InternVLModel {
     return new InternVLModel(gpu, dims, vision, projector, language);
   }
 
@@ -137,6 +149,35 @@ export class InternVLModel {
     const out = ps.out;
     for (const t of [ps.shuffled, ps.normed, ps.fc1, ps.act]) t.buffer.destroy();
     return out;
+  }
+
+  /**
+   * Builds the pipelines of every decode-sized shape (1–8 tokens per pass: prompt chunks, decode steps of
+   * up to 8 sequences) by running each once on dummy ids, so the first follow-up round or batch a server
+   * sees does not pay shader compilation (hundreds of ms on NVIDIA's Vulkan driver).
+   */
+  async warmUp(): Promise<void> {
+    const runner = this.newRunner(1, 64);
+    const run = (n: number) => {
+      const ids = Array.from({ length: n }, (_, i) => 1 + i);
+      const r = this.gpu.recorder("warm-up");
+      const free = runner.recordPrefill(r, [ids], [ids.map(() => 1)], -1, null);
+      r.submit();
+      free();
+    };
+    try {
+      for (let n = 1; n <= maxMatvecTokens; n++) {
+        runner.truncate(0);
+        run(n);
+      }
+      // A single token after 40 cached ones: decode attention with its split-K combine pass.
+      runner.truncate(0);
+      run(40);
+      run(1);
+    } finally {
+      runner.destroy();
+    }
+    await this.gpu.sync("warming up the decode pipelines");
   }
 
   /** A generation batch of B sequences with room for `capacity` positions each. */
