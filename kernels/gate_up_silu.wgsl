@@ -1,3 +1,5 @@
+// Not used by the model any more (kernels/matvec_i8.wgsl replaced it); kept as the "before" baseline that
+// scripts/bench_matvec.ts measures new matvec tilings against.
 // InternLM2 MLP front half for decode (few tokens) with the ffn RMSNorm fused, in one dispatch:
 //   out[t, n] = silu(a) · b,  a = inv_t · s1[n] · Σ_k (x[t, k]·g[k])·W1[n, k],  b = the same with W3, s3,
 //   inv_t = rsqrt(mean_k x[t, k]² + eps)

@@ -128,7 +128,7 @@ export class BenchContext {
     const buildMs = performance.now() - t0;
     const dims = { vision: shapes.vision, projector: shapes.projector, language: shapes.language };
     return {
-      model: constructModel(gpu, dims, vision, projector, language),
+      model: InternVLModel.fromWeights(gpu, dims, vision, projector, language),
       vision,
       projector,
       language,
@@ -177,15 +177,4 @@ export class BenchContext {
       destroy: () => {},
     };
   }
-}
-
-/** The model record from GPU-filled weights. */
-function constructModel(
-  gpu: Gpu,
-  dims: ReturnType<typeof modelDims>,
-  vision: VisionWeights,
-  projector: ProjectorWeights,
-  language: LanguageWeights,
-): InternVLModel {
-  return InternVLModel.fromWeights(gpu, dims, vision, projector, language);
 }
