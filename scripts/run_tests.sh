@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 if [ -z "${INTERNVL_WEBGPU_READY:-}" ]; then INTERNVL_WEBGPU_READY=1 exec bash scripts/with_webgpu.sh "$0" "$@"; fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-deno test --allow-read --allow-write --allow-env --allow-ffi --allow-net --allow-run --unstable-kv \
+"${DENO_BIN:-deno}" test --allow-read --allow-write --allow-env --allow-ffi --allow-net --allow-run --unstable-kv \
   --unstable-no-legacy-abort "$@" tests/ \
   2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}

@@ -8,4 +8,9 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -O "$XDG_RUNTIME_DIR" ]; then
   export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/internvl-edge-runtime-$(id -u)"
   mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 fi
+# Tasks pass the Deno that runs them as DENO_BIN: `npx deno task …` works without deno on PATH.
+if [ "${1:-}" = deno ] && [ -n "${DENO_BIN:-}" ]; then
+  shift
+  exec "$DENO_BIN" "$@"
+fi
 exec "$@"
