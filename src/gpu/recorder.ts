@@ -28,7 +28,7 @@ const uniformAlign = 256;
  */
 export class Recorder {
   private readonly dispatches: Dispatch[] = [];
-  private readonly copies: { src: Tensor; dst: GPUBuffer; bytes: number }[] = [];
+  private readonly copies: { src: Tensor; dst: GPUBuffer; bytes: number; dstOffset: number }[] = [];
 
   /** With a cache, bind groups and the params arena of a repeated sequence of dispatches are reused. */
   constructor(private readonly gpu: Gpu, readonly label: string, private readonly cache?: DispatchCache) {}
@@ -64,8 +64,8 @@ export class Recorder {
   }
 
   /** Copies `src` into `dst` after the compute pass (e.g. into a mappable buffer for readback). */
-  copyAfter(src: Tensor, dst: GPUBuffer, bytes = src.byteLength): void {
-    this.copies.push({ src, dst, bytes });
+  copyAfter(src: Tensor, dst: GPUBuffer, bytes = src.byteLength, dstOffset = 0): void {
+    this.copies.push({ src, dst, bytes, dstOffset });
   }
 
   /** Encodes everything recorded into one pass (plus trailing copies) and submits it; does not wait. */
@@ -138,7 +138,7 @@ export class Recorder {
       pass.dispatchWorkgroups(...d.workgroups);
     });
     pass.end();
-    for (const c of this.copies) enc.copyBufferToBuffer(c.src.buffer, 0, c.dst, 0, c.bytes);
+    for (const c of this.copies) enc.copyBufferToBuffer(c.src.buffer, 0, c.dst, c.dstOffset, c.bytes);
     device.queue.submit([enc.finish()]);
     if (!cache) uniforms.destroy(); // freed once the submitted work no longer needs it
     const what = `${this.label} (${this.dispatches.map((d) => d.label).slice(0, 8).join(", ")}` +

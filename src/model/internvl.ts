@@ -128,27 +128,44 @@ export class InternVLModel {
    * pixelValues: [N, 3, S, S] f32 → image embeddings [N·256, D_llm] on the GPU (extract_feature).
    * The caller owns the returned tensor (destroy it when done).
    */
-  encodeImages(pixelValues: Float32Array, tiles: number, tap?: Tap): Tensor {
+  encodeImages(pixelValues: Float32Array, tiles: number, tap?: Tap, maxTilesPerPass?: number): Tensor {
     const { vision, projector } = this.dims;
     const S = vision.imageSize;
     if (pixelValues.length !== tiles * 3 * S * S) {
       throw new Error(`encodeImages: ${pixelValues.length} values are not ${tiles} tiles of 3×${S}×${S}`);
     }
-    const pixels = this.gpu.uploadTensor("vit.pixels", "f32", [tiles, 3, S, S], pixelValues);
-    const vs = new VisionScratch(this.gpu, vision, tiles);
-    const ps = new ProjectorScratch(this.gpu, vision, projector, tiles);
-    const r = this.gpu.recorder("vision");
-    visionForward(r, this.vision, vs, pixels, tap);
-    const T = vision.patchesPerSide ** 2 + 1;
-    projectorForward(r, this.projector, ps, reshape(vs.hidden, [tiles, T, vision.hidden]), vision, projector);
-    tap?.("projector.out", -1, ps.out, r);
-    r.submit();
-    // Everything but the output can go once the submitted work is done; destroy() defers to then.
-    pixels.buffer.destroy();
-    vs.destroy();
-    const out = ps.out;
-    for (const t of [ps.shuffled, ps.normed, ps.fc1, ps.act]) t.buffer.destroy();
+    const T = vision.patchesPerSide ** 2 + 1, q = this.tokensPerTile;
+    const perPass = Math.max(1, Math.min(tiles, maxTilesPerPass ?? this.maxTilesPerPass));
+    const out = this.gpu.createTensor("image_embeds", "f32", [tiles * q, projector.hidden]);
+    const rowBytes = projector.hidden * 4;
+    // Tiles go through the encoder in groups: 41 tiles (max_num 40 + thumbnail) of InternViT-6B would need
+    // a 2.2 GB MLP activation, over the 2 GiB a storage binding may hold; tiles are independent anyway.
+    for (let first = 0; first < tiles; first += perPass) {
+      const n = Math.min(perPass, tiles - first);
+      const slice = pixelValues.subarray(first * 3 * S * S, (first + n) * 3 * S * S);
+      const pixels = this.gpu.uploadTensor("vit.pixels", "f32", [n, 3, S, S], slice);
+      const vs = new VisionScratch(this.gpu, vision, n);
+      const ps = new ProjectorScratch(this.gpu, vision, projector, n);
+      const r = this.gpu.recorder("vision");
+      visionForward(r, this.vision, vs, pixels, tap);
+      projectorForward(r, this.projector, ps, reshape(vs.hidden, [n, T, vision.hidden]), vision, projector);
+      tap?.("projector.out", -1, ps.out, r);
+      r.copyAfter(ps.out, out.buffer, n * q * rowBytes, first * q * rowBytes);
+      r.submit();
+      // Freed once the submitted work no longer needs them (destroy() waits for that).
+      pixels.buffer.destroy();
+      vs.destroy();
+      ps.destroy();
+    }
     return out;
+  }
+
+  /** Most tiles one encoder pass takes: its largest activation must fit one storage binding. */
+  get maxTilesPerPass(): number {
+    const v = this.dims.vision;
+    const T = v.patchesPerSide ** 2 + 1;
+    const widest = Math.max(v.intermediate, 3 * v.hidden, 4 * v.hidden);
+    return Math.max(1, Math.floor(this.gpu.maxBindingBytes / (T * widest * 4)));
   }
 
   /**

@@ -42,3 +42,16 @@ for (const key of ["img2", "img3"]) {
     out.buffer.destroy();
   });
 }
+
+Deno.test("tiles encoded in several passes give the same embeddings as one pass", async () => {
+  const model = await tinyModel();
+  const info = manifest.images.img2; // 4 tiles (3×1 grid + thumbnail)
+  const img = await preprocessImage(imageFile("img2"), { maxNum: info.max_num, maxPixels: 1e8 });
+  const one = model.encodeImages(img.pixelValues, img.tiles);
+  const split = model.encodeImages(img.pixelValues, img.tiles, undefined, 3); // passes of 3 + 1 tiles
+  const a = await model.gpu.readF32(one), b = await model.gpu.readF32(split);
+  assert.deepEqual(b, a);
+  const { maxAbs } = compare(b, goldenF32(info.vit_embeds.file));
+  assert.ok(maxAbs <= maxAbsTol, `max |Δ| ${maxAbs}`);
+  assert.ok(model.maxTilesPerPass >= 1);
+});
