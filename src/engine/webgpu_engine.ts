@@ -301,44 +301,93 @@ export class WebGpuEngine implements ChatEngine {
   ): Promise<ChatResult[]> {
     const started = performance.now();
     return this.exclusive(async () => {
-      const prepared: PreparedImages[] = [];
-      for (let i = 0; i < items.length; i++) {
-        prepared.push(await this.prepareImages(items[i].images, maxNum, `items[${i}].images`));
-      }
-      const { inputIds, attentionMask } = buildBatchPromptIds(
-        this.tokenizer,
-        items.map((it, i) => ({ question: it.question, tileCount: prepared[i].tiles })),
-        { numImageToken: this.model.tokensPerTile },
+      const plans = items.map((it, i) => this.planImages(it.images, maxNum, `items[${i}].images`));
+      const tileCounts = plans.map((p) => p.reduce((n, x) => n + x.tiles, 0));
+      const lengths = items.map((it, i) =>
+        buildChatPromptIds(this.tokenizer, {
+          question: it.question,
+          imageTileCounts: tileCounts[i] > 0 ? [tileCounts[i]] : [],
+          numImageToken: this.model.tokensPerTile,
+        }).length
       );
-      this.checkLength(inputIds[0].length, generation);
-      signal?.throwIfAborted();
-      const all = prepared.filter((p) => p.pixelValues);
-      const pixelValues = all.length ? concat(all.map((p) => p.pixelValues!)) : null;
-      const imageEmbeds = pixelValues
-        ? this.model.encodeImages(pixelValues, all.reduce((n, p) => n + p.tiles, 0))
-        : null;
-      try {
-        const outputs = await this.runGeneration(inputIds, attentionMask, imageEmbeds, {
-          generation,
-          signal,
-        });
-        const ttft = performance.now() - started;
-        return outputs.map((out, i) => {
-          const response = this.tokenizer.responseFromIds(out);
-          return {
-            response,
-            history: [[items[i].question, response]],
-            promptTokenIds: inputIds[i].filter((_: number, t: number) => attentionMask[i][t] === 1),
-            outputTokenIds: out,
-            images: prepared[i].summaries,
-            timeToFirstTokenMs: ttft,
-          } satisfies ChatResult;
-        });
-      } finally {
-        imageEmbeds?.buffer.destroy();
+      lengths.forEach((n) => this.checkLength(n, generation));
+      const results: ChatResult[] = [];
+      // Items are independent (batch_chat answers equal single chats), so a batch whose padded prompt
+      // activations would not fit one storage binding runs as several smaller batches, in order.
+      for (const group of batchGroups(lengths, this.maxBatchTokens)) {
+        signal?.throwIfAborted();
+        results.push(...await this.runBatch(group.map((i) => items[i]), group, maxNum, generation, signal));
       }
+      const ttft = performance.now() - started;
+      return results.map((r) => ({ ...r, timeToFirstTokenMs: ttft }));
     });
   }
+
+  /** Padded prompt tokens one batched prefill may hold: its widest activation must fit one binding. */
+  private get maxBatchTokens(): number {
+    const widest = Math.max(this.config.llm.intermediateSize, 2 * this.config.llm.hiddenSize);
+    return Math.floor(this.model.gpu.maxBindingBytes / (widest * 4));
+  }
+
+  private async runBatch(
+    items: BatchItem[],
+    indices: number[],
+    maxNum: number,
+    generation: GenerationConfig,
+    signal?: AbortSignal,
+  ): Promise<ChatResult[]> {
+    const prepared: PreparedImages[] = [];
+    for (let i = 0; i < items.length; i++) {
+      prepared.push(await this.prepareImages(items[i].images, maxNum, `items[${indices[i]}].images`));
+    }
+    const { inputIds, attentionMask } = buildBatchPromptIds(
+      this.tokenizer,
+      items.map((it, i) => ({ question: it.question, tileCount: prepared[i].tiles })),
+      { numImageToken: this.model.tokensPerTile },
+    );
+    const all = prepared.filter((p) => p.pixelValues);
+    const pixelValues = all.length ? concat(all.map((p) => p.pixelValues!)) : null;
+    const imageEmbeds = pixelValues
+      ? this.model.encodeImages(pixelValues, all.reduce((n, p) => n + p.tiles, 0))
+      : null;
+    try {
+      const outputs = await this.runGeneration(inputIds, attentionMask, imageEmbeds, { generation, signal });
+      return outputs.map((out, i) => {
+        const response = this.tokenizer.responseFromIds(out);
+        return {
+          response,
+          history: [[items[i].question, response]],
+          promptTokenIds: inputIds[i].filter((_: number, t: number) => attentionMask[i][t] === 1),
+          outputTokenIds: out,
+          images: prepared[i].summaries,
+          timeToFirstTokenMs: 0,
+        } satisfies ChatResult;
+      });
+    } finally {
+      imageEmbeds?.buffer.destroy();
+    }
+  }
+}
+
+/**
+ * Consecutive runs of item indices whose left-padded batch (count × longest prompt) stays within
+ * `maxTokens`; an item alone always forms a group.
+ */
+export function batchGroups(lengths: number[], maxTokens: number): number[][] {
+  const groups: number[][] = [];
+  let current: number[] = [], longest = 0;
+  lengths.forEach((n, i) => {
+    const wider = Math.max(longest, n);
+    if (current.length > 0 && wider * (current.length + 1) > maxTokens) {
+      groups.push(current);
+      current = [];
+      longest = 0;
+    }
+    current.push(i);
+    longest = Math.max(longest, n);
+  });
+  if (current.length) groups.push(current);
+  return groups;
 }
 
 function concat(parts: Float32Array[]): Float32Array {

@@ -1,0 +1,19 @@
+import assert from "node:assert/strict";
+import { batchGroups } from "../../src/engine/webgpu_engine.ts";
+
+Deno.test("batchGroups keeps every padded batch within the token budget, in order", () => {
+  assert.deepEqual(batchGroups([10, 10, 10], 100), [[0, 1, 2]]);
+  // 3 × 40 = 120 > 100: the third item starts a new batch.
+  assert.deepEqual(batchGroups([40, 40, 40], 100), [[0, 1], [2]]);
+  // Padding counts: [10, 60] pads to 2 × 60 = 120 > 100.
+  assert.deepEqual(batchGroups([10, 60, 30], 100), [[0], [1], [2]]);
+  // An item longer than the budget still runs, alone.
+  assert.deepEqual(batchGroups([500, 5, 5], 100), [[0], [1, 2]]);
+  assert.deepEqual(batchGroups([], 100), []);
+  const lengths = Array.from({ length: 50 }, (_, i) => 1 + (i * 37) % 90);
+  const groups = batchGroups(lengths, 300);
+  assert.deepEqual(groups.flat(), lengths.map((_, i) => i));
+  for (const g of groups) {
+    if (g.length > 1) assert.ok(g.length * Math.max(...g.map((i) => lengths[i])) <= 300);
+  }
+});
