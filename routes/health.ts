@@ -8,6 +8,9 @@ export function healthRoutes(s: Services): Hono {
   // 200 only once the model is loaded, so a load balancer sends traffic only to ready instances.
   app.get("/health", (c) => {
     const state = s.engine.state;
+    if (state.status === "ready" && state.engine.fault) {
+      return c.json({ status: "failed", error: state.engine.fault }, 503);
+    }
     if (state.status === "ready") {
       const info = state.engine.modelInfo;
       return c.json({

@@ -76,6 +76,11 @@ export interface ModelInfo {
 
 export interface ChatEngine {
   readonly modelInfo: ModelInfo;
+  /**
+   * Why the engine can no longer answer (e.g. the GPU device was lost), or null while it can.
+   * /health then reports the failure and requests get 503 instead of a 500 each.
+   */
+  readonly fault?: string | null;
   /** Throws InputError (src/errors.ts) for client mistakes: undecodable image, too many pixels, prompt too long. */
   chat(req: ChatRequest): Promise<ChatResult>;
   /** The reference `batch_chat`: each result equals what the item would get alone. */

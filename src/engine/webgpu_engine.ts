@@ -99,6 +99,11 @@ export class WebGpuEngine implements ChatEngine {
     );
   }
 
+  /** Set once a GPU error was seen: every later result would be suspect, so the server stops serving. */
+  get fault(): string | null {
+    return this.model.gpu.fault;
+  }
+
   /** Runs GPU jobs one after another, whatever the caller's concurrency. */
   private exclusive<T>(job: () => Promise<T>): Promise<T> {
     const run = this.busy.then(job, job);

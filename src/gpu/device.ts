@@ -195,6 +195,11 @@ export class Gpu {
     }));
   }
 
+  /** The first GPU error seen (validation, out of memory, device lost), or null. Later work cannot be trusted. */
+  get fault(): string | null {
+    return this.firstError?.message ?? null;
+  }
+
   /** Throws the first GPU error seen so far, with the context it happened in. */
   async check(context = "running GPU work"): Promise<void> {
     const pending = this.pendingChecks;

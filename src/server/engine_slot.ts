@@ -42,6 +42,15 @@ export class EngineSlot {
   /** The engine, or a 503 that says why there is none yet. */
   get engine(): ChatEngine {
     const s = this.#state;
+    if (s.status === "ready" && s.engine.fault) {
+      throw new InputError(
+        `The model engine failed and cannot answer: ${s.engine.fault}; restart the server`,
+        {
+          status: 503,
+          code: "engine_failed",
+        },
+      );
+    }
     if (s.status === "ready") return s.engine;
     if (s.status === "loading") {
       const err = new InputError(

@@ -45,6 +45,8 @@ export class FakeEngine implements ChatEngine {
   readonly calls: ChatRequest[] = [];
   /** Generations that ended because their signal aborted. */
   aborted = 0;
+  /** Set by tests to play an engine whose GPU failed. */
+  fault: string | null = null;
   #options: FakeEngineOptions;
 
   constructor(options: FakeEngineOptions = {}) {

@@ -121,3 +121,21 @@ Deno.test("startServer reports a failed load on /health instead of crashing", as
   assert.deepEqual(await res.json(), { status: "failed", error: "no GPU adapter" });
   await running.close();
 });
+
+Deno.test("an engine fault (e.g. a lost GPU) turns /health and every request into a 503 naming it", async () => {
+  const t = await makeTestApp();
+  try {
+    assert.equal((await t.app.request("/health")).status, 200);
+    t.engine.fault = "GPU device lost (unknown): test";
+    const health = await t.app.request("/health");
+    assert.equal(health.status, 503);
+    assert.deepEqual(await health.json(), { status: "failed", error: "GPU device lost (unknown): test" });
+    const res = await postJson(t.app, "/v1/chat", { question: "hi" });
+    assert.equal(res.status, 503);
+    const body = await res.json();
+    assert.equal(body.error.code, "engine_failed");
+    assert.match(body.error.message, /GPU device lost \(unknown\): test; restart the server/);
+  } finally {
+    t.close();
+  }
+});
