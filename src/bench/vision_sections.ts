@@ -163,11 +163,16 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   const ttft = first - t0;
   // Follow-up round on the same image, as WebGpuEngine.chat does it: the prompt extends the kept
   // conversation, so only its new tokens run (no vision pass).
-  kept.keep([...ids, ...out[0].slice(0, -1)], ids.length, runner);
+  kept.keep([...ids, ...out[0].slice(0, -1)], ids.length, "bench image", runner);
   const nextIds = [...ids, ...out[0], ...followup];
   const t1 = performance.now();
   let warmFirst = NaN;
-  const hit = kept.take(nextIds, ids.lastIndexOf(shapes.imageContextId) + 1, nextIds.length + 1);
+  const hit = kept.take(
+    nextIds,
+    "bench image",
+    ids.lastIndexOf(shapes.imageContextId) + 1,
+    nextIds.length + 1,
+  );
   if (!hit) throw new Error("ttft: the follow-up prompt did not match the kept conversation");
   try {
     hit.runner.truncate(Math.min(hit.shared, nextIds.length - 1));

@@ -5,6 +5,11 @@ interface KeptSequence {
   tokens: number[];
   /** How many of them were the round's prompt (the rest is its answer). */
   promptLength: number;
+  /**
+   * Identity of the images whose embeddings sit at the <IMG_CONTEXT> positions: those positions have the
+   * same token id whatever the picture, so equal ids alone must never hand one image's cache to another.
+   */
+  imageKey: string;
   runner: LmRunner;
   lastUsed: number;
 }
@@ -33,20 +38,23 @@ export class KvPrefixCache {
   }
 
   /**
-   * Removes and returns the kept runner sharing the longest prefix with `ids`, if that prefix holds the
+   * Removes and returns the kept runner with the same images sharing the longest prefix with `ids`, if
+   * that prefix holds the
    * kept round's whole prompt (a follow-up or a retry of that conversation, not merely the same system
    * prompt), is at least `minShared` tokens long and the runner has room for `capacityNeeded` positions.
    * The caller owns the runner afterwards (give it back with `keep`, or destroy it).
    */
   take(
     ids: readonly number[],
+    imageKey: string,
     minShared: number,
     capacityNeeded: number,
   ): { runner: LmRunner; shared: number } | null {
     let best = -1, bestShared = 0;
     this.kept.forEach((k, i) => {
       const shared = commonPrefix(k.tokens, ids);
-      const usable = shared >= k.promptLength && shared >= minShared && k.runner.capacity >= capacityNeeded;
+      const usable = k.imageKey === imageKey && shared >= k.promptLength && shared >= minShared &&
+        k.runner.capacity >= capacityNeeded;
       if (usable && shared > bestShared) {
         best = i;
         bestShared = shared;
@@ -62,12 +70,12 @@ export class KvPrefixCache {
   }
 
   /** Keeps `runner` holding `tokens`; evicts least recently used sequences beyond the budget. */
-  keep(tokens: number[], promptLength: number, runner: LmRunner): void {
+  keep(tokens: number[], promptLength: number, imageKey: string, runner: LmRunner): void {
     if (this.budgetBytes <= 0 || runner.cache.bytes > this.budgetBytes) {
       runner.destroy();
       return;
     }
-    this.kept.push({ tokens, promptLength, runner, lastUsed: ++this.clock });
+    this.kept.push({ tokens, promptLength, imageKey, runner, lastUsed: ++this.clock });
     this.kept.sort((a, b) => b.lastUsed - a.lastUsed);
     let total = this.bytes;
     while (total > this.budgetBytes) {

@@ -209,7 +209,8 @@ export class WebGpuEngine implements ChatEngine {
     const special = this.tokenizer.specialIds;
     const need = promptIds.length + req.generation.maxNewTokens;
     // Reuse must cover every image position: the kept cache holds their embeddings, we have none.
-    const hit = this.kept.take(promptIds, promptIds.lastIndexOf(special.imgContext) + 1, need);
+    const imageKey = await imageIdentity(req.images, req.maxNum);
+    const hit = this.kept.take(promptIds, imageKey, promptIds.lastIndexOf(special.imgContext) + 1, need);
     let runner = hit?.runner ?? null;
     let imageEmbeds: Tensor | null = null;
     let suffix = promptIds;
@@ -237,7 +238,7 @@ export class WebGpuEngine implements ChatEngine {
         },
       );
       // The last chosen id was never fed back, so the cache holds the prompt and all but the last output.
-      this.kept.keep([...promptIds, ...out.slice(0, -1)], promptIds.length, runner);
+      this.kept.keep([...promptIds, ...out.slice(0, -1)], promptIds.length, imageKey, runner);
       runner = null;
       return out;
     } finally {
@@ -372,6 +373,19 @@ export class WebGpuEngine implements ChatEngine {
       imageEmbeds?.buffer.destroy();
     }
   }
+}
+
+/** SHA-256 over the images' bytes and the tiling setting: what the <IMG_CONTEXT> positions were computed from. */
+async function imageIdentity(images: Uint8Array[], maxNum: number): Promise<string> {
+  if (images.length === 0) return "";
+  const parts = await Promise.all(
+    images.map((b) => crypto.subtle.digest("SHA-256", b as Uint8Array<ArrayBuffer>)),
+  );
+  const all = new Uint8Array(parts.length * 32 + 4);
+  parts.forEach((p, i) => all.set(new Uint8Array(p), i * 32));
+  new DataView(all.buffer).setUint32(parts.length * 32, maxNum);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**

@@ -11,35 +11,37 @@ function fakeRunner(bytes: number, capacity = 100) {
 Deno.test("KvPrefixCache hands a kept conversation to its follow-up round only", () => {
   const cache = new KvPrefixCache(1000);
   const a = fakeRunner(100);
-  cache.keep([1, 2, 3, 4, 5, 6], 4, a); // prompt [1,2,3,4], answer [5,6]
+  cache.keep([1, 2, 3, 4, 5, 6], 4, "img A", a); // prompt [1,2,3,4], answer [5,6]
   // Same system prompt, other conversation: shares 2 tokens < the kept prompt's 4, so it is not reused.
-  assert.equal(cache.take([1, 2, 9, 9, 9], 0, 10), null);
+  assert.equal(cache.take([1, 2, 9, 9, 9], "img A", 0, 10), null);
   // Needs more positions than the runner has: not reused.
-  assert.equal(cache.take([1, 2, 3, 4, 5, 7], 0, 101), null);
+  assert.equal(cache.take([1, 2, 3, 4, 5, 7], "img A", 0, 101), null);
   // Images up to position 6 must be covered: shared 5 < 6, not reused.
-  assert.equal(cache.take([1, 2, 3, 4, 5, 7], 6, 10), null);
-  const hit = cache.take([1, 2, 3, 4, 5, 7, 8], 0, 10);
+  assert.equal(cache.take([1, 2, 3, 4, 5, 7], "img A", 6, 10), null);
+  // Same ids, other picture: the <IMG_CONTEXT> ids match but the cached embeddings are another image's.
+  assert.equal(cache.take([1, 2, 3, 4, 5, 7, 8], "img B", 0, 10), null);
+  const hit = cache.take([1, 2, 3, 4, 5, 7, 8], "img A", 0, 10);
   assert.equal(hit?.runner, a);
   assert.equal(hit?.shared, 5);
   assert.equal(cache.size, 0, "a taken runner belongs to the caller");
-  assert.deepEqual([cache.hits, cache.misses], [1, 3]);
+  assert.deepEqual([cache.hits, cache.misses], [1, 4]);
 });
 
 Deno.test("KvPrefixCache evicts the least recently kept conversations beyond its byte budget", () => {
   const cache = new KvPrefixCache(250);
   const [a, b, c] = [fakeRunner(100), fakeRunner(100), fakeRunner(100)];
-  cache.keep([1, 1], 1, a);
-  cache.keep([2, 2], 1, b);
-  cache.keep([3, 3], 1, c);
+  cache.keep([1, 1], 1, "", a);
+  cache.keep([2, 2], 1, "", b);
+  cache.keep([3, 3], 1, "", c);
   assert.equal(a.destroyed, true);
   assert.equal(b.destroyed || c.destroyed, false);
   assert.equal(cache.bytes, 200);
   const tooBig = fakeRunner(300);
-  cache.keep([4], 1, tooBig);
+  cache.keep([4], 1, "", tooBig);
   assert.equal(tooBig.destroyed, true, "a cache larger than the budget is not kept");
   const off = new KvPrefixCache(0);
   const d = fakeRunner(1);
-  off.keep([5], 1, d);
+  off.keep([5], 1, "", d);
   assert.equal(d.destroyed, true, "budget 0 turns reuse off");
   cache.clear();
   assert.equal(b.destroyed && c.destroyed, true);

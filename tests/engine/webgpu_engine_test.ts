@@ -123,3 +123,28 @@ Deno.test("a follow-up round continues the kept KV cache and answers like a cold
     cold.model.gpu.destroy();
   }
 });
+
+Deno.test("a kept KV cache is never reused for another picture with the same prompt ids", async () => {
+  const e = await engine();
+  // max_num 1: both images become one tile, so both prompts have identical token ids.
+  const ask = (key: string) =>
+    e.chat({
+      question: "Same words, other picture?",
+      images: [imageFile(key)],
+      history: [],
+      maxNum: 1,
+      generation: greedy32,
+    });
+  const first = await ask("img2");
+  const [hits, misses] = [e.kept.hits, e.kept.misses];
+  const other = await ask("img4");
+  assert.deepEqual(other.promptTokenIds, first.promptTokenIds);
+  assert.deepEqual(
+    [e.kept.hits, e.kept.misses],
+    [hits, misses + 1],
+    "the second picture reused the first one's cache",
+  );
+  const again = await ask("img2");
+  assert.equal(e.kept.hits, hits + 1, "asking about the first picture again reuses its cache");
+  assert.deepEqual(again.outputTokenIds, first.outputTokenIds);
+});
