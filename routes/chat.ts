@@ -8,7 +8,7 @@
 import { Hono } from "hono";
 import type { ChatResult } from "../src/engine/types.ts";
 import { InputError } from "../src/errors.ts";
-import type { Session } from "../src/sessions/session_store.ts";
+import { imageLayoutOf, type Session } from "../src/sessions/session_store.ts";
 import { parseOrThrow } from "./errors.ts";
 import { clientAbort, runGeneration, usageOf } from "./generation.ts";
 import { decodeImage } from "./image_input.ts";
@@ -61,18 +61,33 @@ export function chatRoutes(s: Services): Hono {
         }
         const firstRound = session.meta.turnCount === 0;
         const maxNum = body.max_num ?? session.meta.maxNum ?? s.settings.defaultMaxNum;
+        const imageLayout = firstRound ? body.image_layout ?? "concat" : imageLayoutOf(session.meta);
+        if (body.image_layout !== undefined && body.image_layout !== imageLayout) {
+          // The layout shapes the first turn's image block, which every later round re-renders.
+          throw new InputError(
+            `Field 'image_layout' is "${body.image_layout}" but session ${session.meta.id} was started with ` +
+              `"${imageLayout}"; later rounds re-render the first round's images the same way. Omit ` +
+              `image_layout or send "${imageLayout}"`,
+            { param: "image_layout", code: "image_layout_mismatch" },
+          );
+        }
         const result = await runGeneration(s, ticket, abort.signal, () =>
           engine.chat({
             question: body.question,
             images: firstRound ? images : session.images,
             history: session.history,
             maxNum,
+            imageLayout,
             generation: toGenerationConfig(body, s.settings),
             signal: abort.signal,
             onText,
           }));
         const turn = result.history.at(-1) ?? [body.question, result.response];
-        const saved = await s.sessions.appendTurn(session, turn, firstRound ? { images, maxNum } : undefined);
+        const saved = await s.sessions.appendTurn(
+          session,
+          turn,
+          firstRound ? { images, maxNum, imageLayout } : undefined,
+        );
         return { result, session: saved };
       };
       const serialized = (onText?: (t: string) => void) =>

@@ -6,6 +6,8 @@
  * model takes images with the first question. System and developer messages are IGNORED: InternVL's
  * chat template has its own fixed system prompt and the reference chat() takes no other.
  * Sampling: on when `temperature` > 0 is given (or `do_sample: true`); otherwise greedy, like the reference.
+ * Extensions: the reference generation fields, `max_num`, and `image_layout` ("numbered": the prompt of
+ * `multi_image_chat`, one block per image of the first user message; default "concat", as `chat`).
  */
 import { Hono } from "hono";
 import type { ChatResult, HistoryTurn } from "../src/engine/types.ts";
@@ -82,6 +84,7 @@ export function openAiRoutes(s: Services): Hono {
             images,
             history,
             maxNum: body.max_num ?? s.settings.defaultMaxNum,
+            imageLayout: body.image_layout ?? "concat",
             generation,
             signal: abort.signal,
             onText,

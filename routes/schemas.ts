@@ -3,13 +3,16 @@
  * `toGenerationConfig` maps them to the engine's camelCase GenerationConfig.
  */
 import { z } from "zod";
-import { defaultGenerationConfig, type GenerationConfig } from "../src/engine/types.ts";
+import { defaultGenerationConfig, type GenerationConfig, IMAGE_LAYOUTS } from "../src/engine/types.ts";
 import type { Settings } from "../src/server/settings.ts";
 
 export const MAX_NUM_LIMIT = 40;
 export const MAX_BEAMS = 8;
 
 const number = z.number().refine(Number.isFinite, "must be a finite number");
+
+/** "concat": the reference `chat()` (one image block); "numbered": `multi_image_chat()` (one per image). */
+const imageLayout = z.enum(IMAGE_LAYOUTS);
 
 /** Generation fields shared by /v1/chat and /v1/batch_chat (and, in part, by the OpenAI route). */
 export function generationFields(settings: Settings) {
@@ -82,6 +85,7 @@ export function chatSchema(settings: Settings) {
     images: images(settings).optional(),
     session_id: z.string().min(1).optional(),
     stream: z.boolean().optional(),
+    image_layout: imageLayout.optional(),
     ...generationFields(settings),
   }).superRefine(checkSampling);
 }
@@ -136,6 +140,7 @@ export function chatCompletionSchema(settings: Settings) {
     repetition_penalty: g.repetition_penalty,
     num_beams: g.num_beams,
     max_num: g.max_num,
+    image_layout: imageLayout.optional(),
   }).superRefine(checkSampling);
 }
 export type ChatCompletionBody = z.output<ReturnType<typeof chatCompletionSchema>>;

@@ -1,6 +1,6 @@
 /** POST /v1/sessions, GET /v1/sessions/:id (history), DELETE /v1/sessions/:id. */
 import { Hono } from "hono";
-import type { Session } from "../src/sessions/session_store.ts";
+import { imageLayoutOf, type Session } from "../src/sessions/session_store.ts";
 import { unknownSession } from "./chat.ts";
 import { parseOrThrow } from "./errors.ts";
 import { parseJsonText } from "./request_body.ts";
@@ -44,6 +44,8 @@ function describe(session: Session) {
     updated_at: new Date(m.updatedAt).toISOString(),
     expires_at: new Date(m.expiresAt).toISOString(),
     max_num: m.maxNum,
+    // Fixed by the first round; null until then.
+    image_layout: m.turnCount > 0 ? imageLayoutOf(m) : null,
     images: m.imageRefs.map((ref) => ({ sha256: ref.sha256, bytes: ref.bytes })),
     history: session.history.map(([question, response]) => ({ question, response })),
   };

@@ -1,18 +1,28 @@
-// deno task chat --model DIR [--image PATH]... [--max-num N] [--max-new-tokens N] [--history FILE]
-//                [--do-sample] [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R]
-//                [--num-beams N] [--seed S] [--dry-run] [--json] QUESTION
-// Mirrors the model card's `model.chat(tokenizer, pixel_values, question, generation_config, history)`.
+// deno task chat --model DIR [--image PATH]... [--max-num N] [--image-layout concat|numbered]
+//                [--max-new-tokens N] [--history FILE] [--do-sample] [--temperature T] [--top-p P]
+//                [--top-k K] [--repetition-penalty R] [--num-beams N] [--seed S] [--dry-run] [--json] QUESTION
+// Mirrors the model card's `model.chat(tokenizer, pixel_values, question, generation_config, history)`;
+// `--image-layout numbered` gives the prompt of `multi_image_chat(..., image_counts=...)` instead.
 import { parseArgs } from "node:util";
 import { InputError } from "../src/errors.ts";
-import { defaultGenerationConfig, type GenerationConfig, type HistoryTurn } from "../src/engine/types.ts";
+import {
+  defaultGenerationConfig,
+  type GenerationConfig,
+  type HistoryTurn,
+  IMAGE_LAYOUTS,
+  type ImageLayout,
+} from "../src/engine/types.ts";
 import { preprocessImage } from "../src/image/pixel_values.ts";
 import { loadModelConfig } from "../src/weights/config.ts";
 import { loadTokenizer } from "../src/tokenizer/load_tokenizer.ts";
 import { buildChatPromptIds } from "../src/tokenizer/chat_template.ts";
 
-const usage = `usage: deno task chat --model DIR [--image PATH]... [--max-num N] [--max-new-tokens N]
-       [--history FILE] [--do-sample] [--temperature T] [--top-p P] [--top-k K]
-       [--repetition-penalty R] [--num-beams N] [--seed S] [--dry-run] [--json] QUESTION`;
+const usage = `usage: deno task chat --model DIR [--image PATH]... [--max-num N]
+       [--image-layout concat|numbered] [--max-new-tokens N] [--history FILE] [--do-sample]
+       [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R] [--num-beams N] [--seed S]
+       [--dry-run] [--json] QUESTION
+  --image-layout  concat (default): the images' tiles in one <img> block, as chat();
+                  numbered: "<image i> (图i):" and a block per image, as multi_image_chat()`;
 
 function fail(message: string): never {
   console.error(`chat: ${message}\n${usage}`);
@@ -30,6 +40,14 @@ function numberFlag(name: string, value: string | undefined, integer: boolean, m
     );
   }
   return n;
+}
+
+function layoutFlag(value: string | undefined): ImageLayout {
+  if (value === undefined) return "concat";
+  if (!(IMAGE_LAYOUTS as readonly string[]).includes(value)) {
+    fail(`--image-layout must be one of ${IMAGE_LAYOUTS.join(", ")}, got "${value}"`);
+  }
+  return value as ImageLayout;
 }
 
 async function readHistory(path: string): Promise<HistoryTurn[]> {
@@ -60,6 +78,7 @@ async function main() {
       model: { type: "string" },
       image: { type: "string", multiple: true, default: [] },
       "max-num": { type: "string" },
+      "image-layout": { type: "string" },
       "max-new-tokens": { type: "string" },
       history: { type: "string" },
       "do-sample": { type: "boolean", default: false },
@@ -85,6 +104,7 @@ async function main() {
   const question = positionals[0];
   const modelDir = values.model;
   const maxNum = numberFlag("max-num", values["max-num"], true, 1, 40) ?? 6;
+  const imageLayout = layoutFlag(values["image-layout"]);
   const generation: GenerationConfig = {
     ...defaultGenerationConfig,
     maxNewTokens: numberFlag("max-new-tokens", values["max-new-tokens"], true, 1) ?? 512,
@@ -122,6 +142,7 @@ async function main() {
       question,
       history,
       imageTileCounts: summaries.map((s) => s.tiles),
+      imageLayout,
       numImageToken: config.numImageToken,
     });
     if (values.json) console.log(JSON.stringify({ prompt_token_ids: promptIds, images: summaries }));
@@ -137,6 +158,7 @@ async function main() {
     images,
     history,
     maxNum,
+    imageLayout,
     generation,
     onText: values.json ? undefined : (delta) => Deno.stdout.writeSync(encoder.encode(delta)),
   });

@@ -29,6 +29,10 @@ export const defaultGenerationConfig: GenerationConfig = {
 /** One finished round: the question as the user typed it and the model's response. */
 export type HistoryTurn = [question: string, response: string];
 
+/** How the images of a round are placed in the prompt; see `ChatRequest.imageLayout`. */
+export const IMAGE_LAYOUTS = ["concat", "numbered"] as const;
+export type ImageLayout = typeof IMAGE_LAYOUTS[number];
+
 export interface ChatRequest {
   question: string;
   /** Encoded image files (PNG/JPEG/TIFF) of the FIRST round of the conversation, in order. */
@@ -37,6 +41,13 @@ export interface ChatRequest {
   history: HistoryTurn[];
   /** Max tiles per image for dynamic tiling, 1–40. */
   maxNum: number;
+  /**
+   * Which reference call the prompt mirrors (default "concat"):
+   *   "concat": `chat()`: the tiles of all images concatenated into ONE `<img>…</img>` block;
+   *   "numbered": `multi_image_chat(image_counts=…)`: `<image i> (图i):<img>…</img>` per image, i from 1.
+   * Later rounds must pass the layout of the first round, which re-renders the images' block.
+   */
+  imageLayout?: ImageLayout;
   generation: GenerationConfig;
   /** Aborting stops generation at the next token. */
   signal?: AbortSignal;

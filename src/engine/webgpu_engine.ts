@@ -171,6 +171,8 @@ export class WebGpuEngine implements ChatEngine {
         question: req.question,
         history: req.history,
         imageTileCounts: plans.map((p) => p.tiles),
+        // Kept KV caches need no layout key: the layouts give different ids before the first image.
+        imageLayout: req.imageLayout ?? "concat",
         numImageToken: this.model.tokensPerTile,
       });
       this.checkLength(promptIds.length, req.generation);

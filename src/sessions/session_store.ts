@@ -15,7 +15,7 @@
  * Turn and image keys get twice the TTL and are rewritten only when they would otherwise die before the
  * meta, so a busy session rewrites its images at most once per TTL instead of every round.
  */
-import type { HistoryTurn } from "../engine/types.ts";
+import type { HistoryTurn, ImageLayout } from "../engine/types.ts";
 import { InputError } from "../errors.ts";
 import { isSessionIdShape, newSessionId } from "./session_id.ts";
 import { CHUNK_BYTES, joinChunks, sha256Hex, splitChunks } from "./kv_chunks.ts";
@@ -37,7 +37,17 @@ export interface SessionMeta {
   turnCount: number;
   /** max_num of the first round: later rounds tile the same images the same way. */
   maxNum: number | null;
+  /**
+   * image_layout of the first round: later rounds re-render the first turn the same way. Absent in
+   * sessions saved before the field existed (and before the first round); read it with `imageLayoutOf`.
+   */
+  imageLayout?: ImageLayout;
   imageRefs: ImageRef[];
+}
+
+/** The session's image layout; sessions saved before the field existed used "concat". */
+export function imageLayoutOf(meta: SessionMeta): ImageLayout {
+  return meta.imageLayout ?? "concat";
 }
 
 export interface Session {
@@ -126,13 +136,14 @@ export class SessionStore {
   }
 
   /**
-   * Saves one finished round. `firstRound` carries the images and max_num of a session's first round.
+   * Saves one finished round. `firstRound` carries the images, max_num and image layout of a session's
+   * first round.
    * Throws InputError 409 when the session changed since `session` was read (another instance won).
    */
   async appendTurn(
     session: Session,
     turn: HistoryTurn,
-    firstRound?: { images: Uint8Array[]; maxNum: number },
+    firstRound?: { images: Uint8Array[]; maxNum: number; imageLayout?: ImageLayout },
   ): Promise<Session> {
     const old = session.meta;
     if (firstRound && old.turnCount > 0) {
@@ -168,6 +179,7 @@ export class SessionStore {
       dataExpiresAt,
       turnCount: old.turnCount + 1,
       maxNum: firstRound?.maxNum ?? old.maxNum,
+      ...layoutField(firstRound?.imageLayout ?? old.imageLayout),
       imageRefs,
     };
     const encoded = encodeTurn(turn);
@@ -261,6 +273,11 @@ export class SessionStore {
       return JSON.parse(new TextDecoder().decode(joinChunks(chunks))) as HistoryTurn;
     });
   }
+}
+
+/** Omitted rather than stored as undefined, so metas keep the shape older readers saw. */
+function layoutField(layout: ImageLayout | undefined): { imageLayout?: ImageLayout } {
+  return layout === undefined ? {} : { imageLayout: layout };
 }
 
 function encodeTurn(turn: HistoryTurn): Uint8Array {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { WebGpuEngine } from "../../src/engine/webgpu_engine.ts";
-import { defaultGenerationConfig, type HistoryTurn } from "../../src/engine/types.ts";
+import { defaultGenerationConfig, type HistoryTurn, type ImageLayout } from "../../src/engine/types.ts";
+import { buildChatPromptIds } from "../../src/tokenizer/chat_template.ts";
 import { caseById, goldenI32, imageFile, type Json, manifest, modelDir } from "../model/tiny_fixture.ts";
 
 const greedy32 = { ...defaultGenerationConfig, maxNewTokens: 32 };
@@ -147,4 +148,51 @@ Deno.test("a kept KV cache is never reused for another picture with the same pro
   const again = await ask("img2");
   assert.equal(e.kept.hits, hits + 1, "asking about the first picture again reuses its cache");
   assert.deepEqual(again.outputTokenIds, first.outputTokenIds);
+});
+
+Deno.test("imageLayout numbered prompts like multi_image_chat and never continues a concat round's cache", async () => {
+  const e = await engine();
+  const c = caseById("two_images_concat");
+  const greedy4 = { ...defaultGenerationConfig, maxNewTokens: 4 };
+  const ask = (imageLayout: ImageLayout | undefined, history: HistoryTurn[] = [], question = c.question) =>
+    e.chat({
+      question,
+      images: c.images.map((k: string) => imageFile(k)),
+      history,
+      maxNum: 6,
+      ...(imageLayout ? { imageLayout } : {}),
+      generation: greedy4,
+    });
+  const tiles = c.images.map((k: string) => manifest.images[k].num_tiles);
+  const concat = await ask(undefined);
+  assert.deepEqual(concat.promptTokenIds, Array.from(goldenI32(c.input_ids.file)), "the default is concat");
+
+  const misses = e.kept.misses;
+  const numbered = await ask("numbered");
+  assert.deepEqual(
+    numbered.promptTokenIds,
+    buildChatPromptIds(e.tokenizer, {
+      question: c.question,
+      imageTileCounts: tiles,
+      imageLayout: "numbered",
+      numImageToken: e.model.tokensPerTile,
+    }),
+  );
+  assert.notDeepEqual(numbered.promptTokenIds, concat.promptTokenIds);
+  assert.equal(e.kept.misses, misses + 1, "the numbered round continued the concat round's cache");
+
+  // The follow-up re-renders the first turn numbered and continues that round's cache.
+  const hits = e.kept.hits;
+  const next = await ask("numbered", numbered.history, "And the first one?");
+  assert.deepEqual(
+    next.promptTokenIds,
+    buildChatPromptIds(e.tokenizer, {
+      question: "And the first one?",
+      history: numbered.history,
+      imageTileCounts: tiles,
+      imageLayout: "numbered",
+      numImageToken: e.model.tokensPerTile,
+    }),
+  );
+  assert.equal(e.kept.hits, hits + 1, "the numbered follow-up did not reuse its first round's cache");
 });

@@ -234,3 +234,116 @@ Deno.test("20 concurrent rounds on one session keep all 20 turns in order of com
   assert.deepEqual(t.engine.calls.map((c) => c.history.length), Array.from({ length: 20 }, (_, k) => k));
   t.close();
 });
+
+Deno.test("image_layout reaches the engine, is kept for later rounds and shown with the session", async () => {
+  const t = await makeTestApp();
+  const first = await postJson(t.app, "/v1/chat", {
+    question: "Compare",
+    images: [dataUrl(png), dataUrl(jpeg, "image/jpeg")],
+    image_layout: "numbered",
+  });
+  assert.equal(first.status, 200, await first.clone().text());
+  const { session_id } = await first.json();
+  const second = await postJson(t.app, "/v1/chat", { question: "And now?", session_id });
+  assert.equal(second.status, 200);
+  const third = await postJson(t.app, "/v1/chat", {
+    question: "Again",
+    session_id,
+    image_layout: "numbered",
+  });
+  assert.equal(third.status, 200, "repeating the stored layout is fine");
+  assert.deepEqual(t.engine.calls.map((c) => c.imageLayout), ["numbered", "numbered", "numbered"]);
+  const got = await (await t.app.request(`/v1/sessions/${session_id}`)).json();
+  assert.equal(got.image_layout, "numbered");
+
+  const plain = await (await postJson(t.app, "/v1/chat", { question: "Hi", images: [dataUrl(png)] })).json();
+  assert.equal(t.engine.calls[3].imageLayout, "concat", "the default is the reference chat() layout");
+  const plainSession = await (await t.app.request(`/v1/sessions/${plain.session_id}`)).json();
+  assert.equal(plainSession.image_layout, "concat");
+  t.close();
+});
+
+Deno.test("A later round with another image_layout than the session's first round is a 400 naming the field", async () => {
+  const t = await makeTestApp();
+  const { session_id } =
+    await (await postJson(t.app, "/v1/chat", { question: "Look", images: [dataUrl(png)] })).json();
+  for (const stream of [false, true]) {
+    const res = await postJson(t.app, "/v1/chat", {
+      question: "Numbered now?",
+      session_id,
+      image_layout: "numbered",
+      stream,
+    });
+    assert.equal(res.status, 400);
+    const { error } = await res.json();
+    assert.equal(error.param, "image_layout");
+    assert.equal(error.code, "image_layout_mismatch");
+    assert.match(error.message, /Field 'image_layout' is "numbered" but session .* started with "concat"/);
+  }
+  assert.equal(t.engine.calls.length, 1, "the refused rounds never reached the engine");
+  const got = await (await t.app.request(`/v1/sessions/${session_id}`)).json();
+  assert.equal(got.history.length, 1);
+  t.close();
+});
+
+Deno.test("A session created empty takes image_layout at its first round; multipart sends it as text", async () => {
+  const t = await makeTestApp();
+  const { id } = await (await t.app.request("/v1/sessions", { method: "POST" })).json();
+  assert.equal((await (await t.app.request(`/v1/sessions/${id}`)).json()).image_layout, null);
+  const form = new FormData();
+  form.append("question", "Two pictures");
+  form.append("session_id", id);
+  form.append("images", new Blob([png], { type: "image/png" }), "a.png");
+  form.append("images", new Blob([jpeg], { type: "image/jpeg" }), "b.jpg");
+  form.append("image_layout", "numbered");
+  const res = await t.app.request("/v1/chat", { method: "POST", body: form });
+  assert.equal(res.status, 200, await res.clone().text());
+  assert.equal(t.engine.calls[0].imageLayout, "numbered");
+  assert.equal((await (await t.app.request(`/v1/sessions/${id}`)).json()).image_layout, "numbered");
+  t.close();
+});
+
+Deno.test("A session saved before image_layout existed continues as concat", async () => {
+  const t = await makeTestApp();
+  const { session_id } =
+    await (await postJson(t.app, "/v1/chat", { question: "Look", images: [dataUrl(png)] })).json();
+  // Rewrite the meta as an older server stored it: no imageLayout key.
+  const entry = await t.sessions.kv.get<Record<string, unknown>>(["sessions", session_id]);
+  const { imageLayout: _dropped, ...old } = entry.value!;
+  assert.equal(_dropped, "concat");
+  await t.sessions.kv.set(["sessions", session_id], old);
+
+  assert.equal((await (await t.app.request(`/v1/sessions/${session_id}`)).json()).image_layout, "concat");
+  const next = await postJson(t.app, "/v1/chat", { question: "More", session_id, image_layout: "concat" });
+  assert.equal(next.status, 200, await next.clone().text());
+  assert.equal(t.engine.calls[1].imageLayout, "concat");
+  const refused = await postJson(t.app, "/v1/chat", {
+    question: "More",
+    session_id,
+    image_layout: "numbered",
+  });
+  assert.equal(refused.status, 400);
+  assert.equal((await refused.json()).error.param, "image_layout");
+  t.close();
+});
+
+Deno.test("/v1/chat/completions takes image_layout as an extension field, concat by default", async () => {
+  const t = await makeTestApp();
+  const ask = (extra: Record<string, unknown>) =>
+    postJson(t.app, "/v1/chat/completions", {
+      model: "internvl-fake",
+      messages: [{
+        role: "user",
+        content: [
+          { type: "image_url", image_url: { url: dataUrl(png) } },
+          { type: "image_url", image_url: { url: dataUrl(jpeg, "image/jpeg") } },
+          { type: "text", text: "Compare" },
+        ],
+      }],
+      ...extra,
+    });
+  assert.equal((await ask({ image_layout: "numbered" })).status, 200);
+  assert.equal((await ask({})).status, 200);
+  assert.deepEqual(t.engine.calls.map((c) => c.imageLayout), ["numbered", "concat"]);
+  t.close();
+});

@@ -147,6 +147,30 @@ const cases: Case[] = [
     param: "max_num",
     message: /got a string "6"/,
   },
+  // image_layout
+  {
+    name: "image_layout unknown",
+    body: chat({ image_layout: "grid" }),
+    status: 400,
+    param: "image_layout",
+    message: /must be one of "concat", "numbered"; got "grid"/,
+  },
+  {
+    name: "image_layout number",
+    body: chat({ image_layout: 1 }),
+    status: 400,
+    param: "image_layout",
+    message: /must be one of "concat", "numbered"; got 1/,
+  },
+  {
+    name: "batch image_layout (one block per item there)",
+    path: "/v1/batch_chat",
+    body: { items: [{ question: "a" }], image_layout: "numbered" },
+    status: 400,
+    param: "image_layout",
+    code: "unknown_field",
+    message: /Unknown field 'image_layout'/,
+  },
   // generation fields
   {
     name: "temperature 0 with do_sample",
@@ -387,6 +411,14 @@ const cases: Case[] = [
     message: /must be a number; got a string "many"/,
   },
   {
+    name: "multipart image_layout unknown",
+    body: form({ question: "q", image_layout: "Numbered" }),
+    headers: {},
+    status: 400,
+    param: "image_layout",
+    message: /must be one of "concat", "numbered"; got "Numbered"/,
+  },
+  {
     name: "multipart corrupt file",
     body: form({ question: "q", images: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2]) }),
     headers: {},
@@ -486,6 +518,14 @@ const cases: Case[] = [
     message: /at most 40/,
   },
   // OpenAI
+  {
+    name: "openai: image_layout unknown",
+    path: "/v1/chat/completions",
+    body: msgs([{ role: "user", content: "hi" }], { image_layout: "tiles" }),
+    status: 400,
+    param: "image_layout",
+    message: /must be one of "concat", "numbered"; got "tiles"/,
+  },
   {
     name: "openai: no messages",
     path: "/v1/chat/completions",

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { buildChatPromptIds } from "../../src/tokenizer/chat_template.ts";
+import { loadTokenizer } from "../../src/tokenizer/load_tokenizer.ts";
+import { loadModelConfig } from "../../src/weights/config.ts";
 import { caseById, fixtureRoot, goldenI32, manifest, modelDir } from "../model/tiny_fixture.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -34,6 +37,30 @@ Deno.test("chat --dry-run --json prints the reference prompt ids and image grids
   );
 });
 
+Deno.test("chat --dry-run --json --image-layout numbered prints the multi_image_chat prompt ids", async () => {
+  const c = caseById("two_images_concat");
+  const { code, stdout, stderr } = await chat([
+    "--model",
+    modelDir,
+    ...c.images.flatMap((k: string) => ["--image", image(k)]),
+    "--image-layout",
+    "numbered",
+    "--dry-run",
+    "--json",
+    c.question,
+  ]);
+  assert.equal(code, 0, stderr);
+  const got = JSON.parse(stdout);
+  const expected = buildChatPromptIds(await loadTokenizer(modelDir), {
+    question: c.question,
+    imageTileCounts: c.images.map((k: string) => manifest.images[k].num_tiles),
+    imageLayout: "numbered",
+    numImageToken: (await loadModelConfig(modelDir)).numImageToken,
+  });
+  assert.deepEqual(got.prompt_token_ids, expected);
+  assert.notDeepEqual(got.prompt_token_ids, Array.from(goldenI32(c.input_ids.file)));
+});
+
 Deno.test("chat --json runs the model: a second round from a history file matches the reference", async () => {
   const c = caseById("history_round2");
   const dir = await Deno.makeTempDir();
@@ -65,6 +92,10 @@ Deno.test("chat rejects bad flags with a message naming the flag", async () => {
     [["--image", "x.png", "q"], /--model DIR is required/],
     [["--model", modelDir], /give exactly one QUESTION/],
     [["--model", modelDir, "--image", "/nonexistent.png", "q"], /--image \/nonexistent.png/],
+    [
+      ["--model", modelDir, "--image-layout", "grid", "q"],
+      /--image-layout must be one of concat, numbered, got "grid"/,
+    ],
   ];
   for (const [args, message] of cases) {
     const { code, stderr } = await chat(args);

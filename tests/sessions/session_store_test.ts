@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { CHUNK_BYTES } from "../../src/sessions/kv_chunks.ts";
 import { isSessionIdShape, newSessionId } from "../../src/sessions/session_id.ts";
 import { KeyedMutex } from "../../src/sessions/session_lock.ts";
-import { SessionStore } from "../../src/sessions/session_store.ts";
+import { imageLayoutOf, SessionStore } from "../../src/sessions/session_store.ts";
 import { InputError } from "../../src/errors.ts";
 
 const TTL = 3600;
@@ -27,6 +27,25 @@ Deno.test("A round appended to a session comes back with its images", async () =
   assert.equal(got!.meta.maxNum, 4);
   assert.equal(got!.versionstamp, second.versionstamp);
   assert.deepEqual((await store.get(draft.meta.id, { withImages: false }))!.images, []);
+  store.close();
+});
+
+Deno.test("The first round's image layout is kept by later rounds; metas without it read as concat", async () => {
+  const store = await SessionStore.open(":memory:", { ttlSeconds: TTL });
+  const image = crypto.getRandomValues(new Uint8Array(100));
+  const first = await store.appendTurn(store.draft(), ["q1", "a1"], {
+    images: [image],
+    maxNum: 4,
+    imageLayout: "numbered",
+  });
+  await store.appendTurn(first, ["q2", "a2"]);
+  const got = await store.get(first.meta.id);
+  assert.equal(got!.meta.imageLayout, "numbered");
+  assert.equal(imageLayoutOf(got!.meta), "numbered");
+
+  const old = await store.appendTurn(store.draft(), ["q1", "a1"], { images: [image], maxNum: 4 });
+  assert.equal("imageLayout" in old.meta, false, "no layout given: the meta keeps its old shape");
+  assert.equal(imageLayoutOf((await store.get(old.meta.id))!.meta), "concat");
   store.close();
 });
 
