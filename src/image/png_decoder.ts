@@ -11,6 +11,7 @@
  */
 import { InputError } from "../errors.ts";
 import { newRgbImage, type RgbImage } from "./rgb_image.ts";
+import { InflateError, inflateExact } from "./inflate.ts";
 
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);
@@ -123,29 +124,12 @@ function readChunks(bytes: Uint8Array): PngInfo {
 
 /** Inflates the zlib stream, keeping only the bytes the image needs (Pillow ignores any excess). */
 async function inflate(idat: Uint8Array, expected: number): Promise<Uint8Array> {
-  const stream = new DecompressionStream("deflate");
-  const writer = stream.writable.getWriter();
-  // Errors surface on the reading side; these promises are only silenced to avoid unhandled rejections.
-  writer.write(idat as Uint8Array<ArrayBuffer>).catch(() => {});
-  writer.close().catch(() => {});
-  const reader = stream.readable.getReader();
-  const out = new Uint8Array(expected);
-  let filled = 0;
   try {
-    while (filled < expected) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      const n = Math.min(value.length, expected - filled);
-      out.set(value.subarray(0, n), filled);
-      filled += n;
-    }
+    return await inflateExact(idat, expected);
   } catch (err) {
-    throw corrupt(`image data does not inflate (${(err as Error).message})`);
-  } finally {
-    reader.cancel().catch(() => {});
+    if (err instanceof InflateError) throw corrupt(`image data ${err.message}`);
+    throw err;
   }
-  if (filled < expected) throw corrupt(`image data ends after ${filled} of ${expected} bytes`);
-  return out;
 }
 
 function paeth(a: number, b: number, c: number): number {

@@ -9,6 +9,7 @@
  */
 import { InputError } from "../errors.ts";
 import { newRgbImage, type RgbImage } from "./rgb_image.ts";
+import { InflateError, inflateExact } from "./inflate.ts";
 
 function corrupt(why: string): InputError {
   return new InputError(`TIFF image is corrupt or truncated: ${why}`, { code: "invalid_image" });
@@ -131,27 +132,12 @@ function packBitsDecode(input: Uint8Array, expected: number): Uint8Array {
 }
 
 async function inflate(input: Uint8Array, expected: number): Promise<Uint8Array> {
-  const stream = new Blob([input as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
-    new DecompressionStream("deflate"),
-  );
-  const reader = stream.getReader();
-  const out = new Uint8Array(expected);
-  let filled = 0;
   try {
-    while (filled < expected) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      const n = Math.min(value.length, expected - filled);
-      out.set(value.subarray(0, n), filled);
-      filled += n;
-    }
+    return await inflateExact(input, expected);
   } catch (err) {
-    throw corrupt(`Deflate data does not inflate (${(err as Error).message})`);
-  } finally {
-    reader.cancel().catch(() => {});
+    if (err instanceof InflateError) throw corrupt(`Deflate data ${err.message}`);
+    throw err;
   }
-  if (filled < expected) throw corrupt(`Deflate data ends after ${filled} of ${expected} bytes`);
-  return out;
 }
 
 function tag(tags: Map<number, number[]>, id: number, fallback?: number[]): number[] {
