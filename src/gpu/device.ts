@@ -117,7 +117,12 @@ export class Gpu {
     // writeBuffer needs a multiple of 4 bytes.
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const padded = bytes.byteLength % 4 === 0 ? bytes : copyPadded(bytes);
-    this.device.queue.writeBuffer(t.buffer, byteOffset, padded);
+    // In pieces: each writeBuffer stages its data, and the 1.1 GB embedding table in one piece would
+    // double the host memory it takes for the length of the upload.
+    for (let at = 0; at < padded.byteLength; at += writeChunkBytes) {
+      const piece = padded.subarray(at, Math.min(padded.byteLength, at + writeChunkBytes));
+      this.device.queue.writeBuffer(t.buffer, byteOffset + at, piece);
+    }
   }
 
   /** Copies a tensor back to the CPU (waits for all submitted work). */
@@ -221,6 +226,9 @@ export class Gpu {
     this.device.destroy();
   }
 }
+
+/** Largest single queue.writeBuffer of an upload (a multiple of 4). */
+const writeChunkBytes = 64 * 1024 * 1024;
 
 export function alignTo(n: number, a: number): number {
   return Math.ceil(n / a) * a;
