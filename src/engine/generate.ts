@@ -144,5 +144,3 @@ export async function generate(
     for (const b of ring) b.destroy();
   }
 }
-
-export type { LmRunner };

@@ -38,7 +38,6 @@ interface PreparedImages {
   pixelValues: Float32Array | null;
   tiles: number;
   summaries: ImageSummary[];
-  tileCounts: number[];
 }
 
 /**
@@ -111,6 +110,16 @@ export class WebGpuEngine implements ChatEngine {
     return run;
   }
 
+  /** The tiling settings of this model and server, for preprocessImage and planImageTiles. */
+  private tiling(maxNum: number) {
+    return {
+      maxNum,
+      maxPixels: this.maxImagePixels,
+      imageSize: this.config.tiling.imageSize,
+      useThumbnail: this.config.tiling.useThumbnail,
+    };
+  }
+
   private async prepareImages(
     images: Uint8Array[],
     maxNum: number,
@@ -119,31 +128,12 @@ export class WebGpuEngine implements ChatEngine {
     const parts: Float32Array[] = [];
     const summaries: ImageSummary[] = [];
     for (let i = 0; i < images.length; i++) {
-      try {
-        const p = await preprocessImage(images[i], {
-          maxNum,
-          maxPixels: this.maxImagePixels,
-          imageSize: this.config.tiling.imageSize,
-          useThumbnail: this.config.tiling.useThumbnail,
-        });
-        parts.push(p.pixelValues);
-        summaries.push({ grid: [p.grid[0], p.grid[1]], tiles: p.tiles });
-      } catch (e) {
-        if (e instanceof InputError) {
-          throw new InputError(`${param}[${i}]: ${e.message}`, { ...e.options, param: `${param}[${i}]` });
-        }
-        throw e;
-      }
+      const p = await namingImage(param, i, () => preprocessImage(images[i], this.tiling(maxNum)));
+      parts.push(p.pixelValues);
+      summaries.push({ grid: [p.grid[0], p.grid[1]], tiles: p.tiles });
     }
     const tiles = summaries.reduce((n, s) => n + s.tiles, 0);
-    if (tiles === 0) return { pixelValues: null, tiles: 0, summaries, tileCounts: [] };
-    const pixelValues = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      pixelValues.set(p, at);
-      at += p.length;
-    }
-    return { pixelValues, tiles, summaries, tileCounts: summaries.map((s) => s.tiles) };
+    return { pixelValues: tiles === 0 ? null : concat(parts), tiles, summaries };
   }
 
   private checkLength(promptLength: number, generation: GenerationConfig): void {
@@ -261,21 +251,7 @@ export class WebGpuEngine implements ChatEngine {
   }
 
   private planImages(images: Uint8Array[], maxNum: number, param = "images") {
-    return images.map((bytes, i) => {
-      try {
-        return planImageTiles(bytes, {
-          maxNum,
-          maxPixels: this.maxImagePixels,
-          imageSize: this.config.tiling.imageSize,
-          useThumbnail: this.config.tiling.useThumbnail,
-        });
-      } catch (e) {
-        if (e instanceof InputError) {
-          throw new InputError(`${param}[${i}]: ${e.message}`, { ...e.options, param: `${param}[${i}]` });
-        }
-        throw e;
-      }
-    });
+    return images.map((bytes, i) => namingImage(param, i, () => planImageTiles(bytes, this.tiling(maxNum))));
   }
 
   private async runGeneration(
@@ -409,6 +385,22 @@ export function batchGroups(lengths: number[], maxTokens: number): number[][] {
   });
   if (current.length) groups.push(current);
   return groups;
+}
+
+/** Runs `work` on image i; its InputError then names the field, e.g. `items[2].images[0]`. */
+function namingImage<T>(param: string, i: number, work: () => T): T {
+  const relabel = (e: unknown): never => {
+    if (e instanceof InputError) {
+      throw new InputError(`${param}[${i}]: ${e.message}`, { ...e.options, param: `${param}[${i}]` });
+    }
+    throw e;
+  };
+  try {
+    const out = work();
+    return (out instanceof Promise ? out.catch(relabel) : out) as T;
+  } catch (e) {
+    return relabel(e);
+  }
 }
 
 function concat(parts: Float32Array[]): Float32Array {
