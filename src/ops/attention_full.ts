@@ -9,8 +9,26 @@ export interface AttentionFullShape {
   headDim: number; // Dh (multiple of 4, ≤ 128)
 }
 
-/** Query rows per workgroup in kernels/attention_full.wgsl. */
-const queryTile = 16;
+/** Tiling of kernels/attention_full.wgsl (its override constants BQ and PREFETCH). */
+export interface AttentionFullConfig {
+  /** Query rows per workgroup (2 × that many threads). */
+  queryTile: 32 | 64;
+  /** Load the next Q/K/V stage into registers while the current one computes. */
+  prefetch: boolean;
+}
+
+export const attentionFullConfigs: readonly AttentionFullConfig[] = [
+  { queryTile: 64, prefetch: true },
+  { queryTile: 64, prefetch: false },
+  { queryTile: 32, prefetch: true },
+  { queryTile: 32, prefetch: false },
+];
+
+/**
+ * The tiling the model uses. 64 query rows per workgroup halve the Q re-reads per key and suit every tile
+ * count; untimed on the H100 until scripts/bench_attention.ts has run there.
+ */
+export const defaultAttentionFullConfig: AttentionFullConfig = { queryTile: 64, prefetch: true };
 
 /**
  * InternViT attention without mask: out = softmax((q·Dh^-0.5)·kᵀ)·v per tile and head.
@@ -23,6 +41,7 @@ export function attentionFull(
   v: Tensor,
   out: Tensor,
   shape: AttentionFullShape,
+  config: AttentionFullConfig = defaultAttentionFullConfig,
 ): void {
   const { batch: B, tokens: T, numHeads: H, headDim: Dh } = shape;
   if (Dh % 4 !== 0 || Dh > 128 || Dh < 4) {
@@ -34,7 +53,8 @@ export function attentionFull(
   r.dispatch("attention_full", {
     bindings: [q, k, v, out],
     params: [T, H, Dh, f32(1 / Math.sqrt(Dh))],
-    workgroups: [Math.ceil(T / queryTile), H, B],
+    workgroups: [Math.ceil(T / config.queryTile), H, B],
+    constants: { D4: Dh / 4, BQ: config.queryTile, PREFETCH: config.prefetch ? 1 : 0 },
     label: `attention_full ${out.label}`,
   });
 }

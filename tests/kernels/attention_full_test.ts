@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { attentionFull } from "../../src/ops/attention_full.ts";
+import {
+  attentionFull,
+  type AttentionFullConfig,
+  attentionFullConfigs,
+  defaultAttentionFullConfig,
+} from "../../src/ops/attention_full.ts";
 import { attentionFullRef } from "../../src/ref/attention_full.ts";
 import { randomF32 } from "../../src/ref/random.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
@@ -27,6 +32,45 @@ Deno.test("attentionFull matches the CPU reference (tiles not dividing the key/q
         tolerance.attention.nerr,
       );
     });
+  }
+});
+
+/** Runs attentionFull on fresh seeded inputs and compares it with the CPU reference. */
+async function checkAgainstRef(B: number, T: number, H: number, Dh: number, config: AttentionFullConfig) {
+  const gpu = await testGpu();
+  const n = B * T * H * Dh, seed = 7919 + B * 1000 + T * 10 + H + Dh;
+  const q = randomF32(n, seed, -2, 2), k = randomF32(n, seed + 1, -2, 2), v = randomF32(n, seed + 2);
+  const shape = [B * T, H * Dh];
+  const [gq, gk, gv] = [q, k, v].map((x, i) => gpu.uploadTensor("qkv"[i], "f32", shape, x));
+  const out = gpu.createTensor("out", "f32", shape);
+  const r = gpu.recorder("test");
+  attentionFull(r, gq, gk, gv, out, { batch: B, tokens: T, numHeads: H, headDim: Dh }, config);
+  r.submit();
+  assertNormalisedError(
+    await gpu.readF32(out),
+    attentionFullRef(q, k, v, B, T, H, Dh),
+    tolerance.attention.nerr,
+  );
+  [gq, gk, gv, out].forEach((t) => t.buffer.destroy());
+}
+
+Deno.test("attentionFull matches the CPU reference with every tiling at sizes that divide no block", async (t) => {
+  // T = 37 and 130 leave partial query (64, 32 rows) and key (32) blocks; Dh 64 and 128 take 2 and 4
+  // stages of 8 vec4 columns.
+  for (const config of attentionFullConfigs) {
+    for (const [B, T, H, Dh] of [[2, 37, 3, 64], [2, 130, 3, 128]]) {
+      await t.step(
+        `BQ=${config.queryTile} prefetch=${config.prefetch} B=${B} T=${T} H=${H} Dh=${Dh}`,
+        () => checkAgainstRef(B, T, H, Dh, config),
+      );
+    }
+  }
+  // T = 65: a last query block of one row; Dh = 36: a second stage with one real column of eight.
+  for (const [B, T, H, Dh] of [[1, 65, 2, 128], [2, 97, 1, 36]]) {
+    await t.step(
+      `default tiling B=${B} T=${T} H=${H} Dh=${Dh}`,
+      () => checkAgainstRef(B, T, H, Dh, defaultAttentionFullConfig),
+    );
   }
 });
 
