@@ -24,10 +24,11 @@
 //           7 bias [N] f32 (read only when has_bias)
 //           8 out  [T, N] f32 (not x)
 // Params:   n = N, k4 = K/4, eps (f32), has_bias, groups_per_row, accumulate (MODE 0: out += result)
-// Overrides: MODE, TT = T (1..8), R ∈ {1, 2, 4, 8} (8 only in MODE < 2), LANES ∈ {8, 16, 32},
-//            U ∈ {1, 2, 4, 8}.
+// Overrides: MODE, TT = T (1..8), R ∈ {1, 2, 4, 8} (8 only in MODE < 2), LANES ∈ {8, 16, …, 256}
+//            (above 32 several warps share a row: fewer rows per workgroup, more workgroups for small N),
+//            U ∈ {1, 2, 4, 8}, I2F (benchmarks only: unpack4xI8 + int→float instead of i8x4).
 // Grid:     ceil(N / (R·256/LANES)) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
-// Features: none (unpack4xI8 is core WGSL; no subgroups).
+// Features: none (no unpack4xI8: see i8x4; no subgroups).
 struct Params { n: u32, k4: u32, eps: f32, has_bias: u32, groups_per_row: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -44,15 +45,27 @@ override TT: u32 = 1u;
 override R: u32 = 1u;
 override LANES: u32 = 32u;
 override U: u32 = 4u;
+override I2F: bool = false;
 const WG = 256u;
 const VALS = 16u; // partial sums per thread and round: 2 tokens × (4 lo + 4 hi rows)
 
-// red[(group·16 + value)·(LANES + 1) + lane]; G·16·(LANES+1) ≤ 32·16·9 = 4608.
+// red[(group·16 + value)·(LANES + 1) + lane]; G·16·(LANES+1) ≤ 32·16·9 = 4608 (LANES = 8; ≤ 4160 beyond).
 var<workgroup> red: array<f32, 4608>;
 var<workgroup> invs: array<f32, 8>;
+// LANES > 32: per-thread sums of 16 lanes, [slot][LANES/16] (G·16 slots · LANES/16 = 256).
+var<workgroup> red2: array<f32, 256>;
 
 // A thread's weight rows: "lo" = output rows j = 0..min(R,4)−1; "hi" = rows 4..7 (R = 8) or, in MODE 2,
 // the W3 rows of the lo rows.
+// Exact int8x4 → f32 without the int→float instruction (quarter rate on NVIDIA, where it capped this
+// bandwidth-bound kernel): each byte, biased to unsigned by the xor, becomes the low mantissa bits of
+// 2^23, and subtracting 2^23 + 128 leaves the signed value exactly.
+fn i8x4(w: u32) -> vec4<f32> {
+  if (I2F) { return vec4<f32>(unpack4xI8(w)); } // the old conversion, kept for scripts/bench_matvec.ts
+  let u = vec4<u32>(w ^ 0x80808080u) >> vec4<u32>(0u, 8u, 16u, 24u);
+  return bitcast<vec4<f32>>((u & vec4<u32>(0xFFu)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388736.0);
+}
+
 fn nlo() -> u32 {
   return min(R, 4u);
 }
@@ -91,8 +104,8 @@ fn load(q: u32, oa: vec4<u32>, ob: vec4<u32>) -> Words {
 
 // int8 → f32 is exact; in MODE ≥ 1 the norm weight is folded in once per word for all tokens.
 fn unpack_rows(w: vec4<u32>, gq: vec4<f32>) -> Rows {
-  var r = Rows(vec4<f32>(unpack4xI8(w.x)), vec4<f32>(unpack4xI8(w.y)), vec4<f32>(unpack4xI8(w.z)),
-               vec4<f32>(unpack4xI8(w.w)));
+  var r = Rows(i8x4(w.x), i8x4(w.y), i8x4(w.z),
+               i8x4(w.w));
   if (MODE > 0u) {
     r.a *= gq;
     r.b *= gq;
@@ -278,18 +291,37 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       }
     }
     workgroupBarrier();
+    if (LANES > 32u) {
+      // Wide rows: first every thread sums 16 lanes of one slot (P = LANES/16 threads per slot), so the
+      // serial part below adds P values instead of LANES.
+      let P = LANES / 16u;
+      let o = (li / P) * stride + (li % P) * 16u;
+      var a = 0.0;
+      for (var l = 0u; l < 16u; l++) { a += red[o + l]; }
+      red2[li] = a;
+      workgroupBarrier();
+    }
     // One thread per (row group ug, token t0 + tr, lo component c): 8·G ≤ 256 threads.
     let ug = li / 8u;
     let tr = (li / 4u) % 2u;
     let c = li % 4u;
     let t = t0 + tr;
     if (ug < G && t < TT && c < nlo()) {
-      let o = (ug * VALS + tr * 8u + c) * stride;
+      let slot = ug * VALS + tr * 8u + c;
       var a = 0.0;
-      for (var l = 0u; l < LANES; l++) { a += red[o + l]; }
       var b = 0.0;
-      if (nhi() > c) {
-        for (var l = 0u; l < LANES; l++) { b += red[o + 4u * stride + l]; }
+      if (LANES > 32u) {
+        let P = LANES / 16u;
+        for (var l = 0u; l < P; l++) { a += red2[slot * P + l]; }
+        if (nhi() > c) {
+          for (var l = 0u; l < P; l++) { b += red2[(slot + 4u) * P + l]; }
+        }
+      } else {
+        let o = slot * stride;
+        for (var l = 0u; l < LANES; l++) { a += red[o + l]; }
+        if (nhi() > c) {
+          for (var l = 0u; l < LANES; l++) { b += red[o + 4u * stride + l]; }
+        }
       }
       let row = first + ug + c * G;
       if (MODE == 2u) {

@@ -55,23 +55,25 @@ const tokens = [1, 4, 8];
 
 /** Candidate tilings; R = 8 is skipped for gateUp (its hi rows are W3's). */
 const configs: MatvecConfig[] = [
-  { R: 1, LANES: 32, U: 4 },
-  { R: 1, LANES: 32, U: 8 },
-  { R: 2, LANES: 32, U: 2 },
-  { R: 2, LANES: 32, U: 4 },
-  { R: 4, LANES: 32, U: 2 },
+  { R: 4, LANES: 32, U: 4, I2F: true },
   { R: 4, LANES: 32, U: 4 },
-  { R: 8, LANES: 32, U: 1 },
+  { R: 2, LANES: 32, U: 4 },
   { R: 8, LANES: 32, U: 2 },
-  { R: 1, LANES: 16, U: 8 },
-  { R: 2, LANES: 16, U: 4 },
+  { R: 1, LANES: 32, U: 8 },
   { R: 4, LANES: 16, U: 2 },
-  { R: 4, LANES: 16, U: 4 },
-  { R: 8, LANES: 16, U: 2 },
-  { R: 4, LANES: 8, U: 2 },
-  { R: 8, LANES: 8, U: 1 },
+  { R: 2, LANES: 16, U: 4 },
+  { R: 2, LANES: 64, U: 4 },
+  { R: 4, LANES: 64, U: 2 },
+  { R: 4, LANES: 64, U: 4 },
+  { R: 8, LANES: 64, U: 2 },
+  { R: 2, LANES: 128, U: 4 },
+  { R: 4, LANES: 128, U: 2 },
+  { R: 1, LANES: 256, U: 4 },
+  { R: 2, LANES: 256, U: 2 },
+  { R: 4, LANES: 256, U: 1 },
+  { R: 4, LANES: 256, U: 2 },
 ];
-const configName = (c: MatvecConfig) => `R${c.R} L${c.LANES} U${c.U}`;
+const configName = (c: MatvecConfig) => `R${c.R} L${c.LANES} U${c.U}${c.I2F ? " i2f" : ""}`;
 
 const gpu = await Gpu.create();
 const timer = GpuTimer.install(gpu);

@@ -147,14 +147,18 @@ export async function kernelsSection(ctx: BenchContext): Promise<Record<string, 
     await gpu.sync("warming up the kernel profile");
     const prof = await profileKernels(gpu, timer, "decode.kernels", d.step, ctx.copyGBps);
     if (!prof) return { skipped: "no timestamps" };
-    const matvec = prof.rows.filter((r) => r.kernel === "linear_matvec");
+    // Every int8 matrix-vector kernel of the step (plain, norm-fused and gate/up-fused).
+    const matvecKernels = ["linear_matvec", "matvec_i8", "rms_norm_linear"];
+    const matvec = prof.rows.filter((r) => matvecKernels.includes(r.kernel) && r.bytesModel === "model");
     const bytes = matvec.reduce((s, r) => s + r.GBps * r.ms * 1e6, 0);
     const ms = matvec.reduce((s, r) => s + r.ms, 0);
     const gemvGBps = bytes / (ms * 1e6);
     ctx.results.gemv_GBps = round(gemvGBps, 1);
     ctx.results.gemv_bw_fraction = ctx.copyGBps ? round(gemvGBps / ctx.copyGBps) : null;
+    const chunk = await profileFollowupChunk(ctx);
     return {
       context: shapes.decodeContexts[0],
+      followup_chunk: chunk,
       dispatches: prof.dispatches,
       sum_of_kernel_ms: round(prof.totalMs),
       gemv_GBps: round(gemvGBps, 1),
@@ -169,6 +173,40 @@ export async function kernelsSection(ctx: BenchContext): Promise<Record<string, 
         bw_fraction: r.bwFraction === null ? null : round(r.bwFraction),
         bytes_model: r.bytesModel,
       })),
+    };
+  } finally {
+    d.destroy();
+  }
+}
+
+/**
+ * Per-kernel profile of one follow-up chunk: 8 new tokens of one sequence continuing a kept cache of the
+ * TTFT section's length (a second round on the same image runs as such chunks, see LmRunner).
+ */
+async function profileFollowupChunk(ctx: BenchContext): Promise<Json> {
+  const { gpu, timer, shapes } = ctx;
+  const context = shapes.ttftTiles * 256 + shapes.ttftTextTokens; // the TTFT conversation's length
+  const d = await decodeRunner(ctx, 1, context, 16);
+  try {
+    const ids = Array.from({ length: 8 }, (_, t) => (t * 7919 + 11) % shapes.language.vocab)
+      .map((id) => (id === shapes.imageContextId ? id - 1 : id));
+    const frees: (() => void)[] = [];
+    const record = (r: Recorder) => {
+      d.runner.cache.length = context;
+      frees.push(d.runner.recordPrefill(r, [ids], [ids.map(() => 1)], shapes.imageContextId, null));
+    };
+    const warm = gpu.recorder("warm");
+    record(warm);
+    warm.submit();
+    await gpu.sync("warming up the follow-up chunk profile");
+    const prof = await profileKernels(gpu, timer, "followup.kernels", record, ctx.copyGBps);
+    frees.forEach((f) => f());
+    if (!prof) return null;
+    return {
+      context,
+      tokens: ids.length,
+      sum_of_kernel_ms: round(prof.totalMs),
+      kernels: prof.rows.map((r) => ({ op: r.op, dispatches: r.dispatches, ms: round(r.ms, 4) })),
     };
   } finally {
     d.destroy();

@@ -9,19 +9,28 @@ const modeIds: Record<MatvecMode, number> = { linear: 0, norm: 1, gateUp: 2 };
 /** Tiling of kernels/matvec_i8.wgsl: output rows per thread, threads per row along K, words in flight. */
 export interface MatvecConfig {
   R: 1 | 2 | 4 | 8;
-  LANES: 8 | 16 | 32;
+  LANES: 8 | 16 | 32 | 64 | 128 | 256;
   U: 1 | 2 | 4 | 8;
+  /** Benchmarks only: the int→float conversion the kernel used before i8x4. */
+  I2F?: boolean;
 }
 
 /**
  * The tiling per mode, token count and rows, chosen on an H100 by scripts/bench_matvec.ts (2026-11-26,
- * copy 2901 GB/s; table in bench/results/2026-11-26-h100-matvec.log). Four rows per thread share each x
+ * copy 2883 GB/s; tables in bench/results/2026-11-26-h100-matvec*.log, the latest with i8x4 and rows
+ * shared by up to 8 warps). Four rows per thread share each x
  * load (T = 8: 2.1–3.2× the one-row kernels); null where the one-row kernels stay faster (T = 1 plain
  * linear and the 92553-row LM head: their reduction is cheaper).
  */
 export function matvecConfig(mode: MatvecMode, T: number, N: number): MatvecConfig | null {
-  if (mode === "gateUp") return T <= 4 ? { R: 4, LANES: 16, U: 2 } : { R: 2, LANES: 16, U: 4 };
-  if (mode === "linear") return T <= 1 ? null : { R: 4, LANES: 32, U: 4 };
+  if (mode === "gateUp") {
+    return T <= 1
+      ? { R: 4, LANES: 32, U: 4 }
+      : T <= 4
+      ? { R: 4, LANES: 16, U: 2 }
+      : { R: 2, LANES: 16, U: 4 };
+  }
+  if (mode === "linear") return T <= 1 ? null : { R: 4, LANES: 64, U: 4 };
   if (N <= 32768) return { R: 4, LANES: 32, U: 4 };
   return T <= 1 ? null : T <= 4 ? { R: 8, LANES: 32, U: 2 } : { R: 4, LANES: 16, U: 4 };
 }
@@ -60,7 +69,7 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
     bindings: [a.x, a.g ?? any, a.w1, a.s1, a.w3 ?? a.w1, a.s3 ?? any, a.bias ?? any, a.out],
     params: [N, K / 4, f32(a.eps ?? 0), a.bias ? 1 : 0, groupsPerRow, a.accumulate ? 1 : 0],
     workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
-    constants: { MODE: modeIds[a.mode], TT: T, R: c.R, LANES: c.LANES, U: c.U },
+    constants: { MODE: modeIds[a.mode], TT: T, R: c.R, LANES: c.LANES, U: c.U, I2F: c.I2F ? 1 : 0 },
     label: `matvec_i8 ${a.label}`,
   });
 }

@@ -1,0 +1,98 @@
+// Every tiling of kernels/matvec_i8.wgsl that scripts/bench_matvec.ts may pick, in all three modes, on
+// odd shapes: the launchers only exercise the tilings chosen today, and a later choice must already be right.
+import type { Gpu } from "../../src/gpu/device.ts";
+import { type HostLinear, uploadLinear } from "../../src/ops/linear.ts";
+import { type MatvecConfig, type MatvecMode, recordMatvecI8 } from "../../src/ops/matvec_i8.ts";
+import { linearRef } from "../../src/ref/linear.ts";
+import { rmsNormLinearRef } from "../../src/ref/rms_norm_linear.ts";
+import { gateUpSiluRef } from "../../src/ref/gate_up_silu.ts";
+import { randomF32, randomI8 } from "../../src/ref/random.ts";
+import { assertNormalisedError, testGpu } from "./check.ts";
+import { tolerance } from "./tolerances.ts";
+
+function hostInt8(N: number, K: number, withBias: boolean, seed: number): HostLinear {
+  return {
+    kind: "int8",
+    weight: randomI8(N * K, seed),
+    scb: randomF32(N, seed + 1, 0.02, 0.2),
+    bias: withBias ? randomF32(N, seed + 2) : null,
+    outFeatures: N,
+    inFeatures: K,
+  };
+}
+
+async function check(gpu: Gpu, mode: MatvecMode, c: MatvecConfig, T: number, N: number, K: number) {
+  const seed = T * 7919 + K * 104729 + N * 31 + c.R * 5 + c.LANES * 3 + c.U;
+  const withBias = mode !== "gateUp" && (N + T) % 2 === 1;
+  const accumulate = mode === "linear" && T % 2 === 1;
+  const h1 = hostInt8(N, K, withBias, seed);
+  const h3 = hostInt8(N, K, false, seed + 11);
+  const xs = randomF32(T * K, seed + 3, -3, 3);
+  const g = randomF32(K, seed + 4, 0.5, 1.5);
+  const prior = randomF32(T * N, seed + 5);
+  const eps = 1e-5;
+  const w1 = uploadLinear(gpu, "w1", h1);
+  const w3 = uploadLinear(gpu, "w3", h3);
+  const x = gpu.uploadTensor("x", "f32", [T, K], xs);
+  const gw = gpu.uploadTensor("g", "f32", [K], g);
+  const out = gpu.uploadTensor("out", "f32", [T, N], prior);
+  if (w1.kind !== "int8" || w3.kind !== "int8") throw new Error("int8 expected");
+  const r = gpu.recorder("test");
+  recordMatvecI8(r, {
+    mode,
+    x,
+    g: mode === "linear" ? null : gw,
+    w1: w1.weight,
+    s1: w1.scale,
+    w3: mode === "gateUp" ? w3.weight : null,
+    s3: mode === "gateUp" ? w3.scale : null,
+    bias: w1.bias,
+    out,
+    eps,
+    accumulate,
+    config: c,
+    label: "test",
+  });
+  r.submit();
+  const actual = await gpu.readF32(out);
+  let expected: Float32Array;
+  if (mode === "linear") {
+    expected = linearRef(xs, T, h1);
+    if (accumulate) { for (let i = 0; i < expected.length; i++) expected[i] += prior[i]; }
+  } else if (mode === "norm") {
+    expected = rmsNormLinearRef(xs, T, g, eps, h1);
+  } else {
+    expected = gateUpSiluRef(xs, T, g, eps, h1, h3);
+  }
+  try {
+    assertNormalisedError(actual, expected, tolerance.matmul.nerr);
+  } finally {
+    for (const t of [x, gw, out, w1.weight, w1.scale, w1.bias, w3.weight, w3.scale]) t?.buffer.destroy();
+  }
+}
+
+const configs: MatvecConfig[] = [
+  { R: 1, LANES: 32, U: 4 },
+  { R: 4, LANES: 32, U: 4 },
+  { R: 8, LANES: 32, U: 2 },
+  { R: 4, LANES: 16, U: 2 },
+  { R: 4, LANES: 8, U: 2 },
+  { R: 2, LANES: 64, U: 4 },
+  { R: 4, LANES: 128, U: 2 },
+  { R: 2, LANES: 256, U: 1 },
+  { R: 4, LANES: 256, U: 8 },
+];
+
+for (const mode of ["linear", "norm", "gateUp"] as const) {
+  Deno.test(`matvec_i8 ${mode}: every tiling matches the reference on odd shapes`, async (t) => {
+    const gpu = await testGpu();
+    // Each tiling compiles its own pipeline per T (most of the test's time), so each gets one shape,
+    // rotating: K/4 = 131 words (an odd tail for every LANES·U) or 9 (fewer words than lanes).
+    const shapes = [[1, 77, 524], [3, 301, 36], [8, 45, 524]];
+    for (const [i, c] of configs.entries()) {
+      if (mode === "gateUp" && c.R > 4) continue;
+      const [T, N, K] = shapes[(i + mode.length) % shapes.length];
+      await t.step(`R${c.R} L${c.LANES} U${c.U} T=${T} N=${N} K=${K}`, () => check(gpu, mode, c, T, N, K));
+    }
+  });
+}
