@@ -295,7 +295,24 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
     : NaN;
   ctx.results.loop_gpu_idle_ms_per_step = stamps.length ? round(median(gaps)) : null;
   ctx.results.loop_tokens_per_s = round(1000 / decodeWall, 2);
+  // The same loop with more steps in flight: tells whether the idle time is the completion poll's.
+  const deeper: Record<string, Json> = {};
+  for (const inFlight of [12, 24]) {
+    const times: number[] = [];
+    await generate(m.model, { ids: [ids], mask: [ids.map(() => 1)], imageEmbeds: null }, {
+      ...defaultGenerationConfig,
+      maxNewTokens: n,
+    }, {
+      eosId: -1,
+      imageContextId: shapes.imageContextId,
+      inFlight,
+      onStep: () => times.push(performance.now()),
+    });
+    const perToken = times.length > 1 ? (times[times.length - 1] - times[0]) / (times.length - 1) : NaN;
+    deeper[`tokens_per_s_${inFlight}_in_flight`] = round(1000 / perToken, 2);
+  }
   return {
+    ...deeper,
     prompt_tokens: L,
     new_tokens: out[0].length,
     method: timer.method,

@@ -25,10 +25,12 @@ export const attentionFullConfigs: readonly AttentionFullConfig[] = [
 ];
 
 /**
- * The tiling the model uses. 64 query rows per workgroup halve the Q re-reads per key and suit every tile
- * count; untimed on the H100 until scripts/bench_attention.ts has run there.
+ * The tiling the model uses: 64 query rows per workgroup halve the Q re-reads per key. Chosen by
+ * scripts/bench_attention.ts on an H100 (2026-11-26): 64 rows without prefetch 0.915 / 5.26 ms per call at
+ * 1 / 7 tiles (14.7 / 17.9 TFLOP/s), with prefetch 1.035 / 6.03, 32 rows ≥ 1.66 / 10.7; the old kernel
+ * 4.47 / 30.0 (bench/results/2026-11-26-h100-attention-full.log).
  */
-export const defaultAttentionFullConfig: AttentionFullConfig = { queryTile: 64, prefetch: true };
+export const defaultAttentionFullConfig: AttentionFullConfig = { queryTile: 64, prefetch: false };
 
 /**
  * InternViT attention without mask: out = softmax((q·Dh^-0.5)·kᵀ)·v per tile and head.
