@@ -86,6 +86,58 @@ export function linearVariant(T: number, K: number, _w: LinearWeights): LinearVa
 export interface LinearOptions {
   /** out += x·Wᵀ + bias instead of out = …: the residual add folded into the layer (one dispatch less). */
   accumulate?: boolean;
+  /** The tiled kernel's tiling instead of `tiledConfig`'s choice (tests and scripts/bench_gemm.ts). */
+  tiled?: TiledConfig;
+}
+
+/**
+ * One tiling of kernels/linear_tiled.wgsl (its override constants): a workgroup of TX×TY threads computes a
+ * BM×BN = 8·TY × 4·CW·TX tile of out, each thread 8 rows × 4·CW columns, K in steps of BK.
+ */
+export interface TiledConfig {
+  TX: number; // threads along N, a multiple of 8
+  TY: number; // threads along T, a multiple of 4
+  CW: 1 | 2; // 4-column groups per thread: 8×4 or 8×8 accumulators
+  BK: 8 | 16 | 32;
+  GM: number; // tile rows per group of the launch order (L2 reuse between neighbouring workgroups)
+}
+
+/** Every tiling the kernel is tested with and scripts/bench_gemm.ts times. */
+export const tiledConfigs: readonly TiledConfig[] = [
+  { TX: 16, TY: 16, CW: 2, BK: 16, GM: 8 }, // 128×128
+  { TX: 16, TY: 16, CW: 2, BK: 8, GM: 8 },
+  { TX: 16, TY: 16, CW: 2, BK: 16, GM: 1 },
+  { TX: 8, TY: 16, CW: 2, BK: 16, GM: 8 }, // 128×64, 128 threads
+  { TX: 8, TY: 16, CW: 2, BK: 8, GM: 8 },
+  { TX: 16, TY: 8, CW: 2, BK: 16, GM: 8 }, // 64×128, 128 threads
+  { TX: 16, TY: 8, CW: 2, BK: 8, GM: 8 },
+  { TX: 16, TY: 16, CW: 1, BK: 16, GM: 8 }, // 128×64 with 8×4 accumulators (fewer registers)
+  { TX: 8, TY: 8, CW: 2, BK: 16, GM: 8 }, // 64×64, 64 threads
+  { TX: 16, TY: 8, CW: 1, BK: 16, GM: 8 }, // 64×64, 128 threads, 8×4
+];
+
+export function tiledConfigName(c: TiledConfig): string {
+  return `${8 * c.TY}x${4 * c.CW * c.TX} k${c.BK} ${c.CW === 2 ? "8x8" : "8x4"} g${c.GM}`;
+}
+
+/** Workgroup memory of a tiling: two buffers of BM×BK x and BN×BK weights, f32. */
+export function tiledSharedBytes(c: TiledConfig): number {
+  return 2 * (8 * c.TY + 4 * c.CW * c.TX) * c.BK * 4;
+}
+
+/** Throws unless the kernel can run `c`: whole warps, 1–4 loads per thread and step, ≤ 32 KiB shared. */
+export function checkTiledConfig(c: TiledConfig): void {
+  const threads = c.TX * c.TY, kq = c.BK / 4;
+  const slots = [8 * c.TY * kq / threads, 4 * c.CW * c.TX * kq / threads];
+  const ok = c.TX % 8 === 0 && c.TY % 4 === 0 && threads <= 1024 && [1, 2].includes(c.CW) &&
+    [8, 16, 32].includes(c.BK) && Number.isInteger(c.GM) && c.GM >= 1 &&
+    slots.every((s) => Number.isInteger(s) && s >= 1 && s <= 4) && tiledSharedBytes(c) <= 32768;
+  if (!ok) throw new Error(`linear_tiled: unsupported tiling ${JSON.stringify(c)} (${tiledConfigName(c)})`);
+}
+
+/** The tiling `linear` uses for T tokens: 128×128 tiles, 64×64 when T is too small to fill them. */
+export function tiledConfig(T: number, _N: number, _K: number): TiledConfig {
+  return T <= 64 ? tiledConfigs[8] : tiledConfigs[0];
 }
 
 /** out = x·Wᵀ + bias. x: [T, K] f32, W: [N, K], out: [T, N] f32 (must not alias x). */
@@ -164,11 +216,14 @@ export function recordLinear(
     });
   } else {
     const kw = w.kind === "int8" ? Math.ceil(K / 4) : K;
+    const c = options.tiled ?? tiledConfig(T, N, K);
+    checkTiledConfig(c);
+    // Bindings 6 and 7 view x and W again as 16-byte vectors (VEC: rows 16-byte aligned).
     r.dispatch("linear_tiled", {
-      bindings: [x, w.weight, scaleOrAny, biasOrAny, out],
+      bindings: [x, w.weight, scaleOrAny, biasOrAny, out, x, w.weight],
       params: [T, N, K, kw, ...flags, accumulate],
-      workgroups: [Math.ceil(N / 128), Math.ceil(T / 128)],
-      constants: { INT8 },
+      workgroups: [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (8 * c.TY))],
+      constants: { INT8, VEC: K % 4 === 0 ? 1 : 0, TX: c.TX, TY: c.TY, CW: c.CW, BK: c.BK, GM: c.GM },
       label: `linear_tiled ${w.weight.label}`,
     });
   }

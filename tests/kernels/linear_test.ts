@@ -1,6 +1,17 @@
 import assert from "node:assert/strict";
 import type { Gpu } from "../../src/gpu/device.ts";
-import { type HostLinear, linear, linearVariant, recordLinear, uploadLinear } from "../../src/ops/linear.ts";
+import {
+  checkTiledConfig,
+  type HostLinear,
+  linear,
+  type LinearOptions,
+  linearVariant,
+  recordLinear,
+  tiledConfig,
+  tiledConfigName,
+  tiledConfigs,
+  uploadLinear,
+} from "../../src/ops/linear.ts";
 import { linearRef } from "../../src/ref/linear.ts";
 import { randomF32, randomI8 } from "../../src/ref/random.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
@@ -120,4 +131,78 @@ Deno.test("linear with accumulate adds the layer's output to what out holds (the
   const x = gpu.createTensor("x", "f32", [2, 8]);
   const w = uploadLinear(gpu, "w", hostLinear("float", 8, 8, false, 1));
   assert.throws(() => linear(gpu.recorder("t"), x, w, x), /must not alias x/);
+});
+
+/**
+ * The tiled kernel alone, on fresh inputs with `seed`, against the CPU reference; with `accumulate`, out
+ * starts as a random residual. K % 4 ≠ 0 takes the kernel's scalar-load path, K % BK ≠ 0 a partial last step.
+ */
+async function checkTiled(
+  gpu: Gpu,
+  kind: "int8" | "float",
+  [T, K, N]: readonly number[],
+  opts: LinearOptions & { bias: boolean; seed: number },
+): Promise<void> {
+  const host = hostLinear(kind, N, K, opts.bias, opts.seed);
+  const xs = randomF32(T * K, opts.seed + 3);
+  const residual = randomF32(T * N, opts.seed + 4);
+  const w = uploadLinear(gpu, `w${N}x${K}`, host);
+  const x = gpu.uploadTensor("x", "f32", [T, K], xs);
+  const layer = linearRef(xs, T, host);
+  const expected = opts.accumulate ? layer.map((v, i) => Math.fround(v + residual[i])) : layer;
+  const out = opts.accumulate
+    ? gpu.uploadTensor("out", "f32", [T, N], residual)
+    : gpu.createTensor("out", "f32", [T, N]);
+  const r = gpu.recorder("test");
+  recordLinear(r, x, w, out, "tiled", opts);
+  r.submit();
+  const actual = await gpu.readF32(out);
+  try {
+    assertNormalisedError(actual, expected, tolerance.matmul.nerr);
+  } catch (e) {
+    const tiling = tiledConfigName(opts.tiled ?? tiledConfig(T, N, K));
+    throw new Error(
+      `${tiling} ${kind} T=${T} K=${K} N=${N} bias=${opts.bias} accumulate=${!!opts.accumulate}: ` +
+        (e as Error).message,
+    );
+  }
+  for (const t of [x, out, w.weight, w.bias, w.kind === "int8" ? w.scale : null]) t?.buffer.destroy();
+}
+
+Deno.test("linear_tiled matches the CPU reference at sizes that divide no tile, T = 1 to 130", async () => {
+  const gpu = await testGpu();
+  let seed = 1000;
+  for (const kind of ["int8", "float"] as const) {
+    for (const T of [1, 37, 130]) {
+      // K = 20: int8 rows of 5 words; K = 264: a partial last k step; K = 30, 263: rows not 16-byte aligned
+      for (const K of [20, 264, 30, 263]) {
+        const bias = seed % 2 === 0, accumulate = seed % 3 === 0;
+        await checkTiled(gpu, kind, [T, K, 129], { bias, accumulate, seed: seed++ });
+      }
+    }
+  }
+});
+
+Deno.test("linear_tiled matches the CPU reference with every tiling it supports", async () => {
+  const gpu = await testGpu();
+  let seed = 2000;
+  for (const tiled of tiledConfigs) {
+    for (const kind of ["int8", "float"] as const) {
+      for (const shape of [[130, 264, 129], [37, 30, 67]]) {
+        await checkTiled(gpu, kind, shape, {
+          tiled,
+          bias: seed % 2 === 0,
+          accumulate: seed % 3 === 0,
+          seed: seed++,
+        });
+      }
+    }
+  }
+});
+
+Deno.test("checkTiledConfig refuses tilings the kernel cannot run", () => {
+  for (const c of tiledConfigs) checkTiledConfig(c);
+  // 128×128 at BK = 32 needs 64 KiB of workgroup memory; 4 threads along N is not whole warps
+  assert.throws(() => checkTiledConfig({ TX: 16, TY: 16, CW: 2, BK: 32, GM: 8 }), /unsupported tiling/);
+  assert.throws(() => checkTiledConfig({ TX: 4, TY: 16, CW: 2, BK: 16, GM: 8 }), /unsupported tiling/);
 });

@@ -1,0 +1,283 @@
+// Times the prefill / vision matrix-matrix linear (kernels/linear_tiled.wgsl) at the real InternVL-Chat-V1.5
+// shapes: every tiling in `tiledConfigs` against the kernel it replaced (kernels/linear_tiled_baseline.wgsl,
+// launched only from here), in the same run, on the same inputs.
+//   deno run -A scripts/bench_gemm.ts [--quick] [--ms 200] [--only fc1,w2] [--out gemm.json]
+// Timing: GPU timestamps around passes of D back-to-back dispatches (D·time ≳ 2 ms), passes enough for
+// ≥ --ms per candidate; dispatches alternate between two weight copies. TFLOP/s counts 2·M·N·K.
+// Every candidate's output is compared with the baseline's (normalised error Σ(a−b)²/Σb² over the first
+// and last rows of out, which include the partial tiles).
+// --quick: small odd shapes and short timings (a correctness smoke run on llvmpipe).
+import { parseArgs } from "node:util";
+import { Gpu } from "../src/gpu/device.ts";
+import { DispatchCache } from "../src/gpu/dispatch_cache.ts";
+import type { Recorder } from "../src/gpu/recorder.ts";
+import type { Tensor } from "../src/gpu/tensor.ts";
+import { fillRandom } from "../src/ops/fill_random.ts";
+import {
+  type LinearWeights,
+  recordLinear,
+  type TiledConfig,
+  tiledConfig,
+  tiledConfigName,
+  tiledConfigs,
+} from "../src/ops/linear.ts";
+import { GpuTimer, median, nsToMs } from "../src/bench/gpu_timer.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean", default: false },
+    ms: { type: "string" },
+    only: { type: "string" },
+    out: { type: "string" },
+  },
+});
+const quick = args.quick!;
+const minMs = Number(args.ms ?? (quick ? 20 : 200));
+
+interface Shape {
+  name: string;
+  M: number; // tokens
+  N: number;
+  K: number;
+  kind: "int8" | "f32";
+  bias: boolean;
+  accumulate: boolean;
+}
+const shape = (name: string, M: number, N: number, K: number, kind: "int8" | "f32", bias = false) => ({
+  name,
+  M,
+  N,
+  K,
+  kind,
+  bias,
+  // InternLM2's wo and w2 carry the residual add (linear accumulate)
+  accumulate: name === "lm.w2",
+});
+// InternViT-6B on 7 tiles (7·1024 patches + the class token), InternLM2-20B prefill of an 1800-token prompt.
+const shapes: Shape[] = quick
+  ? [
+    shape("odd.a", 130, 129, 264, "int8", true),
+    shape("odd.b", 37, 200, 100, "f32"),
+    shape("lm.w2", 300, 260, 520, "int8"),
+    shape("odd.c", 70, 129, 30, "f32", true),
+  ]
+  : [
+    shape("vit.fc1", 7175, 12800, 3200, "int8", true),
+    shape("vit.fc2", 7175, 3200, 12800, "int8", true),
+    shape("vit.qkv", 7175, 9600, 3200, "int8", true),
+    shape("vit.proj", 7175, 3200, 3200, "int8", true),
+    shape("lm.wqkv", 1800, 8192, 6144, "int8"),
+    shape("lm.w1", 1800, 16384, 6144, "int8"),
+    shape("lm.w2", 1800, 6144, 16384, "int8"),
+    shape("lm.wqkv.T64", 64, 8192, 6144, "int8"),
+    shape("vit.patch.f32", 7168, 3200, 588, "f32", true),
+    shape("vit.proj.f32", 7175, 3200, 3200, "f32", true),
+  ];
+const selected = shapes.filter((s) => !args.only || args.only.split(",").includes(s.name));
+
+const gpu = await Gpu.create();
+const timer = GpuTimer.install(gpu);
+console.log(`adapter: ${gpu.adapterDescription} (fallback ${gpu.isFallbackAdapter}), timing ${timer.method}`);
+
+interface Row {
+  shape: string;
+  M: number;
+  N: number;
+  K: number;
+  kind: string;
+  kernel: string;
+  ms: number;
+  tflops: number;
+  nerr: number;
+  dispatches: number;
+}
+const rows: Row[] = [];
+
+/** One launch of a candidate: out (+)= x·Wᵀ (+ bias). */
+type Launch = (r: Recorder, w: LinearWeights, x: Tensor, out: Tensor, accumulate: boolean) => void;
+
+/** The kernel before this change: 128×128 tiles, scalar loads; same bindings and params. */
+const baseline: Launch = (r, w, x, out, accumulate) => {
+  const [T, K] = x.shape, N = w.weight.shape[0];
+  const scale = w.kind === "int8" ? w.scale : null;
+  const scaleOrAny = scale ?? w.bias ?? x;
+  r.dispatch("linear_tiled_baseline", {
+    bindings: [x, w.weight, scaleOrAny, w.bias ?? scaleOrAny, out],
+    params: [
+      T,
+      N,
+      K,
+      w.kind === "int8" ? Math.ceil(K / 4) : K,
+      scale ? 1 : 0,
+      w.bias ? 1 : 0,
+      accumulate ? 1 : 0,
+    ],
+    workgroups: [Math.ceil(N / 128), Math.ceil(T / 128)],
+    constants: { INT8: w.kind === "int8" ? 1 : 0 },
+    label: "linear_tiled_baseline",
+  });
+};
+
+const tiled = (c: TiledConfig): Launch => (r, w, x, out, accumulate) =>
+  recordLinear(r, x, w, out, "tiled", { accumulate, tiled: c });
+
+/** Rows of out compared with the baseline: the first and the last (partial tiles live there). */
+function sampleRows(M: number): [number, number][] {
+  const head = Math.min(M, 512), tail = Math.max(head, M - 256);
+  return tail < M ? [[0, head], [tail, M]] : [[0, head]];
+}
+
+async function readRows(out: Tensor, N: number, ranges: [number, number][]): Promise<Float32Array> {
+  const parts = await Promise.all(
+    ranges.map(([a, b]) =>
+      gpu.readBytes(out, (b - a) * N * 4, a * N * 4).then((buf) => new Float32Array(buf))
+    ),
+  );
+  const all = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return all;
+}
+
+let seed = 1;
+const destroy = (ts: (Tensor | null)[]) => ts.forEach((t) => t?.buffer.destroy());
+
+for (const s of selected) {
+  const { M, N, K } = s;
+  const flops = 2 * M * N * K;
+  const fill = gpu.recorder(`bench_gemm.fill ${s.name}`);
+  const copies = quick ? 1 : 2;
+  const sets: LinearWeights[] = [];
+  for (let i = 0; i < copies; i++) {
+    const weight = gpu.createTensor(`${s.name}.${i}.weight`, s.kind === "int8" ? "i8x4" : "f32", [N, K]);
+    fillRandom(fill, weight, { seed: seed++, lo: -0.05, hi: 0.05 });
+    const bias = s.bias ? gpu.createTensor(`${s.name}.${i}.bias`, "f32", [N]) : null;
+    if (bias) fillRandom(fill, bias, { seed: seed++ });
+    if (s.kind === "int8") {
+      const scale = gpu.createTensor(`${s.name}.${i}.scale`, "f32", [N]);
+      fillRandom(fill, scale, { seed: seed++, lo: 0.0002, hi: 0.002 });
+      sets.push({ kind: "int8", weight, scale, bias });
+    } else sets.push({ kind: "f32", weight, bias });
+  }
+  const x = gpu.createTensor(`${s.name}.x`, "f32", [M, K]);
+  fillRandom(fill, x, { seed: seed++ });
+  const out = gpu.createTensor(`${s.name}.out`, "f32", [M, N]);
+  fill.submit();
+  await gpu.sync(`filling ${s.name}`);
+
+  const chosen = tiledConfig(M, N, K);
+  const candidates: [string, Launch][] = [
+    ["baseline", baseline],
+    ...tiledConfigs.map((c): [string, Launch] => [tiledConfigName(c), tiled(c)]),
+  ];
+  let ref: Float32Array | null = null;
+  for (const [name, launch] of candidates) {
+    try {
+      // Correctness: one launch without accumulation, compared with the baseline's output.
+      const chk = gpu.recorder("check");
+      launch(chk, sets[0], x, out, false);
+      chk.submit();
+      const got = await readRows(out, N, sampleRows(M));
+      ref ??= got;
+      let num = 0, den = 0;
+      for (let i = 0; i < got.length; i++) {
+        num += (got[i] - ref[i]) ** 2;
+        den += ref[i] ** 2;
+      }
+      const nerr = den > 0 ? num / den : num;
+
+      // Timing: calibrate D (dispatches per pass) and the pass count on one pass, then time.
+      const cache = new DispatchCache(`bench_gemm.${name}`);
+      let D = 1;
+      const runPass = (p: number) => {
+        const r = gpu.recorder(`bench_gemm ${s.name} ${name}`, cache);
+        for (let d = 0; d < D; d++) launch(r, sets[(p * D + d) % copies], x, out, s.accumulate);
+        r.submit();
+      };
+      const timePasses = async (passes: number): Promise<number> => {
+        if (timer.hasTimestamps) {
+          timer.start(name);
+          for (let p = 0; p < passes; p++) runPass(p);
+          const stamps = await timer.collect();
+          return median(stamps.map((st) => nsToMs(st.endNs - st.beginNs))) / D;
+        }
+        const t0 = performance.now();
+        for (let p = 0; p < passes; p++) runPass(p);
+        await gpu.sync(name);
+        return (performance.now() - t0) / (passes * D);
+      };
+      runPass(0);
+      await gpu.sync(`warming up ${name}`);
+      const first = await timePasses(1);
+      D = Math.max(1, Math.min(200, Math.ceil(2 / first)));
+      const passes = Math.max(3, Math.min(1000, Math.ceil(minMs / (D * first))));
+      const ms = await timePasses(passes);
+      await gpu.check(`${s.name} ${name}`);
+      cache.destroy();
+      const row: Row = {
+        shape: s.name,
+        M,
+        N,
+        K,
+        kind: s.kind,
+        kernel: name,
+        ms,
+        tflops: flops / (ms * 1e9),
+        nerr,
+        dispatches: D * passes,
+      };
+      rows.push(row);
+      const mark = name === tiledConfigName(chosen) ? "*" : " ";
+      console.log(
+        `${s.name.padEnd(14)} M=${M} N=${N} K=${K} ${s.kind.padEnd(4)} ${mark}${name.padEnd(22)}` +
+          `${ms.toFixed(3).padStart(9)} ms ${row.tflops.toFixed(2).padStart(6)} TFLOP/s  ` +
+          `nerr ${nerr.toExponential(1)}${nerr > 1e-8 ? "  MISMATCH" : ""}`,
+      );
+    } catch (e) {
+      console.log(`${s.name} ${name}: FAILED ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
+  destroy([x, out, ...sets.flatMap((w) => [w.weight, w.bias, w.kind === "int8" ? w.scale : null])]);
+}
+
+// Per shape: baseline, the launcher's tiling (*) and the fastest; then each tiling's total time over the
+// vision and LLM shapes (the figure to pick `tiledConfig` by).
+console.log("\nSummary");
+const ok = (r: Row) => r.nerr <= 1e-8;
+for (const s of selected) {
+  const rs = rows.filter((r) => r.shape === s.name && ok(r));
+  const base = rs.find((r) => r.kernel === "baseline");
+  const chosen = rs.find((r) => r.kernel === tiledConfigName(tiledConfig(s.M, s.N, s.K)));
+  const best = rs.filter((r) => r.kernel !== "baseline").sort((a, b) => a.ms - b.ms)[0];
+  if (!base || !best) continue;
+  const fmt = (r: Row) => `${r.ms.toFixed(2)} ms ${r.tflops.toFixed(1)} TFLOP/s`;
+  console.log(
+    `${s.name.padEnd(14)} baseline ${fmt(base)} | launcher ${chosen ? fmt(chosen) : "—"}` +
+      ` | best ${best.kernel} ${fmt(best)} ×${(base.ms / best.ms).toFixed(2)}`,
+  );
+}
+for (const group of ["vit.", "lm."]) {
+  const groupShapes = selected.filter((s) => s.name.startsWith(group) && s.kind === "int8" && s.M > 64);
+  if (groupShapes.length === 0) continue;
+  const totals = [...new Set(rows.map((r) => r.kernel))].map((k) => {
+    const rs = rows.filter((r) => r.kernel === k && ok(r) && groupShapes.some((s) => s.name === r.shape));
+    return { k, ms: rs.length === groupShapes.length ? rs.reduce((a, r) => a + r.ms, 0) : Infinity };
+  }).filter((t) => Number.isFinite(t.ms)).sort((a, b) => a.ms - b.ms);
+  console.log(
+    `${group}* int8 (${groupShapes.map((s) => s.name).join(", ")}): ` +
+      totals.map((t) => `${t.k} ${t.ms.toFixed(2)} ms`).join(" | "),
+  );
+}
+const outPath = args.out ?? (Deno.env.get("OUT") ? `${Deno.env.get("OUT")}/gemm.json` : null);
+if (outPath) {
+  await Deno.writeTextFile(
+    outPath,
+    JSON.stringify({ adapter: gpu.adapterDescription, minMs, rows }, null, 1),
+  );
+  console.log(`wrote ${outPath}`);
+}
+gpu.destroy();
