@@ -23,13 +23,18 @@
 //           6 s3   [N] f32 (MODE 2; any buffer otherwise)
 //           7 bias [N] f32 (read only when has_bias)
 //           8 out  [T, N] f32 (not x)
-// Params:   n = N, k4 = K/4, eps (f32), has_bias, groups_per_row, accumulate (MODE 0: out += result)
+// Params:   n = N, k4 = K/4, eps (f32), has_bias, groups_per_row, accumulate (MODE 0: out += result),
+//           total_groups = row blocks, grid_groups = persistent workgroups (0: one block per workgroup)
 // Overrides: MODE, TT = T (1..8), R ∈ {1, 2, 4, 8} (8 only in MODE < 2), LANES ∈ {8, 16, …, 256}
 //            (above 32 several warps share a row: fewer rows per workgroup, more workgroups for small N),
 //            U ∈ {1, 2, 4, 8}, I2F (benchmarks only: unpack4xI8 + int→float instead of i8x4).
-// Grid:     ceil(N / (R·256/LANES)) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
+// Grid:     ceil(N / (R·256/LANES)) = total_groups workgroups of 256, folded into 2-D as
+//           (wg.y * groups_per_row + wg.x); or grid_groups persistent ones looping over the row blocks.
 // Features: none (no unpack4xI8: see i8x4; no subgroups).
-struct Params { n: u32, k4: u32, eps: f32, has_bias: u32, groups_per_row: u32, accumulate: u32 }
+struct Params {
+  n: u32, k4: u32, eps: f32, has_bias: u32, groups_per_row: u32, accumulate: u32,
+  total_groups: u32, grid_groups: u32,
+}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
@@ -197,12 +202,11 @@ fn finish(row: u32, t: u32, v: f32) {
   out[t * p.n + row] = o;
 }
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+// This thread's partial sums for the rows of the workgroup's row block starting at `first`.
+fn accumulate_rows(first: u32, li: u32) -> Acc {
   let G = WG / LANES; // row groups per workgroup
   let lane = li % LANES;
   let grp = li / LANES;
-  let first = (wg.y * p.groups_per_row + wg.x) * G * R; // first output row of the workgroup
   let base = first + grp; // output row j of this thread: base + j·G
   // Rows past N (last workgroup, folded-grid overhang) re-read row N−1 and write nothing.
   let last = p.n - 1u;
@@ -249,7 +253,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   for (; q < p.k4; q += LANES) {
     accumulate(&acc, q, load(q, oa, ob));
   }
+  return acc;
+}
 
+// inv_t of every token into `invs` (MODE ≥ 1; the caller orders it after its last use of red).
+fn norms(li: u32) {
   if (MODE > 0u) {
     // Σ x[t, :]² by threads 32t..32t+31 (x is small and cache-resident), then inv_t by thread t.
     var ss = 0.0;
@@ -268,7 +276,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       invs[li] = inverseSqrt(s / f32(4u * p.k4) + p.eps);
     }
   }
+}
 
+// Reduces the LANES partial sums of every row and token and writes the outputs of the row block.
+fn write_rows(first: u32, li: u32, acc: Acc) {
+  let G = WG / LANES;
+  let lane = li % LANES;
+  let grp = li / LANES;
   let stride = LANES + 1u;
   for (var t0 = 0u; t0 < TT; t0 += 2u) {
     workgroupBarrier(); // the previous round's (or the norm's) reads are done
@@ -336,5 +350,26 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
         if (nhi() > c) { finish(row + 4u * G, t, b); }
       }
     }
+  }
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let rows_per_group = (WG / LANES) * R;
+  let id = wg.y * p.groups_per_row + wg.x;
+  if (p.grid_groups == 0u) {
+    // One row block per workgroup; the norm's x reads come after the weight loop, off its critical path.
+    let acc = accumulate_rows(id * rows_per_group, li);
+    norms(li);
+    write_rows(id * rows_per_group, li, acc);
+    return;
+  }
+  // Persistent: grid_groups workgroups (as many as run at once) walk the row blocks, so the last wave is
+  // not a partly filled one and every workgroup finishes at about the same time.
+  for (var blk = id; blk < p.total_groups; blk += p.grid_groups) {
+    let acc = accumulate_rows(blk * rows_per_group, li);
+    if (blk == id) { norms(li); }
+    write_rows(blk * rows_per_group, li, acc);
+    workgroupBarrier(); // red is free again
   }
 }

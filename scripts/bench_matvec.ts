@@ -72,8 +72,14 @@ const configs: MatvecConfig[] = [
   { R: 2, LANES: 256, U: 2 },
   { R: 4, LANES: 256, U: 1 },
   { R: 4, LANES: 256, U: 2 },
+  { R: 4, LANES: 32, U: 4, persist: 264 },
+  { R: 4, LANES: 32, U: 4, persist: 528 },
+  { R: 2, LANES: 32, U: 4, persist: 528 },
+  { R: 1, LANES: 32, U: 8, persist: 528 },
+  { R: 1, LANES: 32, U: 8, persist: 1056 },
 ];
-const configName = (c: MatvecConfig) => `R${c.R} L${c.LANES} U${c.U}${c.I2F ? " i2f" : ""}`;
+const configName = (c: MatvecConfig) =>
+  `R${c.R} L${c.LANES} U${c.U}${c.I2F ? " i2f" : ""}${c.persist ? ` P${c.persist}` : ""}`;
 
 const gpu = await Gpu.create();
 const timer = GpuTimer.install(gpu);

@@ -13,6 +13,8 @@ export interface MatvecConfig {
   U: 1 | 2 | 4 | 8;
   /** Benchmarks only: the int→float conversion the kernel used before i8x4. */
   I2F?: boolean;
+  /** Persistent workgroups walking the row blocks (the grid is then min(blocks, persist)); 0/absent: none. */
+  persist?: number;
 }
 
 /**
@@ -61,13 +63,15 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
   if (!c) throw new Error(`${a.label}: no matvec_i8 tiling for ${a.mode} at T=${T}, N=${N}`);
   if (a.mode === "gateUp" && c.R > 4) throw new Error(`${a.label}: gateUp takes at most 4 rows per thread`);
   const rowsPerGroup = c.R * (256 / c.LANES);
-  const groups = Math.ceil(N / rowsPerGroup);
+  const blocks = Math.ceil(N / rowsPerGroup);
+  const persist = c.persist && c.persist < blocks ? c.persist : 0;
+  const groups = persist || blocks;
   const groupsPerRow = Math.min(groups, a.maxGroupsPerRow ?? 65535);
   // Bindings the mode never reads still need a read-only buffer other than out (layout "auto").
   const any = a.s1;
   r.dispatch("matvec_i8", {
     bindings: [a.x, a.g ?? any, a.w1, a.s1, a.w3 ?? a.w1, a.s3 ?? any, a.bias ?? any, a.out],
-    params: [N, K / 4, f32(a.eps ?? 0), a.bias ? 1 : 0, groupsPerRow, a.accumulate ? 1 : 0],
+    params: [N, K / 4, f32(a.eps ?? 0), a.bias ? 1 : 0, groupsPerRow, a.accumulate ? 1 : 0, blocks, persist],
     workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
     constants: { MODE: modeIds[a.mode], TT: T, R: c.R, LANES: c.LANES, U: c.U, I2F: c.I2F ? 1 : 0 },
     label: `matvec_i8 ${a.label}`,

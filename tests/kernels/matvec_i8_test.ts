@@ -22,7 +22,7 @@ function hostInt8(N: number, K: number, withBias: boolean, seed: number): HostLi
 }
 
 async function check(gpu: Gpu, mode: MatvecMode, c: MatvecConfig, T: number, N: number, K: number) {
-  const seed = T * 7919 + K * 104729 + N * 31 + c.R * 5 + c.LANES * 3 + c.U;
+  const seed = T * 7919 + K * 104729 + N * 31 + c.R * 5 + c.LANES * 3 + c.U + (c.persist ?? 0);
   const withBias = mode !== "gateUp" && (N + T) % 2 === 1;
   const accumulate = mode === "linear" && T % 2 === 1;
   const h1 = hostInt8(N, K, withBias, seed);
@@ -81,6 +81,10 @@ const configs: MatvecConfig[] = [
   { R: 4, LANES: 128, U: 2 },
   { R: 2, LANES: 256, U: 1 },
   { R: 4, LANES: 256, U: 8 },
+  // Persistent: fewer workgroups than row blocks for every shape (N ≥ 45: ≥ 2 blocks of 32 rows, 6 of 8).
+  { R: 4, LANES: 32, U: 4, persist: 1 },
+  { R: 2, LANES: 16, U: 4, persist: 1 },
+  { R: 1, LANES: 32, U: 8, persist: 2 },
 ];
 
 for (const mode of ["linear", "norm", "gateUp"] as const) {
@@ -92,7 +96,10 @@ for (const mode of ["linear", "norm", "gateUp"] as const) {
     for (const [i, c] of configs.entries()) {
       if (mode === "gateUp" && c.R > 4) continue;
       const [T, N, K] = shapes[(i + mode.length) % shapes.length];
-      await t.step(`R${c.R} L${c.LANES} U${c.U} T=${T} N=${N} K=${K}`, () => check(gpu, mode, c, T, N, K));
+      await t.step(
+        `R${c.R} L${c.LANES} U${c.U} P${c.persist ?? 0} T=${T} N=${N} K=${K}`,
+        () => check(gpu, mode, c, T, N, K),
+      );
     }
   });
 }
