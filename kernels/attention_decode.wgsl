@@ -2,24 +2,35 @@
 // style (REFERENCE §7): query head j of sample b attends to cache positions 0 … kv_len−1 whose key_valid is
 // 1, reading kv head j / G (G = H / Hkv); softmax(q·kᵀ·Dh^-0.5)·v in f32; a head that sees no valid key
 // gives zeros.
-// Bandwidth plan: a workgroup owns (split, kv head, sample), i.e. `chunk` consecutive keys of one kv head,
-// and streams them in tiles of BK = 16 keys. Every K/V row is read from memory ONCE, as coalesced vec4 runs
-// (a row of one kv head is Dh·4 contiguous bytes), and serves all G query heads of that kv head. The next
-// tile's loads are issued into registers before the current tile is computed, so memory and math overlap.
-// With num_splits == 1 the row is normalised into `out`; otherwise each workgroup writes its unnormalised
-// partial rows (o[Dh], then (m, l, 0, 0)) and attention_decode_combine merges the splits.
+// Latency plan: a workgroup owns (split, kv head, sample), i.e. `chunk` consecutive keys of one kv head,
+// taken in tiles of BK = WG/4 keys. K and V never pass through workgroup memory: each thread loads its
+// share of a tile straight into registers, K in the layout the scores want and V in the layout P·V wants,
+// all of a tile's loads issued at once (the next tile's K while this tile's softmax and P·V run), so a
+// split of one tile costs about one memory round trip. Each K/V row is read once, as coalesced vec4 runs,
+// for all G query heads. Two barriers per tile:
+//   scores: thread (key sj = li/4, slice sub = li%4) dots its K columns sub, sub+4, … with every head's
+//     query (broadcast from workgroup memory) and stores G partial sums; [barrier]
+//   softmax: thread (head sg, key group skg) owns keys skg, skg+KGU, … (KPG of them): it adds the 4
+//     partials, keeps its own running max m and sum l, and publishes p = e^(s−m) and the rescale factor
+//     e^(m_old−m_new); [barrier]
+//   P·V: thread (vec4 column vc = li % D4, key group vkg = li / D4) holds V of its group's keys and
+//     accumulates all G heads, o_g = o_g·alpha + Σ p·v.
+// At the end the key groups' o (each on its own max) are brought to the workgroup max and summed in two
+// rounds through workgroup memory. With num_splits == 1 the row is normalised into `out`; otherwise each
+// workgroup writes its unnormalised partial rows (o[Dh], then (m, l, 0, 0)) and attention_decode_combine
+// merges the splits. Accumulators and loaded vectors are named private variables, never arrays: NVIDIA
+// puts a private array indexed by a loop variable in local memory.
 //
 // Bindings: 1 q [B, H·Dh] f32, 2 k_cache [B, S, Hkv·Dh] f32, 3 v_cache [B, S, Hkv·Dh] f32,
 //   4 key_valid [B, S] i32, 5 out [B, H·Dh] f32,
 //   6 partial [num_splits, B·H, Dh+4] f32 (any writable tensor when num_splits == 1).
-// Params: batch B, seq S, kv_len, num_heads H, num_kv_heads Hkv, chunk (multiple of BK), num_splits,
-//   group G = H/Hkv (1..8), scale = Dh^-0.5 (f32).
-// Overrides: D4 = Dh/4 (1..32), so loop bounds and row indexing are compile-time constants.
-// Grid: (num_splits, Hkv, B) workgroups of 128 threads. Score phase: thread = (key j = li / 8, head
-//   g = li % 8). Value phase: thread = (column c = li % D4, key group kg = li / D4) accumulating all 8 head
-//   slots, so one V read from workgroup memory feeds every head (probabilities are read as vec4s of 4
-//   heads); the key groups are summed once at the end.
-// Workgroup memory ≈ 26 KiB. Features: none.
+// Params: batch B, seq S, kv_len, num_heads H, num_kv_heads Hkv, chunk (keys per split, ≥ 1), num_splits,
+//   scale = Dh^-0.5 (f32).
+// Overrides: D4 = Dh/4 (1..32), G = H/Hkv (1..8), WG = 256 or 128 threads (BK = WG/4 keys per tile),
+//   PREFETCH: issue the next tile's K loads before this tile's softmax and P·V (else after them).
+// Grid: (num_splits, Hkv, B) workgroups of WG threads.
+// Workgroup memory: sm 18 KiB (query 4, partial scores 8, p 2, rescale factors 1 KiB; after the last tile
+//   the key groups' o), okm/mm/ll 2.1 KiB: ≈ 20 KiB. Features: none.
 struct Params {
   batch: u32,
   seq: u32,
@@ -28,7 +39,6 @@ struct Params {
   num_kv_heads: u32,
   chunk: u32,
   num_splits: u32,
-  group: u32,
   scale: f32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,87 +50,282 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> partial: array<vec4f>;
 
 override D4: u32 = 32u;
+override G: u32 = 6u;
+override WG: u32 = 256u;
+override PREFETCH: bool = true;
+override BK: u32 = WG / 4u;
+// P·V key groups: one warp-wide row of vec4 columns each (at most 32 groups, so G·KGU ≤ WG softmax
+// threads); KPG keys per group; KGU groups hold keys.
+override KG: u32 = WG / max(D4, 8u);
+override KPG: u32 = (BK + KG - 1u) / KG;
+override KGU: u32 = (BK + KPG - 1u) / KPG;
 
-const WG = 128u;
-const BK = 16u;
-const MAX_G = 8u;
-const STRIDE = 33u;    // padded rows of qs and ks: the 4 keys / 8 heads a warp reads sit in different banks
-const NEG = -3.0e38;   // "no score yet"; masked keys are tracked by flag, never by this value alone
+const NEG = -3.0e38; // "no score yet"; masked keys are tracked by flag, never by this value alone
+// Regions of sm (vec4 offsets), sized for WG = 256:
+const QS_AT = 0u; // [8][D4] pre-scaled queries of the group; zeros past G·D4 (≤ 256)
+const PART_AT = 256u; // [8][BK] partial scores, component = column slice (≤ 512)
+const P_AT = 768u; // [BK][2] p of heads 0–3 and 4–7 (≤ 128)
+const AL_AT = 896u; // [KGU][2] e^(m_old − m_new) of each key group's heads (≤ 64)
+// After the last tile, from 0: [ceil(KGU/2)][G][D4] the key groups' o (ceil(KGU/2)·D4 ≤ WG/2 + 16).
+var<workgroup> sm: array<vec4f, 1152>;
+var<workgroup> okm: array<u32, 32>; // [KGU] bit jj: key skg + KGU·jj is in the split and valid
+var<workgroup> mm: array<f32, 256>; // [KGU][8] each key group's final max
+var<workgroup> ll: array<f32, 256>; // [KGU][8] each key group's final Σ e^(s−m)
 
-var<workgroup> qs: array<vec4f, 264>;  // [MAX_G][STRIDE] pre-scaled queries of this kv head's group
-// K tile [BK][STRIDE] at 0, V tile [BK][D4] at V_AT; after the last tile, the value phase's per-key-group
-// sums [KG][MAX_G][D4] (KG·D4 ≤ WG, so ≤ 1024 vec4s).
-var<workgroup> kv: array<vec4f, 1040>;
-var<workgroup> ss: array<f32, 136>;     // [MAX_G][SS_STRIDE] scores
-var<workgroup> ps: array<vec4f, 32>;    // [BK][MAX_G/4] probabilities e^(s − m), heads ≥ G stay 0
-var<workgroup> kmask: array<u32, 16>;   // [BK] key inside this split and valid
-var<workgroup> alphas: array<vec4f, 2>; // [MAX_G/4] e^(m_old − m_new) of this tile
-var<workgroup> ms: array<f32, 8>;       // [MAX_G] running max
-var<workgroup> lsum: array<f32, 1024>;  // [KG][MAX_G] the value phase's per-key-group Σp
+var<private> bb: u32; // sample
+var<private> hkv: u32;
+var<private> kend: u32; // one past the split's last key
+var<private> sj: u32; // scores: key of the tile
+var<private> sub: u32; // scores: column slice (vec4 columns sub + 4i)
+var<private> skg: u32; // softmax: key group
+var<private> sg: u32; // softmax: head
+var<private> srole: bool;
+var<private> vkg: u32; // P·V: key group
+var<private> vc: u32; // P·V: vec4 column
+var<private> vrole: bool;
+var<private> mrun: f32; // softmax: running max of (sg, skg)
+var<private> lrun: f32; // softmax: running Σ e^(s − mrun)
+// K of key sj, vec4 columns sub + 4i.
+var<private> kr0: vec4f;
+var<private> kr1: vec4f;
+var<private> kr2: vec4f;
+var<private> kr3: vec4f;
+var<private> kr4: vec4f;
+var<private> kr5: vec4f;
+var<private> kr6: vec4f;
+var<private> kr7: vec4f;
+// V of keys vkg + KGU·jj, vec4 column vc.
+var<private> vr0: vec4f;
+var<private> vr1: vec4f;
+var<private> vr2: vec4f;
+var<private> vr3: vec4f;
+var<private> vr4: vec4f;
+var<private> vr5: vec4f;
+var<private> vr6: vec4f;
+var<private> vr7: vec4f;
+// o of head g, vec4 column vc, over this key group's keys.
+var<private> o0: vec4f;
+var<private> o1: vec4f;
+var<private> o2: vec4f;
+var<private> o3: vec4f;
+var<private> o4: vec4f;
+var<private> o5: vec4f;
+var<private> o6: vec4f;
+var<private> o7: vec4f;
 
-const V_AT = 528u;
-const SS_STRIDE = 17u; // the 8 heads' score rows a warp reads start in different banks
-
-// One thread's share of a K/V tile, held in registers between its load and its store to workgroup memory:
-// vec4 n sits at row (li + n·WG) / D4, column (li + n·WG) % D4 (BK·D4 ≤ 4·WG); okN = row inside the split
-// and key_valid; mk = key li of the tile is (threads li < BK). Named fields, not arrays, so they stay in
-// registers.
-struct Tile {
-  k0: vec4f, k1: vec4f, k2: vec4f, k3: vec4f,
-  v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f,
-  ok0: bool, ok1: bool, ok2: bool, ok3: bool,
-  mk: bool,
+// vec4 index of column 0 of key kk of this (sample, kv head), clamped to the split's last key (in bounds).
+fn row(kk: u32) -> u32 {
+  return ((bb * p.seq + min(kk, kend - 1u)) * p.num_kv_heads + hkv) * D4;
 }
 
-// Issues the loads of the tile of keys k0 … k0+BK−1 (those below k_end); nothing waits on them until
-// store_tile, so they are in flight while the current tile is computed.
-fn load_tile(b: u32, hkv: u32, k0: u32, k_end: u32, li: u32) -> Tile {
-  var t: Tile;
-  let row0 = (b * p.seq + k0) * p.num_kv_heads + hkv;
-  let vb = b * p.seq + k0;
-  let n_vec = BK * D4;
-  var i = li;
-  var j = i / D4;
-  if (i < n_vec && k0 + j < k_end) {
-    let at = (row0 + j * p.num_kv_heads) * D4 + i % D4;
-    t.k0 = k_cache[at]; t.v0 = v_cache[at]; t.ok0 = key_valid[vb + j] != 0;
-  }
-  i += WG; j = i / D4;
-  if (i < n_vec && k0 + j < k_end) {
-    let at = (row0 + j * p.num_kv_heads) * D4 + i % D4;
-    t.k1 = k_cache[at]; t.v1 = v_cache[at]; t.ok1 = key_valid[vb + j] != 0;
-  }
-  i += WG; j = i / D4;
-  if (i < n_vec && k0 + j < k_end) {
-    let at = (row0 + j * p.num_kv_heads) * D4 + i % D4;
-    t.k2 = k_cache[at]; t.v2 = v_cache[at]; t.ok2 = key_valid[vb + j] != 0;
-  }
-  i += WG; j = i / D4;
-  if (i < n_vec && k0 + j < k_end) {
-    let at = (row0 + j * p.num_kv_heads) * D4 + i % D4;
-    t.k3 = k_cache[at]; t.v3 = v_cache[at]; t.ok3 = key_valid[vb + j] != 0;
-  }
-  if (li < BK && k0 + li < k_end) { t.mk = key_valid[vb + li] != 0; }
-  return t;
+// Column sub + 4i of key sj; zero past Dh so the dot with the neighbouring query columns adds nothing.
+fn ldk(at: u32, i: u32) -> vec4f {
+  if (D4 % 4u == 0u || sub + 4u * i < D4) { return k_cache[at + 4u * i]; }
+  return vec4f(0.0);
 }
 
-// Padded (key_valid 0) and out-of-split rows are stored as zeros, so whatever the cache holds there
-// (even NaN) cannot reach `out` through a zero probability.
-fn store_vec(i: u32, k: vec4f, v: vec4f, ok: bool) {
-  if (i < BK * D4) {
-    let j = i / D4;
-    let c = i % D4;
-    kv[j * STRIDE + c] = select(vec4f(0.0), k, ok);
-    kv[V_AT + j * D4 + c] = select(vec4f(0.0), v, ok);
+// Keys past the split (a split shorter than the tile) are neither loaded nor scored: whole warps skip.
+fn load_k(t0: u32) {
+  if (t0 + sj >= kend) { return; }
+  let at = row(t0 + sj) + sub;
+  kr0 = ldk(at, 0u);
+  if (D4 > 4u) { kr1 = ldk(at, 1u); }
+  if (D4 > 8u) { kr2 = ldk(at, 2u); }
+  if (D4 > 12u) { kr3 = ldk(at, 3u); }
+  if (D4 > 16u) { kr4 = ldk(at, 4u); }
+  if (D4 > 20u) { kr5 = ldk(at, 5u); }
+  if (D4 > 24u) { kr6 = ldk(at, 6u); }
+  if (D4 > 28u) { kr7 = ldk(at, 7u); }
+}
+
+fn ldv(t0: u32, jj: u32) -> vec4f {
+  return v_cache[row(t0 + vkg + KGU * jj) + vc];
+}
+
+fn load_v(t0: u32) {
+  if (!vrole) { return; }
+  let n = kend - t0; // keys left in the split; group keys past them are skipped (uniform per warp)
+  if (vkg < n) { vr0 = ldv(t0, 0u); }
+  if (KPG > 1u && vkg + KGU < n) { vr1 = ldv(t0, 1u); }
+  if (KPG > 2u && vkg + 2u * KGU < n) { vr2 = ldv(t0, 2u); }
+  if (KPG > 3u && vkg + 3u * KGU < n) { vr3 = ldv(t0, 3u); }
+  if (KPG > 4u && vkg + 4u * KGU < n) { vr4 = ldv(t0, 4u); }
+  if (KPG > 5u && vkg + 5u * KGU < n) { vr5 = ldv(t0, 5u); }
+  if (KPG > 6u && vkg + 6u * KGU < n) { vr6 = ldv(t0, 6u); }
+  if (KPG > 7u && vkg + 7u * KGU < n) { vr7 = ldv(t0, 7u); }
+}
+
+// Bit jj: key skg + KGU·jj of the tile at t0 lies in the tile and the split and is a real token. The load
+// is unconditional (clamped) so it can be in flight with the K loads.
+fn okbit(t0: u32, jj: u32) -> u32 {
+  let j = skg + KGU * jj;
+  let valid = key_valid[bb * p.seq + min(t0 + j, kend - 1u)] != 0;
+  return select(0u, 1u << jj, (j < BK) & (t0 + j < kend) & valid);
+}
+
+fn load_ok(t0: u32) -> u32 {
+  if (!srole) { return 0u; }
+  var bits = okbit(t0, 0u);
+  if (KPG > 1u) { bits |= okbit(t0, 1u); }
+  if (KPG > 2u) { bits |= okbit(t0, 2u); }
+  if (KPG > 3u) { bits |= okbit(t0, 3u); }
+  if (KPG > 4u) { bits |= okbit(t0, 4u); }
+  if (KPG > 5u) { bits |= okbit(t0, 5u); }
+  if (KPG > 6u) { bits |= okbit(t0, 6u); }
+  if (KPG > 7u) { bits |= okbit(t0, 7u); }
+  return bits;
+}
+
+// Head g's query · key sj over this thread's column slice.
+fn qk(g: u32) -> f32 {
+  let at = QS_AT + g * D4 + sub;
+  var acc = dot(sm[at], kr0);
+  if (D4 > 4u) { acc += dot(sm[at + 4u], kr1); }
+  if (D4 > 8u) { acc += dot(sm[at + 8u], kr2); }
+  if (D4 > 12u) { acc += dot(sm[at + 12u], kr3); }
+  if (D4 > 16u) { acc += dot(sm[at + 16u], kr4); }
+  if (D4 > 20u) { acc += dot(sm[at + 20u], kr5); }
+  if (D4 > 24u) { acc += dot(sm[at + 24u], kr6); }
+  if (D4 > 28u) { acc += dot(sm[at + 28u], kr7); }
+  return acc;
+}
+
+fn scores(t0: u32) {
+  if (t0 + sj >= kend) { return; } // its partials stay stale; the key is masked
+  let at = PART_AT + sj;
+  sm[at][sub] = qk(0u);
+  if (G > 1u) { sm[at + BK][sub] = qk(1u); }
+  if (G > 2u) { sm[at + 2u * BK][sub] = qk(2u); }
+  if (G > 3u) { sm[at + 3u * BK][sub] = qk(3u); }
+  if (G > 4u) { sm[at + 4u * BK][sub] = qk(4u); }
+  if (G > 5u) { sm[at + 5u * BK][sub] = qk(5u); }
+  if (G > 6u) { sm[at + 6u * BK][sub] = qk(6u); }
+  if (G > 7u) { sm[at + 7u * BK][sub] = qk(7u); }
+}
+
+fn has(bits: u32, jj: u32) -> bool {
+  return ((bits >> jj) & 1u) != 0u;
+}
+
+// Score of key skg + KGU·jj for head sg; a masked key's partials may be NaN (padded rows), never used.
+fn sc(jj: u32, bits: u32) -> f32 {
+  if (jj >= KPG) { return NEG; }
+  let s = dot(sm[PART_AT + sg * BK + skg + KGU * jj], vec4f(1.0));
+  return select(NEG, s, has(bits, jj));
+}
+
+// e^(s − m) of key skg + KGU·jj, stored for P·V; 0 for a masked key even while m is still NEG.
+fn put_p(jj: u32, s: f32, m: f32, bits: u32) -> f32 {
+  let j = skg + KGU * jj;
+  if (jj >= KPG || (KPG * KGU != BK && j >= BK)) { return 0.0; }
+  let e = select(0.0, exp(s - m), has(bits, jj));
+  sm[P_AT + 2u * j + sg / 4u][sg % 4u] = e;
+  return e;
+}
+
+fn softmax(bits: u32) {
+  let s0 = sc(0u, bits);
+  let s1 = sc(1u, bits);
+  let s2 = sc(2u, bits);
+  let s3 = sc(3u, bits);
+  let s4 = sc(4u, bits);
+  let s5 = sc(5u, bits);
+  let s6 = sc(6u, bits);
+  let s7 = sc(7u, bits);
+  let m_new = max(mrun, max(max(max(s0, s1), max(s2, s3)), max(max(s4, s5), max(s6, s7))));
+  let alpha = exp(mrun - m_new); // 1 while the group has seen no key (its o and l are 0 then)
+  let e = (put_p(0u, s0, m_new, bits) + put_p(1u, s1, m_new, bits)) +
+    (put_p(2u, s2, m_new, bits) + put_p(3u, s3, m_new, bits)) +
+    ((put_p(4u, s4, m_new, bits) + put_p(5u, s5, m_new, bits)) +
+      (put_p(6u, s6, m_new, bits) + put_p(7u, s7, m_new, bits)));
+  lrun = lrun * alpha + e;
+  mrun = m_new;
+  sm[AL_AT + 2u * skg + sg / 4u][sg % 4u] = alpha;
+  if (sg == 0u) { okm[skg] = bits; }
+}
+
+// o_g += p[j][g] · V[j] for key j = vkg + KGU·jj. A padded, out-of-split or out-of-tile key is skipped
+// (not multiplied by p = 0), so whatever the cache holds there (even NaN) cannot reach `out`; the branch
+// is uniform across a warp of one key group.
+fn pv(jj: u32, x: vec4f, bits: u32) {
+  if (!has(bits, jj)) { return; }
+  let j = vkg + KGU * jj;
+  let pa = sm[P_AT + 2u * j];
+  o0 = fma(vec4f(pa.x), x, o0);
+  if (G > 1u) { o1 = fma(vec4f(pa.y), x, o1); }
+  if (G > 2u) { o2 = fma(vec4f(pa.z), x, o2); }
+  if (G > 3u) { o3 = fma(vec4f(pa.w), x, o3); }
+  if (G > 4u) {
+    let pb = sm[P_AT + 2u * j + 1u];
+    o4 = fma(vec4f(pb.x), x, o4);
+    if (G > 5u) { o5 = fma(vec4f(pb.y), x, o5); }
+    if (G > 6u) { o6 = fma(vec4f(pb.z), x, o6); }
+    if (G > 7u) { o7 = fma(vec4f(pb.w), x, o7); }
   }
 }
 
-fn store_tile(t: Tile, li: u32) {
-  store_vec(li, t.k0, t.v0, t.ok0);
-  store_vec(li + WG, t.k1, t.v1, t.ok1);
-  store_vec(li + 2u * WG, t.k2, t.v2, t.ok2);
-  store_vec(li + 3u * WG, t.k3, t.v3, t.ok3);
-  if (li < BK) { kmask[li] = select(0u, 1u, t.mk); }
+fn scale_o(a: vec4f, b: vec4f) {
+  o0 *= a.x;
+  if (G > 1u) { o1 *= a.y; }
+  if (G > 2u) { o2 *= a.z; }
+  if (G > 3u) { o3 *= a.w; }
+  if (G > 4u) { o4 *= b.x; }
+  if (G > 5u) { o5 *= b.y; }
+  if (G > 6u) { o6 *= b.z; }
+  if (G > 7u) { o7 *= b.w; }
+}
+
+fn values() {
+  if (!vrole) { return; }
+  var ab = vec4f(1.0);
+  if (G > 4u) { ab = sm[AL_AT + 2u * vkg + 1u]; }
+  scale_o(sm[AL_AT + 2u * vkg], ab);
+  let bits = okm[vkg];
+  pv(0u, vr0, bits);
+  if (KPG > 1u) { pv(1u, vr1, bits); }
+  if (KPG > 2u) { pv(2u, vr2, bits); }
+  if (KPG > 3u) { pv(3u, vr3, bits); }
+  if (KPG > 4u) { pv(4u, vr4, bits); }
+  if (KPG > 5u) { pv(5u, vr5, bits); }
+  if (KPG > 6u) { pv(6u, vr6, bits); }
+  if (KPG > 7u) { pv(7u, vr7, bits); }
+}
+
+// The split's max of head g: over its key groups.
+fn head_max(g: u32) -> f32 {
+  var m = NEG;
+  for (var kg = 0u; kg < KGU; kg++) { m = max(m, mm[kg * 8u + g]); }
+  return m;
+}
+
+// e^(m_group − m_split) of head g for this key group (1 for heads past G: never used).
+fn group_scale(g: u32) -> f32 {
+  if (g >= G) { return 1.0; }
+  return exp(mm[vkg * 8u + g] - head_max(g));
+}
+
+fn put_o(slot: u32) {
+  let at = slot * G * D4 + vc;
+  sm[at] = o0;
+  if (G > 1u) { sm[at + D4] = o1; }
+  if (G > 2u) { sm[at + 2u * D4] = o2; }
+  if (G > 3u) { sm[at + 3u * D4] = o3; }
+  if (G > 4u) { sm[at + 4u * D4] = o4; }
+  if (G > 5u) { sm[at + 5u * D4] = o5; }
+  if (G > 6u) { sm[at + 6u * D4] = o6; }
+  if (G > 7u) { sm[at + 7u * D4] = o7; }
+}
+
+fn add_o(slot: u32) {
+  let at = slot * G * D4 + vc;
+  o0 += sm[at];
+  if (G > 1u) { o1 += sm[at + D4]; }
+  if (G > 2u) { o2 += sm[at + 2u * D4]; }
+  if (G > 3u) { o3 += sm[at + 3u * D4]; }
+  if (G > 4u) { o4 += sm[at + 4u * D4]; }
+  if (G > 5u) { o5 += sm[at + 5u * D4]; }
+  if (G > 6u) { o6 += sm[at + 6u * D4]; }
+  if (G > 7u) { o7 += sm[at + 7u * D4]; }
 }
 
 // Writes head row `row` (= b·H + head), vec4 column c: normalised into `out` when there is one split,
@@ -135,113 +340,84 @@ fn finish(row: u32, c: u32, split: u32, o: vec4f, l: f32, m: f32) {
   }
 }
 
-@compute @workgroup_size(128)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let G = p.group;
   let split = wg.x;
-  let hkv = wg.y;
-  let b = wg.z;
+  hkv = wg.y;
+  bb = wg.z;
   let k_begin = split * p.chunk;
-  let k_end = min(k_begin + p.chunk, p.kv_len);
+  kend = min(k_begin + p.chunk, p.kv_len);
+  sj = li / 4u;
+  sub = li % 4u;
+  skg = li % KGU;
+  sg = li / KGU;
+  srole = sg < G;
+  vkg = li / D4;
+  vc = li % D4;
+  vrole = vkg < KGU;
+  mrun = NEG;
 
-  for (var i = li; i < MAX_G * STRIDE; i += WG) {
-    let g = i / STRIDE;
-    let c = i - g * STRIDE;
+  load_k(k_begin);
+  var bits = load_ok(k_begin);
+  load_v(k_begin);
+  let q0 = (bb * p.num_heads + hkv * G) * D4;
+  for (var i = li; i < 256u; i += WG) {
     var x = vec4f(0.0);
-    if (g < G && c < D4) { x = q[(b * p.num_heads + hkv * G + g) * D4 + c] * p.scale; }
-    qs[i] = x;
-  }
-  if (li < MAX_G) { ms[li] = NEG; }
-  if (li < 2u * BK) { ps[li] = vec4f(0.0); }
-  if (li < 2u) { alphas[li] = vec4f(1.0); }
-  var next = load_tile(b, hkv, k_begin, k_end, li);
-
-  // Score phase: key sj, head sg; m is the head's running max (the same in its BK threads).
-  let sj = li / MAX_G;
-  let sg = li % MAX_G;
-  var m = NEG;
-  // Value phase: column c, key group kg (keys kg, kg + KG, …) for all MAX_G heads at once, so each V vec4
-  // read from workgroup memory feeds 8 heads; o_g and l (4 heads per vec4) are this key group's sums.
-  let KG = WG / D4;
-  let c = li % D4;
-  let kg = li / D4;
-  let in_value = kg < KG; // with D4 ∤ 128 the last threads idle
-  var o0 = vec4f(0.0); var o1 = vec4f(0.0); var o2 = vec4f(0.0); var o3 = vec4f(0.0);
-  var o4 = vec4f(0.0); var o5 = vec4f(0.0); var o6 = vec4f(0.0); var o7 = vec4f(0.0);
-  var la = vec4f(0.0); // heads 0..3
-  var lb = vec4f(0.0); // heads 4..7
-
-  for (var k0 = k_begin; k0 < k_end; k0 += BK) {
-    workgroupBarrier(); // the previous tile's K/V and probabilities are no longer read
-    store_tile(next, li);
-    workgroupBarrier();
-    next = load_tile(b, hkv, k0 + BK, k_end, li);
-
-    var s = NEG;
-    let key_ok = kmask[sj] != 0u;
-    if (sg < G) {
-      var acc = 0.0;
-      for (var cc = 0u; cc < D4; cc++) { acc += dot(qs[sg * STRIDE + cc], kv[sj * STRIDE + cc]); }
-      s = select(NEG, acc, key_ok);
-      ss[sg * SS_STRIDE + sj] = s;
-    }
-    workgroupBarrier();
-
-    if (sg < G) {
-      var tile_max = NEG;
-      for (var j = 0u; j < BK; j++) { tile_max = max(tile_max, ss[sg * SS_STRIDE + j]); }
-      let m_new = max(m, tile_max);
-      ps[sj * 2u + sg / 4u][sg % 4u] = select(0.0, exp(s - m_new), key_ok);
-      if (sj == 0u) {
-        alphas[sg / 4u][sg % 4u] = exp(m - m_new); // 1 while the head has seen no key (o, l are 0 then)
-        ms[sg] = m_new;
-      }
-      m = m_new;
-    }
-    workgroupBarrier();
-
-    if (in_value) {
-      let aa = alphas[0];
-      let ab = alphas[1];
-      o0 *= aa.x; o1 *= aa.y; o2 *= aa.z; o3 *= aa.w;
-      o4 *= ab.x; o5 *= ab.y; o6 *= ab.z; o7 *= ab.w;
-      la *= aa;
-      lb *= ab;
-      for (var j = kg; j < BK; j += KG) {
-        let v = kv[V_AT + j * D4 + c];
-        let pa = ps[j * 2u];
-        let pb = ps[j * 2u + 1u];
-        o0 += pa.x * v; o1 += pa.y * v; o2 += pa.z * v; o3 += pa.w * v;
-        o4 += pb.x * v; o5 += pb.y * v; o6 += pb.z * v; o7 += pb.w * v;
-        la += pa;
-        lb += pb;
-      }
-    }
-  }
-  workgroupBarrier(); // the last tile is consumed: kv is free for the key groups' sums; ms is final
-
-  if (in_value) {
-    let at = kg * MAX_G * D4 + c;
-    kv[at] = o0; kv[at + D4] = o1; kv[at + 2u * D4] = o2; kv[at + 3u * D4] = o3;
-    kv[at + 4u * D4] = o4; kv[at + 5u * D4] = o5; kv[at + 6u * D4] = o6; kv[at + 7u * D4] = o7;
-    if (c == 0u) {
-      lsum[kg * MAX_G] = la.x; lsum[kg * MAX_G + 1u] = la.y; lsum[kg * MAX_G + 2u] = la.z;
-      lsum[kg * MAX_G + 3u] = la.w; lsum[kg * MAX_G + 4u] = lb.x; lsum[kg * MAX_G + 5u] = lb.y;
-      lsum[kg * MAX_G + 6u] = lb.z; lsum[kg * MAX_G + 7u] = lb.w;
-    }
+    if (i < G * D4) { x = q[q0 + i] * p.scale; }
+    sm[QS_AT + i] = x;
   }
   workgroupBarrier();
 
-  // Output (head g, column c) pairs li and li + WG: sum the key groups.
+  for (var t0 = k_begin; t0 < kend; t0 += BK) {
+    scores(t0);
+    let more = t0 + BK < kend;
+    var next_bits = 0u;
+    if (PREFETCH && more) {
+      load_k(t0 + BK);
+      next_bits = load_ok(t0 + BK);
+    }
+    workgroupBarrier();
+    if (srole) { softmax(bits); }
+    workgroupBarrier(); // p, the rescale factors and okm are published
+    values();
+    if (more) {
+      if (!PREFETCH) {
+        load_k(t0 + BK);
+        next_bits = load_ok(t0 + BK);
+      }
+      load_v(t0 + BK);
+    }
+    bits = next_bits;
+  }
+
+  if (srole) {
+    mm[skg * 8u + sg] = mrun;
+    ll[skg * 8u + sg] = lrun;
+  }
+  workgroupBarrier(); // p and the rescale factors are consumed: sm takes the key groups' o; mm, ll are final
+
+  let half = (KGU + 1u) / 2u;
+  if (vrole) {
+    let a = vec4f(group_scale(0u), group_scale(1u), group_scale(2u), group_scale(3u));
+    let b = vec4f(group_scale(4u), group_scale(5u), group_scale(6u), group_scale(7u));
+    scale_o(a, b);
+    if (vkg >= half) { put_o(vkg - half); }
+  }
+  workgroupBarrier();
+  if (vrole && vkg + half < KGU) { add_o(vkg); }
+  workgroupBarrier();
+  if (vrole && vkg < half) { put_o(vkg); }
+  workgroupBarrier();
+
+  // Output (head g, column c): sum the remaining key-group slots; l over every key group on the same max.
   for (var i = li; i < G * D4; i += WG) {
     let g = i / D4;
-    let cc = i - g * D4;
+    let c = i - g * D4;
     var o = vec4f(0.0);
+    for (var s = 0u; s < half; s++) { o += sm[(s * G + g) * D4 + c]; }
+    let m = head_max(g);
     var l = 0.0;
-    for (var k = 0u; k < KG; k++) {
-      o += kv[(k * MAX_G + g) * D4 + cc];
-      l += lsum[k * MAX_G + g];
-    }
-    finish(b * p.num_heads + hkv * G + g, cc, split, o, l, ms[g]);
+    for (var kg = 0u; kg < KGU; kg++) { l += ll[kg * 8u + g] * exp(mm[kg * 8u + g] - m); }
+    finish(bb * p.num_heads + hkv * G + g, c, split, o, l, m);
   }
 }

@@ -16,16 +16,40 @@ export interface AttentionDecodeShape {
   splits?: number;
 }
 
-/** Keys per tile in kernels/attention_decode.wgsl; a split's chunk is a multiple of it. */
-const keyTile = 16;
-/** Workgroups worth launching: 4 per SM of an H100/H200 (132 SMs), so loads of several overlap. */
-const targetWorkgroups = 528;
+/** Tiling of kernels/attention_decode.wgsl (its override constants WG and PREFETCH). */
+export interface AttentionDecodeConfig {
+  /** Threads per workgroup, 256 or 128; a tile is a quarter as many keys (64 or 32). */
+  workgroupSize: 256 | 128;
+  /** Issue the next tile's K loads before this tile's softmax and P·V (only splits of > 1 tile differ). */
+  prefetch: boolean;
+}
+
+/** Every tiling scripts/bench_attention_decode.ts times. */
+export const attentionDecodeConfigs: readonly AttentionDecodeConfig[] = [
+  { workgroupSize: 256, prefetch: true },
+  { workgroupSize: 256, prefetch: false },
+  { workgroupSize: 128, prefetch: true },
+];
+
 /**
- * Fewest keys per split. The combine pass reads 4·(Dh+4)·G bytes per split and head group against the
- * 8·Dh·chunk bytes of K/V the split itself reads: ≈ 10% extra traffic at 32 keys, less beyond.
+ * Not yet measured on a GPU: 256 threads (64-key tiles) keep the most loads in flight per barrier, and
+ * prefetching K costs no registers (the K of the finished tile is dead by then).
+ */
+export const defaultAttentionDecodeConfig: AttentionDecodeConfig = { workgroupSize: 256, prefetch: true };
+
+/**
+ * Workgroups worth launching: 2 per SM of an H100/H200 (132 SMs), about as many as fit at once with
+ * ~100 registers per thread, so a split is one wave and never waits for a second one.
+ */
+const targetWorkgroups = 264;
+/**
+ * Fewest keys per split, and the step splits are rounded to. Fewer keys than a tile leave threads idle
+ * but shorten the longest split, which sets the latency at short contexts; the combine pass reads
+ * 4·(Dh+4)·G bytes per split and head group against the 8·Dh·chunk bytes of K/V the split itself reads
+ * (≈ 10% extra traffic at 32 keys, less beyond).
  */
 const minKeysPerSplit = 32;
-/** Default scratch capacity: enough for targetWorkgroups at B·Hkv = 8 with room to spare. */
+/** Default scratch capacity: 128 splits of 32 keys cover 4096 positions at any batch. */
 const defaultMaxSplits = 128;
 
 /** Split partials for `attentionDecode`: [maxSplits, B·H, Dh+4] f32 (o, then m, l and two pad words). */
@@ -45,12 +69,11 @@ export function decodeSplits(
   numKvHeads: number,
   capacity: number,
 ): { splits: number; chunk: number } {
-  const wanted = Math.min(
-    Math.ceil(targetWorkgroups / (batch * numKvHeads)),
-    Math.ceil(kvLen / minKeysPerSplit),
-  );
-  const splits = Math.max(1, Math.min(wanted, capacity));
-  const chunk = Math.ceil(kvLen / splits / keyTile) * keyTile;
+  const wanted = Math.ceil(targetWorkgroups / (batch * numKvHeads));
+  const step = minKeysPerSplit;
+  let chunk = Math.max(step, Math.ceil(kvLen / wanted / step) * step);
+  // A scratch too small for that many splits: the fewest longer splits it holds.
+  if (Math.ceil(kvLen / chunk) > capacity) chunk = Math.ceil(kvLen / capacity / step) * step;
   return { splits: Math.ceil(kvLen / chunk), chunk };
 }
 
@@ -69,6 +92,7 @@ export function attentionDecode(
   keyValid: Tensor,
   out: Tensor,
   shape: AttentionDecodeShape,
+  config: AttentionDecodeConfig = defaultAttentionDecodeConfig,
 ): void {
   const { batch: B, kvLen, numHeads: H, numKvHeads: Hkv, headDim: Dh } = shape;
   if (Dh % 4 !== 0 || Dh > 128 || Dh < 4) {
@@ -100,16 +124,16 @@ export function attentionDecode(
   }
   let splits: number, chunk: number;
   if (shape.splits !== undefined) {
-    chunk = Math.ceil(kvLen / shape.splits / keyTile) * keyTile;
+    chunk = Math.ceil(kvLen / shape.splits);
     splits = Math.ceil(kvLen / chunk);
   } else {
     ({ splits, chunk } = decodeSplits(kvLen, B, Hkv, capacity));
   }
   r.dispatch("attention_decode", {
     bindings: [q, kCache, vCache, keyValid, out, splits > 1 ? scratch! : out],
-    params: [B, S, kvLen, H, Hkv, chunk, splits, H / Hkv, f32(1 / Math.sqrt(Dh))],
+    params: [B, S, kvLen, H, Hkv, chunk, splits, f32(1 / Math.sqrt(Dh))],
     workgroups: [splits, Hkv, B],
-    constants: { D4: Dh / 4 },
+    constants: { D4: Dh / 4, G: H / Hkv, WG: config.workgroupSize, PREFETCH: config.prefetch ? 1 : 0 },
     label: `attention_decode ${out.label}`,
   });
   if (splits > 1) {

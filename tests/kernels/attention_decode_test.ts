@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import {
   attentionDecode,
+  type AttentionDecodeConfig,
+  attentionDecodeConfigs,
   createAttentionDecodeScratch,
   decodeSplits,
+  defaultAttentionDecodeConfig,
 } from "../../src/ops/attention_decode.ts";
 import { attentionCausalRef } from "../../src/ref/attention_causal.ts";
 import { randomF32, rng } from "../../src/ref/random.ts";
@@ -19,6 +22,7 @@ interface Case {
   pad?: number[]; // left padding per sample (pad ≥ kvLen: a sample with no valid key)
   splits?: number; // forced split count
   scratch?: boolean;
+  every?: boolean; // also run every tiling of attentionDecodeConfigs, not only the default
 }
 
 const cases: Case[] = [
@@ -32,56 +36,72 @@ const cases: Case[] = [
   // Splits 0 … 5 of sample 1 see only padding: their partials must not disturb the combine.
   { B: 3, S: 2049, kvLen: 2001, H: 6, Hkv: 1, Dh: 128, pad: [0, 1500, 2], scratch: true, splits: 9 },
   { B: 1, S: 50, kvLen: 48, H: 6, Hkv: 3, Dh: 20, pad: [3], scratch: true, splits: 2 }, // Dh/4 ∤ 128
+  // Lengths that are no multiple of the 64- or 32-key tile, GQA 1, 6 and 8, Dh 64 and 128, every tiling.
+  { B: 1, S: 1, kvLen: 1, H: 48, Hkv: 8, Dh: 128, scratch: true, every: true },
+  { B: 1, S: 40, kvLen: 37, H: 48, Hkv: 8, Dh: 128, scratch: true, every: true },
+  { B: 1, S: 517, kvLen: 517, H: 48, Hkv: 8, Dh: 128, scratch: true, every: true },
+  { B: 3, S: 530, kvLen: 517, H: 48, Hkv: 8, Dh: 128, pad: [0, 100, 517], scratch: true, every: true },
+  { B: 3, S: 600, kvLen: 517, H: 8, Hkv: 8, Dh: 64, pad: [7, 0, 300], scratch: true, every: true }, // G = 1
+  { B: 2, S: 517, kvLen: 517, H: 16, Hkv: 2, Dh: 64, pad: [64, 1], scratch: true, every: true }, // G = 8
+  { B: 2, S: 300, kvLen: 299, H: 8, Hkv: 1, Dh: 128, pad: [0, 65], every: true }, // G = 8, one split of 5 tiles
+  // One split of 9 tiles (online softmax across tiles, prefetch), with padding inside the tiles.
+  { B: 3, S: 520, kvLen: 517, H: 12, Hkv: 2, Dh: 128, pad: [0, 37, 200], every: true },
+  // 100 splits of 6 keys: the combine merges more than one batch of 4 splits per thread.
+  { B: 1, S: 600, kvLen: 600, H: 6, Hkv: 1, Dh: 128, pad: [5], scratch: true, splits: 100, every: true },
+  { B: 1, S: 90, kvLen: 77, H: 12, Hkv: 4, Dh: 36, scratch: true, splits: 5, every: true }, // Dh/4 = 9, G = 3
+  { B: 1, S: 40, kvLen: 33, H: 4, Hkv: 1, Dh: 16, scratch: true, splits: 2, every: true }, // Dh/4 = 4
 ];
 
-Deno.test("attentionDecode matches the causal reference at T = 1 (odd lengths, GQA 6 and 2, padding, splits)", async (t) => {
-  const gpu = await testGpu();
+const configName = (c: AttentionDecodeConfig) => `WG${c.workgroupSize}${c.prefetch ? "" : " no-prefetch"}`;
+
+Deno.test("attentionDecode matches the causal reference at T = 1 (odd lengths, GQA 1–8, padding, splits, tilings)", async (t) => {
   for (const c of cases) {
-    const { B, S, kvLen, H, Hkv, Dh } = c;
-    const name = `B=${B} S=${S} kvLen=${kvLen} H=${H}/${Hkv} Dh=${Dh}` +
-      (c.pad ? ` pad=${c.pad}` : "") + (c.splits ? ` splits=${c.splits}` : "");
-    await t.step(name, async () => {
-      const seed = B * 7 + S * 13 + kvLen + H * 3 + Dh;
-      const q = randomF32(B * H * Dh, seed, -2, 2);
-      // The whole cache is random: positions at or past kvLen and padded ones must be ignored.
-      const k = randomF32(B * S * Hkv * Dh, seed + 1, -2, 2);
-      const v = randomF32(B * S * Hkv * Dh, seed + 2);
-      const valid = new Int32Array(B * S).fill(1);
-      c.pad?.forEach((n, b) => valid.fill(0, b * S, b * S + Math.min(n, S)));
-      const gq = gpu.uploadTensor("q", "f32", [B, H * Dh], q);
-      const gk = gpu.uploadTensor("k", "f32", [B, S, Hkv * Dh], k);
-      const gv = gpu.uploadTensor("v", "f32", [B, S, Hkv * Dh], v);
-      const gm = gpu.uploadTensor("valid", "i32", [B, S], valid);
-      const out = gpu.uploadTensor("out", "f32", [B, H * Dh], randomF32(B * H * Dh, seed + 3));
-      const scratch = c.scratch
-        ? createAttentionDecodeScratch(gpu, "scratch", { batch: B, numHeads: H, headDim: Dh })
-        : undefined;
-      const r = gpu.recorder("test");
-      attentionDecode(r, gq, gk, gv, gm, out, {
-        batch: B,
-        kvLen,
-        numHeads: H,
-        numKvHeads: Hkv,
-        headDim: Dh,
-        scratch,
-        splits: c.splits,
-      });
-      const splits = c.splits ?? (scratch ? decodeSplits(kvLen, B, Hkv, scratch.shape[0]).splits : 1);
-      assert.equal(r.size, splits > 1 ? 2 : 1, "a combine pass exactly when the keys are split");
-      r.submit();
-      const got = await gpu.readF32(out);
-      const want = attentionCausalRef(q, k, v, valid, { B, T: 1, S, startPos: kvLen - 1, H, Hkv, Dh });
-      assert.ok(got.every(Number.isFinite), "no NaN/Inf, fully padded samples included");
-      assertNormalisedError(got, want, tolerance.attention.nerr);
-      c.pad?.forEach((n, b) => {
-        if (n >= kvLen) {
-          const row = got.subarray(b * H * Dh, (b + 1) * H * Dh);
-          assert.ok(row.every((x) => x === 0), `sample ${b} has no valid key: zeros`);
-        }
-      });
-    });
+    const configs = c.every ? attentionDecodeConfigs : [defaultAttentionDecodeConfig];
+    for (const config of configs) await runCase(t, c, config);
   }
 });
+
+async function runCase(t: Deno.TestContext, c: Case, config: AttentionDecodeConfig) {
+  const gpu = await testGpu();
+  const { B, S, kvLen, H, Hkv, Dh } = c;
+  const name = `B=${B} S=${S} kvLen=${kvLen} H=${H}/${Hkv} Dh=${Dh}` +
+    (c.pad ? ` pad=${c.pad}` : "") + (c.splits ? ` splits=${c.splits}` : "") + ` ${configName(config)}`;
+  await t.step(name, async () => {
+    // Fresh inputs per tiling, so no two runs of a shape see the same numbers.
+    const seed = B * 7 + S * 13 + kvLen + H * 3 + Dh + 1000 * attentionDecodeConfigs.indexOf(config);
+    const q = randomF32(B * H * Dh, seed, -2, 2);
+    // The whole cache is random: positions at or past kvLen and padded ones must be ignored.
+    const k = randomF32(B * S * Hkv * Dh, seed + 1, -2, 2);
+    const v = randomF32(B * S * Hkv * Dh, seed + 2);
+    const valid = new Int32Array(B * S).fill(1);
+    c.pad?.forEach((n, b) => valid.fill(0, b * S, b * S + Math.min(n, S)));
+    const gq = gpu.uploadTensor("q", "f32", [B, H * Dh], q);
+    const gk = gpu.uploadTensor("k", "f32", [B, S, Hkv * Dh], k);
+    const gv = gpu.uploadTensor("v", "f32", [B, S, Hkv * Dh], v);
+    const gm = gpu.uploadTensor("valid", "i32", [B, S], valid);
+    const out = gpu.uploadTensor("out", "f32", [B, H * Dh], randomF32(B * H * Dh, seed + 3));
+    const scratch = c.scratch
+      ? createAttentionDecodeScratch(gpu, "scratch", { batch: B, numHeads: H, headDim: Dh })
+      : undefined;
+    const r = gpu.recorder("test");
+    const shape = { batch: B, kvLen, numHeads: H, numKvHeads: Hkv, headDim: Dh, scratch, splits: c.splits };
+    attentionDecode(r, gq, gk, gv, gm, out, shape, config);
+    const splits = c.splits ?? (scratch ? decodeSplits(kvLen, B, Hkv, scratch.shape[0]).splits : 1);
+    assert.equal(r.size, splits > 1 ? 2 : 1, "a combine pass exactly when the keys are split");
+    r.submit();
+    const got = await gpu.readF32(out);
+    const want = attentionCausalRef(q, k, v, valid, { B, T: 1, S, startPos: kvLen - 1, H, Hkv, Dh });
+    assert.ok(got.every(Number.isFinite), "no NaN/Inf, fully padded samples included");
+    assertNormalisedError(got, want, tolerance.attention.nerr);
+    c.pad?.forEach((n, b) => {
+      if (n >= kvLen) {
+        const row = got.subarray(b * H * Dh, (b + 1) * H * Dh);
+        assert.ok(row.every((x) => x === 0), `sample ${b} has no valid key: zeros`);
+      }
+    });
+    [gq, gk, gv, gm, out, scratch].forEach((x) => x?.buffer.destroy());
+  });
+}
 
 Deno.test("attentionDecode ignores NaN in padded cache rows", async () => {
   const gpu = await testGpu();
@@ -131,10 +151,13 @@ Deno.test("attentionDecode ignores NaN in padded cache rows", async () => {
 });
 
 Deno.test("attentionDecode fills the GPU with splits and refuses what its scratch cannot hold", async () => {
-  // InternLM2-20B, batch 1: 8 kv heads × 64 splits ≥ 2 × 132 SMs at 4096 keys; short contexts keep ≥ 32 keys.
-  assert.deepEqual(decodeSplits(4096, 1, 8, 128), { splits: 64, chunk: 64 });
+  // InternLM2-20B (8 kv heads): about 2 workgroups per SM of 132 at 4096 keys and at batch 8; short
+  // contexts keep ≥ 32 keys per split; a small scratch gets fewer, longer splits.
+  assert.deepEqual(decodeSplits(4096, 1, 8, 128), { splits: 32, chunk: 128 });
+  assert.deepEqual(decodeSplits(512, 8, 8, 128), { splits: 4, chunk: 128 });
   assert.deepEqual(decodeSplits(512, 1, 8, 128), { splits: 16, chunk: 32 });
   assert.deepEqual(decodeSplits(20, 1, 8, 128), { splits: 1, chunk: 32 });
+  assert.deepEqual(decodeSplits(4096, 1, 8, 16), { splits: 16, chunk: 256 });
   const gpu = await testGpu();
   const q = gpu.createTensor("q", "f32", [1, 8]);
   const kv = gpu.createTensor("kv", "f32", [1, 4, 8]);

@@ -1,0 +1,310 @@
+// Times kernels/attention_decode.wgsl (+ its combine pass) in every tiling of attentionDecodeConfigs and a
+// sweep of keys per split against the kernels it replaced (kernels/attention_decode_baseline.wgsl and
+// attention_decode_combine_baseline.wgsl, launched with their old split policy) on the InternLM2-20B decode
+// shapes: H = 48 query heads, Hkv = 8, Dh = 128, at B = 1 with 512 and 4096 keys and B = 8 with 512.
+//   deno run -A scripts/bench_attention_decode.ts [--quick] [--ms 200] [--out attention_decode.json]
+// Timing: GPU timestamps around passes of D = 50 back-to-back calls (attention + combine, as the model
+// records them), passes until ≥ --ms per candidate; µs per call is the median pass over D. The calls rotate
+// over enough KV caches (≥ 3, > 150 MB) that the 50 MB L2 cannot serve them. GB/s counts the K/V bytes
+// 2·B·ctx·Hkv·Dh·4 once per call. Every candidate's output is compared with the old kernel's: normalised
+// error Σ(a−b)²/Σb² and the largest |a−b| over the largest |b|.
+// --quick: small odd shapes, two passes of two calls (a smoke run on llvmpipe, well under a minute).
+import { parseArgs } from "node:util";
+import { Gpu } from "../src/gpu/device.ts";
+import { f32, type Recorder } from "../src/gpu/recorder.ts";
+import { DispatchCache } from "../src/gpu/dispatch_cache.ts";
+import type { Tensor } from "../src/gpu/tensor.ts";
+import { fillRandom } from "../src/ops/fill_random.ts";
+import {
+  attentionDecode,
+  type AttentionDecodeConfig,
+  attentionDecodeConfigs,
+  createAttentionDecodeScratch,
+  decodeSplits,
+  defaultAttentionDecodeConfig,
+} from "../src/ops/attention_decode.ts";
+import { GpuTimer, median, nsToMs } from "../src/bench/gpu_timer.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean", default: false },
+    ms: { type: "string", default: "200" },
+    out: { type: "string" },
+  },
+});
+const quick = args.quick!;
+const minMs = Number(args.ms);
+
+interface Shape {
+  B: number;
+  ctx: number; // kvLen; the cache holds exactly ctx positions
+  H: number;
+  Hkv: number;
+  Dh: number;
+}
+const shapes: Shape[] = quick
+  ? [
+    { B: 1, ctx: 77, H: 12, Hkv: 2, Dh: 128 },
+    { B: 3, ctx: 130, H: 12, Hkv: 2, Dh: 128 },
+  ]
+  : [
+    { B: 1, ctx: 512, H: 48, Hkv: 8, Dh: 128 },
+    { B: 1, ctx: 4096, H: 48, Hkv: 8, Dh: 128 },
+    { B: 8, ctx: 512, H: 48, Hkv: 8, Dh: 128 },
+  ];
+/** Keys per split swept for every tiling (forced through `splits`). */
+const chunks = quick ? [32, 64] : [32, 64, 128, 256, 512];
+const callsPerPass = quick ? 2 : 50;
+const cacheBytes = quick ? 0 : 150e6;
+
+interface Inputs {
+  q: Tensor; // [B, H·Dh]
+  k: Tensor[]; // [B, ctx, Hkv·Dh] each
+  v: Tensor[];
+  valid: Tensor; // [B, ctx] i32
+  scratch: Tensor; // [maxSplits, B·H, Dh+4]
+}
+type Launch = (r: Recorder, x: Inputs, i: number, out: Tensor) => void;
+
+/** The old launcher: 16-key tiles, 528 target workgroups, ≥ 32 keys per split, chunk a multiple of 16. */
+function baselineSplits(kvLen: number, batch: number, numKvHeads: number): { splits: number; chunk: number } {
+  const wanted = Math.min(Math.ceil(528 / (batch * numKvHeads)), Math.ceil(kvLen / 32));
+  const splits = Math.max(1, Math.min(wanted, 128));
+  const chunk = Math.ceil(kvLen / splits / 16) * 16;
+  return { splits: Math.ceil(kvLen / chunk), chunk };
+}
+
+function baseline(s: Shape): [string, Launch, string] {
+  const { splits, chunk } = baselineSplits(s.ctx, s.B, s.Hkv);
+  const launch: Launch = (r, x, i, out) => {
+    r.dispatch("attention_decode_baseline", {
+      bindings: [x.q, x.k[i], x.v[i], x.valid, out, splits > 1 ? x.scratch : out],
+      params: [s.B, s.ctx, s.ctx, s.H, s.Hkv, chunk, splits, s.H / s.Hkv, f32(1 / Math.sqrt(s.Dh))],
+      workgroups: [splits, s.Hkv, s.B],
+      constants: { D4: s.Dh / 4 },
+      label: "attention_decode_baseline",
+    });
+    if (splits > 1) {
+      r.dispatch("attention_decode_combine_baseline", {
+        bindings: [x.scratch, out],
+        params: [s.B * s.H, splits],
+        workgroups: [s.B * s.H],
+        constants: { D4: s.Dh / 4 },
+        label: "attention_decode_combine_baseline",
+      });
+    }
+  };
+  return ["baseline", launch, `${splits}×${chunk}`];
+}
+
+const configName = (c: AttentionDecodeConfig) => `WG${c.workgroupSize}${c.prefetch ? "" : " no-prefetch"}`;
+
+function candidate(s: Shape, config: AttentionDecodeConfig, splits?: number): Launch {
+  return (r, x, i, out) =>
+    attentionDecode(r, x.q, x.k[i], x.v[i], x.valid, out, {
+      batch: s.B,
+      kvLen: s.ctx,
+      numHeads: s.H,
+      numKvHeads: s.Hkv,
+      headDim: s.Dh,
+      scratch: x.scratch,
+      splits,
+    }, config);
+}
+
+function candidates(s: Shape, capacity: number): [string, Launch, string][] {
+  const d = decodeSplits(s.ctx, s.B, s.Hkv, capacity);
+  const list: [string, Launch, string][] = [
+    baseline(s),
+    [
+      `default ${configName(defaultAttentionDecodeConfig)}`,
+      candidate(s, defaultAttentionDecodeConfig),
+      `${d.splits}×${d.chunk}`,
+    ],
+  ];
+  for (const config of attentionDecodeConfigs) {
+    for (const chunk of chunks) {
+      const splits = Math.ceil(s.ctx / chunk);
+      const real = Math.ceil(s.ctx / Math.ceil(s.ctx / splits));
+      if (chunk > s.ctx || splits > capacity) continue;
+      list.push([`${configName(config)} chunk ${chunk}`, candidate(s, config, splits), `${real}×${chunk}`]);
+    }
+  }
+  return list;
+}
+
+const gpu = await Gpu.create();
+const timer = GpuTimer.install(gpu);
+console.log(`adapter: ${gpu.adapterDescription} (fallback ${gpu.isFallbackAdapter}), timing ${timer.method}`);
+
+interface Row {
+  B: number;
+  ctx: number;
+  H: number;
+  Hkv: number;
+  Dh: number;
+  kernel: string;
+  splits: string; // "splits×keys per split"
+  us: number;
+  usMin: number;
+  GBps: number;
+  callsPerPass: number;
+  passes: number;
+  caches: number;
+  nerr: number;
+  maxDiffOverMax: number;
+}
+const rows: Row[] = [];
+
+/** Median and minimum µs per call over `passes` passes of `D` calls each. */
+async function timePasses(name: string, runPass: () => void, D: number, passes: number) {
+  if (timer.hasTimestamps) {
+    timer.start(name);
+    for (let p = 0; p < passes; p++) runPass();
+    const per = (await timer.collect()).map((st) => nsToMs(st.endNs - st.beginNs) * 1000 / D);
+    await gpu.check(name);
+    return { us: median(per), usMin: Math.min(...per) };
+  }
+  const t0 = performance.now();
+  for (let p = 0; p < passes; p++) runPass();
+  await gpu.sync(name);
+  const us = (performance.now() - t0) * 1000 / (passes * D);
+  return { us, usMin: us };
+}
+
+function compare(got: Float32Array, ref: Float32Array) {
+  let num = 0, den = 0, maxDiff = 0, maxRef = 0;
+  for (let i = 0; i < got.length; i++) {
+    const d = got[i] - ref[i];
+    num += d * d;
+    den += ref[i] ** 2;
+    maxDiff = Math.max(maxDiff, Math.abs(d));
+    maxRef = Math.max(maxRef, Math.abs(ref[i]));
+  }
+  return { nerr: den > 0 ? num / den : num, maxDiffOverMax: maxRef > 0 ? maxDiff / maxRef : maxDiff };
+}
+
+let seed = 1;
+for (const s of shapes) {
+  const { B, ctx, H, Hkv, Dh } = s;
+  const kvBytes = 2 * B * ctx * Hkv * Dh * 4;
+  const caches = Math.max(3, Math.ceil(cacheBytes / kvBytes));
+  const capacity = Math.max(128, Math.ceil(ctx / 32));
+  const init = gpu.recorder("bench_attention_decode.fill");
+  const mk = (name: string, dtype: "f32" | "i32", dims: number[]) =>
+    gpu.createTensor(`bench_attention_decode.${name}`, dtype, dims);
+  const x: Inputs = {
+    q: mk("q", "f32", [B, H * Dh]),
+    k: [],
+    v: [],
+    valid: mk("valid", "i32", [B, ctx]),
+    scratch: createAttentionDecodeScratch(gpu, "bench_attention_decode.scratch", {
+      batch: B,
+      numHeads: H,
+      headDim: Dh,
+      maxSplits: capacity,
+    }),
+  };
+  // Scores of a few units (q·k·Dh^-0.5 with entries in ±2), like trained LLM attention.
+  fillRandom(init, x.q, { seed: seed++, lo: -2, hi: 2 });
+  for (let i = 0; i < caches; i++) {
+    x.k.push(mk(`k${i}`, "f32", [B, ctx, Hkv * Dh]));
+    x.v.push(mk(`v${i}`, "f32", [B, ctx, Hkv * Dh]));
+    fillRandom(init, x.k[i], { seed: seed++, lo: -2, hi: 2 });
+    fillRandom(init, x.v[i], { seed: seed++ });
+  }
+  init.submit();
+  // Left padding as a batch of different prompt lengths has it: sample b starts at 13·b.
+  const valid = new Int32Array(B * ctx).fill(1);
+  for (let b = 0; b < B; b++) valid.fill(0, b * ctx, b * ctx + Math.min(13 * b, ctx - 1));
+  gpu.writeTensor(x.valid, valid);
+  await gpu.sync("filling q and the KV caches");
+  const out = mk("out", "f32", [B, H * Dh]);
+  console.log(
+    `\nB=${B} ctx=${ctx} H=${H}/${Hkv} Dh=${Dh}: K/V ${(kvBytes / 1e6).toFixed(1)} MB per call, ` +
+      `${caches} caches (${(caches * kvBytes / 1e6).toFixed(0)} MB)`,
+  );
+
+  let ref: Float32Array | null = null;
+  for (const [name, launch, splits] of candidates(s, capacity)) {
+    try {
+      const chk = gpu.recorder(`bench_attention_decode.check ${name}`);
+      launch(chk, x, 0, out);
+      chk.submit();
+      const got = await gpu.readF32(out);
+      ref ??= got;
+      const { nerr, maxDiffOverMax } = compare(got, ref);
+
+      const cache = new DispatchCache(`bench_attention_decode.${name}`);
+      // The same rotation every pass, so the bind groups come from the cache.
+      const runPass = (D: number) => {
+        const r = gpu.recorder(`bench_attention_decode ${name}`, cache);
+        for (let d = 0; d < D; d++) launch(r, x, d % caches, out);
+        r.submit();
+      };
+      runPass(callsPerPass); // warm-up: pipeline build and bind groups
+      await gpu.sync(`warming up ${name}`);
+      let passes = 2;
+      if (!quick) {
+        const once = await timePasses(name, () => runPass(callsPerPass), callsPerPass, 3);
+        passes = Math.max(5, Math.min(2000, Math.ceil(minMs * 1000 / (callsPerPass * once.us))));
+      }
+      const t = await timePasses(name, () => runPass(callsPerPass), callsPerPass, passes);
+      cache.destroy();
+      const row: Row = {
+        B,
+        ctx,
+        H,
+        Hkv,
+        Dh,
+        kernel: name,
+        splits,
+        us: t.us,
+        usMin: t.usMin,
+        GBps: kvBytes / (t.us * 1e3),
+        callsPerPass,
+        passes,
+        caches,
+        nerr,
+        maxDiffOverMax,
+      };
+      rows.push(row);
+      console.log(
+        `  ${name.padEnd(30)} ${splits.padStart(8)} ${t.us.toFixed(2).padStart(8)} µs/call ` +
+          `(min ${t.usMin.toFixed(2)})  ${row.GBps.toFixed(0).padStart(5)} GB/s  ` +
+          `nerr ${nerr.toExponential(1)}  max|Δ|/max|old| ${maxDiffOverMax.toExponential(1)}` +
+          `${nerr > 1e-10 ? "  MISMATCH" : ""}  [${passes}×${callsPerPass}]`,
+      );
+    } catch (e) {
+      console.log(`  ${name}: FAILED ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
+  [x.q, ...x.k, ...x.v, x.valid, x.scratch, out].forEach((t) => t.buffer.destroy());
+}
+
+console.log("\nSummary (µs per call, attention + combine; baseline: kernels/attention_decode_baseline.wgsl)");
+const fmt = (r: Row, base: Row) => {
+  const speedup = base.us / r.us;
+  return `${r.kernel} (${r.splits}) ${r.us.toFixed(2)} µs ${r.GBps.toFixed(0)} GB/s ×${speedup.toFixed(2)}`;
+};
+for (const s of shapes) {
+  const rs = rows.filter((r) => r.B === s.B && r.ctx === s.ctx && r.Dh === s.Dh);
+  const base = rs.find((r) => r.kernel === "baseline");
+  const def = rs.find((r) => r.kernel.startsWith("default"));
+  const ranked = rs.filter((r) => r.kernel !== "baseline" && r.nerr <= 1e-10).sort((a, b) => a.us - b.us);
+  if (!base || ranked.length === 0) continue;
+  const old = `baseline (${base.splits}) ${base.us.toFixed(2)} µs ${base.GBps.toFixed(0)} GB/s`;
+  const chosen = def ? fmt(def, base) : "default missing";
+  console.log(`B=${s.B} ctx=${s.ctx}: ${old} | ${chosen} | best ${fmt(ranked[0], base)}`);
+  for (const c of attentionDecodeConfigs) {
+    const best = ranked.find((r) => r.kernel.startsWith(`${configName(c)} chunk`));
+    if (best) console.log(`  best chunk for ${configName(c)}: ${best.splits} ${best.us.toFixed(2)} µs`);
+  }
+}
+const outPath = args.out ?? (Deno.env.get("OUT") ? `${Deno.env.get("OUT")}/attention_decode.json` : null);
+if (outPath) {
+  await Deno.writeTextFile(outPath, JSON.stringify({ adapter: gpu.adapterDescription, rows }, null, 1));
+  console.log(`wrote ${outPath}`);
+}
+gpu.destroy();
