@@ -69,7 +69,7 @@ export const fullShapes: BenchShapes = {
   ttftTiles: 7,
   // 7·256 image tokens + ~50 of template and question = 1842, the PyTorch baseline's prompt.
   ttftTextTokens: 50,
-  loopTokens: 64,
+  loopTokens: 128,
   compareLayers: 2,
   compareTokens: 16,
   copyBytes: 1 << 30,

@@ -7,6 +7,9 @@ import { markSeen, repetitionPenalty } from "../ops/repetition_penalty.ts";
 import { sampleToken } from "../ops/sample_token.ts";
 import type { GenerationConfig } from "./types.ts";
 
+/** Decode steps kept in flight by default (see GenerateOptions.inFlight). */
+export const defaultInFlight = 5;
+
 export interface GenerateInput {
   /** [B][L] prompt ids, left-padded to one length. */
   ids: number[][];
@@ -61,7 +64,7 @@ export async function generate(
   // repetition penalty never sees the prompt.
   const penalty = config.repetitionPenalty !== 1 ? config.repetitionPenalty : null;
   const seen = penalty ? gpu.uploadTensor("gen.seen", "u32", [B, V], new Uint32Array(B * V)) : null;
-  const ringSize = Math.max(2, (options.inFlight ?? 5) + 1);
+  const ringSize = Math.max(2, (options.inFlight ?? defaultInFlight) + 1);
   const ring = Array.from({ length: ringSize }, (_, i) =>
     gpu.device.createBuffer({
       label: `gen.readback${i}`,

@@ -23,8 +23,12 @@ export interface AttentionCausalShape {
 /** Query rows ((token, group member) pairs) and keys per workgroup tile in kernels/attention_causal.wgsl. */
 const queryTile = 16;
 const keyTile = 32;
-/** Workgroups worth filling the GPU with (an H100 has 132 SMs); split-K stops once the grid has this many. */
-const targetWorkgroups = 264;
+/**
+ * Workgroups worth filling the GPU with (an H100 has 132 SMs); split-K stops once the grid has this many.
+ * Only short chunks split (8 new tokens after a kept 1842-token conversation: 264 workgroups of ~170 keys
+ * took 175 µs a layer on an H100, bench v5); 8 per SM leaves each a couple of 32-key tiles.
+ */
+const targetWorkgroups = 1056;
 /** Fewest keys one split handles, so the combine pass stays cheap next to the attention itself. */
 const minKeysPerSplit = 2 * keyTile;
 

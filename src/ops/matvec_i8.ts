@@ -24,7 +24,7 @@ export interface MatvecConfig {
  * the row blocks: gate/up 94.9 instead of 101.4 µs at T = 1, the LM head 83.8 % of copy instead of 80.8 %.
  * null where the one-row kernel stays faster (T = 1 plain linear: wo 67 %, w2 82 % of copy).
  */
-export function matvecConfig(mode: MatvecMode, T: number, N: number): MatvecConfig | null {
+export function matvecConfig(mode: MatvecMode, T: number, _N: number): MatvecConfig | null {
   const persistent: MatvecConfig = { R: 4, LANES: 32, U: 4, persist: 264 };
   if (mode === "gateUp") return T <= 4 ? persistent : { R: 2, LANES: 16, U: 4 };
   if (mode === "linear") return T <= 1 ? null : { R: 4, LANES: 64, U: 4 };
