@@ -25,7 +25,9 @@
 //   4 key_valid [B, S] i32, 5 out [B, H·Dh] f32,
 //   6 partial [num_splits, B·H, Dh+4] f32 (any writable tensor when num_splits == 1).
 // Params: batch B, seq S, kv_len, num_heads H, num_kv_heads Hkv, chunk (keys per split, ≥ 1), num_splits,
-//   scale = Dh^-0.5 (f32).
+//   scale = Dh^-0.5 (f32), one_sequence: the B query rows are consecutive new tokens of cache sample 0
+//   (a follow-up round's chunk), row b attending kv_len + b keys; k_cache/v_cache/key_valid then need
+//   only sample 0.
 // Overrides: D4 = Dh/4 (1..32), G = H/Hkv (1..8), WG = 256 or 128 threads (BK = WG/4 keys per tile),
 //   PREFETCH: issue the next tile's K loads before this tile's softmax and P·V (else after them).
 // Grid: (num_splits, Hkv, B) workgroups of WG threads.
@@ -40,6 +42,7 @@ struct Params {
   chunk: u32,
   num_splits: u32,
   scale: f32,
+  one_sequence: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4f>;
@@ -72,7 +75,8 @@ var<workgroup> okm: array<u32, 32>; // [KGU] bit jj: key skg + KGU·jj is in the
 var<workgroup> mm: array<f32, 256>; // [KGU][8] each key group's final max
 var<workgroup> ll: array<f32, 256>; // [KGU][8] each key group's final Σ e^(s−m)
 
-var<private> bb: u32; // sample
+var<private> bb: u32; // query row (sample, or token of the one sequence when one_sequence)
+var<private> cb: u32; // cache sample the row reads
 var<private> hkv: u32;
 var<private> kend: u32; // one past the split's last key
 var<private> sj: u32; // scores: key of the tile
@@ -115,7 +119,7 @@ var<private> o7: vec4f;
 
 // vec4 index of column 0 of key kk of this (sample, kv head), clamped to the split's last key (in bounds).
 fn row(kk: u32) -> u32 {
-  return ((bb * p.seq + min(kk, kend - 1u)) * p.num_kv_heads + hkv) * D4;
+  return ((cb * p.seq + min(kk, kend - 1u)) * p.num_kv_heads + hkv) * D4;
 }
 
 // Column sub + 4i of key sj; zero past Dh so the dot with the neighbouring query columns adds nothing.
@@ -159,7 +163,7 @@ fn load_v(t0: u32) {
 // is unconditional (clamped) so it can be in flight with the K loads.
 fn okbit(t0: u32, jj: u32) -> u32 {
   let j = skg + KGU * jj;
-  let valid = key_valid[bb * p.seq + min(t0 + j, kend - 1u)] != 0;
+  let valid = key_valid[cb * p.seq + min(t0 + j, kend - 1u)] != 0;
   return select(0u, 1u << jj, (j < BK) & (t0 + j < kend) & valid);
 }
 
@@ -345,8 +349,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let split = wg.x;
   hkv = wg.y;
   bb = wg.z;
+  cb = select(bb, 0u, p.one_sequence != 0u);
+  // one_sequence: row bb is the sequence's new token bb, which sees one key more than the row before.
+  let kv_len = p.kv_len + select(0u, bb, p.one_sequence != 0u);
   let k_begin = split * p.chunk;
-  kend = min(k_begin + p.chunk, p.kv_len);
+  // A split past a row's last key (one_sequence only) is empty: its partial is (0, m = NEG, l = 0).
+  kend = max(min(k_begin + p.chunk, kv_len), min(k_begin, kv_len));
   sj = li / 4u;
   sub = li % 4u;
   skg = li % KGU;

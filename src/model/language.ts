@@ -13,7 +13,7 @@ import { embedTokens, packBf16 } from "../ops/embed_tokens.ts";
 import { gatherRows } from "../ops/gather_rows.ts";
 import { ropeTables } from "../ops/rope.ts";
 import { qkvRopeCache } from "../ops/qkv_rope_cache.ts";
-import { attentionCausal, createAttentionScratch } from "../ops/attention_causal.ts";
+import { attentionCausal } from "../ops/attention_causal.ts";
 import { attentionDecode, createAttentionDecodeScratch } from "../ops/attention_decode.ts";
 import type { LanguageDims } from "./dims.ts";
 import type { KvCache } from "./kv_cache.ts";
@@ -90,9 +90,10 @@ export class LanguageScratch {
   /** Split-K partials for decode (T = 1), so one query per head still spreads over the whole GPU. */
   readonly attnSplits: Tensor | null;
   /**
-   * Split-K partials for a short chunk of one sequence (a follow-up round's new tokens, T ≤ 8): without
-   * them its few query tiles stream the whole kept cache alone (H100, 8 tokens after 1842: 38.7 ms of
-   * attention per chunk, 0.8 ms a layer).
+   * Split-K partials for a short chunk of one sequence (a follow-up round's new tokens, T ≤ 8), which runs
+   * as a decode step of T rows (attentionDecode oneSequence). attentionCausal's few query tiles streamed
+   * the whole kept cache alone (H100, 8 tokens after 1842: 38.7 ms of attention per chunk without splits,
+   * 8.4 ms with them).
    */
   readonly chunkSplits: Tensor | null;
 
@@ -114,7 +115,7 @@ export class LanguageScratch {
       ? createAttentionDecodeScratch(gpu, "lm.attn_splits", { batch, numHeads: H, headDim: Dh })
       : null;
     this.chunkSplits = batch === 1 && tokens > 1 && tokens <= maxMatvecTokens
-      ? createAttentionScratch(gpu, "lm.chunk_splits", { batch, tokens, numHeads: H, headDim: Dh })
+      ? createAttentionDecodeScratch(gpu, "lm.chunk_splits", { batch: tokens, numHeads: H, headDim: Dh })
       : null;
   }
 
@@ -182,6 +183,17 @@ export function languageForward(
         headDim: Dh,
         scratch: s.attnSplits ?? undefined,
       });
+    } else if (s.chunkSplits) {
+      // A follow-up chunk: its T tokens are T decode rows over the one kept sequence, query t seeing t more.
+      attentionDecode(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {
+        batch: T,
+        kvLen: startPos + 1,
+        numHeads: H,
+        numKvHeads: Hkv,
+        headDim: Dh,
+        scratch: s.chunkSplits,
+        oneSequence: true,
+      });
     } else {
       attentionCausal(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {
         batch: B,
@@ -190,7 +202,6 @@ export function languageForward(
         numHeads: H,
         numKvHeads: Hkv,
         headDim: Dh,
-        scratch: s.chunkSplits ?? undefined,
       });
     }
     linear(r, s.attn, lw.wo, s.hidden, { accumulate: true }); // h = h + wo(attn)

@@ -14,6 +14,11 @@ export interface AttentionDecodeShape {
   scratch?: Tensor;
   /** Force the number of key splits (tests, benchmarks); by default chosen to fill the GPU. */
   splits?: number;
+  /**
+   * The `batch` queries are consecutive new tokens of ONE cached sequence (cache sample 0): query b sees
+   * kvLen + b keys (causal). A short follow-up chunk then runs as a decode step of `batch` rows.
+   */
+  oneSequence?: boolean;
 }
 
 /** Tiling of kernels/attention_decode.wgsl (its override constants WG and PREFETCH). */
@@ -32,10 +37,11 @@ export const attentionDecodeConfigs: readonly AttentionDecodeConfig[] = [
 ];
 
 /**
- * Not yet measured on a GPU: 256 threads (64-key tiles) keep the most loads in flight per barrier, and
- * prefetching K costs no registers (the K of the finished tile is dead by then).
+ * scripts/bench_attention_decode.ts on an H100 (2026-11-26, bench/results/2026-11-26-h100-attention-decode.log,
+ * attention + combine per layer): 128 threads 14.2 / 28.4 / 27.7 µs at B=1 ctx 512 / B=1 ctx 4096 / B=8
+ * ctx 512, 256 threads 14.6 / 35.3 / 34.3, the old kernel 16.6 / 77.4 / 75.4.
  */
-export const defaultAttentionDecodeConfig: AttentionDecodeConfig = { workgroupSize: 256, prefetch: true };
+export const defaultAttentionDecodeConfig: AttentionDecodeConfig = { workgroupSize: 128, prefetch: true };
 
 /**
  * Workgroups worth launching: 2 per SM of an H100/H200 (132 SMs), about as many as fit at once with
@@ -102,13 +108,21 @@ export function attentionDecode(
     throw new Error(`attentionDecode: ${H} query heads do not split into ${Hkv} kv groups of at most 8`);
   }
   const S = kCache.shape[1];
+  const one = shape.oneSequence === true;
+  const Bc = one ? kCache.shape[0] : B; // cache samples (one sequence: any, sample 0 is read)
   expectTensor("attentionDecode q", q, "f32", [B, H * Dh]);
-  expectTensor("attentionDecode kCache", kCache, "f32", [B, S, Hkv * Dh]);
-  expectTensor("attentionDecode vCache", vCache, "f32", [B, S, Hkv * Dh]);
-  expectTensor("attentionDecode keyValid", keyValid, "i32", [B, S]);
+  expectTensor("attentionDecode kCache", kCache, "f32", [Bc, S, Hkv * Dh]);
+  expectTensor("attentionDecode vCache", vCache, "f32", [Bc, S, Hkv * Dh]);
+  expectTensor("attentionDecode keyValid", keyValid, "i32", [Bc, S]);
   expectTensor("attentionDecode out", out, "f32", [B, H * Dh]);
-  if (!Number.isInteger(kvLen) || kvLen < 1 || kvLen > S) {
-    throw new Error(`attentionDecode: kvLen ${kvLen} must be 1…${S} (the cache holds ${S} positions)`);
+  const maxLen = one ? kvLen + B - 1 : kvLen; // the longest row's keys
+  if (!Number.isInteger(kvLen) || kvLen < 1 || maxLen > S) {
+    throw new Error(
+      `attentionDecode: kvLen ${kvLen}${
+        one ? ` + ${B - 1} tokens` : ""
+      } must be 1…${S} (the cache holds ${S} ` +
+        `positions)`,
+    );
   }
   const rows = B * H;
   const { scratch } = shape;
@@ -124,14 +138,14 @@ export function attentionDecode(
   }
   let splits: number, chunk: number;
   if (shape.splits !== undefined) {
-    chunk = Math.ceil(kvLen / shape.splits);
-    splits = Math.ceil(kvLen / chunk);
+    chunk = Math.ceil(maxLen / shape.splits);
+    splits = Math.ceil(maxLen / chunk);
   } else {
-    ({ splits, chunk } = decodeSplits(kvLen, B, Hkv, capacity));
+    ({ splits, chunk } = decodeSplits(maxLen, B, Hkv, capacity));
   }
   r.dispatch("attention_decode", {
     bindings: [q, kCache, vCache, keyValid, out, splits > 1 ? scratch! : out],
-    params: [B, S, kvLen, H, Hkv, chunk, splits, f32(1 / Math.sqrt(Dh))],
+    params: [B, S, kvLen, H, Hkv, chunk, splits, f32(1 / Math.sqrt(Dh)), one ? 1 : 0],
     workgroups: [splits, Hkv, B],
     constants: { D4: Dh / 4, G: H / Hkv, WG: config.workgroupSize, PREFETCH: config.prefetch ? 1 : 0 },
     label: `attention_decode ${out.label}`,

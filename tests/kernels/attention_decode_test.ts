@@ -176,3 +176,51 @@ Deno.test("attentionDecode fills the GPU with splits and refuses what its scratc
     /9 query heads/,
   );
 });
+
+Deno.test("attentionDecode oneSequence: T new tokens of one sequence attend causally like the prefill", async (t) => {
+  const gpu = await testGpu();
+  // [T, start (keys before the chunk), H, Hkv, Dh, forced splits, padded positions of the kept prefix]
+  const cases: [number, number, number, number, number, number | undefined, number][] = [
+    [8, 1842, 48, 8, 128, undefined, 0], // a follow-up round's chunk after a 7-tile conversation
+    [5, 37, 12, 2, 64, 4, 3], // splits past the first rows' last keys are empty for them
+    [3, 0, 6, 1, 36, undefined, 0], // the first token sees only itself
+    [7, 200, 16, 2, 128, 1, 11], // one split: rows normalised in place
+  ];
+  for (const [T, start, H, Hkv, Dh, splits, pad] of cases) {
+    await t.step(
+      `T=${T} start=${start} H=${H}/${Hkv} Dh=${Dh} splits=${splits ?? "auto"} pad=${pad}`,
+      async () => {
+        const S = start + T + 3, seed = T * 31 + start + H + Dh;
+        const q = randomF32(T * H * Dh, seed, -2, 2);
+        const k = randomF32(S * Hkv * Dh, seed + 1, -2, 2);
+        const v = randomF32(S * Hkv * Dh, seed + 2);
+        const valid = new Int32Array(S).fill(1).fill(0, 0, pad);
+        const out = gpu.uploadTensor("out", "f32", [T, H * Dh], randomF32(T * H * Dh, seed + 3));
+        const scratch = createAttentionDecodeScratch(gpu, "scratch", { batch: T, numHeads: H, headDim: Dh });
+        const r = gpu.recorder("test");
+        attentionDecode(
+          r,
+          gpu.uploadTensor("q", "f32", [T, H * Dh], q),
+          gpu.uploadTensor("k", "f32", [1, S, Hkv * Dh], k),
+          gpu.uploadTensor("v", "f32", [1, S, Hkv * Dh], v),
+          gpu.uploadTensor("valid", "i32", [1, S], valid),
+          out,
+          {
+            batch: T,
+            kvLen: start + 1,
+            numHeads: H,
+            numKvHeads: Hkv,
+            headDim: Dh,
+            scratch,
+            splits,
+            oneSequence: true,
+          },
+        );
+        r.submit();
+        const got = await gpu.readF32(out);
+        const want = attentionCausalRef(q, k, v, valid, { B: 1, T, S, startPos: start, H, Hkv, Dh });
+        assertNormalisedError(got, want, tolerance.attention.nerr);
+      },
+    );
+  }
+});
