@@ -3,7 +3,7 @@
 import type { Recorder } from "../gpu/recorder.ts";
 import { argmax } from "../ops/argmax.ts";
 import { fillRandom } from "../ops/fill_random.ts";
-import { defaultInFlight, generate } from "../engine/generate.ts";
+import { defaultInFlight, defaultStepsPerReadback, generate } from "../engine/generate.ts";
 import { defaultGenerationConfig } from "../engine/types.ts";
 import { LmRunner } from "../model/lm_runner.ts";
 import type { BenchContext, Json } from "./bench_context.ts";
@@ -271,11 +271,14 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
   const ids = Array.from({ length: L }, (_, t) => (t * 7919 + 11) % V).map((id) =>
     id === shapes.imageContextId ? id - 1 : id
   );
-  // One run per depth of the readback ring: the GPU timestamps tell how long it waited for the CPU between
-  // steps; the wall clock between token callbacks is what a client sees (its first callbacks can come late
-  // while the CPU is still filling the queue, so it is taken over the second half of the tokens).
+  // One run per queue depth and readback grouping: the GPU timestamps tell how long it waited for the CPU
+  // between steps; the wall clock between token callbacks is what a client sees (its first callbacks can
+  // come late while the CPU is still filling the queue, so it is taken over the second half of the tokens).
   const runs: Record<string, Json> = {};
-  for (const inFlight of [...new Set([defaultInFlight, 12, 24])]) {
+  // The default first (the headline figures), then one map per step (the loop before readback groups) and
+  // a deeper queue.
+  const variants = [[defaultInFlight, defaultStepsPerReadback], [5, 1], [24, 8]];
+  for (const [inFlight, stepsPerReadback] of variants) {
     const stepTimes: number[] = [];
     timer.resetCounts();
     timer.start("loop");
@@ -287,6 +290,7 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
       eosId: -1, // random weights: never stop early
       imageContextId: shapes.imageContextId,
       inFlight,
+      stepsPerReadback,
       onStep: () => stepTimes.push(performance.now()),
     });
     const stamps = await timer.collect();
@@ -302,7 +306,7 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
     const span = decodeStamps.length > 1
       ? nsToMs(decodeStamps[decodeStamps.length - 1].endNs - decodeStamps[0].beginNs) / decodeStamps.length
       : NaN;
-    runs[`in_flight_${inFlight}`] = {
+    runs[`in_flight_${inFlight}_per_readback_${stepsPerReadback}`] = {
       new_tokens: out[0].length,
       wall_ms: round(wallMs, 1),
       ttft_wall_ms: round(stepTimes[0] - t0, 1),
@@ -314,7 +318,7 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
       gpu_idle_ms_between_steps_median: stamps.length ? round(median(gaps)) : null,
       gpu_idle_ms_between_steps_max: stamps.length ? round(Math.max(...gaps)) : null,
     };
-    if (inFlight === defaultInFlight) {
+    if (inFlight === defaultInFlight && stepsPerReadback === defaultStepsPerReadback) {
       ctx.results.loop_gpu_idle_ms_per_step = stamps.length ? round(median(gaps)) : null;
       ctx.results.loop_tokens_per_s = round(1000 / decodeWall, 2);
     }

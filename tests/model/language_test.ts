@@ -146,3 +146,36 @@ Deno.test("batch_chat: left-padded batch reproduces each sample and equals the u
     assert.deepEqual(out, outs[b], `sample ${b} alone`);
   }
 });
+
+Deno.test("generate reports every step once and in order however its readbacks are grouped", async (t) => {
+  const model = await tinyModel();
+  const c = caseById("batch_chat");
+  const [B, L] = c.input_ids.shape;
+  const flatIds = goldenI32(c.input_ids.file), flatMask = goldenI32(c.attention_mask.file);
+  const ids = Array.from({ length: B }, (_, b) => Array.from(flatIds.subarray(b * L, (b + 1) * L)));
+  const mask = Array.from({ length: B }, (_, b) => Array.from(flatMask.subarray(b * L, (b + 1) * L)));
+  const embeds = await imageEmbeds(model, c.images);
+  // Rows stop at <|im_end|> at different steps, so a stop lands inside a group for some grouping.
+  const want = Array.from({ length: B }, (_, b) => {
+    const golden: number[] = c.samples[b].generated_ids;
+    const stop = golden.indexOf(imEndId);
+    return stop >= 0 ? golden.slice(0, stop + 1) : golden;
+  });
+  for (const [stepsPerReadback, inFlight] of [[1, 1], [3, 5], [5, 7], [4, 12]]) {
+    await t.step(`${stepsPerReadback} steps per readback, ${inFlight} in flight`, async () => {
+      const steps: number[][] = [];
+      const outs = await generate(model, { ids, mask, imageEmbeds: embeds }, greedy32, {
+        eosId: imEndId,
+        imageContextId,
+        stepsPerReadback,
+        inFlight,
+        onStep: (s) => steps.push(s),
+      });
+      assert.deepEqual(outs, want);
+      // Step k reports row b's k-th id until the row has stopped, −1 after.
+      assert.equal(steps.length, Math.max(...want.map((w) => w.length)));
+      steps.forEach((s, k) => assert.deepEqual(s, want.map((w) => k < w.length ? w[k] : -1), `step ${k}`));
+    });
+  }
+  embeds?.buffer.destroy();
+});
