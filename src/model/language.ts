@@ -15,6 +15,7 @@ import { ropeTables } from "../ops/rope.ts";
 import { qkvRopeCache } from "../ops/qkv_rope_cache.ts";
 import { attentionCausal } from "../ops/attention_causal.ts";
 import { attentionDecode, createAttentionDecodeScratch } from "../ops/attention_decode.ts";
+import { attentionPrefill, minPrefillTokens } from "../ops/attention_prefill.ts";
 import type { LanguageDims } from "./dims.ts";
 import type { KvCache } from "./kv_cache.ts";
 import type { WeightUploader } from "./weight_source.ts";
@@ -193,6 +194,16 @@ export function languageForward(
         headDim: Dh,
         scratch: s.chunkSplits,
         oneSequence: true,
+      });
+    } else if (T >= minPrefillTokens && !s.chunkSplits) {
+      // Prompt pass: 64-row register-blocked tiles; shorter chunks keep attentionCausal's split-K.
+      attentionPrefill(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {
+        batch: B,
+        tokens: T,
+        startPos,
+        numHeads: H,
+        numKvHeads: Hkv,
+        headDim: Dh,
       });
     } else {
       attentionCausal(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {

@@ -1,0 +1,464 @@
+// Causal grouped-query attention of a prompt chunk over the KV cache (InternLM2, REFERENCE §7), the same
+// contract as attention_causal.wgsl without split-K: query t of sample b sits at cache position
+// start_pos + t and attends to positions 0 … start_pos + t whose key_valid is 1; query head j reads kv head
+// j / G (G = H / Hkv); out = softmax(q·kᵀ·Dh^-0.5)·v in f32; rows that see no valid key come out as zeros.
+// For chunks with enough query rows to fill the GPU (decode and short chunks keep attention_decode and
+// attention_causal, whose split-K spreads a few rows over many workgroups).
+// The register blocking of attention_full.wgsl (read its header first): a workgroup owns BQ query rows and
+// streams keys in blocks of BK = 32; thread (ty, tx) owns S rows ty + RS·i × keys tx + 8j (i, j < 4) and O
+// rows ty + RS·i × vec4 columns tx + 8c, Q and K staged 8 vec4 columns at a time, P through workgroup
+// memory, online softmax. What differs:
+//   rows: tile row R is (t, g) = (R / GR, R % GR) over GR = heads_per_tile query heads of one kv group:
+//     GR = 1 gives a tile one head's tokens, GR = G stages each K/V block once for the whole group and
+//     narrows the token span of a tile (a smaller diagonal block);
+//   keys: 0 … start_pos + the tile's last token, so no block above the diagonal is visited. A key past
+//     a row's position or with key_valid 0 gets score NEG and probability 0 by select, and its K/V rows are
+//     staged as zeros without being read, so NaN or garbage in padding rows cannot reach the output;
+//   order: wg.y counts tiles from the last (most keys) down, so where the GPU launches workgroups in index
+//     order the longest start first and the short ones fill the tail of the grid.
+// Accumulators and staging registers are named variables, never arrays indexed by loop variables (NVIDIA
+// puts those in local memory); inner steps are unrolled by calls with constant arguments.
+//
+// Bindings: 1 q [B·T, H·Dh] f32 (RoPE applied), 2 k_cache [B, S, Hkv·Dh] f32, 3 v_cache [B, S, Hkv·Dh] f32
+//   (both already holding the chunk's keys/values), 4 key_valid [B, S] i32 (0 = padding), 5 out [B·T, H·Dh]
+//   f32. q, caches and out are read as vec4: Dh % 4 == 0, Dh ≤ 128.
+// Params: tokens T, num_heads H, num_kv_heads Hkv, head_dim Dh (unread: the D4 override carries it), seq S,
+//   start_pos (start_pos + T ≤ S), heads_per_tile GR (1 or G), scale = Dh^-0.5 (f32).
+// Overrides: D4 = Dh / 4 (must match head_dim); BQ = query rows per workgroup, 64 or 32; PREFETCH: load the
+//   next stage into registers while this one computes.
+// Grid: (H / GR, ceil(T·GR / BQ), B) workgroups of 2·BQ threads; ty = li / 8 < BQ / 4, tx = li % 8.
+// Workgroup memory (BQ = 64 / 32): qk (BQ + 32) × 9 vec4 = 13.5 / 9 KiB, vs 32 × 32 vec4 = 16 KiB,
+//   red BQ × 8 f32 = 2 / 1 KiB, kmask 32 u32 = 128 B: 31.6 / 26.1 KiB, inside llvmpipe's 32 KiB.
+// Features: none.
+struct Params {
+  tokens: u32,
+  num_heads: u32,
+  num_kv_heads: u32,
+  head_dim: u32,
+  seq: u32,
+  start_pos: u32,
+  heads_per_tile: u32,
+  scale: f32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<vec4f>;
+@group(0) @binding(2) var<storage, read> k_cache: array<vec4f>;
+@group(0) @binding(3) var<storage, read> v_cache: array<vec4f>;
+@group(0) @binding(4) var<storage, read> key_valid: array<i32>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4f>;
+
+override D4: u32 = 32u;
+override BQ: u32 = 64u;
+override PREFETCH: bool = false;
+override RS: u32 = BQ / 4u; // row groups; also the row step between a thread's query rows
+override WG: u32 = 2u * BQ;
+override KR: u32 = BK / RS; // K and V rows a thread stages per stage: 2 (BQ 64) or 4 (BQ 32)
+override NCH: u32 = (D4 + DC - 1u) / DC; // stages per key block
+
+const BK = 32u;
+const DC = 8u; // vec4 columns per stage: one per tx
+const NEG = -3.0e38;
+const NONE = 0xffffffffu; // q/out index of a tile row past the last token
+
+// Rows 0..BQ-1: Q stage, then P [BQ][32 keys as 8 vec4]; rows BQ..BQ+31: K stage (stride 9: see
+// attention_full.wgsl).
+var<workgroup> qk: array<array<vec4f, 9>, BQ + BK>;
+var<workgroup> vs: array<array<vec4f, 32>, BK>; // [key][Dh/4]
+var<workgroup> red: array<array<vec4f, 2>, BQ>; // [row][tx]: per-thread row max, at the end row sum
+var<workgroup> kmask: array<u32, BK>; // [key] 1: inside the tile's range and key_valid
+
+var<private> tx: u32;
+var<private> ty: u32;
+var<private> kstride: u32; // vec4s per cache row (Hkv·Dh/4)
+var<private> kv0: u32; // vec4 index of (sample b, position 0, kv head) in k_cache and v_cache
+var<private> valid0: u32; // b·S: sample b's row of key_valid
+var<private> kend: u32; // the tile visits keys 0 … kend − 1
+// Per owned row i (tile row ty + RS·i): vec4 index of its (b, t, head) row in q and out (NONE past T), and
+// the last key position it may see.
+var<private> qa0: u32;
+var<private> qa1: u32;
+var<private> qa2: u32;
+var<private> qa3: u32;
+var<private> lim0: u32;
+var<private> lim1: u32;
+var<private> lim2: u32;
+var<private> lim3: u32;
+// The staged block's keys ty + RS·u (u < KR) are in range and valid; set with its first stage.
+var<private> kf0: bool;
+var<private> kf1: bool;
+var<private> kf2: bool;
+var<private> kf3: bool;
+// Scores: s{i} = row ty + RS·i, components j = keys tx + 8j of the block.
+var<private> s0: vec4f;
+var<private> s1: vec4f;
+var<private> s2: vec4f;
+var<private> s3: vec4f;
+// Output accumulators: o{i}{c} = row ty + RS·i, vec4 column tx + 8c.
+var<private> o00: vec4f;
+var<private> o01: vec4f;
+var<private> o02: vec4f;
+var<private> o03: vec4f;
+var<private> o10: vec4f;
+var<private> o11: vec4f;
+var<private> o12: vec4f;
+var<private> o13: vec4f;
+var<private> o20: vec4f;
+var<private> o21: vec4f;
+var<private> o22: vec4f;
+var<private> o23: vec4f;
+var<private> o30: vec4f;
+var<private> o31: vec4f;
+var<private> o32: vec4f;
+var<private> o33: vec4f;
+// One stage in flight: Q rows ty + RS·u, K and V rows ty + RS·u (u < KR), column tx of the stage.
+var<private> pq0: vec4f;
+var<private> pq1: vec4f;
+var<private> pq2: vec4f;
+var<private> pq3: vec4f;
+var<private> pk0: vec4f;
+var<private> pk1: vec4f;
+var<private> pk2: vec4f;
+var<private> pk3: vec4f;
+var<private> pv0: vec4f;
+var<private> pv1: vec4f;
+var<private> pv2: vec4f;
+var<private> pv3: vec4f;
+
+fn keyOk(pos: u32) -> bool {
+  return pos < kend && key_valid[valid0 + pos] != 0;
+}
+
+// Zeros past T, past Dh and for masked keys, so they add nothing to S and P·V.
+fn ldq(at: u32, col: u32) -> vec4f {
+  if (at != NONE && col < D4) { return q[at + col] * p.scale; }
+  return vec4f(0.0);
+}
+fn ldk(ok: bool, pos: u32, col: u32) -> vec4f {
+  if (ok && col < D4) { return k_cache[kv0 + pos * kstride + col]; }
+  return vec4f(0.0);
+}
+fn ldv(ok: bool, pos: u32, col: u32) -> vec4f {
+  if (ok && col < D4) { return v_cache[kv0 + pos * kstride + col]; }
+  return vec4f(0.0);
+}
+
+// Stage ch of key block kb: columns 8·ch.. of the workgroup's Q rows and of keys kb..kb+31.
+fn issue(kb: u32, ch: u32) {
+  let col = ch * DC + tx;
+  pq0 = ldq(qa0, col);
+  pq1 = ldq(qa1, col);
+  pq2 = ldq(qa2, col);
+  pq3 = ldq(qa3, col);
+  let kr = kb + ty;
+  if (ch == 0u) {
+    kf0 = keyOk(kr);
+    kf1 = keyOk(kr + RS);
+    if (KR > 2u) {
+      kf2 = keyOk(kr + 2u * RS);
+      kf3 = keyOk(kr + 3u * RS);
+    }
+  }
+  pk0 = ldk(kf0, kr, col);
+  pk1 = ldk(kf1, kr + RS, col);
+  pv0 = ldv(kf0, kr, col);
+  pv1 = ldv(kf1, kr + RS, col);
+  if (KR > 2u) {
+    pk2 = ldk(kf2, kr + 2u * RS, col);
+    pk3 = ldk(kf3, kr + 3u * RS, col);
+    pv2 = ldv(kf2, kr + 2u * RS, col);
+    pv3 = ldv(kf3, kr + 3u * RS, col);
+  }
+}
+
+fn store(ch: u32) {
+  qk[ty][tx] = pq0;
+  qk[ty + RS][tx] = pq1;
+  qk[ty + 2u * RS][tx] = pq2;
+  qk[ty + 3u * RS][tx] = pq3;
+  qk[BQ + ty][tx] = pk0;
+  qk[BQ + ty + RS][tx] = pk1;
+  let col = ch * DC + tx;
+  vs[ty][col] = pv0;
+  vs[ty + RS][col] = pv1;
+  if (KR > 2u) {
+    qk[BQ + ty + 2u * RS][tx] = pk2;
+    qk[BQ + ty + 3u * RS][tx] = pk3;
+    vs[ty + 2u * RS][col] = pv2;
+    vs[ty + 3u * RS][col] = pv3;
+  }
+  if (ch == 0u && tx == 0u) {
+    kmask[ty] = select(0u, 1u, kf0);
+    kmask[ty + RS] = select(0u, 1u, kf1);
+    if (KR > 2u) {
+      kmask[ty + 2u * RS] = select(0u, 1u, kf2);
+      kmask[ty + 3u * RS] = select(0u, 1u, kf3);
+    }
+  }
+}
+
+// One vec4 column c of the stage: 4 rows × 4 keys × 4 components.
+fn scoreStep(c: u32) {
+  let a0 = qk[ty][c];
+  let a1 = qk[ty + RS][c];
+  let a2 = qk[ty + 2u * RS][c];
+  let a3 = qk[ty + 3u * RS][c];
+  let k0 = qk[BQ + tx][c];
+  let k1 = qk[BQ + tx + 8u][c];
+  let k2 = qk[BQ + tx + 16u][c];
+  let k3 = qk[BQ + tx + 24u][c];
+  let kx = vec4f(k0.x, k1.x, k2.x, k3.x);
+  let ky = vec4f(k0.y, k1.y, k2.y, k3.y);
+  let kz = vec4f(k0.z, k1.z, k2.z, k3.z);
+  let kw = vec4f(k0.w, k1.w, k2.w, k3.w);
+  s0 = fma(a0.wwww, kw, fma(a0.zzzz, kz, fma(a0.yyyy, ky, fma(a0.xxxx, kx, s0))));
+  s1 = fma(a1.wwww, kw, fma(a1.zzzz, kz, fma(a1.yyyy, ky, fma(a1.xxxx, kx, s1))));
+  s2 = fma(a2.wwww, kw, fma(a2.zzzz, kz, fma(a2.yyyy, ky, fma(a2.xxxx, kx, s2))));
+  s3 = fma(a3.wwww, kw, fma(a3.zzzz, kz, fma(a3.yyyy, ky, fma(a3.xxxx, kx, s3))));
+}
+
+fn scoreStage() {
+  scoreStep(0u);
+  scoreStep(1u);
+  scoreStep(2u);
+  scoreStep(3u);
+  scoreStep(4u);
+  scoreStep(5u);
+  scoreStep(6u);
+  scoreStep(7u);
+}
+
+// Key j of the block with probabilities a{i} of the thread's rows: O{i} += a{i} · V[j] (vec4 columns past
+// Dh are compiled out).
+fn pvKey(j: u32, a0: f32, a1: f32, a2: f32, a3: f32) {
+  let v0 = vs[j][tx];
+  o00 = fma(vec4f(a0), v0, o00);
+  o10 = fma(vec4f(a1), v0, o10);
+  o20 = fma(vec4f(a2), v0, o20);
+  o30 = fma(vec4f(a3), v0, o30);
+  if (D4 > 8u) {
+    let v1 = vs[j][tx + 8u];
+    o01 = fma(vec4f(a0), v1, o01);
+    o11 = fma(vec4f(a1), v1, o11);
+    o21 = fma(vec4f(a2), v1, o21);
+    o31 = fma(vec4f(a3), v1, o31);
+  }
+  if (D4 > 16u) {
+    let v2 = vs[j][tx + 16u];
+    o02 = fma(vec4f(a0), v2, o02);
+    o12 = fma(vec4f(a1), v2, o12);
+    o22 = fma(vec4f(a2), v2, o22);
+    o32 = fma(vec4f(a3), v2, o32);
+  }
+  if (D4 > 24u) {
+    let v3 = vs[j][tx + 24u];
+    o03 = fma(vec4f(a0), v3, o03);
+    o13 = fma(vec4f(a1), v3, o13);
+    o23 = fma(vec4f(a2), v3, o23);
+    o33 = fma(vec4f(a3), v3, o33);
+  }
+}
+
+// Keys 4·j4 .. 4·j4 + 3: one vec4 of P per row.
+fn pvQuad(j4: u32) {
+  let a0 = qk[ty][j4];
+  let a1 = qk[ty + RS][j4];
+  let a2 = qk[ty + 2u * RS][j4];
+  let a3 = qk[ty + 3u * RS][j4];
+  pvKey(4u * j4, a0.x, a1.x, a2.x, a3.x);
+  pvKey(4u * j4 + 1u, a0.y, a1.y, a2.y, a3.y);
+  pvKey(4u * j4 + 2u, a0.z, a1.z, a2.z, a3.z);
+  pvKey(4u * j4 + 3u, a0.w, a1.w, a2.w, a3.w);
+}
+
+fn pvBlock() {
+  pvQuad(0u);
+  pvQuad(1u);
+  pvQuad(2u);
+  pvQuad(3u);
+  pvQuad(4u);
+  pvQuad(5u);
+  pvQuad(6u);
+  pvQuad(7u);
+}
+
+fn rescale(a0: f32, a1: f32, a2: f32, a3: f32) {
+  o00 *= a0;
+  o01 *= a0;
+  o02 *= a0;
+  o03 *= a0;
+  o10 *= a1;
+  o11 *= a1;
+  o12 *= a1;
+  o13 *= a1;
+  o20 *= a2;
+  o21 *= a2;
+  o22 *= a2;
+  o23 *= a2;
+  o30 *= a3;
+  o31 *= a3;
+  o32 *= a3;
+  o33 *= a3;
+}
+
+fn hmax(x: vec4f) -> f32 {
+  return max(max(x.x, x.y), max(x.z, x.w));
+}
+
+// Key tx + 8j of the block goes to P column (tx + 8j) / 4 = tx / 4 + 2j, component tx % 4.
+fn putP(row: u32, e: vec4f) {
+  let c = tx / 4u;
+  let m = tx % 4u;
+  qk[row][c][m] = e.x;
+  qk[row][c + 2u][m] = e.y;
+  qk[row][c + 4u][m] = e.z;
+  qk[row][c + 6u][m] = e.w;
+}
+
+fn putRed(row: u32, x: f32) {
+  red[row][tx / 4u][tx % 4u] = x;
+}
+
+fn rowSum(row: u32) -> f32 {
+  return dot(red[row][0] + red[row][1], vec4f(1.0));
+}
+
+// A row that saw no valid key has sum 0 and zero accumulators: it writes zeros.
+fn writeRow(at: u32, sum: f32, c0: vec4f, c1: vec4f, c2: vec4f, c3: vec4f) {
+  if (at == NONE) { return; }
+  let inv = select(0.0, 1.0 / sum, sum > 0.0);
+  if (tx < D4) { out[at + tx] = c0 * inv; }
+  if (tx + 8u < D4) { out[at + tx + 8u] = c1 * inv; }
+  if (tx + 16u < D4) { out[at + tx + 16u] = c2 * inv; }
+  if (tx + 24u < D4) { out[at + tx + 24u] = c3 * inv; }
+}
+
+// Tile row R of sample b, heads h0 …: its q/out row and the last key position it may see.
+fn rowAt(R: u32, b: u32, h0: u32) -> u32 {
+  let t = R / p.heads_per_tile;
+  if (t >= p.tokens) { return NONE; }
+  return ((b * p.tokens + t) * p.num_heads + h0 + R % p.heads_per_tile) * D4;
+}
+fn rowLimit(R: u32) -> u32 {
+  return p.start_pos + min(R / p.heads_per_tile, p.tokens - 1u);
+}
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(num_workgroups) grid: vec3u,
+  @builtin(local_invocation_index) li: u32,
+) {
+  tx = li % 8u;
+  ty = li / 8u;
+  let b = wg.z;
+  let h0 = wg.x * p.heads_per_tile; // the tile's first query head
+  let hkv = h0 / (p.num_heads / p.num_kv_heads);
+  kstride = p.num_kv_heads * D4;
+  kv0 = b * p.seq * kstride + hkv * D4;
+  valid0 = b * p.seq;
+  let tile0 = (grid.y - 1u - wg.y) * BQ; // the tile's first row
+  kend = rowLimit(tile0 + BQ - 1u) + 1u;
+  let r0 = ty;
+  let r1 = ty + RS;
+  let r2 = ty + 2u * RS;
+  let r3 = ty + 3u * RS;
+  qa0 = rowAt(tile0 + r0, b, h0);
+  qa1 = rowAt(tile0 + r1, b, h0);
+  qa2 = rowAt(tile0 + r2, b, h0);
+  qa3 = rowAt(tile0 + r3, b, h0);
+  lim0 = rowLimit(tile0 + r0);
+  lim1 = rowLimit(tile0 + r1);
+  lim2 = rowLimit(tile0 + r2);
+  lim3 = rowLimit(tile0 + r3);
+
+  // Running max (NEG until the row has seen a valid key) and this thread's share of the running sum (its
+  // own keys only; the 8 shares of a row are added at the end).
+  var m0 = NEG;
+  var m1 = NEG;
+  var m2 = NEG;
+  var m3 = NEG;
+  var l0 = 0.0;
+  var l1 = 0.0;
+  var l2 = 0.0;
+  var l3 = 0.0;
+
+  if (PREFETCH) { issue(0u, 0u); }
+  for (var kb = 0u; kb < kend; kb += BK) {
+    s0 = vec4f(0.0);
+    s1 = vec4f(0.0);
+    s2 = vec4f(0.0);
+    s3 = vec4f(0.0);
+    for (var ch = 0u; ch < NCH; ch++) {
+      if (!PREFETCH) { issue(kb, ch); }
+      workgroupBarrier(); // the last stage's Q/K (at ch 0: the last block's P, V, kmask) are no longer read
+      store(ch);
+      workgroupBarrier();
+      if (PREFETCH) {
+        if (ch + 1u < NCH) {
+          issue(kb, ch + 1u);
+        } else if (kb + BK < kend) {
+          issue(kb + BK, 0u);
+        }
+      }
+      scoreStage();
+    }
+
+    // Every row has its own causal limit, so the mask is a per-row select (keys past a row's limit but
+    // inside the tile's range are real, staged keys).
+    let kp = vec4u(kb + tx) + vec4u(0u, 8u, 16u, 24u);
+    let kv = vec4<bool>(kmask[tx] != 0u, kmask[tx + 8u] != 0u, kmask[tx + 16u] != 0u,
+                        kmask[tx + 24u] != 0u);
+    let ok0 = kv & (kp <= vec4u(lim0));
+    let ok1 = kv & (kp <= vec4u(lim1));
+    let ok2 = kv & (kp <= vec4u(lim2));
+    let ok3 = kv & (kp <= vec4u(lim3));
+    s0 = select(vec4f(NEG), s0, ok0);
+    s1 = select(vec4f(NEG), s1, ok1);
+    s2 = select(vec4f(NEG), s2, ok2);
+    s3 = select(vec4f(NEG), s3, ok3);
+    putRed(r0, hmax(s0));
+    putRed(r1, hmax(s1));
+    putRed(r2, hmax(s2));
+    putRed(r3, hmax(s3));
+    workgroupBarrier(); // also: every thread is done reading the Q/K stage that P overwrites
+    let mn0 = max(m0, hmax(max(red[r0][0], red[r0][1])));
+    let mn1 = max(m1, hmax(max(red[r1][0], red[r1][1])));
+    let mn2 = max(m2, hmax(max(red[r2][0], red[r2][1])));
+    let mn3 = max(m3, hmax(max(red[r3][0], red[r3][1])));
+    // A row with no valid key yet has mn = NEG, where exp(s − mn) of a masked key would be 1.
+    let e0 = select(vec4f(0.0), exp(s0 - mn0), ok0);
+    let e1 = select(vec4f(0.0), exp(s1 - mn1), ok1);
+    let e2 = select(vec4f(0.0), exp(s2 - mn2), ok2);
+    let e3 = select(vec4f(0.0), exp(s3 - mn3), ok3);
+    let a0 = exp(m0 - mn0);
+    let a1 = exp(m1 - mn1);
+    let a2 = exp(m2 - mn2);
+    let a3 = exp(m3 - mn3);
+    l0 = l0 * a0 + ((e0.x + e0.y) + (e0.z + e0.w));
+    l1 = l1 * a1 + ((e1.x + e1.y) + (e1.z + e1.w));
+    l2 = l2 * a2 + ((e2.x + e2.y) + (e2.z + e2.w));
+    l3 = l3 * a3 + ((e3.x + e3.y) + (e3.z + e3.w));
+    m0 = mn0;
+    m1 = mn1;
+    m2 = mn2;
+    m3 = mn3;
+    rescale(a0, a1, a2, a3);
+    putP(r0, e0);
+    putP(r1, e1);
+    putP(r2, e2);
+    putP(r3, e3);
+    workgroupBarrier();
+    pvBlock();
+  }
+
+  // red was last read before the final P barrier, so it can take the row sums.
+  putRed(r0, l0);
+  putRed(r1, l1);
+  putRed(r2, l2);
+  putRed(r3, l3);
+  workgroupBarrier();
+  writeRow(qa0, rowSum(r0), o00, o01, o02, o03);
+  writeRow(qa1, rowSum(r1), o10, o11, o12, o13);
+  writeRow(qa2, rowSum(r2), o20, o21, o22, o23);
+  writeRow(qa3, rowSum(r3), o30, o31, o32, o33);
+}

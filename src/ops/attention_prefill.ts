@@ -1,0 +1,99 @@
+import type { Recorder } from "../gpu/recorder.ts";
+import { f32 } from "../gpu/recorder.ts";
+import { expectTensor, type Tensor } from "../gpu/tensor.ts";
+
+export interface AttentionPrefillShape {
+  batch: number; // B sequences (left-padded to one length)
+  tokens: number; // T new queries per sequence, at cache positions startPos … startPos+T−1
+  startPos: number;
+  numHeads: number; // H query heads
+  numKvHeads: number; // Hkv (H % Hkv == 0)
+  headDim: number; // Dh (multiple of 4, ≤ 128)
+}
+
+/** Tiling of kernels/attention_prefill.wgsl (its override constants BQ, PREFETCH and heads_per_tile). */
+export interface AttentionPrefillConfig {
+  /** Query rows per workgroup (2 × that many threads). */
+  queryTile: 32 | 64;
+  /**
+   * "head": a tile's rows are consecutive tokens of one query head; "group": rows enumerate (token, head)
+   * over the G = H/Hkv query heads of one kv head, so each K/V block is staged once for the whole group.
+   */
+  rows: "head" | "group";
+  /** Load the next Q/K/V stage into registers while the current one computes. */
+  prefetch: boolean;
+}
+
+export const attentionPrefillConfigs: readonly AttentionPrefillConfig[] = [
+  { queryTile: 64, rows: "group", prefetch: false },
+  { queryTile: 64, rows: "group", prefetch: true },
+  { queryTile: 64, rows: "head", prefetch: false },
+  { queryTile: 64, rows: "head", prefetch: true },
+  { queryTile: 32, rows: "group", prefetch: false },
+  { queryTile: 32, rows: "group", prefetch: true },
+  { queryTile: 32, rows: "head", prefetch: false },
+  { queryTile: 32, rows: "head", prefetch: true },
+];
+
+/**
+ * The tiling the model uses. Not yet measured on an H100 (scripts/bench_attention_prefill.ts sweeps the
+ * candidates): 64 rows without prefetch is attention_full's measured best, and "group" rows read each K/V
+ * block once per kv head instead of once per query head.
+ */
+export const defaultAttentionPrefillConfig: AttentionPrefillConfig = {
+  queryTile: 64,
+  rows: "group",
+  prefetch: false,
+};
+
+/**
+ * Chunks with fewer new tokens keep attentionCausal: a 64-row tile of a short chunk would leave most of the
+ * GPU idle where attention_causal's 16-row tiles and split-K spread the work.
+ */
+export const minPrefillTokens = 32;
+
+/**
+ * Causal GQA attention of B·T new queries over the KV cache (REFERENCE §7), the prompt-pass kernel.
+ * q, out: [B·T, H·Dh] f32; kCache, vCache: [B, S, Hkv·Dh] f32 (already holding the new keys/values);
+ * keyValid: [B, S] i32, 1 = real token, 0 = left padding. Query t of sample b sees cache positions
+ * 0 … startPos+t with keyValid 1; rows that see none come out as zeros. Same result as attentionCausal.
+ */
+export function attentionPrefill(
+  r: Recorder,
+  q: Tensor,
+  kCache: Tensor,
+  vCache: Tensor,
+  keyValid: Tensor,
+  out: Tensor,
+  shape: AttentionPrefillShape,
+  config: AttentionPrefillConfig = defaultAttentionPrefillConfig,
+): void {
+  const { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh } = shape;
+  if (Dh % 4 !== 0 || Dh > 128 || Dh < 4) {
+    throw new Error(
+      `attentionPrefill: head dim ${Dh} is not supported; it must be a multiple of 4 up to 128`,
+    );
+  }
+  if (!(H > 0 && Hkv > 0 && H % Hkv === 0)) {
+    throw new Error(`attentionPrefill: ${H} query heads do not split into ${Hkv} kv groups`);
+  }
+  const S = kCache.shape[1];
+  expectTensor("attentionPrefill q", q, "f32", [B * T, H * Dh]);
+  expectTensor("attentionPrefill kCache", kCache, "f32", [B, S, Hkv * Dh]);
+  expectTensor("attentionPrefill vCache", vCache, "f32", [B, S, Hkv * Dh]);
+  expectTensor("attentionPrefill keyValid", keyValid, "i32", [B, S]);
+  expectTensor("attentionPrefill out", out, "f32", [B * T, H * Dh]);
+  if (!Number.isInteger(T) || T < 1 || !Number.isInteger(startPos) || startPos < 0 || startPos + T > S) {
+    throw new Error(
+      `attentionPrefill: queries at ${startPos}…${startPos + T - 1} lie outside a cache of ${S}`,
+    );
+  }
+  const headsPerTile = config.rows === "group" ? H / Hkv : 1;
+  r.dispatch("attention_prefill", {
+    bindings: [q, kCache, vCache, keyValid, out],
+    params: [T, H, Hkv, Dh, S, startPos, headsPerTile, f32(1 / Math.sqrt(Dh))],
+    workgroups: [H / headsPerTile, Math.ceil((T * headsPerTile) / config.queryTile), B],
+    constants: { D4: Dh / 4, BQ: config.queryTile, PREFETCH: config.prefetch ? 1 : 0 },
+    label: `attention_prefill ${out.label}`,
+  });
+}

@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import {
+  attentionPrefill,
+  type AttentionPrefillConfig,
+  attentionPrefillConfigs,
+} from "../../src/ops/attention_prefill.ts";
+import { attentionCausalRef } from "../../src/ref/attention_causal.ts";
+import { randomF32 } from "../../src/ref/random.ts";
+import { assertNormalisedError, testGpu } from "./check.ts";
+import { tolerance } from "./tolerances.ts";
+
+interface Case {
+  name: string;
+  B: number;
+  T: number;
+  S: number;
+  startPos: number;
+  H: number;
+  Hkv: number;
+  Dh: number;
+  pad?: number[]; // left padding per sample
+}
+
+// G = H/Hkv ∈ {1, 6, 8}; T = 1 and sizes that don't divide the 32/64-row tiles or the 32-key blocks.
+const cases: Case[] = [
+  { name: "T=1 first token, G 6, Dh 64", B: 1, T: 1, S: 1, startPos: 0, H: 6, Hkv: 1, Dh: 64 },
+  {
+    name: "T=1 continued, padded batch, G 8",
+    B: 2,
+    T: 1,
+    S: 50,
+    startPos: 45,
+    H: 8,
+    Hkv: 1,
+    Dh: 128,
+    pad: [10, 0],
+  },
+  { name: "T=37 from 0, MHA, Dh 64", B: 1, T: 37, S: 40, startPos: 0, H: 3, Hkv: 3, Dh: 64 },
+  {
+    name: "T=37 continued, padded batch (5 rows see no key), G 6",
+    B: 2,
+    T: 37,
+    S: 90,
+    startPos: 45,
+    H: 12,
+    Hkv: 2,
+    Dh: 128,
+    pad: [50, 3],
+  },
+  {
+    name: "T=130 from 0, padded batch (70 rows see no key), G 8",
+    B: 2,
+    T: 130,
+    S: 131,
+    startPos: 0,
+    H: 8,
+    Hkv: 1,
+    Dh: 128,
+    pad: [70, 0],
+  },
+  { name: "T=130 continued, G 6, Dh 64", B: 1, T: 130, S: 180, startPos: 45, H: 6, Hkv: 1, Dh: 64 },
+  { name: "T=200 from 0, G 6", B: 1, T: 200, S: 200, startPos: 0, H: 12, Hkv: 2, Dh: 128 },
+  {
+    name: "T=200 continued, padded batch, MHA, Dh 64",
+    B: 2,
+    T: 200,
+    S: 260,
+    startPos: 45,
+    H: 2,
+    Hkv: 2,
+    Dh: 64,
+    pad: [20, 60],
+  },
+  {
+    name: "T=37 continued, G 8, Dh 20 (partial stage)",
+    B: 1,
+    T: 37,
+    S: 99,
+    startPos: 45,
+    H: 8,
+    Hkv: 1,
+    Dh: 20,
+  },
+];
+
+const configName = (c: AttentionPrefillConfig) =>
+  `BQ ${c.queryTile}, ${c.rows} rows${c.prefetch ? ", prefetch" : ""}`;
+
+Deno.test("attentionPrefill matches the CPU reference in every tiling (odd lengths, continued, padding, GQA)", async (t) => {
+  const gpu = await testGpu();
+  for (const c of cases) {
+    const { B, T, S, startPos, H, Hkv, Dh } = c;
+    const seed = B * 7 + T * 11 + S * 13 + H + Dh;
+    const q = randomF32(B * T * H * Dh, seed, -2, 2);
+    // The whole cache is random; padding rows and rows past the chunk are NaN, which must never leak.
+    const k = randomF32(B * S * Hkv * Dh, seed + 1, -2, 2);
+    const v = randomF32(B * S * Hkv * Dh, seed + 2);
+    const valid = new Int32Array(B * S).fill(1);
+    c.pad?.forEach((n, b) => valid.fill(0, b * S, b * S + n));
+    const W = Hkv * Dh;
+    for (let b = 0; b < B; b++) {
+      for (let pos = 0; pos < S; pos++) {
+        if (valid[b * S + pos] && pos < startPos + T) continue;
+        k.fill(NaN, (b * S + pos) * W, (b * S + pos + 1) * W);
+        v.fill(NaN, (b * S + pos) * W, (b * S + pos + 1) * W);
+      }
+    }
+    const want = attentionCausalRef(q, k, v, valid, { B, T, S, startPos, H, Hkv, Dh });
+    const gq = gpu.uploadTensor("q", "f32", [B * T, H * Dh], q);
+    const gk = gpu.uploadTensor("k", "f32", [B, S, W], k);
+    const gv = gpu.uploadTensor("v", "f32", [B, S, W], v);
+    const gm = gpu.uploadTensor("valid", "i32", [B, S], valid);
+    const out = gpu.createTensor("out", "f32", [B * T, H * Dh]);
+    for (const config of attentionPrefillConfigs) {
+      await t.step(`${c.name}; ${configName(config)}`, async () => {
+        // Stale NaN in the output must be overwritten, fully masked rows included.
+        gpu.writeTensor(out, new Float32Array(B * T * H * Dh).fill(NaN));
+        const r = gpu.recorder("test");
+        attentionPrefill(r, gq, gk, gv, gm, out, {
+          batch: B,
+          tokens: T,
+          startPos,
+          numHeads: H,
+          numKvHeads: Hkv,
+          headDim: Dh,
+        }, config);
+        r.submit();
+        const got = await gpu.readF32(out);
+        assert.ok(got.every(Number.isFinite), "no NaN/Inf, fully padded rows included");
+        assertNormalisedError(got, want, tolerance.attention.nerr);
+        // Query rows of sample 0 that see only padding must be exact zeros.
+        const padded = c.pad ? Math.max(0, c.pad[0] - startPos) : 0;
+        for (let i = 0; i < Math.min(padded, T) * H * Dh; i++) assert.equal(got[i], 0);
+      });
+    }
+    [gq, gk, gv, gm, out].forEach((x) => x.buffer.destroy());
+  }
+});
+
+Deno.test("attentionPrefill refuses queries outside the cache and head counts that do not group", async () => {
+  const gpu = await testGpu();
+  const q = gpu.createTensor("q", "f32", [1, 8]);
+  const kv = gpu.createTensor("kv", "f32", [1, 4, 8]);
+  const m = gpu.createTensor("m", "i32", [1, 4]);
+  const shape = { batch: 1, tokens: 1, startPos: 3, numHeads: 1, numKvHeads: 1, headDim: 8 };
+  assert.throws(
+    () => attentionPrefill(gpu.recorder("t"), q, kv, kv, m, q, { ...shape, startPos: 4 }),
+    /queries at 4…4 lie outside a cache of 4/,
+  );
+  assert.throws(
+    () => attentionPrefill(gpu.recorder("t"), q, kv, kv, m, q, { ...shape, numHeads: 2, numKvHeads: 3 }),
+    /2 query heads do not split into 3 kv groups/,
+  );
+});
