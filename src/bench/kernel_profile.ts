@@ -69,6 +69,14 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
       const flops = 4 * B * T * H * Dh * (startPos + (T + 1) / 2);
       return { kernel, op, bytes: b[0].byteLength + kv + partials, flops, bytesModel: "model" };
     }
+    case "attention_prefill": {
+      // params [T, H, Hkv, Dh, S, startPos, GR, scale]; grid z = B; bindings q, k, v, valid, out
+      const [T, H, Hkv, Dh, , startPos] = p.map(num);
+      const B = o.workgroups instanceof Array ? o.workgroups[2] ?? 1 : 1;
+      const kv = B * (startPos + T) * Hkv * Dh * 4 * 2 + B * (startPos + T) * 4;
+      const flops = 4 * B * T * H * Dh * (startPos + (T + 1) / 2);
+      return { kernel, op, bytes: b[0].byteLength + kv + b[4].byteLength, flops, bytesModel: "model" };
+    }
     case "attention_causal_combine": {
       const [, Dh, splits, rows] = p.map(num);
       return {

@@ -12,7 +12,7 @@ import {
   type ProjectorWeights,
 } from "./projector.ts";
 import { type LanguageWeights, loadLanguageWeights } from "./language.ts";
-import { LmRunner } from "./lm_runner.ts";
+import { LmRunner, maxChunkedPrompt } from "./lm_runner.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
 import { type WeightSource, WeightUploader } from "./weight_source.ts";
 
@@ -174,7 +174,7 @@ export class InternVLModel {
    * sees does not pay shader compilation (hundreds of ms on NVIDIA's Vulkan driver).
    */
   async warmUp(): Promise<void> {
-    const runner = this.newRunner(1, 64);
+    const runner = this.newRunner(1, 128);
     const run = (n: number) => {
       const ids = Array.from({ length: n }, (_, i) => 1 + i);
       const r = this.gpu.recorder("warm-up");
@@ -191,6 +191,12 @@ export class InternVLModel {
       runner.truncate(0);
       run(40);
       run(1);
+      // A prompt pass past the chunked sizes (tiled GEMMs, prefill attention) and one image tile (every
+      // vision and projector kernel), so a server's first image request pays no compilation either.
+      runner.truncate(0);
+      run(maxChunkedPrompt + 6);
+      const S = this.dims.vision.imageSize;
+      this.encodeImages(new Float32Array(3 * S * S), 1).buffer.destroy();
     } finally {
       runner.destroy();
     }

@@ -6,7 +6,7 @@ import type { LanguageDims } from "./dims.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
 
 /** Longest single-sequence prompt that runs as decode-sized chunks instead of one tiled pass. */
-const maxChunkedPrompt = 64;
+export const maxChunkedPrompt = 64;
 import { KvCache } from "./kv_cache.ts";
 import { languageForward, LanguageScratch, type LanguageWeights } from "./language.ts";
 import type { Tap } from "./vision.ts";

@@ -137,12 +137,13 @@ export function checkTiledConfig(c: TiledConfig): void {
 
 /**
  * The tiling `linear` uses for T tokens, from scripts/bench_gemm.ts on an H100 (2026-11-26,
- * bench/results/2026-11-26-h100-gemm.log; old kernel 20–22 TFLOP/s): 128×128 with BK 8 for the ViT's
- * 7175-row GEMMs (42 TFLOP/s), 128×64 with BK 8 for the 1800-token LLM prefill (39–40), and 64×64 with 8×4
- * accumulators for a short prompt (64 rows: 17.9 TFLOP/s, the 8×8 64×64 tiling 8.3).
+ * bench/results/2026-11-26-h100-gemm.log; old kernel 20–22 TFLOP/s): 128×128 with BK 8 beyond 64 rows
+ * (ViT 7175 rows: 42 TFLOP/s; LLM prefill 1800 rows: 38–40, within 3 % of the best tiling there), and
+ * 64×64 with 8×4 accumulators for a short prompt (64 rows: 17.9 TFLOP/s, the 8×8 64×64 tiling 8.3). Two
+ * tilings only, so the engine's warm-up builds every prompt-pass pipeline with one long prompt.
  */
 export function tiledConfig(T: number, _N: number, _K: number): TiledConfig {
-  return T <= 64 ? tiledConfigs[9] : T <= 4096 ? tiledConfigs[4] : tiledConfigs[1];
+  return T <= 64 ? tiledConfigs[9] : tiledConfigs[1];
 }
 
 /** out = x·Wᵀ + bias. x: [T, K] f32, W: [N, K], out: [T, N] f32 (must not alias x). */
