@@ -1,8 +1,10 @@
 // Tiled matrix-matrix linear layer (prefill, vision): out[t, n] = scale[n] · Σ_k x[t, k]·W[n, k] + bias[n].
-// A BM×BN output tile per workgroup of TX×TY threads; each thread owns an 8×(4·CW) micro-tile: rows
-// {ty*4+i, BM/2+ty*4+i}, cols {tx*4+j, BN/2+tx*4+j} (the second column group only when CW = 2), so every
-// shared read is one vec4. K advances BK at a time through two shared buffers: while one is multiplied,
-// the next step's global loads are in flight in registers and land in the other buffer, one barrier per step.
+// A BM×BN output tile per workgroup of TX×TY threads; each thread owns a (4·RH)×(4·CW) micro-tile: rows
+// {j·BM/RH + ty*4 + i : j < RH}, cols {c·BN/CW + tx*4 + i : c < CW}, so every shared read is one vec4.
+// K advances BK at a time through two shared buffers: while one is multiplied, the next step's global
+// loads are in flight in registers and land in the other buffer, one barrier per step. With PF the last k
+// of a step is multiplied after the barrier, from fragments read before it (the cutlass/maxas order): the
+// warps then have 16·RH·CW FMAs to issue while the next step's first shared reads are in flight.
 // Int8 weights are widened to f32 on their way into shared memory; the row scale is applied at the end.
 //
 // Bindings: 1 x     [T, K] f32 (any K; read here only when !VEC)
@@ -15,9 +17,10 @@
 //           7 w4    binding 2's buffer seen as vec4<u32> (VEC and f32 weights)
 // Params:   t = T, n = N, k = K, kw, has_scale, has_bias, accumulate (1: out += result, the residual add)
 // Overrides: INT8 (weight encoding); VEC (K % 4 == 0: x and f32 weight rows are 16-byte aligned);
-//           TX, TY (threads along N, M; multiples of 8 and 4), CW (1 or 2 column groups of 4), BK (8, 16,
-//           32), GM (tile rows per group of the launch order). BM = 8·TY, BN = 4·CW·TX; BM·BK/4 and
-//           BN·BK/4 must be 1..4 times TX·TY (src/ops/linear.ts checks).
+//           TX, TY (threads along N, M; multiples of 8 and 4), RH (2 or 4 row groups of 4), CW (1, 2 or 4
+//           column groups of 4; RH·CW ≤ 8), BK (8, 16, 32), GM (tile rows per group of the launch order),
+//           PF (last k of a step after the barrier). BM = 4·RH·TY, BN = 4·CW·TX; BM·BK/4 and BN·BK/4
+//           must be 1..4 times TX·TY (src/ops/linear.ts checks).
 // Grid:     (ceil(N/BN), ceil(T/BM)) workgroups of TX·TY.
 // Features: none. Workgroup memory: 2·(BM+BN)·BK·4 bytes (32 KiB at 128×128, BK = 16).
 struct Params { t: u32, n: u32, k: u32, kw: u32, has_scale: u32, has_bias: u32, accumulate: u32 }
@@ -36,12 +39,14 @@ override INT8: bool = true;
 override VEC: bool = true;
 override TX: u32 = 16u;
 override TY: u32 = 16u;
+override RH: u32 = 2u;
 override CW: u32 = 2u;
 override BK: u32 = 16u;
 override GM: u32 = 8u;
+override PF: bool = false;
 
 override NT: u32 = TX * TY;
-override BM: u32 = 8u * TY;
+override BM: u32 = 4u * RH * TY;
 override BN: u32 = 4u * CW * TX;
 override KQ: u32 = BK / 4u; // 4-wide k groups per step
 override XSL: u32 = BM * KQ / NT; // x vec4 loads per thread per step
@@ -66,7 +71,8 @@ var<private> tx: u32;
 var<private> ty: u32;
 var<private> m0: u32;
 var<private> n0: u32;
-// Accumulators: a<i> = row i of the micro-tile × column group A, b<i> × column group B.
+// Accumulators: row i of the micro-tile × column group a, b, c or d (a8..a15, b8..b15 only when RH = 4;
+// c, d only when CW = 4).
 var<private> a0: vec4<f32>;
 var<private> a1: vec4<f32>;
 var<private> a2: vec4<f32>;
@@ -75,6 +81,14 @@ var<private> a4: vec4<f32>;
 var<private> a5: vec4<f32>;
 var<private> a6: vec4<f32>;
 var<private> a7: vec4<f32>;
+var<private> a8: vec4<f32>;
+var<private> a9: vec4<f32>;
+var<private> a10: vec4<f32>;
+var<private> a11: vec4<f32>;
+var<private> a12: vec4<f32>;
+var<private> a13: vec4<f32>;
+var<private> a14: vec4<f32>;
+var<private> a15: vec4<f32>;
 var<private> b0: vec4<f32>;
 var<private> b1: vec4<f32>;
 var<private> b2: vec4<f32>;
@@ -83,6 +97,39 @@ var<private> b4: vec4<f32>;
 var<private> b5: vec4<f32>;
 var<private> b6: vec4<f32>;
 var<private> b7: vec4<f32>;
+var<private> b8: vec4<f32>;
+var<private> b9: vec4<f32>;
+var<private> b10: vec4<f32>;
+var<private> b11: vec4<f32>;
+var<private> b12: vec4<f32>;
+var<private> b13: vec4<f32>;
+var<private> b14: vec4<f32>;
+var<private> b15: vec4<f32>;
+var<private> c0: vec4<f32>;
+var<private> c1: vec4<f32>;
+var<private> c2: vec4<f32>;
+var<private> c3: vec4<f32>;
+var<private> c4: vec4<f32>;
+var<private> c5: vec4<f32>;
+var<private> c6: vec4<f32>;
+var<private> c7: vec4<f32>;
+var<private> d0: vec4<f32>;
+var<private> d1: vec4<f32>;
+var<private> d2: vec4<f32>;
+var<private> d3: vec4<f32>;
+var<private> d4: vec4<f32>;
+var<private> d5: vec4<f32>;
+var<private> d6: vec4<f32>;
+var<private> d7: vec4<f32>;
+// PF: the fragments of a step's last k, multiplied after the barrier.
+var<private> hx0: vec4<f32>;
+var<private> hx1: vec4<f32>;
+var<private> hx2: vec4<f32>;
+var<private> hx3: vec4<f32>;
+var<private> hw0: vec4<f32>;
+var<private> hw1: vec4<f32>;
+var<private> hw2: vec4<f32>;
+var<private> hw3: vec4<f32>;
 // The next step's global loads, held while the current step is multiplied: 4 consecutive k of one x row
 // (sx), of one f32 weight row (sw) or one int8 weight word (sq).
 var<private> sx0: vec4<f32>;
@@ -240,47 +287,133 @@ fn put(odd: bool) {
   }
 }
 
-// ---- the multiply: one k of the micro-tile from four vec4 shared reads.
+// ---- the multiply: one k of the micro-tile from RH + CW vec4 shared reads. x<j>: rows of row group j,
+// w<c>: columns of column group c; fragments a tiling does not use are zero and their FMAs compile away.
 
-fn fma_tile(xl: vec4<f32>, xh: vec4<f32>, cA: vec4<f32>, cB: vec4<f32>) {
-  a0 += xl.x * cA;
-  a1 += xl.y * cA;
-  a2 += xl.z * cA;
-  a3 += xl.w * cA;
-  a4 += xh.x * cA;
-  a5 += xh.y * cA;
-  a6 += xh.z * cA;
-  a7 += xh.w * cA;
-  if (CW == 2u) {
-    b0 += xl.x * cB;
-    b1 += xl.y * cB;
-    b2 += xl.z * cB;
-    b3 += xl.w * cB;
-    b4 += xh.x * cB;
-    b5 += xh.y * cB;
-    b6 += xh.z * cB;
-    b7 += xh.w * cB;
+fn fma_tile(x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>,
+            w2: vec4<f32>, w3: vec4<f32>) {
+  a0 += x0.x * w0;
+  a1 += x0.y * w0;
+  a2 += x0.z * w0;
+  a3 += x0.w * w0;
+  a4 += x1.x * w0;
+  a5 += x1.y * w0;
+  a6 += x1.z * w0;
+  a7 += x1.w * w0;
+  if (CW > 1u) {
+    b0 += x0.x * w1;
+    b1 += x0.y * w1;
+    b2 += x0.z * w1;
+    b3 += x0.w * w1;
+    b4 += x1.x * w1;
+    b5 += x1.y * w1;
+    b6 += x1.z * w1;
+    b7 += x1.w * w1;
+  }
+  if (CW == 4u) {
+    c0 += x0.x * w2;
+    c1 += x0.y * w2;
+    c2 += x0.z * w2;
+    c3 += x0.w * w2;
+    c4 += x1.x * w2;
+    c5 += x1.y * w2;
+    c6 += x1.z * w2;
+    c7 += x1.w * w2;
+    d0 += x0.x * w3;
+    d1 += x0.y * w3;
+    d2 += x0.z * w3;
+    d3 += x0.w * w3;
+    d4 += x1.x * w3;
+    d5 += x1.y * w3;
+    d6 += x1.z * w3;
+    d7 += x1.w * w3;
+  }
+  if (RH == 4u) {
+    a8 += x2.x * w0;
+    a9 += x2.y * w0;
+    a10 += x2.z * w0;
+    a11 += x2.w * w0;
+    a12 += x3.x * w0;
+    a13 += x3.y * w0;
+    a14 += x3.z * w0;
+    a15 += x3.w * w0;
+    if (CW > 1u) {
+      b8 += x2.x * w1;
+      b9 += x2.y * w1;
+      b10 += x2.z * w1;
+      b11 += x2.w * w1;
+      b12 += x3.x * w1;
+      b13 += x3.y * w1;
+      b14 += x3.z * w1;
+      b15 += x3.w * w1;
+    }
   }
 }
 
+// One k's fragments: multiplied now, or (PF, the step's last k) held for after the barrier.
+fn use_k(k: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>, w0: vec4<f32>,
+         w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>) {
+  if (PF && k == BK - 1u) {
+    hx0 = x0;
+    hx1 = x1;
+    hx2 = x2;
+    hx3 = x3;
+    hw0 = w0;
+    hw1 = w1;
+    hw2 = w2;
+    hw3 = w3;
+  } else {
+    fma_tile(x0, x1, x2, x3, w0, w1, w2, w3);
+  }
+}
+
+fn held() {
+  if (PF) { fma_tile(hx0, hx1, hx2, hx3, hw0, hw1, hw2, hw3); }
+}
+
 // k is always a literal at the call sites, so the k loop is unrolled in the source (no loop counter, no
-// per-iteration loop bookkeeping) and every index below is a per-thread value plus a constant.
+// per-iteration loop bookkeeping) and every index below is a per-thread value plus a constant. Row group j
+// is vec4 j·TY + ty of a k row, column group c vec4 c·TX + tx.
 fn mac0(k: u32) {
   let g = swz(k / 4u);
   let xr = k * (BM / 4u);
   let wr = k * (BN / 4u);
-  var cB = vec4<f32>();
-  if (CW == 2u) { cB = ws0[wr + ((BN / 8u + tx) ^ g)]; }
-  fma_tile(xs0[xr + (ty ^ g)], xs0[xr + ((BM / 8u + ty) ^ g)], ws0[wr + (tx ^ g)], cB);
+  var x2 = vec4<f32>();
+  var x3 = vec4<f32>();
+  var w1 = vec4<f32>();
+  var w2 = vec4<f32>();
+  var w3 = vec4<f32>();
+  if (RH == 4u) {
+    x2 = xs0[xr + ((2u * TY + ty) ^ g)];
+    x3 = xs0[xr + ((3u * TY + ty) ^ g)];
+  }
+  if (CW > 1u) { w1 = ws0[wr + ((TX + tx) ^ g)]; }
+  if (CW == 4u) {
+    w2 = ws0[wr + ((2u * TX + tx) ^ g)];
+    w3 = ws0[wr + ((3u * TX + tx) ^ g)];
+  }
+  use_k(k, xs0[xr + (ty ^ g)], xs0[xr + ((TY + ty) ^ g)], x2, x3, ws0[wr + (tx ^ g)], w1, w2, w3);
 }
 
 fn mac1(k: u32) {
   let g = swz(k / 4u);
   let xr = k * (BM / 4u);
   let wr = k * (BN / 4u);
-  var cB = vec4<f32>();
-  if (CW == 2u) { cB = ws1[wr + ((BN / 8u + tx) ^ g)]; }
-  fma_tile(xs1[xr + (ty ^ g)], xs1[xr + ((BM / 8u + ty) ^ g)], ws1[wr + (tx ^ g)], cB);
+  var x2 = vec4<f32>();
+  var x3 = vec4<f32>();
+  var w1 = vec4<f32>();
+  var w2 = vec4<f32>();
+  var w3 = vec4<f32>();
+  if (RH == 4u) {
+    x2 = xs1[xr + ((2u * TY + ty) ^ g)];
+    x3 = xs1[xr + ((3u * TY + ty) ^ g)];
+  }
+  if (CW > 1u) { w1 = ws1[wr + ((TX + tx) ^ g)]; }
+  if (CW == 4u) {
+    w2 = ws1[wr + ((2u * TX + tx) ^ g)];
+    w3 = ws1[wr + ((3u * TX + tx) ^ g)];
+  }
+  use_k(k, xs1[xr + (ty ^ g)], xs1[xr + ((TY + ty) ^ g)], x2, x3, ws1[wr + (tx ^ g)], w1, w2, w3);
 }
 
 fn step0() {
@@ -340,6 +473,15 @@ fn store_out(m: u32, n: u32, v: vec4<f32>) {
   store_one(m, n + 3u, v.w);
 }
 
+// Rows r..r+3 of one column group: v<i> is row r + i.
+fn store4(r: u32, n: u32, s: vec4<f32>, o: vec4<f32>, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>,
+          v3: vec4<f32>) {
+  store_out(r, n, v0 * s + o);
+  store_out(r + 1u, n, v1 * s + o);
+  store_out(r + 2u, n, v2 * s + o);
+  store_out(r + 3u, n, v3 * s + o);
+}
+
 @compute @workgroup_size(NT)
 fn main(
   @builtin(workgroup_id) wg: vec3u,
@@ -372,38 +514,50 @@ fn main(
     step0();
     put(true);
     workgroupBarrier();
+    held();
     if (s + 1u < steps) {
       stage((s + 2u) * BK);
       step1();
       put(false);
       workgroupBarrier();
+      held();
     }
   }
 
-  let rA = m0 + ty * 4u;
-  let rB = rA + BM / 2u;
+  let r0 = m0 + ty * 4u;
+  let r1 = r0 + BM / RH;
+  let r2 = r1 + BM / RH;
+  let r3 = r2 + BM / RH;
   let nA = n0 + tx * 4u;
   let sA = col_scale(nA);
   let oA = col_bias(nA);
-  store_out(rA, nA, a0 * sA + oA);
-  store_out(rA + 1u, nA, a1 * sA + oA);
-  store_out(rA + 2u, nA, a2 * sA + oA);
-  store_out(rA + 3u, nA, a3 * sA + oA);
-  store_out(rB, nA, a4 * sA + oA);
-  store_out(rB + 1u, nA, a5 * sA + oA);
-  store_out(rB + 2u, nA, a6 * sA + oA);
-  store_out(rB + 3u, nA, a7 * sA + oA);
-  if (CW == 2u) {
-    let nB = nA + BN / 2u;
+  store4(r0, nA, sA, oA, a0, a1, a2, a3);
+  store4(r1, nA, sA, oA, a4, a5, a6, a7);
+  if (RH == 4u) {
+    store4(r2, nA, sA, oA, a8, a9, a10, a11);
+    store4(r3, nA, sA, oA, a12, a13, a14, a15);
+  }
+  if (CW > 1u) {
+    let nB = nA + BN / CW;
     let sB = col_scale(nB);
     let oB = col_bias(nB);
-    store_out(rA, nB, b0 * sB + oB);
-    store_out(rA + 1u, nB, b1 * sB + oB);
-    store_out(rA + 2u, nB, b2 * sB + oB);
-    store_out(rA + 3u, nB, b3 * sB + oB);
-    store_out(rB, nB, b4 * sB + oB);
-    store_out(rB + 1u, nB, b5 * sB + oB);
-    store_out(rB + 2u, nB, b6 * sB + oB);
-    store_out(rB + 3u, nB, b7 * sB + oB);
+    store4(r0, nB, sB, oB, b0, b1, b2, b3);
+    store4(r1, nB, sB, oB, b4, b5, b6, b7);
+    if (RH == 4u) {
+      store4(r2, nB, sB, oB, b8, b9, b10, b11);
+      store4(r3, nB, sB, oB, b12, b13, b14, b15);
+    }
+  }
+  if (CW == 4u) {
+    let nC = nA + 2u * (BN / CW);
+    let sC = col_scale(nC);
+    let oC = col_bias(nC);
+    store4(r0, nC, sC, oC, c0, c1, c2, c3);
+    store4(r1, nC, sC, oC, c4, c5, c6, c7);
+    let nD = nA + 3u * (BN / CW);
+    let sD = col_scale(nD);
+    let oD = col_bias(nD);
+    store4(r0, nD, sD, oD, d0, d1, d2, d3);
+    store4(r1, nD, sD, oD, d4, d5, d6, d7);
   }
 }

@@ -1,7 +1,9 @@
 // Times the prefill / vision matrix-matrix linear (kernels/linear_tiled.wgsl) at the real InternVL-Chat-V1.5
 // shapes: every tiling in `tiledConfigs` against the kernel it replaced (kernels/linear_tiled_baseline.wgsl,
 // launched only from here), in the same run, on the same inputs.
-//   deno run -A scripts/bench_gemm.ts [--quick] [--ms 200] [--only fc1,w2] [--out gemm.json]
+//   deno run -A scripts/bench_gemm.ts [--quick] [--ms 200] [--only vit.fc1,lm.w2] [--tilings 1,10-18]
+//     [--out gemm.json]
+// --tilings: indices into `tiledConfigs` (ranges a-b) to time; all of them by default.
 // Timing: GPU timestamps around passes of D back-to-back dispatches (D·time ≳ 2 ms), passes enough for
 // ≥ --ms per candidate; dispatches alternate between two weight copies. TFLOP/s counts 2·M·N·K.
 // Every candidate's output is compared with the baseline's (normalised error Σ(a−b)²/Σb² over the first
@@ -29,6 +31,7 @@ const { values: args } = parseArgs({
     quick: { type: "boolean", default: false },
     ms: { type: "string" },
     only: { type: "string" },
+    tilings: { type: "string" },
     out: { type: "string" },
   },
 });
@@ -75,6 +78,18 @@ const shapes: Shape[] = quick
     shape("vit.proj.f32", 7175, 3200, 3200, "f32", true),
   ];
 const selected = shapes.filter((s) => !args.only || args.only.split(",").includes(s.name));
+const tilingIndices = new Set(
+  args.tilings?.split(",").flatMap((part) => {
+    const [a, b = a] = part.split("-").map(Number);
+    if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b >= tiledConfigs.length || a > b) {
+      throw new Error(
+        `--tilings ${part}: expected indices 0–${tiledConfigs.length - 1} or ranges like 10-18`,
+      );
+    }
+    return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+  }) ?? tiledConfigs.keys(),
+);
+const timedTilings = tiledConfigs.filter((_, i) => tilingIndices.has(i));
 
 const gpu = await Gpu.create();
 const timer = GpuTimer.install(gpu);
@@ -172,7 +187,7 @@ for (const s of selected) {
   const chosen = tiledConfig(M, N, K);
   const candidates: [string, Launch][] = [
     ["baseline", baseline],
-    ...tiledConfigs.map((c): [string, Launch] => [tiledConfigName(c), tiled(c)]),
+    ...timedTilings.map((c): [string, Launch] => [tiledConfigName(c), tiled(c)]),
   ];
   let ref: Float32Array | null = null;
   for (const [name, launch] of candidates) {
@@ -233,7 +248,7 @@ for (const s of selected) {
       rows.push(row);
       const mark = name === tiledConfigName(chosen) ? "*" : " ";
       console.log(
-        `${s.name.padEnd(14)} M=${M} N=${N} K=${K} ${s.kind.padEnd(4)} ${mark}${name.padEnd(22)}` +
+        `${s.name.padEnd(14)} M=${M} N=${N} K=${K} ${s.kind.padEnd(4)} ${mark}${name.padEnd(24)}` +
           `${ms.toFixed(3).padStart(9)} ms ${row.tflops.toFixed(2).padStart(6)} TFLOP/s  ` +
           `nerr ${nerr.toExponential(1)}${nerr > 1e-8 ? "  MISMATCH" : ""}`,
       );

@@ -92,17 +92,22 @@ export interface LinearOptions {
 
 /**
  * One tiling of kernels/linear_tiled.wgsl (its override constants): a workgroup of TX×TY threads computes a
- * BM×BN = 8·TY × 4·CW·TX tile of out, each thread 8 rows × 4·CW columns, K in steps of BK.
+ * BM×BN = 4·RH·TY × 4·CW·TX tile of out, each thread 4·RH rows × 4·CW columns, K in steps of BK.
  */
 export interface TiledConfig {
   TX: number; // threads along N, a multiple of 8
   TY: number; // threads along T, a multiple of 4
-  CW: 1 | 2; // 4-column groups per thread: 8×4 or 8×8 accumulators
+  RH?: 2 | 4; // 4-row groups per thread (default 2): 8 or 16 rows
+  CW: 1 | 2 | 4; // 4-column groups per thread; RH·CW ≤ 8 (8×4, 8×8, 8×16, 16×4 or 16×8 accumulators)
   BK: 8 | 16 | 32;
   GM: number; // tile rows per group of the launch order (L2 reuse between neighbouring workgroups)
+  PF?: boolean; // each step's last k multiplied after the barrier (hides the next step's first reads)
 }
 
-/** Every tiling the kernel is tested with and scripts/bench_gemm.ts times. */
+/**
+ * Every tiling the kernel is tested with and scripts/bench_gemm.ts times. Indices 1 and 9 are what
+ * `tiledConfig` picks; new tilings go at the end.
+ */
 export const tiledConfigs: readonly TiledConfig[] = [
   { TX: 16, TY: 16, CW: 2, BK: 16, GM: 8 }, // 128×128
   { TX: 16, TY: 16, CW: 2, BK: 8, GM: 8 },
@@ -114,23 +119,36 @@ export const tiledConfigs: readonly TiledConfig[] = [
   { TX: 16, TY: 16, CW: 1, BK: 16, GM: 8 }, // 128×64 with 8×4 accumulators (fewer registers)
   { TX: 8, TY: 8, CW: 2, BK: 16, GM: 8 }, // 64×64, 64 threads
   { TX: 16, TY: 8, CW: 1, BK: 16, GM: 8 }, // 64×64, 128 threads, 8×4
+  // The best two above with the last k of each step after the barrier.
+  { TX: 16, TY: 16, CW: 2, BK: 8, GM: 8, PF: true }, // 128×128
+  { TX: 8, TY: 16, CW: 2, BK: 8, GM: 8, PF: true }, // 128×64
+  // 128 accumulators a thread (cutlass's SIMT SGEMM shape): 12 shared reads per 128 FMAs instead of 8 per 64.
+  { TX: 16, TY: 16, RH: 4, CW: 2, BK: 8, GM: 8 }, // 256×128, 256 threads
+  { TX: 16, TY: 16, RH: 4, CW: 2, BK: 8, GM: 8, PF: true },
+  { TX: 16, TY: 8, RH: 4, CW: 2, BK: 8, GM: 8 }, // 128×128, 128 threads
+  { TX: 16, TY: 8, RH: 4, CW: 2, BK: 8, GM: 8, PF: true },
+  { TX: 16, TY: 8, RH: 4, CW: 2, BK: 16, GM: 8, PF: true },
+  { TX: 8, TY: 16, CW: 4, BK: 8, GM: 8, PF: true }, // 128×128, 128 threads, 8×16
+  { TX: 16, TY: 16, CW: 4, BK: 8, GM: 8, PF: true }, // 128×256, 256 threads
 ];
 
 export function tiledConfigName(c: TiledConfig): string {
-  return `${8 * c.TY}x${4 * c.CW * c.TX} k${c.BK} ${c.CW === 2 ? "8x8" : "8x4"} g${c.GM}`;
+  const rh = c.RH ?? 2;
+  return `${4 * rh * c.TY}x${4 * c.CW * c.TX} k${c.BK} ${4 * rh}x${4 * c.CW} g${c.GM}${c.PF ? " pf" : ""}`;
 }
 
 /** Workgroup memory of a tiling: two buffers of BM×BK x and BN×BK weights, f32. */
 export function tiledSharedBytes(c: TiledConfig): number {
-  return 2 * (8 * c.TY + 4 * c.CW * c.TX) * c.BK * 4;
+  return 2 * (4 * (c.RH ?? 2) * c.TY + 4 * c.CW * c.TX) * c.BK * 4;
 }
 
 /** Throws unless the kernel can run `c`: whole warps, 1–4 loads per thread and step, ≤ 32 KiB shared. */
 export function checkTiledConfig(c: TiledConfig): void {
-  const threads = c.TX * c.TY, kq = c.BK / 4;
-  const slots = [8 * c.TY * kq / threads, 4 * c.CW * c.TX * kq / threads];
-  const ok = c.TX % 8 === 0 && c.TY % 4 === 0 && threads <= 1024 && [1, 2].includes(c.CW) &&
-    [8, 16, 32].includes(c.BK) && Number.isInteger(c.GM) && c.GM >= 1 &&
+  const rh = c.RH ?? 2, threads = c.TX * c.TY, kq = c.BK / 4;
+  const slots = [4 * rh * c.TY * kq / threads, 4 * c.CW * c.TX * kq / threads];
+  const ok = c.TX % 8 === 0 && c.TY % 4 === 0 && threads <= 1024 && [2, 4].includes(rh) &&
+    [1, 2, 4].includes(c.CW) && rh * c.CW <= 8 && [8, 16, 32].includes(c.BK) && Number.isInteger(c.GM) &&
+    c.GM >= 1 && [undefined, false, true].includes(c.PF) &&
     slots.every((s) => Number.isInteger(s) && s >= 1 && s <= 4) && tiledSharedBytes(c) <= 32768;
   if (!ok) throw new Error(`linear_tiled: unsupported tiling ${JSON.stringify(c)} (${tiledConfigName(c)})`);
 }
@@ -228,8 +246,18 @@ export function recordLinear(
     r.dispatch("linear_tiled", {
       bindings: [x, w.weight, scaleOrAny, biasOrAny, out, x, w.weight],
       params: [T, N, K, kw, ...flags, accumulate],
-      workgroups: [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (8 * c.TY))],
-      constants: { INT8, VEC: K % 4 === 0 ? 1 : 0, TX: c.TX, TY: c.TY, CW: c.CW, BK: c.BK, GM: c.GM },
+      workgroups: [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * (c.RH ?? 2) * c.TY))],
+      constants: {
+        INT8,
+        VEC: K % 4 === 0 ? 1 : 0,
+        TX: c.TX,
+        TY: c.TY,
+        RH: c.RH ?? 2,
+        CW: c.CW,
+        BK: c.BK,
+        GM: c.GM,
+        PF: c.PF ? 1 : 0,
+      },
       label: `linear_tiled ${w.weight.label}`,
     });
   }

@@ -205,4 +205,15 @@ Deno.test("checkTiledConfig refuses tilings the kernel cannot run", () => {
   // 128×128 at BK = 32 needs 64 KiB of workgroup memory; 4 threads along N is not whole warps
   assert.throws(() => checkTiledConfig({ TX: 16, TY: 16, CW: 2, BK: 32, GM: 8 }), /unsupported tiling/);
   assert.throws(() => checkTiledConfig({ TX: 4, TY: 16, CW: 2, BK: 16, GM: 8 }), /unsupported tiling/);
+  // 16×16 accumulators a thread are more than the kernel names; 12-row micro-tiles do not exist
+  assert.throws(() => checkTiledConfig({ TX: 8, TY: 8, RH: 4, CW: 4, BK: 8, GM: 8 }), /unsupported tiling/);
+  assert.throws(
+    () => checkTiledConfig({ TX: 16, TY: 8, RH: 3 as 2, CW: 2, BK: 8, GM: 8 }),
+    /unsupported tiling/,
+  );
+  // 256×128 at BK = 16: 48 KiB of workgroup memory, past llvmpipe's 32 KiB
+  assert.throws(
+    () => checkTiledConfig({ TX: 16, TY: 16, RH: 4, CW: 2, BK: 16, GM: 8 }),
+    /unsupported tiling/,
+  );
 });
