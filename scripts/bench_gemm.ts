@@ -184,7 +184,7 @@ for (const s of selected) {
   fill.submit();
   await gpu.sync(`filling ${s.name}`);
 
-  const chosen = tiledConfig(M, N, K);
+  const chosen = tiledConfig(M, N, K, s.kind === "f32");
   const candidates: [string, Launch][] = [
     ["baseline", baseline],
     ...timedTilings.map((c): [string, Launch] => [tiledConfigName(c), tiled(c)]),
@@ -266,7 +266,7 @@ const ok = (r: Row) => r.nerr <= 1e-8;
 for (const s of selected) {
   const rs = rows.filter((r) => r.shape === s.name && ok(r));
   const base = rs.find((r) => r.kernel === "baseline");
-  const chosen = rs.find((r) => r.kernel === tiledConfigName(tiledConfig(s.M, s.N, s.K)));
+  const chosen = rs.find((r) => r.kernel === tiledConfigName(tiledConfig(s.M, s.N, s.K, s.kind === "f32")));
   const best = rs.filter((r) => r.kernel !== "baseline").sort((a, b) => a.ms - b.ms)[0];
   if (!base || !best) continue;
   const fmt = (r: Row) => `${r.ms.toFixed(2)} ms ${r.tflops.toFixed(1)} TFLOP/s`;

@@ -155,13 +155,16 @@ export function checkTiledConfig(c: TiledConfig): void {
 
 /**
  * The tiling `linear` uses for T tokens, from scripts/bench_gemm.ts on an H100 (2026-11-26,
- * bench/results/2026-11-26-h100-gemm.log; old kernel 20–22 TFLOP/s): 128×128 with BK 8 beyond 64 rows
- * (ViT 7175 rows: 42 TFLOP/s; LLM prefill 1800 rows: 38–40, within 3 % of the best tiling there), and
- * 64×64 with 8×4 accumulators for a short prompt (64 rows: 17.9 TFLOP/s, the 8×8 64×64 tiling 8.3). Two
- * tilings only, so the engine's warm-up builds every prompt-pass pipeline with one long prompt.
+ * bench/results/2026-11-26-h100-gemm{,-v2}.log; old kernel 20–22 TFLOP/s): 128×128 with BK 8 beyond 64 rows
+ * (ViT 7175 rows: 42 TFLOP/s; LLM prefill 1800 rows: 38–40, within 3 % of the best tiling there), 128×64
+ * for f32 weights (the ViT patch embedding and the projector's f32 layer: 39–41 TFLOP/s, 128×128 29–30),
+ * and 64×64 with 8×4 accumulators for a short prompt (64 rows: 17.9 TFLOP/s, the 8×8 64×64 tiling 8.3).
+ * None of tilings 10–18 (16×8 / 8×16 per thread, PF) beat 128×128 8×8 at the ViT shapes (44.8–52.6 ms vs
+ * 41.6 ms for the four). Few tilings, so the engine's warm-up builds every prompt-pass pipeline with one
+ * long prompt and one image tile.
  */
-export function tiledConfig(T: number, _N: number, _K: number): TiledConfig {
-  return T <= 64 ? tiledConfigs[9] : tiledConfigs[1];
+export function tiledConfig(T: number, _N: number, _K: number, f32Weights = false): TiledConfig {
+  return T <= 64 ? tiledConfigs[9] : f32Weights ? tiledConfigs[4] : tiledConfigs[1];
 }
 
 /** out = x·Wᵀ + bias. x: [T, K] f32, W: [N, K], out: [T, N] f32 (must not alias x). */
@@ -240,7 +243,7 @@ export function recordLinear(
     });
   } else {
     const kw = w.kind === "int8" ? Math.ceil(K / 4) : K;
-    const c = options.tiled ?? tiledConfig(T, N, K);
+    const c = options.tiled ?? tiledConfig(T, N, K, w.kind === "f32");
     checkTiledConfig(c);
     // Bindings 6 and 7 view x and W again as 16-byte vectors (VEC: rows 16-byte aligned).
     r.dispatch("linear_tiled", {

@@ -160,7 +160,7 @@ async function checkTiled(
   try {
     assertNormalisedError(actual, expected, tolerance.matmul.nerr);
   } catch (e) {
-    const tiling = tiledConfigName(opts.tiled ?? tiledConfig(T, N, K));
+    const tiling = tiledConfigName(opts.tiled ?? tiledConfig(T, N, K, w.kind === "f32"));
     throw new Error(
       `${tiling} ${kind} T=${T} K=${K} N=${N} bias=${opts.bias} accumulate=${!!opts.accumulate}: ` +
         (e as Error).message,
