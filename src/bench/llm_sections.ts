@@ -6,7 +6,6 @@ import { fillRandom } from "../ops/fill_random.ts";
 import { defaultInFlight, defaultStepsPerReadback, generate } from "../engine/generate.ts";
 import { defaultGenerationConfig } from "../engine/types.ts";
 import { LmRunner } from "../model/lm_runner.ts";
-import { decodeTuning } from "../model/language.ts";
 import type { BenchContext, Json } from "./bench_context.ts";
 import { median, nsToMs, timeRepeated } from "./gpu_timer.ts";
 import { profileKernels } from "./kernel_profile.ts";
@@ -120,13 +119,6 @@ export async function decodeSection(ctx: BenchContext): Promise<Record<string, J
       ctx.results.gpu_idle_ms_between_steps = r.gpu_idle_ms_between_steps_median;
       ctx.results.decode_cpu_record_ms = r.cpu_record_submit_ms_per_step;
     }
-  }
-  // The same steps without the wo prefetch into L2 (decodeTuning), for the A/B in one run.
-  decodeTuning.prefetchWo = false;
-  try {
-    for (const c of ctx.shapes.decodeContexts) out[`b1_ctx${c}_no_wo_prefetch`] = await timeDecode(ctx, 1, c);
-  } finally {
-    decodeTuning.prefetchWo = true;
   }
   return out;
 }

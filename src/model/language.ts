@@ -15,7 +15,6 @@ import { ropeTables } from "../ops/rope.ts";
 import { qkvRopeCache } from "../ops/qkv_rope_cache.ts";
 import { attentionCausal } from "../ops/attention_causal.ts";
 import { attentionDecode, createAttentionDecodeScratch } from "../ops/attention_decode.ts";
-import { l2Prefetch } from "../ops/l2_prefetch.ts";
 import { attentionPrefill, minPrefillTokens } from "../ops/attention_prefill.ts";
 import type { LanguageDims } from "./dims.ts";
 import type { KvCache } from "./kv_cache.ts";
@@ -91,8 +90,6 @@ export class LanguageScratch {
   readonly lastNormed: Tensor; // [B, D]
   /** Split-K partials for decode (T = 1), so one query per head still spreads over the whole GPU. */
   readonly attnSplits: Tensor | null;
-  /** Decode (T = 1): one sink per layer for the wo prefetch (a buffer of its own: no barrier joins it). */
-  readonly prefetchSinks: Tensor[];
   /**
    * Split-K partials for a short chunk of one sequence (a follow-up round's new tokens, T ≤ 8), which runs
    * as a decode step of T rows (attentionDecode oneSequence). attentionCausal's few query tiles streamed
@@ -118,9 +115,6 @@ export class LanguageScratch {
     this.attnSplits = tokens === 1
       ? createAttentionDecodeScratch(gpu, "lm.attn_splits", { batch, numHeads: H, headDim: Dh })
       : null;
-    this.prefetchSinks = tokens === 1 && decodeTuning.prefetchWo
-      ? Array.from({ length: dims.layers }, (_, l) => gpu.createTensor(`lm.L${l}.prefetch_sink`, "u32", [1]))
-      : [];
     this.chunkSplits = batch === 1 && tokens > 1 && tokens <= maxMatvecTokens
       ? createAttentionDecodeScratch(gpu, "lm.chunk_splits", { batch: tokens, numHeads: H, headDim: Dh })
       : null;
@@ -128,15 +122,8 @@ export class LanguageScratch {
 
   destroy(): void {
     for (const x of Object.values(this)) if (x && typeof x === "object" && "buffer" in x) x.buffer.destroy();
-    for (const t of this.prefetchSinks) t.buffer.destroy();
   }
 }
-
-/**
- * Decode-step options read when a LanguageScratch is made (the bench compares them in one run).
- * prefetchWo: read wo's weights into L2 alongside the decode attention (kernels/l2_prefetch.wgsl).
- */
-export const decodeTuning = { prefetchWo: true };
 
 export interface LanguageInputs {
   ids: Tensor; // [B·T] i32
@@ -196,10 +183,6 @@ export function languageForward(
         numKvHeads: Hkv,
         headDim: Dh,
         scratch: s.attnSplits ?? undefined,
-        // While the latency-bound attention runs, pull wo's int8 rows into L2 for the projection after it.
-        alongside: s.prefetchSinks[l] && lw.wo.weight.byteLength % 16 === 0
-          ? (rr) => l2Prefetch(rr, lw.wo.weight, s.prefetchSinks[l])
-          : undefined,
       });
     } else if (s.chunkSplits) {
       // A follow-up chunk: its T tokens are T decode rows over the one kept sequence, query t seeing t more.

@@ -19,11 +19,6 @@ export interface AttentionDecodeShape {
    * kvLen + b keys (causal). A short follow-up chunk then runs as a decode step of `batch` rows.
    */
   oneSequence?: boolean;
-  /**
-   * Records extra work right after the attention dispatch and before the combine pass, where the GPU may run
-   * it alongside the attention (it must share no written buffer with it; e.g. an L2 prefetch).
-   */
-  alongside?: (r: Recorder) => void;
 }
 
 /** Tiling of kernels/attention_decode.wgsl (its override constants WG and PREFETCH). */
@@ -155,7 +150,6 @@ export function attentionDecode(
     constants: { D4: Dh / 4, G: H / Hkv, WG: config.workgroupSize, PREFETCH: config.prefetch ? 1 : 0 },
     label: `attention_decode ${out.label}`,
   });
-  shape.alongside?.(r);
   if (splits > 1) {
     r.dispatch("attention_decode_combine", {
       bindings: [scratch!, out],
