@@ -1,5 +1,5 @@
 import { type DType, Tensor, tensorByteLength } from "./tensor.ts";
-import { kernelSource } from "./kernel_source.ts";
+import { kernelLine, kernelSource } from "./kernel_source.ts";
 import { Recorder } from "./recorder.ts";
 import type { DispatchCache } from "./dispatch_cache.ts";
 
@@ -177,9 +177,7 @@ export class Gpu {
       const compiled = this.device.popErrorScope().then(async (err) => {
         if (!err) return null;
         const info = await module.getCompilationInfo().catch(() => null);
-        const lines = info?.messages.map((m) =>
-          `kernels/${name}.wgsl:${m.lineNum}:${m.linePos} ${m.message}`
-        );
+        const lines = info?.messages.map((m) => `${kernelLine(name, m.lineNum)}:${m.linePos} ${m.message}`);
         return { message: [err.message, ...(lines ?? [])].join("\n") } as GPUError;
       });
       this.watch(compiled, `building kernel ${name}`);
