@@ -73,8 +73,9 @@ export async function generate(
   // repetition penalty never sees the prompt.
   const penalty = config.repetitionPenalty !== 1 ? config.repetitionPenalty : null;
   const seen = penalty ? gpu.uploadTensor("gen.seen", "u32", [B, V], new Uint32Array(B * V)) : null;
-  // Step s writes its ids at row s % K of readback group ⌊s / K⌋; a group is mapped once complete (or
-  // at the last step). The ring holds every group that can be in flight plus the one being filled.
+  // The first step (the prompt pass's token: time to first token) is read back alone; after it, step s ≥ 1
+  // writes its ids at row (s − 1) % K of readback group 1 + ⌊(s − 1) / K⌋, mapped once complete (or at the
+  // last step). The ring holds every group that can be in flight plus the one being filled.
   const K = Math.max(1, Math.floor(options.stepsPerReadback ?? defaultStepsPerReadback));
   const inFlight = Math.max(K, Math.floor(options.inFlight ?? defaultInFlight));
   const ringSize = Math.ceil(inFlight / K) + 1;
@@ -103,12 +104,14 @@ export async function generate(
       argmax(r, runner.logits, next);
     }
     if (seen) markSeen(r, next, seen);
-    const slot = Math.floor(step / K) % ringSize;
-    r.copyAfter(next, ring[slot], 4 * B, 4 * B * (step % K));
+    const group = step === 0 ? 0 : 1 + Math.floor((step - 1) / K);
+    const row = step === 0 ? 0 : (step - 1) % K;
+    const slot = group % ringSize;
+    r.copyAfter(next, ring[slot], 4 * B, 4 * B * row);
     r.submit();
     submitted++;
-    const steps = step % K + 1;
-    if (steps === K || submitted === maxNew) {
+    const steps = row + 1;
+    if (step === 0 || steps === K || submitted === maxNew) {
       pending.push({ slot, steps, mapped: ring[slot].mapAsync(GPUMapMode.READ) });
     }
   };
