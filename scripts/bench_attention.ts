@@ -7,12 +7,8 @@
 // Every candidate's output is compared with the baseline's: normalised error Σ(a−b)²/Σb² and the largest
 // |a−b| over the largest |b|.
 // --quick: small odd shapes and two passes of one dispatch (a smoke run on llvmpipe, well under a minute).
-import { parseArgs } from "node:util";
-import { Gpu } from "../src/gpu/device.ts";
 import { f32, type Recorder } from "../src/gpu/recorder.ts";
-import { DispatchCache } from "../src/gpu/dispatch_cache.ts";
 import type { Tensor } from "../src/gpu/tensor.ts";
-import { fillRandom } from "../src/ops/fill_random.ts";
 import {
   attentionFull,
   type AttentionFullConfig,
@@ -20,18 +16,9 @@ import {
   type AttentionFullShape,
   defaultAttentionFullConfig,
 } from "../src/ops/attention_full.ts";
-import { GpuTimer, median, nsToMs } from "../src/bench/gpu_timer.ts";
+import * as sweep from "../src/bench/sweep.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    quick: { type: "boolean", default: false },
-    ms: { type: "string", default: "200" },
-    out: { type: "string" },
-  },
-});
-const quick = args.quick!;
-const minMs = Number(args.ms);
+const { quick, minMs, out: outArg } = sweep.parseArgs({});
 
 const shapes: AttentionFullShape[] = quick
   ? [
@@ -67,41 +54,15 @@ const candidates: [string, Launch][] = [
   ]),
 ];
 
-const gpu = await Gpu.create();
-const timer = GpuTimer.install(gpu);
-console.log(`adapter: ${gpu.adapterDescription} (fallback ${gpu.isFallbackAdapter}), timing ${timer.method}`);
+const { gpu, timer } = await sweep.openGpu();
 
-interface Row {
+interface Row extends sweep.FlopsTiming {
   B: number;
   T: number;
   H: number;
   Dh: number;
-  kernel: string;
-  ms: number;
-  msMin: number;
-  tflops: number;
-  dispatchesPerPass: number;
-  passes: number;
-  nerr: number;
-  maxDiffOverMax: number;
 }
 const rows: Row[] = [];
-
-/** Median and minimum ms per dispatch over `passes` passes of `D` dispatches each. */
-async function timePasses(name: string, runPass: () => void, D: number, passes: number) {
-  if (timer.hasTimestamps) {
-    timer.start(name);
-    for (let p = 0; p < passes; p++) runPass();
-    const per = (await timer.collect()).map((st) => nsToMs(st.endNs - st.beginNs) / D);
-    await gpu.check(name);
-    return { ms: median(per), msMin: Math.min(...per) };
-  }
-  const t0 = performance.now();
-  for (let p = 0; p < passes; p++) runPass();
-  await gpu.sync(name);
-  const ms = (performance.now() - t0) / (passes * D);
-  return { ms, msMin: ms };
-}
 
 let seed = 1;
 for (const s of shapes) {
@@ -111,74 +72,31 @@ for (const s of shapes) {
   const [q, k, v] = ["q", "k", "v"].map((n) => gpu.createTensor(`bench_attention.${n}`, "f32", dims));
   const out = gpu.createTensor("bench_attention.out", "f32", dims);
   const ref = gpu.createTensor("bench_attention.ref", "f32", dims);
-  const init = gpu.recorder("bench_attention.fill");
-  // Scores of a few units (q·k·Dh^-0.5 with entries in ±2), like trained ViT attention.
-  fillRandom(init, q, { seed: seed++, lo: -2, hi: 2 });
-  fillRandom(init, k, { seed: seed++, lo: -2, hi: 2 });
-  fillRandom(init, v, { seed: seed++ });
-  init.submit();
-  await gpu.sync("filling q, k, v");
+  await sweep.fillAttentionInputs(gpu, "bench_attention.fill", seed, q, k, v);
+  seed += 3;
 
   let refData: Float32Array | null = null;
   for (const [name, launch] of candidates) {
     const target = name === "baseline" ? ref : out;
     try {
-      const chk = gpu.recorder(`bench_attention.check ${name}`);
-      launch(chk, q, k, v, target, s);
-      chk.submit();
+      sweep.launchOnce(gpu, `bench_attention.check ${name}`, (r) => launch(r, q, k, v, target, s));
       const got = await gpu.readF32(target);
       if (name === "baseline") refData = got;
-      let num = 0, den = 0, maxDiff = 0, maxRef = 0;
-      for (let i = 0; i < got.length; i++) {
-        const d = got[i] - refData![i];
-        num += d * d;
-        den += refData![i] ** 2;
-        maxDiff = Math.max(maxDiff, Math.abs(d));
-        maxRef = Math.max(maxRef, Math.abs(refData![i]));
-      }
-      const nerr = den > 0 ? num / den : num;
-      const maxDiffOverMax = maxRef > 0 ? maxDiff / maxRef : maxDiff;
-
-      const cache = new DispatchCache(`bench_attention.${name}`);
-      const runPass = (D: number) => {
-        const r = gpu.recorder(`bench_attention ${name}`, cache);
-        for (let d = 0; d < D; d++) launch(r, q, k, v, target, s);
-        r.submit();
-      };
-      runPass(1); // warm-up: pipeline build and bind groups
-      await gpu.sync(`warming up ${name}`);
-      let D = 1, passes = 2;
-      if (!quick) {
-        // Calibration pass, then passes of ≈ 20 ms (the timer holds at most 2048 passes).
-        const once = await timePasses(name, () => runPass(1), 1, 3);
-        D = Math.max(1, Math.min(200, Math.round(20 / once.ms)));
-        passes = Math.max(5, Math.min(2000, Math.ceil(minMs / (D * once.ms))));
-      }
-      const t = await timePasses(name, () => runPass(D), D, passes);
-      cache.destroy();
-      const row: Row = {
-        B,
-        T,
-        H,
-        Dh,
-        kernel: name,
-        ms: t.ms,
-        msMin: t.msMin,
-        tflops: flops / (t.ms * 1e9),
-        dispatchesPerPass: D,
-        passes,
-        nerr,
-        maxDiffOverMax,
-      };
+      const err = sweep.compareOutputs(got, refData!);
+      const t = await sweep.timeCandidate(gpu, timer, {
+        name,
+        cacheLabel: `bench_attention.${name}`,
+        recorderLabel: `bench_attention ${name}`,
+        launch: (r) => launch(r, q, k, v, target, s),
+        warmupDispatches: 1,
+        plan: sweep.twentyMsPasses(quick, minMs),
+        checkStamped: true,
+      });
+      const row: Row = { B, T, H, Dh, ...sweep.flopsTiming(name, t, flops, err) };
       rows.push(row);
-      console.log(
-        `B=${B} T=${T} H=${H} Dh=${Dh}  ${name.padEnd(22)} ${t.ms.toFixed(3).padStart(9)} ms/call ` +
-          `(min ${t.msMin.toFixed(3)})  ${row.tflops.toPrecision(3).padStart(6)} TFLOP/s  ` +
-          `nerr ${nerr.toExponential(1)}  max|Δ|/max|old| ${maxDiffOverMax.toExponential(1)}` +
-          `${nerr > 1e-10 ? "  MISMATCH" : ""}  [${passes}×${D}]`,
-      );
+      console.log(`B=${B} T=${T} H=${H} Dh=${Dh}  ${sweep.flopsTimingColumns(row, 22)}`);
     } catch (e) {
-      console.log(`B=${B} T=${T} ${name}: FAILED ${(e as Error).message.split("\n")[0]}`);
+      sweep.logFailure(`B=${B} T=${T} ${name}`, e);
     }
   }
   [q, k, v, out, ref].forEach((t) => t.buffer.destroy());
@@ -187,8 +105,7 @@ for (const s of shapes) {
 console.log("\nSummary (baseline = kernels/attention_full_baseline.wgsl)");
 for (const s of shapes) {
   const rs = rows.filter((r) => r.B === s.batch && r.T === s.tokens && r.Dh === s.headDim);
-  const base = rs.find((r) => r.kernel === "baseline");
-  const ranked = rs.filter((r) => r.kernel !== "baseline" && r.nerr <= 1e-10).sort((a, b) => a.ms - b.ms);
+  const { base, ranked } = sweep.rankAgainst(rs, "baseline", 1e-10, (r) => r.ms);
   if (!base || ranked.length === 0) continue;
   console.log(
     `B=${s.batch} T=${s.tokens} H=${s.numHeads} Dh=${s.headDim}: baseline ${base.ms.toFixed(3)} ms ` +
@@ -198,9 +115,5 @@ for (const s of shapes) {
       ).join(" | "),
   );
 }
-const outPath = args.out ?? (Deno.env.get("OUT") ? `${Deno.env.get("OUT")}/attention.json` : null);
-if (outPath) {
-  await Deno.writeTextFile(outPath, JSON.stringify({ adapter: gpu.adapterDescription, rows }, null, 1));
-  console.log(`wrote ${outPath}`);
-}
+await sweep.writeJson(outArg, "attention.json", { adapter: gpu.adapterDescription, rows });
 gpu.destroy();

@@ -9,10 +9,7 @@
 // 2·B·ctx·Hkv·Dh·4 once per call. Every candidate's output is compared with the old kernel's: normalised
 // error Σ(a−b)²/Σb² and the largest |a−b| over the largest |b|.
 // --quick: small odd shapes, two passes of two calls (a smoke run on llvmpipe, well under a minute).
-import { parseArgs } from "node:util";
-import { Gpu } from "../src/gpu/device.ts";
 import { f32, type Recorder } from "../src/gpu/recorder.ts";
-import { DispatchCache } from "../src/gpu/dispatch_cache.ts";
 import type { Tensor } from "../src/gpu/tensor.ts";
 import { fillRandom } from "../src/ops/fill_random.ts";
 import {
@@ -23,18 +20,9 @@ import {
   decodeSplits,
   defaultAttentionDecodeConfig,
 } from "../src/ops/attention_decode.ts";
-import { GpuTimer, median, nsToMs } from "../src/bench/gpu_timer.ts";
+import * as sweep from "../src/bench/sweep.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    quick: { type: "boolean", default: false },
-    ms: { type: "string", default: "200" },
-    out: { type: "string" },
-  },
-});
-const quick = args.quick!;
-const minMs = Number(args.ms);
+const { quick, minMs, out: outArg } = sweep.parseArgs({});
 
 interface Shape {
   B: number;
@@ -134,9 +122,7 @@ function candidates(s: Shape, capacity: number): [string, Launch, string][] {
   return list;
 }
 
-const gpu = await Gpu.create();
-const timer = GpuTimer.install(gpu);
-console.log(`adapter: ${gpu.adapterDescription} (fallback ${gpu.isFallbackAdapter}), timing ${timer.method}`);
+const { gpu, timer } = await sweep.openGpu();
 
 interface Row {
   B: number;
@@ -156,34 +142,6 @@ interface Row {
   maxDiffOverMax: number;
 }
 const rows: Row[] = [];
-
-/** Median and minimum µs per call over `passes` passes of `D` calls each. */
-async function timePasses(name: string, runPass: () => void, D: number, passes: number) {
-  if (timer.hasTimestamps) {
-    timer.start(name);
-    for (let p = 0; p < passes; p++) runPass();
-    const per = (await timer.collect()).map((st) => nsToMs(st.endNs - st.beginNs) * 1000 / D);
-    await gpu.check(name);
-    return { us: median(per), usMin: Math.min(...per) };
-  }
-  const t0 = performance.now();
-  for (let p = 0; p < passes; p++) runPass();
-  await gpu.sync(name);
-  const us = (performance.now() - t0) * 1000 / (passes * D);
-  return { us, usMin: us };
-}
-
-function compare(got: Float32Array, ref: Float32Array) {
-  let num = 0, den = 0, maxDiff = 0, maxRef = 0;
-  for (let i = 0; i < got.length; i++) {
-    const d = got[i] - ref[i];
-    num += d * d;
-    den += ref[i] ** 2;
-    maxDiff = Math.max(maxDiff, Math.abs(d));
-    maxRef = Math.max(maxRef, Math.abs(ref[i]));
-  }
-  return { nerr: den > 0 ? num / den : num, maxDiffOverMax: maxRef > 0 ? maxDiff / maxRef : maxDiff };
-}
 
 let seed = 1;
 for (const s of shapes) {
@@ -234,24 +192,24 @@ for (const s of shapes) {
       chk.submit();
       const got = await gpu.readF32(out);
       ref ??= got;
-      const { nerr, maxDiffOverMax } = compare(got, ref);
+      const { nerr, maxDiffOverMax } = sweep.compareOutputs(got, ref);
 
-      const cache = new DispatchCache(`bench_attention_decode.${name}`);
       // The same rotation every pass, so the bind groups come from the cache.
-      const runPass = (D: number) => {
-        const r = gpu.recorder(`bench_attention_decode ${name}`, cache);
-        for (let d = 0; d < D; d++) launch(r, x, d % caches, out);
-        r.submit();
-      };
-      runPass(callsPerPass); // warm-up: pipeline build and bind groups
-      await gpu.sync(`warming up ${name}`);
-      let passes = 2;
-      if (!quick) {
-        const once = await timePasses(name, () => runPass(callsPerPass), callsPerPass, 3);
-        passes = Math.max(5, Math.min(2000, Math.ceil(minMs * 1000 / (callsPerPass * once.us))));
-      }
-      const t = await timePasses(name, () => runPass(callsPerPass), callsPerPass, passes);
-      cache.destroy();
+      const t = await sweep.timeCandidate(gpu, timer, {
+        name,
+        cacheLabel: `bench_attention_decode.${name}`,
+        recorderLabel: `bench_attention_decode ${name}`,
+        launch: (r, d) => launch(r, x, d % caches, out),
+        warmupDispatches: callsPerPass,
+        plan: async (calibrate) => {
+          if (quick) return { dispatches: callsPerPass, passes: 2 };
+          const once = await calibrate(callsPerPass, 3);
+          return { dispatches: callsPerPass, passes: sweep.passesFor(minMs, callsPerPass, once.ms, 5, 2000) };
+        },
+        checkStamped: true,
+      });
+      const { passes } = t;
+      const us = t.ms * 1e3, usMin = t.msMin * 1e3;
       const row: Row = {
         B,
         ctx,
@@ -260,9 +218,9 @@ for (const s of shapes) {
         Dh,
         kernel: name,
         splits,
-        us: t.us,
-        usMin: t.usMin,
-        GBps: kvBytes / (t.us * 1e3),
+        us,
+        usMin,
+        GBps: kvBytes / (us * 1e3),
         callsPerPass,
         passes,
         caches,
@@ -271,13 +229,12 @@ for (const s of shapes) {
       };
       rows.push(row);
       console.log(
-        `  ${name.padEnd(30)} ${splits.padStart(8)} ${t.us.toFixed(2).padStart(8)} µs/call ` +
-          `(min ${t.usMin.toFixed(2)})  ${row.GBps.toFixed(0).padStart(5)} GB/s  ` +
-          `nerr ${nerr.toExponential(1)}  max|Δ|/max|old| ${maxDiffOverMax.toExponential(1)}` +
-          `${nerr > 1e-10 ? "  MISMATCH" : ""}  [${passes}×${callsPerPass}]`,
+        `  ${name.padEnd(30)} ${splits.padStart(8)} ${us.toFixed(2).padStart(8)} µs/call ` +
+          `(min ${usMin.toFixed(2)})  ${row.GBps.toFixed(0).padStart(5)} GB/s  ` +
+          `${sweep.errorColumns(nerr, 1e-10, maxDiffOverMax)}  [${passes}×${callsPerPass}]`,
       );
     } catch (e) {
-      console.log(`  ${name}: FAILED ${(e as Error).message.split("\n")[0]}`);
+      sweep.logFailure(`  ${name}`, e);
     }
   }
   [x.q, ...x.k, ...x.v, x.valid, x.scratch, out].forEach((t) => t.buffer.destroy());
@@ -290,9 +247,8 @@ const fmt = (r: Row, base: Row) => {
 };
 for (const s of shapes) {
   const rs = rows.filter((r) => r.B === s.B && r.ctx === s.ctx && r.Dh === s.Dh);
-  const base = rs.find((r) => r.kernel === "baseline");
+  const { base, ranked } = sweep.rankAgainst(rs, "baseline", 1e-10, (r) => r.us);
   const def = rs.find((r) => r.kernel.startsWith("default"));
-  const ranked = rs.filter((r) => r.kernel !== "baseline" && r.nerr <= 1e-10).sort((a, b) => a.us - b.us);
   if (!base || ranked.length === 0) continue;
   const old = `baseline (${base.splits}) ${base.us.toFixed(2)} µs ${base.GBps.toFixed(0)} GB/s`;
   const chosen = def ? fmt(def, base) : "default missing";
@@ -302,9 +258,5 @@ for (const s of shapes) {
     if (best) console.log(`  best chunk for ${configName(c)}: ${best.splits} ${best.us.toFixed(2)} µs`);
   }
 }
-const outPath = args.out ?? (Deno.env.get("OUT") ? `${Deno.env.get("OUT")}/attention_decode.json` : null);
-if (outPath) {
-  await Deno.writeTextFile(outPath, JSON.stringify({ adapter: gpu.adapterDescription, rows }, null, 1));
-  console.log(`wrote ${outPath}`);
-}
+await sweep.writeJson(outArg, "attention_decode.json", { adapter: gpu.adapterDescription, rows });
 gpu.destroy();

@@ -9,9 +9,6 @@
 // Every candidate's output is compared with the baseline's (normalised error Σ(a−b)²/Σb² over the first
 // and last rows of out, which include the partial tiles).
 // --quick: small odd shapes and short timings (a correctness smoke run on llvmpipe).
-import { parseArgs } from "node:util";
-import { Gpu } from "../src/gpu/device.ts";
-import { DispatchCache } from "../src/gpu/dispatch_cache.ts";
 import type { Recorder } from "../src/gpu/recorder.ts";
 import type { Tensor } from "../src/gpu/tensor.ts";
 import { fillRandom } from "../src/ops/fill_random.ts";
@@ -23,20 +20,12 @@ import {
   tiledConfigName,
   tiledConfigs,
 } from "../src/ops/linear.ts";
-import { GpuTimer, median, nsToMs } from "../src/bench/gpu_timer.ts";
+import * as sweep from "../src/bench/sweep.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    quick: { type: "boolean", default: false },
-    ms: { type: "string" },
-    only: { type: "string" },
-    tilings: { type: "string" },
-    out: { type: "string" },
-  },
-});
-const quick = args.quick!;
-const minMs = Number(args.ms ?? (quick ? 20 : 200));
+const { args, quick, minMs, out: outArg } = sweep.parseArgs({
+  only: { type: "string" },
+  tilings: { type: "string" },
+}, 20);
 
 interface Shape {
   name: string;
@@ -91,9 +80,7 @@ const tilingIndices = new Set(
 );
 const timedTilings = tiledConfigs.filter((_, i) => tilingIndices.has(i));
 
-const gpu = await Gpu.create();
-const timer = GpuTimer.install(gpu);
-console.log(`adapter: ${gpu.adapterDescription} (fallback ${gpu.isFallbackAdapter}), timing ${timer.method}`);
+const { gpu, timer } = await sweep.openGpu();
 
 interface Row {
   shape: string;
@@ -198,41 +185,24 @@ for (const s of selected) {
       chk.submit();
       const got = await readRows(out, N, sampleRows(M));
       ref ??= got;
-      let num = 0, den = 0;
-      for (let i = 0; i < got.length; i++) {
-        num += (got[i] - ref[i]) ** 2;
-        den += ref[i] ** 2;
-      }
-      const nerr = den > 0 ? num / den : num;
+      const { nerr } = sweep.compareOutputs(got, ref);
 
       // Timing: calibrate D (dispatches per pass) and the pass count on one pass, then time.
-      const cache = new DispatchCache(`bench_gemm.${name}`);
-      let D = 1;
-      const runPass = (p: number) => {
-        const r = gpu.recorder(`bench_gemm ${s.name} ${name}`, cache);
-        for (let d = 0; d < D; d++) launch(r, sets[(p * D + d) % copies], x, out, s.accumulate);
-        r.submit();
-      };
-      const timePasses = async (passes: number): Promise<number> => {
-        if (timer.hasTimestamps) {
-          timer.start(name);
-          for (let p = 0; p < passes; p++) runPass(p);
-          const stamps = await timer.collect();
-          return median(stamps.map((st) => nsToMs(st.endNs - st.beginNs))) / D;
-        }
-        const t0 = performance.now();
-        for (let p = 0; p < passes; p++) runPass(p);
-        await gpu.sync(name);
-        return (performance.now() - t0) / (passes * D);
-      };
-      runPass(0);
-      await gpu.sync(`warming up ${name}`);
-      const first = await timePasses(1);
-      D = Math.max(1, Math.min(200, Math.ceil(2 / first)));
-      const passes = Math.max(3, Math.min(1000, Math.ceil(minMs / (D * first))));
-      const ms = await timePasses(passes);
-      await gpu.check(`${s.name} ${name}`);
-      cache.destroy();
+      const t = await sweep.timeCandidate(gpu, timer, {
+        name,
+        cacheLabel: `bench_gemm.${name}`,
+        recorderLabel: `bench_gemm ${s.name} ${name}`,
+        launch: (r, d, p, D) => launch(r, sets[(p * D + d) % copies], x, out, s.accumulate),
+        warmupDispatches: 1,
+        plan: async (calibrate) => {
+          const first = (await calibrate(1, 1)).ms;
+          const D = sweep.clamp(Math.ceil(2 / first), 1, 200);
+          return { dispatches: D, passes: sweep.passesFor(minMs, D, first, 3, 1000) };
+        },
+        checkStamped: false,
+        checkLabel: `${s.name} ${name}`,
+      });
+      const { ms, dispatches: D, passes } = t;
       const row: Row = {
         shape: s.name,
         M,
@@ -250,10 +220,10 @@ for (const s of selected) {
       console.log(
         `${s.name.padEnd(14)} M=${M} N=${N} K=${K} ${s.kind.padEnd(4)} ${mark}${name.padEnd(24)}` +
           `${ms.toFixed(3).padStart(9)} ms ${row.tflops.toFixed(2).padStart(6)} TFLOP/s  ` +
-          `nerr ${nerr.toExponential(1)}${nerr > 1e-8 ? "  MISMATCH" : ""}`,
+          sweep.errorColumns(nerr, 1e-8),
       );
     } catch (e) {
-      console.log(`${s.name} ${name}: FAILED ${(e as Error).message.split("\n")[0]}`);
+      sweep.logFailure(`${s.name} ${name}`, e);
     }
   }
   destroy([x, out, ...sets.flatMap((w) => [w.weight, w.bias, w.kind === "int8" ? w.scale : null])]);
@@ -287,12 +257,5 @@ for (const group of ["vit.", "lm."]) {
       totals.map((t) => `${t.k} ${t.ms.toFixed(2)} ms`).join(" | "),
   );
 }
-const outPath = args.out ?? (Deno.env.get("OUT") ? `${Deno.env.get("OUT")}/gemm.json` : null);
-if (outPath) {
-  await Deno.writeTextFile(
-    outPath,
-    JSON.stringify({ adapter: gpu.adapterDescription, minMs, rows }, null, 1),
-  );
-  console.log(`wrote ${outPath}`);
-}
+await sweep.writeJson(outArg, "gemm.json", { adapter: gpu.adapterDescription, minMs, rows });
 gpu.destroy();

@@ -6,31 +6,21 @@
 // the dispatches rotate over enough weight copies (> 150 MB) that no layer is served from the 50 MB L2.
 // Every candidate's output is compared with the old kernel's (normalised error Σ(a−b)²/Σb²).
 // --quick: tiny odd shapes and few repetitions (a correctness smoke run on llvmpipe).
-import { parseArgs } from "node:util";
-import { Gpu } from "../src/gpu/device.ts";
+import type { Gpu } from "../src/gpu/device.ts";
 import { f32 } from "../src/gpu/recorder.ts";
-import { DispatchCache } from "../src/gpu/dispatch_cache.ts";
 import type { Tensor } from "../src/gpu/tensor.ts";
 import { fillRandom } from "../src/ops/fill_random.ts";
 import { type MatvecConfig, type MatvecMode, recordMatvecI8 } from "../src/ops/matvec_i8.ts";
 import { linear, type LinearWeights } from "../src/ops/linear.ts";
 import { rmsNormLinear } from "../src/ops/rms_norm_linear.ts";
 import { gateUpSilu } from "../src/ops/gate_up_silu.ts";
-import { GpuTimer, median, nsToMs } from "../src/bench/gpu_timer.ts";
 import { measureCopyBandwidth } from "../src/bench/copy_bandwidth.ts";
+import * as sweep from "../src/bench/sweep.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    quick: { type: "boolean", default: false },
-    ms: { type: "string", default: "200" },
-    out: { type: "string" },
-    only: { type: "string" },
-    chosen: { type: "boolean", default: false },
-  },
+const { args, quick, minMs, out: outArg } = sweep.parseArgs({
+  only: { type: "string" },
+  chosen: { type: "boolean", default: false },
 });
-const quick = args.quick!;
-const minMs = Number(args.ms);
 
 interface Shape {
   name: string;
@@ -81,9 +71,7 @@ const configs: MatvecConfig[] = [
 const configName = (c: MatvecConfig) =>
   `R${c.R} L${c.LANES} U${c.U}${c.I2F ? " i2f" : ""}${c.persist ? ` P${c.persist}` : ""}`;
 
-const gpu = await Gpu.create();
-const timer = GpuTimer.install(gpu);
-console.log(`adapter: ${gpu.adapterDescription} (fallback ${gpu.isFallbackAdapter}), timing ${timer.method}`);
+const { gpu, timer } = await sweep.openGpu();
 const copy = await measureCopyBandwidth(gpu, timer, quick ? 1 << 22 : 1 << 30, {
   dispatchesPerPass: quick ? 2 : 20,
   passes: quick ? 2 : 10,
@@ -212,8 +200,8 @@ for (const s of shapes) {
     const bytes = weightBytes + N * 4 * (s.mode === "gateUp" ? 2 : 1) + T * K * 4 +
       T * N * 4 * (s.mode === "linear" ? 2 : 1);
     const estMs = bytes / 2.5e9 * (T > 1 ? 2 : 1);
-    const D = quick ? 2 : Math.max(1, Math.min(400, Math.ceil(4 / estMs)));
-    const passes = quick ? 2 : Math.max(8, Math.min(1000, Math.ceil(minMs / (D * estMs))));
+    const D = quick ? 2 : sweep.clamp(Math.ceil(4 / estMs), 1, 400);
+    const passes = quick ? 2 : sweep.passesFor(minMs, D, estMs, 8, 1000);
 
     const candidates: [string, Launch][] = [["before", beforeLaunch(s, T)]];
     if (args.chosen) candidates.push(["launcher", chosenLaunch(s)]);
@@ -230,35 +218,19 @@ for (const s of shapes) {
         chk.submit();
         const got = await gpu.readF32(name === "before" ? ref : out);
         if (name === "before") refData = got;
-        let num = 0, den = 0;
-        for (let i = 0; i < got.length; i++) {
-          num += (got[i] - refData![i]) ** 2;
-          den += refData![i] ** 2;
-        }
-        const nerr = den > 0 ? num / den : num;
+        const { nerr } = sweep.compareOutputs(got, refData!);
 
-        const cache = new DispatchCache(`bench_matvec.${name}`);
-        const runPass = (p: number) => {
-          const r = gpu.recorder(`bench_matvec ${s.name} T${T} ${name}`, cache);
-          for (let d = 0; d < D; d++) launch(r, sets[(p * D + d) % copies], x, out, true);
-          r.submit();
-        };
-        runPass(0);
-        await gpu.sync(`warming up ${name}`);
-        let msPerDispatch: number;
-        if (timer.hasTimestamps) {
-          timer.start(name);
-          for (let p = 0; p < passes; p++) runPass(p);
-          const stamps = await timer.collect();
-          msPerDispatch = median(stamps.map((st) => nsToMs(st.endNs - st.beginNs))) / D;
-        } else {
-          const t0 = performance.now();
-          for (let p = 0; p < passes; p++) runPass(p);
-          await gpu.sync(name);
-          msPerDispatch = (performance.now() - t0) / (passes * D);
-        }
-        await gpu.check(`${s.name} T${T} ${name}`);
-        cache.destroy();
+        const t = await sweep.timeCandidate(gpu, timer, {
+          name,
+          cacheLabel: `bench_matvec.${name}`,
+          recorderLabel: `bench_matvec ${s.name} T${T} ${name}`,
+          launch: (r, d, p) => launch(r, sets[(p * D + d) % copies], x, out, true),
+          warmupDispatches: D,
+          plan: () => ({ dispatches: D, passes }),
+          checkStamped: false,
+          checkLabel: `${s.name} T${T} ${name}`,
+        });
+        const msPerDispatch = t.ms;
         const GBps = bytes / (msPerDispatch * 1e6);
         const row = {
           shape: s.name,
@@ -275,10 +247,10 @@ for (const s of shapes) {
             row.us.toFixed(1).padStart(8)
           } µs ` +
             `${GBps.toFixed(0).padStart(5)} GB/s ${(row.fraction * 100).toFixed(1).padStart(5)} % of copy  ` +
-            `nerr ${nerr.toExponential(1)}${nerr > 1e-8 ? "  MISMATCH" : ""}`,
+            sweep.errorColumns(nerr, 1e-8),
         );
       } catch (e) {
-        console.log(`${s.name} T=${T} ${name}: FAILED ${(e as Error).message.split("\n")[0]}`);
+        sweep.logFailure(`${s.name} T=${T} ${name}`, e);
       }
     }
     destroyAll([x, out, ref]);
@@ -322,11 +294,10 @@ for (const mode of ["linear", "norm", "gateUp"] as MatvecMode[]) {
     );
   }
 }
-const outPath = args.out ?? (Deno.env.get("OUT") ? `${Deno.env.get("OUT")}/matvec.json` : null);
-if (outPath) {
-  await Deno.writeTextFile(
-    outPath,
-    JSON.stringify({ adapter: gpu.adapterDescription, copyGBps: copy.GBps, rows }, null, 1),
-  );
-}
+await sweep.writeJson(
+  outArg,
+  "matvec.json",
+  { adapter: gpu.adapterDescription, copyGBps: copy.GBps, rows },
+  false,
+);
 gpu.destroy();
