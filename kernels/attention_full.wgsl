@@ -73,23 +73,6 @@ fn issue(kb: u32, ch: u32) {
   }
 }
 
-fn store(ch: u32) {
-  qk[ty][tx] = pq0;
-  qk[ty + RS][tx] = pq1;
-  qk[ty + 2u * RS][tx] = pq2;
-  qk[ty + 3u * RS][tx] = pq3;
-  qk[BQ + ty][tx] = pk0;
-  qk[BQ + ty + RS][tx] = pk1;
-  let col = ch * DC + tx;
-  vs[ty][col] = pv0;
-  vs[ty + RS][col] = pv1;
-  if (KR > 2u) {
-    qk[BQ + ty + 2u * RS][tx] = pk2;
-    qk[BQ + ty + 3u * RS][tx] = pk3;
-    vs[ty + 2u * RS][col] = pv2;
-    vs[ty + 3u * RS][col] = pv3;
-  }
-}
 
 fn writeRow(row: u32, inv: f32, c0: vec4f, c1: vec4f, c2: vec4f, c3: vec4f) {
   let t = q0 + row;
@@ -115,16 +98,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let r2 = ty + 2u * RS;
   let r3 = ty + 3u * RS;
 
-  // Running max (real after the first block: every block holds ≥ 1 real key) and this thread's share of
-  // the running sum (its own keys only; the 8 shares of a row are added at the end).
-  var m0 = NEG;
-  var m1 = NEG;
-  var m2 = NEG;
-  var m3 = NEG;
-  var l0 = 0.0;
-  var l1 = 0.0;
-  var l2 = 0.0;
-  var l3 = 0.0;
+  startRows();
 
   if (PREFETCH) { issue(0u, 0u); }
   for (var kb = 0u; kb < T; kb += BK) {
@@ -135,7 +109,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     for (var ch = 0u; ch < NCH; ch++) {
       if (!PREFETCH) { issue(kb, ch); }
       workgroupBarrier(); // the last stage's Q/K (at ch 0: the last block's P and V) are no longer read
-      store(ch);
+      storeStage(ch);
       workgroupBarrier();
       if (PREFETCH) {
         if (ch + 1u < NCH) {
@@ -167,33 +141,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let e1 = exp(s1 - mn1);
     let e2 = exp(s2 - mn2);
     let e3 = exp(s3 - mn3);
-    let a0 = exp(m0 - mn0);
-    let a1 = exp(m1 - mn1);
-    let a2 = exp(m2 - mn2);
-    let a3 = exp(m3 - mn3);
-    l0 = l0 * a0 + ((e0.x + e0.y) + (e0.z + e0.w));
-    l1 = l1 * a1 + ((e1.x + e1.y) + (e1.z + e1.w));
-    l2 = l2 * a2 + ((e2.x + e2.y) + (e2.z + e2.w));
-    l3 = l3 * a3 + ((e3.x + e3.y) + (e3.z + e3.w));
-    m0 = mn0;
-    m1 = mn1;
-    m2 = mn2;
-    m3 = mn3;
-    rescale(a0, a1, a2, a3);
-    putP(r0, e0);
-    putP(r1, e1);
-    putP(r2, e2);
-    putP(r3, e3);
-    workgroupBarrier();
-    pvBlock();
+    acceptBlock(e0, e1, e2, e3, mn0, mn1, mn2, mn3);
   }
-
-  // red was last read before the final P barrier, so it can take the row sums.
-  putRed(r0, l0);
-  putRed(r1, l1);
-  putRed(r2, l2);
-  putRed(r3, l3);
-  workgroupBarrier();
+  putRowSums();
   let one = vec4f(1.0);
   writeRow(r0, 1.0 / dot(red[r0][0] + red[r0][1], one), o00, o01, o02, o03);
   writeRow(r1, 1.0 / dot(red[r1][0] + red[r1][1], one), o10, o11, o12, o13);

@@ -120,21 +120,7 @@ fn issue(kb: u32, ch: u32) {
 }
 
 fn store(ch: u32) {
-  qk[ty][tx] = pq0;
-  qk[ty + RS][tx] = pq1;
-  qk[ty + 2u * RS][tx] = pq2;
-  qk[ty + 3u * RS][tx] = pq3;
-  qk[BQ + ty][tx] = pk0;
-  qk[BQ + ty + RS][tx] = pk1;
-  let col = ch * DC + tx;
-  vs[ty][col] = pv0;
-  vs[ty + RS][col] = pv1;
-  if (KR > 2u) {
-    qk[BQ + ty + 2u * RS][tx] = pk2;
-    qk[BQ + ty + 3u * RS][tx] = pk3;
-    vs[ty + 2u * RS][col] = pv2;
-    vs[ty + 3u * RS][col] = pv3;
-  }
+  storeStage(ch);
   if (ch == 0u && tx == 0u) {
     kmask[ty] = select(0u, 1u, kf0);
     kmask[ty + RS] = select(0u, 1u, kf1);
@@ -198,16 +184,7 @@ fn main(
   lim2 = rowLimit(tile0 + r2);
   lim3 = rowLimit(tile0 + r3);
 
-  // Running max (NEG until the row has seen a valid key) and this thread's share of the running sum (its
-  // own keys only; the 8 shares of a row are added at the end).
-  var m0 = NEG;
-  var m1 = NEG;
-  var m2 = NEG;
-  var m3 = NEG;
-  var l0 = 0.0;
-  var l1 = 0.0;
-  var l2 = 0.0;
-  var l3 = 0.0;
+  startRows();
 
   if (PREFETCH) { issue(0u, 0u); }
   for (var kb = 0u; kb < kend; kb += BK) {
@@ -257,33 +234,9 @@ fn main(
     let e1 = select(vec4f(0.0), exp(s1 - mn1), ok1);
     let e2 = select(vec4f(0.0), exp(s2 - mn2), ok2);
     let e3 = select(vec4f(0.0), exp(s3 - mn3), ok3);
-    let a0 = exp(m0 - mn0);
-    let a1 = exp(m1 - mn1);
-    let a2 = exp(m2 - mn2);
-    let a3 = exp(m3 - mn3);
-    l0 = l0 * a0 + ((e0.x + e0.y) + (e0.z + e0.w));
-    l1 = l1 * a1 + ((e1.x + e1.y) + (e1.z + e1.w));
-    l2 = l2 * a2 + ((e2.x + e2.y) + (e2.z + e2.w));
-    l3 = l3 * a3 + ((e3.x + e3.y) + (e3.z + e3.w));
-    m0 = mn0;
-    m1 = mn1;
-    m2 = mn2;
-    m3 = mn3;
-    rescale(a0, a1, a2, a3);
-    putP(r0, e0);
-    putP(r1, e1);
-    putP(r2, e2);
-    putP(r3, e3);
-    workgroupBarrier();
-    pvBlock();
+    acceptBlock(e0, e1, e2, e3, mn0, mn1, mn2, mn3);
   }
-
-  // red was last read before the final P barrier, so it can take the row sums.
-  putRed(r0, l0);
-  putRed(r1, l1);
-  putRed(r2, l2);
-  putRed(r3, l3);
-  workgroupBarrier();
+  putRowSums();
   writeRow(qa0, rowSum(r0), o00, o01, o02, o03);
   writeRow(qa1, rowSum(r1), o10, o11, o12, o13);
   writeRow(qa2, rowSum(r2), o20, o21, o22, o23);

@@ -47,6 +47,16 @@ var<private> o30: vec4f;
 var<private> o31: vec4f;
 var<private> o32: vec4f;
 var<private> o33: vec4f;
+// Running max of each owned row (NEG until the row has seen a key) and this thread's share of its running
+// sum (its own keys only; the 8 shares of a row are added at the end).
+var<private> m0: f32;
+var<private> m1: f32;
+var<private> m2: f32;
+var<private> m3: f32;
+var<private> l0: f32;
+var<private> l1: f32;
+var<private> l2: f32;
+var<private> l3: f32;
 // One stage in flight: Q rows ty + RS·u, K and V rows ty + RS·u (u < KR), column tx of the stage.
 var<private> pq0: vec4f;
 var<private> pq1: vec4f;
@@ -181,4 +191,69 @@ fn putP(row: u32, e: vec4f) {
 
 fn putRed(row: u32, x: f32) {
   red[row][tx / 4u][tx % 4u] = x;
+}
+
+fn startRows() {
+  m0 = NEG;
+  m1 = NEG;
+  m2 = NEG;
+  m3 = NEG;
+  l0 = 0.0;
+  l1 = 0.0;
+  l2 = 0.0;
+  l3 = 0.0;
+}
+
+// Online softmax over one key block: e{i} = exp(s{i} − mn{i}) for the thread's keys of owned row i (0 where
+// masked) and mn{i} the row's new running max. Rescales the sums and accumulators by e^(m − mn), publishes P
+// and accumulates P·V.
+fn acceptBlock(e0: vec4f, e1: vec4f, e2: vec4f, e3: vec4f, mn0: f32, mn1: f32, mn2: f32, mn3: f32) {
+  let a0 = exp(m0 - mn0);
+  let a1 = exp(m1 - mn1);
+  let a2 = exp(m2 - mn2);
+  let a3 = exp(m3 - mn3);
+  l0 = l0 * a0 + ((e0.x + e0.y) + (e0.z + e0.w));
+  l1 = l1 * a1 + ((e1.x + e1.y) + (e1.z + e1.w));
+  l2 = l2 * a2 + ((e2.x + e2.y) + (e2.z + e2.w));
+  l3 = l3 * a3 + ((e3.x + e3.y) + (e3.z + e3.w));
+  m0 = mn0;
+  m1 = mn1;
+  m2 = mn2;
+  m3 = mn3;
+  rescale(a0, a1, a2, a3);
+  putP(ty, e0);
+  putP(ty + RS, e1);
+  putP(ty + 2u * RS, e2);
+  putP(ty + 3u * RS, e3);
+  workgroupBarrier();
+  pvBlock();
+}
+
+// After the last block: each row's sum shares into red (last read before the final P barrier, so free).
+fn putRowSums() {
+  putRed(ty, l0);
+  putRed(ty + RS, l1);
+  putRed(ty + 2u * RS, l2);
+  putRed(ty + 3u * RS, l3);
+  workgroupBarrier();
+}
+
+// Writes the stage held in pq/pk/pv (loaded by the kernel's issue) into workgroup memory: Q and K at
+// column tx, V at column ch·DC + tx.
+fn storeStage(ch: u32) {
+  qk[ty][tx] = pq0;
+  qk[ty + RS][tx] = pq1;
+  qk[ty + 2u * RS][tx] = pq2;
+  qk[ty + 3u * RS][tx] = pq3;
+  qk[BQ + ty][tx] = pk0;
+  qk[BQ + ty + RS][tx] = pk1;
+  let col = ch * DC + tx;
+  vs[ty][col] = pv0;
+  vs[ty + RS][col] = pv1;
+  if (KR > 2u) {
+    qk[BQ + ty + 2u * RS][tx] = pk2;
+    qk[BQ + ty + 3u * RS][tx] = pk3;
+    vs[ty + 2u * RS][col] = pv2;
+    vs[ty + 3u * RS][col] = pv3;
+  }
 }
