@@ -129,7 +129,8 @@ export function syntheticLanguageWeights(f: SyntheticFactory, dims: LanguageDims
       wqkv: f.int8Linear(`${n}.attention.wqkv`, (H + 2 * Hkv) * Dh, D),
       wo: f.int8Linear(`${n}.attention.wo`, D, H * Dh),
       ffnNorm: f.norm(`${n}.ffn_norm`, D),
-      w13: f.int8Linear(`${n}.feed_forward.w1+w3`, 2 * I, D),
+      w1: f.int8Linear(`${n}.feed_forward.w1`, I, D),
+      w3: f.int8Linear(`${n}.feed_forward.w3`, I, D),
       w2: f.int8Linear(`${n}.feed_forward.w2`, D, I),
     });
   }

@@ -205,34 +205,14 @@ async function dumpWeights(
     await put(`${name}.weight`, l.weight, "i8");
     await put(`${name}.scale`, l.scale, "f32");
   };
-  // Rows row0 … row0+n−1 of a stacked Linear (w1 and w3 live in one [2I, D] matrix) as a Linear of its own.
-  const putRows = async (name: string, l: LinearWeights, row0: number, n: number) => {
-    if (l.kind !== "int8") throw new Error(`${name}: the comparison expects int8 Linears`);
-    const K = l.weight.shape[1];
-    const write = async (
-      suffix: string,
-      t: Tensor,
-      rowBytes: number,
-      dtype: DumpFile["dtype"],
-      shape: number[],
-    ) => {
-      const data = new Uint8Array(await gpu.readBytes(t, n * rowBytes, row0 * rowBytes));
-      await Deno.writeFile(`${dir}/${name}.${suffix}.bin`, data);
-      files[`${name}.${suffix}`] = { file: `${name}.${suffix}.bin`, dtype, shape };
-      bytes += data.byteLength;
-    };
-    await write("weight", l.weight, K, "i8", [n, K]);
-    await write("scale", l.scale, 4, "f32", [n]);
-  };
   for (let l = 0; l < layers; l++) {
     const lw = w.layers[l];
     await put(`L${l}.attention_norm`, lw.attentionNorm, "f32");
     await putLinear(`L${l}.wqkv`, lw.wqkv);
     await putLinear(`L${l}.wo`, lw.wo);
     await put(`L${l}.ffn_norm`, lw.ffnNorm, "f32");
-    const I = lw.w13.weight.shape[0] / 2;
-    await putRows(`L${l}.w1`, lw.w13, 0, I);
-    await putRows(`L${l}.w3`, lw.w13, I, I);
+    await putLinear(`L${l}.w1`, lw.w1);
+    await putLinear(`L${l}.w3`, lw.w3);
     await putLinear(`L${l}.w2`, lw.w2);
   }
   await put("norm", w.norm, "f32");

@@ -6,8 +6,9 @@ import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { linear, type LinearWeights, maxMatvecTokens } from "../ops/linear.ts";
 import { rmsNormLinear } from "../ops/rms_norm_linear.ts";
+import { gateUpSilu } from "../ops/gate_up_silu.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
-import { siluMulStacked } from "../ops/silu_mul.ts";
+import { siluMul } from "../ops/silu_mul.ts";
 import { embedTokens, packBf16 } from "../ops/embed_tokens.ts";
 import { gatherRows } from "../ops/gather_rows.ts";
 import { ropeTables } from "../ops/rope.ts";
@@ -25,8 +26,8 @@ export interface LanguageLayerWeights {
   wqkv: LinearWeights; // [(H + 2·Hkv)·Dh, D], rows interleaved per kv group (REFERENCE §7)
   wo: LinearWeights; // [D, H·Dh]
   ffnNorm: Tensor; // [D]
-  /** [2I, D]: w1 (gate) in rows 0..I−1, w3 (up) in rows I..2I−1, streamed as one matrix. */
-  w13: LinearWeights;
+  w1: LinearWeights; // [I, D] gate
+  w3: LinearWeights; // [I, D] up
   w2: LinearWeights; // [D, I] down
 }
 
@@ -59,7 +60,8 @@ export async function loadLanguageWeights(
       wqkv: await w.linear(`${n}.attention.wqkv`, (H + 2 * Hkv) * Dh, D),
       wo: await w.linear(`${n}.attention.wo`, D, H * Dh),
       ffnNorm: await w.vector(`${n}.ffn_norm.weight`, [D]),
-      w13: await w.linearStack([`${n}.feed_forward.w1`, `${n}.feed_forward.w3`], I, D),
+      w1: await w.linear(`${n}.feed_forward.w1`, I, D),
+      w3: await w.linear(`${n}.feed_forward.w3`, I, D),
       w2: await w.linear(`${n}.feed_forward.w2`, D, I),
     });
     onLayer?.(l);
@@ -81,7 +83,8 @@ export class LanguageScratch {
   readonly qkv: Tensor; // [rows, (H+2Hkv)·Dh]
   readonly q: Tensor; // [rows, H·Dh]
   readonly attn: Tensor; // [rows, H·Dh]
-  readonly gateUp: Tensor; // [rows, 2I]: gate columns 0..I−1, up I..2I−1
+  readonly gate: Tensor; // [rows, I]
+  readonly up: Tensor; // [rows, I]
   readonly act: Tensor; // [rows, I]
   readonly last: Tensor; // [B, D] the rows that produce logits
   readonly lastNormed: Tensor; // [B, D]
@@ -104,7 +107,8 @@ export class LanguageScratch {
     this.qkv = t("qkv", (H + 2 * Hkv) * Dh);
     this.q = t("q", H * Dh);
     this.attn = t("attn", H * Dh);
-    this.gateUp = t("gate_up", 2 * I);
+    this.gate = t("gate", I);
+    this.up = t("up", I);
     this.act = t("act", I);
     this.last = t("last", D, batch);
     this.lastNormed = t("last_normed", D, batch);
@@ -212,15 +216,14 @@ export function languageForward(
       });
     }
     linear(r, s.attn, lw.wo, s.hidden, { accumulate: true }); // h = h + wo(attn)
-    // w1 and w3 as one 2I-row matrix: at one token it streams at 85 % of copy where the fused gate/up
-    // kernel reached 74 % (H100, bench_matvec_interleaved / bench_matvec); SiLU·up is a small pass after it.
-    if (fusable && lw.w13.kind === "int8") {
-      rmsNormLinear(r, s.hidden, lw.ffnNorm, eps, lw.w13, s.gateUp);
+    if (fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias && !lw.w3.bias) {
+      gateUpSilu(r, s.hidden, lw.ffnNorm, eps, lw.w1, lw.w3, s.act);
     } else {
       rmsNorm(r, s.hidden, lw.ffnNorm, s.normed, eps);
-      linear(r, s.normed, lw.w13, s.gateUp);
+      linear(r, s.normed, lw.w1, s.gate);
+      linear(r, s.normed, lw.w3, s.up);
+      siluMul(r, s.gate, s.up, s.act);
     }
-    siluMulStacked(r, s.gateUp, s.act);
     linear(r, s.act, lw.w2, s.hidden, { accumulate: true }); // h = h + w2(silu(w1 x) · w3 x)
     tap?.("lm.layer", l, s.hidden, r);
   });

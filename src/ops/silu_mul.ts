@@ -14,27 +14,7 @@ export function siluMul(r: Recorder, gate: Tensor, up: Tensor, out: Tensor): voi
   const { workgroups, groupsPerRow } = flatGrid(T * N);
   r.dispatch("silu_mul", {
     bindings: [gate, up, out],
-    params: [T * N, groupsPerRow, 0],
-    workgroups,
-    label: `silu_mul ${out.label}`,
-  });
-}
-
-/**
- * out = silu(gate) · up from one stacked [T, 2N] tensor (the output of the [w1; w3] matrix: gate columns
- * 0..N−1, up N..2N−1); out: [T, N] f32, another buffer.
- */
-export function siluMulStacked(r: Recorder, gateUp: Tensor, out: Tensor): void {
-  const [T, N] = out.shape;
-  expectTensor("siluMulStacked gateUp", gateUp, "f32", [T, 2 * N]);
-  expectTensor("siluMulStacked out", out, "f32", [T, N]);
-  if (out.buffer === gateUp.buffer) {
-    throw new Error(`siluMulStacked: out (${out.label}) must not alias gateUp`);
-  }
-  const { workgroups, groupsPerRow } = flatGrid(T * N);
-  r.dispatch("silu_mul", {
-    bindings: [gateUp, gateUp, out],
-    params: [T * N, groupsPerRow, N],
+    params: [T * N, groupsPerRow],
     workgroups,
     label: `silu_mul ${out.label}`,
   });
