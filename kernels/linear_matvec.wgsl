@@ -15,7 +15,7 @@
 // Params:   n = N, k4 = K/4, kw, has_scale, has_bias, groups_per_row, accumulate (1: out += result)
 // Overrides: INT8 (weight encoding), TT = T (1..8; a constant so the accumulators stay in registers).
 // Grid:     ceil(N/8) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
-// Features: none (no unpack4xI8: see i8x4).
+// Features: none (int8 widened by kernels/int8.wgsl, no unpack4xI8).
 struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_per_row: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -23,6 +23,8 @@ struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_
 @group(0) @binding(3) var<storage, read> scale: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+// #include int8
 
 override INT8: bool = true;
 override TT: u32 = 1u;
@@ -32,16 +34,8 @@ const ROWS = 8u; // rows per workgroup (ROWS * LANES = 256)
 // red[t * 256 + local index]: per-thread partial sums of every token.
 var<workgroup> red: array<f32, 2048>;
 
-// x[t, ·] · W[n, ·] restricted to weight word q. INT8 is a constant, so one branch survives; int8 → i32
-// (sign-extended) → f32 is exact and the row scale is applied after the reduction.
-// Exact int8x4 → f32 without the int→float instruction (quarter rate on NVIDIA, where it capped this
-// bandwidth-bound kernel): each byte, biased to unsigned by the xor, becomes the low mantissa bits of
-// 2^23, and subtracting 2^23 + 128 leaves the signed value exactly.
-fn i8x4(w: u32) -> vec4<f32> {
-  let u = vec4<u32>(w ^ 0x80808080u) >> vec4<u32>(0u, 8u, 16u, 24u);
-  return bitcast<vec4<f32>>((u & vec4<u32>(0xFFu)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388736.0);
-}
-
+// x[t, ·] · W[n, ·] restricted to weight word q. INT8 is a constant, so one branch survives; int8 → f32
+// (i8x4) is exact and the row scale is applied after the reduction.
 fn word_dot(t: u32, q: u32, word: u32) -> f32 {
   if (INT8) {
     return dot(x[t * p.k4 + q], i8x4(word));

@@ -35,6 +35,8 @@ struct Params { t: u32, n: u32, k: u32, kw: u32, has_scale: u32, has_bias: u32, 
 @group(0) @binding(6) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> w4: array<vec4<u32>>;
 
+// #include int8
+
 override INT8: bool = true;
 override VEC: bool = true;
 override TX: u32 = 16u;
@@ -218,18 +220,6 @@ fn stage(k0: u32) {
 
 // ---- registers → shared (transposed to k-major, swizzled).
 
-// Signed int8 byte j of word q, exactly, without the quarter-rate int → float conversion:
-// with u = q ^ 0x80808080 each byte holds b + 128, and 2²³ + (b + 128) − (2²³ + 128) = b.
-fn widen(q: u32) -> vec4<f32> {
-  let u = q ^ 0x80808080u;
-  return vec4<f32>(
-    bitcast<f32>(0x4B000000u | (u & 0xFFu)),
-    bitcast<f32>(0x4B000000u | ((u >> 8u) & 0xFFu)),
-    bitcast<f32>(0x4B000000u | ((u >> 16u) & 0xFFu)),
-    bitcast<f32>(0x4B000000u | (u >> 24u)),
-  ) - 8388736.0;
-}
-
 // Slot i's 4 values (k = 4kq..4kq+3 of one row) into column k, vec4 (row/4 ^ swz), lane row % 4.
 fn put_x(odd: bool, i: u32, v: vec4<f32>) {
   let r = tile_row(i);
@@ -275,10 +265,10 @@ fn put(odd: bool) {
   if (XSL > 2u) { put_x(odd, 2u, sx2); }
   if (XSL > 3u) { put_x(odd, 3u, sx3); }
   if (INT8) {
-    put_w(odd, 0u, widen(sq0));
-    if (WSL > 1u) { put_w(odd, 1u, widen(sq1)); }
-    if (WSL > 2u) { put_w(odd, 2u, widen(sq2)); }
-    if (WSL > 3u) { put_w(odd, 3u, widen(sq3)); }
+    put_w(odd, 0u, i8x4(sq0));
+    if (WSL > 1u) { put_w(odd, 1u, i8x4(sq1)); }
+    if (WSL > 2u) { put_w(odd, 2u, i8x4(sq2)); }
+    if (WSL > 3u) { put_w(odd, 3u, i8x4(sq3)); }
   } else {
     put_w(odd, 0u, sw0);
     if (WSL > 1u) { put_w(odd, 1u, sw1); }

@@ -30,7 +30,7 @@
 //            U ∈ {1, 2, 4, 8}, I2F (benchmarks only: unpack4xI8 + int→float instead of i8x4).
 // Grid:     ceil(N / (R·256/LANES)) = total_groups workgroups of 256, folded into 2-D as
 //           (wg.y * groups_per_row + wg.x); or grid_groups persistent ones looping over the row blocks.
-// Features: none (no unpack4xI8: see i8x4; no subgroups).
+// Features: none (int8 widened by kernels/int8.wgsl, no unpack4xI8; no subgroups).
 struct Params {
   n: u32, k4: u32, eps: f32, has_bias: u32, groups_per_row: u32, accumulate: u32,
   total_groups: u32, grid_groups: u32,
@@ -44,6 +44,8 @@ struct Params {
 @group(0) @binding(6) var<storage, read> s3: array<f32>;
 @group(0) @binding(7) var<storage, read> bias: array<f32>;
 @group(0) @binding(8) var<storage, read_write> out: array<f32>;
+
+// #include int8
 
 override MODE: u32 = 0u;
 override TT: u32 = 1u;
@@ -60,17 +62,14 @@ var<workgroup> invs: array<f32, 8>;
 // LANES > 32: per-thread sums of 16 lanes, [slot][LANES/16] (G·16 slots · LANES/16 = 256).
 var<workgroup> red2: array<f32, 256>;
 
-// A thread's weight rows: "lo" = output rows j = 0..min(R,4)−1; "hi" = rows 4..7 (R = 8) or, in MODE 2,
-// the W3 rows of the lo rows.
-// Exact int8x4 → f32 without the int→float instruction (quarter rate on NVIDIA, where it capped this
-// bandwidth-bound kernel): each byte, biased to unsigned by the xor, becomes the low mantissa bits of
-// 2^23, and subtracting 2^23 + 128 leaves the signed value exactly.
-fn i8x4(w: u32) -> vec4<f32> {
-  if (I2F) { return vec4<f32>(unpack4xI8(w)); } // the old conversion, kept for scripts/bench_matvec.ts
-  let u = vec4<u32>(w ^ 0x80808080u) >> vec4<u32>(0u, 8u, 16u, 24u);
-  return bitcast<vec4<f32>>((u & vec4<u32>(0xFFu)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388736.0);
+// The word's 4 int8 as f32: i8x4, or (I2F, benchmarks only) the unpack4xI8 + int→float it replaced.
+fn word_f32(w: u32) -> vec4<f32> {
+  if (I2F) { return vec4<f32>(unpack4xI8(w)); }
+  return i8x4(w);
 }
 
+// A thread's weight rows: "lo" = output rows j = 0..min(R,4)−1; "hi" = rows 4..7 (R = 8) or, in MODE 2,
+// the W3 rows of the lo rows.
 fn nlo() -> u32 {
   return min(R, 4u);
 }
@@ -109,8 +108,8 @@ fn load(q: u32, oa: vec4<u32>, ob: vec4<u32>) -> Words {
 
 // int8 → f32 is exact; in MODE ≥ 1 the norm weight is folded in once per word for all tokens.
 fn unpack_rows(w: vec4<u32>, gq: vec4<f32>) -> Rows {
-  var r = Rows(i8x4(w.x), i8x4(w.y), i8x4(w.z),
-               i8x4(w.w));
+  var r = Rows(word_f32(w.x), word_f32(w.y), word_f32(w.z),
+               word_f32(w.w));
   if (MODE > 0u) {
     r.a *= gq;
     r.b *= gq;

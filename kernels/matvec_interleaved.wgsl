@@ -19,17 +19,14 @@ struct Params { n: u32, kb: u32, groups_per_row: u32, accumulate: u32 }
 @group(0) @binding(3) var<storage, read> scale: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
+// #include int8
+
 override TT: u32 = 1u;
 override R: u32 = 2u;
 
 var<workgroup> red: array<f32, 4096>;
 
 struct Acc { t0: f32, t1: f32, t2: f32, t3: f32, t4: f32, t5: f32, t6: f32, t7: f32 }
-
-fn i8x4(v: u32) -> vec4<f32> {
-  let u = vec4<u32>(v ^ 0x80808080u) >> vec4<u32>(0u, 8u, 16u, 24u);
-  return bitcast<vec4<f32>>((u & vec4<u32>(0xFFu)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388736.0);
-}
 
 // Σ over the 16 k of group b for token t: word j of the group covers x vec4 4b + j.
 fn group_dot(t: u32, b: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) -> f32 {

@@ -18,7 +18,7 @@
 // Params:   n = N, k4 = K/4, eps (f32), has_bias, groups_per_row
 // Overrides: TT = T (1..8; a constant so the accumulators stay in registers), RPW = rows per warp (1 or 2).
 // Grid:     ceil(N / (8·RPW)) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
-// Features: none (no unpack4xI8: see i8x4; no subgroups).
+// Features: none (int8 widened by kernels/int8.wgsl, no unpack4xI8; no subgroups).
 struct Params { n: u32, k4: u32, eps: f32, has_bias: u32, groups_per_row: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -27,6 +27,8 @@ struct Params { n: u32, k4: u32, eps: f32, has_bias: u32, groups_per_row: u32 }
 @group(0) @binding(4) var<storage, read> scale: array<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
+
+// #include int8
 
 override TT: u32 = 1u;
 override RPW: u32 = 2u;
@@ -43,14 +45,6 @@ struct Acc { t0: vec2<f32>, t1: vec2<f32>, t2: vec2<f32>, t3: vec2<f32>,
              t4: vec2<f32>, t5: vec2<f32>, t6: vec2<f32>, t7: vec2<f32> }
 
 // (x[t, 4q..4q+3] · ga, x[t, 4q..4q+3] · gb): one x load for both rows.
-// Exact int8x4 → f32 without the int→float instruction (quarter rate on NVIDIA, where it capped this
-// bandwidth-bound kernel): each byte, biased to unsigned by the xor, becomes the low mantissa bits of
-// 2^23, and subtracting 2^23 + 128 leaves the signed value exactly.
-fn i8x4(w: u32) -> vec4<f32> {
-  let u = vec4<u32>(w ^ 0x80808080u) >> vec4<u32>(0u, 8u, 16u, 24u);
-  return bitcast<vec4<f32>>((u & vec4<u32>(0xFFu)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388736.0);
-}
-
 fn tok(t: u32, q: u32, ga: vec4<f32>, gb: vec4<f32>) -> vec2<f32> {
   let v = x[t * p.k4 + q];
   if (RPW > 1u) { return vec2<f32>(dot(v, ga), dot(v, gb)); }
