@@ -1,27 +1,16 @@
 import assert from "node:assert/strict";
 import type { Gpu } from "../../src/gpu/device.ts";
 import { gateUpSilu } from "../../src/ops/gate_up_silu.ts";
-import { type HostLinear, uploadLinear } from "../../src/ops/linear.ts";
+import { uploadLinear } from "../../src/ops/linear.ts";
 import { gateUpSiluRef } from "../../src/ref/gate_up_silu.ts";
-import { randomF32, randomI8 } from "../../src/ref/random.ts";
+import { randomF32 } from "../../src/ref/random.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
+import { hostInt8 } from "./host_linear.ts";
 import { tolerance } from "./tolerances.ts";
-
-/** An int8 Linear without bias (InternLM2MLP's w1/w3), SCB in [0.02, 0.2) like real rows. */
-function hostInt8(N: number, K: number, seed: number): HostLinear {
-  return {
-    kind: "int8",
-    weight: randomI8(N * K, seed),
-    scb: randomF32(N, seed + 1, 0.02, 0.2),
-    bias: null,
-    outFeatures: N,
-    inFeatures: K,
-  };
-}
 
 async function checkGateUpSilu(gpu: Gpu, T: number, K: number, I: number, maxGroupsPerRow?: number) {
   const seed = T * 7919 + K * 104729 + I * 31;
-  const h1 = hostInt8(I, K, seed), h3 = hostInt8(I, K, seed + 10);
+  const h1 = hostInt8(I, K, false, seed), h3 = hostInt8(I, K, false, seed + 10);
   // Hidden states of different scale per token: each token's norm factor must follow its own row.
   const xs = randomF32(T * K, seed + 3, -4, 4);
   for (let i = 0; i < xs.length; i++) xs[i] *= 1 + Math.floor(i / K) % 5;
@@ -65,9 +54,9 @@ Deno.test("gateUpSilu folds a long grid into 2-D and leaves no row unwritten", a
 
 Deno.test("gateUpSilu refuses what the kernel cannot do", async () => {
   const gpu = await testGpu();
-  const w1 = uploadLinear(gpu, "w1", hostInt8(4, 32, 1));
-  const w3 = uploadLinear(gpu, "w3", hostInt8(4, 32, 2));
-  const wb = uploadLinear(gpu, "wb", { ...hostInt8(4, 32, 3), bias: randomF32(4, 4) });
+  const w1 = uploadLinear(gpu, "w1", hostInt8(4, 32, false, 1));
+  const w3 = uploadLinear(gpu, "w3", hostInt8(4, 32, false, 2));
+  const wb = uploadLinear(gpu, "wb", { ...hostInt8(4, 32, false, 3), bias: randomF32(4, 4) });
   const g = gpu.createTensor("g", "f32", [32]);
   const x9 = gpu.createTensor("x9", "f32", [9, 32]);
   const x = gpu.createTensor("x", "f32", [2, 32]);
@@ -78,7 +67,8 @@ Deno.test("gateUpSilu refuses what the kernel cannot do", async () => {
     /needs 1 ≤ T ≤ 8 and K % 4 == 0 \(T=9, K=32\)/,
   );
   assert.throws(() => gateUpSilu(r, x, g, 1e-6, w1, wb, out), /must have no bias/);
-  const s1 = uploadLinear(gpu, "s1", hostInt8(4, 4, 5)), s3 = uploadLinear(gpu, "s3", hostInt8(4, 4, 6));
+  const s1 = uploadLinear(gpu, "s1", hostInt8(4, 4, false, 5)),
+    s3 = uploadLinear(gpu, "s3", hostInt8(4, 4, false, 6));
   const h = gpu.createTensor("h", "f32", [2, 4]);
   assert.throws(
     () => gateUpSilu(r, h, gpu.createTensor("g4", "f32", [4]), 1e-6, s1, s3, h),

@@ -1,25 +1,15 @@
 // Every tiling of kernels/matvec_i8.wgsl that scripts/bench_matvec.ts may pick, in all three modes, on
 // odd shapes: the launchers only exercise the tilings chosen today, and a later choice must already be right.
 import type { Gpu } from "../../src/gpu/device.ts";
-import { type HostLinear, uploadLinear } from "../../src/ops/linear.ts";
+import { uploadLinear } from "../../src/ops/linear.ts";
 import { type MatvecConfig, type MatvecMode, recordMatvecI8 } from "../../src/ops/matvec_i8.ts";
 import { linearRef } from "../../src/ref/linear.ts";
 import { rmsNormLinearRef } from "../../src/ref/rms_norm_linear.ts";
 import { gateUpSiluRef } from "../../src/ref/gate_up_silu.ts";
-import { randomF32, randomI8 } from "../../src/ref/random.ts";
+import { randomF32 } from "../../src/ref/random.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
+import { hostInt8 } from "./host_linear.ts";
 import { tolerance } from "./tolerances.ts";
-
-function hostInt8(N: number, K: number, withBias: boolean, seed: number): HostLinear {
-  return {
-    kind: "int8",
-    weight: randomI8(N * K, seed),
-    scb: randomF32(N, seed + 1, 0.02, 0.2),
-    bias: withBias ? randomF32(N, seed + 2) : null,
-    outFeatures: N,
-    inFeatures: K,
-  };
-}
 
 async function check(gpu: Gpu, mode: MatvecMode, c: MatvecConfig, T: number, N: number, K: number) {
   const seed = T * 7919 + K * 104729 + N * 31 + c.R * 5 + c.LANES * 3 + c.U + (c.persist ?? 0);

@@ -1,23 +1,12 @@
 import assert from "node:assert/strict";
 import type { Gpu } from "../../src/gpu/device.ts";
-import { type HostLinear, uploadLinear } from "../../src/ops/linear.ts";
+import { uploadLinear } from "../../src/ops/linear.ts";
 import { rmsNormLinear } from "../../src/ops/rms_norm_linear.ts";
 import { rmsNormLinearRef } from "../../src/ref/rms_norm_linear.ts";
-import { randomF32, randomI8 } from "../../src/ref/random.ts";
+import { randomF32 } from "../../src/ref/random.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
+import { hostInt8 } from "./host_linear.ts";
 import { tolerance } from "./tolerances.ts";
-
-/** An int8 Linear, SCB in [0.02, 0.2) like real rows. */
-function hostInt8(N: number, K: number, withBias: boolean, seed: number): HostLinear {
-  return {
-    kind: "int8",
-    weight: randomI8(N * K, seed),
-    scb: randomF32(N, seed + 1, 0.02, 0.2),
-    bias: withBias ? randomF32(N, seed + 2) : null,
-    outFeatures: N,
-    inFeatures: K,
-  };
-}
 
 async function checkRmsNormLinear(
   gpu: Gpu,
