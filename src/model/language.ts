@@ -14,7 +14,11 @@ import { gatherRows } from "../ops/gather_rows.ts";
 import { ropeTables } from "../ops/rope.ts";
 import { qkvRopeCache } from "../ops/qkv_rope_cache.ts";
 import { attentionCausal } from "../ops/attention_causal.ts";
-import { attentionDecode, createAttentionDecodeScratch } from "../ops/attention_decode.ts";
+import {
+  attentionDecode,
+  createAttentionDecodeScratch,
+  decodeScratchSplits,
+} from "../ops/attention_decode.ts";
 import { attentionPrefill, minPrefillTokens } from "../ops/attention_prefill.ts";
 import type { LanguageDims } from "./dims.ts";
 import type { KvCache } from "./kv_cache.ts";
@@ -88,15 +92,14 @@ export class LanguageScratch {
   readonly act: Tensor; // [rows, I]
   readonly last: Tensor; // [B, D] the rows that produce logits
   readonly lastNormed: Tensor; // [B, D]
-  /** Split-K partials for decode (T = 1), so one query per head still spreads over the whole GPU. */
-  readonly attnSplits: Tensor | null;
   /**
-   * Split-K partials for a short chunk of one sequence (a follow-up round's new tokens, T ≤ 8), which runs
-   * as a decode step of T rows (attentionDecode oneSequence). attentionCausal's few query tiles streamed
-   * the whole kept cache alone (H100, 8 tokens after 1842: 38.7 ms of attention per chunk without splits,
-   * 8.4 ms with them).
+   * Split-K partials of attentionDecode, so one query per head still spreads over the whole GPU: for a
+   * decode step (T = 1, B rows) and for a short chunk of one sequence (a follow-up round's new tokens,
+   * T ≤ 8), which runs as a decode step of T rows (oneSequence). attentionCausal's few query tiles streamed
+   * the whole kept cache alone there (H100, 8 tokens after 1842: 38.7 ms of attention per chunk without
+   * splits, 8.4 ms with them, 4.0 ms as decode rows). Null for the prompt pass.
    */
-  readonly chunkSplits: Tensor | null;
+  readonly attnSplits: Tensor | null;
 
   constructor(gpu: Gpu, dims: LanguageDims, readonly batch: number, readonly tokens: number) {
     const rows = batch * tokens;
@@ -112,11 +115,14 @@ export class LanguageScratch {
     this.act = t("act", I);
     this.last = t("last", D, batch);
     this.lastNormed = t("last_normed", D, batch);
-    this.attnSplits = tokens === 1
-      ? createAttentionDecodeScratch(gpu, "lm.attn_splits", { batch, numHeads: H, headDim: Dh })
-      : null;
-    this.chunkSplits = batch === 1 && tokens > 1 && tokens <= maxMatvecTokens
-      ? createAttentionDecodeScratch(gpu, "lm.chunk_splits", { batch: tokens, numHeads: H, headDim: Dh })
+    const decodeRows = tokens === 1 ? batch : batch === 1 && tokens <= maxMatvecTokens ? tokens : 0;
+    this.attnSplits = decodeRows
+      ? createAttentionDecodeScratch(gpu, "lm.attn_splits", {
+        batch: decodeRows,
+        numHeads: H,
+        headDim: Dh,
+        maxSplits: decodeScratchSplits(decodeRows, dims.kvHeads),
+      })
       : null;
   }
 
@@ -174,29 +180,20 @@ export function languageForward(
       numKvHeads: Hkv,
       headDim: Dh,
     });
-    if (T === 1) {
-      // Decode: keys split over many workgroups, each K/V row read once for its whole query group.
+    if (s.attnSplits) {
+      // Decode (B rows) or a follow-up chunk (its T tokens as T rows over the one kept sequence, query t
+      // seeing t more keys): keys split over many workgroups, each K/V row read once per query group.
       attentionDecode(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {
-        batch: B,
+        batch: T === 1 ? B : T,
         kvLen: startPos + 1,
         numHeads: H,
         numKvHeads: Hkv,
         headDim: Dh,
-        scratch: s.attnSplits ?? undefined,
+        scratch: s.attnSplits,
+        oneSequence: T > 1,
       });
-    } else if (s.chunkSplits) {
-      // A follow-up chunk: its T tokens are T decode rows over the one kept sequence, query t seeing t more.
-      attentionDecode(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {
-        batch: T,
-        kvLen: startPos + 1,
-        numHeads: H,
-        numKvHeads: Hkv,
-        headDim: Dh,
-        scratch: s.chunkSplits,
-        oneSequence: true,
-      });
-    } else if (T >= minPrefillTokens && !s.chunkSplits) {
-      // Prompt pass: 64-row register-blocked tiles; shorter chunks keep attentionCausal's split-K.
+    } else if (T >= minPrefillTokens) {
+      // Prompt pass: 64-row register-blocked tiles; short batched prompts keep attentionCausal.
       attentionPrefill(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {
         batch: B,
         tokens: T,

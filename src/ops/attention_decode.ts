@@ -68,6 +68,11 @@ export function createAttentionDecodeScratch(
   return gpu.createTensor(label, "f32", [shape.maxSplits ?? defaultMaxSplits, rows, shape.headDim + 4]);
 }
 
+/** Most splits `decodeSplits` picks for `batch` rows: a scratch this deep never limits it. */
+export function decodeScratchSplits(batch: number, numKvHeads: number): number {
+  return Math.ceil(targetWorkgroups / (batch * numKvHeads));
+}
+
 /** The split count and keys per split `attentionDecode` uses for a context of kvLen keys. */
 export function decodeSplits(
   kvLen: number,
@@ -75,7 +80,7 @@ export function decodeSplits(
   numKvHeads: number,
   capacity: number,
 ): { splits: number; chunk: number } {
-  const wanted = Math.ceil(targetWorkgroups / (batch * numKvHeads));
+  const wanted = decodeScratchSplits(batch, numKvHeads);
   const step = minKeysPerSplit;
   let chunk = Math.max(step, Math.ceil(kvLen / wanted / step) * step);
   // A scratch too small for that many splits: the fewest longer splits it holds.
