@@ -12,41 +12,27 @@
 //           3 scale [N] f32 (SCB/127; read only when has_scale)
 //           4 bias  [N] f32 (read only when has_bias)
 //           5 out   [T, N] f32
-//           6 gn    [N] f32: the next RMSNorm's weight (NORM_NEXT; any read-only buffer otherwise)
-//           7 nx    [T, N + P] f32 (NORM_NEXT; any writable buffer otherwise, never touched)
-// Params:   n = N, k4 = K/4, kw, has_scale, has_bias, groups_per_row, accumulate (1: out += result),
-//           nx_stride = N + P
-// Overrides: INT8 (weight encoding), TT = T (1..8; a constant so the accumulators stay in registers),
-//           NORM_NEXT: also start the RMSNorm of the result for the kernel after it
-//           (kernels/deferred_norm_matvec.wgsl), so that one needs no g load and no multiply per weight
-//           word: nx[t, n] = out[t, n]·gn[n], and nx[t, N + w] = Σ over workgroup w's rows of out[t, ·]²
-//           (P ≥ the workgroup count; the consumer sums the first ceil(N/8) of them).
+// Params:   n = N, k4 = K/4, kw, has_scale, has_bias, groups_per_row, accumulate (1: out += result)
+// Overrides: INT8 (weight encoding), TT = T (1..8; a constant so the accumulators stay in registers).
 // Grid:     ceil(N/8) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
 // Features: none (int8 widened by kernels/int8.wgsl, no unpack4xI8).
-struct Params {
-  n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_per_row: u32, accumulate: u32, nx_stride: u32,
-}
+struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_per_row: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
 @group(0) @binding(3) var<storage, read> scale: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
-@group(0) @binding(6) var<storage, read> gn: array<f32>;
-@group(0) @binding(7) var<storage, read_write> nx: array<f32>;
 
 // #include int8
 
 override INT8: bool = true;
 override TT: u32 = 1u;
-override NORM_NEXT: bool = false;
 const LANES = 32u; // lanes per row
 const ROWS = 8u; // rows per workgroup (ROWS * LANES = 256)
 
 // red[t * 256 + local index]: per-thread partial sums of every token.
 var<workgroup> red: array<f32, 2048>;
-// NORM_NEXT: sq[t * ROWS + row slot] = the slot's out[t, n]².
-var<workgroup> sq: array<f32, 64>;
 
 // x[t, ·] · W[n, ·] restricted to weight word q. INT8 is a constant, so one branch survives; int8 → f32
 // (i8x4) is exact and the row scale is applied after the reduction.
@@ -113,23 +99,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     workgroupBarrier();
   }
   // Lane t of each row writes token t.
-  var v = 0.0;
   if (n < p.n && lane < TT) {
-    v = red[lane * 256u + slot * LANES];
+    var v = red[lane * 256u + slot * LANES];
     if (p.has_scale != 0u) { v *= scale[n]; }
     if (p.has_bias != 0u) { v += bias[n]; }
     if (p.accumulate != 0u) { v += out[lane * p.n + n]; }
     out[lane * p.n + n] = v;
-    if (NORM_NEXT) { nx[lane * p.nx_stride + n] = v * gn[n]; }
-  }
-  if (NORM_NEXT) {
-    if (lane < TT) { sq[lane * ROWS + slot] = v * v; }
-    workgroupBarrier();
-    let id = wg.y * p.groups_per_row + wg.x;
-    if (li < TT && id * ROWS < p.n) { // not a folded-grid overhang
-      var s = 0.0;
-      for (var j = 0u; j < ROWS; j++) { s += sq[li * ROWS + j]; }
-      nx[li * p.nx_stride + p.n + id] = s;
-    }
   }
 }

@@ -46,24 +46,9 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
       const [T, K] = x.shape, N = w.shape[0];
       const hasScale = num(p[kernel === "linear_matvec" ? 3 : 4]),
         hasBias = num(p[kernel === "linear_matvec" ? 4 : 5]);
-      // linear_matvec with NORM_NEXT also reads the next norm's weight and writes the deferred-norm tensor.
-      const normNext = kernel === "linear_matvec" && o.constants?.NORM_NEXT
-        ? b[5].byteLength + b[6].byteLength
-        : 0;
       const bytes = x.byteLength + w.byteLength + out.byteLength + (hasScale ? scale.byteLength : 0) +
-        (hasBias ? bias.byteLength : 0) + normNext;
+        (hasBias ? bias.byteLength : 0);
       return { kernel, op, bytes, flops: 2 * T * N * K, bytesModel: "model" };
-    }
-    case "deferred_norm_matvec": {
-      // bindings: xn [T, K + P], w1 [N, K], s1 [N], w3|w1, s3|s1, bias|any, out [T, N]; params
-      // [N, k4, xs4, parts, eps, has_bias, groups_per_row]; GATE: W1 and W3 → silu·up
-      const [xn, w1, s1, w3, s3, bias, out] = b;
-      const gate = o.constants?.GATE ?? 0;
-      const T = xn.shape[0], [N, K] = w1.shape;
-      const bytes = xn.byteLength + w1.byteLength + s1.byteLength +
-        (gate ? w3.byteLength + s3.byteLength : 0) +
-        (num(p[5]) ? bias.byteLength : 0) + out.byteLength;
-      return { kernel, op, bytes, flops: 2 * T * N * K * (gate ? 2 : 1), bytesModel: "model" };
     }
     case "matvec_i8": {
       // bindings: x [T, K], g|any, w1 [N, K], s1 [N], w3|w1, s3|any, bias|any, out [T, N]; params

@@ -6,7 +6,6 @@ import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { linear, type LinearWeights, maxMatvecTokens } from "../ops/linear.ts";
 import { rmsNormLinear } from "../ops/rms_norm_linear.ts";
-import { createDeferredNormTensor, deferredNormGateUp, deferredNormLinear } from "../ops/deferred_norm.ts";
 import { gateUpSilu } from "../ops/gate_up_silu.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
 import { siluMul } from "../ops/silu_mul.ts";
@@ -101,12 +100,6 @@ export class LanguageScratch {
    * splits, 8.4 ms with them, 4.0 ms as decode rows). Null for the prompt pass.
    */
   readonly attnSplits: Tensor | null;
-  /**
-   * Batch-1 decode: the RMSNorms are deferred (src/ops/deferred_norm_layout.ts). The wo and w2 kernels
-   * write h·g and partial Σh² here, so the wqkv and gate/up kernels after them stream their weights with
-   * the plain matrix-vector loop. Null for more rows (matvec_i8 serves those).
-   */
-  readonly deferredNorm: Tensor | null;
 
   constructor(gpu: Gpu, dims: LanguageDims, readonly batch: number, readonly tokens: number) {
     const rows = batch * tokens;
@@ -122,7 +115,6 @@ export class LanguageScratch {
     this.act = t("act", I);
     this.last = t("last", D, batch);
     this.lastNormed = t("last_normed", D, batch);
-    this.deferredNorm = rows === 1 ? createDeferredNormTensor(gpu, "lm.deferred_norm", 1, D) : null;
     const decodeRows = tokens === 1 ? batch : batch === 1 && tokens <= maxMatvecTokens ? tokens : 0;
     this.attnSplits = decodeRows
       ? createAttentionDecodeScratch(gpu, "lm.attn_splits", {
@@ -172,15 +164,8 @@ export function languageForward(
   tap?.("lm.embeddings", -1, s.hidden, r);
   // Decode-sized chunks fold the RMSNorms into the int8 matrix-vector kernels (no norm pass, no normed copy).
   const fusable = B * T <= maxMatvecTokens && dims.hidden % 4 === 0;
-  const deferred = fusable ? s.deferredNorm : null;
-  const layers = w.layers;
-  const int8 = (...ws: LinearWeights[]) => ws.every((x) => x.kind === "int8");
   w.layers.forEach((lw, l) => {
-    // Layer l > 0 at batch-1 decode: the previous layer's w2 kernel started this norm.
-    const prev = layers[l - 1];
-    if (deferred && prev && int8(prev.w2, lw.wqkv)) {
-      deferredNormLinear(r, deferred, eps, lw.wqkv, s.qkv);
-    } else if (fusable && lw.wqkv.kind === "int8") {
+    if (fusable && lw.wqkv.kind === "int8") {
       rmsNormLinear(r, s.hidden, lw.attentionNorm, eps, lw.wqkv, s.qkv);
     } else {
       rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
@@ -227,14 +212,8 @@ export function languageForward(
         headDim: Dh,
       });
     }
-    const deferFfn = deferred && int8(lw.wo, lw.w1, lw.w3) && !lw.w1.bias && !lw.w3.bias;
-    linear(r, s.attn, lw.wo, s.hidden, {
-      accumulate: true, // h = h + wo(attn)
-      normNext: deferFfn ? { weight: lw.ffnNorm, out: deferred } : undefined,
-    });
-    if (deferFfn) {
-      deferredNormGateUp(r, deferred, eps, lw.w1, lw.w3, s.act);
-    } else if (fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias && !lw.w3.bias) {
+    linear(r, s.attn, lw.wo, s.hidden, { accumulate: true }); // h = h + wo(attn)
+    if (fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias && !lw.w3.bias) {
       gateUpSilu(r, s.hidden, lw.ffnNorm, eps, lw.w1, lw.w3, s.act);
     } else {
       rmsNorm(r, s.hidden, lw.ffnNorm, s.normed, eps);
@@ -242,13 +221,7 @@ export function languageForward(
       linear(r, s.normed, lw.w3, s.up);
       siluMul(r, s.gate, s.up, s.act);
     }
-    const next = layers[l + 1];
-    linear(r, s.act, lw.w2, s.hidden, {
-      accumulate: true, // h = h + w2(silu(w1 x) · w3 x)
-      normNext: deferred && next && int8(lw.w2, next.wqkv)
-        ? { weight: next.attentionNorm, out: deferred }
-        : undefined,
-    });
+    linear(r, s.act, lw.w2, s.hidden, { accumulate: true }); // h = h + w2(silu(w1 x) · w3 x)
     tap?.("lm.layer", l, s.hidden, r);
   });
   gatherRows(r, s.hidden, inputs.lastRows, s.last);

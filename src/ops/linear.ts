@@ -1,7 +1,6 @@
 import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
-import { deferredNormParts, deferredNormWidth } from "./deferred_norm_layout.ts";
 import { matvecConfig, recordMatvecI8 } from "./matvec_i8.ts";
 
 /** GPU weights of one nn.Linear. Int8 weights stay int8 on the GPU (4 per u32 word). */
@@ -89,12 +88,6 @@ export interface LinearOptions {
   accumulate?: boolean;
   /** The tiled kernel's tiling instead of `tiledConfig`'s choice (tests and scripts/bench_gemm.ts). */
   tiled?: TiledConfig;
-  /**
-   * Also start the next RMSNorm of the result (weight [N]) into `out`, a deferred-norm tensor
-   * [T, deferredNormWidth(N)] for deferredNormLinear / deferredNormGateUp (src/ops/deferred_norm.ts).
-   * One-row int8 matrix-vector kernel only (T = 1).
-   */
-  normNext?: { weight: Tensor; out: Tensor };
 }
 
 /**
@@ -221,10 +214,6 @@ export function recordLinear(
     // int8 at T ≥ 2: kernels/matvec_i8.wgsl (rows per thread share each x load; 1.7–3.2× at T = 4, 8 on
     // an H100); at T = 1 and for f32 weights the one-row linear_matvec stays faster.
     const config = w.kind === "int8" ? matvecConfig("linear", T, N) : null;
-    const next = options.normNext;
-    if (next && (w.kind !== "int8" || config)) {
-      throw new Error(`${what}: normNext needs int8 weights at T = 1 (the one-row kernel), got T=${T}`);
-    }
     if (w.kind === "int8" && config) {
       recordMatvecI8(r, {
         mode: "linear",
@@ -245,31 +234,14 @@ export function recordLinear(
     const rowsPerGroup = 8; // ROWS in linear_matvec.wgsl
     const groups = Math.ceil(N / rowsPerGroup);
     const groupsPerRow = Math.min(groups, 65535);
-    if (next) {
-      expectTensor(`${what} normNext weight`, next.weight, "f32", [N]);
-      expectTensor(`${what} normNext out`, next.out, "f32", [T, deferredNormWidth(N)]);
-      if (next.out.buffer === x.buffer || next.out.buffer === out.buffer) {
-        throw new Error(`${what}: normNext out (${next.out.label}) must not alias x or out`);
-      }
-    }
     r.dispatch("linear_matvec", {
-      // Without normNext its two bindings still need buffers: never read or written then.
-      bindings: [x, w.weight, scaleOrAny, biasOrAny, out, next?.weight ?? scaleOrAny, next?.out ?? out],
-      params: [
-        N,
-        K / 4,
-        w.kind === "int8" ? K / 4 : K,
-        ...flags,
-        groupsPerRow,
-        accumulate,
-        N + deferredNormParts(N),
-      ],
+      bindings: [x, w.weight, scaleOrAny, biasOrAny, out],
+      params: [N, K / 4, w.kind === "int8" ? K / 4 : K, ...flags, groupsPerRow, accumulate],
       workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
-      constants: { INT8, TT: T, NORM_NEXT: next ? 1 : 0 },
+      constants: { INT8, TT: T },
       label: `linear_matvec ${w.weight.label}`,
     });
   } else {
-    if (options.normNext) throw new Error(`${what}: normNext needs the matvec kernel (T=${T})`);
     const kw = w.kind === "int8" ? Math.ceil(K / 4) : K;
     const c = options.tiled ?? tiledConfig(T, N, K, w.kind === "f32");
     checkTiledConfig(c);
