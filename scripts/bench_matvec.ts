@@ -1,10 +1,7 @@
 // Times the decode matvec kernels on the real InternLM2-20B decode shapes, every candidate tiling of
-// kernels/matvec_i8.wgsl (and of kernels/matvec_staged.wgsl) against the kernels it replaces
-// (linear_matvec, rms_norm_linear, gate_up_silu), at T = 1, 4 and 8, with a WGSL copy kernel as the
-// bandwidth reference of the same run.
+// kernels/matvec_i8.wgsl against the kernels it replaces (linear_matvec, rms_norm_linear, gate_up_silu),
+// at T = 1, 4 and 8, with a WGSL copy kernel as the bandwidth reference of the same run.
 //   deno run -A scripts/bench_matvec.ts [--quick] [--ms 200] [--out matvec.json]
-//     [--only wqkv,wo,…] [--chosen: only the launchers' own choice] [--staged: only the staged-x tilings
-//     and the launchers' choice] [--tokens 1,4,8]
 // Timing: GPU timestamps around passes of D back-to-back dispatches (D·time ≈ 4 ms), ≥ --ms per candidate;
 // the dispatches rotate over enough weight copies (> 150 MB) that no layer is served from the 50 MB L2.
 // Every candidate's output is compared with the old kernel's (normalised error Σ(a−b)²/Σb²).
@@ -23,8 +20,6 @@ import * as sweep from "../src/bench/sweep.ts";
 const { args, quick, minMs, out: outArg } = sweep.parseArgs({
   only: { type: "string" },
   chosen: { type: "boolean", default: false },
-  staged: { type: "boolean", default: false },
-  tokens: { type: "string" },
 });
 
 interface Shape {
@@ -46,7 +41,7 @@ const shapes: Shape[] = quick
     { name: "w2", mode: "linear", N: 6144, K: 16384 },
     { name: "head", mode: "norm", N: 92553, K: 6144 },
   ].filter((s) => !args.only || args.only.split(",").includes(s.name)) as Shape[];
-const tokens = args.tokens ? args.tokens.split(",").map(Number) : [1, 4, 8];
+const tokens = [1, 4, 8];
 
 /** Candidate tilings; R = 8 is skipped for gateUp (its hi rows are W3's). */
 const configs: MatvecConfig[] = [
@@ -72,19 +67,9 @@ const configs: MatvecConfig[] = [
   { R: 2, LANES: 32, U: 4, persist: 528 },
   { R: 1, LANES: 32, U: 8, persist: 528 },
   { R: 1, LANES: 32, U: 8, persist: 1056 },
-  // x staged through workgroup memory (kernels/matvec_staged.wgsl; T·4·LANES ≤ 1024, gateUp R ≤ 2).
-  { R: 4, LANES: 16, U: 1, staged: true },
-  { R: 4, LANES: 8, U: 1, staged: true },
-  { R: 4, LANES: 32, U: 1, staged: true },
-  { R: 2, LANES: 16, U: 1, staged: true },
-  { R: 2, LANES: 8, U: 1, staged: true },
-  { R: 2, LANES: 32, U: 1, staged: true },
-  { R: 4, LANES: 64, U: 1, staged: true },
 ];
 const configName = (c: MatvecConfig) =>
-  c.staged
-    ? `staged R${c.R} L${c.LANES}`
-    : `R${c.R} L${c.LANES} U${c.U}${c.I2F ? " i2f" : ""}${c.persist ? ` P${c.persist}` : ""}`;
+  `R${c.R} L${c.LANES} U${c.U}${c.I2F ? " i2f" : ""}${c.persist ? ` P${c.persist}` : ""}`;
 
 const { gpu, timer } = await sweep.openGpu();
 const copy = await measureCopyBandwidth(gpu, timer, quick ? 1 << 22 : 1 << 30, {
@@ -219,11 +204,9 @@ for (const s of shapes) {
     const passes = quick ? 2 : sweep.passesFor(minMs, D, estMs, 8, 1000);
 
     const candidates: [string, Launch][] = [["before", beforeLaunch(s, T)]];
-    if (args.chosen || args.staged) candidates.push(["launcher", chosenLaunch(s)]);
+    if (args.chosen) candidates.push(["launcher", chosenLaunch(s)]);
     for (const c of args.chosen ? [] : configs) {
-      if (s.mode === "gateUp" && c.R > (c.staged ? 2 : 4)) continue;
-      if (c.staged && T * 4 * c.LANES > 1024) continue;
-      if (args.staged && !c.staged) continue;
+      if (s.mode === "gateUp" && c.R > 4) continue;
       candidates.push([configName(c), newLaunch(s, c)]);
     }
     let refData: Float32Array | null = null;

@@ -15,11 +15,6 @@ export interface MatvecConfig {
   I2F?: boolean;
   /** Persistent workgroups walking the row blocks (the grid is then min(blocks, persist)); 0/absent: none. */
   persist?: number;
-  /**
-   * x staged through workgroup memory chunk by chunk (kernels/matvec_staged.wgsl; U and persist do not
-   * apply, R ≤ 2 in gateUp, T·4·LANES ≤ 1024).
-   */
-  staged?: boolean;
 }
 
 /**
@@ -60,7 +55,6 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
   const N = a.w1.shape[0];
   const c = a.config ?? matvecConfig(a.mode, T, N);
   if (!c) throw new Error(`${a.label}: no matvec_i8 tiling for ${a.mode} at T=${T}, N=${N}`);
-  if (c.staged) return recordMatvecStaged(r, a, c);
   if (a.mode === "gateUp" && c.R > 4) throw new Error(`${a.label}: gateUp takes at most 4 rows per thread`);
   const rowsPerGroup = c.R * (256 / c.LANES);
   const blocks = Math.ceil(N / rowsPerGroup);
@@ -75,33 +69,5 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
     workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
     constants: { MODE: modeIds[a.mode], TT: T, R: c.R, LANES: c.LANES, U: c.U, I2F: c.I2F ? 1 : 0 },
     label: `matvec_i8 ${a.label}`,
-  });
-}
-
-/** Records one matvec_staged dispatch (the staged-x variant of recordMatvecI8; same bindings). */
-function recordMatvecStaged(r: Recorder, a: MatvecArgs, c: MatvecConfig): void {
-  const [T, K] = a.x.shape;
-  const N = a.w1.shape[0];
-  const kc4 = 4 * c.LANES;
-  if (!(c.R <= 4 && c.LANES <= 64 && T * kc4 <= 1024 && (a.mode !== "gateUp" || c.R <= 2))) {
-    throw new Error(`${a.label}: matvec_staged cannot run R=${c.R} LANES=${c.LANES} at T=${T} (${a.mode})`);
-  }
-  const blocks = Math.ceil(N / (c.R * (256 / c.LANES)));
-  const groupsPerRow = Math.min(blocks, a.maxGroupsPerRow ?? 65535);
-  const any = a.s1;
-  r.dispatch("matvec_staged", {
-    bindings: [a.x, a.g ?? any, a.w1, a.s1, a.w3 ?? a.w1, a.s3 ?? any, a.bias ?? any, a.out],
-    params: [
-      N,
-      K / 4,
-      f32(a.eps ?? 0),
-      a.bias ? 1 : 0,
-      groupsPerRow,
-      a.accumulate ? 1 : 0,
-      Math.ceil(K / 4 / kc4),
-    ],
-    workgroups: [groupsPerRow, Math.ceil(blocks / groupsPerRow)],
-    constants: { MODE: modeIds[a.mode], TT: T, R: c.R, LANES: c.LANES },
-    label: `matvec_staged ${a.label}`,
   });
 }
