@@ -1,0 +1,139 @@
+// Experiment (scripts/bench_matvec_dp4a.ts), not used by the model: the int8 linear for a few tokens with
+// int8 activations (kernels/quantize_rows_i8.wgsl), through dot4I8Packed — four int8 products summed into
+// an i32 by one instruction, so the weights are never widened to f32 and x moves as 1 byte an element:
+//   out[t, n] (+)= s[n] · xs[t] · Σ_q dot4I8Packed(xq[t, q], W[n, q])
+// (the int8 × int8 → int32 product of bitsandbytes' LLM.int8 for outlier-free activations; the sum is
+// exact in i32: |Σ| ≤ 127² · K < 2³¹ for K < 133 000).
+// Threads: LANES lanes share a row along K (lane l takes words l, l+LANES, …; U per row in flight), each
+// thread R rows (first + grp + j·G, G = 256/LANES row groups).
+//
+// Bindings: 1 xq [T, K/4] u32, 2 xs [T] f32, 3 w [N, K/4] u32 (i8x4), 4 s [N] f32 (SCB/127),
+//           5 out [T, N] f32.
+// Params:   n = N, k4 = K/4, groups_per_row, accumulate.
+// Overrides: TT = T (1..8), R ∈ {1, 2, 4}, LANES ∈ {16, 32, 64}, U ∈ {1, 2, 4}.
+// Grid:     ceil(N / (R·G)) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
+// Features: packed_4x8_integer_dot_product (core WGSL).
+struct Params { n: u32, k4: u32, groups_per_row: u32, accumulate: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> xq: array<u32>;
+@group(0) @binding(2) var<storage, read> xs: array<f32>;
+@group(0) @binding(3) var<storage, read> w: array<u32>;
+@group(0) @binding(4) var<storage, read> s: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+override TT: u32 = 1u;
+override R: u32 = 4u;
+override LANES: u32 = 32u;
+override U: u32 = 4u;
+const WG = 256u;
+
+// red[(tr·4 + j)·256 + li]: two tokens a round, four row slots.
+var<workgroup> red: array<f32, 2048>;
+
+// Per-token sums, component j = row slot j.
+struct Acc { t0: vec4<i32>, t1: vec4<i32>, t2: vec4<i32>, t3: vec4<i32>,
+             t4: vec4<i32>, t5: vec4<i32>, t6: vec4<i32>, t7: vec4<i32> }
+
+fn ld(row: u32, q: u32) -> u32 {
+  if (q < p.k4) { return w[row + q]; }
+  return 0u;
+}
+
+fn words(rows: vec4<u32>, q: u32) -> vec4<u32> {
+  var r = vec4<u32>(ld(rows.x, q), 0u, 0u, 0u);
+  if (R > 1u) { r.y = ld(rows.y, q); }
+  if (R > 2u) {
+    r.z = ld(rows.z, q);
+    r.w = ld(rows.w, q);
+  }
+  return r;
+}
+
+fn tok(t: u32, q: u32, ws: vec4<u32>) -> vec4<i32> {
+  var a = 0u;
+  if (q < p.k4) { a = xq[t * p.k4 + q]; }
+  var r = vec4<i32>(dot4I8Packed(a, ws.x), 0, 0, 0);
+  if (R > 1u) { r.y = dot4I8Packed(a, ws.y); }
+  if (R > 2u) {
+    r.z = dot4I8Packed(a, ws.z);
+    r.w = dot4I8Packed(a, ws.w);
+  }
+  return r;
+}
+
+fn word_math(acc: ptr<function, Acc>, q: u32, ws: vec4<u32>) {
+  (*acc).t0 += tok(0u, q, ws);
+  if (TT > 1u) { (*acc).t1 += tok(1u, q, ws); }
+  if (TT > 2u) { (*acc).t2 += tok(2u, q, ws); }
+  if (TT > 3u) { (*acc).t3 += tok(3u, q, ws); }
+  if (TT > 4u) { (*acc).t4 += tok(4u, q, ws); }
+  if (TT > 5u) { (*acc).t5 += tok(5u, q, ws); }
+  if (TT > 6u) { (*acc).t6 += tok(6u, q, ws); }
+  if (TT > 7u) { (*acc).t7 += tok(7u, q, ws); }
+}
+
+fn pick(a: Acc, t: u32) -> vec4<i32> {
+  switch t {
+    case 0u: { return a.t0; }
+    case 1u: { return a.t1; }
+    case 2u: { return a.t2; }
+    case 3u: { return a.t3; }
+    case 4u: { return a.t4; }
+    case 5u: { return a.t5; }
+    case 6u: { return a.t6; }
+    default: { return a.t7; }
+  }
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let G = WG / LANES;
+  let lane = li % LANES;
+  let grp = li / LANES;
+  let first = (wg.y * p.groups_per_row + wg.x) * (R * G);
+  let rows = min(vec4<u32>(first + grp) + vec4<u32>(0u, G, 2u * G, 3u * G), vec4<u32>(p.n - 1u)) * p.k4;
+  var acc = Acc();
+  for (var q = lane; q < p.k4; q += U * LANES) {
+    let w0 = words(rows, q);
+    var w1 = vec4<u32>();
+    var w2 = vec4<u32>();
+    var w3 = vec4<u32>();
+    if (U > 1u) { w1 = words(rows, q + LANES); }
+    if (U > 2u) {
+      w2 = words(rows, q + 2u * LANES);
+      w3 = words(rows, q + 3u * LANES);
+    }
+    word_math(&acc, q, w0);
+    if (U > 1u) { word_math(&acc, q + LANES, w1); }
+    if (U > 2u) {
+      word_math(&acc, q + 2u * LANES, w2);
+      word_math(&acc, q + 3u * LANES, w3);
+    }
+  }
+  // Two tokens a round: tree over the LANES lanes of each (token, slot), then one thread per output.
+  for (var t0 = 0u; t0 < TT; t0 += 2u) {
+    workgroupBarrier();
+    for (var tr = 0u; tr < 2u; tr++) {
+      let v = vec4<f32>(pick(acc, min(t0 + tr, TT - 1u)));
+      for (var j = 0u; j < 4u; j++) { red[(tr * 4u + j) * WG + li] = v[j]; }
+    }
+    workgroupBarrier();
+    for (var st = LANES / 2u; st > 0u; st >>= 1u) {
+      if (lane < st) {
+        for (var k = 0u; k < 8u; k++) { red[k * WG + li] += red[k * WG + li + st]; }
+      }
+      workgroupBarrier();
+    }
+    // Thread (tr, grp, j): 2·G·R ≤ 256 outputs.
+    let j = li % R;
+    let g2 = (li / R) % G;
+    let tr = li / (R * G);
+    let t = t0 + tr;
+    let row = first + g2 + j * G;
+    if (tr < 2u && t < TT && row < p.n) {
+      var v = s[row] * xs[t] * red[(tr * 4u + j) * WG + g2 * LANES];
+      if (p.accumulate != 0u) { v += out[t * p.n + row]; }
+      out[t * p.n + row] = v;
+    }
+  }
+}
