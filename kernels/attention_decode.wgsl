@@ -21,15 +21,24 @@
 // merges the splits. Accumulators and loaded vectors are named private variables, never arrays: NVIDIA
 // puts a private array indexed by a loop variable in local memory.
 //
-// Bindings: 1 q [B, H·Dh] f32, 2 k_cache [B, S, Hkv·Dh] f32, 3 v_cache [B, S, Hkv·Dh] f32,
-//   4 key_valid [B, S] i32, 5 out [B, H·Dh] f32,
-//   6 partial [num_splits, B·H, Dh+4] f32 (any writable tensor when num_splits == 1).
+// FUSED (decode only, not one_sequence): the attention prologue of kernels/qkv_rope_cache.wgsl folded in,
+// one dispatch less a layer. Binding 1 is then the wqkv output [B, Hkv·(G+2)·Dh] (per kv group: G query
+// heads, key, value); each workgroup rotates its G queries itself (rope table row of the sample's
+// position), and the workgroup whose split holds the new key (cache position kv_len−1) first writes the
+// rotated key and the value there, so the tile loads that follow read them like any other cached key.
+//
+// Bindings: 1 q [B, H·Dh] f32 (FUSED: qkv [B, Hkv·(G+2)·Dh]), 2 k_cache [B, S, Hkv·Dh] f32,
+//   3 v_cache [B, S, Hkv·Dh] f32, 4 key_valid [B, S] i32, 5 out [B, H·Dh] f32,
+//   6 partial [num_splits, B·H, Dh+4] f32 (any writable tensor when num_splits == 1),
+//   7 rope [P, Dh] f32: per position cos (Dh/2) then sin (Dh/2) (FUSED; any read-only tensor otherwise),
+//   8 positions [B] i32 rotary position of each sample's new token (FUSED; any read-only tensor otherwise).
 // Params: batch B, seq S, kv_len, num_heads H, num_kv_heads Hkv, chunk (keys per split, ≥ 1), num_splits,
 //   scale = Dh^-0.5 (f32), one_sequence: the B query rows are consecutive new tokens of cache sample 0
 //   (a follow-up round's chunk), row b attending kv_len + b keys; k_cache/v_cache/key_valid then need
-//   only sample 0.
+//   only sample 0. max_pos = P (FUSED: positions are clamped to [0, P) like kernels/rope.wgsl).
 // Overrides: D4 = Dh/4 (1..32), G = H/Hkv (1..8), WG = 256 or 128 threads (BK = WG/4 keys per tile),
-//   PREFETCH: issue the next tile's K loads before this tile's softmax and P·V (else after them).
+//   PREFETCH: issue the next tile's K loads before this tile's softmax and P·V (else after them),
+//   FUSED (D4 even).
 // Grid: (num_splits, Hkv, B) workgroups of WG threads.
 // Workgroup memory: sm 18 KiB (query 4, partial scores 8, p 2, rescale factors 1 KiB; after the last tile
 //   the key groups' o), okm/mm/ll 2.1 KiB: ≈ 20 KiB. Features: none.
@@ -43,19 +52,23 @@ struct Params {
   num_splits: u32,
   scale: f32,
   one_sequence: u32,
+  max_pos: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4f>;
-@group(0) @binding(2) var<storage, read> k_cache: array<vec4f>;
-@group(0) @binding(3) var<storage, read> v_cache: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> k_cache: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> v_cache: array<vec4f>;
 @group(0) @binding(4) var<storage, read> key_valid: array<i32>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> partial: array<vec4f>;
+@group(0) @binding(7) var<storage, read> rope: array<vec4f>;
+@group(0) @binding(8) var<storage, read> positions: array<i32>;
 
 override D4: u32 = 32u;
 override G: u32 = 6u;
 override WG: u32 = 256u;
 override PREFETCH: bool = true;
+override FUSED: bool = false;
 override BK: u32 = WG / 4u;
 // P·V key groups: one warp-wide row of vec4 columns each (at most 32 groups, so G·KGU ≤ WG softmax
 // threads); KPG keys per group; KGU groups hold keys.
@@ -344,6 +357,21 @@ fn finish(row: u32, c: u32, split: u32, o: vec4f, l: f32, m: f32) {
   }
 }
 
+// FUSED: vec4 column c of slot `slot` (query head g < G, key G, value G+1) of kv group hkv in sample bb's
+// qkv row; rotated (rotate_half: pairs c, c ± D4/2 by the angle of the row's position) unless it is V.
+fn qkv_col(slot: u32, c: u32) -> vec4f {
+  let base = ((bb * p.num_kv_heads + hkv) * (G + 2u) + slot) * D4;
+  let x = q[base + c];
+  if (slot == G + 1u) { return x; }
+  let half = D4 / 2u;
+  let j = c % half;
+  let pos = u32(clamp(positions[bb], 0, i32(p.max_pos) - 1));
+  let cs = rope[pos * D4 + j];
+  let sn = rope[pos * D4 + half + j];
+  if (c < half) { return x * cs - q[base + c + half] * sn; }
+  return x * cs + q[base + c - half] * sn;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let split = wg.x;
@@ -365,13 +393,31 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   vrole = vkg < KGU;
   mrun = NEG;
 
+  if (FUSED) {
+    // The split holding the new key writes it (rotated) and its value into the cache before any tile load.
+    let last = kv_len - 1u;
+    if (k_begin <= last && last < k_begin + p.chunk) {
+      for (var c = li; c < D4; c += WG) {
+        let at = ((cb * p.seq + last) * p.num_kv_heads + hkv) * D4 + c;
+        k_cache[at] = qkv_col(G, c);
+        v_cache[at] = qkv_col(G + 1u, c);
+      }
+    }
+    storageBarrier();
+  }
   load_k(k_begin);
   var bits = load_ok(k_begin);
   load_v(k_begin);
   let q0 = (bb * p.num_heads + hkv * G) * D4;
   for (var i = li; i < 256u; i += WG) {
     var x = vec4f(0.0);
-    if (i < G * D4) { x = q[q0 + i] * p.scale; }
+    if (i < G * D4) {
+      if (FUSED) {
+        x = qkv_col(i / D4, i % D4) * p.scale;
+      } else {
+        x = q[q0 + i] * p.scale;
+      }
+    }
     sm[QS_AT + i] = x;
   }
   workgroupBarrier();

@@ -61,6 +61,19 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
         out.byteLength * (num(p[5]) ? 2 : 1);
       return { kernel, op, bytes, flops: 2 * T * N * K * (mode === 2 ? 2 : 1), bytesModel: "model" };
     }
+    case "attention_decode": {
+      // params [B, S, kv_len, H, Hkv, chunk, splits, scale, one_sequence, max_pos]; bindings q (or qkv when
+      // FUSED), k, v, valid, out, partial|out, rope|valid, positions|valid. Each K/V row once per sample, the
+      // queries (the whole qkv row when FUSED: its key and value go to the cache) and one partial per split.
+      const [B, , kvLen, H, Hkv, , splits, , one] = p.map(num);
+      const Dh = b[4].shape[1] / H;
+      const keys = one ? B * kvLen + (B * (B - 1)) / 2 : B * kvLen; // one sequence: row b sees kvLen + b
+      const kv = (one ? kvLen + B - 1 : B * kvLen) * Hkv * Dh * 4 * 2 + (one ? kvLen + B : B * kvLen) * 4;
+      const fused = o.constants?.FUSED ? 2 * B * Hkv * Dh * 4 : 0; // the new key and value written
+      const partials = splits > 1 ? splits * B * H * (Dh + 4) * 4 : b[4].byteLength;
+      const flops = 4 * keys * H * Dh;
+      return { kernel, op, bytes: b[0].byteLength + kv + fused + partials, flops, bytesModel: "model" };
+    }
     case "attention_causal": {
       // params [B, T, H, Hkv, Dh, S, startPos, chunk, splits, scale]; bindings q, k, v, valid, out, scratch
       const [B, T, H, Hkv, Dh, , startPos, , splits] = p.map(num);

@@ -11,11 +11,12 @@ import { rmsNorm } from "../ops/rms_norm.ts";
 import { siluMul } from "../ops/silu_mul.ts";
 import { embedTokens, packBf16 } from "../ops/embed_tokens.ts";
 import { gatherRows } from "../ops/gather_rows.ts";
-import { ropeTables } from "../ops/rope.ts";
+import { ropeCosSinRows, ropeTables } from "../ops/rope.ts";
 import { qkvRopeCache } from "../ops/qkv_rope_cache.ts";
 import { attentionCausal } from "../ops/attention_causal.ts";
 import {
   attentionDecode,
+  attentionDecodeFromQkv,
   createAttentionDecodeScratch,
   decodeScratchSplits,
 } from "../ops/attention_decode.ts";
@@ -42,6 +43,7 @@ export interface LanguageWeights {
   output: LinearWeights; // [V, D]
   ropeCos: Tensor; // [maxPositions, Dh/2]
   ropeSin: Tensor; // [maxPositions, Dh/2]
+  ropeCosSin: Tensor; // [maxPositions, Dh]: both tables by row (the fused decode attention's layout)
 }
 
 export async function loadLanguageWeights(
@@ -77,7 +79,13 @@ export async function loadLanguageWeights(
   const tables = ropeTables(dims.ropeTheta, Dh, dims.maxPositions);
   const ropeCos = w.gpu.uploadTensor("lm.rope_cos", "f32", [dims.maxPositions, Dh / 2], tables.cos);
   const ropeSin = w.gpu.uploadTensor("lm.rope_sin", "f32", [dims.maxPositions, Dh / 2], tables.sin);
-  return { embed, layers, norm, output, ropeCos, ropeSin };
+  const ropeCosSin = w.gpu.uploadTensor(
+    "lm.rope_cos_sin",
+    "f32",
+    [dims.maxPositions, Dh],
+    ropeCosSinRows(tables, Dh),
+  );
+  return { embed, layers, norm, output, ropeCos, ropeSin, ropeCosSin };
 }
 
 /** Activations for `rows` = B·T tokens processed together (a prefill chunk or one decode step). */
@@ -171,16 +179,38 @@ export function languageForward(
       rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
       linear(r, s.normed, lw.wqkv, s.qkv);
     }
-    // q, k rotated; k and v appended to the cache at startPos … startPos+T−1 (one dispatch).
-    qkvRopeCache(r, s.qkv, inputs.positions, w.ropeCos, w.ropeSin, s.q, cache.k[l], cache.v[l], {
-      batch: B,
-      tokens: T,
-      startPos,
-      numHeads: H,
-      numKvHeads: Hkv,
-      headDim: Dh,
-    });
-    if (s.attnSplits) {
+    // A decode step rotates q and k and appends k, v inside the attention kernel; everything else first
+    // rotates q, k and appends k, v at startPos … startPos+T−1 in one dispatch.
+    const fuseRope = s.attnSplits !== null && T === 1 && Dh % 8 === 0;
+    if (!fuseRope) {
+      qkvRopeCache(r, s.qkv, inputs.positions, w.ropeCos, w.ropeSin, s.q, cache.k[l], cache.v[l], {
+        batch: B,
+        tokens: T,
+        startPos,
+        numHeads: H,
+        numKvHeads: Hkv,
+        headDim: Dh,
+      });
+    }
+    if (fuseRope) {
+      attentionDecodeFromQkv(
+        r,
+        s.qkv,
+        { positions: inputs.positions, cosSin: w.ropeCosSin },
+        cache.k[l],
+        cache.v[l],
+        cache.keyValid,
+        s.attn,
+        {
+          batch: B,
+          kvLen: startPos + 1,
+          numHeads: H,
+          numKvHeads: Hkv,
+          headDim: Dh,
+          scratch: s.attnSplits!,
+        },
+      );
+    } else if (s.attnSplits) {
       // Decode (B rows) or a follow-up chunk (its T tokens as T rows over the one kept sequence, query t
       // seeing t more keys): keys split over many workgroups, each K/V row read once per query group.
       attentionDecode(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {

@@ -105,6 +105,54 @@ export function attentionDecode(
   shape: AttentionDecodeShape,
   config: AttentionDecodeConfig = defaultAttentionDecodeConfig,
 ): void {
+  recordAttentionDecode(r, q, null, kCache, vCache, keyValid, out, shape, config);
+}
+
+/** The rotary inputs of `attentionDecodeFromQkv`. */
+export interface DecodeRope {
+  /** [B] i32: the rotary position of each sample's new token. */
+  positions: Tensor;
+  /** [P, Dh] f32: per position the cos then the sin half (ropeCosSinRows of src/ops/rope.ts). */
+  cosSin: Tensor;
+}
+
+/**
+ * `qkvRopeCache` then `attentionDecode` for a decode step (T = 1) in one attention dispatch (plus the
+ * combine): qkv [B, Hkv·(G+2)·Dh] is the fused wqkv output; the queries are rotated in the kernel, and the
+ * rotated key and the value of each sample's new token are written to the caches at kvLen−1 before they are
+ * read. Dh % 8 == 0; not for oneSequence chunks.
+ */
+export function attentionDecodeFromQkv(
+  r: Recorder,
+  qkv: Tensor,
+  rope: DecodeRope,
+  kCache: Tensor,
+  vCache: Tensor,
+  keyValid: Tensor,
+  out: Tensor,
+  shape: AttentionDecodeShape,
+  config: AttentionDecodeConfig = defaultAttentionDecodeConfig,
+): void {
+  if (shape.oneSequence) {
+    throw new Error("attentionDecodeFromQkv: decode steps only (not oneSequence chunks)");
+  }
+  if (shape.headDim % 8 !== 0) {
+    throw new Error(`attentionDecodeFromQkv: head dim ${shape.headDim} must be a multiple of 8`);
+  }
+  recordAttentionDecode(r, qkv, rope, kCache, vCache, keyValid, out, shape, config);
+}
+
+function recordAttentionDecode(
+  r: Recorder,
+  q: Tensor,
+  rope: DecodeRope | null,
+  kCache: Tensor,
+  vCache: Tensor,
+  keyValid: Tensor,
+  out: Tensor,
+  shape: AttentionDecodeShape,
+  config: AttentionDecodeConfig,
+): void {
   const { batch: B, kvLen, numHeads: H, numKvHeads: Hkv, headDim: Dh } = shape;
   if (Dh % 4 !== 0 || Dh > 128 || Dh < 4) {
     throw new Error(`attentionDecode: head dim ${Dh} is not supported; it must be a multiple of 4 up to 128`);
@@ -115,7 +163,13 @@ export function attentionDecode(
   const S = kCache.shape[1];
   const one = shape.oneSequence === true;
   const Bc = one ? kCache.shape[0] : B; // cache samples (one sequence: any, sample 0 is read)
-  expectTensor("attentionDecode q", q, "f32", [B, H * Dh]);
+  if (rope) {
+    expectTensor("attentionDecodeFromQkv qkv", q, "f32", [B, (H + 2 * Hkv) * Dh]);
+    expectTensor("attentionDecodeFromQkv positions", rope.positions, "i32", [B]);
+    expectTensor("attentionDecodeFromQkv cosSin", rope.cosSin, "f32", [-1, Dh]);
+  } else {
+    expectTensor("attentionDecode q", q, "f32", [B, H * Dh]);
+  }
   expectTensor("attentionDecode kCache", kCache, "f32", [Bc, S, Hkv * Dh]);
   expectTensor("attentionDecode vCache", vCache, "f32", [Bc, S, Hkv * Dh]);
   expectTensor("attentionDecode keyValid", keyValid, "i32", [Bc, S]);
@@ -149,10 +203,37 @@ export function attentionDecode(
     ({ splits, chunk } = decodeSplits(maxLen, B, Hkv, capacity));
   }
   r.dispatch("attention_decode", {
-    bindings: [q, kCache, vCache, keyValid, out, splits > 1 ? scratch! : out],
-    params: [B, S, kvLen, H, Hkv, chunk, splits, f32(1 / Math.sqrt(Dh)), one ? 1 : 0],
+    // Without rope its two bindings still need read-only buffers (never read): keyValid stands in.
+    bindings: [
+      q,
+      kCache,
+      vCache,
+      keyValid,
+      out,
+      splits > 1 ? scratch! : out,
+      rope?.cosSin ?? keyValid,
+      rope?.positions ?? keyValid,
+    ],
+    params: [
+      B,
+      S,
+      kvLen,
+      H,
+      Hkv,
+      chunk,
+      splits,
+      f32(1 / Math.sqrt(Dh)),
+      one ? 1 : 0,
+      rope ? rope.cosSin.shape[0] : 1,
+    ],
     workgroups: [splits, Hkv, B],
-    constants: { D4: Dh / 4, G: H / Hkv, WG: config.workgroupSize, PREFETCH: config.prefetch ? 1 : 0 },
+    constants: {
+      D4: Dh / 4,
+      G: H / Hkv,
+      WG: config.workgroupSize,
+      PREFETCH: config.prefetch ? 1 : 0,
+      FUSED: rope ? 1 : 0,
+    },
     label: `attention_decode ${out.label}`,
   });
   if (splits > 1) {

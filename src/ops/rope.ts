@@ -38,6 +38,24 @@ export function ropeTables(
 }
 
 /**
+ * The tables as one [maxPositions, Dh] f32 array, row t = cos[t, ·] then sin[t, ·]: the layout the fused
+ * decode attention reads (attentionDecodeFromQkv; one binding instead of two).
+ */
+export function ropeCosSinRows(
+  tables: { cos: Float32Array; sin: Float32Array },
+  headDim: number,
+): Float32Array {
+  const half = headDim / 2;
+  const positions = tables.cos.length / half;
+  const out = new Float32Array(positions * headDim);
+  for (let t = 0; t < positions; t++) {
+    out.set(tables.cos.subarray(t * half, (t + 1) * half), t * headDim);
+    out.set(tables.sin.subarray(t * half, (t + 1) * half), t * headDim + half);
+  }
+  return out;
+}
+
+/**
  * The base InternLM2DynamicNTKScalingRotaryEmbedding uses for a context of `seqLen` positions:
  * θ·(factor·L/maxPositionEmbeddings − (factor − 1))^(Dh/(Dh−2)) when L exceeds maxPositionEmbeddings, else θ.
  */

@@ -3,13 +3,16 @@ import {
   attentionDecode,
   type AttentionDecodeConfig,
   attentionDecodeConfigs,
+  attentionDecodeFromQkv,
   createAttentionDecodeScratch,
   decodeSplits,
   defaultAttentionDecodeConfig,
 } from "../../src/ops/attention_decode.ts";
 import { attentionCausalRef } from "../../src/ref/attention_causal.ts";
 import { randomF32, rng } from "../../src/ref/random.ts";
-import { assertNormalisedError, testGpu } from "./check.ts";
+import { assertClose, assertNormalisedError, testGpu } from "./check.ts";
+import { qkvRopeCache } from "../../src/ops/qkv_rope_cache.ts";
+import { ropeCosSinRows, ropeTables } from "../../src/ops/rope.ts";
 import { tolerance } from "./tolerances.ts";
 
 interface Case {
@@ -220,6 +223,78 @@ Deno.test("attentionDecode oneSequence: T new tokens of one sequence attend caus
         const got = await gpu.readF32(out);
         const want = attentionCausalRef(q, k, v, valid, { B: 1, T, S, startPos: start, H, Hkv, Dh });
         assertNormalisedError(got, want, tolerance.attention.nerr);
+      },
+    );
+  }
+});
+
+Deno.test("attentionDecodeFromQkv equals qkvRopeCache then attentionDecode (outputs and both caches)", async (t) => {
+  const gpu = await testGpu();
+  const P = 700;
+  // [B, S, kvLen, H, Hkv, Dh, left padding per sample, forced splits]: the model's heads with auto splits;
+  // padding (a sample with no valid key but the new one) and the new key in the last of 3 splits; the new
+  // key alone (kvLen 1, Dh 8: one vec4 per half); an odd number of vec4 per half (Dh 24), G = 8, 7 splits.
+  const cases: [number, number, number, number, number, number, number[], number | undefined][] = [
+    [1, 600, 517, 48, 8, 128, [0], undefined],
+    [3, 40, 33, 12, 2, 64, [0, 5, 32], 3],
+    [2, 9, 1, 6, 3, 8, [0, 0], 1],
+    [3, 130, 100, 8, 1, 24, [2, 0, 50], 7],
+  ];
+  for (const [B, S, kvLen, H, Hkv, Dh, pad, splits] of cases) {
+    await t.step(
+      `B=${B} S=${S} kvLen=${kvLen} H=${H}/${Hkv} Dh=${Dh} pad=${pad} splits=${splits ?? "auto"}`,
+      async () => {
+        const G = H / Hkv, W = Hkv * Dh, seed = B * 3 + S + kvLen * 7 + H + Dh;
+        const qkv = randomF32(B * Hkv * (G + 2) * Dh, seed, -2, 2);
+        const draw = rng(seed + 1);
+        // Rotary positions are not the cache index (left padding), one at the table's end.
+        const positions = Int32Array.from({ length: B }, (_, b) => b === 0 ? P - 1 : Math.floor(draw() * P));
+        const k = randomF32(B * S * W, seed + 2, -2, 2), v = randomF32(B * S * W, seed + 3);
+        const valid = new Int32Array(B * S).fill(1);
+        pad.forEach((n, b) => valid.fill(0, b * S, b * S + n));
+        const tables = ropeTables(1e6, Dh, P);
+        const up = (label: string, dtype: "f32" | "i32", shape: number[], data: Float32Array | Int32Array) =>
+          gpu.uploadTensor(label, dtype, shape, data);
+        const gqkv = up("qkv", "f32", [B, Hkv * (G + 2) * Dh], qkv);
+        const gpos = up("positions", "i32", [B], positions);
+        const gvalid = up("valid", "i32", [B, S], valid);
+        const shape = { batch: B, kvLen, numHeads: H, numKvHeads: Hkv, headDim: Dh, splits };
+        const run = async (fused: boolean) => {
+          const kCache = up("k", "f32", [B, S, W], k), vCache = up("v", "f32", [B, S, W], v);
+          const out = up("out", "f32", [B, H * Dh], randomF32(B * H * Dh, seed + 4));
+          const scratch = createAttentionDecodeScratch(gpu, "scratch", {
+            batch: B,
+            numHeads: H,
+            headDim: Dh,
+          });
+          const r = gpu.recorder(fused ? "fused" : "two passes");
+          if (fused) {
+            const cosSin = up("cos_sin", "f32", [P, Dh], ropeCosSinRows(tables, Dh));
+            attentionDecodeFromQkv(r, gqkv, { positions: gpos, cosSin }, kCache, vCache, gvalid, out, {
+              ...shape,
+              scratch,
+            });
+          } else {
+            const cos = up("cos", "f32", [P, Dh / 2], tables.cos),
+              sin = up("sin", "f32", [P, Dh / 2], tables.sin);
+            const q = gpu.createTensor("q", "f32", [B, H * Dh]);
+            qkvRopeCache(r, gqkv, gpos, cos, sin, q, kCache, vCache, {
+              batch: B,
+              tokens: 1,
+              startPos: kvLen - 1,
+              numHeads: H,
+              numKvHeads: Hkv,
+              headDim: Dh,
+            });
+            attentionDecode(r, q, kCache, vCache, gvalid, out, { ...shape, scratch });
+          }
+          r.submit();
+          return { out: await gpu.readF32(out), k: await gpu.readF32(kCache), v: await gpu.readF32(vCache) };
+        };
+        const want = await run(false), got = await run(true);
+        assertNormalisedError(got.out, want.out, tolerance.attention.nerr);
+        assertClose(got.k, want.k, tolerance.elementwise.atol, tolerance.elementwise.rtol);
+        assertClose(got.v, want.v, 0, 0);
       },
     );
   }
