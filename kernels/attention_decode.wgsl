@@ -393,15 +393,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   vrole = vkg < KGU;
   mrun = NEG;
 
-  if (FUSED) {
-    // The split holding the new key writes it (rotated) and its value into the cache before any tile load.
-    let last = kv_len - 1u;
-    if (k_begin <= last && last < k_begin + p.chunk) {
-      for (var c = li; c < D4; c += WG) {
-        let at = ((cb * p.seq + last) * p.num_kv_heads + hkv) * D4 + c;
-        k_cache[at] = qkv_col(G, c);
-        v_cache[at] = qkv_col(G + 1u, c);
-      }
+  // FUSED: the split holding the new key writes it (rotated) and its value into the cache before any tile
+  // load; only that workgroup waits for the writes (the condition is uniform: workgroup id and params).
+  let last = p.kv_len - 1u; // FUSED is never one_sequence: every row's new key is at kv_len − 1
+  if (FUSED && split * p.chunk <= last && last < (split + 1u) * p.chunk) {
+    for (var c = li; c < D4; c += WG) {
+      let at = ((cb * p.seq + last) * p.num_kv_heads + hkv) * D4 + c;
+      k_cache[at] = qkv_col(G, c);
+      v_cache[at] = qkv_col(G + 1u, c);
     }
     storageBarrier();
   }
