@@ -27,7 +27,10 @@
 //           total_groups = row blocks, grid_groups = persistent workgroups (0: one block per workgroup)
 // Overrides: MODE, TT = T (1..8), R ∈ {1, 2, 4, 8} (8 only in MODE < 2), LANES ∈ {8, 16, …, 256}
 //            (above 32 several warps share a row: fewer rows per workgroup, more workgroups for small N),
-//            U ∈ {1, 2, 4, 8}, I2F (benchmarks only: unpack4xI8 + int→float instead of i8x4).
+//            U ∈ {1, 2, 4, 8}, I2F (benchmarks only: unpack4xI8 + int→float instead of i8x4),
+//            PROBE (benchmarks only, wrong results: 1 = every token's math on token 0's x, so one x load a
+//            word; 2 = every token's x loaded but summed, so one token's math; 3 = no weight loads,
+//            words made from their index).
 // Grid:     ceil(N / (R·256/LANES)) = total_groups workgroups of 256, folded into 2-D as
 //           (wg.y * groups_per_row + wg.x); or grid_groups persistent ones looping over the row blocks.
 // Features: none (int8 widened by kernels/int8.wgsl, no unpack4xI8; no subgroups).
@@ -53,6 +56,7 @@ override R: u32 = 1u;
 override LANES: u32 = 32u;
 override U: u32 = 4u;
 override I2F: bool = false;
+override PROBE: u32 = 0u;
 const WG = 256u;
 const VALS = 16u; // partial sums per thread and round: 2 tokens × (4 lo + 4 hi rows)
 
@@ -91,6 +95,11 @@ struct Acc {
 // Word q of every row of the thread; oa/ob = row offsets (row · k4) of the lo/hi rows.
 fn load(q: u32, oa: vec4<u32>, ob: vec4<u32>) -> Words {
   var r = Words();
+  if (PROBE == 3u) {
+    // No weight traffic: words made from the index (the same math on them).
+    let h = (q + oa.x) * 2654435761u;
+    return Words(vec4<u32>(h, h ^ 0x5a5a5a5au, h + 7u, h * 3u), vec4<u32>(h ^ 1u, h + 9u, h * 5u, ~h));
+  }
   r.a.x = w1[oa.x + q];
   if (nlo() > 1u) { r.a.y = w1[oa.y + q]; }
   if (nlo() > 2u) {
@@ -134,9 +143,23 @@ fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
   if (MODE > 0u) { gq = g[q]; }
   let lo = unpack_rows(ws.a, gq);
   let hi = unpack_rows(ws.b, gq);
-  let k4 = p.k4;
+  var k4 = p.k4;
+  if (PROBE == 1u) { k4 = 0u; } // every token reads token 0's x
   let hasHi = nhi() > 0u;
   var v = x[q];
+  if (PROBE == 2u) {
+    // Every token's x is loaded (as many loads as the real math, independent), the math is one token's.
+    if (TT > 1u) { v += x[k4 + q]; }
+    if (TT > 2u) { v += x[2u * k4 + q]; }
+    if (TT > 3u) { v += x[3u * k4 + q]; }
+    if (TT > 4u) { v += x[4u * k4 + q]; }
+    if (TT > 5u) { v += x[5u * k4 + q]; }
+    if (TT > 6u) { v += x[6u * k4 + q]; }
+    if (TT > 7u) { v += x[7u * k4 + q]; }
+    (*acc).l0 += dots(v, lo, nlo());
+    if (hasHi) { (*acc).h0 += dots(v, hi, nhi()); }
+    return;
+  }
   (*acc).l0 += dots(v, lo, nlo());
   if (hasHi) { (*acc).h0 += dots(v, hi, nhi()); }
   if (TT > 1u) {

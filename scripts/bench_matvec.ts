@@ -1,7 +1,10 @@
 // Times the decode matvec kernels on the real InternLM2-20B decode shapes, every candidate tiling of
 // kernels/matvec_i8.wgsl against the kernels it replaces (linear_matvec, rms_norm_linear, gate_up_silu),
 // at T = 1, 4 and 8, with a WGSL copy kernel as the bandwidth reference of the same run.
-//   deno run -A scripts/bench_matvec.ts [--quick] [--ms 200] [--out matvec.json]
+//   deno run -A scripts/bench_matvec.ts [--quick] [--ms 200] [--out matvec.json] [--only wqkv,wo,…]
+//     [--tokens 1,4,8] [--chosen: the launchers' own tiling only] [--probe: the launchers' tiling and its
+//     probes (wrong values, for timing only): PROBE 1 loads one token's x for every token's math,
+//     PROBE 2 loads every token's x for one token's math, PROBE 3 loads no weights]
 // Timing: GPU timestamps around passes of D back-to-back dispatches (D·time ≈ 4 ms), ≥ --ms per candidate;
 // the dispatches rotate over enough weight copies (> 150 MB) that no layer is served from the 50 MB L2.
 // Every candidate's output is compared with the old kernel's (normalised error Σ(a−b)²/Σb²).
@@ -10,7 +13,7 @@ import type { Gpu } from "../src/gpu/device.ts";
 import { f32 } from "../src/gpu/recorder.ts";
 import type { Tensor } from "../src/gpu/tensor.ts";
 import { fillRandom } from "../src/ops/fill_random.ts";
-import { type MatvecConfig, type MatvecMode, recordMatvecI8 } from "../src/ops/matvec_i8.ts";
+import { type MatvecConfig, matvecConfig, type MatvecMode, recordMatvecI8 } from "../src/ops/matvec_i8.ts";
 import { linear, type LinearWeights } from "../src/ops/linear.ts";
 import { rmsNormLinear } from "../src/ops/rms_norm_linear.ts";
 import { gateUpSilu } from "../src/ops/gate_up_silu.ts";
@@ -20,6 +23,8 @@ import * as sweep from "../src/bench/sweep.ts";
 const { args, quick, minMs, out: outArg } = sweep.parseArgs({
   only: { type: "string" },
   chosen: { type: "boolean", default: false },
+  probe: { type: "boolean", default: false },
+  tokens: { type: "string" },
 });
 
 interface Shape {
@@ -41,7 +46,7 @@ const shapes: Shape[] = quick
     { name: "w2", mode: "linear", N: 6144, K: 16384 },
     { name: "head", mode: "norm", N: 92553, K: 6144 },
   ].filter((s) => !args.only || args.only.split(",").includes(s.name)) as Shape[];
-const tokens = [1, 4, 8];
+const tokens = args.tokens ? args.tokens.split(",").map(Number) : [1, 4, 8];
 
 /** Candidate tilings; R = 8 is skipped for gateUp (its hi rows are W3's). */
 const configs: MatvecConfig[] = [
@@ -204,8 +209,14 @@ for (const s of shapes) {
     const passes = quick ? 2 : sweep.passesFor(minMs, D, estMs, 8, 1000);
 
     const candidates: [string, Launch][] = [["before", beforeLaunch(s, T)]];
-    if (args.chosen) candidates.push(["launcher", chosenLaunch(s)]);
-    for (const c of args.chosen ? [] : configs) {
+    if (args.chosen || args.probe) candidates.push(["launcher", chosenLaunch(s)]);
+    const chosen = matvecConfig(s.mode, T, N);
+    if (args.probe && chosen) {
+      for (const probe of [1, 2, 3] as const) {
+        candidates.push([`probe${probe} ${configName(chosen)}`, newLaunch(s, { ...chosen, probe })]);
+      }
+    }
+    for (const c of args.chosen || args.probe ? [] : configs) {
       if (s.mode === "gateUp" && c.R > 4) continue;
       candidates.push([configName(c), newLaunch(s, c)]);
     }

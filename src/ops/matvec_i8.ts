@@ -13,6 +13,11 @@ export interface MatvecConfig {
   U: 1 | 2 | 4 | 8;
   /** Benchmarks only: the int→float conversion the kernel used before i8x4. */
   I2F?: boolean;
+  /**
+   * Benchmarks only, wrong results: 1 = token 0's x for every token's math, 2 = one token's math, 3 = no
+   * weight loads.
+   */
+  probe?: 1 | 2 | 3;
   /** Persistent workgroups walking the row blocks (the grid is then min(blocks, persist)); 0/absent: none. */
   persist?: number;
 }
@@ -67,7 +72,15 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
     bindings: [a.x, a.g ?? any, a.w1, a.s1, a.w3 ?? a.w1, a.s3 ?? any, a.bias ?? any, a.out],
     params: [N, K / 4, f32(a.eps ?? 0), a.bias ? 1 : 0, groupsPerRow, a.accumulate ? 1 : 0, blocks, persist],
     workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
-    constants: { MODE: modeIds[a.mode], TT: T, R: c.R, LANES: c.LANES, U: c.U, I2F: c.I2F ? 1 : 0 },
+    constants: {
+      MODE: modeIds[a.mode],
+      TT: T,
+      R: c.R,
+      LANES: c.LANES,
+      U: c.U,
+      I2F: c.I2F ? 1 : 0,
+      PROBE: c.probe ?? 0,
+    },
     label: `matvec_i8 ${a.label}`,
   });
 }
