@@ -17,7 +17,7 @@ import { type MatvecConfig, matvecConfig, type MatvecMode, recordMatvecI8 } from
 import { linear, type LinearWeights } from "../src/ops/linear.ts";
 import { rmsNormLinear } from "../src/ops/rms_norm_linear.ts";
 import { gateUpSilu } from "../src/ops/gate_up_silu.ts";
-import { measureCopyBandwidth } from "../src/bench/copy_bandwidth.ts";
+import { copyReference, rateLine } from "../src/bench/linear_sweep.ts";
 import * as sweep from "../src/bench/sweep.ts";
 
 const { args, quick, minMs, out: outArg } = sweep.parseArgs({
@@ -77,11 +77,7 @@ const configName = (c: MatvecConfig) =>
   `R${c.R} L${c.LANES} U${c.U}${c.I2F ? " i2f" : ""}${c.persist ? ` P${c.persist}` : ""}`;
 
 const { gpu, timer } = await sweep.openGpu();
-const copy = await measureCopyBandwidth(gpu, timer, quick ? 1 << 22 : 1 << 30, {
-  dispatchesPerPass: quick ? 2 : 20,
-  passes: quick ? 2 : 10,
-});
-console.log(`copy kernel: ${copy.GBps.toFixed(0)} GB/s (${copy.bytes} bytes, ${copy.method})`);
+const copy = { GBps: await copyReference(gpu, timer, quick) };
 
 interface Row {
   shape: string;
@@ -253,13 +249,7 @@ for (const s of shapes) {
           nerr,
         };
         rows.push(row);
-        console.log(
-          `${s.name.padEnd(8)} N=${N} K=${K} T=${T}  ${name.padEnd(14)} ${
-            row.us.toFixed(1).padStart(8)
-          } µs ` +
-            `${GBps.toFixed(0).padStart(5)} GB/s ${(row.fraction * 100).toFixed(1).padStart(5)} % of copy  ` +
-            sweep.errorColumns(nerr, 1e-8),
-        );
+        console.log(`${rateLine(s, T, name, row.us, GBps, copy.GBps)}  ${sweep.errorColumns(nerr, 1e-8)}`);
       } catch (e) {
         sweep.logFailure(`${s.name} T=${T} ${name}`, e);
       }

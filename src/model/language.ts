@@ -164,6 +164,7 @@ export function languageForward(
 ): void {
   const { batch: B, tokens: T } = s;
   const { heads: H, kvHeads: Hkv, headDim: Dh, eps } = dims;
+  const heads = { numHeads: H, numKvHeads: Hkv, headDim: Dh };
   const startPos = cache.length;
   if (startPos + T > cache.capacity) {
     throw new Error(`KV cache holds ${cache.capacity} positions; ${startPos} used + ${T} new do not fit`);
@@ -179,68 +180,40 @@ export function languageForward(
       rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
       linear(r, s.normed, lw.wqkv, s.qkv);
     }
-    // A decode step rotates q and k and appends k, v inside the attention kernel; everything else first
-    // rotates q, k and appends k, v at startPos … startPos+T−1 in one dispatch.
-    const fuseRope = s.attnSplits !== null && T === 1 && Dh % 8 === 0;
-    if (!fuseRope) {
+    const kv = [cache.k[l], cache.v[l], cache.keyValid] as const;
+    if (s.attnSplits && T === 1 && Dh % 8 === 0) {
+      // A decode step: the attention kernel rotates q and k and appends k, v itself (one dispatch less).
+      attentionDecodeFromQkv(r, s.qkv, { positions: inputs.positions, cosSin: w.ropeCosSin }, ...kv, s.attn, {
+        batch: B,
+        kvLen: startPos + 1,
+        ...heads,
+        scratch: s.attnSplits,
+      });
+    } else {
+      // q, k rotated; k and v appended to the cache at startPos … startPos+T−1 (one dispatch).
       qkvRopeCache(r, s.qkv, inputs.positions, w.ropeCos, w.ropeSin, s.q, cache.k[l], cache.v[l], {
         batch: B,
         tokens: T,
         startPos,
-        numHeads: H,
-        numKvHeads: Hkv,
-        headDim: Dh,
+        ...heads,
       });
-    }
-    if (fuseRope) {
-      attentionDecodeFromQkv(
-        r,
-        s.qkv,
-        { positions: inputs.positions, cosSin: w.ropeCosSin },
-        cache.k[l],
-        cache.v[l],
-        cache.keyValid,
-        s.attn,
-        {
-          batch: B,
+      if (s.attnSplits) {
+        // A follow-up chunk (its T tokens as T rows over the one kept sequence, query t seeing t more keys),
+        // or a decode step whose head dim the fused kernel does not take: keys split over many workgroups,
+        // each K/V row read once per query group.
+        attentionDecode(r, s.q, ...kv, s.attn, {
+          batch: T === 1 ? B : T,
           kvLen: startPos + 1,
-          numHeads: H,
-          numKvHeads: Hkv,
-          headDim: Dh,
-          scratch: s.attnSplits!,
-        },
-      );
-    } else if (s.attnSplits) {
-      // Decode (B rows) or a follow-up chunk (its T tokens as T rows over the one kept sequence, query t
-      // seeing t more keys): keys split over many workgroups, each K/V row read once per query group.
-      attentionDecode(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {
-        batch: T === 1 ? B : T,
-        kvLen: startPos + 1,
-        numHeads: H,
-        numKvHeads: Hkv,
-        headDim: Dh,
-        scratch: s.attnSplits,
-        oneSequence: T > 1,
-      });
-    } else if (T >= minPrefillTokens) {
-      // Prompt pass: 64-row register-blocked tiles; short batched prompts keep attentionCausal.
-      attentionPrefill(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {
-        batch: B,
-        tokens: T,
-        startPos,
-        numHeads: H,
-        numKvHeads: Hkv,
-        headDim: Dh,
-      });
-    } else {
-      attentionCausal(r, s.q, cache.k[l], cache.v[l], cache.keyValid, s.attn, {
-        batch: B,
-        tokens: T,
-        startPos,
-        numHeads: H,
-        numKvHeads: Hkv,
-        headDim: Dh,
-      });
+          ...heads,
+          scratch: s.attnSplits,
+          oneSequence: T > 1,
+        });
+      } else if (T >= minPrefillTokens) {
+        // Prompt pass: 64-row register-blocked tiles; short batched prompts keep attentionCausal.
+        attentionPrefill(r, s.q, ...kv, s.attn, { batch: B, tokens: T, startPos, ...heads });
+      } else {
+        attentionCausal(r, s.q, ...kv, s.attn, { batch: B, tokens: T, startPos, ...heads });
+      }
     }
     linear(r, s.attn, lw.wo, s.hidden, { accumulate: true }); // h = h + wo(attn)
     if (fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias && !lw.w3.bias) {
