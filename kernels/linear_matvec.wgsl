@@ -13,7 +13,8 @@
 //           4 bias  [N] f32 (read only when has_bias)
 //           5 out   [T, N] f32
 // Params:   n = N, k4 = K/4, kw, has_scale, has_bias, groups_per_row, accumulate (1: out += result)
-// Overrides: INT8 (weight encoding), TT = T (1..8; a constant so the accumulators stay in registers).
+// Overrides: INT8 (weight encoding), TT = T (1..8; a constant so the accumulators stay in registers),
+//            DOT_ADD (benchmarks only: a dot product and an add per word, the form the chain replaced).
 // Grid:     ceil(N/8) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
 // Features: none (int8 widened by kernels/int8.wgsl, no unpack4xI8).
 struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_per_row: u32, accumulate: u32 }
@@ -28,19 +29,24 @@ struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_
 
 override INT8: bool = true;
 override TT: u32 = 1u;
+override DOT_ADD: bool = false;
 const LANES = 32u; // lanes per row
 const ROWS = 8u; // rows per workgroup (ROWS * LANES = 256)
 
 // red[t * 256 + local index]: per-thread partial sums of every token.
 var<workgroup> red: array<f32, 2048>;
 
-// x[t, ·] · W[n, ·] restricted to weight word q. INT8 is a constant, so one branch survives; int8 → f32
-// (i8x4) is exact and the row scale is applied after the reduction.
-fn word_dot(t: u32, q: u32, word: u32) -> f32 {
+// acc + x[t, ·] · W[n, ·] restricted to weight word q. INT8 is a constant, so one branch survives; int8 →
+// f32 (i8x4) is exact and the row scale is applied after the reduction. The four products are chained into
+// the accumulator (4 instructions; a dot product and an add take 5: DOT_ADD, benchmarks only).
+fn word_fma(t: u32, q: u32, word: u32, acc: f32) -> f32 {
   if (INT8) {
-    return dot(x[t * p.k4 + q], i8x4(word));
+    let v = x[t * p.k4 + q];
+    let w = i8x4(word);
+    if (DOT_ADD) { return acc + dot(v, w); }
+    return fma(v.w, w.w, fma(v.z, w.z, fma(v.y, w.y, fma(v.x, w.x, acc))));
   }
-  return x[t * p.k4 + q / 4u][q % 4u] * bitcast<f32>(word);
+  return fma(x[t * p.k4 + q / 4u][q % 4u], bitcast<f32>(word), acc);
 }
 
 // Token accumulators are named scalars guarded by the constant TT (not an array indexed by a loop
@@ -48,14 +54,14 @@ fn word_dot(t: u32, q: u32, word: u32) -> f32 {
 struct Acc { t0: f32, t1: f32, t2: f32, t3: f32, t4: f32, t5: f32, t6: f32, t7: f32 }
 
 fn accumulate(a: ptr<function, Acc>, q: u32, word: u32) {
-  (*a).t0 += word_dot(0u, q, word);
-  if (TT > 1u) { (*a).t1 += word_dot(1u, q, word); }
-  if (TT > 2u) { (*a).t2 += word_dot(2u, q, word); }
-  if (TT > 3u) { (*a).t3 += word_dot(3u, q, word); }
-  if (TT > 4u) { (*a).t4 += word_dot(4u, q, word); }
-  if (TT > 5u) { (*a).t5 += word_dot(5u, q, word); }
-  if (TT > 6u) { (*a).t6 += word_dot(6u, q, word); }
-  if (TT > 7u) { (*a).t7 += word_dot(7u, q, word); }
+  (*a).t0 = word_fma(0u, q, word, (*a).t0);
+  if (TT > 1u) { (*a).t1 = word_fma(1u, q, word, (*a).t1); }
+  if (TT > 2u) { (*a).t2 = word_fma(2u, q, word, (*a).t2); }
+  if (TT > 3u) { (*a).t3 = word_fma(3u, q, word, (*a).t3); }
+  if (TT > 4u) { (*a).t4 = word_fma(4u, q, word, (*a).t4); }
+  if (TT > 5u) { (*a).t5 = word_fma(5u, q, word, (*a).t5); }
+  if (TT > 6u) { (*a).t6 = word_fma(6u, q, word, (*a).t6); }
+  if (TT > 7u) { (*a).t7 = word_fma(7u, q, word, (*a).t7); }
 }
 
 @compute @workgroup_size(256)

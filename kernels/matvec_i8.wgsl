@@ -30,7 +30,7 @@
 //            U ∈ {1, 2, 4, 8}, I2F (benchmarks only: unpack4xI8 + int→float instead of i8x4),
 //            PROBE (benchmarks only, wrong results: 1 = every token's math on token 0's x, so one x load a
 //            word; 2 = every token's x loaded but summed, so one token's math; 3 = no weight loads,
-//            words made from their index).
+//            words made from their index), DOT_ADD (benchmarks only: dot product + add per row and word).
 // Grid:     ceil(N / (R·256/LANES)) = total_groups workgroups of 256, folded into 2-D as
 //           (wg.y * groups_per_row + wg.x); or grid_groups persistent ones looping over the row blocks.
 // Features: none (int8 widened by kernels/int8.wgsl, no unpack4xI8; no subgroups).
@@ -57,6 +57,7 @@ override LANES: u32 = 32u;
 override U: u32 = 4u;
 override I2F: bool = false;
 override PROBE: u32 = 0u;
+override DOT_ADD: bool = false;
 const WG = 256u;
 const VALS = 16u; // partial sums per thread and round: 2 tokens × (4 lo + 4 hi rows)
 
@@ -128,12 +129,20 @@ fn unpack_rows(w: vec4<u32>, gq: vec4<f32>) -> Rows {
   return r;
 }
 
-fn dots(v: vec4<f32>, m: Rows, n: u32) -> vec4<f32> {
-  var r = vec4<f32>(dot(v, m.a), 0.0, 0.0, 0.0);
-  if (n > 1u) { r.y = dot(v, m.b); }
+// acc + (v · each of the n rows): four multiply-adds chained into the accumulator, 4 instructions per row
+// and word where a dot product and an add take 5 (DOT_ADD, benchmarks only: the form it replaced).
+fn fma4(v: vec4<f32>, w: vec4<f32>, a: f32) -> f32 {
+  if (DOT_ADD) { return a + dot(v, w); }
+  return fma(v.w, w.w, fma(v.z, w.z, fma(v.y, w.y, fma(v.x, w.x, a))));
+}
+
+fn dots(v: vec4<f32>, m: Rows, n: u32, acc: vec4<f32>) -> vec4<f32> {
+  var r = acc;
+  r.x = fma4(v, m.a, r.x);
+  if (n > 1u) { r.y = fma4(v, m.b, r.y); }
   if (n > 2u) {
-    r.z = dot(v, m.c);
-    r.w = dot(v, m.d);
+    r.z = fma4(v, m.c, r.z);
+    r.w = fma4(v, m.d, r.w);
   }
   return r;
 }
@@ -156,46 +165,46 @@ fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
     if (TT > 5u) { v += x[5u * k4 + q]; }
     if (TT > 6u) { v += x[6u * k4 + q]; }
     if (TT > 7u) { v += x[7u * k4 + q]; }
-    (*acc).l0 += dots(v, lo, nlo());
-    if (hasHi) { (*acc).h0 += dots(v, hi, nhi()); }
+    (*acc).l0 = dots(v, lo, nlo(), (*acc).l0);
+    if (hasHi) { (*acc).h0 = dots(v, hi, nhi(), (*acc).h0); }
     return;
   }
-  (*acc).l0 += dots(v, lo, nlo());
-  if (hasHi) { (*acc).h0 += dots(v, hi, nhi()); }
+  (*acc).l0 = dots(v, lo, nlo(), (*acc).l0);
+  if (hasHi) { (*acc).h0 = dots(v, hi, nhi(), (*acc).h0); }
   if (TT > 1u) {
     v = x[k4 + q];
-    (*acc).l1 += dots(v, lo, nlo());
-    if (hasHi) { (*acc).h1 += dots(v, hi, nhi()); }
+    (*acc).l1 = dots(v, lo, nlo(), (*acc).l1);
+    if (hasHi) { (*acc).h1 = dots(v, hi, nhi(), (*acc).h1); }
   }
   if (TT > 2u) {
     v = x[2u * k4 + q];
-    (*acc).l2 += dots(v, lo, nlo());
-    if (hasHi) { (*acc).h2 += dots(v, hi, nhi()); }
+    (*acc).l2 = dots(v, lo, nlo(), (*acc).l2);
+    if (hasHi) { (*acc).h2 = dots(v, hi, nhi(), (*acc).h2); }
   }
   if (TT > 3u) {
     v = x[3u * k4 + q];
-    (*acc).l3 += dots(v, lo, nlo());
-    if (hasHi) { (*acc).h3 += dots(v, hi, nhi()); }
+    (*acc).l3 = dots(v, lo, nlo(), (*acc).l3);
+    if (hasHi) { (*acc).h3 = dots(v, hi, nhi(), (*acc).h3); }
   }
   if (TT > 4u) {
     v = x[4u * k4 + q];
-    (*acc).l4 += dots(v, lo, nlo());
-    if (hasHi) { (*acc).h4 += dots(v, hi, nhi()); }
+    (*acc).l4 = dots(v, lo, nlo(), (*acc).l4);
+    if (hasHi) { (*acc).h4 = dots(v, hi, nhi(), (*acc).h4); }
   }
   if (TT > 5u) {
     v = x[5u * k4 + q];
-    (*acc).l5 += dots(v, lo, nlo());
-    if (hasHi) { (*acc).h5 += dots(v, hi, nhi()); }
+    (*acc).l5 = dots(v, lo, nlo(), (*acc).l5);
+    if (hasHi) { (*acc).h5 = dots(v, hi, nhi(), (*acc).h5); }
   }
   if (TT > 6u) {
     v = x[6u * k4 + q];
-    (*acc).l6 += dots(v, lo, nlo());
-    if (hasHi) { (*acc).h6 += dots(v, hi, nhi()); }
+    (*acc).l6 = dots(v, lo, nlo(), (*acc).l6);
+    if (hasHi) { (*acc).h6 = dots(v, hi, nhi(), (*acc).h6); }
   }
   if (TT > 7u) {
     v = x[7u * k4 + q];
-    (*acc).l7 += dots(v, lo, nlo());
-    if (hasHi) { (*acc).h7 += dots(v, hi, nhi()); }
+    (*acc).l7 = dots(v, lo, nlo(), (*acc).l7);
+    if (hasHi) { (*acc).h7 = dots(v, hi, nhi(), (*acc).h7); }
   }
 }
 

@@ -2,9 +2,10 @@
 // kernels/matvec_i8.wgsl against the kernels it replaces (linear_matvec, rms_norm_linear, gate_up_silu),
 // at T = 1, 4 and 8, with a WGSL copy kernel as the bandwidth reference of the same run.
 //   deno run -A scripts/bench_matvec.ts [--quick] [--ms 200] [--out matvec.json] [--only wqkv,wo,…]
-//     [--tokens 1,4,8] [--chosen: the launchers' own tiling only] [--probe: the launchers' tiling and its
-//     probes (wrong values, for timing only): PROBE 1 loads one token's x for every token's math,
-//     PROBE 2 loads every token's x for one token's math, PROBE 3 loads no weights]
+//     [--tokens 1,4,8] [--chosen: the launchers' own tiling only] [--probe: the launchers' tiling, its
+//     dot-product-and-add form (DOT_ADD) and its probes (wrong values, for timing only): PROBE 1 loads one
+//     token's x for every token's math, PROBE 2 loads every token's x for one token's math, PROBE 3 loads
+//     no weights]
 // Timing: GPU timestamps around passes of D back-to-back dispatches (D·time ≈ 4 ms), ≥ --ms per candidate;
 // the dispatches rotate over enough weight copies (> 150 MB) that no layer is served from the 50 MB L2.
 // Every candidate's output is compared with the old kernel's (normalised error Σ(a−b)²/Σb²).
@@ -100,7 +101,8 @@ interface Set {
 /** One launch of candidate `c` (null: the kernel in use before matvec_i8). */
 type Launch = (r: ReturnType<Gpu["recorder"]>, set: Set, x: Tensor, out: Tensor, accumulate: boolean) => void;
 
-function beforeLaunch(s: Shape, T: number): Launch {
+/** The kernel in use before matvec_i8; `dotAdd`: linear_matvec with its benchmark-only DOT_ADD form. */
+function beforeLaunch(s: Shape, T: number, dotAdd = false): Launch {
   return (r, set, x, out, accumulate) => {
     const { N, K } = s;
     if (s.mode === "linear") {
@@ -109,7 +111,7 @@ function beforeLaunch(s: Shape, T: number): Launch {
         bindings: [x, set.w1, set.s1, set.s1, out],
         params: [N, K / 4, K / 4, 1, 0, groups, accumulate ? 1 : 0],
         workgroups: [groups, 1],
-        constants: { INT8: 1, TT: T },
+        constants: { INT8: 1, TT: T, DOT_ADD: dotAdd ? 1 : 0 },
         label: "before linear_matvec",
       });
     } else if (s.mode === "norm") {
@@ -207,7 +209,9 @@ for (const s of shapes) {
     const candidates: [string, Launch][] = [["before", beforeLaunch(s, T)]];
     if (args.chosen || args.probe) candidates.push(["launcher", chosenLaunch(s)]);
     const chosen = matvecConfig(s.mode, T, N);
+    if (args.probe && s.mode === "linear") candidates.push(["before dot+add", beforeLaunch(s, T, true)]);
     if (args.probe && chosen) {
+      candidates.push([`dot+add ${configName(chosen)}`, newLaunch(s, { ...chosen, dotAdd: true })]);
       for (const probe of [1, 2, 3] as const) {
         candidates.push([`probe${probe} ${configName(chosen)}`, newLaunch(s, { ...chosen, probe })]);
       }

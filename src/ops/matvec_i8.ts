@@ -18,6 +18,8 @@ export interface MatvecConfig {
    * weight loads.
    */
   probe?: 1 | 2 | 3;
+  /** Benchmarks only: a dot product and an add per row and word instead of four chained multiply-adds. */
+  dotAdd?: boolean;
   /** Persistent workgroups walking the row blocks (the grid is then min(blocks, persist)); 0/absent: none. */
   persist?: number;
 }
@@ -80,6 +82,7 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
       U: c.U,
       I2F: c.I2F ? 1 : 0,
       PROBE: c.probe ?? 0,
+      DOT_ADD: c.dotAdd ? 1 : 0,
     },
     label: `matvec_i8 ${a.label}`,
   });
