@@ -193,22 +193,17 @@ fn load_ok(t0: u32) -> u32 {
   return bits;
 }
 
-// acc + a · b as four chained multiply-adds (4 instructions; a dot product and an add take 5).
-fn dot_acc(a: vec4f, b: vec4f, acc: f32) -> f32 {
-  return fma(a.w, b.w, fma(a.z, b.z, fma(a.y, b.y, fma(a.x, b.x, acc))));
-}
-
 // Head g's query · key sj over this thread's column slice.
 fn qk(g: u32) -> f32 {
   let at = QS_AT + g * D4 + sub;
   var acc = dot(sm[at], kr0);
-  if (D4 > 4u) { acc = dot_acc(sm[at + 4u], kr1, acc); }
-  if (D4 > 8u) { acc = dot_acc(sm[at + 8u], kr2, acc); }
-  if (D4 > 12u) { acc = dot_acc(sm[at + 12u], kr3, acc); }
-  if (D4 > 16u) { acc = dot_acc(sm[at + 16u], kr4, acc); }
-  if (D4 > 20u) { acc = dot_acc(sm[at + 20u], kr5, acc); }
-  if (D4 > 24u) { acc = dot_acc(sm[at + 24u], kr6, acc); }
-  if (D4 > 28u) { acc = dot_acc(sm[at + 28u], kr7, acc); }
+  if (D4 > 4u) { acc += dot(sm[at + 4u], kr1); }
+  if (D4 > 8u) { acc += dot(sm[at + 8u], kr2); }
+  if (D4 > 12u) { acc += dot(sm[at + 12u], kr3); }
+  if (D4 > 16u) { acc += dot(sm[at + 16u], kr4); }
+  if (D4 > 20u) { acc += dot(sm[at + 20u], kr5); }
+  if (D4 > 24u) { acc += dot(sm[at + 24u], kr6); }
+  if (D4 > 28u) { acc += dot(sm[at + 28u], kr7); }
   return acc;
 }
 
