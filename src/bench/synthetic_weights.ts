@@ -9,7 +9,7 @@ import type { Recorder } from "../gpu/recorder.ts";
 import type { DType, Tensor } from "../gpu/tensor.ts";
 import type { LinearWeights } from "../ops/linear.ts";
 import { fillRandom } from "../ops/fill_random.ts";
-import { ropeCosSinRows, ropeTables } from "../ops/rope.ts";
+import { uploadRopeTables } from "../ops/rope.ts";
 import type { LanguageDims, ProjectorDims, VisionDims } from "../model/dims.ts";
 import type { VisionLayerWeights, VisionWeights } from "../model/vision.ts";
 import type { ProjectorWeights } from "../model/projector.ts";
@@ -134,24 +134,14 @@ export function syntheticLanguageWeights(f: SyntheticFactory, dims: LanguageDims
       w2: f.int8Linear(`${n}.feed_forward.w2`, D, I),
     });
   }
-  const tables = ropeTables(dims.ropeTheta, Dh, dims.maxPositions);
-  const ropeCos = f.gpu.uploadTensor("lm.rope_cos", "f32", [dims.maxPositions, Dh / 2], tables.cos);
-  const ropeSin = f.gpu.uploadTensor("lm.rope_sin", "f32", [dims.maxPositions, Dh / 2], tables.sin);
-  const cosSin = f.gpu.uploadTensor(
-    "lm.rope_cos_sin",
-    "f32",
-    [dims.maxPositions, Dh],
-    ropeCosSinRows(tables, Dh),
-  );
-  f.created.push(ropeCos, ropeSin, cosSin);
+  const rope = uploadRopeTables(f.gpu, dims.ropeTheta, Dh, dims.maxPositions);
+  f.created.push(rope.ropeCos, rope.ropeSin, rope.ropeCosSin);
   return {
     embed: f.tensor(`${pre}.tok_embeddings`, "bf16x2", [V, D], -1, 1),
     layers,
     norm: f.norm(`${pre}.norm`, D),
     output: f.int8Linear("language_model.output", V, D),
-    ropeCos,
-    ropeSin,
-    ropeCosSin: cosSin,
+    ...rope,
   };
 }
 

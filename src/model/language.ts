@@ -11,7 +11,7 @@ import { rmsNorm } from "../ops/rms_norm.ts";
 import { siluMul } from "../ops/silu_mul.ts";
 import { embedTokens, packBf16 } from "../ops/embed_tokens.ts";
 import { gatherRows } from "../ops/gather_rows.ts";
-import { ropeCosSinRows, ropeTables } from "../ops/rope.ts";
+import { uploadRopeTables } from "../ops/rope.ts";
 import { qkvRopeCache } from "../ops/qkv_rope_cache.ts";
 import { attentionCausal } from "../ops/attention_causal.ts";
 import {
@@ -76,16 +76,7 @@ export async function loadLanguageWeights(
   const output = await w.linear("language_model.output", V, D);
   // DIFF: dynamic NTK scaling (rope_scaling dynamic ×2) only changes the base past max_position_embeddings;
   // contexts are capped there, so the tables use rope_theta as is.
-  const tables = ropeTables(dims.ropeTheta, Dh, dims.maxPositions);
-  const ropeCos = w.gpu.uploadTensor("lm.rope_cos", "f32", [dims.maxPositions, Dh / 2], tables.cos);
-  const ropeSin = w.gpu.uploadTensor("lm.rope_sin", "f32", [dims.maxPositions, Dh / 2], tables.sin);
-  const ropeCosSin = w.gpu.uploadTensor(
-    "lm.rope_cos_sin",
-    "f32",
-    [dims.maxPositions, Dh],
-    ropeCosSinRows(tables, Dh),
-  );
-  return { embed, layers, norm, output, ropeCos, ropeSin, ropeCosSin };
+  return { embed, layers, norm, output, ...uploadRopeTables(w.gpu, dims.ropeTheta, Dh, dims.maxPositions) };
 }
 
 /** Activations for `rows` = B·T tokens processed together (a prefill chunk or one decode step). */

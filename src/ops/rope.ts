@@ -1,3 +1,4 @@
+import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 import { flatGrid } from "./grid.ts";
@@ -35,6 +36,34 @@ export function ropeTables(
     }
   }
   return { cos, sin };
+}
+
+/** The rotary tables on the GPU: cos and sin [maxPositions, Dh/2] (prompt passes), both by row [maxPositions, Dh]. */
+export interface RopeTensors {
+  ropeCos: Tensor;
+  ropeSin: Tensor;
+  ropeCosSin: Tensor;
+}
+
+/** Computes `ropeTables(theta, headDim, maxPositions)` and uploads it in the layouts the kernels read. */
+export function uploadRopeTables(
+  gpu: Gpu,
+  theta: number,
+  headDim: number,
+  maxPositions: number,
+): RopeTensors {
+  const tables = ropeTables(theta, headDim, maxPositions);
+  const half = headDim / 2;
+  return {
+    ropeCos: gpu.uploadTensor("lm.rope_cos", "f32", [maxPositions, half], tables.cos),
+    ropeSin: gpu.uploadTensor("lm.rope_sin", "f32", [maxPositions, half], tables.sin),
+    ropeCosSin: gpu.uploadTensor(
+      "lm.rope_cos_sin",
+      "f32",
+      [maxPositions, headDim],
+      ropeCosSinRows(tables, headDim),
+    ),
+  };
 }
 
 /**
