@@ -90,6 +90,7 @@ var<workgroup> ll: array<f32, 256>; // [KGU][8] each key group's final Σ e^(s�
 
 var<private> bb: u32; // query row (sample, or token of the one sequence when one_sequence)
 var<private> cb: u32; // cache sample the row reads
+var<private> rpos: u32; // FUSED: rotary position of sample bb's new token (its rope table row)
 var<private> hkv: u32;
 var<private> kend: u32; // one past the split's last key
 var<private> sj: u32; // scores: key of the tile
@@ -365,9 +366,8 @@ fn qkv_col(slot: u32, c: u32) -> vec4f {
   if (slot == G + 1u) { return x; }
   let half = D4 / 2u;
   let j = c % half;
-  let pos = u32(clamp(positions[bb], 0, i32(p.max_pos) - 1));
-  let cs = rope[pos * D4 + j];
-  let sn = rope[pos * D4 + half + j];
+  let cs = rope[rpos * D4 + j];
+  let sn = rope[rpos * D4 + half + j];
   if (c < half) { return x * cs - q[base + c + half] * sn; }
   return x * cs + q[base + c - half] * sn;
 }
@@ -395,6 +395,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 
   // FUSED: the split holding the new key writes it (rotated) and its value into the cache before any tile
   // load; only that workgroup waits for the writes (the condition is uniform: workgroup id and params).
+  if (FUSED) { rpos = u32(clamp(positions[bb], 0, i32(p.max_pos) - 1)); }
   let last = p.kv_len - 1u; // FUSED is never one_sequence: every row's new key is at kv_len − 1
   if (FUSED && split * p.chunk <= last && last < (split + 1u) * p.chunk) {
     for (var c = li; c < D4; c += WG) {
