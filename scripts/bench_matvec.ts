@@ -78,7 +78,7 @@ const configName = (c: MatvecConfig) =>
   `R${c.R} L${c.LANES} U${c.U}${c.I2F ? " i2f" : ""}${c.persist ? ` P${c.persist}` : ""}`;
 
 const { gpu, timer } = await sweep.openGpu();
-const copy = { GBps: await copyReference(gpu, timer, quick) };
+const copyGBps = await copyReference(gpu, timer, quick);
 
 interface Row {
   shape: string;
@@ -249,11 +249,11 @@ for (const s of shapes) {
           kernel: name,
           us: msPerDispatch * 1e3,
           GBps,
-          fraction: GBps / copy.GBps,
+          fraction: GBps / copyGBps,
           nerr,
         };
         rows.push(row);
-        console.log(`${rateLine(s, T, name, row.us, GBps, copy.GBps)}  ${sweep.errorColumns(nerr, 1e-8)}`);
+        console.log(`${rateLine(s, T, name, row.us, GBps, copyGBps)}  ${sweep.errorColumns(nerr, 1e-8)}`);
       } catch (e) {
         sweep.logFailure(`${s.name} T=${T} ${name}`, e);
       }
@@ -265,7 +265,7 @@ for (const s of shapes) {
 
 // Summary: the old kernel and the best candidate per shape and T, then each candidate's total over the
 // five shapes per T (one decode layer's worth, the head counted once: the figure to pick a tiling by).
-console.log(`\nSummary (copy ${copy.GBps.toFixed(0)} GB/s)`);
+console.log(`\nSummary (copy ${copyGBps.toFixed(0)} GB/s)`);
 for (const s of shapes) {
   for (const T of tokens) {
     const rs = rows.filter((r) => r.shape === s.name && r.T === T && r.nerr <= 1e-8);
@@ -302,7 +302,7 @@ for (const mode of ["linear", "norm", "gateUp"] as MatvecMode[]) {
 await sweep.writeJson(
   outArg,
   "matvec.json",
-  { adapter: gpu.adapterDescription, copyGBps: copy.GBps, rows },
+  { adapter: gpu.adapterDescription, copyGBps, rows },
   false,
 );
 gpu.destroy();
