@@ -30,7 +30,8 @@
 //            U ∈ {1, 2, 4, 8}, I2F (benchmarks only: unpack4xI8 + int→float instead of i8x4),
 //            PROBE (benchmarks only, wrong results: 1 = every token's math on token 0's x, so one x load a
 //            word; 2 = every token's x loaded but summed, so one token's math; 3 = no weight loads,
-//            words made from their index), DOT_ADD (benchmarks only: dot product + add per row and word).
+//            words made from their index), DOT_ADD (benchmarks only: dot product + add per row and word),
+//            PIPE (the next block of U words is loaded before the current block's math).
 // Grid:     ceil(N / (R·256/LANES)) = total_groups workgroups of 256, folded into 2-D as
 //           (wg.y * groups_per_row + wg.x); or grid_groups persistent ones looping over the row blocks.
 // Features: none (int8 widened by kernels/int8.wgsl, no unpack4xI8; no subgroups).
@@ -58,6 +59,7 @@ override U: u32 = 4u;
 override I2F: bool = false;
 override PROBE: u32 = 0u;
 override DOT_ADD: bool = false;
+override PIPE: bool = false;
 const WG = 256u;
 const VALS = 16u; // partial sums per thread and round: 2 tokens × (4 lo + 4 hi rows)
 
@@ -116,11 +118,24 @@ fn load(q: u32, oa: vec4<u32>, ob: vec4<u32>) -> Words {
   return r;
 }
 
-// int8 → f32 is exact; in MODE ≥ 1 the norm weight is folded in once per word for all tokens.
+// MODE ≥ 1: the norm weight g multiplies whichever side has fewer vectors per word, each token's x (TT
+// products) or each weight row (nlo + nhi): at one token 4 multiplies a word instead of 16 or 32.
+fn g_on_x() -> bool {
+  return MODE > 0u && TT < nlo() + nhi();
+}
+
+// Token t's x for word q (times g when g_on_x).
+fn x_at(t: u32, k4: u32, q: u32, gq: vec4<f32>) -> vec4<f32> {
+  let v = x[t * k4 + q];
+  if (g_on_x()) { return v * gq; }
+  return v;
+}
+
+// int8 → f32 is exact; in MODE ≥ 1 (unless g_on_x) g is folded into the rows once per word for all tokens.
 fn unpack_rows(w: vec4<u32>, gq: vec4<f32>) -> Rows {
   var r = Rows(word_f32(w.x), word_f32(w.y), word_f32(w.z),
                word_f32(w.w));
-  if (MODE > 0u) {
+  if (MODE > 0u && !g_on_x()) {
     r.a *= gq;
     r.b *= gq;
     r.c *= gq;
@@ -155,16 +170,16 @@ fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
   var k4 = p.k4;
   if (PROBE == 1u) { k4 = 0u; } // every token reads token 0's x
   let hasHi = nhi() > 0u;
-  var v = x[q];
+  var v = x_at(0u, k4, q, gq);
   if (PROBE == 2u) {
     // Every token's x is loaded (as many loads as the real math, independent), the math is one token's.
-    if (TT > 1u) { v += x[k4 + q]; }
-    if (TT > 2u) { v += x[2u * k4 + q]; }
-    if (TT > 3u) { v += x[3u * k4 + q]; }
-    if (TT > 4u) { v += x[4u * k4 + q]; }
-    if (TT > 5u) { v += x[5u * k4 + q]; }
-    if (TT > 6u) { v += x[6u * k4 + q]; }
-    if (TT > 7u) { v += x[7u * k4 + q]; }
+    if (TT > 1u) { v += x_at(1u, k4, q, gq); }
+    if (TT > 2u) { v += x_at(2u, k4, q, gq); }
+    if (TT > 3u) { v += x_at(3u, k4, q, gq); }
+    if (TT > 4u) { v += x_at(4u, k4, q, gq); }
+    if (TT > 5u) { v += x_at(5u, k4, q, gq); }
+    if (TT > 6u) { v += x_at(6u, k4, q, gq); }
+    if (TT > 7u) { v += x_at(7u, k4, q, gq); }
     (*acc).l0 = dots(v, lo, nlo(), (*acc).l0);
     if (hasHi) { (*acc).h0 = dots(v, hi, nhi(), (*acc).h0); }
     return;
@@ -172,37 +187,37 @@ fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
   (*acc).l0 = dots(v, lo, nlo(), (*acc).l0);
   if (hasHi) { (*acc).h0 = dots(v, hi, nhi(), (*acc).h0); }
   if (TT > 1u) {
-    v = x[k4 + q];
+    v = x_at(1u, k4, q, gq);
     (*acc).l1 = dots(v, lo, nlo(), (*acc).l1);
     if (hasHi) { (*acc).h1 = dots(v, hi, nhi(), (*acc).h1); }
   }
   if (TT > 2u) {
-    v = x[2u * k4 + q];
+    v = x_at(2u, k4, q, gq);
     (*acc).l2 = dots(v, lo, nlo(), (*acc).l2);
     if (hasHi) { (*acc).h2 = dots(v, hi, nhi(), (*acc).h2); }
   }
   if (TT > 3u) {
-    v = x[3u * k4 + q];
+    v = x_at(3u, k4, q, gq);
     (*acc).l3 = dots(v, lo, nlo(), (*acc).l3);
     if (hasHi) { (*acc).h3 = dots(v, hi, nhi(), (*acc).h3); }
   }
   if (TT > 4u) {
-    v = x[4u * k4 + q];
+    v = x_at(4u, k4, q, gq);
     (*acc).l4 = dots(v, lo, nlo(), (*acc).l4);
     if (hasHi) { (*acc).h4 = dots(v, hi, nhi(), (*acc).h4); }
   }
   if (TT > 5u) {
-    v = x[5u * k4 + q];
+    v = x_at(5u, k4, q, gq);
     (*acc).l5 = dots(v, lo, nlo(), (*acc).l5);
     if (hasHi) { (*acc).h5 = dots(v, hi, nhi(), (*acc).h5); }
   }
   if (TT > 6u) {
-    v = x[6u * k4 + q];
+    v = x_at(6u, k4, q, gq);
     (*acc).l6 = dots(v, lo, nlo(), (*acc).l6);
     if (hasHi) { (*acc).h6 = dots(v, hi, nhi(), (*acc).h6); }
   }
   if (TT > 7u) {
-    v = x[7u * k4 + q];
+    v = x_at(7u, k4, q, gq);
     (*acc).l7 = dots(v, lo, nlo(), (*acc).l7);
     if (hasHi) { (*acc).h7 = dots(v, hi, nhi(), (*acc).h7); }
   }
@@ -233,6 +248,47 @@ fn finish(row: u32, t: u32, v: f32) {
   out[t * p.n + row] = o;
 }
 
+// U word sets of the thread's rows: words q, q + LANES, …, q + (U−1)·LANES. Indices past the row's end are
+// clamped to its last word (PIPE requests one block past the last full one and never uses it).
+struct Block { w0: Words, w1: Words, w2: Words, w3: Words, w4: Words, w5: Words, w6: Words, w7: Words }
+
+fn in_row(q: u32) -> u32 {
+  if (PIPE) { return min(q, p.k4 - 1u); }
+  return q;
+}
+
+fn load_block(q: u32, oa: vec4<u32>, ob: vec4<u32>) -> Block {
+  var b = Block();
+  b.w0 = load(in_row(q), oa, ob);
+  if (U > 1u) { b.w1 = load(in_row(q + LANES), oa, ob); }
+  if (U > 2u) {
+    b.w2 = load(in_row(q + 2u * LANES), oa, ob);
+    b.w3 = load(in_row(q + 3u * LANES), oa, ob);
+  }
+  if (U > 4u) {
+    b.w4 = load(in_row(q + 4u * LANES), oa, ob);
+    b.w5 = load(in_row(q + 5u * LANES), oa, ob);
+    b.w6 = load(in_row(q + 6u * LANES), oa, ob);
+    b.w7 = load(in_row(q + 7u * LANES), oa, ob);
+  }
+  return b;
+}
+
+fn accumulate_block(acc: ptr<function, Acc>, q: u32, b: Block) {
+  accumulate(acc, q, b.w0);
+  if (U > 1u) { accumulate(acc, q + LANES, b.w1); }
+  if (U > 2u) {
+    accumulate(acc, q + 2u * LANES, b.w2);
+    accumulate(acc, q + 3u * LANES, b.w3);
+  }
+  if (U > 4u) {
+    accumulate(acc, q + 4u * LANES, b.w4);
+    accumulate(acc, q + 5u * LANES, b.w5);
+    accumulate(acc, q + 6u * LANES, b.w6);
+    accumulate(acc, q + 7u * LANES, b.w7);
+  }
+}
+
 // This thread's partial sums for the rows of the workgroup's row block starting at `first`.
 fn accumulate_rows(first: u32, li: u32) -> Acc {
   let G = WG / LANES; // row groups per workgroup
@@ -248,37 +304,20 @@ fn accumulate_rows(first: u32, li: u32) -> Acc {
   let ob = min(jb, vec4<u32>(last)) * p.k4;
   var acc = Acc();
   var q = lane;
-  for (; q + (U - 1u) * LANES < p.k4; q += U * LANES) {
-    let ws0 = load(q, oa, ob);
-    var ws1 = Words();
-    var ws2 = Words();
-    var ws3 = Words();
-    var ws4 = Words();
-    var ws5 = Words();
-    var ws6 = Words();
-    var ws7 = Words();
-    if (U > 1u) { ws1 = load(q + LANES, oa, ob); }
-    if (U > 2u) {
-      ws2 = load(q + 2u * LANES, oa, ob);
-      ws3 = load(q + 3u * LANES, oa, ob);
+  if (PIPE) {
+    // Software pipelined: the next block's words are requested before this block's math, so a warp keeps
+    // U·R words in flight through its math instead of draining to none at every block.
+    if (q + (U - 1u) * LANES < p.k4) {
+      var cur = load_block(q, oa, ob);
+      for (; q + (U - 1u) * LANES < p.k4; q += U * LANES) {
+        let nxt = load_block(q + U * LANES, oa, ob);
+        accumulate_block(&acc, q, cur);
+        cur = nxt;
+      }
     }
-    if (U > 4u) {
-      ws4 = load(q + 4u * LANES, oa, ob);
-      ws5 = load(q + 5u * LANES, oa, ob);
-      ws6 = load(q + 6u * LANES, oa, ob);
-      ws7 = load(q + 7u * LANES, oa, ob);
-    }
-    accumulate(&acc, q, ws0);
-    if (U > 1u) { accumulate(&acc, q + LANES, ws1); }
-    if (U > 2u) {
-      accumulate(&acc, q + 2u * LANES, ws2);
-      accumulate(&acc, q + 3u * LANES, ws3);
-    }
-    if (U > 4u) {
-      accumulate(&acc, q + 4u * LANES, ws4);
-      accumulate(&acc, q + 5u * LANES, ws5);
-      accumulate(&acc, q + 6u * LANES, ws6);
-      accumulate(&acc, q + 7u * LANES, ws7);
+  } else {
+    for (; q + (U - 1u) * LANES < p.k4; q += U * LANES) {
+      accumulate_block(&acc, q, load_block(q, oa, ob));
     }
   }
   for (; q < p.k4; q += LANES) {
