@@ -14,8 +14,7 @@
 //           5 out   [T, N] f32
 // Params:   n = N, k4 = K/4, kw, has_scale, has_bias, groups_per_row, accumulate (1: out += result)
 // Overrides: INT8 (weight encoding), TT = T (1..8; a constant so the accumulators stay in registers),
-//            DOT_ADD (benchmarks only: a dot product and an add per word, the form the chain replaced),
-//            PIPE (the next four words are loaded before the current four's math).
+//            DOT_ADD (benchmarks only: a dot product and an add per word, the form the chain replaced).
 // Grid:     ceil(N/8) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
 // Features: none (int8 widened by kernels/int8.wgsl, no unpack4xI8).
 struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_per_row: u32, accumulate: u32 }
@@ -31,7 +30,6 @@ struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_
 override INT8: bool = true;
 override TT: u32 = 1u;
 override DOT_ADD: bool = false;
-override PIPE: bool = false;
 const LANES = 32u; // lanes per row
 const ROWS = 8u; // rows per workgroup (ROWS * LANES = 256)
 
@@ -75,42 +73,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (n < p.n) {
     let row = n * p.kw;
     var q = lane;
-    if (PIPE) {
-      // Software pipelined: the next four words are requested before this four's math (indices past the
-      // row clamped to its last word: the request after the last full block is never used).
-      if (q + 3u * LANES < p.kw) {
-        let last = row + p.kw - 1u;
-        var w0 = w[row + q];
-        var w1 = w[row + q + LANES];
-        var w2 = w[row + q + 2u * LANES];
-        var w3 = w[row + q + 3u * LANES];
-        for (; q + 3u * LANES < p.kw; q += 4u * LANES) {
-          let nq = row + q + 4u * LANES;
-          let n0 = w[min(nq, last)];
-          let n1 = w[min(nq + LANES, last)];
-          let n2 = w[min(nq + 2u * LANES, last)];
-          let n3 = w[min(nq + 3u * LANES, last)];
-          accumulate(&acc, q, w0);
-          accumulate(&acc, q + LANES, w1);
-          accumulate(&acc, q + 2u * LANES, w2);
-          accumulate(&acc, q + 3u * LANES, w3);
-          w0 = n0;
-          w1 = n1;
-          w2 = n2;
-          w3 = n3;
-        }
-      }
-    } else {
-      for (; q + 3u * LANES < p.kw; q += 4u * LANES) {
-        let w0 = w[row + q];
-        let w1 = w[row + q + LANES];
-        let w2 = w[row + q + 2u * LANES];
-        let w3 = w[row + q + 3u * LANES];
-        accumulate(&acc, q, w0);
-        accumulate(&acc, q + LANES, w1);
-        accumulate(&acc, q + 2u * LANES, w2);
-        accumulate(&acc, q + 3u * LANES, w3);
-      }
+    for (; q + 3u * LANES < p.kw; q += 4u * LANES) {
+      let w0 = w[row + q];
+      let w1 = w[row + q + LANES];
+      let w2 = w[row + q + 2u * LANES];
+      let w3 = w[row + q + 3u * LANES];
+      accumulate(&acc, q, w0);
+      accumulate(&acc, q + LANES, w1);
+      accumulate(&acc, q + 2u * LANES, w2);
+      accumulate(&acc, q + 3u * LANES, w3);
     }
     for (; q < p.kw; q += LANES) {
       accumulate(&acc, q, w[row + q]);

@@ -30,8 +30,7 @@
 //            U ∈ {1, 2, 4, 8}, I2F (benchmarks only: unpack4xI8 + int→float instead of i8x4),
 //            PROBE (benchmarks only, wrong results: 1 = every token's math on token 0's x, so one x load a
 //            word; 2 = every token's x loaded but summed, so one token's math; 3 = no weight loads,
-//            words made from their index), DOT_ADD (benchmarks only: dot product + add per row and word),
-//            PIPE (the next block of U words is loaded before the current block's math).
+//            words made from their index), DOT_ADD (benchmarks only: dot product + add per row and word).
 // Grid:     ceil(N / (R·256/LANES)) = total_groups workgroups of 256, folded into 2-D as
 //           (wg.y * groups_per_row + wg.x); or grid_groups persistent ones looping over the row blocks.
 // Features: none (int8 widened by kernels/int8.wgsl, no unpack4xI8; no subgroups).
@@ -59,7 +58,6 @@ override U: u32 = 4u;
 override I2F: bool = false;
 override PROBE: u32 = 0u;
 override DOT_ADD: bool = false;
-override PIPE: bool = false;
 const WG = 256u;
 const VALS = 16u; // partial sums per thread and round: 2 tokens × (4 lo + 4 hi rows)
 
@@ -248,28 +246,22 @@ fn finish(row: u32, t: u32, v: f32) {
   out[t * p.n + row] = o;
 }
 
-// U word sets of the thread's rows: words q, q + LANES, …, q + (U−1)·LANES. Indices past the row's end are
-// clamped to its last word (PIPE requests one block past the last full one and never uses it).
+// U word sets of the thread's rows: words q, q + LANES, …, q + (U−1)·LANES, all requested before any math.
 struct Block { w0: Words, w1: Words, w2: Words, w3: Words, w4: Words, w5: Words, w6: Words, w7: Words }
-
-fn in_row(q: u32) -> u32 {
-  if (PIPE) { return min(q, p.k4 - 1u); }
-  return q;
-}
 
 fn load_block(q: u32, oa: vec4<u32>, ob: vec4<u32>) -> Block {
   var b = Block();
-  b.w0 = load(in_row(q), oa, ob);
-  if (U > 1u) { b.w1 = load(in_row(q + LANES), oa, ob); }
+  b.w0 = load(q, oa, ob);
+  if (U > 1u) { b.w1 = load(q + LANES, oa, ob); }
   if (U > 2u) {
-    b.w2 = load(in_row(q + 2u * LANES), oa, ob);
-    b.w3 = load(in_row(q + 3u * LANES), oa, ob);
+    b.w2 = load(q + 2u * LANES, oa, ob);
+    b.w3 = load(q + 3u * LANES, oa, ob);
   }
   if (U > 4u) {
-    b.w4 = load(in_row(q + 4u * LANES), oa, ob);
-    b.w5 = load(in_row(q + 5u * LANES), oa, ob);
-    b.w6 = load(in_row(q + 6u * LANES), oa, ob);
-    b.w7 = load(in_row(q + 7u * LANES), oa, ob);
+    b.w4 = load(q + 4u * LANES, oa, ob);
+    b.w5 = load(q + 5u * LANES, oa, ob);
+    b.w6 = load(q + 6u * LANES, oa, ob);
+    b.w7 = load(q + 7u * LANES, oa, ob);
   }
   return b;
 }
@@ -304,21 +296,8 @@ fn accumulate_rows(first: u32, li: u32) -> Acc {
   let ob = min(jb, vec4<u32>(last)) * p.k4;
   var acc = Acc();
   var q = lane;
-  if (PIPE) {
-    // Software pipelined: the next block's words are requested before this block's math, so a warp keeps
-    // U·R words in flight through its math instead of draining to none at every block.
-    if (q + (U - 1u) * LANES < p.k4) {
-      var cur = load_block(q, oa, ob);
-      for (; q + (U - 1u) * LANES < p.k4; q += U * LANES) {
-        let nxt = load_block(q + U * LANES, oa, ob);
-        accumulate_block(&acc, q, cur);
-        cur = nxt;
-      }
-    }
-  } else {
-    for (; q + (U - 1u) * LANES < p.k4; q += U * LANES) {
-      accumulate_block(&acc, q, load_block(q, oa, ob));
-    }
+  for (; q + (U - 1u) * LANES < p.k4; q += U * LANES) {
+    accumulate_block(&acc, q, load_block(q, oa, ob));
   }
   for (; q < p.k4; q += LANES) {
     accumulate(&acc, q, load(q, oa, ob));

@@ -5,8 +5,7 @@
 //     [--tokens 1,4,8] [--chosen: the launchers' own tiling only] [--probe: the launchers' tiling, its
 //     dot-product-and-add form (DOT_ADD) and its probes (wrong values, for timing only): PROBE 1 loads one
 //     token's x for every token's math, PROBE 2 loads every token's x for one token's math, PROBE 3 loads
-//     no weights] [--pipe: the launchers' tiling with and without software pipelining (PIPE), and a few
-//     pipelined tilings]
+//     no weights]
 // Timing: GPU timestamps around passes of D back-to-back dispatches (D·time ≈ 4 ms), ≥ --ms per candidate;
 // the dispatches rotate over enough weight copies (> 150 MB) that no layer is served from the 50 MB L2.
 // Every candidate's output is compared with the old kernel's (normalised error Σ(a−b)²/Σb²).
@@ -26,7 +25,6 @@ const { args, quick, minMs, out: outArg } = sweep.parseArgs({
   only: { type: "string" },
   chosen: { type: "boolean", default: false },
   probe: { type: "boolean", default: false },
-  pipe: { type: "boolean", default: false },
   tokens: { type: "string" },
 });
 
@@ -77,19 +75,7 @@ const configs: MatvecConfig[] = [
   { R: 1, LANES: 32, U: 8, persist: 1056 },
 ];
 const configName = (c: MatvecConfig) =>
-  `R${c.R} L${c.LANES} U${c.U}${c.I2F ? " i2f" : ""}${c.persist ? ` P${c.persist}` : ""}${
-    c.pipe ? " pipe" : ""
-  }`;
-/** --pipe: pipelined tilings tried beside the launchers' own. */
-const pipeConfigs: MatvecConfig[] = [
-  { R: 4, LANES: 32, U: 2, persist: 264, pipe: true },
-  { R: 2, LANES: 32, U: 4, persist: 264, pipe: true },
-  { R: 2, LANES: 32, U: 8, persist: 264, pipe: true },
-  { R: 1, LANES: 32, U: 8, persist: 528, pipe: true },
-  { R: 4, LANES: 64, U: 2, pipe: true },
-  { R: 2, LANES: 16, U: 4, pipe: true },
-  { R: 2, LANES: 16, U: 2, pipe: true },
-];
+  `R${c.R} L${c.LANES} U${c.U}${c.I2F ? " i2f" : ""}${c.persist ? ` P${c.persist}` : ""}`;
 
 const { gpu, timer } = await sweep.openGpu();
 const copyGBps = await copyReference(gpu, timer, quick);
@@ -116,7 +102,7 @@ interface Set {
 type Launch = (r: ReturnType<Gpu["recorder"]>, set: Set, x: Tensor, out: Tensor, accumulate: boolean) => void;
 
 /** The kernel in use before matvec_i8; `dotAdd`: linear_matvec with its benchmark-only DOT_ADD form. */
-function beforeLaunch(s: Shape, T: number, dotAdd = false, pipe = false): Launch {
+function beforeLaunch(s: Shape, T: number, dotAdd = false): Launch {
   return (r, set, x, out, accumulate) => {
     const { N, K } = s;
     if (s.mode === "linear") {
@@ -125,7 +111,7 @@ function beforeLaunch(s: Shape, T: number, dotAdd = false, pipe = false): Launch
         bindings: [x, set.w1, set.s1, set.s1, out],
         params: [N, K / 4, K / 4, 1, 0, groups, accumulate ? 1 : 0],
         workgroups: [groups, 1],
-        constants: { INT8: 1, TT: T, DOT_ADD: dotAdd ? 1 : 0, PIPE: pipe ? 1 : 0 },
+        constants: { INT8: 1, TT: T, DOT_ADD: dotAdd ? 1 : 0 },
         label: "before linear_matvec",
       });
     } else if (s.mode === "norm") {
@@ -230,17 +216,7 @@ for (const s of shapes) {
         candidates.push([`probe${probe} ${configName(chosen)}`, newLaunch(s, { ...chosen, probe })]);
       }
     }
-    if (args.pipe) {
-      if (s.mode === "linear") candidates.push(["before pipe", beforeLaunch(s, T, false, true)]);
-      if (chosen) {
-        candidates.push([configName(chosen), newLaunch(s, chosen)]);
-        candidates.push([configName({ ...chosen, pipe: true }), newLaunch(s, { ...chosen, pipe: true })]);
-      }
-      for (const c of pipeConfigs) {
-        if (!(s.mode === "gateUp" && c.R > 4)) candidates.push([configName(c), newLaunch(s, c)]);
-      }
-    }
-    for (const c of args.chosen || args.probe || args.pipe ? [] : configs) {
+    for (const c of args.chosen || args.probe ? [] : configs) {
       if (s.mode === "gateUp" && c.R > 4) continue;
       candidates.push([configName(c), newLaunch(s, c)]);
     }

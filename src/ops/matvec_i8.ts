@@ -20,8 +20,6 @@ export interface MatvecConfig {
   probe?: 1 | 2 | 3;
   /** Benchmarks only: a dot product and an add per row and word instead of four chained multiply-adds. */
   dotAdd?: boolean;
-  /** Load the next block of U words before the current block's math (software pipelining). */
-  pipe?: boolean;
   /** Persistent workgroups walking the row blocks (the grid is then min(blocks, persist)); 0/absent: none. */
   persist?: number;
 }
@@ -85,7 +83,6 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
       I2F: c.I2F ? 1 : 0,
       PROBE: c.probe ?? 0,
       DOT_ADD: c.dotAdd ? 1 : 0,
-      PIPE: c.pipe ? 1 : 0,
     },
     label: `matvec_i8 ${a.label}`,
   });
