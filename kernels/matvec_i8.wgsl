@@ -305,25 +305,37 @@ fn accumulate_rows(first: u32, li: u32) -> Acc {
   return acc;
 }
 
-// inv_t of every token into `invs` (MODE ≥ 1; the caller orders it after its last use of red).
+// inv_t of every token into `invs` (MODE ≥ 1; the caller orders it after its last use of red). All 256
+// threads share the sums, PER = 256 / TT rounded down to a power of two per token, then a tree in red: the
+// serial part is a few loads a thread, not K/128 (one warp per token took ~4 µs a dispatch at K = 6144).
 fn norms(li: u32) {
   if (MODE > 0u) {
-    // Σ x[t, :]² by threads 32t..32t+31 (x is small and cache-resident), then inv_t by thread t.
-    var ss = 0.0;
-    let t = li / 32u;
+    let per = WG >> (32u - countLeadingZeros(TT - 1u));
+    let t = li / per;
+    let j = li % per;
+    var s0 = 0.0;
+    var s1 = 0.0;
     if (t < TT) {
-      for (var i = li % 32u; i < p.k4; i += 32u) {
-        let v = x[t * p.k4 + i];
-        ss += dot(v, v);
+      let base = t * p.k4;
+      var i = j;
+      for (; i + per < p.k4; i += 2u * per) {
+        let a = x[base + i];
+        let b = x[base + i + per];
+        s0 += dot(a, a);
+        s1 += dot(b, b);
+      }
+      if (i < p.k4) {
+        let a = x[base + i];
+        s0 += dot(a, a);
       }
     }
-    red[li] = ss;
+    red[li] = s0 + s1;
     workgroupBarrier();
-    if (li < TT) {
-      var s = 0.0;
-      for (var i = 0u; i < 32u; i++) { s += red[li * 32u + i]; }
-      invs[li] = inverseSqrt(s / f32(4u * p.k4) + p.eps);
+    for (var s = per / 2u; s > 0u; s >>= 1u) {
+      if (j < s) { red[li] += red[li + s]; }
+      workgroupBarrier();
     }
+    if (li < TT) { invs[li] = inverseSqrt(red[li * per] / f32(4u * p.k4) + p.eps); }
   }
 }
 
