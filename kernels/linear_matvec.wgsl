@@ -69,6 +69,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let lane = li % LANES;
   let slot = li / LANES;
   let n = (wg.y * p.groups_per_row + wg.x) * ROWS + slot;
+  // The epilogue's operands (lane t of a row writes token t) are requested before the weight loop, so the
+  // workgroup's last step does not wait on another memory round trip.
+  let writes = n < p.n && lane < TT;
+  var prev = 0.0;
+  var sc = 1.0;
+  var bi = 0.0;
+  if (writes) {
+    if (p.accumulate != 0u) { prev = out[lane * p.n + n]; }
+    if (p.has_scale != 0u) { sc = scale[n]; }
+    if (p.has_bias != 0u) { bi = bias[n]; }
+  }
   var acc = Acc();
   if (n < p.n) {
     let row = n * p.kw;
@@ -105,11 +116,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     workgroupBarrier();
   }
   // Lane t of each row writes token t.
-  if (n < p.n && lane < TT) {
-    var v = red[lane * 256u + slot * LANES];
-    if (p.has_scale != 0u) { v *= scale[n]; }
-    if (p.has_bias != 0u) { v += bias[n]; }
-    if (p.accumulate != 0u) { v += out[lane * p.n + n]; }
-    out[lane * p.n + n] = v;
+  if (writes) {
+    out[lane * p.n + n] = red[lane * 256u + slot * LANES] * sc + bi + prev;
   }
 }

@@ -29,11 +29,16 @@ export interface MatvecConfig {
  * copy 2882 GB/s; tables in bench/results/2026-11-26-h100-matvec*.log). Four rows per thread share each x
  * load (T = 8: 2–3× the one-row kernels). `persist` = 264 workgroups (2 per SM of a 132-SM H100/H200) walk
  * the row blocks: gate/up 94.9 instead of 101.4 µs at T = 1, the LM head 83.8 % of copy instead of 80.8 %.
- * null where the one-row kernel stays faster (T = 1 plain linear: wo 67 %, w2 82 % of copy).
+ * null where the one-row kernel stays faster (T = 1 plain linear: wo 67 %, w2 82 % of copy). Re-swept after
+ * the norm's sums went to all 256 threads (bench/results/2026-11-26-h100-matvec-sweep-after-norms.log): gate/up
+ * at T = 4 now R4 L16 U2 (111.3 µs against 113.6 persistent; T = 2, 3 not measured), the rest unchanged.
  */
 export function matvecConfig(mode: MatvecMode, T: number, _N: number): MatvecConfig | null {
   const persistent: MatvecConfig = { R: 4, LANES: 32, U: 4, persist: 264 };
-  if (mode === "gateUp") return T <= 4 ? persistent : { R: 2, LANES: 16, U: 4 };
+  if (mode === "gateUp") {
+    if (T <= 3) return persistent;
+    return T <= 4 ? { R: 4, LANES: 16, U: 2 } : { R: 2, LANES: 16, U: 4 };
+  }
   if (mode === "linear") return T <= 1 ? null : { R: 4, LANES: 64, U: 4 };
   return persistent;
 }
