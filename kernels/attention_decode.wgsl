@@ -24,8 +24,8 @@
 // FUSED (decode only, not one_sequence): the attention prologue of kernels/qkv_rope_cache.wgsl folded in,
 // one dispatch less a layer. Binding 1 is then the wqkv output [B, Hkv·(G+2)·Dh] (per kv group: G query
 // heads, key, value); each workgroup rotates its G queries itself (rope table row of the sample's
-// position), and the workgroup whose split holds the new key (cache position kv_len−1) first writes the
-// rotated key and the value there, so the tile loads that follow read them like any other cached key.
+// position), and the workgroup whose split holds the new key (cache position kv_len−1) writes the rotated
+// key and the value there for later steps while its own tile loads take them from the wqkv output.
 //
 // Bindings: 1 q [B, H·Dh] f32 (FUSED: qkv [B, Hkv·(G+2)·Dh]), 2 k_cache [B, S, Hkv·Dh] f32,
 //   3 v_cache [B, S, Hkv·Dh] f32, 4 key_valid [B, S] i32, 5 out [B, H·Dh] f32,
@@ -142,9 +142,32 @@ fn ldk(at: u32, i: u32) -> vec4f {
   return vec4f(0.0);
 }
 
+// FUSED: the new key (cache position kv_len − 1) is taken from the wqkv output, rotated here, instead of
+// from the cache, so the workgroup that writes it there never waits for its own writes.
+fn is_new_key(kk: u32) -> bool {
+  return FUSED && kk == p.kv_len - 1u;
+}
+
+// Column sub + 4i of the new key (zero past Dh, like ldk).
+fn knew(i: u32) -> vec4f {
+  if (D4 % 4u == 0u || sub + 4u * i < D4) { return qkv_col(G, sub + 4u * i); }
+  return vec4f(0.0);
+}
+
 // Keys past the split (a split shorter than the tile) are neither loaded nor scored: whole warps skip.
 fn load_k(t0: u32) {
   if (t0 + sj >= kend) { return; }
+  if (is_new_key(t0 + sj)) {
+    kr0 = knew(0u);
+    if (D4 > 4u) { kr1 = knew(1u); }
+    if (D4 > 8u) { kr2 = knew(2u); }
+    if (D4 > 12u) { kr3 = knew(3u); }
+    if (D4 > 16u) { kr4 = knew(4u); }
+    if (D4 > 20u) { kr5 = knew(5u); }
+    if (D4 > 24u) { kr6 = knew(6u); }
+    if (D4 > 28u) { kr7 = knew(7u); }
+    return;
+  }
   let at = row(t0 + sj) + sub;
   kr0 = ldk(at, 0u);
   if (D4 > 4u) { kr1 = ldk(at, 1u); }
@@ -157,7 +180,9 @@ fn load_k(t0: u32) {
 }
 
 fn ldv(t0: u32, jj: u32) -> vec4f {
-  return v_cache[row(t0 + vkg + KGU * jj) + vc];
+  let kk = t0 + vkg + KGU * jj;
+  if (is_new_key(kk)) { return qkv_col(G + 1u, vc); }
+  return v_cache[row(kk) + vc];
 }
 
 fn load_v(t0: u32) {
@@ -393,8 +418,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   vrole = vkg < KGU;
   mrun = NEG;
 
-  // FUSED: the split holding the new key writes it (rotated) and its value into the cache before any tile
-  // load; only that workgroup waits for the writes (the condition is uniform: workgroup id and params).
+  // FUSED: the split holding the new key writes it (rotated) and its value into the cache for the steps
+  // after this one; its own tile loads take them from the wqkv output instead (is_new_key), so no barrier.
   if (FUSED) { rpos = u32(clamp(positions[bb], 0, i32(p.max_pos) - 1)); }
   let last = p.kv_len - 1u; // FUSED is never one_sequence: every row's new key is at kv_len − 1
   if (FUSED && split * p.chunk <= last && last < (split + 1u) * p.chunk) {
@@ -403,7 +428,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       k_cache[at] = qkv_col(G, c);
       v_cache[at] = qkv_col(G + 1u, c);
     }
-    storageBarrier();
   }
   load_k(k_begin);
   var bits = load_ok(k_begin);
