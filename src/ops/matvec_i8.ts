@@ -1,6 +1,7 @@
 import type { Recorder } from "../gpu/recorder.ts";
 import { f32 } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { persistentGroups } from "./grid.ts";
 
 /** kernels/matvec_i8.wgsl's MODE: plain linear, RMSNorm → linear, RMSNorm → W1, W3 → silu·up. */
 export type MatvecMode = "linear" | "norm" | "gateUp";
@@ -70,7 +71,7 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
   if (a.mode === "gateUp" && c.R > 4) throw new Error(`${a.label}: gateUp takes at most 4 rows per thread`);
   const rowsPerGroup = c.R * (256 / c.LANES);
   const blocks = Math.ceil(N / rowsPerGroup);
-  const persist = c.persist && c.persist < blocks ? c.persist : 0;
+  const persist = persistentGroups(blocks, c.persist);
   const groups = persist || blocks;
   const groupsPerRow = Math.min(groups, a.maxGroupsPerRow ?? 65535);
   // Bindings the mode never reads still need a read-only buffer other than out (layout "auto").
