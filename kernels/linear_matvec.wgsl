@@ -12,17 +12,12 @@
 //           3 scale [N] f32 (SCB/127; read only when has_scale)
 //           4 bias  [N] f32 (read only when has_bias)
 //           5 out   [T, N] f32
-// Params:   n = N, k4 = K/4, kw, has_scale, has_bias, groups_per_row, accumulate (1: out += result),
-//           total_groups = ceil(N/8) row blocks, grid_groups = persistent workgroups (0: one block each)
+// Params:   n = N, k4 = K/4, kw, has_scale, has_bias, groups_per_row, accumulate (1: out += result)
 // Overrides: INT8 (weight encoding), TT = T (1..8; a constant so the accumulators stay in registers),
 //            DOT_ADD (benchmarks only: a dot product and an add per word, the form the chain replaced).
-// Grid:     ceil(N/8) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x); or grid_groups
-//           persistent ones looping over the row blocks.
+// Grid:     ceil(N/8) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
 // Features: none (int8 widened by kernels/int8.wgsl, no unpack4xI8).
-struct Params {
-  n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_per_row: u32, accumulate: u32,
-  total_groups: u32, grid_groups: u32,
-}
+struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_per_row: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
@@ -69,11 +64,11 @@ fn accumulate(a: ptr<function, Acc>, q: u32, word: u32) {
   if (TT > 7u) { (*a).t7 = word_fma(7u, q, word, (*a).t7); }
 }
 
-// Row block `blk` (rows blk·ROWS … +ROWS−1): each warp streams its row, the block reduces and writes.
-fn row_block(blk: u32, li: u32) {
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let lane = li % LANES;
   let slot = li / LANES;
-  let n = blk * ROWS + slot;
+  let n = (wg.y * p.groups_per_row + wg.x) * ROWS + slot;
   // The epilogue's operands (lane t of a row writes token t) are requested before the weight loop, so the
   // workgroup's last step does not wait on another memory round trip.
   let writes = n < p.n && lane < TT;
@@ -123,20 +118,5 @@ fn row_block(blk: u32, li: u32) {
   // Lane t of each row writes token t.
   if (writes) {
     out[lane * p.n + n] = red[lane * 256u + slot * LANES] * sc + bi + prev;
-  }
-}
-
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let id = wg.y * p.groups_per_row + wg.x;
-  if (p.grid_groups == 0u) {
-    row_block(id, li);
-    return;
-  }
-  // Persistent: grid_groups workgroups walk the row blocks. Launching 768 small workgroups costs ~5 µs a
-  // dispatch on an H100 against ~2.5 µs for 264 (scripts/bench_dispatch.ts).
-  for (var blk = id; blk < p.total_groups; blk += p.grid_groups) {
-    row_block(blk, li);
-    workgroupBarrier(); // red is free again
   }
 }

@@ -109,7 +109,7 @@ function beforeLaunch(s: Shape, T: number, dotAdd = false): Launch {
       const groups = Math.ceil(N / 8);
       r.dispatch("linear_matvec", {
         bindings: [x, set.w1, set.s1, set.s1, out],
-        params: [N, K / 4, K / 4, 1, 0, groups, accumulate ? 1 : 0, groups, 0],
+        params: [N, K / 4, K / 4, 1, 0, groups, accumulate ? 1 : 0],
         workgroups: [groups, 1],
         constants: { INT8: 1, TT: T, DOT_ADD: dotAdd ? 1 : 0 },
         label: "before linear_matvec",

@@ -2,7 +2,6 @@ import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 import { matvecConfig, recordMatvecI8 } from "./matvec_i8.ts";
-import { persistentGroups } from "./grid.ts";
 
 /** GPU weights of one nn.Linear. Int8 weights stay int8 on the GPU (4 per u32 word). */
 export type LinearWeights =
@@ -89,19 +88,7 @@ export interface LinearOptions {
   accumulate?: boolean;
   /** The tiled kernel's tiling instead of `tiledConfig`'s choice (tests and scripts/bench_gemm.ts). */
   tiled?: TiledConfig;
-  /**
-   * linear_matvec's persistent workgroups instead of `linearMatvecPersist` (0: one workgroup per 8 rows;
-   * tests and scripts/bench_matvec.ts).
-   */
-  matvecPersist?: number;
 }
-
-/**
- * Persistent workgroups for linear_matvec (2 per SM of a 132-SM H100/H200): a dispatch of 768 small
- * workgroups (wo, w2: 6144 rows of 8) costs ~5 µs to launch against ~2.5 µs for 264
- * (scripts/bench_dispatch.ts, bench/results/2026-11-26-h100-dispatch-floor.log).
- */
-export const linearMatvecPersist = 264;
 
 /**
  * One tiling of kernels/linear_tiled.wgsl (its override constants): a workgroup of TX×TY threads computes a
@@ -245,13 +232,11 @@ export function recordLinear(
       return;
     }
     const rowsPerGroup = 8; // ROWS in linear_matvec.wgsl
-    const blocks = Math.ceil(N / rowsPerGroup);
-    const persist = persistentGroups(blocks, options.matvecPersist ?? linearMatvecPersist);
-    const groups = persist || blocks;
+    const groups = Math.ceil(N / rowsPerGroup);
     const groupsPerRow = Math.min(groups, 65535);
     r.dispatch("linear_matvec", {
       bindings: [x, w.weight, scaleOrAny, biasOrAny, out],
-      params: [N, K / 4, w.kind === "int8" ? K / 4 : K, ...flags, groupsPerRow, accumulate, blocks, persist],
+      params: [N, K / 4, w.kind === "int8" ? K / 4 : K, ...flags, groupsPerRow, accumulate],
       workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
       constants: { INT8, TT: T },
       label: `linear_matvec ${w.weight.label}`,

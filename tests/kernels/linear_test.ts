@@ -5,7 +5,6 @@ import {
   type HostLinear,
   linear,
   type LinearOptions,
-  type LinearVariant,
   linearVariant,
   recordLinear,
   tiledConfig,
@@ -13,7 +12,6 @@ import {
   tiledConfigs,
   uploadLinear,
 } from "../../src/ops/linear.ts";
-import { persistentGroups } from "../../src/ops/grid.ts";
 import { linearRef } from "../../src/ref/linear.ts";
 import { randomF32, randomI8 } from "../../src/ref/random.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
@@ -37,16 +35,6 @@ function hostLinear(
   };
 }
 
-/**
- * The kernels a shape can take: the tiled one, and where the matvec applies, linear_matvec with one
- * workgroup per 8 rows and with 2 persistent workgroups walking the row blocks.
- */
-function runs(matvec: boolean): [LinearVariant, LinearOptions][] {
-  const tiled: [LinearVariant, LinearOptions] = ["tiled", {}];
-  if (!matvec) return [tiled];
-  return [["matvec", { matvecPersist: 0 }], ["matvec", { matvecPersist: 2 }], tiled];
-}
-
 /** Runs one linear layer with each applicable kernel and checks it against the CPU reference. */
 async function checkLinear(
   gpu: Gpu,
@@ -62,21 +50,17 @@ async function checkLinear(
   const w = uploadLinear(gpu, `w${N}x${K}`, host);
   const x = gpu.uploadTensor("x", "f32", [T, K], xs);
   const expected = linearRef(xs, T, host);
-  const variants = runs(linearVariant(T, K, w) === "matvec");
-  for (const [variant, opts] of variants) {
+  const variants = linearVariant(T, K, w) === "matvec" ? ["matvec", "tiled"] as const : ["tiled"] as const;
+  for (const variant of variants) {
     const out = gpu.createTensor("out", "f32", [T, N]);
     const r = gpu.recorder("test");
-    recordLinear(r, x, w, out, variant, opts);
+    recordLinear(r, x, w, out, variant);
     r.submit();
     const actual = await gpu.readF32(out);
     try {
       assertNormalisedError(actual, expected, tolerance.matmul.nerr);
     } catch (e) {
-      throw new Error(
-        `${variant} ${JSON.stringify(opts)} ${kind} T=${T} K=${K} N=${N} bias=${withBias}: ${
-          (e as Error).message
-        }`,
-      );
+      throw new Error(`${variant} ${kind} T=${T} K=${K} N=${N} bias=${withBias}: ${(e as Error).message}`);
     }
     out.buffer.destroy();
   }
@@ -98,13 +82,13 @@ for (const kind of ["int8", "float"] as const) {
 
 Deno.test("linear handles bigger layers: matvec at T = 8, N past one grid row", async () => {
   const gpu = await testGpu();
-  // matvec at its largest T, both encodings (each also with persistent workgroups)
-  assert.equal(await checkLinear(gpu, "int8", 8, 1024, 515, true), 3);
-  assert.equal(await checkLinear(gpu, "float", 3, 1028, 257, false), 3);
+  // matvec at its largest T, both encodings
+  assert.equal(await checkLinear(gpu, "int8", 8, 1024, 515, true), 2);
+  assert.equal(await checkLinear(gpu, "float", 3, 1028, 257, false), 2);
   // tiled with several tiles in both directions and a K not dividing the 16-wide step
   assert.equal(await checkLinear(gpu, "int8", 300, 520, 389, true), 1);
   // more than 65535 × 8 rows: the matvec grid folds into a second dimension
-  assert.equal(await checkLinear(gpu, "int8", 1, 16, 65535 * 8 + 9, false), 3);
+  assert.equal(await checkLinear(gpu, "int8", 1, 16, 65535 * 8 + 9, false), 2);
 });
 
 Deno.test("linear picks matvec for decode and the tiled kernel for prefill", async () => {
@@ -132,10 +116,13 @@ Deno.test("linear with accumulate adds the layer's output to what out holds (the
       const x = gpu.uploadTensor("x", "f32", [T, K], xs);
       const layer = linearRef(xs, T, host);
       const expected = layer.map((v, i) => Math.fround(v + residual[i]));
-      for (const [variant, opts] of runs(linearVariant(T, K, w) === "matvec")) {
+      const variants = linearVariant(T, K, w) === "matvec"
+        ? ["matvec", "tiled"] as const
+        : ["tiled"] as const;
+      for (const variant of variants) {
         const out = gpu.uploadTensor("out", "f32", [T, N], residual);
         const r = gpu.recorder("test");
-        recordLinear(r, x, w, out, variant, { ...opts, accumulate: true });
+        recordLinear(r, x, w, out, variant, { accumulate: true });
         r.submit();
         assertNormalisedError(await gpu.readF32(out), expected, tolerance.matmul.nerr);
       }
@@ -229,13 +216,4 @@ Deno.test("checkTiledConfig refuses tilings the kernel cannot run", () => {
     () => checkTiledConfig({ TX: 16, TY: 16, RH: 4, CW: 2, BK: 16, GM: 8 }),
     /unsupported tiling/,
   );
-});
-
-Deno.test("persistentGroups: fewer workgroups than blocks or none, at most 1024 blocks each", () => {
-  assert.equal(persistentGroups(768, 264), 264);
-  assert.equal(persistentGroups(264, 264), 0);
-  assert.equal(persistentGroups(100, 264), 0);
-  assert.equal(persistentGroups(100, 0), 0);
-  assert.equal(persistentGroups(100, undefined), 0);
-  assert.equal(persistentGroups(65545, 2), 65);
 });

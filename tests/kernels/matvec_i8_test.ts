@@ -1,6 +1,8 @@
 // Every tiling of kernels/matvec_i8.wgsl that scripts/bench_matvec.ts may pick, in all three modes, on
 // odd shapes: the launchers only exercise the tilings chosen today, and a later choice must already be right.
+import assert from "node:assert/strict";
 import type { Gpu } from "../../src/gpu/device.ts";
+import { persistentGroups } from "../../src/ops/grid.ts";
 import { uploadLinear } from "../../src/ops/linear.ts";
 import { type MatvecConfig, type MatvecMode, recordMatvecI8 } from "../../src/ops/matvec_i8.ts";
 import { linearRef } from "../../src/ref/linear.ts";
@@ -93,3 +95,12 @@ for (const mode of ["linear", "norm", "gateUp"] as const) {
     }
   });
 }
+
+Deno.test("persistentGroups: fewer workgroups than blocks or none, at most 1024 blocks each", () => {
+  assert.equal(persistentGroups(768, 264), 264);
+  assert.equal(persistentGroups(264, 264), 0);
+  assert.equal(persistentGroups(100, 264), 0);
+  assert.equal(persistentGroups(100, 0), 0);
+  assert.equal(persistentGroups(100, undefined), 0);
+  assert.equal(persistentGroups(65545, 2), 65);
+});
