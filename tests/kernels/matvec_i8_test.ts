@@ -83,8 +83,9 @@ for (const mode of ["linear", "norm", "gateUp"] as const) {
   Deno.test(`matvec_i8 ${mode}: every tiling matches the reference on odd shapes`, async (t) => {
     const gpu = await testGpu();
     // Each tiling compiles its own pipeline per T (most of the test's time), so each gets one shape,
-    // rotating: K/4 = 131 words (an odd tail for every LANES·U) or 9 (fewer words than lanes).
-    const shapes = [[1, 77, 524], [3, 301, 36], [8, 45, 524]];
+    // rotating: K/4 = 131 or 65 words (an odd tail for every LANES·U) or 9 (fewer words than lanes); T = 5
+    // splits the tokens unevenly over the two halves of the norm's sums.
+    const shapes = [[1, 77, 524], [3, 301, 36], [8, 45, 524], [5, 61, 260]];
     for (const [i, c] of configs.entries()) {
       if (mode === "gateUp" && c.R > 4) continue;
       const [T, N, K] = shapes[(i + mode.length) % shapes.length];
