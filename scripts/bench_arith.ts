@@ -22,9 +22,8 @@ const probes: [string, string, Record<string, number>][] = [
   ["dot4I8Packed", "arith_probe", { OP: 1 }],
 ];
 if (gpu.hasF16) {
-  probes.push(["f16 fma (vec4<f16>)", "arith_probe_f16", { VARIANT: 0 }]);
-  probes.push(["f16 fma (vec2<f16>, 16)", "arith_probe_f16", { VARIANT: 1 }]);
-  probes.push(["f16 mul+add (vec4<f16>)", "arith_probe_f16", { VARIANT: 2 }]);
+  probes.push(["f16 fma (vec4<f16>)", "arith_probe_f16", {}]);
+  probes.push(["f16 mul+add (vec4<f16>)", "arith_probe_f16", { MUL_ADD: 1 }]);
 }
 
 const rows: { probe: string; ms: number; tmacs: number }[] = [];
