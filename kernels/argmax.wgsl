@@ -14,6 +14,15 @@ const WG = 1024u; // threads per row: each pass over V is latency-bound, so more
 var<workgroup> best_v: array<f32, WG>;
 var<workgroup> best_i: array<u32, WG>;
 
+// Element i (visited in increasing order per thread) replaces the running best when larger: strict >
+// keeps the lowest index among equal values; idx = vocab means none yet.
+fn take(v: ptr<function, f32>, idx: ptr<function, u32>, x: f32, i: u32) {
+  if (*idx == p.vocab || x > *v) {
+    *v = x;
+    *idx = i;
+  }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let row = wg.y * p.row_stride_groups + wg.x;
@@ -22,10 +31,28 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   // Start from a real element so even an all −inf row yields a valid index; idx = V marks "none".
   var v = -3.4e38;
   var idx = V;
-  for (var i = li; i < V; i += WG) {
-    let x = logits[base + i];
-    if (idx == V || x > v) { v = x; idx = i; } // strided order: strict > keeps the lowest index
+  // Eight independent loads a round, then compared in index order: the scan is ~12 round trips to L2,
+  // not V/WG = 91 (41 µs a step on an H100 for the 92553-token vocabulary).
+  var i = li;
+  for (; i + 7u * WG < V; i += 8u * WG) {
+    let x0 = logits[base + i];
+    let x1 = logits[base + i + WG];
+    let x2 = logits[base + i + 2u * WG];
+    let x3 = logits[base + i + 3u * WG];
+    let x4 = logits[base + i + 4u * WG];
+    let x5 = logits[base + i + 5u * WG];
+    let x6 = logits[base + i + 6u * WG];
+    let x7 = logits[base + i + 7u * WG];
+    take(&v, &idx, x0, i);
+    take(&v, &idx, x1, i + WG);
+    take(&v, &idx, x2, i + 2u * WG);
+    take(&v, &idx, x3, i + 3u * WG);
+    take(&v, &idx, x4, i + 4u * WG);
+    take(&v, &idx, x5, i + 5u * WG);
+    take(&v, &idx, x6, i + 6u * WG);
+    take(&v, &idx, x7, i + 7u * WG);
   }
+  for (; i < V; i += WG) { take(&v, &idx, logits[base + i], i); }
   best_v[li] = v;
   best_i[li] = idx;
   workgroupBarrier();

@@ -46,6 +46,74 @@ fn key(x: f32) -> u32 {
   return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
 }
 
+// A thread visits tokens li, li + WG, …; the passes read them eight visits a round with independent loads
+// (a pass is then ~12 round trips to L2 at V = 92553, not 91) and combine them in visit order, so every
+// sum, count and tie is the one a plain loop would give.
+struct Eight { s0: f32, s1: f32, s2: f32, s3: f32, s4: f32, s5: f32, s6: f32, s7: f32 }
+
+// Scaled logit of token i.
+fn sl(base: u32, i: u32) -> f32 {
+  return logits[base + i] * p.inv_temp;
+}
+
+fn eight(base: u32, i: u32) -> Eight {
+  return Eight(sl(base, i), sl(base, i + WG), sl(base, i + 2u * WG), sl(base, i + 3u * WG),
+               sl(base, i + 4u * WG), sl(base, i + 5u * WG), sl(base, i + 6u * WG), sl(base, i + 7u * WG));
+}
+
+fn max8(e: Eight) -> f32 {
+  return max(max(max(e.s0, e.s1), max(e.s2, e.s3)), max(max(e.s4, e.s5), max(e.s6, e.s7)));
+}
+
+fn at_least(s: f32, cand: u32) -> u32 {
+  return select(0u, 1u, key(s) >= cand);
+}
+
+fn count8(e: Eight, cand: u32) -> u32 {
+  return (at_least(e.s0, cand) + at_least(e.s1, cand)) + (at_least(e.s2, cand) + at_least(e.s3, cand)) +
+    (at_least(e.s4, cand) + at_least(e.s5, cand)) + (at_least(e.s6, cand) + at_least(e.s7, cand));
+}
+
+// acc + e^(s−m) when key(s) ≥ lo.
+fn mass1(acc: f32, s: f32, lo: u32, m: f32) -> f32 {
+  if (key(s) >= lo) { return acc + exp(s - m); }
+  return acc;
+}
+
+fn mass8(acc: f32, e: Eight, lo: u32, m: f32) -> f32 {
+  var a = mass1(acc, e.s0, lo, m);
+  a = mass1(a, e.s1, lo, m);
+  a = mass1(a, e.s2, lo, m);
+  a = mass1(a, e.s3, lo, m);
+  a = mass1(a, e.s4, lo, m);
+  a = mass1(a, e.s5, lo, m);
+  a = mass1(a, e.s6, lo, m);
+  return mass1(a, e.s7, lo, m);
+}
+
+// Gumbel-max candidate: token i (visited in increasing order) replaces the thread's best when it is kept
+// and scores higher (strict >: the lowest index wins a tie; best_i = vocab means none yet).
+struct Best { score: f32, i: u32 }
+
+fn draw1(b: Best, s: f32, i: u32, k_min: u32, row_hash: u32) -> Best {
+  if (key(s) < k_min) { return b; }
+  let u = (f32(pcg(i + row_hash) >> 8u) + 0.5) * (1.0 / 16777216.0); // in (0, 1)
+  let score = s - log(-log(u));
+  if (b.i == p.vocab || score > b.score) { return Best(score, i); }
+  return b;
+}
+
+fn draw8(b: Best, e: Eight, i: u32, k_min: u32, h: u32) -> Best {
+  var r = draw1(b, e.s0, i, k_min, h);
+  r = draw1(r, e.s1, i + WG, k_min, h);
+  r = draw1(r, e.s2, i + 2u * WG, k_min, h);
+  r = draw1(r, e.s3, i + 3u * WG, k_min, h);
+  r = draw1(r, e.s4, i + 4u * WG, k_min, h);
+  r = draw1(r, e.s5, i + 5u * WG, k_min, h);
+  r = draw1(r, e.s6, i + 6u * WG, k_min, h);
+  return draw1(r, e.s7, i + 7u * WG, k_min, h);
+}
+
 fn reduce_max(v: f32, li: u32) -> f32 {
   red_f[li] = v;
   workgroupBarrier();
@@ -86,10 +154,9 @@ fn reduce_count(v: u32, li: u32) -> u32 {
 // the same set are bitwise equal.
 fn kept_mass(base: u32, lo: u32, m: f32, li: u32) -> f32 {
   var acc = 0.0;
-  for (var i = li; i < p.vocab; i += WG) {
-    let s = logits[base + i] * p.inv_temp;
-    if (key(s) >= lo) { acc += exp(s - m); }
-  }
+  var i = li;
+  for (; i + 7u * WG < p.vocab; i += 8u * WG) { acc = mass8(acc, eight(base, i), lo, m); }
+  for (; i < p.vocab; i += WG) { acc = mass1(acc, sl(base, i), lo, m); }
   return reduce_sum(acc, li);
 }
 
@@ -100,7 +167,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let base = min(row, p.rows - 1u) * V;
 
   var m = -3.4e38;
-  for (var i = li; i < V; i += WG) { m = max(m, logits[base + i] * p.inv_temp); }
+  var i = li;
+  for (; i + 7u * WG < V; i += 8u * WG) { m = max(m, max8(eight(base, i))); }
+  for (; i < V; i += WG) { m = max(m, sl(base, i)); }
   m = reduce_max(m, li);
 
   var k_min = 0u; // keep tokens with key(s) ≥ k_min
@@ -108,7 +177,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     for (var bit = 0u; bit < 32u; bit++) {
       let cand = k_min | (0x80000000u >> bit);
       var c = 0u;
-      for (var i = li; i < V; i += WG) { c += select(0u, 1u, key(logits[base + i] * p.inv_temp) >= cand); }
+      var j = li;
+      for (; j + 7u * WG < V; j += 8u * WG) { c += count8(eight(base, j), cand); }
+      for (; j < V; j += WG) { c += at_least(sl(base, j), cand); }
       if (reduce_count(c, li) >= p.top_k) { k_min = cand; }
     }
   }
@@ -124,18 +195,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
 
   let row_hash = pcg(row + pcg(p.step + pcg(p.seed)));
-  var best = -3.4e38;
-  var best_i = V;
-  for (var i = li; i < V; i += WG) {
-    let s = logits[base + i] * p.inv_temp;
-    if (key(s) >= k_min) {
-      let u = (f32(pcg(i + row_hash) >> 8u) + 0.5) * (1.0 / 16777216.0); // in (0, 1)
-      let score = s - log(-log(u));
-      if (best_i == V || score > best) { best = score; best_i = i; }
-    }
-  }
-  red_f[li] = best;
-  red_u[li] = best_i;
+  var b = Best(-3.4e38, V);
+  var j = li;
+  for (; j + 7u * WG < V; j += 8u * WG) { b = draw8(b, eight(base, j), j, k_min, row_hash); }
+  for (; j < V; j += WG) { b = draw1(b, sl(base, j), j, k_min, row_hash); }
+  red_f[li] = b.score;
+  red_u[li] = b.i;
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
     if (li < s) {

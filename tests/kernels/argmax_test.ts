@@ -21,23 +21,44 @@ Deno.test("argmax matches the CPU reference on random rows, the real vocab size 
   }
 });
 
-Deno.test("argmax picks the lowest index among tied maxima, wherever the ties fall", async () => {
+Deno.test("argmax picks the lowest index among tied maxima, wherever the ties fall", async (t) => {
   const gpu = await testGpu();
-  const V = 1000, B = 4;
-  const x = randomF32(B * V, 5, -5, 5);
-  const draw = rng(9);
-  // Each row gets the same maximum at several indices spread over different threads' slices.
-  for (let b = 0; b < B; b++) {
-    const at = [Math.floor(draw() * V), Math.floor(draw() * V), Math.floor(draw() * V), 999 - b];
-    for (const i of at) x[b * V + i] = 7;
+  // 1000: every thread holds at most one logit; 20011: threads scan several rounds of eight.
+  for (const V of [1000, 20011]) {
+    await t.step(`V=${V}`, async () => {
+      const B = 4;
+      const x = randomF32(B * V, 5 + V, -5, 5);
+      const draw = rng(9 + V);
+      // Each row gets the same maximum at several indices spread over different threads' slices, and at
+      // two indices of one thread's slice (q and q + 2048, 1024 threads a row).
+      for (let b = 0; b < B; b++) {
+        const q = Math.floor(draw() * (V - 2048));
+        const at = [Math.floor(draw() * V), Math.floor(draw() * V), Math.floor(draw() * V), V - 1 - b];
+        if (V > 2048) at.push(q, q + 2048);
+        for (const i of at) x[b * V + i] = 7;
+      }
+      x.fill(-Infinity, 3 * V, 4 * V - 1); // a row of −inf but one finite logit
+      const g = gpu.uploadTensor("logits", "f32", [B, V], x);
+      const out = gpu.createTensor("ids", "i32", [B]);
+      const r = gpu.recorder("test");
+      argmax(r, g, out);
+      r.submit();
+      assert.deepEqual(await gpu.readI32(out), argmaxRef(x, B, V));
+    });
   }
-  x.fill(-Infinity, 3 * V, 4 * V - 1); // a row of −inf but one finite logit
+});
+
+Deno.test("argmax finds a maximum in every slot of a thread's rounds of eight", async () => {
+  const gpu = await testGpu();
+  const V = 20011, B = 10; // 1024 threads a row: thread 100 reads 100, 1124, 2148, …
+  const x = randomF32(B * V, 77, -5, 5);
+  for (let b = 0; b < B; b++) x[b * V + 100 + b * 1024] = 9; // slots 0–7 of round one, 0–1 of round two
   const g = gpu.uploadTensor("logits", "f32", [B, V], x);
   const out = gpu.createTensor("ids", "i32", [B]);
   const r = gpu.recorder("test");
   argmax(r, g, out);
   r.submit();
-  assert.deepEqual(await gpu.readI32(out), argmaxRef(x, B, V));
+  assert.deepEqual(Array.from(await gpu.readI32(out)), Array.from({ length: B }, (_, b) => 100 + b * 1024));
 });
 
 Deno.test("argmax reproduces the greedy ids of the fixture's step logits", async () => {

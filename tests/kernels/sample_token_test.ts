@@ -49,6 +49,32 @@ Deno.test("sampleToken with top_k = 1 is argmax", async () => {
   }
 });
 
+Deno.test("sampleToken with top_k = 1 finds a maximum in every slot of a thread's rounds of eight", async () => {
+  const gpu = await testGpu();
+  const B = 10, V = 20011; // 1024 threads a row: thread 100 reads 100, 1124, 2148, … eight a round
+  const logits = randomF32(B * V, 78, -3, 3);
+  for (let b = 0; b < B; b++) logits[b * V + 100 + b * 1024] = 9;
+  const ids = await sampleOnGpu(gpu, logits, B, V, { temperature: 0.9, topK: 1, topP: 1, seed: 5, step: 2 });
+  assert.deepEqual(Array.from(ids), Array.from({ length: B }, (_, b) => 100 + b * 1024));
+});
+
+Deno.test("sampleToken's top-p mass counts every slot of a thread's rounds of eight", async () => {
+  const gpu = await testGpu();
+  // Three likely tokens in slots 4 and 5 of thread 100 and in the tail; the rest negligible. top_p 0.75
+  // keeps exactly the two most likely (0.5 + 0.3), so a wrong sum moves the nucleus.
+  const B = 64, V = 20011;
+  const row = new Array<number>(V).fill(-30);
+  row[100 + 4 * 1024] = Math.log(0.5);
+  row[100 + 5 * 1024] = Math.log(0.3);
+  row[V - 3] = Math.log(0.2);
+  const logits = repeatRows(row, B);
+  const o: SamplingOptions = { temperature: 1, topK: 0, topP: 0.75, seed: 11, step: 1 };
+  const ids = Array.from(await sampleOnGpu(gpu, logits, B, V, o));
+  assert.deepEqual(ids, Array.from(sampleTokenRef(logits, B, V, o)));
+  assert.ok(ids.every((id) => id === 100 + 4 * 1024 || id === 100 + 5 * 1024));
+  assert.ok(ids.includes(100 + 5 * 1024), "the 0.3 token is drawn at least once in 64 rows");
+});
+
 Deno.test("sampleToken with top_p never leaves the nucleus of a peaked distribution", async () => {
   const gpu = await testGpu();
   // Probabilities ∝ [0.5, 0.25, 0.1, 0.05, …]: the 0.8 nucleus is tokens {3, 7, 11}.
