@@ -1,11 +1,11 @@
 // Sampling of one token per row with HF's warper order temperature → top-k → top-p, on the GPU without
 // a sort. Scaled logits s = x · (1/temperature); key(s) is an order-preserving u32 of the float.
 //  1. m = max s.
-//  2. top-k (0 < top_k < V): the largest key K_k with #{key(s) ≥ K_k} ≥ top_k, found bit by bit (32
+//  2. top-k (0 < top_k < V): the largest key K_k with #{key(s) ≥ K_k} ≥ top_k, found two bits a pass (16
 //     counting passes + workgroup reductions) = the key of the k-th largest s; ties with it are kept, as in
 //     HF's `scores < topk(...)[-1]` filter.
 //  3. Z = Σ_{key ≥ K_k} e^(s−m).
-//  4. top-p (top_p < 1): the largest key K_p with Σ_{key ≥ max(K_p, K_k)} e^(s−m) ≥ top_p·Z, again bit by bit:
+//  4. top-p (top_p < 1): the largest key K_p with Σ_{key ≥ max(K_p, K_k)} e^(s−m) ≥ top_p·Z, again two bits a pass:
 //     keeps the smallest set of most likely tokens whose probability reaches top_p (ties at the border are
 //     all kept), clamped to the key of m so at least the best token survives.
 //  5. Draw by Gumbel-max: argmax over kept tokens of s + G(u), G(u) = −log(−log u), with u from a
@@ -32,6 +32,7 @@ const WG = 1024u; // threads per row: each pass over V is latency-bound, so more
 
 var<workgroup> red_f: array<f32, WG>;
 var<workgroup> red_u: array<u32, WG>;
+var<workgroup> red4: array<vec4<f32>, WG>; // three counts or masses a pass (the searches below)
 
 // PCG-RXS-M-XS hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", 2020).
 fn pcg(v: u32) -> u32 {
@@ -114,6 +115,49 @@ fn draw8(b: Best, e: Eight, i: u32, k_min: u32, h: u32) -> Best {
   return draw1(r, e.s7, i + 7u * WG, k_min, h);
 }
 
+// The two searches take two bits a pass: the three candidates c | 1·2^sh, c | 2·2^sh, c | 3·2^sh are counted
+// (or their masses summed) together and the largest that passes is kept. Both tests are monotone in the
+// candidate (a larger key keeps a subset, and a float sum of a subset in the same order is not larger), so
+// this picks what one bit a pass would, with half the passes over the logits.
+fn cands(c: u32, sh: u32) -> vec3<u32> {
+  return vec3<u32>(c) | (vec3<u32>(1u, 2u, 3u) << vec3<u32>(sh));
+}
+
+// Whether key(s) reaches each candidate, as counts (f32: exact below 2^24 tokens).
+fn count3(s: f32, c: vec3<u32>) -> vec3<f32> {
+  return select(vec3<f32>(0.0), vec3<f32>(1.0), vec3<u32>(key(s)) >= c);
+}
+
+fn count3_8(e: Eight, c: vec3<u32>) -> vec3<f32> {
+  return ((count3(e.s0, c) + count3(e.s1, c)) + (count3(e.s2, c) + count3(e.s3, c))) +
+    ((count3(e.s4, c) + count3(e.s5, c)) + (count3(e.s6, c) + count3(e.s7, c)));
+}
+
+// mass1 for three lower bounds at once: adding 0 for an excluded token leaves the sum as it was, so each
+// component is bitwise the sum mass1 gives for its bound.
+fn mass3(acc: vec3<f32>, s: f32, lo: vec3<u32>, m: f32) -> vec3<f32> {
+  return acc + select(vec3<f32>(0.0), vec3<f32>(exp(s - m)), vec3<u32>(key(s)) >= lo);
+}
+
+fn mass3_8(acc: vec3<f32>, e: Eight, lo: vec3<u32>, m: f32) -> vec3<f32> {
+  var a = mass3(acc, e.s0, lo, m);
+  a = mass3(a, e.s1, lo, m);
+  a = mass3(a, e.s2, lo, m);
+  a = mass3(a, e.s3, lo, m);
+  a = mass3(a, e.s4, lo, m);
+  a = mass3(a, e.s5, lo, m);
+  a = mass3(a, e.s6, lo, m);
+  return mass3(a, e.s7, lo, m);
+}
+
+// The largest candidate whose total reaches `need`, else `keep`.
+fn pick3(c: vec3<u32>, total: vec4<f32>, need: f32, keep: u32) -> u32 {
+  if (total.z >= need) { return c.z; }
+  if (total.y >= need) { return c.y; }
+  if (total.x >= need) { return c.x; }
+  return keep;
+}
+
 fn reduce_max(v: f32, li: u32) -> f32 {
   red_f[li] = v;
   workgroupBarrier();
@@ -138,14 +182,15 @@ fn reduce_sum(v: f32, li: u32) -> f32 {
   return r;
 }
 
-fn reduce_count(v: u32, li: u32) -> u32 {
-  red_u[li] = v;
+// reduce_sum's tree on four values at once (each component summed in the same order).
+fn reduce_sum4(v: vec4<f32>, li: u32) -> vec4<f32> {
+  red4[li] = v;
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red_u[li] += red_u[li + s]; }
+    if (li < s) { red4[li] += red4[li + s]; }
     workgroupBarrier();
   }
-  let r = red_u[0];
+  let r = red4[0];
   workgroupBarrier();
   return r;
 }
@@ -174,22 +219,27 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 
   var k_min = 0u; // keep tokens with key(s) ≥ k_min
   if (p.top_k > 0u && p.top_k < V) {
-    for (var bit = 0u; bit < 32u; bit++) {
-      let cand = k_min | (0x80000000u >> bit);
-      var c = 0u;
+    for (var step = 0u; step < 16u; step++) {
+      let c = cands(k_min, 30u - 2u * step);
+      var n = vec3<f32>(0.0);
       var j = li;
-      for (; j + 7u * WG < V; j += 8u * WG) { c += count8(eight(base, j), cand); }
-      for (; j < V; j += WG) { c += at_least(sl(base, j), cand); }
-      if (reduce_count(c, li) >= p.top_k) { k_min = cand; }
+      for (; j + 7u * WG < V; j += 8u * WG) { n += count3_8(eight(base, j), c); }
+      for (; j < V; j += WG) { n += count3(sl(base, j), c); }
+      k_min = pick3(c, reduce_sum4(vec4<f32>(n, 0.0), li), f32(p.top_k), k_min);
     }
   }
 
   if (p.top_p < 1.0) {
     let goal = p.top_p * kept_mass(base, k_min, m, li);
     var ans = 0u;
-    for (var bit = 0u; bit < 32u; bit++) {
-      let cand = ans | (0x80000000u >> bit);
-      if (kept_mass(base, max(cand, k_min), m, li) >= goal) { ans = cand; }
+    for (var step = 0u; step < 16u; step++) {
+      let c = cands(ans, 30u - 2u * step);
+      let lo = max(c, vec3<u32>(k_min));
+      var acc = vec3<f32>(0.0);
+      var j = li;
+      for (; j + 7u * WG < V; j += 8u * WG) { acc = mass3_8(acc, eight(base, j), lo, m); }
+      for (; j < V; j += WG) { acc = mass3(acc, sl(base, j), lo, m); }
+      ans = pick3(c, reduce_sum4(vec4<f32>(acc, 0.0), li), goal, ans);
     }
     k_min = min(max(ans, k_min), key(m));
   }

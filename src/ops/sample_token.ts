@@ -22,6 +22,10 @@ export function sampleToken(r: Recorder, logits: Tensor, out: Tensor, options: S
   expectTensor("sampleToken logits", logits, "f32", [B, V]);
   expectTensor("sampleToken out", out, "i32", [B]);
   const { temperature, topK, topP, seed, step } = options;
+  // The kernel counts tokens in f32 (exact below 2^24).
+  if (V >= 2 ** 24) {
+    throw new Error(`sampleToken: a vocabulary of ${V} tokens exceeds the 2^24 the kernel counts`);
+  }
   if (!(temperature > 0 && Number.isFinite(temperature))) {
     throw new Error(
       `sampleToken: temperature ${temperature} must be a positive number (use argmax for greedy)`,
