@@ -75,23 +75,6 @@ fn count8(e: Eight, cand: u32) -> u32 {
     (at_least(e.s4, cand) + at_least(e.s5, cand)) + (at_least(e.s6, cand) + at_least(e.s7, cand));
 }
 
-// acc + e^(s−m) when key(s) ≥ lo.
-fn mass1(acc: f32, s: f32, lo: u32, m: f32) -> f32 {
-  if (key(s) >= lo) { return acc + exp(s - m); }
-  return acc;
-}
-
-fn mass8(acc: f32, e: Eight, lo: u32, m: f32) -> f32 {
-  var a = mass1(acc, e.s0, lo, m);
-  a = mass1(a, e.s1, lo, m);
-  a = mass1(a, e.s2, lo, m);
-  a = mass1(a, e.s3, lo, m);
-  a = mass1(a, e.s4, lo, m);
-  a = mass1(a, e.s5, lo, m);
-  a = mass1(a, e.s6, lo, m);
-  return mass1(a, e.s7, lo, m);
-}
-
 // Gumbel-max candidate: token i (visited in increasing order) replaces the thread's best when it is kept
 // and scores higher (strict >: the lowest index wins a tie; best_i = vocab means none yet).
 struct Best { score: f32, i: u32 }
@@ -133,8 +116,7 @@ fn count3_8(e: Eight, c: vec3<u32>) -> vec3<f32> {
     ((count3(e.s4, c) + count3(e.s5, c)) + (count3(e.s6, c) + count3(e.s7, c)));
 }
 
-// mass1 for three lower bounds at once: adding 0 for an excluded token leaves the sum as it was, so each
-// component is bitwise the sum mass1 gives for its bound.
+// acc + e^(s−m) for each of three lower bounds that key(s) reaches (adding 0 leaves a sum as it was).
 fn mass3(acc: vec3<f32>, s: f32, lo: vec3<u32>, m: f32) -> vec3<f32> {
   return acc + select(vec3<f32>(0.0), vec3<f32>(exp(s - m)), vec3<u32>(key(s)) >= lo);
 }
@@ -197,12 +179,23 @@ fn reduce_sum4(v: vec4<f32>, li: u32) -> vec4<f32> {
 
 // Σ e^(s−m) over tokens with key(s) ≥ lo. One function for Z and the top-p search, so the two sums of
 // the same set are bitwise equal.
-fn kept_mass(base: u32, lo: u32, m: f32, li: u32) -> f32 {
-  var acc = 0.0;
+// This thread's Σ e^(s−m) over its tokens with key(s) ≥ lo, for three bounds. Z and the top-p search both
+// come from here and the same tree, so the sums of one set are bitwise equal.
+fn masses(base: u32, lo: vec3<u32>, m: f32, li: u32) -> vec3<f32> {
+  var acc = vec3<f32>(0.0);
   var i = li;
-  for (; i + 7u * WG < p.vocab; i += 8u * WG) { acc = mass8(acc, eight(base, i), lo, m); }
-  for (; i < p.vocab; i += WG) { acc = mass1(acc, sl(base, i), lo, m); }
-  return reduce_sum(acc, li);
+  for (; i + 7u * WG < p.vocab; i += 8u * WG) { acc = mass3_8(acc, eight(base, i), lo, m); }
+  for (; i < p.vocab; i += WG) { acc = mass3(acc, sl(base, i), lo, m); }
+  return acc;
+}
+
+// This thread's count of tokens with key(s) ≥ c, for three candidates.
+fn counts(base: u32, c: vec3<u32>, li: u32) -> vec3<f32> {
+  var n = vec3<f32>(0.0);
+  var i = li;
+  for (; i + 7u * WG < p.vocab; i += 8u * WG) { n += count3_8(eight(base, i), c); }
+  for (; i < p.vocab; i += WG) { n += count3(sl(base, i), c); }
+  return n;
 }
 
 @compute @workgroup_size(WG)
@@ -221,25 +214,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (p.top_k > 0u && p.top_k < V) {
     for (var step = 0u; step < 16u; step++) {
       let c = cands(k_min, 30u - 2u * step);
-      var n = vec3<f32>(0.0);
-      var j = li;
-      for (; j + 7u * WG < V; j += 8u * WG) { n += count3_8(eight(base, j), c); }
-      for (; j < V; j += WG) { n += count3(sl(base, j), c); }
-      k_min = pick3(c, reduce_sum4(vec4<f32>(n, 0.0), li), f32(p.top_k), k_min);
+      k_min = pick3(c, reduce_sum4(vec4<f32>(counts(base, c, li), 0.0), li), f32(p.top_k), k_min);
     }
   }
 
   if (p.top_p < 1.0) {
-    let goal = p.top_p * kept_mass(base, k_min, m, li);
+    let goal = p.top_p * reduce_sum(masses(base, vec3<u32>(k_min), m, li).x, li);
     var ans = 0u;
     for (var step = 0u; step < 16u; step++) {
       let c = cands(ans, 30u - 2u * step);
       let lo = max(c, vec3<u32>(k_min));
-      var acc = vec3<f32>(0.0);
-      var j = li;
-      for (; j + 7u * WG < V; j += 8u * WG) { acc = mass3_8(acc, eight(base, j), lo, m); }
-      for (; j < V; j += WG) { acc = mass3(acc, sl(base, j), lo, m); }
-      ans = pick3(c, reduce_sum4(vec4<f32>(acc, 0.0), li), goal, ans);
+      ans = pick3(c, reduce_sum4(vec4<f32>(masses(base, lo, m, li), 0.0), li), goal, ans);
     }
     k_min = min(max(ans, k_min), key(m));
   }
