@@ -118,9 +118,9 @@ export interface DecodeRope {
 
 /**
  * `qkvRopeCache` then `attentionDecode` for a decode step (T = 1) in one attention dispatch (plus the
- * combine): qkv [B, Hkv·(G+2)·Dh] is the fused wqkv output; the queries are rotated in the kernel, and the
- * rotated key and the value of each sample's new token are written to the caches at kvLen−1 before they are
- * read. Dh % 8 == 0; not for oneSequence chunks.
+ * combine): qkv [B, Hkv·(G+2)·Dh] is the fused wqkv output; the queries are rotated in the kernel, the
+ * rotated key and the value of each sample's new token are written to the caches at kvLen−1 for later steps,
+ * and this step takes them straight from qkv. Dh % 8 == 0; not for oneSequence chunks.
  */
 export function attentionDecodeFromQkv(
   r: Recorder,
