@@ -18,7 +18,7 @@ import { type MatvecConfig, matvecConfig, type MatvecMode, recordMatvecI8 } from
 import { linear, type LinearWeights } from "../src/ops/linear.ts";
 import { rmsNormLinear } from "../src/ops/rms_norm_linear.ts";
 import { gateUpSilu } from "../src/ops/gate_up_silu.ts";
-import { copyReference, rateLine } from "../src/bench/linear_sweep.ts";
+import { copyReference, type LinearSweepRow, rateLine } from "../src/bench/linear_sweep.ts";
 import * as sweep from "../src/bench/sweep.ts";
 
 const { args, quick, minMs, out: outArg } = sweep.parseArgs({
@@ -80,15 +80,8 @@ const configName = (c: MatvecConfig) =>
 const { gpu, timer } = await sweep.openGpu();
 const copyGBps = await copyReference(gpu, timer, quick);
 
-interface Row {
-  shape: string;
-  T: number;
-  kernel: string;
-  us: number;
-  GBps: number;
-  fraction: number;
-  nerr: number;
-}
+/** A sweep row; every candidate here is compared with the old kernel, so nerr is always a number. */
+type Row = LinearSweepRow & { nerr: number };
 const rows: Row[] = [];
 
 interface Set {
