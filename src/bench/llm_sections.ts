@@ -32,12 +32,6 @@ export async function decodeRunner(ctx: BenchContext, batch: number, context: nu
   await gpu.sync("preparing a decode benchmark");
   free();
   runner.cache.length = context;
-  // Experiment (PERF.md "L2 warm-up"): INTERNVL_BENCH_L2_WARM_MB=16 reads 16 MB of each wo during attention.
-  const warmMb = Number(Deno.env.get("INTERNVL_BENCH_L2_WARM_MB") ?? 0);
-  if (warmMb > 0) {
-    const sinks = m.language.layers.map((_, l) => gpu.createTensor(`bench.l2_sink${l}`, "u32", [4]));
-    runner.step.l2Warm = { bytes: warmMb * 2 ** 20, sinks };
-  }
   const step = (rec: Recorder) => {
     runner.recordDecode(rec, next);
     argmax(rec, runner.logits, next);

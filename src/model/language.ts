@@ -14,7 +14,6 @@ import { gatherRows } from "../ops/gather_rows.ts";
 import { uploadRopeTables } from "../ops/rope.ts";
 import { qkvRopeCache } from "../ops/qkv_rope_cache.ts";
 import { attentionCausal } from "../ops/attention_causal.ts";
-import { l2Prefetch } from "../ops/l2_prefetch.ts";
 import {
   attentionDecode,
   attentionDecodeFromQkv,
@@ -100,11 +99,6 @@ export class LanguageScratch {
    * splits, 8.4 ms with them, 4.0 ms as decode rows). Null for the prompt pass.
    */
   readonly attnSplits: Tensor | null;
-  /**
-   * Experiment (docs/PERF.md, "L2 warm-up"; set by benchmarks only): in a decode step, read the first
-   * `bytes` of each layer's wo into L2 while the attention runs, each layer through its own sink buffer.
-   */
-  l2Warm: { bytes: number; sinks: Tensor[] } | null = null;
 
   constructor(gpu: Gpu, dims: LanguageDims, readonly batch: number, readonly tokens: number) {
     const rows = batch * tokens;
@@ -180,21 +174,12 @@ export function languageForward(
     const kv = [cache.k[l], cache.v[l], cache.keyValid] as const;
     if (s.attnSplits && T === 1 && Dh % 8 === 0) {
       // A decode step: the attention kernel rotates q and k and appends k, v itself (one dispatch less).
-      attentionDecodeFromQkv(
-        r,
-        s.qkv,
-        { positions: inputs.positions, cosSin: w.ropeCosSin },
-        ...kv,
-        s.attn,
-        {
-          batch: B,
-          kvLen: startPos + 1,
-          ...heads,
-          scratch: s.attnSplits,
-        },
-        undefined,
-        s.l2Warm ? (r) => l2Prefetch(r, lw.wo.weight, s.l2Warm!.bytes, s.l2Warm!.sinks[l]) : undefined,
-      );
+      attentionDecodeFromQkv(r, s.qkv, { positions: inputs.positions, cosSin: w.ropeCosSin }, ...kv, s.attn, {
+        batch: B,
+        kvLen: startPos + 1,
+        ...heads,
+        scratch: s.attnSplits,
+      });
     } else {
       // q, k rotated; k and v appended to the cache at startPos … startPos+T−1 (one dispatch).
       qkvRopeCache(r, s.qkv, inputs.positions, w.ropeCos, w.ropeSin, s.q, cache.k[l], cache.v[l], {

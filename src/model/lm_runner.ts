@@ -21,7 +21,7 @@ export class LmRunner {
   readonly logits: Tensor; // [B, V]
   /** Bind groups of the decode step, reused token after token (pass it to the step's recorder). */
   readonly decodeCache = new DispatchCache("lm.decode");
-  readonly step: LanguageScratch; // B rows of one token (public for benchmark experiments)
+  private readonly step: LanguageScratch; // B rows of one token
   private readonly stepPositions: Tensor; // [B] i32
   private readonly stepImageRow: Tensor; // [B] i32, all −1
   private readonly stepLastRows: Tensor; // [B] i32 = 0..B−1

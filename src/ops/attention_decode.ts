@@ -132,7 +132,6 @@ export function attentionDecodeFromQkv(
   out: Tensor,
   shape: AttentionDecodeShape,
   config: AttentionDecodeConfig = defaultAttentionDecodeConfig,
-  afterAttention?: (r: Recorder) => void,
 ): void {
   if (shape.oneSequence) {
     throw new Error("attentionDecodeFromQkv: decode steps only (not oneSequence chunks)");
@@ -140,7 +139,7 @@ export function attentionDecodeFromQkv(
   if (shape.headDim % 8 !== 0) {
     throw new Error(`attentionDecodeFromQkv: head dim ${shape.headDim} must be a multiple of 8`);
   }
-  recordAttentionDecode(r, qkv, rope, kCache, vCache, keyValid, out, shape, config, afterAttention);
+  recordAttentionDecode(r, qkv, rope, kCache, vCache, keyValid, out, shape, config);
 }
 
 function recordAttentionDecode(
@@ -153,7 +152,6 @@ function recordAttentionDecode(
   out: Tensor,
   shape: AttentionDecodeShape,
   config: AttentionDecodeConfig,
-  afterAttention?: (r: Recorder) => void,
 ): void {
   const { batch: B, kvLen, numHeads: H, numKvHeads: Hkv, headDim: Dh } = shape;
   if (Dh % 4 !== 0 || Dh > 128 || Dh < 4) {
@@ -238,8 +236,6 @@ function recordAttentionDecode(
     },
     label: `attention_decode ${out.label}`,
   });
-  // Experiment hook: work recorded here (with nothing the driver must order) can run beside the attention.
-  afterAttention?.(r);
   if (splits > 1) {
     r.dispatch("attention_decode_combine", {
       bindings: [scratch!, out],
