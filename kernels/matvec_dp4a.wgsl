@@ -1,25 +1,31 @@
-// Experiment (scripts/bench_matvec_dp4a.ts), not used by the model: the int8 linear for a few tokens with
-// int8 activations (kernels/quantize_rows_i8.wgsl), through dot4I8Packed — four int8 products summed into
-// an i32 by one instruction, so the weights are never widened to f32 and x moves as 1 byte an element:
-//   out[t, n] (+)= s[n] · xs[t] · Σ_q dot4I8Packed(xq[t, q], W[n, q])
-// (the int8 × int8 → int32 product of bitsandbytes' LLM.int8 for outlier-free activations; the sum is
-// exact in i32: |Σ| ≤ 127² · K < 2³¹ for K < 133 000).
+// The int8 linear for a few tokens (T ≤ 8) in bitsandbytes' LLM.int8 numerics (INT8_MATMUL=llm-int8; the
+// activation side from kernels/llm_int8_rows.wgsl), through dot4I8Packed — four int8 products summed into an
+// i32 by one instruction, so the weights are never widened to f32 and x moves as 1 byte an element:
+//   out[t, n] (+)= s[n] · (xs[t] · Σ_q dot4I8Packed(xq[t, q], W[n, q]) + Σ_{c outlier} xo[t, c] · W[n, c])
+// (the int32 sum is exact: |Σ| ≤ 127² · K < 2³¹ for K < 133 000; the outlier columns, zero in xq, come
+// back in f32 from the values as multiplied). Rows n1 … n−1 come from a second matrix (w3, s3) — gate and
+// up in one dispatch; a workgroup's rows never straddle n1 (src/ops/matvec_dp4a.ts checks).
 // Threads: LANES lanes share a row along K (lane l takes words l, l+LANES, …; U per row in flight), each
 // thread R rows (first + grp + j·G, G = 256/LANES row groups).
 //
-// Bindings: 1 xq [T, K/4] u32, 2 xs [T] f32, 3 w [N, K/4] u32 (i8x4), 4 s [N] f32 (SCB/127),
-//           5 out [T, N] f32.
-// Params:   n = N, k4 = K/4, groups_per_row, accumulate.
+// Bindings: 1 xq [T, K/4] u32, 2 xs [T] f32, 3 w [n1, K/4] u32 (i8x4), 4 s [n1] f32 (SCB/127),
+//           5 out [T, N] f32, 6 outliers [1 + K] u32 (count, then columns), 7 xo [T, K] f32,
+//           8 w3 [N − n1, K/4] u32, 9 s3 [N − n1] f32 (w and s again when n1 = N).
+// Params:   n = N, k4 = K/4, groups_per_row, accumulate, n1.
 // Overrides: TT = T (1..8), R ∈ {1, 2, 4}, LANES ∈ {16, 32, 64}, U ∈ {1, 2, 4}.
 // Grid:     ceil(N / (R·G)) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
 // Features: packed_4x8_integer_dot_product (core WGSL).
-struct Params { n: u32, k4: u32, groups_per_row: u32, accumulate: u32 }
+struct Params { n: u32, k4: u32, groups_per_row: u32, accumulate: u32, n1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> xq: array<u32>;
 @group(0) @binding(2) var<storage, read> xs: array<f32>;
 @group(0) @binding(3) var<storage, read> w: array<u32>;
 @group(0) @binding(4) var<storage, read> s: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read> outliers: array<u32>;
+@group(0) @binding(7) var<storage, read> xo: array<f32>;
+@group(0) @binding(8) var<storage, read> w3: array<u32>;
+@group(0) @binding(9) var<storage, read> s3: array<f32>;
 
 override TT: u32 = 1u;
 override R: u32 = 4u;
@@ -28,15 +34,39 @@ override U: u32 = 4u;
 const WG = 256u;
 
 // red[(tr·4 + j)·256 + li]: two tokens a round, four row slots.
-var<workgroup> red: array<f32, 2048>;
+var<workgroup> red: array<i32, 2048>; // integer all the way: the sum stays exact
 
 // Per-token sums, component j = row slot j.
 struct Acc { t0: vec4<i32>, t1: vec4<i32>, t2: vec4<i32>, t3: vec4<i32>,
              t4: vec4<i32>, t5: vec4<i32>, t6: vec4<i32>, t7: vec4<i32> }
 
+var<private> second: bool; // this workgroup's rows come from w3 (uniform across the workgroup)
+
+fn word(at: u32) -> u32 {
+  if (second) { return w3[at]; }
+  return w[at];
+}
+
+fn scale(row: u32) -> f32 {
+  if (second) { return s3[row]; }
+  return s[row];
+}
+
 fn ld(row: u32, q: u32) -> u32 {
-  if (q < p.k4) { return w[row + q]; }
+  if (q < p.k4) { return word(row + q); }
   return 0u;
+}
+
+// Σ over the outlier columns c of xo[t, c] · W[row, c] (row local to its matrix).
+fn outlier_sum(t: u32, row: u32) -> f32 {
+  let count = outliers[0];
+  var o = 0.0;
+  for (var j = 0u; j < count; j++) {
+    let c = outliers[1u + j];
+    let b = i32(word(row * p.k4 + c / 4u) << (24u - 8u * (c % 4u))) >> 24u;
+    o += xo[t * 4u * p.k4 + c] * f32(b);
+  }
+  return o;
 }
 
 fn words(rows: vec4<u32>, q: u32) -> vec4<u32> {
@@ -91,30 +121,33 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let lane = li % LANES;
   let grp = li / LANES;
   let first = (wg.y * p.groups_per_row + wg.x) * (R * G);
-  let rows = min(vec4<u32>(first + grp) + vec4<u32>(0u, G, 2u * G, 3u * G), vec4<u32>(p.n - 1u)) * p.k4;
+  second = first >= p.n1;
+  let base = select(0u, p.n1, second); // first row of this workgroup's matrix
+  let last = select(p.n1, p.n, second) - 1u;
+  let rows = (min(vec4<u32>(first + grp) + vec4<u32>(0u, G, 2u * G, 3u * G), vec4<u32>(last)) - base) * p.k4;
   var acc = Acc();
   for (var q = lane; q < p.k4; q += U * LANES) {
-    let w0 = words(rows, q);
-    var w1 = vec4<u32>();
-    var w2 = vec4<u32>();
-    var w3 = vec4<u32>();
-    if (U > 1u) { w1 = words(rows, q + LANES); }
+    let b0 = words(rows, q);
+    var b1 = vec4<u32>();
+    var b2 = vec4<u32>();
+    var b3 = vec4<u32>();
+    if (U > 1u) { b1 = words(rows, q + LANES); }
     if (U > 2u) {
-      w2 = words(rows, q + 2u * LANES);
-      w3 = words(rows, q + 3u * LANES);
+      b2 = words(rows, q + 2u * LANES);
+      b3 = words(rows, q + 3u * LANES);
     }
-    word_math(&acc, q, w0);
-    if (U > 1u) { word_math(&acc, q + LANES, w1); }
+    word_math(&acc, q, b0);
+    if (U > 1u) { word_math(&acc, q + LANES, b1); }
     if (U > 2u) {
-      word_math(&acc, q + 2u * LANES, w2);
-      word_math(&acc, q + 3u * LANES, w3);
+      word_math(&acc, q + 2u * LANES, b2);
+      word_math(&acc, q + 3u * LANES, b3);
     }
   }
   // Two tokens a round: tree over the LANES lanes of each (token, slot), then one thread per output.
   for (var t0 = 0u; t0 < TT; t0 += 2u) {
     workgroupBarrier();
     for (var tr = 0u; tr < 2u; tr++) {
-      let v = vec4<f32>(pick(acc, min(t0 + tr, TT - 1u)));
+      let v = pick(acc, min(t0 + tr, TT - 1u));
       for (var j = 0u; j < 4u; j++) { red[(tr * 4u + j) * WG + li] = v[j]; }
     }
     workgroupBarrier();
@@ -131,7 +164,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let t = t0 + tr;
     let row = first + g2 + j * G;
     if (tr < 2u && t < TT && row < p.n) {
-      var v = s[row] * xs[t] * red[(tr * 4u + j) * WG + g2 * LANES];
+      let lr = row - base;
+      var v = scale(lr) * (xs[t] * f32(red[(tr * 4u + j) * WG + g2 * LANES]) + outlier_sum(t, lr));
       if (p.accumulate != 0u) { v += out[t * p.n + row]; }
       out[t * p.n + row] = v;
     }

@@ -6,10 +6,25 @@
 // Plain linear only (each of gate/up's two matrices is timed as one 16384-row linear). Every candidate's
 // output is compared with the model kernel's: for dp4a the normalised error is the activation rounding
 // (random activations, no outliers), not a bug (tests/kernels/matvec_dp4a_test.ts checks the kernels
-// exactly). Timing: the harness of src/bench/linear_sweep.ts (as scripts/bench_matvec.ts).
-import { linear } from "../src/ops/linear.ts";
-import { type Dp4aConfig, matvecDp4a, quantizeRowsI8 } from "../src/ops/matvec_dp4a.ts";
-import { copyReference, type LinearLaunch, runLinearSweep } from "../src/bench/linear_sweep.ts";
+// exactly). The last candidate is the model's INT8_MATMUL=llm-int8 path: the rows pass with outlier columns
+// (kernels/llm_int8_rows.wgsl) and the same matvec. Timing: the harness of src/bench/linear_sweep.ts (as
+// scripts/bench_matvec.ts).
+import { linear, type LinearWeights } from "../src/ops/linear.ts";
+import {
+  createLlmInt8RowsScratch,
+  type Dp4aConfig,
+  llmInt8Rows,
+  type LlmInt8RowsScratch,
+  matvecDp4a,
+  matvecLlmInt8,
+  quantizeRowsI8,
+} from "../src/ops/matvec_dp4a.ts";
+import {
+  copyReference,
+  type LinearIo,
+  type LinearLaunch,
+  runLinearSweep,
+} from "../src/bench/linear_sweep.ts";
 import * as sweep from "../src/bench/sweep.ts";
 
 const { quick, minMs, out: outArg } = sweep.parseArgs({});
@@ -28,7 +43,14 @@ const configs: Dp4aConfig[] = [
 // The int8 form of x (io.extra.xq, io.extra.xs) is made once per shape and T, except by the last candidate,
 // which times the quantization pass with the matvec.
 const dp4a = (c: Dp4aConfig): LinearLaunch => (r, io) =>
-  matvecDp4a(r, io.extra.xq, io.extra.xs, io.w, io.scale, io.out, { accumulate: true, config: c });
+  matvecDp4a(r, io.extra.xq, io.extra.xs, int8(io), io.out, io.extra.empty, { accumulate: true, config: c });
+const rowsScratch = (io: LinearIo): LlmInt8RowsScratch => ({
+  q: io.extra.rq,
+  xs: io.extra.rxs,
+  outliers: io.extra.routliers,
+  values: io.extra.rvalues,
+});
+const int8 = (io: LinearIo): LinearWeights => ({ kind: "int8", weight: io.w, scale: io.scale, bias: null });
 const candidates: [string, LinearLaunch][] = [
   [
     "model (linear)",
@@ -44,6 +66,11 @@ const candidates: [string, LinearLaunch][] = [
       quantizeRowsI8(r, io.x, io.extra.xq, io.extra.xs);
       dp4a(configs[0])(r, io);
     },
+  ],
+  [
+    "LLM.int8 rows + dp4a",
+    (r, io) =>
+      matvecLlmInt8(r, llmInt8Rows(r, io.x, rowsScratch(io)), int8(io), io.out, { accumulate: true }),
   ],
 ];
 const rows = await runLinearSweep({
@@ -63,7 +90,9 @@ const rows = await runLinearSweep({
     const xq = gpu.createTensor(`${s.name}.xq${T}`, "u32", [T, s.K / 4]);
     const xs = gpu.createTensor(`${s.name}.xs${T}`, "f32", [T]);
     quantizeRowsI8(r, x, xq, xs);
-    return { xq, xs };
+    const empty = gpu.uploadTensor(`${s.name}.empty${T}`, "u32", [1 + s.K], new Uint32Array(1 + s.K));
+    const rows = createLlmInt8RowsScratch(gpu, `${s.name}.llm_int8${T}`, T, s.K);
+    return { xq, xs, empty, rq: rows.q, rxs: rows.xs, routliers: rows.outliers, rvalues: rows.values };
   },
   compare: true,
   quick,

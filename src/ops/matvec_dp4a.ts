@@ -1,10 +1,194 @@
+import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
+import type { LinearWeights } from "./linear.ts";
 
-// Experiment (kernels/quantize_rows_i8.wgsl, kernels/matvec_dp4a.wgsl, scripts/bench_matvec_dp4a.ts), not
-// used by the model: the decode linear with int8 activations through dot4I8Packed, the issue's "worth
-// measuring" item. It changes the numerics (activation rounding, as bitsandbytes' LLM.int8 does for
-// outlier-free columns), so the model keeps its exact weight-only kernels.
+// bitsandbytes' LLM.int8 for a few rows (decode steps, short chunks; INT8_MATMUL=llm-int8): the rows'
+// activation side in one workgroup (kernels/llm_int8_rows.wgsl), then the int8 × int8 product through
+// dot4I8Packed with the outlier columns added back in f32 (kernels/matvec_dp4a.wgsl). The older
+// kernels/quantize_rows_i8.wgsl (no outlier columns) stays for scripts/bench_matvec_dp4a.ts.
+
+/** bitsandbytes' default `llm_int8_threshold`: activation columns with any |x| ≥ this stay in float. */
+export const llmInt8Threshold = 6.0;
+
+/** Most rows one LLM.int8 row pass takes (one workgroup; the matrix kernel's TT). */
+export const maxLlmInt8Rows = 8;
+/** Widest K (the workgroup's outlier bitmap: 512 words). */
+export const maxLlmInt8RowsK = 16384;
+
+/** Scratch of the rows' activation side for inputs of width K and up to `rows` rows. */
+export interface LlmInt8RowsScratch {
+  q: Tensor; // [rows, K/4] u32
+  xs: Tensor; // [rows] f32: sca/127
+  outliers: Tensor; // [1 + K] u32: count, then the columns ascending
+  values: Tensor; // [rows, K] f32: the rows as multiplied, when that is not x (norm or silu folded in)
+}
+
+export function createLlmInt8RowsScratch(
+  gpu: Gpu,
+  label: string,
+  rows: number,
+  K: number,
+): LlmInt8RowsScratch {
+  if (!(rows >= 1 && rows <= maxLlmInt8Rows && K % 4 === 0 && K >= 4 && K <= maxLlmInt8RowsK)) {
+    throw new Error(
+      `LLM.int8 rows: ${rows} rows × K=${K} (rows 1..${maxLlmInt8Rows}, K a multiple of 4 ≤ 16384)`,
+    );
+  }
+  return {
+    q: gpu.createTensor(`${label}.q`, "u32", [rows, K / 4]),
+    xs: gpu.createTensor(`${label}.xs`, "f32", [rows]),
+    outliers: gpu.createTensor(`${label}.outliers`, "u32", [1 + K]),
+    values: gpu.createTensor(`${label}.values`, "f32", [rows, K]),
+  };
+}
+
+export function destroyLlmInt8RowsScratch(s: LlmInt8RowsScratch): void {
+  for (const t of [s.q, s.xs, s.outliers, s.values]) t.buffer.destroy();
+}
+
+/** What `llmInt8Rows` produced for T rows: the int8 side and where the outlier columns' values are. */
+export interface QuantizedRows {
+  rows: number;
+  K: number;
+  q: Tensor;
+  xs: Tensor;
+  outliers: Tensor;
+  values: Tensor; // x itself, or scratch.values
+}
+
+export interface LlmInt8RowsOptions {
+  /** RMSNorm folded in: the rows are x · rsqrt(mean(x²) + eps) · weight. */
+  norm?: { weight: Tensor; eps: number };
+  /** x is [T, 2K] (gate | up): the rows are silu(gate) · up (the feed-forward's w2 input). */
+  silu?: boolean;
+  threshold?: number;
+}
+
+/**
+ * The activation side of LLM.int8 for T ≤ 8 rows of width K: outlier columns (some |v| ≥ threshold),
+ * per-row scale over the rest, int8 rows with the outlier columns zeroed (kernels/llm_int8_rows.wgsl).
+ * x: [T, K] f32 ([T, 2K] with silu); scratch from createLlmInt8RowsScratch (rows ≥ T, width K).
+ */
+export function llmInt8Rows(
+  r: Recorder,
+  x: Tensor,
+  scratch: LlmInt8RowsScratch,
+  opts: LlmInt8RowsOptions = {},
+): QuantizedRows {
+  const T = x.shape[0];
+  const K = scratch.outliers.shape[0] - 1;
+  if (opts.norm && opts.silu) throw new Error("llmInt8Rows: norm and silu do not combine");
+  expectTensor("llmInt8Rows x", x, "f32", [T, opts.silu ? 2 * K : K]);
+  if (!(T >= 1 && T <= scratch.q.shape[0])) {
+    throw new Error(`llmInt8Rows: ${T} rows, the scratch holds 1..${scratch.q.shape[0]}`);
+  }
+  if (opts.norm) expectTensor("llmInt8Rows norm weight", opts.norm.weight, "f32", [K]);
+  const threshold = opts.threshold ?? llmInt8Threshold;
+  if (!(threshold > 0)) throw new Error(`llmInt8Rows: threshold ${threshold} must be > 0`);
+  const mode = opts.norm ? 1 : opts.silu ? 2 : 0;
+  r.dispatch("llm_int8_rows", {
+    bindings: [x, opts.norm?.weight ?? x, scratch.values, scratch.q, scratch.xs, scratch.outliers],
+    params: [T, K / 4, { f32: opts.norm?.eps ?? 0 }, { f32: threshold }],
+    workgroups: 1,
+    constants: { MODE: mode },
+    label: `llm_int8_rows ${x.label}`,
+  });
+  return {
+    rows: T,
+    K,
+    q: scratch.q,
+    xs: scratch.xs,
+    outliers: scratch.outliers,
+    values: mode ? scratch.values : x,
+  };
+}
+
+/** Tiling of kernels/matvec_dp4a.wgsl. */
+export interface Dp4aConfig {
+  R: 1 | 2 | 4;
+  LANES: 16 | 32 | 64;
+  U: 1 | 2 | 4;
+}
+
+export const defaultDp4aConfig: Dp4aConfig = { R: 4, LANES: 32, U: 4 };
+
+type Int8Linear = Extract<LinearWeights, { kind: "int8" }>;
+
+/**
+ * out[t, n] (+)= LLM.int8 product of the quantized rows with W (and, with `second`, rows n1… of out from a
+ * second matrix of the same K: gate and up in one dispatch). out: [T, N (+ N₂)] f32.
+ */
+export function matvecLlmInt8(
+  r: Recorder,
+  a: QuantizedRows,
+  w: LinearWeights,
+  out: Tensor,
+  opts: { accumulate?: boolean; config?: Dp4aConfig; second?: LinearWeights } = {},
+): void {
+  const first = int8Of("matvecLlmInt8", w);
+  const second = opts.second ? int8Of("matvecLlmInt8 second", opts.second) : null;
+  const [N1, K] = first.weight.shape;
+  if (K !== a.K || (second && second.weight.shape[1] !== K)) {
+    throw new Error(
+      `matvecLlmInt8: weights of width ${K}${second ? `/${second.weight.shape[1]}` : ""} vs rows of ${a.K}`,
+    );
+  }
+  const N = N1 + (second ? second.weight.shape[0] : 0);
+  expectTensor("matvecLlmInt8 out", out, "f32", [a.rows, N]);
+  recordDp4a(r, a.q, a.xs, first, out, a.rows, N1, opts.config ?? defaultDp4aConfig, {
+    accumulate: opts.accumulate ?? false,
+    outliers: a.outliers,
+    values: a.values,
+    second,
+  });
+}
+
+function int8Of(what: string, w: LinearWeights): Int8Linear {
+  if (w.kind !== "int8" || w.bias) throw new Error(`${what}: needs int8 weights without bias`);
+  return w;
+}
+
+function recordDp4a(
+  r: Recorder,
+  xq: Tensor,
+  xs: Tensor,
+  w: Int8Linear,
+  out: Tensor,
+  T: number,
+  n1: number,
+  c: Dp4aConfig,
+  o: { accumulate: boolean; outliers: Tensor; values: Tensor; second: Int8Linear | null },
+): void {
+  const N = out.shape[1];
+  const K = w.weight.shape[1];
+  if (!(T >= 1 && T <= 8 && xq.shape[1] * 4 === K && xq.shape[0] >= T && xs.shape[0] >= T)) {
+    throw new Error(`matvec_dp4a: needs 1 ≤ T ≤ 8 rows of xq [≥T, K/4] (T=${T}, xq ${xq.shape}, K=${K})`);
+  }
+  const rowsPerGroup = c.R * (256 / c.LANES);
+  if (o.second && n1 % rowsPerGroup !== 0) {
+    throw new Error(`matvec_dp4a: the first matrix's ${n1} rows are not a multiple of ${rowsPerGroup}`);
+  }
+  const groups = Math.ceil(N / rowsPerGroup);
+  const groupsPerRow = Math.min(groups, 65535);
+  r.dispatch("matvec_dp4a", {
+    bindings: [
+      xq,
+      xs,
+      w.weight,
+      w.scale,
+      out,
+      o.outliers,
+      o.values,
+      o.second?.weight ?? w.weight,
+      o.second?.scale ?? w.scale,
+    ],
+    params: [N, K / 4, groupsPerRow, o.accumulate ? 1 : 0, n1],
+    workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
+    constants: { TT: T, R: c.R, LANES: c.LANES, U: c.U },
+    label: `matvec_dp4a ${w.weight.label}`,
+  });
+}
 
 /** x [T, K] f32 → xq [T, K/4] u32 (int8 ×4, per-row absmax scaling) and scale [T] f32. K % 4 == 0. */
 export function quantizeRowsI8(r: Recorder, x: Tensor, xq: Tensor, scale: Tensor): void {
@@ -20,43 +204,27 @@ export function quantizeRowsI8(r: Recorder, x: Tensor, xq: Tensor, scale: Tensor
   });
 }
 
-/** Tiling of kernels/matvec_dp4a.wgsl. */
-export interface Dp4aConfig {
-  R: 1 | 2 | 4;
-  LANES: 16 | 32 | 64;
-  U: 1 | 2 | 4;
-}
-
 /**
- * out[t, n] (+)= scale[n] · xs[t] · Σ_q dot4I8Packed(xq[t, q], W[n, q]). xq: [T, K/4] u32 (T ≤ 8),
- * xs: [T] f32, w: int8 [N, K] i8x4, scale: [N] f32, out: [T, N] f32.
+ * The plain int8-activation product (no outlier columns) of scripts/bench_matvec_dp4a.ts:
+ * out[t, n] (+)= scale[n] · xs[t] · Σ_q dot4I8Packed(xq[t, q], W[n, q]); `empty` is a [1 + K] u32 tensor
+ * holding a zero count.
  */
 export function matvecDp4a(
   r: Recorder,
   xq: Tensor,
   xs: Tensor,
-  w: Tensor,
-  scale: Tensor,
+  w: LinearWeights,
   out: Tensor,
+  empty: Tensor,
   opts: { accumulate?: boolean; config?: Dp4aConfig } = {},
 ): void {
-  const [T, K4] = xq.shape;
-  const [N, K] = w.shape;
-  if (!(T >= 1 && T <= 8 && K4 * 4 === K)) {
-    throw new Error(`matvecDp4a: needs 1 ≤ T ≤ 8 and xq [T, K/4] (T=${T}, xq width ${K4}, K=${K})`);
-  }
-  expectTensor("matvecDp4a xs", xs, "f32", [T]);
-  expectTensor("matvecDp4a w", w, "i8x4", [N, K]);
-  expectTensor("matvecDp4a scale", scale, "f32", [N]);
-  expectTensor("matvecDp4a out", out, "f32", [T, N]);
-  const c = opts.config ?? { R: 4, LANES: 32, U: 4 };
-  const groups = Math.ceil(N / (c.R * (256 / c.LANES)));
-  const groupsPerRow = Math.min(groups, 65535);
-  r.dispatch("matvec_dp4a", {
-    bindings: [xq, xs, w, scale, out],
-    params: [N, K / 4, groupsPerRow, opts.accumulate ? 1 : 0],
-    workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
-    constants: { TT: T, R: c.R, LANES: c.LANES, U: c.U },
-    label: `matvec_dp4a ${w.label}`,
+  const lw = int8Of("matvecDp4a", w);
+  const T = out.shape[0];
+  expectTensor("matvecDp4a out", out, "f32", [T, lw.weight.shape[0]]);
+  recordDp4a(r, xq, xs, lw, out, T, lw.weight.shape[0], opts.config ?? defaultDp4aConfig, {
+    accumulate: opts.accumulate ?? false,
+    outliers: empty,
+    values: xs, // never read: the count is 0
+    second: null,
   });
 }

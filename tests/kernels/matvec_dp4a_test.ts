@@ -48,7 +48,8 @@ Deno.test("quantize_rows_i8 + matvec_dp4a (experiment) match the int8 × int8 re
       const out = gpu.uploadTensor("out", "f32", [T, N], prior);
       const r = gpu.recorder("test");
       quantizeRowsI8(r, x, xq, xsc);
-      matvecDp4a(r, xq, xsc, w.weight, w.scale, out, { accumulate, config });
+      const empty = gpu.uploadTensor("empty", "u32", [1 + K], new Uint32Array(1 + K));
+      matvecDp4a(r, xq, xsc, w, out, empty, { accumulate, config });
       r.submit();
       const gotQ = new Int8Array(await gpu.readBytes(xq));
       const gotScale = await gpu.readF32(xsc);
@@ -64,7 +65,7 @@ Deno.test("quantize_rows_i8 + matvec_dp4a (experiment) match the int8 × int8 re
         }
       }
       assertNormalisedError(await gpu.readF32(out), want, tolerance.matmul.nerr);
-      for (const b of [w.weight, w.scale, x, xq, xsc, out]) b.buffer.destroy();
+      for (const b of [w.weight, w.scale, x, xq, xsc, out, empty]) b.buffer.destroy();
     });
   }
 });

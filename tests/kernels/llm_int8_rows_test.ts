@@ -1,0 +1,164 @@
+import assert from "node:assert/strict";
+import { uploadLinear } from "../../src/ops/linear.ts";
+import {
+  createLlmInt8RowsScratch,
+  destroyLlmInt8RowsScratch,
+  llmInt8Rows,
+  type LlmInt8RowsOptions,
+  matvecLlmInt8,
+} from "../../src/ops/matvec_dp4a.ts";
+import { llmInt8QuantizeRef, roundHalfEven } from "../../src/ref/llm_int8.ts";
+import { randomF32 } from "../../src/ref/random.ts";
+import { assertClose, assertNormalisedError, testGpu } from "./check.ts";
+import { hostInt8 } from "./host_linear.ts";
+import { tolerance } from "./tolerances.ts";
+
+/** The rows as the layer multiplies them, in f64: x, RMSNorm(x)·g, or silu(gate)·up. */
+function rowValues(
+  x: Float32Array,
+  T: number,
+  K: number,
+  mode: "plain" | "norm" | "silu",
+  g: Float32Array,
+  eps: number,
+) {
+  const v = new Float32Array(T * K);
+  for (let t = 0; t < T; t++) {
+    let ss = 0;
+    for (let k = 0; k < K; k++) ss += x[t * K + k] ** 2;
+    const r = 1 / Math.sqrt(ss / K + eps);
+    for (let k = 0; k < K; k++) {
+      if (mode === "plain") v[t * K + k] = x[t * K + k];
+      else if (mode === "norm") v[t * K + k] = x[t * K + k] * r * g[k];
+      else {
+        const a = x[t * 2 * K + k], b = x[t * 2 * K + K + k];
+        v[t * K + k] = a / (1 + Math.exp(-a)) * b;
+      }
+    }
+  }
+  return v;
+}
+
+interface Case {
+  T: number;
+  K: number;
+  N: number;
+  N2: number; // rows of a second matrix (gate/up in one dispatch), 0 for none
+  mode: "plain" | "norm" | "silu";
+  outlierRow: boolean; // one row entirely ≥ θ: its scale is 0 and its int8 row all zero
+  accumulate: boolean;
+}
+
+Deno.test("llm_int8_rows + matvec_dp4a follow bitsandbytes' LLM.int8 on odd shapes", async (t) => {
+  const gpu = await testGpu();
+  const cases: Case[] = [
+    { T: 3, K: 260, N: 45, N2: 0, mode: "plain", outlierRow: false, accumulate: true },
+    { T: 5, K: 132, N: 64, N2: 37, mode: "norm", outlierRow: false, accumulate: false },
+    { T: 8, K: 196, N: 33, N2: 0, mode: "silu", outlierRow: true, accumulate: true },
+    { T: 1, K: 68, N: 71, N2: 0, mode: "norm", outlierRow: false, accumulate: false },
+    { T: 2, K: 100, N: 29, N2: 0, mode: "plain", outlierRow: false, accumulate: false }, // no outliers
+  ];
+  for (const c of cases) {
+    const { T, K, N, N2, mode } = c;
+    await t.step(`T=${T} K=${K} N=${N}+${N2} ${mode}${c.outlierRow ? " outlier row" : ""}`, async () => {
+      const seed = T * 31 + K * 7 + N;
+      const width = mode === "silu" ? 2 * K : K;
+      const xs = randomF32(T * width, seed, -2.5, 2.5);
+      const g = randomF32(K, seed + 1, 0.5, 1.5);
+      const eps = 1e-6;
+      if (K !== 100) {
+        // Outliers in a few columns and only some rows: raw values for plain, a large norm weight for
+        // norm (every row of that column), large gate and up for silu.
+        for (const [row, col] of [[0, 5], [T - 1, 5], [Math.min(1, T - 1), K - 3], [T - 1, 64]]) {
+          if (mode === "plain") xs[row * K + col] = row % 2 ? -7.5 : 9.25;
+          if (mode === "silu") xs[row * width + col] = xs[row * width + K + col] = 4.5;
+        }
+        if (mode === "norm") g[17] = g[K - 5] = 9;
+      }
+      if (c.outlierRow) {
+        for (let k = 0; k < K; k++) xs[2 * width + k] = xs[2 * width + K + k] = 3.5 + (k % 5);
+      }
+      const v = rowValues(xs, T, K, mode, g, eps);
+      const ref = llmInt8QuantizeRef(v, T, K, 6);
+      assert.ok(
+        K === 100 ? ref.outliers.length === 0 : ref.outliers.length >= 2,
+        "the case has the outliers it means to",
+      );
+
+      const host = hostInt8(N, K, false, seed + 2);
+      const host2 = N2 ? hostInt8(N2, K, false, seed + 3) : null;
+      const w = uploadLinear(gpu, "w", host);
+      const w2 = host2 ? uploadLinear(gpu, "w2", host2) : undefined;
+      const x = gpu.uploadTensor("x", "f32", [T, width], xs);
+      const gw = gpu.uploadTensor("g", "f32", [K], g);
+      const prior = randomF32(T * (N + N2), seed + 4);
+      const out = gpu.uploadTensor("out", "f32", [T, N + N2], prior);
+      const scratch = createLlmInt8RowsScratch(gpu, "rows", 8, K);
+      const opts: LlmInt8RowsOptions = mode === "norm"
+        ? { norm: { weight: gw, eps } }
+        : { silu: mode === "silu" };
+      const r = gpu.recorder("test");
+      const a = llmInt8Rows(r, x, scratch, opts);
+      matvecLlmInt8(r, a, w, out, { accumulate: c.accumulate, second: w2 });
+      r.submit();
+
+      const count = new Uint32Array(await gpu.readBytes(scratch.outliers));
+      assert.deepEqual([...count.subarray(1, 1 + count[0])], ref.outliers, "outlier columns, ascending");
+      const got = {
+        q: new Int8Array(await gpu.readBytes(scratch.q)).subarray(0, T * K),
+        xs: (await gpu.readF32(scratch.xs)).subarray(0, T),
+        values: mode === "plain" ? v : (await gpu.readF32(scratch.values)).subarray(0, T * K),
+      };
+      if (mode !== "plain") assertClose(got.values, v, 1e-6, 1e-5);
+      assertClose(got.xs, Array.from(ref.sca, (s) => s / 127), 0, 4e-7);
+      if (c.outlierRow) assert.equal(got.xs[2], 0, "a row with every value ≥ θ has scale 0");
+      for (let i = 0; i < T * K; i++) {
+        // The GPU rounds its own values with its own 127/sca: only a value a hair from a .5 tie may differ.
+        const tt = Math.floor(i / K);
+        const scaled = got.values[i] * (got.xs[tt] > 0 ? 1 / got.xs[tt] : 0);
+        const want = ref.flags[i % K] ? 0 : roundHalfEven(scaled);
+        const nearTie = Math.abs(Math.abs(scaled % 1) - 0.5) < 1e-3;
+        if (got.q[i] !== want && !(nearTie && Math.abs(got.q[i] - want) === 1)) {
+          throw new Error(`row ${tt}, column ${i % K}: q ${got.q[i]}, expected ${want} (${scaled})`);
+        }
+      }
+      // The product from the GPU's own int8 rows: integer sums, the outlier columns from the values.
+      const want = new Float32Array(T * (N + N2));
+      for (let tt = 0; tt < T; tt++) {
+        for (let n = 0; n < N + N2; n++) {
+          const [hw, row] = n < N ? [host, n] : [host2!, n - N];
+          const cb = hw.weight as Int8Array;
+          let acc = 0, outl = 0;
+          for (let k = 0; k < K; k++) acc += got.q[tt * K + k] * cb[row * K + k];
+          for (const col of ref.outliers) outl += got.values[tt * K + col] * cb[row * K + col];
+          const scale = Math.fround(hw.scb![row] / 127);
+          want[tt * (N + N2) + n] = scale * (got.xs[tt] * acc + outl) +
+            (c.accumulate ? prior[tt * (N + N2) + n] : 0);
+        }
+      }
+      assertNormalisedError(await gpu.readF32(out), want, tolerance.matmul.nerr);
+      destroyLlmInt8RowsScratch(scratch);
+      for (const b of [x, gw, out, w.weight, ...(w.kind === "int8" ? [w.scale] : [])]) b.buffer.destroy();
+      if (w2?.kind === "int8") { for (const b of [w2.weight, w2.scale]) b.buffer.destroy(); }
+    });
+  }
+});
+
+Deno.test("llm_int8_rows and matvec_dp4a reject what they cannot take", async () => {
+  const gpu = await testGpu();
+  const scratch = createLlmInt8RowsScratch(gpu, "rows", 2, 8);
+  const x3 = gpu.createTensor("x3", "f32", [3, 8]);
+  const r = gpu.recorder("test");
+  assert.throws(() => llmInt8Rows(r, x3, scratch), /3 rows, the scratch holds 1..2/);
+  assert.throws(() => createLlmInt8RowsScratch(gpu, "big", 9, 8), /rows 1..8/);
+  assert.throws(() => createLlmInt8RowsScratch(gpu, "wide", 1, 16388), /16384/);
+  const x = gpu.createTensor("x", "f32", [2, 8]);
+  const a = llmInt8Rows(r, x, scratch);
+  const w = uploadLinear(gpu, "w", hostInt8(40, 8, false, 1));
+  const w3 = uploadLinear(gpu, "w3", hostInt8(8, 8, false, 2));
+  const out = gpu.createTensor("out", "f32", [2, 48]);
+  // Rows 0..39 from w: the default tiling's 32-row workgroups would straddle the second matrix.
+  assert.throws(() => matvecLlmInt8(r, a, w, out, { second: w3 }), /not a multiple of 32/);
+  destroyLlmInt8RowsScratch(scratch);
+  for (const b of [x3, x, out]) b.buffer.destroy();
+});
