@@ -20,6 +20,7 @@ import { renderTable, resultsDocument } from "../src/bench/report.ts";
 import { benchShapes } from "../src/bench/shapes.ts";
 import { decodeCost } from "../src/bench/model_cost.ts";
 import { sig } from "../src/bench/util.ts";
+import { type Int8Matmul, int8Matmuls } from "../src/model/int8_matmul.ts";
 
 const usage = `usage: deno task bench [options]
   --tiny, --scale tiny|full  tiny shapes, same code path (CI on a CPU adapter); default full (real V1.5 shapes)
@@ -29,7 +30,8 @@ const usage = `usage: deno task bench [options]
   --budget MIN               total wall-clock budget in minutes (default 8); later sections are skipped
   --timing wall              time by wall clock even when the adapter has timestamp-query
   --model-dir DIR            load real weights from DIR (or MODEL_DIR) instead of random ones
-  --seed N                   seed of the random weights (default 1)`;
+  --seed N                   seed of the random weights (default 1)
+  --int8-matmul MODE         weight-only (default) or llm-int8 (INT8_MATMUL: bitsandbytes' LLM.int8)`;
 
 type SectionFn = (ctx: BenchContext, allowanceMs: number) => Promise<Record<string, Json>>;
 interface Section {
@@ -144,7 +146,7 @@ async function main(): Promise<number> {
     args: Deno.args,
     options: Object.fromEntries([
       ...["tiny", "torch", "help"].map((k) => [k, { type: "boolean" as const }]),
-      ...["out", "sections", "budget", "timing", "model-dir", "scale", "seed"].map((
+      ...["out", "sections", "budget", "timing", "model-dir", "scale", "seed", "int8-matmul"].map((
         k,
       ) => [k, { type: "string" as const }]),
     ]),
@@ -167,6 +169,10 @@ async function main(): Promise<number> {
   }
   if (args.torch && !wanted.includes("torch")) wanted.push("torch");
   const modelDir = str("model-dir") ?? Deno.env.get("MODEL_DIR") ?? null;
+  const int8Matmul = (str("int8-matmul") ?? "weight-only") as Int8Matmul;
+  if (!int8Matmuls.includes(int8Matmul)) {
+    throw new Error(`--int8-matmul ${int8Matmul}: use ${int8Matmuls.join(" or ")}`);
+  }
   const shapes = benchShapes(scale);
   const budget = new Budget(budgetMin * 60_000);
   const log = (s: string) => console.error(`[bench ${(budget.elapsedMs / 1000).toFixed(1)}s] ${s}`);
@@ -174,6 +180,7 @@ async function main(): Promise<number> {
     forceWallClock: str("timing") === "wall",
     modelDir,
     seed: Number(str("seed") ?? 1),
+    int8Matmul,
     log,
   });
   const started = new Date();
@@ -184,6 +191,7 @@ async function main(): Promise<number> {
   ctx.results.date = started.toISOString();
   ctx.results.scale = scale;
   ctx.results.timing_method = ctx.timer.method;
+  ctx.results.int8_matmul = int8Matmul;
   log(`${ctx.results.card}; timing: ${ctx.timer.method}; scale ${scale}; sections ${wanted.join(",")}`);
 
   const selected = sections.filter((s) => wanted.includes(s.name));

@@ -1,5 +1,6 @@
 // What every benchmark section shares: the device and its timer, the shapes, the time budget, the model
 // (built from GPU-generated random weights, or loaded from MODEL_DIR), and the results so far.
+import type { Int8Matmul } from "../model/int8_matmul.ts";
 import { Gpu } from "../gpu/device.ts";
 import type { ProjectorWeights } from "../model/projector.ts";
 import type { VisionWeights } from "../model/vision.ts";
@@ -70,6 +71,8 @@ export class BenchContext {
       forceWallClock: boolean;
       modelDir: string | null;
       seed: number;
+      /** How the model's int8 linears multiply (INT8_MATMUL). */
+      int8Matmul: Int8Matmul;
       log: (s: string) => void;
     },
   ) {}
@@ -128,7 +131,7 @@ export class BenchContext {
     const buildMs = performance.now() - t0;
     const dims = { vision: shapes.vision, projector: shapes.projector, language: shapes.language };
     return {
-      model: InternVLModel.fromWeights(gpu, dims, vision, projector, language),
+      model: InternVLModel.fromWeights(gpu, dims, vision, projector, language, this.opts.int8Matmul),
       vision,
       projector,
       language,
@@ -153,7 +156,13 @@ export class BenchContext {
     const ckpt = await openCheckpoint(dir);
     let model: InternVLModel;
     try {
-      model = await InternVLModel.load(this.gpu, config, checkpointSource(ckpt));
+      model = await InternVLModel.load(
+        this.gpu,
+        config,
+        checkpointSource(ckpt),
+        undefined,
+        this.opts.int8Matmul,
+      );
     } finally {
       await ckpt.close();
     }

@@ -18,7 +18,7 @@ const round = (x: number, digits?: number) => sig(x, digits === undefined ? 4 : 
 export async function decodeRunner(ctx: BenchContext, batch: number, context: number, extra: number) {
   const { gpu, shapes } = ctx;
   const m = await ctx.model();
-  const runner = new LmRunner(gpu, m.language, shapes.language, batch, context + extra);
+  const runner = m.model.newRunner(batch, context + extra);
   const r = gpu.recorder("bench.decode.setup");
   // A 1-token prompt sets up positions and keyValid through the public path; the cache is then filled with
   // random keys/values and declared `context` long (attention cost depends on length, not content).
@@ -228,7 +228,7 @@ export async function prefillSection(ctx: BenchContext): Promise<Record<string, 
   const m = await ctx.model();
   const T = shapes.prefillTokens;
   const once = async (tokens: number, label: string) => {
-    const runner = new LmRunner(gpu, m.language, shapes.language, 1, tokens + 1);
+    const runner = m.model.newRunner(1, tokens + 1);
     try {
       timer.start(label);
       const t0 = performance.now();

@@ -1,3 +1,4 @@
+import type { Int8Matmul } from "../model/int8_matmul.ts";
 import type { ChatEngine } from "./types.ts";
 import { WebGpuEngine } from "./webgpu_engine.ts";
 
@@ -10,6 +11,8 @@ export interface LoadEngineOptions {
   maxImagePixels?: number;
   /** GPU bytes of KV caches kept between rounds for follow-up rounds (0 = off). */
   keptKvBytes?: number;
+  /** How int8 linears multiply (INT8_MATMUL); default weight-only. */
+  int8Matmul?: Int8Matmul;
   /** Loading progress, 0..1, for a progress bar. */
   onProgress?: (fraction: number, what: string) => void;
 }

@@ -3,6 +3,7 @@ import { Gpu } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { planImageTiles, preprocessImage } from "../image/pixel_values.ts";
 import { checkpointSource, InternVLModel } from "../model/internvl.ts";
+import type { Int8Matmul } from "../model/int8_matmul.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { loadModelConfig, type ModelConfig } from "../weights/config.ts";
 import type { ChatTokenizer } from "../tokenizer/chat_tokenizer.ts";
@@ -29,6 +30,8 @@ export interface WebGpuEngineOptions {
   maxImagePixels?: number;
   /** GPU bytes of KV caches kept between rounds for follow-ups (0 turns reuse off); default 8 GiB. */
   keptKvBytes?: number;
+  /** How int8 linears multiply (INT8_MATMUL); default weight-only. */
+  int8Matmul?: Int8Matmul;
   /** Extra positions a new conversation's cache gets for its follow-up rounds; default 1024. */
   followupRoom?: number;
   onProgress?: (fraction: number, what: string) => void;
@@ -68,7 +71,13 @@ export class WebGpuEngine implements ChatEngine {
     const checkpoint = await openCheckpoint(options.modelDir);
     let model: InternVLModel;
     try {
-      model = await InternVLModel.load(gpu, config, checkpointSource(checkpoint), options.onProgress);
+      model = await InternVLModel.load(
+        gpu,
+        config,
+        checkpointSource(checkpoint),
+        options.onProgress,
+        options.int8Matmul,
+      );
     } finally {
       await checkpoint.close();
     }

@@ -4,6 +4,7 @@ import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Checkpoint } from "../weights/checkpoint.ts";
 import type { ModelConfig } from "../weights/config.ts";
 import type { LanguageDims, ProjectorDims, VisionDims } from "./dims.ts";
+import type { Int8Matmul } from "./int8_matmul.ts";
 import { loadVisionWeights, type Tap, visionForward, VisionScratch, type VisionWeights } from "./vision.ts";
 import {
   loadProjectorWeights,
@@ -84,6 +85,10 @@ export class InternVLModel {
     readonly vision: VisionWeights,
     readonly projector: ProjectorWeights,
     readonly language: LanguageWeights,
+    /** How int8 linears multiply (INT8_MATMUL; src/model/int8_matmul.ts). */
+    readonly int8Matmul: Int8Matmul,
+    /** bitsandbytes' outlier threshold for llm-int8: the checkpoint's llm_int8_threshold, else 6. */
+    readonly llmInt8Threshold: number,
   ) {}
 
   static async load(
@@ -91,6 +96,7 @@ export class InternVLModel {
     config: ModelConfig,
     source: WeightSource,
     onProgress?: (fraction: number, what: string) => void,
+    int8Matmul: Int8Matmul = "weight-only",
   ): Promise<InternVLModel> {
     const dims = modelDims(config);
     const up = new WeightUploader(gpu, source);
@@ -105,7 +111,9 @@ export class InternVLModel {
     );
     await gpu.sync("uploading weights");
     onProgress?.(0.95, "weights on the GPU");
-    return new InternVLModel(gpu, dims, vision, projector, language);
+    const q = config.quantization;
+    const threshold = q.method === "bitsandbytes-int8" ? q.llmInt8Threshold ?? 6 : 6;
+    return new InternVLModel(gpu, dims, vision, projector, language, int8Matmul, threshold);
   }
 
   /** A model from weights already on the GPU (the benchmark fills them with random values there). */
@@ -115,8 +123,10 @@ export class InternVLModel {
     vision: VisionWeights,
     projector: ProjectorWeights,
     language: LanguageWeights,
+    int8Matmul: Int8Matmul = "weight-only",
+    llmInt8Threshold = 6,
   ): InternVLModel {
-    return new InternVLModel(gpu, dims, vision, projector, language);
+    return new InternVLModel(gpu, dims, vision, projector, language, int8Matmul, llmInt8Threshold);
   }
 
   /** Tokens each image tile contributes to the prompt (256 for V1.5). */
@@ -205,6 +215,14 @@ export class InternVLModel {
 
   /** A generation batch of B sequences with room for `capacity` positions each. */
   newRunner(batch: number, capacity: number): LmRunner {
-    return new LmRunner(this.gpu, this.language, this.dims.language, batch, capacity);
+    return new LmRunner(
+      this.gpu,
+      this.language,
+      this.dims.language,
+      batch,
+      capacity,
+      this.int8Matmul,
+      this.llmInt8Threshold,
+    );
   }
 }

@@ -22,6 +22,17 @@ import {
 } from "../ops/attention_decode.ts";
 import { attentionPrefill, minPrefillTokens } from "../ops/attention_prefill.ts";
 import type { LanguageDims } from "./dims.ts";
+import type { Int8Matmul } from "./int8_matmul.ts";
+import {
+  createLlmInt8RowsScratch,
+  destroyLlmInt8RowsScratch,
+  llmInt8Rows,
+  type LlmInt8RowsScratch,
+  llmInt8Threshold as llmInt8DefaultThreshold,
+  matvecLlmInt8,
+  maxLlmInt8Rows,
+  maxLlmInt8RowsK,
+} from "../ops/matvec_dp4a.ts";
 import type { KvCache } from "./kv_cache.ts";
 import type { WeightUploader } from "./weight_source.ts";
 import type { Tap } from "./vision.ts";
@@ -99,8 +110,26 @@ export class LanguageScratch {
    * splits, 8.4 ms with them, 4.0 ms as decode rows). Null for the prompt pass.
    */
   readonly attnSplits: Tensor | null;
+  /**
+   * INT8_MATMUL=llm-int8: the int8 side of rows of width D (`hidden`; also the LM head's B rows) and of the
+   * feed-forward width (`inter`), and gate|up side by side for the silu·up pass — for chunks of at most
+   * 8 rows (decode steps, short chunks). Null otherwise.
+   */
+  readonly llmInt8: {
+    hidden: LlmInt8RowsScratch;
+    inter: LlmInt8RowsScratch | null;
+    gateUp: Tensor | null;
+    threshold: number; // the checkpoint's llm_int8_threshold
+  } | null;
 
-  constructor(gpu: Gpu, dims: LanguageDims, readonly batch: number, readonly tokens: number) {
+  constructor(
+    gpu: Gpu,
+    dims: LanguageDims,
+    readonly batch: number,
+    readonly tokens: number,
+    int8Matmul: Int8Matmul = "weight-only",
+    llmInt8Threshold = llmInt8DefaultThreshold,
+  ) {
     const rows = batch * tokens;
     const { hidden: D, heads: H, kvHeads: Hkv, headDim: Dh, intermediate: I } = dims;
     const t = (name: string, width: number, n = rows) => gpu.createTensor(`lm.${name}`, "f32", [n, width]);
@@ -123,11 +152,35 @@ export class LanguageScratch {
         maxSplits: decodeScratchSplits(decodeRows, dims.kvHeads),
       })
       : null;
+    const few = rows <= maxLlmInt8Rows;
+    this.llmInt8 = int8Matmul === "llm-int8" && batch <= maxLlmInt8Rows && llmInt8RowsFit(dims)
+      ? {
+        hidden: createLlmInt8RowsScratch(gpu, "lm.llm_int8.hidden", few ? rows : batch, D),
+        inter: few ? createLlmInt8RowsScratch(gpu, "lm.llm_int8.inter", rows, I) : null,
+        gateUp: few ? t("gate_up", 2 * I) : null,
+        threshold: llmInt8Threshold,
+      }
+      : null;
   }
 
   destroy(): void {
     for (const x of Object.values(this)) if (x && typeof x === "object" && "buffer" in x) x.buffer.destroy();
+    if (this.llmInt8) {
+      destroyLlmInt8RowsScratch(this.llmInt8.hidden);
+      if (this.llmInt8.inter) destroyLlmInt8RowsScratch(this.llmInt8.inter);
+      this.llmInt8.gateUp?.buffer.destroy();
+    }
   }
+}
+
+/** Whether the rows path of INT8_MATMUL=llm-int8 takes this model's widths (K a multiple of 4, ≤ 16384). */
+function llmInt8RowsFit(d: LanguageDims): boolean {
+  return [d.hidden, d.intermediate].every((k) => k % 4 === 0 && k <= maxLlmInt8RowsK);
+}
+
+/** Int8 weights without bias: what the LLM.int8 kernels multiply. */
+function plainInt8(...ws: LinearWeights[]): boolean {
+  return ws.every((w) => w.kind === "int8" && !w.bias);
 }
 
 export interface LanguageInputs {
@@ -165,7 +218,13 @@ export function languageForward(
   // Decode-sized chunks fold the RMSNorms into the int8 matrix-vector kernels (no norm pass, no normed copy).
   const fusable = B * T <= maxMatvecTokens && dims.hidden % 4 === 0;
   w.layers.forEach((lw, l) => {
-    if (fusable && lw.wqkv.kind === "int8") {
+    // INT8_MATMUL=llm-int8 with at most 8 rows: bitsandbytes' LLM.int8 through dot4I8Packed.
+    const few = s.llmInt8?.inter && plainInt8(lw.wqkv, lw.wo, lw.w1, lw.w3, lw.w2) ? s.llmInt8 : null;
+    const threshold = few?.threshold;
+    if (few) {
+      const x = llmInt8Rows(r, s.hidden, few.hidden, { norm: { weight: lw.attentionNorm, eps }, threshold });
+      matvecLlmInt8(r, x, lw.wqkv, s.qkv);
+    } else if (fusable && lw.wqkv.kind === "int8") {
       rmsNormLinear(r, s.hidden, lw.attentionNorm, eps, lw.wqkv, s.qkv);
     } else {
       rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
@@ -206,6 +265,17 @@ export function languageForward(
         attentionCausal(r, s.q, ...kv, s.attn, { batch: B, tokens: T, startPos, ...heads });
       }
     }
+    if (few) {
+      matvecLlmInt8(r, llmInt8Rows(r, s.attn, few.hidden, { threshold }), lw.wo, s.hidden, {
+        accumulate: true,
+      });
+      const x = llmInt8Rows(r, s.hidden, few.hidden, { norm: { weight: lw.ffnNorm, eps }, threshold });
+      matvecLlmInt8(r, x, lw.w1, few.gateUp!, { second: lw.w3 });
+      const act = llmInt8Rows(r, few.gateUp!, few.inter!, { silu: true, threshold });
+      matvecLlmInt8(r, act, lw.w2, s.hidden, { accumulate: true });
+      tap?.("lm.layer", l, s.hidden, r);
+      return;
+    }
     linear(r, s.attn, lw.wo, s.hidden, { accumulate: true }); // h = h + wo(attn)
     if (fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias && !lw.w3.bias) {
       gateUpSilu(r, s.hidden, lw.ffnNorm, eps, lw.w1, lw.w3, s.act);
@@ -219,7 +289,13 @@ export function languageForward(
     tap?.("lm.layer", l, s.hidden, r);
   });
   gatherRows(r, s.hidden, inputs.lastRows, s.last);
-  if (B <= maxMatvecTokens && w.output.kind === "int8" && dims.hidden % 4 === 0) {
+  if (s.llmInt8 && plainInt8(w.output)) {
+    const x = llmInt8Rows(r, s.last, s.llmInt8.hidden, {
+      norm: { weight: w.norm, eps },
+      threshold: s.llmInt8.threshold,
+    });
+    matvecLlmInt8(r, x, w.output, logits);
+  } else if (B <= maxMatvecTokens && w.output.kind === "int8" && dims.hidden % 4 === 0) {
     rmsNormLinear(r, s.last, w.norm, eps, w.output, logits);
   } else {
     rmsNorm(r, s.last, w.norm, s.lastNormed, eps);

@@ -3,6 +3,7 @@ import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { DispatchCache } from "../gpu/dispatch_cache.ts";
 import type { LanguageDims } from "./dims.ts";
+import type { Int8Matmul } from "./int8_matmul.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
 
 /** Longest single-sequence prompt that runs as decode-sized chunks instead of one tiled pass. */
@@ -34,13 +35,16 @@ export class LmRunner {
     private readonly dims: LanguageDims,
     readonly batch: number,
     readonly capacity: number,
+    readonly int8Matmul: Int8Matmul = "weight-only",
+    /** The checkpoint's llm_int8_threshold (INT8_MATMUL=llm-int8). */
+    readonly llmInt8Threshold = 6,
   ) {
     if (capacity > dims.maxPositions) {
       throw new Error(`Context of ${capacity} tokens exceeds the model's ${dims.maxPositions} positions`);
     }
     this.cache = new KvCache(gpu, dims, batch, capacity);
     this.logits = gpu.createTensor("lm.logits", "f32", [batch, dims.vocab]);
-    this.step = new LanguageScratch(gpu, dims, batch, 1);
+    this.step = new LanguageScratch(gpu, dims, batch, 1, int8Matmul, llmInt8Threshold);
     this.stepPositions = gpu.createTensor("lm.step_positions", "i32", [batch]);
     this.stepImageRow = gpu.uploadTensor("lm.step_image_row", "i32", [batch], new Int32Array(batch).fill(-1));
     this.stepLastRows = gpu.uploadTensor(
@@ -119,7 +123,7 @@ export class LmRunner {
           n === L ? lastRows : Int32Array.of(n - 1),
         ),
       };
-      const scratch = new LanguageScratch(g, this.dims, B, n);
+      const scratch = new LanguageScratch(g, this.dims, B, n, this.int8Matmul, this.llmInt8Threshold);
       this.cache.length = start + at;
       languageForward(
         r,

@@ -136,12 +136,23 @@ export function matvecLlmInt8(
   }
   const N = N1 + (second ? second.weight.shape[0] : 0);
   expectTensor("matvecLlmInt8 out", out, "f32", [a.rows, N]);
-  recordDp4a(r, a.q, a.xs, first, out, a.rows, N1, opts.config ?? defaultDp4aConfig, {
+  recordDp4a(r, a.q, a.xs, first, out, a.rows, N1, opts.config ?? dp4aConfigFor(second ? N1 : 0), {
     accumulate: opts.accumulate ?? false,
     outliers: a.outliers,
     values: a.values,
     second,
   });
+}
+
+/** The default tiling, or with a second matrix from row n1 on, the widest whose workgroups do not straddle n1. */
+function dp4aConfigFor(n1: number): Dp4aConfig {
+  const fits = [defaultDp4aConfig, { R: 2, LANES: 32, U: 4 }, { R: 1, LANES: 32, U: 4 }, {
+    R: 1,
+    LANES: 64,
+    U: 4,
+  }]
+    .find((c) => n1 % (c.R * (256 / c.LANES)) === 0);
+  return (fits ?? defaultDp4aConfig) as Dp4aConfig;
 }
 
 function int8Of(what: string, w: LinearWeights): Int8Linear {

@@ -55,6 +55,7 @@ export async function startServer(
     randomWeights: settings.randomWeights,
     maxImagePixels: settings.maxImagePixels,
     keptKvBytes: settings.gpuKvCacheBytes,
+    int8Matmul: settings.int8Matmul,
     onProgress: (fraction, what) => slot.progress(fraction, what),
   };
   const loading = Promise.resolve().then(() => loadEngine(options));

@@ -3,6 +3,7 @@
  * random-weight fixture on 127.0.0.1:8000 with a local KV file. README "Configuration" lists them all.
  */
 import { z } from "zod";
+import { type Int8Matmul, int8Matmuls } from "../model/int8_matmul.ts";
 
 export interface Settings {
   /** HF model directory; null serves the random-weight tiny fixture. */
@@ -32,6 +33,8 @@ export interface Settings {
   maxQuestionChars: number;
   /** GPU memory for KV caches kept between rounds so follow-ups skip the vision pass and the old prompt. */
   gpuKvCacheBytes: number;
+  /** How int8 linears multiply: exact weight-only (default) or bitsandbytes' LLM.int8 (src/model/int8_matmul.ts). */
+  int8Matmul: Int8Matmul;
 }
 
 export const TINY_MODEL_DIR = "tests/fixtures/tiny-internvl/model";
@@ -87,6 +90,17 @@ const EnvSchema = z.object({
   MAX_BATCH_ITEMS: positiveInt("MAX_BATCH_ITEMS", 16),
   MAX_QUESTION_CHARS: positiveInt("MAX_QUESTION_CHARS", 32_000),
   GPU_KV_CACHE_BYTES: nonNegativeInt("GPU_KV_CACHE_BYTES", 8 * 2 ** 30),
+  INT8_MATMUL: z.string().optional().transform((raw, ctx) => {
+    const v = raw?.trim() || "weight-only";
+    if (!(int8Matmuls as readonly string[]).includes(v)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `INT8_MATMUL must be one of ${int8Matmuls.join(", ")} (got "${raw}")`,
+      });
+      return z.NEVER;
+    }
+    return v as Int8Matmul;
+  }),
 });
 
 /** Reads settings from an env record (pass `Deno.env.toObject()`); throws Error listing every bad variable. */
@@ -116,6 +130,7 @@ export function loadSettings(env: Record<string, string | undefined>): Settings 
     maxBatchItems: e.MAX_BATCH_ITEMS,
     maxQuestionChars: e.MAX_QUESTION_CHARS,
     gpuKvCacheBytes: e.GPU_KV_CACHE_BYTES,
+    int8Matmul: e.INT8_MATMUL,
   };
 }
 

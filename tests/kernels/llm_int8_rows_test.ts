@@ -154,10 +154,10 @@ Deno.test("llm_int8_rows and matvec_dp4a reject what they cannot take", async ()
   assert.throws(() => createLlmInt8RowsScratch(gpu, "wide", 1, 16388), /16384/);
   const x = gpu.createTensor("x", "f32", [2, 8]);
   const a = llmInt8Rows(r, x, scratch);
-  const w = uploadLinear(gpu, "w", hostInt8(40, 8, false, 1));
+  const w = uploadLinear(gpu, "w", hostInt8(42, 8, false, 1));
   const w3 = uploadLinear(gpu, "w3", hostInt8(8, 8, false, 2));
-  const out = gpu.createTensor("out", "f32", [2, 48]);
-  // Rows 0..39 from w: the default tiling's 32-row workgroups would straddle the second matrix.
+  const out = gpu.createTensor("out", "f32", [2, 50]);
+  // Rows 0..41 from w: no tiling has workgroups of a row count dividing 42, so one would straddle w3.
   assert.throws(() => matvecLlmInt8(r, a, w, out, { second: w3 }), /not a multiple of 32/);
   destroyLlmInt8RowsScratch(scratch);
   for (const b of [x3, x, out]) b.buffer.destroy();
