@@ -3,10 +3,16 @@ import type { Recorder } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 import type { LinearWeights } from "./linear.ts";
 
-// bitsandbytes' LLM.int8 for a few rows (decode steps, short chunks; INT8_MATMUL=llm-int8): the rows'
-// activation side in one workgroup (kernels/llm_int8_rows.wgsl), then the int8 × int8 product through
-// dot4I8Packed with the outlier columns added back in f32 (kernels/matvec_dp4a.wgsl). The older
-// kernels/quantize_rows_i8.wgsl (no outlier columns) stays for scripts/bench_matvec_dp4a.ts.
+// bitsandbytes' LLM.int8 for a few rows (decode steps, short chunks; INT8_MATMUL=llm-int8):
+//   v[t, k]    the row as the layer multiplies it (x, RMSNorm(x)·g, or silu(gate)·up);
+//   outlier k  some row has |v[t, k]| ≥ θ: its column leaves the int8 product and is multiplied in f32;
+//   sca[t]     max |v[t, k]| over the values below θ; xs[t] = sca[t]/127;
+//   q[t, k]    0 in an outlier column, else round_half_even(v[t, k] · 127/sca[t]);
+//   out[t, n]  = s[n] · (xs[t] · Σ_k q[t, k]·W[n, k] + Σ_{k outlier} v[t, k]·W[n, k]).
+// The activation side takes two dispatches over blocks of columns (kernels/llm_int8_rows_scan.wgsl,
+// kernels/llm_int8_rows_pack.wgsl: no workgroup waits for another), the product one
+// (kernels/matvec_dp4a.wgsl, int8 × int8 through dot4I8Packed). The older kernels/quantize_rows_i8.wgsl (no
+// outlier columns) stays for scripts/bench_matvec_dp4a.ts.
 
 /** bitsandbytes' default `llm_int8_threshold`: activation columns with any |x| ≥ this stay in float. */
 export const llmInt8Threshold = 6.0;
@@ -16,12 +22,18 @@ export const maxLlmInt8Rows = 8;
 /** Widest K (the workgroup's outlier bitmap: 512 words). */
 export const maxLlmInt8RowsK = 16384;
 
+/** vec4 columns per block of the two row passes (256 threads = 8 rows × 32 columns). */
+const blockColumns = 32;
+
 /** Scratch of the rows' activation side for inputs of width K and up to `rows` rows. */
 export interface LlmInt8RowsScratch {
   q: Tensor; // [rows, K/4] u32
   xs: Tensor; // [rows] f32: sca/127
   outliers: Tensor; // [1 + K] u32: count, then the columns ascending
   values: Tensor; // [rows, K] f32: the rows as multiplied, when that is not x (norm or silu folded in)
+  colbits: Tensor; // [K/4] u32: outlier bits of each vec4 column
+  partial: Tensor; // [blocks·8] f32: each block's row maxima below θ
+  count: Tensor; // [blocks] u32: each block's outlier columns
 }
 
 export function createLlmInt8RowsScratch(
@@ -35,16 +47,20 @@ export function createLlmInt8RowsScratch(
       `LLM.int8 rows: ${rows} rows × K=${K} (rows 1..${maxLlmInt8Rows}, K a multiple of 4 ≤ 16384)`,
     );
   }
+  const blocks = Math.ceil(K / 4 / blockColumns);
   return {
     q: gpu.createTensor(`${label}.q`, "u32", [rows, K / 4]),
     xs: gpu.createTensor(`${label}.xs`, "f32", [rows]),
     outliers: gpu.createTensor(`${label}.outliers`, "u32", [1 + K]),
     values: gpu.createTensor(`${label}.values`, "f32", [rows, K]),
+    colbits: gpu.createTensor(`${label}.colbits`, "u32", [K / 4]),
+    partial: gpu.createTensor(`${label}.partial`, "f32", [blocks * 8]),
+    count: gpu.createTensor(`${label}.count`, "u32", [blocks]),
   };
 }
 
 export function destroyLlmInt8RowsScratch(s: LlmInt8RowsScratch): void {
-  for (const t of [s.q, s.xs, s.outliers, s.values]) t.buffer.destroy();
+  for (const t of Object.values(s)) t.buffer.destroy();
 }
 
 /** What `llmInt8Rows` produced for T rows: the int8 side and where the outlier columns' values are. */
@@ -87,21 +103,31 @@ export function llmInt8Rows(
   const threshold = opts.threshold ?? llmInt8Threshold;
   if (!(threshold > 0)) throw new Error(`llmInt8Rows: threshold ${threshold} must be > 0`);
   const mode = opts.norm ? 1 : opts.silu ? 2 : 0;
-  r.dispatch("llm_int8_rows", {
-    bindings: [x, opts.norm?.weight ?? x, scratch.values, scratch.q, scratch.xs, scratch.outliers],
+  const blocks = scratch.count.shape[0];
+  const values = mode ? scratch.values : x;
+  r.dispatch("llm_int8_rows_scan", {
+    bindings: [x, opts.norm?.weight ?? x, scratch.values, scratch.colbits, scratch.partial, scratch.count],
     params: [T, K / 4, { f32: opts.norm?.eps ?? 0 }, { f32: threshold }],
-    workgroups: 1,
-    constants: { MODE: mode },
-    label: `llm_int8_rows ${x.label}`,
+    workgroups: blocks,
+    constants: { MODE: mode, BC: blockColumns },
+    label: `llm_int8_rows_scan ${x.label}`,
   });
-  return {
-    rows: T,
-    K,
-    q: scratch.q,
-    xs: scratch.xs,
-    outliers: scratch.outliers,
-    values: mode ? scratch.values : x,
-  };
+  r.dispatch("llm_int8_rows_pack", {
+    bindings: [
+      values,
+      scratch.colbits,
+      scratch.partial,
+      scratch.count,
+      scratch.q,
+      scratch.xs,
+      scratch.outliers,
+    ],
+    params: [T, K / 4, blocks],
+    workgroups: blocks,
+    constants: { BC: blockColumns },
+    label: `llm_int8_rows_pack ${x.label}`,
+  });
+  return { rows: T, K, q: scratch.q, xs: scratch.xs, outliers: scratch.outliers, values };
 }
 
 /** Tiling of kernels/matvec_dp4a.wgsl. */
@@ -136,7 +162,7 @@ export function matvecLlmInt8(
   }
   const N = N1 + (second ? second.weight.shape[0] : 0);
   expectTensor("matvecLlmInt8 out", out, "f32", [a.rows, N]);
-  recordDp4a(r, a.q, a.xs, first, out, a.rows, N1, opts.config ?? dp4aConfigFor(second ? N1 : 0), {
+  recordDp4a(r, a.q, a.xs, first, out, a.rows, N1, opts.config ?? dp4aConfigFor(a.rows, N, second ? N1 : 0), {
     accumulate: opts.accumulate ?? false,
     outliers: a.outliers,
     values: a.values,
@@ -144,15 +170,20 @@ export function matvecLlmInt8(
   });
 }
 
-/** The default tiling, or with a second matrix from row n1 on, the widest whose workgroups do not straddle n1. */
-function dp4aConfigFor(n1: number): Dp4aConfig {
-  const fits = [defaultDp4aConfig, { R: 2, LANES: 32, U: 4 }, { R: 1, LANES: 32, U: 4 }, {
-    R: 1,
-    LANES: 64,
-    U: 4,
-  }]
+/**
+ * The tiling measured best on an H100 (bench/results/2026-11-26-h100-matvec-dp4a-llm-int8-rows.log):
+ * R4 L32 U4 at one row, then R4 L32 U2 for the tallest matrices (gate/up) and R4 L64 U2 otherwise; with a
+ * second matrix from row n1 on, the first of those (then narrower ones) whose workgroups do not straddle n1.
+ */
+function dp4aConfigFor(T: number, N: number, n1: number): Dp4aConfig {
+  const best: Dp4aConfig = T === 1
+    ? defaultDp4aConfig
+    : N >= 16384
+    ? { R: 4, LANES: 32, U: 2 }
+    : { R: 4, LANES: 64, U: 2 };
+  const fits = [best, { R: 4, LANES: 64, U: 2 }, { R: 2, LANES: 64, U: 4 }, { R: 1, LANES: 64, U: 4 }]
     .find((c) => n1 % (c.R * (256 / c.LANES)) === 0);
-  return (fits ?? defaultDp4aConfig) as Dp4aConfig;
+  return (fits ?? best) as Dp4aConfig;
 }
 
 function int8Of(what: string, w: LinearWeights): Int8Linear {

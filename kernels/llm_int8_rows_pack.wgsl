@@ -1,0 +1,110 @@
+// Pass 2 of 2 of LLM.int8's activation side for a few rows (after kernels/llm_int8_rows_scan.wgsl, same
+// grid of column blocks): every workgroup reduces the blocks' row maxima to sca[t] itself (at most a few
+// hundred values), then
+//   q[t, k]     0 in an outlier column, else round_half_even(v[t, k] · (127 / sca[t])) (0 when sca = 0),
+//               four to a u32 (byte j of word i = column 4i + j, the int8 weights' layout);
+//   outliers    [count, then the outlier columns ascending]: this block's columns go after the earlier
+//               blocks' (their counts summed here), so the list is the same every run;
+//   xs[t]       sca[t] / 127 (written by block 0).
+//
+// Bindings: 1 values [≥T, K] f32 as vec4 (x itself in plain mode), 2 colbits [K/4] u32,
+//   3 partial [blocks·8] f32, 4 count [blocks] u32, 5 q [≥T, K/4] u32, 6 xs [≥T] f32,
+//   7 outliers [1 + K] u32.
+// Params: t = T (1..8), k4 = K/4, blocks.
+// Overrides: BC vec4 columns per block (as the scan pass).
+// Grid: blocks workgroups of 256. Features: none (pack4xI8 is core WGSL).
+struct Params { t: u32, k4: u32, blocks: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> values: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> colbits: array<u32>;
+@group(0) @binding(3) var<storage, read> partial: array<f32>;
+@group(0) @binding(4) var<storage, read> count: array<u32>;
+@group(0) @binding(5) var<storage, read_write> q: array<u32>;
+@group(0) @binding(6) var<storage, read_write> xs: array<f32>;
+@group(0) @binding(7) var<storage, read_write> outliers: array<u32>;
+
+override BC: u32 = 32u;
+const WG = 256u;
+
+var<workgroup> mx: array<f32, WG>; // [8 rows][32]
+var<workgroup> before: array<u32, WG>;
+var<workgroup> scan: array<u32, WG>;
+var<workgroup> rinv: array<f32, 8>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let t = li / 32u;
+  let j = li % 32u;
+  // Row maxima over all blocks: thread (t, j) takes blocks j, j + 32, …; then a tree of 32.
+  var m = 0.0;
+  for (var b = j; b < p.blocks; b += 32u) { m = max(m, partial[b * 8u + t]); }
+  mx[li] = m;
+  // Outlier columns of the blocks before this one, and of all blocks (block 0 writes the total).
+  var n = 0u;
+  var all = 0u;
+  for (var b = li; b < p.blocks; b += WG) {
+    let c = count[b];
+    all += c;
+    if (b < wg.x) { n += c; }
+  }
+  before[li] = n;
+  scan[li] = all;
+  workgroupBarrier();
+  for (var st = 16u; st > 0u; st >>= 1u) {
+    if (j < st) { mx[li] = max(mx[li], mx[li + st]); }
+    workgroupBarrier();
+  }
+  for (var st = WG / 2u; st > 0u; st >>= 1u) {
+    if (li < st) {
+      before[li] += before[li + st];
+      scan[li] += scan[li + st];
+    }
+    workgroupBarrier();
+  }
+  if (j == 0u) {
+    let sca = mx[li];
+    rinv[t] = select(0.0, 127.0 / sca, sca > 0.0);
+    if (wg.x == 0u && t < p.t) { xs[t] = sca / 127.0; }
+  }
+  let offset = 1u + before[0];
+  if (wg.x == 0u && li == 0u) { outliers[0] = scan[0]; }
+  workgroupBarrier();
+
+  // This block's list: an exclusive scan of each vec4 column's outlier count (BC ≤ 256 columns).
+  var own = 0u;
+  var bits = 0u;
+  let c0 = wg.x * BC + li;
+  if (li < BC && c0 < p.k4) {
+    bits = colbits[c0];
+    own = countOneBits(bits);
+  }
+  scan[li] = own;
+  workgroupBarrier();
+  for (var st = 1u; st < WG; st <<= 1u) {
+    var add = 0u;
+    if (li >= st) { add = scan[li - st]; }
+    workgroupBarrier();
+    scan[li] += add;
+    workgroupBarrier();
+  }
+  var at = offset + scan[li] - own;
+  for (var b = 0u; b < 4u; b++) {
+    if (((bits >> b) & 1u) != 0u) {
+      outliers[at] = 4u * c0 + b;
+      at++;
+    }
+  }
+
+  if (t < p.t) {
+    let inv = rinv[t];
+    for (var i = j; i < BC; i += 32u) {
+      let c = wg.x * BC + i;
+      if (c < p.k4) {
+        let nib = colbits[c];
+        let out = vec4<bool>((nib & 1u) != 0u, (nib & 2u) != 0u, (nib & 4u) != 0u, (nib & 8u) != 0u);
+        let r = clamp(round(values[t * p.k4 + c] * inv), vec4<f32>(-127.0), vec4<f32>(127.0));
+        q[t * p.k4 + c] = pack4xI8(vec4<i32>(select(r, vec4<f32>(0.0), out)));
+      }
+    }
+  }
+}

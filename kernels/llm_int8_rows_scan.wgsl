@@ -1,0 +1,125 @@
+// Pass 1 of 2 of LLM.int8's activation side for a few rows (T ≤ 8: decode steps, short chunks; pass 2 is
+// kernels/llm_int8_rows_pack.wgsl; what they compute is in src/ops/matvec_dp4a.ts). Each workgroup takes a
+// block of BC vec4 columns of every row and produces, without waiting for any other workgroup:
+//   v[t, k]          the row as the layer multiplies it: x, RMSNorm(x)·g (NORM) or silu(gate)·up (SILU),
+//                    written to `values` (the pack pass and the matrix kernel's outlier columns read it);
+//   colbits[c]       bit j: column 4c + j holds some |v| ≥ θ (an outlier column);
+//   partial[b·8 + t] max |v[t, k]| below θ over the block's columns;
+//   count[b]         outlier columns in the block (the pack pass places each block's list after the
+//                    earlier blocks', so the list comes out in column order, the same every run).
+// NORM needs each row's Σx² over all K: every workgroup sums it itself (8 rows of K floats from L2, as the
+// norm-fused weight-only matvec does) rather than wait for another pass.
+// Threads: 256 = 8 rows × 32 columns; thread (t = li / 32, j = li % 32) takes vec4 columns j, j + 32, …
+// of the block (BC/32 of them).
+//
+// Bindings: 1 x [T, K] f32 as vec4 (SILU: [T, 2K]), 2 g [K] f32 as vec4 (NORM; any buffer otherwise),
+//   3 values [≥T, K] f32 as vec4, 4 colbits [K/4] u32, 5 partial [blocks·8] f32, 6 count [blocks] u32.
+// Params: t = T (1..8), k4 = K/4, eps (NORM), threshold θ (> 0).
+// Overrides: MODE 0 plain, 1 NORM, 2 SILU; BC vec4 columns per block (a multiple of 32).
+// Grid: ceil(K/4 / BC) workgroups of 256. Features: none.
+struct Params { t: u32, k4: u32, eps: f32, threshold: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> values: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> colbits: array<u32>;
+@group(0) @binding(5) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(6) var<storage, read_write> count: array<u32>;
+
+override MODE: u32 = 0u;
+override BC: u32 = 32u;
+const WG = 256u;
+
+var<workgroup> red: array<f32, WG>;
+var<workgroup> bits: array<atomic<u32>, BC>;
+var<workgroup> rnorm: array<f32, 8>;
+
+fn silu(a: vec4<f32>) -> vec4<f32> {
+  return a / (vec4<f32>(1.0) + exp(-a));
+}
+
+fn value(t: u32, c: u32) -> vec4<f32> {
+  if (MODE == 2u) {
+    let at = t * 2u * p.k4 + c;
+    return silu(x[at]) * x[at + p.k4];
+  }
+  let a = x[t * p.k4 + c];
+  if (MODE == 1u) { return a * rnorm[t] * g[c]; }
+  return a;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  for (var i = li; i < BC; i += WG) { atomicStore(&bits[i], 0u); }
+  if (MODE == 1u) {
+    // Σx² of every row by all 256 threads, four independent loads in flight per thread.
+    for (var t = 0u; t < p.t; t++) {
+      let row = t * p.k4;
+      var s = vec4<f32>(0.0);
+      for (var c = li; c < p.k4; c += 4u * WG) {
+        let a = x[row + c];
+        var b = vec4<f32>(0.0);
+        var d = vec4<f32>(0.0);
+        var e = vec4<f32>(0.0);
+        if (c + WG < p.k4) { b = x[row + c + WG]; }
+        if (c + 2u * WG < p.k4) { d = x[row + c + 2u * WG]; }
+        if (c + 3u * WG < p.k4) { e = x[row + c + 3u * WG]; }
+        s += vec4<f32>(dot(a, a), dot(b, b), dot(d, d), dot(e, e));
+      }
+      red[li] = (s.x + s.y) + (s.z + s.w);
+      workgroupBarrier();
+      for (var st = WG / 2u; st > 0u; st >>= 1u) {
+        if (li < st) { red[li] += red[li + st]; }
+        workgroupBarrier();
+      }
+      if (li == 0u) { rnorm[t] = inverseSqrt(red[0] / f32(4u * p.k4) + p.eps); }
+      workgroupBarrier();
+    }
+  }
+  workgroupBarrier();
+
+  let t = li / 32u;
+  let j = li % 32u;
+  let th = vec4<f32>(p.threshold);
+  var m = 0.0;
+  if (t < p.t) {
+    for (var i = j; i < BC; i += 32u) {
+      let c = wg.x * BC + i;
+      if (c < p.k4) {
+        let v = value(t, c);
+        if (MODE != 0u) { values[t * p.k4 + c] = v; }
+        let a = abs(v);
+        let big = a >= th;
+        let keep = select(a, vec4<f32>(0.0), big);
+        m = max(m, max(max(keep.x, keep.y), max(keep.z, keep.w)));
+        if (any(big)) {
+          atomicOr(&bits[i], select(0u, 1u, big.x) | select(0u, 2u, big.y) | select(0u, 4u, big.z) |
+            select(0u, 8u, big.w));
+        }
+      }
+    }
+  }
+  red[li] = m;
+  workgroupBarrier();
+  // Tree over each row's 32 threads (rows are the 32-thread groups of red).
+  for (var st = 16u; st > 0u; st >>= 1u) {
+    if (j < st) { red[li] = max(red[li], red[li + st]); }
+    workgroupBarrier();
+  }
+  if (t < 8u && j == 0u) { partial[wg.x * 8u + t] = red[li]; }
+  // The block's column bits and how many columns they flag.
+  var n = 0u;
+  for (var i = li; i < BC; i += WG) {
+    let c = wg.x * BC + i;
+    let b = atomicLoad(&bits[i]);
+    if (c < p.k4) { colbits[c] = b; }
+    n += countOneBits(b);
+  }
+  red[li] = f32(n);
+  workgroupBarrier();
+  for (var st = WG / 2u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] += red[li + st]; }
+    workgroupBarrier();
+  }
+  if (li == 0u) { count[wg.x] = u32(red[0]); }
+}
