@@ -45,10 +45,13 @@ const configs: Dp4aConfig[] = [
 const dp4a = (c: Dp4aConfig): LinearLaunch => (r, io) =>
   matvecDp4a(r, io.extra.xq, io.extra.xs, int8(io), io.out, io.extra.empty, { accumulate: true, config: c });
 const rowsScratch = (io: LinearIo): LlmInt8RowsScratch => ({
-  q: io.extra.rq,
-  xs: io.extra.rxs,
-  outliers: io.extra.routliers,
-  values: io.extra.rvalues,
+  q: io.extra.r_q,
+  xs: io.extra.r_xs,
+  outliers: io.extra.r_outliers,
+  values: io.extra.r_values,
+  colbits: io.extra.r_colbits,
+  partial: io.extra.r_partial,
+  count: io.extra.r_count,
 });
 const int8 = (io: LinearIo): LinearWeights => ({ kind: "int8", weight: io.w, scale: io.scale, bias: null });
 const candidates: [string, LinearLaunch][] = [
@@ -92,7 +95,8 @@ const rows = await runLinearSweep({
     quantizeRowsI8(r, x, xq, xs);
     const empty = gpu.uploadTensor(`${s.name}.empty${T}`, "u32", [1 + s.K], new Uint32Array(1 + s.K));
     const rows = createLlmInt8RowsScratch(gpu, `${s.name}.llm_int8${T}`, T, s.K);
-    return { xq, xs, empty, rq: rows.q, rxs: rows.xs, routliers: rows.outliers, rvalues: rows.values };
+    const prefixed = Object.fromEntries(Object.entries(rows).map(([k, t]) => [`r_${k}`, t]));
+    return { xq, xs, empty, ...prefixed };
   },
   compare: true,
   quick,

@@ -156,9 +156,11 @@ export async function kernelsSection(ctx: BenchContext): Promise<Record<string, 
     ctx.results.gemv_GBps = round(gemvGBps, 1);
     ctx.results.gemv_bw_fraction = ctx.copyGBps ? round(gemvGBps / ctx.copyGBps) : null;
     const chunk = await profileFollowupChunk(ctx);
+    const batch8 = await profileBatchStep(ctx, 8);
     return {
       context: shapes.decodeContexts[0],
       followup_chunk: chunk,
+      batch8_step: batch8,
       dispatches: prof.dispatches,
       sum_of_kernel_ms: round(prof.totalMs),
       gemv_GBps: round(gemvGBps, 1),
@@ -173,6 +175,36 @@ export async function kernelsSection(ctx: BenchContext): Promise<Record<string, 
         bw_fraction: r.bwFraction === null ? null : round(r.bwFraction),
         bytes_model: r.bytesModel,
       })),
+    };
+  } finally {
+    d.destroy();
+  }
+}
+
+/** Per-kernel profile of one decode step of `batch` sequences at the first decode context (the batch target). */
+async function profileBatchStep(ctx: BenchContext, batch: number): Promise<Json> {
+  const { gpu, timer, shapes } = ctx;
+  const d = await decodeRunner(ctx, batch, shapes.decodeContexts[0], 4);
+  try {
+    const warm = gpu.recorder("warm");
+    d.step(warm);
+    warm.submit();
+    await gpu.sync("warming up the batch profile");
+    const prof = await profileKernels(gpu, timer, `decode.batch${batch}.kernels`, d.step, ctx.copyGBps);
+    if (!prof) return null;
+    // How many activation columns the last layers' LLM.int8 passes kept in f32 (random weights, random cache).
+    const int8 = d.runner.step.llmInt8;
+    const outlierColumns = int8
+      ? {
+        hidden: new Uint32Array(await gpu.readBytes(int8.hidden.outliers))[0],
+        intermediate: int8.inter ? new Uint32Array(await gpu.readBytes(int8.inter.outliers))[0] : null,
+      }
+      : null;
+    return {
+      batch,
+      llm_int8_outlier_columns: outlierColumns,
+      sum_of_kernel_ms: round(prof.totalMs),
+      kernels: prof.rows.map((r) => ({ op: r.op, dispatches: r.dispatches, ms: round(r.ms, 4) })),
     };
   } finally {
     d.destroy();

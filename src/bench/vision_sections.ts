@@ -25,8 +25,9 @@ async function vitSetup(ctx: BenchContext, tiles: number) {
   const { vision, projector } = shapes;
   const S = vision.imageSize, T = vision.patchesPerSide ** 2 + 1;
   const pixels = gpu.createTensor("bench.pixels", "f32", [tiles, 3, S, S]);
-  const vs = new VisionScratch(gpu, vision, tiles);
-  const ps = new ProjectorScratch(gpu, vision, projector, tiles);
+  const mode = [m.model.int8Matmul, m.model.llmInt8Threshold] as const;
+  const vs = new VisionScratch(gpu, vision, tiles, ...mode);
+  const ps = new ProjectorScratch(gpu, vision, projector, tiles, ...mode);
   const r = gpu.recorder("bench.vit.setup");
   fillRandom(r, pixels, { seed: 99, lo: -2, hi: 2 }); // normalised pixel range
   r.submit();

@@ -154,8 +154,8 @@ export class InternVLModel {
       const n = Math.min(perPass, tiles - first);
       const slice = pixelValues.subarray(first * 3 * S * S, (first + n) * 3 * S * S);
       const pixels = this.gpu.uploadTensor("vit.pixels", "f32", [n, 3, S, S], slice);
-      const vs = new VisionScratch(this.gpu, vision, n);
-      const ps = new ProjectorScratch(this.gpu, vision, projector, n);
+      const vs = new VisionScratch(this.gpu, vision, n, this.int8Matmul, this.llmInt8Threshold);
+      const ps = new ProjectorScratch(this.gpu, vision, projector, n, this.int8Matmul, this.llmInt8Threshold);
       const r = this.gpu.recorder("vision");
       visionForward(r, this.vision, vs, pixels, tap);
       projectorForward(r, this.projector, ps, reshape(vs.hidden, [n, T, vision.hidden]), vision, projector);

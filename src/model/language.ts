@@ -4,7 +4,8 @@
 import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { linear, type LinearWeights, maxMatvecTokens } from "../ops/linear.ts";
+import { linear, type LinearWeights, type LlmInt8Gemm, maxMatvecTokens } from "../ops/linear.ts";
+import { LlmInt8Scratch } from "../ops/llm_int8.ts";
 import { rmsNormLinear } from "../ops/rms_norm_linear.ts";
 import { gateUpSilu } from "../ops/gate_up_silu.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
@@ -121,6 +122,8 @@ export class LanguageScratch {
     gateUp: Tensor | null;
     threshold: number; // the checkpoint's llm_int8_threshold
   } | null;
+  /** INT8_MATMUL=llm-int8 for chunks of more than 8 rows (prompts): the LLM.int8 GEMM's scratch. */
+  readonly llmInt8Gemm: LlmInt8Gemm | null;
 
   constructor(
     gpu: Gpu,
@@ -161,6 +164,12 @@ export class LanguageScratch {
         threshold: llmInt8Threshold,
       }
       : null;
+    this.llmInt8Gemm = int8Matmul === "llm-int8" && !few
+      ? {
+        scratch: new LlmInt8Scratch(gpu, "lm.llm_int8_gemm", rows, Math.max(D, I)),
+        threshold: llmInt8Threshold,
+      }
+      : null;
   }
 
   destroy(): void {
@@ -170,6 +179,7 @@ export class LanguageScratch {
       if (this.llmInt8.inter) destroyLlmInt8RowsScratch(this.llmInt8.inter);
       this.llmInt8.gateUp?.buffer.destroy();
     }
+    this.llmInt8Gemm?.scratch.destroy();
   }
 }
 
@@ -217,6 +227,7 @@ export function languageForward(
   tap?.("lm.embeddings", -1, s.hidden, r);
   // Decode-sized chunks fold the RMSNorms into the int8 matrix-vector kernels (no norm pass, no normed copy).
   const fusable = B * T <= maxMatvecTokens && dims.hidden % 4 === 0;
+  const o = { llmInt8: s.llmInt8Gemm }; // INT8_MATMUL=llm-int8, prompt-sized chunks: LLM.int8's GEMM
   w.layers.forEach((lw, l) => {
     // INT8_MATMUL=llm-int8 with at most 8 rows: bitsandbytes' LLM.int8 through dot4I8Packed.
     const few = s.llmInt8?.inter && plainInt8(lw.wqkv, lw.wo, lw.w1, lw.w3, lw.w2) ? s.llmInt8 : null;
@@ -228,7 +239,7 @@ export function languageForward(
       rmsNormLinear(r, s.hidden, lw.attentionNorm, eps, lw.wqkv, s.qkv);
     } else {
       rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
-      linear(r, s.normed, lw.wqkv, s.qkv);
+      linear(r, s.normed, lw.wqkv, s.qkv, o);
     }
     const kv = [cache.k[l], cache.v[l], cache.keyValid] as const;
     if (s.attnSplits && T === 1 && Dh % 8 === 0) {
@@ -276,16 +287,16 @@ export function languageForward(
       tap?.("lm.layer", l, s.hidden, r);
       return;
     }
-    linear(r, s.attn, lw.wo, s.hidden, { accumulate: true }); // h = h + wo(attn)
+    linear(r, s.attn, lw.wo, s.hidden, { ...o, accumulate: true }); // h = h + wo(attn)
     if (fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias && !lw.w3.bias) {
       gateUpSilu(r, s.hidden, lw.ffnNorm, eps, lw.w1, lw.w3, s.act);
     } else {
       rmsNorm(r, s.hidden, lw.ffnNorm, s.normed, eps);
-      linear(r, s.normed, lw.w1, s.gate);
-      linear(r, s.normed, lw.w3, s.up);
+      linear(r, s.normed, lw.w1, s.gate, o);
+      linear(r, s.normed, lw.w3, s.up, o);
       siluMul(r, s.gate, s.up, s.act);
     }
-    linear(r, s.act, lw.w2, s.hidden, { accumulate: true }); // h = h + w2(silu(w1 x) · w3 x)
+    linear(r, s.act, lw.w2, s.hidden, { ...o, accumulate: true }); // h = h + w2(silu(w1 x) · w3 x)
     tap?.("lm.layer", l, s.hidden, r);
   });
   gatherRows(r, s.hidden, inputs.lastRows, s.last);
@@ -299,6 +310,6 @@ export function languageForward(
     rmsNormLinear(r, s.last, w.norm, eps, w.output, logits);
   } else {
     rmsNorm(r, s.last, w.norm, s.lastNormed, eps);
-    linear(r, s.lastNormed, w.output, logits);
+    linear(r, s.lastNormed, w.output, logits, o);
   }
 }

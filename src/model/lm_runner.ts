@@ -22,7 +22,8 @@ export class LmRunner {
   readonly logits: Tensor; // [B, V]
   /** Bind groups of the decode step, reused token after token (pass it to the step's recorder). */
   readonly decodeCache = new DispatchCache("lm.decode");
-  private readonly step: LanguageScratch; // B rows of one token
+  /** B rows of one token (read by benchmarks: the LLM.int8 outlier counts). */
+  readonly step: LanguageScratch;
   private readonly stepPositions: Tensor; // [B] i32
   private readonly stepImageRow: Tensor; // [B] i32, all −1
   private readonly stepLastRows: Tensor; // [B] i32 = 0..B−1

@@ -4,7 +4,9 @@
 import type { Gpu } from "../gpu/device.ts";
 import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Recorder } from "../gpu/recorder.ts";
-import { linear, type LinearWeights } from "../ops/linear.ts";
+import { linear, type LinearWeights, type LlmInt8Gemm } from "../ops/linear.ts";
+import { LlmInt8Scratch } from "../ops/llm_int8.ts";
+import type { Int8Matmul } from "./int8_matmul.ts";
 import { layerNorm } from "../ops/layer_norm.ts";
 import { gelu } from "../ops/gelu.ts";
 import { pixelShuffle } from "../ops/pixel_shuffle.ts";
@@ -38,17 +40,32 @@ export class ProjectorScratch {
   readonly act: Tensor; // [N·256, D]
   readonly out: Tensor; // [N·256, D] — image embeddings, in tile order
 
-  constructor(gpu: Gpu, vision: VisionDims, dims: ProjectorDims, readonly tiles: number) {
+  /** INT8_MATMUL=llm-int8: the LLM.int8 scratch of the int8 linears (null: weight-only). */
+  readonly llmInt8: LlmInt8Gemm | null;
+
+  constructor(
+    gpu: Gpu,
+    vision: VisionDims,
+    dims: ProjectorDims,
+    readonly tiles: number,
+    int8Matmul: Int8Matmul = "weight-only",
+    llmInt8Threshold = 6,
+  ) {
     const tokens = tiles * (vision.patchesPerSide / 2) ** 2;
     this.shuffled = gpu.createTensor("proj.shuffled", "f32", [tokens, dims.inFeatures]);
     this.normed = gpu.createTensor("proj.normed", "f32", [tokens, dims.inFeatures]);
     this.fc1 = gpu.createTensor("proj.fc1", "f32", [tokens, dims.hidden]);
     this.act = gpu.createTensor("proj.act", "f32", [tokens, dims.hidden]);
     this.out = gpu.createTensor("proj.out", "f32", [tokens, dims.hidden]);
+    const maxK = Math.max(dims.inFeatures, dims.hidden);
+    this.llmInt8 = int8Matmul === "llm-int8"
+      ? { scratch: new LlmInt8Scratch(gpu, "proj.llm_int8", tokens, maxK), threshold: llmInt8Threshold }
+      : null;
   }
 
   destroy(): void {
     for (const t of [this.shuffled, this.normed, this.fc1, this.act, this.out]) t.buffer.destroy();
+    this.llmInt8?.scratch.destroy();
   }
 }
 
@@ -65,7 +82,7 @@ export function projectorForward(
   const q = (P / 2) ** 2;
   pixelShuffle(r, vitHidden, reshape(s.shuffled, [N, q, dims.inFeatures]), { gridSide: P });
   layerNorm(r, s.shuffled, w.norm.weight, w.norm.bias, s.normed, dims.eps);
-  linear(r, s.normed, w.fc1, s.fc1);
+  linear(r, s.normed, w.fc1, s.fc1, { llmInt8: s.llmInt8 });
   gelu(r, s.fc1, s.act);
-  linear(r, s.act, w.fc2, s.out);
+  linear(r, s.act, w.fc2, s.out, { llmInt8: s.llmInt8 });
 }

@@ -4,7 +4,9 @@
 import type { Gpu } from "../gpu/device.ts";
 import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Recorder } from "../gpu/recorder.ts";
-import { linear, type LinearWeights, uploadLinear } from "../ops/linear.ts";
+import { linear, type LinearWeights, type LlmInt8Gemm, uploadLinear } from "../ops/linear.ts";
+import { LlmInt8Scratch } from "../ops/llm_int8.ts";
+import type { Int8Matmul } from "./int8_matmul.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
 import { gelu } from "../ops/gelu.ts";
 import { residualAdd } from "../ops/residual_add.ts";
@@ -94,8 +96,16 @@ export class VisionScratch {
   readonly proj: Tensor; // [N·(P²+1), D]
   readonly mlp: Tensor; // [N·(P²+1), I]
   readonly mlpAct: Tensor; // [N·(P²+1), I]
+  /** INT8_MATMUL=llm-int8: the LLM.int8 scratch of the int8 linears (null: weight-only). */
+  readonly llmInt8: LlmInt8Gemm | null;
 
-  constructor(gpu: Gpu, readonly dims: VisionDims, readonly tiles: number) {
+  constructor(
+    gpu: Gpu,
+    readonly dims: VisionDims,
+    readonly tiles: number,
+    int8Matmul: Int8Matmul = "weight-only",
+    llmInt8Threshold = 6,
+  ) {
     const { hidden: D, patchSize: p, patchesPerSide: P, intermediate: I } = dims;
     const T = tiles * (P * P + 1);
     this.patches = gpu.createTensor("vit.patches", "f32", [tiles, P * P, 3 * p * p]);
@@ -112,10 +122,14 @@ export class VisionScratch {
     this.proj = gpu.createTensor("vit.proj", "f32", [T, D]);
     this.mlp = gpu.createTensor("vit.mlp", "f32", [T, I]);
     this.mlpAct = gpu.createTensor("vit.mlp_act", "f32", [T, I]);
+    this.llmInt8 = int8Matmul === "llm-int8"
+      ? { scratch: new LlmInt8Scratch(gpu, "vit.llm_int8", T, Math.max(D, I)), threshold: llmInt8Threshold }
+      : null;
   }
 
   destroy(): void {
     for (const t of Object.values(this)) if (t && typeof t === "object" && "buffer" in t) t.buffer.destroy();
+    this.llmInt8?.scratch.destroy();
   }
 }
 
@@ -143,22 +157,23 @@ export function visionForward(
   const hidden3 = reshape(s.hidden, [N, T, D]);
   vitEmbeddings(r, reshape(s.patchEmbeds, [N, P * P, D]), w.classEmbedding, w.positionEmbedding, hidden3);
   tap?.("vit.embeddings", -1, s.hidden, r);
+  const o = { llmInt8: s.llmInt8 }; // INT8_MATMUL=llm-int8: the int8 linears through LLM.int8
   w.layers.forEach((lw, l) => {
     // x = x + ls1 * attn(norm1(x))
     rmsNorm(r, s.hidden, lw.norm1, s.normed, eps);
-    linear(r, s.normed, lw.qkv, s.qkv);
+    linear(r, s.normed, lw.qkv, s.qkv, o);
     splitVitQkv(r, s.qkv, s.q, s.k, s.v);
     // qk_normalization: RMSNorm over all heads of q (and k) before the head split.
     rmsNorm(r, s.q, lw.qNorm, s.qNormed, eps);
     rmsNorm(r, s.k, lw.kNorm, s.kNormed, eps);
     attentionFull(r, s.qNormed, s.kNormed, s.v, s.attn, { batch: N, tokens: T, numHeads: heads, headDim });
-    linear(r, s.attn, lw.proj, s.proj);
+    linear(r, s.attn, lw.proj, s.proj, o);
     residualAdd(r, s.hidden, s.proj, lw.ls1);
     // x = x + ls2 * fc2(gelu(fc1(norm2(x))))
     rmsNorm(r, s.hidden, lw.norm2, s.normed, eps);
-    linear(r, s.normed, lw.fc1, s.mlp);
+    linear(r, s.normed, lw.fc1, s.mlp, o);
     gelu(r, s.mlp, s.mlpAct);
-    linear(r, s.mlpAct, lw.fc2, s.proj);
+    linear(r, s.mlpAct, lw.fc2, s.proj, o);
     residualAdd(r, s.hidden, s.proj, lw.ls2);
     tap?.("vit.layer", l, s.hidden, r);
   });

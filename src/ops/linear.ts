@@ -1,3 +1,4 @@
+import { type LlmInt8Scratch, recordLinearLlmInt8 } from "./llm_int8.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
@@ -88,6 +89,14 @@ export interface LinearOptions {
   accumulate?: boolean;
   /** The tiled kernel's tiling instead of `tiledConfig`'s choice (tests and scripts/bench_gemm.ts). */
   tiled?: TiledConfig;
+  /** INT8_MATMUL=llm-int8: int8 layers of many rows run bitsandbytes' LLM.int8 (src/ops/llm_int8.ts). */
+  llmInt8?: LlmInt8Gemm | null;
+}
+
+/** What the many-row LLM.int8 path needs: its scratch (sized for the largest layer) and the threshold. */
+export interface LlmInt8Gemm {
+  scratch: LlmInt8Scratch;
+  threshold: number;
 }
 
 /**
@@ -175,7 +184,15 @@ export function linear(
   out: Tensor,
   options: LinearOptions = {},
 ): void {
-  recordLinear(r, x, w, out, linearVariant(x.shape[0], x.shape[1], w), options);
+  const variant = linearVariant(x.shape[0], x.shape[1], w);
+  if (options.llmInt8 && variant === "tiled" && w.kind === "int8" && x.shape[1] % 4 === 0) {
+    recordLinearLlmInt8(r, x, w, out, options.llmInt8.scratch, {
+      threshold: options.llmInt8.threshold,
+      accumulate: options.accumulate,
+    });
+    return;
+  }
+  recordLinear(r, x, w, out, variant, options);
 }
 
 /** `linear` with the kernel chosen by the caller (tests exercise both on the same shapes). */

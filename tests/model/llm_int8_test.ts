@@ -1,11 +1,21 @@
 import assert from "node:assert/strict";
+import { preprocessImage } from "../../src/image/pixel_values.ts";
 import { LmRunner } from "../../src/model/lm_runner.ts";
-import type { InternVLModel } from "../../src/model/internvl.ts";
-import { caseById, compare, goldenF32, goldenI32, manifest, tinyModel } from "./tiny_fixture.ts";
+import { InternVLModel } from "../../src/model/internvl.ts";
+import {
+  caseById,
+  compare,
+  goldenF32,
+  goldenI32,
+  imageFile,
+  manifest,
+  snapshotTap,
+  tinyModel,
+} from "./tiny_fixture.ts";
 
-// INT8_MATMUL=llm-int8 on the tiny model, text-only case (the image path is the same for both modes here).
-// Two checks of the whole path (every int8 linear of the language model at ≤ 8 rows, the norms and silu·up
-// folded into the row passes, gate|up in one dispatch, the LM head):
+// INT8_MATMUL=llm-int8 on the tiny model: the text-only case through the language model (the prompt through
+// the LLM.int8 GEMM, decode steps through the ≤ 8-row passes with the norms and silu·up folded in and gate|up
+// in one dispatch, the LM head) and img1 through the vision encoder and projector (GEMM). Two checks each:
 //  - with a threshold below every activation, every nonzero column is an "outlier" and goes through the f32
 //    side: the model is then the weight-only one up to summation order, so the goldens' 1e-3 holds;
 //  - at the checkpoint's threshold (6.0) the activations are rounded to int8 (bitsandbytes' numerics): the
@@ -72,6 +82,25 @@ Deno.test("INT8_MATMUL=llm-int8: exact with every column in f32, bitsandbytes-cl
     }
   });
 
+  await t.step("threshold 6: the prompt's first layer goes through the LLM.int8 GEMM", async () => {
+    // The prompt (> 8 tokens) is one tiled pass: its layer-0 output must differ from weight-only's.
+    const layer0 = async (lm: LmRunner) => {
+      const { tap, taken } = snapshotTap(model, (name, layer) => name === "lm.layer" && layer === 0);
+      const r = model.gpu.recorder("test.prefill");
+      const free = lm.recordPrefill(r, [ids], [ids.map(() => 1)], imageContextId, null, tap);
+      r.submit();
+      const got = await model.gpu.readF32(taken.get("lm.layer:0")!);
+      free();
+      taken.get("lm.layer:0")!.buffer.destroy();
+      lm.destroy();
+      return got;
+    };
+    assert.ok(ids.length > 8, "a prompt of more than 8 tokens");
+    const exact = await layer0(model.newRunner(1, ids.length + 1));
+    const { rel } = compare(await layer0(runner(6)), exact);
+    assert.ok(rel > 1e-6 && rel < 0.05, `layer 0 relative error ${rel} against weight-only`);
+  });
+
   await t.step(
     "threshold 6: int8 activations move the logits by rounding noise, less as θ falls",
     async () => {
@@ -99,4 +128,26 @@ Deno.test("INT8_MATMUL=llm-int8: exact with every column in f32, bitsandbytes-cl
       );
     },
   );
+});
+
+Deno.test("INT8_MATMUL=llm-int8: the vision encoder and projector, exact with every column in f32", async (t) => {
+  const tiny = await tinyModel();
+  const { gpu, dims, vision, projector, language } = tiny;
+  const img = await preprocessImage(imageFile("img1"), { maxNum: 6, maxPixels: 1e8 });
+  const golden = goldenF32(manifest.images.img1.vit_embeds.file);
+  const embeds = async (threshold: number) => {
+    const m = InternVLModel.fromWeights(gpu, dims, vision, projector, language, "llm-int8", threshold);
+    const out = m.encodeImages(img.pixelValues, img.tiles);
+    const got = await gpu.readF32(out);
+    out.buffer.destroy();
+    return compare(got, golden);
+  };
+  await t.step("threshold below every activation: the goldens within the f32 tolerance", async () => {
+    const { maxAbs, rel } = await embeds(1e-30);
+    assert.ok(maxAbs <= 1e-4 && rel <= 1e-5, `max |Δ| ${maxAbs}, rel ${rel}`);
+  });
+  await t.step("threshold 6: moved by int8 rounding, not more", async () => {
+    const { rel } = await embeds(6);
+    assert.ok(rel > 1e-5 && rel < 0.1, `relative error ${rel} against the weight-only embeddings`);
+  });
 });

@@ -1,0 +1,291 @@
+import type { Gpu } from "../gpu/device.ts";
+import { f32, type Recorder } from "../gpu/recorder.ts";
+import { expectTensor, Tensor } from "../gpu/tensor.ts";
+import { flatGrid } from "./grid.ts";
+import type { LinearWeights } from "./linear.ts";
+
+// bitsandbytes' LLM.int8 matrix multiply (MatMul8bitLt, `Linear8bitLt(threshold=6.0)`, which the real
+// InternVL-Chat-V1.5-Int8 checkpoint runs for every int8 nn.Linear) for many tokens, in four dispatches:
+//   kernels/llm_int8_outliers.wgsl  CLEAR: flags = 0, then flags[c] = 1 where any |x[t, c]| ≥ θ
+//   kernels/llm_int8_quantize.wgsl  per row sca = absmax below θ, q = int8 row with outlier columns 0;
+//                                   workgroup 0 lists the outlier columns
+//   kernels/linear_dp4a.wgsl        out = q·CBᵀ (dot4I8Packed, exact i32)·sca/127·scale + the outlier
+//                                   columns in f32 + bias
+// Each pass needs the previous one complete (a dispatch cannot wait for other workgroups), hence four.
+// CPU reference: src/ref/llm_int8.ts. DIFF: bitsandbytes multiplies the outlier columns in fp16 and
+// dequantizes in fp16; here they are f32 (see the reference for the exact formula).
+
+/** bitsandbytes' default `llm_int8_threshold`, the value the checkpoint's config uses. */
+export const llmInt8Threshold = 6.0;
+
+export type Int8LinearWeights = Extract<LinearWeights, { kind: "int8" }>;
+
+/** K rounded up to 16: the length of a q row, so the GEMM reads every q row as whole 16-byte words. */
+export function paddedK(K: number): number {
+  return Math.ceil(K / 16) * 16;
+}
+
+/** The scratch of one call for T tokens and K inputs: views of an `LlmInt8Scratch` with exact shapes. */
+export interface LlmInt8Views {
+  flags: Tensor; // [K] u32: 1 = outlier column
+  outliers: Tensor; // [1 + K] u32: count, then the outlier columns in increasing order
+  q: Tensor; // [T, paddedK(K)] i8x4: int8 rows, outlier and pad columns 0
+  sca: Tensor; // [T] f32: per-row absmax of the values below θ
+}
+
+/**
+ * Scratch for `recordLinearLlmInt8`, built once for the largest call (tokens × in-features) and shared by
+ * every layer: a call uses the front of each buffer (the hot path allocates nothing).
+ */
+export class LlmInt8Scratch {
+  readonly flags: Tensor; // [maxK] u32
+  readonly outliers: Tensor; // [1 + maxK] u32
+  readonly q: Tensor; // [maxTokens, paddedK(maxK)] i8x4
+  readonly sca: Tensor; // [maxTokens] f32
+
+  constructor(gpu: Gpu, readonly label: string, readonly maxTokens: number, readonly maxK: number) {
+    if (!(Number.isInteger(maxTokens) && maxTokens >= 1 && Number.isInteger(maxK) && maxK >= 4)) {
+      throw new Error(`LlmInt8Scratch ${label}: needs ≥ 1 token and K ≥ 4, got ${maxTokens} × ${maxK}`);
+    }
+    this.flags = gpu.createTensor(`${label}.flags`, "u32", [maxK]);
+    this.outliers = gpu.createTensor(`${label}.outliers`, "u32", [1 + maxK]);
+    this.q = gpu.createTensor(`${label}.q`, "i8x4", [maxTokens, paddedK(maxK)]);
+    this.sca = gpu.createTensor(`${label}.sca`, "f32", [maxTokens]);
+  }
+
+  /** Views for a call of T tokens × K inputs; throws when the scratch is too small. */
+  views(T: number, K: number): LlmInt8Views {
+    if (T > this.maxTokens || K > this.maxK) {
+      throw new Error(
+        `LlmInt8Scratch ${this.label} holds ${this.maxTokens} tokens × ${this.maxK} inputs, ` +
+          `not ${T} × ${K}: build it for the largest layer`,
+      );
+    }
+    const view = (t: Tensor, shape: number[]) => new Tensor(t.buffer, t.dtype, shape, t.label);
+    return {
+      flags: view(this.flags, [K]),
+      outliers: view(this.outliers, [1 + K]),
+      q: view(this.q, [T, paddedK(K)]),
+      sca: view(this.sca, [T]),
+    };
+  }
+
+  destroy(): void {
+    for (const t of [this.flags, this.outliers, this.q, this.sca]) t.buffer.destroy();
+  }
+}
+
+/**
+ * One tiling of kernels/linear_dp4a.wgsl (its override constants): a workgroup of TX×TY threads computes a
+ * BM×BN = 4·RH·TY × 4·CW·TX tile of out, each thread 4·RH rows × 4·CW columns of i32, K in steps of BK.
+ */
+export interface Dp4aTiling {
+  TX: number; // threads along N, a multiple of 8
+  TY: number; // threads along T, a multiple of 4
+  RH?: 2 | 4; // 4-row groups per thread (default 2): 8 or 16 rows
+  CW: 1 | 2; // 4-column groups per thread
+  BK: 32 | 64; // k per step (8 or 16 int8 words)
+  GM: number; // tile rows per group of the launch order (L2 reuse between neighbouring workgroups)
+  PF?: boolean; // each step's last word multiplied after the barrier
+}
+
+/**
+ * The tilings tests run and scripts/bench_linear_dp4a.ts sweeps (`--configs`); new ones go at the end.
+ * H100, 2026-11-26 (bench_linear_dp4a, 8 outlier columns, GEMM alone; ViT = qkv+proj+fc1+fc2 at 7175 rows,
+ * LLM = wqkv+wo+w1+w2 at 1800 rows): 64×64 k64 8×4 17.8 / 11.0 ms, 64×128 8×8 18.1 / 11.3, 128×64 16×4
+ * 18.0 / 11.3, 128×128 8×8 (linear_tiled's shape) 20.9 / 13.4, 256×128 16×8 21.5 / 12.8; the f32 path
+ * (linear_tiled) 41.7 / 27.4 ms. Also timed and slower: 64×64 at BK 32, 8×8 with 64 threads, 64×32,
+ * 128×32, PF, GM 4 and 16.
+ */
+export const dp4aTilings: readonly Dp4aTiling[] = [
+  { TX: 16, TY: 8, CW: 1, BK: 64, GM: 8 }, // 64×64, 128 threads, 8×4: the default
+  { TX: 16, TY: 8, CW: 2, BK: 32, GM: 8 }, // 64×128, 128 threads, 8×8
+  { TX: 16, TY: 8, RH: 4, CW: 1, BK: 32, GM: 8 }, // 128×64, 128 threads, 16×4
+  { TX: 16, TY: 16, CW: 2, BK: 32, GM: 8 }, // 128×128, 256 threads, 8×8
+  { TX: 16, TY: 16, RH: 4, CW: 2, BK: 32, GM: 8 }, // 256×128, 256 threads, 16×8
+];
+
+export function dp4aTilingName(c: Dp4aTiling): string {
+  const rh = c.RH ?? 2;
+  return `${4 * rh * c.TY}x${4 * c.CW * c.TX} k${c.BK} ${4 * rh}x${4 * c.CW} g${c.GM}${c.PF ? " pf" : ""}`;
+}
+
+/** Workgroup memory of a tiling: two buffers of BM×BK and BN×BK int8. */
+export function dp4aSharedBytes(c: Dp4aTiling): number {
+  return 2 * (4 * (c.RH ?? 2) * c.TY + 4 * c.CW * c.TX) * c.BK;
+}
+
+/** Throws unless the kernel can run `c`: whole warps, 1–4 loads per thread and step, ≤ 32 KiB shared. */
+export function checkDp4aTiling(c: Dp4aTiling): void {
+  const rh = c.RH ?? 2, threads = c.TX * c.TY, sq = c.BK / 16;
+  const slots = [4 * rh * c.TY * sq / threads, 4 * c.CW * c.TX * sq / threads];
+  const ok = c.TX % 8 === 0 && c.TY % 4 === 0 && threads <= 1024 && [2, 4].includes(rh) &&
+    [1, 2].includes(c.CW) && [32, 64].includes(c.BK) && Number.isInteger(c.GM) &&
+    c.GM >= 1 && [undefined, false, true].includes(c.PF) &&
+    slots.every((s) => Number.isInteger(s) && s >= 1 && s <= 4) && dp4aSharedBytes(c) <= 32768;
+  if (!ok) throw new Error(`linear_dp4a: unsupported tiling ${JSON.stringify(c)} (${dp4aTilingName(c)})`);
+}
+
+/**
+ * The tiling `recordLinearLlmInt8` uses: the fastest at every prefill and vision shape on an H100 (its
+ * small tile also suits short prompts). Not timed on other GPUs.
+ */
+export function dp4aTiling(_T: number, _N: number, _K: number): Dp4aTiling {
+  return dp4aTilings[0];
+}
+
+function checkThreshold(threshold: number): void {
+  if (!(threshold > 0)) {
+    throw new Error(`LLM.int8 threshold ${threshold} must be > 0 (Infinity: no outlier columns)`);
+  }
+}
+
+/** Passes 1–2: flags[c] = 1 where any |x[t, c]| ≥ threshold, else 0. x: [T, K] f32 (K % 4 == 0). */
+export function llmInt8Outliers(r: Recorder, x: Tensor, flags: Tensor, threshold = llmInt8Threshold): void {
+  const [T, K] = x.shape;
+  if (K % 4 !== 0) throw new Error(`llmInt8Outliers ${x.label}: K = ${K} is not a multiple of 4`);
+  expectTensor("llmInt8Outliers flags", flags, "u32", [K]);
+  checkThreshold(threshold);
+  const clear = flatGrid(K);
+  r.dispatch("llm_int8_outliers", {
+    bindings: [x, flags],
+    params: [K, K / 4, f32(threshold), clear.groupsPerRow],
+    workgroups: clear.workgroups,
+    constants: { CLEAR: 1 },
+    label: `llm_int8_outliers.clear ${x.label}`,
+  });
+  const scan = flatGrid(T * K / 4);
+  r.dispatch("llm_int8_outliers", {
+    bindings: [x, flags],
+    params: [T * K / 4, K / 4, f32(threshold), scan.groupsPerRow],
+    workgroups: scan.workgroups,
+    constants: { CLEAR: 0 },
+    label: `llm_int8_outliers ${x.label}`,
+  });
+}
+
+/**
+ * Pass 3: per-row stats and int8 rows with the outlier columns zeroed, plus the outlier list.
+ * x: [T, K] f32, flags: [K] u32 (from `llmInt8Outliers`), q: [T, paddedK(K)] i8x4, sca: [T] f32,
+ * outliers: [1 + K] u32.
+ */
+export function llmInt8Quantize(
+  r: Recorder,
+  x: Tensor,
+  s: LlmInt8Views,
+  threshold = llmInt8Threshold,
+): void {
+  const [T, K] = x.shape;
+  if (K % 4 !== 0) throw new Error(`llmInt8Quantize ${x.label}: K = ${K} is not a multiple of 4`);
+  expectTensor("llmInt8Quantize flags", s.flags, "u32", [K]);
+  expectTensor("llmInt8Quantize q", s.q, "i8x4", [T, paddedK(K)]);
+  expectTensor("llmInt8Quantize sca", s.sca, "f32", [T]);
+  expectTensor("llmInt8Quantize outliers", s.outliers, "u32", [1 + K]);
+  checkThreshold(threshold);
+  const { workgroups, groupsPerRow } = flatGrid(T, 1); // one workgroup per row
+  r.dispatch("llm_int8_quantize", {
+    bindings: [x, s.flags, s.q, s.sca, s.outliers],
+    params: [T, K / 4, paddedK(K) / 16, f32(threshold), groupsPerRow],
+    workgroups,
+    label: `llm_int8_quantize ${x.label}`,
+  });
+}
+
+/**
+ * Pass 4, the GEMM: out (+)= (f32(q·CBᵀ)·sca/127 + x[:, outliers]·CB[:, outliers]ᵀ)·scale + bias.
+ * x: [T, K] f32 (read at the outlier columns), q/sca/outliers: from `llmInt8Quantize`, w: int8 [N, K],
+ * out: [T, N] f32 (must not alias x).
+ */
+export function linearDp4a(
+  r: Recorder,
+  x: Tensor,
+  s: LlmInt8Views,
+  w: Int8LinearWeights,
+  out: Tensor,
+  opts: { accumulate?: boolean; tiling?: Dp4aTiling } = {},
+): void {
+  const [T, K] = x.shape;
+  const N = w.weight.shape[0];
+  const what = `linearDp4a ${w.weight.label}`;
+  if (K % 4 !== 0) throw new Error(`${what}: K = ${K} is not a multiple of 4`);
+  if (out.buffer === x.buffer) throw new Error(`${what}: out (${out.label}) must not alias x`);
+  expectTensor(`${what} x`, x, "f32", [T, K]);
+  expectTensor(`${what} q`, s.q, "i8x4", [T, paddedK(K)]);
+  expectTensor(`${what} sca`, s.sca, "f32", [T]);
+  expectTensor(`${what} outliers`, s.outliers, "u32", [1 + K]);
+  expectTensor(`${what} weight`, w.weight, "i8x4", [N, K]);
+  expectTensor(`${what} scale`, w.scale, "f32", [N]);
+  if (w.bias) expectTensor(`${what} bias`, w.bias, "f32", [N]);
+  expectTensor(`${what} out`, out, "f32", [T, N]);
+  const c = opts.tiling ?? dp4aTiling(T, N, K);
+  checkDp4aTiling(c);
+  const rh = c.RH ?? 2;
+  // Bindings 5 and 6 are the weights seen as words and as 16-byte vectors (VEC: rows 16-byte aligned).
+  r.dispatch("linear_dp4a", {
+    bindings: [s.q, s.sca, s.outliers, x, w.weight, w.weight, w.scale, w.bias ?? w.scale, out],
+    params: [T, N, K / 4, paddedK(K) / 4, w.bias ? 1 : 0, opts.accumulate ? 1 : 0],
+    workgroups: [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * rh * c.TY))],
+    constants: {
+      VEC: K % 16 === 0 ? 1 : 0,
+      TX: c.TX,
+      TY: c.TY,
+      RH: rh,
+      CW: c.CW,
+      BK: c.BK,
+      GM: c.GM,
+      PF: c.PF ? 1 : 0,
+    },
+    label: `linear_dp4a ${w.weight.label}`,
+  });
+}
+
+export interface LlmInt8Options {
+  /** |x| ≥ threshold makes a column an outlier (bitsandbytes' `threshold`, 6.0 in the checkpoint). */
+  threshold?: number;
+  /** out += x·Wᵀ + bias instead of out = …: the residual add folded into the layer. */
+  accumulate?: boolean;
+  /** The GEMM's tiling instead of `dp4aTiling`'s choice (tests, scripts/bench_linear_dp4a.ts). */
+  tiling?: Dp4aTiling;
+}
+
+/**
+ * out (+)= LLM.int8(x, W) + bias: all four passes. x: [T, K] f32 (K % 4 == 0), w: int8 [N, K],
+ * out: [T, N] f32 (must not alias x); scratch holds at least T tokens × K inputs.
+ */
+export function recordLinearLlmInt8(
+  r: Recorder,
+  x: Tensor,
+  w: LinearWeights,
+  out: Tensor,
+  scratch: LlmInt8Scratch,
+  opts: LlmInt8Options = {},
+): void {
+  if (w.kind !== "int8") throw new Error(`recordLinearLlmInt8 ${w.weight.label}: needs int8 weights`);
+  const [T, K] = x.shape;
+  expectTensor(`recordLinearLlmInt8 ${w.weight.label} x`, x, "f32", [T, K]);
+  const s = scratch.views(T, K);
+  const threshold = opts.threshold ?? llmInt8Threshold;
+  llmInt8Outliers(r, x, s.flags, threshold);
+  llmInt8Quantize(r, x, s, threshold);
+  linearDp4a(r, x, s, w, out, opts);
+}
+
+/**
+ * Standalone `recordLinearLlmInt8` (tests, scripts): allocates out (unless given) and a scratch for this
+ * shape, records the passes into one recorder and submits. The caller destroys both.
+ */
+export function linearLlmInt8(
+  gpu: Gpu,
+  x: Tensor,
+  w: LinearWeights,
+  opts: LlmInt8Options & { out?: Tensor } = {},
+): { out: Tensor; scratch: LlmInt8Scratch } {
+  const [T, K] = x.shape;
+  const N = w.weight.shape[0];
+  const out = opts.out ?? gpu.createTensor(`${w.weight.label}.llm_int8.out`, "f32", [T, N]);
+  const scratch = new LlmInt8Scratch(gpu, `${w.weight.label}.llm_int8`, T, K);
+  const r = gpu.recorder(`linearLlmInt8 ${w.weight.label}`);
+  recordLinearLlmInt8(r, x, w, out, scratch, opts);
+  r.submit();
+  return { out, scratch };
+}
