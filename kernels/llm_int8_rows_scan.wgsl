@@ -31,6 +31,7 @@ override BC: u32 = 32u;
 const WG = 256u;
 
 var<workgroup> red: array<f32, WG>;
+var<workgroup> sq: array<f32, 2048>; // NORM: [8 rows][256 threads] shares of Σx²
 var<workgroup> bits: array<atomic<u32>, BC>;
 var<workgroup> rnorm: array<f32, 8>;
 
@@ -52,7 +53,8 @@ fn value(t: u32, c: u32) -> vec4<f32> {
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   for (var i = li; i < BC; i += WG) { atomicStore(&bits[i], 0u); }
   if (MODE == 1u) {
-    // Σx² of every row by all 256 threads, four independent loads in flight per thread.
+    // Σx² of every row by all 256 threads, four independent loads in flight per thread; one tree for all
+    // rows at once.
     for (var t = 0u; t < p.t; t++) {
       let row = t * p.k4;
       var s = vec4<f32>(0.0);
@@ -66,15 +68,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
         if (c + 3u * WG < p.k4) { e = x[row + c + 3u * WG]; }
         s += vec4<f32>(dot(a, a), dot(b, b), dot(d, d), dot(e, e));
       }
-      red[li] = (s.x + s.y) + (s.z + s.w);
-      workgroupBarrier();
-      for (var st = WG / 2u; st > 0u; st >>= 1u) {
-        if (li < st) { red[li] += red[li + st]; }
-        workgroupBarrier();
+      sq[t * WG + li] = (s.x + s.y) + (s.z + s.w);
+    }
+    workgroupBarrier();
+    for (var st = WG / 2u; st > 0u; st >>= 1u) {
+      if (li < st) {
+        for (var t = 0u; t < p.t; t++) { sq[t * WG + li] += sq[t * WG + li + st]; }
       }
-      if (li == 0u) { rnorm[t] = inverseSqrt(red[0] / f32(4u * p.k4) + p.eps); }
       workgroupBarrier();
     }
+    if (li < p.t) { rnorm[li] = inverseSqrt(sq[li * WG] / f32(4u * p.k4) + p.eps); }
   }
   workgroupBarrier();
 

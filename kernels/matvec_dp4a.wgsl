@@ -3,7 +3,8 @@
 // i32 by one instruction, so the weights are never widened to f32 and x moves as 1 byte an element:
 //   out[t, n] (+)= s[n] · (xs[t] · Σ_q dot4I8Packed(xq[t, q], W[n, q]) + Σ_{c outlier} xo[t, c] · W[n, c])
 // (the int32 sum is exact: |Σ| ≤ 127² · K < 2³¹ for K < 133 000; the outlier columns, zero in xq, come
-// back in f32 from the values as multiplied). Rows n1 … n−1 come from a second matrix (w3, s3) — gate and
+// back in f32 from the values as multiplied, spread over the lanes as the words are, then reduced beside the
+// integer sums). Rows n1 … n−1 come from a second matrix (w3, s3) — gate and
 // up in one dispatch; a workgroup's rows never straddle n1 (src/ops/matvec_dp4a.ts checks).
 // Threads: LANES lanes share a row along K (lane l takes words l, l+LANES, …; U per row in flight), each
 // thread R rows (first + grp + j·G, G = 256/LANES row groups).
@@ -35,10 +36,13 @@ const WG = 256u;
 
 // red[(tr·4 + j)·256 + li]: two tokens a round, four row slots.
 var<workgroup> red: array<i32, 2048>; // integer all the way: the sum stays exact
+var<workgroup> redf: array<f32, 2048>; // the outlier columns' f32 sums, same layout
 
 // Per-token sums, component j = row slot j.
 struct Acc { t0: vec4<i32>, t1: vec4<i32>, t2: vec4<i32>, t3: vec4<i32>,
              t4: vec4<i32>, t5: vec4<i32>, t6: vec4<i32>, t7: vec4<i32> }
+struct FAcc { t0: vec4<f32>, t1: vec4<f32>, t2: vec4<f32>, t3: vec4<f32>,
+              t4: vec4<f32>, t5: vec4<f32>, t6: vec4<f32>, t7: vec4<f32> }
 
 var<private> second: bool; // this workgroup's rows come from w3 (uniform across the workgroup)
 
@@ -57,16 +61,51 @@ fn ld(row: u32, q: u32) -> u32 {
   return 0u;
 }
 
-// Σ over the outlier columns c of xo[t, c] · W[row, c] (row local to its matrix).
-fn outlier_sum(t: u32, row: u32) -> f32 {
-  let count = outliers[0];
-  var o = 0.0;
-  for (var j = 0u; j < count; j++) {
-    let c = outliers[1u + j];
-    let b = i32(word(row * p.k4 + c / 4u) << (24u - 8u * (c % 4u))) >> 24u;
-    o += xo[t * 4u * p.k4 + c] * f32(b);
+// Weight byte of column c in each of the thread's rows (row offsets × k4, local to their matrix), as f32.
+fn col_bytes(rows: vec4<u32>, c: u32) -> vec4<f32> {
+  let sh = 24u - 8u * (c % 4u);
+  let q = c / 4u;
+  var b = vec4<i32>(i32(word(rows.x + q) << sh) >> 24u, 0, 0, 0);
+  if (R > 1u) { b.y = i32(word(rows.y + q) << sh) >> 24u; }
+  if (R > 2u) {
+    b.z = i32(word(rows.z + q) << sh) >> 24u;
+    b.w = i32(word(rows.w + q) << sh) >> 24u;
   }
-  return o;
+  return vec4<f32>(b);
+}
+
+// The outlier columns' f32 products, spread over the lanes like the int8 words (lane l takes outlier
+// l, l + LANES, …): each thread keeps every token's sums for its R rows, reduced with the integer ones.
+fn outlier_sums(rows: vec4<u32>, lane: u32) -> FAcc {
+  var f = FAcc();
+  let count = outliers[0];
+  let K = 4u * p.k4;
+  for (var j = lane; j < count; j += LANES) {
+    let c = outliers[1u + j];
+    let wb = col_bytes(rows, c);
+    f.t0 += xo[c] * wb;
+    if (TT > 1u) { f.t1 += xo[K + c] * wb; }
+    if (TT > 2u) { f.t2 += xo[2u * K + c] * wb; }
+    if (TT > 3u) { f.t3 += xo[3u * K + c] * wb; }
+    if (TT > 4u) { f.t4 += xo[4u * K + c] * wb; }
+    if (TT > 5u) { f.t5 += xo[5u * K + c] * wb; }
+    if (TT > 6u) { f.t6 += xo[6u * K + c] * wb; }
+    if (TT > 7u) { f.t7 += xo[7u * K + c] * wb; }
+  }
+  return f;
+}
+
+fn pickf(a: FAcc, t: u32) -> vec4<f32> {
+  switch t {
+    case 0u: { return a.t0; }
+    case 1u: { return a.t1; }
+    case 2u: { return a.t2; }
+    case 3u: { return a.t3; }
+    case 4u: { return a.t4; }
+    case 5u: { return a.t5; }
+    case 6u: { return a.t6; }
+    default: { return a.t7; }
+  }
 }
 
 fn words(rows: vec4<u32>, q: u32) -> vec4<u32> {
@@ -143,17 +182,25 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       word_math(&acc, q + 3u * LANES, b3);
     }
   }
+  let fo = outlier_sums(rows, lane);
   // Two tokens a round: tree over the LANES lanes of each (token, slot), then one thread per output.
   for (var t0 = 0u; t0 < TT; t0 += 2u) {
     workgroupBarrier();
     for (var tr = 0u; tr < 2u; tr++) {
       let v = pick(acc, min(t0 + tr, TT - 1u));
-      for (var j = 0u; j < 4u; j++) { red[(tr * 4u + j) * WG + li] = v[j]; }
+      let f = pickf(fo, min(t0 + tr, TT - 1u));
+      for (var j = 0u; j < 4u; j++) {
+        red[(tr * 4u + j) * WG + li] = v[j];
+        redf[(tr * 4u + j) * WG + li] = f[j];
+      }
     }
     workgroupBarrier();
     for (var st = LANES / 2u; st > 0u; st >>= 1u) {
       if (lane < st) {
-        for (var k = 0u; k < 8u; k++) { red[k * WG + li] += red[k * WG + li + st]; }
+        for (var k = 0u; k < 8u; k++) {
+          red[k * WG + li] += red[k * WG + li + st];
+          redf[k * WG + li] += redf[k * WG + li + st];
+        }
       }
       workgroupBarrier();
     }
@@ -165,7 +212,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let row = first + g2 + j * G;
     if (tr < 2u && t < TT && row < p.n) {
       let lr = row - base;
-      var v = scale(lr) * (xs[t] * f32(red[(tr * 4u + j) * WG + g2 * LANES]) + outlier_sum(t, lr));
+      let at = (tr * 4u + j) * WG + g2 * LANES;
+      var v = scale(lr) * (xs[t] * f32(red[at]) + redf[at]);
       if (p.accumulate != 0u) { v += out[t * p.n + row]; }
       out[t * p.n + row] = v;
     }
