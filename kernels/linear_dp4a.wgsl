@@ -31,11 +31,12 @@
 // Overrides: VEC (kw % 4 == 0: weight rows are 16-byte aligned; else 4 word loads a slot);
 //           TX, TY (threads along N, M; multiples of 8 and 4), RH (2 or 4 row groups of 4), CW (1 or 2
 //           column groups of 4), BK (32 or 64 k per step = 8 or 16 words), GM (tile rows per
-//           group of the launch order), PF (last word of a step after the barrier). BM = 4·RH·TY,
-//           BN = 4·CW·TX; BM·BK/16 and BN·BK/16 must be 1..4 times TX·TY (src/ops/llm_int8.ts checks).
+//           group of the launch order). BM = 4·RH·TY, BN = 4·CW·TX; BM·BK/16 and BN·BK/16 must be 1..4
+//           times TX·TY (src/ops/llm_int8.ts checks). linear_tiled's PF (a step's last k after the
+//           barrier) was dropped: about 1 % slower here on an H100.
 // Grid:     (ceil(N/BN), ceil(T/BM)) workgroups of TX·TY.
 // Features: packed_4x8_integer_dot_product (dot4I8Packed, core WGSL). Workgroup memory:
-//           2·(BM+BN)·BK bytes (16 KiB at 128×128, BK = 32).
+//           2·(BM+BN)·BK bytes (16 KiB at 64×64, BK = 64).
 struct Params { t: u32, n: u32, kw: u32, qw: u32, has_bias: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q4: array<vec4<u32>>;
@@ -57,7 +58,6 @@ override RH: u32 = 2u;
 override CW: u32 = 2u;
 override BK: u32 = 32u;
 override GM: u32 = 8u;
-override PF: bool = false;
 
 override NT: u32 = TX * TY;
 override BM: u32 = 4u * RH * TY;
@@ -120,13 +120,6 @@ var<private> b12: vec4<i32>;
 var<private> b13: vec4<i32>;
 var<private> b14: vec4<i32>;
 var<private> b15: vec4<i32>;
-// PF: the fragments of a step's last word, multiplied after the barrier.
-var<private> hx0: vec4<u32>;
-var<private> hx1: vec4<u32>;
-var<private> hx2: vec4<u32>;
-var<private> hx3: vec4<u32>;
-var<private> hw0: vec4<u32>;
-var<private> hw1: vec4<u32>;
 // The next step's global loads, held while the current step is multiplied: 4 consecutive words (16 k) of
 // one q row (sx) or one weight row (sw).
 var<private> sx0: vec4<u32>;
@@ -286,25 +279,6 @@ fn dot_tile(x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>, w0: vec4
   }
 }
 
-// One word's fragments: multiplied now, or (PF, the step's last word) held for after the barrier.
-fn use_k(k: u32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>, w0: vec4<u32>,
-         w1: vec4<u32>) {
-  if (PF && k == SW - 1u) {
-    hx0 = x0;
-    hx1 = x1;
-    hx2 = x2;
-    hx3 = x3;
-    hw0 = w0;
-    hw1 = w1;
-  } else {
-    dot_tile(x0, x1, x2, x3, w0, w1);
-  }
-}
-
-fn held() {
-  if (PF) { dot_tile(hx0, hx1, hx2, hx3, hw0, hw1); }
-}
-
 // k (the word of the step) is always a literal at the call sites, so the k loop is unrolled in the source
 // and every index below is a per-thread value plus a constant. Row group j is vec4 j·TY + ty of a word
 // row, column group c vec4 c·TX + tx.
@@ -320,7 +294,7 @@ fn mac0(k: u32) {
     x3 = xs0[xr + ((3u * TY + ty) ^ g)];
   }
   if (CW > 1u) { w1 = ws0[wr + ((TX + tx) ^ g)]; }
-  use_k(k, xs0[xr + (ty ^ g)], xs0[xr + ((TY + ty) ^ g)], x2, x3, ws0[wr + (tx ^ g)], w1);
+  dot_tile(xs0[xr + (ty ^ g)], xs0[xr + ((TY + ty) ^ g)], x2, x3, ws0[wr + (tx ^ g)], w1);
 }
 
 fn mac1(k: u32) {
@@ -335,7 +309,7 @@ fn mac1(k: u32) {
     x3 = xs1[xr + ((3u * TY + ty) ^ g)];
   }
   if (CW > 1u) { w1 = ws1[wr + ((TX + tx) ^ g)]; }
-  use_k(k, xs1[xr + (ty ^ g)], xs1[xr + ((TY + ty) ^ g)], x2, x3, ws1[wr + (tx ^ g)], w1);
+  dot_tile(xs1[xr + (ty ^ g)], xs1[xr + ((TY + ty) ^ g)], x2, x3, ws1[wr + (tx ^ g)], w1);
 }
 
 fn step0() {
@@ -410,7 +384,7 @@ fn store4(r: u32, n: u32, s: vec4<f32>, o: vec4<f32>, cnt: u32, v0: vec4<i32>, v
   var e2 = vec4<f32>(v2) * (sca[r2] / 127.0);
   var e3 = vec4<f32>(v3) * (sca[r3] / 127.0);
   let k = 4u * p.kw;
-  for (var j = 1u; j < cnt; j++) {
+  for (var j = 0u; j < cnt; j++) {
     let c = min(outliers[1u + j], k - 1u);
     let wc = weight_col(n, c);
     e0 += x[r0 * k + c] * wc;
@@ -456,13 +430,11 @@ fn main(
     step0();
     put(true);
     workgroupBarrier();
-    held();
     if (s + 1u < steps) {
       stage((s + 2u) * SW);
       step1();
       put(false);
       workgroupBarrier();
-      held();
     }
   }
 

@@ -86,7 +86,6 @@ export interface Dp4aTiling {
   CW: 1 | 2; // 4-column groups per thread
   BK: 32 | 64; // k per step (8 or 16 int8 words)
   GM: number; // tile rows per group of the launch order (L2 reuse between neighbouring workgroups)
-  PF?: boolean; // each step's last word multiplied after the barrier
 }
 
 /**
@@ -95,7 +94,7 @@ export interface Dp4aTiling {
  * LLM = wqkv+wo+w1+w2 at 1800 rows): 64×64 k64 8×4 17.8 / 11.0 ms, 64×128 8×8 18.1 / 11.3, 128×64 16×4
  * 18.0 / 11.3, 128×128 8×8 (linear_tiled's shape) 20.9 / 13.4, 256×128 16×8 21.5 / 12.8; the f32 path
  * (linear_tiled) 41.7 / 27.4 ms. Also timed and slower: 64×64 at BK 32, 8×8 with 64 threads, 64×32,
- * 128×32, PF, GM 4 and 16.
+ * 128×32, GM 4 and 16, and linear_tiled's PF (a step's last word after the barrier).
  */
 export const dp4aTilings: readonly Dp4aTiling[] = [
   { TX: 16, TY: 8, CW: 1, BK: 64, GM: 8 }, // 64×64, 128 threads, 8×4: the default
@@ -107,7 +106,7 @@ export const dp4aTilings: readonly Dp4aTiling[] = [
 
 export function dp4aTilingName(c: Dp4aTiling): string {
   const rh = c.RH ?? 2;
-  return `${4 * rh * c.TY}x${4 * c.CW * c.TX} k${c.BK} ${4 * rh}x${4 * c.CW} g${c.GM}${c.PF ? " pf" : ""}`;
+  return `${4 * rh * c.TY}x${4 * c.CW * c.TX} k${c.BK} ${4 * rh}x${4 * c.CW} g${c.GM}`;
 }
 
 /** Workgroup memory of a tiling: two buffers of BM×BK and BN×BK int8. */
@@ -121,7 +120,7 @@ export function checkDp4aTiling(c: Dp4aTiling): void {
   const slots = [4 * rh * c.TY * sq / threads, 4 * c.CW * c.TX * sq / threads];
   const ok = c.TX % 8 === 0 && c.TY % 4 === 0 && threads <= 1024 && [2, 4].includes(rh) &&
     [1, 2].includes(c.CW) && [32, 64].includes(c.BK) && Number.isInteger(c.GM) &&
-    c.GM >= 1 && [undefined, false, true].includes(c.PF) &&
+    c.GM >= 1 &&
     slots.every((s) => Number.isInteger(s) && s >= 1 && s <= 4) && dp4aSharedBytes(c) <= 32768;
   if (!ok) throw new Error(`linear_dp4a: unsupported tiling ${JSON.stringify(c)} (${dp4aTilingName(c)})`);
 }
@@ -233,7 +232,6 @@ export function linearDp4a(
       CW: c.CW,
       BK: c.BK,
       GM: c.GM,
-      PF: c.PF ? 1 : 0,
     },
     label: `linear_dp4a ${w.weight.label}`,
   });
