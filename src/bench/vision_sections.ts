@@ -38,6 +38,9 @@ async function vitSetup(ctx: BenchContext, tiles: number) {
   };
   return {
     record,
+    /** INT8_MATMUL=llm-int8: outlier columns of the last int8 linear recorded (the last layer's fc2 input). */
+    outlierColumns: async () =>
+      vs.llmInt8 ? new Uint32Array(await gpu.readBytes(vs.llmInt8.scratch.outliers))[0] : null,
     destroy: () => {
       pixels.buffer.destroy();
       vs.destroy();
@@ -86,6 +89,7 @@ export async function vitSection(ctx: BenchContext): Promise<Record<string, Json
         ms: round(ms, 2),
         runs: runs.length,
         vit_TFLOPs: round(flops / (ms * 1e9), 3),
+        llm_int8_outlier_columns_last_fc2: await v.outlierColumns(),
       };
       ctx.results[`vit_projector_ms_${tiles}tiles`] = round(ms, 2);
       if (tiles === 1 && ctx.fits(ms * 1.5)) {
