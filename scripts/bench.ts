@@ -31,7 +31,7 @@ const usage = `usage: deno task bench [options]
   --timing wall              time by wall clock even when the adapter has timestamp-query
   --model-dir DIR            load real weights from DIR (or MODEL_DIR) instead of random ones
   --seed N                   seed of the random weights (default 1)
-  --int8-matmul MODE         weight-only (default) or llm-int8 (INT8_MATMUL: bitsandbytes' LLM.int8)`;
+  --int8-matmul MODE         weight-only (default), llm-int8 or llm-int8-prefill (INT8_MATMUL, README)`;
 
 type SectionFn = (ctx: BenchContext, allowanceMs: number) => Promise<Record<string, Json>>;
 interface Section {

@@ -4,8 +4,21 @@
  *   the dequantized model exactly, the numerics of the reference goldens;
  * - `llm-int8`: bitsandbytes' LLM.int8 as the Python Int8 checkpoint runs it (MatMul8bitLt, threshold 6.0):
  *   each row of activations rounded to int8 on its own scale, columns holding any |x| ≥ 6 kept in f32, the
- *   int8 × int8 products through dot4I8Packed. Faster where the GPU is compute-bound (several tokens).
+ *   int8 × int8 products through dot4I8Packed. Faster where the GPU is compute-bound (the vision encoder,
+ *   prompts), slower for decode steps (two extra passes a layer where the weight stream is the limit);
+ * - `llm-int8-prefill`: LLM.int8 for passes of more than 8 rows (vision encoder, projector, prompts),
+ *   weight-only for decode steps and short chunks: the fastest time to first token with weight-only decode.
  */
-export type Int8Matmul = "weight-only" | "llm-int8";
+export type Int8Matmul = "weight-only" | "llm-int8" | "llm-int8-prefill";
 
-export const int8Matmuls: readonly Int8Matmul[] = ["weight-only", "llm-int8"];
+export const int8Matmuls: readonly Int8Matmul[] = ["weight-only", "llm-int8", "llm-int8-prefill"];
+
+/** Whether passes of more than 8 rows (GEMMs) run LLM.int8 in this mode. */
+export function llmInt8ForMany(mode: Int8Matmul): boolean {
+  return mode !== "weight-only";
+}
+
+/** Whether decode steps and chunks of at most 8 rows run LLM.int8 in this mode. */
+export function llmInt8ForFew(mode: Int8Matmul): boolean {
+  return mode === "llm-int8";
+}

@@ -23,7 +23,7 @@ import {
 } from "../ops/attention_decode.ts";
 import { attentionPrefill, minPrefillTokens } from "../ops/attention_prefill.ts";
 import type { LanguageDims } from "./dims.ts";
-import type { Int8Matmul } from "./int8_matmul.ts";
+import { type Int8Matmul, llmInt8ForFew, llmInt8ForMany } from "./int8_matmul.ts";
 import {
   createLlmInt8RowsScratch,
   destroyLlmInt8RowsScratch,
@@ -156,7 +156,7 @@ export class LanguageScratch {
       })
       : null;
     const few = rows <= maxLlmInt8Rows;
-    this.llmInt8 = int8Matmul === "llm-int8" && batch <= maxLlmInt8Rows && llmInt8RowsFit(dims)
+    this.llmInt8 = llmInt8ForFew(int8Matmul) && batch <= maxLlmInt8Rows && llmInt8RowsFit(dims)
       ? {
         hidden: createLlmInt8RowsScratch(gpu, "lm.llm_int8.hidden", few ? rows : batch, D),
         inter: few ? createLlmInt8RowsScratch(gpu, "lm.llm_int8.inter", rows, I) : null,
@@ -164,7 +164,7 @@ export class LanguageScratch {
         threshold: llmInt8Threshold,
       }
       : null;
-    this.llmInt8Gemm = int8Matmul === "llm-int8" && !few
+    this.llmInt8Gemm = llmInt8ForMany(int8Matmul) && !few
       ? {
         scratch: new LlmInt8Scratch(gpu, "lm.llm_int8_gemm", rows, Math.max(D, I)),
         threshold: llmInt8Threshold,

@@ -6,7 +6,7 @@ import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm, uploadLinear } from "../ops/linear.ts";
 import { LlmInt8Scratch } from "../ops/llm_int8.ts";
-import type { Int8Matmul } from "./int8_matmul.ts";
+import { type Int8Matmul, llmInt8ForMany } from "./int8_matmul.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
 import { gelu } from "../ops/gelu.ts";
 import { residualAdd } from "../ops/residual_add.ts";
@@ -122,7 +122,7 @@ export class VisionScratch {
     this.proj = gpu.createTensor("vit.proj", "f32", [T, D]);
     this.mlp = gpu.createTensor("vit.mlp", "f32", [T, I]);
     this.mlpAct = gpu.createTensor("vit.mlp_act", "f32", [T, I]);
-    this.llmInt8 = int8Matmul === "llm-int8"
+    this.llmInt8 = llmInt8ForMany(int8Matmul)
       ? { scratch: new LlmInt8Scratch(gpu, "vit.llm_int8", T, Math.max(D, I)), threshold: llmInt8Threshold }
       : null;
   }

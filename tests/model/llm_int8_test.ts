@@ -151,3 +151,35 @@ Deno.test("INT8_MATMUL=llm-int8: the vision encoder and projector, exact with ev
     assert.ok(rel > 1e-5 && rel < 0.1, `relative error ${rel} against the weight-only embeddings`);
   });
 });
+
+Deno.test("INT8_MATMUL=llm-int8-prefill: LLM.int8 for the prompt pass only, weight-only decode steps", async () => {
+  const model = await tinyModel();
+  const c = caseById("text_only");
+  const ids = Array.from(goldenI32(c.input_ids.file));
+  const golden = goldenF32(c.all_step_logits.file);
+  const V = model.dims.language.vocab;
+  const { gpu, dims } = model;
+  const lm = (threshold: number) =>
+    new LmRunner(gpu, model.language, dims.language, 1, ids.length + 4, "llm-int8-prefill", threshold);
+  // Every column in f32: the goldens within 1e-3 (the prompt's GEMM and the weight-only steps wired right).
+  const exact = lm(1e-30);
+  try {
+    assert.equal(exact.step.llmInt8, null, "decode steps have no LLM.int8 rows path");
+    const got = await stepLogits(model, exact, ids, c.generated_ids, 4);
+    got.forEach((logits, s) => {
+      const { maxAbs } = compare(logits, golden.subarray(s * V, (s + 1) * V));
+      assert.ok(maxAbs <= 1e-3, `step ${s}: max |Δ| ${maxAbs}`);
+    });
+  } finally {
+    exact.destroy();
+  }
+  // At θ = 6 the prompt's rounding reaches the logits; the steps after it run the exact kernels.
+  const rounded = lm(6);
+  try {
+    const [first] = await stepLogits(model, rounded, ids, c.generated_ids, 1);
+    const { rel } = compare(first, golden.subarray(0, V));
+    assert.ok(rel > 1e-5 && rel < 0.05, `prompt logits relative error ${rel}`);
+  } finally {
+    rounded.destroy();
+  }
+});

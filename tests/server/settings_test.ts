@@ -62,7 +62,7 @@ Deno.test("loadSettings names every bad variable", () => {
   assert.throws(
     () => loadSettings({ PORT: "80a", DEFAULT_MAX_NUM: "41", QUEUE_SIZE: "-1", INT8_MATMUL: "int4" }),
     (err: Error) =>
-      /INT8_MATMUL must be one of weight-only, llm-int8 \(got "int4"\)/.test(err.message) &&
+      /INT8_MATMUL must be one of weight-only, llm-int8, llm-int8-prefill \(got "int4"\)/.test(err.message) &&
       /PORT must be an integer from 0 to 65535; got "80a"/.test(err.message) &&
       /DEFAULT_MAX_NUM must be an integer from 1 to 40; got "41"/.test(err.message) &&
       /QUEUE_SIZE/.test(err.message),
