@@ -5,10 +5,11 @@
 // q: the int8 rows of kernels/llm_int8_quantize.wgsl (outlier columns zero), CB: the int8 weights, scale =
 // SCB/127. The int8 sum is exact in i32 through dot4I8Packed (four products a word; |Σ| ≤ 127²·K < 2³¹
 // for K < 133 000). The outlier sum walks the compact list in f32, reading x[t, c] and the weight byte
-// CB[n, c] straight from memory (L1/L2): cheap for a handful of columns (8 cost ViT fc1 3 % on an H100),
-// not for many (64: +30 %; every column when a row is all outliers: correct but slow). A version staging
-// the listed columns through shared memory was no faster (the scattered gathers dominate) and cost 3–10 %
-// with no outliers; many outliers would need compact copies of x's and CB's outlier columns first.
+// CB[n, c]: the first `cap` columns from compact copies (kernels/llm_int8_gather.wgsl: xo rows of 4·cap4
+// floats, wo rows of cap4 words), one 16-byte load of x and one word per row of weights for 4 columns, so
+// they cost like a small dense product; any further columns one by one, straight from x and CB (L1/L2).
+// (Reading every listed column from x and CB on its own cost ViT fc1 +30 % at 64 columns on an H100;
+// staging them through shared memory was no faster and cost 3–10 % with none.)
 // The structure of kernels/linear_tiled.wgsl with u32 words in place of f32: a BM×BN output tile per
 // workgroup of TX×TY threads, each thread a (4·RH)×(4·CW) micro-tile of i32 accumulators (rows
 // {j·BM/RH + ty*4 + i : j < RH}, cols {c·BN/CW + tx*4 + i : c < CW}), so every shared read is one
@@ -27,7 +28,9 @@
 //           7 scale    [N] f32 (SCB/127)
 //           8 bias     [N] f32 (read only when has_bias)
 //           9 out      [T, N] f32
-// Params:   t = T, n = N, kw = K/4, qw, has_bias, accumulate (1: out += result, the residual add).
+//           10 xo      [T, 4·cap4] f32 as vec4: x at the first listed outlier columns (zero past the count)
+//           11 wo      [N, cap4] i8x4: CB at those columns
+// Params:   t = T, n = N, kw = K/4, qw, has_bias, accumulate (1: out += result, the residual add), cap4.
 // Overrides: VEC (kw % 4 == 0: weight rows are 16-byte aligned; else 4 word loads a slot);
 //           TX, TY (threads along N, M; multiples of 8 and 4), RH (2 or 4 row groups of 4), CW (1 or 2
 //           column groups of 4), BK (32 or 64 k per step = 8 or 16 words), GM (tile rows per
@@ -37,7 +40,7 @@
 // Grid:     (ceil(N/BN), ceil(T/BM)) workgroups of TX·TY.
 // Features: packed_4x8_integer_dot_product (dot4I8Packed, core WGSL). Workgroup memory:
 //           2·(BM+BN)·BK bytes (16 KiB at 64×64, BK = 64).
-struct Params { t: u32, n: u32, kw: u32, qw: u32, has_bias: u32, accumulate: u32 }
+struct Params { t: u32, n: u32, kw: u32, qw: u32, has_bias: u32, accumulate: u32, cap4: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q4: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> sca: array<f32>;
@@ -50,6 +53,10 @@ struct Params { t: u32, n: u32, kw: u32, qw: u32, has_bias: u32, accumulate: u32
 @group(0) @binding(7) var<storage, read> scale: array<f32>;
 @group(0) @binding(8) var<storage, read> bias: array<f32>;
 @group(0) @binding(9) var<storage, read_write> out: array<f32>;
+@group(0) @binding(10) var<storage, read> xo: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> wo: array<u32>;
+
+// #include int8
 
 override VEC: bool = true;
 override TX: u32 = 16u;
@@ -383,8 +390,25 @@ fn store4(r: u32, n: u32, s: vec4<f32>, o: vec4<f32>, cnt: u32, v0: vec4<i32>, v
   var e1 = vec4<f32>(v1) * (sca[r1] / 127.0);
   var e2 = vec4<f32>(v2) * (sca[r2] / 127.0);
   var e3 = vec4<f32>(v3) * (sca[r3] / 127.0);
+  // The compact columns, 4 at a time: row i's x word against each of the 4 columns' weight words.
+  let words = min((cnt + 3u) / 4u, p.cap4);
+  let last_n = p.n - 1u;
+  for (var j4 = 0u; j4 < words; j4++) {
+    let x0 = xo[r0 * p.cap4 + j4];
+    let x1 = xo[r1 * p.cap4 + j4];
+    let x2 = xo[r2 * p.cap4 + j4];
+    let x3 = xo[r3 * p.cap4 + j4];
+    let w0 = i8x4(wo[min(n, last_n) * p.cap4 + j4]);
+    let w1 = i8x4(wo[min(n + 1u, last_n) * p.cap4 + j4]);
+    let w2 = i8x4(wo[min(n + 2u, last_n) * p.cap4 + j4]);
+    let w3 = i8x4(wo[min(n + 3u, last_n) * p.cap4 + j4]);
+    e0 += vec4<f32>(dot(x0, w0), dot(x0, w1), dot(x0, w2), dot(x0, w3));
+    e1 += vec4<f32>(dot(x1, w0), dot(x1, w1), dot(x1, w2), dot(x1, w3));
+    e2 += vec4<f32>(dot(x2, w0), dot(x2, w1), dot(x2, w2), dot(x2, w3));
+    e3 += vec4<f32>(dot(x3, w0), dot(x3, w1), dot(x3, w2), dot(x3, w3));
+  }
   let k = 4u * p.kw;
-  for (var j = 0u; j < cnt; j++) {
+  for (var j = 4u * p.cap4; j < cnt; j++) {
     let c = min(outliers[1u + j], k - 1u);
     let wc = weight_col(n, c);
     e0 += x[r0 * k + c] * wc;

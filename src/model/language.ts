@@ -166,7 +166,14 @@ export class LanguageScratch {
       : null;
     this.llmInt8Gemm = llmInt8ForMany(int8Matmul) && !few
       ? {
-        scratch: new LlmInt8Scratch(gpu, "lm.llm_int8_gemm", rows, Math.max(D, I)),
+        // Widest output: the LM head (vocab) when more than 8 sequences end a prompt pass together.
+        scratch: new LlmInt8Scratch(
+          gpu,
+          "lm.llm_int8_gemm",
+          rows,
+          Math.max(D, I),
+          Math.max(I, (H + 2 * Hkv) * Dh, dims.vocab),
+        ),
         threshold: llmInt8Threshold,
       }
       : null;

@@ -123,7 +123,10 @@ export class VisionScratch {
     this.mlp = gpu.createTensor("vit.mlp", "f32", [T, I]);
     this.mlpAct = gpu.createTensor("vit.mlp_act", "f32", [T, I]);
     this.llmInt8 = llmInt8ForMany(int8Matmul)
-      ? { scratch: new LlmInt8Scratch(gpu, "vit.llm_int8", T, Math.max(D, I)), threshold: llmInt8Threshold }
+      ? {
+        scratch: new LlmInt8Scratch(gpu, "vit.llm_int8", T, Math.max(D, I), Math.max(3 * D, I)),
+        threshold: llmInt8Threshold,
+      }
       : null;
   }
 

@@ -25,40 +25,60 @@ export function paddedK(K: number): number {
   return Math.ceil(K / 16) * 16;
 }
 
-/** The scratch of one call for T tokens and K inputs: views of an `LlmInt8Scratch` with exact shapes. */
+/** The scratch of one call for T tokens, K inputs and N outputs: views of an `LlmInt8Scratch`. */
 export interface LlmInt8Views {
   flags: Tensor; // [K] u32: 1 = outlier column
   outliers: Tensor; // [1 + K] u32: count, then the outlier columns in increasing order
   q: Tensor; // [T, paddedK(K)] i8x4: int8 rows, outlier and pad columns 0
   sca: Tensor; // [T] f32: per-row absmax of the values below θ
+  xo: Tensor; // [T, cap] f32: x at the first `cap` outlier columns (llm_int8_gather)
+  wo: Tensor; // [N, cap] i8x4: the weights at those columns
 }
 
+/** Outlier columns the GEMM takes from compact copies by default; any beyond are read one by one. */
+export const defaultOutlierCap = 512;
+
 /**
- * Scratch for `recordLinearLlmInt8`, built once for the largest call (tokens × in-features) and shared by
- * every layer: a call uses the front of each buffer (the hot path allocates nothing).
+ * Scratch for `recordLinearLlmInt8`, built once for the largest call (tokens × in-features, and the most
+ * out-features) and shared by every layer: a call uses the front of each buffer (the hot path allocates
+ * nothing). `cap` (a multiple of 4): outlier columns copied compactly for the GEMM.
  */
 export class LlmInt8Scratch {
   readonly flags: Tensor; // [maxK] u32
   readonly outliers: Tensor; // [1 + maxK] u32
   readonly q: Tensor; // [maxTokens, paddedK(maxK)] i8x4
   readonly sca: Tensor; // [maxTokens] f32
+  readonly xo: Tensor; // [maxTokens, cap] f32
+  readonly wo: Tensor; // [maxN, cap] i8x4
 
-  constructor(gpu: Gpu, readonly label: string, readonly maxTokens: number, readonly maxK: number) {
+  constructor(
+    gpu: Gpu,
+    readonly label: string,
+    readonly maxTokens: number,
+    readonly maxK: number,
+    readonly maxN = maxK,
+    readonly cap = defaultOutlierCap,
+  ) {
     if (!(Number.isInteger(maxTokens) && maxTokens >= 1 && Number.isInteger(maxK) && maxK >= 4)) {
       throw new Error(`LlmInt8Scratch ${label}: needs ≥ 1 token and K ≥ 4, got ${maxTokens} × ${maxK}`);
+    }
+    if (!(Number.isInteger(maxN) && maxN >= 1 && Number.isInteger(cap) && cap >= 4 && cap % 4 === 0)) {
+      throw new Error(`LlmInt8Scratch ${label}: needs N ≥ 1 and a cap that is a positive multiple of 4`);
     }
     this.flags = gpu.createTensor(`${label}.flags`, "u32", [maxK]);
     this.outliers = gpu.createTensor(`${label}.outliers`, "u32", [1 + maxK]);
     this.q = gpu.createTensor(`${label}.q`, "i8x4", [maxTokens, paddedK(maxK)]);
     this.sca = gpu.createTensor(`${label}.sca`, "f32", [maxTokens]);
+    this.xo = gpu.createTensor(`${label}.xo`, "f32", [maxTokens, cap]);
+    this.wo = gpu.createTensor(`${label}.wo`, "i8x4", [maxN, cap]);
   }
 
-  /** Views for a call of T tokens × K inputs; throws when the scratch is too small. */
-  views(T: number, K: number): LlmInt8Views {
-    if (T > this.maxTokens || K > this.maxK) {
+  /** Views for a call of T tokens × K inputs × N outputs; throws when the scratch is too small. */
+  views(T: number, K: number, N: number): LlmInt8Views {
+    if (T > this.maxTokens || K > this.maxK || N > this.maxN) {
       throw new Error(
-        `LlmInt8Scratch ${this.label} holds ${this.maxTokens} tokens × ${this.maxK} inputs, ` +
-          `not ${T} × ${K}: build it for the largest layer`,
+        `LlmInt8Scratch ${this.label} holds ${this.maxTokens} tokens × ${this.maxK} inputs × ${this.maxN} ` +
+          `outputs, not ${T} × ${K} × ${N}: build it for the largest layer`,
       );
     }
     const view = (t: Tensor, shape: number[]) => new Tensor(t.buffer, t.dtype, shape, t.label);
@@ -67,11 +87,13 @@ export class LlmInt8Scratch {
       outliers: view(this.outliers, [1 + K]),
       q: view(this.q, [T, paddedK(K)]),
       sca: view(this.sca, [T]),
+      xo: view(this.xo, [T, this.cap]),
+      wo: view(this.wo, [N, this.cap]),
     };
   }
 
   destroy(): void {
-    for (const t of [this.flags, this.outliers, this.q, this.sca]) t.buffer.destroy();
+    for (const t of [this.flags, this.outliers, this.q, this.sca, this.xo, this.wo]) t.buffer.destroy();
   }
 }
 
@@ -191,6 +213,26 @@ export function llmInt8Quantize(
 }
 
 /**
+ * Pass 3½: compact copies of the first `cap` outlier columns of x and of the weights (xo, wo in `s`), which
+ * the GEMM multiplies four columns a load. x: [T, K] f32, w: int8 [N, K].
+ */
+export function llmInt8Gather(r: Recorder, x: Tensor, s: LlmInt8Views, w: Int8LinearWeights): void {
+  const [T, K] = x.shape;
+  const N = w.weight.shape[0];
+  const cap = s.xo.shape[1];
+  expectTensor("llmInt8Gather xo", s.xo, "f32", [T, cap]);
+  expectTensor("llmInt8Gather wo", s.wo, "i8x4", [N, cap]);
+  expectTensor("llmInt8Gather weight", w.weight, "i8x4", [N, K]);
+  const { workgroups, groupsPerRow } = flatGrid(Math.max(T, N) * cap / 4);
+  r.dispatch("llm_int8_gather", {
+    bindings: [s.outliers, x, w.weight, s.xo, s.wo],
+    params: [T, N, K, cap / 4, groupsPerRow],
+    workgroups,
+    label: `llm_int8_gather ${w.weight.label}`,
+  });
+}
+
+/**
  * Pass 4, the GEMM: out (+)= (f32(q·CBᵀ)·sca/127 + x[:, outliers]·CB[:, outliers]ᵀ)·scale + bias.
  * x: [T, K] f32 (read at the outlier columns), q/sca/outliers: from `llmInt8Quantize`, w: int8 [N, K],
  * out: [T, N] f32 (must not alias x).
@@ -216,13 +258,15 @@ export function linearDp4a(
   expectTensor(`${what} scale`, w.scale, "f32", [N]);
   if (w.bias) expectTensor(`${what} bias`, w.bias, "f32", [N]);
   expectTensor(`${what} out`, out, "f32", [T, N]);
+  expectTensor(`${what} xo`, s.xo, "f32", [T, -1]);
+  expectTensor(`${what} wo`, s.wo, "i8x4", [N, s.xo.shape[1]]);
   const c = opts.tiling ?? dp4aTiling(T, N, K);
   checkDp4aTiling(c);
   const rh = c.RH ?? 2;
   // Bindings 5 and 6 are the weights seen as words and as 16-byte vectors (VEC: rows 16-byte aligned).
   r.dispatch("linear_dp4a", {
-    bindings: [s.q, s.sca, s.outliers, x, w.weight, w.weight, w.scale, w.bias ?? w.scale, out],
-    params: [T, N, K / 4, paddedK(K) / 4, w.bias ? 1 : 0, opts.accumulate ? 1 : 0],
+    bindings: [s.q, s.sca, s.outliers, x, w.weight, w.weight, w.scale, w.bias ?? w.scale, out, s.xo, s.wo],
+    params: [T, N, K / 4, paddedK(K) / 4, w.bias ? 1 : 0, opts.accumulate ? 1 : 0, s.xo.shape[1] / 4],
     workgroups: [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * rh * c.TY))],
     constants: {
       VEC: K % 16 === 0 ? 1 : 0,
@@ -261,10 +305,11 @@ export function recordLinearLlmInt8(
   if (w.kind !== "int8") throw new Error(`recordLinearLlmInt8 ${w.weight.label}: needs int8 weights`);
   const [T, K] = x.shape;
   expectTensor(`recordLinearLlmInt8 ${w.weight.label} x`, x, "f32", [T, K]);
-  const s = scratch.views(T, K);
+  const s = scratch.views(T, K, w.weight.shape[0]);
   const threshold = opts.threshold ?? llmInt8Threshold;
   llmInt8Outliers(r, x, s.flags, threshold);
   llmInt8Quantize(r, x, s, threshold);
+  llmInt8Gather(r, x, s, w);
   linearDp4a(r, x, s, w, out, opts);
 }
 
@@ -276,12 +321,12 @@ export function linearLlmInt8(
   gpu: Gpu,
   x: Tensor,
   w: LinearWeights,
-  opts: LlmInt8Options & { out?: Tensor } = {},
+  opts: LlmInt8Options & { out?: Tensor; cap?: number } = {},
 ): { out: Tensor; scratch: LlmInt8Scratch } {
   const [T, K] = x.shape;
   const N = w.weight.shape[0];
   const out = opts.out ?? gpu.createTensor(`${w.weight.label}.llm_int8.out`, "f32", [T, N]);
-  const scratch = new LlmInt8Scratch(gpu, `${w.weight.label}.llm_int8`, T, K);
+  const scratch = new LlmInt8Scratch(gpu, `${w.weight.label}.llm_int8`, T, K, N, opts.cap);
   const r = gpu.recorder(`linearLlmInt8 ${w.weight.label}`);
   recordLinearLlmInt8(r, x, w, out, scratch, opts);
   r.submit();

@@ -144,6 +144,8 @@ interface Case {
   outliers: Outliers;
   bias: boolean;
   accumulate: boolean;
+  /** Outlier columns copied compactly for the GEMM (default 512); a small cap sends the rest one by one. */
+  cap?: number;
 }
 
 /**
@@ -153,15 +155,15 @@ interface Case {
  */
 async function checkCase(gpu: Gpu, c: Case, seed: number): Promise<void> {
   const { T, N, K } = c;
-  const what = `T=${T} N=${N} K=${K} ${c.outliers} bias=${c.bias} accumulate=${c.accumulate}`;
+  const what = `T=${T} N=${N} K=${K} ${c.outliers} bias=${c.bias} accumulate=${c.accumulate} cap=${c.cap}`;
   const host = hostInt8(N, K, c.bias, seed);
   const xs = activations(T, K, c.outliers, seed + 3);
   const prior = c.accumulate ? randomF32(T * N, seed + 4) : null;
   const w = uploadInt8(gpu, host);
   const x = gpu.uploadTensor("x", "f32", [T, K], xs);
   const out = prior ? gpu.uploadTensor("out", "f32", [T, N], prior) : gpu.createTensor("out", "f32", [T, N]);
-  const { scratch } = linearLlmInt8(gpu, x, w, { out, accumulate: c.accumulate });
-  const got = await readScratch(gpu, scratch.views(T, K), T, K);
+  const { scratch } = linearLlmInt8(gpu, x, w, { out, accumulate: c.accumulate, cap: c.cap });
+  const got = await readScratch(gpu, scratch.views(T, K, N), T, K);
   const cpu = llmInt8QuantizeRef(xs, T, K, threshold);
 
   assert.deepEqual(Array.from(got.flags), Array.from(cpu.flags), `${what}: flags`);
@@ -204,6 +206,8 @@ Deno.test("LLM.int8 follows bitsandbytes step by step on odd shapes, with and wi
     { T: 130, N: 133, K: 260, outliers: "some", bias: false, accumulate: true },
     { T: 130, N: 45, K: 144, outliers: "none", bias: true, accumulate: true },
     { T: 37, N: 133, K: 260, outliers: "row", bias: false, accumulate: false },
+    { T: 37, N: 133, K: 260, outliers: "row", bias: true, accumulate: true, cap: 8 }, // 252 columns past it
+    { T: 70, N: 67, K: 144, outliers: "some", bias: false, accumulate: true, cap: 4 },
     { T: 1, N: 45, K: 68, outliers: "some", bias: true, accumulate: true },
     { T: 70, N: 67, K: 144, outliers: "some", bias: false, accumulate: false },
   ];
@@ -226,7 +230,7 @@ Deno.test("linear_dp4a gives the same result with every tiling it supports", asy
     const x = gpu.uploadTensor("x", "f32", [T, K], xs);
     const out = gpu.createTensor("out", "f32", [T, N]);
     const scratch = new LlmInt8Scratch(gpu, "s", T + 5, K + 8); // bigger than needed: views of its front
-    const s = scratch.views(T, K);
+    const s = scratch.views(T, K, N);
     const r = gpu.recorder("quantize");
     recordLinearLlmInt8(r, x, w, out, scratch);
     r.submit();
