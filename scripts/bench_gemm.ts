@@ -124,27 +124,6 @@ const baseline: Launch = (r, w, x, out, accumulate) => {
 const tiled = (c: TiledConfig): Launch => (r, w, x, out, accumulate) =>
   recordLinear(r, x, w, out, "tiled", { accumulate, tiled: c });
 
-/** Rows of out compared with the baseline: the first and the last (partial tiles live there). */
-function sampleRows(M: number): [number, number][] {
-  const head = Math.min(M, 512), tail = Math.max(head, M - 256);
-  return tail < M ? [[0, head], [tail, M]] : [[0, head]];
-}
-
-async function readRows(out: Tensor, N: number, ranges: [number, number][]): Promise<Float32Array> {
-  const parts = await Promise.all(
-    ranges.map(([a, b]) =>
-      gpu.readBytes(out, (b - a) * N * 4, a * N * 4).then((buf) => new Float32Array(buf))
-    ),
-  );
-  const all = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return all;
-}
-
 let seed = 1;
 const destroy = (ts: (Tensor | null)[]) => ts.forEach((t) => t?.buffer.destroy());
 
@@ -183,7 +162,7 @@ for (const s of selected) {
       const chk = gpu.recorder("check");
       launch(chk, sets[0], x, out, false);
       chk.submit();
-      const got = await readRows(out, N, sampleRows(M));
+      const got = await sweep.readRows(gpu, out, N, sweep.sampleRows(M));
       ref ??= got;
       const { nerr } = sweep.compareOutputs(got, ref);
 

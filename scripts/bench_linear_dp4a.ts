@@ -116,27 +116,6 @@ const rows: Row[] = [];
 /** One call of a candidate on weight copy `w`: out (+)= x·Wᵀ (+ bias), or a part of it. */
 type Launch = (r: Recorder, w: LinearWeights, accumulate: boolean) => void;
 
-/** Rows of out compared with the f32 path: the first and the last (partial tiles live there). */
-function sampleRows(T: number): [number, number][] {
-  const head = Math.min(T, 512), tail = Math.max(head, T - 256);
-  return tail < T ? [[0, head], [tail, T]] : [[0, head]];
-}
-
-async function readRows(out: Tensor, N: number, ranges: [number, number][]): Promise<Float32Array> {
-  const parts = await Promise.all(
-    ranges.map(([a, b]) =>
-      gpu.readBytes(out, (b - a) * N * 4, a * N * 4).then((buf) => new Float32Array(buf))
-    ),
-  );
-  const all = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return all;
-}
-
 let seed = 1;
 for (const s of selected) {
   const { T, N, K } = s;
@@ -199,7 +178,7 @@ for (const s of selected) {
       let nerr = NaN;
       if (name !== "outliers+quantize") {
         sweep.launchOnce(gpu, "check", (r) => launch(r, sets[0], false));
-        const got = await readRows(out, N, sampleRows(T));
+        const got = await sweep.readRows(gpu, out, N, sweep.sampleRows(T));
         ref ??= got;
         nerr = sweep.compareOutputs(got, ref).nerr;
       }

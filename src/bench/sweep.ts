@@ -279,3 +279,30 @@ export function rankAgainst<R extends { kernel: string; nerr: number }>(
     .sort((a, b) => cost(a) - cost(b));
   return { base, ranked };
 }
+
+/** Rows of an output compared with a baseline: the first and the last (partial tiles live there). */
+export function sampleRows(M: number): [number, number][] {
+  const head = Math.min(M, 512), tail = Math.max(head, M - 256);
+  return tail < M ? [[0, head], [tail, M]] : [[0, head]];
+}
+
+/** Reads the given row ranges of `out` [M, N] f32, concatenated. */
+export async function readRows(
+  gpu: Gpu,
+  out: Tensor,
+  N: number,
+  ranges: [number, number][],
+): Promise<Float32Array> {
+  const parts = await Promise.all(
+    ranges.map(([a, b]) =>
+      gpu.readBytes(out, (b - a) * N * 4, a * N * 4).then((buf) => new Float32Array(buf))
+    ),
+  );
+  const all = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return all;
+}

@@ -5,7 +5,7 @@ import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm, maxMatvecTokens } from "../ops/linear.ts";
-import { LlmInt8Scratch } from "../ops/llm_int8.ts";
+import { LlmInt8Scratch, llmInt8Threshold as llmInt8DefaultThreshold } from "../ops/llm_int8.ts";
 import { rmsNormLinear } from "../ops/rms_norm_linear.ts";
 import { gateUpSilu } from "../ops/gate_up_silu.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
@@ -29,7 +29,6 @@ import {
   destroyLlmInt8RowsScratch,
   llmInt8Rows,
   type LlmInt8RowsScratch,
-  llmInt8Threshold as llmInt8DefaultThreshold,
   matvecLlmInt8,
   maxLlmInt8Rows,
   maxLlmInt8RowsK,

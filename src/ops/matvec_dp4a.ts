@@ -2,6 +2,7 @@ import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 import type { LinearWeights } from "./linear.ts";
+import { llmInt8Threshold } from "./llm_int8.ts";
 
 // bitsandbytes' LLM.int8 for a few rows (decode steps, short chunks; INT8_MATMUL=llm-int8):
 //   v[t, k]    the row as the layer multiplies it (x, RMSNorm(x)·g, or silu(gate)·up);
@@ -13,9 +14,6 @@ import type { LinearWeights } from "./linear.ts";
 // kernels/llm_int8_rows_pack.wgsl: no workgroup waits for another), the product one
 // (kernels/matvec_dp4a.wgsl, int8 × int8 through dot4I8Packed). The older kernels/quantize_rows_i8.wgsl (no
 // outlier columns) stays for scripts/bench_matvec_dp4a.ts.
-
-/** bitsandbytes' default `llm_int8_threshold`: activation columns with any |x| ≥ this stay in float. */
-export const llmInt8Threshold = 6.0;
 
 /** Most rows one LLM.int8 row pass takes (one workgroup; the matrix kernel's TT). */
 export const maxLlmInt8Rows = 8;
