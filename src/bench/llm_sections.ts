@@ -280,6 +280,29 @@ export async function prefillSection(ctx: BenchContext): Promise<Record<string, 
   const ms = await once(T, `prefill ${T}`);
   const flops = prefillFlops(shapes.language, T);
   ctx.results.prefill_ms_1800 = shapes.prefillTokens === 1800 ? round(ms, 1) : null;
+  // Every kernel of the prompt pass in its own timed pass (when the budget allows it).
+  let kernels: Json = null;
+  if (timer.hasTimestamps && ctx.fits(ms * 4 + 2000)) {
+    const runner = m.model.newRunner(1, T + 1);
+    const frees: (() => void)[] = [];
+    try {
+      const prof = await profileKernels(gpu, timer, "prefill.kernels", (r) => {
+        frees.push(recordPrompt(ctx, runner, T, r, 3));
+      }, ctx.copyGBps);
+      if (prof) {
+        kernels = prof.rows.map((x) => ({
+          op: x.op,
+          dispatches: x.dispatches,
+          ms: round(x.ms, 3),
+          share: round(x.share),
+          TFLOPs: round(x.TFLOPs, 3),
+        }));
+      }
+    } finally {
+      frees.forEach((f) => f());
+      runner.destroy();
+    }
+  }
   return {
     tokens: T,
     method: timer.method,
@@ -289,6 +312,7 @@ export async function prefillSection(ctx: BenchContext): Promise<Record<string, 
     flops,
     TFLOPs: round(flops / (ms * 1e9), 3),
     tokens_per_s: round((T * 1000) / ms, 1),
+    kernels,
   };
 }
 
