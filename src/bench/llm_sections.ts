@@ -6,6 +6,7 @@ import { fillRandom } from "../ops/fill_random.ts";
 import { defaultInFlight, defaultStepsPerReadback, generate } from "../engine/generate.ts";
 import { defaultGenerationConfig } from "../engine/types.ts";
 import { LmRunner } from "../model/lm_runner.ts";
+import type { Tap } from "../model/vision.ts";
 import type { BenchContext, Json } from "./bench_context.ts";
 import { median, nsToMs, timeRepeated } from "./gpu_timer.ts";
 import { profileKernels } from "./kernel_profile.ts";
@@ -246,12 +247,12 @@ async function profileFollowupChunk(ctx: BenchContext): Promise<Json> {
 }
 
 /** Records a prompt pass of T random tokens (no image) into a fresh runner; returns it and a cleanup. */
-function recordPrompt(ctx: BenchContext, runner: LmRunner, T: number, r: Recorder, seed: number) {
+function recordPrompt(ctx: BenchContext, runner: LmRunner, T: number, r: Recorder, seed: number, tap?: Tap) {
   const V = ctx.shapes.language.vocab;
   const ids = Array.from({ length: T }, (_, t) => (seed * 104729 + t * 7919) % V);
   // Text ids only: never the image-context id (that needs image rows).
   const row = ids.map((id) => (id === ctx.shapes.imageContextId ? id - 1 : id));
-  return runner.recordPrefill(r, [row], [row.map(() => 1)], ctx.shapes.imageContextId, null);
+  return runner.recordPrefill(r, [row], [row.map(() => 1)], ctx.shapes.imageContextId, null, tap);
 }
 
 /** One prompt pass of `prefillTokens` tokens (after a short warm-up that builds the same pipelines). */
@@ -259,13 +260,26 @@ export async function prefillSection(ctx: BenchContext): Promise<Record<string, 
   const { gpu, timer, shapes } = ctx;
   const m = await ctx.model();
   const T = shapes.prefillTokens;
+  // INT8_MATMUL=llm-int8(-prefill): the last layer's w2 input outlier count, copied out after the pass.
+  const layers = shapes.language.layers;
+  const countOut = gpu.device.createBuffer({
+    size: 16,
+    usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ,
+  });
+  let counted = false;
+  const tap: Tap = (name, layer, t, r) => {
+    if (name === "lm.llm_int8.w2_outliers" && layer === layers - 1) {
+      r.copyAfter(t, countOut, 4);
+      counted = true;
+    }
+  };
   const once = async (tokens: number, label: string) => {
     const runner = m.model.newRunner(1, tokens + 1);
     try {
       timer.start(label);
       const t0 = performance.now();
       const r = gpu.recorder(label);
-      const free = recordPrompt(ctx, runner, tokens, r, 3);
+      const free = recordPrompt(ctx, runner, tokens, r, 3, tap);
       r.submit();
       const stamps = await timer.collect();
       await gpu.sync(label);
@@ -278,6 +292,13 @@ export async function prefillSection(ctx: BenchContext): Promise<Record<string, 
   };
   const warmMs = await once(Math.min(64, T), "prefill.warmup");
   const ms = await once(T, `prefill ${T}`);
+  let w2Outliers: number | null = null;
+  if (counted) {
+    await countOut.mapAsync(GPUMapMode.READ);
+    w2Outliers = new Uint32Array(countOut.getMappedRange().slice(0))[0];
+    countOut.unmap();
+  }
+  countOut.destroy();
   const flops = prefillFlops(shapes.language, T);
   ctx.results.prefill_ms_1800 = shapes.prefillTokens === 1800 ? round(ms, 1) : null;
   // Every kernel of the prompt pass in its own timed pass (when the budget allows it).
@@ -312,6 +333,7 @@ export async function prefillSection(ctx: BenchContext): Promise<Record<string, 
     flops,
     TFLOPs: round(flops / (ms * 1e9), 3),
     tokens_per_s: round((T * 1000) / ms, 1),
+    llm_int8_outlier_columns_last_w2: w2Outliers,
     kernels,
   };
 }

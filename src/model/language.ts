@@ -303,6 +303,8 @@ export function languageForward(
       siluMul(r, s.gate, s.up, s.act);
     }
     linear(r, s.act, lw.w2, s.hidden, { ...o, accumulate: true }); // h = h + w2(silu(w1 x) · w3 x)
+    // LLM.int8 prompt pass: [count, columns…] of the w2 input's outlier columns (benchmarks read the count).
+    if (s.llmInt8Gemm) tap?.("lm.llm_int8.w2_outliers", l, s.llmInt8Gemm.scratch.outliers, r);
     tap?.("lm.layer", l, s.hidden, r);
   });
   gatherRows(r, s.hidden, inputs.lastRows, s.last);
