@@ -165,13 +165,16 @@ export class LanguageScratch {
       : null;
     this.llmInt8Gemm = llmInt8ForMany(int8Matmul) && !few
       ? {
-        // Widest output: the LM head (vocab) when more than 8 sequences end a prompt pass together.
+        // Outputs up to the FFN width: a prompt pass's LM head (the vocab, more than 8 sequences) stays
+        // weight-only, as its compact outlier weights would take vocab × cap bytes. Cap 4096: random weights
+        // give ~2160 outlier columns at the w2 input of an 1800-token prompt (v17), each past the cap slow.
         scratch: new LlmInt8Scratch(
           gpu,
           "lm.llm_int8_gemm",
           rows,
           Math.max(D, I),
-          Math.max(I, (H + 2 * Hkv) * Dh, dims.vocab),
+          Math.max(I, (H + 2 * Hkv) * Dh),
+          4096,
         ),
         threshold: llmInt8Threshold,
       }
@@ -318,6 +321,6 @@ export function languageForward(
     rmsNormLinear(r, s.last, w.norm, eps, w.output, logits);
   } else {
     rmsNorm(r, s.last, w.norm, s.lastNormed, eps);
-    linear(r, s.lastNormed, w.output, logits, o);
+    linear(r, s.lastNormed, w.output, logits); // weight-only: see llmInt8Gemm's note
   }
 }

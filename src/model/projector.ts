@@ -59,7 +59,10 @@ export class ProjectorScratch {
     this.out = gpu.createTensor("proj.out", "f32", [tokens, dims.hidden]);
     const maxK = Math.max(dims.inFeatures, dims.hidden);
     this.llmInt8 = llmInt8ForMany(int8Matmul)
-      ? { scratch: new LlmInt8Scratch(gpu, "proj.llm_int8", tokens, maxK), threshold: llmInt8Threshold }
+      ? {
+        scratch: new LlmInt8Scratch(gpu, "proj.llm_int8", tokens, maxK, dims.hidden, 1024),
+        threshold: llmInt8Threshold,
+      }
       : null;
   }
 

@@ -124,7 +124,7 @@ export class VisionScratch {
     this.mlpAct = gpu.createTensor("vit.mlp_act", "f32", [T, I]);
     this.llmInt8 = llmInt8ForMany(int8Matmul)
       ? {
-        scratch: new LlmInt8Scratch(gpu, "vit.llm_int8", T, Math.max(D, I), Math.max(3 * D, I)),
+        scratch: new LlmInt8Scratch(gpu, "vit.llm_int8", T, Math.max(D, I), Math.max(3 * D, I), 1024),
         threshold: llmInt8Threshold,
       }
       : null;
