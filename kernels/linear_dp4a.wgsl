@@ -30,7 +30,9 @@
 //           9 out      [T, N] f32
 //           10 xo      [T, 4·cap4] f32 as vec4: x at the first listed outlier columns (zero past the count)
 //           11 wo      [N, cap4] i8x4: CB at those columns
-// Params:   t = T, n = N, kw = K/4, qw, has_bias, accumulate (1: out += result, the residual add), cap4.
+// Params:   t = T, n = N, kw = K/4, qw, has_bias, accumulate (1: out += result, the residual add), cap4,
+//           head4: compact words taken here (the rest up to cap4 by kernels/llm_int8_outlier_gemm.wgsl when
+//           head4 < cap4; columns past 4·cap4 always one by one here).
 // Overrides: VEC (kw % 4 == 0: weight rows are 16-byte aligned; else 4 word loads a slot);
 //           TX, TY (threads along N, M; multiples of 8 and 4), RH (2 or 4 row groups of 4), CW (1 or 2
 //           column groups of 4), BK (32 or 64 k per step = 8 or 16 words), GM (tile rows per
@@ -40,7 +42,7 @@
 // Grid:     (ceil(N/BN), ceil(T/BM)) workgroups of TX·TY.
 // Features: packed_4x8_integer_dot_product (dot4I8Packed, core WGSL). Workgroup memory:
 //           2·(BM+BN)·BK bytes (16 KiB at 64×64, BK = 64).
-struct Params { t: u32, n: u32, kw: u32, qw: u32, has_bias: u32, accumulate: u32, cap4: u32 }
+struct Params { t: u32, n: u32, kw: u32, qw: u32, has_bias: u32, accumulate: u32, cap4: u32, head4: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q4: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> sca: array<f32>;
@@ -391,7 +393,7 @@ fn store4(r: u32, n: u32, s: vec4<f32>, o: vec4<f32>, cnt: u32, v0: vec4<i32>, v
   var e2 = vec4<f32>(v2) * (sca[r2] / 127.0);
   var e3 = vec4<f32>(v3) * (sca[r3] / 127.0);
   // The compact columns, 4 at a time: row i's x word against each of the 4 columns' weight words.
-  let words = min((cnt + 3u) / 4u, p.cap4);
+  let words = min((cnt + 3u) / 4u, min(p.cap4, p.head4));
   let last_n = p.n - 1u;
   for (var j4 = 0u; j4 < words; j4++) {
     let x0 = xo[r0 * p.cap4 + j4];

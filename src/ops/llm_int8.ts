@@ -243,11 +243,16 @@ export function linearDp4a(
   s: LlmInt8Views,
   w: Int8LinearWeights,
   out: Tensor,
-  opts: { accumulate?: boolean; tiling?: Dp4aTiling } = {},
+  opts: { accumulate?: boolean; tiling?: Dp4aTiling; epilogueColumns?: number } = {},
 ): void {
   const [T, K] = x.shape;
   const N = w.weight.shape[0];
   const what = `linearDp4a ${w.weight.label}`;
+  const cap = s.xo.shape[1];
+  const head = opts.epilogueColumns ?? cap;
+  if (!(head % 4 === 0 && head >= 0 && head <= cap)) {
+    throw new Error(`${what}: epilogueColumns ${head} must be a multiple of 4 up to the cap ${cap}`);
+  }
   if (K % 4 !== 0) throw new Error(`${what}: K = ${K} is not a multiple of 4`);
   if (out.buffer === x.buffer) throw new Error(`${what}: out (${out.label}) must not alias x`);
   expectTensor(`${what} x`, x, "f32", [T, K]);
@@ -266,7 +271,7 @@ export function linearDp4a(
   // Bindings 5 and 6 are the weights seen as words and as 16-byte vectors (VEC: rows 16-byte aligned).
   r.dispatch("linear_dp4a", {
     bindings: [s.q, s.sca, s.outliers, x, w.weight, w.weight, w.scale, w.bias ?? w.scale, out, s.xo, s.wo],
-    params: [T, N, K / 4, paddedK(K) / 4, w.bias ? 1 : 0, opts.accumulate ? 1 : 0, s.xo.shape[1] / 4],
+    params: [T, N, K / 4, paddedK(K) / 4, w.bias ? 1 : 0, opts.accumulate ? 1 : 0, cap / 4, head / 4],
     workgroups: [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * rh * c.TY))],
     constants: {
       VEC: K % 16 === 0 ? 1 : 0,
@@ -280,6 +285,36 @@ export function linearDp4a(
     label: `linear_dp4a ${w.weight.label}`,
   });
 }
+
+/**
+ * The compact outlier columns from `first` on (up to the count and the cap) as a tiled f32 GEMM:
+ * out += scale ⊙ (xo[:, first:] · wo[:, first:]ᵀ) (kernels/llm_int8_outlier_gemm.wgsl). Its workgroups
+ * return at once when the count (on the GPU) is ≤ first. out: [T, N] f32.
+ */
+export function llmInt8OutlierGemm(
+  r: Recorder,
+  s: LlmInt8Views,
+  w: Int8LinearWeights,
+  out: Tensor,
+  first: number,
+): void {
+  const [T, cap] = s.xo.shape;
+  const N = w.weight.shape[0];
+  expectTensor("llmInt8OutlierGemm out", out, "f32", [T, N]);
+  expectTensor("llmInt8OutlierGemm wo", s.wo, "i8x4", [N, cap]);
+  if (!(first % 4 === 0 && first >= 0 && first < cap)) {
+    throw new Error(`llmInt8OutlierGemm: first ${first} must be a multiple of 4 below the cap ${cap}`);
+  }
+  r.dispatch("llm_int8_outlier_gemm", {
+    bindings: [s.outliers, s.xo, s.wo, w.scale, out],
+    params: [T, N, cap / 4, first],
+    workgroups: [Math.ceil(N / 64), Math.ceil(T / 64)],
+    label: `llm_int8_outlier_gemm ${w.weight.label}`,
+  });
+}
+
+/** Outlier columns the GEMM's epilogue multiplies itself; the rest of the compact ones go to a GEMM. */
+export const epilogueOutlierColumns = 64;
 
 export interface LlmInt8Options {
   /** |x| ≥ threshold makes a column an outlier (bitsandbytes' `threshold`, 6.0 in the checkpoint). */
@@ -310,7 +345,9 @@ export function recordLinearLlmInt8(
   llmInt8Outliers(r, x, s.flags, threshold);
   llmInt8Quantize(r, x, s, threshold);
   llmInt8Gather(r, x, s, w);
-  linearDp4a(r, x, s, w, out, opts);
+  const head = Math.min(epilogueOutlierColumns, s.xo.shape[1]);
+  linearDp4a(r, x, s, w, out, { ...opts, epilogueColumns: head });
+  if (head < s.xo.shape[1]) llmInt8OutlierGemm(r, s, w, out, head);
 }
 
 /**

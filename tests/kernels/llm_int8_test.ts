@@ -279,3 +279,31 @@ Deno.test("LLM.int8 refuses shapes, scratch and tilings it cannot run", async ()
   small.destroy();
   scratch.destroy();
 });
+
+Deno.test("a reused scratch: columns past a smaller count never reach the product; 64 < count ≤ 128", async () => {
+  // The compact copies are written only up to each call's count; a second call with fewer outliers must
+  // mask what the first one left there. Counts 97 and then 70 sit between the epilogue's 64 columns and
+  // twice that, so the outlier GEMM (kernels/llm_int8_outlier_gemm.wgsl) takes a partial first step.
+  const gpu = await testGpu();
+  const [T, N, K] = [37, 45, 144];
+  const host = hostInt8(N, K, true, 5);
+  const w = uploadInt8(gpu, host);
+  const out = gpu.createTensor("out", "f32", [T, N]);
+  const scratch = new LlmInt8Scratch(gpu, "reused", T, K, N);
+  for (const [count, seed] of [[97, 11], [70, 12]]) {
+    const xs = randomF32(T * K, seed, -3, 3);
+    for (let c = 0; c < count; c++) xs[(c % T) * K + c] = c % 2 ? -9 : 9; // column c: one value ≥ θ
+    const x = gpu.uploadTensor("x", "f32", [T, K], xs);
+    const r = gpu.recorder("reused");
+    recordLinearLlmInt8(r, x, w, out, scratch);
+    r.submit();
+    const got = await readScratch(gpu, scratch.views(T, K, N), T, K);
+    assert.equal(got.count, count);
+    const want = llmInt8ProductRef(xs, T, got.q, got.sca, got.outliers, host, null);
+    const mag = magnitudes(xs, T, got.q, got.sca, got.outliers, host, null);
+    assertWithin(await gpu.readF32(out), want, mag, gemmRtol, null, N, `count ${count}`);
+    x.buffer.destroy();
+  }
+  scratch.destroy();
+  for (const b of [w.weight, w.scale, out, ...(w.bias ? [w.bias] : [])]) b.buffer.destroy();
+});
