@@ -6,9 +6,9 @@
 // Plain linear only (each of gate/up's two matrices is timed as one 16384-row linear). Every candidate's
 // output is compared with the model kernel's: for dp4a the normalised error is the activation rounding
 // (random activations, no outliers), not a bug (tests/kernels/matvec_dp4a_test.ts checks the kernels
-// exactly). The last candidate is the model's INT8_MATMUL=llm-int8 path: the rows pass with outlier columns
-// (kernels/llm_int8_rows.wgsl) and the same matvec. Timing: the harness of src/bench/linear_sweep.ts (as
-// scripts/bench_matvec.ts).
+// exactly). The last candidate is the model's INT8_MATMUL=llm-int8 path: the rows passes with outlier
+// columns (kernels/llm_int8_rows_scan.wgsl + llm_int8_rows_pack.wgsl) and the same matvec. Timing: the
+// harness of src/bench/linear_sweep.ts (as scripts/bench_matvec.ts).
 import { linear, type LinearWeights } from "../src/ops/linear.ts";
 import {
   createLlmInt8RowsScratch,

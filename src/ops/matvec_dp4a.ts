@@ -81,7 +81,8 @@ export interface LlmInt8RowsOptions {
 
 /**
  * The activation side of LLM.int8 for T ≤ 8 rows of width K: outlier columns (some |v| ≥ threshold),
- * per-row scale over the rest, int8 rows with the outlier columns zeroed (kernels/llm_int8_rows.wgsl).
+ * per-row scale over the rest, int8 rows with the outlier columns zeroed (kernels/llm_int8_rows_scan.wgsl,
+ * then kernels/llm_int8_rows_pack.wgsl).
  * x: [T, K] f32 ([T, 2K] with silu); scratch from createLlmInt8RowsScratch (rows ≥ T, width K).
  */
 export function llmInt8Rows(
