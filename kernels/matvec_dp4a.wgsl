@@ -1,6 +1,7 @@
 // The int8 linear for a few tokens (T ≤ 8) in bitsandbytes' LLM.int8 numerics (INT8_MATMUL=llm-int8; the
 // activation side from kernels/llm_int8_rows_scan.wgsl + llm_int8_rows_pack.wgsl), through dot4I8Packed —
-// four int8 products summed into an i32 by one instruction, so the weights are never widened to f32 and x moves as 1 byte an element:
+// four int8 products summed into an i32 by one instruction, so the weights are never widened to f32 and x
+// moves as 1 byte an element:
 //   out[t, n] (+)= s[n] · (xs[t] · Σ_q dot4I8Packed(xq[t, q], W[n, q]) + Σ_{c outlier} xo[t, c] · W[n, c])
 // (the int32 sum is exact: |Σ| ≤ 127² · K < 2³¹ for K < 133 000; the outlier columns, zero in xq, come
 // back in f32 from the values as multiplied, spread over the lanes as the words are, then reduced beside the
