@@ -31,7 +31,7 @@
 //           10 xo      [T, 4·cap4] f32 as vec4: x at the first listed outlier columns (zero past the count)
 //           11 wo      [N, cap4] i8x4: CB at those columns
 // Params:   t = T, n = N, kw = K/4, qw, has_bias, accumulate (1: out += result, the residual add), cap4,
-//           head4: compact words taken here (the rest up to cap4 by kernels/llm_int8_outlier_gemm.wgsl when
+//           head4: compact words taken here (the rest up to cap4 by kernels/linear_tiled.wgsl, DYNK, when
 //           head4 < cap4; columns past 4·cap4 always one by one here).
 // Overrides: VEC (kw % 4 == 0: weight rows are 16-byte aligned; else 4 word loads a slot);
 //           TX, TY (threads along N, M; multiples of 8 and 4), RH (2 or 4 row groups of 4), CW (1 or 2

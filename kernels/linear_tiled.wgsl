@@ -15,15 +15,19 @@
 //           5 out   [T, N] f32
 //           6 x4    binding 1's buffer seen as vec4<f32> (VEC: 16-byte loads)
 //           7 w4    binding 2's buffer seen as vec4<u32> (VEC and f32 weights)
-// Params:   t = T, n = N, k = K, kw, has_scale, has_bias, accumulate (1: out += result, the residual add)
+//           8 count [1] u32 (DYNK; any u32 buffer otherwise)
+// Params:   t = T, n = N, k = K (the row length), kw, has_scale, has_bias, accumulate (1: out += result, the
+//           residual add), kstart (DYNK: the first k; 0 otherwise)
 // Overrides: INT8 (weight encoding); VEC (K % 4 == 0: x and f32 weight rows are 16-byte aligned);
 //           TX, TY (threads along N, M; multiples of 8 and 4), RH (2 or 4 row groups of 4), CW (1, 2 or 4
 //           column groups of 4; RH·CW ≤ 8), BK (8, 16, 32), GM (tile rows per group of the launch order),
-//           PF (last k of a step after the barrier). BM = 4·RH·TY, BN = 4·CW·TX; BM·BK/4 and BN·BK/4
+//           PF (last k of a step after the barrier), DYNK (LLM.int8's compact outlier columns,
+//           src/ops/llm_int8.ts: k from kstart to min(count[0], K), read on the GPU; a workgroup with none
+//           returns without storing). BM = 4·RH·TY, BN = 4·CW·TX; BM·BK/4 and BN·BK/4
 //           must be 1..4 times TX·TY (src/ops/linear.ts checks).
 // Grid:     (ceil(N/BN), ceil(T/BM)) workgroups of TX·TY.
 // Features: none. Workgroup memory: 2·(BM+BN)·BK·4 bytes (32 KiB at 128×128, BK = 16).
-struct Params { t: u32, n: u32, k: u32, kw: u32, has_scale: u32, has_bias: u32, accumulate: u32 }
+struct Params { t: u32, n: u32, k: u32, kw: u32, has_scale: u32, has_bias: u32, accumulate: u32, kstart: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
@@ -34,6 +38,8 @@ struct Params { t: u32, n: u32, k: u32, kw: u32, has_scale: u32, has_bias: u32, 
 // last 1–3 floats of a buffer whose size is not a multiple of 16 (odd K), which the scalar view can.
 @group(0) @binding(6) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> w4: array<vec4<u32>>;
+// DYNK: LLM.int8's outlier list; k runs from p.kstart to min(count, K) (the count lives on the GPU).
+@group(0) @binding(8) var<storage, read> count: array<u32>;
 
 // #include int8
 
@@ -46,6 +52,7 @@ override CW: u32 = 2u;
 override BK: u32 = 16u;
 override GM: u32 = 8u;
 override PF: bool = false;
+override DYNK: bool = false;
 
 override NT: u32 = TX * TY;
 override BM: u32 = 4u * RH * TY;
@@ -73,6 +80,8 @@ var<private> tx: u32;
 var<private> ty: u32;
 var<private> m0: u32;
 var<private> n0: u32;
+var<private> kbound: u32; // k past this reads as zero: K, or (DYNK) the outlier count
+var<workgroup> kend_shared: u32;
 // Accumulators: row i of the micro-tile × column group a, b, c or d (a8..a15, b8..b15 only when RH = 4;
 // c, d only when CW = 4).
 var<private> a0: vec4<f32>;
@@ -164,15 +173,15 @@ fn load_x(i: u32, k0: u32) -> vec4<f32> {
   if (VEC) {
     let k4 = p.k / 4u;
     let v = x4[row * k4 + min(k / 4u, k4 - 1u)];
-    return select(vec4<f32>(), v, k < p.k);
+    return select(vec4<f32>(), v, k < kbound);
   }
   let base = row * p.k;
   let last = p.k - 1u;
   return vec4<f32>(
-    select(0.0, x[base + min(k, last)], k < p.k),
-    select(0.0, x[base + min(k + 1u, last)], k + 1u < p.k),
-    select(0.0, x[base + min(k + 2u, last)], k + 2u < p.k),
-    select(0.0, x[base + min(k + 3u, last)], k + 3u < p.k),
+    select(0.0, x[base + min(k, last)], k < kbound),
+    select(0.0, x[base + min(k + 1u, last)], k + 1u < kbound),
+    select(0.0, x[base + min(k + 2u, last)], k + 2u < kbound),
+    select(0.0, x[base + min(k + 3u, last)], k + 3u < kbound),
   );
 }
 
@@ -182,22 +191,22 @@ fn load_wf(i: u32, k0: u32) -> vec4<f32> {
   if (VEC) {
     let k4 = p.kw / 4u;
     let v = bitcast<vec4<f32>>(w4[row * k4 + min(k / 4u, k4 - 1u)]);
-    return select(vec4<f32>(), v, k < p.k);
+    return select(vec4<f32>(), v, k < kbound);
   }
   let base = row * p.kw;
   let last = p.k - 1u;
   return vec4<f32>(
-    select(0.0, bitcast<f32>(w[base + min(k, last)]), k < p.k),
-    select(0.0, bitcast<f32>(w[base + min(k + 1u, last)]), k + 1u < p.k),
-    select(0.0, bitcast<f32>(w[base + min(k + 2u, last)]), k + 2u < p.k),
-    select(0.0, bitcast<f32>(w[base + min(k + 3u, last)]), k + 3u < p.k),
+    select(0.0, bitcast<f32>(w[base + min(k, last)]), k < kbound),
+    select(0.0, bitcast<f32>(w[base + min(k + 1u, last)]), k + 1u < kbound),
+    select(0.0, bitcast<f32>(w[base + min(k + 2u, last)]), k + 2u < kbound),
+    select(0.0, bitcast<f32>(w[base + min(k + 3u, last)]), k + 3u < kbound),
   );
 }
 
 fn load_q(i: u32, k0: u32) -> u32 {
   let row = min(n0 + tile_row(i), p.n - 1u);
   let q = k0 / 4u + lid % KQ;
-  return select(0u, w[row * p.kw + min(q, p.kw - 1u)], q < p.kw);
+  return select(0u, w[row * p.kw + min(q, p.kw - 1u)], 4u * q < kbound); // a word past K or the count: 0
 }
 
 fn stage(k0: u32) {
@@ -495,18 +504,24 @@ fn main(
   tx = ((warp % (TX / 8u)) * 8u + lane % 8u) % TX;
   ty = ((warp / (TX / 8u)) * 4u + lane / 8u) % TY;
 
-  let steps = (p.k + BK - 1u) / BK;
-  stage(0u);
+  kbound = p.k;
+  if (DYNK) {
+    if (lid == 0u) { kend_shared = min(count[0], p.k); }
+    kbound = workgroupUniformLoad(&kend_shared);
+    if (kbound <= p.kstart) { return; } // no outlier columns past kstart: out is not touched
+  }
+  let steps = (kbound - p.kstart + BK - 1u) / BK;
+  stage(p.kstart);
   put(false);
   workgroupBarrier();
   for (var s = 0u; s < steps; s += 2u) {
-    stage((s + 1u) * BK);
+    stage(p.kstart + (s + 1u) * BK);
     step0();
     put(true);
     workgroupBarrier();
     held();
     if (s + 1u < steps) {
-      stage((s + 2u) * BK);
+      stage(p.kstart + (s + 2u) * BK);
       step1();
       put(false);
       workgroupBarrier();

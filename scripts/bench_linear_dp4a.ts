@@ -18,7 +18,6 @@
 // per candidate (src/bench/sweep.ts); calls alternate between two weight copies.
 // --small: T = 37 (vision) and 19 (LLM) with N and K divided by 8, short timings: a smoke run on llvmpipe.
 import type { Recorder } from "../src/gpu/recorder.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
 import { fillRandom } from "../src/ops/fill_random.ts";
 import { type LinearWeights, recordLinear, tiledConfig, tiledConfigName } from "../src/ops/linear.ts";
 import {

@@ -264,8 +264,8 @@ export function recordLinear(
     checkTiledConfig(c);
     // Bindings 6 and 7 view x and W again as 16-byte vectors (VEC: rows 16-byte aligned).
     r.dispatch("linear_tiled", {
-      bindings: [x, w.weight, scaleOrAny, biasOrAny, out, x, w.weight],
-      params: [T, N, K, kw, ...flags, accumulate],
+      bindings: [x, w.weight, scaleOrAny, biasOrAny, out, x, w.weight, w.weight],
+      params: [T, N, K, kw, ...flags, accumulate, 0],
       workgroups: [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * (c.RH ?? 2) * c.TY))],
       constants: {
         INT8,

@@ -2,7 +2,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { f32, type Recorder } from "../gpu/recorder.ts";
 import { expectTensor, Tensor } from "../gpu/tensor.ts";
 import { flatGrid } from "./grid.ts";
-import type { LinearWeights } from "./linear.ts";
+import { checkTiledConfig, type LinearWeights, tiledConfig } from "./linear.ts";
 
 // bitsandbytes' LLM.int8 matrix multiply (MatMul8bitLt, `Linear8bitLt(threshold=6.0)`, which the real
 // InternVL-Chat-V1.5-Int8 checkpoint runs for every int8 nn.Linear) for many tokens, in four dispatches:
@@ -288,8 +288,8 @@ export function linearDp4a(
 
 /**
  * The compact outlier columns from `first` on (up to the count and the cap) as a tiled f32 GEMM:
- * out += scale ⊙ (xo[:, first:] · wo[:, first:]ᵀ) (kernels/llm_int8_outlier_gemm.wgsl). Its workgroups
- * return at once when the count (on the GPU) is ≤ first. out: [T, N] f32.
+ * out += scale ⊙ (xo[:, first:] · wo[:, first:]ᵀ), through kernels/linear_tiled.wgsl with DYNK (k bounded by
+ * the GPU-side count; its workgroups return at once when the count is ≤ first). out: [T, N] f32.
  */
 export function llmInt8OutlierGemm(
   r: Recorder,
@@ -305,10 +305,25 @@ export function llmInt8OutlierGemm(
   if (!(first % 4 === 0 && first >= 0 && first < cap)) {
     throw new Error(`llmInt8OutlierGemm: first ${first} must be a multiple of 4 below the cap ${cap}`);
   }
-  r.dispatch("llm_int8_outlier_gemm", {
-    bindings: [s.outliers, s.xo, s.wo, w.scale, out],
-    params: [T, N, cap / 4, first],
-    workgroups: [Math.ceil(N / 64), Math.ceil(T / 64)],
+  const c = tiledConfig(T, N, cap);
+  checkTiledConfig(c);
+  const rh = c.RH ?? 2;
+  r.dispatch("linear_tiled", {
+    bindings: [s.xo, s.wo, w.scale, w.scale, out, s.xo, s.wo, s.outliers],
+    params: [T, N, cap, cap / 4, 1, 0, 1, first],
+    workgroups: [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * rh * c.TY))],
+    constants: {
+      INT8: 1,
+      VEC: 1,
+      DYNK: 1,
+      TX: c.TX,
+      TY: c.TY,
+      RH: rh,
+      CW: c.CW,
+      BK: c.BK,
+      GM: c.GM,
+      PF: c.PF ? 1 : 0,
+    },
     label: `llm_int8_outlier_gemm ${w.weight.label}`,
   });
 }
