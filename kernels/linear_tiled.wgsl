@@ -80,7 +80,18 @@ var<private> tx: u32;
 var<private> ty: u32;
 var<private> m0: u32;
 var<private> n0: u32;
-var<private> kbound: u32; // k past this reads as zero: K, or (DYNK) the outlier count
+var<private> kdyn: u32; // DYNK: min(count, K)
+// k past this reads as zero: K, or (DYNK) the outlier count. Without DYNK the uniform p.k itself, so the
+// weight-only kernel compiles exactly as before DYNK existed (a private copy of it cost 7 % on an H100).
+fn kbound() -> u32 {
+  if (DYNK) { return kdyn; }
+  return p.k;
+}
+
+fn kfirst() -> u32 {
+  if (DYNK) { return p.kstart; }
+  return 0u;
+}
 var<workgroup> kend_shared: u32;
 // Accumulators: row i of the micro-tile × column group a, b, c or d (a8..a15, b8..b15 only when RH = 4;
 // c, d only when CW = 4).
@@ -173,15 +184,15 @@ fn load_x(i: u32, k0: u32) -> vec4<f32> {
   if (VEC) {
     let k4 = p.k / 4u;
     let v = x4[row * k4 + min(k / 4u, k4 - 1u)];
-    return select(vec4<f32>(), v, k < kbound);
+    return select(vec4<f32>(), v, k < kbound());
   }
   let base = row * p.k;
   let last = p.k - 1u;
   return vec4<f32>(
-    select(0.0, x[base + min(k, last)], k < kbound),
-    select(0.0, x[base + min(k + 1u, last)], k + 1u < kbound),
-    select(0.0, x[base + min(k + 2u, last)], k + 2u < kbound),
-    select(0.0, x[base + min(k + 3u, last)], k + 3u < kbound),
+    select(0.0, x[base + min(k, last)], k < kbound()),
+    select(0.0, x[base + min(k + 1u, last)], k + 1u < kbound()),
+    select(0.0, x[base + min(k + 2u, last)], k + 2u < kbound()),
+    select(0.0, x[base + min(k + 3u, last)], k + 3u < kbound()),
   );
 }
 
@@ -191,22 +202,23 @@ fn load_wf(i: u32, k0: u32) -> vec4<f32> {
   if (VEC) {
     let k4 = p.kw / 4u;
     let v = bitcast<vec4<f32>>(w4[row * k4 + min(k / 4u, k4 - 1u)]);
-    return select(vec4<f32>(), v, k < kbound);
+    return select(vec4<f32>(), v, k < kbound());
   }
   let base = row * p.kw;
   let last = p.k - 1u;
   return vec4<f32>(
-    select(0.0, bitcast<f32>(w[base + min(k, last)]), k < kbound),
-    select(0.0, bitcast<f32>(w[base + min(k + 1u, last)]), k + 1u < kbound),
-    select(0.0, bitcast<f32>(w[base + min(k + 2u, last)]), k + 2u < kbound),
-    select(0.0, bitcast<f32>(w[base + min(k + 3u, last)]), k + 3u < kbound),
+    select(0.0, bitcast<f32>(w[base + min(k, last)]), k < kbound()),
+    select(0.0, bitcast<f32>(w[base + min(k + 1u, last)]), k + 1u < kbound()),
+    select(0.0, bitcast<f32>(w[base + min(k + 2u, last)]), k + 2u < kbound()),
+    select(0.0, bitcast<f32>(w[base + min(k + 3u, last)]), k + 3u < kbound()),
   );
 }
 
 fn load_q(i: u32, k0: u32) -> u32 {
   let row = min(n0 + tile_row(i), p.n - 1u);
   let q = k0 / 4u + lid % KQ;
-  return select(0u, w[row * p.kw + min(q, p.kw - 1u)], 4u * q < kbound); // a word past K or the count: 0
+  if (DYNK) { return select(0u, w[row * p.kw + min(q, p.kw - 1u)], 4u * q < kdyn); } // past the count: 0
+  return select(0u, w[row * p.kw + min(q, p.kw - 1u)], q < p.kw);
 }
 
 fn stage(k0: u32) {
@@ -504,24 +516,23 @@ fn main(
   tx = ((warp % (TX / 8u)) * 8u + lane % 8u) % TX;
   ty = ((warp / (TX / 8u)) * 4u + lane / 8u) % TY;
 
-  kbound = p.k;
   if (DYNK) {
     if (lid == 0u) { kend_shared = min(count[0], p.k); }
-    kbound = workgroupUniformLoad(&kend_shared);
-    if (kbound <= p.kstart) { return; } // no outlier columns past kstart: out is not touched
+    kdyn = workgroupUniformLoad(&kend_shared);
+    if (kdyn <= p.kstart) { return; } // no outlier columns past kstart: out is not touched
   }
-  let steps = (kbound - p.kstart + BK - 1u) / BK;
-  stage(p.kstart);
+  let steps = (kbound() - kfirst() + BK - 1u) / BK;
+  stage(kfirst());
   put(false);
   workgroupBarrier();
   for (var s = 0u; s < steps; s += 2u) {
-    stage(p.kstart + (s + 1u) * BK);
+    stage(kfirst() + (s + 1u) * BK);
     step0();
     put(true);
     workgroupBarrier();
     held();
     if (s + 1u < steps) {
-      stage(p.kstart + (s + 2u) * BK);
+      stage(kfirst() + (s + 2u) * BK);
       step1();
       put(false);
       workgroupBarrier();
