@@ -260,25 +260,60 @@ export function recordLinear(
     });
   } else {
     const kw = w.kind === "int8" ? Math.ceil(K / 4) : K;
-    const c = options.tiled ?? tiledConfig(T, N, K, w.kind === "f32");
-    checkTiledConfig(c);
-    // Bindings 6 and 7 view x and W again as 16-byte vectors (VEC: rows 16-byte aligned).
-    r.dispatch("linear_tiled", {
-      bindings: [x, w.weight, scaleOrAny, biasOrAny, out, x, w.weight, w.weight],
+    recordTiled(r, {
+      x,
+      weight: w.weight,
+      scale: scaleOrAny,
+      bias: biasOrAny,
+      out,
       params: [T, N, K, kw, ...flags, accumulate, 0],
-      workgroups: [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * (c.RH ?? 2) * c.TY))],
-      constants: {
-        INT8,
-        VEC: K % 4 === 0 ? 1 : 0,
-        TX: c.TX,
-        TY: c.TY,
-        RH: c.RH ?? 2,
-        CW: c.CW,
-        BK: c.BK,
-        GM: c.GM,
-        PF: c.PF ? 1 : 0,
-      },
+      int8: w.kind === "int8",
+      vec: K % 4 === 0,
+      dynamicK: null,
+      config: options.tiled ?? tiledConfig(T, N, K, w.kind === "f32"),
       label: `linear_tiled ${w.weight.label}`,
     });
   }
+}
+
+/**
+ * One kernels/linear_tiled.wgsl dispatch: params [T, N, K, kw, has_scale, has_bias, accumulate, kstart];
+ * `dynamicK`: DYNK, k bounded by the u32 count at the front of that tensor (LLM.int8's outlier columns).
+ */
+export function recordTiled(r: Recorder, d: {
+  x: Tensor;
+  weight: Tensor;
+  scale: Tensor;
+  bias: Tensor;
+  out: Tensor;
+  params: number[];
+  int8: boolean;
+  vec: boolean;
+  dynamicK: Tensor | null;
+  config: TiledConfig;
+  label: string;
+}): void {
+  const c = d.config;
+  checkTiledConfig(c);
+  const [T, N] = [d.params[0], d.params[1]];
+  // Bindings 6 and 7 view x and W again as 16-byte vectors (VEC: rows 16-byte aligned); binding 8 is the
+  // count (DYNK; any u32 buffer otherwise).
+  r.dispatch("linear_tiled", {
+    bindings: [d.x, d.weight, d.scale, d.bias, d.out, d.x, d.weight, d.dynamicK ?? d.weight],
+    params: d.params,
+    workgroups: [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * (c.RH ?? 2) * c.TY))],
+    constants: {
+      INT8: d.int8 ? 1 : 0,
+      VEC: d.vec ? 1 : 0,
+      DYNK: d.dynamicK ? 1 : 0,
+      TX: c.TX,
+      TY: c.TY,
+      RH: c.RH ?? 2,
+      CW: c.CW,
+      BK: c.BK,
+      GM: c.GM,
+      PF: c.PF ? 1 : 0,
+    },
+    label: d.label,
+  });
 }

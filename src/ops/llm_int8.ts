@@ -2,7 +2,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { f32, type Recorder } from "../gpu/recorder.ts";
 import { expectTensor, Tensor } from "../gpu/tensor.ts";
 import { flatGrid } from "./grid.ts";
-import { checkTiledConfig, type LinearWeights, tiledConfig } from "./linear.ts";
+import { type LinearWeights, recordTiled, tiledConfig } from "./linear.ts";
 
 // bitsandbytes' LLM.int8 matrix multiply (MatMul8bitLt, `Linear8bitLt(threshold=6.0)`, which the real
 // InternVL-Chat-V1.5-Int8 checkpoint runs for every int8 nn.Linear) for many tokens, in four dispatches:
@@ -305,25 +305,17 @@ export function llmInt8OutlierGemm(
   if (!(first % 4 === 0 && first >= 0 && first < cap)) {
     throw new Error(`llmInt8OutlierGemm: first ${first} must be a multiple of 4 below the cap ${cap}`);
   }
-  const c = tiledConfig(T, N, cap);
-  checkTiledConfig(c);
-  const rh = c.RH ?? 2;
-  r.dispatch("linear_tiled", {
-    bindings: [s.xo, s.wo, w.scale, w.scale, out, s.xo, s.wo, s.outliers],
+  recordTiled(r, {
+    x: s.xo,
+    weight: s.wo,
+    scale: w.scale,
+    bias: w.scale, // not read: has_bias 0
+    out,
     params: [T, N, cap, cap / 4, 1, 0, 1, first],
-    workgroups: [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * rh * c.TY))],
-    constants: {
-      INT8: 1,
-      VEC: 1,
-      DYNK: 1,
-      TX: c.TX,
-      TY: c.TY,
-      RH: rh,
-      CW: c.CW,
-      BK: c.BK,
-      GM: c.GM,
-      PF: c.PF ? 1 : 0,
-    },
+    int8: true,
+    vec: true,
+    dynamicK: s.outliers,
+    config: tiledConfig(T, N, cap),
     label: `llm_int8_outlier_gemm ${w.weight.label}`,
   });
 }
