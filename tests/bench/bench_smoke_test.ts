@@ -141,3 +141,18 @@ Deno.test({
     assert.equal(doc.torch_decode_ms_cudagraph, null); // no CUDA graphs on the CPU
   },
 });
+
+Deno.test("bench --tiny --int8-matmul llm-int8 runs the LLM.int8 paths and reports their outlier counts", async () => {
+  const { doc } = await bench(["--int8-matmul", "llm-int8", "--sections", "decode,kernels,prefill,vit"]);
+  assert.equal(doc.int8_matmul, "llm-int8");
+  for (const name of ["decode", "kernels", "prefill", "vit"]) {
+    assert.equal(doc.sections[name].status, "ok", name);
+  }
+  assert.ok(isNum(doc.decode_ms_b1_ctx512) && isNum(doc.prefill_ms_1800 ?? doc.sections.prefill.ms));
+  // The counts come from the LLM.int8 scratches themselves: present (a number) only in these modes.
+  assert.ok(isNum(doc.sections.prefill.llm_int8_outlier_columns_last_w2));
+  assert.ok(isNum(doc.sections.vit.tiles_1.llm_int8_outlier_columns_last_fc2));
+  const kernels: { op: string }[] = doc.sections.prefill.kernels;
+  assert.ok(kernels.some((k) => k.op.startsWith("linear_dp4a")), "the prompt pass used the LLM.int8 GEMM");
+  await assert.rejects(() => bench(["--int8-matmul", "int4", "--sections", "decode"]), /exited with/);
+});
