@@ -197,8 +197,8 @@ async function profileBatchStep(ctx: BenchContext, batch: number): Promise<Json>
     const int8 = d.runner.step.llmInt8;
     const outlierColumns = int8
       ? {
-        hidden: new Uint32Array(await gpu.readBytes(int8.hidden.outliers))[0],
-        intermediate: int8.inter ? new Uint32Array(await gpu.readBytes(int8.inter.outliers))[0] : null,
+        hidden: (await gpu.readU32(int8.hidden.outliers))[0],
+        intermediate: int8.inter ? (await gpu.readU32(int8.inter.outliers))[0] : null,
       }
       : null;
     return {

@@ -39,8 +39,7 @@ async function vitSetup(ctx: BenchContext, tiles: number) {
   return {
     record,
     /** INT8_MATMUL=llm-int8: outlier columns of the last int8 linear recorded (the last layer's fc2 input). */
-    outlierColumns: async () =>
-      vs.llmInt8 ? new Uint32Array(await gpu.readBytes(vs.llmInt8.scratch.outliers))[0] : null,
+    outlierColumns: async () => vs.llmInt8 ? (await gpu.readU32(vs.llmInt8.scratch.outliers))[0] : null,
     destroy: () => {
       pixels.buffer.destroy();
       vs.destroy();

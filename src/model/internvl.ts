@@ -5,6 +5,7 @@ import type { Checkpoint } from "../weights/checkpoint.ts";
 import type { ModelConfig } from "../weights/config.ts";
 import type { LanguageDims, ProjectorDims, VisionDims } from "./dims.ts";
 import type { Int8Matmul } from "./int8_matmul.ts";
+import { llmInt8Threshold } from "../ops/llm_int8.ts";
 import { loadVisionWeights, type Tap, visionForward, VisionScratch, type VisionWeights } from "./vision.ts";
 import {
   loadProjectorWeights,
@@ -87,7 +88,7 @@ export class InternVLModel {
     readonly language: LanguageWeights,
     /** How int8 linears multiply (INT8_MATMUL; src/model/int8_matmul.ts). */
     readonly int8Matmul: Int8Matmul,
-    /** bitsandbytes' outlier threshold for llm-int8: the checkpoint's llm_int8_threshold, else 6. */
+    /** bitsandbytes' outlier threshold for llm-int8: the checkpoint's llm_int8_threshold, else its default. */
     readonly llmInt8Threshold: number,
   ) {}
 
@@ -112,7 +113,9 @@ export class InternVLModel {
     await gpu.sync("uploading weights");
     onProgress?.(0.95, "weights on the GPU");
     const q = config.quantization;
-    const threshold = q.method === "bitsandbytes-int8" ? q.llmInt8Threshold ?? 6 : 6;
+    const threshold = q.method === "bitsandbytes-int8"
+      ? q.llmInt8Threshold ?? llmInt8Threshold
+      : llmInt8Threshold;
     return new InternVLModel(gpu, dims, vision, projector, language, int8Matmul, threshold);
   }
 
@@ -124,9 +127,9 @@ export class InternVLModel {
     projector: ProjectorWeights,
     language: LanguageWeights,
     int8Matmul: Int8Matmul = "weight-only",
-    llmInt8Threshold = 6,
+    threshold = llmInt8Threshold,
   ): InternVLModel {
-    return new InternVLModel(gpu, dims, vision, projector, language, int8Matmul, llmInt8Threshold);
+    return new InternVLModel(gpu, dims, vision, projector, language, int8Matmul, threshold);
   }
 
   /** Tokens each image tile contributes to the prompt (256 for V1.5). */

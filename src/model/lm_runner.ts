@@ -4,6 +4,7 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { DispatchCache } from "../gpu/dispatch_cache.ts";
 import type { LanguageDims } from "./dims.ts";
 import type { Int8Matmul } from "./int8_matmul.ts";
+import { llmInt8Threshold as llmInt8DefaultThreshold } from "../ops/llm_int8.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
 
 /** Longest single-sequence prompt that runs as decode-sized chunks instead of one tiled pass. */
@@ -38,7 +39,7 @@ export class LmRunner {
     readonly capacity: number,
     readonly int8Matmul: Int8Matmul = "weight-only",
     /** The checkpoint's llm_int8_threshold (INT8_MATMUL=llm-int8). */
-    readonly llmInt8Threshold = 6,
+    readonly llmInt8Threshold = llmInt8DefaultThreshold,
   ) {
     if (capacity > dims.maxPositions) {
       throw new Error(`Context of ${capacity} tokens exceeds the model's ${dims.maxPositions} positions`);

@@ -5,7 +5,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm } from "../ops/linear.ts";
-import { LlmInt8Scratch } from "../ops/llm_int8.ts";
+import { LlmInt8Scratch, llmInt8Threshold as llmInt8DefaultThreshold } from "../ops/llm_int8.ts";
 import { type Int8Matmul, llmInt8ForMany } from "./int8_matmul.ts";
 import { layerNorm } from "../ops/layer_norm.ts";
 import { gelu } from "../ops/gelu.ts";
@@ -49,7 +49,7 @@ export class ProjectorScratch {
     dims: ProjectorDims,
     readonly tiles: number,
     int8Matmul: Int8Matmul = "weight-only",
-    llmInt8Threshold = 6,
+    llmInt8Threshold = llmInt8DefaultThreshold,
   ) {
     const tokens = tiles * (vision.patchesPerSide / 2) ** 2;
     this.shuffled = gpu.createTensor("proj.shuffled", "f32", [tokens, dims.inFeatures]);

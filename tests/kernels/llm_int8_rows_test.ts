@@ -104,7 +104,7 @@ Deno.test("llm_int8_rows + matvec_dp4a follow bitsandbytes' LLM.int8 on odd shap
       matvecLlmInt8(r, a, w, out, { accumulate: c.accumulate, second: w2 });
       r.submit();
 
-      const count = new Uint32Array(await gpu.readBytes(scratch.outliers));
+      const count = await gpu.readU32(scratch.outliers);
       assert.deepEqual([...count.subarray(1, 1 + count[0])], ref.outliers, "outlier columns, ascending");
       const got = {
         q: new Int8Array(await gpu.readBytes(scratch.q)).subarray(0, T * K),
