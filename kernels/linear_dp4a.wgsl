@@ -5,9 +5,12 @@
 // q: the int8 rows of kernels/llm_int8_quantize.wgsl (outlier columns zero), CB: the int8 weights, scale =
 // SCB/127. The int8 sum is exact in i32 through dot4I8Packed (four products a word; |Σ| ≤ 127²·K < 2³¹
 // for K < 133 000). The outlier sum walks the compact list in f32, reading x[t, c] and the weight byte
-// CB[n, c]: the first `cap` columns from compact copies (kernels/llm_int8_gather.wgsl: xo rows of 4·cap4
-// floats, wo rows of cap4 words), one 16-byte load of x and one word per row of weights for 4 columns, so
-// they cost like a small dense product; any further columns one by one, straight from x and CB (L1/L2).
+// CB[n, c]: when there are at most 4·head4 of them, from compact copies (kernels/llm_int8_gather.wgsl: xo
+// rows of 4·cap4 floats, wo rows of cap4 words), one 16-byte load of x and one word per row of weights for
+// 4 columns; columns past the cap one by one, straight from x and CB (L1/L2). More than 4·head4 compact
+// columns go wholly to the outlier GEMM (kernels/linear_tiled.wgsl, DYNK) instead: this per-thread loop
+// costs like a small dense product at a few columns, but far more than f32 tiles at many (an H100, prompt
+// w2 with ~2100 columns: 5.7 against 3.8 ms a layer with the loop taking 64 of them).
 // (Reading every listed column from x and CB on its own cost ViT fc1 +30 % at 64 columns on an H100;
 // staging them through shared memory was no faster and cost 3–10 % with none.)
 // The structure of kernels/linear_tiled.wgsl with u32 words in place of f32: a BM×BN output tile per
@@ -31,8 +34,9 @@
 //           10 xo      [T, 4·cap4] f32 as vec4: x at the first listed outlier columns (zero past the count)
 //           11 wo      [N, cap4] i8x4: CB at those columns
 // Params:   t = T, n = N, kw = K/4, qw, has_bias, accumulate (1: out += result, the residual add), cap4,
-//           head4: compact words taken here (the rest up to cap4 by kernels/linear_tiled.wgsl, DYNK, when
-//           head4 < cap4; columns past 4·cap4 always one by one here).
+//           head4: a count ≤ 4·head4 is taken here whole, a larger one by kernels/linear_tiled.wgsl (DYNK,
+//           kskip = 4·head4) up to the cap; head4 = cap4: every compact column here, no outlier GEMM
+//           (columns past 4·cap4 always one by one here).
 // Overrides: VEC (kw % 4 == 0: weight rows are 16-byte aligned; else 4 word loads a slot);
 //           TX, TY (threads along N, M; multiples of 8 and 4), RH (2 or 4 row groups of 4), CW (1 or 2
 //           column groups of 4), BK (32 or 64 k per step = 8 or 16 words), GM (tile rows per
@@ -393,7 +397,7 @@ fn store4(r: u32, n: u32, s: vec4<f32>, o: vec4<f32>, cnt: u32, v0: vec4<i32>, v
   var e2 = vec4<f32>(v2) * (sca[r2] / 127.0);
   var e3 = vec4<f32>(v3) * (sca[r3] / 127.0);
   // The compact columns, 4 at a time: row i's x word against each of the 4 columns' weight words.
-  let words = min((cnt + 3u) / 4u, min(p.cap4, p.head4));
+  let words = select(0u, min((cnt + 3u) / 4u, p.cap4), cnt <= 4u * p.head4 || p.head4 == p.cap4);
   let last_n = p.n - 1u;
   for (var j4 = 0u; j4 < words; j4++) {
     let x0 = xo[r0 * p.cap4 + j4];

@@ -17,17 +17,18 @@
 //           7 w4    binding 2's buffer seen as vec4<u32> (VEC and f32 weights)
 //           8 count [1] u32 (DYNK; any u32 buffer otherwise)
 // Params:   t = T, n = N, k = K (the row length), kw, has_scale, has_bias, accumulate (1: out += result, the
-//           residual add), kstart (DYNK: the first k; 0 otherwise)
+//           residual add), kskip (DYNK: a count ≤ kskip was taken whole by the int8 GEMM's epilogue, so
+//           the dispatch does nothing; 0 otherwise)
 // Overrides: INT8 (weight encoding); VEC (K % 4 == 0: x and f32 weight rows are 16-byte aligned);
 //           TX, TY (threads along N, M; multiples of 8 and 4), RH (2 or 4 row groups of 4), CW (1, 2 or 4
 //           column groups of 4; RH·CW ≤ 8), BK (8, 16, 32), GM (tile rows per group of the launch order),
 //           PF (last k of a step after the barrier), DYNK (LLM.int8's compact outlier columns,
-//           src/ops/llm_int8.ts: k from kstart to min(count[0], K), read on the GPU; a workgroup with none
-//           returns without storing). BM = 4·RH·TY, BN = 4·CW·TX; BM·BK/4 and BN·BK/4
+//           src/ops/llm_int8.ts: k from 0 to min(count[0], K), read on the GPU; when count ≤ kskip every
+//           workgroup returns without storing). BM = 4·RH·TY, BN = 4·CW·TX; BM·BK/4 and BN·BK/4
 //           must be 1..4 times TX·TY (src/ops/linear.ts checks).
 // Grid:     (ceil(N/BN), ceil(T/BM)) workgroups of TX·TY.
 // Features: none. Workgroup memory: 2·(BM+BN)·BK·4 bytes (32 KiB at 128×128, BK = 16).
-struct Params { t: u32, n: u32, k: u32, kw: u32, has_scale: u32, has_bias: u32, accumulate: u32, kstart: u32 }
+struct Params { t: u32, n: u32, k: u32, kw: u32, has_scale: u32, has_bias: u32, accumulate: u32, kskip: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
@@ -38,7 +39,7 @@ struct Params { t: u32, n: u32, k: u32, kw: u32, has_scale: u32, has_bias: u32, 
 // last 1–3 floats of a buffer whose size is not a multiple of 16 (odd K), which the scalar view can.
 @group(0) @binding(6) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> w4: array<vec4<u32>>;
-// DYNK: LLM.int8's outlier list; k runs from p.kstart to min(count, K) (the count lives on the GPU).
+// DYNK: LLM.int8's outlier list; k runs from 0 to min(count, K) (the count lives on the GPU).
 @group(0) @binding(8) var<storage, read> count: array<u32>;
 
 // #include int8
@@ -88,10 +89,6 @@ fn kbound() -> u32 {
   return p.k;
 }
 
-fn kfirst() -> u32 {
-  if (DYNK) { return p.kstart; }
-  return 0u;
-}
 var<workgroup> kend_shared: u32;
 // Accumulators: row i of the micro-tile × column group a, b, c or d (a8..a15, b8..b15 only when RH = 4;
 // c, d only when CW = 4).
@@ -519,20 +516,20 @@ fn main(
   if (DYNK) {
     if (lid == 0u) { kend_shared = min(count[0], p.k); }
     kdyn = workgroupUniformLoad(&kend_shared);
-    if (kdyn <= p.kstart) { return; } // no outlier columns past kstart: out is not touched
+    if (kdyn <= p.kskip) { return; } // the epilogue of linear_dp4a took them all: out is not touched
   }
-  let steps = (kbound() - kfirst() + BK - 1u) / BK;
-  stage(kfirst());
+  let steps = (kbound() + BK - 1u) / BK;
+  stage(0u);
   put(false);
   workgroupBarrier();
   for (var s = 0u; s < steps; s += 2u) {
-    stage(kfirst() + (s + 1u) * BK);
+    stage((s + 1u) * BK);
     step0();
     put(true);
     workgroupBarrier();
     held();
     if (s + 1u < steps) {
-      stage(kfirst() + (s + 2u) * BK);
+      stage((s + 2u) * BK);
       step1();
       put(false);
       workgroupBarrier();

@@ -3,7 +3,7 @@
 // kernels/linear_tiled.wgsl, weights widened to f32), at the prefill / vision shapes of
 // InternVL-Chat-V1.5, in the same run on the same inputs:
 //   deno run -A scripts/bench_linear_dp4a.ts [--small] [--ms 200] [--only vit.fc1,lm.w2] [--configs 0,1,2]
-//     [--outliers 8] [--out linear_dp4a.json]
+//     [--outliers 8] [--heads 64,0] [--dist uniform|natural] [--ballast GB] [--out linear_dp4a.json]
 // Candidates per shape: "f32 linear_tiled" (the model today); "llm.int8 <tiling>" (all four dispatches of
 // recordLinearLlmInt8); "dp4a gemm <tiling>" (kernels/linear_dp4a.wgsl alone, from int8 rows made once);
 // "outliers+quantize" (the three dispatches before the GEMM; GB/s of x read twice and q written).
@@ -18,12 +18,16 @@
 // per candidate (src/bench/sweep.ts); calls alternate between two weight copies.
 // --small: T = 37 (vision) and 19 (LLM) with N and K divided by 8, short timings: a smoke run on llvmpipe.
 import type { Recorder } from "../src/gpu/recorder.ts";
+import type { Tensor } from "../src/gpu/tensor.ts";
 import { fillRandom } from "../src/ops/fill_random.ts";
+import { gelu } from "../src/ops/gelu.ts";
+import { siluMul } from "../src/ops/silu_mul.ts";
 import { type LinearWeights, recordLinear, tiledConfig, tiledConfigName } from "../src/ops/linear.ts";
 import {
   dp4aTiling,
   dp4aTilingName,
   dp4aTilings,
+  languageOutlierCap,
   linearDp4a,
   llmInt8Gather,
   llmInt8Outliers,
@@ -32,6 +36,7 @@ import {
   llmInt8Threshold,
   paddedK,
   recordLinearLlmInt8,
+  visionOutlierCap,
 } from "../src/ops/llm_int8.ts";
 import { SyntheticFactory } from "../src/bench/synthetic_weights.ts";
 import * as sweep from "../src/bench/sweep.ts";
@@ -41,12 +46,31 @@ const { args, quick, minMs, out: outArg } = sweep.parseArgs({
   only: { type: "string" },
   configs: { type: "string" },
   outliers: { type: "string" },
+  heads: { type: "string" },
+  dist: { type: "string" },
+  ballast: { type: "string" },
 }, 20);
 const small = Boolean(args.small) || quick;
 const outlierColumns = Number(args.outliers ?? 8);
 if (!(Number.isInteger(outlierColumns) && outlierColumns >= 0)) {
   throw new Error(`--outliers ${args.outliers}: expected a whole number of columns`);
 }
+// --dist natural: the inputs of the shapes that follow an activation (vit.fc2, lm.w2) are made the way the
+// model makes them from random weights, gelu(fc1(x)) and silu(w1(x))·w3(x) of x uniform in ±√3 (unit
+// variance, as after a norm), instead of uniform with --outliers columns; their outlier columns are what
+// the activation gives. The other shapes stay uniform.
+const natural = (args.dist ?? "uniform") === "natural";
+if (!["uniform", "natural"].includes(args.dist ?? "uniform")) {
+  throw new Error(`--dist ${args.dist}: expected uniform or natural`);
+}
+// --heads: the epilogue's share of the outlier columns to time (the rest go to the outlier GEMM).
+const heads = args.heads === undefined ? [undefined] : args.heads.split(",").map((h) => {
+  const v = Number(h);
+  if (!(Number.isInteger(v) && v >= 0 && v % 4 === 0)) {
+    throw new Error(`--heads ${h}: expected multiples of 4`);
+  }
+  return v;
+});
 
 interface Shape {
   name: string;
@@ -92,6 +116,22 @@ const configIndices = [
 const tilings = configIndices.map((i) => dp4aTilings[i]);
 
 const { gpu, timer } = await sweep.openGpu();
+// --ballast GB: that much GPU memory allocated and written first, in 128 MiB buffers (llvmpipe's binding
+// limit; the model's tensors are ~100 MB) kept to the end, so the timed buffers sit where they would beside
+// the model's 26 GB of weights (address translation).
+const ballastGiB = Number(args.ballast ?? 0);
+if (!(Number.isInteger(ballastGiB) && ballastGiB >= 0)) {
+  throw new Error(`--ballast ${args.ballast}: whole GiB`);
+}
+const ballast: Tensor[] = [];
+for (let i = 0; i < 8 * ballastGiB; i++) {
+  const r = gpu.recorder("ballast");
+  const t = gpu.createTensor(`ballast.${i}`, "f32", [32, 1 << 20]);
+  fillRandom(r, t, { seed: 1000 + i, lo: -1, hi: 1 });
+  r.submit();
+  ballast.push(t);
+}
+if (ballastGiB) await gpu.sync("ballast");
 console.log(
   `linear_dp4a binds 9 storage buffers; this device allows ${gpu.limits.maxStorageBuffersPerShaderStage}. ` +
     `Tilings: ${configIndices.map((i) => `${i} ${dp4aTilingName(dp4aTilings[i])}`).join(" | ")}`,
@@ -124,15 +164,42 @@ for (const s of selected) {
   const copies = small ? 1 : 2;
   const sets = Array.from({ length: copies }, (_, i) => factory.int8Linear(`${s.name}.${i}`, N, K, s.bias));
   const x = gpu.createTensor(`${s.name}.x`, "f32", [T, K]);
-  fillRandom(fill, x, { seed: seed++, lo: -3, hi: 3 });
+  const temps: Tensor[] = []; // the activation's inputs, freed once x is made
+  const activated = natural && ["vit.fc2", "lm.w2"].includes(s.name);
+  if (activated) {
+    // The layer before this one, from inputs of unit variance: fc1 (+ bias) then gelu, or w1 and w3 then
+    // silu(w1)·w3, all through the exact f32 path.
+    const D = s.name === "lm.w2" ? (small ? 768 : 6144) : (small ? 400 : 3200);
+    const x0 = gpu.createTensor(`${s.name}.x0`, "f32", [T, D]);
+    fillRandom(fill, x0, { seed: seed++, lo: -Math.sqrt(3), hi: Math.sqrt(3) });
+    const h = gpu.createTensor(`${s.name}.h`, "f32", [T, K]);
+    if (s.name === "vit.fc2") {
+      recordLinear(fill, x0, factory.int8Linear(`${s.name}.fc1`, K, D, true), h, "tiled");
+      gelu(fill, h, x);
+    } else {
+      const u = gpu.createTensor(`${s.name}.u`, "f32", [T, K]);
+      recordLinear(fill, x0, factory.int8Linear(`${s.name}.w1`, K, D), h, "tiled");
+      recordLinear(fill, x0, factory.int8Linear(`${s.name}.w3`, K, D), u, "tiled");
+      siluMul(fill, h, u, x);
+      temps.push(u);
+    }
+    temps.push(x0, h);
+  } else {
+    fillRandom(fill, x, { seed: seed++, lo: -3, hi: 3 });
+  }
   const out = gpu.createTensor(`${s.name}.out`, "f32", [T, N]);
-  const scratch = new LlmInt8Scratch(gpu, `${s.name}.llm_int8`, T, K, N);
+  // The model's cap, or more for more --outliers columns.
+  const cap = Math.max(
+    s.name.startsWith("lm.") ? languageOutlierCap : visionOutlierCap,
+    4 * Math.ceil(outlierColumns / 4),
+  );
+  const scratch = new LlmInt8Scratch(gpu, `${s.name}.llm_int8`, T, K, N, cap);
   // The GEMM-alone candidates read compact outlier columns gathered once from the first weight copy (their
   // outlier sums are off for the second copy: timing only; the comparison below uses the first).
   const w0 = sets[0];
   fill.submit();
   // One value ≥ θ in each outlier column (row 0 or the last row): the column is flagged for every row.
-  for (let i = 0; i < Math.min(outlierColumns, K); i++) {
+  for (let i = 0; i < (activated ? 0 : Math.min(outlierColumns, K)); i++) {
     const c = Math.floor((i + 0.5) * K / outlierColumns), t = i % 2 ? T - 1 : 0;
     gpu.writeTensor(x, Float32Array.of(i % 2 ? -20 : 20), (t * K + c) * 4);
   }
@@ -144,19 +211,26 @@ for (const s of selected) {
   if (w0.kind === "int8") llmInt8Gather(prep, x, views, w0);
   prep.submit();
   await gpu.sync(`filling ${s.name}`);
+  temps.forEach((t) => t.buffer.destroy());
   const flagged = (await gpu.readU32(scratch.outliers))[0];
 
   const candidates: [string, Launch][] = [
     ["f32 linear_tiled", (r, w, acc) => recordLinear(r, x, w, out, "tiled", { accumulate: acc })],
     ...tilings.flatMap((tiling): [string, Launch][] => [
-      [
-        `llm.int8 ${dp4aTilingName(tiling)}`,
-        (r, w, acc) => recordLinearLlmInt8(r, x, w, out, scratch, { accumulate: acc, tiling }),
-      ],
-      [`dp4a gemm ${dp4aTilingName(tiling)}`, (r, w, acc) => {
-        if (w.kind !== "int8") throw new Error("int8 weights expected");
-        linearDp4a(r, x, views, w, out, { accumulate: acc, tiling });
-      }],
+      ...heads.map((head): [string, Launch] => [
+        `llm.int8 ${dp4aTilingName(tiling)}${head === undefined ? "" : ` head ${head}`}`,
+        (r, w, acc) =>
+          recordLinearLlmInt8(r, x, w, out, scratch, { accumulate: acc, tiling, epilogueColumns: head }),
+      ]),
+      // Head 0: the int8 product alone (its epilogue leaves every outlier column to the outlier GEMM, so
+      // the output is a part: "(part)" instead of MISMATCH below).
+      ...heads.map((head): [string, Launch] => [
+        `dp4a gemm ${dp4aTilingName(tiling)}${head === undefined ? "" : ` head ${head}`}`,
+        (r, w, acc) => {
+          if (w.kind !== "int8") throw new Error("int8 weights expected");
+          linearDp4a(r, x, views, w, out, { accumulate: acc, tiling, epilogueColumns: head });
+        },
+      ]),
     ]),
     ["outliers+quantize+gather", (r, w) => {
       if (w.kind !== "int8") throw new Error("int8 weights expected");
@@ -175,8 +249,13 @@ for (const s of selected) {
     try {
       // Correctness: one call without accumulation, compared with the f32 path's output.
       let nerr = NaN;
-      if (name !== "outliers+quantize") {
-        sweep.launchOnce(gpu, "check", (r) => launch(r, sets[0], false));
+      if (!name.startsWith("outliers")) {
+        sweep.launchOnce(gpu, "check", (r) => {
+          // The compact outlier weights of the first copy: a timed LLM.int8 candidate may have left the
+          // second's there.
+          if (w0.kind === "int8") llmInt8Gather(r, x, views, w0);
+          launch(r, sets[0], false);
+        });
         const got = await sweep.readRows(gpu, out, N, sweep.sampleRows(T));
         ref ??= got;
         nerr = sweep.compareOutputs(got, ref).nerr;
@@ -206,13 +285,15 @@ for (const s of selected) {
         usMin: t.msMin * 1e3,
         tflops: flops / (t.ms * 1e9),
         nerr,
-        GBps: name === "outliers+quantize" ? (2 * T * K * 4 + T * paddedK(K)) / (t.ms * 1e6) : null,
+        GBps: name.startsWith("outliers") ? (2 * T * K * 4 + T * paddedK(K)) / (t.ms * 1e6) : null,
         calls: t.dispatches * t.passes,
       };
       rows.push(row);
       const err = Number.isNaN(nerr)
         ? ""
-        : `  nerr vs f32 ${nerr.toExponential(1)}${nerr > 1e-3 ? "  MISMATCH" : ""}`;
+        : `  nerr vs f32 ${nerr.toExponential(1)}${
+          nerr <= 1e-3 ? "" : / head \d+$/.test(name) && name.startsWith("dp4a") ? "  (part)" : "  MISMATCH"
+        }`;
       const rate = row.GBps === null
         ? `${row.tflops.toFixed(2).padStart(7)} TFLOP/s`
         : `${row.GBps.toFixed(0).padStart(7)} GB/s`;

@@ -130,8 +130,9 @@ export class BenchContext {
     await gpu.sync("filling random weights");
     const buildMs = performance.now() - t0;
     const dims = { vision: shapes.vision, projector: shapes.projector, language: shapes.language };
+    const model = InternVLModel.fromWeights(gpu, dims, vision, projector, language, this.opts.int8Matmul);
     return {
-      model: InternVLModel.fromWeights(gpu, dims, vision, projector, language, this.opts.int8Matmul),
+      model,
       vision,
       projector,
       language,
@@ -141,7 +142,10 @@ export class BenchContext {
       bytes: f.bytes,
       tensors: f.tensors,
       maxTensorBytes: Math.max(...f.created.map((t) => t.byteLength)),
-      destroy: () => f.destroyAll(),
+      destroy: () => {
+        model.releaseScratch();
+        f.destroyAll();
+      },
     };
   }
 

@@ -260,19 +260,19 @@ export async function prefillSection(ctx: BenchContext): Promise<Record<string, 
   const { gpu, timer, shapes } = ctx;
   const m = await ctx.model();
   const T = shapes.prefillTokens;
-  // INT8_MATMUL=llm-int8(-prefill): the last layer's w2 input outlier count, copied out after the pass.
+  // INT8_MATMUL=llm-int8(-prefill): the w2 input outlier counts. A Recorder copies after its pass, so the
+  // timed pass (one submit) can give only the last layer's; the per-kernel profile below submits after
+  // every dispatch, so there each layer's count is copied before the next layer overwrites it.
   const layers = shapes.language.layers;
-  const countOut = gpu.device.createBuffer({
-    size: 16,
-    usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ,
-  });
-  let counted = false;
-  const tap: Tap = (name, layer, t, r) => {
-    if (name === "lm.llm_int8.w2_outliers" && layer === layers - 1) {
-      r.copyAfter(t, countOut, 4);
-      counted = true;
+  const countOut = gpu.createTensor("bench.prefill.w2_outliers", "u32", [layers]);
+  let counted = 0; // 1: the last layer's, 2: every layer's
+  const countTap = (every: boolean): Tap => (name, layer, t, r) => {
+    if (name === "lm.llm_int8.w2_outliers" && (every || layer === layers - 1)) {
+      r.copyAfter(t, countOut.buffer, 4, 4 * layer);
+      counted = every ? 2 : 1;
     }
   };
+  const tap = countTap(false);
   const once = async (tokens: number, label: string) => {
     const runner = m.model.newRunner(1, tokens + 1);
     try {
@@ -292,13 +292,7 @@ export async function prefillSection(ctx: BenchContext): Promise<Record<string, 
   };
   const warmMs = await once(Math.min(64, T), "prefill.warmup");
   const ms = await once(T, `prefill ${T}`);
-  let w2Outliers: number | null = null;
-  if (counted) {
-    await countOut.mapAsync(GPUMapMode.READ);
-    w2Outliers = new Uint32Array(countOut.getMappedRange().slice(0))[0];
-    countOut.unmap();
-  }
-  countOut.destroy();
+  const w2Last = counted ? (await gpu.readU32(countOut))[layers - 1] : null;
   const flops = prefillFlops(shapes.language, T);
   ctx.results.prefill_ms_1800 = shapes.prefillTokens === 1800 ? round(ms, 1) : null;
   // Every kernel of the prompt pass in its own timed pass (when the budget allows it).
@@ -308,7 +302,7 @@ export async function prefillSection(ctx: BenchContext): Promise<Record<string, 
     const frees: (() => void)[] = [];
     try {
       const prof = await profileKernels(gpu, timer, "prefill.kernels", (r) => {
-        frees.push(recordPrompt(ctx, runner, T, r, 3));
+        frees.push(recordPrompt(ctx, runner, T, r, 3, countTap(true)));
       }, ctx.copyGBps);
       if (prof) {
         kernels = prof.rows.map((x) => ({
@@ -324,6 +318,8 @@ export async function prefillSection(ctx: BenchContext): Promise<Record<string, 
       runner.destroy();
     }
   }
+  const w2ByLayer = counted === 2 ? Array.from(await gpu.readU32(countOut)) : null;
+  countOut.buffer.destroy();
   return {
     tokens: T,
     method: timer.method,
@@ -333,7 +329,8 @@ export async function prefillSection(ctx: BenchContext): Promise<Record<string, 
     flops,
     TFLOPs: round(flops / (ms * 1e9), 3),
     tokens_per_s: round((T * 1000) / ms, 1),
-    llm_int8_outlier_columns_last_w2: w2Outliers,
+    llm_int8_outlier_columns_last_w2: w2Last,
+    llm_int8_outlier_columns_w2_by_layer: w2ByLayer,
     kernels,
   };
 }

@@ -3,7 +3,7 @@
 import type { Recorder } from "../gpu/recorder.ts";
 import { reshape } from "../gpu/tensor.ts";
 import { fillRandom } from "../ops/fill_random.ts";
-import { visionForward, VisionScratch } from "../model/vision.ts";
+import { type Tap, visionForward, VisionScratch } from "../model/vision.ts";
 import { projectorForward, ProjectorScratch } from "../model/projector.ts";
 import { KvPrefixCache } from "../engine/kv_prefix_cache.ts";
 import { generate } from "../engine/generate.ts";
@@ -32,14 +32,30 @@ async function vitSetup(ctx: BenchContext, tiles: number) {
   fillRandom(r, pixels, { seed: 99, lo: -2, hi: 2 }); // normalised pixel range
   r.submit();
   await gpu.sync("preparing the ViT benchmark");
-  const record = (rec: Recorder) => {
-    visionForward(rec, m.vision, vs, pixels);
+  const record = (rec: Recorder, tap?: Tap) => {
+    visionForward(rec, m.vision, vs, pixels, tap);
     projectorForward(rec, m.projector, ps, reshape(vs.hidden, [tiles, T, vision.hidden]), vision, projector);
   };
   return {
-    record,
-    /** INT8_MATMUL=llm-int8: outlier columns of the last int8 linear recorded (the last layer's fc2 input). */
-    outlierColumns: async () => vs.llmInt8 ? (await gpu.readU32(vs.llmInt8.scratch.outliers))[0] : null,
+    record: (rec: Recorder) => record(rec),
+    /**
+     * INT8_MATMUL=llm-int8(-prefill): each layer's fc2 input outlier count, from one more pass that submits
+     * at every layer (a Recorder copies after its pass, and the next layer overwrites the count).
+     */
+    outlierColumns: async () => {
+      if (!vs.llmInt8) return null;
+      const counts = gpu.createTensor("bench.vit.fc2_outliers", "u32", [vision.layers]);
+      const rec = gpu.recorder("bench.vit.outlier_counts");
+      record(rec, (name, layer, t) => {
+        if (name !== "vit.llm_int8.fc2_outliers") return;
+        rec.copyAfter(t, counts.buffer, 4, 4 * layer);
+        rec.submit();
+      });
+      rec.submit();
+      const byLayer = Array.from(await gpu.readU32(counts));
+      counts.buffer.destroy();
+      return byLayer;
+    },
     destroy: () => {
       pixels.buffer.destroy();
       vs.destroy();
@@ -84,11 +100,13 @@ export async function vitSection(ctx: BenchContext): Promise<Record<string, Json
       const ms = median(runs);
       perTileMs ??= ms / tiles;
       const flops = vitFlops(shapes.vision, tiles);
+      const fc2Outliers = ctx.fits(ms * 1.5) ? await v.outlierColumns() : null;
       out[`tiles_${tiles}`] = {
         ms: round(ms, 2),
         runs: runs.length,
         vit_TFLOPs: round(flops / (ms * 1e9), 3),
-        llm_int8_outlier_columns_last_fc2: await v.outlierColumns(),
+        llm_int8_outlier_columns_last_fc2: fc2Outliers?.at(-1) ?? null,
+        llm_int8_outlier_columns_fc2_by_layer: fc2Outliers,
       };
       ctx.results[`vit_projector_ms_${tiles}tiles`] = round(ms, 2);
       if (tiles === 1 && ctx.fits(ms * 1.5)) {

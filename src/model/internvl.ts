@@ -4,8 +4,8 @@ import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Checkpoint } from "../weights/checkpoint.ts";
 import type { ModelConfig } from "../weights/config.ts";
 import type { LanguageDims, ProjectorDims, VisionDims } from "./dims.ts";
-import type { Int8Matmul } from "./int8_matmul.ts";
-import { llmInt8Threshold } from "../ops/llm_int8.ts";
+import { type Int8Matmul, llmInt8ForMany } from "./int8_matmul.ts";
+import { type LlmInt8ScratchPool, llmInt8Threshold } from "../ops/llm_int8.ts";
 import { loadVisionWeights, type Tap, visionForward, VisionScratch, type VisionWeights } from "./vision.ts";
 import {
   loadProjectorWeights,
@@ -13,7 +13,7 @@ import {
   ProjectorScratch,
   type ProjectorWeights,
 } from "./projector.ts";
-import { type LanguageWeights, loadLanguageWeights } from "./language.ts";
+import { languageGemmPool, type LanguageWeights, loadLanguageWeights } from "./language.ts";
 import { LmRunner, maxChunkedPrompt } from "./lm_runner.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
 import { type WeightSource, WeightUploader } from "./weight_source.ts";
@@ -90,7 +90,20 @@ export class InternVLModel {
     readonly int8Matmul: Int8Matmul,
     /** bitsandbytes' outlier threshold for llm-int8: the checkpoint's llm_int8_threshold, else its default. */
     readonly llmInt8Threshold: number,
-  ) {}
+  ) {
+    this.gemmPool = llmInt8ForMany(int8Matmul) ? languageGemmPool(gpu, dims.language) : null;
+  }
+
+  /**
+   * INT8_MATMUL=llm-int8(-prefill): the LLM.int8 GEMM scratch every prompt pass shares (~0.3 GB for an
+   * 1800-token prompt), so a request does not allocate its own.
+   */
+  private gemmPool: LlmInt8ScratchPool | null;
+
+  /** Frees the scratch the model keeps between requests (its weights belong to whoever made them). */
+  releaseScratch(): void {
+    this.gemmPool?.destroy();
+  }
 
   static async load(
     gpu: Gpu,
@@ -226,6 +239,7 @@ export class InternVLModel {
       capacity,
       this.int8Matmul,
       this.llmInt8Threshold,
+      this.gemmPool,
     );
   }
 }

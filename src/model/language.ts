@@ -5,7 +5,12 @@ import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm, maxMatvecTokens } from "../ops/linear.ts";
-import { LlmInt8Scratch, llmInt8Threshold as llmInt8DefaultThreshold } from "../ops/llm_int8.ts";
+import {
+  languageOutlierCap,
+  LlmInt8Scratch,
+  LlmInt8ScratchPool,
+  llmInt8Threshold as llmInt8DefaultThreshold,
+} from "../ops/llm_int8.ts";
 import { rmsNormLinear } from "../ops/rms_norm_linear.ts";
 import { gateUpSilu } from "../ops/gate_up_silu.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
@@ -131,6 +136,8 @@ export class LanguageScratch {
     readonly tokens: number,
     int8Matmul: Int8Matmul = "weight-only",
     llmInt8Threshold = llmInt8DefaultThreshold,
+    /** Where the LLM.int8 GEMM's scratch comes from (shared by every prompt); null: a scratch of its own. */
+    gemmPool: LlmInt8ScratchPool | null = null,
   ) {
     const rows = batch * tokens;
     const { hidden: D, heads: H, kvHeads: Hkv, headDim: Dh, intermediate: I } = dims;
@@ -163,23 +170,16 @@ export class LanguageScratch {
         threshold: llmInt8Threshold,
       }
       : null;
+    this.ownsGemmScratch = gemmPool === null;
     this.llmInt8Gemm = llmInt8ForMany(int8Matmul) && !few
       ? {
-        // Outputs up to the FFN width: a prompt pass's LM head (the vocab, more than 8 sequences) stays
-        // weight-only, as its compact outlier weights would take vocab × cap bytes. Cap 4096: random weights
-        // give ~2160 outlier columns at the w2 input of an 1800-token prompt (v17), each past the cap slow.
-        scratch: new LlmInt8Scratch(
-          gpu,
-          "lm.llm_int8_gemm",
-          rows,
-          Math.max(D, I),
-          Math.max(I, (H + 2 * Hkv) * Dh),
-          4096,
-        ),
+        scratch: gemmPool?.forTokens(rows) ?? languageGemmScratch(gpu, dims, rows),
         threshold: llmInt8Threshold,
       }
       : null;
   }
+
+  private readonly ownsGemmScratch: boolean;
 
   destroy(): void {
     for (const x of Object.values(this)) if (x && typeof x === "object" && "buffer" in x) x.buffer.destroy();
@@ -188,8 +188,27 @@ export class LanguageScratch {
       if (this.llmInt8.inter) destroyLlmInt8RowsScratch(this.llmInt8.inter);
       this.llmInt8.gateUp?.buffer.destroy();
     }
-    this.llmInt8Gemm?.scratch.destroy();
+    if (this.ownsGemmScratch) this.llmInt8Gemm?.scratch.destroy();
   }
+}
+
+// Outputs up to the FFN width: a prompt pass's LM head (the vocab, more than 8 sequences) stays weight-only,
+// as its compact outlier weights would take vocab × cap bytes.
+function gemmWidths(d: LanguageDims): [maxK: number, maxN: number] {
+  return [
+    Math.max(d.hidden, d.intermediate),
+    Math.max(d.intermediate, (d.heads + 2 * d.kvHeads) * d.headDim),
+  ];
+}
+
+/** The LLM.int8 GEMM scratch of a prompt of `rows` rows. */
+function languageGemmScratch(gpu: Gpu, d: LanguageDims, rows: number): LlmInt8Scratch {
+  return new LlmInt8Scratch(gpu, "lm.llm_int8_gemm", rows, ...gemmWidths(d), languageOutlierCap);
+}
+
+/** The pool of LLM.int8 GEMM scratch that a model's prompt passes share (INT8_MATMUL=llm-int8(-prefill)). */
+export function languageGemmPool(gpu: Gpu, d: LanguageDims): LlmInt8ScratchPool {
+  return new LlmInt8ScratchPool(gpu, "lm.llm_int8_gemm", ...gemmWidths(d), languageOutlierCap);
 }
 
 /** Whether the rows path of INT8_MATMUL=llm-int8 takes this model's widths (K a multiple of 4, ≤ 16384). */

@@ -4,7 +4,7 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { DispatchCache } from "../gpu/dispatch_cache.ts";
 import type { LanguageDims } from "./dims.ts";
 import type { Int8Matmul } from "./int8_matmul.ts";
-import { llmInt8Threshold as llmInt8DefaultThreshold } from "../ops/llm_int8.ts";
+import { type LlmInt8ScratchPool, llmInt8Threshold as llmInt8DefaultThreshold } from "../ops/llm_int8.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
 
 /** Longest single-sequence prompt that runs as decode-sized chunks instead of one tiled pass. */
@@ -40,6 +40,8 @@ export class LmRunner {
     readonly int8Matmul: Int8Matmul = "weight-only",
     /** The checkpoint's llm_int8_threshold (INT8_MATMUL=llm-int8). */
     readonly llmInt8Threshold = llmInt8DefaultThreshold,
+    /** The LLM.int8 GEMM scratch the prompt passes share (the model's); null: one per prompt. */
+    private readonly gemmPool: LlmInt8ScratchPool | null = null,
   ) {
     if (capacity > dims.maxPositions) {
       throw new Error(`Context of ${capacity} tokens exceeds the model's ${dims.maxPositions} positions`);
@@ -125,7 +127,15 @@ export class LmRunner {
           n === L ? lastRows : Int32Array.of(n - 1),
         ),
       };
-      const scratch = new LanguageScratch(g, this.dims, B, n, this.int8Matmul, this.llmInt8Threshold);
+      const scratch = new LanguageScratch(
+        g,
+        this.dims,
+        B,
+        n,
+        this.int8Matmul,
+        this.llmInt8Threshold,
+        this.gemmPool,
+      );
       this.cache.length = start + at;
       languageForward(
         r,

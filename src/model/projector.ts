@@ -5,7 +5,11 @@ import type { Gpu } from "../gpu/device.ts";
 import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm } from "../ops/linear.ts";
-import { LlmInt8Scratch, llmInt8Threshold as llmInt8DefaultThreshold } from "../ops/llm_int8.ts";
+import {
+  LlmInt8Scratch,
+  llmInt8Threshold as llmInt8DefaultThreshold,
+  visionOutlierCap,
+} from "../ops/llm_int8.ts";
 import { type Int8Matmul, llmInt8ForMany } from "./int8_matmul.ts";
 import { layerNorm } from "../ops/layer_norm.ts";
 import { gelu } from "../ops/gelu.ts";
@@ -60,7 +64,7 @@ export class ProjectorScratch {
     const maxK = Math.max(dims.inFeatures, dims.hidden);
     this.llmInt8 = llmInt8ForMany(int8Matmul)
       ? {
-        scratch: new LlmInt8Scratch(gpu, "proj.llm_int8", tokens, maxK, dims.hidden, 1024),
+        scratch: new LlmInt8Scratch(gpu, "proj.llm_int8", tokens, maxK, dims.hidden, visionOutlierCap),
         threshold: llmInt8Threshold,
       }
       : null;

@@ -5,7 +5,11 @@ import type { Gpu } from "../gpu/device.ts";
 import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm, uploadLinear } from "../ops/linear.ts";
-import { LlmInt8Scratch, llmInt8Threshold as llmInt8DefaultThreshold } from "../ops/llm_int8.ts";
+import {
+  LlmInt8Scratch,
+  llmInt8Threshold as llmInt8DefaultThreshold,
+  visionOutlierCap,
+} from "../ops/llm_int8.ts";
 import { type Int8Matmul, llmInt8ForMany } from "./int8_matmul.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
 import { gelu } from "../ops/gelu.ts";
@@ -124,7 +128,14 @@ export class VisionScratch {
     this.mlpAct = gpu.createTensor("vit.mlp_act", "f32", [T, I]);
     this.llmInt8 = llmInt8ForMany(int8Matmul)
       ? {
-        scratch: new LlmInt8Scratch(gpu, "vit.llm_int8", T, Math.max(D, I), Math.max(3 * D, I), 1024),
+        scratch: new LlmInt8Scratch(
+          gpu,
+          "vit.llm_int8",
+          T,
+          Math.max(D, I),
+          Math.max(3 * D, I),
+          visionOutlierCap,
+        ),
         threshold: llmInt8Threshold,
       }
       : null;
@@ -177,6 +188,8 @@ export function visionForward(
     linear(r, s.normed, lw.fc1, s.mlp, o);
     gelu(r, s.mlp, s.mlpAct);
     linear(r, s.mlpAct, lw.fc2, s.proj, o);
+    // LLM.int8: [count, columns…] of the fc2 input's outlier columns (benchmarks read the counts).
+    if (s.llmInt8) tap?.("vit.llm_int8.fc2_outliers", l, s.llmInt8.scratch.outliers, r);
     residualAdd(r, s.hidden, s.proj, lw.ls2);
     tap?.("vit.layer", l, s.hidden, r);
   });

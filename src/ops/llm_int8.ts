@@ -37,6 +37,14 @@ export interface LlmInt8Views {
 
 /** Outlier columns the GEMM takes from compact copies by default; any beyond are read one by one. */
 export const defaultOutlierCap = 512;
+/**
+ * The model's caps (columns past one go through the GEMM epilogue's slow scattered loop). On the bench's
+ * random weights (H100, 2026-11-26) the ViT's fc2 input has at most 460 outlier columns at 13 tiles; the
+ * LM's w2 input of an 1800-token prompt has 6567 of 16384 at the first layer, falling to 2156 at the
+ * last (with a cap of 4096 the first 14 layers' w2 took 1.5× their time).
+ */
+export const visionOutlierCap = 1024;
+export const languageOutlierCap = 8192;
 
 /**
  * Scratch for `recordLinearLlmInt8`, built once for the largest call (tokens × in-features, and the most
@@ -94,6 +102,38 @@ export class LlmInt8Scratch {
 
   destroy(): void {
     for (const t of [this.flags, this.outliers, this.q, this.sca, this.xo, this.wo]) t.buffer.destroy();
+  }
+}
+
+/**
+ * One LlmInt8Scratch for calls of any token count (prompt passes of any length), regrown to the next
+ * multiple of 512 tokens when a longer call comes, so a prompt reuses it instead of allocating its own.
+ * Its owner destroys it.
+ */
+export class LlmInt8ScratchPool {
+  private current: LlmInt8Scratch | null = null;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly label: string,
+    readonly maxK: number,
+    readonly maxN: number,
+    readonly cap: number,
+  ) {}
+
+  /** A scratch for `tokens` tokens (valid until a longer call regrows the pool). */
+  forTokens(tokens: number): LlmInt8Scratch {
+    if (!this.current || this.current.maxTokens < tokens) {
+      this.current?.destroy(); // work already submitted with it still completes
+      const rows = Math.ceil(tokens / 512) * 512;
+      this.current = new LlmInt8Scratch(this.gpu, this.label, rows, this.maxK, this.maxN, this.cap);
+    }
+    return this.current;
+  }
+
+  destroy(): void {
+    this.current?.destroy();
+    this.current = null;
   }
 }
 
@@ -223,7 +263,7 @@ export function llmInt8Gather(r: Recorder, x: Tensor, s: LlmInt8Views, w: Int8Li
   expectTensor("llmInt8Gather xo", s.xo, "f32", [T, cap]);
   expectTensor("llmInt8Gather wo", s.wo, "i8x4", [N, cap]);
   expectTensor("llmInt8Gather weight", w.weight, "i8x4", [N, K]);
-  const { workgroups, groupsPerRow } = flatGrid(Math.max(T, N) * cap / 4);
+  const { workgroups, groupsPerRow } = flatGrid(Math.max(T, N) * 64); // 64 lanes a row
   r.dispatch("llm_int8_gather", {
     bindings: [s.outliers, x, w.weight, s.xo, s.wo],
     params: [T, N, K, cap / 4, groupsPerRow],
@@ -235,7 +275,8 @@ export function llmInt8Gather(r: Recorder, x: Tensor, s: LlmInt8Views, w: Int8Li
 /**
  * Pass 4, the GEMM: out (+)= (f32(q·CBᵀ)·sca/127 + x[:, outliers]·CB[:, outliers]ᵀ)·scale + bias.
  * x: [T, K] f32 (read at the outlier columns), q/sca/outliers: from `llmInt8Quantize`, w: int8 [N, K],
- * out: [T, N] f32 (must not alias x).
+ * out: [T, N] f32 (must not alias x). `epilogueColumns` (default: the cap): a count up to it is multiplied
+ * here; a larger one leaves the compact columns to `llmInt8OutlierGemm` (those past the cap stay here).
  */
 export function linearDp4a(
   r: Recorder,
@@ -287,23 +328,24 @@ export function linearDp4a(
 }
 
 /**
- * The compact outlier columns from `first` on (up to the count and the cap) as a tiled f32 GEMM:
- * out += scale ⊙ (xo[:, first:] · wo[:, first:]ᵀ), through kernels/linear_tiled.wgsl with DYNK (k bounded by
- * the GPU-side count; its workgroups return at once when the count is ≤ first). out: [T, N] f32.
+ * The compact outlier columns (up to the count and the cap) as a tiled f32 GEMM:
+ * out += scale ⊙ (xo · woᵀ), through kernels/linear_tiled.wgsl with DYNK (k bounded by the GPU-side count).
+ * A count ≤ `skip` was taken whole by `linearDp4a`'s epilogue (its `epilogueColumns`): every workgroup then
+ * returns at once. out: [T, N] f32.
  */
 export function llmInt8OutlierGemm(
   r: Recorder,
   s: LlmInt8Views,
   w: Int8LinearWeights,
   out: Tensor,
-  first: number,
+  skip: number,
 ): void {
   const [T, cap] = s.xo.shape;
   const N = w.weight.shape[0];
   expectTensor("llmInt8OutlierGemm out", out, "f32", [T, N]);
   expectTensor("llmInt8OutlierGemm wo", s.wo, "i8x4", [N, cap]);
-  if (!(first % 4 === 0 && first >= 0 && first < cap)) {
-    throw new Error(`llmInt8OutlierGemm: first ${first} must be a multiple of 4 below the cap ${cap}`);
+  if (!(skip % 4 === 0 && skip >= 0 && skip < cap)) {
+    throw new Error(`llmInt8OutlierGemm: skip ${skip} must be a multiple of 4 below the cap ${cap}`);
   }
   recordTiled(r, {
     x: s.xo,
@@ -311,7 +353,7 @@ export function llmInt8OutlierGemm(
     scale: w.scale,
     bias: w.scale, // not read: has_bias 0
     out,
-    params: [T, N, cap, cap / 4, 1, 0, 1, first],
+    params: [T, N, cap, cap / 4, 1, 0, 1, skip],
     int8: true,
     vec: true,
     dynamicK: s.outliers,
@@ -320,7 +362,10 @@ export function llmInt8OutlierGemm(
   });
 }
 
-/** Outlier columns the GEMM's epilogue multiplies itself; the rest of the compact ones go to a GEMM. */
+/**
+ * Up to this many outlier columns the GEMM's epilogue multiplies them itself; more go wholly to the f32
+ * outlier GEMM, as the epilogue's per-thread loop costs far more than f32 tiles at many columns.
+ */
 export const epilogueOutlierColumns = 64;
 
 export interface LlmInt8Options {
@@ -330,6 +375,8 @@ export interface LlmInt8Options {
   accumulate?: boolean;
   /** The GEMM's tiling instead of `dp4aTiling`'s choice (tests, scripts/bench_linear_dp4a.ts). */
   tiling?: Dp4aTiling;
+  /** The most outlier columns the GEMM's epilogue takes, instead of `epilogueOutlierColumns` (scripts). */
+  epilogueColumns?: number;
 }
 
 /**
@@ -352,7 +399,7 @@ export function recordLinearLlmInt8(
   llmInt8Outliers(r, x, s.flags, threshold);
   llmInt8Quantize(r, x, s, threshold);
   llmInt8Gather(r, x, s, w);
-  const head = Math.min(epilogueOutlierColumns, s.xo.shape[1]);
+  const head = Math.min(opts.epilogueColumns ?? epilogueOutlierColumns, s.xo.shape[1]);
   linearDp4a(r, x, s, w, out, { ...opts, epilogueColumns: head });
   if (head < s.xo.shape[1]) llmInt8OutlierGemm(r, s, w, out, head);
 }

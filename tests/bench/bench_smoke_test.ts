@@ -150,8 +150,15 @@ Deno.test("bench --tiny --int8-matmul llm-int8 runs the LLM.int8 paths and repor
   }
   assert.ok(isNum(doc.decode_ms_b1_ctx512) && isNum(doc.prefill_ms_1800 ?? doc.sections.prefill.ms));
   // The counts come from the LLM.int8 scratches themselves: present (a number) only in these modes.
-  assert.ok(isNum(doc.sections.prefill.llm_int8_outlier_columns_last_w2));
-  assert.ok(isNum(doc.sections.vit.tiles_1.llm_int8_outlier_columns_last_fc2));
+  const { prefill, vit } = doc.sections;
+  assert.ok(isNum(prefill.llm_int8_outlier_columns_last_w2));
+  assert.ok(isNum(vit.tiles_1.llm_int8_outlier_columns_last_fc2));
+  // One count per layer, the last one the figure above.
+  const w2: number[] = prefill.llm_int8_outlier_columns_w2_by_layer;
+  const fc2: number[] = vit.tiles_1.llm_int8_outlier_columns_fc2_by_layer;
+  assert.ok(w2.every(isNum) && fc2.every(isNum) && w2.length > 1 && fc2.length > 1);
+  assert.equal(w2.at(-1), prefill.llm_int8_outlier_columns_last_w2);
+  assert.equal(fc2.at(-1), vit.tiles_1.llm_int8_outlier_columns_last_fc2);
   const kernels: { op: string }[] = doc.sections.prefill.kernels;
   assert.ok(kernels.some((k) => k.op.startsWith("linear_dp4a")), "the prompt pass used the LLM.int8 GEMM");
   await assert.rejects(() => bench(["--int8-matmul", "int4", "--sections", "decode"]), /exited with/);

@@ -10,6 +10,7 @@ import {
   linearDp4a,
   linearLlmInt8,
   LlmInt8Scratch,
+  LlmInt8ScratchPool,
   type LlmInt8Views,
   paddedK,
   recordLinearLlmInt8,
@@ -280,17 +281,18 @@ Deno.test("LLM.int8 refuses shapes, scratch and tilings it cannot run", async ()
   scratch.destroy();
 });
 
-Deno.test("a reused scratch: columns past a smaller count never reach the product; 64 < count ≤ 128", async () => {
+Deno.test("a reused scratch: columns past a smaller count never reach the product; counts 97, 70, 40", async () => {
   // The compact copies are written only up to each call's count; a second call with fewer outliers must
-  // mask what the first one left there. Counts 97 and then 70 sit between the epilogue's 64 columns and
-  // twice that, so the outlier GEMM (kernels/llm_int8_outlier_gemm.wgsl) takes a partial first step.
+  // mask what the earlier ones left there. Counts 97 and 70 are past the epilogue's 64 columns, so the
+  // outlier GEMM (kernels/linear_tiled.wgsl, DYNK) takes them all, 70 in a partial step; the epilogue takes
+  // 40 whole while the GEMM's workgroups return.
   const gpu = await testGpu();
   const [T, N, K] = [37, 45, 144];
   const host = hostInt8(N, K, true, 5);
   const w = uploadInt8(gpu, host);
   const out = gpu.createTensor("out", "f32", [T, N]);
   const scratch = new LlmInt8Scratch(gpu, "reused", T, K, N);
-  for (const [count, seed] of [[97, 11], [70, 12]]) {
+  for (const [count, seed] of [[97, 11], [70, 12], [40, 13]]) {
     const xs = randomF32(T * K, seed, -3, 3);
     for (let c = 0; c < count; c++) xs[(c % T) * K + c] = c % 2 ? -9 : 9; // column c: one value ≥ θ
     const x = gpu.uploadTensor("x", "f32", [T, K], xs);
@@ -306,4 +308,17 @@ Deno.test("a reused scratch: columns past a smaller count never reach the produc
   }
   scratch.destroy();
   for (const b of [w.weight, w.scale, out, ...(w.bias ? [w.bias] : [])]) b.buffer.destroy();
+});
+
+Deno.test("LlmInt8ScratchPool: one scratch for every call that fits, regrown in steps of 512 tokens", async () => {
+  const gpu = await testGpu();
+  const pool = new LlmInt8ScratchPool(gpu, "pool", 68, 45, 16);
+  const first = pool.forTokens(37);
+  assert.deepEqual([first.maxTokens, first.maxK, first.maxN, first.cap], [512, 68, 45, 16]);
+  assert.equal(pool.forTokens(512), first);
+  const grown = pool.forTokens(513);
+  assert.notEqual(grown, first);
+  assert.equal(grown.maxTokens, 1024);
+  assert.equal(pool.forTokens(5), grown);
+  pool.destroy();
 });

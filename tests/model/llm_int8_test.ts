@@ -183,3 +183,43 @@ Deno.test("INT8_MATMUL=llm-int8-prefill: LLM.int8 for the prompt pass only, weig
     rounded.destroy();
   }
 });
+
+Deno.test("INT8_MATMUL=llm-int8-prefill: a model's prompts share one GEMM scratch, as if each had its own", async () => {
+  const tiny = await tinyModel();
+  const { gpu, dims } = tiny;
+  const model = InternVLModel.fromWeights(
+    gpu,
+    dims,
+    tiny.vision,
+    tiny.projector,
+    tiny.language,
+    "llm-int8-prefill",
+    6,
+  );
+  const ids = Array.from(goldenI32(caseById("text_only").input_ids.file));
+  const prompt = async (runner: LmRunner, p: number[]) => {
+    try {
+      const r = gpu.recorder("test.prompt");
+      const free = runner.recordPrefill(r, [p], [p.map(() => 1)], imageContextId, null);
+      r.submit();
+      const logits = await gpu.readF32(runner.logits);
+      free();
+      return logits;
+    } finally {
+      runner.destroy();
+    }
+  };
+  try {
+    // Longest first: the shorter prompt then finds the longer one's outlier columns in the shared scratch.
+    for (const p of [ids, ids.slice(0, ids.length - 5), ids.slice(3)]) {
+      const shared = await prompt(model.newRunner(1, p.length + 1), p);
+      const own = await prompt(
+        new LmRunner(gpu, model.language, dims.language, 1, p.length + 1, "llm-int8-prefill", 6),
+        p,
+      );
+      assert.deepEqual(shared, own, `${p.length} tokens`);
+    }
+  } finally {
+    model.releaseScratch();
+  }
+});
