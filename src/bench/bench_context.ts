@@ -8,6 +8,7 @@ import type { LanguageWeights } from "../model/language.ts";
 import { checkpointSource, InternVLModel, modelDims } from "../model/internvl.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { loadModelConfig } from "../weights/config.ts";
+import { llmInt8Threshold } from "../ops/llm_int8.ts";
 import { GpuTimer } from "./gpu_timer.ts";
 import type { BenchShapes } from "./shapes.ts";
 import {
@@ -130,7 +131,10 @@ export class BenchContext {
     await gpu.sync("filling random weights");
     const buildMs = performance.now() - t0;
     const dims = { vision: shapes.vision, projector: shapes.projector, language: shapes.language };
-    const model = InternVLModel.fromWeights(gpu, dims, vision, projector, language, this.opts.int8Matmul);
+    const model = InternVLModel.fromWeights(gpu, dims, vision, projector, language, {
+      mode: this.opts.int8Matmul,
+      threshold: llmInt8Threshold,
+    });
     return {
       model,
       vision,

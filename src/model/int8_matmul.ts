@@ -1,3 +1,5 @@
+import { llmInt8Threshold } from "../ops/llm_int8.ts";
+
 /**
  * How the int8 linear layers multiply (`INT8_MATMUL`):
  * - `weight-only` (default): the int8 weights are widened to f32 (× SCB/127) and multiply f32 activations —
@@ -10,6 +12,15 @@
  *   weight-only for decode steps and short chunks: the fastest time to first token with weight-only decode.
  */
 export type Int8Matmul = "weight-only" | "llm-int8" | "llm-int8-prefill";
+
+/** A mode with the outlier threshold its LLM.int8 passes use (the checkpoint's `llm_int8_threshold`). */
+export interface Int8MatmulSetting {
+  readonly mode: Int8Matmul;
+  readonly threshold: number;
+}
+
+/** The default setting: weight-only (the threshold is then unused). */
+export const weightOnly: Int8MatmulSetting = { mode: "weight-only", threshold: llmInt8Threshold };
 
 export const int8Matmuls: readonly Int8Matmul[] = ["weight-only", "llm-int8", "llm-int8-prefill"];
 

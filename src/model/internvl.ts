@@ -4,7 +4,7 @@ import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Checkpoint } from "../weights/checkpoint.ts";
 import type { ModelConfig } from "../weights/config.ts";
 import type { LanguageDims, ProjectorDims, VisionDims } from "./dims.ts";
-import { type Int8Matmul, llmInt8ForMany } from "./int8_matmul.ts";
+import { type Int8Matmul, type Int8MatmulSetting, llmInt8ForMany, weightOnly } from "./int8_matmul.ts";
 import { type LlmInt8ScratchPool, llmInt8Threshold } from "../ops/llm_int8.ts";
 import { loadVisionWeights, type Tap, visionForward, VisionScratch, type VisionWeights } from "./vision.ts";
 import {
@@ -86,12 +86,13 @@ export class InternVLModel {
     readonly vision: VisionWeights,
     readonly projector: ProjectorWeights,
     readonly language: LanguageWeights,
-    /** How int8 linears multiply (INT8_MATMUL; src/model/int8_matmul.ts). */
-    readonly int8Matmul: Int8Matmul,
-    /** bitsandbytes' outlier threshold for llm-int8: the checkpoint's llm_int8_threshold, else its default. */
-    readonly llmInt8Threshold: number,
+    /**
+     * How int8 linears multiply (INT8_MATMUL; src/model/int8_matmul.ts) and bitsandbytes' outlier threshold
+     * for llm-int8: the checkpoint's llm_int8_threshold, else its default.
+     */
+    readonly matmul: Int8MatmulSetting,
   ) {
-    this.gemmPool = llmInt8ForMany(int8Matmul) ? languageGemmPool(gpu, dims.language) : null;
+    this.gemmPool = llmInt8ForMany(matmul.mode) ? languageGemmPool(gpu, dims.language) : null;
   }
 
   /**
@@ -129,7 +130,7 @@ export class InternVLModel {
     const threshold = q.method === "bitsandbytes-int8"
       ? q.llmInt8Threshold ?? llmInt8Threshold
       : llmInt8Threshold;
-    return new InternVLModel(gpu, dims, vision, projector, language, int8Matmul, threshold);
+    return new InternVLModel(gpu, dims, vision, projector, language, { mode: int8Matmul, threshold });
   }
 
   /** A model from weights already on the GPU (the benchmark fills them with random values there). */
@@ -139,10 +140,9 @@ export class InternVLModel {
     vision: VisionWeights,
     projector: ProjectorWeights,
     language: LanguageWeights,
-    int8Matmul: Int8Matmul = "weight-only",
-    threshold = llmInt8Threshold,
+    matmul: Int8MatmulSetting = weightOnly,
   ): InternVLModel {
-    return new InternVLModel(gpu, dims, vision, projector, language, int8Matmul, threshold);
+    return new InternVLModel(gpu, dims, vision, projector, language, matmul);
   }
 
   /** Tokens each image tile contributes to the prompt (256 for V1.5). */
@@ -170,8 +170,8 @@ export class InternVLModel {
       const n = Math.min(perPass, tiles - first);
       const slice = pixelValues.subarray(first * 3 * S * S, (first + n) * 3 * S * S);
       const pixels = this.gpu.uploadTensor("vit.pixels", "f32", [n, 3, S, S], slice);
-      const vs = new VisionScratch(this.gpu, vision, n, this.int8Matmul, this.llmInt8Threshold);
-      const ps = new ProjectorScratch(this.gpu, vision, projector, n, this.int8Matmul, this.llmInt8Threshold);
+      const vs = new VisionScratch(this.gpu, vision, n, this.matmul);
+      const ps = new ProjectorScratch(this.gpu, vision, projector, n, this.matmul);
       const r = this.gpu.recorder("vision");
       visionForward(r, this.vision, vs, pixels, tap);
       projectorForward(r, this.projector, ps, reshape(vs.hidden, [n, T, vision.hidden]), vision, projector);
@@ -237,8 +237,7 @@ export class InternVLModel {
       this.dims.language,
       batch,
       capacity,
-      this.int8Matmul,
-      this.llmInt8Threshold,
+      this.matmul,
       this.gemmPool,
     );
   }

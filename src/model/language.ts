@@ -5,12 +5,7 @@ import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm, maxMatvecTokens } from "../ops/linear.ts";
-import {
-  languageOutlierCap,
-  LlmInt8Scratch,
-  LlmInt8ScratchPool,
-  llmInt8Threshold as llmInt8DefaultThreshold,
-} from "../ops/llm_int8.ts";
+import { languageOutlierCap, LlmInt8Scratch, LlmInt8ScratchPool } from "../ops/llm_int8.ts";
 import { rmsNormLinear } from "../ops/rms_norm_linear.ts";
 import { gateUpSilu } from "../ops/gate_up_silu.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
@@ -28,7 +23,7 @@ import {
 } from "../ops/attention_decode.ts";
 import { attentionPrefill, minPrefillTokens } from "../ops/attention_prefill.ts";
 import type { LanguageDims } from "./dims.ts";
-import { type Int8Matmul, llmInt8ForFew, llmInt8ForMany } from "./int8_matmul.ts";
+import { type Int8MatmulSetting, llmInt8ForFew, llmInt8ForMany, weightOnly } from "./int8_matmul.ts";
 import {
   createLlmInt8RowsScratch,
   destroyLlmInt8RowsScratch,
@@ -134,8 +129,7 @@ export class LanguageScratch {
     dims: LanguageDims,
     readonly batch: number,
     readonly tokens: number,
-    int8Matmul: Int8Matmul = "weight-only",
-    llmInt8Threshold = llmInt8DefaultThreshold,
+    matmul: Int8MatmulSetting = weightOnly,
     /** Where the LLM.int8 GEMM's scratch comes from (shared by every prompt); null: a scratch of its own. */
     gemmPool: LlmInt8ScratchPool | null = null,
   ) {
@@ -162,19 +156,19 @@ export class LanguageScratch {
       })
       : null;
     const few = rows <= maxLlmInt8Rows;
-    this.llmInt8 = llmInt8ForFew(int8Matmul) && batch <= maxLlmInt8Rows && llmInt8RowsFit(dims)
+    this.llmInt8 = llmInt8ForFew(matmul.mode) && batch <= maxLlmInt8Rows && llmInt8RowsFit(dims)
       ? {
         hidden: createLlmInt8RowsScratch(gpu, "lm.llm_int8.hidden", few ? rows : batch, D),
         inter: few ? createLlmInt8RowsScratch(gpu, "lm.llm_int8.inter", rows, I) : null,
         gateUp: few ? t("gate_up", 2 * I) : null,
-        threshold: llmInt8Threshold,
+        threshold: matmul.threshold,
       }
       : null;
     this.ownsGemmScratch = gemmPool === null;
-    this.llmInt8Gemm = llmInt8ForMany(int8Matmul) && !few
+    this.llmInt8Gemm = llmInt8ForMany(matmul.mode) && !few
       ? {
         scratch: gemmPool?.forTokens(rows) ?? languageGemmScratch(gpu, dims, rows),
-        threshold: llmInt8Threshold,
+        threshold: matmul.threshold,
       }
       : null;
   }

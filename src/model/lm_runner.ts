@@ -3,8 +3,8 @@ import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { DispatchCache } from "../gpu/dispatch_cache.ts";
 import type { LanguageDims } from "./dims.ts";
-import type { Int8Matmul } from "./int8_matmul.ts";
-import { type LlmInt8ScratchPool, llmInt8Threshold as llmInt8DefaultThreshold } from "../ops/llm_int8.ts";
+import { type Int8MatmulSetting, weightOnly } from "./int8_matmul.ts";
+import type { LlmInt8ScratchPool } from "../ops/llm_int8.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
 
 /** Longest single-sequence prompt that runs as decode-sized chunks instead of one tiled pass. */
@@ -37,9 +37,8 @@ export class LmRunner {
     private readonly dims: LanguageDims,
     readonly batch: number,
     readonly capacity: number,
-    readonly int8Matmul: Int8Matmul = "weight-only",
-    /** The checkpoint's llm_int8_threshold (INT8_MATMUL=llm-int8). */
-    readonly llmInt8Threshold = llmInt8DefaultThreshold,
+    /** INT8_MATMUL and the checkpoint's llm_int8_threshold. */
+    readonly matmul: Int8MatmulSetting = weightOnly,
     /** The LLM.int8 GEMM scratch the prompt passes share (the model's); null: one per prompt. */
     private readonly gemmPool: LlmInt8ScratchPool | null = null,
   ) {
@@ -48,7 +47,7 @@ export class LmRunner {
     }
     this.cache = new KvCache(gpu, dims, batch, capacity);
     this.logits = gpu.createTensor("lm.logits", "f32", [batch, dims.vocab]);
-    this.step = new LanguageScratch(gpu, dims, batch, 1, int8Matmul, llmInt8Threshold);
+    this.step = new LanguageScratch(gpu, dims, batch, 1, matmul);
     this.stepPositions = gpu.createTensor("lm.step_positions", "i32", [batch]);
     this.stepImageRow = gpu.uploadTensor("lm.step_image_row", "i32", [batch], new Int32Array(batch).fill(-1));
     this.stepLastRows = gpu.uploadTensor(
@@ -127,15 +126,7 @@ export class LmRunner {
           n === L ? lastRows : Int32Array.of(n - 1),
         ),
       };
-      const scratch = new LanguageScratch(
-        g,
-        this.dims,
-        B,
-        n,
-        this.int8Matmul,
-        this.llmInt8Threshold,
-        this.gemmPool,
-      );
+      const scratch = new LanguageScratch(g, this.dims, B, n, this.matmul, this.gemmPool);
       this.cache.length = start + at;
       languageForward(
         r,

@@ -5,12 +5,8 @@ import type { Gpu } from "../gpu/device.ts";
 import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm } from "../ops/linear.ts";
-import {
-  LlmInt8Scratch,
-  llmInt8Threshold as llmInt8DefaultThreshold,
-  visionOutlierCap,
-} from "../ops/llm_int8.ts";
-import { type Int8Matmul, llmInt8ForMany } from "./int8_matmul.ts";
+import { LlmInt8Scratch, visionOutlierCap } from "../ops/llm_int8.ts";
+import { type Int8MatmulSetting, llmInt8ForMany, weightOnly } from "./int8_matmul.ts";
 import { layerNorm } from "../ops/layer_norm.ts";
 import { gelu } from "../ops/gelu.ts";
 import { pixelShuffle } from "../ops/pixel_shuffle.ts";
@@ -52,8 +48,7 @@ export class ProjectorScratch {
     vision: VisionDims,
     dims: ProjectorDims,
     readonly tiles: number,
-    int8Matmul: Int8Matmul = "weight-only",
-    llmInt8Threshold = llmInt8DefaultThreshold,
+    matmul: Int8MatmulSetting = weightOnly,
   ) {
     const tokens = tiles * (vision.patchesPerSide / 2) ** 2;
     this.shuffled = gpu.createTensor("proj.shuffled", "f32", [tokens, dims.inFeatures]);
@@ -62,10 +57,10 @@ export class ProjectorScratch {
     this.act = gpu.createTensor("proj.act", "f32", [tokens, dims.hidden]);
     this.out = gpu.createTensor("proj.out", "f32", [tokens, dims.hidden]);
     const maxK = Math.max(dims.inFeatures, dims.hidden);
-    this.llmInt8 = llmInt8ForMany(int8Matmul)
+    this.llmInt8 = llmInt8ForMany(matmul.mode)
       ? {
         scratch: new LlmInt8Scratch(gpu, "proj.llm_int8", tokens, maxK, dims.hidden, visionOutlierCap),
-        threshold: llmInt8Threshold,
+        threshold: matmul.threshold,
       }
       : null;
   }

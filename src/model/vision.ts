@@ -5,12 +5,8 @@ import type { Gpu } from "../gpu/device.ts";
 import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm, uploadLinear } from "../ops/linear.ts";
-import {
-  LlmInt8Scratch,
-  llmInt8Threshold as llmInt8DefaultThreshold,
-  visionOutlierCap,
-} from "../ops/llm_int8.ts";
-import { type Int8Matmul, llmInt8ForMany } from "./int8_matmul.ts";
+import { LlmInt8Scratch, visionOutlierCap } from "../ops/llm_int8.ts";
+import { type Int8MatmulSetting, llmInt8ForMany, weightOnly } from "./int8_matmul.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
 import { gelu } from "../ops/gelu.ts";
 import { residualAdd } from "../ops/residual_add.ts";
@@ -107,8 +103,7 @@ export class VisionScratch {
     gpu: Gpu,
     readonly dims: VisionDims,
     readonly tiles: number,
-    int8Matmul: Int8Matmul = "weight-only",
-    llmInt8Threshold = llmInt8DefaultThreshold,
+    matmul: Int8MatmulSetting = weightOnly,
   ) {
     const { hidden: D, patchSize: p, patchesPerSide: P, intermediate: I } = dims;
     const T = tiles * (P * P + 1);
@@ -126,7 +121,7 @@ export class VisionScratch {
     this.proj = gpu.createTensor("vit.proj", "f32", [T, D]);
     this.mlp = gpu.createTensor("vit.mlp", "f32", [T, I]);
     this.mlpAct = gpu.createTensor("vit.mlp_act", "f32", [T, I]);
-    this.llmInt8 = llmInt8ForMany(int8Matmul)
+    this.llmInt8 = llmInt8ForMany(matmul.mode)
       ? {
         scratch: new LlmInt8Scratch(
           gpu,
@@ -136,7 +131,7 @@ export class VisionScratch {
           Math.max(3 * D, I),
           visionOutlierCap,
         ),
-        threshold: llmInt8Threshold,
+        threshold: matmul.threshold,
       }
       : null;
   }

@@ -65,8 +65,7 @@ Deno.test("INT8_MATMUL=llm-int8: exact with every column in f32, bitsandbytes-cl
       model.dims.language,
       1,
       ids.length + steps,
-      "llm-int8",
-      threshold,
+      { mode: "llm-int8", threshold },
     );
 
   await t.step("threshold below every activation: the weight-only goldens within 1e-3", async () => {
@@ -136,7 +135,10 @@ Deno.test("INT8_MATMUL=llm-int8: the vision encoder and projector, exact with ev
   const img = await preprocessImage(imageFile("img1"), { maxNum: 6, maxPixels: 1e8 });
   const golden = goldenF32(manifest.images.img1.vit_embeds.file);
   const embeds = async (threshold: number) => {
-    const m = InternVLModel.fromWeights(gpu, dims, vision, projector, language, "llm-int8", threshold);
+    const m = InternVLModel.fromWeights(gpu, dims, vision, projector, language, {
+      mode: "llm-int8",
+      threshold,
+    });
     const out = m.encodeImages(img.pixelValues, img.tiles);
     const got = await gpu.readF32(out);
     out.buffer.destroy();
@@ -160,7 +162,10 @@ Deno.test("INT8_MATMUL=llm-int8-prefill: LLM.int8 for the prompt pass only, weig
   const V = model.dims.language.vocab;
   const { gpu, dims } = model;
   const lm = (threshold: number) =>
-    new LmRunner(gpu, model.language, dims.language, 1, ids.length + 4, "llm-int8-prefill", threshold);
+    new LmRunner(gpu, model.language, dims.language, 1, ids.length + 4, {
+      mode: "llm-int8-prefill",
+      threshold,
+    });
   // Every column in f32: the goldens within 1e-3 (the prompt's GEMM and the weight-only steps wired right).
   const exact = lm(1e-30);
   try {
@@ -193,8 +198,7 @@ Deno.test("INT8_MATMUL=llm-int8-prefill: a model's prompts share one GEMM scratc
     tiny.vision,
     tiny.projector,
     tiny.language,
-    "llm-int8-prefill",
-    6,
+    { mode: "llm-int8-prefill", threshold: 6 },
   );
   const ids = Array.from(goldenI32(caseById("text_only").input_ids.file));
   const prompt = async (runner: LmRunner, p: number[]) => {
@@ -214,7 +218,7 @@ Deno.test("INT8_MATMUL=llm-int8-prefill: a model's prompts share one GEMM scratc
     for (const p of [ids, ids.slice(0, ids.length - 5), ids.slice(3)]) {
       const shared = await prompt(model.newRunner(1, p.length + 1), p);
       const own = await prompt(
-        new LmRunner(gpu, model.language, dims.language, 1, p.length + 1, "llm-int8-prefill", 6),
+        new LmRunner(gpu, model.language, dims.language, 1, p.length + 1, model.matmul),
         p,
       );
       assert.deepEqual(shared, own, `${p.length} tokens`);
