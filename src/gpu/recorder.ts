@@ -103,7 +103,8 @@ export class Recorder {
     });
     device.queue.writeBuffer(uniforms, 0, data);
     const enc = device.createCommandEncoder({ label: this.label });
-    const pass = enc.beginComputePass({ label: this.label });
+    // Copies alone need no compute pass (an empty one would still take the timer's timestamps).
+    const pass = this.dispatches.length > 0 ? enc.beginComputePass({ label: this.label }) : null;
     this.dispatches.forEach((d, i) => {
       const pipeline = this.gpu.pipeline(d.kernel, d.constants);
       let bindGroup: GPUBindGroup | undefined;
@@ -133,11 +134,11 @@ export class Recorder {
           cache.misses++;
         }
       }
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bindGroup);
-      pass.dispatchWorkgroups(...d.workgroups);
+      pass!.setPipeline(pipeline);
+      pass!.setBindGroup(0, bindGroup);
+      pass!.dispatchWorkgroups(...d.workgroups);
     });
-    pass.end();
+    pass?.end();
     for (const c of this.copies) enc.copyBufferToBuffer(c.src.buffer, 0, c.dst, c.dstOffset, c.bytes);
     device.queue.submit([enc.finish()]);
     if (!cache) uniforms.destroy(); // freed once the submitted work no longer needs it
