@@ -1,0 +1,64 @@
+// Where the CPU time of `encodeImages` goes before the GPU starts (the cold time to first token waits on it):
+// allocating the vision and projector scratch, uploading the pixels, recording the dispatches, and encoding +
+// submitting them, each timed on its own for N tiles on the bench's random-weight model, three times.
+//   deno run -A scripts/probe_encode_cpu.ts [--tiny] [--tiles 7] [--out FILE]
+import { BenchContext, Budget } from "../src/bench/bench_context.ts";
+import { benchShapes } from "../src/bench/shapes.ts";
+import * as sweep from "../src/bench/sweep.ts";
+import { reshape } from "../src/gpu/tensor.ts";
+import { projectorForward, ProjectorScratch } from "../src/model/projector.ts";
+import { visionForward, VisionScratch } from "../src/model/vision.ts";
+import { randomF32 } from "../src/ref/random.ts";
+
+const { args, out: outArg } = sweep.parseArgs({
+  tiles: { type: "string" },
+  tiny: { type: "boolean", default: false },
+}, 200);
+const shapes = benchShapes(args.tiny ? "tiny" : "full");
+const tiles = Number(args.tiles ?? 7);
+const ctx = new BenchContext(shapes, new Budget(600_000), {
+  forceWallClock: false,
+  modelDir: null,
+  seed: 1,
+  int8Matmul: "llm-int8-prefill",
+  log: console.log,
+});
+await ctx.init();
+const { gpu } = ctx;
+const m = await ctx.model();
+const { vision, projector } = shapes;
+const S = vision.imageSize, T = vision.patchesPerSide ** 2 + 1;
+const pixelValues = randomF32(tiles * 3 * S * S, 5, -2, 2);
+
+const runs: Record<string, number>[] = [];
+for (let run = 0; run < 3; run++) {
+  const t0 = performance.now();
+  const vs = new VisionScratch(gpu, vision, tiles, m.model.matmul);
+  const ps = new ProjectorScratch(gpu, vision, projector, tiles, m.model.matmul);
+  const t1 = performance.now();
+  const pixels = gpu.uploadTensor("probe.pixels", "f32", [tiles, 3, S, S], pixelValues);
+  const t2 = performance.now();
+  const r = gpu.recorder("probe.vision");
+  visionForward(r, m.vision, vs, pixels);
+  projectorForward(r, m.projector, ps, reshape(vs.hidden, [tiles, T, vision.hidden]), vision, projector);
+  const t3 = performance.now();
+  r.submit();
+  const t4 = performance.now();
+  await gpu.sync("probe.vision");
+  const t5 = performance.now();
+  vs.destroy();
+  ps.destroy();
+  pixels.buffer.destroy();
+  const row = {
+    alloc_ms: t1 - t0,
+    upload_ms: t2 - t1,
+    record_ms: t3 - t2,
+    submit_ms: t4 - t3,
+    gpu_wait_ms: t5 - t4,
+  };
+  runs.push(row);
+  console.log(
+    `run ${run}: ${Object.entries(row).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}`,
+  );
+}
+await sweep.writeJson(outArg, "probe_encode_cpu.json", { adapter: gpu.adapterDescription, tiles, runs });
