@@ -2,7 +2,7 @@
 // allocating the vision and projector scratch, uploading the pixels, recording the dispatches, and encoding +
 // submitting them, each timed on its own for N tiles on the bench's random-weight model, three times.
 //   deno run -A scripts/probe_encode_cpu.ts [--tiny] [--tiles 7] [--out FILE]
-import { BenchContext, Budget } from "../src/bench/bench_context.ts";
+import { syntheticModelContext } from "../src/bench/bench_context.ts";
 import { benchShapes } from "../src/bench/shapes.ts";
 import * as sweep from "../src/bench/sweep.ts";
 import { reshape } from "../src/gpu/tensor.ts";
@@ -16,14 +16,7 @@ const { args, out: outArg } = sweep.parseArgs({
 }, 200);
 const shapes = benchShapes(args.tiny ? "tiny" : "full");
 const tiles = Number(args.tiles ?? 7);
-const ctx = new BenchContext(shapes, new Budget(600_000), {
-  forceWallClock: false,
-  modelDir: null,
-  seed: 1,
-  int8Matmul: "llm-int8-prefill",
-  log: console.log,
-});
-await ctx.init();
+const ctx = await syntheticModelContext(shapes, "llm-int8-prefill");
 const { gpu } = ctx;
 const m = await ctx.model();
 const { vision, projector } = shapes;

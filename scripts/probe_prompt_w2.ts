@@ -5,7 +5,7 @@
 // silu·up, all on the bench's random-weight model), then on uniform ±3 inputs with as many outlier
 // columns. Full scale needs the GPU host (--tiny: the bench's tiny shapes, a smoke run):
 //   deno run -A scripts/probe_prompt_w2.ts [--tiny] [--ms 200] [--tokens 1800] [--out probe.json]
-import { BenchContext, Budget } from "../src/bench/bench_context.ts";
+import { syntheticModelContext } from "../src/bench/bench_context.ts";
 import { benchShapes } from "../src/bench/shapes.ts";
 import * as sweep from "../src/bench/sweep.ts";
 import type { Recorder } from "../src/gpu/recorder.ts";
@@ -30,14 +30,7 @@ const { args, minMs, out: outArg } = sweep.parseArgs({
 }, 200);
 const shapes = benchShapes(args.tiny ? "tiny" : "full");
 const T = Number(args.tokens ?? shapes.prefillTokens);
-const ctx = new BenchContext(shapes, new Budget(600_000), {
-  forceWallClock: false,
-  modelDir: null,
-  seed: 1,
-  int8Matmul: "llm-int8-prefill",
-  log: console.log,
-});
-await ctx.init();
+const ctx = await syntheticModelContext(shapes, "llm-int8-prefill");
 const { gpu, timer } = ctx;
 const m = await ctx.model();
 const { hidden: D, intermediate: I, layers, eps } = shapes.language;

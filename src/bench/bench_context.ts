@@ -195,3 +195,23 @@ export class BenchContext {
     };
   }
 }
+
+/**
+ * A started context with the bench's random-weight model (seed 1) in `int8Matmul` mode, for scripts that
+ * probe one part of the model (scripts/probe_*.ts): no section runner, a 10-minute budget.
+ */
+export async function syntheticModelContext(
+  shapes: BenchShapes,
+  int8Matmul: Int8Matmul,
+): Promise<BenchContext> {
+  const ctx = new BenchContext(shapes, new Budget(600_000), {
+    forceWallClock: false,
+    modelDir: null,
+    seed: 1,
+    int8Matmul,
+    log: console.log,
+  });
+  await ctx.init();
+  await ctx.model();
+  return ctx;
+}
