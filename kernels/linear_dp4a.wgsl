@@ -9,8 +9,9 @@
 // rows of 4·cap4 floats, wo rows of cap4 words), one 16-byte load of x and one word per row of weights for
 // 4 columns; columns past the cap one by one, straight from x and CB (L1/L2). More than 4·head4 compact
 // columns go wholly to the outlier GEMM (kernels/linear_tiled.wgsl, DYNK) instead: this per-thread loop
-// costs like a small dense product at a few columns, but far more than f32 tiles at many (an H100, prompt
-// w2 with ~2100 columns: 5.7 against 3.8 ms a layer with the loop taking 64 of them).
+// costs like a small dense product at a few columns but runs at ~3.5 T multiply-adds/s, far below f32
+// tiles, at hundreds (PERF.md v18). Whole-or-none against the loop always taking the first 64 measured
+// neutral on an H100 (w2 with 2144 outlier columns 5.50 → 5.46 ms, ViT 7 tiles within 0.5 %: PERF.md v21).
 // (Reading every listed column from x and CB on its own cost ViT fc1 +30 % at 64 columns on an H100;
 // staging them through shared memory was no faster and cost 3–10 % with none.)
 // The structure of kernels/linear_tiled.wgsl with u32 words in place of f32: a BM×BN output tile per
