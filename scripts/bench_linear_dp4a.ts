@@ -3,7 +3,8 @@
 // kernels/linear_tiled.wgsl, weights widened to f32), at the prefill / vision shapes of
 // InternVL-Chat-V1.5, in the same run on the same inputs:
 //   deno run -A scripts/bench_linear_dp4a.ts [--small] [--ms 200] [--only vit.fc1,lm.w2] [--configs 0,1,2]
-//     [--outliers 8] [--heads 64,0] [--dist uniform|natural] [--ballast GB] [--out linear_dp4a.json]
+//     [--outliers 8] [--heads 64,0] [--dist uniform|natural] [--ballast GB] [--lm-tokens 1800]
+//     [--out linear_dp4a.json]
 // Candidates per shape: "f32 linear_tiled" (the model today); "llm.int8 <tiling>" (all four dispatches of
 // recordLinearLlmInt8); "dp4a gemm <tiling>" (kernels/linear_dp4a.wgsl alone, from int8 rows made once);
 // "outliers+quantize" (the three dispatches before the GEMM; GB/s of x read twice and q written).
@@ -49,6 +50,7 @@ const { args, quick, minMs, out: outArg } = sweep.parseArgs({
   heads: { type: "string" },
   dist: { type: "string" },
   ballast: { type: "string" },
+  "lm-tokens": { type: "string" },
 }, 20);
 const small = Boolean(args.small) || quick;
 const outlierColumns = Number(args.outliers ?? 8);
@@ -90,7 +92,9 @@ const shape = (name: string, T: number, K: number, N: number, bias: boolean, acc
   accumulate,
 });
 // InternViT-6B on 7 tiles (7·1025 tokens with the class tokens), InternLM2-20B prefill of 1800 tokens.
-const vitT = small ? 37 : 7175, lmT = small ? 19 : 1800;
+// --lm-tokens: the LLM shapes' rows (default: an 1800-token prompt; 31: a follow-up round's new tokens).
+const vitT = small ? 37 : 7175, lmT = Number(args["lm-tokens"] ?? (small ? 19 : 1800));
+if (!(Number.isInteger(lmT) && lmT >= 1)) throw new Error(`--lm-tokens ${args["lm-tokens"]}: a whole number`);
 const shapes: Shape[] = [
   shape("vit.qkv", vitT, 3200, 9600, false),
   shape("vit.proj", vitT, 3200, 3200, true),
