@@ -8,8 +8,9 @@ import { llmInt8Threshold } from "../ops/llm_int8.ts";
  *   each row of activations rounded to int8 on its own scale, columns holding any |x| ≥ 6 kept in f32, the
  *   int8 × int8 products through dot4I8Packed. Faster where the GPU is compute-bound (the vision encoder,
  *   prompts), slower for decode steps (two extra passes a layer where the weight stream is the limit);
- * - `llm-int8-prefill`: LLM.int8 for passes of more than 8 rows (vision encoder, projector, prompts),
- *   weight-only for decode steps and short chunks: the fastest time to first token with weight-only decode.
+ * - `llm-int8-prefill`: LLM.int8 for passes of more than 8 rows (vision encoder, projector, prompts; in
+ *   the LLM.int8 modes a follow-up round is one such pass, not 8-row chunks), weight-only for decode steps:
+ *   the fastest time to first token with weight-only decode.
  */
 export type Int8Matmul = "weight-only" | "llm-int8" | "llm-int8-prefill";
 

@@ -291,8 +291,9 @@ export function languageForward(
           scratch: s.attnSplits,
           oneSequence: T > 1,
         });
-      } else if (T >= minPrefillTokens) {
-        // Prompt pass: 64-row register-blocked tiles; short batched prompts keep attentionCausal.
+      } else if (T >= minPrefillTokens || startPos > 0) {
+        // Prompt pass: 64-row register-blocked tiles; short batched prompts keep attentionCausal, whose
+        // tiles would each stream a kept conversation's whole cache alone (a follow-up round in one pass).
         attentionPrefill(r, s.q, ...kv, s.attn, { batch: B, tokens: T, startPos, ...heads });
       } else {
         attentionCausal(r, s.q, ...kv, s.attn, { batch: B, tokens: T, startPos, ...heads });

@@ -3,7 +3,7 @@ import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { DispatchCache } from "../gpu/dispatch_cache.ts";
 import type { LanguageDims } from "./dims.ts";
-import { type Int8MatmulSetting, weightOnly } from "./int8_matmul.ts";
+import { type Int8MatmulSetting, llmInt8ForMany, weightOnly } from "./int8_matmul.ts";
 import type { LlmInt8ScratchPool } from "../ops/llm_int8.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
 
@@ -110,9 +110,12 @@ export class LmRunner {
     const g = this.gpu;
     g.writeTensor(this.cache.keyValid, keyValid);
     // A short single-sequence prompt (a follow-up round's new tokens) runs as chunks of decode size: the
-    // matrix-vector kernels stream the weights once per ≤ 8 tokens, where the tiled kernel would compute
-    // 128-row tiles for a handful of rows (bench v2 on H100: 457 ms for a 31-token follow-up).
-    const chunk = B === 1 && L > maxMatvecTokens && L <= maxChunkedPrompt ? maxMatvecTokens : L;
+    // matrix-vector kernels stream the weights once per ≤ 8 tokens, where the f32 tiled kernel would take
+    // longer (H100: 115 ms of linears for 31 rows against ~102 ms for 4 chunks in all). The LLM.int8 GEMM
+    // takes 31 rows in ≈ 50 ms of linears (PERF.md v22), so its modes run such a prompt as one pass.
+    const chunked = B === 1 && L > maxMatvecTokens && L <= maxChunkedPrompt &&
+      !llmInt8ForMany(this.matmul.mode);
+    const chunk = chunked ? maxMatvecTokens : L;
     const freed: (() => void)[] = [];
     for (let at = 0; at < L; at += chunk) {
       const n = Math.min(chunk, L - at);

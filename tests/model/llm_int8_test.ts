@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { preprocessImage } from "../../src/image/pixel_values.ts";
+import { Recorder } from "../../src/gpu/recorder.ts";
 import { LmRunner } from "../../src/model/lm_runner.ts";
 import { InternVLModel } from "../../src/model/internvl.ts";
 import {
@@ -226,4 +227,46 @@ Deno.test("INT8_MATMUL=llm-int8-prefill: a model's prompts share one GEMM scratc
   } finally {
     model.releaseScratch();
   }
+});
+
+Deno.test("INT8_MATMUL=llm-int8-prefill: a follow-up round is one LLM.int8 pass over the kept cache", async () => {
+  // Weight-only runs a short continued prompt as 8-row chunks (matrix-vector kernels, decode attention);
+  // the LLM.int8 modes run it as one pass: the GEMM and the prompt attention from the kept position. With
+  // every column in f32 both must give the same logits.
+  const model = await tinyModel();
+  const { gpu, dims } = model;
+  const ids = Array.from(goldenI32(caseById("text_only").input_ids.file));
+  const [first, followup] = [ids.slice(0, 61), ids.slice(61)]; // 61 and 20 tokens
+  const kernels: string[] = [];
+  class KernelLog extends Recorder {
+    override dispatch(kernel: string, opts: Parameters<Recorder["dispatch"]>[1]): void {
+      kernels.push(kernel);
+      super.dispatch(kernel, opts);
+    }
+  }
+  const logits = async (runner: LmRunner) => {
+    try {
+      for (const [i, p] of [first, followup].entries()) {
+        kernels.length = 0;
+        const r = new KernelLog(gpu, `test.round${i}`);
+        const free = runner.recordPrefill(r, [p], [p.map(() => 1)], imageContextId, null);
+        r.submit();
+        await gpu.sync("test.round");
+        free();
+      }
+      return { logits: await gpu.readF32(runner.logits), followupKernels: new Set(kernels) };
+    } finally {
+      runner.destroy();
+    }
+  };
+  const cap = ids.length + 1;
+  const exact = await logits(new LmRunner(gpu, model.language, dims.language, 1, cap));
+  const int8 = await logits(
+    new LmRunner(gpu, model.language, dims.language, 1, cap, { mode: "llm-int8-prefill", threshold: 1e-30 }),
+  );
+  assert.ok(exact.followupKernels.has("attention_decode") && !exact.followupKernels.has("linear_dp4a"));
+  for (const k of ["linear_dp4a", "attention_prefill"]) assert.ok(int8.followupKernels.has(k), k);
+  assert.ok(!int8.followupKernels.has("attention_decode"));
+  const { maxAbs } = compare(int8.logits, exact.logits);
+  assert.ok(maxAbs <= 1e-3, `follow-up logits: max |Δ| ${maxAbs}`);
 });
