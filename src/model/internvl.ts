@@ -176,8 +176,8 @@ export class InternVLModel {
       const vs = new VisionScratch(this.gpu, vision, n, this.matmul);
       const ps = new ProjectorScratch(this.gpu, vision, projector, n, this.matmul);
       const r = this.gpu.recorder("vision");
-      // Submitted every few layers, so the GPU starts on the first while the CPU records the rest (its
-      // ~770 dispatches took ~155 ms to record and submit on the H100 host before the GPU began).
+      // Submitted every few layers, so the GPU starts on the first while the CPU records the rest (7 tiles'
+      // ~770 dispatches took ~50 ms to record and submit on the H100 host, after ~45 ms of allocation).
       const every = Math.ceil(vision.layers / vitSubmits);
       visionForward(r, this.vision, vs, pixels, (name, layer, t, rec) => {
         tap?.(name, layer, t, rec);
