@@ -95,11 +95,7 @@ async function time(name: string, launch: (r: Recorder, call: number) => void): 
     recorderLabel: `probe ${name}`,
     launch: (r, d, p, D) => launch(r, p * D + d),
     warmupDispatches: 1,
-    plan: async (calibrate) => {
-      const first = (await calibrate(1, 1)).ms;
-      const calls = sweep.clamp(Math.ceil(20 / first), 1, 50);
-      return { dispatches: calls, passes: sweep.passesFor(minMs, calls, first, 3, 200) };
-    },
+    plan: sweep.twentyMsPasses(Boolean(args.tiny), minMs),
     checkStamped: false,
     checkLabel: name,
   });

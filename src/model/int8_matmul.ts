@@ -1,4 +1,5 @@
-import { llmInt8Threshold } from "../ops/llm_int8.ts";
+import type { LlmInt8Gemm } from "../ops/linear.ts";
+import { type LlmInt8Scratch, llmInt8Threshold } from "../ops/llm_int8.ts";
 
 /**
  * How the int8 linear layers multiply (`INT8_MATMUL`):
@@ -28,6 +29,14 @@ export const int8Matmuls: readonly Int8Matmul[] = ["weight-only", "llm-int8", "l
 /** Whether passes of more than 8 rows (GEMMs) run LLM.int8 in this mode. */
 export function llmInt8ForMany(mode: Int8Matmul): boolean {
   return mode !== "weight-only";
+}
+
+/**
+ * What `linear()` needs for the many-row LLM.int8 path in the modes that use it (the scratch, made only
+ * then, and the threshold); null in weight-only.
+ */
+export function llmInt8GemmFor(matmul: Int8MatmulSetting, scratch: () => LlmInt8Scratch): LlmInt8Gemm | null {
+  return llmInt8ForMany(matmul.mode) ? { scratch: scratch(), threshold: matmul.threshold } : null;
 }
 
 /** Whether decode steps and chunks of at most 8 rows run LLM.int8 in this mode. */

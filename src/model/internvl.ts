@@ -6,7 +6,14 @@ import type { ModelConfig } from "../weights/config.ts";
 import type { LanguageDims, ProjectorDims, VisionDims } from "./dims.ts";
 import { type Int8Matmul, type Int8MatmulSetting, llmInt8ForMany, weightOnly } from "./int8_matmul.ts";
 import { type LlmInt8ScratchPool, llmInt8Threshold } from "../ops/llm_int8.ts";
-import { loadVisionWeights, type Tap, visionForward, VisionScratch, type VisionWeights } from "./vision.ts";
+import {
+  loadVisionWeights,
+  submittingEvery,
+  type Tap,
+  visionForward,
+  VisionScratch,
+  type VisionWeights,
+} from "./vision.ts";
 import {
   loadProjectorWeights,
   projectorForward,
@@ -178,11 +185,8 @@ export class InternVLModel {
       const r = this.gpu.recorder("vision");
       // Submitted every few layers, so the GPU starts on the first while the CPU records the rest (7 tiles'
       // ~770 dispatches took ~50 ms to record and submit on the H100 host, after ~45 ms of allocation).
-      const every = Math.ceil(vision.layers / vitSubmits);
-      visionForward(r, this.vision, vs, pixels, (name, layer, t, rec) => {
-        tap?.(name, layer, t, rec);
-        if (name === "vit.layer" && layer % every === every - 1) rec.submit();
-      });
+      const parts = submittingEvery("vit.layer", Math.ceil(vision.layers / vitSubmits), tap);
+      visionForward(r, this.vision, vs, pixels, parts);
       projectorForward(r, this.projector, ps, reshape(vs.hidden, [n, T, vision.hidden]), vision, projector);
       tap?.("projector.out", -1, ps.out, r);
       r.copyAfter(ps.out, out.buffer, n * q * rowBytes, first * q * rowBytes);

@@ -23,7 +23,7 @@ import {
 } from "../ops/attention_decode.ts";
 import { attentionPrefill, minPrefillTokens } from "../ops/attention_prefill.ts";
 import type { LanguageDims } from "./dims.ts";
-import { type Int8MatmulSetting, llmInt8ForFew, llmInt8ForMany, weightOnly } from "./int8_matmul.ts";
+import { type Int8MatmulSetting, llmInt8ForFew, llmInt8GemmFor, weightOnly } from "./int8_matmul.ts";
 import {
   createLlmInt8RowsScratch,
   destroyLlmInt8RowsScratch,
@@ -165,12 +165,9 @@ export class LanguageScratch {
       }
       : null;
     this.ownsGemmScratch = gemmPool === null;
-    this.llmInt8Gemm = llmInt8ForMany(matmul.mode) && !few
-      ? {
-        scratch: gemmPool?.forTokens(rows) ?? languageGemmScratch(gpu, dims, rows),
-        threshold: matmul.threshold,
-      }
-      : null;
+    this.llmInt8Gemm = few
+      ? null
+      : llmInt8GemmFor(matmul, () => gemmPool?.forTokens(rows) ?? languageGemmScratch(gpu, dims, rows));
   }
 
   private readonly ownsGemmScratch: boolean;

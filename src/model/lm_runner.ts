@@ -13,7 +13,7 @@ export const maxChunkedPrompt = 64;
 const promptSubmits = 8;
 import { KvCache } from "./kv_cache.ts";
 import { languageForward, LanguageScratch, type LanguageWeights } from "./language.ts";
-import type { Tap } from "./vision.ts";
+import { submittingEvery, type Tap } from "./vision.ts";
 
 /**
  * One batch of B sequences being generated: the KV cache, decode-step buffers and the logits.
@@ -136,12 +136,8 @@ export class LmRunner {
       // A tiled pass is submitted every few layers, so the GPU starts on the first while the CPU records the
       // rest (a prompt pass is ~1200 dispatches; an 1800-token text prompt went from 1206 to 1048 ms from
       // recording to done on the H100 host). Decode-sized chunks stay one submit each.
-      const every = B * n > maxMatvecTokens ? Math.ceil(this.dims.layers / promptSubmits) : 0;
-      const submitting: Tap | undefined = every
-        ? (name, layer, t, rec) => {
-          tap?.(name, layer, t, rec);
-          if (name === "lm.layer" && layer % every === every - 1) rec.submit();
-        }
+      const parts = B * n > maxMatvecTokens
+        ? submittingEvery("lm.layer", Math.ceil(this.dims.layers / promptSubmits), tap)
         : tap;
       languageForward(
         r,
@@ -151,7 +147,7 @@ export class LmRunner {
         scratch,
         { ...tensors, imageEmbeds },
         this.logits,
-        submitting,
+        parts,
       );
       freed.push(() => {
         scratch.destroy();

@@ -6,7 +6,7 @@ import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm } from "../ops/linear.ts";
 import { LlmInt8Scratch, visionOutlierCap } from "../ops/llm_int8.ts";
-import { type Int8MatmulSetting, llmInt8ForMany, weightOnly } from "./int8_matmul.ts";
+import { type Int8MatmulSetting, llmInt8GemmFor, weightOnly } from "./int8_matmul.ts";
 import { layerNorm } from "../ops/layer_norm.ts";
 import { gelu } from "../ops/gelu.ts";
 import { pixelShuffle } from "../ops/pixel_shuffle.ts";
@@ -57,12 +57,10 @@ export class ProjectorScratch {
     this.act = gpu.createTensor("proj.act", "f32", [tokens, dims.hidden]);
     this.out = gpu.createTensor("proj.out", "f32", [tokens, dims.hidden]);
     const maxK = Math.max(dims.inFeatures, dims.hidden);
-    this.llmInt8 = llmInt8ForMany(matmul.mode)
-      ? {
-        scratch: new LlmInt8Scratch(gpu, "proj.llm_int8", tokens, maxK, dims.hidden, visionOutlierCap),
-        threshold: matmul.threshold,
-      }
-      : null;
+    this.llmInt8 = llmInt8GemmFor(
+      matmul,
+      () => new LlmInt8Scratch(gpu, "proj.llm_int8", tokens, maxK, dims.hidden, visionOutlierCap),
+    );
   }
 
   destroy(): void {

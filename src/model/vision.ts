@@ -6,7 +6,7 @@ import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm, uploadLinear } from "../ops/linear.ts";
 import { LlmInt8Scratch, visionOutlierCap } from "../ops/llm_int8.ts";
-import { type Int8MatmulSetting, llmInt8ForMany, weightOnly } from "./int8_matmul.ts";
+import { type Int8MatmulSetting, llmInt8GemmFor, weightOnly } from "./int8_matmul.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
 import { gelu } from "../ops/gelu.ts";
 import { residualAdd } from "../ops/residual_add.ts";
@@ -121,19 +121,10 @@ export class VisionScratch {
     this.proj = gpu.createTensor("vit.proj", "f32", [T, D]);
     this.mlp = gpu.createTensor("vit.mlp", "f32", [T, I]);
     this.mlpAct = gpu.createTensor("vit.mlp_act", "f32", [T, I]);
-    this.llmInt8 = llmInt8ForMany(matmul.mode)
-      ? {
-        scratch: new LlmInt8Scratch(
-          gpu,
-          "vit.llm_int8",
-          T,
-          Math.max(D, I),
-          Math.max(3 * D, I),
-          visionOutlierCap,
-        ),
-        threshold: matmul.threshold,
-      }
-      : null;
+    this.llmInt8 = llmInt8GemmFor(
+      matmul,
+      () => new LlmInt8Scratch(gpu, "vit.llm_int8", T, Math.max(D, I), Math.max(3 * D, I), visionOutlierCap),
+    );
   }
 
   destroy(): void {
@@ -147,6 +138,17 @@ export class VisionScratch {
  * It runs while the work is being recorded: record a copy into `r` to see the value at that point.
  */
 export type Tap = (name: string, layer: number, t: Tensor, r: Recorder) => void;
+
+/**
+ * `tap` that also submits after every `every`-th layer (the per-layer tap `layerName`): a long pass goes to
+ * the GPU in parts, so the GPU starts on the first while the CPU records the rest.
+ */
+export function submittingEvery(layerName: string, every: number, tap?: Tap): Tap {
+  return (name, layer, t, r) => {
+    tap?.(name, layer, t, r);
+    if (name === layerName && layer % every === every - 1) r.submit();
+  };
+}
 
 /**
  * pixels: [N, 3, S, S] f32 normalised tiles → s.hidden: [N, P²+1, D] = the ViT's last hidden state

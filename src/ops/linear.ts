@@ -277,7 +277,7 @@ export function recordLinear(
 }
 
 /**
- * One kernels/linear_tiled.wgsl dispatch: params [T, N, K, kw, has_scale, has_bias, accumulate, kstart];
+ * One kernels/linear_tiled.wgsl dispatch: params [T, N, K, kw, has_scale, has_bias, accumulate, kskip];
  * `dynamicK`: DYNK, k bounded by the u32 count at the front of that tensor (LLM.int8's outlier columns).
  */
 export function recordTiled(r: Recorder, d: {
