@@ -3,7 +3,7 @@
 import type { Recorder } from "../gpu/recorder.ts";
 import { reshape } from "../gpu/tensor.ts";
 import { fillRandom } from "../ops/fill_random.ts";
-import { type Tap, visionForward, VisionScratch } from "../model/vision.ts";
+import { submittingEvery, type Tap, visionForward, VisionScratch } from "../model/vision.ts";
 import { projectorForward, ProjectorScratch } from "../model/projector.ts";
 import { KvPrefixCache } from "../engine/kv_prefix_cache.ts";
 import { generate } from "../engine/generate.ts";
@@ -37,19 +37,20 @@ async function vitSetup(ctx: BenchContext, tiles: number) {
   };
   return {
     record: (rec: Recorder) => record(rec),
+    /** INT8_MATMUL=llm-int8: outlier columns of the last int8 linear recorded (the last layer's fc2 input). */
+    lastOutlierColumns: async () => vs.llmInt8 ? (await gpu.readU32(vs.llmInt8.scratch.outliers))[0] : null,
     /**
      * INT8_MATMUL=llm-int8(-prefill): each layer's fc2 input outlier count, from one more pass that submits
      * at every layer (a Recorder copies after its pass, and the next layer overwrites the count).
      */
-    outlierColumns: async () => {
+    outlierColumnsByLayer: async () => {
       if (!vs.llmInt8) return null;
       const counts = gpu.createTensor("bench.vit.fc2_outliers", "u32", [vision.layers]);
       const rec = gpu.recorder("bench.vit.outlier_counts");
-      record(rec, (name, layer, t) => {
-        if (name !== "vit.llm_int8.fc2_outliers") return;
-        rec.copyAfter(t, counts.buffer, 4, 4 * layer);
-        rec.submit();
-      });
+      const copy: Tap = (name, layer, t) => {
+        if (name === "vit.llm_int8.fc2_outliers") rec.copyAfter(t, counts.buffer, 4, 4 * layer);
+      };
+      record(rec, submittingEvery("vit.llm_int8.fc2_outliers", 1, copy));
       rec.submit();
       const byLayer = Array.from(await gpu.readU32(counts));
       counts.buffer.destroy();
@@ -99,13 +100,14 @@ export async function vitSection(ctx: BenchContext): Promise<Record<string, Json
       const ms = median(runs);
       perTileMs ??= ms / tiles;
       const flops = vitFlops(shapes.vision, tiles);
-      const fc2Outliers = ctx.fits(ms * 1.5) ? await v.outlierColumns() : null;
+      const fc2Last = await v.lastOutlierColumns(); // left by the timed runs
+      const fc2ByLayer = ctx.fits(ms * 1.5) ? await v.outlierColumnsByLayer() : null;
       out[`tiles_${tiles}`] = {
         ms: round(ms, 2),
         runs: runs.length,
         vit_TFLOPs: round(flops / (ms * 1e9), 3),
-        llm_int8_outlier_columns_last_fc2: fc2Outliers?.at(-1) ?? null,
-        llm_int8_outlier_columns_fc2_by_layer: fc2Outliers,
+        llm_int8_outlier_columns_last_fc2: fc2Last,
+        llm_int8_outlier_columns_fc2_by_layer: fc2ByLayer,
       };
       ctx.results[`vit_projector_ms_${tiles}tiles`] = round(ms, 2);
       if (tiles === 1 && ctx.fits(ms * 1.5)) {
