@@ -2,6 +2,7 @@ import { type LlmInt8Scratch, recordLinearLlmInt8 } from "./llm_int8.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
+import { flatGrid } from "./grid.ts";
 import { matvecConfig, recordMatvecI8 } from "./matvec_i8.ts";
 
 /** GPU weights of one nn.Linear. Int8 weights stay int8 on the GPU (4 per u32 word). */
@@ -248,13 +249,11 @@ export function recordLinear(
       });
       return;
     }
-    const rowsPerGroup = 8; // ROWS in linear_matvec.wgsl
-    const groups = Math.ceil(N / rowsPerGroup);
-    const groupsPerRow = Math.min(groups, 65535);
+    const { workgroups, groupsPerRow } = flatGrid(N, 8); // 8 rows a workgroup: ROWS in linear_matvec.wgsl
     r.dispatch("linear_matvec", {
       bindings: [x, w.weight, scaleOrAny, biasOrAny, out],
       params: [N, K / 4, w.kind === "int8" ? K / 4 : K, ...flags, groupsPerRow, accumulate],
-      workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
+      workgroups,
       constants: { INT8, TT: T },
       label: `linear_matvec ${w.weight.label}`,
     });

@@ -2,6 +2,7 @@ import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 import type { LinearWeights } from "./linear.ts";
+import { flatGrid } from "./grid.ts";
 import { llmInt8Threshold } from "./llm_int8.ts";
 
 // bitsandbytes' LLM.int8 for a few rows (decode steps, short chunks; INT8_MATMUL=llm-int8):
@@ -210,8 +211,7 @@ function recordDp4a(
   if (o.second && n1 % rowsPerGroup !== 0) {
     throw new Error(`matvec_dp4a: the first matrix's ${n1} rows are not a multiple of ${rowsPerGroup}`);
   }
-  const groups = Math.ceil(N / rowsPerGroup);
-  const groupsPerRow = Math.min(groups, 65535);
+  const { workgroups, groupsPerRow } = flatGrid(N, rowsPerGroup);
   r.dispatch("matvec_dp4a", {
     bindings: [
       xq,
@@ -225,7 +225,7 @@ function recordDp4a(
       o.second?.scale ?? w.scale,
     ],
     params: [N, K / 4, groupsPerRow, o.accumulate ? 1 : 0, n1],
-    workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
+    workgroups,
     constants: { TT: T, R: c.R, LANES: c.LANES, U: c.U },
     label: `matvec_dp4a ${w.weight.label}`,
   });
