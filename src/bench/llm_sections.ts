@@ -375,9 +375,13 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
     });
     const stamps = await timer.collect();
     const wallMs = performance.now() - t0;
-    const decodeStamps = stamps.slice(1); // pass 0: prompt + first choice
+    // The prompt pass (and the first choice) may be submitted in parts (promptSubmits in lm_runner.ts);
+    // every later step is one pass, so the decode steps are the last new_tokens − 1 stamps.
+    const decodeSteps = Math.min(out[0].length - 1, stamps.length - 1);
+    const promptPasses = stamps.length - decodeSteps;
+    const decodeStamps = stamps.slice(promptPasses);
     const gaps = decodeStamps.map((s, i) =>
-      nsToMs(s.beginNs - (i === 0 ? stamps[0] : decodeStamps[i - 1]).endNs)
+      nsToMs(s.beginNs - (i === 0 ? stamps[promptPasses - 1] : decodeStamps[i - 1]).endNs)
     );
     const busy = decodeStamps.map((s) => nsToMs(s.endNs - s.beginNs));
     // Tokens arrive in groups, and the first groups can wait while the CPU fills the queue, so callback
@@ -390,6 +394,7 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
       : NaN;
     runs[`in_flight_${inFlight}_per_readback_${stepsPerReadback}`] = {
       new_tokens: out[0].length,
+      prompt_passes: promptPasses,
       wall_ms: round(wallMs, 1),
       ttft_wall_ms: round(stepTimes[0] - t0, 1),
       decode_wall_ms_per_token: round(decodeWall),

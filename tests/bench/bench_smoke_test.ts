@@ -77,6 +77,9 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
     const kernels = doc.sections.kernels.kernels as Doc[];
     assert.ok(kernels.some((k) => k.kernel === "linear_matvec"));
     assert.ok(doc.sections.vit.kernels_1tile.length > 0);
+    // The loop's 512-token prompt is submitted in parts; its decode figures must not count them as steps.
+    const loop = doc.sections.loop.in_flight_12_per_readback_4 as Doc;
+    assert.ok(loop.prompt_passes > 1, `loop prompt passes ${loop.prompt_passes}`);
   }
   // The logits check needs python3 with torch or numpy; where it ran, it must pass.
   if (doc.sections.logits.status === "ok" && !doc.sections.logits.skipped) {
