@@ -20,8 +20,7 @@
 // Params: tokens T, num_heads H, head_dim Dh (unread: the D4 override carries it), scale = Dh^-0.5 (f32).
 // Overrides: D4 = Dh / 4 (must match head_dim); BQ = query rows per workgroup, 64 or 32; PREFETCH: load the
 //   next stage into registers while this one computes (more registers, hides L2 latency).
-//   RPT = query rows per thread, 4 or 2 (flash_tile.wgsl).
-// Grid: (ceil(T / BQ), H, B) workgroups of 8·BQ/RPT threads; ty = li / 8 < BQ / RPT, tx = li % 8.
+// Grid: (ceil(T / BQ), H, B) workgroups of 2·BQ threads; ty = li / 8 < BQ / 4, tx = li % 8.
 // Workgroup memory (BQ = 64 / 32): qk (BQ + 32) × 9 vec4 = 13.5 / 9 KiB (Q and K stage; P after the scores),
 //   vs 32 × 32 vec4 = 16 KiB (V block), red BQ × 8 f32 = 2 / 1 KiB: 31.5 / 26 KiB, inside llvmpipe's 32 KiB.
 // Features: none.
@@ -59,17 +58,13 @@ fn issue(kb: u32, ch: u32) {
   let qr = q0 + ty;
   pq0 = ldq(qr, col);
   pq1 = ldq(qr + RS, col);
-  if (RPT > 2u) {
-    pq2 = ldq(qr + 2u * RS, col);
-    pq3 = ldq(qr + 3u * RS, col);
-  }
+  pq2 = ldq(qr + 2u * RS, col);
+  pq3 = ldq(qr + 3u * RS, col);
   let kr = kb + ty;
   pk0 = ldk(kr, col);
+  pk1 = ldk(kr + RS, col);
   pv0 = ldv(kr, col);
-  if (KR > 1u) {
-    pk1 = ldk(kr + RS, col);
-    pv1 = ldv(kr + RS, col);
-  }
+  pv1 = ldv(kr + RS, col);
   if (KR > 2u) {
     pk2 = ldk(kr + 2u * RS, col);
     pk3 = ldk(kr + 3u * RS, col);
@@ -100,7 +95,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   q0 = wg.x * BQ;
   let r0 = ty;
   let r1 = ty + RS;
-  let r2 = ty + 2u * RS; // RPT = 4 only
+  let r2 = ty + 2u * RS;
   let r3 = ty + 3u * RS;
 
   startRows();
@@ -135,33 +130,23 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
     putRed(r0, hmax(s0));
     putRed(r1, hmax(s1));
-    if (RPT > 2u) {
-      putRed(r2, hmax(s2));
-      putRed(r3, hmax(s3));
-    }
+    putRed(r2, hmax(s2));
+    putRed(r3, hmax(s3));
     workgroupBarrier(); // also: every thread is done reading the Q/K stage that P overwrites
     let mn0 = max(m0, hmax(max(red[r0][0], red[r0][1])));
     let mn1 = max(m1, hmax(max(red[r1][0], red[r1][1])));
+    let mn2 = max(m2, hmax(max(red[r2][0], red[r2][1])));
+    let mn3 = max(m3, hmax(max(red[r3][0], red[r3][1])));
     let e0 = exp(s0 - mn0);
     let e1 = exp(s1 - mn1);
-    var mn2 = NEG; // rows 2 and 3 exist only with RPT = 4
-    var mn3 = NEG;
-    var e2 = vec4f(0.0);
-    var e3 = vec4f(0.0);
-    if (RPT > 2u) {
-      mn2 = max(m2, hmax(max(red[r2][0], red[r2][1])));
-      mn3 = max(m3, hmax(max(red[r3][0], red[r3][1])));
-      e2 = exp(s2 - mn2);
-      e3 = exp(s3 - mn3);
-    }
+    let e2 = exp(s2 - mn2);
+    let e3 = exp(s3 - mn3);
     acceptBlock(e0, e1, e2, e3, mn0, mn1, mn2, mn3);
   }
   putRowSums();
   let one = vec4f(1.0);
   writeRow(r0, 1.0 / dot(red[r0][0] + red[r0][1], one), o00, o01, o02, o03);
   writeRow(r1, 1.0 / dot(red[r1][0] + red[r1][1], one), o10, o11, o12, o13);
-  if (RPT > 2u) {
-    writeRow(r2, 1.0 / dot(red[r2][0] + red[r2][1], one), o20, o21, o22, o23);
-    writeRow(r3, 1.0 / dot(red[r3][0] + red[r3][1], one), o30, o31, o32, o33);
-  }
+  writeRow(r2, 1.0 / dot(red[r2][0] + red[r2][1], one), o20, o21, o22, o23);
+  writeRow(r3, 1.0 / dot(red[r3][0] + red[r3][1], one), o30, o31, o32, o33);
 }

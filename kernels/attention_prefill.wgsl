@@ -26,8 +26,7 @@
 //   start_pos (start_pos + T ≤ S), heads_per_tile GR (1 or G), scale = Dh^-0.5 (f32).
 // Overrides: D4 = Dh / 4 (must match head_dim); BQ = query rows per workgroup, 64 or 32; PREFETCH: load the
 //   next stage into registers while this one computes.
-//   RPT = query rows per thread, 4 or 2 (flash_tile.wgsl).
-// Grid: (H / GR, ceil(T·GR / BQ), B) workgroups of 8·BQ/RPT threads; ty = li / 8 < BQ / RPT, tx = li % 8.
+// Grid: (H / GR, ceil(T·GR / BQ), B) workgroups of 2·BQ threads; ty = li / 8 < BQ / 4, tx = li % 8.
 // Workgroup memory (BQ = 64 / 32): qk (BQ + 32) × 9 vec4 = 13.5 / 9 KiB, vs 32 × 32 vec4 = 16 KiB,
 //   red BQ × 8 f32 = 2 / 1 KiB, kmask 32 u32 = 128 B: 31.6 / 26.1 KiB, inside llvmpipe's 32 KiB.
 // Features: none.
@@ -97,25 +96,21 @@ fn issue(kb: u32, ch: u32) {
   let col = ch * DC + tx;
   pq0 = ldq(qa0, col);
   pq1 = ldq(qa1, col);
-  if (RPT > 2u) {
-    pq2 = ldq(qa2, col);
-    pq3 = ldq(qa3, col);
-  }
+  pq2 = ldq(qa2, col);
+  pq3 = ldq(qa3, col);
   let kr = kb + ty;
   if (ch == 0u) {
     kf0 = keyOk(kr);
-    if (KR > 1u) { kf1 = keyOk(kr + RS); }
+    kf1 = keyOk(kr + RS);
     if (KR > 2u) {
       kf2 = keyOk(kr + 2u * RS);
       kf3 = keyOk(kr + 3u * RS);
     }
   }
   pk0 = ldk(kf0, kr, col);
+  pk1 = ldk(kf1, kr + RS, col);
   pv0 = ldv(kf0, kr, col);
-  if (KR > 1u) {
-    pk1 = ldk(kf1, kr + RS, col);
-    pv1 = ldv(kf1, kr + RS, col);
-  }
+  pv1 = ldv(kf1, kr + RS, col);
   if (KR > 2u) {
     pk2 = ldk(kf2, kr + 2u * RS, col);
     pk3 = ldk(kf3, kr + 3u * RS, col);
@@ -128,7 +123,7 @@ fn store(ch: u32) {
   storeStage(ch);
   if (ch == 0u && tx == 0u) {
     kmask[ty] = select(0u, 1u, kf0);
-    if (KR > 1u) { kmask[ty + RS] = select(0u, 1u, kf1); }
+    kmask[ty + RS] = select(0u, 1u, kf1);
     if (KR > 2u) {
       kmask[ty + 2u * RS] = select(0u, 1u, kf2);
       kmask[ty + 3u * RS] = select(0u, 1u, kf3);
@@ -178,18 +173,16 @@ fn main(
   kend = rowLimit(tile0 + BQ - 1u) + 1u;
   let r0 = ty;
   let r1 = ty + RS;
-  let r2 = ty + 2u * RS; // RPT = 4 only
+  let r2 = ty + 2u * RS;
   let r3 = ty + 3u * RS;
   qa0 = rowAt(tile0 + r0, b, h0);
   qa1 = rowAt(tile0 + r1, b, h0);
+  qa2 = rowAt(tile0 + r2, b, h0);
+  qa3 = rowAt(tile0 + r3, b, h0);
   lim0 = rowLimit(tile0 + r0);
   lim1 = rowLimit(tile0 + r1);
-  if (RPT > 2u) {
-    qa2 = rowAt(tile0 + r2, b, h0);
-    qa3 = rowAt(tile0 + r3, b, h0);
-    lim2 = rowLimit(tile0 + r2);
-    lim3 = rowLimit(tile0 + r3);
-  }
+  lim2 = rowLimit(tile0 + r2);
+  lim3 = rowLimit(tile0 + r3);
 
   startRows();
 
@@ -221,43 +214,31 @@ fn main(
                         kmask[tx + 24u] != 0u);
     let ok0 = kv & (kp <= vec4u(lim0));
     let ok1 = kv & (kp <= vec4u(lim1));
+    let ok2 = kv & (kp <= vec4u(lim2));
+    let ok3 = kv & (kp <= vec4u(lim3));
     s0 = select(vec4f(NEG), s0, ok0);
     s1 = select(vec4f(NEG), s1, ok1);
+    s2 = select(vec4f(NEG), s2, ok2);
+    s3 = select(vec4f(NEG), s3, ok3);
     putRed(r0, hmax(s0));
     putRed(r1, hmax(s1));
-    var ok2 = vec4<bool>(false); // rows 2 and 3 exist only with RPT = 4
-    var ok3 = vec4<bool>(false);
-    if (RPT > 2u) {
-      ok2 = kv & (kp <= vec4u(lim2));
-      ok3 = kv & (kp <= vec4u(lim3));
-      s2 = select(vec4f(NEG), s2, ok2);
-      s3 = select(vec4f(NEG), s3, ok3);
-      putRed(r2, hmax(s2));
-      putRed(r3, hmax(s3));
-    }
+    putRed(r2, hmax(s2));
+    putRed(r3, hmax(s3));
     workgroupBarrier(); // also: every thread is done reading the Q/K stage that P overwrites
     let mn0 = max(m0, hmax(max(red[r0][0], red[r0][1])));
     let mn1 = max(m1, hmax(max(red[r1][0], red[r1][1])));
+    let mn2 = max(m2, hmax(max(red[r2][0], red[r2][1])));
+    let mn3 = max(m3, hmax(max(red[r3][0], red[r3][1])));
     // A row with no valid key yet has mn = NEG, where exp(s − mn) of a masked key would be 1.
     let e0 = select(vec4f(0.0), exp(s0 - mn0), ok0);
     let e1 = select(vec4f(0.0), exp(s1 - mn1), ok1);
-    var mn2 = NEG;
-    var mn3 = NEG;
-    var e2 = vec4f(0.0);
-    var e3 = vec4f(0.0);
-    if (RPT > 2u) {
-      mn2 = max(m2, hmax(max(red[r2][0], red[r2][1])));
-      mn3 = max(m3, hmax(max(red[r3][0], red[r3][1])));
-      e2 = select(vec4f(0.0), exp(s2 - mn2), ok2);
-      e3 = select(vec4f(0.0), exp(s3 - mn3), ok3);
-    }
+    let e2 = select(vec4f(0.0), exp(s2 - mn2), ok2);
+    let e3 = select(vec4f(0.0), exp(s3 - mn3), ok3);
     acceptBlock(e0, e1, e2, e3, mn0, mn1, mn2, mn3);
   }
   putRowSums();
   writeRow(qa0, rowSum(r0), o00, o01, o02, o03);
   writeRow(qa1, rowSum(r1), o10, o11, o12, o13);
-  if (RPT > 2u) {
-    writeRow(qa2, rowSum(r2), o20, o21, o22, o23);
-    writeRow(qa3, rowSum(r3), o30, o31, o32, o33);
-  }
+  writeRow(qa2, rowSum(r2), o20, o21, o22, o23);
+  writeRow(qa3, rowSum(r3), o30, o31, o32, o33);
 }

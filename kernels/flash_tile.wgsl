@@ -8,13 +8,9 @@
 override D4: u32 = 32u;
 override BQ: u32 = 64u;
 override PREFETCH: bool = false;
-// Query rows per thread, 4 or 2. Two halve the accumulators (32 instead of 64 registers of O), so twice the
-// threads (4·BQ) share a block's staging and twice the warps hide its latency, at 1 workgroup-memory load
-// per 7 FMAs in P·V and 5.3 in the scores instead of 14 and 8.
-override RPT: u32 = 4u;
-override RS: u32 = BQ / RPT; // row groups; also the row step between a thread's query rows
-override WG: u32 = 8u * RS;
-override KR: u32 = BK / RS; // K and V rows a thread stages per stage: 1 (BQ 64, RPT 2) … 4 (BQ 32, RPT 4)
+override RS: u32 = BQ / 4u; // row groups; also the row step between a thread's query rows
+override WG: u32 = 2u * BQ;
+override KR: u32 = BK / RS; // K and V rows a thread stages per stage: 2 (BQ 64) or 4 (BQ 32)
 override NCH: u32 = (D4 + DC - 1u) / DC; // stages per key block
 
 const BK = 32u;
@@ -79,6 +75,8 @@ var<private> pv3: vec4f;
 fn scoreStep(c: u32) {
   let a0 = qk[ty][c];
   let a1 = qk[ty + RS][c];
+  let a2 = qk[ty + 2u * RS][c];
+  let a3 = qk[ty + 3u * RS][c];
   let k0 = qk[BQ + tx][c];
   let k1 = qk[BQ + tx + 8u][c];
   let k2 = qk[BQ + tx + 16u][c];
@@ -89,12 +87,8 @@ fn scoreStep(c: u32) {
   let kw = vec4f(k0.w, k1.w, k2.w, k3.w);
   s0 = fma(a0.wwww, kw, fma(a0.zzzz, kz, fma(a0.yyyy, ky, fma(a0.xxxx, kx, s0))));
   s1 = fma(a1.wwww, kw, fma(a1.zzzz, kz, fma(a1.yyyy, ky, fma(a1.xxxx, kx, s1))));
-  if (RPT > 2u) {
-    let a2 = qk[ty + 2u * RS][c];
-    let a3 = qk[ty + 3u * RS][c];
-    s2 = fma(a2.wwww, kw, fma(a2.zzzz, kz, fma(a2.yyyy, ky, fma(a2.xxxx, kx, s2))));
-    s3 = fma(a3.wwww, kw, fma(a3.zzzz, kz, fma(a3.yyyy, ky, fma(a3.xxxx, kx, s3))));
-  }
+  s2 = fma(a2.wwww, kw, fma(a2.zzzz, kz, fma(a2.yyyy, ky, fma(a2.xxxx, kx, s2))));
+  s3 = fma(a3.wwww, kw, fma(a3.zzzz, kz, fma(a3.yyyy, ky, fma(a3.xxxx, kx, s3))));
 }
 
 fn scoreStage() {
@@ -114,36 +108,28 @@ fn pvKey(j: u32, a0: f32, a1: f32, a2: f32, a3: f32) {
   let v0 = vs[j][tx];
   o00 = fma(vec4f(a0), v0, o00);
   o10 = fma(vec4f(a1), v0, o10);
-  if (RPT > 2u) {
-    o20 = fma(vec4f(a2), v0, o20);
-    o30 = fma(vec4f(a3), v0, o30);
-  }
+  o20 = fma(vec4f(a2), v0, o20);
+  o30 = fma(vec4f(a3), v0, o30);
   if (D4 > 8u) {
     let v1 = vs[j][tx + 8u];
     o01 = fma(vec4f(a0), v1, o01);
     o11 = fma(vec4f(a1), v1, o11);
-    if (RPT > 2u) {
-      o21 = fma(vec4f(a2), v1, o21);
-      o31 = fma(vec4f(a3), v1, o31);
-    }
+    o21 = fma(vec4f(a2), v1, o21);
+    o31 = fma(vec4f(a3), v1, o31);
   }
   if (D4 > 16u) {
     let v2 = vs[j][tx + 16u];
     o02 = fma(vec4f(a0), v2, o02);
     o12 = fma(vec4f(a1), v2, o12);
-    if (RPT > 2u) {
-      o22 = fma(vec4f(a2), v2, o22);
-      o32 = fma(vec4f(a3), v2, o32);
-    }
+    o22 = fma(vec4f(a2), v2, o22);
+    o32 = fma(vec4f(a3), v2, o32);
   }
   if (D4 > 24u) {
     let v3 = vs[j][tx + 24u];
     o03 = fma(vec4f(a0), v3, o03);
     o13 = fma(vec4f(a1), v3, o13);
-    if (RPT > 2u) {
-      o23 = fma(vec4f(a2), v3, o23);
-      o33 = fma(vec4f(a3), v3, o33);
-    }
+    o23 = fma(vec4f(a2), v3, o23);
+    o33 = fma(vec4f(a3), v3, o33);
   }
 }
 
@@ -151,12 +137,8 @@ fn pvKey(j: u32, a0: f32, a1: f32, a2: f32, a3: f32) {
 fn pvQuad(j4: u32) {
   let a0 = qk[ty][j4];
   let a1 = qk[ty + RS][j4];
-  var a2 = vec4f(0.0); // rows 2 and 3 exist only with RPT = 4
-  var a3 = vec4f(0.0);
-  if (RPT > 2u) {
-    a2 = qk[ty + 2u * RS][j4];
-    a3 = qk[ty + 3u * RS][j4];
-  }
+  let a2 = qk[ty + 2u * RS][j4];
+  let a3 = qk[ty + 3u * RS][j4];
   pvKey(4u * j4, a0.x, a1.x, a2.x, a3.x);
   pvKey(4u * j4 + 1u, a0.y, a1.y, a2.y, a3.y);
   pvKey(4u * j4 + 2u, a0.z, a1.z, a2.z, a3.z);
@@ -183,7 +165,6 @@ fn rescale(a0: f32, a1: f32, a2: f32, a3: f32) {
   o11 *= a1;
   o12 *= a1;
   o13 *= a1;
-  if (RPT <= 2u) { return; }
   o20 *= a2;
   o21 *= a2;
   o22 *= a2;
@@ -229,27 +210,21 @@ fn startRows() {
 fn acceptBlock(e0: vec4f, e1: vec4f, e2: vec4f, e3: vec4f, mn0: f32, mn1: f32, mn2: f32, mn3: f32) {
   let a0 = exp(m0 - mn0);
   let a1 = exp(m1 - mn1);
-  var a2 = 1.0;
-  var a3 = 1.0;
+  let a2 = exp(m2 - mn2);
+  let a3 = exp(m3 - mn3);
   l0 = l0 * a0 + ((e0.x + e0.y) + (e0.z + e0.w));
   l1 = l1 * a1 + ((e1.x + e1.y) + (e1.z + e1.w));
+  l2 = l2 * a2 + ((e2.x + e2.y) + (e2.z + e2.w));
+  l3 = l3 * a3 + ((e3.x + e3.y) + (e3.z + e3.w));
   m0 = mn0;
   m1 = mn1;
-  if (RPT > 2u) {
-    a2 = exp(m2 - mn2);
-    a3 = exp(m3 - mn3);
-    l2 = l2 * a2 + ((e2.x + e2.y) + (e2.z + e2.w));
-    l3 = l3 * a3 + ((e3.x + e3.y) + (e3.z + e3.w));
-    m2 = mn2;
-    m3 = mn3;
-  }
+  m2 = mn2;
+  m3 = mn3;
   rescale(a0, a1, a2, a3);
   putP(ty, e0);
   putP(ty + RS, e1);
-  if (RPT > 2u) {
-    putP(ty + 2u * RS, e2);
-    putP(ty + 3u * RS, e3);
-  }
+  putP(ty + 2u * RS, e2);
+  putP(ty + 3u * RS, e3);
   workgroupBarrier();
   pvBlock();
 }
@@ -258,10 +233,8 @@ fn acceptBlock(e0: vec4f, e1: vec4f, e2: vec4f, e3: vec4f, mn0: f32, mn1: f32, m
 fn putRowSums() {
   putRed(ty, l0);
   putRed(ty + RS, l1);
-  if (RPT > 2u) {
-    putRed(ty + 2u * RS, l2);
-    putRed(ty + 3u * RS, l3);
-  }
+  putRed(ty + 2u * RS, l2);
+  putRed(ty + 3u * RS, l3);
   workgroupBarrier();
 }
 
@@ -270,17 +243,13 @@ fn putRowSums() {
 fn storeStage(ch: u32) {
   qk[ty][tx] = pq0;
   qk[ty + RS][tx] = pq1;
-  if (RPT > 2u) {
-    qk[ty + 2u * RS][tx] = pq2;
-    qk[ty + 3u * RS][tx] = pq3;
-  }
-  let col = ch * DC + tx;
+  qk[ty + 2u * RS][tx] = pq2;
+  qk[ty + 3u * RS][tx] = pq3;
   qk[BQ + ty][tx] = pk0;
+  qk[BQ + ty + RS][tx] = pk1;
+  let col = ch * DC + tx;
   vs[ty][col] = pv0;
-  if (KR > 1u) {
-    qk[BQ + ty + RS][tx] = pk1;
-    vs[ty + RS][col] = pv1;
-  }
+  vs[ty + RS][col] = pv1;
   if (KR > 2u) {
     qk[BQ + ty + 2u * RS][tx] = pk2;
     qk[BQ + ty + 3u * RS][tx] = pk3;

@@ -42,8 +42,10 @@ const baseline: Launch = (r, q, k, v, out, s) =>
   });
 
 const configName = (c: AttentionFullConfig) =>
-  `BQ${c.queryTile}${c.rowsPerThread === 2 ? " RPT2" : ""}${c.prefetch ? " prefetch" : ""}` +
-  (JSON.stringify(c) === JSON.stringify(defaultAttentionFullConfig) ? " (default)" : "");
+  `BQ${c.queryTile}${c.prefetch ? " prefetch" : ""}` +
+  (c.queryTile === defaultAttentionFullConfig.queryTile && c.prefetch === defaultAttentionFullConfig.prefetch
+    ? " (default)"
+    : "");
 const candidates: [string, Launch][] = [
   ["baseline", baseline],
   ...attentionFullConfigs.map((c): [string, Launch] => [

@@ -51,8 +51,11 @@ type Launch = (
 ) => void;
 
 const configName = (c: AttentionPrefillConfig) =>
-  `BQ${c.queryTile} ${c.rows}${c.rowsPerThread === 2 ? " RPT2" : ""}${c.prefetch ? " prefetch" : ""}` +
-  (JSON.stringify(c) === JSON.stringify(defaultAttentionPrefillConfig) ? " (default)" : "");
+  `BQ${c.queryTile} ${c.rows}${c.prefetch ? " prefetch" : ""}` +
+  (c.queryTile === defaultAttentionPrefillConfig.queryTile && c.rows === defaultAttentionPrefillConfig.rows &&
+      c.prefetch === defaultAttentionPrefillConfig.prefetch
+    ? " (default)"
+    : "");
 const baselineName = "attention_causal";
 const candidates: [string, Launch][] = [
   // No scratch: the prompt pass's grid is large enough that attentionCausal never splits the keys.

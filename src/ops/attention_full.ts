@@ -9,12 +9,10 @@ export interface AttentionFullShape {
   headDim: number; // Dh (multiple of 4, ≤ 128)
 }
 
-/** Tiling of kernels/attention_full.wgsl (its override constants BQ, RPT and PREFETCH). */
+/** Tiling of kernels/attention_full.wgsl (its override constants BQ and PREFETCH). */
 export interface AttentionFullConfig {
-  /** Query rows per workgroup (8 · queryTile / rowsPerThread threads). */
+  /** Query rows per workgroup (2 × that many threads). */
   queryTile: 32 | 64;
-  /** Query rows each thread owns (absent: 4). Two: half the accumulators, twice the threads. */
-  rowsPerThread?: 2 | 4;
   /** Load the next Q/K/V stage into registers while the current one computes. */
   prefetch: boolean;
 }
@@ -24,9 +22,6 @@ export const attentionFullConfigs: readonly AttentionFullConfig[] = [
   { queryTile: 64, prefetch: false },
   { queryTile: 32, prefetch: true },
   { queryTile: 32, prefetch: false },
-  { queryTile: 64, rowsPerThread: 2, prefetch: false },
-  { queryTile: 64, rowsPerThread: 2, prefetch: true },
-  { queryTile: 32, rowsPerThread: 2, prefetch: false },
 ];
 
 /**
@@ -61,12 +56,7 @@ export function attentionFull(
     bindings: [q, k, v, out],
     params: [T, H, Dh, f32(1 / Math.sqrt(Dh))],
     workgroups: [Math.ceil(T / config.queryTile), H, B],
-    constants: {
-      D4: Dh / 4,
-      BQ: config.queryTile,
-      RPT: config.rowsPerThread ?? 4,
-      PREFETCH: config.prefetch ? 1 : 0,
-    },
+    constants: { D4: Dh / 4, BQ: config.queryTile, PREFETCH: config.prefetch ? 1 : 0 },
     label: `attention_full ${out.label}`,
   });
 }

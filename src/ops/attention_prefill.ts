@@ -11,12 +11,10 @@ export interface AttentionPrefillShape {
   headDim: number; // Dh (multiple of 4, ≤ 128)
 }
 
-/** Tiling of kernels/attention_prefill.wgsl (its override constants BQ, RPT, PREFETCH and heads_per_tile). */
+/** Tiling of kernels/attention_prefill.wgsl (its override constants BQ, PREFETCH and heads_per_tile). */
 export interface AttentionPrefillConfig {
-  /** Query rows per workgroup (8 · queryTile / rowsPerThread threads). */
+  /** Query rows per workgroup (2 × that many threads). */
   queryTile: 32 | 64;
-  /** Query rows each thread owns (absent: 4). Two: half the accumulators, twice the threads. */
-  rowsPerThread?: 2 | 4;
   /**
    * "head": a tile's rows are consecutive tokens of one query head; "group": rows enumerate (token, head)
    * over the G = H/Hkv query heads of one kv head, so each K/V block is staged once for the whole group.
@@ -35,9 +33,6 @@ export const attentionPrefillConfigs: readonly AttentionPrefillConfig[] = [
   { queryTile: 32, rows: "group", prefetch: true },
   { queryTile: 32, rows: "head", prefetch: false },
   { queryTile: 32, rows: "head", prefetch: true },
-  { queryTile: 64, rows: "group", rowsPerThread: 2, prefetch: false },
-  { queryTile: 64, rows: "group", rowsPerThread: 2, prefetch: true },
-  { queryTile: 32, rows: "group", rowsPerThread: 2, prefetch: false },
 ];
 
 /**
@@ -99,12 +94,7 @@ export function attentionPrefill(
     bindings: [q, kCache, vCache, keyValid, out],
     params: [T, H, Hkv, Dh, S, startPos, headsPerTile, f32(1 / Math.sqrt(Dh))],
     workgroups: [H / headsPerTile, Math.ceil((T * headsPerTile) / config.queryTile), B],
-    constants: {
-      D4: Dh / 4,
-      BQ: config.queryTile,
-      RPT: config.rowsPerThread ?? 4,
-      PREFETCH: config.prefetch ? 1 : 0,
-    },
+    constants: { D4: Dh / 4, BQ: config.queryTile, PREFETCH: config.prefetch ? 1 : 0 },
     label: `attention_prefill ${out.label}`,
   });
 }

@@ -60,8 +60,7 @@ Deno.test("attentionFull matches the CPU reference with every tiling at sizes th
   for (const config of attentionFullConfigs) {
     for (const [B, T, H, Dh] of [[2, 37, 3, 64], [2, 130, 3, 128]]) {
       await t.step(
-        `BQ=${config.queryTile} RPT=${config.rowsPerThread ?? 4} prefetch=${config.prefetch} ` +
-          `B=${B} T=${T} H=${H} Dh=${Dh}`,
+        `BQ=${config.queryTile} prefetch=${config.prefetch} B=${B} T=${T} H=${H} Dh=${Dh}`,
         () => checkAgainstRef(B, T, H, Dh, config),
       );
     }

@@ -84,7 +84,7 @@ const cases: Case[] = [
 ];
 
 const configName = (c: AttentionPrefillConfig) =>
-  `BQ ${c.queryTile}, ${c.rows} rows, ${c.rowsPerThread ?? 4} a thread${c.prefetch ? ", prefetch" : ""}`;
+  `BQ ${c.queryTile}, ${c.rows} rows${c.prefetch ? ", prefetch" : ""}`;
 
 Deno.test("attentionPrefill matches the CPU reference in every tiling (odd lengths, continued, padding, GQA)", async (t) => {
   const gpu = await testGpu();
