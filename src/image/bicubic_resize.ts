@@ -35,7 +35,7 @@ interface AxisCoefficients {
 }
 
 /** The resampling taps for mapping `inSize` samples onto `outSize` (box = the whole axis). */
-function axisCoefficients(inSize: number, outSize: number): AxisCoefficients {
+export function axisCoefficients(inSize: number, outSize: number): AxisCoefficients {
   const scale = inSize / outSize;
   // Downscaling widens the kernel so that every input sample contributes (antialiasing).
   const filterScale = Math.max(scale, 1);
@@ -77,13 +77,23 @@ function clip8(acc: number): number {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
-function resizeHorizontal(src: RgbImage, outWidth: number): RgbImage {
-  const { ksize, first, count, weights } = axisCoefficients(src.width, outWidth);
-  const out = newRgbImage(outWidth, src.height);
+/**
+ * The horizontal pass for rows y0 … y1−1: src [H, W] → out [H, outWidth] (out.width is the target width).
+ * Rows are independent, so bands of them can run on different threads (src/image/resize_pool.ts).
+ */
+export function horizontalRows(
+  src: RgbImage,
+  out: RgbImage,
+  y0 = 0,
+  y1 = src.height,
+  coefficients = axisCoefficients(src.width, out.width),
+): void {
+  const { ksize, first, count, weights } = coefficients;
+  const outWidth = out.width;
   const s = src.data;
   const o = out.data;
   const bias = 1 << (PRECISION_BITS - 1);
-  for (let y = 0; y < src.height; y++) {
+  for (let y = y0; y < y1; y++) {
     const rowIn = y * src.width * 3;
     const rowOut = y * outWidth * 3;
     for (let x = 0; x < outWidth; x++) {
@@ -102,18 +112,26 @@ function resizeHorizontal(src: RgbImage, outWidth: number): RgbImage {
       o[q + 2] = clip8(b);
     }
   }
-  return out;
 }
 
-function resizeVertical(src: RgbImage, outHeight: number): RgbImage {
-  const { ksize, first, count, weights } = axisCoefficients(src.height, outHeight);
-  const out = newRgbImage(src.width, outHeight);
+/**
+ * The vertical pass for output rows y0 … y1−1: src [H, W] → out [outHeight, W] (out.height is the target
+ * height). Each output row reads only source rows, so bands of output rows can run on different threads.
+ */
+export function verticalRows(
+  src: RgbImage,
+  out: RgbImage,
+  y0 = 0,
+  y1 = out.height,
+  coefficients = axisCoefficients(src.height, out.height),
+): void {
+  const { ksize, first, count, weights } = coefficients;
   const s = src.data;
   const o = out.data;
   const rowBytes = src.width * 3;
   const bias = 1 << (PRECISION_BITS - 1);
   const acc = new Float64Array(rowBytes);
-  for (let y = 0; y < outHeight; y++) {
+  for (let y = y0; y < y1; y++) {
     // Row-at-a-time accumulation: same sums as Pillow's per-pixel loop (integer adds, any order).
     acc.fill(bias);
     const k0 = y * ksize;
@@ -125,7 +143,13 @@ function resizeVertical(src: RgbImage, outHeight: number): RgbImage {
     const rowOut = y * rowBytes;
     for (let i = 0; i < rowBytes; i++) o[rowOut + i] = clip8(acc[i]);
   }
-  return out;
+}
+
+/** Checks a resize target the way Pillow's resize needs it. */
+export function checkResizeTarget(width: number, height: number): void {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new RangeError(`Resize target must be positive integers, got ${width}×${height}`);
+  }
 }
 
 /**
@@ -133,11 +157,17 @@ function resizeVertical(src: RgbImage, outHeight: number): RgbImage {
  * for an RGB image. Returns a copy when the size is unchanged (Pillow does too).
  */
 export function bicubicResize(img: RgbImage, width: number, height: number): RgbImage {
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new RangeError(`Resize target must be positive integers, got ${width}×${height}`);
-  }
+  checkResizeTarget(width, height);
   let out = img;
-  if (width !== img.width) out = resizeHorizontal(out, width);
-  if (height !== img.height) out = resizeVertical(out, height);
+  if (width !== img.width) {
+    const next = newRgbImage(width, out.height);
+    horizontalRows(out, next);
+    out = next;
+  }
+  if (height !== img.height) {
+    const next = newRgbImage(out.width, height);
+    verticalRows(out, next);
+    out = next;
+  }
   return out === img ? { width, height, data: img.data.slice() } : out;
 }

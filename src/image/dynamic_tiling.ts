@@ -82,24 +82,49 @@ export function tileGrid(
 }
 
 /** Tiles `dynamic_preprocess` makes for a grid: cols·rows, plus the thumbnail when there is more than one. */
-export function tileCount([cols, rows]: Grid, useThumbnail: boolean): number {
-  return cols * rows + (useThumbnail && cols * rows !== 1 ? 1 : 0);
+export function tileCount(grid: Grid, useThumbnail: boolean): number {
+  return grid[0] * grid[1] + (hasThumbnail(grid, useThumbnail) ? 1 : 0);
 }
 
 /** The reference `dynamic_preprocess(image, min_num, max_num, image_size, use_thumbnail)`. */
-export function dynamicPreprocess(
+export function dynamicPreprocess(img: RgbImage, options: TilingOptions): TilingResult {
+  const grid = tileGrid(img.width, img.height, options);
+  const [cols, rows] = grid, S = options.imageSize;
+  const resized = bicubicResize(img, S * cols, S * rows);
+  const thumbnail = hasThumbnail(grid, options.useThumbnail) ? bicubicResize(img, S, S) : null;
+  return { grid, tiles: cutTiles(resized, grid, S, thumbnail) };
+}
+
+/** Resizes like `bicubicResize`, possibly elsewhere (src/image/resize_pool.ts). */
+export type Resizer = (img: RgbImage, width: number, height: number) => Promise<RgbImage>;
+
+/** `dynamicPreprocess` with the grid resize and the thumbnail resize started together on `resize`. */
+export async function dynamicPreprocessWith(
   img: RgbImage,
-  { minNum, maxNum, imageSize, useThumbnail }: TilingOptions,
-): TilingResult {
-  const grid = tileGrid(img.width, img.height, { minNum, maxNum, imageSize });
-  const [cols, rows] = grid;
-  const resized = bicubicResize(img, imageSize * cols, imageSize * rows);
+  options: TilingOptions,
+  resize: Resizer,
+): Promise<TilingResult> {
+  const grid = tileGrid(img.width, img.height, options);
+  const [cols, rows] = grid, S = options.imageSize;
+  const [resized, thumbnail] = await Promise.all([
+    resize(img, S * cols, S * rows),
+    hasThumbnail(grid, options.useThumbnail) ? resize(img, S, S) : null,
+  ]);
+  return { grid, tiles: cutTiles(resized, grid, S, thumbnail) };
+}
+
+function hasThumbnail([cols, rows]: Grid, useThumbnail: boolean): boolean {
+  return useThumbnail && cols * rows !== 1;
+}
+
+/** The grid's tiles of the resized image, row by row, then the thumbnail if any. */
+function cutTiles(resized: RgbImage, [cols, rows]: Grid, S: number, thumbnail: RgbImage | null): RgbImage[] {
   const tiles: RgbImage[] = [];
   for (let i = 0; i < cols * rows; i++) {
-    const left = (i % cols) * imageSize;
-    const top = Math.floor(i / cols) * imageSize;
-    tiles.push(cropRgbImage(resized, left, top, left + imageSize, top + imageSize));
+    const left = (i % cols) * S;
+    const top = Math.floor(i / cols) * S;
+    tiles.push(cropRgbImage(resized, left, top, left + S, top + S));
   }
-  if (useThumbnail && tiles.length !== 1) tiles.push(bicubicResize(img, imageSize, imageSize));
-  return { grid, tiles };
+  if (thumbnail) tiles.push(thumbnail);
+  return tiles;
 }

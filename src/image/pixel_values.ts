@@ -4,7 +4,14 @@
  */
 import { InputError } from "../errors.ts";
 import { checkedImageHeader, decodeImage } from "./decode_image.ts";
-import { dynamicPreprocess, type Grid, tileCount, tileGrid } from "./dynamic_tiling.ts";
+import {
+  dynamicPreprocess,
+  dynamicPreprocessWith,
+  type Grid,
+  type Resizer,
+  tileCount,
+  tileGrid,
+} from "./dynamic_tiling.ts";
 import type { RgbImage } from "./rgb_image.ts";
 
 /** torchvision `T.Normalize` constants of `build_transform` (ImageNet), rounded to f32 like torch tensors. */
@@ -81,15 +88,22 @@ function checkOptions({ maxNum, minNum = 1, imageSize = 448 }: PreprocessOptions
   }
 }
 
-/** Image bytes → pixel values, as the reference `load_image` with `dynamic_preprocess` and `build_transform`. */
+/**
+ * Image bytes → pixel values, as the reference `load_image` with `dynamic_preprocess` and `build_transform`.
+ * With `resize` (a ResizePool's, src/image/resize_pool.ts) the two resizes run there, together.
+ */
 export async function preprocessImage(
   bytes: Uint8Array,
   options: PreprocessOptions,
+  resize?: Resizer,
 ): Promise<PreprocessedImage> {
   checkOptions(options);
   const { maxNum, minNum = 1, imageSize = 448, useThumbnail = true, maxPixels } = options;
   const img = await decodeImage(bytes, { maxPixels });
-  const { grid, tiles } = dynamicPreprocess(img, { minNum, maxNum, imageSize, useThumbnail });
+  const tiling = { minNum, maxNum, imageSize, useThumbnail };
+  const { grid, tiles } = resize
+    ? await dynamicPreprocessWith(img, tiling, resize)
+    : dynamicPreprocess(img, tiling);
   // The per-tile T.Resize((448, 448)) of build_transform is a no-op: every tile already has that size.
   return { pixelValues: normalizeTiles(tiles), tiles: tiles.length, grid };
 }

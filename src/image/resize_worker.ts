@@ -1,0 +1,23 @@
+/// <reference no-default-lib="true" />
+/// <reference lib="deno.worker" />
+/**
+ * One thread of src/image/resize_pool.ts: runs a band of rows of one bicubic pass over images that live in
+ * SharedArrayBuffers, so nothing is copied in or out; it answers with the job's id (and the error, if any).
+ */
+import { horizontalRows, verticalRows } from "./bicubic_resize.ts";
+import type { BandDone, BandJob } from "./resize_pool.ts";
+
+self.onmessage = (e: MessageEvent<BandJob>) => {
+  const job = e.data;
+  let reply: BandDone;
+  try {
+    const src = { width: job.srcWidth, height: job.srcHeight, data: new Uint8Array(job.src) };
+    const out = { width: job.outWidth, height: job.outHeight, data: new Uint8Array(job.out) };
+    if (job.pass === "horizontal") horizontalRows(src, out, job.y0, job.y1);
+    else verticalRows(src, out, job.y0, job.y1);
+    reply = { id: job.id };
+  } catch (err) {
+    reply = { id: job.id, error: (err as Error)?.stack ?? String(err) };
+  }
+  self.postMessage(reply);
+};

@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { bicubicResize } from "../../src/image/bicubic_resize.ts";
+import { decodeImage } from "../../src/image/decode_image.ts";
+import { preprocessImage } from "../../src/image/pixel_values.ts";
+import { ResizePool } from "../../src/image/resize_pool.ts";
+import { newRgbImage, type RgbImage } from "../../src/image/rgb_image.ts";
+import { manifestImages, readGolden, sha256Hex } from "./image_test_util.ts";
+
+function patterned(width: number, height: number, seed: number): RgbImage {
+  const img = newRgbImage(width, height);
+  let s = seed >>> 0;
+  for (let i = 0; i < img.data.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0; // fixed-seed LCG
+    img.data[i] = s >>> 24;
+  }
+  return img;
+}
+
+/** A plain (non-shared) copy, so comparisons and hashes see ordinary bytes. */
+const bytes = (img: RgbImage) => img.data.slice();
+
+/** Equal bytes, or a failure naming the first difference (a multi-megabyte diff would take minutes). */
+function assertSameBytes(got: ArrayLike<number>, want: ArrayLike<number>, what = "bytes"): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  let i = 0;
+  while (i < got.length && got[i] === want[i]) i++;
+  assert.ok(i === got.length, `${what} differ first at ${i}: ${got[i]} ≠ ${want[i]}`);
+}
+
+Deno.test("ResizePool gives bicubicResize's bytes at odd sizes, with 1 and 3 workers", async (t) => {
+  // [source w, h] → [target w, h]: downscale both ways past the band minimum, the grid and the thumbnail
+  // of a 3:2 photo, an upscale, width only, height only, fewer rows than one band.
+  const cases: [number, number, number, number][] = [
+    [1537, 1029, 1344, 896],
+    [1537, 1029, 448, 448],
+    [97, 61, 448, 896],
+    [301, 203, 150, 203],
+    [301, 203, 301, 77],
+    [50, 20, 13, 7],
+  ];
+  for (const workers of [1, 3]) {
+    const pool = new ResizePool(workers);
+    try {
+      for (const [w, h, ow, oh] of cases) {
+        await t.step(`${workers} workers: ${w}×${h} → ${ow}×${oh}`, async () => {
+          const src = patterned(w, h, w * 31 + h + ow);
+          const got = await pool.resize(src, ow, oh);
+          assert.deepEqual([got.width, got.height], [ow, oh]);
+          assertSameBytes(got.data, bicubicResize(src, ow, oh).data);
+        });
+      }
+      await t.step(`${workers} workers: same size is a copy`, async () => {
+        const src = patterned(40, 30, 5);
+        const got = await pool.resize(src, 40, 30);
+        assertSameBytes(got.data, src.data);
+        assert.notEqual(got.data.buffer, src.data.buffer);
+      });
+    } finally {
+      pool.close();
+    }
+  }
+});
+
+Deno.test("ResizePool runs several resizes at once, each byte-exact", async () => {
+  const pool = new ResizePool(2);
+  try {
+    const srcs = [patterned(640, 480, 1), patterned(333, 999, 2), patterned(1000, 100, 3)];
+    const targets: [number, number][] = [[448, 448], [896, 1344], [1344, 448]];
+    const got = await Promise.all(srcs.flatMap((s) => targets.map(([w, h]) => pool.resize(s, w, h))));
+    let i = 0;
+    for (const s of srcs) {
+      for (const [w, h] of targets) assertSameBytes(got[i++].data, bicubicResize(s, w, h).data);
+    }
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("ResizePool matches Pillow BICUBIC on the fixture images", async (t) => {
+  const pool = new ResizePool(3);
+  try {
+    for (const [key, rec] of Object.entries(await manifestImages())) {
+      const [w, h] = rec.resized_size;
+      await t.step(`${key}: ${rec.orig_size.join("×")} → ${w}×${h}`, async () => {
+        const file = rec.format === "JPEG" ? rec.decoded_rgb_png! : rec.file;
+        const src = await decodeImage(await readGolden(file), { maxPixels: 50_000_000 });
+        const out = await pool.resize(src, w, h);
+        assert.equal(await sha256Hex(bytes(out)), rec.resized_rgb_sha256);
+      });
+    }
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("preprocessImage through a ResizePool gives the same pixel values and grid", async (t) => {
+  const pool = new ResizePool(2);
+  try {
+    for (const [key, rec] of Object.entries(await manifestImages())) {
+      await t.step(key, async () => {
+        const file = await readGolden(rec.file);
+        const options = { maxNum: 6, maxPixels: 50_000_000 };
+        const want = await preprocessImage(file, options);
+        const got = await preprocessImage(file, options, (img, w, h) => pool.resize(img, w, h));
+        assert.deepEqual([got.grid, got.tiles], [want.grid, want.tiles]);
+        assertSameBytes(got.pixelValues, want.pixelValues, "pixel values");
+      });
+    }
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("a closed ResizePool refuses work; a pool needs a worker", async () => {
+  const pool = new ResizePool(1);
+  pool.close();
+  await assert.rejects(() => pool.resize(patterned(64, 64, 9), 32, 32), /ResizePool is closed/);
+  assert.throws(() => new ResizePool(0), /needs ≥ 1 worker, got 0/);
+});
