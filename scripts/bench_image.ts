@@ -1,0 +1,99 @@
+// What an image request costs on the CPU before the GPU sees it: decoding, the dynamic tiling's two
+// bicubic resizes (grid and thumbnail, both from the full image) and the normalisation, for synthetic
+// photos (1080p and a 12-megapixel phone photo, JPEG quality 90 and PNG), on the main thread and through
+// ResizePools of 1, 2, 4, 8 workers (no more than the cores). The bench's TTFT starts from pixel values,
+// so this time comes on top of it.
+//   deno run -A scripts/bench_image.ts [--quick] [--out image.json]
+// --quick: one 640×480 JPEG, one repetition (a smoke run).
+import { Image } from "imagescript";
+import * as sweep from "../src/bench/sweep.ts";
+import { decodeImage } from "../src/image/decode_image.ts";
+import { preprocessImage } from "../src/image/pixel_values.ts";
+import { ResizePool } from "../src/image/resize_pool.ts";
+
+const { quick, out } = sweep.parseArgs({});
+const reps = quick ? 1 : 5;
+const cores = navigator.hardwareConcurrency || 1;
+const poolSizes = [1, 2, 4, 8].filter((n) => n <= Math.max(1, cores));
+
+/** A smooth photo-like picture with mild noise (JPEG sizes like a camera's), fixed by its size. */
+function photo(width: number, height: number): Image {
+  const img = new Image(width, height);
+  const px = img.bitmap; // RGBA u8
+  let s = (width * 73856093) ^ (height * 19349663);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      const n = (s >>> 28) - 8;
+      const i = (y * width + x) * 4;
+      px[i] = (128 + 100 * Math.sin(x / 97) * Math.cos(y / 131) + n) & 255;
+      px[i + 1] = ((255 * x) / width + n) & 255;
+      px[i + 2] = ((255 * y) / height + ((x >> 5) & 16) + n) & 255;
+      px[i + 3] = 255;
+    }
+  }
+  return img;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function timed(f: () => Promise<unknown>): Promise<number> {
+  const times: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    await f();
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+const sizes: [number, number][] = quick ? [[640, 480]] : [[1920, 1080], [4032, 3024]];
+const pools = new Map(poolSizes.map((n) => [n, new ResizePool(n)]));
+const options = { maxNum: 6, maxPixels: 50_000_000 };
+const results: Record<string, unknown>[] = [];
+console.log(`cpu: ${cores} cores; median of ${reps}; max_num 6`);
+try {
+  for (const [w, h] of sizes) {
+    const img = photo(w, h);
+    const files: [string, Uint8Array][] = [[`JPEG ${w}×${h}`, await img.encodeJPEG(90)]];
+    if (!quick) files.push([`PNG ${w}×${h}`, await img.encode(1)]);
+    for (const [name, bytes] of files) {
+      const first = await preprocessImage(bytes, options);
+      const decodeMs = await timed(() => decodeImage(bytes, options));
+      const mainMs = await timed(() => preprocessImage(bytes, options));
+      const poolMs: Record<string, number> = {};
+      for (const [n, pool] of pools) {
+        poolMs[n] = await timed(() => preprocessImage(bytes, options, (i, tw, th) => pool.resize(i, tw, th)));
+      }
+      const row = {
+        image: name,
+        bytes: bytes.length,
+        grid: first.grid,
+        tiles: first.tiles,
+        decode_ms: +decodeMs.toFixed(1),
+        preprocess_ms_main_thread: +mainMs.toFixed(1),
+        preprocess_ms_resize_pool: Object.fromEntries(
+          Object.entries(poolMs).map(([k, v]) => [k, +v.toFixed(1)]),
+        ),
+      };
+      results.push(row);
+      const pooled = Object.entries(poolMs).map(([n, ms]) => `${n} workers ${ms.toFixed(0)}`).join(", ");
+      console.log(
+        `${name.padEnd(16)} ${(bytes.length / 1e6).toFixed(1).padStart(5)} MB, ${first.tiles} tiles: ` +
+          `decode ${decodeMs.toFixed(0)} ms; preprocess main thread ${mainMs.toFixed(0)} ms; ${pooled} ms`,
+      );
+    }
+  }
+} finally {
+  for (const pool of pools.values()) pool.close();
+}
+if (out) {
+  await Deno.writeTextFile(
+    out,
+    JSON.stringify({ cores, reps, date: new Date().toISOString(), results }, null, 2),
+  );
+  console.log(`wrote ${out}`);
+}
