@@ -6,7 +6,11 @@
  * into bands of rows, one job per band, and the bytes stay where they are: images live in
  * SharedArrayBuffers that every worker reads and writes. The result is byte-identical to `bicubicResize`
  * (same integer sums per pixel, whatever thread computes them).
+ * node:worker_threads rather than Web Workers: an idle worker is unref'd, so a pool never keeps a finished
+ * script (scripts/chat.ts) alive (a live Web Worker kept one running forever); a worker holding a band is
+ * ref'd, as Node's semantics want for pending work.
  */
+import { Worker } from "node:worker_threads";
 import { checkResizeTarget } from "./bicubic_resize.ts";
 import type { RgbImage } from "./rgb_image.ts";
 
@@ -78,23 +82,24 @@ export class ResizePool {
   }
 
   #spawn(): void {
-    const worker = new Worker(new URL("./resize_worker.ts", import.meta.url).href, { type: "module" });
-    worker.onmessage = (e: MessageEvent<BandDone>) => this.#finished(worker, e.data);
-    worker.onerror = (e: ErrorEvent) => {
+    const worker = new Worker(new URL("./resize_worker.ts", import.meta.url));
+    worker.unref();
+    worker.on("message", (done: BandDone) => this.#finished(worker, done));
+    worker.on("error", (err: Error) => {
       // A worker that dies takes its band with it: fail that band and put a fresh worker in its place.
-      e.preventDefault();
       this.#workers = this.#workers.filter((w) => w !== worker);
+      this.#idle = this.#idle.filter((w) => w !== worker);
       for (const [id, p] of this.#running) {
         if (p.worker !== worker) continue;
         this.#running.delete(id);
-        p.reject(new Error(`image resize worker failed: ${e.message}`));
+        p.reject(new Error(`image resize worker failed: ${err.message}`));
       }
       worker.terminate();
       if (!this.#closed) {
         this.#spawn();
         this.#pump();
       }
-    };
+    });
     this.#workers.push(worker);
     this.#idle.push(worker);
   }
@@ -102,6 +107,7 @@ export class ResizePool {
   #finished(worker: Worker, done: BandDone): void {
     const p = this.#running.get(done.id);
     this.#running.delete(done.id);
+    worker.unref();
     this.#idle.push(worker);
     if (p) {
       if (done.error) p.reject(new Error(`image resize worker: ${done.error}`));
@@ -115,6 +121,7 @@ export class ResizePool {
       const worker = this.#idle.pop()!;
       const { job, pending } = this.#queue.shift()!;
       this.#running.set(job.id, { ...pending, worker });
+      worker.ref();
       worker.postMessage(job);
     }
   }

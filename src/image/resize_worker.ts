@@ -1,14 +1,12 @@
-/// <reference no-default-lib="true" />
-/// <reference lib="deno.worker" />
 /**
  * One thread of src/image/resize_pool.ts: runs a band of rows of one bicubic pass over images that live in
  * SharedArrayBuffers, so nothing is copied in or out; it answers with the job's id (and the error, if any).
  */
+import { parentPort } from "node:worker_threads";
 import { horizontalRows, verticalRows } from "./bicubic_resize.ts";
 import type { BandDone, BandJob } from "./resize_pool.ts";
 
-self.onmessage = (e: MessageEvent<BandJob>) => {
-  const job = e.data;
+parentPort!.on("message", (job: BandJob) => {
   let reply: BandDone;
   try {
     const src = { width: job.srcWidth, height: job.srcHeight, data: new Uint8Array(job.src) };
@@ -19,5 +17,5 @@ self.onmessage = (e: MessageEvent<BandJob>) => {
   } catch (err) {
     reply = { id: job.id, error: (err as Error)?.stack ?? String(err) };
   }
-  self.postMessage(reply);
-};
+  parentPort!.postMessage(reply);
+});

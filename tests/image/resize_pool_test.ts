@@ -117,3 +117,31 @@ Deno.test("a closed ResizePool refuses work; a pool needs a worker", async () =>
   await assert.rejects(() => pool.resize(patterned(64, 64, 9), 32, 32), /ResizePool is closed/);
   assert.throws(() => new ResizePool(0), /needs ≥ 1 worker, got 0/);
 });
+
+Deno.test("a script that never closes its ResizePool still gets its resize and exits", async () => {
+  // Idle workers are unref'd: with them ref'd the script below hung until the 30 s kill.
+  const dir = await Deno.makeTempDir();
+  const script = `${dir}/resize_once.ts`;
+  const pool = new URL("../../src/image/resize_pool.ts", import.meta.url).href;
+  const rgb = new URL("../../src/image/rgb_image.ts", import.meta.url).href;
+  await Deno.writeTextFile(
+    script,
+    `import { ResizePool } from "${pool}";\nimport { newRgbImage } from "${rgb}";\n` +
+      `const out = await new ResizePool(2).resize(newRgbImage(1500, 1000), 448, 448);\n` +
+      `console.log("resized", out.width, out.height);\n`,
+  );
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-config", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const { code, stdout, stderr } = await child.output();
+    clearTimeout(timer);
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    assert.match(new TextDecoder().decode(stdout), /resized 448 448/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
