@@ -5,8 +5,8 @@
 // so this time comes on top of it.
 //   deno run -A scripts/bench_image.ts [--quick] [--out image.json]
 // --quick: one 640×480 JPEG, one repetition (a smoke run).
-import { Image } from "imagescript";
 import * as sweep from "../src/bench/sweep.ts";
+import { syntheticPhoto } from "../src/bench/synthetic_photo.ts";
 import { decodeImage } from "../src/image/decode_image.ts";
 import { preprocessImage } from "../src/image/pixel_values.ts";
 import { ResizePool } from "../src/image/resize_pool.ts";
@@ -15,25 +15,6 @@ const { quick, out } = sweep.parseArgs({});
 const reps = quick ? 1 : 5;
 const cores = navigator.hardwareConcurrency || 1;
 const poolSizes = [1, 2, 4, 8].filter((n) => n <= Math.max(1, cores));
-
-/** A smooth photo-like picture with mild noise (JPEG sizes like a camera's), fixed by its size. */
-function photo(width: number, height: number): Image {
-  const img = new Image(width, height);
-  const px = img.bitmap; // RGBA u8
-  let s = (width * 73856093) ^ (height * 19349663);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      const n = (s >>> 28) - 8;
-      const i = (y * width + x) * 4;
-      px[i] = (128 + 100 * Math.sin(x / 97) * Math.cos(y / 131) + n) & 255;
-      px[i + 1] = ((255 * x) / width + n) & 255;
-      px[i + 2] = ((255 * y) / height + ((x >> 5) & 16) + n) & 255;
-      px[i + 3] = 255;
-    }
-  }
-  return img;
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -57,7 +38,7 @@ const results: Record<string, unknown>[] = [];
 console.log(`cpu: ${cores} cores; median of ${reps}; max_num 6`);
 try {
   for (const [w, h] of sizes) {
-    const img = photo(w, h);
+    const img = syntheticPhoto(w, h);
     const files: [string, Uint8Array][] = [[`JPEG ${w}×${h}`, await img.encodeJPEG(90)]];
     if (!quick) files.push([`PNG ${w}×${h}`, await img.encode(1)]);
     for (const [name, bytes] of files) {

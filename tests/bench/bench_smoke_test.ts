@@ -61,9 +61,13 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
       "vit_projector_ms_13tiles",
       "prefill_ms_1800",
       "ttft_cold_ms_7tiles",
+      "ttft_image_preprocess_ms",
+      "ttft_cold_from_jpeg_ms_7tiles",
       "ttft_warm_followup_ms",
     ]
   ) assert.ok(isNum(doc[k]) && doc[k] > 0, `${k} = ${doc[k]}`);
+  assert.equal(doc.ttft_cold_from_jpeg_ms_7tiles, doc.sections.ttft.ttft_from_jpeg_ms);
+  assert.match(doc.sections.ttft.image, /^JPEG 640×480/);
   assert.ok(Number.isInteger(doc.dispatches_per_decode_step) && doc.dispatches_per_decode_step > 10);
   assert.equal(doc.submits_per_decode_step, 1);
   // The follow-up round found the kept conversation (the bench throws otherwise) and was timed.
