@@ -1,7 +1,7 @@
 // What an image request costs on the CPU before the GPU sees it: decoding, the dynamic tiling's two
 // bicubic resizes (grid and thumbnail, both from the full image) and the normalisation, for synthetic
 // photos (1080p and a 12-megapixel phone photo, JPEG quality 90 and PNG), on the main thread and through
-// ResizePools of 1, 2, 4, 8 workers (no more than the cores). The bench's TTFT starts from pixel values,
+// ImageWorkers pools of 1, 2, 4, 8 workers (no more than the cores). The bench's TTFT starts from pixel values,
 // so this time comes on top of it.
 //   deno run -A scripts/bench_image.ts [--quick] [--out image.json]
 // --quick: one 640×480 JPEG, one repetition (a smoke run).
@@ -9,7 +9,7 @@ import * as sweep from "../src/bench/sweep.ts";
 import { syntheticPhoto } from "../src/bench/synthetic_photo.ts";
 import { decodeImage } from "../src/image/decode_image.ts";
 import { preprocessImage } from "../src/image/pixel_values.ts";
-import { ResizePool } from "../src/image/resize_pool.ts";
+import { ImageWorkers } from "../src/image/image_workers.ts";
 
 const { quick, out } = sweep.parseArgs({});
 const reps = quick ? 1 : 5;
@@ -32,7 +32,7 @@ async function timed(f: () => Promise<unknown>): Promise<number> {
 }
 
 const sizes: [number, number][] = quick ? [[640, 480]] : [[1920, 1080], [4032, 3024]];
-const pools = new Map(poolSizes.map((n) => [n, new ResizePool(n)]));
+const pools = new Map(poolSizes.map((n) => [n, new ImageWorkers(n)]));
 const options = { maxNum: 6, maxPixels: 50_000_000 };
 const results: Record<string, unknown>[] = [];
 console.log(`cpu: ${cores} cores; median of ${reps}; max_num 6`);
@@ -47,7 +47,7 @@ try {
       const mainMs = await timed(() => preprocessImage(bytes, options));
       const poolMs: Record<string, number> = {};
       for (const [n, pool] of pools) {
-        poolMs[n] = await timed(() => preprocessImage(bytes, options, (i, tw, th) => pool.resize(i, tw, th)));
+        poolMs[n] = await timed(() => preprocessImage(bytes, options, pool));
       }
       const row = {
         image: name,
@@ -56,7 +56,7 @@ try {
         tiles: first.tiles,
         decode_ms: +decodeMs.toFixed(1),
         preprocess_ms_main_thread: +mainMs.toFixed(1),
-        preprocess_ms_resize_pool: Object.fromEntries(
+        preprocess_ms_workers: Object.fromEntries(
           Object.entries(poolMs).map(([k, v]) => [k, +v.toFixed(1)]),
         ),
       };

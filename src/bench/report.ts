@@ -89,7 +89,7 @@ export function renderTable(doc: Record<string, Json>): string {
       "+ decoding and tiling (ms)",
       doc.ttft_image_preprocess_ms,
       undefined,
-      "CPU, 4:3 JPEG (12 MP; 640×480 tiny), ResizePool",
+      "CPU, 4:3 JPEG (12 MP; 640×480 tiny), ImageWorkers",
     ],
     ["TTFT from JPEG bytes (ms)", doc.ttft_cold_from_jpeg_ms_7tiles, undefined, "the two above added"],
     [

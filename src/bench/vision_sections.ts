@@ -10,7 +10,7 @@ import { generate } from "../engine/generate.ts";
 import { defaultGenerationConfig } from "../engine/types.ts";
 import { randomF32 } from "../ref/random.ts";
 import { preprocessImage } from "../image/pixel_values.ts";
-import { defaultImageWorkers, ResizePool } from "../image/resize_pool.ts";
+import { defaultImageWorkers, ImageWorkers } from "../image/image_workers.ts";
 import { syntheticJpeg } from "./synthetic_photo.ts";
 import type { BenchContext, Json } from "./bench_context.ts";
 import { median, nsToMs } from "./gpu_timer.ts";
@@ -23,7 +23,7 @@ const round = (x: number, digits?: number) => sig(x, digits === undefined ? 4 : 
 
 /**
  * Median CPU time of preprocessImage on a synthetic 4:3 JPEG (a 12-megapixel phone photo; 640×480 at tiny
- * scale) that tiles into 6 + thumbnail at max_num 6, through the engine's default ResizePool and on this
+ * scale) that tiles into 6 + thumbnail at max_num 6, through the engine's default ImageWorkers and on this
  * thread alone.
  */
 async function imagePreprocessing(imageSize: number, tiny: boolean) {
@@ -31,7 +31,7 @@ async function imagePreprocessing(imageSize: number, tiny: boolean) {
   const jpeg = await syntheticJpeg(w, h);
   const options = { maxNum: 6, imageSize, maxPixels: 50_000_000 };
   const workers = defaultImageWorkers();
-  const pool = new ResizePool(workers);
+  const pool = new ImageWorkers(workers);
   const time = async (f: () => Promise<unknown>) => {
     const ms: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -42,9 +42,7 @@ async function imagePreprocessing(imageSize: number, tiny: boolean) {
     return median(ms);
   };
   try {
-    const pooledMs = await time(() =>
-      preprocessImage(jpeg, options, (img, tw, th) => pool.resize(img, tw, th))
-    );
+    const pooledMs = await time(() => preprocessImage(jpeg, options, pool));
     const mainMs = await time(() => preprocessImage(jpeg, options));
     return { image: `JPEG ${w}×${h}, ${(jpeg.length / 1e6).toFixed(1)} MB`, workers, pooledMs, mainMs };
   } finally {
@@ -258,7 +256,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   return {
     tiles,
     // The CPU work before the GPU pass: decoding and tiling a 4:3 photo (6 tiles + thumbnail), as the
-    // engine does with its ResizePool and on the serving thread alone.
+    // engine does with its ImageWorkers and on the serving thread alone.
     ...(photo
       ? {
         image: photo.image,

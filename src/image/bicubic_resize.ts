@@ -79,7 +79,7 @@ function clip8(acc: number): number {
 
 /**
  * The horizontal pass for rows y0 … y1−1: src [H, W] → out [H, outWidth] (out.width is the target width).
- * Rows are independent, so bands of them can run on different threads (src/image/resize_pool.ts).
+ * Rows are independent, so bands of them can run on different threads (src/image/image_workers.ts).
  */
 export function horizontalRows(
   src: RgbImage,

@@ -95,7 +95,7 @@ export function dynamicPreprocess(img: RgbImage, options: TilingOptions): Tiling
   return { grid, tiles: cutTiles(resized, grid, S, thumbnail) };
 }
 
-/** Resizes like `bicubicResize`, possibly elsewhere (src/image/resize_pool.ts). */
+/** Resizes like `bicubicResize`, possibly elsewhere (src/image/image_workers.ts). */
 export type Resizer = (img: RgbImage, width: number, height: number) => Promise<RgbImage>;
 
 /** `dynamicPreprocess` with the grid resize and the thumbnail resize started together on `resize`. */

@@ -8,10 +8,10 @@ import {
   dynamicPreprocess,
   dynamicPreprocessWith,
   type Grid,
-  type Resizer,
   tileCount,
   tileGrid,
 } from "./dynamic_tiling.ts";
+import type { ImageWorkers } from "./image_workers.ts";
 import type { RgbImage } from "./rgb_image.ts";
 
 /** torchvision `T.Normalize` constants of `build_transform` (ImageNet), rounded to f32 like torch tensors. */
@@ -90,19 +90,20 @@ function checkOptions({ maxNum, minNum = 1, imageSize = 448 }: PreprocessOptions
 
 /**
  * Image bytes → pixel values, as the reference `load_image` with `dynamic_preprocess` and `build_transform`.
- * With `resize` (a ResizePool's, src/image/resize_pool.ts) the two resizes run there, together.
+ * With `workers` (src/image/image_workers.ts) the two resizes run there, together; the pixel values are
+ * the same.
  */
 export async function preprocessImage(
   bytes: Uint8Array,
   options: PreprocessOptions,
-  resize?: Resizer,
+  workers?: ImageWorkers,
 ): Promise<PreprocessedImage> {
   checkOptions(options);
   const { maxNum, minNum = 1, imageSize = 448, useThumbnail = true, maxPixels } = options;
-  const img = await decodeImage(bytes, { maxPixels });
   const tiling = { minNum, maxNum, imageSize, useThumbnail };
-  const { grid, tiles } = resize
-    ? await dynamicPreprocessWith(img, tiling, resize)
+  const img = await decodeImage(bytes, { maxPixels });
+  const { grid, tiles } = workers
+    ? await dynamicPreprocessWith(img, tiling, (i, w, h) => workers.resize(i, w, h))
     : dynamicPreprocess(img, tiling);
   // The per-tile T.Resize((448, 448)) of build_transform is a no-op: every tile already has that size.
   return { pixelValues: normalizeTiles(tiles), tiles: tiles.length, grid };

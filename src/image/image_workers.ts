@@ -1,7 +1,10 @@
 /**
- * Pillow-exact bicubic resizes on worker threads. A 12-megapixel photo took ~370 ms of resizing on one
- * core (its 6-tile grid and its thumbnail, both from the full image; `deno run -A scripts/bench_image.ts`),
- * all of it on the thread that also serves HTTP and feeds the GPU. Both passes of bicubic_resize.ts are
+ * Pillow-exact bicubic resizes on worker threads. A 12-megapixel photo took ~400 ms to decode and ~300 ms
+ * to resize on one core (its 6-tile grid and its thumbnail, both from the full image;
+ * `deno run -A scripts/bench_image.ts`), all of it on the thread that also serves HTTP and feeds the GPU.
+ * Decoding stays on the calling thread: in a node:worker_threads worker each await of the PNG inflate
+ * stream took milliseconds, and a 12-megapixel PNG took 6.8 s instead of 0.77 (JPEG 1.1 s instead of
+ * 0.74; measured with decode jobs here, 2026-11-26). Both passes of bicubic_resize.ts are
  * independent per row (horizontal: per source row; vertical: per output row), so the pool cuts each pass
  * into bands of rows, one job per band, and the bytes stay where they are: images live in
  * SharedArrayBuffers that every worker reads and writes. The result is byte-identical to `bicubicResize`
@@ -14,8 +17,9 @@ import { Worker } from "node:worker_threads";
 import { checkResizeTarget } from "./bicubic_resize.ts";
 import type { RgbImage } from "./rgb_image.ts";
 
-/** A band of one pass, as posted to src/image/resize_worker.ts. */
+/** A band of one resize pass, as posted to src/image/image_worker.ts. */
 export interface BandJob {
+  kind: "band";
   id: number;
   pass: "horizontal" | "vertical";
   src: SharedArrayBuffer; // [srcHeight, srcWidth, 3] u8
@@ -29,10 +33,12 @@ export interface BandJob {
   y1: number;
 }
 
-/** The worker's answer to a BandJob. */
-export interface BandDone {
+export type WorkerJob = BandJob;
+
+/** A worker's answer: the job's id, or what went wrong. */
+export interface WorkerDone {
   id: number;
-  error?: string;
+  error?: { message: string };
 }
 
 /** Fewest rows a band is given: below this the message round trip costs more than the rows. */
@@ -44,7 +50,7 @@ export function defaultImageWorkers(): number {
 }
 
 interface Pending {
-  resolve: () => void;
+  resolve: (done: WorkerDone) => void;
   reject: (err: Error) => void;
   worker: Worker;
 }
@@ -65,53 +71,75 @@ function asShared(img: RgbImage): RgbImage & { buffer: SharedArrayBuffer } {
   return copy;
 }
 
-export class ResizePool {
+export class ImageWorkers {
   readonly size: number;
   #workers: Worker[] = [];
   #idle: Worker[] = [];
-  #queue: { job: BandJob; pending: Omit<Pending, "worker"> }[] = [];
+  #queue: { job: WorkerJob; transfer: ArrayBuffer[]; pending: Omit<Pending, "worker"> }[] = [];
   #running = new Map<number, Pending>();
   #nextId = 1;
   #closed = false;
+  /** Workers that have answered a job: one that dies before its first answer cannot start at all. */
+  #answered = new WeakSet<Worker>();
+  /** Set when a worker could not start: every job then fails with it, instead of respawning forever. */
+  #broken: Error | null = null;
 
-  /** `size` worker threads (≥ 1); close() ends them. */
-  constructor(size: number) {
-    if (!Number.isInteger(size) || size < 1) throw new RangeError(`ResizePool needs ≥ 1 worker, got ${size}`);
+  /** Workers started so far (respawns included). */
+  spawned = 0;
+  readonly #module: URL;
+
+  /**
+   * `size` worker threads (≥ 1); close() ends them. `workerModule` replaces src/image/image_worker.ts
+   * (tests: a module that does not load).
+   */
+  constructor(size: number, options: { workerModule?: URL } = {}) {
+    if (!Number.isInteger(size) || size < 1) {
+      throw new RangeError(`ImageWorkers needs ≥ 1 worker, got ${size}`);
+    }
     this.size = size;
+    this.#module = options.workerModule ?? new URL("./image_worker.ts", import.meta.url);
     for (let i = 0; i < size; i++) this.#spawn();
   }
 
   #spawn(): void {
-    const worker = new Worker(new URL("./resize_worker.ts", import.meta.url));
+    const worker = new Worker(this.#module);
+    this.spawned++;
     worker.unref();
-    worker.on("message", (done: BandDone) => this.#finished(worker, done));
+    worker.on("message", (done: WorkerDone) => this.#finished(worker, done));
     worker.on("error", (err: Error) => {
-      // A worker that dies takes its band with it: fail that band and put a fresh worker in its place.
+      // A worker that dies takes its job with it: fail that job and put a fresh worker in its place, unless
+      // it died before ever answering (its module does not load): then no worker will, and all jobs fail.
+      const failure = new Error(`image worker failed: ${err.message}`);
       this.#workers = this.#workers.filter((w) => w !== worker);
       this.#idle = this.#idle.filter((w) => w !== worker);
       for (const [id, p] of this.#running) {
         if (p.worker !== worker) continue;
         this.#running.delete(id);
-        p.reject(new Error(`image resize worker failed: ${err.message}`));
+        p.reject(failure);
       }
       worker.terminate();
-      if (!this.#closed) {
-        this.#spawn();
-        this.#pump();
+      if (this.#closed) return;
+      if (!this.#answered.has(worker)) {
+        this.#broken = failure;
+        for (const q of this.#queue.splice(0)) q.pending.reject(failure);
+        return;
       }
+      this.#spawn();
+      this.#pump();
     });
     this.#workers.push(worker);
     this.#idle.push(worker);
   }
 
-  #finished(worker: Worker, done: BandDone): void {
+  #finished(worker: Worker, done: WorkerDone): void {
     const p = this.#running.get(done.id);
     this.#running.delete(done.id);
+    this.#answered.add(worker);
     worker.unref();
     this.#idle.push(worker);
     if (p) {
-      if (done.error) p.reject(new Error(`image resize worker: ${done.error}`));
-      else p.resolve();
+      if (done.error) p.reject(new Error(`image worker: ${done.error.message}`));
+      else p.resolve(done);
     }
     this.#pump();
   }
@@ -119,17 +147,18 @@ export class ResizePool {
   #pump(): void {
     while (this.#idle.length && this.#queue.length) {
       const worker = this.#idle.pop()!;
-      const { job, pending } = this.#queue.shift()!;
+      const { job, transfer, pending } = this.#queue.shift()!;
       this.#running.set(job.id, { ...pending, worker });
       worker.ref();
-      worker.postMessage(job);
+      worker.postMessage(job, transfer);
     }
   }
 
-  #band(job: Omit<BandJob, "id">): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error("ResizePool is closed"));
+  #submit(job: WorkerJob, transfer: ArrayBuffer[] = []): Promise<WorkerDone> {
+    if (this.#closed) return Promise.reject(new Error("ImageWorkers is closed"));
+    if (this.#broken) return Promise.reject(this.#broken);
     return new Promise((resolve, reject) => {
-      this.#queue.push({ job: { ...job, id: this.#nextId++ }, pending: { resolve, reject } });
+      this.#queue.push({ job, transfer, pending: { resolve, reject } });
       this.#pump();
     });
   }
@@ -142,10 +171,12 @@ export class ResizePool {
     rows: number,
   ): Promise<void> {
     const bands = Math.max(1, Math.min(this.size, Math.floor(rows / minBandRows)));
-    const jobs: Promise<void>[] = [];
+    const jobs: Promise<WorkerDone>[] = [];
     for (let b = 0; b < bands; b++) {
       const y0 = Math.floor((rows * b) / bands), y1 = Math.floor((rows * (b + 1)) / bands);
-      jobs.push(this.#band({
+      jobs.push(this.#submit({
+        kind: "band",
+        id: this.#nextId++,
         pass,
         src: src.buffer,
         srcWidth: src.width,
@@ -161,7 +192,7 @@ export class ResizePool {
   }
 
   /**
-   * `bicubicResize(img, width, height)` on the pool: the same bytes. The result's data is backed by a
+   * `bicubicResize(img, width, height)` on the workers: the same bytes. The result's data is backed by a
    * SharedArrayBuffer. Several resizes may run at once; their bands share the workers.
    */
   async resize(img: RgbImage, width: number, height: number): Promise<RgbImage> {
@@ -186,7 +217,7 @@ export class ResizePool {
     if (this.#closed) return;
     this.#closed = true;
     for (const w of this.#workers) w.terminate();
-    const failed = new Error("ResizePool closed");
+    const failed = new Error("ImageWorkers closed");
     for (const p of this.#running.values()) p.reject(failed);
     for (const q of this.#queue) q.pending.reject(failed);
     this.#running.clear();

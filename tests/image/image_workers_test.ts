@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { bicubicResize } from "../../src/image/bicubic_resize.ts";
 import { decodeImage } from "../../src/image/decode_image.ts";
 import { preprocessImage } from "../../src/image/pixel_values.ts";
-import { ResizePool } from "../../src/image/resize_pool.ts";
+import { ImageWorkers } from "../../src/image/image_workers.ts";
 import { newRgbImage, type RgbImage } from "../../src/image/rgb_image.ts";
 import { manifestImages, readGolden, sha256Hex } from "./image_test_util.ts";
 
@@ -27,7 +27,7 @@ function assertSameBytes(got: ArrayLike<number>, want: ArrayLike<number>, what =
   assert.ok(i === got.length, `${what} differ first at ${i}: ${got[i]} ≠ ${want[i]}`);
 }
 
-Deno.test("ResizePool gives bicubicResize's bytes at odd sizes, with 1 and 3 workers", async (t) => {
+Deno.test("ImageWorkers gives bicubicResize's bytes at odd sizes, with 1 and 3 workers", async (t) => {
   // [source w, h] → [target w, h]: downscale both ways past the band minimum, the grid and the thumbnail
   // of a 3:2 photo, an upscale, width only, height only, fewer rows than one band.
   const cases: [number, number, number, number][] = [
@@ -39,7 +39,7 @@ Deno.test("ResizePool gives bicubicResize's bytes at odd sizes, with 1 and 3 wor
     [50, 20, 13, 7],
   ];
   for (const workers of [1, 3]) {
-    const pool = new ResizePool(workers);
+    const pool = new ImageWorkers(workers);
     try {
       for (const [w, h, ow, oh] of cases) {
         await t.step(`${workers} workers: ${w}×${h} → ${ow}×${oh}`, async () => {
@@ -61,8 +61,8 @@ Deno.test("ResizePool gives bicubicResize's bytes at odd sizes, with 1 and 3 wor
   }
 });
 
-Deno.test("ResizePool runs several resizes at once, each byte-exact", async () => {
-  const pool = new ResizePool(2);
+Deno.test("ImageWorkers runs several resizes at once, each byte-exact", async () => {
+  const pool = new ImageWorkers(2);
   try {
     const srcs = [patterned(640, 480, 1), patterned(333, 999, 2), patterned(1000, 100, 3)];
     const targets: [number, number][] = [[448, 448], [896, 1344], [1344, 448]];
@@ -76,8 +76,8 @@ Deno.test("ResizePool runs several resizes at once, each byte-exact", async () =
   }
 });
 
-Deno.test("ResizePool matches Pillow BICUBIC on the fixture images", async (t) => {
-  const pool = new ResizePool(3);
+Deno.test("ImageWorkers matches Pillow BICUBIC on the fixture images", async (t) => {
+  const pool = new ImageWorkers(3);
   try {
     for (const [key, rec] of Object.entries(await manifestImages())) {
       const [w, h] = rec.resized_size;
@@ -93,15 +93,15 @@ Deno.test("ResizePool matches Pillow BICUBIC on the fixture images", async (t) =
   }
 });
 
-Deno.test("preprocessImage through a ResizePool gives the same pixel values and grid", async (t) => {
-  const pool = new ResizePool(2);
+Deno.test("preprocessImage through a ImageWorkers gives the same pixel values and grid", async (t) => {
+  const pool = new ImageWorkers(2);
   try {
     for (const [key, rec] of Object.entries(await manifestImages())) {
       await t.step(key, async () => {
         const file = await readGolden(rec.file);
         const options = { maxNum: 6, maxPixels: 50_000_000 };
         const want = await preprocessImage(file, options);
-        const got = await preprocessImage(file, options, (img, w, h) => pool.resize(img, w, h));
+        const got = await preprocessImage(file, options, pool);
         assert.deepEqual([got.grid, got.tiles], [want.grid, want.tiles]);
         assertSameBytes(got.pixelValues, want.pixelValues, "pixel values");
       });
@@ -111,37 +111,65 @@ Deno.test("preprocessImage through a ResizePool gives the same pixel values and 
   }
 });
 
-Deno.test("a closed ResizePool refuses work; a pool needs a worker", async () => {
-  const pool = new ResizePool(1);
+Deno.test("a closed ImageWorkers refuses work; a pool needs a worker", async () => {
+  const pool = new ImageWorkers(1);
   pool.close();
-  await assert.rejects(() => pool.resize(patterned(64, 64, 9), 32, 32), /ResizePool is closed/);
-  assert.throws(() => new ResizePool(0), /needs ≥ 1 worker, got 0/);
+  await assert.rejects(() => pool.resize(patterned(64, 64, 9), 32, 32), /ImageWorkers is closed/);
+  assert.throws(() => new ImageWorkers(0), /ImageWorkers needs ≥ 1 worker, got 0/);
 });
 
-Deno.test("a script that never closes its ResizePool still gets its resize and exits", async () => {
-  // Idle workers are unref'd: with them ref'd the script below hung until the 30 s kill.
+/** Runs `body` as a script in a child Deno (importing ImageWorkers and newRgbImage); its exit code and stdout. */
+async function runScript(body: string): Promise<{ code: number; stdout: string; stderr: string }> {
   const dir = await Deno.makeTempDir();
-  const script = `${dir}/resize_once.ts`;
-  const pool = new URL("../../src/image/resize_pool.ts", import.meta.url).href;
+  const script = `${dir}/script.ts`;
+  const pool = new URL("../../src/image/image_workers.ts", import.meta.url).href;
   const rgb = new URL("../../src/image/rgb_image.ts", import.meta.url).href;
   await Deno.writeTextFile(
     script,
-    `import { ResizePool } from "${pool}";\nimport { newRgbImage } from "${rgb}";\n` +
-      `const out = await new ResizePool(2).resize(newRgbImage(1500, 1000), 448, 448);\n` +
-      `console.log("resized", out.width, out.height);\n`,
+    `import { ImageWorkers } from "${pool}";\nimport { newRgbImage } from "${rgb}";\n${body}\n`,
   );
   try {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--no-config", script],
+      args: ["run", "-A", "--config", new URL("../../deno.json", import.meta.url).pathname, script],
       stdout: "piped",
       stderr: "piped",
     }).spawn();
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
     const { code, stdout, stderr } = await child.output();
     clearTimeout(timer);
-    assert.equal(code, 0, new TextDecoder().decode(stderr));
-    assert.match(new TextDecoder().decode(stdout), /resized 448 448/);
+    const text = (b: Uint8Array) => new TextDecoder().decode(b);
+    return { code, stdout: text(stdout), stderr: text(stderr) };
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("a script that never closes its ImageWorkers still gets its resize and exits", async () => {
+  // Idle workers are unref'd: with them ref'd this script hung until the 30 s kill.
+  const r = await runScript(
+    `const out = await new ImageWorkers(2).resize(newRgbImage(1500, 1000), 448, 448);\n` +
+      `console.log("resized", out.width, out.height);`,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /resized 448 448/);
+});
+
+Deno.test("workers whose module does not load fail every job and are not started again", async () => {
+  const dir = await Deno.makeTempDir();
+  const module = new URL(`file://${dir}/broken_worker.ts`);
+  await Deno.writeTextFile(module, `throw new Error("this worker cannot start");\n`);
+  const pool = new ImageWorkers(2, { workerModule: module });
+  try {
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(
+        () => pool.resize(patterned(64, 64, i), 32, 32),
+        /image worker failed: .*cannot start/,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(pool.spawned, 2, "no respawn loop after a startup failure");
+  } finally {
+    pool.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

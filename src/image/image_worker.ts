@@ -1,13 +1,14 @@
 /**
- * One thread of src/image/resize_pool.ts: runs a band of rows of one bicubic pass over images that live in
- * SharedArrayBuffers, so nothing is copied in or out; it answers with the job's id (and the error, if any).
+ * One thread of src/image/image_workers.ts: runs a band of rows of one bicubic pass over images that live
+ * in SharedArrayBuffers, so nothing is copied in or out; it answers with the job's id (and the error, if
+ * any).
  */
 import { parentPort } from "node:worker_threads";
 import { horizontalRows, verticalRows } from "./bicubic_resize.ts";
-import type { BandDone, BandJob } from "./resize_pool.ts";
+import type { WorkerDone, WorkerJob } from "./image_workers.ts";
 
-parentPort!.on("message", (job: BandJob) => {
-  let reply: BandDone;
+parentPort!.on("message", (job: WorkerJob) => {
+  let reply: WorkerDone;
   try {
     const src = { width: job.srcWidth, height: job.srcHeight, data: new Uint8Array(job.src) };
     const out = { width: job.outWidth, height: job.outHeight, data: new Uint8Array(job.out) };
@@ -15,7 +16,7 @@ parentPort!.on("message", (job: BandJob) => {
     else verticalRows(src, out, job.y0, job.y1);
     reply = { id: job.id };
   } catch (err) {
-    reply = { id: job.id, error: (err as Error)?.stack ?? String(err) };
+    reply = { id: job.id, error: { message: (err as Error)?.stack ?? String(err) } };
   }
   parentPort!.postMessage(reply);
 });
