@@ -68,3 +68,14 @@ export function reshape(t: Tensor, shape: readonly number[], label = t.label): T
   }
   return new Tensor(t.buffer, t.dtype, shape, label);
 }
+
+/**
+ * The front of `t`'s buffer seen with a smaller (or equal) shape, no copy: kernels are bound the whole
+ * buffer but read and write only the elements their shapes give (e.g. a scratch built for more tiles).
+ */
+export function frontView(t: Tensor, shape: readonly number[], label = t.label): Tensor {
+  if (tensorByteLength(t.dtype, shape) > t.byteLength) {
+    throw new Error(`frontView of ${t.describe()} as [${shape.join(", ")}]: larger than the tensor`);
+  }
+  return new Tensor(t.buffer, t.dtype, shape, label);
+}

@@ -2,7 +2,7 @@
 // Sequential(LayerNorm(4·Dv), Linear(4·Dv, D), GELU, Linear(D, D)).
 // Mirrors InternVLChatModel.pixel_shuffle / extract_feature (modeling_internvl_chat.py, 4d48dce).
 import type { Gpu } from "../gpu/device.ts";
-import { reshape, type Tensor } from "../gpu/tensor.ts";
+import { frontView, reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm } from "../ops/linear.ts";
 import { LlmInt8Scratch, visionOutlierCap } from "../ops/llm_int8.ts";
@@ -33,6 +33,7 @@ export async function loadProjectorWeights(
   };
 }
 
+/** Scratch for N tiles; `forTiles` sees one built for more tiles as a scratch for fewer. */
 export class ProjectorScratch {
   readonly shuffled: Tensor; // [N·256, 4Dv]
   readonly normed: Tensor; // [N·256, 4Dv]
@@ -44,28 +45,55 @@ export class ProjectorScratch {
   readonly llmInt8: LlmInt8Gemm | null;
 
   constructor(
-    gpu: Gpu,
-    vision: VisionDims,
-    dims: ProjectorDims,
+    private readonly gpu: Gpu,
+    private readonly vision: VisionDims,
+    private readonly dims: ProjectorDims,
     readonly tiles: number,
-    matmul: Int8MatmulSetting = weightOnly,
+    private readonly matmul: Int8MatmulSetting = weightOnly,
+    /** Set by `forTiles`: the scratch whose buffers this one views (it then owns none). */
+    private readonly base: ProjectorScratch | null = null,
   ) {
     const tokens = tiles * (vision.patchesPerSide / 2) ** 2;
-    this.shuffled = gpu.createTensor("proj.shuffled", "f32", [tokens, dims.inFeatures]);
-    this.normed = gpu.createTensor("proj.normed", "f32", [tokens, dims.inFeatures]);
-    this.fc1 = gpu.createTensor("proj.fc1", "f32", [tokens, dims.hidden]);
-    this.act = gpu.createTensor("proj.act", "f32", [tokens, dims.hidden]);
-    this.out = gpu.createTensor("proj.out", "f32", [tokens, dims.hidden]);
+    const tensor = (label: string, shape: number[], of?: Tensor) =>
+      of ? frontView(of, shape) : gpu.createTensor(label, "f32", shape);
+    this.shuffled = tensor("proj.shuffled", [tokens, dims.inFeatures], base?.shuffled);
+    this.normed = tensor("proj.normed", [tokens, dims.inFeatures], base?.normed);
+    this.fc1 = tensor("proj.fc1", [tokens, dims.hidden], base?.fc1);
+    this.act = tensor("proj.act", [tokens, dims.hidden], base?.act);
+    this.out = tensor("proj.out", [tokens, dims.hidden], base?.out);
     const maxK = Math.max(dims.inFeatures, dims.hidden);
-    this.llmInt8 = llmInt8GemmFor(
+    // The LLM.int8 scratch serves any token count up to the one it was built for.
+    this.llmInt8 = base ? base.llmInt8 : llmInt8GemmFor(
       matmul,
       () => new LlmInt8Scratch(gpu, "proj.llm_int8", tokens, maxK, dims.hidden, visionOutlierCap),
     );
   }
 
+  /** This scratch for `tiles` ≤ this.tiles: the front of the same buffers, so destroy this one, not it. */
+  forTiles(tiles: number): ProjectorScratch {
+    if (!(Number.isInteger(tiles) && tiles >= 1 && tiles <= this.tiles)) {
+      throw new Error(`ProjectorScratch for ${this.tiles} tiles cannot serve ${tiles}`);
+    }
+    return tiles === this.tiles
+      ? this
+      : new ProjectorScratch(this.gpu, this.vision, this.dims, tiles, this.matmul, this);
+  }
+
+  /** GPU bytes of its buffers (a view's: its base's, which it shares). */
+  get byteLength(): number {
+    const own = this.tensors.reduce((n, t) => n + t.buffer.size, 0);
+    return own + (this.llmInt8?.scratch.byteLength ?? 0);
+  }
+
+  /** Frees the buffers; a view from `forTiles` owns none and frees nothing. */
   destroy(): void {
-    for (const t of [this.shuffled, this.normed, this.fc1, this.act, this.out]) t.buffer.destroy();
+    if (this.base) return;
+    for (const t of this.tensors) t.buffer.destroy();
     this.llmInt8?.scratch.destroy();
+  }
+
+  private get tensors(): Tensor[] {
+    return [this.shuffled, this.normed, this.fc1, this.act, this.out];
   }
 }
 

@@ -2,7 +2,7 @@
 // Mirrors InternVisionEmbeddings / InternVisionEncoderLayer / InternAttention (modeling_intern_vit.py,
 // OpenGVLab/InternVL 4d48dce), norm_type rms_norm, qk_normalization, no qkv bias, drop_path = identity.
 import type { Gpu } from "../gpu/device.ts";
-import { reshape, type Tensor } from "../gpu/tensor.ts";
+import { frontView, reshape, type Tensor } from "../gpu/tensor.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm, uploadLinear } from "../ops/linear.ts";
 import { LlmInt8Scratch, visionOutlierCap } from "../ops/llm_int8.ts";
@@ -80,7 +80,10 @@ export async function loadVisionWeights(w: WeightUploader, dims: VisionDims): Pr
   return { patchEmbedding, classEmbedding, positionEmbedding, layers };
 }
 
-/** Scratch tensors for N tiles, allocated once per tile count. */
+/**
+ * Scratch tensors for N tiles, allocated once per tile count; `forTiles` sees one built for more tiles as
+ * a scratch for fewer (src/model/vision_scratch_pool.ts keeps one between requests).
+ */
 export class VisionScratch {
   readonly patches: Tensor; // [N, P², 3p²]
   readonly patchEmbeds: Tensor; // [N·P², D]
@@ -100,36 +103,76 @@ export class VisionScratch {
   readonly llmInt8: LlmInt8Gemm | null;
 
   constructor(
-    gpu: Gpu,
+    private readonly gpu: Gpu,
     readonly dims: VisionDims,
     readonly tiles: number,
-    matmul: Int8MatmulSetting = weightOnly,
+    private readonly matmul: Int8MatmulSetting = weightOnly,
+    /** Set by `forTiles`: the scratch whose buffers this one views (it then owns none). */
+    private readonly base: VisionScratch | null = null,
   ) {
     const { hidden: D, patchSize: p, patchesPerSide: P, intermediate: I } = dims;
     const T = tiles * (P * P + 1);
-    this.patches = gpu.createTensor("vit.patches", "f32", [tiles, P * P, 3 * p * p]);
-    this.patchEmbeds = gpu.createTensor("vit.patch_embeds", "f32", [tiles * P * P, D]);
-    this.hidden = gpu.createTensor("vit.hidden", "f32", [T, D]);
-    this.normed = gpu.createTensor("vit.normed", "f32", [T, D]);
-    this.qkv = gpu.createTensor("vit.qkv", "f32", [T, 3 * D]);
-    this.q = gpu.createTensor("vit.q", "f32", [T, D]);
-    this.k = gpu.createTensor("vit.k", "f32", [T, D]);
-    this.v = gpu.createTensor("vit.v", "f32", [T, D]);
-    this.qNormed = gpu.createTensor("vit.q_normed", "f32", [T, D]);
-    this.kNormed = gpu.createTensor("vit.k_normed", "f32", [T, D]);
-    this.attn = gpu.createTensor("vit.attn", "f32", [T, D]);
-    this.proj = gpu.createTensor("vit.proj", "f32", [T, D]);
-    this.mlp = gpu.createTensor("vit.mlp", "f32", [T, I]);
-    this.mlpAct = gpu.createTensor("vit.mlp_act", "f32", [T, I]);
-    this.llmInt8 = llmInt8GemmFor(
+    const tensor = (label: string, shape: number[], of?: Tensor) =>
+      of ? frontView(of, shape) : gpu.createTensor(label, "f32", shape);
+    this.patches = tensor("vit.patches", [tiles, P * P, 3 * p * p], base?.patches);
+    this.patchEmbeds = tensor("vit.patch_embeds", [tiles * P * P, D], base?.patchEmbeds);
+    this.hidden = tensor("vit.hidden", [T, D], base?.hidden);
+    this.normed = tensor("vit.normed", [T, D], base?.normed);
+    this.qkv = tensor("vit.qkv", [T, 3 * D], base?.qkv);
+    this.q = tensor("vit.q", [T, D], base?.q);
+    this.k = tensor("vit.k", [T, D], base?.k);
+    this.v = tensor("vit.v", [T, D], base?.v);
+    this.qNormed = tensor("vit.q_normed", [T, D], base?.qNormed);
+    this.kNormed = tensor("vit.k_normed", [T, D], base?.kNormed);
+    this.attn = tensor("vit.attn", [T, D], base?.attn);
+    this.proj = tensor("vit.proj", [T, D], base?.proj);
+    this.mlp = tensor("vit.mlp", [T, I], base?.mlp);
+    this.mlpAct = tensor("vit.mlp_act", [T, I], base?.mlpAct);
+    // The LLM.int8 scratch serves any token count up to the one it was built for.
+    this.llmInt8 = base ? base.llmInt8 : llmInt8GemmFor(
       matmul,
       () => new LlmInt8Scratch(gpu, "vit.llm_int8", T, Math.max(D, I), Math.max(3 * D, I), visionOutlierCap),
     );
   }
 
+  /** This scratch for `tiles` ≤ this.tiles: the front of the same buffers, so destroy this one, not it. */
+  forTiles(tiles: number): VisionScratch {
+    if (!(Number.isInteger(tiles) && tiles >= 1 && tiles <= this.tiles)) {
+      throw new Error(`VisionScratch for ${this.tiles} tiles cannot serve ${tiles}`);
+    }
+    return tiles === this.tiles ? this : new VisionScratch(this.gpu, this.dims, tiles, this.matmul, this);
+  }
+
+  /** GPU bytes of its buffers (a view's: its base's, which it shares). */
+  get byteLength(): number {
+    const own = this.tensors.reduce((n, t) => n + t.buffer.size, 0);
+    return own + (this.llmInt8?.scratch.byteLength ?? 0);
+  }
+
+  /** Frees the buffers; a view from `forTiles` owns none and frees nothing. */
   destroy(): void {
-    for (const t of Object.values(this)) if (t && typeof t === "object" && "buffer" in t) t.buffer.destroy();
+    if (this.base) return;
+    for (const t of this.tensors) t.buffer.destroy();
     this.llmInt8?.scratch.destroy();
+  }
+
+  private get tensors(): Tensor[] {
+    return [
+      this.patches,
+      this.patchEmbeds,
+      this.hidden,
+      this.normed,
+      this.qkv,
+      this.q,
+      this.k,
+      this.v,
+      this.qNormed,
+      this.kNormed,
+      this.attn,
+      this.proj,
+      this.mlp,
+      this.mlpAct,
+    ];
   }
 }
 

@@ -101,8 +101,17 @@ export class LlmInt8Scratch {
     };
   }
 
+  /** GPU bytes of its buffers. */
+  get byteLength(): number {
+    return this.tensors.reduce((n, t) => n + t.buffer.size, 0);
+  }
+
   destroy(): void {
-    for (const t of [this.flags, this.outliers, this.q, this.sca, this.xo, this.wo]) t.buffer.destroy();
+    for (const t of this.tensors) t.buffer.destroy();
+  }
+
+  private get tensors(): Tensor[] {
+    return [this.flags, this.outliers, this.q, this.sca, this.xo, this.wo];
   }
 }
 
