@@ -11,6 +11,8 @@ export interface LoadEngineOptions {
   maxImagePixels?: number;
   /** GPU bytes of KV caches kept between rounds for follow-up rounds (0 = off). */
   keptKvBytes?: number;
+  /** GPU bytes of vision encoder scratch kept between image requests (0 = off); default 4 GiB. */
+  visionScratchBytes?: number;
   /** How int8 linears multiply (INT8_MATMUL); default weight-only. */
   int8Matmul?: Int8Matmul;
   /** Loading progress, 0..1, for a progress bar. */

@@ -30,6 +30,8 @@ export interface WebGpuEngineOptions {
   maxImagePixels?: number;
   /** GPU bytes of KV caches kept between rounds for follow-ups (0 turns reuse off); default 8 GiB. */
   keptKvBytes?: number;
+  /** GPU bytes of vision encoder scratch kept between image requests (0 = off); default 4 GiB. */
+  visionScratchBytes?: number;
   /** How int8 linears multiply (INT8_MATMUL); default weight-only. */
   int8Matmul?: Int8Matmul;
   /** Extra positions a new conversation's cache gets for its follow-up rounds; default 1024. */
@@ -77,6 +79,7 @@ export class WebGpuEngine implements ChatEngine {
         checkpointSource(checkpoint),
         options.onProgress,
         options.int8Matmul,
+        options.visionScratchBytes,
       );
     } finally {
       await checkpoint.close();

@@ -55,6 +55,7 @@ export async function startServer(
     randomWeights: settings.randomWeights,
     maxImagePixels: settings.maxImagePixels,
     keptKvBytes: settings.gpuKvCacheBytes,
+    visionScratchBytes: settings.visionScratchBytes,
     int8Matmul: settings.int8Matmul,
     onProgress: (fraction, what) => slot.progress(fraction, what),
   };

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { type Int8Matmul, int8Matmuls } from "../model/int8_matmul.ts";
+import { defaultVisionScratchBytes } from "../model/vision_scratch_pool.ts";
 
 export interface Settings {
   /** HF model directory; null serves the random-weight tiny fixture. */
@@ -33,6 +34,8 @@ export interface Settings {
   maxQuestionChars: number;
   /** GPU memory for KV caches kept between rounds so follow-ups skip the vision pass and the old prompt. */
   gpuKvCacheBytes: number;
+  /** GPU memory for the vision encoder's scratch kept between image requests, so they skip allocating it. */
+  visionScratchBytes: number;
   /** How int8 linears multiply: exact weight-only (default) or bitsandbytes' LLM.int8 (src/model/int8_matmul.ts). */
   int8Matmul: Int8Matmul;
 }
@@ -90,6 +93,7 @@ const EnvSchema = z.object({
   MAX_BATCH_ITEMS: positiveInt("MAX_BATCH_ITEMS", 16),
   MAX_QUESTION_CHARS: positiveInt("MAX_QUESTION_CHARS", 32_000),
   GPU_KV_CACHE_BYTES: nonNegativeInt("GPU_KV_CACHE_BYTES", 8 * 2 ** 30),
+  VISION_SCRATCH_BYTES: nonNegativeInt("VISION_SCRATCH_BYTES", defaultVisionScratchBytes),
   INT8_MATMUL: z.string().optional().transform((raw, ctx) => {
     const v = raw?.trim() || "weight-only";
     if (!(int8Matmuls as readonly string[]).includes(v)) {
@@ -130,6 +134,7 @@ export function loadSettings(env: Record<string, string | undefined>): Settings 
     maxBatchItems: e.MAX_BATCH_ITEMS,
     maxQuestionChars: e.MAX_QUESTION_CHARS,
     gpuKvCacheBytes: e.GPU_KV_CACHE_BYTES,
+    visionScratchBytes: e.VISION_SCRATCH_BYTES,
     int8Matmul: e.INT8_MATMUL,
   };
 }

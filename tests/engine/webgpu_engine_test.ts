@@ -114,10 +114,21 @@ Deno.test("a follow-up round continues the kept KV cache and answers like a cold
   assert.deepEqual(warm.promptTokenIds, Array.from(goldenI32(second.input_ids.file)));
   assert.deepEqual(warm.outputTokenIds, second.response_ids);
 
-  const cold = await WebGpuEngine.load({ modelDir, randomWeights: true, keptKvBytes: 0 });
+  // A cold engine keeps no KV cache and no vision scratch (VISION_SCRATCH_BYTES=0): the answer depends on
+  // neither.
+  const cold = await WebGpuEngine.load({
+    modelDir,
+    randomWeights: true,
+    keptKvBytes: 0,
+    visionScratchBytes: 0,
+  });
   try {
+    assert.equal(e.model.visionScratch.budgetBytes, 4 * 2 ** 30);
+    assert.ok(e.model.visionScratch.heldTiles > 0, "the warm engine kept no vision scratch");
+    assert.equal(cold.model.visionScratch.budgetBytes, 0);
     const r = await ask(cold, second);
     assert.equal(cold.kept.hits, 0);
+    assert.equal(cold.model.visionScratch.heldTiles, 0);
     assert.deepEqual(r.outputTokenIds, warm.outputTokenIds);
     assert.equal(r.response, second.response);
   } finally {

@@ -77,7 +77,7 @@ Deno.test("/metrics reports requests, errors, time to first token, tokens/s, que
 
 Deno.test("startServer listens before the model loads, says when weights are random, and keeps sessions across restarts", async () => {
   const kvPath = await Deno.makeTempFile({ suffix: ".kv" });
-  const settings = defaultSettings({ port: 0, kvPath });
+  const settings = defaultSettings({ port: 0, kvPath, visionScratchBytes: 12345 });
   const lines: string[] = [];
   let finish!: (e: ChatEngine) => void;
   let seen: LoadEngineOptions | undefined;
@@ -91,6 +91,7 @@ Deno.test("startServer listens before the model loads, says when weights are ran
   assert.ok(lines.some((l) => /RANDOM-WEIGHT test model/.test(l)));
   assert.equal(seen!.modelDir, "tests/fixtures/tiny-internvl/model");
   assert.equal(seen!.randomWeights, true);
+  assert.equal(seen!.visionScratchBytes, 12345);
   finish(new FakeEngine({ randomWeights: true }));
   await first.loaded;
   const models = await (await fetch(`${base}/v1/models`)).json();

@@ -10,6 +10,7 @@ Deno.test("loadSettings defaults serve the random-weight fixture on 127.0.0.1:80
   assert.equal(s.apiKey, null);
   assert.equal(s.defaultMaxNum, 6);
   assert.equal(s.kvUrl, null);
+  assert.equal(s.visionScratchBytes, 4294967296);
   assert.equal(s.int8Matmul, "weight-only");
   assert.ok(TINY_MODEL_DIR.endsWith("tiny-internvl/model"));
 });
@@ -33,6 +34,7 @@ Deno.test("loadSettings reads every variable", () => {
     MAX_BATCH_ITEMS: "4",
     MAX_QUESTION_CHARS: "10",
     GPU_KV_CACHE_BYTES: "0",
+    VISION_SCRATCH_BYTES: "1048576",
     INT8_MATMUL: "llm-int8",
   });
   assert.deepEqual(s, {
@@ -54,17 +56,26 @@ Deno.test("loadSettings reads every variable", () => {
     maxBatchItems: 4,
     maxQuestionChars: 10,
     gpuKvCacheBytes: 0,
+    visionScratchBytes: 1048576,
     int8Matmul: "llm-int8",
   });
 });
 
 Deno.test("loadSettings names every bad variable", () => {
   assert.throws(
-    () => loadSettings({ PORT: "80a", DEFAULT_MAX_NUM: "41", QUEUE_SIZE: "-1", INT8_MATMUL: "int4" }),
+    () =>
+      loadSettings({
+        PORT: "80a",
+        DEFAULT_MAX_NUM: "41",
+        QUEUE_SIZE: "-1",
+        VISION_SCRATCH_BYTES: "4GiB",
+        INT8_MATMUL: "int4",
+      }),
     (err: Error) =>
       /INT8_MATMUL must be one of weight-only, llm-int8, llm-int8-prefill \(got "int4"\)/.test(err.message) &&
       /PORT must be an integer from 0 to 65535; got "80a"/.test(err.message) &&
       /DEFAULT_MAX_NUM must be an integer from 1 to 40; got "41"/.test(err.message) &&
-      /QUEUE_SIZE/.test(err.message),
+      /QUEUE_SIZE/.test(err.message) &&
+      /VISION_SCRATCH_BYTES must be an integer ≥ 0; got "4GiB"/.test(err.message),
   );
 });
