@@ -1,6 +1,8 @@
 // Where the CPU time of `encodeImages` goes before the GPU starts (the cold time to first token waits on it):
 // allocating the vision and projector scratch, uploading the pixels, recording the dispatches, and encoding +
-// submitting them, each timed on its own for N tiles on the bench's random-weight model, three times.
+// submitting them, each timed on its own for N tiles on the bench's random-weight model, three times. Then
+// three encodeImages calls through the model's VisionScratchPool, as a server's image requests go: the first
+// builds the scratch, the next ones reuse it (within the default 4 GiB budget).
 //   deno run -A scripts/probe_encode_cpu.ts [--tiny] [--tiles 7] [--out FILE]
 import { syntheticModelContext } from "../src/bench/bench_context.ts";
 import { benchShapes } from "../src/bench/shapes.ts";
@@ -54,4 +56,38 @@ for (let run = 0; run < 3; run++) {
     `run ${run}: ${Object.entries(row).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}`,
   );
 }
-await sweep.writeJson(outArg, "probe_encode_cpu.json", { adapter: gpu.adapterDescription, tiles, runs });
+
+const pool = m.model.visionScratch;
+pool.destroy(); // start empty, as a server's first image request does (a warm-up may have left 1 tile)
+const requests: { encode_images_cpu_ms: number; reused: boolean }[] = [];
+for (let i = 0; i < 3; i++) {
+  const reuses = pool.reuses;
+  const t0 = performance.now();
+  const embeds = m.model.encodeImages(pixelValues, tiles);
+  const cpu = performance.now() - t0;
+  await gpu.sync("probe.encode_images");
+  embeds.buffer.destroy();
+  requests.push({ encode_images_cpu_ms: cpu, reused: pool.reuses > reuses });
+  console.log(
+    `request ${i}: encode_images_cpu_ms ${cpu.toFixed(1)}, pooled scratch reused ${pool.reuses > reuses}`,
+  );
+}
+// The pool's part alone: a take that builds the scratch, then one that finds it kept.
+pool.destroy();
+const [build, reuse] = [0, 1].map(() => {
+  const t0 = performance.now();
+  const scratch = pool.take(tiles);
+  const ms = performance.now() - t0;
+  pool.giveBack(scratch);
+  return ms;
+});
+console.log(`pool take: ${build.toFixed(2)} ms building the scratch, ${reuse.toFixed(3)} ms reusing it`);
+pool.destroy();
+await sweep.writeJson(outArg, "probe_encode_cpu.json", {
+  adapter: gpu.adapterDescription,
+  tiles,
+  runs,
+  vision_scratch_bytes: pool.budgetBytes,
+  requests,
+  pool_take_ms: { build, reuse },
+});
