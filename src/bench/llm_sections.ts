@@ -357,7 +357,7 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
   const runs: Record<string, Json> = {};
   // The default first (the headline figures), then one map per step (the loop before readback groups) and
   // a deeper queue.
-  const variants = [[defaultInFlight, defaultStepsPerReadback], [5, 1], [24, 8]];
+  const variants = [[defaultInFlight, defaultStepsPerReadback], [5, 1], [24, 8], [24, 4]];
   for (const [inFlight, stepsPerReadback] of variants) {
     const stepTimes: number[] = [];
     timer.resetCounts();
@@ -404,6 +404,9 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
       gpu_busy_ms_per_step_median: stamps.length ? round(median(busy)) : null,
       gpu_idle_ms_between_steps_median: stamps.length ? round(median(gaps)) : null,
       gpu_idle_ms_between_steps_max: stamps.length ? round(Math.max(...gaps)) : null,
+      // Where the idle time is: its total over the decode steps, and the steps that waited > 5 ms.
+      gpu_idle_ms_total: stamps.length ? round(gaps.reduce((a, b) => a + b, 0), 1) : null,
+      gpu_idle_steps_over_5ms: gaps.flatMap((g, i) => (g > 5 ? [[i + 1, round(g, 3)]] : [])),
     };
     if (inFlight === defaultInFlight && stepsPerReadback === defaultStepsPerReadback) {
       ctx.results.loop_gpu_idle_ms_per_step = stamps.length ? round(median(gaps)) : null;
