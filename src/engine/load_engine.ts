@@ -15,6 +15,8 @@ export interface LoadEngineOptions {
   visionScratchBytes?: number;
   /** How int8 linears multiply (INT8_MATMUL); default weight-only. */
   int8Matmul?: Int8Matmul;
+  /** Threads for the images' bicubic resizes (IMAGE_WORKERS; 0 = the serving thread); default one per core, ≤ 8. */
+  imageWorkers?: number;
   /** Loading progress, 0..1, for a progress bar. */
   onProgress?: (fraction: number, what: string) => void;
 }

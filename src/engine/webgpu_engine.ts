@@ -2,6 +2,7 @@ import { InputError } from "../errors.ts";
 import { Gpu } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { planImageTiles, preprocessImage } from "../image/pixel_values.ts";
+import { defaultImageWorkers, ImageWorkers } from "../image/image_workers.ts";
 import { checkpointSource, InternVLModel } from "../model/internvl.ts";
 import type { Int8Matmul } from "../model/int8_matmul.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
@@ -36,6 +37,11 @@ export interface WebGpuEngineOptions {
   int8Matmul?: Int8Matmul;
   /** Extra positions a new conversation's cache gets for its follow-up rounds; default 1024. */
   followupRoom?: number;
+  /**
+   * Worker threads for the images' bicubic resizes (IMAGE_WORKERS); 0 resizes on the calling thread.
+   * Default: one per core, at most 8 (src/image/image_workers.ts).
+   */
+  imageWorkers?: number;
   onProgress?: (fraction: number, what: string) => void;
 }
 
@@ -53,6 +59,8 @@ export class WebGpuEngine implements ChatEngine {
   private busy: Promise<unknown> = Promise.resolve();
   /** Conversations whose KV caches stay on the GPU for their next round. */
   readonly kept: KvPrefixCache;
+  /** Where images are decoded and resized (null: on this thread). */
+  private readonly imageWorkers: ImageWorkers | null;
 
   private constructor(
     readonly modelInfo: ModelInfo,
@@ -62,8 +70,10 @@ export class WebGpuEngine implements ChatEngine {
     private readonly maxImagePixels: number,
     keptKvBytes: number,
     private readonly followupRoom: number,
+    imageWorkers: number,
   ) {
     this.kept = new KvPrefixCache(keptKvBytes);
+    this.imageWorkers = imageWorkers > 0 ? new ImageWorkers(imageWorkers) : null;
   }
 
   static async load(options: WebGpuEngineOptions): Promise<WebGpuEngine> {
@@ -107,6 +117,7 @@ export class WebGpuEngine implements ChatEngine {
       options.maxImagePixels ?? 50_000_000,
       options.keptKvBytes ?? 8 * 2 ** 30,
       options.followupRoom ?? 1024,
+      options.imageWorkers ?? defaultImageWorkers(),
     );
   }
 
@@ -137,12 +148,20 @@ export class WebGpuEngine implements ChatEngine {
     maxNum: number,
     param = "images",
   ): Promise<PreparedImages> {
+    // All images at once (each decoded on a worker of its own when there are enough). The error reported
+    // is the first image's in request order, as when they ran one by one.
+    const workers = this.imageWorkers ?? undefined;
+    const settled = await Promise.allSettled(
+      images.map((bytes, i) =>
+        namingImage(param, i, () => preprocessImage(bytes, this.tiling(maxNum), workers))
+      ),
+    );
     const parts: Float32Array[] = [];
     const summaries: ImageSummary[] = [];
-    for (let i = 0; i < images.length; i++) {
-      const p = await namingImage(param, i, () => preprocessImage(images[i], this.tiling(maxNum)));
-      parts.push(p.pixelValues);
-      summaries.push({ grid: [p.grid[0], p.grid[1]], tiles: p.tiles });
+    for (const r of settled) {
+      if (r.status === "rejected") throw r.reason;
+      parts.push(r.value.pixelValues);
+      summaries.push({ grid: [r.value.grid[0], r.value.grid[1]], tiles: r.value.tiles });
     }
     const tiles = summaries.reduce((n, s) => n + s.tiles, 0);
     return { pixelValues: tiles === 0 ? null : concat(parts), tiles, summaries };

@@ -57,6 +57,7 @@ export async function startServer(
     keptKvBytes: settings.gpuKvCacheBytes,
     visionScratchBytes: settings.visionScratchBytes,
     int8Matmul: settings.int8Matmul,
+    imageWorkers: settings.imageWorkers ?? undefined,
     onProgress: (fraction, what) => slot.progress(fraction, what),
   };
   const loading = Promise.resolve().then(() => loadEngine(options));

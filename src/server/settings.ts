@@ -38,6 +38,8 @@ export interface Settings {
   visionScratchBytes: number;
   /** How int8 linears multiply: exact weight-only (default) or bitsandbytes' LLM.int8 (src/model/int8_matmul.ts). */
   int8Matmul: Int8Matmul;
+  /** Worker threads for the images' bicubic resizes; 0 = on the serving thread; null = one per core, ≤ 8. */
+  imageWorkers: number | null;
 }
 
 export const TINY_MODEL_DIR = "tests/fixtures/tiny-internvl/model";
@@ -94,6 +96,7 @@ const EnvSchema = z.object({
   MAX_QUESTION_CHARS: positiveInt("MAX_QUESTION_CHARS", 32_000),
   GPU_KV_CACHE_BYTES: nonNegativeInt("GPU_KV_CACHE_BYTES", 8 * 2 ** 30),
   VISION_SCRATCH_BYTES: nonNegativeInt("VISION_SCRATCH_BYTES", defaultVisionScratchBytes),
+  IMAGE_WORKERS: nonNegativeInt("IMAGE_WORKERS", -1),
   INT8_MATMUL: z.string().optional().transform((raw, ctx) => {
     const v = raw?.trim() || "weight-only";
     if (!(int8Matmuls as readonly string[]).includes(v)) {
@@ -136,6 +139,7 @@ export function loadSettings(env: Record<string, string | undefined>): Settings 
     gpuKvCacheBytes: e.GPU_KV_CACHE_BYTES,
     visionScratchBytes: e.VISION_SCRATCH_BYTES,
     int8Matmul: e.INT8_MATMUL,
+    imageWorkers: e.IMAGE_WORKERS < 0 ? null : e.IMAGE_WORKERS,
   };
 }
 

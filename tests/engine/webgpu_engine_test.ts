@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { WebGpuEngine } from "../../src/engine/webgpu_engine.ts";
+import { InputError } from "../../src/errors.ts";
 import { defaultGenerationConfig, type HistoryTurn, type ImageLayout } from "../../src/engine/types.ts";
 import { buildChatPromptIds } from "../../src/tokenizer/chat_template.ts";
 import { caseById, goldenI32, imageFile, type Json, manifest, modelDir } from "../model/tiny_fixture.ts";
@@ -206,4 +207,21 @@ Deno.test("imageLayout numbered prompts like multi_image_chat and never continue
     }),
   );
   assert.equal(e.kept.hits, hits + 1, "the numbered follow-up did not reuse its first round's cache");
+});
+
+Deno.test("images are prepared together, and the first bad one in request order is the one named", async () => {
+  const e = await engine();
+  const good = imageFile(caseById("single_image").images[0]);
+  // The PNG header (and so the prompt's tile count) survives, the image data does not.
+  const truncated = good.slice(0, 120);
+  const err = await e.chat({
+    question: "What is shown?",
+    images: [good, truncated, truncated.slice(0, 110)],
+    history: [],
+    maxNum: 6,
+    generation: greedy32,
+  }).then(() => null, (x) => x);
+  assert.ok(err instanceof InputError, String(err));
+  assert.equal(err.options.param, "images[1]");
+  assert.match(err.message, /^images\[1\]: PNG image is corrupt or truncated/);
 });
