@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { bicubicResize } from "../../src/image/bicubic_resize.ts";
 import { decodeImage } from "../../src/image/decode_image.ts";
 import { newRgbImage, type RgbImage } from "../../src/image/rgb_image.ts";
-import { manifestImages, readGolden, sha256Hex } from "./image_test_util.ts";
+import { manifestImages, patterned, readGolden, sha256Hex } from "./image_test_util.ts";
 
 const LIMIT = { maxPixels: 50_000_000 };
 
@@ -30,16 +30,6 @@ Deno.test("bicubicResize is byte-exact with Pillow BICUBIC on every fixture imag
     });
   }
 });
-
-function patterned(width: number, height: number, seed: number): RgbImage {
-  const img = newRgbImage(width, height);
-  let s = seed >>> 0;
-  for (let i = 0; i < img.data.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0; // fixed-seed LCG
-    img.data[i] = s >>> 24;
-  }
-  return img;
-}
 
 Deno.test("bicubicResize keeps a constant image constant at any scale", () => {
   // Normalised weights sum to 1 in fixed point up to rounding, so a flat image must stay flat.

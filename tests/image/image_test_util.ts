@@ -2,7 +2,20 @@
  * Shared helpers for the image tests: fixture access, sha256, and tiny PNG/TIFF writers for building
  * inputs whose exact RGB we know (spec-level encoders, independent of the decoder under test).
  */
+import { newRgbImage, type RgbImage } from "../../src/image/rgb_image.ts";
+
 export const GOLDENS = new URL("../fixtures/tiny-internvl/goldens/", import.meta.url);
+
+/** A width × height image of fixed-seed pseudo-random bytes. */
+export function patterned(width: number, height: number, seed: number): RgbImage {
+  const img = newRgbImage(width, height);
+  let s = seed >>> 0;
+  for (let i = 0; i < img.data.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0; // fixed-seed LCG
+    img.data[i] = s >>> 24;
+  }
+  return img;
+}
 
 export interface ManifestImage {
   orig_size: [number, number];

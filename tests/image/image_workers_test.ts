@@ -3,18 +3,8 @@ import { bicubicResize } from "../../src/image/bicubic_resize.ts";
 import { decodeImage } from "../../src/image/decode_image.ts";
 import { preprocessImage } from "../../src/image/pixel_values.ts";
 import { ImageWorkers } from "../../src/image/image_workers.ts";
-import { newRgbImage, type RgbImage } from "../../src/image/rgb_image.ts";
-import { manifestImages, readGolden, sha256Hex } from "./image_test_util.ts";
-
-function patterned(width: number, height: number, seed: number): RgbImage {
-  const img = newRgbImage(width, height);
-  let s = seed >>> 0;
-  for (let i = 0; i < img.data.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0; // fixed-seed LCG
-    img.data[i] = s >>> 24;
-  }
-  return img;
-}
+import type { RgbImage } from "../../src/image/rgb_image.ts";
+import { manifestImages, patterned, readGolden, sha256Hex } from "./image_test_util.ts";
 
 /** A plain (non-shared) copy, so comparisons and hashes see ordinary bytes. */
 const bytes = (img: RgbImage) => img.data.slice();
