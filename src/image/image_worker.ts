@@ -5,10 +5,10 @@
  */
 import { parentPort } from "node:worker_threads";
 import { horizontalRows, verticalRows } from "./bicubic_resize.ts";
-import type { WorkerDone, WorkerJob } from "./image_workers.ts";
+import type { BandDone, BandJob } from "./image_workers.ts";
 
-parentPort!.on("message", (job: WorkerJob) => {
-  let reply: WorkerDone;
+parentPort!.on("message", (job: BandJob) => {
+  let reply: BandDone;
   try {
     const src = { width: job.srcWidth, height: job.srcHeight, data: new Uint8Array(job.src) };
     const out = { width: job.outWidth, height: job.outHeight, data: new Uint8Array(job.out) };

@@ -2,13 +2,13 @@
  * Pillow-exact bicubic resizes on worker threads. A 12-megapixel photo took ~400 ms to decode and ~300 ms
  * to resize on one core (its 6-tile grid and its thumbnail, both from the full image;
  * `deno run -A scripts/bench_image.ts`), all of it on the thread that also serves HTTP and feeds the GPU.
- * Decoding stays on the calling thread: in a node:worker_threads worker each await of the PNG inflate
- * stream took milliseconds, and a 12-megapixel PNG took 6.8 s instead of 0.77 (JPEG 1.1 s instead of
- * 0.74; measured with decode jobs here, 2026-11-26). Both passes of bicubic_resize.ts are
- * independent per row (horizontal: per source row; vertical: per output row), so the pool cuts each pass
- * into bands of rows, one job per band, and the bytes stay where they are: images live in
- * SharedArrayBuffers that every worker reads and writes. The result is byte-identical to `bicubicResize`
- * (same integer sums per pixel, whatever thread computes them).
+ * Both passes of bicubic_resize.ts are independent per row (horizontal: per source row; vertical: per
+ * output row), so each pass is cut into bands of rows, one job per band, and the bytes stay where they
+ * are: images live in SharedArrayBuffers that every worker reads and writes. The result is byte-identical
+ * to `bicubicResize` (the same integer sums per pixel, whatever thread computes them).
+ * Decoding stays on the calling thread: as a job here, each await of the PNG inflate stream cost
+ * milliseconds in a node worker, and a 12-megapixel PNG took 6.8 s instead of 0.77 (a JPEG 1.1 s instead
+ * of 0.74; 2026-11-26, PERF.md v24).
  * node:worker_threads rather than Web Workers: an idle worker is unref'd, so a pool never keeps a finished
  * script (scripts/chat.ts) alive (a live Web Worker kept one running forever); a worker holding a band is
  * ref'd, as Node's semantics want for pending work.
@@ -19,7 +19,6 @@ import type { RgbImage } from "./rgb_image.ts";
 
 /** A band of one resize pass, as posted to src/image/image_worker.ts. */
 export interface BandJob {
-  kind: "band";
   id: number;
   pass: "horizontal" | "vertical";
   src: SharedArrayBuffer; // [srcHeight, srcWidth, 3] u8
@@ -33,10 +32,8 @@ export interface BandJob {
   y1: number;
 }
 
-export type WorkerJob = BandJob;
-
 /** A worker's answer: the job's id, or what went wrong. */
-export interface WorkerDone {
+export interface BandDone {
   id: number;
   error?: { message: string };
 }
@@ -50,7 +47,7 @@ export function defaultImageWorkers(): number {
 }
 
 interface Pending {
-  resolve: (done: WorkerDone) => void;
+  resolve: (done: BandDone) => void;
   reject: (err: Error) => void;
   worker: Worker;
 }
@@ -75,7 +72,7 @@ export class ImageWorkers {
   readonly size: number;
   #workers: Worker[] = [];
   #idle: Worker[] = [];
-  #queue: { job: WorkerJob; transfer: ArrayBuffer[]; pending: Omit<Pending, "worker"> }[] = [];
+  #queue: { job: BandJob; pending: Omit<Pending, "worker"> }[] = [];
   #running = new Map<number, Pending>();
   #nextId = 1;
   #closed = false;
@@ -105,7 +102,7 @@ export class ImageWorkers {
     const worker = new Worker(this.#module);
     this.spawned++;
     worker.unref();
-    worker.on("message", (done: WorkerDone) => this.#finished(worker, done));
+    worker.on("message", (done: BandDone) => this.#finished(worker, done));
     worker.on("error", (err: Error) => {
       // A worker that dies takes its job with it: fail that job and put a fresh worker in its place, unless
       // it died before ever answering (its module does not load): then no worker will, and all jobs fail.
@@ -131,7 +128,7 @@ export class ImageWorkers {
     this.#idle.push(worker);
   }
 
-  #finished(worker: Worker, done: WorkerDone): void {
+  #finished(worker: Worker, done: BandDone): void {
     const p = this.#running.get(done.id);
     this.#running.delete(done.id);
     this.#answered.add(worker);
@@ -147,18 +144,18 @@ export class ImageWorkers {
   #pump(): void {
     while (this.#idle.length && this.#queue.length) {
       const worker = this.#idle.pop()!;
-      const { job, transfer, pending } = this.#queue.shift()!;
+      const { job, pending } = this.#queue.shift()!;
       this.#running.set(job.id, { ...pending, worker });
       worker.ref();
-      worker.postMessage(job, transfer);
+      worker.postMessage(job);
     }
   }
 
-  #submit(job: WorkerJob, transfer: ArrayBuffer[] = []): Promise<WorkerDone> {
+  #submit(job: BandJob): Promise<BandDone> {
     if (this.#closed) return Promise.reject(new Error("ImageWorkers is closed"));
     if (this.#broken) return Promise.reject(this.#broken);
     return new Promise((resolve, reject) => {
-      this.#queue.push({ job, transfer, pending: { resolve, reject } });
+      this.#queue.push({ job, pending: { resolve, reject } });
       this.#pump();
     });
   }
@@ -171,11 +168,10 @@ export class ImageWorkers {
     rows: number,
   ): Promise<void> {
     const bands = Math.max(1, Math.min(this.size, Math.floor(rows / minBandRows)));
-    const jobs: Promise<WorkerDone>[] = [];
+    const jobs: Promise<BandDone>[] = [];
     for (let b = 0; b < bands; b++) {
       const y0 = Math.floor((rows * b) / bands), y1 = Math.floor((rows * (b + 1)) / bands);
       jobs.push(this.#submit({
-        kind: "band",
         id: this.#nextId++,
         pass,
         src: src.buffer,
