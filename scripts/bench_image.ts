@@ -7,6 +7,7 @@
 // --quick: one 640×480 JPEG, one repetition (a smoke run).
 import * as sweep from "../src/bench/sweep.ts";
 import { syntheticPhoto } from "../src/bench/synthetic_photo.ts";
+import { medianWallMs } from "../src/bench/util.ts";
 import { decodeImage } from "../src/image/decode_image.ts";
 import { preprocessImage } from "../src/image/pixel_values.ts";
 import { ImageWorkers } from "../src/image/image_workers.ts";
@@ -15,21 +16,6 @@ const { quick, out } = sweep.parseArgs({});
 const reps = quick ? 1 : 5;
 const cores = navigator.hardwareConcurrency || 1;
 const poolSizes = [1, 2, 4, 8].filter((n) => n <= Math.max(1, cores));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-async function timed(f: () => Promise<unknown>): Promise<number> {
-  const times: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    await f();
-    times.push(performance.now() - t0);
-  }
-  return median(times);
-}
 
 const sizes: [number, number][] = quick ? [[640, 480]] : [[1920, 1080], [4032, 3024]];
 const pools = new Map(poolSizes.map((n) => [n, new ImageWorkers(n)]));
@@ -43,11 +29,11 @@ try {
     if (!quick) files.push([`PNG ${w}×${h}`, await img.encode(1)]);
     for (const [name, bytes] of files) {
       const first = await preprocessImage(bytes, options);
-      const decodeMs = await timed(() => decodeImage(bytes, options));
-      const mainMs = await timed(() => preprocessImage(bytes, options));
+      const decodeMs = await medianWallMs(reps, () => decodeImage(bytes, options));
+      const mainMs = await medianWallMs(reps, () => preprocessImage(bytes, options));
       const poolMs: Record<string, number> = {};
       for (const [n, pool] of pools) {
-        poolMs[n] = await timed(() => preprocessImage(bytes, options, pool));
+        poolMs[n] = await medianWallMs(reps, () => preprocessImage(bytes, options, pool));
       }
       const row = {
         image: name,

@@ -17,7 +17,7 @@ import { median, nsToMs } from "./gpu_timer.ts";
 import { profileKernels } from "./kernel_profile.ts";
 import { vitFlops } from "./model_cost.ts";
 import { tokensPerTile } from "./shapes.ts";
-import { sig } from "./util.ts";
+import { medianWallMs, sig } from "./util.ts";
 
 const round = (x: number, digits?: number) => sig(x, digits === undefined ? 4 : Math.max(4, digits + 1));
 
@@ -32,18 +32,9 @@ async function imagePreprocessing(imageSize: number, tiny: boolean) {
   const options = { maxNum: 6, imageSize, maxPixels: 50_000_000 };
   const workers = defaultImageWorkers();
   const pool = new ImageWorkers(workers);
-  const time = async (f: () => Promise<unknown>) => {
-    const ms: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const t0 = performance.now();
-      await f();
-      ms.push(performance.now() - t0);
-    }
-    return median(ms);
-  };
   try {
-    const pooledMs = await time(() => preprocessImage(jpeg, options, pool));
-    const mainMs = await time(() => preprocessImage(jpeg, options));
+    const pooledMs = await medianWallMs(3, () => preprocessImage(jpeg, options, pool));
+    const mainMs = await medianWallMs(3, () => preprocessImage(jpeg, options));
     return { image: `JPEG ${w}×${h}, ${(jpeg.length / 1e6).toFixed(1)} MB`, workers, pooledMs, mainMs };
   } finally {
     pool.close();
