@@ -242,12 +242,12 @@ export class InternVLModel {
       // vision and projector kernel), so a server's first image request pays no compilation either.
       runner.truncate(0);
       run(maxChunkedPrompt + 6);
+      // The vision scratch of `imageTiles` tiles, kept if VISION_SCRATCH_BYTES allows: the first image
+      // request then takes it instead of building it (~55 ms of CPU for 7 tiles on the H100 host, PERF.md
+      // v24). Built before the 1-tile pass below, which then runs in its front.
+      this.visionScratch.reserve(Math.min(imageTiles, this.maxTilesPerPass));
       const S = this.dims.vision.imageSize;
       this.encodeImages(new Float32Array(3 * S * S), 1).buffer.destroy();
-      // The vision scratch of `imageTiles` tiles, kept if VISION_SCRATCH_BYTES allows: the first image
-      // request then takes it instead of building it (~55 ms of CPU for 7 tiles on the H100 host, PERF.md v24).
-      const pool = this.visionScratch;
-      pool.giveBack(pool.take(Math.min(imageTiles, this.maxTilesPerPass)));
     } finally {
       runner.destroy();
     }

@@ -79,6 +79,11 @@ export class VisionScratchPool {
     this.held = s;
   }
 
+  /** Builds and keeps a scratch for `tiles` tiles now, if the budget keeps anything (warm-up). */
+  reserve(tiles: number): void {
+    if (this.budgetBytes > 0) this.giveBack(this.take(tiles));
+  }
+
   /** Tiles the kept scratch serves (0: none kept). */
   get heldTiles(): number {
     return this.held?.tiles ?? 0;

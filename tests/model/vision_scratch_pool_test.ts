@@ -268,6 +268,7 @@ Deno.test("warmUp keeps a 7-tile vision scratch when the budget allows, none whe
   await kept.warmUp();
   assert.equal(kept.visionScratch.heldTiles, 7);
   const before = kept.visionScratch.allocations;
+  assert.equal(before, 1, "the warm-up's 1-tile pass ran in the 7-tile scratch");
   const p = await pixels("img2"); // fewer tiles than 7: served by the kept scratch
   assert.ok(p.tiles <= 7);
   assert.deepEqual(await encode(kept, p), await reference("img2", p));
@@ -277,4 +278,5 @@ Deno.test("warmUp keeps a 7-tile vision scratch when the budget allows, none whe
   const off = await modelWith(0);
   await off.warmUp();
   assert.equal(off.visionScratch.heldTiles, 0);
+  assert.equal(off.visionScratch.allocations, 1, "no 7-tile scratch built only to be dropped");
 });
