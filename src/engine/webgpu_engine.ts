@@ -59,7 +59,7 @@ export class WebGpuEngine implements ChatEngine {
   private busy: Promise<unknown> = Promise.resolve();
   /** Conversations whose KV caches stay on the GPU for their next round. */
   readonly kept: KvPrefixCache;
-  /** Where images are decoded and resized (null: on this thread). */
+  /** Where images are resized (null: on this thread, like their decoding). */
   private readonly imageWorkers: ImageWorkers | null;
 
   private constructor(
@@ -148,8 +148,8 @@ export class WebGpuEngine implements ChatEngine {
     maxNum: number,
     param = "images",
   ): Promise<PreparedImages> {
-    // All images at once (each decoded on a worker of its own when there are enough). The error reported
-    // is the first image's in request order, as when they ran one by one.
+    // All images at once: one is decoded on this thread while the workers resize another. The error
+    // reported is the first image's in request order, as when they ran one by one.
     const workers = this.imageWorkers ?? undefined;
     const settled = await Promise.allSettled(
       images.map((bytes, i) =>
