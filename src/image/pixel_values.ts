@@ -19,6 +19,22 @@ const MEAN = [0.485, 0.456, 0.406].map(Math.fround);
 const STD = [0.229, 0.224, 0.225].map(Math.fround);
 
 /**
+ * `T.ToTensor()` then `T.Normalize(mean, std)` of every byte value: [3, 256] f32, channel c's value of byte v
+ * at c·256 + v. A u8 has 256 values, so the whole transform is a per-channel lookup table (also the GPU's,
+ * src/ops/resize_bicubic.ts).
+ */
+export function normalizationTable(): Float32Array {
+  const table = new Float32Array(3 * 256);
+  for (let c = 0; c < 3; c++) {
+    for (let v = 0; v < 256; v++) {
+      const x = Math.fround(v / 255);
+      table[c * 256 + v] = Math.fround(Math.fround(x - MEAN[c]) / STD[c]);
+    }
+  }
+  return table;
+}
+
+/**
  * `T.ToTensor()` then `T.Normalize(mean, std)` for square tiles, in float32 exactly like torch on CPU:
  * x = f32(u8) / 255, then (x − mean) / std, each step rounded to f32.
  * Returns pixelValues: [tiles.length, 3, size, size] f32 (channel-planar, C order).
@@ -27,15 +43,8 @@ export function normalizeTiles(tiles: readonly RgbImage[]): Float32Array {
   if (tiles.length === 0) return new Float32Array(0);
   const size = tiles[0].width;
   const plane = size * size;
-  // A u8 has 256 values, so the whole transform is a per-channel lookup table.
-  const lut = [0, 1, 2].map((c) => {
-    const table = new Float32Array(256);
-    for (let v = 0; v < 256; v++) {
-      const x = Math.fround(v / 255);
-      table[v] = Math.fround(Math.fround(x - MEAN[c]) / STD[c]);
-    }
-    return table;
-  });
+  const all = normalizationTable();
+  const lut = [0, 1, 2].map((c) => all.subarray(c * 256, (c + 1) * 256));
   const out = new Float32Array(tiles.length * 3 * plane);
   tiles.forEach((tile, t) => {
     if (tile.width !== size || tile.height !== size) {
