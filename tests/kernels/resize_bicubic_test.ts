@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { resizeBicubicTiles, TileResize, uploadRgbImage } from "../../src/ops/resize_bicubic.ts";
+import { bicubicResize } from "../../src/image/bicubic_resize.ts";
+import { normalizationTable } from "../../src/image/pixel_values.ts";
+import type { RgbImage } from "../../src/image/rgb_image.ts";
+import { rng } from "../../src/ref/random.ts";
+import { testGpu } from "./check.ts";
+
+function randomImage(width: number, height: number, seed: number): RgbImage {
+  const r = rng(seed);
+  return {
+    width,
+    height,
+    data: Uint8Array.from({ length: width * height * 3 }, () => Math.floor(r() * 256)),
+  };
+}
+
+/** bicubicResize, then the resized image's S² tiles row-major as normalised planes, at tile `base` of `tiles`. */
+function expectedTiles(img: RgbImage, outW: number, outH: number, S: number, tiles: number, base: number) {
+  const resized = bicubicResize(img, outW, outH);
+  const lut = normalizationTable();
+  const out = new Float32Array(tiles * 3 * S * S).fill(-7); // tiles outside the range keep this
+  for (let y = 0; y < outH; y++) {
+    for (let x = 0; x < outW; x++) {
+      const tile = base + Math.floor(y / S) * (outW / S) + Math.floor(x / S);
+      for (let c = 0; c < 3; c++) {
+        out[((tile * 3 + c) * S + (y % S)) * S + (x % S)] =
+          lut[c * 256 + resized.data[(y * outW + x) * 3 + c]];
+      }
+    }
+  }
+  return out;
+}
+
+function firstDifference(a: Float32Array, b: Float32Array): string {
+  if (a.length !== b.length) return `length ${a.length} vs ${b.length}`;
+  const i = a.findIndex((v, j) => !Object.is(v, b[j]));
+  return i < 0 ? "" : `value ${i}: ${a[i]} vs ${b[i]}`;
+}
+
+Deno.test("resizeBicubicTiles gives Pillow's bicubic resize as normalised tiles, bit for bit", async (t) => {
+  const gpu = await testGpu();
+  const lut = gpu.uploadTensor("lut", "f32", [768], normalizationTable());
+  // [source w, h, grid cols, rows, S, tiles in out, first tile]
+  const cases: [number, number, number, number, number, number, number][] = [
+    [37, 23, 3, 2, 7, 6, 0], // downscale both axes
+    [9, 5, 4, 3, 7, 13, 1], // upscale both, written after a tile
+    [50, 51, 1, 1, 7, 8, 7], // a thumbnail into the last tile
+    [21, 13, 3, 2, 7, 6, 0], // the width keeps its size: identity taps
+    [1, 1, 2, 1, 5, 2, 0], // one pixel
+    [301, 97, 3, 1, 11, 4, 0], // several times smaller, odd row bytes
+  ];
+  for (const [w, h, cols, rows, S, tiles, base] of cases) {
+    await t.step(`${w}×${h} → ${cols}×${rows} tiles of ${S}² at tile ${base} of ${tiles}`, async () => {
+      const img = randomImage(w, h, w * 31 + h);
+      const gimg = uploadRgbImage(gpu, "img", img);
+      const plan = new TileResize(gpu, w, h, cols * S, rows * S);
+      const out = gpu.uploadTensor(
+        "out",
+        "f32",
+        [tiles, 3, S, S],
+        new Float32Array(tiles * 3 * S * S).fill(-7),
+      );
+      const r = gpu.recorder("test");
+      resizeBicubicTiles(r, gimg, plan, lut, out, base);
+      r.submit();
+      const got = await gpu.readF32(out);
+      assert.equal(firstDifference(got, expectedTiles(img, cols * S, rows * S, S, tiles, base)), "");
+      plan.destroy();
+      out.buffer.destroy();
+      gimg.bytes.buffer.destroy();
+    });
+  }
+});
+
+Deno.test("resizeBicubicTiles rejects a size that is not whole tiles or does not fit", async () => {
+  const gpu = await testGpu();
+  const lut = gpu.createTensor("lut", "f32", [768]);
+  const img = uploadRgbImage(gpu, "img", randomImage(10, 10, 1));
+  const out = gpu.createTensor("out", "f32", [2, 3, 5, 5]);
+  assert.throws(
+    () => resizeBicubicTiles(gpu.recorder("t"), img, new TileResize(gpu, 10, 10, 12, 5), lut, out, 0),
+    /12×5 is not 2.4 whole tiles of 5²/,
+  );
+  assert.throws(
+    () => resizeBicubicTiles(gpu.recorder("t"), img, new TileResize(gpu, 10, 10, 10, 5), lut, out, 1),
+    /10×5 is not 2 whole tiles of 5² from tile 1/,
+  );
+  assert.throws(
+    () => resizeBicubicTiles(gpu.recorder("t"), img, new TileResize(gpu, 9, 10, 10, 5), lut, out, 0),
+    /a plan for 9×10 given a 10×10 image/,
+  );
+});
