@@ -62,49 +62,53 @@ export class TileResize {
 }
 
 /**
- * Resizes `img` like Pillow's BICUBIC to plan.outWidth × plan.outHeight (multiples of S) and writes the
- * result as normalised tiles, row-major, into out[tileBase …]: out [tiles, 3, S, S] f32, lut [3·256] f32
- * (src/image/pixel_values.ts normalizationTable). Byte-exact with src/image/bicubic_resize.ts followed by
- * normalizeTiles, so the pixel values equal those of preprocessImage.
+ * The horizontal pass of Pillow's BICUBIC resize of `img` to plan.outWidth columns, into plan.between.
+ * Then `resizedTiles` makes the rows (and as many groups of tiles as wanted from one horizontal pass).
  */
-export function resizeBicubicTiles(
+export function resizeRows(r: Recorder, img: GpuRgbImage, plan: TileResize): void {
+  expectTensor("resizeRows bytes", img.bytes, "u32", [Math.ceil(img.width * img.height * 3 / 4)]);
+  if (plan.width !== img.width || plan.height !== img.height) {
+    throw new Error(
+      `resizeRows: a plan for ${plan.width}×${plan.height} given a ${img.width}×${img.height} image`,
+    );
+  }
+  const Wo = plan.outWidth;
+  const h = flatGrid(img.height * Wo);
+  r.dispatch("resize_bicubic", {
+    bindings: [img.bytes, plan.horizontal.taps, plan.horizontal.taps, plan.between],
+    params: [img.width, Wo, plan.horizontal.ksize, 1, 0, 0, h.groupsPerRow, img.height * Wo],
+    workgroups: h.workgroups,
+    constants: { MODE: 0 },
+    label: `resize_bicubic rows ${img.width}→${Wo}`,
+  });
+}
+
+/**
+ * The vertical pass after `resizeRows`: the plan.outWidth × plan.outHeight image (multiples of S) as
+ * normalised tiles, row-major, tile i of the image going to out[tileBase + i] — those that fall inside out
+ * ([tiles, 3, S, S] f32; tileBase may be negative). lut: [3·256] f32 (normalizationTable of
+ * src/image/pixel_values.ts). Byte-exact with bicubicResize then normalizeTiles (preprocessImage).
+ */
+export function resizedTiles(
   r: Recorder,
-  img: GpuRgbImage,
   plan: TileResize,
   lut: Tensor,
   out: Tensor,
   tileBase: number,
 ): void {
   const [tiles, , S] = out.shape;
-  expectTensor("resizeBicubicTiles out", out, "f32", [tiles, 3, S, S]);
-  expectTensor("resizeBicubicTiles lut", lut, "f32", [3 * 256]);
-  expectTensor("resizeBicubicTiles bytes", img.bytes, "u32", [Math.ceil(img.width * img.height * 3 / 4)]);
-  if (plan.width !== img.width || plan.height !== img.height) {
-    throw new Error(
-      `resizeBicubicTiles: a plan for ${plan.width}×${plan.height} given a ${img.width}×${img.height} image`,
-    );
-  }
+  expectTensor("resizedTiles out", out, "f32", [tiles, 3, S, S]);
+  expectTensor("resizedTiles lut", lut, "f32", [3 * 256]);
   const { outWidth: Wo, outHeight: Ho } = plan;
-  const count = (Wo / S) * (Ho / S);
-  if (!Number.isInteger(Wo / S) || !Number.isInteger(Ho / S) || tileBase < 0 || tileBase + count > tiles) {
-    throw new Error(
-      `resizeBicubicTiles: ${Wo}×${Ho} is not ${count} whole tiles of ${S}² from tile ${tileBase} of ${out.describe()}`,
-    );
+  if (!Number.isInteger(Wo / S) || !Number.isInteger(Ho / S) || !Number.isInteger(tileBase)) {
+    throw new Error(`resizedTiles: ${Wo}×${Ho} is not whole tiles of ${S}² (${out.describe()})`);
   }
-  const h = flatGrid(img.height * Wo);
-  r.dispatch("resize_bicubic", {
-    bindings: [img.bytes, plan.horizontal.taps, lut, plan.between],
-    params: [img.width, Wo, plan.horizontal.ksize, S, 0, h.groupsPerRow, img.height * Wo],
-    workgroups: h.workgroups,
-    constants: { MODE: 0 },
-    label: `resize_bicubic rows ${img.width}→${Wo}`,
-  });
   const v = flatGrid(Ho * Wo);
   r.dispatch("resize_bicubic", {
     bindings: [plan.between, plan.vertical.taps, lut, out],
-    params: [Wo, Ho, plan.vertical.ksize, S, tileBase, v.groupsPerRow, Ho * Wo],
+    params: [Wo, Ho, plan.vertical.ksize, S, tileBase, tiles, v.groupsPerRow, Ho * Wo],
     workgroups: v.workgroups,
     constants: { MODE: 1 },
-    label: `resize_bicubic columns ${img.height}→${Ho}`,
+    label: `resize_bicubic columns ${plan.height}→${Ho}`,
   });
 }
