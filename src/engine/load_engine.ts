@@ -1,4 +1,5 @@
 import type { Int8Matmul } from "../model/int8_matmul.ts";
+import type { ImageResize } from "../model/gpu_tiling.ts";
 import type { ChatEngine } from "./types.ts";
 import { WebGpuEngine } from "./webgpu_engine.ts";
 
@@ -17,6 +18,8 @@ export interface LoadEngineOptions {
   int8Matmul?: Int8Matmul;
   /** Threads for the images' bicubic resizes (IMAGE_WORKERS; 0 = the serving thread); default one per core, ≤ 8. */
   imageWorkers?: number;
+  /** Where the dynamic tiling's resizes run (IMAGE_RESIZE): "gpu" (default) or "cpu". */
+  imageResize?: ImageResize;
   /** Loading progress, 0..1, for a progress bar. */
   onProgress?: (fraction: number, what: string) => void;
 }

@@ -2,6 +2,8 @@ import { InputError } from "../errors.ts";
 import { Gpu } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { planImageTiles, preprocessImage } from "../image/pixel_values.ts";
+import { decodeImage } from "../image/decode_image.ts";
+import { type DecodedImage, decodedImageTiles, type ImageResize } from "../model/gpu_tiling.ts";
 import { defaultImageWorkers, ImageWorkers } from "../image/image_workers.ts";
 import { checkpointSource, InternVLModel } from "../model/internvl.ts";
 import type { Int8Matmul } from "../model/int8_matmul.ts";
@@ -42,11 +44,14 @@ export interface WebGpuEngineOptions {
    * Default: one per core, at most 8 (src/image/image_workers.ts).
    */
   imageWorkers?: number;
+  /** Where the dynamic tiling's resizes run (IMAGE_RESIZE); default "gpu". */
+  imageResize?: ImageResize;
   onProgress?: (fraction: number, what: string) => void;
 }
 
+/** A request's images, ready for the vision encoder: pixel values (IMAGE_RESIZE=cpu) or decoded images. */
 interface PreparedImages {
-  pixelValues: Float32Array | null;
+  input: Float32Array | DecodedImage[] | null;
   tiles: number;
   summaries: ImageSummary[];
 }
@@ -71,9 +76,10 @@ export class WebGpuEngine implements ChatEngine {
     keptKvBytes: number,
     private readonly followupRoom: number,
     imageWorkers: number,
+    private readonly imageResize: ImageResize,
   ) {
     this.kept = new KvPrefixCache(keptKvBytes);
-    this.imageWorkers = imageWorkers > 0 ? new ImageWorkers(imageWorkers) : null;
+    this.imageWorkers = imageWorkers > 0 && imageResize === "cpu" ? new ImageWorkers(imageWorkers) : null;
   }
 
   static async load(options: WebGpuEngineOptions): Promise<WebGpuEngine> {
@@ -118,6 +124,7 @@ export class WebGpuEngine implements ChatEngine {
       options.keptKvBytes ?? 8 * 2 ** 30,
       options.followupRoom ?? 1024,
       options.imageWorkers ?? defaultImageWorkers(),
+      options.imageResize ?? "gpu",
     );
   }
 
@@ -148,6 +155,22 @@ export class WebGpuEngine implements ChatEngine {
     maxNum: number,
     param = "images",
   ): Promise<PreparedImages> {
+    const summaries: ImageSummary[] = [];
+    if (this.imageResize === "gpu") {
+      // Decoded here; the grid comes from the header (decoders check the decoded size against it).
+      const decoded: DecodedImage[] = [];
+      for (const [i, bytes] of images.entries()) {
+        const image = await namingImage(param, i, async () => {
+          const { grid } = planImageTiles(bytes, this.tiling(maxNum));
+          const image = await decodeImage(bytes, { maxPixels: this.maxImagePixels });
+          return { image, grid, thumbnail: this.config.tiling.useThumbnail && grid[0] * grid[1] !== 1 };
+        });
+        decoded.push(image);
+        summaries.push({ grid: image.grid, tiles: decodedImageTiles(image) });
+      }
+      const tiles = summaries.reduce((n, s) => n + s.tiles, 0);
+      return { input: tiles === 0 ? null : decoded, tiles, summaries };
+    }
     // All images at once: one is decoded on this thread while the workers resize another. The error
     // reported is the first image's in request order, as when they ran one by one.
     const workers = this.imageWorkers ?? undefined;
@@ -157,14 +180,13 @@ export class WebGpuEngine implements ChatEngine {
       ),
     );
     const parts: Float32Array[] = [];
-    const summaries: ImageSummary[] = [];
     for (const r of settled) {
       if (r.status === "rejected") throw r.reason;
       parts.push(r.value.pixelValues);
       summaries.push({ grid: [r.value.grid[0], r.value.grid[1]], tiles: r.value.tiles });
     }
     const tiles = summaries.reduce((n, s) => n + s.tiles, 0);
-    return { pixelValues: tiles === 0 ? null : concat(parts), tiles, summaries };
+    return { input: tiles === 0 ? null : concat(parts), tiles, summaries };
   }
 
   private checkLength(promptLength: number, generation: GenerationConfig): void {
@@ -179,7 +201,7 @@ export class WebGpuEngine implements ChatEngine {
   }
 
   private encode(images: PreparedImages): Tensor | null {
-    return images.pixelValues ? this.model.encodeImages(images.pixelValues, images.tiles) : null;
+    return images.input ? this.model.encodeImages(images.input, images.tiles) : null;
   }
 
   chat(req: ChatRequest): Promise<ChatResult> {
@@ -360,11 +382,7 @@ export class WebGpuEngine implements ChatEngine {
       items.map((it, i) => ({ question: it.question, tileCount: prepared[i].tiles })),
       { numImageToken: this.model.tokensPerTile },
     );
-    const all = prepared.filter((p) => p.pixelValues);
-    const pixelValues = all.length ? concat(all.map((p) => p.pixelValues!)) : null;
-    const imageEmbeds = pixelValues
-      ? this.model.encodeImages(pixelValues, all.reduce((n, p) => n + p.tiles, 0))
-      : null;
+    const imageEmbeds = this.encode(joinPrepared(prepared));
     try {
       const outputs = await this.runGeneration(inputIds, attentionMask, imageEmbeds, { generation, signal });
       return outputs.map((out, i) => {
@@ -432,6 +450,18 @@ function namingImage<T>(param: string, i: number, work: () => T): T {
   } catch (e) {
     return relabel(e);
   }
+}
+
+/** The images of several requests as one (batch_chat's items, in order). */
+function joinPrepared(prepared: PreparedImages[]): PreparedImages {
+  const inputs = prepared.map((p) => p.input).filter((x) => x !== null);
+  const tiles = prepared.reduce((n, p) => n + p.tiles, 0);
+  const summaries = prepared.flatMap((p) => p.summaries);
+  if (inputs.length === 0) return { input: null, tiles, summaries };
+  const input = inputs.every((x) => x instanceof Float32Array)
+    ? concat(inputs as Float32Array[])
+    : (inputs as DecodedImage[][]).flat();
+  return { input, tiles, summaries };
 }
 
 function concat(parts: Float32Array[]): Float32Array {

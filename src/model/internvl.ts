@@ -12,6 +12,8 @@ import { defaultVisionScratchBytes, VisionScratchPool } from "./vision_scratch_p
 import { languageGemmPool, type LanguageWeights, loadLanguageWeights } from "./language.ts";
 import { LmRunner, maxChunkedPrompt } from "./lm_runner.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
+import { normalizationTable } from "../image/pixel_values.ts";
+import { type DecodedImage, GpuTiling } from "./gpu_tiling.ts";
 import { type WeightSource, WeightUploader } from "./weight_source.ts";
 
 export function modelDims(
@@ -111,10 +113,15 @@ export class InternVLModel {
    */
   readonly visionScratch: VisionScratchPool;
 
+  /** T.ToTensor + T.Normalize of each byte value, [3·256] f32, for images tiled on the GPU. */
+  private normalization: Tensor | null = null;
+
   /** Frees the scratch the model keeps between requests (its weights belong to whoever made them). */
   releaseScratch(): void {
     this.gemmPool?.destroy();
     this.visionScratch.destroy();
+    this.normalization?.buffer.destroy();
+    this.normalization = null;
   }
 
   static async load(
@@ -165,13 +172,21 @@ export class InternVLModel {
   }
 
   /**
-   * pixelValues: [N, 3, S, S] f32 → image embeddings [N·256, D_llm] on the GPU (extract_feature).
+   * Images → image embeddings [N·256, D_llm] on the GPU (extract_feature), N tiles in all. The images are
+   * either pixel values [N, 3, S, S] f32 (preprocessImage's) or decoded images whose tiling's resizes and
+   * normalisation then run on the GPU (src/model/gpu_tiling.ts; the same values, bit for bit).
    * The caller owns the returned tensor (destroy it when done).
    */
-  encodeImages(pixelValues: Float32Array, tiles: number, tap?: Tap, maxTilesPerPass?: number): Tensor {
+  encodeImages(
+    images: Float32Array | readonly DecodedImage[],
+    tiles: number,
+    tap?: Tap,
+    maxTilesPerPass?: number,
+  ): Tensor {
     const { vision, projector } = this.dims;
     const S = vision.imageSize;
-    if (pixelValues.length !== tiles * 3 * S * S) {
+    const pixelValues = images instanceof Float32Array ? images : null;
+    if (pixelValues && pixelValues.length !== tiles * 3 * S * S) {
       throw new Error(`encodeImages: ${pixelValues.length} values are not ${tiles} tiles of 3×${S}×${S}`);
     }
     const T = vision.patchesPerSide ** 2 + 1, q = this.tokensPerTile;
@@ -181,15 +196,38 @@ export class InternVLModel {
     // Every group of this call (and, from the pool, later calls) reuses one scratch: building it took
     // 41–47 ms of CPU for 7 tiles on the H100 host, before the GPU could start. Recording stays synchronous.
     const scratch = this.visionScratch.take(perPass);
+    let tiling: GpuTiling | null = null;
     try {
+      if (!pixelValues) {
+        tiling = new GpuTiling(this.gpu, images as readonly DecodedImage[], S);
+        if (tiling.tiles !== tiles) {
+          throw new Error(`encodeImages: the images make ${tiling.tiles} tiles, not ${tiles}`);
+        }
+        this.normalization ??= this.gpu.uploadTensor(
+          "image.normalization",
+          "f32",
+          [768],
+          normalizationTable(),
+        );
+        const r = this.gpu.recorder("image tiling");
+        tiling.recordRows(r);
+        r.submit();
+      }
       // Tiles go through the encoder in groups: 41 tiles (max_num 40 + thumbnail) of InternViT-6B would
       // need a 2.2 GB MLP activation, over the 2 GiB a storage binding may hold; tiles are independent.
       for (let first = 0; first < tiles; first += perPass) {
         const n = Math.min(perPass, tiles - first);
-        const slice = pixelValues.subarray(first * 3 * S * S, (first + n) * 3 * S * S);
-        const pixels = this.gpu.uploadTensor("vit.pixels", "f32", [n, 3, S, S], slice);
+        const pixels = pixelValues
+          ? this.gpu.uploadTensor(
+            "vit.pixels",
+            "f32",
+            [n, 3, S, S],
+            pixelValues.subarray(first * 3 * S * S, (first + n) * 3 * S * S),
+          )
+          : this.gpu.createTensor("vit.pixels", "f32", [n, 3, S, S]);
         const vs = scratch.vision.forTiles(n), ps = scratch.projector.forTiles(n);
         const r = this.gpu.recorder("vision");
+        tiling?.recordTiles(r, this.normalization!, pixels, first);
         // Submitted every few layers, so the GPU starts on the first while the CPU records the rest (7
         // tiles' ~770 dispatches took ~50 ms to record and submit on the H100 host).
         const parts = submittingEvery("vit.layer", Math.ceil(vision.layers / vitSubmits), tap);
@@ -202,6 +240,7 @@ export class InternVLModel {
       }
     } finally {
       this.visionScratch.giveBack(scratch);
+      tiling?.destroy();
     }
     return out;
   }

@@ -58,6 +58,7 @@ export async function startServer(
     visionScratchBytes: settings.visionScratchBytes,
     int8Matmul: settings.int8Matmul,
     imageWorkers: settings.imageWorkers ?? undefined,
+    imageResize: settings.imageResize,
     onProgress: (fraction, what) => slot.progress(fraction, what),
   };
   const loading = Promise.resolve().then(() => loadEngine(options));

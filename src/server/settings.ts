@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { type Int8Matmul, int8Matmuls } from "../model/int8_matmul.ts";
 import { defaultVisionScratchBytes } from "../model/vision_scratch_pool.ts";
+import { type ImageResize, imageResizes } from "../model/gpu_tiling.ts";
 
 export interface Settings {
   /** HF model directory; null serves the random-weight tiny fixture. */
@@ -40,6 +41,8 @@ export interface Settings {
   int8Matmul: Int8Matmul;
   /** Worker threads for the images' bicubic resizes; 0 = on the serving thread; null = one per core, ≤ 8. */
   imageWorkers: number | null;
+  /** Where the dynamic tiling's resizes run (IMAGE_RESIZE): "gpu" or "cpu". */
+  imageResize: ImageResize;
 }
 
 export const TINY_MODEL_DIR = "tests/fixtures/tiny-internvl/model";
@@ -97,6 +100,17 @@ const EnvSchema = z.object({
   GPU_KV_CACHE_BYTES: nonNegativeInt("GPU_KV_CACHE_BYTES", 8 * 2 ** 30),
   VISION_SCRATCH_BYTES: nonNegativeInt("VISION_SCRATCH_BYTES", defaultVisionScratchBytes),
   IMAGE_WORKERS: nonNegativeInt("IMAGE_WORKERS", -1),
+  IMAGE_RESIZE: z.string().optional().transform((raw, ctx) => {
+    const v = raw?.trim() || "gpu";
+    if (!(imageResizes as readonly string[]).includes(v)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `IMAGE_RESIZE must be one of ${imageResizes.join(", ")} (got "${raw}")`,
+      });
+      return z.NEVER;
+    }
+    return v as ImageResize;
+  }),
   INT8_MATMUL: z.string().optional().transform((raw, ctx) => {
     const v = raw?.trim() || "weight-only";
     if (!(int8Matmuls as readonly string[]).includes(v)) {
@@ -140,6 +154,7 @@ export function loadSettings(env: Record<string, string | undefined>): Settings 
     visionScratchBytes: e.VISION_SCRATCH_BYTES,
     int8Matmul: e.INT8_MATMUL,
     imageWorkers: e.IMAGE_WORKERS < 0 ? null : e.IMAGE_WORKERS,
+    imageResize: e.IMAGE_RESIZE,
   };
 }
 

@@ -115,13 +115,14 @@ Deno.test("a follow-up round continues the kept KV cache and answers like a cold
   assert.deepEqual(warm.promptTokenIds, Array.from(goldenI32(second.input_ids.file)));
   assert.deepEqual(warm.outputTokenIds, second.response_ids);
 
-  // A cold engine keeps no KV cache and no vision scratch (VISION_SCRATCH_BYTES=0): the answer depends on
-  // neither.
+  // A cold engine keeps no KV cache and no vision scratch (VISION_SCRATCH_BYTES=0) and resizes images on
+  // the CPU (IMAGE_RESIZE=cpu): the answer depends on none of them.
   const cold = await WebGpuEngine.load({
     modelDir,
     randomWeights: true,
     keptKvBytes: 0,
     visionScratchBytes: 0,
+    imageResize: "cpu",
   });
   try {
     assert.equal(e.model.visionScratch.budgetBytes, 4 * 2 ** 30);

@@ -13,6 +13,7 @@ Deno.test("loadSettings defaults serve the random-weight fixture on 127.0.0.1:80
   assert.equal(s.visionScratchBytes, 4294967296);
   assert.equal(s.int8Matmul, "weight-only");
   assert.equal(s.imageWorkers, null, "unset: the engine picks one worker per core");
+  assert.equal(s.imageResize, "gpu");
   assert.ok(TINY_MODEL_DIR.endsWith("tiny-internvl/model"));
 });
 
@@ -38,6 +39,7 @@ Deno.test("loadSettings reads every variable", () => {
     VISION_SCRATCH_BYTES: "1048576",
     INT8_MATMUL: "llm-int8",
     IMAGE_WORKERS: "0",
+    IMAGE_RESIZE: "cpu",
   });
   assert.deepEqual(s, {
     modelDir: "/models/internvl",
@@ -61,6 +63,7 @@ Deno.test("loadSettings reads every variable", () => {
     visionScratchBytes: 1048576,
     int8Matmul: "llm-int8",
     imageWorkers: 0,
+    imageResize: "cpu",
   });
 });
 
@@ -74,9 +77,11 @@ Deno.test("loadSettings names every bad variable", () => {
         VISION_SCRATCH_BYTES: "4GiB",
         INT8_MATMUL: "int4",
         IMAGE_WORKERS: "-1",
+        IMAGE_RESIZE: "GPU",
       }),
     (err: Error) =>
       /IMAGE_WORKERS must be an integer ≥ 0; got "-1"/.test(err.message) &&
+      /IMAGE_RESIZE must be one of gpu, cpu \(got "GPU"\)/.test(err.message) &&
       /INT8_MATMUL must be one of weight-only, llm-int8, llm-int8-prefill \(got "int4"\)/.test(err.message) &&
       /PORT must be an integer from 0 to 65535; got "80a"/.test(err.message) &&
       /DEFAULT_MAX_NUM must be an integer from 1 to 40; got "41"/.test(err.message) &&
