@@ -285,8 +285,10 @@ export class InternVLModel {
       // request then takes it instead of building it (~55 ms of CPU for 7 tiles on the H100 host, PERF.md
       // v24). Built before the 1-tile pass below, which then runs in its front.
       this.visionScratch.reserve(Math.min(imageTiles, this.maxTilesPerPass));
-      const S = this.dims.vision.imageSize;
-      this.encodeImages(new Float32Array(3 * S * S), 1).buffer.destroy();
+      // The tile comes from a tiny image tiled on the GPU, which builds the resize pipelines too (their
+      // compilation added ~0.1–0.2 s to the first IMAGE_RESIZE=gpu request on the H100 host).
+      const image = { width: 3, height: 2, data: new Uint8Array(18) };
+      this.encodeImages([{ image, grid: [1, 1], thumbnail: false }], 1).buffer.destroy();
     } finally {
       runner.destroy();
     }
