@@ -5,13 +5,12 @@
  */
 import { InputError } from "../errors.ts";
 import { type ImageHeader, readImageHeader } from "./image_header.ts";
+import type { ImageWorkers } from "./image_workers.ts";
+import { decodeJpegWithImagescript } from "./imagescript_jpeg.ts";
+import { decodeJpegRgb, decodeJpegRgbWith, JpegCorrupt, JpegUnsupported } from "./jpeg_decoder.ts";
 import { decodePng } from "./png_decoder.ts";
 import { decodeTiff } from "./tiff_decoder.ts";
-import { newRgbImage, type RgbImage } from "./rgb_image.ts";
-// imagescript's JPEG wasm codec, loaded directly: the package entry point also loads a native (FFI)
-// codec we do not need. Untyped CommonJS; the shapes we use are declared below. (Its TIFF codec traps
-// on every input under Deno, hence our own tiff_decoder.ts.)
-import jpegCodec from "imagescript/wasm/node/jpeg.js";
+import type { RgbImage } from "./rgb_image.ts";
 
 export type { RgbImage } from "./rgb_image.ts";
 
@@ -20,79 +19,53 @@ export interface DecodeOptions {
   maxPixels: number;
 }
 
-interface WasmFramebuffer {
-  width: number;
-  height: number;
-  /** 0 = gray [H,W], 1 = RGB [H,W,3], 2 = CMYK [H,W,4]. */
-  format: number;
-  buffer: Uint8Array;
-}
-interface WasmDecoder {
-  decode(bytes: Uint8Array): WasmFramebuffer;
-}
-interface WasmCodec {
-  init(): Promise<WasmDecoder>;
-  "new"(): WasmDecoder;
-}
-
 /**
- * A fresh wasm instance per image: a decoder that traps on hostile input leaves its instance in an
- * undefined state, and instances are cheap once the module is compiled (by the first `init`).
+ * Our libjpeg-turbo-exact decoder (src/image/jpeg_decoder.ts), its row reconstruction on `workers` when
+ * given; imagescript for what ours does not reproduce (JpegUnsupported: the header check already refuses
+ * most of that).
  */
-async function freshDecoder(codec: WasmCodec): Promise<WasmDecoder> {
-  await codec.init();
-  return codec.new();
-}
-
-function decodeFailed(format: string, err: unknown): InputError {
-  return new InputError(
-    `${format} image is corrupt or truncated: the decoder failed (${(err as Error)?.message ?? err})`,
-    { code: "invalid_image" },
-  );
-}
-
-function checkSize(format: string, fb: WasmFramebuffer, width: number, height: number): void {
-  if (fb.width !== width || fb.height !== height) {
+async function decodeJpeg(
+  bytes: Uint8Array,
+  width: number,
+  height: number,
+  workers?: ImageWorkers,
+): Promise<RgbImage> {
+  let img: RgbImage;
+  try {
+    img = workers
+      ? await decodeJpegRgbWith(bytes, (frame, planes, out) => workers.reconstructJpeg(frame, planes, out))
+      : decodeJpegRgb(bytes);
+  } catch (err) {
+    if (err instanceof JpegUnsupported) return await decodeJpegWithImagescript(bytes, width, height);
+    if (err instanceof JpegCorrupt) {
+      throw new InputError(`JPEG image is corrupt or truncated: ${err.message}`, { code: "invalid_image" });
+    }
+    throw err;
+  }
+  if (img.width !== width || img.height !== height) {
+    // Only one frame header is accepted, so this is the header reader and the decoder disagreeing.
     throw new InputError(
-      `${format} image decoded to ${fb.width}×${fb.height} but its header declares ${width}×${height}`,
+      `JPEG image decoded to ${img.width}×${img.height} but its header declares ${width}×${height}`,
       { code: "invalid_image" },
     );
-  }
-}
-
-async function decodeJpeg(bytes: Uint8Array, width: number, height: number): Promise<RgbImage> {
-  let fb: WasmFramebuffer;
-  try {
-    fb = (await freshDecoder(jpegCodec as unknown as WasmCodec)).decode(bytes);
-  } catch (err) {
-    throw decodeFailed("JPEG", err);
-  }
-  checkSize("JPEG", fb, width, height);
-  const img = newRgbImage(width, height);
-  const n = width * height;
-  if (fb.format === 1 && fb.buffer.length >= n * 3) {
-    img.data.set(fb.buffer.subarray(0, n * 3));
-  } else if (fb.format === 0 && fb.buffer.length >= n) {
-    // PIL "L" → "RGB" replicates the gray value.
-    for (let i = 0; i < n; i++) img.data[i * 3] = img.data[i * 3 + 1] = img.data[i * 3 + 2] = fb.buffer[i];
-  } else {
-    // The header check admits only 1- and 3-component frames, so this is a decoder surprise.
-    throw new InputError(`JPEG image decoded to an unsupported pixel layout (${fb.format})`, {
-      code: "unsupported_image_format",
-    });
   }
   return img;
 }
 
 /**
- * Decodes PNG, JPEG or TIFF bytes to RGB8.
+ * Decodes PNG, JPEG or TIFF bytes to RGB8. With `workers`, a JPEG's row reconstruction runs there (the
+ * same bytes; the result is then backed by a SharedArrayBuffer).
  * Throws InputError: 413 `image_too_large` when the header declares more than `maxPixels` pixels
  * (nothing is decoded then), 400 `unsupported_image_format` / `invalid_image` otherwise.
  */
-export async function decodeImage(bytes: Uint8Array, { maxPixels }: DecodeOptions): Promise<RgbImage> {
+export async function decodeImage(
+  bytes: Uint8Array,
+  { maxPixels }: DecodeOptions,
+  workers?: ImageWorkers,
+): Promise<RgbImage> {
   const { format, width, height } = checkedImageHeader(bytes, maxPixels);
   if (format === "PNG") return await decodePng(bytes);
-  if (format === "JPEG") return await decodeJpeg(bytes, width, height);
+  if (format === "JPEG") return await decodeJpeg(bytes, width, height, workers);
   return await decodeTiff(bytes, width, height);
 }
 

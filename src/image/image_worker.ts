@@ -1,19 +1,25 @@
 /**
- * One thread of src/image/image_workers.ts: runs a band of rows of one bicubic pass over images that live
- * in SharedArrayBuffers, so nothing is copied in or out; it answers with the job's id (and the error, if
- * any).
+ * One thread of src/image/image_workers.ts: runs a band of rows of one bicubic pass, or of a JPEG
+ * reconstruction, over buffers that live in SharedArrayBuffers, so nothing is copied in or out; it answers
+ * with the job's id (and the error, if any).
  */
 import { parentPort } from "node:worker_threads";
 import { horizontalRows, verticalRows } from "./bicubic_resize.ts";
+import { reconstructRows } from "./jpeg_reconstruct.ts";
 import type { BandDone, BandJob } from "./image_workers.ts";
 
 parentPort!.on("message", (job: BandJob) => {
   let reply: BandDone;
   try {
-    const src = { width: job.srcWidth, height: job.srcHeight, data: new Uint8Array(job.src) };
-    const out = { width: job.outWidth, height: job.outHeight, data: new Uint8Array(job.out) };
-    if (job.pass === "horizontal") horizontalRows(src, out, job.y0, job.y1);
-    else verticalRows(src, out, job.y0, job.y1);
+    if (job.kind === "jpeg") {
+      const planes = job.planes.map((b) => new Int16Array(b));
+      reconstructRows(job.frame, planes, job.y0, job.y1, new Uint8Array(job.out));
+    } else {
+      const src = { width: job.srcWidth, height: job.srcHeight, data: new Uint8Array(job.src) };
+      const out = { width: job.outWidth, height: job.outHeight, data: new Uint8Array(job.out) };
+      if (job.pass === "horizontal") horizontalRows(src, out, job.y0, job.y1);
+      else verticalRows(src, out, job.y0, job.y1);
+    }
     reply = { id: job.id };
   } catch (err) {
     reply = { id: job.id, error: { message: (err as Error)?.stack ?? String(err) } };

@@ -8,17 +8,23 @@
  * to `bicubicResize` (the same integer sums per pixel, whatever thread computes them).
  * Decoding stays on the calling thread: as a job here, each await of the PNG inflate stream cost
  * milliseconds in a node worker, and a 12-megapixel PNG took 6.8 s instead of 0.77 (a JPEG 1.1 s instead
- * of 0.74; 2026-11-26, PERF.md v24).
+ * of 0.74; 2026-11-26, PERF.md v24). Only the JPEG's second half comes here: its entropy decoding is
+ * serial and stays on the calling thread, the reconstruction of rows (IDCT, upsampling, colour;
+ * src/image/jpeg_reconstruct.ts) is independent per band of rows and runs here, in place, from
+ * coefficient planes in SharedArrayBuffers.
  * node:worker_threads rather than Web Workers: an idle worker is unref'd, so a pool never keeps a finished
  * script (scripts/chat.ts) alive (a live Web Worker kept one running forever); a worker holding a band is
  * ref'd, as Node's semantics want for pending work.
  */
 import { Worker } from "node:worker_threads";
 import { checkResizeTarget } from "./bicubic_resize.ts";
+import type { CoefficientPlanes } from "./jpeg_entropy.ts";
+import type { JpegFrame } from "./jpeg_markers.ts";
 import type { RgbImage } from "./rgb_image.ts";
 
 /** A band of one resize pass, as posted to src/image/image_worker.ts. */
-export interface BandJob {
+export interface ResizeBandJob {
+  kind: "resize";
   id: number;
   pass: "horizontal" | "vertical";
   src: SharedArrayBuffer; // [srcHeight, srcWidth, 3] u8
@@ -31,6 +37,21 @@ export interface BandJob {
   y0: number;
   y1: number;
 }
+
+/** A band of rows of a JPEG reconstruction (src/image/jpeg_reconstruct.ts reconstructRows). */
+export interface JpegBandJob {
+  kind: "jpeg";
+  id: number;
+  frame: JpegFrame;
+  /** planes[c]: [blockRows, blocksPerLine, 64] i16 of component c. */
+  planes: SharedArrayBuffer[];
+  out: SharedArrayBuffer; // [height, width, 3] u8
+  /** Output rows y0 … y1−1. */
+  y0: number;
+  y1: number;
+}
+
+export type BandJob = ResizeBandJob | JpegBandJob;
 
 /** A worker's answer: the job's id, or what went wrong. */
 export interface BandDone {
@@ -162,7 +183,7 @@ export class ImageWorkers {
 
   /** One pass over `rows` rows, cut into up to `size` bands of at least minBandRows rows. */
   async #pass(
-    pass: BandJob["pass"],
+    pass: ResizeBandJob["pass"],
     src: RgbImage & { buffer: SharedArrayBuffer },
     out: RgbImage & { buffer: SharedArrayBuffer },
     rows: number,
@@ -172,6 +193,7 @@ export class ImageWorkers {
     for (let b = 0; b < bands; b++) {
       const y0 = Math.floor((rows * b) / bands), y1 = Math.floor((rows * (b + 1)) / bands);
       jobs.push(this.#submit({
+        kind: "resize",
         id: this.#nextId++,
         pass,
         src: src.buffer,
@@ -206,6 +228,37 @@ export class ImageWorkers {
       cur = next;
     }
     return { width: cur.width, height: cur.height, data: cur.data };
+  }
+
+  /**
+   * `reconstructRows(frame, planes, 0, frame.height, out)` on the workers, in up to `size` bands of at least
+   * minBandRows rows: the same bytes. planes and out must be backed by SharedArrayBuffers (each plane
+   * its whole buffer), e.g. from `decodeCoefficients(…, shared = true)`.
+   */
+  async reconstructJpeg(frame: JpegFrame, planes: CoefficientPlanes, out: Uint8Array): Promise<void> {
+    const shared = (a: Int16Array | Uint8Array) => {
+      if (
+        !(a.buffer instanceof SharedArrayBuffer) || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength
+      ) {
+        throw new TypeError("reconstructJpeg needs planes and output that are whole SharedArrayBuffers");
+      }
+      return a.buffer;
+    };
+    const rows = frame.height;
+    const bands = Math.max(1, Math.min(this.size, Math.floor(rows / minBandRows)));
+    const jobs: Promise<BandDone>[] = [];
+    for (let b = 0; b < bands; b++) {
+      jobs.push(this.#submit({
+        kind: "jpeg",
+        id: this.#nextId++,
+        frame,
+        planes: planes.map(shared),
+        out: shared(out),
+        y0: Math.floor((rows * b) / bands),
+        y1: Math.floor((rows * (b + 1)) / bands),
+      }));
+    }
+    await Promise.all(jobs);
   }
 
   /** Ends the workers; resizes still queued or running fail. */

@@ -99,8 +99,8 @@ function checkOptions({ maxNum, minNum = 1, imageSize = 448 }: PreprocessOptions
 
 /**
  * Image bytes → pixel values, as the reference `load_image` with `dynamic_preprocess` and `build_transform`.
- * With `workers` (src/image/image_workers.ts) the two resizes run there, together; the pixel values are
- * the same.
+ * With `workers` (src/image/image_workers.ts) a JPEG's row reconstruction and the two resizes run there;
+ * the pixel values are the same.
  */
 export async function preprocessImage(
   bytes: Uint8Array,
@@ -110,7 +110,7 @@ export async function preprocessImage(
   checkOptions(options);
   const { maxNum, minNum = 1, imageSize = 448, useThumbnail = true, maxPixels } = options;
   const tiling = { minNum, maxNum, imageSize, useThumbnail };
-  const img = await decodeImage(bytes, { maxPixels });
+  const img = await decodeImage(bytes, { maxPixels }, workers);
   const { grid, tiles } = workers
     ? await dynamicPreprocessWith(img, tiling, (i, w, h) => workers.resize(i, w, h))
     : dynamicPreprocess(img, tiling);

@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import { InputError } from "../../src/errors.ts";
+import { decodeImage } from "../../src/image/decode_image.ts";
+import { ImageWorkers } from "../../src/image/image_workers.ts";
+import { decodeCoefficients } from "../../src/image/jpeg_entropy.ts";
+import { decodeJpegRgb } from "../../src/image/jpeg_decoder.ts";
+import { readJpegStructure } from "../../src/image/jpeg_markers.ts";
+import { reconstructRows } from "../../src/image/jpeg_reconstruct.ts";
+import { readGolden } from "./image_test_util.ts";
+
+const LIMIT = { maxPixels: 50_000_000 };
+const JPEG_FIXTURES = new URL("../fixtures/jpeg/", import.meta.url);
+
+interface JpegCase {
+  size: [number, number];
+  mode: string;
+  skipped?: string;
+}
+
+/** tests/fixtures/jpeg: `<name>.jpg` and `<name>.rgb`, Pillow's convert('RGB') of it (scripts/make_jpeg_fixtures.py). */
+async function jpegFixtures(): Promise<
+  { name: string; jpg: Uint8Array; rgb: Uint8Array; size: [number, number] }[]
+> {
+  const manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", JPEG_FIXTURES)));
+  const cases = Object.entries(manifest.cases as Record<string, JpegCase>).filter(([, c]) => !c.skipped);
+  return await Promise.all(cases.map(async ([name, c]) => ({
+    name,
+    jpg: await Deno.readFile(new URL(`${name}.jpg`, JPEG_FIXTURES)),
+    rgb: await Deno.readFile(new URL(`${name}.rgb`, JPEG_FIXTURES)),
+    size: c.size,
+  })));
+}
+
+/** Equal bytes, or a failure naming the first difference (a multi-megabyte diff would take minutes). */
+function assertSameBytes(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  let i = 0;
+  while (i < got.length && got[i] === want[i]) i++;
+  assert.ok(i === got.length, `${what} differ first at byte ${i}: ${got[i]} ≠ ${want[i]}`);
+}
+
+Deno.test("decodeJpegRgb reproduces Pillow's (libjpeg-turbo's) RGB of every JPEG fixture bit for bit", async (t) => {
+  const fixtures = await jpegFixtures();
+  assert.ok(
+    fixtures.length >= 12,
+    `expected the 12 fixtures of scripts/make_jpeg_fixtures.py, found ${fixtures.length}`,
+  );
+  for (const f of fixtures) {
+    await t.step(f.name, () => {
+      const img = decodeJpegRgb(f.jpg);
+      assert.deepEqual([img.width, img.height], f.size);
+      assertSameBytes(img.data, f.rgb, f.name);
+    });
+  }
+});
+
+Deno.test("reconstructRows gives the same bytes whatever the bands of rows", async (t) => {
+  const fixtures = (await jpegFixtures()).map((f) => ({ name: f.name, jpg: f.jpg }));
+  fixtures.push({ name: "tall.jpg (360×720, 4:2:0)", jpg: await readGolden("images/tall.jpg") });
+  for (const f of fixtures) {
+    await t.step(f.name, () => {
+      const { frame, scans } = readJpegStructure(f.jpg);
+      const planes = decodeCoefficients(f.jpg, frame, scans);
+      const whole = new Uint8Array(frame.width * frame.height * 3);
+      reconstructRows(frame, planes, 0, frame.height, whole);
+      // Bands of 1, 2, 3, 7 and 13 rows: odd sizes put band edges inside chroma rows and block rows.
+      for (const rows of [1, 2, 3, 7, 13]) {
+        const banded = new Uint8Array(whole.length);
+        for (let y = 0; y < frame.height; y += rows) {
+          reconstructRows(frame, planes, y, Math.min(y + rows, frame.height), banded);
+        }
+        assertSameBytes(banded, whole, `${rows}-row bands`);
+      }
+    });
+  }
+});
+
+Deno.test("decodeImage with ImageWorkers decodes JPEGs to the same bytes as on one thread", async () => {
+  const pool = new ImageWorkers(3);
+  try {
+    for (const name of ["images/tall.jpg"]) {
+      const bytes = await readGolden(name);
+      const one = await decodeImage(bytes, LIMIT);
+      const pooled = await decodeImage(bytes, LIMIT, pool);
+      assert.deepEqual([pooled.width, pooled.height], [one.width, one.height]);
+      assertSameBytes(pooled.data, one.data, name);
+    }
+    for (const f of await jpegFixtures()) {
+      assertSameBytes((await decodeImage(f.jpg, LIMIT, pool)).data, f.rgb, f.name);
+    }
+  } finally {
+    pool.close();
+  }
+});
+
+/** Offset of the first byte after the SOS segment (the entropy-coded data) of the first scan. */
+function scanDataStart(jpg: Uint8Array): number {
+  return readJpegStructure(jpg).scans[0].dataStart;
+}
+
+/** `jpg` without the marker segment `marker` (every occurrence). */
+function withoutSegment(jpg: Uint8Array, marker: number): Uint8Array {
+  const parts: Uint8Array[] = [jpg.subarray(0, 2)];
+  let pos = 2;
+  while (pos < jpg.length) {
+    const m = jpg[pos + 1];
+    if (m === 0xda) {
+      parts.push(jpg.subarray(pos));
+      break;
+    }
+    const end = pos + 2 + ((jpg[pos + 2] << 8) | jpg[pos + 3]);
+    if (m !== marker) parts.push(jpg.subarray(pos, end));
+    pos = end;
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+async function assertInvalid(bytes: Uint8Array, pattern: RegExp, workers?: ImageWorkers): Promise<void> {
+  const err = await decodeImage(bytes, LIMIT, workers).then(() => null, (e) => e);
+  assert.ok(err instanceof InputError, `expected InputError, got ${err}`);
+  assert.equal(err.status, 400);
+  assert.equal(err.code, "invalid_image");
+  assert.match(err.message, pattern);
+}
+
+Deno.test("decodeImage turns corrupt and truncated JPEGs into invalid_image", async (t) => {
+  const fixtures = Object.fromEntries((await jpegFixtures()).map((f) => [f.name, f.jpg]));
+  const baseline = await readGolden("images/tall.jpg");
+  const progressive = fixtures.q90_420_progressive_77x53;
+  const restart = fixtures.q90_420_restart_50x41;
+  await t.step("baseline cut in the middle of its scan", async () => {
+    const start = scanDataStart(baseline);
+    await assertInvalid(
+      baseline.subarray(0, (start + baseline.length) >> 1),
+      /^JPEG image is corrupt or truncated: the image data is cut off or interrupted by a marker$/,
+    );
+  });
+  await t.step("progressive cut in the middle of a later scan", async () => {
+    const { scans } = readJpegStructure(progressive);
+    const mid = scans[4].dataStart + 5;
+    await assertInvalid(progressive.subarray(0, mid), /^JPEG image is corrupt or truncated: /);
+  });
+  await t.step("progressive cut between two scans (no EOI)", async () => {
+    const { scans } = readJpegStructure(progressive);
+    await assertInvalid(
+      progressive.subarray(0, scans[3].dataEnd),
+      /^JPEG image is corrupt or truncated: the data ends before the EOI marker$/,
+    );
+  });
+  await t.step("restart interval cut off", async () => {
+    await assertInvalid(restart.subarray(0, restart.length - 40), /^JPEG image is corrupt or truncated: /);
+  });
+  await t.step("Huffman data that is all one bits (no valid code)", async () => {
+    const bad = baseline.slice();
+    const start = scanDataStart(bad);
+    // 0xFF 0x00 is a stuffed 0xFF: sixteen one bits are never a code (jdhuff.c "Corrupt JPEG data").
+    for (let i = start; i + 1 < start + 200; i += 2) [bad[i], bad[i + 1]] = [0xff, 0x00];
+    await assertInvalid(bad, /^JPEG image is corrupt or truncated: bad Huffman code in the image data$/);
+  });
+  await t.step("a restart marker out of sequence", async () => {
+    const bad = restart.slice();
+    let at = scanDataStart(bad);
+    while (!(bad[at] === 0xff && bad[at + 1] === 0xd0)) at++;
+    bad[at + 1] = 0xd3;
+    await assertInvalid(
+      bad,
+      /^JPEG image is corrupt or truncated: restart marker RST0 is missing at byte \d+$/,
+    );
+  });
+  await t.step("no Huffman tables (DHT removed)", async () => {
+    await assertInvalid(
+      withoutSegment(baseline, 0xc4),
+      /^JPEG image is corrupt or truncated: scan uses Huffman table DC 0 that is not defined$/,
+    );
+  });
+  await t.step("no quantisation tables (DQT removed)", async () => {
+    await assertInvalid(
+      withoutSegment(baseline, 0xdb),
+      /^JPEG image is corrupt or truncated: quantisation table 0 is not defined$/,
+    );
+  });
+  await t.step("with workers too: cut in the middle of its scan", async () => {
+    const pool = new ImageWorkers(2);
+    try {
+      await assertInvalid(
+        baseline.subarray(0, baseline.length - 100),
+        /^JPEG image is corrupt or truncated: /,
+        pool,
+      );
+    } finally {
+      pool.close();
+    }
+  });
+});
