@@ -31,6 +31,32 @@ async function jpegFixtures(): Promise<
   })));
 }
 
+const DJPEG_FIXTURES = new URL("../fixtures/jpeg_djpeg/", import.meta.url);
+
+/**
+ * tests/fixtures/jpeg_djpeg: `<name>.jpg` with sampling layouts Pillow cannot write, and `<name>.ppm`,
+ * libjpeg-turbo 2.1.5's djpeg decode on its defaults (scripts/make_jpeg_djpeg_fixtures.sh).
+ */
+async function djpegFixtures(): Promise<
+  { name: string; jpg: Uint8Array; rgb: Uint8Array; size: [number, number] }[]
+> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(DJPEG_FIXTURES)) {
+    if (e.name.endsWith(".jpg")) names.push(e.name.slice(0, -4));
+  }
+  return await Promise.all(
+    names.sort().map(async (name) => {
+      const ppm = await Deno.readFile(new URL(`${name}.ppm`, DJPEG_FIXTURES));
+      // Binary PPM: "P6\n<w> <h>\n255\n" then [h, w, 3] u8.
+      const [magic, w, h, max] = new TextDecoder().decode(ppm.subarray(0, 32)).split(/\s+/);
+      assert.equal(magic, "P6");
+      assert.equal(max, "255");
+      const rgb = ppm.subarray(ppm.length - +w * +h * 3);
+      return { name, jpg: await Deno.readFile(new URL(`${name}.jpg`, DJPEG_FIXTURES)), rgb, size: [+w, +h] };
+    }),
+  );
+}
+
 /** Equal bytes, or a failure naming the first difference (a multi-megabyte diff would take minutes). */
 function assertSameBytes(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
   assert.equal(got.length, want.length, `${what}: length`);
@@ -54,8 +80,30 @@ Deno.test("decodeJpegRgb reproduces Pillow's (libjpeg-turbo's) RGB of every JPEG
   }
 });
 
+Deno.test("decodeJpegRgb reproduces libjpeg-turbo's djpeg on h1v2, 4:1:1, 4×2, 3×1, narrow chroma, RGB and progressive restarts", async (t) => {
+  const fixtures = await djpegFixtures();
+  assert.ok(
+    fixtures.length >= 13,
+    `expected the 13 fixtures of make_jpeg_djpeg_fixtures.sh, found ${fixtures.length}`,
+  );
+  for (const f of fixtures) {
+    await t.step(f.name, () => {
+      const img = decodeJpegRgb(f.jpg);
+      assert.deepEqual([img.width, img.height], f.size);
+      assertSameBytes(img.data, f.rgb, f.name);
+    });
+  }
+  await t.step("cjpeg -rgb is read as RGB (Adobe transform 0), not YCbCr", () => {
+    const rgb = fixtures.find((f) => f.name.startsWith("rgb_no_transform"))!;
+    assert.equal(readJpegStructure(rgb.jpg).frame.colorSpace, "rgb");
+  });
+});
+
 Deno.test("reconstructRows gives the same bytes whatever the bands of rows", async (t) => {
-  const fixtures = (await jpegFixtures()).map((f) => ({ name: f.name, jpg: f.jpg }));
+  const fixtures = [...await jpegFixtures(), ...await djpegFixtures()].map((f) => ({
+    name: f.name,
+    jpg: f.jpg,
+  }));
   fixtures.push({ name: "tall.jpg (360×720, 4:2:0)", jpg: await readGolden("images/tall.jpg") });
   for (const f of fixtures) {
     await t.step(f.name, () => {
