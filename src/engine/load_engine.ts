@@ -16,7 +16,7 @@ export interface LoadEngineOptions {
   visionScratchBytes?: number;
   /** How int8 linears multiply (INT8_MATMUL); default weight-only. */
   int8Matmul?: Int8Matmul;
-  /** Threads for the images' bicubic resizes (IMAGE_WORKERS; 0 = the serving thread); default one per core, ≤ 8. */
+  /** Threads for the images' CPU work (IMAGE_WORKERS: JPEG rows, CPU resizes; 0 = the serving thread); default one per core, ≤ 8. */
   imageWorkers?: number;
   /** Where the dynamic tiling's resizes run (IMAGE_RESIZE): "gpu" (default) or "cpu". */
   imageResize?: ImageResize;

@@ -40,8 +40,9 @@ export interface WebGpuEngineOptions {
   /** Extra positions a new conversation's cache gets for its follow-up rounds; default 1024. */
   followupRoom?: number;
   /**
-   * Worker threads for the images' bicubic resizes (IMAGE_WORKERS); 0 resizes on the calling thread.
-   * Default: one per core, at most 8 (src/image/image_workers.ts).
+   * Worker threads for the images' CPU work (IMAGE_WORKERS): a JPEG's pixel reconstruction in bands of rows,
+   * and with IMAGE_RESIZE=cpu the bicubic resizes; 0 keeps it on the calling thread. Default: one per core,
+   * at most 8 (src/image/image_workers.ts).
    */
   imageWorkers?: number;
   /** Where the dynamic tiling's resizes run (IMAGE_RESIZE); default "gpu". */
@@ -64,7 +65,7 @@ export class WebGpuEngine implements ChatEngine {
   private busy: Promise<unknown> = Promise.resolve();
   /** Conversations whose KV caches stay on the GPU for their next round. */
   readonly kept: KvPrefixCache;
-  /** Where images are resized (null: on this thread, like their decoding). */
+  /** Where JPEG rows are reconstructed and (IMAGE_RESIZE=cpu) images resized; null: on this thread. */
   private readonly imageWorkers: ImageWorkers | null;
 
   private constructor(
@@ -79,7 +80,7 @@ export class WebGpuEngine implements ChatEngine {
     private readonly imageResize: ImageResize,
   ) {
     this.kept = new KvPrefixCache(keptKvBytes);
-    this.imageWorkers = imageWorkers > 0 && imageResize === "cpu" ? new ImageWorkers(imageWorkers) : null;
+    this.imageWorkers = imageWorkers > 0 ? new ImageWorkers(imageWorkers) : null;
   }
 
   static async load(options: WebGpuEngineOptions): Promise<WebGpuEngine> {
@@ -162,7 +163,11 @@ export class WebGpuEngine implements ChatEngine {
       for (const [i, bytes] of images.entries()) {
         const image = await namingImage(param, i, async () => {
           const { grid } = planImageTiles(bytes, this.tiling(maxNum));
-          const image = await decodeImage(bytes, { maxPixels: this.maxImagePixels });
+          const image = await decodeImage(
+            bytes,
+            { maxPixels: this.maxImagePixels },
+            this.imageWorkers ?? undefined,
+          );
           return { image, grid, thumbnail: this.config.tiling.useThumbnail && grid[0] * grid[1] !== 1 };
         });
         decoded.push(image);
