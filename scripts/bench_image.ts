@@ -2,13 +2,16 @@
 // bicubic resizes (grid and thumbnail, both from the full image) and the normalisation, for synthetic
 // photos (1080p and a 12-megapixel phone photo, JPEG quality 90 and PNG), on the main thread and through
 // ImageWorkers pools of 1, 2, 4, 8 workers (no more than the cores). The bench's TTFT starts from pixel values,
-// so this time comes on top of it.
+// so this time comes on top of it. For the JPEGs it also times the decode alone three ways: imagescript's wasm
+// decoder (the old path, now the fallback), ours on the calling thread, ours with its row reconstruction on
+// each pool (src/image/jpeg_decoder.ts; the entropy decoding stays on the calling thread).
 //   deno run -A scripts/bench_image.ts [--quick] [--out image.json]
 // --quick: one 640×480 JPEG, one repetition (a smoke run).
 import * as sweep from "../src/bench/sweep.ts";
 import { syntheticPhoto } from "../src/bench/synthetic_photo.ts";
 import { medianWallMs } from "../src/bench/util.ts";
 import { decodeImage } from "../src/image/decode_image.ts";
+import { decodeJpegWithImagescript } from "../src/image/imagescript_jpeg.ts";
 import { preprocessImage } from "../src/image/pixel_values.ts";
 import { ImageWorkers } from "../src/image/image_workers.ts";
 
@@ -30,6 +33,7 @@ try {
     for (const [name, bytes] of files) {
       const first = await preprocessImage(bytes, options);
       const decodeMs = await medianWallMs(reps, () => decodeImage(bytes, options));
+      const jpeg = name.startsWith("JPEG") ? await jpegDecodeMs(bytes, w, h) : null;
       const mainMs = await medianWallMs(reps, () => preprocessImage(bytes, options));
       const poolMs: Record<string, number> = {};
       for (const [n, pool] of pools) {
@@ -41,6 +45,7 @@ try {
         grid: first.grid,
         tiles: first.tiles,
         decode_ms: +decodeMs.toFixed(1),
+        ...(jpeg ? { jpeg_decode_ms: jpeg } : {}),
         preprocess_ms_main_thread: +mainMs.toFixed(1),
         preprocess_ms_workers: Object.fromEntries(
           Object.entries(poolMs).map(([k, v]) => [k, +v.toFixed(1)]),
@@ -48,6 +53,17 @@ try {
       };
       results.push(row);
       const pooled = Object.entries(poolMs).map(([n, ms]) => `${n} workers ${ms.toFixed(0)}`).join(", ");
+      if (jpeg) {
+        const pooledDecode = Object.entries(jpeg.ours_workers).map(([n, ms]) => `${n} workers ${ms}`).join(
+          ", ",
+        );
+        console.log(
+          `${
+            name.padEnd(16)
+          } decode only: imagescript ${jpeg.imagescript} ms; ours main thread ${jpeg.ours_main_thread} ms; ` +
+            `ours ${pooledDecode} ms`,
+        );
+      }
       console.log(
         `${name.padEnd(16)} ${(bytes.length / 1e6).toFixed(1).padStart(5)} MB, ${first.tiles} tiles: ` +
           `decode ${decodeMs.toFixed(0)} ms; preprocess main thread ${mainMs.toFixed(0)} ms; ${pooled} ms`,
@@ -57,6 +73,18 @@ try {
 } finally {
   for (const pool of pools.values()) pool.close();
 }
+/** Decode-only medians of one JPEG: imagescript, ours on this thread, ours with each pool. */
+async function jpegDecodeMs(bytes: Uint8Array, w: number, h: number) {
+  const round = (ms: number) => +ms.toFixed(1);
+  const imagescript = round(await medianWallMs(reps, () => decodeJpegWithImagescript(bytes, w, h)));
+  const ours = round(await medianWallMs(reps, () => decodeImage(bytes, options)));
+  const oursWorkers: Record<string, number> = {};
+  for (const [n, pool] of pools) {
+    oursWorkers[n] = round(await medianWallMs(reps, () => decodeImage(bytes, options, pool)));
+  }
+  return { imagescript, ours_main_thread: ours, ours_workers: oursWorkers };
+}
+
 if (out) {
   await Deno.writeTextFile(
     out,

@@ -38,8 +38,9 @@ for (let i = 0; i < 256; i++) {
   CR_G[i] = -fix(0.71414) * x;
   CB_G[i] = -fix(0.34414) * x + ONE_HALF;
 }
-/** The sample range limit: clamp to 0 … 255 (a Uint8ClampedArray store rounds, so clamp by hand). */
-const clamp = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
+/** jdmaster.c sample_range_limit: clamp to 0 … 255 of v at [v + 384] (the colour sums stay in −384 … 639). */
+const LIMIT = new Uint8Array(1024);
+for (let i = 0; i < 1024; i++) LIMIT[i] = Math.min(255, Math.max(0, i - 384));
 
 /** jpeg_idct_islow of one block: coefs [64] (natural order) × quant [64] → 8×8 samples at out[at + y·stride + x]. */
 function idctBlock(
@@ -58,36 +59,36 @@ function idctBlock(
       (coefs[c + 8] | coefs[c + 16] | coefs[c + 24] | coefs[c + 32] | coefs[c + 40] | coefs[c + 48] |
         coefs[c + 56]) === 0
     ) {
-      const dc = (coefs[c] * quant[col]) << PASS1_BITS;
+      const dc = Math.imul(coefs[c], quant[col]) << PASS1_BITS;
       for (let k = 0; k < 64; k += 8) ws[col + k] = dc;
       continue;
     }
-    let z2 = coefs[c + 16] * quant[col + 16], z3 = coefs[c + 48] * quant[col + 48];
-    let z1 = (z2 + z3) * FIX_0_541196100;
-    let tmp2 = z1 - z3 * FIX_1_847759065;
-    let tmp3 = z1 + z2 * FIX_0_765366865;
-    z2 = coefs[c] * quant[col];
-    z3 = coefs[c + 32] * quant[col + 32];
-    let tmp0 = (z2 + z3) * 8192;
-    let tmp1 = (z2 - z3) * 8192;
+    let z2 = Math.imul(coefs[c + 16], quant[col + 16]), z3 = Math.imul(coefs[c + 48], quant[col + 48]);
+    let z1 = Math.imul(z2 + z3, FIX_0_541196100);
+    let tmp2 = z1 - Math.imul(z3, FIX_1_847759065);
+    let tmp3 = z1 + Math.imul(z2, FIX_0_765366865);
+    z2 = Math.imul(coefs[c], quant[col]);
+    z3 = Math.imul(coefs[c + 32], quant[col + 32]);
+    let tmp0 = (z2 + z3) << CONST_BITS;
+    let tmp1 = (z2 - z3) << CONST_BITS;
     const tmp10 = tmp0 + tmp3, tmp13 = tmp0 - tmp3, tmp11 = tmp1 + tmp2, tmp12 = tmp1 - tmp2;
-    tmp0 = coefs[c + 56] * quant[col + 56];
-    tmp1 = coefs[c + 40] * quant[col + 40];
-    tmp2 = coefs[c + 24] * quant[col + 24];
-    tmp3 = coefs[c + 8] * quant[col + 8];
+    tmp0 = Math.imul(coefs[c + 56], quant[col + 56]);
+    tmp1 = Math.imul(coefs[c + 40], quant[col + 40]);
+    tmp2 = Math.imul(coefs[c + 24], quant[col + 24]);
+    tmp3 = Math.imul(coefs[c + 8], quant[col + 8]);
     z1 = tmp0 + tmp3;
     z2 = tmp1 + tmp2;
     z3 = tmp0 + tmp2;
     let z4 = tmp1 + tmp3;
-    const z5 = (z3 + z4) * FIX_1_175875602;
-    tmp0 *= FIX_0_298631336;
-    tmp1 *= FIX_2_053119869;
-    tmp2 *= FIX_3_072711026;
-    tmp3 *= FIX_1_501321110;
-    z1 *= -FIX_0_899976223;
-    z2 *= -FIX_2_562915447;
-    z3 = z3 * -FIX_1_961570560 + z5;
-    z4 = z4 * -FIX_0_390180644 + z5;
+    const z5 = Math.imul(z3 + z4, FIX_1_175875602);
+    tmp0 = Math.imul(tmp0, FIX_0_298631336);
+    tmp1 = Math.imul(tmp1, FIX_2_053119869);
+    tmp2 = Math.imul(tmp2, FIX_3_072711026);
+    tmp3 = Math.imul(tmp3, FIX_1_501321110);
+    z1 = Math.imul(z1, -FIX_0_899976223);
+    z2 = Math.imul(z2, -FIX_2_562915447);
+    z3 = Math.imul(z3, -FIX_1_961570560) + z5;
+    z4 = Math.imul(z4, -FIX_0_390180644) + z5;
     tmp0 += z1 + z3;
     tmp1 += z2 + z4;
     tmp2 += z2 + z3;
@@ -113,11 +114,11 @@ function idctBlock(
       continue;
     }
     let z2 = ws[row + 2], z3 = ws[row + 6];
-    let z1 = (z2 + z3) * FIX_0_541196100;
-    let tmp2 = z1 - z3 * FIX_1_847759065;
-    let tmp3 = z1 + z2 * FIX_0_765366865;
-    let tmp0 = (ws[row] + ws[row + 4]) * 8192;
-    let tmp1 = (ws[row] - ws[row + 4]) * 8192;
+    let z1 = Math.imul(z2 + z3, FIX_0_541196100);
+    let tmp2 = z1 - Math.imul(z3, FIX_1_847759065);
+    let tmp3 = z1 + Math.imul(z2, FIX_0_765366865);
+    let tmp0 = (ws[row] + ws[row + 4]) << CONST_BITS;
+    let tmp1 = (ws[row] - ws[row + 4]) << CONST_BITS;
     const tmp10 = tmp0 + tmp3, tmp13 = tmp0 - tmp3, tmp11 = tmp1 + tmp2, tmp12 = tmp1 - tmp2;
     tmp0 = ws[row + 7];
     tmp1 = ws[row + 5];
@@ -127,15 +128,15 @@ function idctBlock(
     z2 = tmp1 + tmp2;
     z3 = tmp0 + tmp2;
     let z4 = tmp1 + tmp3;
-    const z5 = (z3 + z4) * FIX_1_175875602;
-    tmp0 *= FIX_0_298631336;
-    tmp1 *= FIX_2_053119869;
-    tmp2 *= FIX_3_072711026;
-    tmp3 *= FIX_1_501321110;
-    z1 *= -FIX_0_899976223;
-    z2 *= -FIX_2_562915447;
-    z3 = z3 * -FIX_1_961570560 + z5;
-    z4 = z4 * -FIX_0_390180644 + z5;
+    const z5 = Math.imul(z3 + z4, FIX_1_175875602);
+    tmp0 = Math.imul(tmp0, FIX_0_298631336);
+    tmp1 = Math.imul(tmp1, FIX_2_053119869);
+    tmp2 = Math.imul(tmp2, FIX_3_072711026);
+    tmp3 = Math.imul(tmp3, FIX_1_501321110);
+    z1 = Math.imul(z1, -FIX_0_899976223);
+    z2 = Math.imul(z2, -FIX_2_562915447);
+    z3 = Math.imul(z3, -FIX_1_961570560) + z5;
+    z4 = Math.imul(z4, -FIX_0_390180644) + z5;
     tmp0 += z1 + z3;
     tmp1 += z2 + z4;
     tmp2 += z2 + z3;
@@ -291,9 +292,9 @@ export function reconstructRows(
     }
     for (let x = 0; x < w; x++, o += 3) {
       const yy = ya[pa + x], u = cb[pb + x], v = cr[pc + x];
-      out[o] = clamp(yy + CR_R[v]);
-      out[o + 1] = clamp(yy + ((CB_G[u] + CR_G[v]) >> SCALEBITS));
-      out[o + 2] = clamp(yy + CB_B[u]);
+      out[o] = LIMIT[yy + 384 + CR_R[v]];
+      out[o + 1] = LIMIT[yy + 384 + ((CB_G[u] + CR_G[v]) >> SCALEBITS)];
+      out[o + 2] = LIMIT[yy + 384 + CB_B[u]];
     }
   }
 }
