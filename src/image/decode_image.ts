@@ -33,7 +33,10 @@ async function decodeJpeg(
   let img: RgbImage;
   try {
     img = workers
-      ? await decodeJpegRgbWith(bytes, (frame, planes, out) => workers.reconstructJpeg(frame, planes, out))
+      ? await decodeJpegRgbWith(
+        bytes,
+        (frame, planes, out, progress) => workers.reconstructJpeg(frame, planes, out, progress),
+      )
       : decodeJpegRgb(bytes);
   } catch (err) {
     if (err instanceof JpegUnsupported) return await decodeJpegWithImagescript(bytes, width, height);

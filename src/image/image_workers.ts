@@ -38,7 +38,10 @@ export interface ResizeBandJob {
   y1: number;
 }
 
-/** A band of rows of a JPEG reconstruction (src/image/jpeg_reconstruct.ts reconstructRows). */
+/**
+ * Bands of rows of a JPEG reconstruction (src/image/jpeg_reconstruct.ts reconstructRows), done in order,
+ * each once the rows of MCUs it needs are decoded.
+ */
 export interface JpegBandJob {
   kind: "jpeg";
   id: number;
@@ -46,9 +49,10 @@ export interface JpegBandJob {
   /** planes[c]: [blockRows, blocksPerLine, 64] i16 of component c. */
   planes: SharedArrayBuffer[];
   out: SharedArrayBuffer; // [height, width, 3] u8
-  /** Output rows y0 … y1−1. */
-  y0: number;
-  y1: number;
+  /** progress: [1] i32, rows of MCUs decoded so far, −1 if decoding failed (jpeg_decoder.ts BandRunner). */
+  progress: SharedArrayBuffer;
+  /** bands: [n, 2] output rows y0, y1 (exclusive) of each band. */
+  bands: number[];
 }
 
 export type BandJob = ResizeBandJob | JpegBandJob;
@@ -231,34 +235,48 @@ export class ImageWorkers {
   }
 
   /**
-   * `reconstructRows(frame, planes, 0, frame.height, out)` on the workers, in up to `size` bands of at least
-   * minBandRows rows: the same bytes. planes and out must be backed by SharedArrayBuffers (each plane
-   * its whole buffer), e.g. from `decodeCoefficients(…, shared = true)`.
+   * `reconstructRows(frame, planes, 0, frame.height, out)` on the workers: the same bytes. planes, out and
+   * progress must be whole SharedArrayBuffers (`decodeJpegRgbWith` makes them). The rows are cut into up
+   * to 8 bands per worker (at least minBandRows rows each) dealt round-robin, so that while a baseline
+   * file is still being entropy-decoded on this thread the workers follow it band by band, and only the
+   * last band is left when it ends.
    */
-  async reconstructJpeg(frame: JpegFrame, planes: CoefficientPlanes, out: Uint8Array): Promise<void> {
-    const shared = (a: Int16Array | Uint8Array) => {
+  async reconstructJpeg(
+    frame: JpegFrame,
+    planes: CoefficientPlanes,
+    out: Uint8Array,
+    progress: Int32Array,
+  ): Promise<void> {
+    const shared = (a: Int16Array | Uint8Array | Int32Array) => {
       if (
         !(a.buffer instanceof SharedArrayBuffer) || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength
       ) {
-        throw new TypeError("reconstructJpeg needs planes and output that are whole SharedArrayBuffers");
+        throw new TypeError(
+          "reconstructJpeg needs planes, output and progress that are whole SharedArrayBuffers",
+        );
       }
       return a.buffer;
     };
     const rows = frame.height;
-    const bands = Math.max(1, Math.min(this.size, Math.floor(rows / minBandRows)));
-    const jobs: Promise<BandDone>[] = [];
-    for (let b = 0; b < bands; b++) {
-      jobs.push(this.#submit({
+    const count = Math.max(1, Math.min(this.size * 8, Math.floor(rows / minBandRows)));
+    const perWorker: number[][] = Array.from({ length: Math.min(this.size, count) }, () => []);
+    for (let b = 0; b < count; b++) {
+      perWorker[b % perWorker.length].push(
+        Math.floor((rows * b) / count),
+        Math.floor((rows * (b + 1)) / count),
+      );
+    }
+    await Promise.all(perWorker.map((bands) =>
+      this.#submit({
         kind: "jpeg",
         id: this.#nextId++,
         frame,
         planes: planes.map(shared),
         out: shared(out),
-        y0: Math.floor((rows * b) / bands),
-        y1: Math.floor((rows * (b + 1)) / bands),
-      }));
-    }
-    await Promise.all(jobs);
+        progress: shared(progress),
+        bands,
+      })
+    ));
   }
 
   /** Ends the workers; resizes still queued or running fail. */

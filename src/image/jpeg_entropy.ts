@@ -291,12 +291,16 @@ export function allocateCoefficients(frame: JpegFrame, shared: boolean): Coeffic
   });
 }
 
-/** Decodes one scan's entropy-coded data into `planes`. */
+/**
+ * Decodes one scan's entropy-coded data into `planes`. `onRows(n)`, if given, is told after each row of
+ * MCUs that the first n rows of MCUs of the frame are complete (meaningful for a frame's only scan).
+ */
 export function decodeScan(
   bytes: Uint8Array,
   frame: JpegFrame,
   scan: JpegScan,
   planes: CoefficientPlanes,
+  onRows?: (mcuRows: number) => void,
 ): void {
   const r = new BitReader(bytes, scan.dataStart);
   const comps = scan.components.map((ci) => frame.components[ci]);
@@ -345,17 +349,23 @@ export function decodeScan(
         throw new JpegCorrupt("the image data is cut off or interrupted by a marker");
       }
     }
+    // A non-interleaved scan's rows are block rows of its component: v of them make a frame MCU row.
+    onRows?.(single ? Math.floor((my + 1) / comps[0].v) : my + 1);
   }
 }
 
-/** Decodes every scan: the serial half of a JPEG decode. */
+/**
+ * Decodes every scan into `planes` (from allocateCoefficients): the serial half of a JPEG decode.
+ * `onRows(n)`: the first n rows of MCUs are final — after each MCU row when the frame has a single scan
+ * (a baseline file: reconstruction can follow the decoding), after the last scan otherwise.
+ */
 export function decodeCoefficients(
   bytes: Uint8Array,
   frame: JpegFrame,
   scans: JpegScan[],
-  shared = false,
-): CoefficientPlanes {
-  const planes = allocateCoefficients(frame, shared);
-  for (const scan of scans) decodeScan(bytes, frame, scan, planes);
-  return planes;
+  planes: CoefficientPlanes,
+  onRows?: (mcuRows: number) => void,
+): void {
+  for (const scan of scans) decodeScan(bytes, frame, scan, planes, scans.length === 1 ? onRows : undefined);
+  onRows?.(frame.mcusY);
 }

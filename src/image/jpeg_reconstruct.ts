@@ -173,14 +173,31 @@ interface FullRows {
   rowStride: number;
 }
 
+/** Sample rows r0 … r1 of component `c` that output rows y0 … y1−1 read (context rows included). */
+function sampleRows(frame: JpegFrame, c: JpegComponent, y0: number, y1: number): [number, number] {
+  const mode = upsamplingOf(c, frame);
+  const vx = frame.vmax / c.v;
+  const r0 = Math.floor(y0 / vx), r1 = Math.floor((y1 - 1) / vx);
+  // One context row above and below for the vertical triangle filters, the edge row at the image edges.
+  if (mode === "h1v2" || mode === "h2v2") return [Math.max(r0 - 1, 0), Math.min(r1 + 1, c.height - 1)];
+  return [r0, r1];
+}
+
+/** How many rows of MCUs must be entropy-decoded before output rows 0 … y1−1 can be reconstructed. */
+export function mcuRowsNeeded(frame: JpegFrame, y1: number): number {
+  let rows = 0;
+  for (const c of frame.components) {
+    const lastBlockRow = sampleRows(frame, c, 0, y1)[1] >> 3;
+    rows = Math.max(rows, Math.floor(lastBlockRow / c.v) + 1);
+  }
+  return Math.min(rows, frame.mcusY);
+}
+
 function componentRows(frame: JpegFrame, ci: number, coefs: Int16Array, y0: number, y1: number): FullRows {
   const c = frame.components[ci];
   const mode = upsamplingOf(c, frame);
   const hx = frame.hmax / c.h, vx = frame.vmax / c.v;
-  const vertical = mode === "h1v2" || mode === "h2v2";
-  // Sample rows needed, with one context row above and below for the vertical triangle filters.
-  const r0 = Math.floor(y0 / vx), r1 = Math.floor((y1 - 1) / vx);
-  const ra = vertical ? Math.max(r0 - 1, 0) : r0, rb = vertical ? Math.min(r1 + 1, c.height - 1) : r1;
+  const [ra, rb] = sampleRows(frame, c, y0, y1);
   const by0 = ra >> 3, by1 = rb >> 3;
   const blocksX = Math.ceil(c.width / 8), stride = blocksX * 8;
   const samples = new Uint8Array((by1 - by0 + 1) * 8 * stride);
