@@ -22,7 +22,7 @@ import {
 export type CoefficientPlanes = Int16Array[];
 
 /** Bits of the first-level lookup: codes up to this long (most of them) decode in one table read. */
-const LOOKUP_BITS = 9;
+const LOOKUP_BITS = 11;
 
 /** zigzag index → natural index, with 16 spare entries pointing at 63 for corrupt runs past the block. */
 const NATURAL = new Uint8Array(80).fill(63);
@@ -33,7 +33,7 @@ interface HuffmanTable {
   lookup: Uint16Array;
   /**
    * acLookup: [2^LOOKUP_BITS] for AC tables, the whole (run, size, value) when code + extra bits fit:
-   * (value << 8) | (run << 4) | total length; 0 where they do not.
+   * (value << 8) | (run << 4) | total length (≤ LOOKUP_BITS < 16); 0 where they do not.
    */
   acLookup: Int32Array;
   /** maxCode[len]: the largest code of length len (−1 if none), len 1..16; valOffset: symbol index − code. */
@@ -159,7 +159,11 @@ class BitReader {
   }
 }
 
-/** Baseline / extended sequential block: DC difference then AC run-lengths (jdhuff.c decode_mcu). */
+/**
+ * Baseline / extended sequential block: DC difference then AC run-lengths (jdhuff.c decode_mcu). The AC
+ * loop is the hot loop of the whole decode: it keeps the bit buffer in locals and refills it inline while
+ * no 0xFF byte comes (BitReader.fill handles those).
+ */
 function decodeBlock(
   r: BitReader,
   coefs: Int16Array,
@@ -171,13 +175,27 @@ function decodeBlock(
   const s = r.decode(dc);
   pred += r.receiveExtend(s);
   coefs[base] = pred;
-  const fast = ac.acLookup;
+  const fast = ac.acLookup, data = r.data, end = data.length;
+  let acc = r.acc, count = r.count, pos = r.pos;
   for (let k = 1; k < 64;) {
-    if (r.count < 16) r.fill();
-    const e = fast[(r.acc >>> (r.count - LOOKUP_BITS)) & ((1 << LOOKUP_BITS) - 1)];
+    if (count < 16) {
+      while (count <= 24) {
+        const b = data[pos];
+        if (pos >= end || b === 0xff) {
+          r.acc = acc, r.count = count, r.pos = pos;
+          r.fill();
+          acc = r.acc, count = r.count, pos = r.pos;
+          break;
+        }
+        acc = (acc << 8) | b;
+        pos++;
+        count += 8;
+      }
+    }
+    const e = fast[(acc >>> (count - LOOKUP_BITS)) & ((1 << LOOKUP_BITS) - 1)];
     let run: number, value: number;
     if (e) {
-      r.count -= e & 15;
+      count -= e & 15;
       run = (e >> 4) & 15;
       value = e >> 8;
       if (value === 0) {
@@ -186,20 +204,23 @@ function decodeBlock(
         continue;
       }
     } else {
+      r.acc = acc, r.count = count, r.pos = pos;
       const sym = r.decode(ac);
       run = sym >> 4;
       const size = sym & 15;
+      value = size ? r.receiveExtend(size) : 0;
+      acc = r.acc, count = r.count, pos = r.pos;
       if (size === 0) {
         if (run !== 15) break;
         k += 16;
         continue;
       }
-      value = r.receiveExtend(size);
     }
     k += run;
     coefs[base + NATURAL[k]] = value;
     k++;
   }
+  r.acc = acc, r.count = count, r.pos = pos;
   return pred;
 }
 

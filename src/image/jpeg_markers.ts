@@ -153,6 +153,9 @@ export interface JpegStructure {
   scans: JpegScan[];
 }
 
+/** Most scans accepted in one file (libjpeg-turbo's djpeg -maxscans guards the same thing). */
+export const MAX_SCANS = 1000;
+
 /** Offset of the first marker (0xFF followed by a byte that is neither 0, 0xFF nor RSTn) at or after `pos`. */
 export function findMarker(bytes: Uint8Array, pos: number): number {
   const n = bytes.length - 1;
@@ -372,6 +375,10 @@ export function readJpegStructure(bytes: Uint8Array): JpegStructure {
         frame.components[ci].quant = table.slice();
         latched[ci] = true;
       }
+      // DIFF: libjpeg takes any number of scans; each costs a pass over every block however few bytes it
+      // has, so a small hostile progressive file could keep a thread busy for minutes. Real encoders
+      // write at most a few dozen.
+      if (scans.length === MAX_SCANS) throw new JpegCorrupt(`the file has more than ${MAX_SCANS} scans`);
       const dataEnd = findMarker(bytes, pos);
       scans.push({ ...scan, restartInterval, dataStart: pos, dataEnd });
       pos = dataEnd;

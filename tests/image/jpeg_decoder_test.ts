@@ -4,7 +4,7 @@ import { decodeImage } from "../../src/image/decode_image.ts";
 import { ImageWorkers } from "../../src/image/image_workers.ts";
 import { allocateCoefficients, decodeCoefficients } from "../../src/image/jpeg_entropy.ts";
 import { decodeJpegRgb } from "../../src/image/jpeg_decoder.ts";
-import { readJpegStructure } from "../../src/image/jpeg_markers.ts";
+import { MAX_SCANS, readJpegStructure } from "../../src/image/jpeg_markers.ts";
 import { reconstructRows } from "../../src/image/jpeg_reconstruct.ts";
 import { readGolden } from "./image_test_util.ts";
 
@@ -234,6 +234,26 @@ Deno.test("decodeImage turns corrupt and truncated JPEGs into invalid_image", as
       /^JPEG image is corrupt or truncated: quantisation table 0 is not defined$/,
     );
   });
+  await t.step(
+    "a progressive file with more scans than MAX_SCANS (each would be a pass over every block)",
+    async () => {
+      const { scans } = readJpegStructure(progressive);
+      const last = scans[scans.length - 1];
+      // Repeat the last scan (SOS header and data) until there are too many.
+      let sos = last.dataStart - 2;
+      while (!(progressive[sos] === 0xff && progressive[sos + 1] === 0xda)) sos--;
+      const scan = progressive.subarray(sos, last.dataEnd);
+      const parts = [progressive.subarray(0, last.dataEnd)];
+      for (let i = scans.length; i <= MAX_SCANS; i++) parts.push(scan);
+      parts.push(new Uint8Array([0xff, 0xd9]));
+      const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      parts.reduce((at, p) => (bytes.set(p, at), at + p.length), 0);
+      await assertInvalid(
+        bytes,
+        new RegExp(`^JPEG image is corrupt or truncated: the file has more than ${MAX_SCANS} scans$`),
+      );
+    },
+  );
   await t.step("with workers too: cut in the middle of its scan", async () => {
     const pool = new ImageWorkers(2);
     try {
