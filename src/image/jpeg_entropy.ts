@@ -114,6 +114,11 @@ class BitReader {
     return (this.acc >>> this.count) & ((1 << n) - 1);
   }
 
+  bit(): number {
+    if (this.count === 0) this.fill();
+    return (this.acc >>> --this.count) & 1;
+  }
+
   /** HUFF_EXTEND of `n` received bits. */
   receiveExtend(n: number): number {
     if (n === 0) return 0;
@@ -268,10 +273,6 @@ function decodeAcRefine(
   const p1 = 1 << scan.al, m1 = -1 << scan.al;
   let k = scan.ss;
   const se = scan.se;
-  const refine = (at: number) => {
-    const c = coefs[at];
-    if (r.bits(1) && (c & p1) === 0) coefs[at] = c >= 0 ? c + p1 : c + m1;
-  };
   if (st.eobRun === 0) {
     for (; k <= se; k++) {
       const sym = r.decode(ac);
@@ -279,7 +280,7 @@ function decodeAcRefine(
       const size = sym & 15;
       if (size) {
         if (size !== 1) throw new JpegCorrupt("bad coefficient size in a refinement scan");
-        value = r.bits(1) ? p1 : m1;
+        value = r.bit() ? p1 : m1;
       } else if (run !== 15) {
         st.eobRun = 1 << run;
         if (run) st.eobRun += r.bits(run);
@@ -287,9 +288,11 @@ function decodeAcRefine(
       }
       // Step over already-nonzero coefficients (refining each) and `run` still-zero ones.
       do {
-        const at = base + NATURAL[k];
-        if (coefs[at] !== 0) refine(at);
-        else if (--run < 0) break;
+        const at = base + NATURAL[k], c = coefs[at];
+        if (c !== 0) {
+          // A correction bit: 1 if the magnitude gains the bit of this scan (unless it already has it).
+          if (r.bit() && (c & p1) === 0) coefs[at] = c >= 0 ? c + p1 : c + m1;
+        } else if (--run < 0) break;
         k++;
       } while (k <= se);
       if (value) coefs[base + NATURAL[k]] = value;
@@ -297,8 +300,8 @@ function decodeAcRefine(
   }
   if (st.eobRun > 0) {
     for (; k <= se; k++) {
-      const at = base + NATURAL[k];
-      if (coefs[at] !== 0) refine(at);
+      const at = base + NATURAL[k], c = coefs[at];
+      if (c !== 0 && r.bit() && (c & p1) === 0) coefs[at] = c >= 0 ? c + p1 : c + m1;
     }
     st.eobRun--;
   }
@@ -340,7 +343,7 @@ export function decodeScan(
       if (ah === 0) {
         st.preds[i] += r.receiveExtend(r.decode(dcTables[i]!));
         coefs[base] = st.preds[i] * (1 << al);
-      } else if (r.bits(1)) coefs[base] |= 1 << al;
+      } else if (r.bit()) coefs[base] |= 1 << al;
     } else if (ah === 0) decodeAcFirst(r, coefs, base, acTables[i]!, scan, st);
     else decodeAcRefine(r, coefs, base, acTables[i]!, scan, st);
   };
