@@ -142,6 +142,28 @@ Deno.test("decodeImage with ImageWorkers decodes JPEGs to the same bytes as on o
   }
 });
 
+Deno.test("decodeImage shares one ImageWorkers pool between concurrent JPEG decodes and resizes", async () => {
+  const pool = new ImageWorkers(2);
+  try {
+    const tall = await readGolden("images/tall.jpg");
+    const big = (await jpegFixtures()).find((f) => f.name === "q75_420_360x243")!;
+    const want = (await decodeImage(tall, LIMIT)).data;
+    const runs = await Promise.all([
+      decodeImage(tall, LIMIT, pool),
+      decodeImage(big.jpg, LIMIT, pool),
+      pool.resize(await decodeImage(tall, LIMIT), 301, 97),
+      decodeImage(tall, LIMIT, pool),
+      decodeImage(big.jpg.subarray(0, big.jpg.length - 500), LIMIT, pool).catch((e) => e),
+    ]);
+    assertSameBytes(runs[0].data, want, "first tall.jpg");
+    assertSameBytes(runs[1].data, big.rgb, big.name);
+    assertSameBytes(runs[3].data, want, "second tall.jpg");
+    assert.ok(runs[4] instanceof InputError && runs[4].code === "invalid_image", `truncated: ${runs[4]}`);
+  } finally {
+    pool.close();
+  }
+});
+
 /** Offset of the first byte after the SOS segment (the entropy-coded data) of the first scan. */
 function scanDataStart(jpg: Uint8Array): number {
   return readJpegStructure(jpg).scans[0].dataStart;
