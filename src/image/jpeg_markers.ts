@@ -338,6 +338,32 @@ export function readJpegStructure(bytes: Uint8Array): JpegStructure {
   if (!frame.progressive && latched.filter(Boolean).length !== frame.components.length) {
     throw new JpegCorrupt("the data ends before every component was scanned");
   }
+  if (frame.progressive && wouldSmoothBlocks(frame, scans)) {
+    throw new JpegUnsupported(
+      "a progressive JPEG whose scans leave coefficient bits undecoded (block smoothing)",
+    );
+  }
   frame.colorSpace = colorSpaceOf(frame, sawJfif, adobeTransform);
   return { frame, scans };
+}
+
+/**
+ * jdcoefct.c smoothing_ok: libjpeg-turbo (do_block_smoothing TRUE) smooths a progressive image whose DC is
+ * decoded but whose first 9 AC coefficients are not all decoded to their last bit (coef_bits ≠ 0), unless
+ * one of those quantisers is zero. We do not reproduce that filter, so such a file goes elsewhere; a file
+ * whose scans reach Al = 0 everywhere (every real encoder's script) is unaffected.
+ */
+function wouldSmoothBlocks(frame: JpegFrame, scans: JpegScan[]): boolean {
+  const coefBits = frame.components.map(() => new Int8Array(64).fill(-1));
+  for (const scan of scans) {
+    for (const ci of scan.components) coefBits[ci].fill(scan.al, scan.ss, scan.se + 1);
+  }
+  let useful = false;
+  for (let ci = 0; ci < frame.components.length; ci++) {
+    const quant = frame.components[ci].quant;
+    for (let k = 0; k < 10; k++) if (quant[ZIGZAG_TO_NATURAL[k]] === 0) return false;
+    if (coefBits[ci][0] < 0) return false;
+    for (let k = 1; k < 10; k++) if (coefBits[ci][k] !== 0) useful = true;
+  }
+  return useful;
 }

@@ -3,7 +3,7 @@ import { InputError } from "../../src/errors.ts";
 import { decodeImage } from "../../src/image/decode_image.ts";
 import { ImageWorkers } from "../../src/image/image_workers.ts";
 import { allocateCoefficients, decodeCoefficients } from "../../src/image/jpeg_entropy.ts";
-import { decodeJpegRgb } from "../../src/image/jpeg_decoder.ts";
+import { decodeJpegRgb, JpegUnsupported } from "../../src/image/jpeg_decoder.ts";
 import { MAX_SCANS, readJpegStructure } from "../../src/image/jpeg_markers.ts";
 import { reconstructRows } from "../../src/image/jpeg_reconstruct.ts";
 import { readGolden } from "./image_test_util.ts";
@@ -97,6 +97,18 @@ Deno.test("decodeJpegRgb reproduces libjpeg-turbo's djpeg on h1v2, 4:1:1, 4×2, 
     const rgb = fixtures.find((f) => f.name.startsWith("rgb_no_transform"))!;
     assert.equal(readJpegStructure(rgb.jpg).frame.colorSpace, "rgb");
   });
+});
+
+Deno.test("a progressive JPEG that libjpeg would block-smooth goes to the imagescript fallback", async () => {
+  const progressive = (await jpegFixtures()).find((f) => f.name === "q90_420_progressive_77x53")!.jpg;
+  const { scans } = readJpegStructure(progressive);
+  // The first scans only (DC and the first AC bands at Al > 0), then EOI: coefficient bits stay undecoded.
+  const bytes = new Uint8Array(scans[2].dataEnd + 2);
+  bytes.set(progressive.subarray(0, scans[2].dataEnd));
+  bytes.set([0xff, 0xd9], scans[2].dataEnd);
+  assert.throws(() => decodeJpegRgb(bytes), JpegUnsupported);
+  const img = await decodeImage(bytes, LIMIT);
+  assert.deepEqual([img.width, img.height], [77, 53]);
 });
 
 Deno.test("reconstructRows gives the same bytes whatever the bands of rows", async (t) => {
