@@ -69,6 +69,17 @@ const nonNegativeInt = (name: string, fallback: number) =>
     return value;
   });
 
+/** One of `values` (trimmed; unset or empty: the first). */
+const oneOf = <T extends string>(name: string, values: readonly T[]) =>
+  z.string().optional().transform((raw, ctx) => {
+    const v = raw?.trim() || values[0];
+    if (!(values as readonly string[]).includes(v)) {
+      ctx.addIssue({ code: "custom", message: `${name} must be one of ${values.join(", ")} (got "${raw}")` });
+      return z.NEVER;
+    }
+    return v as T;
+  });
+
 const optionalString = z.string().optional().transform((raw) => (raw?.trim() ? raw.trim() : null));
 
 const EnvSchema = z.object({
@@ -100,28 +111,8 @@ const EnvSchema = z.object({
   GPU_KV_CACHE_BYTES: nonNegativeInt("GPU_KV_CACHE_BYTES", 8 * 2 ** 30),
   VISION_SCRATCH_BYTES: nonNegativeInt("VISION_SCRATCH_BYTES", defaultVisionScratchBytes),
   IMAGE_WORKERS: nonNegativeInt("IMAGE_WORKERS", -1),
-  IMAGE_RESIZE: z.string().optional().transform((raw, ctx) => {
-    const v = raw?.trim() || "gpu";
-    if (!(imageResizes as readonly string[]).includes(v)) {
-      ctx.addIssue({
-        code: "custom",
-        message: `IMAGE_RESIZE must be one of ${imageResizes.join(", ")} (got "${raw}")`,
-      });
-      return z.NEVER;
-    }
-    return v as ImageResize;
-  }),
-  INT8_MATMUL: z.string().optional().transform((raw, ctx) => {
-    const v = raw?.trim() || "weight-only";
-    if (!(int8Matmuls as readonly string[]).includes(v)) {
-      ctx.addIssue({
-        code: "custom",
-        message: `INT8_MATMUL must be one of ${int8Matmuls.join(", ")} (got "${raw}")`,
-      });
-      return z.NEVER;
-    }
-    return v as Int8Matmul;
-  }),
+  IMAGE_RESIZE: oneOf<ImageResize>("IMAGE_RESIZE", imageResizes),
+  INT8_MATMUL: oneOf<Int8Matmul>("INT8_MATMUL", int8Matmuls),
 });
 
 /** Reads settings from an env record (pass `Deno.env.toObject()`); throws Error listing every bad variable. */
