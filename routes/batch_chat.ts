@@ -27,6 +27,12 @@ export function batchChatRoutes(s: Services): Hono {
         ticket,
         abort.signal,
         () => engine.batchChat(items, maxNum, toGenerationConfig(body, s.settings), abort.signal),
+        () => {
+          const drops = items.map((it, i) =>
+            engine.startImagePreparation?.(it.images, maxNum, `items[${i}].images`)
+          );
+          return () => drops.forEach((drop) => drop?.());
+        },
       );
       return c.json({ responses: results.map((r) => r.response), usage: results.map(usageOf) });
     } finally {

@@ -71,17 +71,24 @@ export function chatRoutes(s: Services): Hono {
             { param: "image_layout", code: "image_layout_mismatch" },
           );
         }
-        const result = await runGeneration(s, ticket, abort.signal, () =>
-          engine.chat({
-            question: body.question,
-            images: firstRound ? images : session.images,
-            history: session.history,
-            maxNum,
-            imageLayout,
-            generation: toGenerationConfig(body, s.settings),
-            signal: abort.signal,
-            onText,
-          }));
+        const result = await runGeneration(
+          s,
+          ticket,
+          abort.signal,
+          () =>
+            engine.chat({
+              question: body.question,
+              images: firstRound ? images : session.images,
+              history: session.history,
+              maxNum,
+              imageLayout,
+              generation: toGenerationConfig(body, s.settings),
+              signal: abort.signal,
+              onText,
+            }),
+          // A later round's images are usually in its kept KV cache: only a first round's are decoded early.
+          () => firstRound ? engine.startImagePreparation?.(images, maxNum) : undefined,
+        );
         const turn = result.history.at(-1) ?? [body.question, result.response];
         const saved = await s.sessions.appendTurn(
           session,

@@ -13,15 +13,25 @@ export function clientAbort(c: Context): AbortController {
   return abort;
 }
 
-/** Runs `job` when the ticket's turn comes and records its timings. */
+/**
+ * Runs `job` when the ticket's turn comes and records its timings. `early` starts work the job will use
+ * (the engine's startImagePreparation) while the ticket waits; what it returns drops that work at the end.
+ */
 export async function runGeneration<T extends ChatResult | ChatResult[]>(
   s: Services,
   ticket: Ticket,
   signal: AbortSignal,
   job: () => Promise<T>,
+  early?: () => (() => void) | undefined,
 ): Promise<T> {
   const started = performance.now();
-  const result = await ticket.run(job, signal);
+  const drop = early?.();
+  let result: T;
+  try {
+    result = await ticket.run(job, signal);
+  } finally {
+    drop?.();
+  }
   // A job that returned after an abort produced text nobody asked for; do not save or count it.
   signal.throwIfAborted();
   const totalMs = performance.now() - started;

@@ -77,18 +77,25 @@ export function openAiRoutes(s: Services): Hono {
       const abort = clientAbort(c);
       const id = `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`;
       const model = engine.modelInfo.id;
+      const maxNum = body.max_num ?? s.settings.defaultMaxNum;
       const run = (onText?: (t: string) => void) =>
-        runGeneration(s, ticket, abort.signal, () =>
-          engine.chat({
-            question,
-            images,
-            history,
-            maxNum: body.max_num ?? s.settings.defaultMaxNum,
-            imageLayout: body.image_layout ?? "concat",
-            generation,
-            signal: abort.signal,
-            onText,
-          }));
+        runGeneration(
+          s,
+          ticket,
+          abort.signal,
+          () =>
+            engine.chat({
+              question,
+              images,
+              history,
+              maxNum,
+              imageLayout: body.image_layout ?? "concat",
+              generation,
+              signal: abort.signal,
+              onText,
+            }),
+          () => engine.startImagePreparation?.(images, maxNum),
+        );
       const finish = (r: ChatResult) =>
         r.outputTokenIds.length >= generation.maxNewTokens ? "length" : "stop";
       const usage = (r: ChatResult) => {

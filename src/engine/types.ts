@@ -92,6 +92,13 @@ export interface ChatEngine {
    * /health then reports the failure and requests get 503 instead of a 500 each.
    */
   readonly fault?: string | null;
+  /**
+   * Optional: starts preparing a request's images (decoding, tiling) before its turn, while an earlier
+   * request holds the GPU; `chat` / `batchChat` given the same array, maxNum and parameter name ("images",
+   * or "items[i].images" for batchChat's item i) then use that work, errors included. Returns a function
+   * that drops the work if it was not used; call it when the request ends.
+   */
+  startImagePreparation?(images: Uint8Array[], maxNum: number, param?: string): () => void;
   /** Throws InputError (src/errors.ts) for client mistakes: undecodable image, too many pixels, prompt too long. */
   chat(req: ChatRequest): Promise<ChatResult>;
   /** The reference `batch_chat`: each result equals what the item would get alone. */

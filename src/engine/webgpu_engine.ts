@@ -50,6 +50,18 @@ export interface WebGpuEngineOptions {
   onProgress?: (fraction: number, what: string) => void;
 }
 
+/**
+ * Requests whose images may be prepared ahead of their turn at once: the next ones in the queue are what
+ * matters, and each holds its decoded images until it runs.
+ */
+const maxEarlyRequests = 2;
+
+interface EarlyImages {
+  maxNum: number;
+  param: string;
+  prepared: Promise<PreparedImages>;
+}
+
 /** A request's images, ready for the vision encoder: pixel values (IMAGE_RESIZE=cpu) or decoded images. */
 interface PreparedImages {
   input: Float32Array | DecodedImage[] | null;
@@ -67,6 +79,18 @@ export class WebGpuEngine implements ChatEngine {
   readonly kept: KvPrefixCache;
   /** Where JPEG rows are reconstructed and (IMAGE_RESIZE=cpu) images resized; null: on this thread. */
   private readonly imageWorkers: ImageWorkers | null;
+  /**
+   * Images of requests still waiting for the GPU, being prepared already (startImagePreparation), by the
+   * request's image array. Taken by the request's chat / batchChat, or dropped when it ends.
+   */
+  private readonly early = new Map<Uint8Array[], EarlyImages>();
+  /** Requests whose images were prepared before their turn and then used (tests and metrics). */
+  earlyImageHits = 0;
+
+  /** Image preparations started ahead of their requests and not yet taken or dropped. */
+  get earlyImagesHeld(): number {
+    return this.early.size;
+  }
 
   private constructor(
     readonly modelInfo: ModelInfo,
@@ -149,6 +173,35 @@ export class WebGpuEngine implements ChatEngine {
       imageSize: this.config.tiling.imageSize,
       useThumbnail: this.config.tiling.useThumbnail,
     };
+  }
+
+  /**
+   * Starts decoding (and with IMAGE_RESIZE=cpu tiling) a request's images now, while an earlier request holds
+   * the GPU: chat / batchChat given the same array, max_num and parameter name then take the result instead
+   * of preparing the images at their turn. At most `maxEarlyRequests` are held at once (decoded images take
+   * memory: 36 MB for 12 megapixels); past that this does nothing. Returns a function that drops the work
+   * if it was not taken (call it when the request ends).
+   */
+  startImagePreparation(images: Uint8Array[], maxNum: number, param = "images"): () => void {
+    if (images.length === 0 || this.early.size >= maxEarlyRequests || this.early.has(images)) return () => {};
+    const prepared = this.prepareImages(images, maxNum, param);
+    prepared.catch(() => {}); // reported by the request that takes it
+    const entry = { maxNum, param, prepared };
+    this.early.set(images, entry);
+    return () => {
+      if (this.early.get(images) === entry) this.early.delete(images);
+    };
+  }
+
+  /** The images prepared early for this request if they match, else prepared now. */
+  private imagesFor(images: Uint8Array[], maxNum: number, param = "images"): Promise<PreparedImages> {
+    const e = this.early.get(images);
+    if (e && e.maxNum === maxNum && e.param === param) {
+      this.early.delete(images);
+      this.earlyImageHits++;
+      return e.prepared;
+    }
+    return this.prepareImages(images, maxNum, param);
   }
 
   private async prepareImages(
@@ -271,7 +324,7 @@ export class WebGpuEngine implements ChatEngine {
         runner.truncate(shared);
         suffix = promptIds.slice(shared);
       } else {
-        imageEmbeds = this.encode(await this.prepareImages(req.images, req.maxNum));
+        imageEmbeds = this.encode(await this.imagesFor(req.images, req.maxNum));
         const capacity = Math.min(this.modelInfo.maxContext, need + this.followupRoom);
         runner = this.model.newRunner(1, capacity);
       }
@@ -298,7 +351,7 @@ export class WebGpuEngine implements ChatEngine {
   }
 
   private async beamChat(promptIds: number[], req: ChatRequest): Promise<number[]> {
-    const images = await this.prepareImages(req.images, req.maxNum);
+    const images = await this.imagesFor(req.images, req.maxNum);
     const imageEmbeds = this.encode(images);
     try {
       const [out] = await this.runGeneration([promptIds], [promptIds.map(() => 1)], imageEmbeds, req);
@@ -380,7 +433,7 @@ export class WebGpuEngine implements ChatEngine {
   ): Promise<ChatResult[]> {
     const prepared: PreparedImages[] = [];
     for (let i = 0; i < items.length; i++) {
-      prepared.push(await this.prepareImages(items[i].images, maxNum, `items[${indices[i]}].images`));
+      prepared.push(await this.imagesFor(items[i].images, maxNum, `items[${indices[i]}].images`));
     }
     const { inputIds, attentionMask } = buildBatchPromptIds(
       this.tokenizer,

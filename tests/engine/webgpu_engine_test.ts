@@ -226,3 +226,44 @@ Deno.test("images are prepared together, and the first bad one in request order 
   assert.equal(err.options.param, "images[1]");
   assert.match(err.message, /^images\[1\]: PNG image is corrupt or truncated/);
 });
+
+Deno.test("images prepared before a request's turn are taken once, answer alike and keep their errors", async () => {
+  const e = await engine();
+  const c = caseById("single_image");
+  const images = c.images.map(imageFile);
+  const ask = (imgs: Uint8Array[], maxNum = 6) =>
+    e.chat({ question: c.question, images: imgs, history: [], maxNum, generation: greedy32 });
+  const hits = e.earlyImageHits;
+  const drop = e.startImagePreparation(images, 6);
+  assert.equal(e.earlyImagesHeld, 1);
+  const early = await ask(images);
+  assert.equal(e.earlyImageHits, hits + 1, "chat did not take the prepared images");
+  assert.equal(e.earlyImagesHeld, 0);
+  assert.deepEqual(early.outputTokenIds, c.response_ids);
+  drop(); // a no-op once taken
+
+  // Prepared for another max_num: not used, and dropped by its request at the end.
+  const other = c.images.map(imageFile);
+  const dropOther = e.startImagePreparation(other, 2);
+  await ask(other);
+  assert.equal(e.earlyImageHits, hits + 1);
+  dropOther();
+  assert.equal(e.earlyImagesHeld, 0);
+
+  // A bad image fails its own request, with the error it would have had at its turn.
+  const bad = [imageFile(c.images[0]).subarray(0, 40)];
+  e.startImagePreparation(bad, 6)();
+  const late = await ask(bad).catch((err) => err);
+  const prepared = e.startImagePreparation(bad, 6);
+  const taken = await ask(bad).catch((err) => err);
+  prepared();
+  assert.ok(late instanceof InputError && taken instanceof InputError);
+  assert.equal(taken.message, late.message);
+  assert.equal(taken.options.param, "images[0]");
+
+  // At most two requests hold prepared images at once.
+  const drops = [0, 1, 2].map(() => e.startImagePreparation(c.images.map(imageFile), 6));
+  assert.equal(e.earlyImagesHeld, 2);
+  drops.forEach((d) => d());
+  assert.equal(e.earlyImagesHeld, 0);
+});

@@ -198,6 +198,50 @@ Deno.test("Aborting the request stops generation and saves no turn", async () =>
   t.close();
 });
 
+Deno.test("A queued request's images are prepared while an earlier request holds the engine", async () => {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let secondPrepared!: () => void;
+  const prepared = new Promise<void>((r) => (secondPrepared = r));
+  const engine = new FakeEngine({
+    beforeToken: (i, req) => (req.question === "first" && i === 1 ? held : undefined),
+    onPrepare: (p) => p.maxNum === 3 && secondPrepared(),
+  });
+  const t = await makeTestApp({ engine });
+  const first = postJson(t.app, "/v1/chat", { question: "first", images: [dataUrl(png)] });
+  const second = postJson(t.app, "/v1/chat", { question: "second", images: [dataUrl(jpeg)], max_num: 3 });
+  await prepared;
+  assert.ok(engine.calls.every((c) => c.question === "first"), "prepared before its own chat began");
+  release();
+  assert.deepEqual([(await first).status, (await second).status], [200, 200]);
+  assert.equal(engine.prepared.length, 2);
+  const [p1, p2] = engine.prepared;
+  assert.equal(p2.images, engine.calls[1].images, "chat gets the very array that was prepared");
+  assert.deepEqual([p2.maxNum, p2.param], [3, "images"]);
+  assert.ok(p1.dropped && p2.dropped, "each request drops its preparation when it ends");
+  t.close();
+});
+
+Deno.test("Only a session's first round prepares images early; batch items are prepared under their own names", async () => {
+  const t = await makeTestApp();
+  const first = await (await postJson(t.app, "/v1/chat", { question: "Describe", images: [dataUrl(png)] }))
+    .json();
+  await postJson(t.app, "/v1/chat", { question: "And now?", session_id: first.session_id });
+  assert.equal(t.engine.prepared.length, 1, "the later round did not prepare its stored images");
+  await postJson(t.app, "/v1/batch_chat", {
+    items: [{ question: "a", images: [dataUrl(png)] }, {
+      question: "b",
+      images: [dataUrl(jpeg), dataUrl(png)],
+    }],
+    max_num: 2,
+  });
+  assert.deepEqual(t.engine.prepared.slice(1).map((p) => [p.param, p.images.length, p.maxNum, p.dropped]), [
+    ["items[0].images", 1, 2, true],
+    ["items[1].images", 2, 2, true],
+  ]);
+  t.close();
+});
+
 Deno.test("batch_chat answers each item as it would be answered alone", async () => {
   const t = await makeTestApp();
   const items = [{ question: "first", images: [dataUrl(png)] }, { question: "second" }, {

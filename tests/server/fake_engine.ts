@@ -24,6 +24,18 @@ export interface FakeEngineOptions {
   beforeToken?: (index: number, req: ChatRequest) => Promise<void> | void;
   /** Throws a plain Error (a server fault) after this many tokens. */
   failAfterTokens?: number;
+  /** Called when a route starts a request's image preparation (startImagePreparation). */
+  onPrepare?: (p: EarlyPreparation) => void;
+}
+
+/** A startImagePreparation call as the fake saw it. */
+export interface EarlyPreparation {
+  images: Uint8Array[];
+  maxNum: number;
+  param: string;
+  /** How many chat calls had started when it came. */
+  callsBefore: number;
+  dropped: boolean;
 }
 
 /** The full answer the fake gives, before max_new_tokens truncation. */
@@ -47,6 +59,8 @@ export class FakeEngine implements ChatEngine {
   aborted = 0;
   /** Set by tests to play an engine whose GPU failed. */
   fault: string | null = null;
+  /** Every image preparation routes started ahead of a request's turn, in order. */
+  readonly prepared: EarlyPreparation[] = [];
   #options: FakeEngineOptions;
 
   constructor(options: FakeEngineOptions = {}) {
@@ -57,6 +71,13 @@ export class FakeEngine implements ChatEngine {
       description: "Deterministic fake engine for HTTP tests",
       maxContext: 8192,
     };
+  }
+
+  startImagePreparation(images: Uint8Array[], maxNum: number, param = "images"): () => void {
+    const p = { images, maxNum, param, callsBefore: this.calls.length, dropped: false };
+    this.prepared.push(p);
+    this.#options.onPrepare?.(p);
+    return () => (p.dropped = true);
   }
 
   async chat(req: ChatRequest): Promise<ChatResult> {
