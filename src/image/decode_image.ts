@@ -7,7 +7,7 @@ import { InputError } from "../errors.ts";
 import { type ImageHeader, readImageHeader } from "./image_header.ts";
 import type { ImageWorkers } from "./image_workers.ts";
 import { decodeJpegWithImagescript } from "./imagescript_jpeg.ts";
-import { decodeJpegRgb, decodeJpegRgbWith, JpegCorrupt, JpegUnsupported } from "./jpeg_decoder.ts";
+import { decodeJpegRgb, JpegCorrupt, JpegUnsupported } from "./jpeg_decoder.ts";
 import { decodePng } from "./png_decoder.ts";
 import { decodeTiff } from "./tiff_decoder.ts";
 import type { RgbImage } from "./rgb_image.ts";
@@ -20,8 +20,8 @@ export interface DecodeOptions {
 }
 
 /**
- * Our libjpeg-turbo-exact decoder (src/image/jpeg_decoder.ts), its row reconstruction on `workers` when
- * given; imagescript for what ours does not reproduce (JpegUnsupported: the header check already refuses
+ * Our libjpeg-turbo-exact decoder (src/image/jpeg_decoder.ts), all but its markers on `workers` when
+ * given (ImageWorkers.decodeJpeg: this thread stays free); imagescript for what ours does not reproduce (JpegUnsupported: the header check already refuses
  * most of that).
  */
 async function decodeJpeg(
@@ -32,12 +32,7 @@ async function decodeJpeg(
 ): Promise<RgbImage> {
   let img: RgbImage;
   try {
-    img = workers
-      ? await decodeJpegRgbWith(
-        bytes,
-        (frame, planes, out, progress) => workers.reconstructJpeg(frame, planes, out, progress),
-      )
-      : decodeJpegRgb(bytes);
+    img = workers ? await workers.decodeJpeg(bytes) : decodeJpegRgb(bytes);
   } catch (err) {
     if (err instanceof JpegUnsupported) return await decodeJpegWithImagescript(bytes, width, height);
     if (err instanceof JpegCorrupt) {
@@ -56,8 +51,8 @@ async function decodeJpeg(
 }
 
 /**
- * Decodes PNG, JPEG or TIFF bytes to RGB8. With `workers`, a JPEG's row reconstruction runs there (the
- * same bytes; the result is then backed by a SharedArrayBuffer).
+ * Decodes PNG, JPEG or TIFF bytes to RGB8. With `workers`, a JPEG's entropy decoding and row
+ * reconstruction run there (the same bytes; the result is then backed by a SharedArrayBuffer).
  * Throws InputError: 413 `image_too_large` when the header declares more than `maxPixels` pixels
  * (nothing is decoded then), 400 `unsupported_image_format` / `invalid_image` otherwise.
  */

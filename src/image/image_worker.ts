@@ -1,38 +1,28 @@
 /**
- * One thread of src/image/image_workers.ts: runs a band of rows of one bicubic pass, or of a JPEG
- * reconstruction, over buffers that live in SharedArrayBuffers, so nothing is copied in or out; it answers
- * with the job's id (and the error, if any).
+ * One thread of src/image/image_workers.ts: runs a band of rows of one bicubic pass, or a JPEG decode's
+ * entropy job or band job (src/image/jpeg_decoder.ts), over buffers that live in SharedArrayBuffers, so
+ * nothing is copied in or out; it answers with the job's id (and the error, if any: hostile input throws
+ * here, and the worker lives on).
  */
 import { parentPort } from "node:worker_threads";
 import { horizontalRows, verticalRows } from "./bicubic_resize.ts";
-import { mcuRowsNeeded, reconstructRows } from "./jpeg_reconstruct.ts";
+import { runJpegBands, runJpegEntropy } from "./jpeg_decoder.ts";
 import type { BandDone, BandJob } from "./image_workers.ts";
 
 parentPort!.on("message", (job: BandJob) => {
   let reply: BandDone;
   try {
-    if (job.kind === "jpeg") {
-      const planes = job.planes.map((b) => new Int16Array(b)), out = new Uint8Array(job.out);
-      const progress = new Int32Array(job.progress);
-      for (let i = 0; i < job.bands.length; i += 2) {
-        const [y0, y1] = [job.bands[i], job.bands[i + 1]];
-        // Blocking is fine here: the calling thread is decoding the rows this band waits for.
-        const needed = mcuRowsNeeded(job.frame, y1);
-        for (let done = Atomics.load(progress, 0); done < needed; done = Atomics.load(progress, 0)) {
-          if (done < 0) throw new Error("the JPEG's entropy decoding failed");
-          Atomics.wait(progress, 0, done);
-        }
-        reconstructRows(job.frame, planes, y0, y1, out);
-      }
-    } else {
+    if (job.kind === "resize") {
       const src = { width: job.srcWidth, height: job.srcHeight, data: new Uint8Array(job.src) };
       const out = { width: job.outWidth, height: job.outHeight, data: new Uint8Array(job.out) };
       if (job.pass === "horizontal") horizontalRows(src, out, job.y0, job.y1);
       else verticalRows(src, out, job.y0, job.y1);
-    }
+    } else if (job.kind === "jpeg_entropy") runJpegEntropy(job);
+    else runJpegBands(job); // blocks until rows are decoded: its entropy job runs meanwhile
     reply = { id: job.id };
   } catch (err) {
-    reply = { id: job.id, error: { message: (err as Error)?.stack ?? String(err) } };
+    const e = err instanceof Error ? err : new Error(String(err));
+    reply = { id: job.id, error: { name: e.name, message: e.message, stack: e.stack ?? String(e) } };
   }
   parentPort!.postMessage(reply);
 });

@@ -6,20 +6,26 @@
  * output row), so each pass is cut into bands of rows, one job per band, and the bytes stay where they
  * are: images live in SharedArrayBuffers that every worker reads and writes. The result is byte-identical
  * to `bicubicResize` (the same integer sums per pixel, whatever thread computes them).
- * Decoding stays on the calling thread: as a job here, each await of the PNG inflate stream cost
- * milliseconds in a node worker, and a 12-megapixel PNG took 6.8 s instead of 0.77 (a JPEG 1.1 s instead
- * of 0.74; 2026-11-26, PERF.md v24). Only the JPEG's second half comes here: its entropy decoding is
- * serial and stays on the calling thread, the reconstruction of rows (IDCT, upsampling, colour;
- * src/image/jpeg_reconstruct.ts) is independent per band of rows and runs here, in place, from
- * coefficient planes in SharedArrayBuffers.
+ * PNG and TIFF decoding stays on the calling thread: as a job here, each await of the PNG inflate stream
+ * cost milliseconds in a node worker, and a 12-megapixel PNG took 6.8 s instead of 0.77 (2026-11-26,
+ * PERF.md v24). Our JPEG decoder awaits nothing, so all of it but the markers comes here (decodeJpeg):
+ * its entropy decoding, serial, as one job (~150–250 ms of a 12-megapixel file, which on the calling
+ * thread stalled the GPU work of requests already generating), and the reconstruction of rows (IDCT,
+ * upsampling, colour; src/image/jpeg_reconstruct.ts), independent per band of rows, as band jobs that
+ * follow it, in place, from coefficient planes in SharedArrayBuffers.
  * node:worker_threads rather than Web Workers: an idle worker is unref'd, so a pool never keeps a finished
  * script (scripts/chat.ts) alive (a live Web Worker kept one running forever); a worker holding a band is
  * ref'd, as Node's semantics want for pending work.
  */
 import { Worker } from "node:worker_threads";
 import { checkResizeTarget } from "./bicubic_resize.ts";
-import type { CoefficientPlanes } from "./jpeg_entropy.ts";
-import type { JpegFrame } from "./jpeg_markers.ts";
+import {
+  abandonSharedJpegDecode,
+  JpegCorrupt,
+  JpegUnsupported,
+  prepareSharedJpegDecode,
+  type SharedJpegDecode,
+} from "./jpeg_decoder.ts";
 import type { RgbImage } from "./rgb_image.ts";
 
 /** A band of one resize pass, as posted to src/image/image_worker.ts. */
@@ -39,28 +45,20 @@ export interface ResizeBandJob {
 }
 
 /**
- * Bands of rows of a JPEG reconstruction (src/image/jpeg_reconstruct.ts reconstructRows), done in order,
- * each once the rows of MCUs it needs are decoded.
+ * A JPEG decode's entropy job (jpeg_decoder.ts runJpegEntropy: the Huffman pass, then bands of rows) or
+ * one of its band jobs (runJpegBands), over the buffers of one SharedJpegDecode.
  */
-export interface JpegBandJob {
-  kind: "jpeg";
+export interface JpegJob extends SharedJpegDecode {
+  kind: "jpeg_entropy" | "jpeg_bands";
   id: number;
-  frame: JpegFrame;
-  /** planes[c]: [blockRows, blocksPerLine, 64] i16 of component c. */
-  planes: SharedArrayBuffer[];
-  out: SharedArrayBuffer; // [height, width, 3] u8
-  /** progress: [1] i32, rows of MCUs decoded so far, −1 if decoding failed (jpeg_decoder.ts BandRunner). */
-  progress: SharedArrayBuffer;
-  /** bands: [n, 2] output rows y0, y1 (exclusive) of each band. */
-  bands: number[];
 }
 
-export type BandJob = ResizeBandJob | JpegBandJob;
+export type BandJob = ResizeBandJob | JpegJob;
 
-/** A worker's answer: the job's id, or what went wrong. */
+/** A worker's answer: the job's id, or what went wrong (the error's name, message and stack). */
 export interface BandDone {
   id: number;
-  error?: { message: string };
+  error?: { name: string; message: string; stack: string };
 }
 
 /** Fewest rows a band is given: below this the message round trip costs more than the rows. */
@@ -97,6 +95,7 @@ export class ImageWorkers {
   readonly size: number;
   #workers: Worker[] = [];
   #idle: Worker[] = [];
+  /** Jobs waiting for a worker: JPEG entropy jobs first (see decodeJpeg), then the rest in order. */
   #queue: { job: BandJob; pending: Omit<Pending, "worker"> }[] = [];
   #running = new Map<number, Pending>();
   #nextId = 1;
@@ -160,7 +159,7 @@ export class ImageWorkers {
     worker.unref();
     this.#idle.push(worker);
     if (p) {
-      if (done.error) p.reject(new Error(`image worker: ${done.error.message}`));
+      if (done.error) p.reject(workerError(done.error));
       else p.resolve(done);
     }
     this.#pump();
@@ -180,7 +179,11 @@ export class ImageWorkers {
     if (this.#closed) return Promise.reject(new Error("ImageWorkers is closed"));
     if (this.#broken) return Promise.reject(this.#broken);
     return new Promise((resolve, reject) => {
-      this.#queue.push({ job, pending: { resolve, reject } });
+      const entry = { job, pending: { resolve, reject } };
+      if (job.kind === "jpeg_entropy") {
+        const at = this.#queue.findIndex((q) => q.job.kind !== "jpeg_entropy");
+        this.#queue.splice(at < 0 ? this.#queue.length : at, 0, entry);
+      } else this.#queue.push(entry);
       this.#pump();
     });
   }
@@ -235,48 +238,36 @@ export class ImageWorkers {
   }
 
   /**
-   * `reconstructRows(frame, planes, 0, frame.height, out)` on the workers: the same bytes. planes, out and
-   * progress must be whole SharedArrayBuffers (`decodeJpegRgbWith` makes them). The rows are cut into up
-   * to 8 bands per worker (at least minBandRows rows each) dealt round-robin, so that while a baseline
-   * file is still being entropy-decoded on this thread the workers follow it band by band, and only the
-   * last band is left when it ends.
+   * `decodeJpegRgb(bytes)` on the workers: the same bytes (backed by a SharedArrayBuffer), the same
+   * JpegCorrupt / JpegUnsupported. This thread only reads the markers, allocates and awaits: the entropy
+   * decoding is one job, on one worker, and up to size − 1 band jobs reconstruct rows on the others as
+   * the rows of MCUs arrive; once done with the entropy, its worker takes bands too (with one worker it
+   * does everything, one part after the other).
+   * No deadlock: a band job blocks its worker until its rows are decoded, so it must never hold a worker
+   * while its entropy job waits in the queue. The entropy job is queued before its band jobs, entropy
+   * jobs go ahead of every other job (#submit: the serial part starts first) and jobs leave the queue
+   * from the front, so a band job reaches a worker only after its entropy job did; an entropy job waits
+   * on nothing, so every blocked band job waits on one that is running and will end (or abandon).
    */
-  async reconstructJpeg(
-    frame: JpegFrame,
-    planes: CoefficientPlanes,
-    out: Uint8Array,
-    progress: Int32Array,
-  ): Promise<void> {
-    const shared = (a: Int16Array | Uint8Array | Int32Array) => {
-      if (
-        !(a.buffer instanceof SharedArrayBuffer) || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength
-      ) {
-        throw new TypeError(
-          "reconstructJpeg needs planes, output and progress that are whole SharedArrayBuffers",
-        );
-      }
-      return a.buffer;
-    };
-    const rows = frame.height;
-    const count = Math.max(1, Math.min(this.size * 8, Math.floor(rows / minBandRows)));
-    const perWorker: number[][] = Array.from({ length: Math.min(this.size, count) }, () => []);
-    for (let b = 0; b < count; b++) {
-      perWorker[b % perWorker.length].push(
-        Math.floor((rows * b) / count),
-        Math.floor((rows * (b + 1)) / count),
-      );
+  async decodeJpeg(bytes: Uint8Array): Promise<RgbImage> {
+    const d = prepareSharedJpegDecode(bytes, this.size * 8, minBandRows);
+    const entropy = this.#submit({ ...d, kind: "jpeg_entropy", id: this.#nextId++ });
+    const bandJobs: Promise<BandDone>[] = [];
+    for (let i = 1; i < Math.min(this.size, d.bands.length / 2); i++) {
+      bandJobs.push(this.#submit({ ...d, kind: "jpeg_bands", id: this.#nextId++ }));
     }
-    await Promise.all(perWorker.map((bands) =>
-      this.#submit({
-        kind: "jpeg",
-        id: this.#nextId++,
-        frame,
-        planes: planes.map(shared),
-        out: shared(out),
-        progress: shared(progress),
-        bands,
-      })
-    ));
+    // Settled at once: a band job fails as soon as the entropy does, before anyone awaits it.
+    const bands = Promise.allSettled(bandJobs);
+    try {
+      await entropy;
+    } catch (err) {
+      // Its worker abandoned the decode already, unless it died: release the band jobs either way.
+      abandonSharedJpegDecode(d);
+      await bands; // they fail for want of rows; the entropy error is the one to report
+      throw err;
+    }
+    for (const b of await bands) if (b.status === "rejected") throw b.reason;
+    return { width: d.frame.width, height: d.frame.height, data: new Uint8Array(d.out) };
   }
 
   /** Ends the workers; resizes still queued or running fail. */
@@ -292,4 +283,11 @@ export class ImageWorkers {
     this.#workers = [];
     this.#idle = [];
   }
+}
+
+/** A job's error as the calling thread sees it: the JPEG errors keep their class and message. */
+function workerError(e: { name: string; message: string; stack: string }): Error {
+  if (e.name === "JpegCorrupt") return new JpegCorrupt(e.message);
+  if (e.name === "JpegUnsupported") return new JpegUnsupported(e.message);
+  return new Error(`image worker: ${e.stack}`);
 }

@@ -136,21 +136,74 @@ Deno.test("reconstructRows gives the same bytes whatever the bands of rows", asy
   }
 });
 
-Deno.test("decodeImage with ImageWorkers decodes JPEGs to the same bytes as on one thread (bands following the entropy decoding)", async () => {
-  const pool = new ImageWorkers(3);
+Deno.test("decodeImage with ImageWorkers decodes JPEGs to the same bytes as on one thread, with 1 and 3 workers", async (t) => {
+  const tall = await readGolden("images/tall.jpg");
+  const one = await decodeImage(tall, LIMIT);
+  const fixtures = [...await jpegFixtures(), ...await djpegFixtures()];
+  for (const size of [1, 3]) {
+    await t.step(`${size} worker${size > 1 ? "s" : ""}`, async () => {
+      const pool = new ImageWorkers(size);
+      try {
+        const pooled = await decodeImage(tall, LIMIT, pool);
+        assert.deepEqual([pooled.width, pooled.height], [one.width, one.height]);
+        assertSameBytes(pooled.data, one.data, "images/tall.jpg");
+        for (const f of fixtures) {
+          assertSameBytes((await decodeImage(f.jpg, LIMIT, pool)).data, f.rgb, f.name);
+        }
+      } finally {
+        pool.close();
+      }
+    });
+  }
+});
+
+/** `p`, or a failure after `ms` ms: a deadlocked pool fails the test instead of hanging it. */
+async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not done after ${ms} ms (deadlock?)`)), ms);
+  });
   try {
-    for (const name of ["images/tall.jpg"]) {
-      const bytes = await readGolden(name);
-      const one = await decodeImage(bytes, LIMIT);
-      const pooled = await decodeImage(bytes, LIMIT, pool);
-      assert.deepEqual([pooled.width, pooled.height], [one.width, one.height]);
-      assertSameBytes(pooled.data, one.data, name);
-    }
-    for (const f of [...await jpegFixtures(), ...await djpegFixtures()]) {
-      assertSameBytes((await decodeImage(f.jpg, LIMIT, pool)).data, f.rgb, f.name);
-    }
+    return await Promise.race([p, late]);
   } finally {
-    pool.close();
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("an ImageWorkers pool decodes more JPEGs at once than it has workers, queued behind resizes, without deadlock", async (t) => {
+  // Band jobs block their worker until their entropy job has decoded the rows they need: were the band
+  // jobs of several decodes to take every worker while an entropy job waited in the queue, none would end.
+  const tall = await readGolden("images/tall.jpg");
+  const want = (await decodeImage(tall, LIMIT)).data;
+  const big = (await jpegFixtures()).find((f) => f.name === "q75_420_360x243")!;
+  const img = await decodeImage(tall, LIMIT);
+  for (const size of [1, 2, 3]) {
+    await t.step(`${size} worker${size > 1 ? "s" : ""}`, async () => {
+      const pool = new ImageWorkers(size);
+      try {
+        const runs = await within(
+          20_000,
+          Promise.all([
+            pool.resize(img, 301, 97),
+            ...Array.from(
+              { length: 6 },
+              (_, i) =>
+                i === 3
+                  ? decodeImage(big.jpg.subarray(0, big.jpg.length - 500), LIMIT, pool).catch((e) => e)
+                  : decodeImage(i % 2 ? big.jpg : tall, LIMIT, pool),
+            ),
+            pool.resize(img, 97, 301),
+          ]),
+          `${size} workers`,
+        );
+        for (const i of [1, 3, 5]) assertSameBytes(runs[i].data, want, `decode ${i - 1}`);
+        for (const i of [2, 6]) assertSameBytes(runs[i].data, big.rgb, `decode ${i - 1}`);
+        assert.ok(runs[4] instanceof InputError && runs[4].code === "invalid_image", `truncated: ${runs[4]}`);
+        assert.equal(pool.spawned, size, "no worker died");
+      } finally {
+        pool.close();
+      }
+    });
   }
 });
 

@@ -64,6 +64,8 @@ Deno.test("decodeImage answers every mangled JPEG with an image or an InputError
         }
         // Both kinds of outcome happen, so the mutations neither always break nor never touch the data.
         assert.ok((outcomes.image ?? 0) > 20 && (outcomes.invalid_image ?? 0) > 20, JSON.stringify(outcomes));
+        // Hostile input throws inside the workers' jobs: it must never kill a worker.
+        if (pool) assert.equal(pool.spawned, 2, "no worker died");
       });
     }
   } finally {
