@@ -90,8 +90,7 @@ export async function generate(
   const pending: { slot: number; steps: number; mapped: Promise<void> }[] = [];
   let submitted = 0, reported = 0, done = false;
 
-  // Records step `step`'s choice into r and returns the function that submits the step.
-  const choose = (r: Recorder, step: number): () => void => {
+  const choose = (r: Recorder, step: number) => {
     if (penalty && seen) repetitionPenalty(r, runner.logits, seen, penalty);
     if (config.doSample) {
       sampleToken(r, runner.logits, next, {
@@ -109,20 +108,12 @@ export async function generate(
     const row = step === 0 ? 0 : (step - 1) % K;
     const slot = group % ringSize;
     r.copyAfter(next, ring[slot], 4 * B, 4 * B * row);
-    const submit = r.encode();
-    return () => {
-      submit();
-      submitted++;
-      const steps = row + 1;
-      if (step === 0 || steps === K || submitted === maxNew) {
-        pending.push({ slot, steps, mapped: ring[slot].mapAsync(GPUMapMode.READ) });
-      }
-    };
-  };
-  const encodeDecodeStep = () => {
-    const r = gpu.recorder("decode", runner.decodeCache);
-    runner.recordDecode(r, next);
-    return choose(r, submitted);
+    r.submit();
+    submitted++;
+    const steps = row + 1;
+    if (step === 0 || steps === K || submitted === maxNew) {
+      pending.push({ slot, steps, mapped: ring[slot].mapAsync(GPUMapMode.READ) });
+    }
   };
 
   const takeOldest = async () => {
@@ -150,26 +141,19 @@ export async function generate(
   };
 
   let freePrefill: (() => void) | null = null;
-  // The next decode step, encoded while the GPU works, for the moment a readback wait returns.
-  let ready: (() => void) | null = null;
   try {
     const r = gpu.recorder("prefill");
     freePrefill = runner.recordPrefill(r, input.ids, input.mask, options.imageContextId, input.imageEmbeds);
-    choose(r, 0)();
+    choose(r, 0);
     while (!done) {
       if (options.signal?.aborted) break;
       if (submitted < maxNew && submitted - reported < inFlight) {
-        (ready ?? encodeDecodeStep())();
-        ready = null;
+        const r = gpu.recorder("decode", runner.decodeCache);
+        runner.recordDecode(r, next);
+        choose(r, submitted);
         continue;
       }
       if (pending.length === 0) break;
-      // Deno's mapAsync waits on this thread until the GPU has run everything submitted (a blocking
-      // device poll), so the queue is empty when it returns: encoding the next step first (~3.5 ms for
-      // InternLM2-20B on the H100 host) lets it go out at once instead of after the GPU has sat idle.
-      // If the readback ends the generation, the step is never submitted (the runner is truncated
-      // before any reuse, as after the steps already in flight).
-      if (!ready && submitted < maxNew) ready = encodeDecodeStep();
       await takeOldest();
     }
     // Steps still in flight after the stop are not waited for: their readbacks are dropped (destroying a
