@@ -109,6 +109,12 @@ Deno.test("a progressive JPEG that libjpeg would block-smooth goes to the images
   assert.throws(() => decodeJpegRgb(bytes), JpegUnsupported);
   const img = await decodeImage(bytes, LIMIT);
   assert.deepEqual([img.width, img.height], [77, 53]);
+  const pool = new ImageWorkers(2);
+  try {
+    assertSameBytes((await decodeImage(bytes, LIMIT, pool)).data, img.data, "with workers");
+  } finally {
+    pool.close();
+  }
 });
 
 Deno.test("reconstructRows gives the same bytes whatever the bands of rows", async (t) => {
@@ -341,16 +347,38 @@ Deno.test("decodeImage turns corrupt and truncated JPEGs into invalid_image", as
       );
     },
   );
-  await t.step("with workers too: cut in the middle of its scan", async () => {
-    const pool = new ImageWorkers(2);
-    try {
-      await assertInvalid(
-        baseline.subarray(0, baseline.length - 100),
-        /^JPEG image is corrupt or truncated: /,
-        pool,
-      );
-    } finally {
-      pool.close();
-    }
-  });
+  await t.step(
+    "with workers too, with the same messages (the entropy decoding fails on a worker)",
+    async () => {
+      const ones = baseline.slice();
+      const start = scanDataStart(ones);
+      for (let i = start; i + 1 < start + 200; i += 2) [ones[i], ones[i + 1]] = [0xff, 0x00];
+      const rst = restart.slice();
+      let at = scanDataStart(rst);
+      while (!(rst[at] === 0xff && rst[at + 1] === 0xd0)) at++;
+      rst[at + 1] = 0xd3;
+      const cases = {
+        "baseline cut near its end": baseline.subarray(0, baseline.length - 100),
+        "progressive cut in a later scan": progressive.subarray(
+          0,
+          readJpegStructure(progressive).scans[4].dataStart + 5,
+        ),
+        "all one bits": ones,
+        "restart marker out of sequence": rst,
+        "no Huffman tables": withoutSegment(baseline, 0xc4),
+      };
+      for (const size of [1, 2]) {
+        const pool = new ImageWorkers(size);
+        try {
+          for (const [what, bytes] of Object.entries(cases)) {
+            const alone = await decodeImage(bytes, LIMIT).then(() => null, (e) => e);
+            assert.ok(alone instanceof InputError, `${what}: ${alone}`);
+            await assertInvalid(bytes, new RegExp(`^${RegExp.escape(alone.message)}$`), pool);
+          }
+        } finally {
+          pool.close();
+        }
+      }
+    },
+  );
 });
