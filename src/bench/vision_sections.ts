@@ -1,7 +1,8 @@
 // Vision sections: InternViT + projector for 1, 7 and 13 tiles, the per-kernel profile of one tile, and
 // time to first token for a 6-tile image + thumbnail and a short question (no KV reuse).
 import type { Recorder } from "../gpu/recorder.ts";
-import { reshape } from "../gpu/tensor.ts";
+import { reshape, type Tensor } from "../gpu/tensor.ts";
+import type { LmRunner } from "../model/lm_runner.ts";
 import { fillRandom } from "../ops/fill_random.ts";
 import { submittingEvery, type Tap, visionForward, VisionScratch } from "../model/vision.ts";
 import { projectorForward, ProjectorScratch } from "../model/projector.ts";
@@ -196,9 +197,17 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   const photo = tiles === 7 ? await imagePreprocessing(S, ctx.shapes.scale === "tiny") : null;
   const pipelinesWarm = ctx.pipelinesWarm;
   await m.model.warmUp(); // as WebGpuEngine.load does: a serving engine has its decode pipelines built
+  // One new token on `runner` as the engine's greedy path makes it: the output and when its id was back.
+  const firstToken = async (prompt: number[], imageEmbeds: Tensor | null, runner: LmRunner) => {
+    let at = NaN;
+    const out = await generate(m.model, { ids: [prompt], mask: [prompt.map(() => 1)], imageEmbeds }, {
+      ...defaultGenerationConfig,
+      maxNewTokens: 1,
+    }, { eosId: -1, imageContextId: shapes.imageContextId, onStep: () => at = performance.now(), runner });
+    return { out, at };
+  };
   timer.start("ttft");
   const t0 = performance.now();
-  let first = NaN;
   const followup = text(30, 13); // "<|im_end|><|im_start|>user\n" + a short question + template tail
   // The engine's runner for a new conversation keeps room for its follow-up rounds (followupRoom).
   const runner = m.model.newRunner(1, ids.length + 1 + followup.length + 8);
@@ -206,17 +215,9 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   const tEncode = performance.now();
   const embeds = m.model.encodeImages(pixels, tiles);
   const encodeCpu = performance.now() - tEncode; // allocations, recording, submit: before the GPU starts
-  let out: number[][];
+  let out: number[][], first: number;
   try {
-    out = await generate(m.model, { ids: [ids], mask: [ids.map(() => 1)], imageEmbeds: embeds }, {
-      ...defaultGenerationConfig,
-      maxNewTokens: 1,
-    }, {
-      eosId: -1,
-      imageContextId: shapes.imageContextId,
-      onStep: () => first = performance.now(),
-      runner,
-    });
+    ({ out, at: first } = await firstToken(ids, embeds, runner));
   } finally {
     embeds.buffer.destroy();
   }
@@ -226,7 +227,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   kept.keep([...ids, ...out[0].slice(0, -1)], ids.length, "bench image", runner);
   const nextIds = [...ids, ...out[0], ...followup];
   const t1 = performance.now();
-  let warmFirst = NaN;
+  let warmFirst: number;
   const hit = kept.take(
     nextIds,
     "bench image",
@@ -236,16 +237,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   if (!hit) throw new Error("ttft: the follow-up prompt did not match the kept conversation");
   try {
     hit.runner.truncate(Math.min(hit.shared, nextIds.length - 1));
-    const suffix = nextIds.slice(hit.runner.cache.length);
-    await generate(m.model, { ids: [suffix], mask: [suffix.map(() => 1)], imageEmbeds: null }, {
-      ...defaultGenerationConfig,
-      maxNewTokens: 1,
-    }, {
-      eosId: -1,
-      imageContextId: shapes.imageContextId,
-      onStep: () => warmFirst = performance.now(),
-      runner: hit.runner,
-    });
+    warmFirst = (await firstToken(nextIds.slice(hit.runner.cache.length), null, hit.runner)).at;
   } finally {
     hit.runner.destroy();
   }
@@ -270,22 +262,12 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
     const tEncode2 = performance.now();
     const e2 = m.model.encodeImages(decoded, tiles);
     jpegEncodeCpuMs = performance.now() - tEncode2;
-    let jpegFirst = NaN;
     try {
-      await generate(m.model, { ids: [ids], mask: [ids.map(() => 1)], imageEmbeds: e2 }, {
-        ...defaultGenerationConfig,
-        maxNewTokens: 1,
-      }, {
-        eosId: -1,
-        imageContextId: shapes.imageContextId,
-        onStep: () => jpegFirst = performance.now(),
-        runner: r2,
-      });
+      fromJpeg = (await firstToken(ids, e2, r2)).at - t2;
     } finally {
       e2.buffer.destroy();
       r2.destroy();
     }
-    fromJpeg = jpegFirst - t2;
     jpegPasses = (await timer.collect()).slice(0, 3).map((s) => ({
       pass: s.label,
       ms: round(nsToMs(s.endNs - s.beginNs), 2),
