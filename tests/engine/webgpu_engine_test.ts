@@ -230,7 +230,9 @@ Deno.test("images are prepared together, and the first bad one in request order 
 Deno.test("images prepared before a request's turn are taken once, answer alike and keep their errors", async () => {
   const e = await engine();
   const c = caseById("single_image");
-  const images = c.images.map(imageFile);
+  // The JPEG as stored (our decoder gives Pillow's pixels, so the golden answer holds).
+  const jpegs = () => c.images.map((k: string) => imageFile(k, true));
+  const images = jpegs();
   // A kept KV cache of an earlier test's identical round would skip the images altogether.
   const ask = (imgs: Uint8Array[], maxNum = 6) => {
     e.kept.clear();
@@ -246,7 +248,7 @@ Deno.test("images prepared before a request's turn are taken once, answer alike 
   drop(); // a no-op once taken
 
   // Prepared for another max_num: not used, and dropped by its request at the end.
-  const other = c.images.map(imageFile);
+  const other = jpegs();
   const dropOther = e.startImagePreparation(other, 2);
   await ask(other);
   assert.equal(e.earlyImageHits, hits + 1);
@@ -254,7 +256,7 @@ Deno.test("images prepared before a request's turn are taken once, answer alike 
   assert.equal(e.earlyImagesHeld, 0);
 
   // A bad image fails its own request, with the error it would have had at its turn.
-  const bad = [imageFile(c.images[0]).subarray(0, 40)];
+  const bad = [imageFile(c.images[0], true).subarray(0, 40)];
   e.startImagePreparation(bad, 6)();
   const late = await ask(bad).catch((err) => err);
   const prepared = e.startImagePreparation(bad, 6);
@@ -264,8 +266,13 @@ Deno.test("images prepared before a request's turn are taken once, answer alike 
   assert.equal(taken.message, late.message);
   assert.equal(taken.options.param, "images[0]");
 
+  // A PNG would be decoded on the serving thread, holding up the request on the GPU: it waits for its turn.
+  const dropPng = e.startImagePreparation([imageFile("img1")], 6);
+  assert.equal(e.earlyImagesHeld, 0);
+  dropPng();
+
   // At most two requests hold prepared images at once.
-  const drops = [0, 1, 2].map(() => e.startImagePreparation(c.images.map(imageFile), 6));
+  const drops = [0, 1, 2].map(() => e.startImagePreparation(jpegs(), 6));
   assert.equal(e.earlyImagesHeld, 2);
   drops.forEach((d) => d());
   assert.equal(e.earlyImagesHeld, 0);
