@@ -178,15 +178,15 @@ export class WebGpuEngine implements ChatEngine {
   /**
    * Starts decoding (and with IMAGE_RESIZE=cpu tiling) a request's images now, while an earlier request holds
    * the GPU: chat / batchChat given the same array, max_num and parameter name then take the result instead
-   * of preparing the images at their turn. Only JPEGs with image workers are started early: their decoding
-   * leaves this thread free (a ~10 ms stall for 12 megapixels), where a PNG or TIFF decoded here would hold
-   * up the tokens of the request on the GPU (~0.5 s for 12 megapixels). At most `maxEarlyRequests` are held
+   * of preparing the images at their turn. Only JPEGs and PNGs with image workers are started early: their
+   * decoding leaves this thread free (a ~10 ms stall for a 12-megapixel JPEG), where a TIFF decoded here
+   * would hold up the tokens of the request on the GPU. At most `maxEarlyRequests` are held
    * at once (decoded images take memory: 36 MB for 12 megapixels); past that this does nothing. Returns a
    * function that drops the work if it was not taken (call it when the request ends).
    */
   startImagePreparation(images: Uint8Array[], maxNum: number, param = "images"): () => void {
     if (images.length === 0 || this.early.size >= maxEarlyRequests || this.early.has(images)) return () => {};
-    if (!this.imageWorkers || !images.every(isJpeg)) return () => {};
+    if (!this.imageWorkers || !images.every(decodesOnWorkers)) return () => {};
     const prepared = this.prepareImages(images, maxNum, param);
     prepared.catch(() => {}); // reported by the request that takes it
     const entry = { maxNum, param, prepared };
@@ -547,9 +547,15 @@ function namingImage<T>(param: string, i: number, work: () => T): T {
   }
 }
 
-/** A file that starts like a JPEG (SOI then a marker); anything else, or a bad one, is left for its turn. */
-function isJpeg(bytes: Uint8Array): boolean {
-  return bytes.length > 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
+/**
+ * A file that starts like a JPEG (SOI then a marker) or a PNG (its signature): the formats the image
+ * workers decode. Anything else (TIFF, a bad file) is left for its turn.
+ */
+function decodesOnWorkers(bytes: Uint8Array): boolean {
+  const jpeg = bytes.length > 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
+  const png = bytes.length > 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e &&
+    bytes[3] === 0x47;
+  return jpeg || png;
 }
 
 /** The images of several requests as one (batch_chat's items, in order). */

@@ -62,7 +62,9 @@ export async function decodeImage(
   workers?: ImageWorkers,
 ): Promise<RgbImage> {
   const { format, width, height } = checkedImageHeader(bytes, maxPixels);
-  if (format === "PNG") return await decodePng(bytes);
+  if (format === "PNG") {
+    return workers ? await workers.decodePng(bytes, width, height) : await decodePng(bytes);
+  }
   if (format === "JPEG") return await decodeJpeg(bytes, width, height, workers);
   return await decodeTiff(bytes, width, height);
 }

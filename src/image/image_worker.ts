@@ -1,15 +1,18 @@
 /**
- * One thread of src/image/image_workers.ts: runs a band of rows of one bicubic pass, or a JPEG decode's
- * entropy job or band job (src/image/jpeg_decoder.ts), over buffers that live in SharedArrayBuffers, so
- * nothing is copied in or out; it answers with the job's id (and the error, if any: hostile input throws
+ * One thread of src/image/image_workers.ts: runs a band of rows of one bicubic pass, a JPEG decode's
+ * entropy job or band job (src/image/jpeg_decoder.ts), or a whole PNG decode, over buffers that live in
+ * SharedArrayBuffers, so nothing is copied in or out (a PNG's pixels are copied once into the shared
+ * output); it answers with the job's id (and the error, if any: hostile input throws
  * here, and the worker lives on).
  */
 import { parentPort } from "node:worker_threads";
 import { horizontalRows, verticalRows } from "./bicubic_resize.ts";
 import { runJpegBands, runJpegEntropy } from "./jpeg_decoder.ts";
+import { decodePng } from "./png_decoder.ts";
+import { InputError } from "../errors.ts";
 import type { BandDone, BandJob } from "./image_workers.ts";
 
-parentPort!.on("message", (job: BandJob) => {
+parentPort!.on("message", async (job: BandJob) => {
   let reply: BandDone;
   try {
     if (job.kind === "resize") {
@@ -17,12 +20,20 @@ parentPort!.on("message", (job: BandJob) => {
       const out = { width: job.outWidth, height: job.outHeight, data: new Uint8Array(job.out) };
       if (job.pass === "horizontal") horizontalRows(src, out, job.y0, job.y1);
       else verticalRows(src, out, job.y0, job.y1);
+    } else if (job.kind === "png") {
+      // Awaits only where node:zlib cannot inflate in one call (inflate.ts): rare, malformed data.
+      const img = await decodePng(new Uint8Array(job.bytes));
+      new Uint8Array(job.out).set(img.data);
     } else if (job.kind === "jpeg_entropy") runJpegEntropy(job);
     else runJpegBands(job); // blocks until rows are decoded: its entropy job runs meanwhile
     reply = { id: job.id };
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
-    reply = { id: job.id, error: { name: e.name, message: e.message, stack: e.stack ?? String(e) } };
+    const input = e instanceof InputError ? { code: e.code ?? undefined, status: e.status } : {};
+    reply = {
+      id: job.id,
+      error: { name: e.name, message: e.message, stack: e.stack ?? String(e), ...input },
+    };
   }
   parentPort!.postMessage(reply);
 });

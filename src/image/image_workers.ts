@@ -6,9 +6,9 @@
  * output row), so each pass is cut into bands of rows, one job per band, and the bytes stay where they
  * are: images live in SharedArrayBuffers that every worker reads and writes. The result is byte-identical
  * to `bicubicResize` (the same integer sums per pixel, whatever thread computes them).
- * PNG and TIFF decoding stays on the calling thread: as a job here, each await of the PNG inflate stream
- * cost milliseconds in a node worker, and a 12-megapixel PNG took 6.8 s instead of 0.77 (2026-11-26,
- * PERF.md v24). Our JPEG decoder awaits nothing, so all of it but the markers comes here (decodeJpeg):
+ * A PNG decodes here as one job (decodePng) since its inflate is one node:zlib call (inflate.ts): through
+ * the DecompressionStream each await of a chunk cost milliseconds in a node worker, and a 12-megapixel PNG
+ * took 6.8 s instead of 0.77 (2026-11-26, PERF.md v24). TIFF stays on the calling thread. Our JPEG decoder awaits nothing, so all of it but the markers comes here (decodeJpeg):
  * its entropy decoding, serial, as one job (~150–250 ms of a 12-megapixel file, which on the calling
  * thread stalled the GPU work of requests already generating), and the reconstruction of rows (IDCT,
  * upsampling, colour; src/image/jpeg_reconstruct.ts), independent per band of rows, as band jobs that
@@ -18,6 +18,7 @@
  * ref'd, as Node's semantics want for pending work.
  */
 import { Worker } from "node:worker_threads";
+import { InputError } from "../errors.ts";
 import { checkResizeTarget } from "./bicubic_resize.ts";
 import {
   abandonSharedJpegDecode,
@@ -53,12 +54,20 @@ export interface JpegJob extends SharedJpegDecode {
   id: number;
 }
 
-export type BandJob = ResizeBandJob | JpegJob;
+/** A whole PNG decode (png_decoder.ts): the file's bytes in, RGB8 [height, width, 3] out. */
+export interface PngJob {
+  kind: "png";
+  id: number;
+  bytes: SharedArrayBuffer;
+  out: SharedArrayBuffer;
+}
 
-/** A worker's answer: the job's id, or what went wrong (the error's name, message and stack). */
+export type BandJob = ResizeBandJob | JpegJob | PngJob;
+
+/** A worker's answer: the job's id, or what went wrong (the error's name, message and stack; InputError's code). */
 export interface BandDone {
   id: number;
-  error?: { name: string; message: string; stack: string };
+  error?: { name: string; message: string; stack: string; code?: string; status?: number };
 }
 
 /** Fewest rows a band is given: below this the message round trip costs more than the rows. */
@@ -270,6 +279,19 @@ export class ImageWorkers {
     return { width: d.frame.width, height: d.frame.height, data: new Uint8Array(d.out) };
   }
 
+  /**
+   * `decodePng(bytes)` as one job on a worker: the same bytes (backed by a SharedArrayBuffer) and the same
+   * InputErrors, while this thread stays free (a 12-megapixel PNG takes ~0.4–0.6 s to inflate and unfilter).
+   * width × height: the size its header declares (the decoder checks it again).
+   */
+  async decodePng(bytes: Uint8Array, width: number, height: number): Promise<RgbImage> {
+    const input = new SharedArrayBuffer(bytes.length);
+    new Uint8Array(input).set(bytes);
+    const out = new SharedArrayBuffer(width * height * 3);
+    await this.#submit({ kind: "png", id: this.#nextId++, bytes: input, out });
+    return { width, height, data: new Uint8Array(out) };
+  }
+
   /** Ends the workers; resizes still queued or running fail. */
   close(): void {
     if (this.#closed) return;
@@ -285,8 +307,9 @@ export class ImageWorkers {
   }
 }
 
-/** A job's error as the calling thread sees it: the JPEG errors keep their class and message. */
-function workerError(e: { name: string; message: string; stack: string }): Error {
+/** A job's error as the calling thread sees it: InputError and the JPEG errors keep their class and message. */
+function workerError(e: NonNullable<BandDone["error"]>): Error {
+  if (e.name === "InputError") return new InputError(e.message, { code: e.code, status: e.status });
   if (e.name === "JpegCorrupt") return new JpegCorrupt(e.message);
   if (e.name === "JpegUnsupported") return new JpegUnsupported(e.message);
   return new Error(`image worker: ${e.stack}`);

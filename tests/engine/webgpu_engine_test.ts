@@ -266,10 +266,15 @@ Deno.test("images prepared before a request's turn are taken once, answer alike 
   assert.equal(taken.message, late.message);
   assert.equal(taken.options.param, "images[0]");
 
-  // A PNG would be decoded on the serving thread, holding up the request on the GPU: it waits for its turn.
+  // A PNG decodes on the workers too; a TIFF would decode on the serving thread, holding up the request on
+  // the GPU: it waits for its turn.
   const dropPng = e.startImagePreparation([imageFile("img1")], 6);
-  assert.equal(e.earlyImagesHeld, 0);
+  assert.equal(e.earlyImagesHeld, 1);
   dropPng();
+  const tiff = new Uint8Array([0x49, 0x49, 0x2a, 0, 8, 0, 0, 0, 0, 0]);
+  const dropTiff = e.startImagePreparation([tiff], 6);
+  assert.equal(e.earlyImagesHeld, 0);
+  dropTiff();
 
   // At most two requests hold prepared images at once.
   const drops = [0, 1, 2].map(() => e.startImagePreparation(jpegs(), 6));
