@@ -23,7 +23,12 @@ function firstDifference(a: Uint8Array, b: Uint8Array): string {
 }
 
 /** A PNG of random samples: every colour type and depth, interlaced or not, one filter type for all rows. */
-async function randomPng(seed: number, colorType: number, bitDepth: number, interlace: boolean) {
+function randomPng(
+  seed: number,
+  colorType: number,
+  bitDepth: number,
+  interlace: boolean,
+): Promise<Uint8Array> {
   const r = rng(seed);
   const width = 3 + Math.floor(r() * 29), height = 2 + Math.floor(r() * 17);
   const channels = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 }[colorType]!;
