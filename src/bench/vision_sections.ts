@@ -12,6 +12,7 @@ import { defaultGenerationConfig } from "../engine/types.ts";
 import { randomF32 } from "../ref/random.ts";
 import { planImageTiles, preprocessImage } from "../image/pixel_values.ts";
 import { decodeImage } from "../image/decode_image.ts";
+import { hasThumbnail } from "../image/dynamic_tiling.ts";
 import { defaultImageWorkers, ImageWorkers } from "../image/image_workers.ts";
 import { syntheticJpeg } from "./synthetic_photo.ts";
 import type { BenchContext, Json } from "./bench_context.ts";
@@ -257,7 +258,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
     const decodeOne = async () => ({
       image: await decodeImage(photo.jpeg, { maxPixels: 50_000_000 }, pool),
       grid,
-      thumbnail: grid[0] * grid[1] !== 1,
+      thumbnail: hasThumbnail(grid, true),
     });
     const decoded = [await decodeOne()];
     const tDecoded = performance.now();

@@ -2,7 +2,8 @@ import { InputError } from "../errors.ts";
 import { Gpu } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { planImageTiles, preprocessImage } from "../image/pixel_values.ts";
-import { decodeImage } from "../image/decode_image.ts";
+import { decodeImage, decodesOnWorkers } from "../image/decode_image.ts";
+import { hasThumbnail } from "../image/dynamic_tiling.ts";
 import { type DecodedImage, decodedImageTiles, type ImageResize } from "../model/gpu_tiling.ts";
 import { defaultImageWorkers, ImageWorkers } from "../image/image_workers.ts";
 import { checkpointSource, InternVLModel } from "../model/internvl.ts";
@@ -250,7 +251,7 @@ export class WebGpuEngine implements ChatEngine {
         { maxPixels: this.maxImagePixels },
         this.imageWorkers ?? undefined,
       );
-      return { image, grid, thumbnail: this.config.tiling.useThumbnail && grid[0] * grid[1] !== 1 };
+      return { image, grid, thumbnail: hasThumbnail(grid, this.config.tiling.useThumbnail) };
     });
   }
 
@@ -545,17 +546,6 @@ function namingImage<T>(param: string, i: number, work: () => T): T {
   } catch (e) {
     return relabel(e);
   }
-}
-
-/**
- * A file that starts like a JPEG (SOI then a marker) or a PNG (its signature): the formats the image
- * workers decode. Anything else (TIFF, a bad file) is left for its turn.
- */
-function decodesOnWorkers(bytes: Uint8Array): boolean {
-  const jpeg = bytes.length > 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
-  const png = bytes.length > 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e &&
-    bytes[3] === 0x47;
-  return jpeg || png;
 }
 
 /** The images of several requests as one (batch_chat's items, in order). */

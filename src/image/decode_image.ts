@@ -4,7 +4,7 @@
  * The declared size is checked against `maxPixels` from the header alone, before any decoding.
  */
 import { InputError } from "../errors.ts";
-import { type ImageHeader, readImageHeader } from "./image_header.ts";
+import { type ImageHeader, readImageHeader, sniffFormat } from "./image_header.ts";
 import type { ImageWorkers } from "./image_workers.ts";
 import { decodeJpegWithImagescript } from "./imagescript_jpeg.ts";
 import { decodeJpegRgb, JpegCorrupt, JpegUnsupported } from "./jpeg_decoder.ts";
@@ -67,6 +67,15 @@ export async function decodeImage(
   }
   if (format === "JPEG") return await decodeJpeg(bytes, width, height, workers);
   return await decodeTiff(bytes, width, height);
+}
+
+/**
+ * Whether `decodeImage` given workers leaves the calling thread free for these bytes, by their magic bytes
+ * alone: JPEG and PNG decode on the workers, TIFF on the calling thread.
+ */
+export function decodesOnWorkers(bytes: Uint8Array): boolean {
+  const format = sniffFormat(bytes);
+  return format === "JPEG" || format === "PNG";
 }
 
 /** The header of a supported image whose declared size is non-zero and at most `maxPixels` (no decoding). */

@@ -113,7 +113,8 @@ export async function dynamicPreprocessWith(
   return { grid, tiles: cutTiles(resized, grid, S, thumbnail) };
 }
 
-function hasThumbnail([cols, rows]: Grid, useThumbnail: boolean): boolean {
+/** Whether `dynamic_preprocess` appends the thumbnail: use_thumbnail and more than one tile. */
+export function hasThumbnail([cols, rows]: Grid, useThumbnail: boolean): boolean {
   return useThumbnail && cols * rows !== 1;
 }
 

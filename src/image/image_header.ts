@@ -151,15 +151,24 @@ function tiffHeader(bytes: Uint8Array): ImageHeader {
   return { format: "TIFF", width, height };
 }
 
+/** The supported format whose magic bytes `bytes` starts with, or null (nothing else is read). */
+export function sniffFormat(bytes: Uint8Array): SupportedFormat | null {
+  if (startsWith(bytes, PNG_SIGNATURE)) return "PNG";
+  if (startsWith(bytes, [0xff, 0xd8, 0xff])) return "JPEG";
+  if (startsWith(bytes, ascii("II*\0")) || startsWith(bytes, ascii("MM\0*"))) return "TIFF";
+  return null;
+}
+
 /**
  * Identifies the format from its magic bytes and reads the declared size from the header only.
  * Throws InputError (400) for unknown or unsupported formats and unreadable headers.
  */
 export function readImageHeader(bytes: Uint8Array): ImageHeader {
   if (bytes.length === 0) throw new InputError("Image data is empty", { code: "invalid_image" });
-  if (startsWith(bytes, PNG_SIGNATURE)) return pngHeader(bytes);
-  if (startsWith(bytes, [0xff, 0xd8, 0xff])) return jpegHeader(bytes);
-  if (startsWith(bytes, ascii("II*\0")) || startsWith(bytes, ascii("MM\0*"))) return tiffHeader(bytes);
+  const format = sniffFormat(bytes);
+  if (format === "PNG") return pngHeader(bytes);
+  if (format === "JPEG") return jpegHeader(bytes);
+  if (format === "TIFF") return tiffHeader(bytes);
   const known = sniffUnsupported(bytes);
   if (known) {
     throw new InputError(`Image format ${known} is not supported; send ${SUPPORTED_FORMATS_TEXT}`, {
