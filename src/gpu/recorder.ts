@@ -70,7 +70,17 @@ export class Recorder {
 
   /** Encodes everything recorded into one pass (plus trailing copies) and submits it; does not wait. */
   submit(): void {
-    if (this.dispatches.length === 0 && this.copies.length === 0) return;
+    this.encode()();
+  }
+
+  /**
+   * Encodes everything recorded into one pass (plus trailing copies) and returns the function that submits
+   * it: the CPU-heavy part (bind groups, the pass) can then run while the GPU is busy, and the submit come
+   * later (generate() encodes a decode step ahead of a readback wait). The uniform parameters are written
+   * at submit, so a shared params arena stays in queue order.
+   */
+  encode(): () => void {
+    if (this.dispatches.length === 0 && this.copies.length === 0) return () => {};
     const { device } = this.gpu;
     const slot = (d: Dispatch) => Math.max(16, Math.ceil(Math.max(1, d.params.length) * 4 / 16) * 16);
     let total = 0;
@@ -101,7 +111,6 @@ export class Recorder {
       size: Math.max(16, total),
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
-    device.queue.writeBuffer(uniforms, 0, data);
     const enc = device.createCommandEncoder({ label: this.label });
     // Copies alone need no compute pass (an empty one would still take the timer's timestamps).
     const pass = this.dispatches.length > 0 ? enc.beginComputePass({ label: this.label }) : null;
@@ -140,13 +149,21 @@ export class Recorder {
     });
     pass?.end();
     for (const c of this.copies) enc.copyBufferToBuffer(c.src.buffer, 0, c.dst, c.dstOffset, c.bytes);
-    device.queue.submit([enc.finish()]);
-    if (!cache) uniforms.destroy(); // freed once the submitted work no longer needs it
+    const commands = enc.finish();
     const what = `${this.label} (${this.dispatches.map((d) => d.label).slice(0, 8).join(", ")}` +
       `${this.dispatches.length > 8 ? ", …" : ""})`;
-    this.gpu.watch(device.popErrorScope(), `running ${what}`);
+    this.gpu.watch(device.popErrorScope(), `recording ${what}`);
     this.gpu.watch(device.popErrorScope(), `allocating for ${what}`);
     this.dispatches.length = 0;
     this.copies.length = 0;
+    return () => {
+      device.pushErrorScope("out-of-memory");
+      device.pushErrorScope("validation");
+      device.queue.writeBuffer(uniforms, 0, data);
+      device.queue.submit([commands]);
+      if (!cache) uniforms.destroy(); // freed once the submitted work no longer needs it
+      this.gpu.watch(device.popErrorScope(), `running ${what}`);
+      this.gpu.watch(device.popErrorScope(), `allocating for ${what}`);
+    };
   }
 }

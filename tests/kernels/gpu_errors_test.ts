@@ -18,7 +18,7 @@ Deno.test("an invalid dispatch surfaces as an Error naming the kernel, from chec
       label: "silu_mul mislabelled",
     });
     r.submit();
-    await assert.rejects(gpu.check("the error test"), /while running broken \(silu_mul mislabelled\)/);
+    await assert.rejects(gpu.check("the error test"), /while recording broken \(silu_mul mislabelled\)/);
     await assert.rejects(gpu.readF32(out), /silu_mul mislabelled.*noticed while reading back out/);
     // The error sticks: the engine reports it as its fault (/health 503) instead of trusting later results.
     assert.match(gpu.fault ?? "", /silu_mul mislabelled/);
