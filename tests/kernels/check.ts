@@ -18,6 +18,7 @@ export function assertNormalisedError(
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
   max: number,
+  what = "",
 ): void {
   assert.equal(actual.length, expected.length, "length");
   let num = 0, den = 0;
@@ -27,7 +28,8 @@ export function assertNormalisedError(
     den += expected[i] * expected[i];
   }
   const err = num / Math.max(den, 1e-30);
-  assert.ok(Number.isFinite(err) && err <= max, `normalised error ${err.toExponential(3)} > ${max}`);
+  const where = what ? `${what}: ` : "";
+  assert.ok(Number.isFinite(err) && err <= max, `${where}normalised error ${err.toExponential(3)} > ${max}`);
 }
 
 /** |a−b| ≤ atol + rtol·|b| everywhere; reports the worst element. */
