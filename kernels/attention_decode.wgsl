@@ -17,13 +17,8 @@
 //     accumulates all G heads, o_g = o_g·alpha + Σ p·v.
 // At the end the key groups' o (each on its own max) are brought to the workgroup max and summed in two
 // rounds through workgroup memory. With num_splits == 1 the row is normalised into `out`; otherwise each
-// workgroup writes its unnormalised partial rows (o[Dh], then (m, l, 0, 0)), and the splits are merged
-// either by attention_decode_combine (a second pass) or, with MERGE, by whichever split of the (sample, kv
-// head) finishes last: each split counts itself in `arrivals` after its partial rows are written, and the
-// one that brings the count to num_splits reads every split's rows, writes `out` and sets the count back
-// to 0 for the next dispatch. No workgroup waits for another, so this needs no guarantee about which
-// workgroups run at once; `storageBarrier` is a device-scope acquire/release in SPIR-V (naga), which orders
-// the partial rows before the count on one side and after it on the other. One dispatch a layer less. Accumulators and loaded vectors are named private variables, never arrays: NVIDIA
+// workgroup writes its unnormalised partial rows (o[Dh], then (m, l, 0, 0)) and attention_decode_combine
+// merges the splits. Accumulators and loaded vectors are named private variables, never arrays: NVIDIA
 // puts a private array indexed by a loop variable in local memory.
 //
 // FUSED (decode only, not one_sequence): the attention prologue of kernels/qkv_rope_cache.wgsl folded in,
@@ -36,16 +31,14 @@
 //   3 v_cache [B, S, Hkv·Dh] f32, 4 key_valid [B, S] i32, 5 out [B, H·Dh] f32,
 //   6 partial [num_splits, B·H, Dh+4] f32 (any writable tensor when num_splits == 1),
 //   7 rope [P, Dh] f32: per position cos (Dh/2) then sin (Dh/2) (FUSED; any read-only tensor otherwise),
-//   8 positions [B] i32 rotary position of each sample's new token (FUSED; any read-only tensor otherwise),
-//   9 arrivals [≥ B·H] u32 (MERGE; zeros, and zeros again after the dispatch): entry b·H + hkv·G counts
-//   the finished splits of (sample b, kv head hkv); any writable tensor without MERGE.
+//   8 positions [B] i32 rotary position of each sample's new token (FUSED; any read-only tensor otherwise).
 // Params: batch B, seq S, kv_len, num_heads H, num_kv_heads Hkv, chunk (keys per split, ≥ 1), num_splits,
 //   scale = Dh^-0.5 (f32), one_sequence: the B query rows are consecutive new tokens of cache sample 0
 //   (a follow-up round's chunk), row b attending kv_len + b keys; k_cache/v_cache/key_valid then need
 //   only sample 0. max_pos = P (FUSED: positions are clamped to [0, P) like kernels/rope.wgsl).
 // Overrides: D4 = Dh/4 (1..32), G = H/Hkv (1..8), WG = 256 or 128 threads (BK = WG/4 keys per tile),
 //   PREFETCH: issue the next tile's K loads before this tile's softmax and P·V (else after them),
-//   FUSED (D4 even), MERGE (the last split merges; num_splits > 1).
+//   FUSED (D4 even).
 // Grid: (num_splits, Hkv, B) workgroups of WG threads.
 // Workgroup memory: sm 18 KiB (query 4, partial scores 8, p 2, rescale factors 1 KiB; after the last tile
 //   the key groups' o), okm/mm/ll 2.1 KiB: ≈ 20 KiB. Features: none.
@@ -70,14 +63,12 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> partial: array<vec4f>;
 @group(0) @binding(7) var<storage, read> rope: array<vec4f>;
 @group(0) @binding(8) var<storage, read> positions: array<i32>;
-@group(0) @binding(9) var<storage, read_write> arrivals: array<atomic<u32>>;
 
 override D4: u32 = 32u;
 override G: u32 = 6u;
 override WG: u32 = 256u;
 override PREFETCH: bool = true;
 override FUSED: bool = false;
-override MERGE: bool = false;
 override BK: u32 = WG / 4u;
 // P·V key groups: one warp-wide row of vec4 columns each (at most 32 groups, so G·KGU ≤ WG softmax
 // threads); KPG keys per group; KGU groups hold keys.
@@ -96,7 +87,6 @@ var<workgroup> sm: array<vec4f, 1152>;
 var<workgroup> okm: array<u32, 32>; // [KGU] bit jj: key skg + KGU·jj is in the split and valid
 var<workgroup> mm: array<f32, 256>; // [KGU][8] each key group's final max
 var<workgroup> ll: array<f32, 256>; // [KGU][8] each key group's final Σ e^(s−m)
-var<workgroup> last_split: u32; // MERGE: 1 when this workgroup is the last split of its (sample, kv head)
 
 var<private> bb: u32; // query row (sample, or token of the one sequence when one_sequence)
 var<private> cb: u32; // cache sample the row reads
@@ -393,49 +383,6 @@ fn finish(row: u32, c: u32, split: u32, o: vec4f, l: f32, m: f32) {
   }
 }
 
-// MERGE: (m, l) and o (column c) of split s of head row r, or (NEG, 0) and zeros past the last split; the
-// loads are clamped, never skipped, so a batch of four is in flight together.
-fn split_ml(s: u32, r: u32) -> vec2f {
-  let ml = partial[(min(s, p.num_splits - 1u) * p.batch * p.num_heads + r) * (D4 + 1u) + D4];
-  return select(vec2f(NEG, 0.0), ml.xy, s < p.num_splits);
-}
-
-fn split_o(s: u32, r: u32, c: u32) -> vec4f {
-  let o = partial[(min(s, p.num_splits - 1u) * p.batch * p.num_heads + r) * (D4 + 1u) + c];
-  return select(vec4f(0.0), o, s < p.num_splits);
-}
-
-// MERGE, in the last split of (bb, hkv): out = Σ_s o_s·e^(m_s−M) / Σ_s l_s·e^(m_s−M) for its G head rows,
-// M running over the splits. A split that saw no valid key has o = 0, l = 0, m = NEG and adds nothing; a
-// row with no valid key at all ends with l = 0 and gives zeros.
-fn merge_splits(li: u32) {
-  let r0 = bb * p.num_heads + hkv * G;
-  for (var i = li; i < G * D4; i += WG) {
-    let r = r0 + i / D4;
-    let c = i % D4;
-    var m = NEG;
-    var l = 0.0;
-    var o = vec4f(0.0);
-    for (var s = 0u; s < p.num_splits; s += 4u) {
-      let a0 = split_ml(s, r);
-      let a1 = split_ml(s + 1u, r);
-      let a2 = split_ml(s + 2u, r);
-      let a3 = split_ml(s + 3u, r);
-      let x0 = split_o(s, r, c);
-      let x1 = split_o(s + 1u, r, c);
-      let x2 = split_o(s + 2u, r, c);
-      let x3 = split_o(s + 3u, r, c);
-      let m_new = max(max(m, max(a0.x, a1.x)), max(a2.x, a3.x));
-      let w = exp(vec4f(a0.x, a1.x, a2.x, a3.x) - m_new);
-      let a = exp(m - m_new);
-      o = o * a + (x0 * w.x + x1 * w.y) + (x2 * w.z + x3 * w.w);
-      l = l * a + dot(vec4f(a0.y, a1.y, a2.y, a3.y), w);
-      m = m_new;
-    }
-    out[r * D4 + c] = o * select(0.0, 1.0 / l, l > 0.0);
-  }
-}
-
 // FUSED: vec4 column c of slot `slot` (query head g < G, key G, value G+1) of kv group hkv in sample bb's
 // qkv row; rotated (rotate_half: pairs c, c ± D4/2 by the angle of the row's position) unless it is V.
 fn qkv_col(slot: u32, c: u32) -> vec4f {
@@ -550,16 +497,5 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     var l = 0.0;
     for (var kg = 0u; kg < KGU; kg++) { l += ll[kg * 8u + g] * exp(mm[kg * 8u + g] - m); }
     finish(bb * p.num_heads + hkv * G + g, c, split, o, l, m);
-  }
-
-  if (MERGE && p.num_splits > 1u) {
-    let at = bb * p.num_heads + hkv * G;
-    storageBarrier(); // release: this split's partial rows before its count
-    if (li == 0u) { last_split = select(0u, 1u, atomicAdd(&arrivals[at], 1u) == p.num_splits - 1u); }
-    if (workgroupUniformLoad(&last_split) == 1u) {
-      storageBarrier(); // acquire: every split's partial rows after the count that saw them all
-      merge_splits(li);
-      if (li == 0u) { atomicStore(&arrivals[at], 0u); }
-    }
   }
 }

@@ -1,6 +1,5 @@
-// Times kernels/attention_decode.wgsl (its splits merged by the last split, or by the combine pass) in
-// every tiling of attentionDecodeConfigs and a sweep of keys per split against the kernels it replaced
-// (kernels/attention_decode_baseline.wgsl and
+// Times kernels/attention_decode.wgsl (+ its combine pass) in every tiling of attentionDecodeConfigs and a
+// sweep of keys per split against the kernels it replaced (kernels/attention_decode_baseline.wgsl and
 // attention_decode_combine_baseline.wgsl, launched with their old split policy) on the InternLM2-20B decode
 // shapes: H = 48 query heads, Hkv = 8, Dh = 128, at B = 1 with 512 and 4096 keys and B = 8 with 512.
 //   deno run -A scripts/bench_attention_decode.ts [--quick] [--ms 200] [--out attention_decode.json]
@@ -17,7 +16,6 @@ import {
   attentionDecode,
   type AttentionDecodeConfig,
   attentionDecodeConfigs,
-  type AttentionDecodeScratch,
   createAttentionDecodeScratch,
   decodeSplits,
   defaultAttentionDecodeConfig,
@@ -53,7 +51,7 @@ interface Inputs {
   k: Tensor[]; // [B, ctx, Hkv·Dh] each
   v: Tensor[];
   valid: Tensor; // [B, ctx] i32
-  scratch: AttentionDecodeScratch;
+  scratch: Tensor; // [maxSplits, B·H, Dh+4]
 }
 type Launch = (r: Recorder, x: Inputs, i: number, out: Tensor) => void;
 
@@ -69,7 +67,7 @@ function baseline(s: Shape): [string, Launch, string] {
   const { splits, chunk } = baselineSplits(s.ctx, s.B, s.Hkv);
   const launch: Launch = (r, x, i, out) => {
     r.dispatch("attention_decode_baseline", {
-      bindings: [x.q, x.k[i], x.v[i], x.valid, out, splits > 1 ? x.scratch.partial : out],
+      bindings: [x.q, x.k[i], x.v[i], x.valid, out, splits > 1 ? x.scratch : out],
       params: [s.B, s.ctx, s.ctx, s.H, s.Hkv, chunk, splits, s.H / s.Hkv, f32(1 / Math.sqrt(s.Dh))],
       workgroups: [splits, s.Hkv, s.B],
       constants: { D4: s.Dh / 4 },
@@ -77,7 +75,7 @@ function baseline(s: Shape): [string, Launch, string] {
     });
     if (splits > 1) {
       r.dispatch("attention_decode_combine_baseline", {
-        bindings: [x.scratch.partial, out],
+        bindings: [x.scratch, out],
         params: [s.B * s.H, splits],
         workgroups: [s.B * s.H],
         constants: { D4: s.Dh / 4 },
@@ -88,8 +86,7 @@ function baseline(s: Shape): [string, Launch, string] {
   return ["baseline", launch, `${splits}×${chunk}`];
 }
 
-const configName = (c: AttentionDecodeConfig) =>
-  `WG${c.workgroupSize}${c.prefetch ? "" : " no-prefetch"}${c.merge === "pass" ? " combine-pass" : ""}`;
+const configName = (c: AttentionDecodeConfig) => `WG${c.workgroupSize}${c.prefetch ? "" : " no-prefetch"}`;
 
 function candidate(s: Shape, config: AttentionDecodeConfig, splits?: number): Launch {
   return (r, x, i, out) =>
@@ -240,9 +237,7 @@ for (const s of shapes) {
       sweep.logFailure(`  ${name}`, e);
     }
   }
-  [x.q, ...x.k, ...x.v, x.valid, x.scratch.partial, x.scratch.arrivals, out].forEach((t) =>
-    t.buffer.destroy()
-  );
+  [x.q, ...x.k, ...x.v, x.valid, x.scratch, out].forEach((t) => t.buffer.destroy());
 }
 
 console.log("\nSummary (µs per call, attention + combine; baseline: kernels/attention_decode_baseline.wgsl)");

@@ -18,7 +18,6 @@ import { attentionCausal } from "../ops/attention_causal.ts";
 import {
   attentionDecode,
   attentionDecodeFromQkv,
-  type AttentionDecodeScratch,
   createAttentionDecodeScratch,
   decodeScratchSplits,
 } from "../ops/attention_decode.ts";
@@ -110,7 +109,7 @@ export class LanguageScratch {
    * the whole kept cache alone there (H100, 8 tokens after 1842: 38.7 ms of attention per chunk without
    * splits, 8.4 ms with them, 4.0 ms as decode rows). Null for the prompt pass.
    */
-  readonly attnSplits: AttentionDecodeScratch | null;
+  readonly attnSplits: Tensor | null;
   /**
    * INT8_MATMUL=llm-int8: the int8 side of rows of width D (`hidden`; also the LM head's B rows) and of the
    * feed-forward width (`inter`), and gate|up side by side for the silu·up pass — for chunks of at most
@@ -175,8 +174,6 @@ export class LanguageScratch {
 
   destroy(): void {
     for (const x of Object.values(this)) if (x && typeof x === "object" && "buffer" in x) x.buffer.destroy();
-    this.attnSplits?.partial.buffer.destroy();
-    this.attnSplits?.arrivals.buffer.destroy();
     if (this.llmInt8) {
       destroyLlmInt8RowsScratch(this.llmInt8.hidden);
       if (this.llmInt8.inter) destroyLlmInt8RowsScratch(this.llmInt8.inter);

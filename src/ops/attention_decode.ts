@@ -10,8 +10,8 @@ export interface AttentionDecodeShape {
   numHeads: number; // H query heads
   numKvHeads: number; // Hkv (H % Hkv == 0, G = H/Hkv ≤ 8)
   headDim: number; // Dh (multiple of 4, ≤ 128)
-  /** Split partials and arrival counts from `createAttentionDecodeScratch`; without it no key splits. */
-  scratch?: AttentionDecodeScratch;
+  /** Split partials from `createAttentionDecodeScratch`; without it the keys are not split. */
+  scratch?: Tensor;
   /** Force the number of key splits (tests, benchmarks); by default chosen to fill the GPU. */
   splits?: number;
   /**
@@ -27,19 +27,13 @@ export interface AttentionDecodeConfig {
   workgroupSize: 256 | 128;
   /** Issue the next tile's K loads before this tile's softmax and P·V (only splits of > 1 tile differ). */
   prefetch: boolean;
-  /**
-   * Who merges the splits: the split of each (sample, kv head) that finishes last ("last-split", one
-   * dispatch), or kernels/attention_decode_combine.wgsl as a second pass ("pass").
-   */
-  merge: "last-split" | "pass";
 }
 
 /** Every tiling scripts/bench_attention_decode.ts times. */
 export const attentionDecodeConfigs: readonly AttentionDecodeConfig[] = [
-  { workgroupSize: 256, prefetch: true, merge: "last-split" },
-  { workgroupSize: 256, prefetch: false, merge: "last-split" },
-  { workgroupSize: 128, prefetch: true, merge: "last-split" },
-  { workgroupSize: 128, prefetch: true, merge: "pass" },
+  { workgroupSize: 256, prefetch: true },
+  { workgroupSize: 256, prefetch: false },
+  { workgroupSize: 128, prefetch: true },
 ];
 
 /**
@@ -47,11 +41,7 @@ export const attentionDecodeConfigs: readonly AttentionDecodeConfig[] = [
  * attention + combine per layer): 128 threads 14.2 / 28.4 / 27.7 µs at B=1 ctx 512 / B=1 ctx 4096 / B=8
  * ctx 512, 256 threads 14.6 / 35.3 / 34.3, the old kernel 16.6 / 77.4 / 75.4.
  */
-export const defaultAttentionDecodeConfig: AttentionDecodeConfig = {
-  workgroupSize: 128,
-  prefetch: true,
-  merge: "last-split",
-};
+export const defaultAttentionDecodeConfig: AttentionDecodeConfig = { workgroupSize: 128, prefetch: true };
 
 /**
  * Workgroups worth launching: 2 per SM of an H100/H200 (132 SMs), about as many as fit at once with
@@ -68,25 +58,14 @@ const minKeysPerSplit = 32;
 /** Default scratch capacity: 128 splits of 32 keys cover 4096 positions at any batch. */
 const defaultMaxSplits = 128;
 
-/** What split keys need: the partial rows, and the counts by which the last split knows it is last. */
-export interface AttentionDecodeScratch {
-  /** [maxSplits, B·H, Dh+4] f32: per split and head row o, then m, l and two pad words. */
-  partial: Tensor;
-  /** [B·H] u32, zero between dispatches: finished splits of each (sample, kv head), at its first head row. */
-  arrivals: Tensor;
-}
-
+/** Split partials for `attentionDecode`: [maxSplits, B·H, Dh+4] f32 (o, then m, l and two pad words). */
 export function createAttentionDecodeScratch(
   gpu: Gpu,
   label: string,
   shape: { batch: number; numHeads: number; headDim: number; maxSplits?: number },
-): AttentionDecodeScratch {
+): Tensor {
   const rows = shape.batch * shape.numHeads;
-  return {
-    partial: gpu.createTensor(label, "f32", [shape.maxSplits ?? defaultMaxSplits, rows, shape.headDim + 4]),
-    // New buffers are zero-filled (WebGPU), and every dispatch leaves the counts at zero again.
-    arrivals: gpu.createTensor(`${label}.arrivals`, "u32", [rows]),
-  };
+  return gpu.createTensor(label, "f32", [shape.maxSplits ?? defaultMaxSplits, rows, shape.headDim + 4]);
 }
 
 /** Most splits `decodeSplits` picks for `batch` rows: a scratch this deep never limits it. */
@@ -111,8 +90,8 @@ export function decodeSplits(
 
 /**
  * Decode-step GQA attention (T = 1, REFERENCE §7), flash-decoding: the keys of every (sample, kv head)
- * are cut into splits, one workgroup each, that read each K/V row once for all G query heads; the split
- * that finishes last merges them (log-sum-exp; `config.merge` "pass": a second pass does).
+ * are cut into splits, one workgroup each, that read each K/V row once for all G query heads; a second
+ * pass merges the splits (log-sum-exp).
  * q, out: [B, H·Dh] f32; kCache, vCache: [B, S, Hkv·Dh] f32 (already holding the new key/value at kvLen−1);
  * keyValid: [B, S] i32, 1 = real token, 0 = left padding. A head that sees no valid key gives zeros.
  */
@@ -138,7 +117,8 @@ export interface DecodeRope {
 }
 
 /**
- * `qkvRopeCache` then `attentionDecode` for a decode step (T = 1) in one attention dispatch: qkv [B, Hkv·(G+2)·Dh] is the fused wqkv output; the queries are rotated in the kernel, the
+ * `qkvRopeCache` then `attentionDecode` for a decode step (T = 1) in one attention dispatch (plus the
+ * combine): qkv [B, Hkv·(G+2)·Dh] is the fused wqkv output; the queries are rotated in the kernel, the
  * rotated key and the value of each sample's new token are written to the caches at kvLen−1 for later steps,
  * and this step takes them straight from qkv. Dh % 8 == 0; not for oneSequence chunks.
  */
@@ -205,11 +185,8 @@ function recordAttentionDecode(
   }
   const rows = B * H;
   const { scratch } = shape;
-  if (scratch) {
-    expectTensor("attentionDecode scratch", scratch.partial, "f32", [-1, rows, Dh + 4]);
-    expectTensor("attentionDecode arrivals", scratch.arrivals, "u32", [rows]);
-  }
-  const capacity = scratch ? scratch.partial.shape[0] : 1;
+  if (scratch) expectTensor("attentionDecode scratch", scratch, "f32", [-1, rows, Dh + 4]);
+  const capacity = scratch ? scratch.shape[0] : 1;
   if (shape.splits !== undefined && !(Number.isInteger(shape.splits) && shape.splits >= 1)) {
     throw new Error(`attentionDecode: splits ${shape.splits} must be a positive integer`);
   }
@@ -225,7 +202,6 @@ function recordAttentionDecode(
   } else {
     ({ splits, chunk } = decodeSplits(maxLen, B, Hkv, capacity));
   }
-  const merged = splits > 1 && config.merge === "last-split";
   r.dispatch("attention_decode", {
     // Without rope its two bindings still need read-only buffers (never read): keyValid stands in.
     bindings: [
@@ -234,10 +210,9 @@ function recordAttentionDecode(
       vCache,
       keyValid,
       out,
-      splits > 1 ? scratch!.partial : out,
+      splits > 1 ? scratch! : out,
       rope?.cosSin ?? keyValid,
       rope?.positions ?? keyValid,
-      splits > 1 ? scratch!.arrivals : out,
     ],
     params: [
       B,
@@ -258,13 +233,12 @@ function recordAttentionDecode(
       WG: config.workgroupSize,
       PREFETCH: config.prefetch ? 1 : 0,
       FUSED: rope ? 1 : 0,
-      MERGE: merged ? 1 : 0,
     },
     label: `attention_decode ${out.label}`,
   });
-  if (splits > 1 && !merged) {
+  if (splits > 1) {
     r.dispatch("attention_decode_combine", {
-      bindings: [scratch!.partial, out],
+      bindings: [scratch!, out],
       params: [rows, splits],
       workgroups: [rows],
       constants: { D4: Dh / 4 },

@@ -18,7 +18,6 @@ export function assertNormalisedError(
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
   max: number,
-  what = "",
 ): void {
   assert.equal(actual.length, expected.length, "length");
   let num = 0, den = 0;
@@ -28,8 +27,7 @@ export function assertNormalisedError(
     den += expected[i] * expected[i];
   }
   const err = num / Math.max(den, 1e-30);
-  const where = what ? `${what}: ` : "";
-  assert.ok(Number.isFinite(err) && err <= max, `${where}normalised error ${err.toExponential(3)} > ${max}`);
+  assert.ok(Number.isFinite(err) && err <= max, `normalised error ${err.toExponential(3)} > ${max}`);
 }
 
 /** |a−b| ≤ atol + rtol·|b| everywhere; reports the worst element. */
