@@ -51,8 +51,9 @@ async function decodeJpeg(
 }
 
 /**
- * Decodes PNG, JPEG or TIFF bytes to RGB8. With `workers`, a JPEG's entropy decoding and row
- * reconstruction run there (the same bytes; the result is then backed by a SharedArrayBuffer).
+ * Decodes PNG, JPEG or TIFF bytes to RGB8. With `workers`, all of it but the header runs there (a JPEG's
+ * entropy decoding and row reconstruction as jobs of their own; a PNG or TIFF as one job): the same bytes,
+ * backed by a SharedArrayBuffer.
  * Throws InputError: 413 `image_too_large` when the header declares more than `maxPixels` pixels
  * (nothing is decoded then), 400 `unsupported_image_format` / `invalid_image` otherwise.
  */
@@ -62,20 +63,17 @@ export async function decodeImage(
   workers?: ImageWorkers,
 ): Promise<RgbImage> {
   const { format, width, height } = checkedImageHeader(bytes, maxPixels);
-  if (format === "PNG") {
-    return workers ? await workers.decodePng(bytes, width, height) : await decodePng(bytes);
-  }
   if (format === "JPEG") return await decodeJpeg(bytes, width, height, workers);
-  return await decodeTiff(bytes, width, height);
+  if (workers) return await workers.decodeFile(format, bytes, width, height);
+  return format === "PNG" ? await decodePng(bytes) : await decodeTiff(bytes, width, height);
 }
 
 /**
  * Whether `decodeImage` given workers leaves the calling thread free for these bytes, by their magic bytes
- * alone: JPEG and PNG decode on the workers, TIFF on the calling thread.
+ * alone: every format it reads decodes on the workers (anything else fails at the header, on no worker).
  */
 export function decodesOnWorkers(bytes: Uint8Array): boolean {
-  const format = sniffFormat(bytes);
-  return format === "JPEG" || format === "PNG";
+  return sniffFormat(bytes) !== null;
 }
 
 /** The header of a supported image whose declared size is non-zero and at most `maxPixels` (no decoding). */

@@ -1,14 +1,15 @@
 /**
  * One thread of src/image/image_workers.ts: runs a band of rows of one bicubic pass, a JPEG decode's
- * entropy job or band job (src/image/jpeg_decoder.ts), or a whole PNG decode, over buffers that live in
- * SharedArrayBuffers, so nothing is copied in or out (a PNG's pixels are copied once into the shared
- * output); it answers with the job's id (and the error, if any: hostile input throws
+ * entropy job or band job (src/image/jpeg_decoder.ts), or a whole PNG or TIFF decode, over buffers that
+ * live in SharedArrayBuffers, so nothing is copied in or out (a PNG's or TIFF's pixels are copied once into
+ * the shared output); it answers with the job's id (and the error, if any: hostile input throws
  * here, and the worker lives on).
  */
 import { parentPort } from "node:worker_threads";
 import { horizontalRows, verticalRows } from "./bicubic_resize.ts";
 import { runJpegBands, runJpegEntropy } from "./jpeg_decoder.ts";
 import { decodePng } from "./png_decoder.ts";
+import { decodeTiff } from "./tiff_decoder.ts";
 import { InputError } from "../errors.ts";
 import type { BandDone, BandJob } from "./image_workers.ts";
 
@@ -20,9 +21,12 @@ parentPort!.on("message", async (job: BandJob) => {
       const out = { width: job.outWidth, height: job.outHeight, data: new Uint8Array(job.out) };
       if (job.pass === "horizontal") horizontalRows(src, out, job.y0, job.y1);
       else verticalRows(src, out, job.y0, job.y1);
-    } else if (job.kind === "png") {
+    } else if (job.kind === "file") {
       // Awaits only where node:zlib cannot inflate in one call (inflate.ts): rare, malformed data.
-      const img = await decodePng(new Uint8Array(job.bytes));
+      const bytes = new Uint8Array(job.bytes);
+      const img = job.format === "PNG"
+        ? await decodePng(bytes)
+        : await decodeTiff(bytes, job.width, job.height);
       new Uint8Array(job.out).set(img.data);
     } else if (job.kind === "jpeg_entropy") runJpegEntropy(job);
     else runJpegBands(job); // blocks until rows are decoded: its entropy job runs meanwhile

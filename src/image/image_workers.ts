@@ -6,9 +6,10 @@
  * output row), so each pass is cut into bands of rows, one job per band, and the bytes stay where they
  * are: images live in SharedArrayBuffers that every worker reads and writes. The result is byte-identical
  * to `bicubicResize` (the same integer sums per pixel, whatever thread computes them).
- * A PNG decodes here as one job (decodePng) since its inflate is one node:zlib call (inflate.ts): through
- * the DecompressionStream each await of a chunk cost milliseconds in a node worker, and a 12-megapixel PNG
- * took 6.8 s instead of 0.77 (2026-11-26, PERF.md v24). TIFF stays on the calling thread. Our JPEG decoder awaits nothing, so all of it but the markers comes here (decodeJpeg):
+ * A PNG or a TIFF decodes here as one job (decodeFile) since its inflate is one node:zlib call (inflate.ts):
+ * through the DecompressionStream each await of a chunk cost milliseconds in a node worker, and a
+ * 12-megapixel PNG took 6.8 s instead of 0.77 (2026-11-26, PERF.md v24). Our JPEG decoder awaits nothing,
+ * so all of it but the markers comes here (decodeJpeg):
  * its entropy decoding, serial, as one job (~150–250 ms of a 12-megapixel file, which on the calling
  * thread stalled the GPU work of requests already generating), and the reconstruction of rows (IDCT,
  * upsampling, colour; src/image/jpeg_reconstruct.ts), independent per band of rows, as band jobs that
@@ -54,15 +55,21 @@ export interface JpegJob extends SharedJpegDecode {
   id: number;
 }
 
-/** A whole PNG decode (png_decoder.ts): the file's bytes in, RGB8 [height, width, 3] out. */
-export interface PngJob {
-  kind: "png";
+/**
+ * A whole PNG or TIFF decode (png_decoder.ts, tiff_decoder.ts): the file's bytes in, RGB8
+ * [height, width, 3] out; width × height as its header declares (each decoder checks it again).
+ */
+export interface FileJob {
+  kind: "file";
+  format: "PNG" | "TIFF";
   id: number;
   bytes: SharedArrayBuffer;
   out: SharedArrayBuffer;
+  width: number;
+  height: number;
 }
 
-export type BandJob = ResizeBandJob | JpegJob | PngJob;
+export type BandJob = ResizeBandJob | JpegJob | FileJob;
 
 /** A worker's answer: the job's id, or what went wrong (the error's name, message and stack; InputError's code). */
 export interface BandDone {
@@ -280,15 +287,20 @@ export class ImageWorkers {
   }
 
   /**
-   * `decodePng(bytes)` as one job on a worker: the same bytes (backed by a SharedArrayBuffer) and the same
-   * InputErrors, while this thread stays free (a 12-megapixel PNG takes ~0.4–0.6 s to inflate and unfilter).
-   * width × height: the size its header declares (the decoder checks it again).
+   * `decodePng(bytes)` or `decodeTiff(bytes, width, height)` as one job on a worker: the same bytes (backed
+   * by a SharedArrayBuffer) and the same InputErrors, while this thread stays free (a 12-megapixel PNG
+   * takes ~0.4–0.6 s to inflate and unfilter). width × height: the size its header declares.
    */
-  async decodePng(bytes: Uint8Array, width: number, height: number): Promise<RgbImage> {
+  async decodeFile(
+    format: FileJob["format"],
+    bytes: Uint8Array,
+    width: number,
+    height: number,
+  ): Promise<RgbImage> {
     const input = new SharedArrayBuffer(bytes.length);
     new Uint8Array(input).set(bytes);
     const out = new SharedArrayBuffer(width * height * 3);
-    await this.#submit({ kind: "png", id: this.#nextId++, bytes: input, out });
+    await this.#submit({ kind: "file", format, id: this.#nextId++, bytes: input, out, width, height });
     return { width, height, data: new Uint8Array(out) };
   }
 

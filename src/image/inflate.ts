@@ -8,7 +8,9 @@ export class InflateError extends Error {}
  * is ignored. Throws InflateError "does not inflate (…)" or "ends after N of M bytes".
  */
 export async function inflateExact(input: Uint8Array, expected: number): Promise<Uint8Array> {
-  const stream = new Blob([input as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+  // A Blob refuses a view on a SharedArrayBuffer (a worker's input, image_workers.ts): copy it out first.
+  const plain = input.buffer instanceof SharedArrayBuffer ? input.slice() : input;
+  const stream = new Blob([plain as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
     new DecompressionStream("deflate"),
   );
   const reader = stream.getReader();

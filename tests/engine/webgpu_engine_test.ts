@@ -266,15 +266,18 @@ Deno.test("images prepared before a request's turn are taken once, answer alike 
   assert.equal(taken.message, late.message);
   assert.equal(taken.options.param, "images[0]");
 
-  // A PNG decodes on the workers too; a TIFF would decode on the serving thread, holding up the request on
-  // the GPU: it waits for its turn.
+  // A PNG and a TIFF decode on the workers too; bytes of no format we read wait for their turn.
   const dropPng = e.startImagePreparation([imageFile("img1")], 6);
   assert.equal(e.earlyImagesHeld, 1);
   dropPng();
   const tiff = new Uint8Array([0x49, 0x49, 0x2a, 0, 8, 0, 0, 0, 0, 0]);
   const dropTiff = e.startImagePreparation([tiff], 6);
-  assert.equal(e.earlyImagesHeld, 0);
+  assert.equal(e.earlyImagesHeld, 1);
   dropTiff();
+  const gif = new TextEncoder().encode("GIF89a and more");
+  const dropGif = e.startImagePreparation([gif], 6);
+  assert.equal(e.earlyImagesHeld, 0);
+  dropGif();
 
   // At most two requests hold prepared images at once.
   const drops = [0, 1, 2].map(() => e.startImagePreparation(jpegs(), 6));
