@@ -413,5 +413,13 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
       ctx.results.loop_tokens_per_s = round(1000 / decodeWall, 2);
     }
   }
-  return { prompt_tokens: L, method: timer.method, ...runs };
+  // The same prompt generating one token, whose first readback is its last: the gap to a run's
+  // ttft_wall_ms is how long generate() held the first token of a longer response back.
+  const t1 = performance.now();
+  let first = NaN;
+  await generate(m.model, { ids: [ids], mask: [ids.map(() => 1)], imageEmbeds: null }, {
+    ...defaultGenerationConfig,
+    maxNewTokens: 1,
+  }, { eosId: -1, imageContextId: shapes.imageContextId, onStep: () => first = performance.now() });
+  return { prompt_tokens: L, method: timer.method, ttft_wall_ms_one_token: round(first - t1, 1), ...runs };
 }

@@ -17,6 +17,28 @@ export const defaultInFlight = 12;
  */
 export const defaultStepsPerReadback = 4;
 
+/**
+ * Deno settles a map's promise about this long after the mapAsync call returns (a 10 ms sleep after its
+ * blocking poll), and only while the event loop runs: generate() yields to it once a readback is this old.
+ */
+const mapSettleMs = 10;
+
+/** A step recorded and encoded: `submit` sends it; `drains` when its readback's map follows the submit. */
+interface EncodedStep {
+  submit: () => void;
+  drains: boolean;
+}
+
+/**
+ * Resolves when `p` settles or after `ms`, whichever is first, leaving no timer behind. The map's sleep is a
+ * timer of Deno's runtime, which fires while the event loop waits for the next timer, not on a mere turn.
+ */
+async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p.then(() => {}, () => {}), new Promise<void>((r) => timer = setTimeout(r, ms))]);
+  clearTimeout(timer);
+}
+
 export interface GenerateInput {
   /** [B][L] prompt ids, left-padded to one length. */
   ids: number[][];
@@ -88,10 +110,18 @@ export async function generate(
     }));
   const outputs: number[][] = Array.from({ length: B }, () => []);
   const finished = new Array<boolean>(B).fill(false);
-  const pending: { slot: number; steps: number; mapped: Promise<void> }[] = [];
+  const pending: {
+    slot: number;
+    steps: number;
+    mapped: Promise<void>;
+    mappedAt: number;
+    settled: boolean;
+  }[] = [];
   let submitted = 0, reported = 0, done = false;
+  // `submitted` when the last readback's map returned: the GPU queue was empty then.
+  let drainedAt = 0;
   // The next decode step, encoded but not yet submitted (see `choose`).
-  let ready: (() => void) | null = null;
+  let ready: EncodedStep | null = null;
 
   const encodeDecodeStep = () => {
     const r = gpu.recorder("decode", runner.decodeCache);
@@ -99,8 +129,8 @@ export async function generate(
     return choose(r, submitted);
   };
 
-  // Records step `step`'s choice into r, encodes it, and returns the function that submits it.
-  const choose = (r: Recorder, step: number): () => void => {
+  // Records step `step`'s choice into r and encodes it.
+  const choose = (r: Recorder, step: number): EncodedStep => {
     if (penalty && seen) repetitionPenalty(r, runner.logits, seen, penalty);
     if (config.doSample) {
       sampleToken(r, runner.logits, next, {
@@ -119,20 +149,28 @@ export async function generate(
     const slot = group % ringSize;
     r.copyAfter(next, ring[slot], 4 * B, 4 * B * row);
     const submit = r.encode();
-    return () => {
-      submit();
-      submitted++;
-      const steps = row + 1;
-      if (step === 0 || steps === K || submitted === maxNew) {
-        // Deno's mapAsync polls the device until everything submitted has run, blocking this thread, so the
-        // GPU is idle when it returns until the next step is submitted: that step is encoded first (~3.5 ms
-        // of CPU for InternLM2-20B on the H100 host, while the GPU still works) and the loop submits it at
-        // once, even when that makes one step more than `inFlight` (never two: a step submitted that way
-        // encodes none ahead). A generation that stops at this readback never submits it (the runner is
-        // cut back before any reuse, as after the steps still in flight).
-        if (submitted < maxNew && submitted - reported <= inFlight) ready = encodeDecodeStep();
-        pending.push({ slot, steps, mapped: ring[slot].mapAsync(GPUMapMode.READ) });
-      }
+    const steps = row + 1;
+    const drains = step === 0 || steps === K || step + 1 === maxNew;
+    return {
+      drains,
+      submit: () => {
+        submit();
+        submitted++;
+        if (drains) {
+          // Deno's mapAsync polls the device until everything submitted has run, blocking this thread, so the
+          // GPU is idle when it returns until the next step is submitted: that step is encoded first (~3.5 ms
+          // of CPU for InternLM2-20B on the H100 host, while the GPU still works) and the loop submits it at
+          // once, even when that makes one step more than `inFlight` (never two: a step submitted that way
+          // encodes none ahead). A generation that stops at this readback never submits it (the runner is
+          // cut back before any reuse, as after the steps still in flight).
+          if (submitted < maxNew && submitted - reported <= inFlight) ready = encodeDecodeStep();
+          const mapped = ring[slot].mapAsync(GPUMapMode.READ);
+          const entry = { slot, steps, mapped, mappedAt: performance.now(), settled: false };
+          mapped.then(() => entry.settled = true, () => entry.settled = true); // takeOldest rethrows a failure
+          drainedAt = submitted;
+          pending.push(entry);
+        }
+      },
     };
   };
 
@@ -164,13 +202,27 @@ export async function generate(
   try {
     const r = gpu.recorder("prefill");
     freePrefill = runner.recordPrefill(r, input.ids, input.mask, options.imageContextId, input.imageEmbeds);
-    choose(r, 0)();
+    choose(r, 0).submit();
     while (!done) {
       if (options.signal?.aborted) break;
       if (ready || (submitted < maxNew && submitted - reported < inFlight)) {
         const step = ready ?? encodeDecodeStep();
         ready = null;
-        step();
+        // Tokens go out as soon as their readback settles (~10 ms after its map, when the event loop runs),
+        // not only when the in-flight window is full: that held a response's first token back by ~8 steps.
+        // Only with two steps queued since the last drain, so the GPU keeps work while the loop yields.
+        const oldest = pending[0];
+        if (oldest && submitted - drainedAt >= 2) {
+          const left = oldest.mappedAt + mapSettleMs - performance.now();
+          if (!oldest.settled && (step.drains || left <= 0)) {
+            // A step whose map will block the thread until the GPU has run all it holds first waits for
+            // the oldest readback (a few ms past due at most); another gives it a millisecond once due.
+            await settledWithin(oldest.mapped, step.drains ? Math.max(1, left + 5) : 1);
+          }
+          while (pending.length > 0 && pending[0].settled && !done) await takeOldest();
+          if (done) break;
+        }
+        step.submit();
         continue;
       }
       if (pending.length === 0) break;

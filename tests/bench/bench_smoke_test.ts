@@ -84,6 +84,9 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
     // The loop's 512-token prompt is submitted in parts; its decode figures must not count them as steps.
     const loop = doc.sections.loop.in_flight_12_per_readback_4 as Doc;
     assert.ok(loop.prompt_passes > 1, `loop prompt passes ${loop.prompt_passes}`);
+    assert.ok(
+      isNum(doc.sections.loop.ttft_wall_ms_one_token) && doc.sections.loop.ttft_wall_ms_one_token > 0,
+    );
   }
   // The logits check needs python3 with torch or numpy; where it ran, it must pass.
   if (doc.sections.logits.status === "ok" && !doc.sections.logits.skipped) {

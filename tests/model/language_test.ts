@@ -179,3 +179,35 @@ Deno.test("generate reports every step once and in order however its readbacks a
   }
   embeds?.buffer.destroy();
 });
+
+Deno.test("generate hands a response's first tokens out once their readback settles, not when the in-flight window is full", async () => {
+  // Deno settles a map ~10 ms after its (blocking) call, and only while the event loop runs. The loop used to
+  // take readbacks only with `inFlight` steps submitted, so the first token of a response waited for ~8
+  // more steps. Counted in submits: with 40 steps in flight it must arrive long before the 40th.
+  const model = await tinyModel();
+  const ids = [Array.from({ length: 23 }, (_, i) => 100 + 7 * i)]; // a text-only prompt
+  const mask = [ids[0].map(() => 1)];
+  const queue = model.gpu.device.queue;
+  let submits = 0;
+  const submit = queue.submit;
+  queue.submit = (buffers: Iterable<GPUCommandBuffer>) => {
+    submits++;
+    // Slow enough (a few ms a step, as on a GPU) that 10 ms pass within the window whatever the machine.
+    const until = performance.now() + 2;
+    while (performance.now() < until);
+    return submit.call(queue, buffers);
+  };
+  const at: number[] = [];
+  try {
+    const outs = await generate(model, { ids, mask, imageEmbeds: null }, {
+      ...defaultGenerationConfig,
+      maxNewTokens: 48,
+    }, { eosId: -1, imageContextId, inFlight: 40, stepsPerReadback: 4, onStep: () => at.push(submits) });
+    assert.equal(outs[0].length, 48);
+  } finally {
+    queue.submit = submit;
+  }
+  assert.equal(at.length, 48, "every step reported");
+  assert.ok(at[0] <= 20, `the first token came out after ${at[0]} submits (in flight: 40)`);
+  assert.ok(at[1] <= 24, `the second token came out after ${at[1]} submits`);
+});
