@@ -2,7 +2,10 @@
 // times the mapAsync CALL and the await of its promise separately. Deno 2.9.6 polls the device until all
 // submitted work has run inside the call (ext/webgpu/buffer.rs: device_poll(wait_indefinitely), then a
 // 10 ms sleep before the promise settles), which is why generate() encodes its next step before it maps a
-// readback and submits it right after (src/engine/generate.ts, docs/PERF.md v26).
+// readback and submits it right after (src/engine/generate.ts, docs/PERF.md v26). Then, with 3 ms of CPU
+// work a step standing in for recording, when the promise settles if the thread yields to the event loop
+// between steps not at all, by a message (a bare turn) or by a 1 ms timer: Deno's sleep is a runtime timer,
+// fired while the event loop waits for the next timer (why generate() waits on a timer, v26b).
 //   deno run -A scripts/probe_map_async.ts [--rounds 200000] [--reps 3]
 import { parseArgs } from "node:util";
 
@@ -56,3 +59,35 @@ for (let rep = 0; rep < reps; rep++) {
     `mapAsync call ${(t1 - t0).toFixed(1)} ms (blocking), then its await ${(t2 - t1).toFixed(1)} ms`,
   );
 }
+
+const channel = new MessageChannel();
+let onMessage: (() => void) | null = null;
+channel.port1.onmessage = () => onMessage?.();
+const yields: [string, (() => Promise<void>) | null][] = [
+  ["no yield", null],
+  ["a message (one turn)", () => new Promise<void>((r) => (onMessage = r, channel.port2.postMessage(0)))],
+  ["a 1 ms timer", () => new Promise<void>((r) => setTimeout(r, 1))],
+];
+const source = device.createBuffer({ size: 16, usage: GPUBufferUsage.COPY_SRC });
+for (const [name, yieldOnce] of yields) {
+  for (let rep = 0; rep < reps; rep++) {
+    const enc = device.createCommandEncoder();
+    enc.copyBufferToBuffer(source, 0, readback, 0, 16);
+    device.queue.submit([enc.finish()]);
+    const t0 = performance.now();
+    let settledAt = NaN;
+    const mapped = readback.mapAsync(GPUMapMode.READ).then(() => settledAt = performance.now() - t0);
+    let steps = 0;
+    for (; Number.isNaN(settledAt) && steps < 40; steps++) {
+      const until = performance.now() + 3;
+      while (performance.now() < until); // a step's recording
+      if (yieldOnce) await yieldOnce();
+    }
+    await mapped;
+    readback.unmap();
+    console.log(
+      `${name}: settled ${settledAt.toFixed(1)} ms after the call, seen after ${steps} steps of 3 ms`,
+    );
+  }
+}
+channel.port1.close();
