@@ -19,7 +19,8 @@ export const defaultStepsPerReadback = 4;
 
 /**
  * Deno settles a map's promise about this long after the mapAsync call returns (a 10 ms sleep after its
- * blocking poll), and only while the event loop runs: generate() yields to it once a readback is this old.
+ * blocking poll), and only while the event loop waits on a timer: generate() gives it one once a readback is
+ * this old (scripts/probe_map_async.ts).
  */
 const mapSettleMs = 10;
 
