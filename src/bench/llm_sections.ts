@@ -351,6 +351,7 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
   const ids = Array.from({ length: L }, (_, t) => (t * 7919 + 11) % V).map((id) =>
     id === shapes.imageContextId ? id - 1 : id
   );
+  const prompt = { ids: [ids], mask: [ids.map(() => 1)], imageEmbeds: null };
   // One run per queue depth and readback grouping: the GPU timestamps tell how long it waited for the CPU
   // between steps; the wall clock between token callbacks is what a client sees (its first callbacks can
   // come late while the CPU is still filling the queue, so it is taken over the second half of the tokens).
@@ -363,7 +364,7 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
     timer.resetCounts();
     timer.start("loop");
     const t0 = performance.now();
-    const out = await generate(m.model, { ids: [ids], mask: [ids.map(() => 1)], imageEmbeds: null }, {
+    const out = await generate(m.model, prompt, {
       ...defaultGenerationConfig,
       maxNewTokens: n,
     }, {
@@ -417,7 +418,7 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
   // ttft_wall_ms is how long generate() held the first token of a longer response back.
   const t1 = performance.now();
   let first = NaN;
-  await generate(m.model, { ids: [ids], mask: [ids.map(() => 1)], imageEmbeds: null }, {
+  await generate(m.model, prompt, {
     ...defaultGenerationConfig,
     maxNewTokens: 1,
   }, { eosId: -1, imageContextId: shapes.imageContextId, onStep: () => first = performance.now() });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { firstDifference } from "../kernels/check.ts";
 import { decodeImage } from "../../src/image/decode_image.ts";
 import { InputError } from "../../src/errors.ts";
 import { ImageWorkers } from "../../src/image/image_workers.ts";
@@ -16,11 +17,7 @@ import {
 
 const LIMIT = { maxPixels: 50_000_000 };
 
-function firstDifference(a: Uint8Array, b: Uint8Array): string {
-  if (a.length !== b.length) return `length ${a.length} vs ${b.length}`;
-  const i = a.findIndex((v, j) => v !== b[j]);
-  return i < 0 ? "" : `byte ${i}: ${a[i]} vs ${b[i]}`;
-}
+const byteDifference = (a: Uint8Array, b: Uint8Array) => firstDifference(a, b, (i) => `byte ${i}`);
 
 /** A PNG of random samples: every colour type and depth, interlaced or not, one filter type for all rows. */
 function randomPng(
@@ -67,7 +64,7 @@ Deno.test("decodeImage with ImageWorkers decodes PNGs to the bytes of the callin
           const pooled = await decodeImage(png, LIMIT, workers);
           assert.deepEqual([pooled.width, pooled.height], [alone.width, alone.height]);
           assert.equal(
-            firstDifference(pooled.data, alone.data),
+            byteDifference(pooled.data, alone.data),
             "",
             `colour type ${colorType}, depth ${bitDepth}`,
           );
@@ -79,7 +76,7 @@ Deno.test("decodeImage with ImageWorkers decodes PNGs to the bytes of the callin
         if (rec.format !== "PNG") continue;
         const bytes = await readGolden(rec.file);
         const pooled = await decodeImage(bytes, LIMIT, workers);
-        assert.equal(firstDifference(pooled.data, (await decodeImage(bytes, LIMIT)).data), "", key);
+        assert.equal(byteDifference(pooled.data, (await decodeImage(bytes, LIMIT)).data), "", key);
       }
     });
     await t.step("corrupt data, a short stream and bytes after the stream", async () => {
@@ -115,7 +112,7 @@ Deno.test("decodeImage with ImageWorkers decodes PNGs to the bytes of the callin
       // Bytes after the zlib stream: node:zlib refuses them, the stream path ignores them, as Pillow does.
       const trailing = png(concat([z, new Uint8Array([1, 2, 3, 4, 5])]));
       const alone = await decodeImage(trailing, LIMIT);
-      assert.equal(firstDifference((await decodeImage(trailing, LIMIT, workers)).data, alone.data), "");
+      assert.equal(byteDifference((await decodeImage(trailing, LIMIT, workers)).data, alone.data), "");
     });
   } finally {
     workers.close();

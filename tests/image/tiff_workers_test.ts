@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { firstDifference } from "../kernels/check.ts";
 import { decodeImage } from "../../src/image/decode_image.ts";
 import { InputError } from "../../src/errors.ts";
 import { ImageWorkers } from "../../src/image/image_workers.ts";
@@ -7,11 +8,7 @@ import { concat, encodeTiff, type TiffSpec } from "./image_test_util.ts";
 
 const LIMIT = { maxPixels: 50_000_000 };
 
-function firstDifference(a: Uint8Array, b: Uint8Array): string {
-  if (a.length !== b.length) return `length ${a.length} vs ${b.length}`;
-  const i = a.findIndex((v, j) => v !== b[j]);
-  return i < 0 ? "" : `byte ${i}: ${a[i]} vs ${b[i]}`;
-}
+const byteDifference = (a: Uint8Array, b: Uint8Array) => firstDifference(a, b, (i) => `byte ${i}`);
 
 /** A TIFF of random samples at a random odd size: few levels, so LZW strings and PackBits runs are long. */
 function randomTiff(seed: number, spec: Omit<TiffSpec, "width" | "height" | "pixels">): Promise<Uint8Array> {
@@ -61,7 +58,7 @@ Deno.test("decodeImage with ImageWorkers decodes TIFFs to the bytes of the calli
             assert.deepEqual([pooled.width, pooled.height], [alone.width, alone.height]);
             const what = `samples ${kind.samples}, photometric ${kind.photometric ?? "default"}, ` +
               `compression ${compression}, predictor ${predictor}`;
-            assert.equal(firstDifference(pooled.data, alone.data), "", what);
+            assert.equal(byteDifference(pooled.data, alone.data), "", what);
           }
         }
       }
@@ -116,7 +113,7 @@ Deno.test("decodeImage with ImageWorkers decodes TIFFs to the bytes of the calli
         assert.ok(patched, "StripByteCounts found");
         const alone = await decodeImage(grown, LIMIT);
         assert.deepEqual(alone.data, px);
-        assert.equal(firstDifference((await decodeImage(grown, LIMIT, workers)).data, alone.data), "");
+        assert.equal(byteDifference((await decodeImage(grown, LIMIT, workers)).data, alone.data), "");
       },
     );
   } finally {

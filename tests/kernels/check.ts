@@ -13,6 +13,20 @@ export function testGpu(): Promise<Gpu> {
   return shared;
 }
 
+/**
+ * "" when a and b hold the same values (Object.is: −0 differs from 0, NaN equals NaN), else the first place
+ * they differ, named by `name`.
+ */
+export function firstDifference(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  name = (i: number) => `value ${i}`,
+): string {
+  if (a.length !== b.length) return `length ${a.length} vs ${b.length}`;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return `${name(i)}: ${a[i]} vs ${b[i]}`;
+  return "";
+}
+
 /** Normalised error Σ(a−b)²/Σb²; fails when above `max`. */
 export function assertNormalisedError(
   actual: ArrayLike<number>,

@@ -4,7 +4,7 @@ import { bicubicResize } from "../../src/image/bicubic_resize.ts";
 import { normalizationTable } from "../../src/image/pixel_values.ts";
 import type { RgbImage } from "../../src/image/rgb_image.ts";
 import { rng } from "../../src/ref/random.ts";
-import { testGpu } from "./check.ts";
+import { firstDifference, testGpu } from "./check.ts";
 
 function randomImage(width: number, height: number, seed: number): RgbImage {
   const r = rng(seed);
@@ -31,12 +31,6 @@ function expectedTiles(img: RgbImage, outW: number, outH: number, S: number, til
     }
   }
   return out;
-}
-
-function firstDifference(a: Float32Array, b: Float32Array): string {
-  if (a.length !== b.length) return `length ${a.length} vs ${b.length}`;
-  const i = a.findIndex((v, j) => !Object.is(v, b[j]));
-  return i < 0 ? "" : `value ${i}: ${a[i]} vs ${b[i]}`;
 }
 
 Deno.test("resizeRows + resizedTiles give Pillow's bicubic resize as normalised tiles, bit for bit", async (t) => {

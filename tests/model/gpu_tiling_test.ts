@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { decodeImage } from "../../src/image/decode_image.ts";
 import { normalizationTable, planImageTiles, preprocessImage } from "../../src/image/pixel_values.ts";
 import { type DecodedImage, GpuTiling } from "../../src/model/gpu_tiling.ts";
-import { testGpu } from "../kernels/check.ts";
+import { firstDifference, testGpu } from "../kernels/check.ts";
 import { imageFile, manifest } from "./tiny_fixture.ts";
 
 const S = 448;
@@ -13,11 +13,8 @@ async function decoded(bytes: Uint8Array): Promise<DecodedImage> {
   return { image: await decodeImage(bytes, options), grid, thumbnail: tiles > grid[0] * grid[1] };
 }
 
-function firstDifference(a: Float32Array, b: Float32Array): string {
-  if (a.length !== b.length) return `length ${a.length} vs ${b.length}`;
-  const i = a.findIndex((v, j) => !Object.is(v, b[j]));
-  return i < 0 ? "" : `value ${i} (tile ${Math.floor(i / (3 * S * S))}): ${a[i]} vs ${b[i]}`;
-}
+const tileDifference = (a: Float32Array, b: Float32Array) =>
+  firstDifference(a, b, (i) => `value ${i} (tile ${Math.floor(i / (3 * S * S))})`);
 
 Deno.test("GpuTiling writes preprocessImage's pixel values of every fixture image, in groups of any size", async (t) => {
   const gpu = await testGpu();
@@ -45,7 +42,7 @@ Deno.test("GpuTiling writes preprocessImage's pixel values of every fixture imag
         got.set(await gpu.readF32(out), first * 3 * S * S);
         out.buffer.destroy();
       }
-      assert.equal(firstDifference(got, all), "");
+      assert.equal(tileDifference(got, all), "");
     });
   }
   tiling.destroy();
