@@ -11,7 +11,7 @@
  */
 import { InputError } from "../errors.ts";
 import { newRgbImage, type RgbImage } from "./rgb_image.ts";
-import { InflateError, inflateExact, inflateExactSync } from "./inflate.ts";
+import { InflateError, inflateExact } from "./inflate.ts";
 
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);
@@ -122,13 +122,10 @@ function readChunks(bytes: Uint8Array): PngInfo {
   return { ...info, palette, idat };
 }
 
-/**
- * Inflates the zlib stream, keeping only the bytes the image needs (Pillow ignores any excess): in one
- * call when node:zlib can, else through the stream (data past the stream's end, corrupt data).
- */
+/** Inflates the zlib stream, keeping only the bytes the image needs (Pillow ignores any excess). */
 async function inflate(idat: Uint8Array, expected: number): Promise<Uint8Array> {
   try {
-    return inflateExactSync(idat, expected) ?? await inflateExact(idat, expected);
+    return await inflateExact(idat, expected);
   } catch (err) {
     if (err instanceof InflateError) throw corrupt(`image data ${err.message}`);
     throw err;

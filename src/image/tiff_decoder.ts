@@ -9,7 +9,7 @@
  */
 import { InputError } from "../errors.ts";
 import { newRgbImage, type RgbImage } from "./rgb_image.ts";
-import { InflateError, inflateExact, inflateExactSync } from "./inflate.ts";
+import { InflateError, inflateExact } from "./inflate.ts";
 
 function corrupt(why: string): InputError {
   return new InputError(`TIFF image is corrupt or truncated: ${why}`, { code: "invalid_image" });
@@ -131,10 +131,10 @@ function packBitsDecode(input: Uint8Array, expected: number): Uint8Array {
   return out;
 }
 
-/** A Deflate strip: in one node:zlib call when it can (no per-chunk awaits on a worker), else the stream. */
+/** A Deflate strip's bytes, or its InputError. */
 async function inflate(input: Uint8Array, expected: number): Promise<Uint8Array> {
   try {
-    return inflateExactSync(input, expected) ?? await inflateExact(input, expected);
+    return await inflateExact(input, expected);
   } catch (err) {
     if (err instanceof InflateError) throw corrupt(`Deflate data ${err.message}`);
     throw err;
