@@ -1,7 +1,8 @@
 import type { Int8Matmul } from "../model/int8_matmul.ts";
 import type { ImageResize } from "../model/gpu_tiling.ts";
-import type { ChatEngine } from "./types.ts";
+import type { ChatEngine, EngineThread } from "./types.ts";
 import { WebGpuEngine } from "./webgpu_engine.ts";
+import { WorkerEngine } from "./worker_engine.ts";
 
 export interface LoadEngineOptions {
   /** A model directory in the HF layout of OpenGVLab/InternVL-Chat-V1-5-Int8 (or the tiny fixture). */
@@ -20,11 +21,18 @@ export interface LoadEngineOptions {
   imageWorkers?: number;
   /** Where the dynamic tiling's resizes run (IMAGE_RESIZE): "gpu" (default) or "cpu". */
   imageResize?: ImageResize;
+  /**
+   * "worker": the engine on a thread of its own (src/engine/worker_engine.ts), so the GPU's blocking waits
+   * never stop the caller's event loop; "main" (default here; `deno task serve` defaults to "worker"): on
+   * the calling thread.
+   */
+  thread?: EngineThread;
   /** Loading progress, 0..1, for a progress bar. */
   onProgress?: (fraction: number, what: string) => void;
 }
 
 /** Loads config, tokenizer and weights onto the GPU and returns the engine. */
 export function loadEngine(options: LoadEngineOptions): Promise<ChatEngine> {
+  if (options.thread === "worker") return WorkerEngine.load(options);
   return WebGpuEngine.load(options);
 }

@@ -72,6 +72,10 @@ export interface ChatResult {
   timeToFirstTokenMs: number;
 }
 
+/** Where the engine runs (ENGINE_THREAD): a thread of its own, or the caller's. */
+export const ENGINE_THREADS = ["worker", "main"] as const;
+export type EngineThread = typeof ENGINE_THREADS[number];
+
 export interface BatchItem {
   question: string;
   images: Uint8Array[];
@@ -99,6 +103,8 @@ export interface ChatEngine {
    * that drops the work if it was not used; call it when the request ends.
    */
   startImagePreparation?(images: Uint8Array[], maxNum: number, param?: string): () => void;
+  /** Optional: releases the engine (its thread, its GPU device) once the server has stopped. */
+  close?(): Promise<void>;
   /** Throws InputError (src/errors.ts) for client mistakes: undecodable image, too many pixels, prompt too long. */
   chat(req: ChatRequest): Promise<ChatResult>;
   /** The reference `batch_chat`: each result equals what the item would get alone. */

@@ -4,6 +4,7 @@
  */
 import type { LoadEngineOptions } from "../engine/load_engine.ts";
 import type { ChatEngine } from "../engine/types.ts";
+import { WorkerEngine } from "../engine/worker_engine.ts";
 import { SessionStore } from "../sessions/session_store.ts";
 import { createApp } from "./app.ts";
 import { EngineSlot } from "./engine_slot.ts";
@@ -59,13 +60,17 @@ export async function startServer(
     int8Matmul: settings.int8Matmul,
     imageWorkers: settings.imageWorkers ?? undefined,
     imageResize: settings.imageResize,
+    thread: settings.engineThread,
     onProgress: (fraction, what) => slot.progress(fraction, what),
   };
   const loading = Promise.resolve().then(() => loadEngine(options));
   slot.track(loading);
   const loaded = loading.then(
     (engine) =>
-      log(`Model ready: ${engine.modelInfo.id}${engine.modelInfo.randomWeights ? " (RANDOM WEIGHTS)" : ""}`),
+      log(
+        `Model ready: ${engine.modelInfo.id}${engine.modelInfo.randomWeights ? " (RANDOM WEIGHTS)" : ""}` +
+          (engine instanceof WorkerEngine ? ", running on its own thread" : ""),
+      ),
     (err) =>
       log(
         `ERROR: the model failed to load: ${err instanceof Error ? err.message : err}; /health answers 503`,
@@ -80,6 +85,8 @@ export async function startServer(
     async close() {
       await server.shutdown();
       sessions.close();
+      const state = slot.state;
+      if (state.status === "ready") await state.engine.close?.();
     },
   };
 }

@@ -6,6 +6,7 @@ import { z } from "zod";
 import { type Int8Matmul, int8Matmuls } from "../model/int8_matmul.ts";
 import { defaultVisionScratchBytes } from "../model/vision_scratch_pool.ts";
 import { type ImageResize, imageResizes } from "../model/gpu_tiling.ts";
+import { ENGINE_THREADS, type EngineThread } from "../engine/types.ts";
 
 export interface Settings {
   /** HF model directory; null serves the random-weight tiny fixture. */
@@ -43,6 +44,8 @@ export interface Settings {
   imageWorkers: number | null;
   /** Where the dynamic tiling's resizes run (IMAGE_RESIZE): "gpu" or "cpu". */
   imageResize: ImageResize;
+  /** Where the engine runs (ENGINE_THREAD): "worker" (its own thread) or "main" (the serving thread). */
+  engineThread: EngineThread;
 }
 
 export const TINY_MODEL_DIR = "tests/fixtures/tiny-internvl/model";
@@ -113,6 +116,7 @@ const EnvSchema = z.object({
   IMAGE_WORKERS: nonNegativeInt("IMAGE_WORKERS", -1),
   IMAGE_RESIZE: oneOf<ImageResize>("IMAGE_RESIZE", imageResizes),
   INT8_MATMUL: oneOf<Int8Matmul>("INT8_MATMUL", int8Matmuls),
+  ENGINE_THREAD: oneOf<EngineThread>("ENGINE_THREAD", ENGINE_THREADS),
 });
 
 /** Reads settings from an env record (pass `Deno.env.toObject()`); throws Error listing every bad variable. */
@@ -146,6 +150,7 @@ export function loadSettings(env: Record<string, string | undefined>): Settings 
     int8Matmul: e.INT8_MATMUL,
     imageWorkers: e.IMAGE_WORKERS < 0 ? null : e.IMAGE_WORKERS,
     imageResize: e.IMAGE_RESIZE,
+    engineThread: e.ENGINE_THREAD,
   };
 }
 

@@ -14,6 +14,7 @@ Deno.test("loadSettings defaults serve the random-weight fixture on 127.0.0.1:80
   assert.equal(s.int8Matmul, "weight-only");
   assert.equal(s.imageWorkers, null, "unset: the engine picks one worker per core");
   assert.equal(s.imageResize, "gpu");
+  assert.equal(s.engineThread, "worker", "the engine's blocking GPU waits stay off the serving thread");
   assert.ok(TINY_MODEL_DIR.endsWith("tiny-internvl/model"));
 });
 
@@ -40,6 +41,7 @@ Deno.test("loadSettings reads every variable", () => {
     INT8_MATMUL: "llm-int8",
     IMAGE_WORKERS: "0",
     IMAGE_RESIZE: "cpu",
+    ENGINE_THREAD: "main",
   });
   assert.deepEqual(s, {
     modelDir: "/models/internvl",
@@ -64,6 +66,7 @@ Deno.test("loadSettings reads every variable", () => {
     int8Matmul: "llm-int8",
     imageWorkers: 0,
     imageResize: "cpu",
+    engineThread: "main",
   });
 });
 
@@ -78,10 +81,12 @@ Deno.test("loadSettings names every bad variable", () => {
         INT8_MATMUL: "int4",
         IMAGE_WORKERS: "-1",
         IMAGE_RESIZE: "GPU",
+        ENGINE_THREAD: "thread",
       }),
     (err: Error) =>
       /IMAGE_WORKERS must be an integer ≥ 0; got "-1"/.test(err.message) &&
       /IMAGE_RESIZE must be one of gpu, cpu \(got "GPU"\)/.test(err.message) &&
+      /ENGINE_THREAD must be one of worker, main \(got "thread"\)/.test(err.message) &&
       /INT8_MATMUL must be one of weight-only, llm-int8, llm-int8-prefill \(got "int4"\)/.test(err.message) &&
       /PORT must be an integer from 0 to 65535; got "80a"/.test(err.message) &&
       /DEFAULT_MAX_NUM must be an integer from 1 to 40; got "41"/.test(err.message) &&

@@ -1,0 +1,129 @@
+// The HTTP server while it generates: a real server on loopback (src/server/serve.ts, the engine loaded as
+// `deno task serve` loads it), one client sending chat requests back to back and a second polling /health
+// every 5 ms, once with the engine on its own thread (ENGINE_THREAD=worker, the default) and once on the
+// serving thread (main), alternating. Reports /health latency, the serving thread's event-loop lag
+// (src/bench/event_loop_lag.ts) and the chat requests' tokens/s.
+//   deno run -A --unstable-kv --unstable-no-legacy-abort scripts/bench_serving.ts [--model DIR] [--rounds 2] [--requests 12]
+//     [--max-new-tokens 64] [--threads worker,main] [--out FILE]
+import { parseArgs } from "node:util";
+import { loadEngine } from "../src/engine/load_engine.ts";
+import { ENGINE_THREADS, type EngineThread } from "../src/engine/types.ts";
+import { startLagProbe } from "../src/bench/event_loop_lag.ts";
+import { startServer } from "../src/server/serve.ts";
+import { defaultSettings, TINY_MODEL_DIR } from "../src/server/settings.ts";
+
+const { values } = parseArgs({
+  options: {
+    model: { type: "string" },
+    rounds: { type: "string", default: "2" },
+    requests: { type: "string", default: "12" },
+    "max-new-tokens": { type: "string", default: "64" },
+    threads: { type: "string", default: "worker,main" },
+    out: { type: "string" },
+  },
+});
+const positive = (name: string, raw: string) => {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} takes a positive integer, got "${raw}"`);
+  return n;
+};
+const rounds = positive("rounds", values.rounds);
+const requests = positive("requests", values.requests);
+const maxNewTokens = positive("max-new-tokens", values["max-new-tokens"]);
+const threads = values.threads.split(",").map((t) => {
+  if (!(ENGINE_THREADS as readonly string[]).includes(t)) {
+    throw new Error(`--threads takes ${ENGINE_THREADS.join(", ")}, got "${t}"`);
+  }
+  return t as EngineThread;
+});
+const modelDir = values.model ?? TINY_MODEL_DIR;
+const questions = ["a", "b c d", "Describe the weather in three words.", "!!!", "What is 2 + 2?", "Hello"];
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))] : NaN;
+};
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+async function run(thread: EngineThread) {
+  const dir = await Deno.makeTempDir();
+  const running = await startServer(
+    defaultSettings({
+      port: 0,
+      kvPath: `${dir}/sessions.kv`,
+      modelDir,
+      randomWeights: !values.model,
+      engineThread: thread,
+    }),
+    loadEngine,
+    () => {},
+  );
+  await running.loaded;
+  const base = `http://127.0.0.1:${running.server.addr.port}`;
+  const ask = async (question: string) => {
+    const res = await fetch(`${base}/v1/chat`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ question, max_new_tokens: maxNewTokens }),
+    });
+    if (res.status !== 200) throw new Error(`/v1/chat answered ${res.status}: ${await res.text()}`);
+    return (await res.json()).usage.completion_tokens as number;
+  };
+  await ask("warm up");
+  const health: number[] = [];
+  let busy = true;
+  const poll = (async () => {
+    while (busy) {
+      const t = performance.now();
+      const res = await fetch(`${base}/health`);
+      await res.body?.cancel();
+      health.push(performance.now() - t);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  const stopLag = startLagProbe();
+  const t0 = performance.now();
+  let tokens = 0;
+  for (let i = 0; i < requests; i++) tokens += await ask(questions[i % questions.length]);
+  const wallMs = performance.now() - t0;
+  const lag = stopLag();
+  busy = false;
+  await poll;
+  await running.close();
+  await Deno.remove(dir, { recursive: true });
+  return {
+    thread,
+    requests,
+    completion_tokens: tokens,
+    wall_ms: r2(wallMs),
+    tokens_per_s: r2(tokens / (wallMs / 1000)),
+    health_polls: health.length,
+    health_ms_p50: r2(quantile(health, 0.5)),
+    health_ms_p99: r2(quantile(health, 0.99)),
+    health_ms_max: r2(Math.max(...health)),
+    event_loop_lag: lag,
+  };
+}
+
+const runs = [];
+for (let round = 0; round < rounds; round++) {
+  for (const thread of threads) {
+    const result = { round: round + 1, ...(await run(thread)) };
+    runs.push(result);
+    console.log(
+      `${thread.padEnd(6)} round ${round + 1}: ${result.completion_tokens} tokens in ${result.wall_ms} ms ` +
+        `(${result.tokens_per_s} tokens/s); /health p50 ${result.health_ms_p50} p99 ${result.health_ms_p99} ` +
+        `max ${result.health_ms_max} ms over ${result.health_polls} polls; event loop late p50 ` +
+        `${result.event_loop_lag.p50_ms} p99 ${result.event_loop_lag.p99_ms} max ${result.event_loop_lag.max_ms} ms`,
+    );
+  }
+}
+const adapter = await navigator.gpu.requestAdapter();
+const report = {
+  date: new Date().toISOString().slice(0, 10),
+  adapter: adapter?.info.description || adapter?.info.device || "unknown",
+  model_dir: modelDir,
+  max_new_tokens: maxNewTokens,
+  runs,
+};
+if (values.out) await Deno.writeTextFile(values.out, JSON.stringify(report, null, 2) + "\n");

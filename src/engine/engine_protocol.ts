@@ -1,0 +1,92 @@
+/**
+ * The messages between the serving thread's WorkerEngine (src/engine/worker_engine.ts) and the engine's own
+ * thread (src/engine/engine_worker.ts). Everything here survives structured cloning: no functions, no
+ * AbortSignal, errors as plain records rebuilt on the other side with their class.
+ */
+import { InputError } from "../errors.ts";
+import type { LoadEngineOptions } from "./load_engine.ts";
+import type { BatchItem, ChatRequest, ChatResult, GenerationConfig, ModelInfo } from "./types.ts";
+
+/** LoadEngineOptions as the engine's thread gets them (progress comes back as messages). */
+export type WorkerLoadOptions = Omit<LoadEngineOptions, "onProgress" | "thread">;
+
+/**
+ * A chat request without its callbacks. `prep` names images sent before by a "prepare" message (the engine
+ * then finds its early work by that array), in which case `images` is empty.
+ */
+export interface WireChatRequest extends Omit<ChatRequest, "signal" | "onText"> {
+  prep: number | null;
+  /** The caller streams: the engine's thread sends "text" messages. */
+  streams: boolean;
+}
+
+export interface WireBatchItem extends BatchItem {
+  prep: number | null;
+}
+
+export type ToEngine =
+  | { type: "load"; options: WorkerLoadOptions }
+  | { type: "chat"; id: number; request: WireChatRequest }
+  | { type: "batchChat"; id: number; items: WireBatchItem[]; maxNum: number; generation: GenerationConfig }
+  | { type: "prepare"; prep: number; images: Uint8Array[]; maxNum: number; param: string }
+  | { type: "drop"; prep: number }
+  | { type: "abort"; id: number; reason: WireError }
+  | { type: "close" };
+
+/** What the engine's thread knows after each call: its fault and its early-image counter. */
+export interface EngineStatus {
+  fault: string | null;
+  earlyImageHits: number;
+}
+
+export type FromEngine =
+  | { type: "progress"; fraction: number; what: string }
+  | { type: "loaded"; modelInfo: ModelInfo; status: EngineStatus }
+  | { type: "loadFailed"; error: WireError }
+  | { type: "text"; id: number; delta: string }
+  | { type: "done"; id: number; result: ChatResult | ChatResult[]; status: EngineStatus }
+  | { type: "failed"; id: number; error: WireError; status: EngineStatus }
+  | { type: "status"; status: EngineStatus }
+  | { type: "closed" };
+
+/** A thrown value as a record; `kind` says which class `fromWire` rebuilds. */
+export interface WireError {
+  kind: "InputError" | "DOMException" | "Error";
+  name: string;
+  message: string;
+  options?: InputError["options"];
+  /** Read by the HTTP error handler for Retry-After. */
+  retryAfterSeconds?: number;
+  stack?: string;
+}
+
+export function toWire(err: unknown): WireError {
+  const retryAfterSeconds = (err as { retryAfterSeconds?: number } | null)?.retryAfterSeconds;
+  const extra = typeof retryAfterSeconds === "number" ? { retryAfterSeconds } : {};
+  if (err instanceof InputError) {
+    return {
+      kind: "InputError",
+      name: err.name,
+      message: err.message,
+      options: { ...err.options },
+      ...extra,
+    };
+  }
+  if (err instanceof DOMException) return { kind: "DOMException", name: err.name, message: err.message };
+  if (err instanceof Error) return { kind: "Error", name: err.name, message: err.message, stack: err.stack };
+  return { kind: "Error", name: "Error", message: String(err) };
+}
+
+export function fromWire(w: WireError): Error {
+  let err: Error;
+  if (w.kind === "InputError") err = new InputError(w.message, w.options);
+  else if (w.kind === "DOMException") err = new DOMException(w.message, w.name);
+  else {
+    err = new Error(w.message);
+    err.name = w.name;
+    // The engine thread's stack says where it failed; this thread's would only say "a message arrived".
+    if (w.stack) err.stack = w.stack;
+  }
+  if (w.retryAfterSeconds !== undefined) Object.assign(err, { retryAfterSeconds: w.retryAfterSeconds });
+  return err;
+}

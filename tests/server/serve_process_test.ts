@@ -1,0 +1,91 @@
+// `deno task serve` as users start it: main.ts in its own process, the engine on its own thread (the
+// default ENGINE_THREAD=worker), answering over loopback, and leaving cleanly on SIGTERM.
+import assert from "node:assert/strict";
+import { caseById } from "../model/tiny_fixture.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+
+/** The serve task's command line (deno.json "serve"), without the WebGPU wrapper this suite already ran. */
+const serveArgs = [
+  "run",
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-ffi",
+  "--unstable-kv",
+  "--unstable-no-legacy-abort",
+  "main.ts",
+];
+
+/** Reads the child's stdout lines until `done` returns a value. */
+async function readUntil<T>(lines: AsyncIterator<string>, seen: string[], done: (l: string) => T | null) {
+  while (true) {
+    const next = await lines.next();
+    if (next.done) throw new Error(`the server exited; its output:\n${seen.join("\n")}`);
+    seen.push(next.value);
+    const value = done(next.value);
+    if (value !== null) return value;
+  }
+}
+
+async function* linesOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let rest = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) {
+    rest += decoder.decode(chunk, { stream: true });
+    const parts = rest.split("\n");
+    rest = parts.pop()!;
+    yield* parts;
+  }
+  if (rest) yield rest;
+}
+
+Deno.test("main.ts serves the tiny model from the engine's own thread and exits on SIGTERM", async () => {
+  const dir = await Deno.makeTempDir();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: serveArgs,
+    cwd: root,
+    env: { PORT: "0", KV_PATH: `${dir}/sessions.kv`, IMAGE_WORKERS: "1" },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const seen: string[] = [];
+  const lines = linesOf(child.stdout)[Symbol.asyncIterator]();
+  try {
+    const port = await readUntil(
+      lines,
+      seen,
+      (l) => l.match(/^Listening on http:\/\/127\.0\.0\.1:(\d+)/)?.[1] ?? null,
+    );
+    const base = `http://127.0.0.1:${port}`;
+    const ready = await readUntil(lines, seen, (l) => l.startsWith("Model ready") ? l : null);
+    assert.match(ready, /running on its own thread$/);
+    const health = await fetch(`${base}/health`);
+    assert.equal(health.status, 200);
+    assert.equal((await health.json()).status, "ok");
+
+    const c = caseById("text_only");
+    const res = await fetch(`${base}/v1/chat`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ question: c.question, max_new_tokens: 32 }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).response, c.response);
+
+    const bad = await fetch(`${base}/v1/chat`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ question: "What is it?", images: ["data:image/png;base64,iVBORw0KGgo="] }),
+    });
+    assert.equal(bad.status, 400, "a broken image from the engine's thread must stay a client error");
+    assert.equal((await bad.json()).error.param, "images[0]");
+  } finally {
+    child.kill("SIGTERM");
+  }
+  const status = await child.status;
+  await readUntil(lines, seen, (l) => l.startsWith("SIGTERM") ? l : null).catch(() => {});
+  assert.equal(status.code, 0, `exit ${status.code}; output:\n${seen.join("\n")}`);
+  await Deno.remove(dir, { recursive: true });
+});
