@@ -3,6 +3,9 @@ import { loadEngine } from "./src/engine/load_engine.ts";
 import { startServer } from "./src/server/serve.ts";
 import { loadSettings } from "./src/server/settings.ts";
 
+/** How long a stopped server may take to end by itself before it is made to exit. */
+const exitGraceMs = 10_000;
+
 if (import.meta.main) {
   let settings;
   try {
@@ -12,10 +15,25 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const running = await startServer(settings, loadEngine);
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => {
-      console.log(`${signal}: finishing open requests, then exiting`);
-      running.close().then(() => Deno.exit(0));
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  let stopping = false;
+  const onSignal = (signal: Deno.Signal) => {
+    if (stopping) {
+      console.log(`${signal} again: exiting now`);
+      Deno.exit(1);
+    }
+    stopping = true;
+    console.log(`${signal}: finishing open requests, then exiting`);
+    running.close().then(() => {
+      // The process then ends by itself. Exiting at once raced the engine's thread, still closing its GPU
+      // device, and crashed NVIDIA's driver (SIGSEGV; docs/PERF.md v27).
+      for (const s of signals) Deno.removeSignalListener(s, handlers[s]);
+      Deno.unrefTimer(setTimeout(() => {
+        console.log(`still busy ${exitGraceMs / 1000} s after stopping; exiting`);
+        Deno.exit(0);
+      }, exitGraceMs));
     });
-  }
+  };
+  const handlers = { SIGINT: () => onSignal("SIGINT"), SIGTERM: () => onSignal("SIGTERM") };
+  for (const s of signals) Deno.addSignalListener(s, handlers[s]);
 }

@@ -1,10 +1,10 @@
 // The HTTP server while it generates: a real server on loopback (src/server/serve.ts, the engine loaded as
 // `deno task serve` loads it), one client sending chat requests back to back and a second polling /health
-// every 5 ms, once with the engine on its own thread (ENGINE_THREAD=worker, the default) and once on the
+// every 5 ms (--poll-ms; 0: none, for tokens/s alone), once with the engine on its own thread (ENGINE_THREAD=worker, the default) and once on the
 // serving thread (main), alternating. Reports /health latency, the serving thread's event-loop lag
 // (src/bench/event_loop_lag.ts) and the chat requests' tokens/s.
 //   deno run -A --unstable-kv --unstable-no-legacy-abort scripts/bench_serving.ts [--model DIR] [--rounds 2] [--requests 12]
-//     [--max-new-tokens 64] [--threads worker,main] [--out FILE]
+//     [--max-new-tokens 64] [--threads worker,main] [--poll-ms 5] [--out FILE]
 import { parseArgs } from "node:util";
 import { loadEngine } from "../src/engine/load_engine.ts";
 import { ENGINE_THREADS, type EngineThread } from "../src/engine/types.ts";
@@ -19,6 +19,7 @@ const { values } = parseArgs({
     requests: { type: "string", default: "12" },
     "max-new-tokens": { type: "string", default: "64" },
     threads: { type: "string", default: "worker,main" },
+    "poll-ms": { type: "string", default: "5" },
     out: { type: "string" },
   },
 });
@@ -36,6 +37,10 @@ const threads = values.threads.split(",").map((t) => {
   }
   return t as EngineThread;
 });
+const pollMs = Number(values["poll-ms"]);
+if (!(Number.isInteger(pollMs) && pollMs >= 0)) {
+  throw new Error(`--poll-ms takes an integer ≥ 0, got "${values["poll-ms"]}"`);
+}
 const modelDir = values.model ?? TINY_MODEL_DIR;
 const questions = ["a", "b c d", "Describe the weather in three words.", "!!!", "What is 2 + 2?", "Hello"];
 
@@ -71,14 +76,14 @@ async function run(thread: EngineThread) {
   };
   await ask("warm up");
   const health: number[] = [];
-  let busy = true;
+  let busy = pollMs > 0;
   const poll = (async () => {
     while (busy) {
       const t = performance.now();
       const res = await fetch(`${base}/health`);
       await res.body?.cancel();
       health.push(performance.now() - t);
-      await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, pollMs));
     }
   })();
   const stopLag = startLagProbe();
@@ -100,7 +105,7 @@ async function run(thread: EngineThread) {
     health_polls: health.length,
     health_ms_p50: r2(quantile(health, 0.5)),
     health_ms_p99: r2(quantile(health, 0.99)),
-    health_ms_max: r2(Math.max(...health)),
+    health_ms_max: health.length ? r2(Math.max(...health)) : null,
     event_loop_lag: lag,
   };
 }

@@ -109,10 +109,13 @@ self.onmessage = (e: MessageEvent<ToEngine>) => {
       running.get(m.id)?.abort(fromWire(m.reason));
       return;
     case "close":
-      // Mesa's llvmpipe may crash when a live device is torn down with its thread; destroy it first.
+      // Mesa's llvmpipe may crash when a live device is torn down with its thread; destroy it first. The
+      // thread then ends itself: NVIDIA's driver crashed the process (SIGSEGV) when it exited just after
+      // `Worker.terminate()` (docs/PERF.md v27).
       engine?.model.gpu.destroy();
       engine = null;
       send({ type: "closed" });
+      self.close();
       return;
   }
 };

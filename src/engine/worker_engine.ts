@@ -116,22 +116,24 @@ export class WorkerEngine implements ChatEngine {
   }
 
   /**
-   * Stops the engine's thread after it destroyed its GPU device (waiting at most `graceMs` for that); calls
-   * still running reject.
+   * Ends the engine's thread: it destroys its GPU device and closes itself. Calls still running reject. Only
+   * a thread that does not answer within `graceMs` (or has failed) is terminated from here: on an H100 a
+   * process that exited just after `Worker.terminate()` crashed in NVIDIA's driver (SIGSEGV).
    */
   async close(graceMs = 5000): Promise<void> {
     const alive = !this.#threadFault;
     this.#fail("the engine was closed");
+    let answered = false;
     if (alive) {
       this.#post({ type: "close" });
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
-        new Promise<void>((resolve) => this.#closed = resolve),
+        new Promise<void>((resolve) => this.#closed = () => (answered = true, resolve())),
         new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs)),
       ]);
       clearTimeout(timer);
     }
-    this.worker.terminate();
+    if (!answered) this.worker.terminate();
   }
 
   #call<T extends ChatResult | ChatResult[]>(

@@ -85,8 +85,9 @@ export async function startServer(
     async close() {
       await server.shutdown();
       sessions.close();
-      const state = slot.state;
-      if (state.status === "ready") await state.engine.close?.();
+      // An engine still loading is closed once loaded (a second signal to main.ts exits at once).
+      const engine = await loading.catch(() => null);
+      await engine?.close?.();
     },
   };
 }

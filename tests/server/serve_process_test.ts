@@ -85,7 +85,9 @@ Deno.test("main.ts serves the tiny model from the engine's own thread and exits 
     child.kill("SIGTERM");
   }
   const status = await child.status;
-  await readUntil(lines, seen, (l) => l.startsWith("SIGTERM") ? l : null).catch(() => {});
+  for (let next = await lines.next(); !next.done; next = await lines.next()) seen.push(next.value);
+  assert.ok(seen.some((l) => l.startsWith("SIGTERM: finishing open requests")), seen.join("\n"));
   assert.equal(status.code, 0, `exit ${status.code}; output:\n${seen.join("\n")}`);
+  assert.ok(!seen.some((l) => l.startsWith("still busy")), "the server did not end by itself");
   await Deno.remove(dir, { recursive: true });
 });
