@@ -64,6 +64,12 @@ export interface GenerateOptions {
    * for the caller; by default a fresh runner is made and destroyed.
    */
   runner?: LmRunner;
+  /**
+   * Per row, when rows are separate requests batched together: the most new tokens of each (≤ the config's
+   * maxNewTokens, which bounds the run), and a signal whose abort finishes that row alone.
+   */
+  rowMaxNewTokens?: number[];
+  rowSignals?: (AbortSignal | undefined)[];
 }
 
 /**
@@ -89,6 +95,10 @@ export async function generate(
     throw new Error(
       `generate: the runner has room for ${runner.remaining} positions, ${L} + ${maxNew} needed`,
     );
+  }
+  const rowMax = options.rowMaxNewTokens ?? new Array<number>(B).fill(maxNew);
+  if (rowMax.length !== B || rowMax.some((n) => !(Number.isInteger(n) && n >= 1 && n <= maxNew))) {
+    throw new Error(`generate: rowMaxNewTokens must give each of ${B} rows 1..${maxNew} tokens`);
   }
   const V = model.dims.language.vocab;
   const next = gpu.createTensor("gen.next", "i32", [B]);
@@ -189,13 +199,14 @@ export async function generate(
     for (let k = 0; k < steps && !done; k++) {
       const ids = Array.from(all.subarray(k * B, (k + 1) * B));
       const shown = ids.map((id, b) => {
+        if (!finished[b] && options.rowSignals?.[b]?.aborted) finished[b] = true;
         if (finished[b]) return -1;
         outputs[b].push(id);
-        if (id === options.eosId) finished[b] = true;
+        if (id === options.eosId || outputs[b].length >= rowMax[b]) finished[b] = true;
         return id;
       });
       options.onStep?.(shown);
-      if (finished.every((f) => f) || outputs.every((o, b) => finished[b] || o.length >= maxNew)) done = true;
+      if (finished.every((f) => f)) done = true;
     }
   };
 

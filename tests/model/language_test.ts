@@ -180,6 +180,42 @@ Deno.test("generate reports every step once and in order however its readbacks a
   embeds?.buffer.destroy();
 });
 
+Deno.test("generate stops a row at its own token limit or its own abort, the other rows unchanged", async () => {
+  const model = await tinyModel();
+  const c = caseById("batch_chat");
+  const [B, L] = c.input_ids.shape;
+  const flatIds = goldenI32(c.input_ids.file), flatMask = goldenI32(c.attention_mask.file);
+  const ids = Array.from({ length: B }, (_, b) => Array.from(flatIds.subarray(b * L, (b + 1) * L)));
+  const mask = Array.from({ length: B }, (_, b) => Array.from(flatMask.subarray(b * L, (b + 1) * L)));
+  const embeds = await imageEmbeds(model, c.images);
+  const want = Array.from({ length: B }, (_, b) => {
+    const golden: number[] = c.samples[b].generated_ids;
+    const stop = golden.indexOf(imEndId);
+    return stop >= 0 ? golden.slice(0, stop + 1) : golden;
+  });
+  assert.ok(want[0].length > 3, "the case's first row is too short for this test");
+  const run = (rowMaxNewTokens?: number[], rowSignals?: AbortSignal[], onStep?: () => void) =>
+    generate(model, { ids, mask, imageEmbeds: embeds }, greedy32, {
+      eosId: imEndId,
+      imageContextId,
+      rowMaxNewTokens,
+      rowSignals,
+      onStep,
+    });
+  const limited = await run([3, ...new Array(B - 1).fill(32)]);
+  assert.deepEqual(limited, [want[0].slice(0, 3), ...want.slice(1)]);
+  // Row 0 aborted once its second token is out: later steps of the same readback no longer count.
+  const abort = new AbortController();
+  let steps = 0;
+  const aborted = await run(undefined, [abort.signal], () => ++steps === 2 && abort.abort());
+  assert.deepEqual(aborted, [want[0].slice(0, 2), ...want.slice(1)]);
+  embeds?.buffer.destroy();
+  await assert.rejects(
+    run([33, ...new Array(B - 1).fill(1)]),
+    /rowMaxNewTokens must give each of \d+ rows 1\.\.32/,
+  );
+});
+
 Deno.test("generate hands a response's first tokens out once their readback settles, not when the in-flight window is full", async () => {
   // Deno settles a map ~10 ms after its (blocking) call, and only while the event loop runs. The loop used to
   // take readbacks only with `inFlight` steps submitted, so the first token of a response waited for ~8
