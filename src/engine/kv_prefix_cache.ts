@@ -50,6 +50,22 @@ export class KvPrefixCache {
     minShared: number,
     capacityNeeded: number,
   ): { runner: LmRunner; shared: number } | null {
+    const { best, bestShared } = this.find(ids, imageKey, minShared, capacityNeeded);
+    if (best < 0) {
+      this.misses++;
+      return null;
+    }
+    this.hits++;
+    const [k] = this.kept.splice(best, 1);
+    return { runner: k.runner, shared: bestShared };
+  }
+
+  /** Whether `take` with these arguments would return a runner (nothing is taken or counted). */
+  has(ids: readonly number[], imageKey: string, minShared: number, capacityNeeded: number): boolean {
+    return this.find(ids, imageKey, minShared, capacityNeeded).best >= 0;
+  }
+
+  private find(ids: readonly number[], imageKey: string, minShared: number, capacityNeeded: number) {
     let best = -1, bestShared = 0;
     this.kept.forEach((k, i) => {
       const shared = commonPrefix(k.tokens, ids);
@@ -60,13 +76,7 @@ export class KvPrefixCache {
         bestShared = shared;
       }
     });
-    if (best < 0) {
-      this.misses++;
-      return null;
-    }
-    this.hits++;
-    const [k] = this.kept.splice(best, 1);
-    return { runner: k.runner, shared: bestShared };
+    return { best, bestShared };
   }
 
   /** Keeps `runner` holding `tokens`; evicts least recently used sequences beyond the budget. */

@@ -1,6 +1,7 @@
 /**
- * One engine, one request at a time: a FIFO of tickets in front of it, bounded so an overloaded server
- * answers 503 at once instead of letting latency grow without end.
+ * A FIFO of tickets in front of the engine, bounded so an overloaded server answers 503 at once instead of
+ * letting latency grow without end. Up to `maxRunning` requests are in the engine at once (MAX_BATCH: it
+ * generates greedy chat rounds that arrive together as one batch, the rest one after another).
  *
  * A route takes a ticket with `reserve()` before it reads images (so a full queue costs no decoding),
  * then either `run`s its job or `release`s the ticket when the request turns out to be invalid.
@@ -8,8 +9,10 @@
 import { InputError } from "../errors.ts";
 
 export interface SchedulerOptions {
-  /** Tickets that may wait besides the running job (QUEUE_SIZE). */
+  /** Tickets that may wait besides the running jobs (QUEUE_SIZE). */
   maxQueue: number;
+  /** Jobs handed to the engine at once (MAX_BATCH); default 1. */
+  maxRunning?: number;
 }
 
 interface Waiter {
@@ -19,19 +22,21 @@ interface Waiter {
 
 export class Scheduler {
   readonly maxQueue: number;
+  readonly maxRunning: number;
   #waiting = 0; // reserved tickets not yet running (reading bodies or queued for the engine)
-  #running = false;
+  #running = 0;
   #queue: Waiter[] = [];
   /** Moving average of job durations, ms, for Retry-After. */
   #avgJobMs = 1000;
 
   constructor(options: SchedulerOptions) {
     this.maxQueue = options.maxQueue;
+    this.maxRunning = options.maxRunning ?? 1;
   }
 
-  /** Requests waiting plus the one running. */
+  /** Requests waiting plus those running. */
   get depth(): number {
-    return this.#waiting + (this.#running ? 1 : 0);
+    return this.#waiting + this.#running;
   }
 
   /** Seconds after which a retry has a fair chance: the expected time to drain the queue, 1..120. */
@@ -41,9 +46,9 @@ export class Scheduler {
 
   /** Takes a place in the queue or throws a 503 InputError (code `queue_full`) when none is left. */
   reserve(): Ticket {
-    // Admitted = waiting + running ≤ maxQueue + 1; a ticket still reading its body counts as waiting
-    // even when the engine is idle, so the bound is on the total, not on `#waiting` alone.
-    if (this.depth >= this.maxQueue + 1) {
+    // Admitted = waiting + running ≤ maxQueue + maxRunning; a ticket still reading its body counts as
+    // waiting even when the engine is idle, so the bound is on the total, not on `#waiting` alone.
+    if (this.depth >= this.maxQueue + this.maxRunning) {
       const err = new InputError(
         `The server is busy: ${this.#waiting} requests are already waiting (QUEUE_SIZE=${this.maxQueue}); ` +
           `retry after ${this.retryAfterSeconds} s`,
@@ -71,18 +76,19 @@ export class Scheduler {
 
   /** @internal The running job finished. */
   finish(ms: number): void {
-    this.#running = false;
+    this.#running--;
     this.#avgJobMs = 0.8 * this.#avgJobMs + 0.2 * ms;
     this.#pump();
   }
 
   #pump(): void {
-    if (this.#running) return;
-    const next = this.#queue.shift();
-    if (!next) return;
-    this.#waiting--;
-    this.#running = true;
-    next.start();
+    while (this.#running < this.maxRunning) {
+      const next = this.#queue.shift();
+      if (!next) return;
+      this.#waiting--;
+      this.#running++;
+      next.start();
+    }
   }
 }
 

@@ -34,7 +34,8 @@ export interface AppDeps {
 }
 
 export function createApp(deps: AppDeps): Hono {
-  const scheduler = deps.scheduler ?? new Scheduler({ maxQueue: deps.settings.queueSize });
+  const scheduler = deps.scheduler ??
+    new Scheduler({ maxQueue: deps.settings.queueSize, maxRunning: deps.settings.maxBatch });
   const engine = EngineSlot.from(deps.engine);
   const metrics = deps.metrics ?? new Metrics();
   metrics.gauges = () => ({

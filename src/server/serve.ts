@@ -61,6 +61,7 @@ export async function startServer(
     imageWorkers: settings.imageWorkers ?? undefined,
     imageResize: settings.imageResize,
     thread: settings.engineThread,
+    maxBatch: settings.maxBatch,
     onProgress: (fraction, what) => slot.progress(fraction, what),
   };
   const loading = Promise.resolve().then(() => loadEngine(options));

@@ -46,6 +46,8 @@ export interface Settings {
   imageResize: ImageResize;
   /** Where the engine runs (ENGINE_THREAD): "worker" (its own thread) or "main" (the serving thread). */
   engineThread: EngineThread;
+  /** Requests the engine takes at once; greedy chat rounds among them generate as one batch (MAX_BATCH). */
+  maxBatch: number;
 }
 
 export const TINY_MODEL_DIR = "tests/fixtures/tiny-internvl/model";
@@ -117,6 +119,7 @@ const EnvSchema = z.object({
   IMAGE_RESIZE: oneOf<ImageResize>("IMAGE_RESIZE", imageResizes),
   INT8_MATMUL: oneOf<Int8Matmul>("INT8_MATMUL", int8Matmuls),
   ENGINE_THREAD: oneOf<EngineThread>("ENGINE_THREAD", ENGINE_THREADS),
+  MAX_BATCH: positiveInt("MAX_BATCH", 8, 64),
 });
 
 /** Reads settings from an env record (pass `Deno.env.toObject()`); throws Error listing every bad variable. */
@@ -151,6 +154,7 @@ export function loadSettings(env: Record<string, string | undefined>): Settings 
     imageWorkers: e.IMAGE_WORKERS < 0 ? null : e.IMAGE_WORKERS,
     imageResize: e.IMAGE_RESIZE,
     engineThread: e.ENGINE_THREAD,
+    maxBatch: e.MAX_BATCH,
   };
 }
 

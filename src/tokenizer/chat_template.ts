@@ -98,8 +98,12 @@ export function buildBatchPromptIds(
       ...opts,
     })
   );
+  return leftPadded(prompts, tok.specialIds.pad);
+}
+
+/** Prompts of several rows left-padded to the longest, with the attention mask (0 on the pads). */
+export function leftPadded(prompts: readonly number[][], pad: number): BatchPromptIds {
   const width = Math.max(0, ...prompts.map((p) => p.length));
-  const pad = tok.specialIds.pad;
   return {
     inputIds: prompts.map((p) => [...new Array(width - p.length).fill(pad), ...p]),
     attentionMask: prompts.map((

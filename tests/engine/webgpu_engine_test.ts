@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { WebGpuEngine } from "../../src/engine/webgpu_engine.ts";
 import { InputError } from "../../src/errors.ts";
-import { defaultGenerationConfig, type HistoryTurn, type ImageLayout } from "../../src/engine/types.ts";
+import {
+  type ChatResult,
+  defaultGenerationConfig,
+  type HistoryTurn,
+  type ImageLayout,
+} from "../../src/engine/types.ts";
 import { buildChatPromptIds } from "../../src/tokenizer/chat_template.ts";
 import { caseById, goldenI32, imageFile, type Json, manifest, modelDir } from "../model/tiny_fixture.ts";
 
@@ -284,4 +289,55 @@ Deno.test("images prepared before a request's turn are taken once, answer alike 
   assert.equal(e.earlyImagesHeld, 2);
   drops.forEach((d) => d());
   assert.equal(e.earlyImagesHeld, 0);
+});
+
+Deno.test("greedy rounds that arrive together run as one batch: golden answers, each streamed, errors and aborts their own", async () => {
+  const e = await WebGpuEngine.load({ modelDir, randomWeights: true, maxBatch: 4 });
+  try {
+    const ask = (id: string, extra: Partial<Parameters<typeof e.chat>[0]> = {}) => {
+      const c = caseById(id);
+      let streamed = "";
+      const result = e.chat({
+        question: c.question,
+        images: c.images.map((k: string) => imageFile(k)),
+        history: typedHistory(c),
+        maxNum: 6,
+        generation: greedy32,
+        onText: (d) => streamed += d,
+        ...extra,
+      });
+      return result.then((r) => ({ r, streamed, c }), (err) => ({ err, c }));
+    };
+    const good = imageFile(caseById("single_image").images[0]);
+    const aborted = new AbortController();
+    const rounds = [
+      ask("single_image"),
+      ask("two_images_concat"),
+      ask("text_only", { generation: { ...greedy32, maxNewTokens: 5 } }),
+      ask("single_image", { images: [good.slice(0, 120)] }),
+      ask("text_only", { signal: aborted.signal }), // the fifth: past maxBatch, aborted while it waits
+    ];
+    aborted.abort(new DOMException("gone", "AbortError"));
+    const [image, twoImages, short, broken, gone] = await Promise.all(rounds);
+    assert.equal(e.batchedRounds, 3, "the three good rounds did not run as one batch");
+    for (const { r, streamed, c } of [image, twoImages] as { r: ChatResult; streamed: string; c: Json }[]) {
+      assert.deepEqual(r.outputTokenIds, c.response_ids, c.id);
+      assert.equal(r.response, c.response);
+      assert.equal(streamed, c.response);
+      assert.deepEqual(r.promptTokenIds, Array.from(goldenI32(c.input_ids.file)));
+    }
+    const s = short as { r: ChatResult; c: Json };
+    assert.deepEqual(s.r.outputTokenIds, s.c.response_ids.slice(0, 5), "a row's own max_new_tokens");
+    const b = broken as { err: InputError };
+    assert.ok(b.err instanceof InputError && b.err.param === "images[0]", String(b.err));
+    assert.equal((gone as { err: DOMException }).err.name, "AbortError");
+    // A lone round runs on its own and keeps its conversation for the next round.
+    const kept = e.kept.size;
+    const alone = await ask("text_only");
+    assert.equal((alone as { r: ChatResult }).r.response, caseById("text_only").response);
+    assert.equal(e.kept.size, kept + 1);
+    assert.equal(e.batchedRounds, 3);
+  } finally {
+    e.model.gpu.destroy();
+  }
 });

@@ -15,6 +15,7 @@ Deno.test("loadSettings defaults serve the random-weight fixture on 127.0.0.1:80
   assert.equal(s.imageWorkers, null, "unset: the engine picks one worker per core");
   assert.equal(s.imageResize, "gpu");
   assert.equal(s.engineThread, "worker", "the engine's blocking GPU waits stay off the serving thread");
+  assert.equal(s.maxBatch, 8);
   assert.ok(TINY_MODEL_DIR.endsWith("tiny-internvl/model"));
 });
 
@@ -42,6 +43,7 @@ Deno.test("loadSettings reads every variable", () => {
     IMAGE_WORKERS: "0",
     IMAGE_RESIZE: "cpu",
     ENGINE_THREAD: "main",
+    MAX_BATCH: "3",
   });
   assert.deepEqual(s, {
     modelDir: "/models/internvl",
@@ -67,6 +69,7 @@ Deno.test("loadSettings reads every variable", () => {
     imageWorkers: 0,
     imageResize: "cpu",
     engineThread: "main",
+    maxBatch: 3,
   });
 });
 
@@ -82,11 +85,13 @@ Deno.test("loadSettings names every bad variable", () => {
         IMAGE_WORKERS: "-1",
         IMAGE_RESIZE: "GPU",
         ENGINE_THREAD: "thread",
+        MAX_BATCH: "65",
       }),
     (err: Error) =>
       /IMAGE_WORKERS must be an integer ≥ 0; got "-1"/.test(err.message) &&
       /IMAGE_RESIZE must be one of gpu, cpu \(got "GPU"\)/.test(err.message) &&
       /ENGINE_THREAD must be one of worker, main \(got "thread"\)/.test(err.message) &&
+      /MAX_BATCH must be an integer from 1 to 64; got "65"/.test(err.message) &&
       /INT8_MATMUL must be one of weight-only, llm-int8, llm-int8-prefill \(got "int4"\)/.test(err.message) &&
       /PORT must be an integer from 0 to 65535; got "80a"/.test(err.message) &&
       /DEFAULT_MAX_NUM must be an integer from 1 to 40; got "41"/.test(err.message) &&
