@@ -7,6 +7,7 @@ import { hasThumbnail } from "../image/dynamic_tiling.ts";
 import { type DecodedImage, decodedImageTiles, type ImageResize } from "../model/gpu_tiling.ts";
 import { defaultImageWorkers, ImageWorkers } from "../image/image_workers.ts";
 import { checkpointSource, InternVLModel } from "../model/internvl.ts";
+import type { LmRunner } from "../model/lm_runner.ts";
 import type { Int8Matmul } from "../model/int8_matmul.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { loadModelConfig, type ModelConfig } from "../weights/config.ts";
@@ -439,6 +440,25 @@ export class WebGpuEngine implements ChatEngine {
     for (const r of alone) await this.chatAlone(r.req, r.started, r.plan).then(r.resolve, r.reject);
   }
 
+  /**
+   * Each finished row of a batch is kept like a round run alone: its prompt and answer (all but the last id,
+   * never fed back) copied out of the batch's cache without the left padding, for its follow-up round.
+   */
+  private async keepRows(rounds: PlannedRound[], runner: LmRunner, L: number, outputs: number[][]) {
+    for (const [b, r] of rounds.entries()) {
+      const out = outputs[b];
+      if (r.req.signal?.aborted || out.length === 0 || this.kept.budgetBytes <= 0) continue;
+      const ids = r.plan.promptIds;
+      const tokens = [...ids, ...out.slice(0, -1)];
+      const capacity = Math.min(
+        this.modelInfo.maxContext,
+        ids.length + r.req.generation.maxNewTokens + this.followupRoom,
+      );
+      const row = runner.extractRow(b, L - ids.length, tokens.length, capacity);
+      this.kept.keep(tokens, ids.length, await imageIdentity(r.req.images, r.req.maxNum), row);
+    }
+  }
+
   /** Rounds of new conversations generated together, one row each; see runWaiting. */
   private async runRounds(rounds: PlannedRound[]): Promise<void> {
     const ready: (PlannedRound & { prepared: PreparedImages })[] = [];
@@ -455,16 +475,19 @@ export class WebGpuEngine implements ChatEngine {
     const streams = ready.map(() => new ResponseStream(this.tokenizer));
     const firstAt = ready.map(() => 0);
     const rowMax = ready.map((r) => r.req.generation.maxNewTokens);
+    const L = inputIds[0].length, maxNew = Math.max(...rowMax);
     let outputs: number[][];
     const imageEmbeds = this.encode(joinPrepared(ready.map((r) => r.prepared)));
+    const runner = this.model.newRunner(ready.length, L + maxNew);
     try {
       outputs = await generate(
         this.model,
         { ids: inputIds, mask: attentionMask, imageEmbeds },
-        { ...ready[0].req.generation, maxNewTokens: Math.max(...rowMax) },
+        { ...ready[0].req.generation, maxNewTokens: maxNew },
         {
           eosId: special.imEnd,
           imageContextId: special.imgContext,
+          runner,
           rowMaxNewTokens: rowMax,
           rowSignals: ready.map((r) => r.req.signal),
           onStep: (step) =>
@@ -476,11 +499,13 @@ export class WebGpuEngine implements ChatEngine {
             }),
         },
       );
+      await this.keepRows(ready, runner, L, outputs);
     } catch (e) {
       for (const r of ready) r.reject(e);
       return;
     } finally {
       imageEmbeds?.buffer.destroy();
+      runner.destroy();
     }
     this.batchedRounds += ready.length;
     ready.forEach((r, b) => {

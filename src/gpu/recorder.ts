@@ -28,7 +28,13 @@ const uniformAlign = 256;
  */
 export class Recorder {
   private readonly dispatches: Dispatch[] = [];
-  private readonly copies: { src: Tensor; dst: GPUBuffer; bytes: number; dstOffset: number }[] = [];
+  private readonly copies: {
+    src: Tensor;
+    dst: GPUBuffer;
+    bytes: number;
+    dstOffset: number;
+    srcOffset: number;
+  }[] = [];
 
   /** With a cache, bind groups and the params arena of a repeated sequence of dispatches are reused. */
   constructor(private readonly gpu: Gpu, readonly label: string, private readonly cache?: DispatchCache) {}
@@ -63,9 +69,9 @@ export class Recorder {
     });
   }
 
-  /** Copies `src` into `dst` after the compute pass (e.g. into a mappable buffer for readback). */
-  copyAfter(src: Tensor, dst: GPUBuffer, bytes = src.byteLength, dstOffset = 0): void {
-    this.copies.push({ src, dst, bytes, dstOffset });
+  /** Copies `src` (from byte `srcOffset`) into `dst` after the compute pass (e.g. into a mappable buffer). */
+  copyAfter(src: Tensor, dst: GPUBuffer, bytes = src.byteLength, dstOffset = 0, srcOffset = 0): void {
+    this.copies.push({ src, dst, bytes, dstOffset, srcOffset });
   }
 
   /** Encodes everything recorded into one pass (plus trailing copies) and submits it; does not wait. */
@@ -148,7 +154,9 @@ export class Recorder {
       pass!.dispatchWorkgroups(...d.workgroups);
     });
     pass?.end();
-    for (const c of this.copies) enc.copyBufferToBuffer(c.src.buffer, 0, c.dst, c.dstOffset, c.bytes);
+    for (const c of this.copies) {
+      enc.copyBufferToBuffer(c.src.buffer, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+    }
     const commands = enc.finish();
     const what = `${this.label} (${this.dispatches.map((d) => d.label).slice(0, 8).join(", ")}` +
       `${this.dispatches.length > 8 ? ", …" : ""})`;

@@ -197,6 +197,35 @@ export class LmRunner {
     this.nextPositions = [length];
   }
 
+  /**
+   * A single-sequence runner of `capacity` positions holding `count` positions of row `b` from cache index
+   * `from` on (a batched round's row without its left padding: positions count real tokens only, so the
+   * keys need no change), ready to continue like a runner that ran that sequence alone.
+   */
+  extractRow(b: number, from: number, count: number, capacity: number): LmRunner {
+    if (b < 0 || b >= this.batch || from < 0 || count < 1 || from + count > this.cache.length) {
+      throw new Error(
+        `extractRow(${b}, ${from}, ${count}): outside the ${this.batch} × ${this.cache.length} filled`,
+      );
+    }
+    if (count > capacity) {
+      throw new Error(`extractRow: ${count} positions do not fit a capacity of ${capacity}`);
+    }
+    const row = new LmRunner(this.gpu, this.weights, this.dims, 1, capacity, this.matmul, this.gemmPool);
+    const width = this.dims.kvHeads * this.dims.headDim * 4;
+    const r = this.gpu.recorder("lm.extract_row");
+    for (let l = 0; l < this.dims.layers; l++) {
+      const at = (b * this.capacity + from) * width;
+      r.copyAfter(this.cache.k[l], row.cache.k[l].buffer, count * width, 0, at);
+      r.copyAfter(this.cache.v[l], row.cache.v[l].buffer, count * width, 0, at);
+    }
+    r.submit();
+    this.gpu.writeTensor(row.cache.keyValid, new Int32Array(capacity).fill(1));
+    row.cache.length = count;
+    row.nextPositions = [count];
+    return row;
+  }
+
   get remaining(): number {
     return this.capacity - this.cache.length;
   }
