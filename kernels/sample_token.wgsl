@@ -10,9 +10,12 @@
 //     all kept), clamped to the key of m so at least the best token survives.
 //  5. Draw by Gumbel-max: argmax over kept tokens of s + G(u), G(u) = −log(−log u), with u from a
 //     counter-based PCG hash of (seed, step, row, token) — the same draw as sampling from the renormalised
-//     distribution, with no prefix sum, and the same ids for a given seed on any device.
-// Bindings: 1 logits [B, V] f32, 2 out [B] i32.
-// Params: vocab V, rows B, row_stride_groups, top_k (0 = off), seed, step, inv_temp (f32), top_p (f32).
+//     distribution, with no prefix sum, and the same ids for a given seed on any device. With per-row seeds
+//     (rows that are separate requests batched together) row b hashes (row_seeds[b], step, 0, token): the
+//     draw that row would get alone as row 0.
+// Bindings: 1 logits [B, V] f32, 2 out [B] i32, 3 row_seeds [B] u32 (read only when per_row_seeds).
+// Params: vocab V, rows B, row_stride_groups, top_k (0 = off), seed, step, inv_temp (f32), top_p (f32),
+//   per_row_seeds.
 // Grid: flatGrid(B, 1): one workgroup of 1024 threads per row. Features: none.
 struct Params {
   vocab: u32,
@@ -23,10 +26,12 @@ struct Params {
   step: u32,
   inv_temp: f32,
   top_p: f32,
+  per_row_seeds: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<i32>;
+@group(0) @binding(3) var<storage, read> row_seeds: array<u32>;
 
 const WG = 1024u; // threads per row: each pass over V is latency-bound, so more threads = fewer trips
 
@@ -229,7 +234,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     k_min = min(max(ans, k_min), key(m));
   }
 
-  let row_hash = pcg(row + pcg(p.step + pcg(p.seed)));
+  var row_key = row;
+  var seed = p.seed;
+  if (p.per_row_seeds != 0u) {
+    row_key = 0u;
+    seed = row_seeds[min(row, p.rows - 1u)];
+  }
+  let row_hash = pcg(row_key + pcg(p.step + pcg(seed)));
   var b = Best(-3.4e38, V);
   var j = li;
   for (; j + 7u * WG < V; j += 8u * WG) { b = draw8(b, eight(base, j), j, k_min, row_hash); }

@@ -70,6 +70,8 @@ export interface GenerateOptions {
    */
   rowMaxNewTokens?: number[];
   rowSignals?: (AbortSignal | undefined)[];
+  /** Per row, sampling seeds (u32): row b then draws what it would draw alone with its seed. */
+  rowSeeds?: number[];
 }
 
 /**
@@ -101,6 +103,12 @@ export async function generate(
     throw new Error(`generate: rowMaxNewTokens must give each of ${B} rows 1..${maxNew} tokens`);
   }
   const V = model.dims.language.vocab;
+  if (options.rowSeeds && options.rowSeeds.length !== B) {
+    throw new Error(`generate: rowSeeds has ${options.rowSeeds.length} seeds for ${B} rows`);
+  }
+  const rowSeeds = options.rowSeeds && config.doSample
+    ? gpu.uploadTensor("gen.row_seeds", "u32", [B], Uint32Array.from(options.rowSeeds))
+    : undefined;
   const next = gpu.createTensor("gen.next", "i32", [B]);
   // The reference calls generate(inputs_embeds=…), so HF's input_ids hold only generated tokens: the
   // repetition penalty never sees the prompt.
@@ -150,6 +158,7 @@ export async function generate(
         topP: config.topP,
         seed: config.seed ?? 0,
         step,
+        rowSeeds,
       });
     } else {
       argmax(r, runner.logits, next);
@@ -250,6 +259,7 @@ export async function generate(
     if (owned) runner.destroy();
     next.buffer.destroy();
     seen?.buffer.destroy();
+    rowSeeds?.buffer.destroy();
     for (const b of ring) b.destroy();
   }
 }

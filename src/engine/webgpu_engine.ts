@@ -50,7 +50,7 @@ export interface WebGpuEngineOptions {
   /** Where the dynamic tiling's resizes run (IMAGE_RESIZE); default "gpu". */
   imageResize?: ImageResize;
   /**
-   * Most greedy chat rounds that, arriving while the GPU is busy, then run together as one batch (MAX_BATCH);
+   * Most chat rounds (greedy or sampled) that, arriving while the GPU is busy, then run together as one batch (MAX_BATCH);
    * default 1: one round at a time.
    */
   maxBatch?: number;
@@ -109,7 +109,7 @@ export class WebGpuEngine implements ChatEngine {
   private readonly early = new Map<Uint8Array[], EarlyImages>();
   /** Requests whose images were prepared before their turn and then used (tests and metrics). */
   earlyImageHits = 0;
-  /** Greedy rounds waiting to run together (see runWaiting), and whether a job to run them is queued. */
+  /** Rounds waiting to run together (see runWaiting), and whether a job to run them is queued. */
   private readonly waiting: WaitingRound[] = [];
   private batchQueued = false;
   /** Rounds that ran as rows of a batch with others (tests and metrics). */
@@ -333,7 +333,7 @@ export class WebGpuEngine implements ChatEngine {
 
   chat(req: ChatRequest): Promise<ChatResult> {
     const started = performance.now();
-    if (this.maxBatch > 1 && req.generation.numBeams === 1 && !req.generation.doSample) {
+    if (this.maxBatch > 1 && req.generation.numBeams === 1) {
       return new Promise<ChatResult>((resolve, reject) => {
         this.waiting.push({ req, started, resolve, reject });
         this.queueWaiting();
@@ -389,7 +389,7 @@ export class WebGpuEngine implements ChatEngine {
     };
   }
 
-  /** Queues one job that takes the waiting greedy rounds, unless one is queued already. */
+  /** Queues one job that takes the waiting rounds, unless one is queued already. */
   private queueWaiting(): void {
     if (this.batchQueued || this.waiting.length === 0) return;
     this.batchQueued = true;
@@ -397,19 +397,18 @@ export class WebGpuEngine implements ChatEngine {
   }
 
   /**
-   * The greedy rounds that arrived while the GPU was busy, up to `maxBatch` sharing a repetition penalty
-   * (one value for the whole batch on the GPU), as one left-padded batch: the weights stream once a step for
-   * all of them (H100, real shapes: 286 tokens/s at 4 rows, 367 at 8, against ~103 for one; PERF.md). Each
-   * row stops at its own limit, eos or abort, and streams its own text. A round that continues a kept
-   * conversation, or that is alone, runs on its own and keeps its cache for the next round; rows of a batch
-   * are not kept.
+   * The rounds (greedy or sampled, one beam) that arrived while the GPU was busy, up to `maxBatch` that
+   * decode alike (`batchKey`), as one left-padded batch: the weights stream once a step for all of them
+   * (H100, real shapes: 286 tokens/s at 4 rows, 367 at 8, against ~103 for one; PERF.md). Each row stops at
+   * its own limit, eos or abort, streams its own text and samples with its own seed. A round that continues
+   * a kept conversation, or that is alone, runs on its own; every row's cache is kept afterwards (keepRows).
    */
   private async runWaiting(): Promise<void> {
     this.batchQueued = false;
-    const penalty = this.waiting[0].req.generation.repetitionPenalty;
+    const key = batchKey(this.waiting[0].req.generation);
     const taken: WaitingRound[] = [], rest: WaitingRound[] = [];
     for (const w of this.waiting) {
-      (taken.length < this.maxBatch && w.req.generation.repetitionPenalty === penalty ? taken : rest).push(w);
+      (taken.length < this.maxBatch && batchKey(w.req.generation) === key ? taken : rest).push(w);
     }
     this.waiting.splice(0, this.waiting.length, ...rest);
     this.queueWaiting();
@@ -490,6 +489,7 @@ export class WebGpuEngine implements ChatEngine {
           runner,
           rowMaxNewTokens: rowMax,
           rowSignals: ready.map((r) => r.req.signal),
+          rowSeeds: ready.map((r) => r.req.generation.seed ?? 0),
           onStep: (step) =>
             step.forEach((id, b) => {
               if (id < 0) return;
@@ -669,6 +669,15 @@ export class WebGpuEngine implements ChatEngine {
       imageEmbeds?.buffer.destroy();
     }
   }
+}
+
+/**
+ * Rounds batch together when their decoding differs only in what each row has of its own (max_new_tokens,
+ * the sampling seed): the repetition penalty and the sampling warpers are one value for the whole batch.
+ */
+function batchKey(g: GenerationConfig): string {
+  const sampling = g.doSample ? [g.temperature, g.topK, g.topP] : [];
+  return JSON.stringify([g.doSample, g.repetitionPenalty, ...sampling]);
 }
 
 /** SHA-256 over the images' bytes and the tiling setting: what the <IMG_CONTEXT> positions were computed from. */

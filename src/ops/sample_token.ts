@@ -9,6 +9,11 @@ export interface SamplingOptions {
   topP: number; // in (0, 1]; 1 = off
   seed: number; // u32: same seed, same tokens on any device
   step: number; // u32 generation step (counter for the RNG)
+  /**
+   * [B] u32: one seed per row, for rows that are separate requests batched together; row b then draws what
+   * it would draw alone (as row 0) with its seed, and `seed` is not used.
+   */
+  rowSeeds?: Tensor;
 }
 
 /**
@@ -40,10 +45,22 @@ export function sampleToken(r: Recorder, logits: Tensor, out: Tensor, options: S
       throw new Error(`sampleToken: ${name} ${v} must be an integer in [0, 2^32)`);
     }
   }
+  if (options.rowSeeds) expectTensor("sampleToken rowSeeds", options.rowSeeds, "u32", [B]);
   const { workgroups, groupsPerRow } = flatGrid(B, 1);
   r.dispatch("sample_token", {
-    bindings: [logits, out],
-    params: [V, B, groupsPerRow, topK, seed, step, f32(Math.fround(1 / temperature)), f32(topP)],
+    // Without row seeds the binding is any read-only buffer (never read).
+    bindings: [logits, out, options.rowSeeds ?? logits],
+    params: [
+      V,
+      B,
+      groupsPerRow,
+      topK,
+      seed,
+      step,
+      f32(Math.fround(1 / temperature)),
+      f32(topP),
+      options.rowSeeds ? 1 : 0,
+    ],
     workgroups,
     label: `sample_token ${logits.label}`,
   });

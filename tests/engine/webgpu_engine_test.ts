@@ -344,3 +344,32 @@ Deno.test("greedy rounds that arrive together run as one batch: golden answers, 
     e.model.gpu.destroy();
   }
 });
+
+Deno.test("sampled rounds that arrive together batch and draw what each draws alone with its seed", async () => {
+  const e = await WebGpuEngine.load({ modelDir, randomWeights: true, maxBatch: 4 });
+  try {
+    const c = caseById("text_only");
+    const images: Uint8Array[] = [];
+    const sampled = { ...greedy32, doSample: true, temperature: 1.5, topP: 0.95, topK: 0, maxNewTokens: 24 };
+    const ask = (seed: number, question = c.question) =>
+      e.chat({ question, images, history: [], maxNum: 6, generation: { ...sampled, seed } });
+    const seeds = [1, 2, 3];
+    const together = await Promise.all(
+      seeds.map((seed, i) => ask(seed, i === 1 ? "Describe it." : c.question)),
+    );
+    assert.equal(e.batchedRounds, 3, "the sampled rounds did not run as one batch");
+    e.kept.clear(); // alone, each round must start from its prompt, not from the batch's kept rows
+    for (const [i, seed] of seeds.entries()) {
+      const alone = await ask(seed, i === 1 ? "Describe it." : c.question);
+      assert.deepEqual(together[i].outputTokenIds, alone.outputTokenIds, `seed ${seed}`);
+    }
+    assert.equal(e.batchedRounds, 3);
+    assert.notDeepEqual(
+      together[0].outputTokenIds,
+      together[2].outputTokenIds,
+      "the seeds made no difference",
+    );
+  } finally {
+    e.model.gpu.destroy();
+  }
+});

@@ -124,6 +124,34 @@ Deno.test("sampleToken is reproducible per seed and step, and changes with them"
   assert.ok(differing(await sampleOnGpu(gpu, logits, B, V, { ...o, step: 5 })) > B / 2);
 });
 
+Deno.test("sampleToken with per-row seeds: each row draws what it draws alone with its seed", async () => {
+  const gpu = await testGpu();
+  const B = 5, V = 1237;
+  const logits = randomF32(B * V, 77, -1, 1); // flat-ish: the seed decides
+  const seeds = [7, 4294967295, 7, 0, 31];
+  const o = { temperature: 0.9, topK: 60, topP: 0.9, seed: 1, step: 3 };
+  const rowSeeds = gpu.uploadTensor("seeds", "u32", [B], Uint32Array.from(seeds));
+  const g = gpu.uploadTensor("logits", "f32", [B, V], logits);
+  const out = gpu.createTensor("ids", "i32", [B]);
+  const r = gpu.recorder("test");
+  sampleToken(r, g, out, { ...o, rowSeeds });
+  r.submit();
+  const batched = Array.from(await gpu.readI32(out));
+  const alone: number[] = [];
+  for (let b = 0; b < B; b++) {
+    const [id] = await sampleOnGpu(gpu, logits.subarray(b * V, (b + 1) * V), 1, V, { ...o, seed: seeds[b] });
+    alone.push(id);
+  }
+  assert.deepEqual(batched, alone);
+  // And the seeds matter: the batch's shared seed would have drawn differently for most rows.
+  const shared = Array.from(await sampleOnGpu(gpu, logits, B, V, o));
+  assert.ok(shared.filter((id, b) => id !== batched[b]).length >= 3, `${shared} vs ${batched}`);
+  assert.throws(
+    () => sampleToken(gpu.recorder("t"), g, out, { ...o, rowSeeds: gpu.createTensor("s", "u32", [B - 1]) }),
+    /rowSeeds/,
+  );
+});
+
 Deno.test("sampleToken rejects options HF would reject", async () => {
   const gpu = await testGpu();
   const x = gpu.createTensor("x", "f32", [1, 4]);

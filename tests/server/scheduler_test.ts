@@ -59,3 +59,32 @@ Deno.test("A job that throws frees the engine for the next one", async () => {
   await assert.rejects(s.reserve().run(() => Promise.reject(new Error("boom"))), /boom/);
   assert.equal(await s.reserve().run(() => Promise.resolve(7)), 7);
 });
+
+Deno.test("Scheduler hands maxRunning jobs to the engine at once, the rest in order as they finish", async () => {
+  const s = new Scheduler({ maxQueue: 1, maxRunning: 2 });
+  const gates = [gate(), gate(), gate()];
+  const started: number[] = [];
+  const jobs = gates.map((g, i) =>
+    s.reserve().run(async () => {
+      started.push(i);
+      await g.opened;
+    })
+  );
+  // Two running and one waiting fill maxQueue + maxRunning places.
+  assert.throws(() => s.reserve(), (err: unknown) => err instanceof InputError && err.code === "queue_full");
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.deepEqual(started, [0, 1]);
+  assert.equal(s.depth, 3);
+  const settle = () => new Promise((r) => setTimeout(r, 0));
+  await settle();
+  assert.deepEqual(started, [0, 1], "a third job ran beside two");
+  gates[1].open();
+  await jobs[1];
+  await settle();
+  assert.deepEqual(started, [0, 1, 2], "the waiting job did not start when a place freed");
+  gates[0].open();
+  gates[2].open();
+  await Promise.all(jobs);
+  assert.equal(s.depth, 0);
+});
