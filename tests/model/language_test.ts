@@ -109,24 +109,31 @@ Deno.test("free-running greedy decoding reproduces every case's 32 generated ids
   }
 });
 
-Deno.test("batch_chat: left-padded batch reproduces each sample and equals the unbatched runs", async () => {
-  const model = await tinyModel();
+/** The batch_chat case as generate() takes it (left-padded ids, mask, image rows) and its answers up to eos. */
+async function batchChatCase(model: Awaited<ReturnType<typeof tinyModel>>) {
   const c = caseById("batch_chat");
   const [B, L] = c.input_ids.shape;
   const flatIds = goldenI32(c.input_ids.file), flatMask = goldenI32(c.attention_mask.file);
   const ids = Array.from({ length: B }, (_, b) => Array.from(flatIds.subarray(b * L, (b + 1) * L)));
   const mask = Array.from({ length: B }, (_, b) => Array.from(flatMask.subarray(b * L, (b + 1) * L)));
   const embeds = await imageEmbeds(model, c.images);
+  const want: number[][] = Array.from({ length: B }, (_, b) => {
+    const golden: number[] = c.samples[b].generated_ids;
+    const stop = golden.indexOf(imEndId);
+    return stop >= 0 ? golden.slice(0, stop + 1) : golden;
+  });
+  return { c, B: B as number, ids, mask, embeds, want };
+}
+
+Deno.test("batch_chat: left-padded batch reproduces each sample and equals the unbatched runs", async () => {
+  const model = await tinyModel();
+  const { c, B, ids, mask, embeds, want } = await batchChatCase(model);
   const outs = await generate(model, { ids, mask, imageEmbeds: embeds }, greedy32, {
     eosId: imEndId,
     imageContextId,
   });
   embeds?.buffer.destroy();
-  for (let b = 0; b < B; b++) {
-    const golden: number[] = c.samples[b].generated_ids;
-    const stop = golden.indexOf(imEndId);
-    assert.deepEqual(outs[b], stop >= 0 ? golden.slice(0, stop + 1) : golden, `sample ${b}`);
-  }
+  for (let b = 0; b < B; b++) assert.deepEqual(outs[b], want[b], `sample ${b}`);
   // Each sample alone (no padding, its own image) gives the same ids.
   const counts: number[] = c.image_counts;
   for (let b = 0; b < B; b++) {
@@ -149,18 +156,8 @@ Deno.test("batch_chat: left-padded batch reproduces each sample and equals the u
 
 Deno.test("generate reports every step once and in order however its readbacks are grouped", async (t) => {
   const model = await tinyModel();
-  const c = caseById("batch_chat");
-  const [B, L] = c.input_ids.shape;
-  const flatIds = goldenI32(c.input_ids.file), flatMask = goldenI32(c.attention_mask.file);
-  const ids = Array.from({ length: B }, (_, b) => Array.from(flatIds.subarray(b * L, (b + 1) * L)));
-  const mask = Array.from({ length: B }, (_, b) => Array.from(flatMask.subarray(b * L, (b + 1) * L)));
-  const embeds = await imageEmbeds(model, c.images);
+  const { ids, mask, embeds, want } = await batchChatCase(model);
   // Rows stop at <|im_end|> at different steps, so a stop lands inside a group for some grouping.
-  const want = Array.from({ length: B }, (_, b) => {
-    const golden: number[] = c.samples[b].generated_ids;
-    const stop = golden.indexOf(imEndId);
-    return stop >= 0 ? golden.slice(0, stop + 1) : golden;
-  });
   for (const [stepsPerReadback, inFlight] of [[1, 1], [3, 5], [5, 7], [4, 12]]) {
     await t.step(`${stepsPerReadback} steps per readback, ${inFlight} in flight`, async () => {
       const steps: number[][] = [];
@@ -182,17 +179,7 @@ Deno.test("generate reports every step once and in order however its readbacks a
 
 Deno.test("generate stops a row at its own token limit or its own abort, the other rows unchanged", async () => {
   const model = await tinyModel();
-  const c = caseById("batch_chat");
-  const [B, L] = c.input_ids.shape;
-  const flatIds = goldenI32(c.input_ids.file), flatMask = goldenI32(c.attention_mask.file);
-  const ids = Array.from({ length: B }, (_, b) => Array.from(flatIds.subarray(b * L, (b + 1) * L)));
-  const mask = Array.from({ length: B }, (_, b) => Array.from(flatMask.subarray(b * L, (b + 1) * L)));
-  const embeds = await imageEmbeds(model, c.images);
-  const want = Array.from({ length: B }, (_, b) => {
-    const golden: number[] = c.samples[b].generated_ids;
-    const stop = golden.indexOf(imEndId);
-    return stop >= 0 ? golden.slice(0, stop + 1) : golden;
-  });
+  const { B, ids, mask, embeds, want } = await batchChatCase(model);
   assert.ok(want[0].length > 3, "the case's first row is too short for this test");
   const run = (rowMaxNewTokens?: number[], rowSignals?: AbortSignal[], onStep?: () => void) =>
     generate(model, { ids, mask, imageEmbeds: embeds }, greedy32, {
