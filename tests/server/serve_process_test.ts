@@ -1,7 +1,8 @@
 // `deno task serve` as users start it: main.ts in its own process, the engine on its own thread (the
 // default ENGINE_THREAD=worker), answering over loopback, and leaving cleanly on SIGTERM.
 import assert from "node:assert/strict";
-import { caseById } from "../model/tiny_fixture.ts";
+import { caseById, imageFile } from "../model/tiny_fixture.ts";
+import { dataUrl } from "./test_app.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -73,6 +74,27 @@ Deno.test("main.ts serves the tiny model from the engine's own thread and exits 
     });
     assert.equal(res.status, 200);
     assert.equal((await res.json()).response, c.response);
+
+    // Two rounds at once (the engine may batch them): each gets its own answer, one of them streamed.
+    const two = caseById("two_images_concat");
+    const post = (body: unknown) =>
+      fetch(`${base}/v1/chat`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const [streamed, withImages] = await Promise.all([
+      post({ question: c.question, max_new_tokens: 32, stream: true }).then((r) => r.text()),
+      post({
+        question: two.question,
+        images: two.images.map((k: string) => dataUrl(imageFile(k))),
+        max_new_tokens: 32,
+      }).then((r) => r.json()),
+    ]);
+    assert.equal(withImages.response, two.response);
+    const frames = streamed.split("\n\n").filter((f) => f.startsWith("event: delta"));
+    const text = frames.map((f) => JSON.parse(f.slice(f.indexOf("data: ") + 6)).text).join("");
+    assert.equal(text, c.response, streamed);
 
     const bad = await fetch(`${base}/v1/chat`, {
       method: "POST",
