@@ -430,8 +430,11 @@ export class WebGpuEngine implements ChatEngine {
         w.reject(e);
       }
     }
-    const groups = batchGroups(batch.map((r) => r.plan.promptIds.length), this.maxBatchTokens)
-      .map((g) => g.map((i) => batch[i]));
+    // A batch's cache spans its longest prompt plus its longest answer, which must fit the model's context.
+    const groups = batchGroups(batch.map((r) => r.plan.promptIds.length), this.maxBatchTokens, {
+      newTokens: batch.map((r) => r.req.generation.maxNewTokens),
+      context: this.modelInfo.maxContext,
+    }).map((g) => g.map((i) => batch[i]));
     for (const group of groups) {
       if (group.length === 1) alone.push(group[0]);
       else await this.runRounds(group);
@@ -695,20 +698,27 @@ async function imageIdentity(images: Uint8Array[], maxNum: number): Promise<stri
 
 /**
  * Consecutive runs of item indices whose left-padded batch (count × longest prompt) stays within
- * `maxTokens`; an item alone always forms a group.
+ * `maxTokens`, and, given `room`, whose cache (longest prompt + most new tokens of any item) stays within
+ * `room.context` positions; an item alone always forms a group.
  */
-export function batchGroups(lengths: number[], maxTokens: number): number[][] {
+export function batchGroups(
+  lengths: number[],
+  maxTokens: number,
+  room?: { newTokens: number[]; context: number },
+): number[][] {
   const groups: number[][] = [];
-  let current: number[] = [], longest = 0;
+  let current: number[] = [], longest = 0, most = 0;
   lengths.forEach((n, i) => {
-    const wider = Math.max(longest, n);
-    if (current.length > 0 && wider * (current.length + 1) > maxTokens) {
+    const wider = Math.max(longest, n), more = Math.max(most, room?.newTokens[i] ?? 0);
+    const tooLong = room !== undefined && wider + more > room.context;
+    if (current.length > 0 && (wider * (current.length + 1) > maxTokens || tooLong)) {
       groups.push(current);
       current = [];
-      longest = 0;
+      longest = most = 0;
     }
     current.push(i);
     longest = Math.max(longest, n);
+    most = Math.max(most, room?.newTokens[i] ?? 0);
   });
   if (current.length) groups.push(current);
   return groups;

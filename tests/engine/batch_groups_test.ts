@@ -17,3 +17,13 @@ Deno.test("batchGroups keeps every padded batch within the token budget, in orde
     if (g.length > 1) assert.ok(g.length * Math.max(...g.map((i) => lengths[i])) <= 300);
   }
 });
+
+Deno.test("batchGroups keeps a batch's longest prompt plus its longest answer within the context", () => {
+  const room = (newTokens: number[]) => ({ newTokens, context: 100 });
+  // 70 + 20 and 10 + 20 fit alone, and together (70 + 20 = 90); 70 + 50 = 120 does not.
+  assert.deepEqual(batchGroups([70, 10], 1000, room([20, 20])), [[0, 1]]);
+  assert.deepEqual(batchGroups([70, 10], 1000, room([20, 50])), [[0], [1]]);
+  assert.deepEqual(batchGroups([10, 70, 10, 20], 1000, room([50, 20, 5, 5])), [[0], [1, 2, 3]]);
+  // Without room only the token budget counts.
+  assert.deepEqual(batchGroups([70, 10], 1000), [[0, 1]]);
+});
