@@ -60,9 +60,10 @@ export class KvPrefixCache {
     return { runner: k.runner, shared: bestShared };
   }
 
-  /** Whether `take` with these arguments would return a runner (nothing is taken or counted). */
-  has(ids: readonly number[], imageKey: string, minShared: number, capacityNeeded: number): boolean {
-    return this.find(ids, imageKey, minShared, capacityNeeded).best >= 0;
+  /** The prefix `take` with these arguments would share; 0 where it would return nothing. Takes nothing. */
+  sharedWith(ids: readonly number[], imageKey: string, minShared: number, capacityNeeded: number): number {
+    const { best, bestShared } = this.find(ids, imageKey, minShared, capacityNeeded);
+    return best >= 0 ? bestShared : 0;
   }
 
   private find(ids: readonly number[], imageKey: string, minShared: number, capacityNeeded: number) {

@@ -71,7 +71,8 @@ interface RoundPlan {
   promptIds: number[];
 }
 
-type PlannedRound = WaitingRound & { plan: RoundPlan };
+/** A waiting round planned: its images' identity, and how many of its prompt ids a kept cache holds. */
+type PlannedRound = WaitingRound & { plan: RoundPlan; imageKey: string; prefix: number };
 
 /**
  * Requests whose images may be prepared ahead of their turn at once: the next ones in the queue are what
@@ -412,29 +413,29 @@ export class WebGpuEngine implements ChatEngine {
     }
     this.waiting.splice(0, this.waiting.length, ...rest);
     this.queueWaiting();
-    const alone: PlannedRound[] = [], batch: PlannedRound[] = [];
-    const imgContext = this.tokenizer.specialIds.imgContext;
+    const batch: PlannedRound[] = [];
     for (const w of taken) {
       try {
         w.req.signal?.throwIfAborted();
         const plan = this.planRound(w.req);
-        const ids = plan.promptIds;
-        const continues = this.kept.size > 0 && this.kept.has(
-          ids,
-          await imageIdentity(w.req.images, w.req.maxNum),
-          ids.lastIndexOf(imgContext) + 1,
-          ids.length + w.req.generation.maxNewTokens,
-        );
-        (continues ? alone : batch).push({ ...w, plan });
+        const imageKey = await imageIdentity(w.req.images, w.req.maxNum);
+        // A round that continues a kept conversation runs only its new tokens.
+        const shared = this.kept.size > 0
+          ? this.kept.sharedWith(...this.keptQuery(plan, w.req, imageKey))
+          : 0;
+        batch.push({ ...w, plan, imageKey, prefix: Math.min(shared, plan.promptIds.length - 1) });
       } catch (e) {
         w.reject(e);
       }
     }
-    // A batch's cache spans its longest prompt plus its longest answer, which must fit the model's context.
-    const groups = batchGroups(batch.map((r) => r.plan.promptIds.length), this.maxBatchTokens, {
+    // A batch's prompt pass holds its longest new part per row; its cache spans the longest kept part, that
+    // and the longest answer, which must fit the model's context.
+    const groups = batchGroups(batch.map((r) => r.plan.promptIds.length - r.prefix), this.maxBatchTokens, {
       newTokens: batch.map((r) => r.req.generation.maxNewTokens),
+      kept: batch.map((r) => r.prefix),
       context: this.modelInfo.maxContext,
     }).map((g) => g.map((i) => batch[i]));
+    const alone: PlannedRound[] = [];
     for (const group of groups) {
       if (group.length === 1) alone.push(group[0]);
       else await this.runRounds(group);
@@ -442,46 +443,53 @@ export class WebGpuEngine implements ChatEngine {
     for (const r of alone) await this.chatAlone(r.req, r.started, r.plan).then(r.resolve, r.reject);
   }
 
-  /**
-   * Each finished row of a batch is kept like a round run alone: its prompt and answer (all but the last id,
-   * never fed back) copied out of the batch's cache without the left padding, for its follow-up round.
-   */
-  private async keepRows(rounds: PlannedRound[], runner: LmRunner, L: number, outputs: number[][]) {
-    for (const [b, r] of rounds.entries()) {
-      const out = outputs[b];
-      if (r.req.signal?.aborted || out.length === 0 || this.kept.budgetBytes <= 0) continue;
-      const ids = r.plan.promptIds;
-      const tokens = [...ids, ...out.slice(0, -1)];
-      const capacity = Math.min(
-        this.modelInfo.maxContext,
-        ids.length + r.req.generation.maxNewTokens + this.followupRoom,
-      );
-      const row = runner.extractRow(b, L - ids.length, tokens.length, capacity);
-      this.kept.keep(tokens, ids.length, await imageIdentity(r.req.images, r.req.maxNum), row);
-    }
+  /** kept.take's / kept.sharedWith's arguments for a round: its ids, images, image positions, room needed. */
+  private keptQuery(plan: RoundPlan, req: ChatRequest, imageKey: string): [number[], string, number, number] {
+    const ids = plan.promptIds;
+    const lastImage = ids.lastIndexOf(this.tokenizer.specialIds.imgContext);
+    return [ids, imageKey, lastImage + 1, ids.length + req.generation.maxNewTokens];
   }
 
-  /** Rounds of new conversations generated together, one row each; see runWaiting. */
+  /**
+   * Rounds generated together, one row each; see runWaiting. A row that continues a kept conversation gets
+   * that cache's shared part copied into its row (`adoptPrefixes`, right-aligned so that every row's new
+   * part starts at one cache index) and runs only its new tokens; a new conversation's row starts empty.
+   */
   private async runRounds(rounds: PlannedRound[]): Promise<void> {
-    const ready: (PlannedRound & { prepared: PreparedImages })[] = [];
+    const ready: (PlannedRound & { prepared: PreparedImages | null; from: LmRunner | null })[] = [];
     for (const r of rounds) {
+      let from: LmRunner | null = null;
+      let prefix = r.prefix;
+      if (prefix > 0) {
+        const hit = this.kept.take(...this.keptQuery(r.plan, r.req, r.imageKey));
+        from = hit?.runner ?? null;
+        prefix = hit ? Math.min(hit.shared, prefix) : 0;
+      }
       try {
-        ready.push({ ...r, prepared: await this.imagesFor(r.req.images, r.req.maxNum) });
+        // A continued row's images are in its kept part already.
+        const prepared = prefix > 0 ? null : await this.imagesFor(r.req.images, r.req.maxNum);
+        ready.push({ ...r, prefix, prepared, from });
       } catch (e) {
+        from?.destroy();
         r.reject(e); // that request's bad image fails it alone
       }
     }
     if (ready.length === 0) return;
     const special = this.tokenizer.specialIds;
-    const { inputIds, attentionMask } = leftPadded(ready.map((r) => r.plan.promptIds), special.pad);
+    const { inputIds, attentionMask } = leftPadded(
+      ready.map((r) => r.plan.promptIds.slice(r.prefix)),
+      special.pad,
+    );
     const streams = ready.map(() => new ResponseStream(this.tokenizer));
     const firstAt = ready.map(() => 0);
     const rowMax = ready.map((r) => r.req.generation.maxNewTokens);
-    const L = inputIds[0].length, maxNew = Math.max(...rowMax);
+    const P = Math.max(...ready.map((r) => r.prefix)), L = inputIds[0].length, maxNew = Math.max(...rowMax);
     let outputs: number[][];
-    const imageEmbeds = this.encode(joinPrepared(ready.map((r) => r.prepared)));
-    const runner = this.model.newRunner(ready.length, L + maxNew);
+    const fresh = ready.flatMap((r) => r.prepared ? [r.prepared] : []);
+    const imageEmbeds = this.encode(joinPrepared(fresh));
+    const runner = this.model.newRunner(ready.length, P + L + maxNew);
     try {
+      if (P > 0) runner.adoptPrefixes(ready.map((r) => r.from), ready.map((r) => r.prefix));
       outputs = await generate(
         this.model,
         { ids: inputIds, mask: attentionMask, imageEmbeds },
@@ -502,13 +510,19 @@ export class WebGpuEngine implements ChatEngine {
             }),
         },
       );
-      await this.keepRows(ready, runner, L, outputs);
+      // Row b holds its kept part at P − prefix … P − 1, its new prompt tokens up to P + L − 1 (left-padded),
+      // then its answer.
+      this.keepRows(ready, runner, outputs, (r) => [
+        [P - r.prefix, r.prefix],
+        [P + L - (r.plan.promptIds.length - r.prefix), r.plan.promptIds.length - r.prefix],
+      ]);
     } catch (e) {
       for (const r of ready) r.reject(e);
       return;
     } finally {
       imageEmbeds?.buffer.destroy();
       runner.destroy();
+      for (const r of ready) r.from?.destroy();
     }
     this.batchedRounds += ready.length;
     ready.forEach((r, b) => {
@@ -516,6 +530,37 @@ export class WebGpuEngine implements ChatEngine {
       if (tail) r.req.onText?.(tail);
       r.resolve(this.roundResult(r.req, r.plan, outputs[b], (firstAt[b] || performance.now()) - r.started));
     });
+  }
+
+  /**
+   * Each finished row of a batch is kept like a round run alone: its prompt (the cache `segments` of it, in
+   * order) and answer (all but the last id, never fed back, which follow the prompt), copied out without the
+   * padding, for its follow-up round.
+   */
+  private keepRows(
+    rounds: PlannedRound[],
+    runner: LmRunner,
+    outputs: number[][],
+    segments: (r: PlannedRound) => [number, number][],
+  ): void {
+    for (const [b, r] of rounds.entries()) {
+      const out = outputs[b];
+      if (r.req.signal?.aborted || out.length === 0 || this.kept.budgetBytes <= 0) continue;
+      const ids = r.plan.promptIds;
+      const parts = segments(r);
+      const last = parts[parts.length - 1];
+      last[1] += out.length - 1; // the answer follows the prompt's last segment
+      const capacity = Math.min(
+        this.modelInfo.maxContext,
+        ids.length + r.req.generation.maxNewTokens + this.followupRoom,
+      );
+      this.kept.keep(
+        [...ids, ...out.slice(0, -1)],
+        ids.length,
+        r.imageKey,
+        runner.extractRow(b, parts, capacity),
+      );
+    }
   }
 
   /** Generation for one conversation, continuing a kept KV cache when the prompt extends one. */
@@ -704,21 +749,23 @@ async function imageIdentity(images: Uint8Array[], maxNum: number): Promise<stri
 export function batchGroups(
   lengths: number[],
   maxTokens: number,
-  room?: { newTokens: number[]; context: number },
+  room?: { newTokens: number[]; kept?: number[]; context: number },
 ): number[][] {
   const groups: number[][] = [];
-  let current: number[] = [], longest = 0, most = 0;
+  let current: number[] = [], longest = 0, most = 0, keptMost = 0;
   lengths.forEach((n, i) => {
     const wider = Math.max(longest, n), more = Math.max(most, room?.newTokens[i] ?? 0);
-    const tooLong = room !== undefined && wider + more > room.context;
+    const kept = Math.max(keptMost, room?.kept?.[i] ?? 0);
+    const tooLong = room !== undefined && kept + wider + more > room.context;
     if (current.length > 0 && (wider * (current.length + 1) > maxTokens || tooLong)) {
       groups.push(current);
       current = [];
-      longest = most = 0;
+      longest = most = keptMost = 0;
     }
     current.push(i);
     longest = Math.max(longest, n);
     most = Math.max(most, room?.newTokens[i] ?? 0);
+    keptMost = Math.max(keptMost, room?.kept?.[i] ?? 0);
   });
   if (current.length) groups.push(current);
   return groups;

@@ -32,6 +32,8 @@ export class LmRunner {
   private readonly stepLastRows: Tensor; // [B] i32 = 0..B−1
   /** Rotary position of each row's next token. */
   private nextPositions: number[] = [];
+  /** Real positions each row holds before `cache.length`, set by `adoptPrefixes` for the next prompt pass. */
+  private prefixLengths: number[] | null = null;
 
   constructor(
     private readonly gpu: Gpu,
@@ -80,16 +82,21 @@ export class LmRunner {
       throw new Error(`recordPrefill: expected ${B} rows of ${L} ids and mask values`);
     }
     const start = this.cache.length;
-    if (start > 0 && (B !== 1 || mask[0].some((m) => m !== 1))) {
+    const prefix = this.prefixLengths;
+    this.prefixLengths = null;
+    if (start > 0 && !prefix && (B !== 1 || mask[0].some((m) => m !== 1))) {
       throw new Error("recordPrefill: only an unpadded single sequence can continue a kept cache");
     }
     const flatIds = new Int32Array(B * L), imageRow = new Int32Array(B * L).fill(-1);
     const positions = new Int32Array(B * L), lastRows = new Int32Array(B);
     const keyValid = new Int32Array(B * this.capacity).fill(1);
+    // Adopted rows: the positions before each row's own prefix are padding.
+    prefix?.forEach((n, b) => keyValid.fill(0, b * this.capacity, b * this.capacity + start - n));
     let imageRows = 0;
     this.nextPositions = [];
     for (let b = 0; b < B; b++) {
-      let seen = start; // a continued single sequence has no padding: position = cache index
+      // A continued sequence's positions go on from its real tokens (a single one has no padding).
+      let seen = prefix ? prefix[b] : start;
       for (let t = 0; t < L; t++) {
         const i = b * L + t;
         flatIds[i] = ids[b][t];
@@ -198,32 +205,72 @@ export class LmRunner {
   }
 
   /**
-   * A single-sequence runner of `capacity` positions holding `count` positions of row `b` from cache index
-   * `from` on (a batched round's row without its left padding: positions count real tokens only, so the
-   * keys need no change), ready to continue like a runner that ran that sequence alone.
+   * A single-sequence runner of `capacity` positions holding row `b`'s positions from the `segments` (cache
+   * index, count) one after another: a batched round's row without its padding (positions count real tokens
+   * only, so the keys need no change), ready to continue like a runner that ran that sequence alone.
    */
-  extractRow(b: number, from: number, count: number, capacity: number): LmRunner {
-    if (b < 0 || b >= this.batch || from < 0 || count < 1 || from + count > this.cache.length) {
-      throw new Error(
-        `extractRow(${b}, ${from}, ${count}): outside the ${this.batch} × ${this.cache.length} filled`,
-      );
+  extractRow(b: number, segments: [from: number, count: number][], capacity: number): LmRunner {
+    const total = segments.reduce((n, [, count]) => n + count, 0);
+    for (const [from, count] of segments) {
+      if (b < 0 || b >= this.batch || from < 0 || count < 0 || from + count > this.cache.length) {
+        throw new Error(
+          `extractRow(${b}, ${from}, ${count}): outside the ${this.batch} × ${this.cache.length} filled`,
+        );
+      }
     }
-    if (count > capacity) {
-      throw new Error(`extractRow: ${count} positions do not fit a capacity of ${capacity}`);
+    if (total < 1 || total > capacity) {
+      throw new Error(`extractRow: ${total} positions for a capacity of ${capacity}`);
     }
     const row = new LmRunner(this.gpu, this.weights, this.dims, 1, capacity, this.matmul, this.gemmPool);
     const width = this.dims.kvHeads * this.dims.headDim * 4;
     const r = this.gpu.recorder("lm.extract_row");
-    for (let l = 0; l < this.dims.layers; l++) {
-      const at = (b * this.capacity + from) * width;
-      r.copyAfter(this.cache.k[l], row.cache.k[l].buffer, count * width, 0, at);
-      r.copyAfter(this.cache.v[l], row.cache.v[l].buffer, count * width, 0, at);
+    let to = 0;
+    for (const [from, count] of segments) {
+      if (count === 0) continue;
+      for (let l = 0; l < this.dims.layers; l++) {
+        const at = (b * this.capacity + from) * width;
+        r.copyAfter(this.cache.k[l], row.cache.k[l].buffer, count * width, to * width, at);
+        r.copyAfter(this.cache.v[l], row.cache.v[l].buffer, count * width, to * width, at);
+      }
+      to += count;
     }
     r.submit();
     this.gpu.writeTensor(row.cache.keyValid, new Int32Array(capacity).fill(1));
-    row.cache.length = count;
-    row.nextPositions = [count];
+    row.cache.length = total;
+    row.nextPositions = [total];
     return row;
+  }
+
+  /**
+   * Fills this fresh runner's rows with kept sequences so that one batched prompt pass continues them all:
+   * row b gets the first `counts[b]` positions of `sources[b]` (a single-sequence runner; null and 0 for a
+   * row that starts empty), right-aligned to end at the longest, the positions before them masked.
+   */
+  adoptPrefixes(sources: (LmRunner | null)[], counts: number[]): void {
+    if (sources.length !== this.batch || counts.length !== this.batch || this.cache.length !== 0) {
+      throw new Error(`adoptPrefixes: a fresh runner of ${this.batch} rows takes ${this.batch} prefixes`);
+    }
+    const P = Math.max(0, ...counts);
+    if (P > this.capacity) {
+      throw new Error(`adoptPrefixes: ${P} positions exceed the capacity ${this.capacity}`);
+    }
+    const width = this.dims.kvHeads * this.dims.headDim * 4;
+    const r = this.gpu.recorder("lm.adopt_prefixes");
+    sources.forEach((src, b) => {
+      const n = counts[b];
+      if (n === 0) return;
+      if (!src || src.batch !== 1 || n > src.cache.length) {
+        throw new Error(`adoptPrefixes: row ${b} wants ${n} positions its source does not hold`);
+      }
+      for (let l = 0; l < this.dims.layers; l++) {
+        const to = (b * this.capacity + P - n) * width;
+        r.copyAfter(src.cache.k[l], this.cache.k[l].buffer, n * width, to);
+        r.copyAfter(src.cache.v[l], this.cache.v[l].buffer, n * width, to);
+      }
+    });
+    r.submit();
+    this.cache.length = P;
+    this.prefixLengths = [...counts];
   }
 
   get remaining(): number {

@@ -331,15 +331,24 @@ Deno.test("greedy rounds that arrive together run as one batch: golden answers, 
     const b = broken as { err: InputError };
     assert.ok(b.err instanceof InputError && b.err.param === "images[0]", String(b.err));
     assert.equal((gone as { err: DOMException }).err.name, "AbortError");
-    // The batched rows were kept like rounds run alone: the second round of the image conversation
-    // continues its row's cache and gives the reference's answer.
+    // The batched rows were kept like rounds run alone. Next, rounds that continue them batch with a new
+    // conversation: the second round of the image conversation and a retry of the text round each run only
+    // their new tokens over their kept part, and give the reference's answers.
     assert.equal(e.kept.size, 3);
     const hits = e.kept.hits;
-    const round2 = await ask("history_round2");
-    assert.equal(e.kept.hits, hits + 1, "the follow-up did not continue the batched row's cache");
-    const r2 = round2 as { r: ChatResult; c: Json };
-    assert.deepEqual(r2.r.outputTokenIds, r2.c.response_ids);
-    assert.equal(e.batchedRounds, 3, "a lone round runs on its own");
+    const [round2, retry, fresh] = await Promise.all([
+      ask("history_round2"),
+      ask("text_only"),
+      ask("text_only", { question: "Describe it." }),
+    ]) as { r: ChatResult; c: Json }[];
+    assert.equal(e.kept.hits, hits + 2, "the follow-ups did not continue the batched rows' caches");
+    assert.equal(e.batchedRounds, 6, "the follow-ups and the new round did not run as one batch");
+    assert.deepEqual(round2.r.outputTokenIds, round2.c.response_ids);
+    assert.deepEqual(retry.r.outputTokenIds, retry.c.response_ids);
+    e.kept.clear();
+    const alone = await ask("text_only", { question: "Describe it." }) as { r: ChatResult };
+    assert.deepEqual(fresh.r.outputTokenIds, alone.r.outputTokenIds, "the new round in that batch");
+    assert.equal(e.batchedRounds, 6, "a lone round runs on its own");
   } finally {
     e.model.gpu.destroy();
   }

@@ -234,3 +234,83 @@ Deno.test("generate hands a response's first tokens out once their readback sett
   assert.ok(at[0] <= 20, `the first token came out after ${at[0]} submits (in flight: 40)`);
   assert.ok(at[1] <= 24, `the second token came out after ${at[1]} submits`);
 });
+
+Deno.test("kept sequences adopted into one batch continue as each continues alone (prompt and step logits)", async () => {
+  const model = await tinyModel();
+  const V = model.dims.language.vocab;
+  const text = (n: number, seed: number) =>
+    Array.from({ length: n }, (_, i) => 3 + (seed + i * 7919) % (V - 10)).map((id) =>
+      id === imageContextId ? 5 : id
+    );
+  // Two conversations: kept parts of 37 and 11 positions, new parts of 9 and 16 tokens; a third row new.
+  const seqs = [text(46, 1), text(27, 2), text(13, 3)];
+  const keptLen = [37, 11, 0];
+  const next = model.gpu.createTensor("test.next", "i32", [1]);
+  const prefill = (runner: ReturnType<typeof model.newRunner>, ids: number[][], mask: number[][]) => {
+    const r = model.gpu.recorder("test.prefill");
+    const free = runner.recordPrefill(r, ids, mask, imageContextId, null);
+    r.submit();
+    return free;
+  };
+  // Alone: each kept part as its own runner, then its new part continuing it, then one decode step.
+  const kept = keptLen.map((n, b) => {
+    if (n === 0) return null;
+    const runner = model.newRunner(1, 80);
+    prefill(runner, [seqs[b].slice(0, n)], [new Array(n).fill(1)])();
+    return runner;
+  });
+  const alone: Float32Array[] = [], aloneStep: Float32Array[] = [];
+  let row0: ReturnType<typeof model.newRunner> | null = null;
+  for (const [b, seq] of seqs.entries()) {
+    const runner = model.newRunner(1, 80);
+    if (keptLen[b] > 0) prefill(runner, [seq.slice(0, keptLen[b])], [new Array(keptLen[b]).fill(1)])();
+    const rest = seq.slice(keptLen[b]);
+    prefill(runner, [rest], [rest.map(() => 1)])();
+    alone.push(await model.gpu.readF32(runner.logits));
+    model.gpu.writeTensor(next, Int32Array.of(17 + b));
+    const r = model.gpu.recorder("test.decode");
+    runner.recordDecode(r, next);
+    r.submit();
+    aloneStep.push(await model.gpu.readF32(runner.logits));
+    if (b === 0) row0 = runner;
+    else runner.destroy();
+  }
+  // Batched: the kept parts adopted (right-aligned), the new parts left-padded, one decode step.
+  const batch = model.newRunner(3, 90);
+  batch.adoptPrefixes(kept, keptLen);
+  const rests = seqs.map((seq, b) => seq.slice(keptLen[b]));
+  const L = Math.max(...rests.map((r) => r.length));
+  const ids = rests.map((r) => [...new Array(L - r.length).fill(0), ...r]);
+  const mask = rests.map((r) => [...new Array(L - r.length).fill(0), ...r.map(() => 1)]);
+  prefill(batch, ids, mask)();
+  const together = await model.gpu.readF32(batch.logits);
+  const nexts = model.gpu.uploadTensor("test.nexts", "i32", [3], Int32Array.of(17, 18, 19));
+  const r = model.gpu.recorder("test.decode");
+  batch.recordDecode(r, nexts);
+  r.submit();
+  const togetherStep = await model.gpu.readF32(batch.logits);
+  for (let b = 0; b < 3; b++) {
+    const first = compare(together.subarray(b * V, (b + 1) * V), alone[b]);
+    assert.ok(first.maxAbs <= logitTol, `row ${b} prompt logits max |Δ| ${first.maxAbs}`);
+    const step = compare(togetherStep.subarray(b * V, (b + 1) * V), aloneStep[b]);
+    assert.ok(step.maxAbs <= logitTol, `row ${b} step logits max |Δ| ${step.maxAbs}`);
+  }
+  // Row 0 taken out again (its kept part, then its new part and the step's token) continues as alone.
+  const out = batch.extractRow(0, [[0, 37], [37 + L - 9, 9 + 1]], 80);
+  assert.equal(out.cache.length, 47);
+  const last: Float32Array[] = [];
+  for (const runner of [row0!, out]) {
+    model.gpu.writeTensor(next, Int32Array.of(23));
+    const r = model.gpu.recorder("test.decode");
+    runner.recordDecode(r, next);
+    r.submit();
+    last.push(await model.gpu.readF32(runner.logits));
+    runner.destroy();
+  }
+  const cont = compare(last[1], last[0]);
+  assert.ok(cont.maxAbs <= logitTol, `extracted row's next logits max |Δ| ${cont.maxAbs}`);
+  batch.destroy();
+  for (const k of kept) k?.destroy();
+  nexts.buffer.destroy();
+  next.buffer.destroy();
+});
