@@ -382,3 +382,31 @@ Deno.test("sampled rounds that arrive together batch and draw what each draws al
     e.model.gpu.destroy();
   }
 });
+
+Deno.test("a round aborted while its batch generates stops alone; the other rows finish as they would", async () => {
+  const e = await WebGpuEngine.load({ modelDir, randomWeights: true, maxBatch: 4 });
+  try {
+    const two = caseById("two_images_concat"), text = caseById("text_only");
+    const abort = new AbortController();
+    let pieces = 0;
+    const [stopped, finished] = await Promise.all([
+      e.chat({
+        question: two.question,
+        images: two.images.map((k: string) => imageFile(k)),
+        history: [],
+        maxNum: 6,
+        generation: greedy32,
+        signal: abort.signal,
+        onText: () => ++pieces === 1 && abort.abort(new DOMException("gone", "AbortError")),
+      }),
+      e.chat({ question: text.question, images: [], history: [], maxNum: 6, generation: greedy32 }),
+    ]);
+    assert.equal(e.batchedRounds, 2);
+    assert.deepEqual(finished.outputTokenIds, text.response_ids);
+    assert.ok(stopped.outputTokenIds.length < two.response_ids.length, "the aborted row ran to its end");
+    assert.deepEqual(stopped.outputTokenIds, two.response_ids.slice(0, stopped.outputTokenIds.length));
+    assert.equal(e.kept.size, 1, "an aborted row's cache is not kept");
+  } finally {
+    e.model.gpu.destroy();
+  }
+});
