@@ -5,7 +5,14 @@
  */
 import { InputError } from "../errors.ts";
 import type { LoadEngineOptions } from "./load_engine.ts";
-import type { BatchItem, ChatRequest, ChatResult, GenerationConfig, ModelInfo } from "./types.ts";
+import type {
+  BatchItem,
+  ChatRequest,
+  ChatResult,
+  EngineStats,
+  GenerationConfig,
+  ModelInfo,
+} from "./types.ts";
 
 /** LoadEngineOptions as the engine's thread gets them (progress comes back as messages). */
 export type WorkerLoadOptions = Omit<LoadEngineOptions, "onProgress" | "thread">;
@@ -33,10 +40,10 @@ export type ToEngine =
   | { type: "abort"; id: number; reason: WireError }
   | { type: "close" };
 
-/** What the engine's thread knows after each call: its fault and its early-image counter. */
+/** What the engine's thread knows after each call: its fault and its counters. */
 export interface EngineStatus {
   fault: string | null;
-  earlyImageHits: number;
+  stats: EngineStats;
 }
 
 export type FromEngine =

@@ -27,7 +27,8 @@ function send(message: FromEngine): void {
 }
 
 function status(): EngineStatus {
-  return { fault: engine?.fault ?? null, earlyImageHits: engine?.earlyImageHits ?? 0 };
+  const stats = engine?.stats() ?? { batchedRounds: 0, keptHits: 0, keptMisses: 0, earlyImageHits: 0 };
+  return { fault: engine?.fault ?? null, stats };
 }
 
 function imagesOf(request: { prep: number | null; images: Uint8Array[] }): Uint8Array[] {

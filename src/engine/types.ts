@@ -89,6 +89,17 @@ export interface ModelInfo {
   maxContext: number;
 }
 
+/** Counters of the engine's work since it loaded (read by /metrics). */
+export interface EngineStats {
+  /** Chat rounds generated as rows of a batch with others (MAX_BATCH). */
+  batchedRounds: number;
+  /** Rounds that continued a conversation kept on the GPU, and rounds that found none to continue. */
+  keptHits: number;
+  keptMisses: number;
+  /** Requests whose images were prepared while they waited, and then used. */
+  earlyImageHits: number;
+}
+
 export interface ChatEngine {
   readonly modelInfo: ModelInfo;
   /**
@@ -103,6 +114,8 @@ export interface ChatEngine {
    * that drops the work if it was not used; call it when the request ends.
    */
   startImagePreparation?(images: Uint8Array[], maxNum: number, param?: string): () => void;
+  /** Optional: counters of the engine's work, for /metrics. */
+  stats?(): EngineStats;
   /** Optional: releases the engine (its thread, its GPU device) once the server has stopped. */
   close?(): Promise<void>;
   /** Throws InputError (src/errors.ts) for client mistakes: undecodable image, too many pixels, prompt too long. */

@@ -23,6 +23,7 @@ import type {
   ChatEngine,
   ChatRequest,
   ChatResult,
+  EngineStats,
   GenerationConfig,
   ImageSummary,
   ModelInfo,
@@ -183,6 +184,15 @@ export class WebGpuEngine implements ChatEngine {
       options.imageResize ?? "gpu",
       options.maxBatch ?? 1,
     );
+  }
+
+  stats(): EngineStats {
+    return {
+      batchedRounds: this.batchedRounds,
+      keptHits: this.kept.hits,
+      keptMisses: this.kept.misses,
+      earlyImageHits: this.earlyImageHits,
+    };
   }
 
   /** Set once a GPU error was seen: every later result would be suspect, so the server stops serving. */

@@ -13,7 +13,15 @@ import {
   type WorkerLoadOptions,
 } from "./engine_protocol.ts";
 import type { LoadEngineOptions } from "./load_engine.ts";
-import type { BatchItem, ChatEngine, ChatRequest, ChatResult, GenerationConfig, ModelInfo } from "./types.ts";
+import type {
+  BatchItem,
+  ChatEngine,
+  ChatRequest,
+  ChatResult,
+  EngineStats,
+  GenerationConfig,
+  ModelInfo,
+} from "./types.ts";
 
 interface Call {
   resolve: (result: ChatResult | ChatResult[]) => void;
@@ -26,7 +34,10 @@ export const engineWorkerUrl = new URL("./engine_worker.ts", import.meta.url);
 
 export class WorkerEngine implements ChatEngine {
   #modelInfo: ModelInfo | null = null;
-  #status: EngineStatus = { fault: null, earlyImageHits: 0 };
+  #status: EngineStatus = {
+    fault: null,
+    stats: { batchedRounds: 0, keptHits: 0, keptMisses: 0, earlyImageHits: 0 },
+  };
   /** Set when the engine's thread itself failed (an uncaught error) or was closed. */
   #threadFault: string | null = null;
   #nextId = 1;
@@ -71,9 +82,14 @@ export class WorkerEngine implements ChatEngine {
     return this.#threadFault ?? this.#status.fault;
   }
 
+  /** The engine's counters as of its last answer. */
+  stats(): EngineStats {
+    return { ...this.#status.stats };
+  }
+
   /** Requests whose images the engine had prepared before their turn (as WebGpuEngine.earlyImageHits). */
   get earlyImageHits(): number {
-    return this.#status.earlyImageHits;
+    return this.#status.stats.earlyImageHits;
   }
 
   startImagePreparation(images: Uint8Array[], maxNum: number, param = "images"): () => void {

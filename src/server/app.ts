@@ -33,6 +33,32 @@ export interface AppDeps {
   metrics?: Metrics;
 }
 
+/** The engine's own counters (EngineStats) as /metrics counters, once it is loaded and keeps them. */
+function engineCounters(slot: EngineSlot): Record<string, { help: string; value: number; type: "counter" }> {
+  const state = slot.state;
+  const stats = state.status === "ready" ? state.engine.stats?.() : undefined;
+  if (!stats) return {};
+  const counter = (help: string, value: number) => ({ help, value, type: "counter" as const });
+  return {
+    internvl_batched_rounds_total: counter(
+      "Chat rounds generated as rows of a batch with other requests (MAX_BATCH).",
+      stats.batchedRounds,
+    ),
+    internvl_kv_reuse_hits_total: counter(
+      "Rounds that continued a conversation's KV cache kept on the GPU.",
+      stats.keptHits,
+    ),
+    internvl_kv_reuse_misses_total: counter(
+      "Rounds that found no kept KV cache to continue.",
+      stats.keptMisses,
+    ),
+    internvl_early_image_hits_total: counter(
+      "Requests whose images were decoded while they waited for the GPU, then used.",
+      stats.earlyImageHits,
+    ),
+  };
+}
+
 export function createApp(deps: AppDeps): Hono {
   const scheduler = deps.scheduler ??
     new Scheduler({ maxQueue: deps.settings.queueSize, maxRunning: deps.settings.maxBatch });
@@ -47,6 +73,7 @@ export function createApp(deps: AppDeps): Hono {
       help: "1 once the model is loaded.",
       value: engine.state.status === "ready" ? 1 : 0,
     },
+    ...engineCounters(engine),
   });
   const s: Services = {
     engine,

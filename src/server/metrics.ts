@@ -87,8 +87,11 @@ export class Metrics {
     "Prompt tokens, image tokens included.",
   );
 
-  /** Sampled at render time so the gauges are never stale; set by createApp. */
-  gauges: () => Record<string, { help: string; value: number }> = () => ({});
+  /**
+   * Sampled at render time so they are never stale (gauges, and counters kept elsewhere, e.g. the engine's);
+   * set by createApp.
+   */
+  gauges: () => Record<string, { help: string; value: number; type?: "gauge" | "counter" }> = () => ({});
 
   /** One finished generation: TTFT, decode speed, tokens and tiles. */
   observeGeneration(
@@ -118,8 +121,8 @@ export class Metrics {
     for (const h of [this.timeToFirstToken, this.tokensPerSecond, this.tilesPerRequest]) {
       lines.push(...h.render());
     }
-    for (const [name, { help, value }] of Object.entries(this.gauges())) {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`);
+    for (const [name, { help, value, type }] of Object.entries(this.gauges())) {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type ?? "gauge"}`, `${name} ${value}`);
     }
     return lines.join("\n") + "\n";
   }

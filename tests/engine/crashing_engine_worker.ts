@@ -6,7 +6,8 @@ import type { FromEngine, ToEngine } from "../../src/engine/engine_protocol.ts";
 self.onmessage = (e: MessageEvent<ToEngine>) => {
   if (e.data.type === "load") {
     const modelInfo = { id: "crashing", randomWeights: true, description: "test", maxContext: 64 };
-    self.postMessage({ type: "loaded", modelInfo, status: { fault: null, earlyImageHits: 0 } } as FromEngine);
+    const stats = { batchedRounds: 0, keptHits: 0, keptMisses: 0, earlyImageHits: 0 };
+    self.postMessage({ type: "loaded", modelInfo, status: { fault: null, stats } } as FromEngine);
   }
   if (e.data.type === "chat") throw new Error("kernel exploded");
 };

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { ChatEngine } from "../../src/engine/types.ts";
+import type { ChatEngine, EngineStats } from "../../src/engine/types.ts";
 import type { LoadEngineOptions } from "../../src/engine/load_engine.ts";
 import { Scheduler } from "../../src/engine/scheduler.ts";
 import { startServer } from "../../src/server/serve.ts";
@@ -73,6 +73,24 @@ Deno.test("/metrics reports requests, errors, time to first token, tokens/s, que
   assert.match(text, /internvl_image_tiles_per_request_count 1/);
   assert.match(text, /internvl_queue_depth 0/);
   t.close();
+});
+
+Deno.test("/metrics shows the engine's own counters (batched rounds, KV reuse, early images) when it keeps them", async () => {
+  const t = await makeTestApp();
+  try {
+    const before = await (await t.app.request("/metrics")).text();
+    assert.doesNotMatch(before, /internvl_batched_rounds_total/, "an engine without stats shows none");
+    const engine = t.engine as typeof t.engine & { stats: () => EngineStats };
+    engine.stats = () => ({ batchedRounds: 3, keptHits: 2, keptMisses: 5, earlyImageHits: 1 });
+    const text = await (await t.app.request("/metrics")).text();
+    assert.match(text, /# TYPE internvl_batched_rounds_total counter\ninternvl_batched_rounds_total 3/);
+    assert.match(text, /internvl_kv_reuse_hits_total 2/);
+    assert.match(text, /internvl_kv_reuse_misses_total 5/);
+    assert.match(text, /internvl_early_image_hits_total 1/);
+    assert.match(text, /# TYPE internvl_queue_depth gauge/);
+  } finally {
+    t.close();
+  }
 });
 
 Deno.test("startServer listens before the model loads, says when weights are random, and keeps sessions across restarts", async () => {
