@@ -51,8 +51,8 @@ export interface WebGpuEngineOptions {
   /** Where the dynamic tiling's resizes run (IMAGE_RESIZE); default "gpu". */
   imageResize?: ImageResize;
   /**
-   * Most chat rounds (greedy or sampled) that, arriving while the GPU is busy, then run together as one batch (MAX_BATCH);
-   * default 1: one round at a time.
+   * Most chat rounds (greedy or sampled) that, arriving while the GPU is busy, then run together as one batch
+   * (MAX_BATCH); default 1: one round at a time.
    */
   maxBatch?: number;
   onProgress?: (fraction: number, what: string) => void;
@@ -369,8 +369,16 @@ export class WebGpuEngine implements ChatEngine {
     return { images: plans.map((p) => ({ grid: [p.grid[0], p.grid[1]], tiles: p.tiles })), promptIds };
   }
 
-  /** One round on its own: continuing a kept conversation when it can, beam search, sampling. */
-  private async chatAlone(req: ChatRequest, started: number, plan: RoundPlan): Promise<ChatResult> {
+  /**
+   * One round on its own: continuing a kept conversation when it can, beam search, sampling. `imageKey`:
+   * its images' identity when the caller has it already.
+   */
+  private async chatAlone(
+    req: ChatRequest,
+    started: number,
+    plan: RoundPlan,
+    imageKey?: string,
+  ): Promise<ChatResult> {
     req.signal?.throwIfAborted();
     let firstTokenAt = 0;
     const stream = new ResponseStream(this.tokenizer);
@@ -381,7 +389,7 @@ export class WebGpuEngine implements ChatEngine {
     };
     const outputIds = req.generation.numBeams > 1
       ? await this.beamChat(plan.promptIds, req)
-      : await this.greedyOrSampledChat(plan.promptIds, req, onId);
+      : await this.greedyOrSampledChat(plan.promptIds, req, onId, imageKey);
     if (req.generation.numBeams > 1) { for (const id of outputIds) onId(id); }
     const tail = stream.finish();
     if (tail && req.onText) req.onText(tail);
@@ -412,7 +420,8 @@ export class WebGpuEngine implements ChatEngine {
    * decode alike (`batchKey`), as one left-padded batch: the weights stream once a step for all of them
    * (H100, real shapes: 286 tokens/s at 4 rows, 367 at 8, against ~103 for one; PERF.md). Each row stops at
    * its own limit, eos or abort, streams its own text and samples with its own seed. A round that continues
-   * a kept conversation, or that is alone, runs on its own; every row's cache is kept afterwards (keepRows).
+   * a kept conversation brings that cache along (runRounds); a round alone runs on its own; every row's cache
+   * is kept afterwards (keepRows).
    */
   private async runWaiting(): Promise<void> {
     this.batchQueued = false;
@@ -431,7 +440,7 @@ export class WebGpuEngine implements ChatEngine {
         const imageKey = await imageIdentity(w.req.images, w.req.maxNum);
         // A round that continues a kept conversation runs only its new tokens.
         const shared = this.kept.size > 0
-          ? this.kept.sharedWith(...this.keptQuery(plan, w.req, imageKey))
+          ? this.kept.sharedWith(...this.keptQuery(plan.promptIds, w.req, imageKey))
           : 0;
         batch.push({ ...w, plan, imageKey, prefix: Math.min(shared, plan.promptIds.length - 1) });
       } catch (e) {
@@ -450,14 +459,23 @@ export class WebGpuEngine implements ChatEngine {
       if (group.length === 1) alone.push(group[0]);
       else await this.runRounds(group);
     }
-    for (const r of alone) await this.chatAlone(r.req, r.started, r.plan).then(r.resolve, r.reject);
+    for (const r of alone) {
+      await this.chatAlone(r.req, r.started, r.plan, r.imageKey).then(r.resolve, r.reject);
+    }
   }
 
-  /** kept.take's / kept.sharedWith's arguments for a round: its ids, images, image positions, room needed. */
-  private keptQuery(plan: RoundPlan, req: ChatRequest, imageKey: string): [number[], string, number, number] {
-    const ids = plan.promptIds;
+  /**
+   * kept.take's / kept.sharedWith's arguments for a round: its ids, its images, and the positions it needs.
+   * Reuse must cover every image position: the kept cache holds their embeddings, the round has none.
+   */
+  private keptQuery(ids: number[], req: ChatRequest, imageKey: string): [number[], string, number, number] {
     const lastImage = ids.lastIndexOf(this.tokenizer.specialIds.imgContext);
     return [ids, imageKey, lastImage + 1, ids.length + req.generation.maxNewTokens];
+  }
+
+  /** Positions a conversation's runner gets: its prompt, its answer and room for its follow-up rounds. */
+  private keptCapacity(promptLength: number, generation: GenerationConfig): number {
+    return Math.min(this.modelInfo.maxContext, promptLength + generation.maxNewTokens + this.followupRoom);
   }
 
   /**
@@ -471,7 +489,7 @@ export class WebGpuEngine implements ChatEngine {
       let from: LmRunner | null = null;
       let prefix = r.prefix;
       if (prefix > 0) {
-        const hit = this.kept.take(...this.keptQuery(r.plan, r.req, r.imageKey));
+        const hit = this.kept.take(...this.keptQuery(r.plan.promptIds, r.req, r.imageKey));
         from = hit?.runner ?? null;
         prefix = hit ? Math.min(hit.shared, prefix) : 0;
       }
@@ -521,11 +539,11 @@ export class WebGpuEngine implements ChatEngine {
         },
       );
       // Row b holds its kept part at P − prefix … P − 1, its new prompt tokens up to P + L − 1 (left-padded),
-      // then its answer.
-      this.keepRows(ready, runner, outputs, (r) => [
-        [P - r.prefix, r.prefix],
-        [P + L - (r.plan.promptIds.length - r.prefix), r.plan.promptIds.length - r.prefix],
-      ]);
+      // then its answer, all but the last id (never fed back).
+      this.keepRows(ready, runner, outputs, (r, answer) => {
+        const fresh = r.plan.promptIds.length - r.prefix;
+        return [[P - r.prefix, r.prefix], [P + L - fresh, fresh + answer]];
+      });
     } catch (e) {
       for (const r of ready) r.reject(e);
       return;
@@ -543,33 +561,26 @@ export class WebGpuEngine implements ChatEngine {
   }
 
   /**
-   * Each finished row of a batch is kept like a round run alone: its prompt (the cache `segments` of it, in
-   * order) and answer (all but the last id, never fed back, which follow the prompt), copied out without the
+   * Each finished row of a batch is kept like a round run alone: its prompt and its answer's fed ids, which
+   * stand in the batch's cache at `segments(round, fed ids)` (cache index, count), copied out without the
    * padding, for its follow-up round.
    */
   private keepRows(
     rounds: PlannedRound[],
     runner: LmRunner,
     outputs: number[][],
-    segments: (r: PlannedRound) => [number, number][],
+    segments: (r: PlannedRound, answer: number) => [number, number][],
   ): void {
     for (const [b, r] of rounds.entries()) {
       const out = outputs[b];
       if (r.req.signal?.aborted || out.length === 0 || this.kept.budgetBytes <= 0) continue;
       const ids = r.plan.promptIds;
-      const parts = segments(r);
-      const last = parts[parts.length - 1];
-      last[1] += out.length - 1; // the answer follows the prompt's last segment
-      const capacity = Math.min(
-        this.modelInfo.maxContext,
-        ids.length + r.req.generation.maxNewTokens + this.followupRoom,
+      const row = runner.extractRow(
+        b,
+        segments(r, out.length - 1),
+        this.keptCapacity(ids.length, r.req.generation),
       );
-      this.kept.keep(
-        [...ids, ...out.slice(0, -1)],
-        ids.length,
-        r.imageKey,
-        runner.extractRow(b, parts, capacity),
-      );
+      this.kept.keep([...ids, ...out.slice(0, -1)], ids.length, r.imageKey, row);
     }
   }
 
@@ -578,12 +589,11 @@ export class WebGpuEngine implements ChatEngine {
     promptIds: number[],
     req: ChatRequest,
     onId: (id: number) => void,
+    knownImageKey?: string,
   ): Promise<number[]> {
     const special = this.tokenizer.specialIds;
-    const need = promptIds.length + req.generation.maxNewTokens;
-    // Reuse must cover every image position: the kept cache holds their embeddings, we have none.
-    const imageKey = await imageIdentity(req.images, req.maxNum);
-    const hit = this.kept.take(promptIds, imageKey, promptIds.lastIndexOf(special.imgContext) + 1, need);
+    const imageKey = knownImageKey ?? await imageIdentity(req.images, req.maxNum);
+    const hit = this.kept.take(...this.keptQuery(promptIds, req, imageKey));
     let runner = hit?.runner ?? null;
     let imageEmbeds: Tensor | null = null;
     let suffix = promptIds;
@@ -595,8 +605,7 @@ export class WebGpuEngine implements ChatEngine {
         suffix = promptIds.slice(shared);
       } else {
         imageEmbeds = await this.embedImages(req.images, req.maxNum);
-        const capacity = Math.min(this.modelInfo.maxContext, need + this.followupRoom);
-        runner = this.model.newRunner(1, capacity);
+        runner = this.model.newRunner(1, this.keptCapacity(promptIds.length, req.generation));
       }
       const [out] = await generate(
         this.model,
@@ -764,9 +773,10 @@ export function batchGroups(
   const groups: number[][] = [];
   let current: number[] = [], longest = 0, most = 0, keptMost = 0;
   lengths.forEach((n, i) => {
-    const wider = Math.max(longest, n), more = Math.max(most, room?.newTokens[i] ?? 0);
-    const kept = Math.max(keptMost, room?.kept?.[i] ?? 0);
-    const tooLong = room !== undefined && kept + wider + more > room.context;
+    const answer = room?.newTokens[i] ?? 0, kept = room?.kept?.[i] ?? 0;
+    const wider = Math.max(longest, n);
+    const tooLong = room !== undefined &&
+      Math.max(keptMost, kept) + wider + Math.max(most, answer) > room.context;
     if (current.length > 0 && (wider * (current.length + 1) > maxTokens || tooLong)) {
       groups.push(current);
       current = [];
@@ -774,8 +784,8 @@ export function batchGroups(
     }
     current.push(i);
     longest = Math.max(longest, n);
-    most = Math.max(most, room?.newTokens[i] ?? 0);
-    keptMost = Math.max(keptMost, room?.kept?.[i] ?? 0);
+    most = Math.max(most, answer);
+    keptMost = Math.max(keptMost, kept);
   });
   if (current.length) groups.push(current);
   return groups;

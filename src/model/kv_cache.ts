@@ -1,4 +1,5 @@
 import type { Gpu } from "../gpu/device.ts";
+import type { Recorder } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import type { LanguageDims } from "./dims.ts";
 
@@ -21,6 +22,27 @@ export class KvCache {
       this.v.push(gpu.createTensor(`lm.L${l}.v_cache`, "f32", [batch, capacity, width]));
     }
     this.keyValid = gpu.createTensor("lm.key_valid", "i32", [batch, capacity]);
+  }
+
+  /**
+   * Records copies of `count` positions of row `fromRow` of `src`, from its cache index `from`, into row
+   * `toRow` of this cache at index `to`: every layer's keys and values (keyValid is the caller's).
+   */
+  copyPositions(
+    r: Recorder,
+    src: KvCache,
+    from: { row: number; at: number },
+    to: { row: number; at: number },
+    count: number,
+  ): void {
+    if (count === 0) return;
+    const width = this.k[0].shape[2] * 4;
+    const srcAt = (from.row * src.capacity + from.at) * width,
+      dstAt = (to.row * this.capacity + to.at) * width;
+    for (let l = 0; l < this.k.length; l++) {
+      r.copyAfter(src.k[l], this.k[l].buffer, count * width, dstAt, srcAt);
+      r.copyAfter(src.v[l], this.v[l].buffer, count * width, dstAt, srcAt);
+    }
   }
 
   get bytes(): number {

@@ -222,16 +222,10 @@ export class LmRunner {
       throw new Error(`extractRow: ${total} positions for a capacity of ${capacity}`);
     }
     const row = new LmRunner(this.gpu, this.weights, this.dims, 1, capacity, this.matmul, this.gemmPool);
-    const width = this.dims.kvHeads * this.dims.headDim * 4;
     const r = this.gpu.recorder("lm.extract_row");
     let to = 0;
     for (const [from, count] of segments) {
-      if (count === 0) continue;
-      for (let l = 0; l < this.dims.layers; l++) {
-        const at = (b * this.capacity + from) * width;
-        r.copyAfter(this.cache.k[l], row.cache.k[l].buffer, count * width, to * width, at);
-        r.copyAfter(this.cache.v[l], row.cache.v[l].buffer, count * width, to * width, at);
-      }
+      row.cache.copyPositions(r, this.cache, { row: b, at: from }, { row: 0, at: to }, count);
       to += count;
     }
     r.submit();
@@ -254,7 +248,6 @@ export class LmRunner {
     if (P > this.capacity) {
       throw new Error(`adoptPrefixes: ${P} positions exceed the capacity ${this.capacity}`);
     }
-    const width = this.dims.kvHeads * this.dims.headDim * 4;
     const r = this.gpu.recorder("lm.adopt_prefixes");
     sources.forEach((src, b) => {
       const n = counts[b];
@@ -262,11 +255,7 @@ export class LmRunner {
       if (!src || src.batch !== 1 || n > src.cache.length) {
         throw new Error(`adoptPrefixes: row ${b} wants ${n} positions its source does not hold`);
       }
-      for (let l = 0; l < this.dims.layers; l++) {
-        const to = (b * this.capacity + P - n) * width;
-        r.copyAfter(src.cache.k[l], this.cache.k[l].buffer, n * width, to);
-        r.copyAfter(src.cache.v[l], this.cache.v[l].buffer, n * width, to);
-      }
+      this.cache.copyPositions(r, src.cache, { row: 0, at: 0 }, { row: b, at: P - n }, n);
     });
     r.submit();
     this.cache.length = P;
