@@ -3,7 +3,7 @@
  * thread (src/engine/engine_worker.ts). Everything here survives structured cloning: no functions, no
  * AbortSignal, errors as plain records rebuilt on the other side with their class.
  */
-import { InputError } from "../errors.ts";
+import type { WireError } from "../wire_error.ts";
 import type { LoadEngineOptions } from "./load_engine.ts";
 import type {
   BatchItem,
@@ -55,45 +55,3 @@ export type FromEngine =
   | { type: "failed"; id: number; error: WireError; status: EngineStatus }
   | { type: "status"; status: EngineStatus }
   | { type: "closed" };
-
-/** A thrown value as a record; `kind` says which class `fromWire` rebuilds. */
-export interface WireError {
-  kind: "InputError" | "DOMException" | "Error";
-  name: string;
-  message: string;
-  options?: InputError["options"];
-  /** Read by the HTTP error handler for Retry-After. */
-  retryAfterSeconds?: number;
-  stack?: string;
-}
-
-export function toWire(err: unknown): WireError {
-  const retryAfterSeconds = (err as { retryAfterSeconds?: number } | null)?.retryAfterSeconds;
-  const extra = typeof retryAfterSeconds === "number" ? { retryAfterSeconds } : {};
-  if (err instanceof InputError) {
-    return {
-      kind: "InputError",
-      name: err.name,
-      message: err.message,
-      options: { ...err.options },
-      ...extra,
-    };
-  }
-  if (err instanceof DOMException) return { kind: "DOMException", name: err.name, message: err.message };
-  if (err instanceof Error) return { kind: "Error", name: err.name, message: err.message, stack: err.stack };
-  return { kind: "Error", name: "Error", message: String(err) };
-}
-
-export function fromWire(w: WireError): Error {
-  let err: Error;
-  if (w.kind === "InputError") err = new InputError(w.message, w.options);
-  else if (w.kind === "DOMException") err = new DOMException(w.message, w.name);
-  else {
-    err = new Error(w.message);
-    err.name = w.name;
-    // The engine thread's stack says where it failed; this thread's would only say "a message arrived".
-    if (w.stack) err.stack = w.stack;
-  }
-  if (w.retryAfterSeconds !== undefined) Object.assign(err, { retryAfterSeconds: w.retryAfterSeconds });
-  return err;
-}

@@ -8,12 +8,12 @@
 import {
   type EngineStatus,
   type FromEngine,
-  fromWire,
   type ToEngine,
-  toWire,
   type WireChatRequest,
   type WorkerLoadOptions,
 } from "./engine_protocol.ts";
+import { fromWire, toWire } from "../wire_error.ts";
+import { noEngineStats } from "./types.ts";
 import { WebGpuEngine } from "./webgpu_engine.ts";
 
 let engine: WebGpuEngine | null = null;
@@ -27,8 +27,7 @@ function send(message: FromEngine): void {
 }
 
 function status(): EngineStatus {
-  const stats = engine?.stats() ?? { batchedRounds: 0, keptHits: 0, keptMisses: 0, earlyImageHits: 0 };
-  return { fault: engine?.fault ?? null, stats };
+  return { fault: engine?.fault ?? null, stats: engine?.stats() ?? noEngineStats };
 }
 
 function imagesOf(request: { prep: number | null; images: Uint8Array[] }): Uint8Array[] {

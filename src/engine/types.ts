@@ -100,6 +100,14 @@ export interface EngineStats {
   earlyImageHits: number;
 }
 
+/** The counters of an engine that has done nothing yet. */
+export const noEngineStats: Readonly<EngineStats> = {
+  batchedRounds: 0,
+  keptHits: 0,
+  keptMisses: 0,
+  earlyImageHits: 0,
+};
+
 export interface ChatEngine {
   readonly modelInfo: ModelInfo;
   /**

@@ -7,11 +7,10 @@
 import {
   type EngineStatus,
   type FromEngine,
-  fromWire,
   type ToEngine,
-  toWire,
   type WorkerLoadOptions,
 } from "./engine_protocol.ts";
+import { fromWire, toWire } from "../wire_error.ts";
 import type { LoadEngineOptions } from "./load_engine.ts";
 import type {
   BatchItem,
@@ -22,6 +21,7 @@ import type {
   GenerationConfig,
   ModelInfo,
 } from "./types.ts";
+import { noEngineStats } from "./types.ts";
 
 interface Call {
   resolve: (result: ChatResult | ChatResult[]) => void;
@@ -34,10 +34,7 @@ export const engineWorkerUrl = new URL("./engine_worker.ts", import.meta.url);
 
 export class WorkerEngine implements ChatEngine {
   #modelInfo: ModelInfo | null = null;
-  #status: EngineStatus = {
-    fault: null,
-    stats: { batchedRounds: 0, keptHits: 0, keptMisses: 0, earlyImageHits: 0 },
-  };
+  #status: EngineStatus = { fault: null, stats: noEngineStats };
   /** Set when the engine's thread itself failed (an uncaught error) or was closed. */
   #threadFault: string | null = null;
   #nextId = 1;
@@ -106,11 +103,10 @@ export class WorkerEngine implements ChatEngine {
 
   chat(req: ChatRequest): Promise<ChatResult> {
     const { signal, onText, images, ...rest } = req;
-    const prep = this.#prepared.get(images) ?? null;
     return this.#call<ChatResult>(signal, onText, (id) => ({
       type: "chat",
       id,
-      request: { ...rest, images: prep === null ? images : [], prep, streams: onText !== undefined },
+      request: { ...rest, ...this.#wireImages(images), streams: onText !== undefined },
     }));
   }
 
@@ -120,10 +116,7 @@ export class WorkerEngine implements ChatEngine {
     generation: GenerationConfig,
     signal?: AbortSignal,
   ): Promise<ChatResult[]> {
-    const wire = items.map((item) => {
-      const prep = this.#prepared.get(item.images) ?? null;
-      return { question: item.question, images: prep === null ? item.images : [], prep };
-    });
+    const wire = items.map((item) => ({ question: item.question, ...this.#wireImages(item.images) }));
     return this.#call<ChatResult[]>(
       signal,
       undefined,
@@ -175,6 +168,12 @@ export class WorkerEngine implements ChatEngine {
       });
       this.#post(message(id));
     });
+  }
+
+  /** A request's images as sent: by their prep id when startImagePreparation sent them already. */
+  #wireImages(images: Uint8Array[]): { images: Uint8Array[]; prep: number | null } {
+    const prep = this.#prepared.get(images) ?? null;
+    return { images: prep === null ? images : [], prep };
   }
 
   #post(message: ToEngine): void {

@@ -10,7 +10,7 @@ import { horizontalRows, verticalRows } from "./bicubic_resize.ts";
 import { runJpegBands, runJpegEntropy } from "./jpeg_decoder.ts";
 import { decodePng } from "./png_decoder.ts";
 import { decodeTiff } from "./tiff_decoder.ts";
-import { InputError } from "../errors.ts";
+import { toWire } from "../wire_error.ts";
 import type { BandDone, BandJob } from "./image_workers.ts";
 
 parentPort!.on("message", async (job: BandJob) => {
@@ -32,12 +32,7 @@ parentPort!.on("message", async (job: BandJob) => {
     else runJpegBands(job); // blocks until rows are decoded: its entropy job runs meanwhile
     reply = { id: job.id };
   } catch (err) {
-    const e = err instanceof Error ? err : new Error(String(err));
-    const input = e instanceof InputError ? { code: e.code ?? undefined, status: e.status } : {};
-    reply = {
-      id: job.id,
-      error: { name: e.name, message: e.message, stack: e.stack ?? String(e), ...input },
-    };
+    reply = { id: job.id, error: toWire(err) };
   }
   parentPort!.postMessage(reply);
 });

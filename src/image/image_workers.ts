@@ -19,7 +19,7 @@
  * ref'd, as Node's semantics want for pending work.
  */
 import { Worker } from "node:worker_threads";
-import { InputError } from "../errors.ts";
+import { fromWire, type WireError } from "../wire_error.ts";
 import { checkResizeTarget } from "./bicubic_resize.ts";
 import {
   abandonSharedJpegDecode,
@@ -71,10 +71,10 @@ export interface FileJob {
 
 export type BandJob = ResizeBandJob | JpegJob | FileJob;
 
-/** A worker's answer: the job's id, or what went wrong (the error's name, message and stack; InputError's code). */
+/** A worker's answer: the job's id, or what went wrong. */
 export interface BandDone {
   id: number;
-  error?: { name: string; message: string; stack: string; code?: string; status?: number };
+  error?: WireError;
 }
 
 /** Fewest rows a band is given: below this the message round trip costs more than the rows. */
@@ -320,9 +320,9 @@ export class ImageWorkers {
 }
 
 /** A job's error as the calling thread sees it: InputError and the JPEG errors keep their class and message. */
-function workerError(e: NonNullable<BandDone["error"]>): Error {
-  if (e.name === "InputError") return new InputError(e.message, { code: e.code, status: e.status });
+function workerError(e: WireError): Error {
   if (e.name === "JpegCorrupt") return new JpegCorrupt(e.message);
   if (e.name === "JpegUnsupported") return new JpegUnsupported(e.message);
-  return new Error(`image worker: ${e.stack}`);
+  if (e.kind === "Error") return new Error(`image worker: ${e.stack ?? `${e.name}: ${e.message}`}`);
+  return fromWire(e);
 }
