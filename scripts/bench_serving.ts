@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { loadEngine } from "../src/engine/load_engine.ts";
 import { ENGINE_THREADS, type EngineThread } from "../src/engine/types.ts";
 import { startLagProbe } from "../src/bench/event_loop_lag.ts";
+import { quantile, round2 } from "../src/bench/util.ts";
 import { startServer } from "../src/server/serve.ts";
 import { defaultSettings, TINY_MODEL_DIR } from "../src/server/settings.ts";
 
@@ -48,12 +49,6 @@ if (!(Number.isInteger(pollMs) && pollMs >= 0)) {
 }
 const modelDir = values.model ?? TINY_MODEL_DIR;
 const questions = ["a", "b c d", "Describe the weather in three words.", "!!!", "What is 2 + 2?", "Hello"];
-
-const quantile = (xs: number[], q: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))] : NaN;
-};
-const r2 = (x: number) => Math.round(x * 100) / 100;
 
 async function run(thread: EngineThread, maxBatch: number) {
   const dir = await Deno.makeTempDir();
@@ -119,14 +114,14 @@ async function run(thread: EngineThread, maxBatch: number) {
     clients,
     requests,
     completion_tokens: tokens,
-    wall_ms: r2(wallMs),
-    tokens_per_s: r2(tokens / (wallMs / 1000)),
-    request_ms_p50: r2(quantile(latency, 0.5)),
-    request_ms_max: r2(Math.max(...latency)),
+    wall_ms: round2(wallMs),
+    tokens_per_s: round2(tokens / (wallMs / 1000)),
+    request_ms_p50: round2(quantile(latency, 0.5)),
+    request_ms_max: round2(Math.max(...latency)),
     health_polls: health.length,
-    health_ms_p50: r2(quantile(health, 0.5)),
-    health_ms_p99: r2(quantile(health, 0.99)),
-    health_ms_max: health.length ? r2(Math.max(...health)) : null,
+    health_ms_p50: round2(quantile(health, 0.5)),
+    health_ms_p99: round2(quantile(health, 0.99)),
+    health_ms_max: health.length ? round2(Math.max(...health)) : null,
     event_loop_lag: lag,
   };
 }

@@ -3,6 +3,8 @@
  * firing came. Deno's `mapAsync` blocks the thread that calls it until the GPU queue is empty (docs/PERF.md
  * v26), which shows here as firings late by up to the work queued at each readback.
  */
+import { quantile, round2 } from "./util.ts";
+
 export interface EventLoopLag {
   /** Firings seen. */
   ticks: number;
@@ -24,16 +26,12 @@ export function startLagProbe(periodMs = 1): () => EventLoopLag {
   }, periodMs);
   return () => {
     clearInterval(timer);
-    const sorted = [...late].sort((a, b) => a - b);
-    const at = (q: number) =>
-      sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN;
-    const r = (x: number) => Math.round(x * 100) / 100;
     return {
-      ticks: sorted.length,
-      p50_ms: r(at(0.5)),
-      p99_ms: r(at(0.99)),
-      max_ms: r(sorted.at(-1) ?? NaN),
-      blocked_ms: r(sorted.filter((x) => x > 5).reduce((a, b) => a + b, 0)),
+      ticks: late.length,
+      p50_ms: round2(quantile(late, 0.5)),
+      p99_ms: round2(quantile(late, 0.99)),
+      max_ms: round2(quantile(late, 1)),
+      blocked_ms: round2(late.filter((x) => x > 5).reduce((a, b) => a + b, 0)),
     };
   };
 }
