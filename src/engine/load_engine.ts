@@ -21,7 +21,7 @@ export interface LoadEngineOptions {
   imageWorkers?: number;
   /** Where the dynamic tiling's resizes run (IMAGE_RESIZE): "gpu" (default) or "cpu". */
   imageResize?: ImageResize;
-  /** Most greedy chat rounds run together as one batch when they arrive while the GPU is busy (MAX_BATCH); default 1. */
+  /** Most chat rounds run together as one batch when they wait for the GPU together (MAX_BATCH); default 1. */
   maxBatch?: number;
   /**
    * "worker": the engine on a thread of its own (src/engine/worker_engine.ts), so the GPU's blocking waits

@@ -1,7 +1,7 @@
 /**
  * A FIFO of tickets in front of the engine, bounded so an overloaded server answers 503 at once instead of
  * letting latency grow without end. Up to `maxRunning` requests are in the engine at once (MAX_BATCH: it
- * generates greedy chat rounds that arrive together as one batch, the rest one after another).
+ * generates the chat rounds that wait for the GPU together as one batch, the rest one after another).
  *
  * A route takes a ticket with `reserve()` before it reads images (so a full queue costs no decoding),
  * then either `run`s its job or `release`s the ticket when the request turns out to be invalid.

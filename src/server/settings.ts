@@ -46,7 +46,7 @@ export interface Settings {
   imageResize: ImageResize;
   /** Where the engine runs (ENGINE_THREAD): "worker" (its own thread) or "main" (the serving thread). */
   engineThread: EngineThread;
-  /** Requests the engine takes at once; greedy chat rounds among them generate as one batch (MAX_BATCH). */
+  /** Requests the engine takes at once; chat rounds among them that wait together run as one batch (MAX_BATCH). */
   maxBatch: number;
 }
 
