@@ -66,23 +66,19 @@ Deno.test("main.ts serves the tiny model from the engine's own thread and exits 
     assert.equal(health.status, 200);
     assert.equal((await health.json()).status, "ok");
 
-    const c = caseById("text_only");
-    const res = await fetch(`${base}/v1/chat`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ question: c.question, max_new_tokens: 32 }),
-    });
-    assert.equal(res.status, 200);
-    assert.equal((await res.json()).response, c.response);
-
-    // Two rounds at once (the engine may batch them): each gets its own answer, one of them streamed.
-    const two = caseById("two_images_concat");
     const post = (body: unknown) =>
       fetch(`${base}/v1/chat`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify(body),
       });
+    const c = caseById("text_only");
+    const res = await post({ question: c.question, max_new_tokens: 32 });
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).response, c.response);
+
+    // Two rounds at once (the engine may batch them): each gets its own answer, one of them streamed.
+    const two = caseById("two_images_concat");
     const [streamed, withImages] = await Promise.all([
       post({ question: c.question, max_new_tokens: 32, stream: true }).then((r) => r.text()),
       post({
@@ -96,11 +92,7 @@ Deno.test("main.ts serves the tiny model from the engine's own thread and exits 
     const text = frames.map((f) => JSON.parse(f.slice(f.indexOf("data: ") + 6)).text).join("");
     assert.equal(text, c.response, streamed);
 
-    const bad = await fetch(`${base}/v1/chat`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ question: "What is it?", images: ["data:image/png;base64,iVBORw0KGgo="] }),
-    });
+    const bad = await post({ question: "What is it?", images: ["data:image/png;base64,iVBORw0KGgo="] });
     assert.equal(bad.status, 400, "a broken image from the engine's thread must stay a client error");
     assert.equal((await bad.json()).error.param, "images[0]");
   } finally {
