@@ -1,7 +1,7 @@
 // Pass 1 of 2 of LLM.int8's activation side for a few rows (T ≤ 8: decode steps, short chunks; pass 2 is
 // kernels/llm_int8_rows_pack.wgsl; what they compute is in src/ops/matvec_dp4a.ts). Each workgroup takes a
 // block of BC vec4 columns of every row and produces, without waiting for any other workgroup:
-//   v[t, k]          the row as the layer multiplies it: x, RMSNorm(x)·g (NORM) or silu(gate)·up (SILU),
+//   v[t, k]          the row as the layer multiplies it: x or RMSNorm(x)·g (NORM),
 //                    written to `values` (the pack pass and the matrix kernel's outlier columns read it);
 //   colbits[c]       bit j: column 4c + j holds some |v| ≥ θ (an outlier column);
 //   partial[b·8 + t] max |v[t, k]| below θ over the block's columns;
@@ -12,10 +12,10 @@
 // Threads: 256 = 8 rows × 32 columns; thread (t = li / 32, j = li % 32) takes vec4 columns j, j + 32, …
 // of the block (BC/32 of them).
 //
-// Bindings: 1 x [T, K] f32 as vec4 (SILU: [T, 2K]), 2 g [K] f32 as vec4 (NORM; any buffer otherwise),
+// Bindings: 1 x [T, K] f32 as vec4, 2 g [K] f32 as vec4 (NORM; any buffer otherwise),
 //   3 values [≥T, K] f32 as vec4, 4 colbits [K/4] u32, 5 partial [blocks·8] f32, 6 count [blocks] u32.
 // Params: t = T (1..8), k4 = K/4, eps (NORM), threshold θ (> 0).
-// Overrides: MODE 0 plain, 1 NORM, 2 SILU; BC vec4 columns per block (a multiple of 32).
+// Overrides: MODE 0 plain, 1 NORM; BC vec4 columns per block (a multiple of 32).
 // Grid: ceil(K/4 / BC) workgroups of 256. Features: none.
 struct Params { t: u32, k4: u32, eps: f32, threshold: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -35,15 +35,7 @@ var<workgroup> sq: array<f32, 2048>; // NORM: [8 rows][256 threads] shares of Σ
 var<workgroup> bits: array<atomic<u32>, BC>;
 var<workgroup> rnorm: array<f32, 8>;
 
-fn silu(a: vec4<f32>) -> vec4<f32> {
-  return a / (vec4<f32>(1.0) + exp(-a));
-}
-
 fn value(t: u32, c: u32) -> vec4<f32> {
-  if (MODE == 2u) {
-    let at = t * 2u * p.k4 + c;
-    return silu(x[at]) * x[at + p.k4];
-  }
   let a = x[t * p.k4 + c];
   if (MODE == 1u) { return a * rnorm[t] * g[c]; }
   return a;
@@ -90,7 +82,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       let c = wg.x * BC + i;
       if (c < p.k4) {
         let v = value(t, c);
-        if (MODE != 0u) { values[t * p.k4 + c] = v; }
+        if (MODE == 1u) { values[t * p.k4 + c] = v; }
         let a = abs(v);
         let big = a >= th;
         let keep = select(a, vec4<f32>(0.0), big);

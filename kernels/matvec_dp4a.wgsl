@@ -1,128 +1,132 @@
-// The int8 linear for a few tokens (T ≤ 8) in bitsandbytes' LLM.int8 numerics (INT8_MATMUL=llm-int8; the
-// activation side from kernels/llm_int8_rows_scan.wgsl + llm_int8_rows_pack.wgsl), through dot4I8Packed —
-// four int8 products summed into an i32 by one instruction, so the weights are never widened to f32 and x
-// moves as 1 byte an element:
+// The int8 linear for a few tokens (T ≤ 8: decode steps, short chunks) in bitsandbytes' LLM.int8 numerics
+// (INT8_MATMUL=llm-int8; the activation side from kernels/llm_int8_rows_scan.wgsl + llm_int8_rows_pack.wgsl),
+// through dot4I8Packed — four int8 products summed into an i32 by one instruction, so the weights are never
+// widened to f32 and x moves as 1 byte an element:
 //   out[t, n] (+)= s[n] · (xs[t] · Σ_q dot4I8Packed(xq[t, q], W[n, q]) + Σ_{c outlier} xo[t, c] · W[n, c])
-// (the int32 sum is exact: |Σ| ≤ 127² · K < 2³¹ for K < 133 000; the outlier columns, zero in xq, come
-// back in f32 from the values as multiplied, spread over the lanes as the words are, then reduced beside the
-// integer sums). Rows n1 … n−1 come from a second matrix (w3, s3) — gate and
-// up in one dispatch; a workgroup's rows never straddle n1 (src/ops/matvec_dp4a.ts checks).
-// Threads: LANES lanes share a row along K (lane l takes words l, l+LANES, …; U per row in flight), each
-// thread R rows (first + grp + j·G, G = 256/LANES row groups).
+// Every lane reads 16 bytes (four i8x4 words) of a row and of each token's int8 row at a time: with one word
+// a load (this kernel's first form), a lane at 8 tokens issued R + 8 loads for 4·R dot products, and 32
+// lanes a row left a long reduction after a short loop (H100: 1.2–1.8× slower at 2–8 tokens, PERF.md v29).
+// The int32 sums stay exact (|Σ| ≤ 127²·K < 2³¹ for K < 133 000) and are reduced as integers; the outlier
+// columns (zero in xq) come back in f32 from the values as multiplied, spread over the lanes, reduced beside.
+// GLU = 1: w is the gate and w3 the up matrix (both [n, K]), and the output is silu(gate)·up, [T, n] — the
+// feed-forward's w2 input without a pass of its own. A thread's slots j < R/2 then hold gate rows and slots
+// j ≥ R/2 the up rows of the same n.
+// Threads: LANES lanes share a row (lane l takes 16-byte chunks l, l + LANES, …; U chunks of each row in
+// flight), G = 256/LANES row groups, R slots a thread (row first + grp + j·G; with GLU, j mod R/2).
 //
-// Bindings: 1 xq [T, K/4] u32, 2 xs [T] f32, 3 w [n1, K/4] u32 (i8x4), 4 s [n1] f32 (SCB/127),
-//           5 out [T, N] f32, 6 outliers [1 + K] u32 (count, then columns), 7 xo [T, K] f32,
-//           8 w3 [N − n1, K/4] u32, 9 s3 [N − n1] f32 (w and s again when n1 = N).
-// Params:   n = N, k4 = K/4, groups_per_row, accumulate, n1.
-// Overrides: TT = T (1..8), R ∈ {1, 2, 4}, LANES ∈ {16, 32, 64}, U ∈ {1, 2, 4}.
-// Grid:     ceil(N / (R·G)) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
+// Bindings: 1 xq [T, K/4] u32, 2 the same buffer as vec4<u32>, 3 xs [T] f32, 4 w [n, K/4] u32 (i8x4),
+//           5 the same as vec4<u32>, 6 s [n] f32 (SCB/127), 7 out [T, n] f32, 8 outliers [1 + K] u32
+//           (count, then columns), 9 xo [T, K] f32, 10 w3 [n, K/4] u32, 11 the same as vec4<u32>,
+//           12 s3 [n] f32 (w, s again without GLU).
+// Params:   n, k4 = K/4, k16 = ceil(K/16), groups_per_row, accumulate (not with GLU).
+// Overrides: TT = T (1..8), R ∈ {1, 2, 4} (2 or 4 with GLU), LANES ∈ {4, 8, 16, 32}, U ∈ {1, 2},
+//           VEC = 1 when K % 16 == 0 (rows are whole 16-byte chunks; else four word loads a chunk), GLU.
+// Grid:     ceil(n / rows a workgroup) workgroups of 256 (R·G rows, R/2·G with GLU), folded into 2-D.
 // Features: packed_4x8_integer_dot_product (core WGSL).
-struct Params { n: u32, k4: u32, groups_per_row: u32, accumulate: u32, n1: u32 }
+struct Params { n: u32, k4: u32, k16: u32, groups_per_row: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> xq: array<u32>;
-@group(0) @binding(2) var<storage, read> xs: array<f32>;
-@group(0) @binding(3) var<storage, read> w: array<u32>;
-@group(0) @binding(4) var<storage, read> s: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-@group(0) @binding(6) var<storage, read> outliers: array<u32>;
-@group(0) @binding(7) var<storage, read> xo: array<f32>;
-@group(0) @binding(8) var<storage, read> w3: array<u32>;
-@group(0) @binding(9) var<storage, read> s3: array<f32>;
+@group(0) @binding(2) var<storage, read> xq4: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> xs: array<f32>;
+@group(0) @binding(4) var<storage, read> w: array<u32>;
+@group(0) @binding(5) var<storage, read> w4: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read> s: array<f32>;
+@group(0) @binding(7) var<storage, read_write> out: array<f32>;
+@group(0) @binding(8) var<storage, read> outliers: array<u32>;
+@group(0) @binding(9) var<storage, read> xo: array<f32>;
+@group(0) @binding(10) var<storage, read> w3: array<u32>;
+@group(0) @binding(11) var<storage, read> w3v: array<vec4<u32>>;
+@group(0) @binding(12) var<storage, read> s3: array<f32>;
 
 override TT: u32 = 1u;
 override R: u32 = 4u;
-override LANES: u32 = 32u;
-override U: u32 = 4u;
+override LANES: u32 = 8u;
+override U: u32 = 2u;
+override VEC: u32 = 1u;
+override GLU: u32 = 0u;
 const WG = 256u;
 
-// red[(tr·4 + j)·256 + li]: two tokens a round, four row slots.
+// red[(tr·4 + j)·256 + li]: two tokens a round, four slots.
 var<workgroup> red: array<i32, 2048>; // integer all the way: the sum stays exact
 var<workgroup> redf: array<f32, 2048>; // the outlier columns' f32 sums, same layout
 
-// Per-token sums, component j = row slot j.
 struct Acc { t0: vec4<i32>, t1: vec4<i32>, t2: vec4<i32>, t3: vec4<i32>,
              t4: vec4<i32>, t5: vec4<i32>, t6: vec4<i32>, t7: vec4<i32> }
 
-var<private> second: bool; // this workgroup's rows come from w3 (uniform across the workgroup)
+// The four chunks of a thread's slots.
+struct Chunks { a: vec4<u32>, b: vec4<u32>, c: vec4<u32>, d: vec4<u32> }
 
-fn word(at: u32) -> u32 {
-  if (second) { return w3[at]; }
+// Whether slot j reads the up matrix (GLU).
+fn up(j: u32) -> bool {
+  return GLU == 1u && 2u * j >= R;
+}
+
+fn word(j: u32, at: u32) -> u32 {
+  if (up(j)) { return w3[at]; }
   return w[at];
 }
 
-fn scale(row: u32) -> f32 {
-  if (second) { return s3[row]; }
-  return s[row];
-}
-
-fn ld(row: u32, q: u32) -> u32 {
-  if (q < p.k4) { return word(row + q); }
-  return 0u;
-}
-
-// Weight byte of column c in each of the thread's rows (row offsets × k4, local to their matrix), as f32.
-fn col_bytes(rows: vec4<u32>, c: u32) -> vec4<f32> {
-  let sh = 24u - 8u * (c % 4u);
-  let q = c / 4u;
-  var b = vec4<i32>(i32(word(rows.x + q) << sh) >> 24u, 0, 0, 0);
-  if (R > 1u) { b.y = i32(word(rows.y + q) << sh) >> 24u; }
-  if (R > 2u) {
-    b.z = i32(word(rows.z + q) << sh) >> 24u;
-    b.w = i32(word(rows.w + q) << sh) >> 24u;
+// Chunk c (words 4c … 4c + 3) of the row starting at word `row` of slot j's matrix; 0 past the row.
+fn chunk(j: u32, row: u32, c: u32) -> vec4<u32> {
+  if (c >= p.k16) { return vec4<u32>(); }
+  if (VEC == 1u) {
+    let at = row / 4u + c;
+    if (up(j)) { return w3v[at]; }
+    return w4[at];
   }
-  return vec4<f32>(b);
+  let q = 4u * c;
+  var v = vec4<u32>(word(j, row + q), 0u, 0u, 0u);
+  if (q + 1u < p.k4) { v.y = word(j, row + q + 1u); }
+  if (q + 2u < p.k4) { v.z = word(j, row + q + 2u); }
+  if (q + 3u < p.k4) { v.w = word(j, row + q + 3u); }
+  return v;
 }
 
-// The outlier columns' f32 products for tokens t0 and t0 + 1, spread over the lanes like the int8 words
-// (lane l takes outlier l, l + LANES, …), reduced beside the integer sums. Two tokens at a time, inside the
-// reduction rounds: a thread holding every token's sums for its rows through the main loop cost registers
-// the weight stream needed (wqkv at 8 rows 48.8 → 72.0 µs on the H100).
-fn outlier_pair(rows: vec4<u32>, lane: u32, t0: u32) -> array<vec4<f32>, 2> {
-  var a = vec4<f32>(0.0);
-  var b = vec4<f32>(0.0);
-  let count = outliers[0];
-  let K = 4u * p.k4;
-  let t1 = min(t0 + 1u, TT - 1u);
-  for (var j = lane; j < count; j += LANES) {
-    let c = outliers[1u + j];
-    let wb = col_bytes(rows, c);
-    a += xo[t0 * K + c] * wb;
-    b += xo[t1 * K + c] * wb;
-  }
-  return array<vec4<f32>, 2>(a, b);
-}
-
-fn words(rows: vec4<u32>, q: u32) -> vec4<u32> {
-  var r = vec4<u32>(ld(rows.x, q), 0u, 0u, 0u);
-  if (R > 1u) { r.y = ld(rows.y, q); }
+fn chunks(rows: vec4<u32>, c: u32) -> Chunks {
+  var r = Chunks(chunk(0u, rows.x, c), vec4<u32>(), vec4<u32>(), vec4<u32>());
+  if (R > 1u) { r.b = chunk(1u, rows.y, c); }
   if (R > 2u) {
-    r.z = ld(rows.z, q);
-    r.w = ld(rows.w, q);
+    r.c = chunk(2u, rows.z, c);
+    r.d = chunk(3u, rows.w, c);
   }
   return r;
 }
 
-fn tok(t: u32, q: u32, ws: vec4<u32>) -> vec4<i32> {
-  var a = 0u;
-  if (q < p.k4) { a = xq[t * p.k4 + q]; }
-  var r = vec4<i32>(dot4I8Packed(a, ws.x), 0, 0, 0);
-  if (R > 1u) { r.y = dot4I8Packed(a, ws.y); }
+fn xchunk(t: u32, c: u32) -> vec4<u32> {
+  if (c >= p.k16) { return vec4<u32>(); }
+  if (VEC == 1u) { return xq4[t * p.k16 + c]; }
+  let q = t * p.k4 + 4u * c;
+  var v = vec4<u32>(xq[q], 0u, 0u, 0u);
+  if (4u * c + 1u < p.k4) { v.y = xq[q + 1u]; }
+  if (4u * c + 2u < p.k4) { v.z = xq[q + 2u]; }
+  if (4u * c + 3u < p.k4) { v.w = xq[q + 3u]; }
+  return v;
+}
+
+fn d4(a: vec4<u32>, b: vec4<u32>) -> i32 {
+  return dot4I8Packed(a.x, b.x) + dot4I8Packed(a.y, b.y) + dot4I8Packed(a.z, b.z) + dot4I8Packed(a.w, b.w);
+}
+
+fn tok(t: u32, c: u32, k: Chunks) -> vec4<i32> {
+  let a = xchunk(t, c);
+  var r = vec4<i32>(d4(a, k.a), 0, 0, 0);
+  if (R > 1u) { r.y = d4(a, k.b); }
   if (R > 2u) {
-    r.z = dot4I8Packed(a, ws.z);
-    r.w = dot4I8Packed(a, ws.w);
+    r.z = d4(a, k.c);
+    r.w = d4(a, k.d);
   }
   return r;
 }
 
-fn word_math(acc: ptr<function, Acc>, q: u32, ws: vec4<u32>) {
-  (*acc).t0 += tok(0u, q, ws);
-  if (TT > 1u) { (*acc).t1 += tok(1u, q, ws); }
-  if (TT > 2u) { (*acc).t2 += tok(2u, q, ws); }
-  if (TT > 3u) { (*acc).t3 += tok(3u, q, ws); }
-  if (TT > 4u) { (*acc).t4 += tok(4u, q, ws); }
-  if (TT > 5u) { (*acc).t5 += tok(5u, q, ws); }
-  if (TT > 6u) { (*acc).t6 += tok(6u, q, ws); }
-  if (TT > 7u) { (*acc).t7 += tok(7u, q, ws); }
+fn chunk_math(acc: ptr<function, Acc>, c: u32, k: Chunks) {
+  (*acc).t0 += tok(0u, c, k);
+  if (TT > 1u) { (*acc).t1 += tok(1u, c, k); }
+  if (TT > 2u) { (*acc).t2 += tok(2u, c, k); }
+  if (TT > 3u) { (*acc).t3 += tok(3u, c, k); }
+  if (TT > 4u) { (*acc).t4 += tok(4u, c, k); }
+  if (TT > 5u) { (*acc).t5 += tok(5u, c, k); }
+  if (TT > 6u) { (*acc).t6 += tok(6u, c, k); }
+  if (TT > 7u) { (*acc).t7 += tok(7u, c, k); }
 }
 
 fn pick(a: Acc, t: u32) -> vec4<i32> {
@@ -138,36 +142,73 @@ fn pick(a: Acc, t: u32) -> vec4<i32> {
   }
 }
 
+fn byte_of(j: u32, row: u32, c: u32) -> f32 {
+  return f32(i32(word(j, row + c / 4u) << (24u - 8u * (c % 4u))) >> 24u);
+}
+
+// The outlier columns' f32 products for tokens t0 and t0 + 1, spread over the lanes (lane l takes outlier
+// l, l + LANES, …) and reduced beside the integer sums, two tokens at a time so that the main loop's
+// registers stay free of them (as in matvec_dp4a).
+fn outlier_pair(rows: vec4<u32>, lane: u32, t0: u32) -> array<vec4<f32>, 2> {
+  var a = vec4<f32>(0.0);
+  var b = vec4<f32>(0.0);
+  let count = outliers[0];
+  let K = 4u * p.k4;
+  let t1 = min(t0 + 1u, TT - 1u);
+  for (var i = lane; i < count; i += LANES) {
+    let c = outliers[1u + i];
+    var wb = vec4<f32>(byte_of(0u, rows.x, c), 0.0, 0.0, 0.0);
+    if (R > 1u) { wb.y = byte_of(1u, rows.y, c); }
+    if (R > 2u) {
+      wb.z = byte_of(2u, rows.z, c);
+      wb.w = byte_of(3u, rows.w, c);
+    }
+    a += xo[t0 * K + c] * wb;
+    b += xo[t1 * K + c] * wb;
+  }
+  return array<vec4<f32>, 2>(a, b);
+}
+
+fn scale(j: u32, row: u32) -> f32 {
+  if (up(j)) { return s3[row]; }
+  return s[row];
+}
+
+fn silu(a: f32) -> f32 {
+  return a / (1.0 + exp(-a));
+}
+
+// Slot j's sum for token t0 + tr over the LANES lanes of row group g, scaled.
+fn result(tr: u32, j: u32, g: u32, t: u32, row: u32) -> f32 {
+  let at = (tr * 4u + j) * WG + g * LANES;
+  var si = 0;
+  var sf = 0.0;
+  for (var l = 0u; l < LANES; l++) {
+    si += red[at + l];
+    sf += redf[at + l];
+  }
+  return scale(j, row) * (xs[t] * f32(si) + sf);
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let G = WG / LANES;
   let lane = li % LANES;
   let grp = li / LANES;
-  let first = (wg.y * p.groups_per_row + wg.x) * (R * G);
-  second = first >= p.n1;
-  let base = select(0u, p.n1, second); // first row of this workgroup's matrix
-  let last = select(p.n1, p.n, second) - 1u;
-  let rows = (min(vec4<u32>(first + grp) + vec4<u32>(0u, G, 2u * G, 3u * G), vec4<u32>(last)) - base) * p.k4;
+  let per = select(R, R / 2u, GLU == 1u); // distinct rows a thread
+  let first = (wg.y * p.groups_per_row + wg.x) * (per * G);
+  let slot_rows = vec4<u32>(0u, 1u, 2u, 3u) % vec4<u32>(per);
+  let rows = min(vec4<u32>(first + grp) + slot_rows * G, vec4<u32>(p.n - 1u)) * p.k4;
   var acc = Acc();
-  for (var q = lane; q < p.k4; q += U * LANES) {
-    let b0 = words(rows, q);
-    var b1 = vec4<u32>();
-    var b2 = vec4<u32>();
-    var b3 = vec4<u32>();
-    if (U > 1u) { b1 = words(rows, q + LANES); }
-    if (U > 2u) {
-      b2 = words(rows, q + 2u * LANES);
-      b3 = words(rows, q + 3u * LANES);
-    }
-    word_math(&acc, q, b0);
-    if (U > 1u) { word_math(&acc, q + LANES, b1); }
-    if (U > 2u) {
-      word_math(&acc, q + 2u * LANES, b2);
-      word_math(&acc, q + 3u * LANES, b3);
-    }
+  for (var c = lane; c < p.k16; c += U * LANES) {
+    let k0 = chunks(rows, c);
+    var k1 = Chunks();
+    if (U > 1u) { k1 = chunks(rows, c + LANES); }
+    chunk_math(&acc, c, k0);
+    if (U > 1u) { chunk_math(&acc, c + LANES, k1); }
   }
   let any_outliers = outliers[0] > 0u;
-  // Two tokens a round: tree over the LANES lanes of each (token, slot), then one thread per output.
+  let outputs = 2u * G * per; // (token of the pair, row group, distinct row)
   for (var t0 = 0u; t0 < TT; t0 += 2u) {
     workgroupBarrier();
     var f = array<vec4<f32>, 2>();
@@ -180,27 +221,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       }
     }
     workgroupBarrier();
-    for (var st = LANES / 2u; st > 0u; st >>= 1u) {
-      if (lane < st) {
-        for (var k = 0u; k < 8u; k++) {
-          red[k * WG + li] += red[k * WG + li + st];
-          if (any_outliers) { redf[k * WG + li] += redf[k * WG + li + st]; }
+    for (var o = li; o < outputs; o += WG) {
+      let j = o % per;
+      let g = (o / per) % G;
+      let tr = o / (per * G);
+      let t = t0 + tr;
+      let row = first + g + j * G;
+      if (t < TT && row < p.n) {
+        var v = result(tr, j, g, t, row);
+        if (GLU == 1u) {
+          v = silu(v) * result(tr, j + per, g, t, row);
+        } else if (p.accumulate != 0u) {
+          v += out[t * p.n + row];
         }
+        out[t * p.n + row] = v;
       }
-      workgroupBarrier();
-    }
-    // Thread (tr, grp, j): 2·G·R ≤ 256 outputs.
-    let j = li % R;
-    let g2 = (li / R) % G;
-    let tr = li / (R * G);
-    let t = t0 + tr;
-    let row = first + g2 + j * G;
-    if (tr < 2u && t < TT && row < p.n) {
-      let lr = row - base;
-      let at = (tr * 4u + j) * WG + g2 * LANES;
-      var v = scale(lr) * (xs[t] * f32(red[at]) + redf[at]);
-      if (p.accumulate != 0u) { v += out[t * p.n + row]; }
-      out[t * p.n + row] = v;
     }
   }
 }

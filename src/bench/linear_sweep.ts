@@ -70,7 +70,7 @@ export interface LinearSweepOptions {
   label: string; // the script's name, for recorder and cache labels
   shapes: LinearShape[];
   tokens: number[];
-  candidates: (T: number) => [string, LinearLaunch][];
+  candidates: (T: number, shape: LinearShape) => [string, LinearLaunch][];
   /** Tensors derived from x once per shape and T (recorded after x is filled); destroyed afterwards. */
   extras?: (r: Recorder, x: Tensor, shape: LinearShape, T: number) => Record<string, Tensor>;
   /** Compare each candidate's output (one launch into a zeroed out) with the first candidate's. */
@@ -111,7 +111,7 @@ export async function runLinearSweep(o: LinearSweepOptions): Promise<LinearSweep
       const D = quick ? 2 : sweep.clamp(Math.ceil(4 / estMs), 1, 400);
       const passes = quick ? 2 : sweep.passesFor(o.minMs, D, estMs, 8, 1000);
       let refData: Float32Array | null = null;
-      for (const [name, launch] of o.candidates(T)) {
+      for (const [name, launch] of o.candidates(T, s)) {
         try {
           let nerr: number | null = null;
           if (o.compare) {

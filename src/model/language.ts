@@ -112,13 +112,11 @@ export class LanguageScratch {
   readonly attnSplits: Tensor | null;
   /**
    * INT8_MATMUL=llm-int8: the int8 side of rows of width D (`hidden`; also the LM head's B rows) and of the
-   * feed-forward width (`inter`), and gate|up side by side for the silu·up pass — for chunks of at most
-   * 8 rows (decode steps, short chunks). Null otherwise.
+   * feed-forward width (`inter`) — for chunks of at most 8 rows (decode steps, short chunks). Null otherwise.
    */
   readonly llmInt8: {
     hidden: LlmInt8RowsScratch;
     inter: LlmInt8RowsScratch | null;
-    gateUp: Tensor | null;
     threshold: number; // the checkpoint's llm_int8_threshold
   } | null;
   /** INT8_MATMUL=llm-int8 for chunks of more than 8 rows (prompts): the LLM.int8 GEMM's scratch. */
@@ -160,7 +158,6 @@ export class LanguageScratch {
       ? {
         hidden: createLlmInt8RowsScratch(gpu, "lm.llm_int8.hidden", few ? rows : batch, D),
         inter: few ? createLlmInt8RowsScratch(gpu, "lm.llm_int8.inter", rows, I) : null,
-        gateUp: few ? t("gate_up", 2 * I) : null,
         threshold: matmul.threshold,
       }
       : null;
@@ -177,7 +174,6 @@ export class LanguageScratch {
     if (this.llmInt8) {
       destroyLlmInt8RowsScratch(this.llmInt8.hidden);
       if (this.llmInt8.inter) destroyLlmInt8RowsScratch(this.llmInt8.inter);
-      this.llmInt8.gateUp?.buffer.destroy();
     }
     if (this.ownsGemmScratch) this.llmInt8Gemm?.scratch.destroy();
   }
@@ -301,9 +297,10 @@ export function languageForward(
         accumulate: true,
       });
       const x = llmInt8Rows(r, s.hidden, few.hidden, { norm: { weight: lw.ffnNorm, eps }, threshold });
-      matvecLlmInt8(r, x, lw.w1, few.gateUp!, { second: lw.w3 });
-      const act = llmInt8Rows(r, few.gateUp!, few.inter!, { silu: true, threshold });
-      matvecLlmInt8(r, act, lw.w2, s.hidden, { accumulate: true });
+      matvecLlmInt8(r, x, lw.w1, s.act, { up: lw.w3 }); // silu(gate)·up
+      matvecLlmInt8(r, llmInt8Rows(r, s.act, few.inter!, { threshold }), lw.w2, s.hidden, {
+        accumulate: true,
+      });
       tap?.("lm.layer", l, s.hidden, r);
       return;
     }

@@ -13,12 +13,12 @@ import { assertClose, assertNormalisedError, testGpu } from "./check.ts";
 import { hostInt8 } from "./host_linear.ts";
 import { tolerance } from "./tolerances.ts";
 
-/** The rows as the layer multiplies them, in f64: x, RMSNorm(x)·g, or silu(gate)·up. */
+/** The rows as the layer multiplies them, in f64: x or RMSNorm(x)·g. */
 function rowValues(
   x: Float32Array,
   T: number,
   K: number,
-  mode: "plain" | "norm" | "silu",
+  mode: "plain" | "norm",
   g: Float32Array,
   eps: number,
 ) {
@@ -28,12 +28,7 @@ function rowValues(
     for (let k = 0; k < K; k++) ss += x[t * K + k] ** 2;
     const r = 1 / Math.sqrt(ss / K + eps);
     for (let k = 0; k < K; k++) {
-      if (mode === "plain") v[t * K + k] = x[t * K + k];
-      else if (mode === "norm") v[t * K + k] = x[t * K + k] * r * g[k];
-      else {
-        const a = x[t * 2 * K + k], b = x[t * 2 * K + K + k];
-        v[t * K + k] = a / (1 + Math.exp(-a)) * b;
-      }
+      v[t * K + k] = mode === "plain" ? x[t * K + k] : x[t * K + k] * r * g[k];
     }
   }
   return v;
@@ -43,8 +38,7 @@ interface Case {
   T: number;
   K: number;
   N: number;
-  N2: number; // rows of a second matrix (gate/up in one dispatch), 0 for none
-  mode: "plain" | "norm" | "silu";
+  mode: "plain" | "norm";
   outlierRow: boolean; // one row entirely ≥ θ: its scale is 0 and its int8 row all zero
   accumulate: boolean;
 }
@@ -52,33 +46,31 @@ interface Case {
 Deno.test("llm_int8_rows + matvec_dp4a follow bitsandbytes' LLM.int8 on odd shapes", async (t) => {
   const gpu = await testGpu();
   const cases: Case[] = [
-    { T: 3, K: 260, N: 45, N2: 0, mode: "plain", outlierRow: false, accumulate: true },
-    { T: 5, K: 132, N: 64, N2: 37, mode: "norm", outlierRow: false, accumulate: false },
-    { T: 8, K: 196, N: 33, N2: 0, mode: "silu", outlierRow: true, accumulate: true },
-    { T: 1, K: 68, N: 71, N2: 0, mode: "norm", outlierRow: false, accumulate: false },
-    { T: 2, K: 100, N: 29, N2: 0, mode: "plain", outlierRow: false, accumulate: false }, // no outliers
+    { T: 3, K: 260, N: 45, mode: "plain", outlierRow: false, accumulate: true },
+    { T: 5, K: 132, N: 101, mode: "norm", outlierRow: false, accumulate: false },
+    { T: 8, K: 196, N: 33, mode: "plain", outlierRow: true, accumulate: true },
+    { T: 1, K: 68, N: 71, mode: "norm", outlierRow: false, accumulate: false },
+    { T: 2, K: 100, N: 29, mode: "plain", outlierRow: false, accumulate: false }, // no outliers
     // K/4 > 3 × 256: every one of the norm sum's four loads a round is used.
-    { T: 2, K: 3204, N: 21, N2: 0, mode: "norm", outlierRow: false, accumulate: true },
+    { T: 2, K: 3204, N: 21, mode: "norm", outlierRow: false, accumulate: true },
   ];
   for (const c of cases) {
-    const { T, K, N, N2, mode } = c;
-    await t.step(`T=${T} K=${K} N=${N}+${N2} ${mode}${c.outlierRow ? " outlier row" : ""}`, async () => {
+    const { T, K, N, mode } = c;
+    await t.step(`T=${T} K=${K} N=${N} ${mode}${c.outlierRow ? " outlier row" : ""}`, async () => {
       const seed = T * 31 + K * 7 + N;
-      const width = mode === "silu" ? 2 * K : K;
-      const xs = randomF32(T * width, seed, -2.5, 2.5);
+      const xs = randomF32(T * K, seed, -2.5, 2.5);
       const g = randomF32(K, seed + 1, 0.5, 1.5);
       const eps = 1e-6;
       if (K !== 100) {
         // Outliers in a few columns and only some rows: raw values for plain, a large norm weight for
-        // norm (every row of that column), large gate and up for silu.
+        // norm (every row of that column).
         for (const [row, col] of [[0, 5], [T - 1, 5], [Math.min(1, T - 1), K - 3], [T - 1, 64]]) {
           if (mode === "plain") xs[row * K + col] = row % 2 ? -7.5 : 9.25;
-          if (mode === "silu") xs[row * width + col] = xs[row * width + K + col] = 4.5;
         }
         if (mode === "norm") g[17] = g[K - 5] = 9;
       }
       if (c.outlierRow) {
-        for (let k = 0; k < K; k++) xs[2 * width + k] = xs[2 * width + K + k] = 3.5 + (k % 5);
+        for (let k = 0; k < K; k++) xs[2 * K + k] = (k % 2 ? -1 : 1) * (6 + (k % 5));
       }
       const v = rowValues(xs, T, K, mode, g, eps);
       const ref = llmInt8QuantizeRef(v, T, K, 6);
@@ -88,20 +80,16 @@ Deno.test("llm_int8_rows + matvec_dp4a follow bitsandbytes' LLM.int8 on odd shap
       );
 
       const host = hostInt8(N, K, false, seed + 2);
-      const host2 = N2 ? hostInt8(N2, K, false, seed + 3) : null;
       const w = uploadLinear(gpu, "w", host);
-      const w2 = host2 ? uploadLinear(gpu, "w2", host2) : undefined;
-      const x = gpu.uploadTensor("x", "f32", [T, width], xs);
+      const x = gpu.uploadTensor("x", "f32", [T, K], xs);
       const gw = gpu.uploadTensor("g", "f32", [K], g);
-      const prior = randomF32(T * (N + N2), seed + 4);
-      const out = gpu.uploadTensor("out", "f32", [T, N + N2], prior);
+      const prior = randomF32(T * N, seed + 4);
+      const out = gpu.uploadTensor("out", "f32", [T, N], prior);
       const scratch = createLlmInt8RowsScratch(gpu, "rows", 8, K);
-      const opts: LlmInt8RowsOptions = mode === "norm"
-        ? { norm: { weight: gw, eps } }
-        : { silu: mode === "silu" };
+      const opts: LlmInt8RowsOptions = mode === "norm" ? { norm: { weight: gw, eps } } : {};
       const r = gpu.recorder("test");
       const a = llmInt8Rows(r, x, scratch, opts);
-      matvecLlmInt8(r, a, w, out, { accumulate: c.accumulate, second: w2 });
+      matvecLlmInt8(r, a, w, out, { accumulate: c.accumulate });
       r.submit();
 
       const count = await gpu.readU32(scratch.outliers);
@@ -125,23 +113,21 @@ Deno.test("llm_int8_rows + matvec_dp4a follow bitsandbytes' LLM.int8 on odd shap
         }
       }
       // The product from the GPU's own int8 rows: integer sums, the outlier columns from the values.
-      const want = new Float32Array(T * (N + N2));
+      const want = new Float32Array(T * N);
       for (let tt = 0; tt < T; tt++) {
-        for (let n = 0; n < N + N2; n++) {
-          const [hw, row] = n < N ? [host, n] : [host2!, n - N];
+        for (let n = 0; n < N; n++) {
+          const [hw, row] = [host, n];
           const cb = hw.weight as Int8Array;
           let acc = 0, outl = 0;
           for (let k = 0; k < K; k++) acc += got.q[tt * K + k] * cb[row * K + k];
           for (const col of ref.outliers) outl += got.values[tt * K + col] * cb[row * K + col];
           const scale = Math.fround(hw.scb![row] / 127);
-          want[tt * (N + N2) + n] = scale * (got.xs[tt] * acc + outl) +
-            (c.accumulate ? prior[tt * (N + N2) + n] : 0);
+          want[tt * N + n] = scale * (got.xs[tt] * acc + outl) + (c.accumulate ? prior[tt * N + n] : 0);
         }
       }
       assertNormalisedError(await gpu.readF32(out), want, tolerance.matmul.nerr);
       destroyLlmInt8RowsScratch(scratch);
       for (const b of [x, gw, out, w.weight, ...(w.kind === "int8" ? [w.scale] : [])]) b.buffer.destroy();
-      if (w2?.kind === "int8") { for (const b of [w2.weight, w2.scale]) b.buffer.destroy(); }
     });
   }
 });
@@ -158,9 +144,9 @@ Deno.test("llm_int8_rows and matvec_dp4a reject what they cannot take", async ()
   const a = llmInt8Rows(r, x, scratch);
   const w = uploadLinear(gpu, "w", hostInt8(42, 8, false, 1));
   const w3 = uploadLinear(gpu, "w3", hostInt8(8, 8, false, 2));
-  const out = gpu.createTensor("out", "f32", [2, 50]);
-  // Rows 0..41 from w: no tiling has workgroups of a row count dividing 42, so one would straddle w3.
-  assert.throws(() => matvecLlmInt8(r, a, w, out, { second: w3 }), /42 rows are not a multiple of/);
+  const out = gpu.createTensor("out", "f32", [2, 42]);
+  assert.throws(() => matvecLlmInt8(r, a, w, out, { up: w3 }), /weights 42,8 \/ 8,8 vs rows of 8/);
+  assert.throws(() => matvecLlmInt8(r, a, w3, out), /out/);
   destroyLlmInt8RowsScratch(scratch);
   for (const b of [x3, x, out]) b.buffer.destroy();
 });

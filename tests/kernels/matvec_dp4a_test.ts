@@ -1,71 +1,107 @@
-import { type Dp4aConfig, matvecDp4a, quantizeRowsI8 } from "../../src/ops/matvec_dp4a.ts";
+import assert from "node:assert/strict";
 import { uploadLinear } from "../../src/ops/linear.ts";
+import {
+  createLlmInt8RowsScratch,
+  destroyLlmInt8RowsScratch,
+  type Dp4aConfig,
+  llmInt8Rows,
+  matvecLlmInt8,
+} from "../../src/ops/matvec_dp4a.ts";
 import { randomF32 } from "../../src/ref/random.ts";
-import { assertClose, assertNormalisedError, testGpu } from "./check.ts";
+import { assertNormalisedError, testGpu } from "./check.ts";
 import { hostInt8 } from "./host_linear.ts";
 import { tolerance } from "./tolerances.ts";
 
-/**
- * The contract of quantize_rows_i8, checked against the GPU's own output: scale = max|x|/127 within WGSL's
- * division accuracy (2.5 ulp), every q within half a step of x/scale (one step = scale), |q| ≤ 127, and
- * an all-zero row all zero. (A bit-exact CPU copy would depend on how the GPU rounds 127/max.)
- */
-function checkQuantized(x: Float32Array, T: number, K: number, q: Int8Array, scale: Float32Array): void {
-  for (let t = 0; t < T; t++) {
-    let m = 0;
-    for (let k = 0; k < K; k++) m = Math.max(m, Math.abs(x[t * K + k]));
-    assertClose([scale[t]], [m / 127], 0, 4e-7);
-    for (let k = 0; k < K; k++) {
-      const i = t * K + k;
-      const err = Math.abs(q[i] * scale[t] - x[i]);
-      if (!(Math.abs(q[i]) <= 127 && err <= 0.5 * scale[t] * (1 + 1e-5) + 1e-30)) {
-        throw new Error(`row ${t}, element ${k}: x=${x[i]} quantized to ${q[i]} × ${scale[t]}`);
-      }
-    }
-  }
+interface Case {
+  T: number;
+  K: number; // K % 16 != 0 takes the kernel's word-load path
+  N: number;
+  c: Dp4aConfig;
+  glu: boolean; // gate·up: out = silu(x·Wgᵀ)·(x·Wuᵀ)
+  accumulate: boolean;
+  outliers: boolean;
 }
 
-Deno.test("quantize_rows_i8 + matvec_dp4a (experiment) match the int8 × int8 reference on odd shapes", async (t) => {
+Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd shapes", async (t) => {
   const gpu = await testGpu();
-  const cases: [number, number, number, Dp4aConfig, boolean][] = [
-    [1, 77, 36, { R: 4, LANES: 32, U: 4 }, false],
-    [3, 301, 1100, { R: 2, LANES: 16, U: 2 }, true],
-    [8, 45, 2052, { R: 4, LANES: 64, U: 1 }, true],
-    [5, 130, 620, { R: 1, LANES: 32, U: 4 }, false],
+  const cases: Case[] = [
+    { T: 1, K: 1040, N: 301, c: { R: 4, LANES: 8, U: 2 }, glu: false, accumulate: true, outliers: true },
+    { T: 3, K: 260, N: 45, c: { R: 2, LANES: 16, U: 1 }, glu: false, accumulate: false, outliers: true },
+    { T: 8, K: 208, N: 77, c: { R: 4, LANES: 4, U: 2 }, glu: false, accumulate: true, outliers: true },
+    { T: 5, K: 196, N: 37, c: { R: 1, LANES: 32, U: 2 }, glu: false, accumulate: false, outliers: false },
+    { T: 8, K: 1040, N: 53, c: { R: 4, LANES: 8, U: 2 }, glu: true, accumulate: false, outliers: true },
+    { T: 2, K: 260, N: 29, c: { R: 2, LANES: 16, U: 2 }, glu: true, accumulate: false, outliers: true },
+    { T: 7, K: 2064, N: 19, c: { R: 2, LANES: 32, U: 1 }, glu: false, accumulate: true, outliers: true },
   ];
-  for (const [T, N, K, config, accumulate] of cases) {
-    await t.step(`T=${T} N=${N} K=${K} R${config.R} L${config.LANES} U${config.U}`, async () => {
-      const seed = T * 7 + N * 13 + K;
-      const host = hostInt8(N, K, false, seed);
-      const xs = randomF32(T * K, seed + 2, -3, 3);
-      if (T > 2) xs.fill(0, 2 * K, 3 * K); // an all-zero row: scale 0, every q 0
-      const prior = randomF32(T * N, seed + 3);
-      const w = uploadLinear(gpu, "w", host);
-      if (w.kind !== "int8") throw new Error("int8 expected");
+  for (const { T, K, N, c, glu, accumulate, outliers } of cases) {
+    const name = `T=${T} K=${K} N=${N} R${c.R} L${c.LANES} U${c.U}${glu ? " gate·up" : ""}`;
+    await t.step(name, async () => {
+      const seed = T * 131 + K * 7 + N * 3 + c.LANES;
+      const xs = randomF32(T * K, seed, -2.5, 2.5);
+      if (outliers) {
+        for (const [row, col] of [[0, 5], [T - 1, 5], [Math.min(1, T - 1), K - 3], [T - 1, 64]]) {
+          xs[row * K + col] = row % 2 ? -7.5 : 9.25;
+        }
+      }
+      const hosts = glu ? [hostInt8(N, K, false, seed + 1), hostInt8(N, K, false, seed + 2)] : [
+        hostInt8(N, K, false, seed + 1),
+      ];
+      const ws = hosts.map((h, i) => uploadLinear(gpu, `w${i}`, h));
       const x = gpu.uploadTensor("x", "f32", [T, K], xs);
-      const xq = gpu.createTensor("xq", "u32", [T, K / 4]);
-      const xsc = gpu.createTensor("xs", "f32", [T]);
+      const prior = randomF32(T * N, seed + 4);
       const out = gpu.uploadTensor("out", "f32", [T, N], prior);
+      const scratch = createLlmInt8RowsScratch(gpu, "rows", 8, K);
       const r = gpu.recorder("test");
-      quantizeRowsI8(r, x, xq, xsc);
-      const empty = gpu.uploadTensor("empty", "u32", [1 + K], new Uint32Array(1 + K));
-      matvecDp4a(r, xq, xsc, w, out, empty, { accumulate, config });
+      const a = llmInt8Rows(r, x, scratch);
+      matvecLlmInt8(r, a, ws[0], out, { accumulate, up: glu ? ws[1] : undefined, config: c });
       r.submit();
-      const gotQ = new Int8Array(await gpu.readBytes(xq));
-      const gotScale = await gpu.readF32(xsc);
-      checkQuantized(xs, T, K, gotQ, gotScale);
-      // The matvec from the GPU's own int8 activations: integer sums, exact.
+
+      // The product from the GPU's own int8 rows (checked by llm_int8_rows_test): exact integer sums, the
+      // outlier columns in f32 from x.
+      const list = await gpu.readU32(scratch.outliers);
+      const cols = [...list.subarray(1, 1 + list[0])];
+      assert.equal(cols.length > 0, outliers, "the case has the outlier columns it means to");
+      const q = new Int8Array(await gpu.readBytes(scratch.q)).subarray(0, T * K);
+      const scale = (await gpu.readF32(scratch.xs)).subarray(0, T);
+      const product = (h: (typeof hosts)[number], tt: number, n: number) => {
+        const cb = h.weight as Int8Array;
+        let acc = 0, outl = 0;
+        for (let k = 0; k < K; k++) acc += q[tt * K + k] * cb[n * K + k];
+        for (const col of cols) outl += xs[tt * K + col] * cb[n * K + col];
+        return Math.fround(h.scb![n] / 127) * (scale[tt] * acc + outl);
+      };
       const want = new Float32Array(T * N);
       for (let tt = 0; tt < T; tt++) {
         for (let n = 0; n < N; n++) {
-          let acc = 0;
-          for (let k = 0; k < K; k++) acc += gotQ[tt * K + k] * host.weight[n * K + k];
-          want[tt * N + n] = Math.fround(host.scb![n] / 127) * gotScale[tt] * acc +
-            (accumulate ? prior[tt * N + n] : 0);
+          const g = product(hosts[0], tt, n);
+          want[tt * N + n] = glu
+            ? g / (1 + Math.exp(-g)) * product(hosts[1], tt, n)
+            : g + (accumulate ? prior[tt * N + n] : 0);
         }
       }
       assertNormalisedError(await gpu.readF32(out), want, tolerance.matmul.nerr);
-      for (const b of [w.weight, w.scale, x, xq, xsc, out, empty]) b.buffer.destroy();
+      destroyLlmInt8RowsScratch(scratch);
+      for (const w of ws) if (w.kind === "int8") { for (const b of [w.weight, w.scale]) b.buffer.destroy(); }
+      for (const b of [x, out]) b.buffer.destroy();
     });
   }
+});
+
+Deno.test("matvec_dp4a rejects a gate·up product it cannot take", async () => {
+  const gpu = await testGpu();
+  const K = 64, N = 8;
+  const w = uploadLinear(gpu, "w", hostInt8(N, K, false, 1));
+  const scratch = createLlmInt8RowsScratch(gpu, "rows", 2, K);
+  const x = gpu.uploadTensor("x", "f32", [2, K], randomF32(2 * K, 2));
+  const out = gpu.createTensor("out", "f32", [2, N]);
+  const r = gpu.recorder("test");
+  const a = llmInt8Rows(r, x, scratch);
+  assert.throws(() => matvecLlmInt8(r, a, w, out, { up: w, config: { R: 1, LANES: 8, U: 1 } }), /R ≥ 2/);
+  assert.throws(() => matvecLlmInt8(r, a, w, out, { up: w, accumulate: true }), /no accumulate/);
+  const wide = gpu.createTensor("wide", "f32", [2, N + 1]);
+  assert.throws(() => matvecLlmInt8(r, a, w, wide), /out/);
+  r.submit();
+  destroyLlmInt8RowsScratch(scratch);
+  for (const b of [x, out, wide]) b.buffer.destroy();
+  if (w.kind === "int8") { for (const b of [w.weight, w.scale]) b.buffer.destroy(); }
 });
