@@ -146,15 +146,30 @@ fn byte_of(j: u32, row: u32, c: u32) -> f32 {
   return f32(i32(word(j, row + c / 4u) << (24u - 8u * (c % 4u))) >> 24u);
 }
 
-// The outlier columns' f32 products for tokens t0 and t0 + 1, spread over the lanes (lane l takes outlier
-// l, l + LANES, …) and reduced beside the integer sums, two tokens at a time so that the main loop's
-// registers stay free of them (as in matvec_dp4a).
-fn outlier_pair(rows: vec4<u32>, lane: u32, t0: u32) -> array<vec4<f32>, 2> {
-  var a = vec4<f32>(0.0);
-  var b = vec4<f32>(0.0);
+struct Accf { t0: vec4<f32>, t1: vec4<f32>, t2: vec4<f32>, t3: vec4<f32>,
+              t4: vec4<f32>, t5: vec4<f32>, t6: vec4<f32>, t7: vec4<f32> }
+
+fn pickf(a: Accf, t: u32) -> vec4<f32> {
+  switch t {
+    case 0u: { return a.t0; }
+    case 1u: { return a.t1; }
+    case 2u: { return a.t2; }
+    case 3u: { return a.t3; }
+    case 4u: { return a.t4; }
+    case 5u: { return a.t5; }
+    case 6u: { return a.t6; }
+    default: { return a.t7; }
+  }
+}
+
+// The outlier columns' f32 products for every token, spread over the lanes (lane l takes outlier l,
+// l + LANES, …) and reduced beside the integer sums. After the main loop, so that its registers stay free
+// of them; every token at once, so that each column's scattered weight bytes are read once (two tokens a
+// sweep read them TT/2 times: w2 at 8 rows with 138 outlier columns took 123 µs instead of ~62, H100).
+fn outlier_sums(rows: vec4<u32>, lane: u32) -> Accf {
+  var f = Accf();
   let count = outliers[0];
   let K = 4u * p.k4;
-  let t1 = min(t0 + 1u, TT - 1u);
   for (var i = lane; i < count; i += LANES) {
     let c = outliers[1u + i];
     var wb = vec4<f32>(byte_of(0u, rows.x, c), 0.0, 0.0, 0.0);
@@ -163,10 +178,16 @@ fn outlier_pair(rows: vec4<u32>, lane: u32, t0: u32) -> array<vec4<f32>, 2> {
       wb.z = byte_of(2u, rows.z, c);
       wb.w = byte_of(3u, rows.w, c);
     }
-    a += xo[t0 * K + c] * wb;
-    b += xo[t1 * K + c] * wb;
+    f.t0 += xo[c] * wb;
+    if (TT > 1u) { f.t1 += xo[K + c] * wb; }
+    if (TT > 2u) { f.t2 += xo[2u * K + c] * wb; }
+    if (TT > 3u) { f.t3 += xo[3u * K + c] * wb; }
+    if (TT > 4u) { f.t4 += xo[4u * K + c] * wb; }
+    if (TT > 5u) { f.t5 += xo[5u * K + c] * wb; }
+    if (TT > 6u) { f.t6 += xo[6u * K + c] * wb; }
+    if (TT > 7u) { f.t7 += xo[7u * K + c] * wb; }
   }
-  return array<vec4<f32>, 2>(a, b);
+  return f;
 }
 
 fn scale(j: u32, row: u32) -> f32 {
@@ -207,17 +228,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     chunk_math(&acc, c, k0);
     if (U > 1u) { chunk_math(&acc, c + LANES, k1); }
   }
-  let any_outliers = outliers[0] > 0u;
+  let fo = outlier_sums(rows, lane);
   let outputs = 2u * G * per; // (token of the pair, row group, distinct row)
   for (var t0 = 0u; t0 < TT; t0 += 2u) {
     workgroupBarrier();
-    var f = array<vec4<f32>, 2>();
-    if (any_outliers) { f = outlier_pair(rows, lane, t0); }
     for (var tr = 0u; tr < 2u; tr++) {
-      let v = pick(acc, min(t0 + tr, TT - 1u));
+      let t = min(t0 + tr, TT - 1u);
+      let v = pick(acc, t);
+      let f = pickf(fo, t);
       for (var j = 0u; j < 4u; j++) {
         red[(tr * 4u + j) * WG + li] = v[j];
-        redf[(tr * 4u + j) * WG + li] = f[tr][j];
+        redf[(tr * 4u + j) * WG + li] = f[j];
       }
     }
     workgroupBarrier();

@@ -61,6 +61,16 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
         out.byteLength * (num(p[5]) ? 2 : 1);
       return { kernel, op, bytes, flops: 2 * T * N * K * (mode === 2 ? 2 : 1), bytesModel: "model" };
     }
+    case "matvec_dp4a": {
+      // bindings: q [≥T, K/4] u32 (twice), xs, w [N, K/4] (twice), s, out [T, N], outliers, values, w3 (twice),
+      // s3; GLU reads w3 too; outlier columns not counted (the weight bytes they touch are a few lines)
+      const [q, , , w, , s1, out, , , w3, , s3] = b;
+      const glu = o.constants?.GLU === 1;
+      const [T, N] = out.shape, K = 4 * q.shape[1];
+      const bytes = T * K + w.byteLength + s1.byteLength + (glu ? w3.byteLength + s3.byteLength : 0) +
+        out.byteLength * (!glu && num(p[4]) ? 2 : 1);
+      return { kernel, op, bytes, flops: 2 * T * N * K * (glu ? 2 : 1), bytesModel: "model" };
+    }
     case "attention_decode": {
       // params [B, S, kv_len, H, Hkv, chunk, splits, scale, one_sequence, max_pos]; bindings q (or qkv when
       // FUSED), k, v, valid, out, partial|out, rope|valid, positions|valid. Each K/V row once per sample, the
