@@ -19,7 +19,7 @@
 //           (count, then columns), 9 xo [T, K] f32, 10 w3 [n, K/4] u32, 11 the same as vec4<u32>,
 //           12 s3 [n] f32 (w, s again without GLU).
 // Params:   n, k4 = K/4, k16 = ceil(K/16), groups_per_row, accumulate (not with GLU).
-// Overrides: TT = T (1..8), R ∈ {1, 2, 4} (2 or 4 with GLU), LANES ∈ {4, 8, 16, 32}, U ∈ {1, 2},
+// Overrides: TT = T (1..8), R ∈ {1, 2, 4} (2 or 4 with GLU), LANES ∈ {4, 8, 16, 32}, U ∈ {1, 2, 4},
 //           VEC = 1 when K % 16 == 0 (rows are whole 16-byte chunks; else four word loads a chunk), GLU.
 // Grid:     ceil(n / rows a workgroup) workgroups of 256 (R·G rows, R/2·G with GLU), folded into 2-D.
 // Features: packed_4x8_integer_dot_product (core WGSL).
@@ -224,9 +224,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   for (var c = lane; c < p.k16; c += U * LANES) {
     let k0 = chunks(rows, c);
     var k1 = Chunks();
+    var k2 = Chunks();
+    var k3 = Chunks();
     if (U > 1u) { k1 = chunks(rows, c + LANES); }
+    if (U > 2u) {
+      k2 = chunks(rows, c + 2u * LANES);
+      k3 = chunks(rows, c + 3u * LANES);
+    }
     chunk_math(&acc, c, k0);
     if (U > 1u) { chunk_math(&acc, c + LANES, k1); }
+    if (U > 2u) {
+      chunk_math(&acc, c + 2u * LANES, k2);
+      chunk_math(&acc, c + 3u * LANES, k3);
+    }
   }
   let fo = outlier_sums(rows, lane);
   let outputs = 2u * G * per; // (token of the pair, row group, distinct row)

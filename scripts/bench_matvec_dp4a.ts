@@ -47,6 +47,12 @@ const configs: Dp4aConfig[] = [
   { R: 4, LANES: 32, U: 2 },
   { R: 2, LANES: 4, U: 2 },
   { R: 4, LANES: 4, U: 2 },
+  { R: 1, LANES: 16, U: 4 },
+  { R: 2, LANES: 16, U: 4 },
+  { R: 4, LANES: 16, U: 4 },
+  { R: 2, LANES: 8, U: 4 },
+  { R: 4, LANES: 8, U: 4 },
+  { R: 2, LANES: 32, U: 4 },
 ];
 const rowsScratch = (io: LinearIo): LlmInt8RowsScratch => ({
   q: io.extra.r_q,

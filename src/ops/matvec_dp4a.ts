@@ -132,18 +132,18 @@ export function llmInt8Rows(
 export interface Dp4aConfig {
   R: 1 | 2 | 4;
   LANES: 4 | 8 | 16 | 32;
-  U: 1 | 2;
+  U: 1 | 2 | 4;
 }
 
 /**
- * The tiling for an N×K matrix: 16 lanes a row, two chunks in flight, 4 rows a thread for the tall matrices
- * (gate|up, the LM head), 2 for wqkv's 8192 rows, 1 for the 6144 rows of wo and w2. The fastest or within 3 %
- * of it at 1, 2, 4 and 8 rows on an H100 (bench/results/2026-11-27-h100-matvec-dp4a-vec4.log; w2 at 1–2
- * rows: 2 rows × 32 lanes 4 % faster). Not timed on other GPUs.
+ * The tiling for an N×K matrix: 16 lanes a row; 4 rows a thread with two chunks in flight for the tall
+ * matrices (gate|up, the LM head), else four chunks in flight with 2 rows a thread for wqkv's 8192 rows and 1
+ * for the 6144 rows of wo and w2. The fastest or within ~3 % of it at 1, 2, 4 and 8 rows on an H100
+ * (bench/results/2026-11-27-h100-matvec-dp4a-vec4.log, …-u4.log). Not timed on other GPUs.
  */
 export function dp4aConfigFor(N: number, K: number): Dp4aConfig {
-  const R = N >= 16384 ? 4 : N >= 8192 && K < 16384 ? 2 : 1;
-  return { R, LANES: 16, U: 2 };
+  if (N >= 16384) return { R: 4, LANES: 16, U: 2 };
+  return { R: N >= 8192 && K < 16384 ? 2 : 1, LANES: 16, U: 4 };
 }
 
 type Int8Linear = Extract<LinearWeights, { kind: "int8" }>;

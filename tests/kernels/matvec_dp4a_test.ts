@@ -32,6 +32,8 @@ Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd s
     { T: 8, K: 1040, N: 53, c: { R: 4, LANES: 8, U: 2 }, glu: true, accumulate: false, outliers: true },
     { T: 2, K: 260, N: 29, c: { R: 2, LANES: 16, U: 2 }, glu: true, accumulate: false, outliers: true },
     { T: 7, K: 2064, N: 19, c: { R: 2, LANES: 32, U: 1 }, glu: false, accumulate: true, outliers: true },
+    { T: 6, K: 1552, N: 41, c: { R: 4, LANES: 16, U: 4 }, glu: true, accumulate: false, outliers: true },
+    { T: 4, K: 2068, N: 23, c: { R: 1, LANES: 8, U: 4 }, glu: false, accumulate: true, outliers: false },
   ];
   for (const { T, K, N, c, glu, accumulate, outliers } of cases) {
     const name = `T=${T} K=${K} N=${N} R${c.R} L${c.LANES} U${c.U}${glu ? " gate·up" : ""}`;
