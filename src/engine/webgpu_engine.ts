@@ -421,7 +421,7 @@ export class WebGpuEngine implements ChatEngine {
    * (H100, real shapes: 286 tokens/s at 4 rows, 367 at 8, against ~103 for one; PERF.md). Each row stops at
    * its own limit, eos or abort, streams its own text and samples with its own seed. A round that continues
    * a kept conversation brings that cache along (runRounds); a round alone runs on its own; every row's cache
-   * is kept afterwards (keepRows).
+   * is kept as it ends (keepRow).
    */
   private async runWaiting(): Promise<void> {
     this.batchQueued = false;
@@ -516,6 +516,25 @@ export class WebGpuEngine implements ChatEngine {
     const fresh = ready.flatMap((r) => r.prepared ? [r.prepared] : []);
     const imageEmbeds = this.encode(joinPrepared(fresh));
     const runner = this.model.newRunner(ready.length, P + L + maxNew);
+    // Row b holds its kept part at P − prefix … P − 1, its new prompt tokens up to P + L − 1 (left-padded),
+    // then its answer, all but the last id (never fed back).
+    const segments = (r: PlannedRound, answer: number): [number, number][] => {
+      const fresh = r.plan.promptIds.length - r.prefix;
+      return [[P - r.prefix, r.prefix], [P + L - fresh, fresh + answer]];
+    };
+    // A row that ends (eos or its own max_new_tokens) is kept and answered at once, not when the batch's
+    // longest row ends: the steps still in flight write only later positions of its row.
+    const answered = ready.map(() => false);
+    const answer = (b: number, ids: number[]) => {
+      const r = ready[b];
+      answered[b] = true;
+      this.keepRow(r, runner, b, ids, segments);
+      const tail = streams[b].finish();
+      if (tail) r.req.onText?.(tail);
+      r.resolve(this.roundResult(r.req, r.plan, ids, (firstAt[b] || performance.now()) - r.started));
+    };
+    const got = ready.map(() => [] as number[]);
+    this.batchedRounds += ready.length;
     try {
       if (P > 0) runner.adoptPrefixes(ready.map((r) => r.from), ready.map((r) => r.prefix));
       outputs = await generate(
@@ -533,17 +552,15 @@ export class WebGpuEngine implements ChatEngine {
             step.forEach((id, b) => {
               if (id < 0) return;
               firstAt[b] ||= performance.now();
+              got[b].push(id);
               const delta = streams[b].push(id);
               if (delta) ready[b].req.onText?.(delta);
+              if (id === special.imEnd || got[b].length >= rowMax[b]) answer(b, got[b]);
             }),
         },
       );
-      // Row b holds its kept part at P − prefix … P − 1, its new prompt tokens up to P + L − 1 (left-padded),
-      // then its answer, all but the last id (never fed back).
-      this.keepRows(ready, runner, outputs, (r, answer) => {
-        const fresh = r.plan.promptIds.length - r.prefix;
-        return [[P - r.prefix, r.prefix], [P + L - fresh, fresh + answer]];
-      });
+      // Rows that did not end on their own (aborted) are answered with what they have; kept only if not.
+      for (const b of ready.keys()) if (!answered[b]) answer(b, outputs[b]);
     } catch (e) {
       for (const r of ready) r.reject(e);
       return;
@@ -552,36 +569,28 @@ export class WebGpuEngine implements ChatEngine {
       runner.destroy();
       for (const r of ready) r.from?.destroy();
     }
-    this.batchedRounds += ready.length;
-    ready.forEach((r, b) => {
-      const tail = streams[b].finish();
-      if (tail) r.req.onText?.(tail);
-      r.resolve(this.roundResult(r.req, r.plan, outputs[b], (firstAt[b] || performance.now()) - r.started));
-    });
   }
 
   /**
-   * Each finished row of a batch is kept like a round run alone: its prompt and its answer's fed ids, which
+   * A finished row of a batch is kept like a round run alone: its prompt and its answer's fed ids, which
    * stand in the batch's cache at `segments(round, fed ids)` (cache index, count), copied out without the
-   * padding, for its follow-up round.
+   * padding, for its follow-up round. An aborted or empty row is not kept.
    */
-  private keepRows(
-    rounds: PlannedRound[],
+  private keepRow(
+    r: PlannedRound,
     runner: LmRunner,
-    outputs: number[][],
+    b: number,
+    out: number[],
     segments: (r: PlannedRound, answer: number) => [number, number][],
   ): void {
-    for (const [b, r] of rounds.entries()) {
-      const out = outputs[b];
-      if (r.req.signal?.aborted || out.length === 0 || this.kept.budgetBytes <= 0) continue;
-      const ids = r.plan.promptIds;
-      const row = runner.extractRow(
-        b,
-        segments(r, out.length - 1),
-        this.keptCapacity(ids.length, r.req.generation),
-      );
-      this.kept.keep([...ids, ...out.slice(0, -1)], ids.length, r.imageKey, row);
-    }
+    if (r.req.signal?.aborted || out.length === 0 || this.kept.budgetBytes <= 0) return;
+    const ids = r.plan.promptIds;
+    const row = runner.extractRow(
+      b,
+      segments(r, out.length - 1),
+      this.keptCapacity(ids.length, r.req.generation),
+    );
+    this.kept.keep([...ids, ...out.slice(0, -1)], ids.length, r.imageKey, row);
   }
 
   /** Generation for one conversation, continuing a kept KV cache when the prompt extends one. */

@@ -294,6 +294,7 @@ Deno.test("images prepared before a request's turn are taken once, answer alike 
 Deno.test("greedy rounds that arrive together run as one batch: golden answers, each streamed, errors and aborts their own", async () => {
   const e = await WebGpuEngine.load({ modelDir, randomWeights: true, maxBatch: 4 });
   try {
+    const pieces: Record<string, number> = {}; // streamed pieces so far, per case
     const ask = (id: string, extra: Partial<Parameters<typeof e.chat>[0]> = {}) => {
       const c = caseById(id);
       let streamed = "";
@@ -303,7 +304,10 @@ Deno.test("greedy rounds that arrive together run as one batch: golden answers, 
         history: typedHistory(c),
         maxNum: 6,
         generation: greedy32,
-        onText: (d) => streamed += d,
+        onText: (d) => {
+          streamed += d;
+          pieces[id] = (pieces[id] ?? 0) + 1;
+        },
         ...extra,
       });
       return result.then((r) => ({ r, streamed, c }), (err) => ({ err, c }));
@@ -318,8 +322,12 @@ Deno.test("greedy rounds that arrive together run as one batch: golden answers, 
       ask("text_only", { signal: aborted.signal }), // the fifth: past maxBatch, aborted while it waits
     ];
     aborted.abort(new DOMException("gone", "AbortError"));
+    // A row that ends is answered then, not when the batch's longest row ends.
+    const longPiecesWhenShortAnswered = rounds[2].then(() => pieces["two_images_concat"] ?? 0);
     const [image, twoImages, short, broken, gone] = await Promise.all(rounds);
     assert.equal(e.batchedRounds, 3, "the three good rounds did not run as one batch");
+    const early = await longPiecesWhenShortAnswered;
+    assert.ok(early < pieces["two_images_concat"] - 5, `the 5-token row was answered after ${early} pieces`);
     for (const { r, streamed, c } of [image, twoImages] as { r: ChatResult; streamed: string; c: Json }[]) {
       assert.deepEqual(r.outputTokenIds, c.response_ids, c.id);
       assert.equal(r.response, c.response);
