@@ -72,6 +72,12 @@ export interface GenerateOptions {
   rowSignals?: (AbortSignal | undefined)[];
   /** Per row, sampling seeds (u32): row b then draws what it would draw alone with its seed. */
   rowSeeds?: number[];
+  /**
+   * Asked before each new step: true stops submitting steps, takes the tokens of those in flight and
+   * returns, the runner (the caller's) holding every row's cache up to its last token but one. Rows that
+   * have not ended then are the caller's to continue (the engine's waiting rounds join a running batch so).
+   */
+  pause?: () => boolean;
 }
 
 /**
@@ -136,7 +142,7 @@ export async function generate(
     mappedAt: number;
     settled: boolean;
   }[] = [];
-  let submitted = 0, reported = 0, done = false;
+  let submitted = 0, reported = 0, done = false, paused = false;
   // `submitted` when the last readback's map returned: the GPU queue was empty then.
   let drainedAt = 0;
   // The next decode step, encoded but not yet submitted (see `choose`).
@@ -226,7 +232,8 @@ export async function generate(
     choose(r, 0).submit();
     while (!done) {
       if (options.signal?.aborted) break;
-      if (ready || (submitted < maxNew && submitted - reported < inFlight)) {
+      paused ||= options.pause?.() ?? false;
+      if (!paused && (ready || (submitted < maxNew && submitted - reported < inFlight))) {
         const step = ready ?? encodeDecodeStep();
         ready = null;
         // Tokens go out as soon as their readback settles (~10 ms after its map, when the event loop runs),

@@ -64,6 +64,20 @@ interface WaitingRound {
   started: number;
   resolve: (result: ChatResult) => void;
   reject: (err: unknown) => void;
+  /** A batch row that a pause left unfinished (see runRounds), with what it had. */
+  continued?: Continued;
+  /** Counted in batchedRounds already. */
+  counted?: boolean;
+}
+
+/** What a row unfinished at a pause carries to the batch that continues it. */
+interface Continued {
+  runner: LmRunner; // its cache: the prompt and its answer but the last id
+  before: number[]; // its answer so far
+  plan: RoundPlan; // the round's own prompt
+  imageKey: string;
+  stream: ResponseStream;
+  firstAt: number;
 }
 
 /** What a round's prompt is, before any image is decoded. */
@@ -434,6 +448,18 @@ export class WebGpuEngine implements ChatEngine {
     this.queueWaiting();
     const batch: PlannedRound[] = [];
     for (const w of taken) {
+      const c = w.continued;
+      if (c) {
+        // The kept part is all it has but its last id, which is its one new token.
+        const promptIds = [...c.plan.promptIds, ...c.before];
+        batch.push({
+          ...w,
+          plan: { ...c.plan, promptIds },
+          imageKey: c.imageKey,
+          prefix: promptIds.length - 1,
+        });
+        continue;
+      }
       try {
         w.req.signal?.throwIfAborted();
         const plan = this.planRound(w.req);
@@ -450,13 +476,14 @@ export class WebGpuEngine implements ChatEngine {
     // A batch's prompt pass holds its longest new part per row; its cache spans the longest kept part, that
     // and the longest answer, which must fit the model's context.
     const groups = batchGroups(batch.map((r) => r.plan.promptIds.length - r.prefix), this.maxBatchTokens, {
-      newTokens: batch.map((r) => r.req.generation.maxNewTokens),
+      newTokens: batch.map((r) => newTokensLeft(r)),
       kept: batch.map((r) => r.prefix),
       context: this.modelInfo.maxContext,
     }).map((g) => g.map((i) => batch[i]));
     const alone: PlannedRound[] = [];
     for (const group of groups) {
-      if (group.length === 1) alone.push(group[0]);
+      // A greedy round alone runs as a batch of one too, so that rounds arriving meanwhile can join it.
+      if (group.length === 1 && !group[0].continued && !joinable(key)) alone.push(group[0]);
       else await this.runRounds(group);
     }
     for (const r of alone) {
@@ -486,6 +513,10 @@ export class WebGpuEngine implements ChatEngine {
   private async runRounds(rounds: PlannedRound[]): Promise<void> {
     const ready: (PlannedRound & { prepared: PreparedImages | null; from: LmRunner | null })[] = [];
     for (const r of rounds) {
+      if (r.continued) {
+        ready.push({ ...r, prepared: null, from: r.continued.runner });
+        continue;
+      }
       let from: LmRunner | null = null;
       let prefix = r.prefix;
       if (prefix > 0) {
@@ -508,9 +539,10 @@ export class WebGpuEngine implements ChatEngine {
       ready.map((r) => r.plan.promptIds.slice(r.prefix)),
       special.pad,
     );
-    const streams = ready.map(() => new ResponseStream(this.tokenizer));
-    const firstAt = ready.map(() => 0);
-    const rowMax = ready.map((r) => r.req.generation.maxNewTokens);
+    const streams = ready.map((r) => r.continued?.stream ?? new ResponseStream(this.tokenizer));
+    const firstAt = ready.map((r) => r.continued?.firstAt ?? 0);
+    const before = ready.map((r) => r.continued?.before ?? []);
+    const rowMax = ready.map((r) => newTokensLeft(r));
     const P = Math.max(...ready.map((r) => r.prefix)), L = inputIds[0].length, maxNew = Math.max(...rowMax);
     let outputs: number[][];
     const fresh = ready.flatMap((r) => r.prepared ? [r.prepared] : []);
@@ -527,14 +559,36 @@ export class WebGpuEngine implements ChatEngine {
     const answered = ready.map(() => false);
     const answer = (b: number, ids: number[]) => {
       const r = ready[b];
+      const plan = r.continued?.plan ?? r.plan;
+      const all = [...before[b], ...ids];
       answered[b] = true;
-      this.keepRow(r, runner, b, ids, segments);
+      if (!r.req.signal?.aborted && ids.length > 0) {
+        this.keepRow(
+          r.imageKey,
+          plan.promptIds,
+          all,
+          r.req.generation,
+          runner,
+          b,
+          segments(r, ids.length - 1),
+        );
+      }
       const tail = streams[b].finish();
       if (tail) r.req.onText?.(tail);
-      r.resolve(this.roundResult(r.req, r.plan, ids, (firstAt[b] || performance.now()) - r.started));
+      r.resolve(this.roundResult(r.req, plan, all, (firstAt[b] || performance.now()) - r.started));
     };
     const got = ready.map(() => [] as number[]);
-    this.batchedRounds += ready.length;
+    if (ready.length > 1) {
+      for (const r of ready) if (!r.counted) this.batchedRounds++, r.counted = true;
+    }
+    const key = batchKey(ready[0].req.generation);
+    // Rounds that arrive meanwhile join at the next step: generation pauses, and the rows not ended go on in
+    // the next batch with them (runWaiting), each from its own cache.
+    const pause = joinable(key)
+      ? () =>
+        answered.filter((a) => !a).length < this.maxBatch &&
+        this.waiting.some((w) => !w.continued && batchKey(w.req.generation) === key)
+      : undefined;
     try {
       if (P > 0) runner.adoptPrefixes(ready.map((r) => r.from), ready.map((r) => r.prefix));
       outputs = await generate(
@@ -548,6 +602,7 @@ export class WebGpuEngine implements ChatEngine {
           rowMaxNewTokens: rowMax,
           rowSignals: ready.map((r) => r.req.signal),
           rowSeeds: ready.map((r) => r.req.generation.seed ?? 0),
+          pause,
           onStep: (step) =>
             step.forEach((id, b) => {
               if (id < 0) return;
@@ -559,8 +614,34 @@ export class WebGpuEngine implements ChatEngine {
             }),
         },
       );
-      // Rows that did not end on their own (aborted) are answered with what they have; kept only if not.
-      for (const b of ready.keys()) if (!answered[b]) answer(b, outputs[b]);
+      // A paused row goes back to the front of the queue with its cache; an aborted one is answered with
+      // what it has.
+      const paused: WaitingRound[] = [];
+      for (const [b, r] of ready.entries()) {
+        if (answered[b]) continue;
+        if (r.req.signal?.aborted || got[b].length === 0) {
+          answer(b, outputs[b]);
+          continue;
+        }
+        const plan = r.continued?.plan ?? r.plan;
+        const all = [...before[b], ...got[b]];
+        const capacity = this.keptCapacity(plan.promptIds.length + all.length, r.req.generation);
+        paused.push({
+          ...r,
+          continued: {
+            runner: runner.extractRow(b, segments(r, got[b].length - 1), capacity),
+            before: all,
+            plan,
+            imageKey: r.imageKey,
+            stream: streams[b],
+            firstAt: firstAt[b],
+          },
+        });
+      }
+      if (paused.length > 0) {
+        this.waiting.unshift(...paused);
+        this.queueWaiting();
+      }
     } catch (e) {
       for (const r of ready) r.reject(e);
       return;
@@ -573,24 +654,21 @@ export class WebGpuEngine implements ChatEngine {
 
   /**
    * A finished row of a batch is kept like a round run alone: its prompt and its answer's fed ids, which
-   * stand in the batch's cache at `segments(round, fed ids)` (cache index, count), copied out without the
-   * padding, for its follow-up round. An aborted or empty row is not kept.
+   * stand in the batch's cache at `segments` (cache index, count), copied out without the padding, for its
+   * follow-up round.
    */
   private keepRow(
-    r: PlannedRound,
+    imageKey: string,
+    promptIds: number[],
+    answer: number[],
+    generation: GenerationConfig,
     runner: LmRunner,
     b: number,
-    out: number[],
-    segments: (r: PlannedRound, answer: number) => [number, number][],
+    segments: [number, number][],
   ): void {
-    if (r.req.signal?.aborted || out.length === 0 || this.kept.budgetBytes <= 0) return;
-    const ids = r.plan.promptIds;
-    const row = runner.extractRow(
-      b,
-      segments(r, out.length - 1),
-      this.keptCapacity(ids.length, r.req.generation),
-    );
-    this.kept.keep([...ids, ...out.slice(0, -1)], ids.length, r.imageKey, row);
+    if (this.kept.budgetBytes <= 0) return;
+    const row = runner.extractRow(b, segments, this.keptCapacity(promptIds.length, generation));
+    this.kept.keep([...promptIds, ...answer.slice(0, -1)], promptIds.length, imageKey, row);
   }
 
   /** Generation for one conversation, continuing a kept KV cache when the prompt extends one. */
@@ -751,6 +829,20 @@ export class WebGpuEngine implements ChatEngine {
  * Rounds batch together when their decoding differs only in what each row has of its own (max_new_tokens,
  * the sampling seed): the repetition penalty and the sampling warpers are one value for the whole batch.
  */
+/** Most new tokens a round may still make: its max_new_tokens less what it made before a pause. */
+function newTokensLeft(r: WaitingRound): number {
+  return r.req.generation.maxNewTokens - (r.continued?.before.length ?? 0);
+}
+
+/**
+ * Whether rounds may join a batch of this key while it generates: greedy without a repetition penalty. A
+ * sampled row's draws count its steps from its batch's start, and the penalty's seen ids live in the batch,
+ * so those rows would not continue as they would alone.
+ */
+function joinable(key: string): boolean {
+  return key === batchKey({ doSample: false, repetitionPenalty: 1 } as GenerationConfig);
+}
+
 function batchKey(g: GenerationConfig): string {
   const sampling = g.doSample ? [g.temperature, g.topK, g.topP] : [];
   return JSON.stringify([g.doSample, g.repetitionPenalty, ...sampling]);

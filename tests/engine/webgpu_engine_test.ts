@@ -391,7 +391,7 @@ Deno.test("sampled rounds that arrive together batch and draw what each draws al
   }
 });
 
-Deno.test("a round aborted while its batch generates stops alone; the other rows finish as they would", async () => {
+Deno.test("a round aborted while its batch generates stops alone; a round arriving mid-generation joins it", async () => {
   const e = await WebGpuEngine.load({ modelDir, randomWeights: true, maxBatch: 4 });
   try {
     const two = caseById("two_images_concat"), text = caseById("text_only");
@@ -414,6 +414,40 @@ Deno.test("a round aborted while its batch generates stops alone; the other rows
     assert.ok(stopped.outputTokenIds.length < two.response_ids.length, "the aborted row ran to its end");
     assert.deepEqual(stopped.outputTokenIds, two.response_ids.slice(0, stopped.outputTokenIds.length));
     assert.equal(e.kept.size, 1, "an aborted row's cache is not kept");
+
+    // A round that arrives while another generates joins it at the next step instead of waiting for its end:
+    // the running row pauses and goes on from its own cache beside the newcomer, and both answer as alone.
+    e.kept.clear();
+    const joined = e.batchedRounds;
+    let longPieces = 0, longEnded = false, joinerStartedFirst = false;
+    let joiner: Promise<ChatResult> | null = null;
+    const long = await e.chat({
+      question: two.question,
+      images: two.images.map((k: string) => imageFile(k)),
+      history: [],
+      maxNum: 6,
+      generation: greedy32,
+      onText: () => {
+        if (++longPieces !== 2) return;
+        joiner = e.chat({
+          question: text.question,
+          images: [],
+          history: [],
+          maxNum: 6,
+          generation: greedy32,
+          onText: () => joinerStartedFirst ||= !longEnded,
+        });
+      },
+    }).then((r) => {
+      longEnded = true;
+      return r;
+    });
+    const late = await joiner!;
+    assert.deepEqual(long.outputTokenIds, two.response_ids, "the paused row went on as alone");
+    assert.deepEqual(late.outputTokenIds, text.response_ids, "the joining round");
+    assert.equal(e.batchedRounds, joined + 2, "the late round did not join the running one");
+    assert.ok(joinerStartedFirst, "the late round's first text came only after the running round ended");
+    assert.equal(e.kept.size, 2, "both rows are kept");
   } finally {
     e.model.gpu.destroy();
   }
