@@ -11,9 +11,11 @@
 //  5. Draw by Gumbel-max: argmax over kept tokens of s + G(u), G(u) = −log(−log u), with u from a
 //     counter-based PCG hash of (seed, step, row, token) — the same draw as sampling from the renormalised
 //     distribution, with no prefix sum, and the same ids for a given seed on any device. With per-row seeds
-//     (rows that are separate requests batched together) row b hashes (row_seeds[b], step, 0, token): the
-//     draw that row would get alone as row 0.
-// Bindings: 1 logits [B, V] f32, 2 out [B] i32, 3 row_seeds [B] u32 (read only when per_row_seeds).
+//     (rows that are separate requests batched together) row b hashes (seed_b, step + offset_b, 0, token):
+//     the draw that row would get alone as row 0 at its own step (offset_b: the steps it made before it
+//     joined this batch).
+// Bindings: 1 logits [B, V] f32, 2 out [B] i32, 3 row_seeds [B, 2] u32: (seed, step offset) per row (read
+//   only when per_row_seeds).
 // Params: vocab V, rows B, row_stride_groups, top_k (0 = off), seed, step, inv_temp (f32), top_p (f32),
 //   per_row_seeds.
 // Grid: flatGrid(B, 1): one workgroup of 1024 threads per row. Features: none.
@@ -236,11 +238,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 
   var row_key = row;
   var seed = p.seed;
+  var step = p.step;
   if (p.per_row_seeds != 0u) {
     row_key = 0u;
-    seed = row_seeds[min(row, p.rows - 1u)];
+    let at = 2u * min(row, p.rows - 1u);
+    seed = row_seeds[at];
+    step += row_seeds[at + 1u];
   }
-  let row_hash = pcg(row_key + pcg(p.step + pcg(seed)));
+  let row_hash = pcg(row_key + pcg(step + pcg(seed)));
   var b = Best(-3.4e38, V);
   var j = li;
   for (; j + 7u * WG < V; j += 8u * WG) { b = draw8(b, eight(base, j), j, k_min, row_hash); }

@@ -73,6 +73,11 @@ export interface GenerateOptions {
   /** Per row, sampling seeds (u32): row b then draws what it would draw alone with its seed. */
   rowSeeds?: number[];
   /**
+   * Per row, the ids it generated before (a row continued after a pause): its draws count on from them, and
+   * the repetition penalty counts them as seen, so the row goes on as it would have alone.
+   */
+  rowBefore?: number[][];
+  /**
    * Asked before each new step: true stops submitting steps, takes the tokens of those in flight and
    * returns, the runner (the caller's) holding every row's cache up to its last token but one. Rows that
    * have not ended then are the caller's to continue (the engine's waiting rounds join a running batch so).
@@ -112,14 +117,25 @@ export async function generate(
   if (options.rowSeeds && options.rowSeeds.length !== B) {
     throw new Error(`generate: rowSeeds has ${options.rowSeeds.length} seeds for ${B} rows`);
   }
+  if (options.rowBefore && options.rowBefore.length !== B) {
+    throw new Error(`generate: rowBefore has ${options.rowBefore.length} rows for ${B}`);
+  }
+  const before = options.rowBefore ?? new Array<number[]>(B).fill([]);
   const rowSeeds = options.rowSeeds && config.doSample
-    ? gpu.uploadTensor("gen.row_seeds", "u32", [B], Uint32Array.from(options.rowSeeds))
+    ? gpu.uploadTensor(
+      "gen.row_seeds",
+      "u32",
+      [B, 2],
+      Uint32Array.from(options.rowSeeds.flatMap((seed, b) => [seed, before[b].length])),
+    )
     : undefined;
   const next = gpu.createTensor("gen.next", "i32", [B]);
   // The reference calls generate(inputs_embeds=…), so HF's input_ids hold only generated tokens: the
   // repetition penalty never sees the prompt.
   const penalty = config.repetitionPenalty !== 1 ? config.repetitionPenalty : null;
-  const seen = penalty ? gpu.uploadTensor("gen.seen", "u32", [B, V], new Uint32Array(B * V)) : null;
+  const seenInit = new Uint32Array(penalty ? B * V : 0);
+  if (penalty) before.forEach((ids, b) => ids.forEach((id) => seenInit[b * V + id] = 1));
+  const seen = penalty ? gpu.uploadTensor("gen.seen", "u32", [B, V], seenInit) : null;
   // The first step (the prompt pass's token: time to first token) is read back alone; after it, step s ≥ 1
   // writes its ids at row (s − 1) % K of readback group 1 + ⌊(s − 1) / K⌋, mapped once complete (or at the
   // last step). The ring holds every group that can be in flight plus the one being filled, and one more

@@ -434,8 +434,9 @@ export class WebGpuEngine implements ChatEngine {
    * decode alike (`batchKey`), as one left-padded batch: the weights stream once a step for all of them
    * (H100, real shapes: 286 tokens/s at 4 rows, 367 at 8, against ~103 for one; PERF.md). Each row stops at
    * its own limit, eos or abort, streams its own text and samples with its own seed. A round that continues
-   * a kept conversation brings that cache along (runRounds); a round alone runs on its own; every row's cache
-   * is kept as it ends (keepRow).
+   * a kept conversation brings that cache along (runRounds); a round alone is a batch of one; every row's
+   * cache is kept as it ends (keepRow). Rows that a pause left unfinished (runRounds) come first, each with
+   * its own cache and one new token: its last.
    */
   private async runWaiting(): Promise<void> {
     this.batchQueued = false;
@@ -480,15 +481,8 @@ export class WebGpuEngine implements ChatEngine {
       kept: batch.map((r) => r.prefix),
       context: this.modelInfo.maxContext,
     }).map((g) => g.map((i) => batch[i]));
-    const alone: PlannedRound[] = [];
-    for (const group of groups) {
-      // A greedy round alone runs as a batch of one too, so that rounds arriving meanwhile can join it.
-      if (group.length === 1 && !group[0].continued && !joinable(key)) alone.push(group[0]);
-      else await this.runRounds(group);
-    }
-    for (const r of alone) {
-      await this.chatAlone(r.req, r.started, r.plan, r.imageKey).then(r.resolve, r.reject);
-    }
+    // A round alone runs as a batch of one too, so that rounds arriving meanwhile can join it.
+    for (const group of groups) await this.runRounds(group);
   }
 
   /**
@@ -584,11 +578,9 @@ export class WebGpuEngine implements ChatEngine {
     const key = batchKey(ready[0].req.generation);
     // Rounds that arrive meanwhile join at the next step: generation pauses, and the rows not ended go on in
     // the next batch with them (runWaiting), each from its own cache.
-    const pause = joinable(key)
-      ? () =>
-        answered.filter((a) => !a).length < this.maxBatch &&
-        this.waiting.some((w) => !w.continued && batchKey(w.req.generation) === key)
-      : undefined;
+    const pause = () =>
+      answered.filter((a) => !a).length < this.maxBatch &&
+      this.waiting.some((w) => !w.continued && batchKey(w.req.generation) === key);
     try {
       if (P > 0) runner.adoptPrefixes(ready.map((r) => r.from), ready.map((r) => r.prefix));
       outputs = await generate(
@@ -602,6 +594,7 @@ export class WebGpuEngine implements ChatEngine {
           rowMaxNewTokens: rowMax,
           rowSignals: ready.map((r) => r.req.signal),
           rowSeeds: ready.map((r) => r.req.generation.seed ?? 0),
+          rowBefore: before,
           pause,
           onStep: (step) =>
             step.forEach((id, b) => {
@@ -832,15 +825,6 @@ export class WebGpuEngine implements ChatEngine {
 /** Most new tokens a round may still make: its max_new_tokens less what it made before a pause. */
 function newTokensLeft(r: WaitingRound): number {
   return r.req.generation.maxNewTokens - (r.continued?.before.length ?? 0);
-}
-
-/**
- * Whether rounds may join a batch of this key while it generates: greedy without a repetition penalty. A
- * sampled row's draws count its steps from its batch's start, and the penalty's seen ids live in the batch,
- * so those rows would not continue as they would alone.
- */
-function joinable(key: string): boolean {
-  return key === batchKey({ doSample: false, repetitionPenalty: 1 } as GenerationConfig);
 }
 
 function batchKey(g: GenerationConfig): string {

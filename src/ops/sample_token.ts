@@ -10,8 +10,9 @@ export interface SamplingOptions {
   seed: number; // u32: same seed, same tokens on any device
   step: number; // u32 generation step (counter for the RNG)
   /**
-   * [B] u32: one seed per row, for rows that are separate requests batched together; row b then draws what
-   * it would draw alone (as row 0) with its seed, and `seed` is not used.
+   * [B, 2] u32: a seed and a step offset per row, for rows that are separate requests batched together; row
+   * b then draws what it would draw alone (as row 0) with its seed at step `step` + its offset (the steps it
+   * made before joining), and `seed` is not used.
    */
   rowSeeds?: Tensor;
 }
@@ -45,7 +46,7 @@ export function sampleToken(r: Recorder, logits: Tensor, out: Tensor, options: S
       throw new Error(`sampleToken: ${name} ${v} must be an integer in [0, 2^32)`);
     }
   }
-  if (options.rowSeeds) expectTensor("sampleToken rowSeeds", options.rowSeeds, "u32", [B]);
+  if (options.rowSeeds) expectTensor("sampleToken rowSeeds", options.rowSeeds, "u32", [B, 2]);
   const { workgroups, groupsPerRow } = flatGrid(B, 1);
   r.dispatch("sample_token", {
     // Without row seeds the binding is any read-only buffer (never read).

@@ -376,11 +376,29 @@ Deno.test("sampled rounds that arrive together batch and draw what each draws al
     );
     assert.equal(e.batchedRounds, 3, "the sampled rounds did not run as one batch");
     e.kept.clear(); // alone, each round must start from its prompt, not from the batch's kept rows
+    const alone: ChatResult[] = [];
     for (const [i, seed] of seeds.entries()) {
-      const alone = await ask(seed, i === 1 ? "Describe it." : c.question);
-      assert.deepEqual(together[i].outputTokenIds, alone.outputTokenIds, `seed ${seed}`);
+      alone.push(await ask(seed, i === 1 ? "Describe it." : c.question));
+      assert.deepEqual(together[i].outputTokenIds, alone[i].outputTokenIds, `seed ${seed}`);
+      e.kept.clear();
     }
     assert.equal(e.batchedRounds, 3);
+    // A sampled round that arrives while another generates joins it; the running row goes on drawing at its
+    // own steps (and the joining one from its first), so both draw what they drew alone.
+    let pieces = 0;
+    let joiner: Promise<ChatResult> | null = null;
+    const running = await e.chat({
+      question: c.question,
+      images,
+      history: [],
+      maxNum: 6,
+      generation: { ...sampled, seed: 1 },
+      onText: () => ++pieces === 2 && (joiner = ask(3)),
+    });
+    const late = await joiner!;
+    assert.equal(e.batchedRounds, 5, "the late sampled round did not join the running one");
+    assert.deepEqual(running.outputTokenIds, alone[0].outputTokenIds, "the paused row, seed 1");
+    assert.deepEqual(late.outputTokenIds, alone[2].outputTokenIds, "the joining row, seed 3");
     assert.notDeepEqual(
       together[0].outputTokenIds,
       together[2].outputTokenIds,
@@ -448,6 +466,31 @@ Deno.test("a round aborted while its batch generates stops alone; a round arrivi
     assert.equal(e.batchedRounds, joined + 2, "the late round did not join the running one");
     assert.ok(joinerStartedFirst, "the late round's first text came only after the running round ended");
     assert.equal(e.kept.size, 2, "both rows are kept");
+
+    // With a repetition penalty the paused row counts the ids it made before the pause as seen.
+    const penalised = { ...greedy32, repetitionPenalty: 1.5 };
+    const ask = (q: typeof two, onText?: () => void) =>
+      e.chat({
+        question: q.question,
+        images: q.images.map((k: string) => imageFile(k)),
+        history: [],
+        maxNum: 6,
+        generation: penalised,
+        onText,
+      });
+    e.kept.clear();
+    const aloneLong = await ask(two);
+    e.kept.clear();
+    const aloneText = await ask(text);
+    e.kept.clear();
+    let n = 0;
+    let penalisedJoiner: Promise<ChatResult> | null = null;
+    const penalisedLong = await ask(two, () => ++n === 2 && (penalisedJoiner = ask(text)));
+    const penalisedLate = await penalisedJoiner!;
+    assert.equal(e.batchedRounds, joined + 4, "the penalised round did not join");
+    assert.deepEqual(penalisedLong.outputTokenIds, aloneLong.outputTokenIds, "the paused penalised row");
+    assert.deepEqual(penalisedLate.outputTokenIds, aloneText.outputTokenIds, "the joining penalised row");
+    assert.notDeepEqual(aloneLong.outputTokenIds, two.response_ids, "the penalty changed nothing");
   } finally {
     e.model.gpu.destroy();
   }

@@ -124,13 +124,19 @@ Deno.test("sampleToken is reproducible per seed and step, and changes with them"
   assert.ok(differing(await sampleOnGpu(gpu, logits, B, V, { ...o, step: 5 })) > B / 2);
 });
 
-Deno.test("sampleToken with per-row seeds: each row draws what it draws alone with its seed", async () => {
+Deno.test("sampleToken with per-row seeds: each row draws what it draws alone with its seed at its step", async () => {
   const gpu = await testGpu();
   const B = 5, V = 1237;
   const logits = randomF32(B * V, 77, -1, 1); // flat-ish: the seed decides
   const seeds = [7, 4294967295, 7, 0, 31];
+  const offsets = [0, 0, 9, 2, 4294967292]; // steps made before joining (the last wraps like a u32)
   const o = { temperature: 0.9, topK: 60, topP: 0.9, seed: 1, step: 3 };
-  const rowSeeds = gpu.uploadTensor("seeds", "u32", [B], Uint32Array.from(seeds));
+  const rowSeeds = gpu.uploadTensor(
+    "seeds",
+    "u32",
+    [B, 2],
+    Uint32Array.from(seeds.flatMap((s, b) => [s, offsets[b]])),
+  );
   const g = gpu.uploadTensor("logits", "f32", [B, V], logits);
   const out = gpu.createTensor("ids", "i32", [B]);
   const r = gpu.recorder("test");
@@ -139,7 +145,12 @@ Deno.test("sampleToken with per-row seeds: each row draws what it draws alone wi
   const batched = Array.from(await gpu.readI32(out));
   const alone: number[] = [];
   for (let b = 0; b < B; b++) {
-    const [id] = await sampleOnGpu(gpu, logits.subarray(b * V, (b + 1) * V), 1, V, { ...o, seed: seeds[b] });
+    const step = (o.step + offsets[b]) % 2 ** 32;
+    const [id] = await sampleOnGpu(gpu, logits.subarray(b * V, (b + 1) * V), 1, V, {
+      ...o,
+      seed: seeds[b],
+      step,
+    });
     alone.push(id);
   }
   assert.deepEqual(batched, alone);
@@ -147,7 +158,7 @@ Deno.test("sampleToken with per-row seeds: each row draws what it draws alone wi
   const shared = Array.from(await sampleOnGpu(gpu, logits, B, V, o));
   assert.ok(shared.filter((id, b) => id !== batched[b]).length >= 3, `${shared} vs ${batched}`);
   assert.throws(
-    () => sampleToken(gpu.recorder("t"), g, out, { ...o, rowSeeds: gpu.createTensor("s", "u32", [B - 1]) }),
+    () => sampleToken(gpu.recorder("t"), g, out, { ...o, rowSeeds: gpu.createTensor("s", "u32", [B]) }),
     /rowSeeds/,
   );
 });
