@@ -618,11 +618,12 @@ export class WebGpuEngine implements ChatEngine {
         }
         const plan = r.continued?.plan ?? r.plan;
         const all = [...before[b], ...got[b]];
-        const capacity = this.keptCapacity(plan.promptIds.length + all.length, r.req.generation);
+        // Held only until the next batch adopts it: room for what it holds, no more.
+        const held = plan.promptIds.length + all.length - 1;
         paused.push({
           ...r,
           continued: {
-            runner: runner.extractRow(b, segments(r, got[b].length - 1), capacity),
+            runner: runner.extractRow(b, segments(r, got[b].length - 1), held),
             before: all,
             plan,
             imageKey: r.imageKey,
