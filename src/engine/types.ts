@@ -93,6 +93,8 @@ export interface ModelInfo {
 export interface EngineStats {
   /** Chat rounds generated as rows of a batch with others (MAX_BATCH). */
   batchedRounds: number;
+  /** Times a running generation paused so that waiting rounds could join it. */
+  joins: number;
   /** Rounds that continued a conversation kept on the GPU, and rounds that found none to continue. */
   keptHits: number;
   keptMisses: number;
@@ -103,6 +105,7 @@ export interface EngineStats {
 /** The counters of an engine that has done nothing yet. */
 export const noEngineStats: Readonly<EngineStats> = {
   batchedRounds: 0,
+  joins: 0,
   keptHits: 0,
   keptMisses: 0,
   earlyImageHits: 0,

@@ -130,6 +130,8 @@ export class WebGpuEngine implements ChatEngine {
   private batchQueued = false;
   /** Rounds that ran as rows of a batch with others (tests and metrics). */
   batchedRounds = 0;
+  /** Times a running batch paused so that waiting rounds could join it (tests and metrics). */
+  joins = 0;
 
   /** Image preparations started ahead of their requests and not yet taken or dropped. */
   get earlyImagesHeld(): number {
@@ -203,6 +205,7 @@ export class WebGpuEngine implements ChatEngine {
   stats(): EngineStats {
     return {
       batchedRounds: this.batchedRounds,
+      joins: this.joins,
       keptHits: this.kept.hits,
       keptMisses: this.kept.misses,
       earlyImageHits: this.earlyImageHits,
@@ -633,6 +636,7 @@ export class WebGpuEngine implements ChatEngine {
         });
       }
       if (paused.length > 0) {
+        this.joins++;
         this.waiting.unshift(...paused);
         this.queueWaiting();
       }

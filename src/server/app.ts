@@ -44,6 +44,10 @@ function engineCounters(slot: EngineSlot): Record<string, { help: string; value:
       "Chat rounds generated as rows of a batch with other requests (MAX_BATCH).",
       stats.batchedRounds,
     ),
+    internvl_batch_joins_total: counter(
+      "Times a running generation paused so that waiting chat rounds could join it.",
+      stats.joins,
+    ),
     internvl_kv_reuse_hits_total: counter(
       "Rounds that continued a conversation's KV cache kept on the GPU.",
       stats.keptHits,

@@ -397,6 +397,7 @@ Deno.test("sampled rounds that arrive together batch and draw what each draws al
     });
     const late = await joiner!;
     assert.equal(e.batchedRounds, 5, "the late sampled round did not join the running one");
+    assert.equal(e.joins, 1);
     assert.deepEqual(running.outputTokenIds, alone[0].outputTokenIds, "the paused row, seed 1");
     assert.deepEqual(late.outputTokenIds, alone[2].outputTokenIds, "the joining row, seed 3");
     assert.notDeepEqual(
@@ -464,6 +465,7 @@ Deno.test("a round aborted while its batch generates stops alone; a round arrivi
     assert.deepEqual(long.outputTokenIds, two.response_ids, "the paused row went on as alone");
     assert.deepEqual(late.outputTokenIds, text.response_ids, "the joining round");
     assert.equal(e.batchedRounds, joined + 2, "the late round did not join the running one");
+    assert.equal(e.joins, 1, "one pause let it join");
     assert.ok(joinerStartedFirst, "the late round's first text came only after the running round ended");
     assert.equal(e.kept.size, 2, "both rows are kept");
 

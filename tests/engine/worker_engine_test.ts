@@ -32,7 +32,13 @@ Deno.test("WorkerEngine: the tiny engine on its own thread answers as the refere
       });
       drop();
       assert.equal(engine.earlyImageHits, hits + 1, "the engine prepared the images again");
-      assert.deepEqual(engine.stats(), { batchedRounds: 0, keptHits: 0, keptMisses: 1, earlyImageHits: 1 });
+      assert.deepEqual(engine.stats(), {
+        batchedRounds: 0,
+        joins: 0,
+        keptHits: 0,
+        keptMisses: 1,
+        earlyImageHits: 1,
+      });
       assert.deepEqual(result.outputTokenIds, c.response_ids);
       assert.deepEqual(result.images.map((i) => i.tiles), [manifest.images[c.images[0]].num_tiles]);
     });
