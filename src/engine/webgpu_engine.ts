@@ -51,8 +51,8 @@ export interface WebGpuEngineOptions {
   /** Where the dynamic tiling's resizes run (IMAGE_RESIZE); default "gpu". */
   imageResize?: ImageResize;
   /**
-   * Most chat rounds (greedy or sampled) that, arriving while the GPU is busy, then run together as one batch
-   * (MAX_BATCH); default 1: one round at a time.
+   * Most chat rounds (greedy or sampled, one beam) generated together as one batch, those waiting and those
+   * joining a running one (MAX_BATCH); default 1: one round at a time.
    */
   maxBatch?: number;
   onProgress?: (fraction: number, what: string) => void;
@@ -110,7 +110,8 @@ interface PreparedImages {
 
 /**
  * The model behind the chat API: tokenizer + image preprocessing + the WebGPU InternVL model.
- * GPU work runs one request at a time (requests queue in src/engine/scheduler.ts before reaching here).
+ * GPU work runs one job at a time (requests queue in src/engine/scheduler.ts before reaching here); with
+ * maxBatch > 1 a job is a batch of chat rounds, which rounds arriving meanwhile join (runRounds).
  */
 export class WebGpuEngine implements ChatEngine {
   private busy: Promise<unknown> = Promise.resolve();
@@ -387,15 +388,10 @@ export class WebGpuEngine implements ChatEngine {
   }
 
   /**
-   * One round on its own: continuing a kept conversation when it can, beam search, sampling. `imageKey`:
-   * its images' identity when the caller has it already.
+   * One round on its own (beam search, or MAX_BATCH 1): continuing a kept conversation when it can, greedy,
+   * sampling.
    */
-  private async chatAlone(
-    req: ChatRequest,
-    started: number,
-    plan: RoundPlan,
-    imageKey?: string,
-  ): Promise<ChatResult> {
+  private async chatAlone(req: ChatRequest, started: number, plan: RoundPlan): Promise<ChatResult> {
     req.signal?.throwIfAborted();
     let firstTokenAt = 0;
     const stream = new ResponseStream(this.tokenizer);
@@ -406,7 +402,7 @@ export class WebGpuEngine implements ChatEngine {
     };
     const outputIds = req.generation.numBeams > 1
       ? await this.beamChat(plan.promptIds, req)
-      : await this.greedyOrSampledChat(plan.promptIds, req, onId, imageKey);
+      : await this.greedyOrSampledChat(plan.promptIds, req, onId);
     if (req.generation.numBeams > 1) { for (const id of outputIds) onId(id); }
     const tail = stream.finish();
     if (tail && req.onText) req.onText(tail);
@@ -674,10 +670,9 @@ export class WebGpuEngine implements ChatEngine {
     promptIds: number[],
     req: ChatRequest,
     onId: (id: number) => void,
-    knownImageKey?: string,
   ): Promise<number[]> {
     const special = this.tokenizer.specialIds;
-    const imageKey = knownImageKey ?? await imageIdentity(req.images, req.maxNum);
+    const imageKey = await imageIdentity(req.images, req.maxNum);
     const hit = this.kept.take(...this.keptQuery(promptIds, req, imageKey));
     let runner = hit?.runner ?? null;
     let imageEmbeds: Tensor | null = null;
