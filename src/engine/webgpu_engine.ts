@@ -473,6 +473,16 @@ export class WebGpuEngine implements ChatEngine {
         w.reject(e);
       }
     }
+    // Rounds joining paused rows first run their prompt pass on their own, to their first token, and then
+    // join with one new token each like the paused rows: padded to a newcomer's prompt in one pass, every
+    // paused row would run that many positions too (7 rows × 1800 wasted at the real shapes, ~7× the pass).
+    const newcomers = batch.filter((r) => !r.continued);
+    if (newcomers.length > 0 && newcomers.length < batch.length) {
+      this.waiting.unshift(...batch.filter((r) => r.continued));
+      for (const r of newcomers) await this.runRounds([r], { firstTokenOnly: true });
+      this.queueWaiting();
+      return;
+    }
     // A batch's prompt pass holds its longest new part per row; its cache spans the longest kept part, that
     // and the longest answer, which must fit the model's context.
     const groups = batchGroups(batch.map((r) => r.plan.promptIds.length - r.prefix), this.maxBatchTokens, {
@@ -503,7 +513,7 @@ export class WebGpuEngine implements ChatEngine {
    * that cache's shared part copied into its row (`adoptPrefixes`, right-aligned so that every row's new
    * part starts at one cache index) and runs only its new tokens; a new conversation's row starts empty.
    */
-  private async runRounds(rounds: PlannedRound[]): Promise<void> {
+  private async runRounds(rounds: PlannedRound[], opts: { firstTokenOnly?: boolean } = {}): Promise<void> {
     const ready: (PlannedRound & { prepared: PreparedImages | null; from: LmRunner | null })[] = [];
     for (const r of rounds) {
       if (r.continued) {
@@ -577,9 +587,12 @@ export class WebGpuEngine implements ChatEngine {
     const key = batchKey(ready[0].req.generation);
     // Rounds that arrive meanwhile join at the next step: generation pauses, and the rows not ended go on in
     // the next batch with them (runWaiting), each from its own cache.
-    const pause = () =>
-      answered.filter((a) => !a).length < this.maxBatch &&
-      this.waiting.some((w) => !w.continued && batchKey(w.req.generation) === key);
+    // firstTokenOnly: a newcomer's prompt pass alone, paused at once to join the paused rows (runWaiting).
+    const pause = opts.firstTokenOnly
+      ? () => true
+      : () =>
+        answered.filter((a) => !a).length < this.maxBatch &&
+        this.waiting.some((w) => !w.continued && batchKey(w.req.generation) === key);
     try {
       if (P > 0) runner.adoptPrefixes(ready.map((r) => r.from), ready.map((r) => r.prefix));
       outputs = await generate(
@@ -632,7 +645,7 @@ export class WebGpuEngine implements ChatEngine {
         });
       }
       if (paused.length > 0) {
-        this.joins++;
+        if (!opts.firstTokenOnly) this.joins++;
         this.waiting.unshift(...paused);
         this.queueWaiting();
       }

@@ -438,6 +438,19 @@ Deno.test("a round aborted while its batch generates stops alone; a round arrivi
     // the running row pauses and goes on from its own cache beside the newcomer, and both answer as alone.
     e.kept.clear();
     const joined = e.batchedRounds;
+    // Every batched prompt pass, as [rows, positions]: a newcomer's prompt runs on its own first, so the
+    // batch it joins feeds one new token a row, not every paused row padded to the newcomer's prompt.
+    const passes: [number, number][] = [];
+    const newRunner = e.model.newRunner.bind(e.model);
+    e.model.newRunner = (batch, capacity) => {
+      const runner = newRunner(batch, capacity);
+      const recordPrefill = runner.recordPrefill.bind(runner);
+      runner.recordPrefill = (r, ids, ...rest) => {
+        passes.push([ids.length, ids[0].length]);
+        return recordPrefill(r, ids, ...rest);
+      };
+      return runner;
+    };
     let longPieces = 0, longEnded = false, joinerStartedFirst = false;
     let joiner: Promise<ChatResult> | null = null;
     const long = await e.chat({
@@ -466,6 +479,7 @@ Deno.test("a round aborted while its batch generates stops alone; a round arrivi
     assert.deepEqual(late.outputTokenIds, text.response_ids, "the joining round");
     assert.equal(e.batchedRounds, joined + 2, "the late round did not join the running one");
     assert.equal(e.joins, 1, "one pause let it join");
+    assert.deepEqual(passes.filter(([rows]) => rows > 1), [[2, 1]], "the joined batch's prompt pass");
     assert.ok(joinerStartedFirst, "the late round's first text came only after the running round ended");
     assert.equal(e.kept.size, 2, "both rows are kept");
 
