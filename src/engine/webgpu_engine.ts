@@ -547,7 +547,8 @@ export class WebGpuEngine implements ChatEngine {
     const before = ready.map((r) => r.continued?.before ?? []);
     const rowMax = ready.map((r) => newTokensLeft(r));
     const P = Math.max(...ready.map((r) => r.prefix)), L = inputIds[0].length, maxNew = Math.max(...rowMax);
-    let outputs: number[][];
+    // Each row's own prompt (a continued row's plan in the batch also holds its answer so far).
+    const plans = ready.map((r) => r.continued?.plan ?? r.plan);
     const fresh = ready.flatMap((r) => r.prepared ? [r.prepared] : []);
     const imageEmbeds = this.encode(joinPrepared(fresh));
     const runner = this.model.newRunner(ready.length, P + L + maxNew);
@@ -561,8 +562,7 @@ export class WebGpuEngine implements ChatEngine {
     // longest row ends: the steps still in flight write only later positions of its row.
     const answered = ready.map(() => false);
     const answer = (b: number, ids: number[]) => {
-      const r = ready[b];
-      const plan = r.continued?.plan ?? r.plan;
+      const r = ready[b], plan = plans[b];
       const all = [...before[b], ...ids];
       answered[b] = true;
       if (!r.req.signal?.aborted && ids.length > 0) {
@@ -580,6 +580,7 @@ export class WebGpuEngine implements ChatEngine {
       if (tail) r.req.onText?.(tail);
       r.resolve(this.roundResult(r.req, plan, all, (firstAt[b] || performance.now()) - r.started));
     };
+    // Each row's ids of this batch, as they come (what generate() returns at the end).
     const got = ready.map(() => [] as number[]);
     if (ready.length > 1) {
       for (const r of ready) if (!r.counted) this.batchedRounds++, r.counted = true;
@@ -595,7 +596,7 @@ export class WebGpuEngine implements ChatEngine {
         this.waiting.some((w) => !w.continued && batchKey(w.req.generation) === key);
     try {
       if (P > 0) runner.adoptPrefixes(ready.map((r) => r.from), ready.map((r) => r.prefix));
-      outputs = await generate(
+      await generate(
         this.model,
         { ids: inputIds, mask: attentionMask, imageEmbeds },
         { ...ready[0].req.generation, maxNewTokens: maxNew },
@@ -625,19 +626,18 @@ export class WebGpuEngine implements ChatEngine {
       for (const [b, r] of ready.entries()) {
         if (answered[b]) continue;
         if (r.req.signal?.aborted || got[b].length === 0) {
-          answer(b, outputs[b]);
+          answer(b, got[b]);
           continue;
         }
-        const plan = r.continued?.plan ?? r.plan;
         const all = [...before[b], ...got[b]];
         // Held only until the next batch adopts it: room for what it holds, no more.
-        const held = plan.promptIds.length + all.length - 1;
+        const held = plans[b].promptIds.length + all.length - 1;
         paused.push({
           ...r,
           continued: {
             runner: runner.extractRow(b, segments(r, got[b].length - 1), held),
             before: all,
-            plan,
+            plan: plans[b],
             imageKey: r.imageKey,
             stream: streams[b],
             firstAt: firstAt[b],

@@ -127,8 +127,10 @@ export function llmInt8Rows(
   return { rows: T, K, q: scratch.q, xs: scratch.xs, outliers: scratch.outliers, values };
 }
 
-/** Tiling of kernels/matvec_dp4a.wgsl: R rows a thread (2 or 4 with a gate·up product), LANES lanes a row, U
- * 16-byte chunks of each row in flight. */
+/**
+ * Tiling of kernels/matvec_dp4a.wgsl: R rows a thread (2 or 4 with a gate·up product), LANES lanes a row, U
+ * 16-byte chunks of each row in flight.
+ */
 export interface Dp4aConfig {
   R: 1 | 2 | 4;
   LANES: 4 | 8 | 16 | 32;
@@ -138,8 +140,9 @@ export interface Dp4aConfig {
 /**
  * The tiling for an N×K matrix: 16 lanes a row; 4 rows a thread with two chunks in flight for the tall
  * matrices (gate|up, the LM head), else four chunks in flight with 2 rows a thread for wqkv's 8192 rows and 1
- * for the 6144 rows of wo and w2. The fastest or within ~3 % of it at 1, 2, 4 and 8 rows on an H100
- * (bench/results/2026-11-27-h100-matvec-dp4a-vec4.log, …-u4.log). Not timed on other GPUs.
+ * for the 6144 rows of wo and w2. For wqkv, wo, w1 (standing for gate|up) and w2, the fastest or within ~3 %
+ * of it at 1, 2, 4 and 8 rows on an H100 (bench/results/2026-11-27-h100-matvec-dp4a-vec4.log, …-u4.log); the
+ * LM head's 92553 rows were not swept and take the tall matrices' tiling. Not timed on other GPUs.
  */
 export function dp4aConfigFor(N: number, K: number): Dp4aConfig {
   if (N >= 16384) return { R: 4, LANES: 16, U: 2 };
