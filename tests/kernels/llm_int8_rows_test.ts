@@ -116,12 +116,11 @@ Deno.test("llm_int8_rows + matvec_dp4a follow bitsandbytes' LLM.int8 on odd shap
       const want = new Float32Array(T * N);
       for (let tt = 0; tt < T; tt++) {
         for (let n = 0; n < N; n++) {
-          const [hw, row] = [host, n];
-          const cb = hw.weight as Int8Array;
+          const cb = host.weight as Int8Array;
           let acc = 0, outl = 0;
-          for (let k = 0; k < K; k++) acc += got.q[tt * K + k] * cb[row * K + k];
-          for (const col of ref.outliers) outl += got.values[tt * K + col] * cb[row * K + col];
-          const scale = Math.fround(hw.scb![row] / 127);
+          for (let k = 0; k < K; k++) acc += got.q[tt * K + k] * cb[n * K + k];
+          for (const col of ref.outliers) outl += got.values[tt * K + col] * cb[n * K + col];
+          const scale = Math.fround(host.scb![n] / 127);
           want[tt * N + n] = scale * (got.xs[tt] * acc + outl) + (c.accumulate ? prior[tt * N + n] : 0);
         }
       }
