@@ -7,8 +7,9 @@ Two modes:
            and prompt lengths the WebGPU bench reports (decode b1 at ctx 512/4096, b4/b8, prefill 1800/1842,
            ViT 1/7/13 tiles). Random bf16 weights. Needs torch + CUDA.
   --compare DIR  reads the int8 weights the WebGPU bench dumped (a few layers of real width), runs the same
-           InternLM2 forward in float32 (weight-only dequantization, REFERENCE §2/§7) and writes the logits
-           back into DIR. Uses torch (CUDA if present, else CPU) or, without torch, numpy.
+           InternLM2 forward in float32 (weight-only dequantization, REFERENCE §2/§7) or, for the bench's
+           LLM.int8 modes, with bitsandbytes' LLM.int8 products where the engine uses them, and writes the
+           logits back into DIR. Uses torch (CUDA if present, else CPU) or, without torch, numpy.
 Shapes: InternViT-6B-448px-V1-5 (45 layers, hidden 3200, 25 heads, mlp 12800) and InternLM2-20B (48 layers,
 hidden 6144, 48 heads, 8 kv heads, head 128, mlp 16384, vocab 92553); --tiny uses the bench's tiny shapes.
 """
@@ -153,14 +154,23 @@ def perf(args):
 
 
 def compare(args):
-    """Float32 InternLM2 forward over the dumped int8 weights; logits of the prompt's last token and of one
-    more token (the decode step), written as <DIR>/torch_logits{0,1}.f32."""
+    """InternLM2 forward over the int8 weights the bench dumped, in the numerics the bench ran
+    (manifest "int8_matmul", README INT8_MATMUL): weight-only dequantization in float32 (REFERENCE §2/§7),
+    or bitsandbytes' LLM.int8 (MatMul8bitLt with threshold θ, as src/ref/llm_int8.ts states it) for the
+    passes the engine runs that way. Two passes like the engine's: the prompt, then one more token on the
+    prompt's KV cache (a column is an outlier over the rows of its own pass). Writes the logits of both as
+    <DIR>/torch_logits{0,1}.f32 and, in an LLM.int8 mode, the float32 weight-only logits of the same passes
+    as <DIR>/torch_f32_logits{0,1}.f32 (what LLM.int8 itself changes)."""
     import numpy as np
     d = args.compare
     m = json.load(open(os.path.join(d, "manifest.json")))
     dims = m["dims"]
     H, NH, KVH, HD, I, V = (dims[k] for k in ("hidden", "heads", "kvHeads", "headDim", "intermediate", "vocab"))
     eps, theta = dims["eps"], dims["ropeTheta"]
+    mode = m.get("int8_matmul", "weight-only")
+    if mode not in ("weight-only", "llm-int8", "llm-int8-prefill"):
+        raise SystemExit(json.dumps({"error": f"unknown int8_matmul {mode}"}))
+    threshold = float(m.get("threshold", 6.0))  # an f32 value (6.0): exact as a float
     G = NH // KVH
     try:
         import torch
@@ -169,16 +179,27 @@ def compare(args):
         dev = "cuda" if torch.cuda.is_available() else "cpu"
         backend = f"torch-{dev}"
         T_ = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)
-        mm = lambda a, b: a @ b
         to_np = lambda t: t.detach().cpu().numpy()
-        exp, rsqrt, cat, sig = torch.exp, torch.rsqrt, lambda xs: torch.cat(xs, -1), torch.sigmoid
+        exp, rsqrt, sig = torch.exp, torch.rsqrt, torch.sigmoid
+        cat = lambda xs, axis=-1: torch.cat(xs, axis)
+        where, rnd = torch.where, torch.round  # torch.round: halves to even, as WGSL round
+        amax = lambda x, axis: x.amax(axis)
+        anyof = lambda x, axis: x.any(axis)
+        keep = lambda x, axis: x.sum(axis, keepdim=True)
+        top = lambda x, axis: x.max(axis, keepdim=True).values
     except ImportError:
         backend = "numpy"
         T_ = lambda a: np.ascontiguousarray(a)
-        mm = lambda a, b: a @ b
         to_np = lambda t: t
-        exp, rsqrt, cat = np.exp, lambda x: 1 / np.sqrt(x), lambda xs: np.concatenate(xs, -1)
+        exp, rsqrt = np.exp, lambda x: (1 / np.sqrt(x)).astype(np.float32)
         sig = lambda x: 1 / (1 + np.exp(-x))
+        cat = lambda xs, axis=-1: np.concatenate(xs, axis)
+        where, rnd = np.where, np.round  # np.round: halves to even
+        amax = lambda x, axis: x.max(axis)
+        anyof = lambda x, axis: x.any(axis)
+        keep = lambda x, axis: x.sum(axis, keepdims=True)
+        top = lambda x, axis: x.max(axis, keepdims=True)
+    mm = lambda a, b: a @ b
 
     def load(name):
         f = m["files"][name]
@@ -189,13 +210,31 @@ def compare(args):
         return a
 
     def linear(prefix):
-        # W = int8 · scale (scale = SCB/127, the tensor our kernels read), transposed for x @ W
-        w = load(prefix + ".weight").astype(np.float32) * load(prefix + ".scale")[:, None]
-        return T_(w.T.copy())
+        # The int8 values as float32, transposed for x @ W, and scale = SCB/127 (the tensor our kernels read).
+        return dict(w=T_(load(prefix + ".weight").astype(np.float32).T.copy()), scale=T_(load(prefix + ".scale")))
+
+    outlier_columns = []  # per LLM.int8 product: how many columns it kept in float32
+
+    def lin(x, lw, int8):
+        if not int8:
+            return mm(x, lw["w"]) * lw["scale"]
+        # LLM.int8: columns with any |x| ≥ θ stay float32; each row's other values are rounded to int8 on
+        # their own absmax (that of the values below θ). The int8 products are integers, summed in float32
+        # (exact below 2^24; the comparison tolerance is 1e-2).
+        ax = abs(x)
+        flags = anyof(ax >= threshold, 0)
+        sca = amax(where(ax < threshold, ax, ax * 0), 1)
+        inv = where(sca > 0, 127.0 / where(sca > 0, sca, sca + 1), sca * 0)  # float32 division
+        q = where(flags[None, :], x * 0, rnd(x * inv[:, None]))
+        out = mm(q, lw["w"]) * (sca / 127.0)[:, None] * lw["scale"]
+        n = int(flags.sum())
+        outlier_columns.append(n)
+        if n:
+            out = out + mm(x[:, flags], lw["w"][flags]) * lw["scale"]
+        return out
 
     def rms(x, w):
-        return x * rsqrt((x * x).mean(-1, keepdims=True) + eps) * w if backend == "numpy" else \
-            x * rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
+        return x * rsqrt(keep(x * x, -1) / x.shape[-1] + eps) * w
 
     layers = []
     for l in range(dims["layers"]):
@@ -205,43 +244,54 @@ def compare(args):
                            w2=linear(p + ".w2")))
     norm = T_(load("norm")); out = linear("output")
     rows = load("embed_rows")  # [n_ids, H] f32 from bf16, row i = embedding of ids[i]
-    inv = (1.0 / (np.float32(theta) ** (np.arange(0, HD, 2, dtype=np.float32) / np.float32(HD)))).astype(np.float32)
+    inv_freq = (1.0 / (np.float32(theta) ** (np.arange(0, HD, 2, dtype=np.float32) / np.float32(HD)))).astype(np.float32)
 
-    def forward(ids):
+    def forward(ids, cache, int8, head_int8):
+        """One pass of len(ids) tokens after the len(cache[0]) positions cache holds (appended to)."""
         T = len(ids)
+        P0 = cache[0][0].shape[0] if cache[0] else 0
         x = T_(rows[[m["row_of_id"][str(i)] for i in ids]].astype(np.float32))
-        pos = np.arange(T, dtype=np.float32)
-        fr = (pos[:, None] * inv[None, :]).astype(np.float32)
+        pos = np.arange(P0, P0 + T, dtype=np.float32)
+        fr = (pos[:, None] * inv_freq[None, :]).astype(np.float32)
         cos, sin = T_(np.cos(fr)), T_(np.sin(fr))  # [T, HD/2]; rotate_half pairs (i, i + HD/2)
-        mask = np.triu(np.full((T, T), -np.inf, dtype=np.float32), 1)
-        mask = T_(mask)
+        # query t sees keys 0 … P0 + t
+        mask = T_(np.triu(np.full((T, P0 + T), -np.inf, dtype=np.float32), P0 + 1))
 
         def rope(t):  # [T, heads, HD]
             a, b = t[..., :HD // 2], t[..., HD // 2:]
             c, s = cos[:, None, :], sin[:, None, :]
             return cat([a * c - b * s, b * c + a * s])
-        for lw in layers:
+        for l, lw in enumerate(layers):
             h = rms(x, lw["an"])
-            qkv = mm(h, lw["wqkv"]).reshape(T, KVH, G + 2, HD)
+            qkv = lin(h, lw["wqkv"], int8).reshape(T, KVH, G + 2, HD)
             q = rope(qkv[:, :, :G].reshape(T, NH, HD)); k = rope(qkv[:, :, G]); v = qkv[:, :, G + 1]
+            if cache[l]:
+                k, v = cat([cache[l][0], k], 0), cat([cache[l][1], v], 0)
+            cache[l] = (k, v)
             o = []
             for hh in range(NH):
                 kv = hh // G
                 sc = mm(q[:, hh], k[:, kv].T) / math.sqrt(HD) + mask
-                sc = sc - sc.max(-1, keepdims=True) if backend == "numpy" else sc - sc.max(-1, keepdim=True).values
-                e = exp(sc)
-                pr = e / (e.sum(-1, keepdims=True) if backend == "numpy" else e.sum(-1, keepdim=True))
-                o.append(mm(pr, v[:, kv]))
-            x = x + mm(cat(o), lw["wo"])
+                e = exp(sc - top(sc, -1))
+                o.append(mm(e / keep(e, -1), v[:, kv]))
+            x = x + lin(cat(o), lw["wo"], int8)
             h = rms(x, lw["fn"])
-            g = mm(h, lw["w1"]); u = mm(h, lw["w3"])
-            x = x + mm(g * sig(g) * u, lw["w2"])
-        return to_np(mm(rms(x[-1:], norm), out))[0].astype(np.float32)
+            g = lin(h, lw["w1"], int8); u = lin(h, lw["w3"], int8)
+            x = x + lin(g * sig(g) * u, lw["w2"], int8)
+        return to_np(lin(rms(x[-1:], norm), out, head_int8))[0].astype(np.float32)
 
-    ids = m["prompt_ids"]
-    forward(ids).tofile(os.path.join(d, "torch_logits0.f32"))
-    forward(ids + [m["next_id"]]).tofile(os.path.join(d, "torch_logits1.f32"))
-    return {"backend": backend, "layers": dims["layers"], "tokens": len(ids)}
+    def passes(prompt_int8, step_int8, name):
+        cache = [None] * len(layers)
+        # The prompt's last row reaches the head alone: LLM.int8 only where single rows are (llm-int8).
+        forward(m["prompt_ids"], cache, prompt_int8, step_int8).tofile(os.path.join(d, f"{name}0.f32"))
+        forward([m["next_id"]], cache, step_int8, step_int8).tofile(os.path.join(d, f"{name}1.f32"))
+
+    passes(mode != "weight-only", mode == "llm-int8", "torch_logits")
+    counts = list(outlier_columns)
+    if mode != "weight-only":
+        passes(False, False, "torch_f32_logits")
+    return {"backend": backend, "layers": dims["layers"], "tokens": len(m["prompt_ids"]), "int8_matmul": mode,
+            "llm_int8_products": len(counts), "llm_int8_outlier_columns": sum(counts)}
 
 
 def main():

@@ -4,6 +4,7 @@
 import type { Tensor } from "../gpu/tensor.ts";
 import type { LanguageWeights } from "../model/language.ts";
 import { LmRunner } from "../model/lm_runner.ts";
+import { llmInt8Threshold } from "../ops/llm_int8.ts";
 import type { LinearWeights } from "../ops/linear.ts";
 import type { BenchContext, Json } from "./bench_context.ts";
 import { SyntheticFactory, syntheticLanguageWeights } from "./synthetic_weights.ts";
@@ -99,7 +100,10 @@ type DumpFile = { file: string; dtype: "i8" | "f32" | "bf16"; shape: number[] };
 
 /**
  * Builds a `compareLayers`-layer language model of real width from GPU-random int8 weights, runs a prompt
- * and one decode step, dumps those weights, and compares the logits with bench/torch_baseline.py --compare.
+ * and one decode step in the bench's `--int8-matmul` mode, dumps those weights, and compares the logits with
+ * bench/torch_baseline.py --compare in the same numerics (in an LLM.int8 mode, bitsandbytes' LLM.int8 where
+ * the engine uses it, so that no speed of those modes comes from wrong numbers). In an LLM.int8 mode it
+ * also reports how far the logits are from the float32 weight-only forward (what LLM.int8 itself changes).
  */
 export async function logitsSection(ctx: BenchContext, allowanceMs: number): Promise<Record<string, Json>> {
   const py = await probePython();
@@ -114,7 +118,8 @@ export async function logitsSection(ctx: BenchContext, allowanceMs: number): Pro
   const T = shapes.compareTokens;
   const prompt = Array.from({ length: T }, (_, t) => (t * 7919 + 101) % dims.vocab);
   const nextId = (T * 7919 + 101) % dims.vocab;
-  const runner = new LmRunner(gpu, w, dims, 1, T + 2);
+  const mode = ctx.opts.int8Matmul;
+  const runner = new LmRunner(gpu, w, dims, 1, T + 2, { mode, threshold: llmInt8Threshold });
   const dir = await Deno.makeTempDir({ prefix: "internvl_bench_logits_" });
   try {
     const r0 = gpu.recorder("bench.compare.prefill");
@@ -134,17 +139,37 @@ export async function logitsSection(ctx: BenchContext, allowanceMs: number): Pro
     const dumpMs = performance.now() - t0;
     await Deno.writeTextFile(
       `${dir}/manifest.json`,
-      JSON.stringify({ dims, prompt_ids: prompt, next_id: nextId, ...manifest }),
+      JSON.stringify({
+        dims,
+        prompt_ids: prompt,
+        next_id: nextId,
+        int8_matmul: mode,
+        threshold: llmInt8Threshold,
+        ...manifest,
+      }),
     );
     const { json: info, ms } = await runPython(
       ["--compare", dir, "--out", `${dir}/compare.json`],
       allowanceMs - dumpMs,
     );
-    const ref0 = new Float32Array((await Deno.readFile(`${dir}/torch_logits0.f32`)).buffer);
-    const ref1 = new Float32Array((await Deno.readFile(`${dir}/torch_logits1.f32`)).buffer);
-    const e0 = relErr(ours0, ref0), e1 = relErr(ours1, ref1);
+    const logits = async (name: string) => new Float32Array((await Deno.readFile(`${dir}/${name}`)).buffer);
+    const e0 = relErr(ours0, await logits("torch_logits0.f32"));
+    const e1 = relErr(ours1, await logits("torch_logits1.f32"));
     ctx.results.logits_rel_err_vs_torch = round(Math.max(e0.rel, e1.rel), 8);
+    const figures = (e: ReturnType<typeof relErr>) => ({
+      rel_err: round(e.rel, 8),
+      max_abs: round(e.maxAbs, 6),
+      same_argmax: e.sameArgmax,
+    });
+    let vsF32: Record<string, Json> | null = null;
+    if (mode !== "weight-only") {
+      vsF32 = {
+        prefill: figures(relErr(ours0, await logits("torch_f32_logits0.f32"))),
+        decode: figures(relErr(ours1, await logits("torch_f32_logits1.f32"))),
+      };
+    }
     return {
+      int8_matmul: mode,
       reference: info,
       layers: dims.layers,
       width: dims.hidden,
@@ -153,9 +178,11 @@ export async function logitsSection(ctx: BenchContext, allowanceMs: number): Pro
       dumped_bytes: manifest.bytes,
       dump_ms: round(dumpMs, 0),
       python_ms: round(ms, 0),
-      prefill: { rel_err: round(e0.rel, 8), max_abs: round(e0.maxAbs, 6), same_argmax: e0.sameArgmax },
-      decode: { rel_err: round(e1.rel, 8), max_abs: round(e1.maxAbs, 6), same_argmax: e1.sameArgmax },
+      prefill: figures(e0),
+      decode: figures(e1),
       pass: Math.max(e0.rel, e1.rel) <= 1e-2,
+      // LLM.int8 modes: ours against the float32 weight-only forward (information, not the check).
+      vs_weight_only_f32: vsF32,
     };
   } finally {
     runner.destroy();

@@ -152,6 +152,22 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "bench --int8-matmul llm-int8 checks its logits against an LLM.int8 reference",
+  ignore: !(python?.torch || python?.numpy), // the check needs python3 with torch or numpy
+  async fn() {
+    const { doc } = await bench(["--int8-matmul", "llm-int8", "--sections", "logits"]);
+    const s = doc.sections.logits;
+    assert.equal(s.status, "ok", `${s.error ?? ""}`);
+    assert.equal(s.int8_matmul, "llm-int8");
+    assert.equal(s.reference.int8_matmul, "llm-int8");
+    // 2 layers × 5 linears + the head, in the prompt pass and in the decode step.
+    assert.equal(s.reference.llm_int8_products, 22);
+    assert.ok(s.pass && doc.logits_rel_err_vs_torch <= 1e-2, `logits rel err ${doc.logits_rel_err_vs_torch}`);
+    assert.ok(isNum(s.vs_weight_only_f32.decode.rel_err));
+  },
+});
+
 Deno.test("bench --tiny --int8-matmul llm-int8 runs the LLM.int8 paths and reports their outlier counts", async () => {
   const { doc } = await bench(["--int8-matmul", "llm-int8", "--sections", "decode,kernels,prefill,vit"]);
   assert.equal(doc.int8_matmul, "llm-int8");
