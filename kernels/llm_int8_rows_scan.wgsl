@@ -15,8 +15,7 @@
 // Bindings: 1 x [T, K] f32 as vec4, 2 g [K] f32 as vec4 (NORM; any buffer otherwise),
 //   3 values [≥T, K] f32 as vec4, 4 colbits [K/4] u32, 5 partial [blocks·8] f32, 6 count [blocks] u32.
 // Params: t = T (1..8), k4 = K/4, eps (NORM), threshold θ (> 0).
-// Overrides: MODE 0 plain, 1 NORM; BC vec4 columns per block (a multiple of 32); TT = T and CU columns of
-//   each row per round of the NORM sums.
+// Overrides: MODE 0 plain, 1 NORM; BC vec4 columns per block (a multiple of 32).
 // Grid: ceil(K/4 / BC) workgroups of 256. Features: none.
 struct Params { t: u32, k4: u32, eps: f32, threshold: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,8 +28,6 @@ struct Params { t: u32, k4: u32, eps: f32, threshold: f32 }
 
 override MODE: u32 = 0u;
 override BC: u32 = 32u;
-override TT: u32 = 8u; // = p.t (NORM: the rows whose Σx² it sums)
-override CU: u32 = 2u; // NORM: columns of each row per round (16 / TT, 1..8)
 const WG = 256u;
 
 var<workgroup> red: array<f32, WG>;
@@ -44,51 +41,27 @@ fn value(t: u32, c: u32) -> vec4<f32> {
   return a;
 }
 
-// Σ x² over columns c, c + WG, … (CU of them) of row t; a column past the row adds 0 (its load is clamped
-// in bounds, so all CU loads go out before the adds).
-fn rowsq(t: u32, c: u32) -> f32 {
-  var s = 0.0;
-  for (var u = 0u; u < CU; u++) {
-    let cc = c + u * WG;
-    let a = x[t * p.k4 + min(cc, p.k4 - 1u)];
-    s += select(0.0, dot(a, a), cc < p.k4);
-  }
-  return s;
-}
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   for (var i = li; i < BC; i += WG) { atomicStore(&bits[i], 0u); }
   if (MODE == 1u) {
-    // Σx² of every row by all 256 threads; one tree for all rows at once. Each round issues CU columns of
-    // every row (TT·CU ≈ 16 loads) before any math: one row at a time, 8 rows of K = 6144 were 16 round
-    // trips to L2 in a row.
-    var s0 = 0.0;
-    var s1 = 0.0;
-    var s2 = 0.0;
-    var s3 = 0.0;
-    var s4 = 0.0;
-    var s5 = 0.0;
-    var s6 = 0.0;
-    var s7 = 0.0;
-    for (var c = li; c < p.k4; c += CU * WG) {
-      s0 += rowsq(0u, c);
-      if (TT > 1u) { s1 += rowsq(1u, c); }
-      if (TT > 2u) { s2 += rowsq(2u, c); }
-      if (TT > 3u) { s3 += rowsq(3u, c); }
-      if (TT > 4u) { s4 += rowsq(4u, c); }
-      if (TT > 5u) { s5 += rowsq(5u, c); }
-      if (TT > 6u) { s6 += rowsq(6u, c); }
-      if (TT > 7u) { s7 += rowsq(7u, c); }
+    // Σx² of every row by all 256 threads, four independent loads in flight per thread; one tree for all
+    // rows at once.
+    for (var t = 0u; t < p.t; t++) {
+      let row = t * p.k4;
+      var s = vec4<f32>(0.0);
+      for (var c = li; c < p.k4; c += 4u * WG) {
+        let a = x[row + c];
+        var b = vec4<f32>(0.0);
+        var d = vec4<f32>(0.0);
+        var e = vec4<f32>(0.0);
+        if (c + WG < p.k4) { b = x[row + c + WG]; }
+        if (c + 2u * WG < p.k4) { d = x[row + c + 2u * WG]; }
+        if (c + 3u * WG < p.k4) { e = x[row + c + 3u * WG]; }
+        s += vec4<f32>(dot(a, a), dot(b, b), dot(d, d), dot(e, e));
+      }
+      sq[t * WG + li] = (s.x + s.y) + (s.z + s.w);
     }
-    sq[li] = s0;
-    if (TT > 1u) { sq[WG + li] = s1; }
-    if (TT > 2u) { sq[2u * WG + li] = s2; }
-    if (TT > 3u) { sq[3u * WG + li] = s3; }
-    if (TT > 4u) { sq[4u * WG + li] = s4; }
-    if (TT > 5u) { sq[5u * WG + li] = s5; }
-    if (TT > 6u) { sq[6u * WG + li] = s6; }
-    if (TT > 7u) { sq[7u * WG + li] = s7; }
     workgroupBarrier();
     for (var st = WG / 2u; st > 0u; st >>= 1u) {
       if (li < st) {

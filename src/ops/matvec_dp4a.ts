@@ -106,11 +106,7 @@ export function llmInt8Rows(
     bindings: [x, opts.norm?.weight ?? x, scratch.values, scratch.colbits, scratch.partial, scratch.count],
     params: [T, K / 4, { f32: opts.norm?.eps ?? 0 }, { f32: threshold }],
     workgroups: blocks,
-    // NORM's Σx² issues ~16 loads a round (TT rows × CU columns); plain mode never reads TT or CU.
-    constants: mode ? { MODE: mode, BC: blockColumns, TT: T, CU: Math.min(8, Math.max(1, 16 / T | 0)) } : {
-      MODE: mode,
-      BC: blockColumns,
-    },
+    constants: { MODE: mode, BC: blockColumns },
     label: `llm_int8_rows_scan ${x.label}`,
   });
   r.dispatch("llm_int8_rows_pack", {
