@@ -290,8 +290,45 @@ def compare(args):
     counts = list(outlier_columns)
     if mode != "weight-only":
         passes(False, False, "torch_f32_logits")
-    return {"backend": backend, "layers": dims["layers"], "tokens": len(m["prompt_ids"]), "int8_matmul": mode,
+
+    def rel(ours, ref):
+        a, b = to_np(ours).astype(np.float64), to_np(ref).astype(np.float64)
+        return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+    def products(taps, int8, head_int8, logits_file):
+        """Every product of one pass on the engine's own inputs (its taps): ‖ours − ref‖/‖ref‖ per product,
+        the worst over the layers. A product that accumulates into the residual is ours(after − before)."""
+        def tap(name):
+            f = taps[name]
+            return T_(np.fromfile(os.path.join(d, f["file"]), dtype=np.float32).reshape(f["shape"]))
+        worst = {}
+
+        def note(name, ours, ref):
+            worst[name] = max(worst.get(name, 0.0), rel(ours, ref))
+        x = tap("lm.embeddings.-1")
+        for l, lw in enumerate(layers):
+            note("wqkv", tap(f"lm.qkv.{l}"), lin(rms(x, lw["an"]), lw["wqkv"], int8))
+            h1 = tap(f"lm.attn_out.{l}")
+            note("wo", h1 - x, lin(tap(f"lm.attn.{l}"), lw["wo"], int8))
+            h = rms(h1, lw["fn"])
+            g = lin(h, lw["w1"], int8); u = lin(h, lw["w3"], int8)
+            act = tap(f"lm.act.{l}")
+            note("w1·w3", act, g * sig(g) * u)
+            x = tap(f"lm.layer.{l}")
+            note("w2", x - h1, lin(act, lw["w2"], int8))
+        ours = np.fromfile(os.path.join(d, logits_file), dtype=np.float32)
+        note("head", T_(ours), lin(rms(x[-1:], norm), out, head_int8)[0])
+        return worst
+
+    info = {"backend": backend, "layers": dims["layers"], "tokens": len(m["prompt_ids"]), "int8_matmul": mode,
             "llm_int8_products": len(counts), "llm_int8_outlier_columns": sum(counts)}
+    if "taps" in m:
+        info["products"] = {
+            "prompt": products(m["taps"]["0"], mode != "weight-only", mode == "llm-int8", "ours_logits0.f32"),
+            "step": products(m["taps"]["1"], mode == "llm-int8", mode == "llm-int8", "ours_logits1.f32"),
+        }
+        info["products_max_rel_err"] = max(v for p in info["products"].values() for v in p.values())
+    return info
 
 
 def main():

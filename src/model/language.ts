@@ -256,6 +256,8 @@ export function languageForward(
       rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
       linear(r, s.normed, lw.wqkv, s.qkv, o);
     }
+    // Taps at each int8 product's boundary (the bench's per-product check against PyTorch).
+    tap?.("lm.qkv", l, s.qkv, r);
     const kv = [cache.k[l], cache.v[l], cache.keyValid] as const;
     if (s.attnSplits && T === 1 && Dh % 8 === 0) {
       // A decode step: the attention kernel rotates q and k and appends k, v itself (one dispatch less).
@@ -292,12 +294,15 @@ export function languageForward(
         attentionCausal(r, s.q, ...kv, s.attn, { batch: B, tokens: T, startPos, ...heads });
       }
     }
+    tap?.("lm.attn", l, s.attn, r);
     if (few) {
       matvecLlmInt8(r, llmInt8Rows(r, s.attn, few.hidden, { threshold }), lw.wo, s.hidden, {
         accumulate: true,
       });
+      tap?.("lm.attn_out", l, s.hidden, r);
       const x = llmInt8Rows(r, s.hidden, few.hidden, { norm: { weight: lw.ffnNorm, eps }, threshold });
       matvecLlmInt8(r, x, lw.w1, s.act, { up: lw.w3 }); // silu(gate)·up
+      tap?.("lm.act", l, s.act, r);
       matvecLlmInt8(r, llmInt8Rows(r, s.act, few.inter!, { threshold }), lw.w2, s.hidden, {
         accumulate: true,
       });
@@ -305,6 +310,7 @@ export function languageForward(
       return;
     }
     linear(r, s.attn, lw.wo, s.hidden, { ...o, accumulate: true }); // h = h + wo(attn)
+    tap?.("lm.attn_out", l, s.hidden, r);
     if (fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias && !lw.w3.bias) {
       gateUpSilu(r, s.hidden, lw.ffnNorm, eps, lw.w1, lw.w3, s.act);
     } else {
@@ -313,6 +319,7 @@ export function languageForward(
       linear(r, s.normed, lw.w3, s.up, o);
       siluMul(r, s.gate, s.up, s.act);
     }
+    tap?.("lm.act", l, s.act, r);
     linear(r, s.act, lw.w2, s.hidden, { ...o, accumulate: true }); // h = h + w2(silu(w1 x) · w3 x)
     // LLM.int8 prompt pass: [count, columns…] of the w2 input's outlier columns (benchmarks read the count).
     if (s.llmInt8Gemm) tap?.("lm.llm_int8.w2_outliers", l, s.llmInt8Gemm.scratch.outliers, r);

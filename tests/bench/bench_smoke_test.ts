@@ -163,7 +163,17 @@ Deno.test({
     assert.equal(s.reference.int8_matmul, "llm-int8");
     // 2 layers × 5 linears + the head, in the prompt pass and in the decode step.
     assert.equal(s.reference.llm_int8_products, 22);
+    // Checked product by product on the engine's own inputs, every product of both passes.
+    assert.equal(s.checked, "every product on the engine's inputs");
+    for (const pass of ["prompt", "step"]) {
+      assert.deepEqual(Object.keys(s.reference.products[pass]).sort(), ["head", "w1·w3", "w2", "wo", "wqkv"]);
+    }
+    assert.equal(doc.logits_rel_err_vs_torch, s.products_max_rel_err);
     assert.ok(s.pass && doc.logits_rel_err_vs_torch <= 1e-2, `logits rel err ${doc.logits_rel_err_vs_torch}`);
+    // On identical inputs a product differs only where a rounding lands the other side of a half step.
+    assert.ok(s.products_max_rel_err <= 1e-3, `products rel err ${s.products_max_rel_err}`);
+    // The tiny model's logits (no rounding there lands near a half step) agree too.
+    assert.ok(s.prefill.rel_err <= 1e-2 && s.decode.rel_err <= 1e-2);
     assert.ok(isNum(s.vs_weight_only_f32.decode.rel_err));
   },
 });
