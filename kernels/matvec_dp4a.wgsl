@@ -129,38 +129,12 @@ fn chunk_math(acc: ptr<function, Acc>, c: u32, k: Chunks) {
   if (TT > 7u) { (*acc).t7 += tok(7u, c, k); }
 }
 
-fn pick(a: Acc, t: u32) -> vec4<i32> {
-  switch t {
-    case 0u: { return a.t0; }
-    case 1u: { return a.t1; }
-    case 2u: { return a.t2; }
-    case 3u: { return a.t3; }
-    case 4u: { return a.t4; }
-    case 5u: { return a.t5; }
-    case 6u: { return a.t6; }
-    default: { return a.t7; }
-  }
-}
-
 fn byte_of(j: u32, row: u32, c: u32) -> f32 {
   return f32(i32(word(j, row + c / 4u) << (24u - 8u * (c % 4u))) >> 24u);
 }
 
 struct Accf { t0: vec4<f32>, t1: vec4<f32>, t2: vec4<f32>, t3: vec4<f32>,
               t4: vec4<f32>, t5: vec4<f32>, t6: vec4<f32>, t7: vec4<f32> }
-
-fn pickf(a: Accf, t: u32) -> vec4<f32> {
-  switch t {
-    case 0u: { return a.t0; }
-    case 1u: { return a.t1; }
-    case 2u: { return a.t2; }
-    case 3u: { return a.t3; }
-    case 4u: { return a.t4; }
-    case 5u: { return a.t5; }
-    case 6u: { return a.t6; }
-    default: { return a.t7; }
-  }
-}
 
 // The outlier columns' f32 products for every token, spread over the lanes (lane l takes outlier l,
 // l + LANES, …) and reduced beside the integer sums. After the main loop, so that its registers stay free
@@ -211,6 +185,38 @@ fn result(tr: u32, j: u32, g: u32, t: u32, row: u32) -> f32 {
   return scale(j, row) * (xs[t] * f32(si) + sf);
 }
 
+// Tokens t0 and t0 + 1 (sums v0, f0 and v1, f1 of this thread): every lane's sums through workgroup memory,
+// then one thread per (token, row group, distinct row) reduces, scales and writes an output.
+fn emit(t0: u32, v0: vec4<i32>, f0: vec4<f32>, v1: vec4<i32>, f1: vec4<f32>, first: u32, li: u32) {
+  let G = WG / LANES;
+  let per = select(R, R / 2u, GLU == 1u);
+  workgroupBarrier();
+  for (var j = 0u; j < 4u; j++) {
+    red[j * WG + li] = v0[j];
+    redf[j * WG + li] = f0[j];
+    red[(4u + j) * WG + li] = v1[j];
+    redf[(4u + j) * WG + li] = f1[j];
+  }
+  workgroupBarrier();
+  let outputs = 2u * G * per; // (token of the pair, row group, distinct row)
+  for (var o = li; o < outputs; o += WG) {
+    let j = o % per;
+    let g = (o / per) % G;
+    let tr = o / (per * G);
+    let t = t0 + tr;
+    let row = first + g + j * G;
+    if (t < TT && row < p.n) {
+      var v = result(tr, j, g, t, row);
+      if (GLU == 1u) {
+        v = silu(v) * result(tr, j + per, g, t, row);
+      } else if (p.accumulate != 0u) {
+        v += out[t * p.n + row];
+      }
+      out[t * p.n + row] = v;
+    }
+  }
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let G = WG / LANES;
@@ -239,34 +245,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
   }
   let fo = outlier_sums(rows, lane);
-  let outputs = 2u * G * per; // (token of the pair, row group, distinct row)
-  for (var t0 = 0u; t0 < TT; t0 += 2u) {
-    workgroupBarrier();
-    for (var tr = 0u; tr < 2u; tr++) {
-      let t = min(t0 + tr, TT - 1u);
-      let v = pick(acc, t);
-      let f = pickf(fo, t);
-      for (var j = 0u; j < 4u; j++) {
-        red[(tr * 4u + j) * WG + li] = v[j];
-        redf[(tr * 4u + j) * WG + li] = f[j];
-      }
-    }
-    workgroupBarrier();
-    for (var o = li; o < outputs; o += WG) {
-      let j = o % per;
-      let g = (o / per) % G;
-      let tr = o / (per * G);
-      let t = t0 + tr;
-      let row = first + g + j * G;
-      if (t < TT && row < p.n) {
-        var v = result(tr, j, g, t, row);
-        if (GLU == 1u) {
-          v = silu(v) * result(tr, j + per, g, t, row);
-        } else if (p.accumulate != 0u) {
-          v += out[t * p.n + row];
-        }
-        out[t * p.n + row] = v;
-      }
-    }
-  }
+  // Tokens in pairs (the reduction's workgroup memory holds two): each pair's sums by name, no token index
+  // into the accumulators. Past TT the second token's sums are zeros and its outputs are not written.
+  emit(0u, acc.t0, fo.t0, acc.t1, fo.t1, first, li);
+  if (TT > 2u) { emit(2u, acc.t2, fo.t2, acc.t3, fo.t3, first, li); }
+  if (TT > 4u) { emit(4u, acc.t4, fo.t4, acc.t5, fo.t5, first, li); }
+  if (TT > 6u) { emit(6u, acc.t6, fo.t6, acc.t7, fo.t7, first, li); }
 }
