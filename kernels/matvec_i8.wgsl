@@ -221,19 +221,6 @@ fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
   }
 }
 
-// Token t's sums (a switch on named fields: registers, never local memory).
-fn pick(a: Acc, t: u32) -> Words2 {
-  switch t {
-    case 0u: { return Words2(a.l0, a.h0); }
-    case 1u: { return Words2(a.l1, a.h1); }
-    case 2u: { return Words2(a.l2, a.h2); }
-    case 3u: { return Words2(a.l3, a.h3); }
-    case 4u: { return Words2(a.l4, a.h4); }
-    case 5u: { return Words2(a.l5, a.h5); }
-    case 6u: { return Words2(a.l6, a.h6); }
-    default: { return Words2(a.l7, a.h7); }
-  }
-}
 struct Words2 { lo: vec4<f32>, hi: vec4<f32> }
 
 // Output row for the sums of (row group ug, lo component c) and the epilogue of MODE 0/1.
@@ -339,17 +326,28 @@ fn norms(li: u32) {
   }
 }
 
-// Reduces the LANES partial sums of every row and token and writes the outputs of the row block.
+// Reduces the LANES partial sums of every row and token and writes the outputs of the row block: tokens in
+// pairs (the reduction's workgroup memory holds two), each pair's sums by name (sa, sb), so no token index selects
+// among the accumulators (a switch on it, or the whole Acc passed by value, cost batch 8 ~4 % in the
+// LLM.int8 kernel's twin of this epilogue, PERF.md v32). Past TT a pair's second sums are zeros, unwritten.
 fn write_rows(first: u32, li: u32, acc: Acc) {
+  write_pair(0u, Words2(acc.l0, acc.h0), Words2(acc.l1, acc.h1), first, li);
+  if (TT > 2u) { write_pair(2u, Words2(acc.l2, acc.h2), Words2(acc.l3, acc.h3), first, li); }
+  if (TT > 4u) { write_pair(4u, Words2(acc.l4, acc.h4), Words2(acc.l5, acc.h5), first, li); }
+  if (TT > 6u) { write_pair(6u, Words2(acc.l6, acc.h6), Words2(acc.l7, acc.h7), first, li); }
+}
+
+fn write_pair(t0: u32, sa: Words2, sb: Words2, first: u32, li: u32) {
   let G = WG / LANES;
   let lane = li % LANES;
   let grp = li / LANES;
   let stride = LANES + 1u;
-  for (var t0 = 0u; t0 < TT; t0 += 2u) {
+  {
     workgroupBarrier(); // the previous round's (or the norm's) reads are done
     for (var tr = 0u; tr < 2u; tr++) {
       if (t0 + tr < TT) {
-        let s = pick(acc, t0 + tr);
+        var s = sa;
+        if (tr == 1u) { s = sb; }
         let o = (grp * VALS + tr * 8u) * stride + lane;
         red[o] = s.lo.x;
         if (nlo() > 1u) { red[o + stride] = s.lo.y; }
