@@ -63,13 +63,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       sq[t * WG + li] = (s.x + s.y) + (s.z + s.w);
     }
     workgroupBarrier();
-    for (var st = WG / 2u; st > 0u; st >>= 1u) {
-      if (li < st) {
-        for (var t = 0u; t < p.t; t++) { sq[t * WG + li] += sq[t * WG + li + st]; }
-      }
+    // Row t's 256 shares by its 32 threads (t = li / 32), 8 each, then a tree of 32: a thread touches
+    // ~25 values of workgroup memory, where one tree over 256 for all rows at once took 8 levels × T rows.
+    let rt = li / 32u;
+    let rj = li % 32u;
+    var a = 0.0;
+    if (rt < p.t) {
+      for (var i = rj; i < WG; i += 32u) { a += sq[rt * WG + i]; }
+    }
+    red[li] = a;
+    workgroupBarrier();
+    for (var st = 16u; st > 0u; st >>= 1u) {
+      if (rj < st) { red[li] += red[li + st]; }
       workgroupBarrier();
     }
-    if (li < p.t) { rnorm[li] = inverseSqrt(sq[li * WG] / f32(4u * p.k4) + p.eps); }
+    if (rj == 0u && rt < p.t) { rnorm[rt] = inverseSqrt(red[li] / f32(4u * p.k4) + p.eps); }
   }
   workgroupBarrier();
 
