@@ -50,15 +50,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   before[li] = n;
   scan[li] = all;
   workgroupBarrier();
-  for (var st = 16u; st > 0u; st >>= 1u) {
-    if (j < st) { mx[li] = max(mx[li], mx[li + st]); }
-    workgroupBarrier();
-  }
-  for (var st = WG / 2u; st > 0u; st >>= 1u) {
+  // One set of levels for both trees: the counts' from the first power of two holding the blocks (threads
+  // past p.blocks hold zeros), the maxima's from 16.
+  var top = 16u;
+  while (top < p.blocks / 2u + p.blocks % 2u && top < WG / 2u) { top <<= 1u; }
+  for (var st = top; st > 0u; st >>= 1u) {
     if (li < st) {
       before[li] += before[li + st];
       scan[li] += scan[li + st];
     }
+    if (st < 32u && j < st) { mx[li] = max(mx[li], mx[li + st]); }
     workgroupBarrier();
   }
   if (j == 0u) {
@@ -80,7 +81,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
   scan[li] = own;
   workgroupBarrier();
-  for (var st = 1u; st < WG; st <<= 1u) {
+  // Only the first BC threads hold columns, and their sums reach back at most BC − 1 places.
+  for (var st = 1u; st < BC; st <<= 1u) {
     var add = 0u;
     if (li >= st) { add = scan[li - st]; }
     workgroupBarrier();

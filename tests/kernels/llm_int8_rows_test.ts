@@ -53,6 +53,9 @@ Deno.test("llm_int8_rows + matvec_dp4a follow bitsandbytes' LLM.int8 on odd shap
     { T: 2, K: 100, N: 29, mode: "plain", outlierRow: false, accumulate: false }, // no outliers
     // K/4 > 3 × 256: every one of the norm sum's four loads a round is used.
     { T: 2, K: 3204, N: 21, mode: "norm", outlierRow: false, accumulate: true },
+    // K/4 = 2049: 65 column blocks, past the 32 that one tree level of 16 covers; the outlier at K − 3 is in
+    // the last block, so every block's count must reach the list's length.
+    { T: 3, K: 8196, N: 23, mode: "plain", outlierRow: false, accumulate: false },
     // Eight rows: the norm's shares are summed by 32 threads a row, all 256 threads busy.
     { T: 8, K: 2068, N: 27, mode: "norm", outlierRow: false, accumulate: false },
   ];
