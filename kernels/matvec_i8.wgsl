@@ -327,9 +327,9 @@ fn norms(li: u32) {
 }
 
 // Reduces the LANES partial sums of every row and token and writes the outputs of the row block: tokens in
-// pairs (the reduction's workgroup memory holds two), each pair's sums by name (sa, sb), so no token index selects
-// among the accumulators (a switch on it, or the whole Acc passed by value, cost batch 8 ~4 % in the
-// LLM.int8 kernel's twin of this epilogue, PERF.md v32). Past TT a pair's second sums are zeros, unwritten.
+// pairs (the reduction's workgroup memory holds two), each pair's sums by name (sa, sb), so no token index
+// selects among the accumulators (a switch on it over the whole Acc cost ~4 % of the LLM.int8 twin of this
+// kernel's time at 8 rows, PERF.md v32). Past TT a pair's second sums are zeros and not written.
 fn write_rows(first: u32, li: u32, acc: Acc) {
   write_pair(0u, Words2(acc.l0, acc.h0), Words2(acc.l1, acc.h1), first, li);
   if (TT > 2u) { write_pair(2u, Words2(acc.l2, acc.h2), Words2(acc.l3, acc.h3), first, li); }
@@ -342,72 +342,70 @@ fn write_pair(t0: u32, sa: Words2, sb: Words2, first: u32, li: u32) {
   let lane = li % LANES;
   let grp = li / LANES;
   let stride = LANES + 1u;
-  {
-    workgroupBarrier(); // the previous round's (or the norm's) reads are done
-    for (var tr = 0u; tr < 2u; tr++) {
-      if (t0 + tr < TT) {
-        var s = sa;
-        if (tr == 1u) { s = sb; }
-        let o = (grp * VALS + tr * 8u) * stride + lane;
-        red[o] = s.lo.x;
-        if (nlo() > 1u) { red[o + stride] = s.lo.y; }
-        if (nlo() > 2u) {
-          red[o + 2u * stride] = s.lo.z;
-          red[o + 3u * stride] = s.lo.w;
-        }
-        if (nhi() > 0u) { red[o + 4u * stride] = s.hi.x; }
-        if (nhi() > 1u) { red[o + 5u * stride] = s.hi.y; }
-        if (nhi() > 2u) {
-          red[o + 6u * stride] = s.hi.z;
-          red[o + 7u * stride] = s.hi.w;
-        }
+  workgroupBarrier(); // the previous round's (or the norm's) reads are done
+  for (var tr = 0u; tr < 2u; tr++) {
+    if (t0 + tr < TT) {
+      var s = sa;
+      if (tr == 1u) { s = sb; }
+      let o = (grp * VALS + tr * 8u) * stride + lane;
+      red[o] = s.lo.x;
+      if (nlo() > 1u) { red[o + stride] = s.lo.y; }
+      if (nlo() > 2u) {
+        red[o + 2u * stride] = s.lo.z;
+        red[o + 3u * stride] = s.lo.w;
+      }
+      if (nhi() > 0u) { red[o + 4u * stride] = s.hi.x; }
+      if (nhi() > 1u) { red[o + 5u * stride] = s.hi.y; }
+      if (nhi() > 2u) {
+        red[o + 6u * stride] = s.hi.z;
+        red[o + 7u * stride] = s.hi.w;
       }
     }
+  }
+  workgroupBarrier();
+  if (LANES > 32u) {
+    // Wide rows: first every thread sums 16 lanes of one slot (P = LANES/16 threads per slot), so the
+    // serial part below adds P values instead of LANES.
+    let P = LANES / 16u;
+    let o = (li / P) * stride + (li % P) * 16u;
+    var a = 0.0;
+    for (var l = 0u; l < 16u; l++) { a += red[o + l]; }
+    red2[li] = a;
     workgroupBarrier();
+  }
+  // One thread per (row group ug, token t0 + tr, lo component c): 8·G ≤ 256 threads.
+  let ug = li / 8u;
+  let tr = (li / 4u) % 2u;
+  let c = li % 4u;
+  let t = t0 + tr;
+  if (ug < G && t < TT && c < nlo()) {
+    let slot = ug * VALS + tr * 8u + c;
+    var a = 0.0;
+    var b = 0.0;
     if (LANES > 32u) {
-      // Wide rows: first every thread sums 16 lanes of one slot (P = LANES/16 threads per slot), so the
-      // serial part below adds P values instead of LANES.
       let P = LANES / 16u;
-      let o = (li / P) * stride + (li % P) * 16u;
-      var a = 0.0;
-      for (var l = 0u; l < 16u; l++) { a += red[o + l]; }
-      red2[li] = a;
-      workgroupBarrier();
+      for (var l = 0u; l < P; l++) { a += red2[slot * P + l]; }
+      if (nhi() > c) {
+        for (var l = 0u; l < P; l++) { b += red2[(slot + 4u) * P + l]; }
+      }
+    } else {
+      let o = slot * stride;
+      for (var l = 0u; l < LANES; l++) { a += red[o + l]; }
+      if (nhi() > c) {
+        for (var l = 0u; l < LANES; l++) { b += red[o + 4u * stride + l]; }
+      }
     }
-    // One thread per (row group ug, token t0 + tr, lo component c): 8·G ≤ 256 threads.
-    let ug = li / 8u;
-    let tr = (li / 4u) % 2u;
-    let c = li % 4u;
-    let t = t0 + tr;
-    if (ug < G && t < TT && c < nlo()) {
-      let slot = ug * VALS + tr * 8u + c;
-      var a = 0.0;
-      var b = 0.0;
-      if (LANES > 32u) {
-        let P = LANES / 16u;
-        for (var l = 0u; l < P; l++) { a += red2[slot * P + l]; }
-        if (nhi() > c) {
-          for (var l = 0u; l < P; l++) { b += red2[(slot + 4u) * P + l]; }
-        }
-      } else {
-        let o = slot * stride;
-        for (var l = 0u; l < LANES; l++) { a += red[o + l]; }
-        if (nhi() > c) {
-          for (var l = 0u; l < LANES; l++) { b += red[o + 4u * stride + l]; }
-        }
+    let row = first + ug + c * G;
+    if (MODE == 2u) {
+      if (row < p.n) {
+        let gate = invs[t] * s1[row] * a;
+        let up = invs[t] * s3[row] * b;
+        // exp(−gate) overflowing to +inf for gate ≪ 0 gives gate / inf = −0, the right limit.
+        out[t * p.n + row] = gate / (1.0 + exp(-gate)) * up;
       }
-      let row = first + ug + c * G;
-      if (MODE == 2u) {
-        if (row < p.n) {
-          let gate = invs[t] * s1[row] * a;
-          let up = invs[t] * s3[row] * b;
-          // exp(−gate) overflowing to +inf for gate ≪ 0 gives gate / inf = −0, the right limit.
-          out[t * p.n + row] = gate / (1.0 + exp(-gate)) * up;
-        }
-      } else {
-        finish(row, t, a);
-        if (nhi() > c) { finish(row + 4u * G, t, b); }
-      }
+    } else {
+      finish(row, t, a);
+      if (nhi() > c) { finish(row + 4u * G, t, b); }
     }
   }
 }
