@@ -20,6 +20,22 @@ function engine(): Promise<WebGpuEngine> {
   return enginePromise;
 }
 
+let batchEnginePromise: Promise<WebGpuEngine> | null = null;
+/**
+ * One MAX_BATCH 4 engine for the batching tests (a load with its warm-up takes ~11 s on llvmpipe): each test
+ * starts from an empty kept cache and reads the engine's counters as differences from its start.
+ */
+async function batchEngine(): Promise<{ e: WebGpuEngine; batched: () => number; joins: () => number }> {
+  batchEnginePromise ??= WebGpuEngine.load({ modelDir, randomWeights: true, maxBatch: 4 }).then((e) => {
+    globalThis.addEventListener("unload", () => e.model.gpu.destroy());
+    return e;
+  });
+  const e = await batchEnginePromise;
+  e.kept.clear();
+  const b0 = e.batchedRounds, j0 = e.joins;
+  return { e, batched: () => e.batchedRounds - b0, joins: () => e.joins - j0 };
+}
+
 /** The reference stores the first question with its image block; users type it without. */
 function typedHistory(c: Json): HistoryTurn[] {
   return (c.history ?? []).map(([q, a]: [string, string]) => [q.replace(/^<img>.*?<\/img>\n/s, ""), a]);
@@ -292,222 +308,212 @@ Deno.test("images prepared before a request's turn are taken once, answer alike 
 });
 
 Deno.test("greedy rounds that arrive together run as one batch: golden answers, each streamed, errors and aborts their own", async () => {
-  const e = await WebGpuEngine.load({ modelDir, randomWeights: true, maxBatch: 4 });
-  try {
-    const pieces: Record<string, number> = {}; // streamed pieces so far, per case
-    const ask = (id: string, extra: Partial<Parameters<typeof e.chat>[0]> = {}) => {
-      const c = caseById(id);
-      let streamed = "";
-      const result = e.chat({
-        question: c.question,
-        images: c.images.map((k: string) => imageFile(k)),
-        history: typedHistory(c),
-        maxNum: 6,
-        generation: greedy32,
-        onText: (d) => {
-          streamed += d;
-          pieces[id] = (pieces[id] ?? 0) + 1;
-        },
-        ...extra,
-      });
-      return result.then((r) => ({ r, streamed, c }), (err) => ({ err, c }));
-    };
-    const good = imageFile(caseById("single_image").images[0]);
-    const aborted = new AbortController();
-    const rounds = [
-      ask("single_image"),
-      ask("two_images_concat"),
-      ask("text_only", { generation: { ...greedy32, maxNewTokens: 5 } }),
-      ask("single_image", { images: [good.slice(0, 120)] }),
-      ask("text_only", { signal: aborted.signal }), // the fifth: past maxBatch, aborted while it waits
-    ];
-    aborted.abort(new DOMException("gone", "AbortError"));
-    // A row that ends is answered then, not when the batch's longest row ends.
-    const longPiecesWhenShortAnswered = rounds[2].then(() => pieces["two_images_concat"] ?? 0);
-    const [image, twoImages, short, broken, gone] = await Promise.all(rounds);
-    assert.equal(e.batchedRounds, 3, "the three good rounds did not run as one batch");
-    const early = await longPiecesWhenShortAnswered;
-    assert.ok(early < pieces["two_images_concat"] - 5, `the 5-token row was answered after ${early} pieces`);
-    for (const { r, streamed, c } of [image, twoImages] as { r: ChatResult; streamed: string; c: Json }[]) {
-      assert.deepEqual(r.outputTokenIds, c.response_ids, c.id);
-      assert.equal(r.response, c.response);
-      assert.equal(streamed, c.response);
-      assert.deepEqual(r.promptTokenIds, Array.from(goldenI32(c.input_ids.file)));
-    }
-    const s = short as { r: ChatResult; c: Json };
-    assert.deepEqual(s.r.outputTokenIds, s.c.response_ids.slice(0, 5), "a row's own max_new_tokens");
-    const b = broken as { err: InputError };
-    assert.ok(b.err instanceof InputError && b.err.param === "images[0]", String(b.err));
-    assert.equal((gone as { err: DOMException }).err.name, "AbortError");
-    // The batched rows were kept like rounds run alone. Next, rounds that continue them batch with a new
-    // conversation: the second round of the image conversation and a retry of the text round each run only
-    // their new tokens over their kept part, and give the reference's answers.
-    assert.equal(e.kept.size, 3);
-    const hits = e.kept.hits;
-    const [round2, retry, fresh] = await Promise.all([
-      ask("history_round2"),
-      ask("text_only"),
-      ask("text_only", { question: "Describe it." }),
-    ]) as { r: ChatResult; c: Json }[];
-    assert.equal(e.kept.hits, hits + 2, "the follow-ups did not continue the batched rows' caches");
-    assert.equal(e.batchedRounds, 6, "the follow-ups and the new round did not run as one batch");
-    assert.deepEqual(round2.r.outputTokenIds, round2.c.response_ids);
-    assert.deepEqual(retry.r.outputTokenIds, retry.c.response_ids);
-    e.kept.clear();
-    const alone = await ask("text_only", { question: "Describe it." }) as { r: ChatResult };
-    assert.deepEqual(fresh.r.outputTokenIds, alone.r.outputTokenIds, "the new round in that batch");
-    assert.equal(e.batchedRounds, 6, "a lone round runs on its own");
-  } finally {
-    e.model.gpu.destroy();
+  const { e, batched } = await batchEngine();
+  const pieces: Record<string, number> = {}; // streamed pieces so far, per case
+  const ask = (id: string, extra: Partial<Parameters<typeof e.chat>[0]> = {}) => {
+    const c = caseById(id);
+    let streamed = "";
+    const result = e.chat({
+      question: c.question,
+      images: c.images.map((k: string) => imageFile(k)),
+      history: typedHistory(c),
+      maxNum: 6,
+      generation: greedy32,
+      onText: (d) => {
+        streamed += d;
+        pieces[id] = (pieces[id] ?? 0) + 1;
+      },
+      ...extra,
+    });
+    return result.then((r) => ({ r, streamed, c }), (err) => ({ err, c }));
+  };
+  const good = imageFile(caseById("single_image").images[0]);
+  const aborted = new AbortController();
+  const rounds = [
+    ask("single_image"),
+    ask("two_images_concat"),
+    ask("text_only", { generation: { ...greedy32, maxNewTokens: 5 } }),
+    ask("single_image", { images: [good.slice(0, 120)] }),
+    ask("text_only", { signal: aborted.signal }), // the fifth: past maxBatch, aborted while it waits
+  ];
+  aborted.abort(new DOMException("gone", "AbortError"));
+  // A row that ends is answered then, not when the batch's longest row ends.
+  const longPiecesWhenShortAnswered = rounds[2].then(() => pieces["two_images_concat"] ?? 0);
+  const [image, twoImages, short, broken, gone] = await Promise.all(rounds);
+  assert.equal(batched(), 3, "the three good rounds did not run as one batch");
+  const early = await longPiecesWhenShortAnswered;
+  assert.ok(early < pieces["two_images_concat"] - 5, `the 5-token row was answered after ${early} pieces`);
+  for (const { r, streamed, c } of [image, twoImages] as { r: ChatResult; streamed: string; c: Json }[]) {
+    assert.deepEqual(r.outputTokenIds, c.response_ids, c.id);
+    assert.equal(r.response, c.response);
+    assert.equal(streamed, c.response);
+    assert.deepEqual(r.promptTokenIds, Array.from(goldenI32(c.input_ids.file)));
   }
+  const s = short as { r: ChatResult; c: Json };
+  assert.deepEqual(s.r.outputTokenIds, s.c.response_ids.slice(0, 5), "a row's own max_new_tokens");
+  const b = broken as { err: InputError };
+  assert.ok(b.err instanceof InputError && b.err.param === "images[0]", String(b.err));
+  assert.equal((gone as { err: DOMException }).err.name, "AbortError");
+  // The batched rows were kept like rounds run alone. Next, rounds that continue them batch with a new
+  // conversation: the second round of the image conversation and a retry of the text round each run only
+  // their new tokens over their kept part, and give the reference's answers.
+  assert.equal(e.kept.size, 3);
+  const hits = e.kept.hits;
+  const [round2, retry, fresh] = await Promise.all([
+    ask("history_round2"),
+    ask("text_only"),
+    ask("text_only", { question: "Describe it." }),
+  ]) as { r: ChatResult; c: Json }[];
+  assert.equal(e.kept.hits, hits + 2, "the follow-ups did not continue the batched rows' caches");
+  assert.equal(batched(), 6, "the follow-ups and the new round did not run as one batch");
+  assert.deepEqual(round2.r.outputTokenIds, round2.c.response_ids);
+  assert.deepEqual(retry.r.outputTokenIds, retry.c.response_ids);
+  e.kept.clear();
+  const alone = await ask("text_only", { question: "Describe it." }) as { r: ChatResult };
+  assert.deepEqual(fresh.r.outputTokenIds, alone.r.outputTokenIds, "the new round in that batch");
+  assert.equal(batched(), 6, "a lone round runs on its own");
 });
 
 Deno.test("sampled rounds that arrive together batch and draw what each draws alone with its seed", async () => {
-  const e = await WebGpuEngine.load({ modelDir, randomWeights: true, maxBatch: 4 });
-  try {
-    const c = caseById("text_only");
-    const images: Uint8Array[] = [];
-    const sampled = { ...greedy32, doSample: true, temperature: 1.5, topP: 0.95, topK: 0, maxNewTokens: 24 };
-    const ask = (seed: number, question = c.question) =>
-      e.chat({ question, images, history: [], maxNum: 6, generation: { ...sampled, seed } });
-    const seeds = [1, 2, 3];
-    const together = await Promise.all(
-      seeds.map((seed, i) => ask(seed, i === 1 ? "Describe it." : c.question)),
-    );
-    assert.equal(e.batchedRounds, 3, "the sampled rounds did not run as one batch");
-    e.kept.clear(); // alone, each round must start from its prompt, not from the batch's kept rows
-    const alone: ChatResult[] = [];
-    for (const [i, seed] of seeds.entries()) {
-      alone.push(await ask(seed, i === 1 ? "Describe it." : c.question));
-      assert.deepEqual(together[i].outputTokenIds, alone[i].outputTokenIds, `seed ${seed}`);
-      e.kept.clear();
-    }
-    assert.equal(e.batchedRounds, 3);
-    // A sampled round that arrives while another generates joins it; the running row goes on drawing at its
-    // own steps (and the joining one from its first), so both draw what they drew alone.
-    let pieces = 0;
-    let joiner: Promise<ChatResult> | null = null;
-    const running = await e.chat({
-      question: c.question,
-      images,
-      history: [],
-      maxNum: 6,
-      generation: { ...sampled, seed: 1 },
-      onText: () => ++pieces === 2 && (joiner = ask(3)),
-    });
-    const late = await joiner!;
-    assert.equal(e.batchedRounds, 5, "the late sampled round did not join the running one");
-    assert.equal(e.joins, 1);
-    assert.deepEqual(running.outputTokenIds, alone[0].outputTokenIds, "the paused row, seed 1");
-    assert.deepEqual(late.outputTokenIds, alone[2].outputTokenIds, "the joining row, seed 3");
-    assert.notDeepEqual(
-      together[0].outputTokenIds,
-      together[2].outputTokenIds,
-      "the seeds made no difference",
-    );
-  } finally {
-    e.model.gpu.destroy();
+  const { e, batched, joins } = await batchEngine();
+  const c = caseById("text_only");
+  const images: Uint8Array[] = [];
+  const sampled = { ...greedy32, doSample: true, temperature: 1.5, topP: 0.95, topK: 0, maxNewTokens: 24 };
+  const ask = (seed: number, question = c.question) =>
+    e.chat({ question, images, history: [], maxNum: 6, generation: { ...sampled, seed } });
+  const seeds = [1, 2, 3];
+  const together = await Promise.all(
+    seeds.map((seed, i) => ask(seed, i === 1 ? "Describe it." : c.question)),
+  );
+  assert.equal(batched(), 3, "the sampled rounds did not run as one batch");
+  e.kept.clear(); // alone, each round must start from its prompt, not from the batch's kept rows
+  const alone: ChatResult[] = [];
+  for (const [i, seed] of seeds.entries()) {
+    alone.push(await ask(seed, i === 1 ? "Describe it." : c.question));
+    assert.deepEqual(together[i].outputTokenIds, alone[i].outputTokenIds, `seed ${seed}`);
+    e.kept.clear();
   }
+  assert.equal(batched(), 3);
+  // A sampled round that arrives while another generates joins it; the running row goes on drawing at its
+  // own steps (and the joining one from its first), so both draw what they drew alone.
+  let pieces = 0;
+  let joiner: Promise<ChatResult> | null = null;
+  const running = await e.chat({
+    question: c.question,
+    images,
+    history: [],
+    maxNum: 6,
+    generation: { ...sampled, seed: 1 },
+    onText: () => ++pieces === 2 && (joiner = ask(3)),
+  });
+  const late = await joiner!;
+  assert.equal(batched(), 5, "the late sampled round did not join the running one");
+  assert.equal(joins(), 1);
+  assert.deepEqual(running.outputTokenIds, alone[0].outputTokenIds, "the paused row, seed 1");
+  assert.deepEqual(late.outputTokenIds, alone[2].outputTokenIds, "the joining row, seed 3");
+  assert.notDeepEqual(
+    together[0].outputTokenIds,
+    together[2].outputTokenIds,
+    "the seeds made no difference",
+  );
 });
 
 Deno.test("a round aborted while its batch generates stops alone; a round arriving mid-generation joins it", async () => {
-  const e = await WebGpuEngine.load({ modelDir, randomWeights: true, maxBatch: 4 });
-  try {
-    const two = caseById("two_images_concat"), text = caseById("text_only");
-    const abort = new AbortController();
-    let pieces = 0;
-    const [stopped, finished] = await Promise.all([
-      e.chat({
-        question: two.question,
-        images: two.images.map((k: string) => imageFile(k)),
-        history: [],
-        maxNum: 6,
-        generation: greedy32,
-        signal: abort.signal,
-        onText: () => ++pieces === 1 && abort.abort(new DOMException("gone", "AbortError")),
-      }),
-      e.chat({ question: text.question, images: [], history: [], maxNum: 6, generation: greedy32 }),
-    ]);
-    assert.equal(e.batchedRounds, 2);
-    assert.deepEqual(finished.outputTokenIds, text.response_ids);
-    assert.ok(stopped.outputTokenIds.length < two.response_ids.length, "the aborted row ran to its end");
-    assert.deepEqual(stopped.outputTokenIds, two.response_ids.slice(0, stopped.outputTokenIds.length));
-    assert.equal(e.kept.size, 1, "an aborted row's cache is not kept");
-
-    // A round that arrives while another generates joins it at the next step instead of waiting for its end:
-    // the running row pauses and goes on from its own cache beside the newcomer, and both answer as alone.
-    e.kept.clear();
-    const joined = e.batchedRounds;
-    // Every batched prompt pass, as [rows, positions]: a newcomer's prompt runs on its own first, so the
-    // batch it joins feeds one new token a row, not every paused row padded to the newcomer's prompt.
-    const passes: [number, number][] = [];
-    const newRunner = e.model.newRunner.bind(e.model);
-    e.model.newRunner = (batch, capacity) => {
-      const runner = newRunner(batch, capacity);
-      const recordPrefill = runner.recordPrefill.bind(runner);
-      runner.recordPrefill = (r, ids, ...rest) => {
-        passes.push([ids.length, ids[0].length]);
-        return recordPrefill(r, ids, ...rest);
-      };
-      return runner;
-    };
-    let longPieces = 0, longEnded = false, joinerStartedFirst = false;
-    let joiner: Promise<ChatResult> | null = null;
-    const long = await e.chat({
+  const { e, batched, joins } = await batchEngine();
+  const two = caseById("two_images_concat"), text = caseById("text_only");
+  const abort = new AbortController();
+  let pieces = 0;
+  const [stopped, finished] = await Promise.all([
+    e.chat({
       question: two.question,
       images: two.images.map((k: string) => imageFile(k)),
       history: [],
       maxNum: 6,
       generation: greedy32,
-      onText: () => {
-        if (++longPieces !== 2) return;
-        joiner = e.chat({
-          question: text.question,
-          images: [],
-          history: [],
-          maxNum: 6,
-          generation: greedy32,
-          onText: () => joinerStartedFirst ||= !longEnded,
-        });
-      },
-    }).then((r) => {
-      longEnded = true;
-      return r;
-    });
-    const late = await joiner!;
-    assert.deepEqual(long.outputTokenIds, two.response_ids, "the paused row went on as alone");
-    assert.deepEqual(late.outputTokenIds, text.response_ids, "the joining round");
-    assert.equal(e.batchedRounds, joined + 2, "the late round did not join the running one");
-    assert.equal(e.joins, 1, "one pause let it join");
-    assert.deepEqual(passes.filter(([rows]) => rows > 1), [[2, 1]], "the joined batch's prompt pass");
-    assert.ok(joinerStartedFirst, "the late round's first text came only after the running round ended");
-    assert.equal(e.kept.size, 2, "both rows are kept");
+      signal: abort.signal,
+      onText: () => ++pieces === 1 && abort.abort(new DOMException("gone", "AbortError")),
+    }),
+    e.chat({ question: text.question, images: [], history: [], maxNum: 6, generation: greedy32 }),
+  ]);
+  assert.equal(batched(), 2);
+  assert.deepEqual(finished.outputTokenIds, text.response_ids);
+  assert.ok(stopped.outputTokenIds.length < two.response_ids.length, "the aborted row ran to its end");
+  assert.deepEqual(stopped.outputTokenIds, two.response_ids.slice(0, stopped.outputTokenIds.length));
+  assert.equal(e.kept.size, 1, "an aborted row's cache is not kept");
 
-    // With a repetition penalty the paused row counts the ids it made before the pause as seen.
-    const penalised = { ...greedy32, repetitionPenalty: 1.5 };
-    const ask = (q: typeof two, onText?: () => void) =>
-      e.chat({
-        question: q.question,
-        images: q.images.map((k: string) => imageFile(k)),
+  // A round that arrives while another generates joins it at the next step instead of waiting for its end:
+  // the running row pauses and goes on from its own cache beside the newcomer, and both answer as alone.
+  e.kept.clear();
+  const joined = batched();
+  // Every batched prompt pass, as [rows, positions]: a newcomer's prompt runs on its own first, so the
+  // batch it joins feeds one new token a row, not every paused row padded to the newcomer's prompt.
+  const passes: [number, number][] = [];
+  const newRunner = e.model.newRunner.bind(e.model);
+  e.model.newRunner = (batch, capacity) => {
+    const runner = newRunner(batch, capacity);
+    const recordPrefill = runner.recordPrefill.bind(runner);
+    runner.recordPrefill = (r, ids, ...rest) => {
+      passes.push([ids.length, ids[0].length]);
+      return recordPrefill(r, ids, ...rest);
+    };
+    return runner;
+  };
+  let longPieces = 0, longEnded = false, joinerStartedFirst = false;
+  let joiner: Promise<ChatResult> | null = null;
+  const long = await e.chat({
+    question: two.question,
+    images: two.images.map((k: string) => imageFile(k)),
+    history: [],
+    maxNum: 6,
+    generation: greedy32,
+    onText: () => {
+      if (++longPieces !== 2) return;
+      joiner = e.chat({
+        question: text.question,
+        images: [],
         history: [],
         maxNum: 6,
-        generation: penalised,
-        onText,
+        generation: greedy32,
+        onText: () => joinerStartedFirst ||= !longEnded,
       });
-    e.kept.clear();
-    const aloneLong = await ask(two);
-    e.kept.clear();
-    const aloneText = await ask(text);
-    e.kept.clear();
-    let n = 0;
-    let penalisedJoiner: Promise<ChatResult> | null = null;
-    const penalisedLong = await ask(two, () => ++n === 2 && (penalisedJoiner = ask(text)));
-    const penalisedLate = await penalisedJoiner!;
-    assert.equal(e.batchedRounds, joined + 4, "the penalised round did not join");
-    assert.deepEqual(penalisedLong.outputTokenIds, aloneLong.outputTokenIds, "the paused penalised row");
-    assert.deepEqual(penalisedLate.outputTokenIds, aloneText.outputTokenIds, "the joining penalised row");
-    assert.notDeepEqual(aloneLong.outputTokenIds, two.response_ids, "the penalty changed nothing");
-  } finally {
-    e.model.gpu.destroy();
-  }
+    },
+  }).then((r) => {
+    longEnded = true;
+    return r;
+  });
+  const late = await joiner!;
+  assert.deepEqual(long.outputTokenIds, two.response_ids, "the paused row went on as alone");
+  assert.deepEqual(late.outputTokenIds, text.response_ids, "the joining round");
+  assert.equal(batched(), joined + 2, "the late round did not join the running one");
+  assert.equal(joins(), 1, "one pause let it join");
+  assert.deepEqual(passes.filter(([rows]) => rows > 1), [[2, 1]], "the joined batch's prompt pass");
+  // The engine is shared: its own newRunner again (the prototype's).
+  delete (e.model as { newRunner?: unknown }).newRunner;
+  assert.ok(joinerStartedFirst, "the late round's first text came only after the running round ended");
+  assert.equal(e.kept.size, 2, "both rows are kept");
+
+  // With a repetition penalty the paused row counts the ids it made before the pause as seen.
+  const penalised = { ...greedy32, repetitionPenalty: 1.5 };
+  const ask = (q: typeof two, onText?: () => void) =>
+    e.chat({
+      question: q.question,
+      images: q.images.map((k: string) => imageFile(k)),
+      history: [],
+      maxNum: 6,
+      generation: penalised,
+      onText,
+    });
+  e.kept.clear();
+  const aloneLong = await ask(two);
+  e.kept.clear();
+  const aloneText = await ask(text);
+  e.kept.clear();
+  let n = 0;
+  let penalisedJoiner: Promise<ChatResult> | null = null;
+  const penalisedLong = await ask(two, () => ++n === 2 && (penalisedJoiner = ask(text)));
+  const penalisedLate = await penalisedJoiner!;
+  assert.equal(batched(), joined + 4, "the penalised round did not join");
+  assert.deepEqual(penalisedLong.outputTokenIds, aloneLong.outputTokenIds, "the paused penalised row");
+  assert.deepEqual(penalisedLate.outputTokenIds, aloneText.outputTokenIds, "the joining penalised row");
+  assert.notDeepEqual(aloneLong.outputTokenIds, two.response_ids, "the penalty changed nothing");
 });
