@@ -831,15 +831,15 @@ export class WebGpuEngine implements ChatEngine {
   }
 }
 
-/**
- * Rounds batch together when their decoding differs only in what each row has of its own (max_new_tokens,
- * the sampling seed): the repetition penalty and the sampling warpers are one value for the whole batch.
- */
 /** Most new tokens a round may still make: its max_new_tokens less what it made before a pause. */
 function newTokensLeft(r: WaitingRound): number {
   return r.req.generation.maxNewTokens - (r.continued?.before.length ?? 0);
 }
 
+/**
+ * Rounds batch together when their decoding differs only in what each row has of its own (max_new_tokens,
+ * the sampling seed): the repetition penalty and the sampling warpers are one value for the whole batch.
+ */
 function batchKey(g: GenerationConfig): string {
   const sampling = g.doSample ? [g.temperature, g.topK, g.topP] : [];
   return JSON.stringify([g.doSample, g.repetitionPenalty, ...sampling]);
