@@ -305,16 +305,16 @@ def compare(args):
 
         def note(name, ours, ref):
             worst[name] = max(worst.get(name, 0.0), rel(ours, ref))
-        x = tap("lm.embeddings.-1")
+        x = tap("lm.embeddings:-1")
         for l, lw in enumerate(layers):
-            note("wqkv", tap(f"lm.qkv.{l}"), lin(rms(x, lw["an"]), lw["wqkv"], int8))
-            h1 = tap(f"lm.attn_out.{l}")
-            note("wo", h1 - x, lin(tap(f"lm.attn.{l}"), lw["wo"], int8))
+            note("wqkv", tap(f"lm.qkv:{l}"), lin(rms(x, lw["an"]), lw["wqkv"], int8))
+            h1 = tap(f"lm.attn_out:{l}")
+            note("wo", h1 - x, lin(tap(f"lm.attn:{l}"), lw["wo"], int8))
             h = rms(h1, lw["fn"])
             g = lin(h, lw["w1"], int8); u = lin(h, lw["w3"], int8)
-            act = tap(f"lm.act.{l}")
+            act = tap(f"lm.act:{l}")
             note("w1·w3", act, g * sig(g) * u)
-            x = tap(f"lm.layer.{l}")
+            x = tap(f"lm.layer:{l}")
             note("w2", x - h1, lin(act, lw["w2"], int8))
         ours = np.fromfile(os.path.join(d, logits_file), dtype=np.float32)
         note("head", T_(ours), lin(rms(x[-1:], norm), out, head_int8)[0])

@@ -4,10 +4,8 @@
 import type { Tensor } from "../gpu/tensor.ts";
 import type { LanguageWeights } from "../model/language.ts";
 import { LmRunner } from "../model/lm_runner.ts";
+import { snapshotTap } from "../model/vision.ts";
 import { llmInt8Threshold } from "../ops/llm_int8.ts";
-import { copyRows } from "../ops/gather_rows.ts";
-import type { Recorder } from "../gpu/recorder.ts";
-import { reshape } from "../gpu/tensor.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { LinearWeights } from "../ops/linear.ts";
 import type { BenchContext, Json } from "./bench_context.ts";
@@ -107,7 +105,7 @@ type DumpFile = { file: string; dtype: "i8" | "f32" | "bf16"; shape: number[] };
  * and one decode step in the bench's `--int8-matmul` mode, dumps those weights, and compares the logits with
  * bench/torch_baseline.py --compare in the same numerics (in an LLM.int8 mode, bitsandbytes' LLM.int8 where
  * the engine uses it, so that no speed of those modes comes from wrong numbers). The reference also runs
- * every product of both passes on the engine's own inputs (ProductTaps). The check (`pass`,
+ * every product of both passes on the engine's own inputs (productTaps). The check (`pass`,
  * logits_rel_err_vs_torch) is the logits in weight-only and the worst product in an LLM.int8 mode, whose
  * logits drift from any other correct LLM.int8 forward's (PERF.md); both are reported either way. In an
  * LLM.int8 mode it also reports how far the logits are from the float32 weight-only forward.
@@ -129,7 +127,7 @@ export async function logitsSection(ctx: BenchContext, allowanceMs: number): Pro
   const runner = new LmRunner(gpu, w, dims, 1, T + 2, { mode, threshold: llmInt8Threshold });
   const dir = await Deno.makeTempDir({ prefix: "internvl_bench_logits_" });
   try {
-    const taps0 = new ProductTaps(gpu), taps1 = new ProductTaps(gpu);
+    const taps0 = productTaps(gpu), taps1 = productTaps(gpu);
     const r0 = gpu.recorder("bench.compare.prefill");
     const free = runner.recordPrefill(r0, [prompt], [prompt.map(() => 1)], -1, null, taps0.tap);
     r0.submit();
@@ -143,7 +141,10 @@ export async function logitsSection(ctx: BenchContext, allowanceMs: number): Pro
     next.buffer.destroy();
     await Deno.writeFile(`${dir}/ours_logits0.f32`, new Uint8Array(ours0.buffer));
     await Deno.writeFile(`${dir}/ours_logits1.f32`, new Uint8Array(ours1.buffer));
-    const taps = { "0": await taps0.save(dir, "tap0"), "1": await taps1.save(dir, "tap1") };
+    const taps = {
+      "0": await saveTaps(gpu, taps0.taken, dir, "tap0"),
+      "1": await saveTaps(gpu, taps1.taken, dir, "tap1"),
+    };
 
     const t0 = performance.now();
     const manifest = await dumpWeights(ctx, w, dims.layers, [...prompt, nextId], dir);
@@ -169,7 +170,7 @@ export async function logitsSection(ctx: BenchContext, allowanceMs: number): Pro
     const e1 = relErr(ours1, await logits("torch_logits1.f32"));
     // Weight-only: the logits themselves. LLM.int8: every product on the engine's own inputs (the head's
     // gives the logits), since one rounding apart becomes a quantization step apart in the next layer's
-    // products (ProductTaps) and the logits of two correct LLM.int8 forwards drift apart layer by layer.
+    // products (productTaps) and the logits of two correct LLM.int8 forwards drift apart layer by layer.
     const endToEnd = Math.max(e0.rel, e1.rel);
     const products = (info as { products_max_rel_err?: number }).products_max_rel_err;
     if (typeof products !== "number") throw new Error("the reference reported no per-product errors");
@@ -215,36 +216,31 @@ export async function logitsSection(ctx: BenchContext, allowanceMs: number): Pro
 
 /**
  * The engine's tensors at each int8 product's boundary in one pass (language.ts's taps: the layer input,
- * qkv, the attention output, the hidden state after wo, silu(gate)·up, the layer output), copied in the
- * pass's order, so that the reference can run every product on the engine's own inputs: LLM.int8 turns a
- * difference of one rounding into one of the quantization step (a row's scale, an outlier column), so the
- * logits after a few layers differ by more than any one product does.
+ * qkv, the attention output, the hidden state after wo, silu(gate)·up, the layer output), so that the
+ * reference can run every product on the engine's own inputs: LLM.int8 turns a difference of one rounding
+ * into one of the quantization step (a row's scale, an outlier column), so the logits after a few layers
+ * differ by more than any one product does.
  */
-class ProductTaps {
-  private readonly taken: [string, Tensor][] = [];
-  constructor(private readonly gpu: Gpu) {}
+function productTaps(gpu: Gpu) {
+  const names = ["lm.embeddings", "lm.qkv", "lm.attn", "lm.attn_out", "lm.act", "lm.layer"];
+  return snapshotTap(gpu, (name) => names.includes(name));
+}
 
-  readonly tap = (name: string, layer: number, t: Tensor, r: Recorder): void => {
-    if (!["lm.embeddings", "lm.qkv", "lm.attn", "lm.attn_out", "lm.act", "lm.layer"].includes(name)) return;
-    const width = t.shape[t.shape.length - 1];
-    const flat = reshape(t, [t.numel / width, width]);
-    const copy = this.gpu.createTensor(`bench.compare.${name}.${layer}`, "f32", flat.shape);
-    copyRows(r, flat, 0, copy);
-    this.taken.push([`${name}.${layer}`, copy]);
-  };
-
-  /** Writes every copy as raw f32 into dir; returns name → file and shape for the manifest. */
-  async save(dir: string, prefix: string): Promise<Record<string, DumpFile>> {
-    const files: Record<string, DumpFile> = {};
-    for (const [name, t] of this.taken) {
-      const file = `${prefix}.${name}.f32`;
-      await Deno.writeFile(`${dir}/${file}`, new Uint8Array(await this.gpu.readBytes(t)));
-      files[name] = { file, dtype: "f32", shape: [...t.shape] };
-      t.buffer.destroy();
-    }
-    this.taken.length = 0;
-    return files;
+/** Writes every copy as raw f32 into dir and destroys it; returns `name:layer` → file and shape. */
+async function saveTaps(
+  gpu: Gpu,
+  taken: Map<string, Tensor>,
+  dir: string,
+  prefix: string,
+): Promise<Record<string, DumpFile>> {
+  const files: Record<string, DumpFile> = {};
+  for (const [key, t] of taken) {
+    const file = `${prefix}.${key.replace(":", ".")}.f32`;
+    await Deno.writeFile(`${dir}/${file}`, new Uint8Array(await gpu.readBytes(t)));
+    files[key] = { file, dtype: "f32", shape: [...t.shape] };
+    t.buffer.destroy();
   }
+  return files;
 }
 
 /** ‖a − b‖ / ‖b‖, max |a − b|, and whether the argmax agrees. */

@@ -14,6 +14,7 @@ import { patchify } from "../ops/patchify.ts";
 import { vitEmbeddings } from "../ops/vit_embeddings.ts";
 import { splitVitQkv } from "../ops/split_vit_qkv.ts";
 import { attentionFull } from "../ops/attention_full.ts";
+import { copyRows } from "../ops/gather_rows.ts";
 import type { VisionDims } from "./dims.ts";
 import type { WeightUploader } from "./weight_source.ts";
 
@@ -181,6 +182,28 @@ export class VisionScratch {
  * It runs while the work is being recorded: record a copy into `r` to see the value at that point.
  */
 export type Tap = (name: string, layer: number, t: Tensor, r: Recorder) => void;
+
+/**
+ * A tap that copies every intermediate `wanted` picks, as [rows, width] f32, into a fresh tensor at the point
+ * the pass reaches it: `taken` maps `name:layer` to the copy, in the pass's order (read the copies once the
+ * work has run; they are the caller's to destroy). Tests compare them with the reference's; the bench's
+ * logits check hands them to PyTorch.
+ */
+export function snapshotTap(
+  gpu: Gpu,
+  wanted: (name: string, layer: number) => boolean,
+): { tap: Tap; taken: Map<string, Tensor> } {
+  const taken = new Map<string, Tensor>();
+  const tap: Tap = (name, layer, t, r) => {
+    if (!wanted(name, layer)) return;
+    const width = t.shape[t.shape.length - 1];
+    const flat = reshape(t, [t.numel / width, width]);
+    const copy = gpu.createTensor(`tap.${name}.${layer}`, "f32", flat.shape);
+    copyRows(r, flat, 0, copy);
+    taken.set(`${name}:${layer}`, copy);
+  };
+  return { tap, taken };
+}
 
 /**
  * `tap` that also submits after every `every`-th layer (the per-layer tap `layerName`): a long pass goes to

@@ -3,16 +3,8 @@ import { preprocessImage } from "../../src/image/pixel_values.ts";
 import { Recorder } from "../../src/gpu/recorder.ts";
 import { LmRunner } from "../../src/model/lm_runner.ts";
 import { InternVLModel } from "../../src/model/internvl.ts";
-import {
-  caseById,
-  compare,
-  goldenF32,
-  goldenI32,
-  imageFile,
-  manifest,
-  snapshotTap,
-  tinyModel,
-} from "./tiny_fixture.ts";
+import { caseById, compare, goldenF32, goldenI32, imageFile, manifest, tinyModel } from "./tiny_fixture.ts";
+import { snapshotTap } from "../../src/model/vision.ts";
 
 // INT8_MATMUL=llm-int8 on the tiny model: the text-only case through the language model (the prompt through
 // the LLM.int8 GEMM, decode steps through the ≤ 8-row passes with the norms and silu·up folded in and gate|up
@@ -85,7 +77,7 @@ Deno.test("INT8_MATMUL=llm-int8: exact with every column in f32, bitsandbytes-cl
   await t.step("threshold 6: the prompt's first layer goes through the LLM.int8 GEMM", async () => {
     // The prompt (> 8 tokens) is one tiled pass: its layer-0 output must differ from weight-only's.
     const layer0 = async (lm: LmRunner) => {
-      const { tap, taken } = snapshotTap(model, (name, layer) => name === "lm.layer" && layer === 0);
+      const { tap, taken } = snapshotTap(model.gpu, (name, layer) => name === "lm.layer" && layer === 0);
       const r = model.gpu.recorder("test.prefill");
       const free = lm.recordPrefill(r, [ids], [ids.map(() => 1)], imageContextId, null, tap);
       r.submit();

@@ -1,8 +1,5 @@
 // Shared access to tests/fixtures/tiny-internvl: the manifest, golden binaries and the loaded tiny model.
 import { Gpu } from "../../src/gpu/device.ts";
-import type { Recorder } from "../../src/gpu/recorder.ts";
-import { reshape, type Tensor } from "../../src/gpu/tensor.ts";
-import { copyRows } from "../../src/ops/gather_rows.ts";
 import { checkpointSource, InternVLModel } from "../../src/model/internvl.ts";
 import { openCheckpoint } from "../../src/weights/checkpoint.ts";
 import { loadModelConfig } from "../../src/weights/config.ts";
@@ -55,20 +52,6 @@ export function tinyModel(): Promise<InternVLModel> {
     }
   })();
   return loaded;
-}
-
-/** A tap that snapshots the named intermediates into fresh tensors (read them after the work ran). */
-export function snapshotTap(model: InternVLModel, wanted: (name: string, layer: number) => boolean) {
-  const taken = new Map<string, Tensor>();
-  const tap = (name: string, layer: number, t: Tensor, r: Recorder) => {
-    if (!wanted(name, layer)) return;
-    const width = t.shape[t.shape.length - 1];
-    const flat = reshape(t, [t.numel / width, width]);
-    const copy = model.gpu.createTensor(`tap.${name}.${layer}`, "f32", flat.shape);
-    copyRows(r, flat, 0, copy);
-    taken.set(`${name}:${layer}`, copy);
-  };
-  return { tap, taken };
 }
 
 /** max |a−b| and ‖a−b‖/‖b‖. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { preprocessImage } from "../../src/image/pixel_values.ts";
-import { compare, goldenF32, imageFile, manifest, snapshotTap, tinyModel } from "./tiny_fixture.ts";
+import { snapshotTap } from "../../src/model/vision.ts";
+import { compare, goldenF32, imageFile, manifest, tinyModel } from "./tiny_fixture.ts";
 
 // README tolerances: f32 kernels max |Δ| ≤ 1e-4, ‖Δ‖/‖ref‖ ≤ 1e-5.
 const maxAbsTol = 1e-4, relTol = 1e-5;
@@ -9,7 +10,7 @@ Deno.test("the vision path reproduces the reference intermediates for img1", asy
   const model = await tinyModel();
   const img = await preprocessImage(imageFile("img1"), { maxNum: 6, maxPixels: 1e8 });
   const { tap, taken } = snapshotTap(
-    model,
+    model.gpu,
     (name, layer) =>
       name === "vit.embeddings" || (name === "vit.layer" && layer === model.dims.vision.layers - 1) ||
       name === "projector.out",
