@@ -8,16 +8,19 @@
 //   count[b]         outlier columns in the block (the pack pass places each block's list after the
 //                    earlier blocks', so the list comes out in column order, the same every run).
 // NORM needs each row's Σx² over all K: every workgroup sums it itself (8 rows of K floats from L2, as the
-// norm-fused weight-only matvec does) rather than wait for another pass.
+// norm-fused weight-only matvec does) rather than wait for another pass — or, when the matrix kernel that
+// wrote x left its workgroups' sums (kernels/matvec_dp4a.wgsl, SQ), adds those few hundred partials
+// (NORM_SUMS): at 8 rows the full sum was ~16 dependent round trips to L2 a workgroup.
 // Threads: 256 = 8 rows × 32 columns; thread (t = li / 32, j = li % 32) takes vec4 columns j, j + 32, …
 // of the block (BC/32 of them).
 //
 // Bindings: 1 x [T, K] f32 as vec4, 2 g [K] f32 as vec4 (NORM; any buffer otherwise),
-//   3 values [≥T, K] f32 as vec4, 4 colbits [K/4] u32, 5 partial [blocks·8] f32, 6 count [blocks] u32.
-// Params: t = T (1..8), k4 = K/4, eps (NORM), threshold θ (> 0).
-// Overrides: MODE 0 plain, 1 NORM; BC vec4 columns per block (a multiple of 32).
+//   3 values [≥T, K] f32 as vec4, 4 colbits [K/4] u32, 5 partial [blocks·8] f32, 6 count [blocks] u32,
+//   7 squares [8, stride] f32: row t's Σx² in parts (NORM_SUMS; any buffer otherwise).
+// Params: t = T (1..8), k4 = K/4, eps (NORM), threshold θ (> 0), parts and stride of squares (NORM_SUMS).
+// Overrides: MODE 0 plain, 1 NORM, 2 NORM_SUMS; BC vec4 columns per block (a multiple of 32).
 // Grid: ceil(K/4 / BC) workgroups of 256. Features: none.
-struct Params { t: u32, k4: u32, eps: f32, threshold: f32 }
+struct Params { t: u32, k4: u32, eps: f32, threshold: f32, parts: u32, stride: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
@@ -25,6 +28,7 @@ struct Params { t: u32, k4: u32, eps: f32, threshold: f32 }
 @group(0) @binding(4) var<storage, read_write> colbits: array<u32>;
 @group(0) @binding(5) var<storage, read_write> partial: array<f32>;
 @group(0) @binding(6) var<storage, read_write> count: array<u32>;
+@group(0) @binding(7) var<storage, read> squares: array<f32>;
 
 override MODE: u32 = 0u;
 override BC: u32 = 32u;
@@ -37,8 +41,21 @@ var<workgroup> rnorm: array<f32, 8>;
 
 fn value(t: u32, c: u32) -> vec4<f32> {
   let a = x[t * p.k4 + c];
-  if (MODE == 1u) { return a * rnorm[t] * g[c]; }
+  if (MODE != 0u) { return a * rnorm[t] * g[c]; }
   return a;
+}
+
+// rnorm of row li / 32 from its 32 threads' shares of Σx² (a tree of 32).
+fn set_norms(li: u32, share: f32) {
+  let rt = li / 32u;
+  let rj = li % 32u;
+  red[li] = share;
+  workgroupBarrier();
+  for (var st = 16u; st > 0u; st >>= 1u) {
+    if (rj < st) { red[li] += red[li + st]; }
+    workgroupBarrier();
+  }
+  if (rj == 0u && rt < p.t) { rnorm[rt] = inverseSqrt(red[li] / f32(4u * p.k4) + p.eps); }
 }
 
 @compute @workgroup_size(256)
@@ -71,13 +88,23 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     if (rt < p.t) {
       for (var i = rj; i < WG; i += 32u) { a += sq[rt * WG + i]; }
     }
-    red[li] = a;
-    workgroupBarrier();
-    for (var st = 16u; st > 0u; st >>= 1u) {
-      if (rj < st) { red[li] += red[li + st]; }
-      workgroupBarrier();
+    set_norms(li, a);
+  }
+  if (MODE == 2u) {
+    // Row t's parts by its 32 threads, four loads in flight.
+    let rt = li / 32u;
+    let rj = li % 32u;
+    var a = vec4<f32>(0.0);
+    if (rt < p.t) {
+      let row = rt * p.stride;
+      for (var i = rj; i < p.parts; i += 128u) {
+        a.x += squares[row + i];
+        if (i + 32u < p.parts) { a.y += squares[row + i + 32u]; }
+        if (i + 64u < p.parts) { a.z += squares[row + i + 64u]; }
+        if (i + 96u < p.parts) { a.w += squares[row + i + 96u]; }
+      }
     }
-    if (rj == 0u && rt < p.t) { rnorm[rt] = inverseSqrt(red[li] / f32(4u * p.k4) + p.eps); }
+    set_norms(li, (a.x + a.y) + (a.z + a.w));
   }
   workgroupBarrier();
 
@@ -90,7 +117,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       let c = wg.x * BC + i;
       if (c < p.k4) {
         let v = value(t, c);
-        if (MODE == 1u) { values[t * p.k4 + c] = v; }
+        if (MODE != 0u) { values[t * p.k4 + c] = v; }
         let a = abs(v);
         let big = a >= th;
         let keep = select(a, vec4<f32>(0.0), big);

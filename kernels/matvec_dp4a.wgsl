@@ -11,19 +11,25 @@
 // GLU = 1: w is the gate and w3 the up matrix (both [n, K]), and the output is silu(gate)·up, [T, n] — the
 // feed-forward's w2 input without a pass of its own. A thread's slots j < R/2 then hold gate rows and slots
 // j ≥ R/2 the up rows of the same n.
+// SQ = 1 (the residual stream's products, wo and w2 with accumulate): each workgroup also writes Σ out² of
+// every token over its own rows, squares[t, workgroup] — the next RMSNorm's sums, so the rows pass that
+// follows (kernels/llm_int8_rows_scan.wgsl, MODE 2) adds a few hundred partials instead of every workgroup
+// reading all T rows of K floats again.
 // Threads: LANES lanes share a row (lane l takes 16-byte chunks l, l + LANES, …; U chunks of each row in
 // flight), G = 256/LANES row groups, R slots a thread (row first + grp + j·G; with GLU, j mod R/2).
 //
 // Bindings: 1 xq [T, K/4] u32, 2 the same buffer as vec4<u32>, 3 xs [T] f32, 4 w [n, K/4] u32 (i8x4),
 //           5 the same as vec4<u32>, 6 s [n] f32 (SCB/127), 7 out [T, n] f32, 8 outliers [1 + K] u32
 //           (count, then columns), 9 xo [T, K] f32, 10 w3 [n, K/4] u32, 11 the same as vec4<u32>,
-//           12 s3 [n] f32 (w, s again without GLU).
-// Params:   n, k4 = K/4, k16 = ceil(K/16), groups_per_row, accumulate (not with GLU).
+//           12 s3 [n] f32 (w, s again without GLU), 13 squares [8, sq_stride] f32 (SQ; any writable
+//           buffer otherwise).
+// Params:   n, k4 = K/4, k16 = ceil(K/16), groups_per_row, accumulate (not with GLU), sq_stride (≥ the
+//           workgroups that hold rows, ceil(n / rows a workgroup)).
 // Overrides: TT = T (1..8), R ∈ {1, 2, 4} (2 or 4 with GLU), LANES ∈ {4, 8, 16, 32}, U ∈ {1, 2, 4},
-//           VEC = 1 when K % 16 == 0 (rows are whole 16-byte chunks; else four word loads a chunk), GLU.
+//           VEC = 1 when K % 16 == 0 (rows are whole 16-byte chunks; else four word loads a chunk), GLU, SQ.
 // Grid:     ceil(n / rows a workgroup) workgroups of 256 (R·G rows, R/2·G with GLU), folded into 2-D.
 // Features: packed_4x8_integer_dot_product (core WGSL).
-struct Params { n: u32, k4: u32, k16: u32, groups_per_row: u32, accumulate: u32 }
+struct Params { n: u32, k4: u32, k16: u32, groups_per_row: u32, accumulate: u32, sq_stride: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> xq: array<u32>;
 @group(0) @binding(2) var<storage, read> xq4: array<vec4<u32>>;
@@ -37,6 +43,7 @@ struct Params { n: u32, k4: u32, k16: u32, groups_per_row: u32, accumulate: u32 
 @group(0) @binding(10) var<storage, read> w3: array<u32>;
 @group(0) @binding(11) var<storage, read> w3v: array<vec4<u32>>;
 @group(0) @binding(12) var<storage, read> s3: array<f32>;
+@group(0) @binding(13) var<storage, read_write> squares: array<f32>;
 
 override TT: u32 = 1u;
 override R: u32 = 4u;
@@ -44,11 +51,15 @@ override LANES: u32 = 8u;
 override U: u32 = 2u;
 override VEC: u32 = 1u;
 override GLU: u32 = 0u;
+override SQ: u32 = 0u;
 const WG = 256u;
 
 // red[(tr·4 + j)·256 + li]: two tokens a round, four slots.
 var<workgroup> red: array<i32, 2048>; // integer all the way: the sum stays exact
 var<workgroup> redf: array<f32, 2048>; // the outlier columns' f32 sums, same layout
+// SQ: this thread's Σ out² of the tokens it wrote, by pair (component k: token 2k + tr).
+var<private> sq_even: vec4<f32>; // tr = 0
+var<private> sq_odd: vec4<f32>; // tr = 1
 
 struct Acc { t0: vec4<i32>, t1: vec4<i32>, t2: vec4<i32>, t3: vec4<i32>,
              t4: vec4<i32>, t5: vec4<i32>, t6: vec4<i32>, t7: vec4<i32> }
@@ -213,8 +224,44 @@ fn emit(t0: u32, v0: vec4<i32>, f0: vec4<f32>, v1: vec4<i32>, f1: vec4<f32>, fir
         v += out[t * p.n + row];
       }
       out[t * p.n + row] = v;
+      if (SQ == 1u) { add_square(t0 / 2u, tr, v * v); }
     }
   }
+}
+
+fn add_square(pair: u32, tr: u32, v2: f32) {
+  let k = vec4<f32>(vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(pair));
+  if (tr == 0u) {
+    sq_even += k * v2;
+  } else {
+    sq_odd += k * v2;
+  }
+}
+
+// SQ: every token's Σ out² over this workgroup's rows, through redf as [token][row of the workgroup], then
+// a tree of 32 a token.
+fn write_squares(wid: u32, li: u32) {
+  let G = WG / LANES;
+  let rows = select(R, R / 2u, GLU == 1u) * G; // distinct rows of the workgroup (≤ 256)
+  workgroupBarrier(); // the last pair's sums are read
+  for (var o = li; o < 2u * rows; o += WG) {
+    let tr = o / rows;
+    let e = o % rows;
+    let v = select(sq_even, sq_odd, tr == 1u);
+    for (var k = 0u; k < 4u; k++) { redf[(2u * k + tr) * WG + e] = v[k]; }
+  }
+  workgroupBarrier();
+  let t = li / 32u;
+  let h = li % 32u;
+  var a = 0.0;
+  for (var e = h; e < rows; e += 32u) { a += redf[t * WG + e]; }
+  redf[t * WG + h] = a; // entry h: only this thread read it
+  workgroupBarrier();
+  for (var st = 16u; st > 0u; st >>= 1u) {
+    if (h < st) { redf[t * WG + h] += redf[t * WG + h + st]; }
+    workgroupBarrier();
+  }
+  if (h == 0u && t < TT && wid < (p.n + rows - 1u) / rows) { squares[t * p.sq_stride + wid] = redf[t * WG]; }
 }
 
 @compute @workgroup_size(256)
@@ -223,7 +270,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let lane = li % LANES;
   let grp = li / LANES;
   let per = select(R, R / 2u, GLU == 1u); // distinct rows a thread
-  let first = (wg.y * p.groups_per_row + wg.x) * (per * G);
+  let wid = wg.y * p.groups_per_row + wg.x;
+  let first = wid * (per * G);
   let slot_rows = vec4<u32>(0u, 1u, 2u, 3u) % vec4<u32>(per);
   let rows = min(vec4<u32>(first + grp) + slot_rows * G, vec4<u32>(p.n - 1u)) * p.k4;
   var acc = Acc();
@@ -251,4 +299,5 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (TT > 2u) { emit(2u, acc.t2, fo.t2, acc.t3, fo.t3, first, li); }
   if (TT > 4u) { emit(4u, acc.t4, fo.t4, acc.t5, fo.t5, first, li); }
   if (TT > 6u) { emit(6u, acc.t6, fo.t6, acc.t7, fo.t7, first, li); }
+  if (SQ == 1u) { write_squares(wid, li); }
 }

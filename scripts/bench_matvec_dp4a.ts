@@ -62,6 +62,7 @@ const rowsScratch = (io: LinearIo): LlmInt8RowsScratch => ({
   colbits: io.extra.r_colbits,
   partial: io.extra.r_partial,
   count: io.extra.r_count,
+  squares: io.extra.r_squares,
 });
 const int8 = (io: LinearIo): LinearWeights => ({ kind: "int8", weight: io.w, scale: io.scale, bias: null });
 const llmInt8 = (config?: Dp4aConfig): LinearLaunch => (r, io) =>

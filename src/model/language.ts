@@ -32,6 +32,7 @@ import {
   matvecLlmInt8,
   maxLlmInt8Rows,
   maxLlmInt8RowsK,
+  type RowSquares,
 } from "../ops/matvec_dp4a.ts";
 import type { KvCache } from "./kv_cache.ts";
 import type { WeightUploader } from "./weight_source.ts";
@@ -243,12 +244,16 @@ export function languageForward(
   // Decode-sized chunks fold the RMSNorms into the int8 matrix-vector kernels (no norm pass, no normed copy).
   const fusable = B * T <= maxMatvecTokens && dims.hidden % 4 === 0;
   const o = { llmInt8: s.llmInt8Gemm }; // INT8_MATMUL=llm-int8, prompt-sized chunks: LLM.int8's GEMM
+  // LLM.int8 rows: Σx² of the hidden rows as the last product into them (wo, w2) left it, for the next norm.
+  let sums: RowSquares | undefined;
   w.layers.forEach((lw, l) => {
     // INT8_MATMUL=llm-int8 with at most 8 rows: bitsandbytes' LLM.int8 through dot4I8Packed.
     const few = s.llmInt8?.inter && plainInt8(lw.wqkv, lw.wo, lw.w1, lw.w3, lw.w2) ? s.llmInt8 : null;
     const threshold = few?.threshold;
+    if (!few) sums = undefined;
     if (few) {
-      const x = llmInt8Rows(r, s.hidden, few.hidden, { norm: { weight: lw.attentionNorm, eps }, threshold });
+      const norm = { weight: lw.attentionNorm, eps, sums };
+      const x = llmInt8Rows(r, s.hidden, few.hidden, { norm, threshold });
       matvecLlmInt8(r, x, lw.wqkv, s.qkv);
     } else if (fusable && lw.wqkv.kind === "int8") {
       rmsNormLinear(r, s.hidden, lw.attentionNorm, eps, lw.wqkv, s.qkv);
@@ -296,16 +301,21 @@ export function languageForward(
     }
     tap?.("lm.attn", l, s.attn, r);
     if (few) {
-      matvecLlmInt8(r, llmInt8Rows(r, s.attn, few.hidden, { threshold }), lw.wo, s.hidden, {
+      const squares = few.hidden.squares;
+      const attnSums = matvecLlmInt8(r, llmInt8Rows(r, s.attn, few.hidden, { threshold }), lw.wo, s.hidden, {
         accumulate: true,
-      });
+        squares,
+      }) ?? undefined;
       tap?.("lm.attn_out", l, s.hidden, r);
-      const x = llmInt8Rows(r, s.hidden, few.hidden, { norm: { weight: lw.ffnNorm, eps }, threshold });
-      matvecLlmInt8(r, x, lw.w1, s.act, { up: lw.w3 }); // silu(gate)·up
-      tap?.("lm.act", l, s.act, r);
-      matvecLlmInt8(r, llmInt8Rows(r, s.act, few.inter!, { threshold }), lw.w2, s.hidden, {
-        accumulate: true,
+      const norm = { weight: lw.ffnNorm, eps, sums: attnSums };
+      matvecLlmInt8(r, llmInt8Rows(r, s.hidden, few.hidden, { norm, threshold }), lw.w1, s.act, {
+        up: lw.w3, // silu(gate)·up
       });
+      tap?.("lm.act", l, s.act, r);
+      sums = matvecLlmInt8(r, llmInt8Rows(r, s.act, few.inter!, { threshold }), lw.w2, s.hidden, {
+        accumulate: true,
+        squares,
+      }) ?? undefined;
       tap?.("lm.layer", l, s.hidden, r);
       return;
     }

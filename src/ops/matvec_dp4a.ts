@@ -33,6 +33,11 @@ export interface LlmInt8RowsScratch {
   colbits: Tensor; // [K/4] u32: outlier bits of each vec4 column
   partial: Tensor; // [blocks·8] f32: each block's row maxima below θ
   count: Tensor; // [blocks] u32: each block's outlier columns
+  /**
+   * [8, K/8] f32: Σx² of the rows in parts, written by the matrix kernel that produced x (`squares` of
+   * matvecLlmInt8) for the RMSNorm of the next rows pass; K/8 holds one part per workgroup of any tiling.
+   */
+  squares: Tensor;
 }
 
 export function createLlmInt8RowsScratch(
@@ -55,6 +60,7 @@ export function createLlmInt8RowsScratch(
     colbits: gpu.createTensor(`${label}.colbits`, "u32", [K / 4]),
     partial: gpu.createTensor(`${label}.partial`, "f32", [blocks * 8]),
     count: gpu.createTensor(`${label}.count`, "u32", [blocks]),
+    squares: gpu.createTensor(`${label}.squares`, "f32", [8, Math.ceil(K / 8)]),
   };
 }
 
@@ -72,9 +78,18 @@ export interface QuantizedRows {
   values: Tensor; // x itself, or scratch.values
 }
 
+/** Σx² of each row of a matrix kernel's output, in parts: row t's are squares[t, 0 … parts−1]. */
+export interface RowSquares {
+  squares: Tensor; // [8, ≥ parts] f32
+  parts: number;
+}
+
 export interface LlmInt8RowsOptions {
-  /** RMSNorm folded in: the rows are x · rsqrt(mean(x²) + eps) · weight. */
-  norm?: { weight: Tensor; eps: number };
+  /**
+   * RMSNorm folded in: the rows are x · rsqrt(mean(x²) + eps) · weight; with `sums`, Σx² of x (as the
+   * matrix kernel that wrote x left it) instead of a sum over x in every workgroup.
+   */
+  norm?: { weight: Tensor; eps: number; sums?: RowSquares };
   threshold?: number;
 }
 
@@ -99,12 +114,34 @@ export function llmInt8Rows(
   if (opts.norm) expectTensor("llmInt8Rows norm weight", opts.norm.weight, "f32", [K]);
   const threshold = opts.threshold ?? llmInt8Threshold;
   if (!(threshold > 0)) throw new Error(`llmInt8Rows: threshold ${threshold} must be > 0`);
-  const mode = opts.norm ? 1 : 0;
+  const sums = opts.norm?.sums;
+  if (sums) {
+    expectTensor("llmInt8Rows sums", sums.squares, "f32", [8, -1]);
+    if (!(sums.parts >= 1 && sums.parts <= sums.squares.shape[1])) {
+      throw new Error(`llmInt8Rows: ${sums.parts} parts of Σx² in a [8, ${sums.squares.shape[1]}] tensor`);
+    }
+  }
+  const mode = sums ? 2 : opts.norm ? 1 : 0;
   const blocks = scratch.count.shape[0];
   const values = mode ? scratch.values : x;
   r.dispatch("llm_int8_rows_scan", {
-    bindings: [x, opts.norm?.weight ?? x, scratch.values, scratch.colbits, scratch.partial, scratch.count],
-    params: [T, K / 4, { f32: opts.norm?.eps ?? 0 }, { f32: threshold }],
+    bindings: [
+      x,
+      opts.norm?.weight ?? x,
+      scratch.values,
+      scratch.colbits,
+      scratch.partial,
+      scratch.count,
+      sums?.squares ?? x,
+    ],
+    params: [
+      T,
+      K / 4,
+      { f32: opts.norm?.eps ?? 0 },
+      { f32: threshold },
+      sums?.parts ?? 0,
+      sums?.squares.shape[1] ?? 0,
+    ],
     workgroups: blocks,
     constants: { MODE: mode, BC: blockColumns },
     label: `llm_int8_rows_scan ${x.label}`,
@@ -159,15 +196,16 @@ function int8Of(what: string, w: LinearWeights): Int8Linear {
 /**
  * The LLM.int8 product of the quantized rows with W: out[t, n] (+)= …, out [T, N]. With `up` (the up
  * matrix, w the gate, same shape): out[t, n] = silu(gate)·up of the two products, the feed-forward's w2
- * input, out [T, N].
+ * input, out [T, N]. With `squares` ([8, ≥ N/8] f32, not with `up`): each workgroup also leaves Σ out² of
+ * every row over its outputs there, returned for the next rows pass's RMSNorm (LlmInt8RowsOptions.norm).
  */
 export function matvecLlmInt8(
   r: Recorder,
   a: QuantizedRows,
   w: LinearWeights,
   out: Tensor,
-  opts: { accumulate?: boolean; up?: LinearWeights; config?: Dp4aConfig } = {},
-): void {
+  opts: { accumulate?: boolean; up?: LinearWeights; config?: Dp4aConfig; squares?: Tensor } = {},
+): RowSquares | null {
   const first = int8Of("matvecLlmInt8", w);
   const up = opts.up ? int8Of("matvecLlmInt8 up", opts.up) : null;
   const [N, K] = first.weight.shape;
@@ -189,6 +227,14 @@ export function matvecLlmInt8(
   expectTensor(`${what} out`, out, "f32", [T, N]);
   const rowsPerGroup = (up ? c.R / 2 : c.R) * (256 / c.LANES);
   const { workgroups, groupsPerRow } = flatGrid(N, rowsPerGroup);
+  const parts = Math.ceil(N / rowsPerGroup);
+  const sq = opts.squares;
+  if (sq) {
+    expectTensor(`${what} squares`, sq, "f32", [8, -1]);
+    if (up || sq.shape[1] < parts) {
+      throw new Error(`${what}: Σout² takes no gate·up and [8, ≥ ${parts}] (got ${sq.shape})`);
+    }
+  }
   const u = up ?? first;
   // Bindings 2, 5 and 11 are q and the weights again, seen as 16-byte vectors (VEC).
   r.dispatch("matvec_dp4a", {
@@ -205,10 +251,20 @@ export function matvecLlmInt8(
       u.weight,
       u.weight,
       u.scale,
+      sq ?? out,
     ],
-    params: [N, K / 4, Math.ceil(K / 16), groupsPerRow, opts.accumulate ? 1 : 0],
+    params: [N, K / 4, Math.ceil(K / 16), groupsPerRow, opts.accumulate ? 1 : 0, sq ? sq.shape[1] : 0],
     workgroups,
-    constants: { TT: T, R: c.R, LANES: c.LANES, U: c.U, VEC: K % 16 === 0 ? 1 : 0, GLU: up ? 1 : 0 },
+    constants: {
+      TT: T,
+      R: c.R,
+      LANES: c.LANES,
+      U: c.U,
+      VEC: K % 16 === 0 ? 1 : 0,
+      GLU: up ? 1 : 0,
+      SQ: sq ? 1 : 0,
+    },
     label: `matvec_dp4a ${first.weight.label}`,
   });
+  return sq ? { squares: sq, parts } : null;
 }

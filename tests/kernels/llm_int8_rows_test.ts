@@ -41,6 +41,23 @@ interface Case {
   mode: "plain" | "norm";
   outlierRow: boolean; // one row entirely ≥ θ: its scale is 0 and its int8 row all zero
   accumulate: boolean;
+  /** norm: Σx² given in this many parts (as a matrix kernel's workgroups leave it), not summed over x. */
+  sums?: number;
+}
+
+/** Row t's Σx² cut into `parts` uneven runs of columns: [8, stride] with stride > parts, the rest NaN. */
+function squaresInParts(x: Float32Array, T: number, K: number, parts: number) {
+  const stride = parts + 3;
+  const out = new Float32Array(8 * stride).fill(NaN);
+  for (let t = 0; t < T; t++) {
+    for (let p = 0; p < parts; p++) {
+      const [a, b] = [p, p + 1].map((i) => Math.floor((K * i * i) / (parts * parts)));
+      let ss = 0;
+      for (let k = a; k < b; k++) ss += x[t * K + k] ** 2;
+      out[t * stride + p] = ss;
+    }
+  }
+  return { data: out, stride };
 }
 
 Deno.test("llm_int8_rows + matvec_dp4a follow bitsandbytes' LLM.int8 on odd shapes", async (t) => {
@@ -58,10 +75,14 @@ Deno.test("llm_int8_rows + matvec_dp4a follow bitsandbytes' LLM.int8 on odd shap
     { T: 3, K: 8196, N: 23, mode: "plain", outlierRow: false, accumulate: false },
     // Eight rows: the norm's shares are summed by 32 threads a row, all 256 threads busy.
     { T: 8, K: 2068, N: 27, mode: "norm", outlierRow: false, accumulate: false },
+    // The norm from Σx² in parts: 389 of them (more than one round of four loads for 32 threads), and 3.
+    { T: 8, K: 2068, N: 27, mode: "norm", outlierRow: false, accumulate: false, sums: 389 },
+    { T: 3, K: 132, N: 45, mode: "norm", outlierRow: false, accumulate: true, sums: 3 },
   ];
   for (const c of cases) {
     const { T, K, N, mode } = c;
-    await t.step(`T=${T} K=${K} N=${N} ${mode}${c.outlierRow ? " outlier row" : ""}`, async () => {
+    const name = `T=${T} K=${K} N=${N} ${mode}${c.sums ? ` from ${c.sums} Σx² parts` : ""}`;
+    await t.step(`${name}${c.outlierRow ? " outlier row" : ""}`, async () => {
       const seed = T * 31 + K * 7 + N;
       const xs = randomF32(T * K, seed, -2.5, 2.5);
       const g = randomF32(K, seed + 1, 0.5, 1.5);
@@ -91,7 +112,10 @@ Deno.test("llm_int8_rows + matvec_dp4a follow bitsandbytes' LLM.int8 on odd shap
       const prior = randomF32(T * N, seed + 4);
       const out = gpu.uploadTensor("out", "f32", [T, N], prior);
       const scratch = createLlmInt8RowsScratch(gpu, "rows", 8, K);
-      const opts: LlmInt8RowsOptions = mode === "norm" ? { norm: { weight: gw, eps } } : {};
+      const parts = c.sums ? squaresInParts(xs, T, K, c.sums) : null;
+      const sq = parts ? gpu.uploadTensor("squares", "f32", [8, parts.stride], parts.data) : null;
+      const sums = sq ? { squares: sq, parts: c.sums! } : undefined;
+      const opts: LlmInt8RowsOptions = mode === "norm" ? { norm: { weight: gw, eps, sums } } : {};
       const r = gpu.recorder("test");
       const a = llmInt8Rows(r, x, scratch, opts);
       matvecLlmInt8(r, a, w, out, { accumulate: c.accumulate });
@@ -132,6 +156,7 @@ Deno.test("llm_int8_rows + matvec_dp4a follow bitsandbytes' LLM.int8 on odd shap
       assertNormalisedError(await gpu.readF32(out), want, tolerance.matmul.nerr);
       destroyLlmInt8RowsScratch(scratch);
       for (const b of [x, gw, out, w.weight, ...(w.kind === "int8" ? [w.scale] : [])]) b.buffer.destroy();
+      sq?.buffer.destroy();
     });
   }
 });
@@ -151,6 +176,16 @@ Deno.test("llm_int8_rows and matvec_dp4a reject what they cannot take", async ()
   const out = gpu.createTensor("out", "f32", [2, 42]);
   assert.throws(() => matvecLlmInt8(r, a, w, out, { up: w3 }), /weights 42,8 \/ 8,8 vs rows of 8/);
   assert.throws(() => matvecLlmInt8(r, a, w3, out), /out/);
+  // Σx² in more parts than its tensor holds; Σout² parts for a gate·up product, or too few columns for
+  // the 42 rows' workgroups (8 rows each at R1 L32).
+  const g = gpu.createTensor("g", "f32", [8]);
+  const sq = gpu.createTensor("sq", "f32", [8, 4]);
+  const gu = gpu.createTensor("gu", "f32", [2, 8]);
+  const norm = { weight: g, eps: 1e-6, sums: { squares: sq, parts: 5 } };
+  assert.throws(() => llmInt8Rows(r, x, scratch, { norm }), /5 parts of Σx² in a \[8, 4\] tensor/);
+  assert.throws(() => matvecLlmInt8(r, a, w3, gu, { up: w3, squares: sq }), /Σout² takes no gate·up/);
+  const config = { R: 1, LANES: 32, U: 1 } as const;
+  assert.throws(() => matvecLlmInt8(r, a, w, out, { squares: sq, config }), /\[8, ≥ 6\]/);
   destroyLlmInt8RowsScratch(scratch);
-  for (const b of [x3, x, out]) b.buffer.destroy();
+  for (const b of [x3, x, out, g, sq, gu]) b.buffer.destroy();
 });

@@ -8,7 +8,7 @@ import {
   matvecLlmInt8,
 } from "../../src/ops/matvec_dp4a.ts";
 import { randomF32 } from "../../src/ref/random.ts";
-import { assertNormalisedError, testGpu } from "./check.ts";
+import { assertClose, assertNormalisedError, testGpu } from "./check.ts";
 import { hostInt8 } from "./host_linear.ts";
 import { tolerance } from "./tolerances.ts";
 
@@ -53,9 +53,18 @@ Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd s
       const prior = randomF32(T * N, seed + 4);
       const out = gpu.uploadTensor("out", "f32", [T, N], prior);
       const scratch = createLlmInt8RowsScratch(gpu, "rows", 8, K);
+      // Without gate·up, each workgroup also leaves Σ out² of its rows (R·256/LANES of them) per token.
+      const rowsPerGroup = (c.R * 256) / c.LANES;
+      const stride = Math.ceil(N / rowsPerGroup) + 2;
+      const squares = glu ? undefined : gpu.uploadTensor("sq", "f32", [8, stride], randomF32(8 * stride, 9));
       const r = gpu.recorder("test");
       const a = llmInt8Rows(r, x, scratch);
-      matvecLlmInt8(r, a, ws[0], out, { accumulate, up: glu ? ws[1] : undefined, config: c });
+      const sums = matvecLlmInt8(r, a, ws[0], out, {
+        accumulate,
+        up: glu ? ws[1] : undefined,
+        config: c,
+        squares,
+      });
       r.submit();
 
       // The product from the GPU's own int8 rows (checked by llm_int8_rows_test): exact integer sums, the
@@ -81,7 +90,28 @@ Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd s
             : g + (accumulate ? prior[tt * N + n] : 0);
         }
       }
-      assertNormalisedError(await gpu.readF32(out), want, tolerance.matmul.nerr);
+      const got = await gpu.readF32(out);
+      assertNormalisedError(got, want, tolerance.matmul.nerr);
+      if (squares) {
+        const parts = Math.ceil(N / rowsPerGroup);
+        assert.deepEqual(sums, { squares, parts });
+        const sq = await gpu.readF32(squares);
+        const expected: number[] = [], written: number[] = [];
+        for (let tt = 0; tt < T; tt++) {
+          for (let part = 0; part < parts; part++) {
+            let ss = 0;
+            for (let n = part * rowsPerGroup; n < Math.min(N, (part + 1) * rowsPerGroup); n++) {
+              ss += got[tt * N + n] ** 2;
+            }
+            expected.push(ss);
+            written.push(sq[tt * stride + part]);
+          }
+        }
+        assertClose(written, expected, 0, 1e-5);
+        squares.buffer.destroy();
+      } else {
+        assert.equal(sums, null);
+      }
       destroyLlmInt8RowsScratch(scratch);
       for (const w of ws) if (w.kind === "int8") { for (const b of [w.weight, w.scale]) b.buffer.destroy(); }
       for (const b of [x, out]) b.buffer.destroy();
