@@ -32,6 +32,7 @@ import {
   matvecLlmInt8,
   maxLlmInt8Rows,
   maxLlmInt8RowsK,
+  minRowsForSquares,
   type RowSquares,
 } from "../ops/matvec_dp4a.ts";
 import type { KvCache } from "./kv_cache.ts";
@@ -301,7 +302,7 @@ export function languageForward(
     }
     tap?.("lm.attn", l, s.attn, r);
     if (few) {
-      const squares = few.hidden.squares;
+      const squares = B * T >= minRowsForSquares ? few.hidden.squares : undefined;
       const attnSums = matvecLlmInt8(r, llmInt8Rows(r, s.attn, few.hidden, { threshold }), lw.wo, s.hidden, {
         accumulate: true,
         squares,

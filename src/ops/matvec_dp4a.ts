@@ -78,6 +78,14 @@ export interface QuantizedRows {
   values: Tensor; // x itself, or scratch.values
 }
 
+/**
+ * Fewest rows for which the model has wo and w2 leave Σout² for the next norm (`squares`). H100, batch steps
+ * in `llm-int8` (bench/results/2026-11-27-h100-v33-squares-ab-*.json): at 8 rows the hidden-state scans went
+ * from 1.20 to 0.75 ms a step (483.6 → 494.1 tokens/s), at 4 rows 295.1 → 297.6 tokens/s; at one row the
+ * scan's own sum is two round trips and the products' extra epilogue cost more (10.89 → 10.96 ms a token).
+ */
+export const minRowsForSquares = 4;
+
 /** Σx² of each row of a matrix kernel's output, in parts: row t's are squares[t, 0 … parts−1]. */
 export interface RowSquares {
   squares: Tensor; // [8, ≥ parts] f32

@@ -15,24 +15,26 @@ import { snapshotTap } from "../../src/model/vision.ts";
 //    logits must move off the weight-only goldens (the path is really taken) but stay near them.
 const imageContextId = manifest.tokenizer.special_ids["<IMG_CONTEXT>"];
 
-/** Teacher-forced step logits of `steps` steps of case `id` with the given runner. */
+/** Teacher-forced step logits ([rows, V] a step) of `steps` steps, every row the same prompt. */
 async function stepLogits(
   model: InternVLModel,
   runner: LmRunner,
   ids: number[],
   forced: number[],
   steps: number,
+  rows = 1,
 ) {
-  const next = model.gpu.createTensor("test.next", "i32", [1]);
+  const next = model.gpu.createTensor("test.next", "i32", [rows]);
   const out: Float32Array[] = [];
   try {
     const r = model.gpu.recorder("test.prefill");
-    const free = runner.recordPrefill(r, [ids], [ids.map(() => 1)], imageContextId, null);
+    const prompts = Array.from({ length: rows }, () => ids);
+    const free = runner.recordPrefill(r, prompts, prompts.map((p) => p.map(() => 1)), imageContextId, null);
     r.submit();
     out.push(await model.gpu.readF32(runner.logits));
     free();
     for (let s = 1; s < steps; s++) {
-      model.gpu.writeTensor(next, Int32Array.of(forced[s - 1]));
+      model.gpu.writeTensor(next, new Int32Array(rows).fill(forced[s - 1]));
       const rd = model.gpu.recorder("test.decode");
       runner.recordDecode(rd, next);
       rd.submit();
@@ -51,12 +53,12 @@ Deno.test("INT8_MATMUL=llm-int8: exact with every column in f32, bitsandbytes-cl
   const golden = goldenF32(c.all_step_logits.file);
   const V = model.dims.language.vocab;
   const steps = 12;
-  const runner = (threshold: number) =>
+  const runner = (threshold: number, rows = 1) =>
     new LmRunner(
       model.gpu,
       model.language,
       model.dims.language,
-      1,
+      rows,
       ids.length + steps,
       { mode: "llm-int8", threshold },
     );
@@ -73,6 +75,29 @@ Deno.test("INT8_MATMUL=llm-int8: exact with every column in f32, bitsandbytes-cl
       lm.destroy();
     }
   });
+
+  await t.step(
+    "four rows, the norms from the products' Σout²: the goldens within 1e-3 in every row",
+    async () => {
+      // At ≥ minRowsForSquares rows, wo and w2 leave each workgroup's Σout² and the next norm adds those.
+      const rows = 4;
+      const lm = runner(1e-30, rows);
+      try {
+        const got = await stepLogits(model, lm, ids, c.generated_ids, 4, rows);
+        got.forEach((logits, s) => {
+          for (let b = 0; b < rows; b++) {
+            const { maxAbs } = compare(
+              logits.subarray(b * V, (b + 1) * V),
+              golden.subarray(s * V, (s + 1) * V),
+            );
+            assert.ok(maxAbs <= 1e-3, `step ${s}, row ${b}: max |Δ| ${maxAbs}`);
+          }
+        });
+      } finally {
+        lm.destroy();
+      }
+    },
+  );
 
   await t.step("threshold 6: the prompt's first layer goes through the LLM.int8 GEMM", async () => {
     // The prompt (> 8 tokens) is one tiled pass: its layer-0 output must differ from weight-only's.
