@@ -15,10 +15,6 @@
 // every token over its own rows, squares[t, workgroup] — the next RMSNorm's sums, so the rows pass that
 // follows (kernels/llm_int8_rows_scan.wgsl, MODE 2) adds a few hundred partials instead of every workgroup
 // reading all T rows of K floats again.
-// SCAN = 1 (GLU only: the feed-forward's w2 input): the workgroup also does the rows scan's work for its
-// own outputs, which it holds for every token (kernels/llm_int8_rows_scan.wgsl, plain mode, with blocks of
-// its R/2·G columns): colbits of its vec4 columns, partial[workgroup·8 + t] (row t's max |out| below θ) and
-// count[workgroup] — so the pack pass follows directly, one dispatch less.
 // Threads: LANES lanes share a row (lane l takes 16-byte chunks l, l + LANES, …; U chunks of each row in
 // flight), G = 256/LANES row groups, R slots a thread (row first + grp + j·G; with GLU, j mod R/2).
 //
@@ -26,24 +22,14 @@
 //           5 the same as vec4<u32>, 6 s [n] f32 (SCB/127), 7 out [T, n] f32, 8 outliers [1 + K] u32
 //           (count, then columns), 9 xo [T, K] f32, 10 w3 [n, K/4] u32, 11 the same as vec4<u32>,
 //           12 s3 [n] f32 (w, s again without GLU), 13 squares [8, sq_stride] f32 (SQ; any writable
-//           buffer otherwise), 14 colbits [n/4] u32, 15 partial [8·workgroups] f32, 16 count [workgroups]
-//           u32 (SCAN; any writable buffers otherwise).
+//           buffer otherwise).
 // Params:   n, k4 = K/4, k16 = ceil(K/16), groups_per_row, accumulate (not with GLU), sq_stride (≥ the
-//           workgroups that hold rows, ceil(n / rows a workgroup)), threshold θ (SCAN).
+//           workgroups that hold rows, ceil(n / rows a workgroup)).
 // Overrides: TT = T (1..8), R ∈ {1, 2, 4} (2 or 4 with GLU), LANES ∈ {4, 8, 16, 32}, U ∈ {1, 2, 4},
-//           VEC = 1 when K % 16 == 0 (rows are whole 16-byte chunks; else four word loads a chunk), GLU, SQ,
-//           SCAN (with GLU; n % 4 == 0).
+//           VEC = 1 when K % 16 == 0 (rows are whole 16-byte chunks; else four word loads a chunk), GLU, SQ.
 // Grid:     ceil(n / rows a workgroup) workgroups of 256 (R·G rows, R/2·G with GLU), folded into 2-D.
 // Features: packed_4x8_integer_dot_product (core WGSL).
-struct Params {
-  n: u32,
-  k4: u32,
-  k16: u32,
-  groups_per_row: u32,
-  accumulate: u32,
-  sq_stride: u32,
-  threshold: f32,
-}
+struct Params { n: u32, k4: u32, k16: u32, groups_per_row: u32, accumulate: u32, sq_stride: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> xq: array<u32>;
 @group(0) @binding(2) var<storage, read> xq4: array<vec4<u32>>;
@@ -58,9 +44,6 @@ struct Params {
 @group(0) @binding(11) var<storage, read> w3v: array<vec4<u32>>;
 @group(0) @binding(12) var<storage, read> s3: array<f32>;
 @group(0) @binding(13) var<storage, read_write> squares: array<f32>;
-@group(0) @binding(14) var<storage, read_write> colbits: array<u32>;
-@group(0) @binding(15) var<storage, read_write> partial: array<f32>;
-@group(0) @binding(16) var<storage, read_write> count: array<u32>;
 
 override TT: u32 = 1u;
 override R: u32 = 4u;
@@ -69,7 +52,6 @@ override U: u32 = 2u;
 override VEC: u32 = 1u;
 override GLU: u32 = 0u;
 override SQ: u32 = 0u;
-override SCAN: u32 = 0u;
 const WG = 256u;
 
 // red[(tr·4 + j)·256 + li]: two tokens a round, four slots.
@@ -78,10 +60,6 @@ var<workgroup> redf: array<f32, 2048>; // the outlier columns' f32 sums, same la
 // SQ: this thread's Σ out² of the tokens it wrote, by pair (component k: token 2k + tr).
 var<private> sq_even: vec4<f32>; // tr = 0
 var<private> sq_odd: vec4<f32>; // tr = 1
-// SCAN (GLU: a thread writes one column e of the workgroup, for the tokens of parity tr, every pair):
-// its max |out| below θ by pair (token 2k + tr) and whether any of its outputs is ≥ θ.
-var<private> scan_max: vec4<f32>;
-var<private> scan_big: bool;
 
 struct Acc { t0: vec4<i32>, t1: vec4<i32>, t2: vec4<i32>, t3: vec4<i32>,
              t4: vec4<i32>, t5: vec4<i32>, t6: vec4<i32>, t7: vec4<i32> }
@@ -247,13 +225,6 @@ fn emit(t0: u32, v0: vec4<i32>, f0: vec4<f32>, v1: vec4<i32>, f1: vec4<f32>, fir
       }
       out[t * p.n + row] = v;
       if (SQ == 1u) { add_square(t0 / 2u, tr, v * v); }
-      if (SCAN == 1u) {
-        let a = abs(v);
-        let big = a >= p.threshold;
-        scan_big = scan_big || big;
-        let k = vec4<f32>(vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(t0 / 2u));
-        scan_max = max(scan_max, k * select(a, 0.0, big));
-      }
     }
   }
 }
@@ -293,50 +264,6 @@ fn write_squares(wid: u32, li: u32) {
   if (h == 0u && t < TT && wid < (p.n + rows - 1u) / rows) { squares[t * p.sq_stride + wid] = redf[t * WG]; }
 }
 
-// SCAN: the rows scan of this workgroup's columns (GLU: every thread below 2·rows wrote column e = g + j·G
-// of its parity's tokens): row maxima through redf as [token][column], a tree of 32 a token; the columns'
-// outlier bits through red as [parity][column].
-fn write_scan(wid: u32, first: u32, li: u32) {
-  let G = WG / LANES;
-  let per = R / 2u;
-  let rows = per * G; // columns of the workgroup: 8 … 128, a multiple of 4
-  workgroupBarrier(); // the last pair's sums are read
-  if (li < 2u * rows) {
-    let tr = li / rows;
-    let e = (li % rows) / per + (li % per) * G;
-    for (var k = 0u; k < 4u; k++) { redf[(2u * k + tr) * WG + e] = scan_max[k]; }
-    red[tr * WG + e] = select(0, 1, scan_big);
-  }
-  workgroupBarrier();
-  let t = li / 32u;
-  let h = li % 32u;
-  var a = 0.0;
-  for (var e = h; e < rows; e += 32u) { a = max(a, redf[t * WG + e]); }
-  redf[t * WG + h] = a; // entry h: only this thread read it
-  // Vec4 column h of the workgroup (h < rows/4 ≤ 32): its four columns' bits over both parities.
-  var nib = 0u;
-  if (li < rows / 4u) {
-    for (var b = 0u; b < 4u; b++) {
-      let c = 4u * li + b;
-      if ((red[c] | red[WG + c]) != 0) { nib |= 1u << b; }
-    }
-    if (first / 4u + li < p.n / 4u) { colbits[first / 4u + li] = nib; }
-  }
-  red[2u * WG + li] = i32(countOneBits(nib));
-  workgroupBarrier();
-  for (var st = 16u; st > 0u; st >>= 1u) {
-    if (h < st) {
-      redf[t * WG + h] = max(redf[t * WG + h], redf[t * WG + h + st]);
-      red[2u * WG + li] += red[2u * WG + li + st];
-    }
-    workgroupBarrier();
-  }
-  if (wid < (p.n + rows - 1u) / rows) {
-    if (h == 0u) { partial[wid * 8u + t] = redf[t * WG]; }
-    if (li == 0u) { count[wid] = u32(red[2u * WG]); }
-  }
-}
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let G = WG / LANES;
@@ -373,5 +300,4 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (TT > 4u) { emit(4u, acc.t4, fo.t4, acc.t5, fo.t5, first, li); }
   if (TT > 6u) { emit(6u, acc.t6, fo.t6, acc.t7, fo.t7, first, li); }
   if (SQ == 1u) { write_squares(wid, li); }
-  if (SCAN == 1u) { write_scan(wid, first, li); }
 }

@@ -27,7 +27,6 @@ import { type Int8MatmulSetting, llmInt8ForFew, llmInt8GemmFor, weightOnly } fro
 import {
   createLlmInt8RowsScratch,
   destroyLlmInt8RowsScratch,
-  llmInt8Pack,
   llmInt8Rows,
   type LlmInt8RowsScratch,
   matvecLlmInt8,
@@ -304,20 +303,20 @@ export function languageForward(
     tap?.("lm.attn", l, s.attn, r);
     if (few) {
       const squares = B * T >= minRowsForSquares ? few.hidden.squares : undefined;
-      const attnOut = matvecLlmInt8(r, llmInt8Rows(r, s.attn, few.hidden, { threshold }), lw.wo, s.hidden, {
+      const attnSums = matvecLlmInt8(r, llmInt8Rows(r, s.attn, few.hidden, { threshold }), lw.wo, s.hidden, {
         accumulate: true,
         squares,
-      });
+      }) ?? undefined;
       tap?.("lm.attn_out", l, s.hidden, r);
-      const norm = { weight: lw.ffnNorm, eps, sums: attnOut.sums ?? undefined };
-      // silu(gate)·up, with the rows scan of its output done by the same workgroups
-      const act = matvecLlmInt8(r, llmInt8Rows(r, s.hidden, few.hidden, { norm, threshold }), lw.w1, s.act, {
-        up: lw.w3,
-        scan: { scratch: few.inter!, threshold },
+      const norm = { weight: lw.ffnNorm, eps, sums: attnSums };
+      matvecLlmInt8(r, llmInt8Rows(r, s.hidden, few.hidden, { norm, threshold }), lw.w1, s.act, {
+        up: lw.w3, // silu(gate)·up
       });
       tap?.("lm.act", l, s.act, r);
-      sums = matvecLlmInt8(r, llmInt8Pack(r, act.scanned!), lw.w2, s.hidden, { accumulate: true, squares })
-        .sums ?? undefined;
+      sums = matvecLlmInt8(r, llmInt8Rows(r, s.act, few.inter!, { threshold }), lw.w2, s.hidden, {
+        accumulate: true,
+        squares,
+      }) ?? undefined;
       tap?.("lm.layer", l, s.hidden, r);
       return;
     }

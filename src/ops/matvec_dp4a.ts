@@ -31,7 +31,7 @@ export interface LlmInt8RowsScratch {
   outliers: Tensor; // [1 + K] u32: count, then the columns ascending
   values: Tensor; // [rows, K] f32: the rows as multiplied, when that is not x (the norm folded in)
   colbits: Tensor; // [K/4] u32: outlier bits of each vec4 column
-  partial: Tensor; // [blocks·8] f32: each block's row maxima below θ (blocks as fine as 2 vec4 columns)
+  partial: Tensor; // [blocks·8] f32: each block's row maxima below θ
   count: Tensor; // [blocks] u32: each block's outlier columns
   /**
    * [8, K/8] f32: Σx² of the rows in parts, written by the matrix kernel that produced x (`squares` of
@@ -51,8 +51,7 @@ export function createLlmInt8RowsScratch(
       `LLM.int8 rows: ${rows} rows × K=${K} (rows 1..${maxLlmInt8Rows}, K a multiple of 4 ≤ 16384)`,
     );
   }
-  // The matrix kernel's scan (SCAN) leaves a block per workgroup: 8 to 128 columns.
-  const blocks = Math.ceil(K / 8);
+  const blocks = Math.ceil(K / 4 / blockColumns);
   return {
     q: gpu.createTensor(`${label}.q`, "u32", [rows, K / 4]),
     xs: gpu.createTensor(`${label}.xs`, "f32", [rows]),
@@ -131,7 +130,7 @@ export function llmInt8Rows(
     }
   }
   const mode = sums ? 2 : opts.norm ? 1 : 0;
-  const blocks = Math.ceil(K / 4 / blockColumns);
+  const blocks = scratch.count.shape[0];
   const values = mode ? scratch.values : x;
   r.dispatch("llm_int8_rows_scan", {
     bindings: [
@@ -155,25 +154,6 @@ export function llmInt8Rows(
     constants: { MODE: mode, BC: blockColumns },
     label: `llm_int8_rows_scan ${x.label}`,
   });
-  return llmInt8Pack(r, { rows: T, K, scratch, values, blocks, perPackBlock: 1 }, x.label);
-}
-
-/** Rows whose scan is done — by the rows scan, or by the product that wrote them (SCAN): the pack's input. */
-export interface ScannedRows {
-  rows: number;
-  K: number;
-  scratch: LlmInt8RowsScratch; // colbits, partial and count filled
-  values: Tensor; // [rows, K] the rows as multiplied
-  blocks: number; // blocks of partial and count
-  perPackBlock: number; // of those blocks to one of the pack's (32 vec4 columns)
-}
-
-/** Pass 2 of the activation side (kernels/llm_int8_rows_pack.wgsl): the int8 rows, scales and outlier list. */
-export function llmInt8Pack(r: Recorder, s: ScannedRows, label = s.values.label): QuantizedRows {
-  const { rows: T, K, scratch, values } = s;
-  if (s.blocks * 8 > scratch.partial.shape[0] || s.blocks > scratch.count.shape[0]) {
-    throw new Error(`llmInt8Pack: ${s.blocks} blocks, the scratch holds ${scratch.count.shape[0]}`);
-  }
   r.dispatch("llm_int8_rows_pack", {
     bindings: [
       values,
@@ -184,10 +164,10 @@ export function llmInt8Pack(r: Recorder, s: ScannedRows, label = s.values.label)
       scratch.xs,
       scratch.outliers,
     ],
-    params: [T, K / 4, s.blocks, s.perPackBlock],
-    workgroups: Math.ceil(K / 4 / blockColumns),
+    params: [T, K / 4, blocks],
+    workgroups: blocks,
     constants: { BC: blockColumns },
-    label: `llm_int8_rows_pack ${label}`,
+    label: `llm_int8_rows_pack ${x.label}`,
   });
   return { rows: T, K, q: scratch.q, xs: scratch.xs, outliers: scratch.outliers, values };
 }
@@ -221,36 +201,19 @@ function int8Of(what: string, w: LinearWeights): Int8Linear {
   return w;
 }
 
-/** What a product leaves for the rows pass of its output, besides the output. */
-export interface ProductExtras {
-  /** `squares`: Σ out² of every row in parts, for the next norm (LlmInt8RowsOptions.norm.sums). */
-  sums: RowSquares | null;
-  /** `scan`: the output's rows scan, done: llmInt8Pack follows. */
-  scanned: ScannedRows | null;
-}
-
-export interface MatvecLlmInt8Options {
-  accumulate?: boolean;
-  /** The up matrix (w the gate, same shape): out = silu(gate)·up, the feed-forward's w2 input. */
-  up?: LinearWeights;
-  config?: Dp4aConfig;
-  /** [8, ≥ N/8] f32, not with `up`: each workgroup leaves Σ out² of every row over its outputs there. */
-  squares?: Tensor;
-  /** With `up` (N % 4 == 0): the rows scan of out into this scratch (rows ≥ T, width N), threshold θ. */
-  scan?: { scratch: LlmInt8RowsScratch; threshold?: number };
-}
-
 /**
- * The LLM.int8 product of the quantized rows with W: out[t, n] (+)= …, out [T, N] — or, with `up`,
- * silu(gate)·up. `squares` and `scan` have the product's workgroups do part of the next rows pass's work.
+ * The LLM.int8 product of the quantized rows with W: out[t, n] (+)= …, out [T, N]. With `up` (the up
+ * matrix, w the gate, same shape): out[t, n] = silu(gate)·up of the two products, the feed-forward's w2
+ * input, out [T, N]. With `squares` ([8, ≥ N/8] f32, not with `up`): each workgroup also leaves Σ out² of
+ * every row over its outputs there, returned for the next rows pass's RMSNorm (LlmInt8RowsOptions.norm).
  */
 export function matvecLlmInt8(
   r: Recorder,
   a: QuantizedRows,
   w: LinearWeights,
   out: Tensor,
-  opts: MatvecLlmInt8Options = {},
-): ProductExtras {
+  opts: { accumulate?: boolean; up?: LinearWeights; config?: Dp4aConfig; squares?: Tensor } = {},
+): RowSquares | null {
   const first = int8Of("matvecLlmInt8", w);
   const up = opts.up ? int8Of("matvecLlmInt8 up", opts.up) : null;
   const [N, K] = first.weight.shape;
@@ -280,17 +243,6 @@ export function matvecLlmInt8(
       throw new Error(`${what}: Σout² takes no gate·up and [8, ≥ ${parts}] (got ${sq.shape})`);
     }
   }
-  const scan = opts.scan;
-  const threshold = scan?.threshold ?? llmInt8Threshold;
-  if (scan) {
-    const sc = scan.scratch;
-    if (!up || N % 4 !== 0 || sc.outliers.shape[0] !== N + 1 || sc.q.shape[0] < T || !(threshold > 0)) {
-      throw new Error(
-        `${what}: the rows scan of out takes a gate·up product, N % 4 == 0 (N=${N}), a scratch of width N ` +
-          `and ≥ ${T} rows, and θ > 0 (θ=${threshold})`,
-      );
-    }
-  }
   const u = up ?? first;
   // Bindings 2, 5 and 11 are q and the weights again, seen as 16-byte vectors (VEC).
   r.dispatch("matvec_dp4a", {
@@ -308,19 +260,8 @@ export function matvecLlmInt8(
       u.weight,
       u.scale,
       sq ?? out,
-      scan?.scratch.colbits ?? out,
-      scan?.scratch.partial ?? out,
-      scan?.scratch.count ?? out,
     ],
-    params: [
-      N,
-      K / 4,
-      Math.ceil(K / 16),
-      groupsPerRow,
-      opts.accumulate ? 1 : 0,
-      sq ? sq.shape[1] : 0,
-      { f32: threshold },
-    ],
+    params: [N, K / 4, Math.ceil(K / 16), groupsPerRow, opts.accumulate ? 1 : 0, sq ? sq.shape[1] : 0],
     workgroups,
     constants: {
       TT: T,
@@ -330,21 +271,8 @@ export function matvecLlmInt8(
       VEC: K % 16 === 0 ? 1 : 0,
       GLU: up ? 1 : 0,
       SQ: sq ? 1 : 0,
-      SCAN: scan ? 1 : 0,
     },
     label: `matvec_dp4a ${first.weight.label}`,
   });
-  return {
-    sums: sq ? { squares: sq, parts } : null,
-    scanned: scan
-      ? {
-        rows: T,
-        K: N,
-        scratch: scan.scratch,
-        values: out,
-        blocks: parts,
-        perPackBlock: blockColumns * 4 / rowsPerGroup,
-      }
-      : null,
-  };
+  return sq ? { squares: sq, parts } : null;
 }

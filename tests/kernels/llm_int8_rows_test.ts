@@ -181,16 +181,11 @@ Deno.test("llm_int8_rows and matvec_dp4a reject what they cannot take", async ()
   const g = gpu.createTensor("g", "f32", [8]);
   const sq = gpu.createTensor("sq", "f32", [8, 4]);
   const gu = gpu.createTensor("gu", "f32", [2, 8]);
-  const wideScratch = createLlmInt8RowsScratch(gpu, "wide", 2, 12);
   const norm = { weight: g, eps: 1e-6, sums: { squares: sq, parts: 5 } };
   assert.throws(() => llmInt8Rows(r, x, scratch, { norm }), /5 parts of Σx² in a \[8, 4\] tensor/);
   assert.throws(() => matvecLlmInt8(r, a, w3, gu, { up: w3, squares: sq }), /Σout² takes no gate·up/);
   const config = { R: 1, LANES: 32, U: 1 } as const;
   assert.throws(() => matvecLlmInt8(r, a, w, out, { squares: sq, config }), /\[8, ≥ 6\]/);
-  // The rows scan of the output: only for a gate·up product, into a scratch of the output's width.
-  assert.throws(() => matvecLlmInt8(r, a, w, out, { scan: { scratch } }), /takes a gate·up product/);
-  assert.throws(() => matvecLlmInt8(r, a, w3, gu, { up: w3, scan: { scratch: wideScratch } }), /width N/);
   destroyLlmInt8RowsScratch(scratch);
-  destroyLlmInt8RowsScratch(wideScratch);
   for (const b of [x3, x, out, g, sq, gu]) b.buffer.destroy();
 });
