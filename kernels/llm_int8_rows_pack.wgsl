@@ -35,6 +35,19 @@ var<workgroup> rinv: array<f32, 8>;
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let t = li / 32u;
   let j = li % 32u;
+  // Loads whose values wait for the reductions, issued first so their round trips overlap the reductions':
+  // this block's column bits (thread li < BC: column li) and the thread's first value (its only one at
+  // BC = 32) with its column's bits.
+  let c0 = wg.x * BC + li;
+  var bits = 0u;
+  if (li < BC && c0 < p.k4) { bits = colbits[c0]; }
+  let cf = wg.x * BC + j;
+  var v_first = vec4<f32>(0.0);
+  var nib_first = 0u;
+  if (t < p.t && cf < p.k4) {
+    v_first = values[t * p.k4 + cf];
+    nib_first = colbits[cf];
+  }
   // Row maxima over all blocks: thread (t, j) takes blocks j, j + 32, …; then a tree of 32.
   var m = 0.0;
   for (var b = j; b < p.blocks; b += 32u) { m = max(m, partial[b * 8u + t]); }
@@ -72,13 +85,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   workgroupBarrier();
 
   // This block's list: an exclusive scan of each vec4 column's outlier count (BC ≤ 256 columns).
-  var own = 0u;
-  var bits = 0u;
-  let c0 = wg.x * BC + li;
-  if (li < BC && c0 < p.k4) {
-    bits = colbits[c0];
-    own = countOneBits(bits);
-  }
+  let own = countOneBits(bits);
   scan[li] = own;
   workgroupBarrier();
   // Only the first BC threads hold columns, and their sums reach back at most BC − 1 places.
@@ -102,9 +109,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     for (var i = j; i < BC; i += 32u) {
       let c = wg.x * BC + i;
       if (c < p.k4) {
-        let nib = colbits[c];
+        var nib = nib_first;
+        var v = v_first;
+        if (i != j) {
+          nib = colbits[c];
+          v = values[t * p.k4 + c];
+        }
         let out = vec4<bool>((nib & 1u) != 0u, (nib & 2u) != 0u, (nib & 4u) != 0u, (nib & 8u) != 0u);
-        let r = clamp(round(values[t * p.k4 + c] * inv), vec4<f32>(-127.0), vec4<f32>(127.0));
+        let r = clamp(round(v * inv), vec4<f32>(-127.0), vec4<f32>(127.0));
         q[t * p.k4 + c] = pack4xI8(vec4<i32>(select(r, vec4<f32>(0.0), out)));
       }
     }

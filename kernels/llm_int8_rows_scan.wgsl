@@ -39,10 +39,18 @@ var<workgroup> sq: array<f32, 2048>; // NORM: [8 rows][256 threads] shares of Σ
 var<workgroup> bits: array<atomic<u32>, BC>;
 var<workgroup> rnorm: array<f32, 8>;
 
-fn value(t: u32, c: u32) -> vec4<f32> {
-  let a = x[t * p.k4 + c];
-  if (MODE != 0u) { return a * rnorm[t] * g[c]; }
-  return a;
+// x[t, c] and g[c] (NORM) from memory, or the column every thread loads before the norm (`first`).
+struct Column { x: vec4<f32>, g: vec4<f32> }
+
+fn column(t: u32, c: u32) -> Column {
+  var r = Column(x[t * p.k4 + c], vec4<f32>(0.0));
+  if (MODE != 0u) { r.g = g[c]; }
+  return r;
+}
+
+fn value(t: u32, a: Column) -> vec4<f32> {
+  if (MODE != 0u) { return a.x * rnorm[t] * a.g; }
+  return a.x;
 }
 
 // rnorm of row li / 32 from its 32 threads' shares of Σx² (a tree of 32).
@@ -61,6 +69,12 @@ fn set_norms(li: u32, share: f32) {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   for (var i = li; i < BC; i += WG) { atomicStore(&bits[i], 0u); }
+  let t = li / 32u;
+  let j = li % 32u;
+  // The thread's first column (its only one at BC = 32) is loaded before the norm's sums, so its round
+  // trip overlaps theirs.
+  var first = Column(vec4<f32>(0.0), vec4<f32>(0.0));
+  if (t < p.t && wg.x * BC + j < p.k4) { first = column(t, wg.x * BC + j); }
   if (MODE == 1u) {
     // Σx² of every row by all 256 threads, four independent loads in flight per thread; one tree for all
     // rows at once.
@@ -108,19 +122,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
   workgroupBarrier();
 
-  let t = li / 32u;
-  let j = li % 32u;
   let th = vec4<f32>(p.threshold);
   var m = 0.0;
   if (t < p.t) {
     for (var i = j; i < BC; i += 32u) {
       let c = wg.x * BC + i;
       if (c < p.k4) {
-        let v = value(t, c);
+        var a = first;
+        if (i != j) { a = column(t, c); }
+        let v = value(t, a);
         if (MODE != 0u) { values[t * p.k4 + c] = v; }
-        let a = abs(v);
-        let big = a >= th;
-        let keep = select(a, vec4<f32>(0.0), big);
+        let mag = abs(v);
+        let big = mag >= th;
+        let keep = select(mag, vec4<f32>(0.0), big);
         m = max(m, max(max(keep.x, keep.y), max(keep.z, keep.w)));
         if (any(big)) {
           atomicOr(&bits[i], select(0u, 1u, big.x) | select(0u, 2u, big.y) | select(0u, 4u, big.z) |
