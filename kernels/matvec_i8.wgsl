@@ -66,11 +66,6 @@ var<workgroup> red: array<f32, 4608>;
 var<workgroup> invs: array<f32, 8>;
 // LANES > 32: per-thread sums of 16 lanes, [slot][LANES/16] (G·16 slots · LANES/16 = 256).
 var<workgroup> red2: array<f32, 256>;
-// MODE ≥ 1: Σx² of each token over the words this thread multiplied (tokens 0–3, 4–7), kept by the threads
-// of row group 0, whose lanes together take every word of x once (`norm_lane`).
-var<private> sq_lo: vec4<f32>;
-var<private> sq_hi: vec4<f32>;
-var<private> norm_lane: bool;
 
 // The word's 4 int8 as f32: i8x4, or (I2F, benchmarks only) the unpack4xI8 + int→float it replaced.
 fn word_f32(w: u32) -> vec4<f32> {
@@ -127,17 +122,9 @@ fn g_on_x() -> bool {
   return MODE > 0u && TT < nlo() + nhi();
 }
 
-// Token t's x for word q (times g when g_on_x); its squares go into the token's Σx² on a norm lane.
+// Token t's x for word q (times g when g_on_x).
 fn x_at(t: u32, k4: u32, q: u32, gq: vec4<f32>) -> vec4<f32> {
   let v = x[t * k4 + q];
-  if (MODE > 0u && norm_lane) {
-    let k = dot(v, v) * vec4<f32>(vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(t % 4u));
-    if (t < 4u) {
-      sq_lo += k;
-    } else {
-      sq_hi += k;
-    }
-  }
   if (g_on_x()) { return v * gq; }
   return v;
 }
@@ -305,29 +292,31 @@ fn accumulate_rows(first: u32, li: u32) -> Acc {
   return acc;
 }
 
-// inv_t of every token into `invs` (MODE ≥ 1; the caller orders it after its last use of red), from the
-// Σx² that row group 0's lanes gathered in the weight loop (one run over x without loads of its own: a
-// pass over x here after the loop took several dependent round trips to L2, 24 at 8 tokens). PER = 256 / TT
-// rounded down to a power of two threads a token add the LANES shares, then a tree in red.
+// inv_t of every token into `invs` (MODE ≥ 1; the caller orders it after its last use of red). All 256
+// threads share the sums, PER = 256 / TT rounded down to a power of two per token, then a tree in red: the
+// serial part is a few loads a thread, not K/128 (one warp per token took ~4 µs a dispatch at K = 6144).
 fn norms(li: u32) {
   if (MODE > 0u) {
-    if (norm_lane) {
-      for (var t = 0u; t < TT; t++) {
-        var v = sq_lo[t % 4u];
-        if (t >= 4u) { v = sq_hi[t % 4u]; }
-        red[t * LANES + li] = v;
-      }
-    }
-    workgroupBarrier();
     let per = WG >> (32u - countLeadingZeros(TT - 1u));
     let t = li / per;
     let j = li % per;
     var s0 = 0.0;
+    var s1 = 0.0;
     if (t < TT) {
-      for (var l = j; l < LANES; l += per) { s0 += red[t * LANES + l]; }
+      let base = t * p.k4;
+      var i = j;
+      for (; i + per < p.k4; i += 2u * per) {
+        let a = x[base + i];
+        let b = x[base + i + per];
+        s0 += dot(a, a);
+        s1 += dot(b, b);
+      }
+      if (i < p.k4) {
+        let a = x[base + i];
+        s0 += dot(a, a);
+      }
     }
-    workgroupBarrier();
-    red[li] = s0;
+    red[li] = s0 + s1;
     workgroupBarrier();
     for (var s = per / 2u; s > 0u; s >>= 1u) {
       if (j < s) { red[li] += red[li + s]; }
@@ -424,10 +413,9 @@ fn write_pair(t0: u32, sa: Words2, sb: Words2, first: u32, li: u32) {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let rows_per_group = (WG / LANES) * R;
-  norm_lane = li < LANES;
   let id = wg.y * p.groups_per_row + wg.x;
   if (p.grid_groups == 0u) {
-    // One row block per workgroup; the norm's sums were gathered by the weight loop.
+    // One row block per workgroup; the norm's x reads come after the weight loop, off its critical path.
     let acc = accumulate_rows(id * rows_per_group, li);
     norms(li);
     write_rows(id * rows_per_group, li, acc);
@@ -437,10 +425,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   // not a partly filled one and every workgroup finishes at about the same time.
   for (var blk = id; blk < p.total_groups; blk += p.grid_groups) {
     let acc = accumulate_rows(blk * rows_per_group, li);
-    if (blk == id) {
-      norms(li);
-      norm_lane = false; // the first block's loop gathered every token's Σx²
-    }
+    if (blk == id) { norms(li); }
     write_rows(blk * rows_per_group, li, acc);
     workgroupBarrier(); // red is free again
   }
