@@ -1,6 +1,7 @@
 // Pass 2 of 2 of LLM.int8's activation side for a few rows (after kernels/llm_int8_rows_scan.wgsl, same
-// grid of column blocks): every workgroup reduces the blocks' row maxima to sca[t] itself (at most a few
-// hundred values), then
+// grid of column blocks — or after kernels/attention_decode_combine.wgsl with SCAN, which leaves the maxima
+// and counts of one block a head, `sub` heads to one of our blocks): every workgroup reduces the blocks' row
+// maxima to sca[t] itself (at most a few hundred values), then
 //   q[t, k]     0 in an outlier column, else round_half_even(v[t, k] · (127 / sca[t])) (0 when sca = 0),
 //               four to a u32 (byte j of word i = column 4i + j, the int8 weights' layout);
 //   outliers    [count, then the outlier columns ascending]: this block's columns go after the earlier
@@ -10,10 +11,10 @@
 // Bindings: 1 values [≥T, K] f32 as vec4 (x itself in plain mode), 2 colbits [K/4] u32,
 //   3 partial [blocks·8] f32, 4 count [blocks] u32, 5 q [≥T, K/4] u32, 6 xs [≥T] f32,
 //   7 outliers [1 + K] u32.
-// Params: t = T (1..8), k4 = K/4, blocks.
+// Params: t = T (1..8), k4 = K/4, blocks (of partial and count), sub (of those blocks to one of BC columns).
 // Overrides: BC vec4 columns per block (as the scan pass).
-// Grid: blocks workgroups of 256. Features: none (pack4xI8 is core WGSL).
-struct Params { t: u32, k4: u32, blocks: u32 }
+// Grid: ceil(K/4 / BC) workgroups of 256. Features: none (pack4xI8 is core WGSL).
+struct Params { t: u32, k4: u32, blocks: u32, sub: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> values: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> colbits: array<u32>;
@@ -58,7 +59,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   for (var b = li; b < p.blocks; b += WG) {
     let c = count[b];
     all += c;
-    if (b < wg.x) { n += c; }
+    if (b < wg.x * p.sub) { n += c; }
   }
   before[li] = n;
   scan[li] = all;

@@ -27,6 +27,8 @@ import { type Int8MatmulSetting, llmInt8ForFew, llmInt8GemmFor, weightOnly } fro
 import {
   createLlmInt8RowsScratch,
   destroyLlmInt8RowsScratch,
+  llmInt8Pack,
+  llmInt8PackBlockColumns,
   llmInt8Rows,
   type LlmInt8RowsScratch,
   matvecLlmInt8,
@@ -265,13 +267,20 @@ export function languageForward(
     // Taps at each int8 product's boundary (the bench's per-product check against PyTorch).
     tap?.("lm.qkv", l, s.qkv, r);
     const kv = [cache.k[l], cache.v[l], cache.keyValid] as const;
+    // LLM.int8 rows: the attention's combine pass does the rows scan of its output (one dispatch less).
+    const scan = few
+      ? { ...few.hidden, threshold: few.threshold, packBlockColumns: llmInt8PackBlockColumns }
+      : undefined;
+    let attnScanned = false;
     if (s.attnSplits && T === 1 && Dh % 8 === 0) {
       // A decode step: the attention kernel rotates q and k and appends k, v itself (one dispatch less).
-      attentionDecodeFromQkv(r, s.qkv, { positions: inputs.positions, cosSin: w.ropeCosSin }, ...kv, s.attn, {
+      const rope = { positions: inputs.positions, cosSin: w.ropeCosSin };
+      attnScanned = attentionDecodeFromQkv(r, s.qkv, rope, ...kv, s.attn, {
         batch: B,
         kvLen: startPos + 1,
         ...heads,
         scratch: s.attnSplits,
+        scan,
       });
     } else {
       // q, k rotated; k and v appended to the cache at startPos … startPos+T−1 (one dispatch).
@@ -285,12 +294,13 @@ export function languageForward(
         // A follow-up chunk (its T tokens as T rows over the one kept sequence, query t seeing t more keys),
         // or a decode step whose head dim the fused kernel does not take: keys split over many workgroups,
         // each K/V row read once per query group.
-        attentionDecode(r, s.q, ...kv, s.attn, {
+        attnScanned = attentionDecode(r, s.q, ...kv, s.attn, {
           batch: T === 1 ? B : T,
           kvLen: startPos + 1,
           ...heads,
           scratch: s.attnSplits,
           oneSequence: T > 1,
+          scan,
         });
       } else if (T >= minPrefillTokens || startPos > 0) {
         // Prompt pass: 64-row register-blocked tiles; short batched prompts keep attentionCausal, whose
@@ -303,10 +313,17 @@ export function languageForward(
     tap?.("lm.attn", l, s.attn, r);
     if (few) {
       const squares = B * T >= minRowsForSquares ? few.hidden.squares : undefined;
-      const attnSums = matvecLlmInt8(r, llmInt8Rows(r, s.attn, few.hidden, { threshold }), lw.wo, s.hidden, {
-        accumulate: true,
-        squares,
-      }) ?? undefined;
+      const attn = attnScanned
+        ? llmInt8Pack(r, {
+          rows: B * T,
+          K: H * Dh,
+          scratch: few.hidden,
+          values: s.attn,
+          blocks: H,
+          perPackBlock: llmInt8PackBlockColumns / (Dh / 4),
+        })
+        : llmInt8Rows(r, s.attn, few.hidden, { threshold });
+      const attnSums = matvecLlmInt8(r, attn, lw.wo, s.hidden, { accumulate: true, squares }) ?? undefined;
       tap?.("lm.attn_out", l, s.hidden, r);
       const norm = { weight: lw.ffnNorm, eps, sums: attnSums };
       matvecLlmInt8(r, llmInt8Rows(r, s.hidden, few.hidden, { norm, threshold }), lw.w1, s.act, {

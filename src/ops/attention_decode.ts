@@ -19,6 +19,22 @@ export interface AttentionDecodeShape {
    * kvLen + b keys (causal). A short follow-up chunk then runs as a decode step of `batch` rows.
    */
   oneSequence?: boolean;
+  /**
+   * INT8_MATMUL=llm-int8: the combine pass also does the LLM.int8 rows scan of `out` (one block a head, into
+   * the rows scratch's colbits, partial and count), when it runs (more than one split), B ≤ 8 and Dh/4 divides
+   * the pack's 32-column blocks. The call returns whether it did.
+   */
+  scan?: AttentionRowsScan;
+}
+
+/** Where and at which threshold the combine pass leaves the LLM.int8 rows scan of the attention output. */
+export interface AttentionRowsScan {
+  colbits: Tensor; // [≥ H·Dh/4] u32
+  partial: Tensor; // [≥ H·8] f32
+  count: Tensor; // [≥ H] u32
+  threshold: number;
+  /** Vec4 columns of the pack's blocks (a multiple of Dh/4). */
+  packBlockColumns: number;
 }
 
 /** Tiling of kernels/attention_decode.wgsl (its override constants WG and PREFETCH). */
@@ -104,8 +120,8 @@ export function attentionDecode(
   out: Tensor,
   shape: AttentionDecodeShape,
   config: AttentionDecodeConfig = defaultAttentionDecodeConfig,
-): void {
-  recordAttentionDecode(r, q, null, kCache, vCache, keyValid, out, shape, config);
+): boolean {
+  return recordAttentionDecode(r, q, null, kCache, vCache, keyValid, out, shape, config);
 }
 
 /** The rotary inputs of `attentionDecodeFromQkv`. */
@@ -132,14 +148,14 @@ export function attentionDecodeFromQkv(
   out: Tensor,
   shape: AttentionDecodeShape,
   config: AttentionDecodeConfig = defaultAttentionDecodeConfig,
-): void {
+): boolean {
   if (shape.oneSequence) {
     throw new Error("attentionDecodeFromQkv: decode steps only (not oneSequence chunks)");
   }
   if (shape.headDim % 8 !== 0) {
     throw new Error(`attentionDecodeFromQkv: head dim ${shape.headDim} must be a multiple of 8`);
   }
-  recordAttentionDecode(r, qkv, rope, kCache, vCache, keyValid, out, shape, config);
+  return recordAttentionDecode(r, qkv, rope, kCache, vCache, keyValid, out, shape, config);
 }
 
 function recordAttentionDecode(
@@ -152,7 +168,7 @@ function recordAttentionDecode(
   out: Tensor,
   shape: AttentionDecodeShape,
   config: AttentionDecodeConfig,
-): void {
+): boolean {
   const { batch: B, kvLen, numHeads: H, numKvHeads: Hkv, headDim: Dh } = shape;
   if (Dh % 4 !== 0 || Dh > 128 || Dh < 4) {
     throw new Error(`attentionDecode: head dim ${Dh} is not supported; it must be a multiple of 4 up to 128`);
@@ -236,13 +252,26 @@ function recordAttentionDecode(
     },
     label: `attention_decode ${out.label}`,
   });
-  if (splits > 1) {
-    r.dispatch("attention_decode_combine", {
-      bindings: [scratch!, out],
-      params: [rows, splits],
-      workgroups: [rows],
-      constants: { D4: Dh / 4 },
-      label: `attention_decode_combine ${out.label}`,
-    });
+  if (splits === 1) return false;
+  const D4 = Dh / 4;
+  const sc = shape.scan;
+  const scan = sc && B <= 8 && sc.packBlockColumns % D4 === 0 && (D4 & (D4 - 1)) === 0 ? sc : null;
+  if (scan) {
+    expectTensor("attentionDecode scan colbits", scan.colbits, "u32", [-1]);
+    expectTensor("attentionDecode scan partial", scan.partial, "f32", [-1]);
+    expectTensor("attentionDecode scan count", scan.count, "u32", [-1]);
+    if (scan.colbits.shape[0] < H * D4 || scan.partial.shape[0] < H * 8 || scan.count.shape[0] < H) {
+      throw new Error(`attentionDecode: the rows scan's scratch is too small for ${H} heads of ${Dh}`);
+    }
+    if (!(scan.threshold > 0)) throw new Error(`attentionDecode: threshold ${scan.threshold} must be > 0`);
   }
+  const rowsPerGroup = scan ? 2 ** Math.ceil(Math.log2(B)) : 1;
+  r.dispatch("attention_decode_combine", {
+    bindings: [scratch!, out, scan?.colbits ?? out, scan?.partial ?? out, scan?.count ?? out],
+    params: [rows, splits, H, B, f32(scan?.threshold ?? 0)],
+    workgroups: [scan ? H : rows],
+    constants: { D4, RP: rowsPerGroup, SCAN: scan ? 1 : 0 },
+    label: `attention_decode_combine ${out.label}`,
+  });
+  return scan !== null;
 }

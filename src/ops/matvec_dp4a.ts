@@ -31,7 +31,7 @@ export interface LlmInt8RowsScratch {
   outliers: Tensor; // [1 + K] u32: count, then the columns ascending
   values: Tensor; // [rows, K] f32: the rows as multiplied, when that is not x (the norm folded in)
   colbits: Tensor; // [K/4] u32: outlier bits of each vec4 column
-  partial: Tensor; // [blocks·8] f32: each block's row maxima below θ
+  partial: Tensor; // [blocks·8] f32: each block's row maxima below θ (blocks as fine as 1 vec4 column)
   count: Tensor; // [blocks] u32: each block's outlier columns
   /**
    * [8, K/8] f32: Σx² of the rows in parts, written by the matrix kernel that produced x (`squares` of
@@ -51,7 +51,8 @@ export function createLlmInt8RowsScratch(
       `LLM.int8 rows: ${rows} rows × K=${K} (rows 1..${maxLlmInt8Rows}, K a multiple of 4 ≤ 16384)`,
     );
   }
-  const blocks = Math.ceil(K / 4 / blockColumns);
+  // A scan by the attention's combine leaves a block per head: as narrow as one vec4 column.
+  const blocks = K / 4;
   return {
     q: gpu.createTensor(`${label}.q`, "u32", [rows, K / 4]),
     xs: gpu.createTensor(`${label}.xs`, "f32", [rows]),
@@ -130,7 +131,7 @@ export function llmInt8Rows(
     }
   }
   const mode = sums ? 2 : opts.norm ? 1 : 0;
-  const blocks = scratch.count.shape[0];
+  const blocks = Math.ceil(K / 4 / blockColumns);
   const values = mode ? scratch.values : x;
   r.dispatch("llm_int8_rows_scan", {
     bindings: [
@@ -154,6 +155,28 @@ export function llmInt8Rows(
     constants: { MODE: mode, BC: blockColumns },
     label: `llm_int8_rows_scan ${x.label}`,
   });
+  return llmInt8Pack(r, { rows: T, K, scratch, values, blocks, perPackBlock: 1 }, x.label);
+}
+
+/** Rows whose scan is done — by the rows scan, or by the kernel that wrote them: what the pack reads. */
+export interface ScannedRows {
+  rows: number;
+  K: number;
+  scratch: LlmInt8RowsScratch; // colbits, partial and count filled
+  values: Tensor; // [rows, K] the rows as multiplied
+  blocks: number; // blocks of partial and count
+  perPackBlock: number; // of those blocks to one of the pack's (32 vec4 columns)
+}
+
+/** Vec4 columns of the pack's blocks: a scan by another kernel takes blocks that divide them. */
+export const llmInt8PackBlockColumns = blockColumns;
+
+/** Pass 2 of the activation side (kernels/llm_int8_rows_pack.wgsl): the int8 rows, scales and outlier list. */
+export function llmInt8Pack(r: Recorder, s: ScannedRows, label = s.values.label): QuantizedRows {
+  const { rows: T, K, scratch, values } = s;
+  if (s.blocks * 8 > scratch.partial.shape[0] || s.blocks > scratch.count.shape[0]) {
+    throw new Error(`llmInt8Pack: ${s.blocks} blocks, the scratch holds ${scratch.count.shape[0]}`);
+  }
   r.dispatch("llm_int8_rows_pack", {
     bindings: [
       values,
@@ -164,10 +187,10 @@ export function llmInt8Rows(
       scratch.xs,
       scratch.outliers,
     ],
-    params: [T, K / 4, blocks],
-    workgroups: blocks,
+    params: [T, K / 4, s.blocks, s.perPackBlock],
+    workgroups: Math.ceil(K / 4 / blockColumns),
     constants: { BC: blockColumns },
-    label: `llm_int8_rows_pack ${x.label}`,
+    label: `llm_int8_rows_pack ${label}`,
   });
   return { rows: T, K, q: scratch.q, xs: scratch.xs, outliers: scratch.outliers, values };
 }

@@ -14,6 +14,13 @@ import { assertClose, assertNormalisedError, testGpu } from "./check.ts";
 import { qkvRopeCache } from "../../src/ops/qkv_rope_cache.ts";
 import { ropeCosSinRows, ropeTables } from "../../src/ops/rope.ts";
 import { tolerance } from "./tolerances.ts";
+import {
+  createLlmInt8RowsScratch,
+  destroyLlmInt8RowsScratch,
+  llmInt8Pack,
+  llmInt8PackBlockColumns,
+  llmInt8Rows,
+} from "../../src/ops/matvec_dp4a.ts";
 
 interface Case {
   B: number;
@@ -298,4 +305,83 @@ Deno.test("attentionDecodeFromQkv equals qkvRopeCache then attentionDecode (outp
       },
     );
   }
+});
+
+Deno.test("attentionDecode's combine pass leaves the LLM.int8 rows scan of its output", async (t) => {
+  // With `scan`, the combine takes head h of every row in one workgroup and leaves that block's column bits,
+  // row maxima below θ and outlier count: the pack after it must give what the rows scan + pack over the
+  // output give, bit for bit (int8 rows, scales, outlier list, column bits).
+  const gpu = await testGpu();
+  const scanCases = [
+    { B: 1, kvLen: 517, H: 48, Hkv: 8, Dh: 128, pad: [0] }, // one row a workgroup, 8 split groups
+    { B: 3, kvLen: 300, H: 12, Hkv: 2, Dh: 128, pad: [0, 37, 200] }, // 4 rows a workgroup (one idle)
+    { B: 8, kvLen: 100, H: 6, Hkv: 3, Dh: 64, pad: [0, 1, 2, 3, 4, 5, 6, 99] },
+    { B: 5, kvLen: 70, H: 4, Hkv: 1, Dh: 16, pad: [0, 9, 0, 3, 0] }, // 8 heads to one pack block
+  ];
+  for (const c of scanCases) {
+    await t.step(`B=${c.B} kvLen=${c.kvLen} H=${c.H}/${c.Hkv} Dh=${c.Dh}`, async () => {
+      const { B, kvLen: S, H, Hkv, Dh } = c;
+      const K = H * Dh;
+      const seed = B * 7 + S + Dh;
+      const q = gpu.uploadTensor("q", "f32", [B, K], randomF32(B * K, seed, -1, 1));
+      const k = gpu.uploadTensor("k", "f32", [B, S, Hkv * Dh], randomF32(B * S * Hkv * Dh, seed + 1, -1, 1));
+      const v = gpu.uploadTensor("v", "f32", [B, S, Hkv * Dh], randomF32(B * S * Hkv * Dh, seed + 2, -3, 3));
+      const valid = Int32Array.from({ length: B * S }, (_, i) => (i % S >= c.pad[Math.floor(i / S)] ? 1 : 0));
+      const m = gpu.uploadTensor("m", "i32", [B, S], valid);
+      const splits = createAttentionDecodeScratch(gpu, "splits", { batch: B, numHeads: H, headDim: Dh });
+      const outs = [1, 2].map((i) => gpu.createTensor(`out${i}`, "f32", [B, K]));
+      const shape = { batch: B, kvLen: S, numHeads: H, numKvHeads: Hkv, headDim: Dh, scratch: splits };
+      const r0 = gpu.recorder("test");
+      assert.equal(attentionDecode(r0, q, k, v, m, outs[0], shape), false, "no scan asked for");
+      r0.submit();
+      const plain = await gpu.readF32(outs[0]);
+      const mags = Array.from(plain, Math.abs).sort((a, b) => a - b);
+      const threshold = mags[Math.floor(mags.length * 0.96)];
+      const [byCombine, byPass] = [1, 2].map((i) => createLlmInt8RowsScratch(gpu, `rows${i}`, 8, K));
+      const r = gpu.recorder("test");
+      const scan = { ...byCombine, threshold, packBlockColumns: llmInt8PackBlockColumns };
+      assert.equal(attentionDecode(r, q, k, v, m, outs[1], { ...shape, scan }), true, "the combine scanned");
+      const perPackBlock = llmInt8PackBlockColumns / (Dh / 4);
+      llmInt8Pack(r, { rows: B, K, scratch: byCombine, values: outs[1], blocks: H, perPackBlock });
+      llmInt8Rows(r, outs[1], byPass, { threshold });
+      r.submit();
+      assertClose(await gpu.readF32(outs[1]), plain, 1e-7, 1e-6);
+      const list = await gpu.readU32(byPass.outliers);
+      assert.ok(list[0] >= 2 && list[0] < K / 2, `${list[0]} outlier columns of ${K}`);
+      assert.deepEqual(await gpu.readU32(byCombine.outliers), list, "outlier list");
+      const bits = [byCombine, byPass].map(async (s) => (await gpu.readU32(s.colbits)).subarray(0, K / 4));
+      assert.deepEqual(await bits[0], await bits[1], "column bits");
+      const qs = [byCombine, byPass].map(async (s) =>
+        new Int8Array(await gpu.readBytes(s.q)).subarray(0, B * K)
+      );
+      assert.deepEqual(await qs[0], await qs[1], "int8 rows");
+      const xs = [byCombine, byPass].map(async (s) => (await gpu.readF32(s.xs)).subarray(0, B));
+      assert.deepEqual(await xs[0], await xs[1], "row scales");
+      for (const s of [byCombine, byPass]) destroyLlmInt8RowsScratch(s);
+      for (const b of [q, k, v, m, splits, ...outs]) b.buffer.destroy();
+    });
+  }
+  await t.step("no scan where the combine does not run or a head does not divide a pack block", () => {
+    const scratch = createLlmInt8RowsScratch(gpu, "rows", 8, 72);
+    const scan = { ...scratch, threshold: 6, packBlockColumns: llmInt8PackBlockColumns };
+    const q = gpu.createTensor("q", "f32", [1, 72]);
+    const kv = gpu.createTensor("kv", "f32", [1, 40, 36]);
+    const m = gpu.createTensor("m", "i32", [1, 40]);
+    const out = gpu.createTensor("out", "f32", [1, 72]);
+    const splits = createAttentionDecodeScratch(gpu, "splits", { batch: 1, numHeads: 2, headDim: 36 });
+    const shape = { batch: 1, kvLen: 40, numHeads: 2, numKvHeads: 1, headDim: 36, scratch: splits, scan };
+    const r = gpu.recorder("test");
+    assert.equal(attentionDecode(r, q, kv, kv, m, out, { ...shape, splits: 2 }), false, "Dh/4 = 9");
+    const scratch16 = createLlmInt8RowsScratch(gpu, "rows16", 8, 32);
+    const scan16 = { ...scratch16, threshold: 6, packBlockColumns: llmInt8PackBlockColumns };
+    const splits16 = createAttentionDecodeScratch(gpu, "splits16", { batch: 1, numHeads: 2, headDim: 16 });
+    const one = { ...shape, headDim: 16, scratch: splits16, scan: scan16, splits: 1 };
+    const q16 = gpu.createTensor("q16", "f32", [1, 32]);
+    const kv16 = gpu.createTensor("kv16", "f32", [1, 40, 16]);
+    const out16 = gpu.createTensor("out16", "f32", [1, 32]);
+    assert.equal(attentionDecode(r, q16, kv16, kv16, m, out16, one), false, "one split: no combine");
+    r.submit();
+    for (const s of [scratch, scratch16]) destroyLlmInt8RowsScratch(s);
+    for (const b of [q, kv, m, out, splits, q16, kv16, out16, splits16]) b.buffer.destroy();
+  });
 });
