@@ -14,7 +14,7 @@
 // Grid: (R) workgroups of 256 threads (RP = 1), or (H) (RP > 1, or SCAN): thread = (row b = li / (SG·D4),
 //   split group sg, column c = li % D4), SG = 256/(D4·RP); a split group merges splits sg, sg + SG, …, then
 //   the groups merge through workgroup memory.
-// Workgroup memory 7 KiB. Features: none.
+// Workgroup memory 7.2 KiB. Features: none.
 struct Params { rows: u32, num_splits: u32, heads: u32, batch: u32, threshold: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> partial: array<vec4f>;
@@ -33,7 +33,8 @@ const NEG = -3.0e38;
 var<workgroup> gm: array<f32, 256>; // [RP][SG][D4] each group's max (the same for every column)
 var<workgroup> gl: array<f32, 256>; // [RP][SG][D4] each group's Σ l·e^(m−max)
 var<workgroup> go: array<vec4f, 256>; // [RP][SG][D4] each group's Σ o·e^(m−max)
-var<workgroup> gb: array<u32, 256>; // SCAN: [RP][D4] each output's outlier bits, then [D4] the counts
+var<workgroup> gb: array<u32, 256>; // SCAN: [RP][D4] each output's outlier bits
+var<workgroup> gc: array<u32, 32>; // SCAN: [D4] each column's outlier count (0–4)
 
 // (m, l) and o of split s, or (NEG, 0) and zeros past the last split. The loads are unconditional
 // (clamped) so the four of a batch are in flight together.
@@ -64,27 +65,22 @@ fn scan(h: u32, li: u32, v: vec4f) {
     gb[li] = select(0u, bits, mine);
   }
   workgroupBarrier();
-  for (var st = D4 / 2u; st > 0u; st >>= 1u) {
-    if (li < RP * D4 && c < st) { gl[li] = max(gl[li], gl[li + st]); }
-    workgroupBarrier();
-  }
-  if (li < RP * D4 && c == 0u && b < p.batch) { scan_partial[h * 8u + b] = gl[li]; }
-  // Column c's bits over every row, by thread c; then the head's count by thread 0.
-  var n = 0u;
+  // Column c's bits over every row, by thread c.
   if (li < D4) {
     var nib = 0u;
     for (var r = 0u; r < RP; r++) { nib |= gb[r * D4 + li]; }
     colbits[h * D4 + li] = nib;
-    n = countOneBits(nib);
+    gc[li] = countOneBits(nib);
   }
-  workgroupBarrier(); // the bits are read
-  if (li < D4) { gb[li] = n; }
   workgroupBarrier();
-  if (li == 0u) {
-    var total = 0u;
-    for (var i = 0u; i < D4; i++) { total += gb[i]; }
-    count[h] = total;
+  // One tree over the D4 columns for every row's maximum and the columns' counts.
+  for (var st = D4 / 2u; st > 0u; st >>= 1u) {
+    if (li < RP * D4 && c < st) { gl[li] = max(gl[li], gl[li + st]); }
+    if (li < st) { gc[li] += gc[li + st]; }
+    workgroupBarrier();
   }
+  if (li < RP * D4 && c == 0u && b < p.batch) { scan_partial[h * 8u + b] = gl[li]; }
+  if (li == 0u) { count[h] = gc[0]; }
 }
 
 @compute @workgroup_size(256)
