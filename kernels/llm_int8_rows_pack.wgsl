@@ -31,6 +31,8 @@ var<workgroup> mx: array<f32, WG>; // [8 rows][32]
 var<workgroup> before: array<u32, WG>;
 var<workgroup> scan: array<u32, WG>;
 var<workgroup> rinv: array<f32, 8>;
+var<workgroup> any_bits: atomic<u32>; // some column of the block is an outlier column (zeroed at launch)
+var<workgroup> has_list: u32;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -49,6 +51,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     v_first = values[t * p.k4 + cf];
     nib_first = colbits[cf];
   }
+  if (bits != 0u) { atomicOr(&any_bits, 1u); }
   // Row maxima over all blocks: thread (t, j) takes blocks j, j + 32, …; then a tree of 32.
   var m = 0.0;
   for (var b = j; b < p.blocks; b += 32u) { m = max(m, partial[b * 8u + t]); }
@@ -83,25 +86,29 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
   let offset = 1u + before[0];
   if (wg.x == 0u && li == 0u) { outliers[0] = scan[0]; }
+  if (li == 0u) { has_list = atomicLoad(&any_bits); }
   workgroupBarrier();
 
-  // This block's list: an exclusive scan of each vec4 column's outlier count (BC ≤ 256 columns).
-  let own = countOneBits(bits);
-  scan[li] = own;
-  workgroupBarrier();
-  // Only the first BC threads hold columns, and their sums reach back at most BC − 1 places.
-  for (var st = 1u; st < BC; st <<= 1u) {
-    var add = 0u;
-    if (li >= st) { add = scan[li - st]; }
+  // This block's list, when it has outlier columns (most blocks have none): an exclusive scan of each vec4
+  // column's outlier count (BC ≤ 256 columns).
+  if (workgroupUniformLoad(&has_list) != 0u) {
+    let own = countOneBits(bits);
+    scan[li] = own;
     workgroupBarrier();
-    scan[li] += add;
-    workgroupBarrier();
-  }
-  var at = offset + scan[li] - own;
-  for (var b = 0u; b < 4u; b++) {
-    if (((bits >> b) & 1u) != 0u) {
-      outliers[at] = 4u * c0 + b;
-      at++;
+    // Only the first BC threads hold columns, and their sums reach back at most BC − 1 places.
+    for (var st = 1u; st < BC; st <<= 1u) {
+      var add = 0u;
+      if (li >= st) { add = scan[li - st]; }
+      workgroupBarrier();
+      scan[li] += add;
+      workgroupBarrier();
+    }
+    var at = offset + scan[li] - own;
+    for (var b = 0u; b < 4u; b++) {
+      if (((bits >> b) & 1u) != 0u) {
+        outliers[at] = 4u * c0 + b;
+        at++;
+      }
     }
   }
 

@@ -161,7 +161,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
   red[li] = f32(n);
   workgroupBarrier();
-  for (var st = WG / 2u; st > 0u; st >>= 1u) {
+  // Only the first BC threads hold columns: the tree starts at the largest power of two below BC.
+  var top = 1u;
+  while (2u * top < BC) { top <<= 1u; }
+  for (var st = top; st > 0u; st >>= 1u) {
     if (li < st) { red[li] += red[li + st]; }
     workgroupBarrier();
   }
