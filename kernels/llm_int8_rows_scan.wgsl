@@ -38,6 +38,7 @@ var<workgroup> red: array<f32, WG>;
 var<workgroup> sq: array<f32, 2048>; // NORM: [8 rows][256 threads] shares of Σx²
 var<workgroup> bits: array<atomic<u32>, BC>;
 var<workgroup> rnorm: array<f32, 8>;
+var<workgroup> cnt: array<u32, 32>; // the block's outlier columns, by thread
 
 // x[t, c] and g[c] (NORM) from memory, or the column every thread loads before the norm (`first`).
 struct Column { x: vec4<f32>, g: vec4<f32> }
@@ -51,6 +52,19 @@ fn column(t: u32, c: u32) -> Column {
 fn value(t: u32, a: Column) -> vec4<f32> {
   if (MODE != 0u) { return a.x * rnorm[t] * a.g; }
   return a.x;
+}
+
+// Σx² of vec4 columns c, c + WG, c + 2·WG, c + 3·WG of the row at `row` (zeros past the row).
+fn squares4(row: u32, c: u32) -> vec4<f32> {
+  var a = vec4<f32>(0.0);
+  var b = vec4<f32>(0.0);
+  var d = vec4<f32>(0.0);
+  var e = vec4<f32>(0.0);
+  if (c < p.k4) { a = x[row + c]; }
+  if (c + WG < p.k4) { b = x[row + c + WG]; }
+  if (c + 2u * WG < p.k4) { d = x[row + c + 2u * WG]; }
+  if (c + 3u * WG < p.k4) { e = x[row + c + 3u * WG]; }
+  return vec4<f32>(dot(a, a), dot(b, b), dot(d, d), dot(e, e));
 }
 
 // rnorm of row li / 32 from its 32 threads' shares of Σx² (a tree of 32).
@@ -76,22 +90,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var first = Column(vec4<f32>(0.0), vec4<f32>(0.0));
   if (t < p.t && wg.x * BC + j < p.k4) { first = column(t, wg.x * BC + j); }
   if (MODE == 1u) {
-    // Σx² of every row by all 256 threads, four independent loads in flight per thread; one tree for all
-    // rows at once.
+    // Σx² of every row by all 256 threads, eight independent loads in flight per thread (a row of
+    // K ≤ 8192 in one round trip; rows of 4 or more take MODE 2 in the model).
     for (var t = 0u; t < p.t; t++) {
       let row = t * p.k4;
       var s = vec4<f32>(0.0);
-      for (var c = li; c < p.k4; c += 4u * WG) {
-        let a = x[row + c];
-        var b = vec4<f32>(0.0);
-        var d = vec4<f32>(0.0);
-        var e = vec4<f32>(0.0);
-        if (c + WG < p.k4) { b = x[row + c + WG]; }
-        if (c + 2u * WG < p.k4) { d = x[row + c + 2u * WG]; }
-        if (c + 3u * WG < p.k4) { e = x[row + c + 3u * WG]; }
-        s += vec4<f32>(dot(a, a), dot(b, b), dot(d, d), dot(e, e));
+      var u = vec4<f32>(0.0);
+      for (var c = li; c < p.k4; c += 8u * WG) {
+        s += squares4(row, c);
+        u += squares4(row, c + 4u * WG);
       }
-      sq[t * WG + li] = (s.x + s.y) + (s.z + s.w);
+      sq[t * WG + li] = (s.x + s.y) + (s.z + s.w) + ((u.x + u.y) + (u.z + u.w));
     }
     workgroupBarrier();
     // Row t's 256 shares by its 32 threads (t = li / 32), 8 each, then a tree of 32: a thread touches
@@ -144,29 +153,25 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
   }
   red[li] = m;
+  workgroupBarrier(); // the block's bits are final too
+  // The block's column bits and how many columns they flag, by the first 32 threads (columns li, li + 32,
+  // …), so one tree of 32 serves the counts and every row's maximum (rows are the 32-thread groups of red).
+  var n = 0u;
+  if (li < 32u) {
+    for (var i = li; i < BC; i += 32u) {
+      let c = wg.x * BC + i;
+      let b = atomicLoad(&bits[i]);
+      if (c < p.k4) { colbits[c] = b; }
+      n += countOneBits(b);
+    }
+    cnt[li] = n;
+  }
   workgroupBarrier();
-  // Tree over each row's 32 threads (rows are the 32-thread groups of red).
   for (var st = 16u; st > 0u; st >>= 1u) {
     if (j < st) { red[li] = max(red[li], red[li + st]); }
+    if (li < st) { cnt[li] += cnt[li + st]; }
     workgroupBarrier();
   }
   if (t < 8u && j == 0u) { partial[wg.x * 8u + t] = red[li]; }
-  // The block's column bits and how many columns they flag.
-  var n = 0u;
-  for (var i = li; i < BC; i += WG) {
-    let c = wg.x * BC + i;
-    let b = atomicLoad(&bits[i]);
-    if (c < p.k4) { colbits[c] = b; }
-    n += countOneBits(b);
-  }
-  red[li] = f32(n);
-  workgroupBarrier();
-  // Only the first BC threads hold columns: the tree starts at the largest power of two below BC.
-  var top = 1u;
-  while (2u * top < BC) { top <<= 1u; }
-  for (var st = top; st > 0u; st >>= 1u) {
-    if (li < st) { red[li] += red[li + st]; }
-    workgroupBarrier();
-  }
-  if (li == 0u) { count[wg.x] = u32(red[0]); }
+  if (li == 0u) { count[wg.x] = cnt[0]; }
 }
