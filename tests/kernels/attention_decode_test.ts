@@ -317,20 +317,37 @@ Deno.test("attentionDecode's combine pass leaves the LLM.int8 rows scan of its o
     { B: 3, kvLen: 300, H: 12, Hkv: 2, Dh: 128, pad: [0, 37, 200] }, // 4 rows a workgroup (one idle)
     { B: 8, kvLen: 100, H: 6, Hkv: 3, Dh: 64, pad: [0, 1, 2, 3, 4, 5, 6, 99] },
     { B: 5, kvLen: 70, H: 4, Hkv: 1, Dh: 16, pad: [0, 9, 0, 3, 0] }, // 8 heads to one pack block
+    // A follow-up chunk: 6 new tokens of one kept sequence as rows, row b seeing kvLen + b keys.
+    { B: 6, kvLen: 200, H: 12, Hkv: 2, Dh: 128, pad: [4], one: true },
   ];
   for (const c of scanCases) {
-    await t.step(`B=${c.B} kvLen=${c.kvLen} H=${c.H}/${c.Hkv} Dh=${c.Dh}`, async () => {
-      const { B, kvLen: S, H, Hkv, Dh } = c;
+    const name = `B=${c.B} kvLen=${c.kvLen} H=${c.H}/${c.Hkv} Dh=${c.Dh}${c.one ? " one sequence" : ""}`;
+    await t.step(name, async () => {
+      const { B, H, Hkv, Dh } = c;
       const K = H * Dh;
-      const seed = B * 7 + S + Dh;
+      const seed = B * 7 + c.kvLen + Dh;
+      const Bc = c.one ? 1 : B; // cache samples
+      const S = c.one ? c.kvLen + B - 1 : c.kvLen; // cache positions
       const q = gpu.uploadTensor("q", "f32", [B, K], randomF32(B * K, seed, -1, 1));
-      const k = gpu.uploadTensor("k", "f32", [B, S, Hkv * Dh], randomF32(B * S * Hkv * Dh, seed + 1, -1, 1));
-      const v = gpu.uploadTensor("v", "f32", [B, S, Hkv * Dh], randomF32(B * S * Hkv * Dh, seed + 2, -3, 3));
-      const valid = Int32Array.from({ length: B * S }, (_, i) => (i % S >= c.pad[Math.floor(i / S)] ? 1 : 0));
-      const m = gpu.uploadTensor("m", "i32", [B, S], valid);
+      const kvShape = [Bc, S, Hkv * Dh];
+      const k = gpu.uploadTensor("k", "f32", kvShape, randomF32(Bc * S * Hkv * Dh, seed + 1, -1, 1));
+      const v = gpu.uploadTensor("v", "f32", kvShape, randomF32(Bc * S * Hkv * Dh, seed + 2, -3, 3));
+      const valid = Int32Array.from(
+        { length: Bc * S },
+        (_, i) => (i % S >= c.pad[Math.floor(i / S)] ? 1 : 0),
+      );
+      const m = gpu.uploadTensor("m", "i32", [Bc, S], valid);
       const splits = createAttentionDecodeScratch(gpu, "splits", { batch: B, numHeads: H, headDim: Dh });
       const outs = [1, 2].map((i) => gpu.createTensor(`out${i}`, "f32", [B, K]));
-      const shape = { batch: B, kvLen: S, numHeads: H, numKvHeads: Hkv, headDim: Dh, scratch: splits };
+      const shape = {
+        batch: B,
+        kvLen: c.kvLen,
+        numHeads: H,
+        numKvHeads: Hkv,
+        headDim: Dh,
+        scratch: splits,
+        oneSequence: c.one,
+      };
       const r0 = gpu.recorder("test");
       assert.equal(attentionDecode(r0, q, k, v, m, outs[0], shape), false, "no scan asked for");
       r0.submit();
