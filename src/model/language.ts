@@ -28,7 +28,6 @@ import {
   createLlmInt8RowsScratch,
   destroyLlmInt8RowsScratch,
   llmInt8Pack,
-  llmInt8PackBlockColumns,
   llmInt8Rows,
   type LlmInt8RowsScratch,
   matvecLlmInt8,
@@ -36,6 +35,7 @@ import {
   maxLlmInt8RowsK,
   minRowsForSquares,
   type RowSquares,
+  type ScannedRows,
 } from "../ops/matvec_dp4a.ts";
 import type { KvCache } from "./kv_cache.ts";
 import type { WeightUploader } from "./weight_source.ts";
@@ -268,10 +268,8 @@ export function languageForward(
     tap?.("lm.qkv", l, s.qkv, r);
     const kv = [cache.k[l], cache.v[l], cache.keyValid] as const;
     // LLM.int8 rows: the attention's combine pass does the rows scan of its output (one dispatch less).
-    const scan = few
-      ? { ...few.hidden, threshold: few.threshold, packBlockColumns: llmInt8PackBlockColumns }
-      : undefined;
-    let attnScanned = false;
+    const scan = few ? { scratch: few.hidden, threshold: few.threshold } : undefined;
+    let attnScanned: ScannedRows | null = null;
     if (s.attnSplits && T === 1 && Dh % 8 === 0) {
       // A decode step: the attention kernel rotates q and k and appends k, v itself (one dispatch less).
       const rope = { positions: inputs.positions, cosSin: w.ropeCosSin };
@@ -314,14 +312,7 @@ export function languageForward(
     if (few) {
       const squares = B * T >= minRowsForSquares ? few.hidden.squares : undefined;
       const attn = attnScanned
-        ? llmInt8Pack(r, {
-          rows: B * T,
-          K: H * Dh,
-          scratch: few.hidden,
-          values: s.attn,
-          blocks: H,
-          perPackBlock: llmInt8PackBlockColumns / (Dh / 4),
-        })
+        ? llmInt8Pack(r, attnScanned)
         : llmInt8Rows(r, s.attn, few.hidden, { threshold });
       const attnSums = matvecLlmInt8(r, attn, lw.wo, s.hidden, { accumulate: true, squares }) ?? undefined;
       tap?.("lm.attn_out", l, s.hidden, r);

@@ -2,6 +2,7 @@ import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { f32 } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
+import { llmInt8PackBlockColumns, type LlmInt8RowsScratch, type ScannedRows } from "./matvec_dp4a.ts";
 
 export interface AttentionDecodeShape {
   batch: number; // B sequences, one new query each (T = 1)
@@ -22,19 +23,15 @@ export interface AttentionDecodeShape {
   /**
    * INT8_MATMUL=llm-int8: the combine pass also does the LLM.int8 rows scan of `out` (one block a head, into
    * the rows scratch's colbits, partial and count), when it runs (more than one split), B ≤ 8 and Dh/4 divides
-   * the pack's 32-column blocks. The call returns whether it did.
+   * the pack's 32-column blocks. The call then returns the scanned rows for llmInt8Pack, else null.
    */
   scan?: AttentionRowsScan;
 }
 
 /** Where and at which threshold the combine pass leaves the LLM.int8 rows scan of the attention output. */
 export interface AttentionRowsScan {
-  colbits: Tensor; // [≥ H·Dh/4] u32
-  partial: Tensor; // [≥ H·8] f32
-  count: Tensor; // [≥ H] u32
+  scratch: LlmInt8RowsScratch; // width H·Dh, rows ≥ B
   threshold: number;
-  /** Vec4 columns of the pack's blocks (a multiple of Dh/4). */
-  packBlockColumns: number;
 }
 
 /** Tiling of kernels/attention_decode.wgsl (its override constants WG and PREFETCH). */
@@ -120,7 +117,7 @@ export function attentionDecode(
   out: Tensor,
   shape: AttentionDecodeShape,
   config: AttentionDecodeConfig = defaultAttentionDecodeConfig,
-): boolean {
+): ScannedRows | null {
   return recordAttentionDecode(r, q, null, kCache, vCache, keyValid, out, shape, config);
 }
 
@@ -148,7 +145,7 @@ export function attentionDecodeFromQkv(
   out: Tensor,
   shape: AttentionDecodeShape,
   config: AttentionDecodeConfig = defaultAttentionDecodeConfig,
-): boolean {
+): ScannedRows | null {
   if (shape.oneSequence) {
     throw new Error("attentionDecodeFromQkv: decode steps only (not oneSequence chunks)");
   }
@@ -168,7 +165,7 @@ function recordAttentionDecode(
   out: Tensor,
   shape: AttentionDecodeShape,
   config: AttentionDecodeConfig,
-): boolean {
+): ScannedRows | null {
   const { batch: B, kvLen, numHeads: H, numKvHeads: Hkv, headDim: Dh } = shape;
   if (Dh % 4 !== 0 || Dh > 128 || Dh < 4) {
     throw new Error(`attentionDecode: head dim ${Dh} is not supported; it must be a multiple of 4 up to 128`);
@@ -252,26 +249,29 @@ function recordAttentionDecode(
     },
     label: `attention_decode ${out.label}`,
   });
-  if (splits === 1) return false;
+  if (splits === 1) return null;
   const D4 = Dh / 4;
   const sc = shape.scan;
-  const scan = sc && B <= 8 && sc.packBlockColumns % D4 === 0 && (D4 & (D4 - 1)) === 0 ? sc : null;
-  if (scan) {
-    expectTensor("attentionDecode scan colbits", scan.colbits, "u32", [-1]);
-    expectTensor("attentionDecode scan partial", scan.partial, "f32", [-1]);
-    expectTensor("attentionDecode scan count", scan.count, "u32", [-1]);
-    if (scan.colbits.shape[0] < H * D4 || scan.partial.shape[0] < H * 8 || scan.count.shape[0] < H) {
-      throw new Error(`attentionDecode: the rows scan's scratch is too small for ${H} heads of ${Dh}`);
+  const scan = sc && B <= 8 && llmInt8PackBlockColumns % D4 === 0 && (D4 & (D4 - 1)) === 0 ? sc : null;
+  const s = scan?.scratch;
+  if (scan && s) {
+    if (s.outliers.shape[0] !== H * Dh + 1 || s.q.shape[0] < B) {
+      throw new Error(
+        `attentionDecode: the rows scan's scratch does not hold ${B} rows of ${H} heads of ${Dh}`,
+      );
     }
     if (!(scan.threshold > 0)) throw new Error(`attentionDecode: threshold ${scan.threshold} must be > 0`);
   }
   const rowsPerGroup = scan ? 2 ** Math.ceil(Math.log2(B)) : 1;
   r.dispatch("attention_decode_combine", {
-    bindings: [scratch!, out, scan?.colbits ?? out, scan?.partial ?? out, scan?.count ?? out],
+    bindings: [scratch!, out, s?.colbits ?? out, s?.partial ?? out, s?.count ?? out],
     params: [rows, splits, H, B, f32(scan?.threshold ?? 0)],
     workgroups: [scan ? H : rows],
     constants: { D4, RP: rowsPerGroup, SCAN: scan ? 1 : 0 },
     label: `attention_decode_combine ${out.label}`,
   });
-  return scan !== null;
+  // One block of partial maxima and counts a head, 32/D4 of them to one of the pack's blocks.
+  return s
+    ? { rows: B, K: H * Dh, scratch: s, values: out, blocks: H, perPackBlock: llmInt8PackBlockColumns / D4 }
+    : null;
 }

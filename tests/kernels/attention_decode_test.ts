@@ -349,17 +349,22 @@ Deno.test("attentionDecode's combine pass leaves the LLM.int8 rows scan of its o
         oneSequence: c.one,
       };
       const r0 = gpu.recorder("test");
-      assert.equal(attentionDecode(r0, q, k, v, m, outs[0], shape), false, "no scan asked for");
+      assert.equal(attentionDecode(r0, q, k, v, m, outs[0], shape), null, "no scan asked for");
       r0.submit();
       const plain = await gpu.readF32(outs[0]);
       const mags = Array.from(plain, Math.abs).sort((a, b) => a - b);
       const threshold = mags[Math.floor(mags.length * 0.96)];
       const [byCombine, byPass] = [1, 2].map((i) => createLlmInt8RowsScratch(gpu, `rows${i}`, 8, K));
       const r = gpu.recorder("test");
-      const scan = { ...byCombine, threshold, packBlockColumns: llmInt8PackBlockColumns };
-      assert.equal(attentionDecode(r, q, k, v, m, outs[1], { ...shape, scan }), true, "the combine scanned");
-      const perPackBlock = llmInt8PackBlockColumns / (Dh / 4);
-      llmInt8Pack(r, { rows: B, K, scratch: byCombine, values: outs[1], blocks: H, perPackBlock });
+      const scan = { scratch: byCombine, threshold };
+      const scanned = attentionDecode(r, q, k, v, m, outs[1], { ...shape, scan });
+      assert.ok(scanned, "the combine scanned");
+      assert.deepEqual(
+        [scanned.rows, scanned.K, scanned.values, scanned.blocks, scanned.perPackBlock],
+        [B, K, outs[1], H, llmInt8PackBlockColumns / (Dh / 4)],
+        "one block a head, 32/D4 heads to a pack block",
+      );
+      llmInt8Pack(r, scanned);
       llmInt8Rows(r, outs[1], byPass, { threshold });
       r.submit();
       assertClose(await gpu.readF32(outs[1]), plain, 1e-7, 1e-6);
@@ -380,7 +385,7 @@ Deno.test("attentionDecode's combine pass leaves the LLM.int8 rows scan of its o
   }
   await t.step("no scan where the combine does not run or a head does not divide a pack block", () => {
     const scratch = createLlmInt8RowsScratch(gpu, "rows", 8, 72);
-    const scan = { ...scratch, threshold: 6, packBlockColumns: llmInt8PackBlockColumns };
+    const scan = { scratch, threshold: 6 };
     const q = gpu.createTensor("q", "f32", [1, 72]);
     const kv = gpu.createTensor("kv", "f32", [1, 40, 36]);
     const m = gpu.createTensor("m", "i32", [1, 40]);
@@ -388,15 +393,15 @@ Deno.test("attentionDecode's combine pass leaves the LLM.int8 rows scan of its o
     const splits = createAttentionDecodeScratch(gpu, "splits", { batch: 1, numHeads: 2, headDim: 36 });
     const shape = { batch: 1, kvLen: 40, numHeads: 2, numKvHeads: 1, headDim: 36, scratch: splits, scan };
     const r = gpu.recorder("test");
-    assert.equal(attentionDecode(r, q, kv, kv, m, out, { ...shape, splits: 2 }), false, "Dh/4 = 9");
+    assert.equal(attentionDecode(r, q, kv, kv, m, out, { ...shape, splits: 2 }), null, "Dh/4 = 9");
     const scratch16 = createLlmInt8RowsScratch(gpu, "rows16", 8, 32);
-    const scan16 = { ...scratch16, threshold: 6, packBlockColumns: llmInt8PackBlockColumns };
+    const scan16 = { scratch: scratch16, threshold: 6 };
     const splits16 = createAttentionDecodeScratch(gpu, "splits16", { batch: 1, numHeads: 2, headDim: 16 });
     const one = { ...shape, headDim: 16, scratch: splits16, scan: scan16, splits: 1 };
     const q16 = gpu.createTensor("q16", "f32", [1, 32]);
     const kv16 = gpu.createTensor("kv16", "f32", [1, 40, 16]);
     const out16 = gpu.createTensor("out16", "f32", [1, 32]);
-    assert.equal(attentionDecode(r, q16, kv16, kv16, m, out16, one), false, "one split: no combine");
+    assert.equal(attentionDecode(r, q16, kv16, kv16, m, out16, one), null, "one split: no combine");
     r.submit();
     for (const s of [scratch, scratch16]) destroyLlmInt8RowsScratch(s);
     for (const b of [q, kv, m, out, splits, q16, kv16, out16, splits16]) b.buffer.destroy();
