@@ -92,35 +92,31 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (MODE == 1u) {
     // Σx² of every row by all 256 threads, eight independent loads in flight per thread (a row of
     // K ≤ 8192 in one round trip; rows of 4 or more take MODE 2 in the model).
-    for (var t = 0u; t < p.t; t++) {
-      let row = t * p.k4;
+    for (var rt = 0u; rt < p.t; rt++) {
+      let row = rt * p.k4;
       var s = vec4<f32>(0.0);
       var u = vec4<f32>(0.0);
       for (var c = li; c < p.k4; c += 8u * WG) {
         s += squares4(row, c);
         u += squares4(row, c + 4u * WG);
       }
-      sq[t * WG + li] = (s.x + s.y) + (s.z + s.w) + ((u.x + u.y) + (u.z + u.w));
+      sq[rt * WG + li] = (s.x + s.y) + (s.z + s.w) + ((u.x + u.y) + (u.z + u.w));
     }
     workgroupBarrier();
     // Row t's 256 shares by its 32 threads (t = li / 32), 8 each, then a tree of 32: a thread touches
     // ~25 values of workgroup memory, where one tree over 256 for all rows at once took 8 levels × T rows.
-    let rt = li / 32u;
-    let rj = li % 32u;
     var a = 0.0;
-    if (rt < p.t) {
-      for (var i = rj; i < WG; i += 32u) { a += sq[rt * WG + i]; }
+    if (t < p.t) {
+      for (var i = j; i < WG; i += 32u) { a += sq[t * WG + i]; }
     }
     set_norms(li, a);
   }
   if (MODE == 2u) {
     // Row t's parts by its 32 threads, four loads in flight.
-    let rt = li / 32u;
-    let rj = li % 32u;
     var a = vec4<f32>(0.0);
-    if (rt < p.t) {
-      let row = rt * p.stride;
-      for (var i = rj; i < p.parts; i += 128u) {
+    if (t < p.t) {
+      let row = t * p.stride;
+      for (var i = j; i < p.parts; i += 128u) {
         a.x += squares[row + i];
         if (i + 32u < p.parts) { a.y += squares[row + i + 32u]; }
         if (i + 64u < p.parts) { a.z += squares[row + i + 64u]; }
