@@ -23,11 +23,13 @@
 //           6 s3   [N] f32 (MODE 2; any buffer otherwise)
 //           7 bias [N] f32 (read only when has_bias)
 //           8 out  [T, N] f32 (not x)
+//           9 w1 again viewed as vec4<u32>, 10 w3 again viewed as vec4<u32> (VEC)
 // Params:   n = N, k4 = K/4, eps (f32), has_bias, groups_per_row, accumulate (MODE 0: out += result),
 //           total_groups = row blocks, grid_groups = persistent workgroups (0: one block per workgroup)
 // Overrides: MODE, TT = T (1..8), R ∈ {1, 2, 4, 8} (8 only in MODE < 2), LANES ∈ {8, 16, …, 256}
 //            (above 32 several warps share a row: fewer rows per workgroup, more workgroups for small N),
-//            U ∈ {1, 2, 4, 8}, I2F (benchmarks only: unpack4xI8 + int→float instead of i8x4),
+//            U ∈ {1, 2, 4, 8} (with VEC: 1 or 2+ → two chunks), VEC (K % 16 == 0: 16-byte weight loads,
+//            each lane's unit a chunk of four words), I2F (benchmarks only: unpack4xI8 + int→float instead of i8x4),
 //            PROBE (benchmarks only, wrong results: 1 = every token's math on token 0's x, so one x load a
 //            word; 2 = every token's x loaded but summed, so one token's math; 3 = no weight loads,
 //            words made from their index), DOT_ADD (benchmarks only: dot product + add per row and word).
@@ -47,6 +49,8 @@ struct Params {
 @group(0) @binding(6) var<storage, read> s3: array<f32>;
 @group(0) @binding(7) var<storage, read> bias: array<f32>;
 @group(0) @binding(8) var<storage, read_write> out: array<f32>;
+@group(0) @binding(9) var<storage, read> w1v: array<vec4<u32>>;
+@group(0) @binding(10) var<storage, read> w3v: array<vec4<u32>>;
 
 // #include int8
 
@@ -58,6 +62,7 @@ override U: u32 = 4u;
 override I2F: bool = false;
 override PROBE: u32 = 0u;
 override DOT_ADD: bool = false;
+override VEC: bool = false;
 const WG = 256u;
 const VALS = 16u; // partial sums per thread and round: 2 tokens × (4 lo + 4 hi rows)
 
@@ -268,6 +273,63 @@ fn accumulate_block(acc: ptr<function, Acc>, q: u32, b: Block) {
   }
 }
 
+// VEC: a lane's unit is a 16-byte chunk (four words) of each of its rows, one load a row. Chunk c of the lo
+// rows (l0..l3) and of the hi rows (h0..h3).
+struct Chunk {
+  l0: vec4<u32>, l1: vec4<u32>, l2: vec4<u32>, l3: vec4<u32>,
+  h0: vec4<u32>, h1: vec4<u32>, h2: vec4<u32>, h3: vec4<u32>,
+}
+
+// oa4/ob4 = row offsets in chunks (row · k4 / 4).
+fn load_chunk(c: u32, oa4: vec4<u32>, ob4: vec4<u32>) -> Chunk {
+  var r = Chunk();
+  r.l0 = w1v[oa4.x + c];
+  if (nlo() > 1u) { r.l1 = w1v[oa4.y + c]; }
+  if (nlo() > 2u) {
+    r.l2 = w1v[oa4.z + c];
+    r.l3 = w1v[oa4.w + c];
+  }
+  if (nhi() > 0u) { r.h0 = w3v[ob4.x + c]; }
+  if (nhi() > 1u) { r.h1 = w3v[ob4.y + c]; }
+  if (nhi() > 2u) {
+    r.h2 = w3v[ob4.z + c];
+    r.h3 = w3v[ob4.w + c];
+  }
+  return r;
+}
+
+// The chunk's four words, each as the Words of every row, through the one-word math.
+fn accumulate_chunk(acc: ptr<function, Acc>, c: u32, k: Chunk) {
+  let q = 4u * c;
+  accumulate(acc, q, Words(vec4<u32>(k.l0.x, k.l1.x, k.l2.x, k.l3.x), vec4<u32>(k.h0.x, k.h1.x, k.h2.x, k.h3.x)));
+  accumulate(acc, q + 1u,
+             Words(vec4<u32>(k.l0.y, k.l1.y, k.l2.y, k.l3.y), vec4<u32>(k.h0.y, k.h1.y, k.h2.y, k.h3.y)));
+  accumulate(acc, q + 2u,
+             Words(vec4<u32>(k.l0.z, k.l1.z, k.l2.z, k.l3.z), vec4<u32>(k.h0.z, k.h1.z, k.h2.z, k.h3.z)));
+  accumulate(acc, q + 3u,
+             Words(vec4<u32>(k.l0.w, k.l1.w, k.l2.w, k.l3.w), vec4<u32>(k.h0.w, k.h1.w, k.h2.w, k.h3.w)));
+}
+
+fn accumulate_rows_vec(lane: u32, oa: vec4<u32>, ob: vec4<u32>) -> Acc {
+  let k16 = p.k4 / 4u;
+  let oa4 = oa / 4u;
+  let ob4 = ob / 4u;
+  var acc = Acc();
+  var c = lane;
+  if (U > 1u) {
+    for (; c + LANES < k16; c += 2u * LANES) {
+      let k0 = load_chunk(c, oa4, ob4);
+      let k1 = load_chunk(c + LANES, oa4, ob4);
+      accumulate_chunk(&acc, c, k0);
+      accumulate_chunk(&acc, c + LANES, k1);
+    }
+  }
+  for (; c < k16; c += LANES) {
+    accumulate_chunk(&acc, c, load_chunk(c, oa4, ob4));
+  }
+  return acc;
+}
+
 // This thread's partial sums for the rows of the workgroup's row block starting at `first`.
 fn accumulate_rows(first: u32, li: u32) -> Acc {
   let G = WG / LANES; // row groups per workgroup
@@ -281,6 +343,7 @@ fn accumulate_rows(first: u32, li: u32) -> Acc {
   if (MODE < 2u) { jb = ja + vec4<u32>(4u * G); }
   let oa = min(ja, vec4<u32>(last)) * p.k4;
   let ob = min(jb, vec4<u32>(last)) * p.k4;
+  if (VEC) { return accumulate_rows_vec(lane, oa, ob); }
   var acc = Acc();
   var q = lane;
   for (; q + (U - 1u) * LANES < p.k4; q += U * LANES) {

@@ -73,9 +73,32 @@ const configs: MatvecConfig[] = [
   { R: 2, LANES: 32, U: 4, persist: 528 },
   { R: 1, LANES: 32, U: 8, persist: 528 },
   { R: 1, LANES: 32, U: 8, persist: 1056 },
+  // 16-byte weight loads (VEC; U > 1: two chunks in flight).
+  { R: 4, LANES: 32, U: 1, VEC: true },
+  { R: 4, LANES: 32, U: 2, VEC: true },
+  { R: 4, LANES: 16, U: 2, VEC: true },
+  { R: 4, LANES: 8, U: 2, VEC: true },
+  { R: 2, LANES: 32, U: 2, VEC: true },
+  { R: 2, LANES: 16, U: 2, VEC: true },
+  { R: 1, LANES: 32, U: 2, VEC: true },
+  { R: 1, LANES: 16, U: 2, VEC: true },
+  { R: 8, LANES: 32, U: 1, VEC: true },
+  { R: 4, LANES: 64, U: 2, VEC: true },
+  { R: 4, LANES: 32, U: 1, VEC: true, persist: 264 },
+  { R: 4, LANES: 32, U: 2, VEC: true, persist: 264 },
+  { R: 2, LANES: 32, U: 2, VEC: true, persist: 528 },
+  { R: 1, LANES: 32, U: 2, VEC: true, persist: 528 },
+  { R: 1, LANES: 16, U: 2, VEC: true, persist: 1056 },
+  { R: 4, LANES: 16, U: 1, VEC: true },
+  { R: 8, LANES: 16, U: 1, VEC: true },
+  { R: 2, LANES: 8, U: 2, VEC: true },
+  { R: 4, LANES: 16, U: 2, VEC: true, persist: 264 },
+  { R: 4, LANES: 16, U: 2, VEC: true, persist: 528 },
 ];
 const configName = (c: MatvecConfig) =>
-  `R${c.R} L${c.LANES} U${c.U}${c.I2F ? " i2f" : ""}${c.persist ? ` P${c.persist}` : ""}`;
+  `R${c.R} L${c.LANES} U${c.U}${c.I2F ? " i2f" : ""}${c.VEC ? " vec" : ""}${
+    c.persist ? ` P${c.persist}` : ""
+  }`;
 
 const { gpu, timer } = await sweep.openGpu();
 const copyGBps = await copyReference(gpu, timer, quick);
@@ -201,7 +224,7 @@ for (const s of shapes) {
 
     const candidates: [string, Launch][] = [["before", beforeLaunch(s, T)]];
     if (args.chosen || args.probe) candidates.push(["launcher", chosenLaunch(s)]);
-    const chosen = matvecConfig(s.mode, T, N);
+    const chosen = matvecConfig(s.mode, T, N, K);
     if (args.probe && s.mode === "linear") candidates.push(["before dot+add", beforeLaunch(s, T, true)]);
     if (args.probe && chosen) {
       candidates.push([`dot+add ${configName(chosen)}`, newLaunch(s, { ...chosen, dotAdd: true })]);
@@ -211,6 +234,7 @@ for (const s of shapes) {
     }
     for (const c of args.chosen || args.probe ? [] : configs) {
       if (s.mode === "gateUp" && c.R > 4) continue;
+      if (c.VEC && K % 16 !== 0) continue;
       candidates.push([configName(c), newLaunch(s, c)]);
     }
     let refData: Float32Array | null = null;

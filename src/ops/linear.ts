@@ -231,7 +231,7 @@ export function recordLinear(
     }
     // int8 at T ≥ 2: kernels/matvec_i8.wgsl (rows per thread share each x load; 1.7–3.2× at T = 4, 8 on
     // an H100); at T = 1 and for f32 weights the one-row linear_matvec stays faster.
-    const config = w.kind === "int8" ? matvecConfig("linear", T, N) : null;
+    const config = w.kind === "int8" ? matvecConfig("linear", T, N, K) : null;
     if (w.kind === "int8" && config) {
       recordMatvecI8(r, {
         mode: "linear",

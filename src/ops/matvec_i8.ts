@@ -21,6 +21,8 @@ export interface MatvecConfig {
   probe?: 1 | 2 | 3;
   /** Benchmarks only: a dot product and an add per row and word instead of four chained multiply-adds. */
   dotAdd?: boolean;
+  /** 16-byte weight loads (K % 16 == 0): a lane's unit is a chunk of four words; U > 1 → two chunks. */
+  VEC?: boolean;
   /** Persistent workgroups walking the row blocks (the grid is then min(blocks, persist)); 0/absent: none. */
   persist?: number;
 }
@@ -34,8 +36,13 @@ export interface MatvecConfig {
  * the norm's sums went to all 256 threads (bench/results/2026-11-26-h100-matvec-sweep-after-norms.log): gate/up
  * at T = 4 now R4 L16 U2 (111.3 µs against 113.6 persistent; T = 2, 3 not measured), the rest unchanged.
  */
-export function matvecConfig(mode: MatvecMode, T: number, _N: number): MatvecConfig | null {
+export function matvecConfig(mode: MatvecMode, T: number, _N: number, K: number): MatvecConfig | null {
   const persistent: MatvecConfig = { R: 4, LANES: 32, U: 4, persist: 264 };
+  // gate/up at one token: 16-byte weight loads, 78.4–78.9 µs against 84.3–84.7 persistent
+  // (bench/results/2026-11-27-h100-matvec-vec{,2}.log). The LM head's 220 → 212 µs in that sweep did not show
+  // in the decode step's profile (0.225 → 0.227–0.230 ms, PERF.md v38), wqkv gained 0.7 µs and the plain
+  // linears none (linear_matvec stays faster): they keep their tilings.
+  if (T === 1 && K % 16 === 0 && mode === "gateUp") return { R: 4, LANES: 16, U: 2, VEC: true };
   if (mode === "gateUp") {
     if (T <= 3) return persistent;
     return T <= 4 ? { R: 4, LANES: 16, U: 2 } : { R: 2, LANES: 16, U: 4 };
@@ -66,9 +73,10 @@ export interface MatvecArgs {
 export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
   const [T, K] = a.x.shape;
   const N = a.w1.shape[0];
-  const c = a.config ?? matvecConfig(a.mode, T, N);
+  const c = a.config ?? matvecConfig(a.mode, T, N, K);
   if (!c) throw new Error(`${a.label}: no matvec_i8 tiling for ${a.mode} at T=${T}, N=${N}`);
   if (a.mode === "gateUp" && c.R > 4) throw new Error(`${a.label}: gateUp takes at most 4 rows per thread`);
+  if (c.VEC && K % 16 !== 0) throw new Error(`${a.label}: VEC needs K % 16 == 0, got K=${K}`);
   const rowsPerGroup = c.R * (256 / c.LANES);
   const blocks = Math.ceil(N / rowsPerGroup);
   const persist = persistentGroups(blocks, c.persist);
@@ -77,7 +85,18 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
   // Bindings the mode never reads still need a read-only buffer other than out (layout "auto").
   const any = a.s1;
   r.dispatch("matvec_i8", {
-    bindings: [a.x, a.g ?? any, a.w1, a.s1, a.w3 ?? a.w1, a.s3 ?? any, a.bias ?? any, a.out],
+    bindings: [
+      a.x,
+      a.g ?? any,
+      a.w1,
+      a.s1,
+      a.w3 ?? a.w1,
+      a.s3 ?? any,
+      a.bias ?? any,
+      a.out,
+      a.w1,
+      a.w3 ?? a.w1,
+    ],
     params: [N, K / 4, f32(a.eps ?? 0), a.bias ? 1 : 0, groupsPerRow, a.accumulate ? 1 : 0, blocks, persist],
     workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
     constants: {
@@ -89,6 +108,7 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
       I2F: c.I2F ? 1 : 0,
       PROBE: c.probe ?? 0,
       DOT_ADD: c.dotAdd ? 1 : 0,
+      VEC: c.VEC ? 1 : 0,
     },
     label: `matvec_i8 ${a.label}`,
   });
