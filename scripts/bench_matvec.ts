@@ -2,7 +2,7 @@
 // kernels/matvec_i8.wgsl against the kernels it replaces (linear_matvec, rms_norm_linear, gate_up_silu),
 // at T = 1, 4 and 8, with a WGSL copy kernel as the bandwidth reference of the same run.
 //   deno run -A scripts/bench_matvec.ts [--quick] [--ms 200] [--out matvec.json] [--only wqkv,wo,…]
-//     [--tokens 1,4,8] [--chosen: the launchers' own tiling only] [--probe: the launchers' tiling, its
+//     [--tokens 1,4,8] [--configs "R4 L16 U1 vec,R2 L16 U4": only these candidates, by name] [--chosen: the launchers' own tiling only] [--probe: the launchers' tiling, its
 //     dot-product-and-add form (DOT_ADD) and its probes (wrong values, for timing only): PROBE 1 loads one
 //     token's x for every token's math, PROBE 2 loads every token's x for one token's math, PROBE 3 loads
 //     no weights]
@@ -26,6 +26,7 @@ const { args, quick, minMs, out: outArg } = sweep.parseArgs({
   chosen: { type: "boolean", default: false },
   probe: { type: "boolean", default: false },
   tokens: { type: "string" },
+  configs: { type: "string" },
 });
 
 interface Shape {
@@ -92,6 +93,8 @@ const configs: MatvecConfig[] = [
   { R: 4, LANES: 16, U: 1, VEC: true },
   { R: 8, LANES: 16, U: 1, VEC: true },
   { R: 2, LANES: 8, U: 2, VEC: true },
+  { R: 2, LANES: 16, U: 1, VEC: true },
+  { R: 4, LANES: 16, U: 1, VEC: true, persist: 264 },
   { R: 4, LANES: 16, U: 2, VEC: true, persist: 264 },
   { R: 4, LANES: 16, U: 2, VEC: true, persist: 528 },
 ];
@@ -235,6 +238,7 @@ for (const s of shapes) {
     for (const c of args.chosen || args.probe ? [] : configs) {
       if (s.mode === "gateUp" && c.R > 4) continue;
       if (c.VEC && K % 16 !== 0) continue;
+      if (args.configs && !args.configs.split(",").includes(configName(c))) continue;
       candidates.push([configName(c), newLaunch(s, c)]);
     }
     let refData: Float32Array | null = null;

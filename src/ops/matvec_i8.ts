@@ -28,6 +28,21 @@ export interface MatvecConfig {
 }
 
 /**
+ * gate/up with 16-byte weight loads, by token count, from one sweep on an H100
+ * (bench/results/2026-11-27-h100-matvec-vec{,2,-t24,-gateup}.log, µs a call against the tiling before):
+ * T = 1 78.4 (84.3), 2 83.3 (92.5), 4 98.4 (144.1); confirmed in the model at T = 1 and 4 (PERF.md v38, v39).
+ * The sweep also favoured VEC at T = 3 and 5–8, but at T = 8 the model's gate/up took 208 µs a call with it
+ * against 194 with R2 L16 U4 (v39), and which T a tiling suits is erratic there (R4 L16 U1: 83, 164, 98, 112
+ * µs at T = 2…5; two chunks in flight 196 µs at T = 4), most likely the driver's register allocation: the
+ * other token counts keep their tilings until the model confirms a change.
+ */
+const gateUpVec: Record<number, MatvecConfig> = {
+  1: { R: 4, LANES: 16, U: 2, VEC: true },
+  2: { R: 4, LANES: 16, U: 1, VEC: true },
+  4: { R: 4, LANES: 16, U: 1, VEC: true },
+};
+
+/**
  * The tiling per mode, token count and rows, chosen on an H100 by scripts/bench_matvec.ts (2026-11-26,
  * copy 2882 GB/s; tables in bench/results/2026-11-26-h100-matvec*.log). Four rows per thread share each x
  * load (T = 8: 2–3× the one-row kernels). `persist` = 264 workgroups (2 per SM of a 132-SM H100/H200) walk
@@ -38,11 +53,14 @@ export interface MatvecConfig {
  */
 export function matvecConfig(mode: MatvecMode, T: number, _N: number, K: number): MatvecConfig | null {
   const persistent: MatvecConfig = { R: 4, LANES: 32, U: 4, persist: 264 };
-  // gate/up at one token: 16-byte weight loads, 78.4–78.9 µs against 84.3–84.7 persistent
-  // (bench/results/2026-11-27-h100-matvec-vec{,2}.log). The LM head's 220 → 212 µs in that sweep did not show
-  // in the decode step's profile (0.225 → 0.227–0.230 ms, PERF.md v38), wqkv gained 0.7 µs and the plain
-  // linears none (linear_matvec stays faster): they keep their tilings.
-  if (T === 1 && K % 16 === 0 && mode === "gateUp") return { R: 4, LANES: 16, U: 2, VEC: true };
+  // 16-byte weight loads: gate/up at 1, 2 and 4 tokens, and the plain linears at 2 (wo 23.8 against
+  // 24.9 µs, w2 47.1 against 51.0; at 3 tokens VEC was slower). The LM head's 220 → 212 µs at one token did
+  // not show in the decode step's profile (0.225 → 0.227–0.230 ms, PERF.md v38) and wqkv gained 0.7 µs: they
+  // keep their tilings.
+  if (K % 16 === 0) {
+    if (mode === "gateUp" && gateUpVec[T]) return gateUpVec[T];
+    if (mode === "linear" && T === 2) return { R: 4, LANES: 64, U: 2, VEC: true };
+  }
   if (mode === "gateUp") {
     if (T <= 3) return persistent;
     return T <= 4 ? { R: 4, LANES: 16, U: 2 } : { R: 2, LANES: 16, U: 4 };

@@ -77,11 +77,11 @@ const configs: MatvecConfig[] = [
   { R: 4, LANES: 32, U: 4, persist: 1 },
   { R: 2, LANES: 16, U: 4, persist: 1 },
   { R: 1, LANES: 32, U: 8, persist: 2 },
-  // 16-byte weight loads: one and two chunks in flight, hi rows from w1 (R = 8), persistent.
-  { R: 1, LANES: 32, U: 1, VEC: true },
+  // 16-byte weight loads: one and two chunks in flight, hi rows from w1 (R = 8), wide rows, persistent.
+  { R: 4, LANES: 16, U: 1, VEC: true },
   { R: 4, LANES: 16, U: 2, VEC: true },
   { R: 8, LANES: 8, U: 2, VEC: true },
-  { R: 4, LANES: 32, U: 2, VEC: true, persist: 1 },
+  { R: 4, LANES: 64, U: 2, VEC: true, persist: 1 },
 ];
 
 for (const mode of ["linear", "norm", "gateUp"] as const) {
@@ -91,9 +91,8 @@ for (const mode of ["linear", "norm", "gateUp"] as const) {
     // rotating: K/4 = 131 or 65 words (an odd tail for every LANES·U) or 9 (fewer words than lanes); T = 5
     // splits the tokens unevenly over the two halves of the norm's sums.
     const shapes = [[1, 77, 524], [3, 301, 36], [8, 45, 524], [5, 61, 260]];
-    // VEC takes K % 16 == 0: K/16 = 131 or 65 chunks (an odd tail) or 9 (fewer chunks than lanes). The
-    // model uses it at T = 1 only; T = 2, 3 still check the tokens' accumulators, at less compile time.
-    const vecShapes = [[1, 77, 2096], [3, 301, 144], [2, 45, 1040], [1, 61, 2096]];
+    // VEC takes K % 16 == 0: K/16 = 131 or 65 chunks (an odd tail) or 9 (fewer chunks than lanes).
+    const vecShapes = [[1, 77, 2096], [3, 301, 144], [2, 45, 1040], [4, 61, 2096]];
     for (const [i, c] of configs.entries()) {
       if (mode === "gateUp" && c.R > 4) continue;
       const list = c.VEC ? vecShapes : shapes;
@@ -115,9 +114,14 @@ Deno.test("persistentGroups: fewer workgroups than blocks or none, at most 1024 
   assert.equal(persistentGroups(65545, 2), 65);
 });
 
-Deno.test("matvecConfig: 16-byte weight loads for gate/up at one token, K % 16 == 0", () => {
+Deno.test("matvecConfig: 16-byte weight loads for gate/up and for plain linears at 2 tokens, K % 16 == 0", () => {
   assert.equal(matvecConfig("gateUp", 1, 16384, 6144)?.VEC, true);
+  assert.equal(matvecConfig("gateUp", 4, 16384, 6144)?.U, 1); // two chunks in flight spill there
+  assert.equal(matvecConfig("gateUp", 2, 16384, 6144)?.VEC, true);
+  assert.notEqual(matvecConfig("gateUp", 8, 16384, 6144)?.VEC, true); // slower in the model (PERF.md v39)
+  assert.equal(matvecConfig("linear", 2, 6144, 16384)?.VEC, true);
+  assert.notEqual(matvecConfig("linear", 3, 6144, 16384)?.VEC, true);
+  assert.equal(matvecConfig("linear", 1, 6144, 6144), null); // linear_matvec
   assert.notEqual(matvecConfig("norm", 1, 92553, 6144)?.VEC, true); // the LM head: no gain in the step
   assert.notEqual(matvecConfig("gateUp", 1, 16384, 6152)?.VEC, true); // K not whole chunks
-  assert.notEqual(matvecConfig("gateUp", 2, 16384, 6144)?.VEC, true); // T = 8 measured slower, 2–4 not
 });
