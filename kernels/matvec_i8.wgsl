@@ -28,8 +28,9 @@
 //           total_groups = row blocks, grid_groups = persistent workgroups (0: one block per workgroup)
 // Overrides: MODE, TT = T (1..8), R ∈ {1, 2, 4, 8} (8 only in MODE < 2), LANES ∈ {8, 16, …, 256}
 //            (above 32 several warps share a row: fewer rows per workgroup, more workgroups for small N),
-//            U ∈ {1, 2, 4, 8} (with VEC: 1 or 2+ → two chunks), VEC (K % 16 == 0: 16-byte weight loads,
-//            each lane's unit a chunk of four words), I2F (benchmarks only: unpack4xI8 + int→float instead of i8x4),
+//            U ∈ {1, 2, 4, 8} (with VEC: 1 chunk, or 2 for any U > 1), VEC (K % 16 == 0: 16-byte weight
+//            loads, each lane's unit a chunk of four words), I2F (benchmarks only: unpack4xI8 + int→float
+//            instead of i8x4),
 //            PROBE (benchmarks only, wrong results: 1 = every token's math on token 0's x, so one x load a
 //            word; 2 = every token's x loaded but summed, so one token's math; 3 = no weight loads,
 //            words made from their index), DOT_ADD (benchmarks only: dot product + add per row and word).
@@ -301,7 +302,8 @@ fn load_chunk(c: u32, oa4: vec4<u32>, ob4: vec4<u32>) -> Chunk {
 // The chunk's four words, each as the Words of every row, through the one-word math.
 fn accumulate_chunk(acc: ptr<function, Acc>, c: u32, k: Chunk) {
   let q = 4u * c;
-  accumulate(acc, q, Words(vec4<u32>(k.l0.x, k.l1.x, k.l2.x, k.l3.x), vec4<u32>(k.h0.x, k.h1.x, k.h2.x, k.h3.x)));
+  accumulate(acc, q,
+             Words(vec4<u32>(k.l0.x, k.l1.x, k.l2.x, k.l3.x), vec4<u32>(k.h0.x, k.h1.x, k.h2.x, k.h3.x)));
   accumulate(acc, q + 1u,
              Words(vec4<u32>(k.l0.y, k.l1.y, k.l2.y, k.l3.y), vec4<u32>(k.h0.y, k.h1.y, k.h2.y, k.h3.y)));
   accumulate(acc, q + 2u,

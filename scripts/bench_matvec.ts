@@ -2,7 +2,8 @@
 // kernels/matvec_i8.wgsl against the kernels it replaces (linear_matvec, rms_norm_linear, gate_up_silu),
 // at T = 1, 4 and 8, with a WGSL copy kernel as the bandwidth reference of the same run.
 //   deno run -A scripts/bench_matvec.ts [--quick] [--ms 200] [--out matvec.json] [--only wqkv,wo,…]
-//     [--tokens 1,4,8] [--configs "R4 L16 U1 vec,R2 L16 U4": only these candidates, by name] [--chosen: the launchers' own tiling only] [--probe: the launchers' tiling, its
+//     [--tokens 1,4,8] [--configs "R4 L16 U1 vec,R2 L16 U4": only these candidates, by name]
+//     [--chosen: the launchers' own tiling only] [--probe: the launchers' tiling, its
 //     dot-product-and-add form (DOT_ADD) and its probes (wrong values, for timing only): PROBE 1 loads one
 //     token's x for every token's math, PROBE 2 loads every token's x for one token's math, PROBE 3 loads
 //     no weights]
