@@ -92,6 +92,14 @@ export async function timeDecode(
       gpu_span_ms_median: res.times ? round(median(res.times.spanMs)) : null,
       gpu_busy_ms_median: res.times ? round(median(res.times.busyMs)) : null,
       gpu_idle_ms_between_steps_median: res.times ? round(median(res.times.gapMs)) : null,
+      // What the medians hide when ms_per_step exceeds them: one slow step (span max) or one long wait between
+      // steps (idle max, total). v40's weight-only batch runs took 15.6 / 24.5 ms a step against medians of
+      // 13.4 / 21.5 ms, and the run kept neither figure.
+      gpu_span_ms_max: res.times && res.times.spanMs.length ? round(Math.max(...res.times.spanMs)) : null,
+      gpu_idle_ms_between_steps_max: res.times && res.times.gapMs.length
+        ? round(Math.max(...res.times.gapMs))
+        : null,
+      gpu_idle_ms_total: res.times ? round(res.times.gapMs.reduce((a, b) => a + b, 0)) : null,
       tokens_per_s: round((batch * 1000) / throughputMs, 2),
       cpu_record_submit_ms_per_step: round(recordMs / runs),
       dispatches_per_step: counts.dispatches,

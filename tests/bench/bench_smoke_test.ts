@@ -78,6 +78,11 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
   if (doc.timing_method === "timestamp-query") {
     assert.ok(isNum(doc.gemv_bw_fraction) && doc.gemv_bw_fraction > 0);
     assert.ok(isNum(doc.gpu_idle_ms_between_steps) && doc.gpu_idle_ms_between_steps >= 0);
+    // What the medians hide: the slowest step and the idle time between steps, consistent with them.
+    const b8 = doc.sections.batch.b8_ctx512 as Doc;
+    assert.ok(b8.gpu_span_ms_max >= b8.gpu_span_ms_median, `span max ${b8.gpu_span_ms_max}`);
+    assert.ok(b8.gpu_idle_ms_total >= b8.gpu_idle_ms_between_steps_max);
+    assert.ok(b8.gpu_idle_ms_between_steps_max >= b8.gpu_idle_ms_between_steps_median);
     const kernels = doc.sections.kernels.kernels as Doc[];
     assert.ok(kernels.some((k) => k.kernel === "linear_matvec"));
     assert.ok(doc.sections.vit.kernels_1tile.length > 0);
