@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { WebGpuEngine } from "../../src/engine/webgpu_engine.ts";
+import { Gpu } from "../../src/gpu/device.ts";
 import { InputError } from "../../src/errors.ts";
 import {
   type ChatResult,
@@ -11,12 +12,23 @@ import { buildChatPromptIds } from "../../src/tokenizer/chat_template.ts";
 import { caseById, goldenI32, imageFile, type Json, manifest, modelDir } from "../model/tiny_fixture.ts";
 
 const greedy32 = { ...defaultGenerationConfig, maxNewTokens: 32 };
+
+// Each WebGpuEngine.load makes a device of its own, and each device builds its pipelines anew: on llvmpipe
+// an engine's warm-up spends ~13 s compiling its ~46 pipelines, so this file's three engines spent ~40 s
+// compiling the same shaders three times. They share one device here (its pipeline cache); the weights,
+// KV caches, vision scratch and counters each engine keeps are still its own.
+const createGpu = Gpu.create;
+let sharedGpu: Promise<Gpu> | null = null;
+Gpu.create = (options) =>
+  sharedGpu ??= createGpu(options).then((gpu) => {
+    // Tearing down a live device at process exit sometimes crashes Mesa's llvmpipe; destroy it first.
+    globalThis.addEventListener("unload", () => gpu.destroy());
+    return gpu;
+  });
+
 let enginePromise: Promise<WebGpuEngine> | null = null;
 function engine(): Promise<WebGpuEngine> {
-  enginePromise ??= WebGpuEngine.load({ modelDir, randomWeights: true }).then((e) => {
-    globalThis.addEventListener("unload", () => e.model.gpu.destroy());
-    return e;
-  });
+  enginePromise ??= WebGpuEngine.load({ modelDir, randomWeights: true });
   return enginePromise;
 }
 
@@ -26,10 +38,7 @@ let batchEnginePromise: Promise<WebGpuEngine> | null = null;
  * starts from an empty kept cache and reads the engine's counters as differences from its start.
  */
 async function batchEngine(): Promise<{ e: WebGpuEngine; batched: () => number; joins: () => number }> {
-  batchEnginePromise ??= WebGpuEngine.load({ modelDir, randomWeights: true, maxBatch: 4 }).then((e) => {
-    globalThis.addEventListener("unload", () => e.model.gpu.destroy());
-    return e;
-  });
+  batchEnginePromise ??= WebGpuEngine.load({ modelDir, randomWeights: true, maxBatch: 4 });
   const e = await batchEnginePromise;
   e.kept.clear();
   const b0 = e.batchedRounds, j0 = e.joins;
@@ -155,7 +164,8 @@ Deno.test("a follow-up round continues the kept KV cache and answers like a cold
     assert.deepEqual(r.outputTokenIds, warm.outputTokenIds);
     assert.equal(r.response, second.response);
   } finally {
-    cold.model.gpu.destroy();
+    // Its device is the shared one: free only what the cold engine holds.
+    cold.model.releaseScratch();
   }
 });
 
