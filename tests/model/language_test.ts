@@ -21,7 +21,22 @@ const imageContextId = manifest.tokenizer.special_ids["<IMG_CONTEXT>"];
 const imEndId = manifest.tokenizer.special_ids["<|im_end|>"];
 const greedy32 = { ...defaultGenerationConfig, maxNewTokens: 32 };
 
-async function imageEmbeds(model: InternVLModel, keys: string[]): Promise<Tensor | null> {
+const embedsByImages = new Map<string, Promise<Tensor | null>>();
+
+/**
+ * The image embeddings of `keys` (their tiles in order), encoded once per file run and kept: these tests
+ * check the language model on given embeddings, and the same images come back in several of them (img3 in
+ * two cases, img1 + img2 in two_images_concat and batch_chat). On llvmpipe a tile costs ~0.5 s of ViT, and
+ * encoding per test made ~40 tiles instead of 13. The encoder itself is checked against the goldens in
+ * vision_test.ts, and repeated encodes giving the same bits in vision_scratch_pool_test.ts.
+ */
+function imageEmbeds(model: InternVLModel, keys: string[]): Promise<Tensor | null> {
+  const id = keys.join("+");
+  if (!embedsByImages.has(id)) embedsByImages.set(id, encodeImages(model, keys));
+  return embedsByImages.get(id)!;
+}
+
+async function encodeImages(model: InternVLModel, keys: string[]): Promise<Tensor | null> {
   if (keys.length === 0) return null;
   const parts = [];
   for (const key of keys) {
@@ -81,7 +96,6 @@ for (const id of chatCases) {
     } finally {
       runner.destroy();
       next.buffer.destroy();
-      embeds?.buffer.destroy();
     }
   });
 }
@@ -103,7 +117,6 @@ Deno.test("free-running greedy decoding reproduces every case's 32 generated ids
           imageContextId,
         },
       );
-      embeds?.buffer.destroy();
       assert.deepEqual(out, c.generated_ids);
     });
   }
@@ -132,7 +145,6 @@ Deno.test("batch_chat: left-padded batch reproduces each sample and equals the u
     eosId: imEndId,
     imageContextId,
   });
-  embeds?.buffer.destroy();
   for (let b = 0; b < B; b++) assert.deepEqual(outs[b], want[b], `sample ${b}`);
   // Each sample alone (no padding, its own image) gives the same ids.
   const counts: number[] = c.image_counts;
@@ -149,7 +161,6 @@ Deno.test("batch_chat: left-padded batch reproduces each sample and equals the u
         imageContextId,
       },
     );
-    emb?.buffer.destroy();
     assert.deepEqual(out, outs[b], `sample ${b} alone`);
   }
 });
@@ -174,7 +185,6 @@ Deno.test("generate reports every step once and in order however its readbacks a
       steps.forEach((s, k) => assert.deepEqual(s, want.map((w) => k < w.length ? w[k] : -1), `step ${k}`));
     });
   }
-  embeds?.buffer.destroy();
 });
 
 Deno.test("generate stops a row at its own token limit or its own abort, the other rows unchanged", async () => {
@@ -196,7 +206,6 @@ Deno.test("generate stops a row at its own token limit or its own abort, the oth
   let steps = 0;
   const aborted = await run(undefined, [abort.signal], () => ++steps === 2 && abort.abort());
   assert.deepEqual(aborted, [want[0].slice(0, 2), ...want.slice(1)]);
-  embeds?.buffer.destroy();
   await assert.rejects(
     run([33, ...new Array(B - 1).fill(1)]),
     /rowMaxNewTokens must give each of \d+ rows 1\.\.32/,
