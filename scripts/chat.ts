@@ -151,7 +151,8 @@ async function main() {
   }
 
   const { WebGpuEngine } = await import("../src/engine/webgpu_engine.ts");
-  const engine = await WebGpuEngine.load({ modelDir, onProgress: progressBar });
+  // One question: compile only the pipelines it runs (the server's warm-up builds every decode-sized one).
+  const engine = await WebGpuEngine.load({ modelDir, onProgress: progressBar, warmUp: false });
   const encoder = new TextEncoder();
   const result = await engine.chat({
     question,

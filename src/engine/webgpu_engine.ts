@@ -55,6 +55,12 @@ export interface WebGpuEngineOptions {
    * joining a running one (MAX_BATCH); default 1: one round at a time.
    */
   maxBatch?: number;
+  /**
+   * Build every decode-sized pipeline, a long prompt's and one image tile's, and a 7-tile vision scratch at
+   * load, so that no request pays shader compilation (default true). scripts/chat.ts, which asks one question,
+   * turns it off: it compiles only the pipelines that question runs.
+   */
+  warmUp?: boolean;
   onProgress?: (fraction: number, what: string) => void;
 }
 
@@ -174,8 +180,10 @@ export class WebGpuEngine implements ChatEngine {
     } finally {
       await checkpoint.close();
     }
-    options.onProgress?.(0.97, "building decode pipelines");
-    await model.warmUp();
+    if (options.warmUp ?? true) {
+      options.onProgress?.(0.97, "building decode pipelines");
+      await model.warmUp();
+    }
     options.onProgress?.(1, "ready");
     // The directory's name is the model id (InternVL-Chat-V1-5-Int8 for a hub download); the fixture's
     // weights live in ".../tiny-internvl/model", so a folder called "model" takes its parent's name.
