@@ -29,6 +29,11 @@ export interface LoadEngineOptions {
    * the calling thread.
    */
   thread?: EngineThread;
+  /**
+   * Build every decode-sized pipeline, a long prompt's and one image tile's at load, so that no request pays
+   * shader compilation (default true; scripts/chat.ts, one question, turns it off).
+   */
+  warmUp?: boolean;
   /** Loading progress, 0..1, for a progress bar. */
   onProgress?: (fraction: number, what: string) => void;
 }

@@ -11,6 +11,9 @@ Deno.test("WorkerEngine: the tiny engine on its own thread answers as the refere
   const engine = await WorkerEngine.load({
     modelDir,
     randomWeights: true,
+    // The thread boundary is the point here; the warm-up (every decode-sized pipeline, ~13 s of compiling on
+    // llvmpipe) is checked where engines load as the server loads them (webgpu_engine_test, serve_process).
+    warmUp: false,
     onProgress: (_fraction, what) => stages.push(what),
   });
   try {

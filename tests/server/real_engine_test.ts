@@ -33,7 +33,8 @@ Deno.test("real engine over HTTP: /v1/chat, /v1/chat/completions and the CLI agr
   const running = await startServer(
     defaultSettings({ host: "127.0.0.1", port: 0, kvPath: `${dir}/sessions.kv`, modelDir }),
     async (options) => {
-      const inner = await WebGpuEngine.load(options);
+      // The HTTP surfaces and the CLI are the point; main.ts's own start with the warm-up is serve_process's.
+      const inner = await WebGpuEngine.load({ ...options, warmUp: false });
       globalThis.addEventListener("unload", () => inner.model.gpu.destroy());
       engine = new RecordingEngine(inner);
       return engine;
