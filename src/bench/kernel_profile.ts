@@ -50,7 +50,8 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
         (hasBias ? bias.byteLength : 0);
       return { kernel, op, bytes, flops: 2 * T * N * K, bytesModel: "model" };
     }
-    case "matvec_i8": {
+    case "matvec_i8":
+    case "matvec_i8_vec": {
       // bindings: x [T, K], g|any, w1 [N, K], s1 [N], w3|w1, s3|any, bias|any, out [T, N]; params
       // [N, k4, eps, has_bias, groups_per_row, accumulate]; MODE 0 linear, 1 norm + linear, 2 gate/up
       const [x, g, w1, s1, w3, s3, bias, out] = b;

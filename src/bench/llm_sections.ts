@@ -158,7 +158,7 @@ export async function kernelsSection(ctx: BenchContext): Promise<Record<string, 
     const prof = await profileKernels(gpu, timer, "decode.kernels", d.step, ctx.copyGBps);
     if (!prof) return { skipped: "no timestamps" };
     // Every int8 matrix-vector kernel of the step (plain, norm-fused and gate/up-fused).
-    const matvecKernels = ["linear_matvec", "matvec_i8", "rms_norm_linear", "matvec_dp4a"];
+    const matvecKernels = ["linear_matvec", "matvec_i8", "matvec_i8_vec", "rms_norm_linear", "matvec_dp4a"];
     const matvec = prof.rows.filter((r) => matvecKernels.includes(r.kernel) && r.bytesModel === "model");
     const bytes = matvec.reduce((s, r) => s + r.GBps * r.ms * 1e6, 0);
     const ms = matvec.reduce((s, r) => s + r.ms, 0);

@@ -21,7 +21,10 @@ export interface MatvecConfig {
   probe?: 1 | 2 | 3;
   /** Benchmarks only: a dot product and an add per row and word instead of four chained multiply-adds. */
   dotAdd?: boolean;
-  /** 16-byte weight loads (K % 16 == 0): a lane's unit is a chunk of four words; U > 1 → two chunks. */
+  /**
+   * 16-byte weight loads (K % 16 == 0; kernels/matvec_i8_vec.wgsl): a lane's unit is a chunk of four words;
+   * U > 1 → two chunks in flight.
+   */
   VEC?: boolean;
   /** Persistent workgroups walking the row blocks (the grid is then min(blocks, persist)); 0/absent: none. */
   persist?: number;
@@ -102,19 +105,10 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
   const groupsPerRow = Math.min(groups, a.maxGroupsPerRow ?? 65535);
   // Bindings the mode never reads still need a read-only buffer other than out (layout "auto").
   const any = a.s1;
-  r.dispatch("matvec_i8", {
-    bindings: [
-      a.x,
-      a.g ?? any,
-      a.w1,
-      a.s1,
-      a.w3 ?? a.w1,
-      a.s3 ?? any,
-      a.bias ?? any,
-      a.out,
-      a.w1,
-      a.w3 ?? a.w1,
-    ],
+  // Two kernels, one core (kernels/matvec_i8_core.wgsl): 16-byte weight loads in one module with the
+  // word-at-a-time loop made every pipeline of either compile ~1.7× slower on llvmpipe.
+  r.dispatch(c.VEC ? "matvec_i8_vec" : "matvec_i8", {
+    bindings: [a.x, a.g ?? any, a.w1, a.s1, a.w3 ?? a.w1, a.s3 ?? any, a.bias ?? any, a.out],
     params: [N, K / 4, f32(a.eps ?? 0), a.bias ? 1 : 0, groupsPerRow, a.accumulate ? 1 : 0, blocks, persist],
     workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
     constants: {
@@ -126,8 +120,7 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
       I2F: c.I2F ? 1 : 0,
       PROBE: c.probe ?? 0,
       DOT_ADD: c.dotAdd ? 1 : 0,
-      VEC: c.VEC ? 1 : 0,
     },
-    label: `matvec_i8 ${a.label}`,
+    label: `${c.VEC ? "matvec_i8_vec" : "matvec_i8"} ${a.label}`,
   });
 }
