@@ -30,7 +30,9 @@ import type {
 } from "./types.ts";
 
 export interface WebGpuEngineOptions {
+  /** A model directory in the HF layout of OpenGVLab/InternVL-Chat-V1-5-Int8 (or the tiny fixture). */
   modelDir: string;
+  /** True when modelDir is the random-weight tiny test model. */
   randomWeights?: boolean;
   /** Largest width × height an image header may declare (checked before decoding). */
   maxImagePixels?: number;
@@ -61,6 +63,7 @@ export interface WebGpuEngineOptions {
    * turns it off: it compiles only the pipelines that question runs.
    */
   warmUp?: boolean;
+  /** Loading progress, 0..1, for a progress bar. */
   onProgress?: (fraction: number, what: string) => void;
 }
 
