@@ -98,6 +98,8 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
   if (!c) throw new Error(`${a.label}: no matvec_i8 tiling for ${a.mode} at T=${T}, N=${N}`);
   if (a.mode === "gateUp" && c.R > 4) throw new Error(`${a.label}: gateUp takes at most 4 rows per thread`);
   if (c.VEC && K % 16 !== 0) throw new Error(`${a.label}: VEC needs K % 16 == 0, got K=${K}`);
+  // kernels/matvec_i8_vec.wgsl always loads its weights: a "no weight loads" timing would be a mislabel.
+  if (c.VEC && c.probe === 3) throw new Error(`${a.label}: PROBE 3 (no weight loads) is matvec_i8's only`);
   const rowsPerGroup = c.R * (256 / c.LANES);
   const blocks = Math.ceil(N / rowsPerGroup);
   const persist = persistentGroups(blocks, c.persist);
@@ -107,7 +109,8 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
   const any = a.s1;
   // Two kernels, one core (kernels/matvec_i8_core.wgsl): 16-byte weight loads in one module with the
   // word-at-a-time loop made every pipeline of either compile ~1.7× slower on llvmpipe.
-  r.dispatch(c.VEC ? "matvec_i8_vec" : "matvec_i8", {
+  const kernel = c.VEC ? "matvec_i8_vec" : "matvec_i8";
+  r.dispatch(kernel, {
     bindings: [a.x, a.g ?? any, a.w1, a.s1, a.w3 ?? a.w1, a.s3 ?? any, a.bias ?? any, a.out],
     params: [N, K / 4, f32(a.eps ?? 0), a.bias ? 1 : 0, groupsPerRow, a.accumulate ? 1 : 0, blocks, persist],
     workgroups: [groupsPerRow, Math.ceil(groups / groupsPerRow)],
@@ -121,6 +124,6 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
       PROBE: c.probe ?? 0,
       DOT_ADD: c.dotAdd ? 1 : 0,
     },
-    label: `${c.VEC ? "matvec_i8_vec" : "matvec_i8"} ${a.label}`,
+    label: `${kernel} ${a.label}`,
   });
 }
