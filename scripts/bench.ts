@@ -1,5 +1,5 @@
 // `deno task bench [--tiny] [--torch] [--out FILE] [--sections a,b] [--budget MIN] [--timing wall]
-//                  [--model-dir DIR] [--seed N]`
+//                  [--model-dir DIR] [--seed N] [--int8-matmul MODE] [--batches 4,8]`
 // Benchmarks InternVL-Chat-V1.5-Int8 on this WebGPU adapter with the real shapes (or tiny ones with
 // --tiny, for CI on llvmpipe) from random int8 weights generated on the GPU, and prints a table plus,
 // with --out, a JSON document (keys in src/bench/report.ts, meanings in docs/PERF.md).
@@ -31,7 +31,8 @@ const usage = `usage: deno task bench [options]
   --timing wall              time by wall clock even when the adapter has timestamp-query
   --model-dir DIR            load real weights from DIR (or MODEL_DIR) instead of random ones
   --seed N                   seed of the random weights (default 1)
-  --int8-matmul MODE         weight-only (default), llm-int8 or llm-int8-prefill (INT8_MATMUL, README)`;
+  --int8-matmul MODE         weight-only (default), llm-int8 or llm-int8-prefill (INT8_MATMUL, README)
+  --batches B,B,…            the batch section's batch sizes, 2..8 (default 4,8; batchB_tokens_per_s for each)`;
 
 type SectionFn = (ctx: BenchContext, allowanceMs: number) => Promise<Record<string, Json>>;
 interface Section {
@@ -140,13 +141,22 @@ function injectFailure(ctx: BenchContext, section: string): void {
   throw new Error(`injected failure in ${section}`);
 }
 
+/** --batches: distinct batch sizes the batched decode supports (2..8), e.g. "3,5,8". */
+function parseBatches(text: string): number[] {
+  const sizes = text.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+  if (sizes.length === 0 || sizes.some((b) => !Number.isInteger(b) || b < 2 || b > 8)) {
+    throw new Error(`--batches ${text}: give batch sizes 2..8 separated by commas, e.g. --batches 4,8`);
+  }
+  return [...new Set(sizes)];
+}
+
 async function main(): Promise<number> {
   // node:util rather than jsr:@std/cli: the GPU host has no network and deno.json lists no std.
   const { values: args } = parseArgs({
     args: Deno.args,
     options: Object.fromEntries([
       ...["tiny", "torch", "help"].map((k) => [k, { type: "boolean" as const }]),
-      ...["out", "sections", "budget", "timing", "model-dir", "scale", "seed", "int8-matmul"].map((
+      ...["out", "sections", "budget", "timing", "model-dir", "scale", "seed", "int8-matmul", "batches"].map((
         k,
       ) => [k, { type: "string" as const }]),
     ]),
@@ -173,7 +183,10 @@ async function main(): Promise<number> {
   if (!int8Matmuls.includes(int8Matmul)) {
     throw new Error(`--int8-matmul ${int8Matmul}: use ${int8Matmuls.join(" or ")}`);
   }
-  const shapes = benchShapes(scale);
+  const batches = str("batches");
+  const shapes = batches === undefined
+    ? benchShapes(scale)
+    : { ...benchShapes(scale), decodeBatches: parseBatches(batches) };
   const budget = new Budget(budgetMin * 60_000);
   const log = (s: string) => console.error(`[bench ${(budget.elapsedMs / 1000).toFixed(1)}s] ${s}`);
   const ctx = new BenchContext(shapes, budget, {
