@@ -36,13 +36,18 @@ export interface MatvecConfig {
  * T = 1 78.4 (84.3), 2 83.3 (92.5), 4 98.4 (144.1); confirmed in the model at T = 1 and 4 (PERF.md v38, v39).
  * The sweep also favoured VEC at T = 3 and 5–8, but at T = 8 the model's gate/up took 208 µs a call with it
  * against 194 with R2 L16 U4 (v39), and which T a tiling suits is erratic there (R4 L16 U1: 83, 164, 98, 112
- * µs at T = 2…5; two chunks in flight 196 µs at T = 4), most likely the driver's register allocation: the
- * other token counts keep their tilings until the model confirms a change.
+ * µs at T = 2…5; two chunks in flight 196 µs at T = 4), most likely the driver's register allocation. So each
+ * was tried in the model (PERF.md v41, `deno task bench --batches 3,4,5,6,7,8`): batch 3 245.8 → 253.6, 5
+ * 307.0 → 336.1, 7 350.6 → 357.5 tokens/s taken; batch 6 went 324.8 → 317.5 and 8 (v39) lost too: they keep
+ * R2 L16 U4.
  */
 const gateUpVec: Record<number, MatvecConfig> = {
   1: { R: 4, LANES: 16, U: 2, VEC: true },
   2: { R: 4, LANES: 16, U: 1, VEC: true },
+  3: { R: 4, LANES: 16, U: 2, VEC: true, persist: 264 },
   4: { R: 4, LANES: 16, U: 1, VEC: true },
+  5: { R: 4, LANES: 16, U: 1, VEC: true },
+  7: { R: 4, LANES: 16, U: 1, VEC: true, persist: 264 },
 };
 
 /**
