@@ -10,7 +10,8 @@
 // With num_splits == 1 rows are normalised and written to `out`; otherwise each workgroup writes its
 // unnormalised partial row (o[Dh], running max m, sum l) to `partial`, and attention_causal_combine
 // merges them.
-// Bindings: 1 q [B·T, H·Dh] f32, 2 k_cache [B, S, Hkv·Dh] f32, 3 v_cache [B, S, Hkv·Dh] f32,
+// Bindings: 1 q [B·T, H·Dh] f32, 2 k_cache [B, S, Hkv·Dh] f32, 3 v_cache [B, S, Hkv·Dh] f32 (the kernel
+//   `attention_causal+kv_bf16`: both bf16x2, read as vec2<u32>, kernels/kv_bf16.wgsl),
 //   4 key_valid [B, S] i32, 5 out [B·T, H·Dh] f32, 6 partial [num_splits, B·T·H, Dh+2] f32
 //   (any writable tensor when num_splits == 1). q/k/v/out are read as vec4: Dh % 4 == 0, Dh ≤ 128.
 // Params: batch B, tokens T, num_heads H, num_kv_heads Hkv, head_dim Dh, seq S, start_pos, chunk (multiple of
@@ -32,11 +33,13 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4f>;
-@group(0) @binding(2) var<storage, read> k_cache: array<vec4f>;
-@group(0) @binding(3) var<storage, read> v_cache: array<vec4f>;
+@group(0) @binding(2) var<storage, read> k_cache: array<KvVec4>;
+@group(0) @binding(3) var<storage, read> v_cache: array<KvVec4>;
 @group(0) @binding(4) var<storage, read> key_valid: array<i32>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> partial: array<f32>;
+
+// #include kv_f32
 
 const BQ = 16u;
 const BK = 32u;
@@ -96,7 +99,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       let j = i / d4;
       let c = i - j * d4;
       var x = vec4f(0.0);
-      if (k0 + j < k_end) { x = k_cache[((b * p.seq + k0 + j) * Hkv + hkv) * d4 + c]; }
+      if (k0 + j < k_end) { x = kv_widen4(k_cache[((b * p.seq + k0 + j) * Hkv + hkv) * d4 + c]); }
       kvs[j * KV_STRIDE + c] = x;
     }
     if (li < BK) {
@@ -141,7 +144,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       let j = i / d4;
       let c = i - j * d4;
       var x = vec4f(0.0);
-      if (k0 + j < k_end) { x = v_cache[((b * p.seq + k0 + j) * Hkv + hkv) * d4 + c]; }
+      if (k0 + j < k_end) { x = kv_widen4(v_cache[((b * p.seq + k0 + j) * Hkv + hkv) * d4 + c]); }
       kvs[j * KV_STRIDE + c] = x;
     }
     workgroupBarrier(); // every lane has read its row's scores before they are overwritten

@@ -27,8 +27,9 @@
 // position), and the workgroup whose split holds the new key (cache position kv_len−1) writes the rotated
 // key and the value there for later steps while its own tile loads take them from the wqkv output.
 //
-// Bindings: 1 q [B, H·Dh] f32 (FUSED: qkv [B, Hkv·(G+2)·Dh]), 2 k_cache [B, S, Hkv·Dh] f32,
-//   3 v_cache [B, S, Hkv·Dh] f32, 4 key_valid [B, S] i32, 5 out [B, H·Dh] f32,
+// Bindings: 1 q [B, H·Dh] f32 (FUSED: qkv [B, Hkv·(G+2)·Dh]), 2 k_cache [B, S, Hkv·Dh] f32 (the kernel
+//   `attention_decode+kv_bf16`: bf16x2, read as vec2<u32>, kernels/kv_bf16.wgsl), 3 v_cache likewise,
+//   4 key_valid [B, S] i32, 5 out [B, H·Dh] f32,
 //   6 partial [num_splits, B·H, Dh+4] f32 (any writable tensor when num_splits == 1),
 //   7 rope [P, Dh] f32: per position cos (Dh/2) then sin (Dh/2) (FUSED; any read-only tensor otherwise),
 //   8 positions [B] i32 rotary position of each sample's new token (FUSED; any read-only tensor otherwise).
@@ -56,13 +57,15 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4f>;
-@group(0) @binding(2) var<storage, read_write> k_cache: array<vec4f>;
-@group(0) @binding(3) var<storage, read_write> v_cache: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> k_cache: array<KvVec4>;
+@group(0) @binding(3) var<storage, read_write> v_cache: array<KvVec4>;
 @group(0) @binding(4) var<storage, read> key_valid: array<i32>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> partial: array<vec4f>;
 @group(0) @binding(7) var<storage, read> rope: array<vec4f>;
 @group(0) @binding(8) var<storage, read> positions: array<i32>;
+
+// #include kv_f32
 
 override D4: u32 = 32u;
 override G: u32 = 6u;
@@ -138,7 +141,7 @@ fn row(kk: u32) -> u32 {
 
 // Column sub + 4i of key sj; zero past Dh so the dot with the neighbouring query columns adds nothing.
 fn ldk(at: u32, i: u32) -> vec4f {
-  if (D4 % 4u == 0u || sub + 4u * i < D4) { return k_cache[at + 4u * i]; }
+  if (D4 % 4u == 0u || sub + 4u * i < D4) { return kv_widen4(k_cache[at + 4u * i]); }
   return vec4f(0.0);
 }
 
@@ -148,9 +151,10 @@ fn is_new_key(kk: u32) -> bool {
   return FUSED && kk == p.kv_len - 1u;
 }
 
-// Column sub + 4i of the new key (zero past Dh, like ldk).
+// Column sub + 4i of the new key (zero past Dh, like ldk), as the cache stores it (bf16: rounded), so this
+// step attends to what later steps will read.
 fn knew(i: u32) -> vec4f {
-  if (D4 % 4u == 0u || sub + 4u * i < D4) { return qkv_col(G, sub + 4u * i); }
+  if (D4 % 4u == 0u || sub + 4u * i < D4) { return kv_widen4(kv_narrow4(qkv_col(G, sub + 4u * i))); }
   return vec4f(0.0);
 }
 
@@ -181,8 +185,8 @@ fn load_k(t0: u32) {
 
 fn ldv(t0: u32, jj: u32) -> vec4f {
   let kk = t0 + vkg + KGU * jj;
-  if (is_new_key(kk)) { return qkv_col(G + 1u, vc); }
-  return v_cache[row(kk) + vc];
+  if (is_new_key(kk)) { return kv_widen4(kv_narrow4(qkv_col(G + 1u, vc))); }
+  return kv_widen4(v_cache[row(kk) + vc]);
 }
 
 fn load_v(t0: u32) {
@@ -425,8 +429,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (FUSED && split * p.chunk <= last && last < (split + 1u) * p.chunk) {
     for (var c = li; c < D4; c += WG) {
       let at = ((cb * p.seq + last) * p.num_kv_heads + hkv) * D4 + c;
-      k_cache[at] = qkv_col(G, c);
-      v_cache[at] = qkv_col(G + 1u, c);
+      k_cache[at] = kv_narrow4(qkv_col(G, c));
+      v_cache[at] = kv_narrow4(qkv_col(G + 1u, c));
     }
   }
   load_k(k_begin);

@@ -20,7 +20,8 @@
 // puts those in local memory); inner steps are unrolled by calls with constant arguments.
 //
 // Bindings: 1 q [B·T, H·Dh] f32 (RoPE applied), 2 k_cache [B, S, Hkv·Dh] f32, 3 v_cache [B, S, Hkv·Dh] f32
-//   (both already holding the chunk's keys/values), 4 key_valid [B, S] i32 (0 = padding), 5 out [B·T, H·Dh]
+//   (both already holding the chunk's keys/values; the kernel `attention_prefill+kv_bf16`: bf16x2, read as
+//   vec2<u32>, kernels/kv_bf16.wgsl), 4 key_valid [B, S] i32 (0 = padding), 5 out [B·T, H·Dh]
 //   f32. q, caches and out are read as vec4: Dh % 4 == 0, Dh ≤ 128.
 // Params: tokens T, num_heads H, num_kv_heads Hkv, head_dim Dh (unread: the D4 override carries it), seq S,
 //   start_pos (start_pos + T ≤ S), heads_per_tile GR (1 or G), scale = Dh^-0.5 (f32).
@@ -42,12 +43,13 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4f>;
-@group(0) @binding(2) var<storage, read> k_cache: array<vec4f>;
-@group(0) @binding(3) var<storage, read> v_cache: array<vec4f>;
+@group(0) @binding(2) var<storage, read> k_cache: array<KvVec4>;
+@group(0) @binding(3) var<storage, read> v_cache: array<KvVec4>;
 @group(0) @binding(4) var<storage, read> key_valid: array<i32>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4f>;
 
 // #include flash_tile
+// #include kv_f32
 
 const NONE = 0xffffffffu; // q/out index of a tile row past the last token
 
@@ -83,11 +85,11 @@ fn ldq(at: u32, col: u32) -> vec4f {
   return vec4f(0.0);
 }
 fn ldk(ok: bool, pos: u32, col: u32) -> vec4f {
-  if (ok && col < D4) { return k_cache[kv0 + pos * kstride + col]; }
+  if (ok && col < D4) { return kv_widen4(k_cache[kv0 + pos * kstride + col]); }
   return vec4f(0.0);
 }
 fn ldv(ok: bool, pos: u32, col: u32) -> vec4f {
-  if (ok && col < D4) { return v_cache[kv0 + pos * kstride + col]; }
+  if (ok && col < D4) { return kv_widen4(v_cache[kv0 + pos * kstride + col]); }
   return vec4f(0.0);
 }
 

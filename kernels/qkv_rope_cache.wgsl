@@ -7,7 +7,10 @@
 //   row's position:  x[i] ← x[i]·cos − x[i+Dh/2]·sin,  x[i+Dh/2] ← x[i+Dh/2]·cos + x[i]·sin;
 // - row b·T + t of the keys / values goes to cache position start_pos + t of sample b.
 // Bindings: 1 qkv [B·T, Hkv·(G+2)·Dh] f32, 2 positions [B·T] i32, 3 cos [P, Dh/2] f32, 4 sin [P, Dh/2] f32,
-//   5 q [B·T, H·Dh] f32 (rotated queries), 6 k_cache [B, S, Hkv·Dh] f32, 7 v_cache [B, S, Hkv·Dh] f32.
+//   5 q [B·T, H·Dh] f32 (rotated queries), 6 k_cache [B, S, Hkv·Dh] f32, 7 v_cache [B, S, Hkv·Dh] f32
+//   (the kernel `qkv_rope_cache+kv_bf16`: both bf16x2, kernels/kv_bf16.wgsl; a word then holds the elements
+//   of pairs i and i + 1, so for keys and values the thread of an even pair writes both pairs' words and
+//   the odd pair's thread nothing; Dh % 4 == 0).
 // Params: n = B·T·Hkv·(G+2)·Dh/2 (one thread per pair), half = Dh/2, group G, num_kv_heads Hkv, tokens T,
 //   seq S, start_pos, max_pos P, row_stride_groups (flat-grid fold). Positions outside [0, P) are clamped
 //   like kernels/rope.wgsl; the launcher checks start_pos + T ≤ S.
@@ -30,8 +33,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read> cos_t: array<f32>;
 @group(0) @binding(4) var<storage, read> sin_t: array<f32>;
 @group(0) @binding(5) var<storage, read_write> q: array<f32>;
-@group(0) @binding(6) var<storage, read_write> k_cache: array<f32>;
-@group(0) @binding(7) var<storage, read_write> v_cache: array<f32>;
+@group(0) @binding(6) var<storage, read_write> k_cache: array<KvWord>;
+@group(0) @binding(7) var<storage, read_write> v_cache: array<KvWord>;
+
+// #include kv_f32
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -48,28 +53,42 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let h = hs / slots;
   let slot = hs - h * slots;
   let a = row * pairs_per_row * 2u + hs * dh + i;
-  let x1 = qkv[a];
-  let x2 = qkv[a + half];
-  if (slot == p.group + 1u) {
-    let at = cache_at(row, h, i);
-    v_cache[at] = x1;
-    v_cache[at + half] = x2;
+  if (slot < p.group) {
+    let y = pair(a, row, i, true);
+    let at = ((row * p.num_kv_heads + h) * p.group + slot) * dh + i;
+    q[at] = y.x;
+    q[at + half] = y.y;
     return;
   }
+  // The key (rotated) or the value goes to the cache, KV_PER_WORD elements a word (kernels/kv_f32.wgsl,
+  // kv_bf16.wgsl): with two, the thread of an even pair i also makes pair i + 1 and writes both words.
+  if (i % KV_PER_WORD != 0u) { return; }
+  let is_v = slot == p.group + 1u;
+  let y = pair(a, row, i, !is_v);
+  var y_next = y;
+  if (KV_PER_WORD == 2u) { y_next = pair(a + 1u, row, i + 1u, !is_v); }
+  let at = cache_at(row, h, i) / KV_PER_WORD;
+  let at2 = at + half / KV_PER_WORD;
+  if (is_v) {
+    v_cache[at] = kv_narrow2(y.x, y_next.x);
+    v_cache[at2] = kv_narrow2(y.y, y_next.y);
+  } else {
+    k_cache[at] = kv_narrow2(y.x, y_next.x);
+    k_cache[at2] = kv_narrow2(y.y, y_next.y);
+  }
+}
+
+// Pair i (x[i], x[i + Dh/2]) of the head at qkv index a (of its element i), rotated by the angle of row's
+// position when `rotate` (queries and keys; values are copied).
+fn pair(a: u32, row: u32, i: u32, rotate: bool) -> vec2f {
+  let half = p.half;
+  let x1 = qkv[a];
+  let x2 = qkv[a + half];
+  if (!rotate) { return vec2f(x1, x2); }
   let pos = u32(clamp(positions[row], 0, i32(p.max_pos) - 1));
   let c = cos_t[pos * half + i];
   let s = sin_t[pos * half + i];
-  let y1 = x1 * c - x2 * s;
-  let y2 = x2 * c + x1 * s;
-  if (slot < p.group) {
-    let at = ((row * p.num_kv_heads + h) * p.group + slot) * dh + i;
-    q[at] = y1;
-    q[at + half] = y2;
-  } else {
-    let at = cache_at(row, h, i);
-    k_cache[at] = y1;
-    k_cache[at + half] = y2;
-  }
+  return vec2f(x1 * c - x2 * s, x2 * c + x1 * s);
 }
 
 // Element i of kv head h of input row b·T + t in the cache: [b, start_pos + t, h·Dh + i].

@@ -2,6 +2,7 @@ import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { f32 } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
+import { expectKvCaches, kvKernel } from "./kv_cache_storage.ts";
 import { flatGrid } from "./grid.ts";
 
 export interface AttentionCausalShape {
@@ -47,7 +48,7 @@ export function createAttentionScratch(
 
 /**
  * Causal GQA attention of B·T new queries over the KV cache (REFERENCE §7).
- * q, out: [B·T, H·Dh] f32; kCache, vCache: [B, S, Hkv·Dh] f32 (already holding the new keys/values);
+ * q, out: [B·T, H·Dh] f32; kCache, vCache: [B, S, Hkv·Dh] f32 or bf16x2 (already holding the new keys/values);
  * keyValid: [B, S] i32, 1 = real token, 0 = left padding. Query t of sample b sees cache positions
  * 0 … startPos+t with keyValid 1; rows that see none come out as zeros.
  */
@@ -69,8 +70,7 @@ export function attentionCausal(
   }
   const S = kCache.shape[1];
   expectTensor("attentionCausal q", q, "f32", [B * T, H * Dh]);
-  expectTensor("attentionCausal kCache", kCache, "f32", [B, S, Hkv * Dh]);
-  expectTensor("attentionCausal vCache", vCache, "f32", [B, S, Hkv * Dh]);
+  expectKvCaches("attentionCausal", kCache, vCache, [B, S, Hkv * Dh]);
   expectTensor("attentionCausal keyValid", keyValid, "i32", [B, S]);
   expectTensor("attentionCausal out", out, "f32", [B * T, H * Dh]);
   if (!Number.isInteger(startPos) || startPos < 0 || startPos + T > S) {
@@ -99,7 +99,7 @@ export function attentionCausal(
   const chunk = Math.ceil(kvLen / splits / keyTile) * keyTile;
   splits = Math.ceil(kvLen / chunk);
 
-  r.dispatch("attention_causal", {
+  r.dispatch(kvKernel("attention_causal", kCache), {
     bindings: [q, kCache, vCache, keyValid, out, splits > 1 ? shape.scratch! : out],
     params: [B, T, H, Hkv, Dh, S, startPos, chunk, splits, f32(1 / Math.sqrt(Dh))],
     workgroups: [Math.ceil((T * G) / queryTile), Hkv * splits, B],

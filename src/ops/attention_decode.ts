@@ -2,6 +2,7 @@ import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { f32 } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
+import { expectKvCaches, kvKernel } from "./kv_cache_storage.ts";
 import { llmInt8PackBlockColumns, type LlmInt8RowsScratch, type ScannedRows } from "./matvec_dp4a.ts";
 
 export interface AttentionDecodeShape {
@@ -105,7 +106,8 @@ export function decodeSplits(
  * Decode-step GQA attention (T = 1, REFERENCE §7), flash-decoding: the keys of every (sample, kv head)
  * are cut into splits, one workgroup each, that read each K/V row once for all G query heads; a second
  * pass merges the splits (log-sum-exp).
- * q, out: [B, H·Dh] f32; kCache, vCache: [B, S, Hkv·Dh] f32 (already holding the new key/value at kvLen−1);
+ * q, out: [B, H·Dh] f32; kCache, vCache: [B, S, Hkv·Dh] f32 or bf16x2 (already holding the new key/value at
+ * kvLen−1);
  * keyValid: [B, S] i32, 1 = real token, 0 = left padding. A head that sees no valid key gives zeros.
  */
 export function attentionDecode(
@@ -183,8 +185,7 @@ function recordAttentionDecode(
   } else {
     expectTensor("attentionDecode q", q, "f32", [B, H * Dh]);
   }
-  expectTensor("attentionDecode kCache", kCache, "f32", [Bc, S, Hkv * Dh]);
-  expectTensor("attentionDecode vCache", vCache, "f32", [Bc, S, Hkv * Dh]);
+  expectKvCaches("attentionDecode", kCache, vCache, [Bc, S, Hkv * Dh]);
   expectTensor("attentionDecode keyValid", keyValid, "i32", [Bc, S]);
   expectTensor("attentionDecode out", out, "f32", [B, H * Dh]);
   const maxLen = one ? kvLen + B - 1 : kvLen; // the longest row's keys
@@ -215,7 +216,7 @@ function recordAttentionDecode(
   } else {
     ({ splits, chunk } = decodeSplits(maxLen, B, Hkv, capacity));
   }
-  r.dispatch("attention_decode", {
+  r.dispatch(kvKernel("attention_decode", kCache), {
     // Without rope its two bindings still need read-only buffers (never read): keyValid stands in.
     bindings: [
       q,

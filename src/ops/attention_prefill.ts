@@ -1,6 +1,7 @@
 import type { Recorder } from "../gpu/recorder.ts";
 import { f32 } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
+import { expectKvCaches, kvKernel } from "./kv_cache_storage.ts";
 
 export interface AttentionPrefillShape {
   batch: number; // B sequences (left-padded to one length)
@@ -55,7 +56,7 @@ export const minPrefillTokens = 32;
 
 /**
  * Causal GQA attention of B·T new queries over the KV cache (REFERENCE §7), the prompt-pass kernel.
- * q, out: [B·T, H·Dh] f32; kCache, vCache: [B, S, Hkv·Dh] f32 (already holding the new keys/values);
+ * q, out: [B·T, H·Dh] f32; kCache, vCache: [B, S, Hkv·Dh] f32 or bf16x2 (already holding the new keys/values);
  * keyValid: [B, S] i32, 1 = real token, 0 = left padding. Query t of sample b sees cache positions
  * 0 … startPos+t with keyValid 1; rows that see none come out as zeros. Same result as attentionCausal.
  */
@@ -80,8 +81,7 @@ export function attentionPrefill(
   }
   const S = kCache.shape[1];
   expectTensor("attentionPrefill q", q, "f32", [B * T, H * Dh]);
-  expectTensor("attentionPrefill kCache", kCache, "f32", [B, S, Hkv * Dh]);
-  expectTensor("attentionPrefill vCache", vCache, "f32", [B, S, Hkv * Dh]);
+  expectKvCaches("attentionPrefill", kCache, vCache, [B, S, Hkv * Dh]);
   expectTensor("attentionPrefill keyValid", keyValid, "i32", [B, S]);
   expectTensor("attentionPrefill out", out, "f32", [B * T, H * Dh]);
   if (!Number.isInteger(T) || T < 1 || !Number.isInteger(startPos) || startPos < 0 || startPos + T > S) {
@@ -90,7 +90,7 @@ export function attentionPrefill(
     );
   }
   const headsPerTile = config.rows === "group" ? H / Hkv : 1;
-  r.dispatch("attention_prefill", {
+  r.dispatch(kvKernel("attention_prefill", kCache), {
     bindings: [q, kCache, vCache, keyValid, out],
     params: [T, H, Hkv, Dh, S, startPos, headsPerTile, f32(1 / Math.sqrt(Dh))],
     workgroups: [H / headsPerTile, Math.ceil((T * headsPerTile) / config.queryTile), B],

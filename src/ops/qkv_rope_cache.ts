@@ -1,5 +1,6 @@
 import type { Recorder } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
+import { expectKvCaches, kvKernel } from "./kv_cache_storage.ts";
 import { flatGrid } from "./grid.ts";
 
 export interface QkvRopeCacheShape {
@@ -16,7 +17,8 @@ export interface QkvRopeCacheShape {
  * rope on k and kvWrite of k and v do, with the same f32 operations.
  * qkv: [B·T, Hkv·(G+2)·Dh] f32 (per kv group h: G query heads, the key, the value); positions: [B·T] i32
  * (each < P); cos, sin: [P, Dh/2] f32 from ropeTables → q: [B·T, H·Dh] f32 (rotated), and rows
- * startPos … startPos+T−1 of kCache (rotated keys) and vCache (values): [B, S, Hkv·Dh] f32.
+ * startPos … startPos+T−1 of kCache (rotated keys) and vCache (values): [B, S, Hkv·Dh] f32, or bf16x2
+ * (rounded to nearest even; Dh % 4 == 0).
  */
 export function qkvRopeCache(
   r: Recorder,
@@ -44,8 +46,10 @@ export function qkvRopeCache(
   expectTensor("qkvRopeCache cos", cos, "f32", [P, half]);
   expectTensor("qkvRopeCache sin", sin, "f32", [P, half]);
   expectTensor("qkvRopeCache q", q, "f32", [rows, H * Dh]);
-  expectTensor("qkvRopeCache kCache", kCache, "f32", [B, S, Hkv * Dh]);
-  expectTensor("qkvRopeCache vCache", vCache, "f32", [B, S, Hkv * Dh]);
+  expectKvCaches("qkvRopeCache", kCache, vCache, [B, S, Hkv * Dh]);
+  if (kCache.dtype === "bf16x2" && Dh % 4 !== 0) {
+    throw new Error(`qkvRopeCache: head dim ${Dh} must be a multiple of 4 for a bf16 cache`);
+  }
   if (!Number.isInteger(startPos) || startPos < 0 || startPos + T > S) {
     throw new Error(
       `qkvRopeCache: positions ${startPos}…${startPos + T - 1} do not fit a cache of ${S} positions`,
@@ -53,7 +57,7 @@ export function qkvRopeCache(
   }
   const n = rows * Hkv * (G + 2) * half;
   const { workgroups, groupsPerRow } = flatGrid(n);
-  r.dispatch("qkv_rope_cache", {
+  r.dispatch(kvKernel("qkv_rope_cache", kCache), {
     bindings: [qkv, positions, cos, sin, q, kCache, vCache],
     params: [n, half, G, Hkv, T, S, startPos, P, groupsPerRow],
     workgroups,

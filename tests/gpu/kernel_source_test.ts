@@ -23,3 +23,22 @@ Deno.test("kernelSource pastes `// #include` files and kernelLine maps lines bac
   assert.equal(kernelSource("gelu"), plain);
   assert.equal(kernelLine("gelu", 3), "kernels/gelu.wgsl:3");
 });
+
+Deno.test("a kernel name FILE+INC pastes INC where FILE includes another of its family, and refuses a stray one", () => {
+  const own = Deno.readTextFileSync(new URL("../../kernels/attention_causal.wgsl", import.meta.url)).split(
+    "\n",
+  );
+  const f32 = Deno.readTextFileSync(new URL("../../kernels/kv_f32.wgsl", import.meta.url)).split("\n");
+  const bf16 = Deno.readTextFileSync(new URL("../../kernels/kv_bf16.wgsl", import.meta.url)).split("\n");
+  const at = own.indexOf("// #include kv_f32");
+  assert.ok(at > 0, "attention_causal.wgsl includes kv_f32");
+  const plain = kernelSource("attention_causal").split("\n");
+  const variant = kernelSource("attention_causal+kv_bf16").split("\n");
+  assert.deepEqual(plain.slice(at, at + f32.length), f32);
+  assert.deepEqual(variant.slice(at, at + bf16.length), bf16);
+  assert.deepEqual(variant.slice(0, at), plain.slice(0, at));
+  assert.deepEqual(variant.slice(at + bf16.length), plain.slice(at + f32.length));
+  assert.equal(kernelLine("attention_causal+kv_bf16", at + 1), "kernels/kv_bf16.wgsl:1");
+  assert.equal(kernelLine("attention_causal+kv_bf16", 1), "kernels/attention_causal.wgsl:1");
+  assert.throws(() => kernelSource("gelu+kv_bf16"), /gelu.wgsl has no include of the family of kv_bf16/);
+});

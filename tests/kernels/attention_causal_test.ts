@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { attentionCausal, createAttentionScratch } from "../../src/ops/attention_causal.ts";
 import { attentionCausalRef } from "../../src/ref/attention_causal.ts";
 import { randomF32 } from "../../src/ref/random.ts";
+import { packBf16, roundBf16 } from "../../src/ref/kv_bf16.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
 import { tolerance } from "./tolerances.ts";
 
@@ -109,6 +110,51 @@ Deno.test("attentionCausal matches the CPU reference (prefill, chunked, decode, 
       // Fully padded query rows (sample 0 of the padded prefill) must be exact zeros.
       const padded = c.pad ? Math.max(0, c.pad[0] - startPos) : 0;
       for (let i = 0; i < Math.min(padded, T) * H * Dh; i++) assert.equal(got[i], 0);
+    });
+  }
+});
+
+Deno.test("attentionCausal reads a bf16 cache as the reference reads the same values rounded to bf16", async (t) => {
+  const gpu = await testGpu();
+  for (const c of cases.filter((c) => c.name.startsWith("left-padded") || c.name.startsWith("decode"))) {
+    await t.step(c.name, async () => {
+      const { B, T, S, startPos, H, Hkv, Dh } = c;
+      const W = Hkv * Dh, seed = B * 5 + T * 3 + S + H + Dh;
+      const q = randomF32(B * T * H * Dh, seed, -2, 2);
+      const k = randomF32(B * S * W, seed + 1, -2, 2), v = randomF32(B * S * W, seed + 2);
+      const valid = new Int32Array(B * S).fill(1);
+      c.pad?.forEach((n, b) => valid.fill(0, b * S, b * S + n));
+      const want = attentionCausalRef(q, roundBf16(k), roundBf16(v), valid, {
+        B,
+        T,
+        S,
+        startPos,
+        H,
+        Hkv,
+        Dh,
+      });
+      const out = gpu.createTensor("out", "f32", [B * T, H * Dh]);
+      const scratch = c.scratch
+        ? createAttentionScratch(gpu, "scratch", {
+          batch: B,
+          tokens: T,
+          numHeads: H,
+          headDim: Dh,
+          maxSplits: 8,
+        })
+        : undefined;
+      const r = gpu.recorder("test");
+      attentionCausal(
+        r,
+        gpu.uploadTensor("q", "f32", [B * T, H * Dh], q),
+        gpu.uploadTensor("k", "bf16x2", [B, S, W], packBf16(k)),
+        gpu.uploadTensor("v", "bf16x2", [B, S, W], packBf16(v)),
+        gpu.uploadTensor("valid", "i32", [B, S], valid),
+        out,
+        { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh, scratch },
+      );
+      r.submit();
+      assertNormalisedError(await gpu.readF32(out), want, tolerance.attention.nerr);
     });
   }
 });

@@ -10,6 +10,7 @@ import {
 } from "../../src/ops/attention_decode.ts";
 import { attentionCausalRef } from "../../src/ref/attention_causal.ts";
 import { randomF32, rng } from "../../src/ref/random.ts";
+import { packBf16, roundBf16, unpackBf16 } from "../../src/ref/kv_bf16.ts";
 import { assertClose, assertNormalisedError, testGpu } from "./check.ts";
 import { qkvRopeCache } from "../../src/ops/qkv_rope_cache.ts";
 import { ropeCosSinRows, ropeTables } from "../../src/ops/rope.ts";
@@ -71,23 +72,40 @@ Deno.test("attentionDecode matches the causal reference at T = 1 (odd lengths, G
   }
 });
 
-async function runCase(t: Deno.TestContext, c: Case, config: AttentionDecodeConfig) {
+// A bf16 cache (KV_CACHE_DTYPE=bf16): the kernel reads the rounded values, so the reference sees them too and
+// the tolerance stays f32's. Odd head widths (Dh/4 = 5), padding, splits, the model's heads.
+Deno.test("attentionDecode reads a bf16 cache as the reference reads the same values rounded to bf16", async (t) => {
+  const bf16Cases: Case[] = [
+    { B: 1, S: 50, kvLen: 48, H: 6, Hkv: 3, Dh: 20, pad: [3], scratch: true, splits: 2 },
+    { B: 3, S: 530, kvLen: 517, H: 48, Hkv: 8, Dh: 128, pad: [0, 100, 517], scratch: true },
+    { B: 3, S: 33, kvLen: 33, H: 12, Hkv: 2, Dh: 64, pad: [0, 40, 17] },
+  ];
+  for (const c of bf16Cases) await runCase(t, c, defaultAttentionDecodeConfig, true);
+});
+
+async function runCase(t: Deno.TestContext, c: Case, config: AttentionDecodeConfig, bf16 = false) {
   const gpu = await testGpu();
   const { B, S, kvLen, H, Hkv, Dh } = c;
   const name = `B=${B} S=${S} kvLen=${kvLen} H=${H}/${Hkv} Dh=${Dh}` +
-    (c.pad ? ` pad=${c.pad}` : "") + (c.splits ? ` splits=${c.splits}` : "") + ` ${configName(config)}`;
+    (c.pad ? ` pad=${c.pad}` : "") + (c.splits ? ` splits=${c.splits}` : "") + ` ${configName(config)}` +
+    (bf16 ? " bf16" : "");
   await t.step(name, async () => {
     // Fresh inputs per tiling, so no two runs of a shape see the same numbers.
-    const seed = B * 7 + S * 13 + kvLen + H * 3 + Dh + 1000 * attentionDecodeConfigs.indexOf(config);
+    const seed = B * 7 + S * 13 + kvLen + H * 3 + Dh + 1000 * attentionDecodeConfigs.indexOf(config) +
+      (bf16 ? 77 : 0);
     const q = randomF32(B * H * Dh, seed, -2, 2);
     // The whole cache is random: positions at or past kvLen and padded ones must be ignored.
-    const k = randomF32(B * S * Hkv * Dh, seed + 1, -2, 2);
-    const v = randomF32(B * S * Hkv * Dh, seed + 2);
+    let k = randomF32(B * S * Hkv * Dh, seed + 1, -2, 2);
+    let v = randomF32(B * S * Hkv * Dh, seed + 2);
     const valid = new Int32Array(B * S).fill(1);
     c.pad?.forEach((n, b) => valid.fill(0, b * S, b * S + Math.min(n, S)));
     const gq = gpu.uploadTensor("q", "f32", [B, H * Dh], q);
-    const gk = gpu.uploadTensor("k", "f32", [B, S, Hkv * Dh], k);
-    const gv = gpu.uploadTensor("v", "f32", [B, S, Hkv * Dh], v);
+    const cacheTensor = (label: string, x: Float32Array) =>
+      bf16
+        ? gpu.uploadTensor(label, "bf16x2", [B, S, Hkv * Dh], packBf16(x))
+        : gpu.uploadTensor(label, "f32", [B, S, Hkv * Dh], x);
+    const gk = cacheTensor("k", k), gv = cacheTensor("v", v);
+    if (bf16) [k, v] = [roundBf16(k), roundBf16(v)];
     const gm = gpu.uploadTensor("valid", "i32", [B, S], valid);
     const out = gpu.uploadTensor("out", "f32", [B, H * Dh], randomF32(B * H * Dh, seed + 3));
     const scratch = c.scratch
@@ -304,6 +322,66 @@ Deno.test("attentionDecodeFromQkv equals qkvRopeCache then attentionDecode (outp
         assertClose(got.v, want.v, 0, 0);
       },
     );
+  }
+});
+
+Deno.test("attentionDecodeFromQkv into a bf16 cache writes the f32 kernel's new key and value rounded", async (t) => {
+  const gpu = await testGpu();
+  const P = 300;
+  // [B, S, kvLen, H, Hkv, Dh, left padding per sample]: the model's heads (pipelines the tests above built
+  // already, but the bf16 FUSED one), a batch with padding.
+  const cases: [number, number, number, number, number, number, number[]][] = [
+    [3, 130, 100, 48, 8, 128, [2, 0, 50]],
+  ];
+  for (const [B, S, kvLen, H, Hkv, Dh, pad] of cases) {
+    await t.step(`B=${B} S=${S} kvLen=${kvLen} H=${H}/${Hkv} Dh=${Dh} pad=${pad}`, async () => {
+      const W = Hkv * Dh, seed = 5 * B + S + 3 * kvLen + H + Dh;
+      const qkv = gpu.uploadTensor(
+        "qkv",
+        "f32",
+        [B, (H + 2 * Hkv) * Dh],
+        randomF32(B * (H + 2 * Hkv) * Dh, seed),
+      );
+      const draw = rng(seed + 1);
+      const positions = gpu.uploadTensor("pos", "i32", [B], Int32Array.from({ length: B }, () => draw() * P));
+      const cosSin = gpu.uploadTensor("cos_sin", "f32", [P, Dh], ropeCosSinRows(ropeTables(1e6, Dh, P), Dh));
+      const valid = new Int32Array(B * S).fill(1);
+      pad.forEach((n, b) => valid.fill(0, b * S, b * S + n));
+      const gvalid = gpu.uploadTensor("valid", "i32", [B, S], valid);
+      // The cache before: bf16 values (the f32 run starts from them widened, so untouched words round-trip).
+      const before = [packBf16(randomF32(B * S * W, seed + 2)), packBf16(randomF32(B * S * W, seed + 3))];
+      const shape = { batch: B, kvLen, numHeads: H, numKvHeads: Hkv, headDim: Dh };
+      const run = async (fused: boolean, bf16: boolean) => {
+        const [k, v] = before.map((w, i) =>
+          bf16
+            ? gpu.uploadTensor(`cache${i}`, "bf16x2", [B, S, W], w)
+            : gpu.uploadTensor(`cache${i}`, "f32", [B, S, W], unpackBf16(w))
+        );
+        const out = gpu.createTensor("out", "f32", [B, H * Dh]);
+        const scratch = createAttentionDecodeScratch(gpu, "scratch", { batch: B, numHeads: H, headDim: Dh });
+        const r = gpu.recorder("test");
+        if (fused) {
+          attentionDecodeFromQkv(r, qkv, { positions, cosSin }, k, v, gvalid, out, { ...shape, scratch });
+        } else {
+          const tables = ropeTables(1e6, Dh, P);
+          const cos = gpu.uploadTensor("cos", "f32", [P, Dh / 2], tables.cos);
+          const sin = gpu.uploadTensor("sin", "f32", [P, Dh / 2], tables.sin);
+          const q = gpu.createTensor("q", "f32", [B, H * Dh]);
+          qkvRopeCache(r, qkv, positions, cos, sin, q, k, v, { ...shape, tokens: 1, startPos: kvLen - 1 });
+          attentionDecode(r, q, k, v, gvalid, out, { ...shape, scratch });
+        }
+        r.submit();
+        const words = (x: typeof k) => bf16 ? gpu.readU32(x) : gpu.readF32(x).then(packBf16);
+        return { out: await gpu.readF32(out), k: await words(k), v: await words(v) };
+      };
+      const f32Fused = await run(true, false),
+        twoPasses = await run(false, true),
+        got = await run(true, true);
+      assert.deepEqual(got.k, f32Fused.k, "k cache words: the f32 kernel's rotated key, rounded");
+      assert.deepEqual(got.v, f32Fused.v, "v cache words: the value, rounded");
+      // This step attends to its new key and value as stored (rounded), like the two passes.
+      assertNormalisedError(got.out, twoPasses.out, tolerance.attention.nerr);
+    });
   }
 });
 

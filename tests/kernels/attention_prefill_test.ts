@@ -6,6 +6,8 @@ import {
 } from "../../src/ops/attention_prefill.ts";
 import { attentionCausalRef } from "../../src/ref/attention_causal.ts";
 import { randomF32 } from "../../src/ref/random.ts";
+import { packBf16, roundBf16 } from "../../src/ref/kv_bf16.ts";
+import { defaultAttentionPrefillConfig } from "../../src/ops/attention_prefill.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
 import { tolerance } from "./tolerances.ts";
 
@@ -134,6 +136,47 @@ Deno.test("attentionPrefill matches the CPU reference in every tiling (odd lengt
       });
     }
     [gq, gk, gv, gm, out].forEach((x) => x.buffer.destroy());
+  }
+});
+
+Deno.test("attentionPrefill reads a bf16 cache as the reference reads the same values rounded to bf16", async (t) => {
+  const gpu = await testGpu();
+  for (const c of [cases[3], cases[8]]) {
+    await t.step(c.name, async () => {
+      const { B, T, S, startPos, H, Hkv, Dh } = c;
+      const W = Hkv * Dh, seed = B * 5 + T * 3 + S + H + Dh;
+      const q = randomF32(B * T * H * Dh, seed, -2, 2);
+      const k = randomF32(B * S * W, seed + 1, -2, 2), v = randomF32(B * S * W, seed + 2);
+      const valid = new Int32Array(B * S).fill(1);
+      c.pad?.forEach((n, b) => valid.fill(0, b * S, b * S + n));
+      // NaN in the padded rows stays NaN in bf16, and must not leak either.
+      c.pad?.forEach((n, b) => [k, v].forEach((x) => x.fill(NaN, b * S * W, (b * S + n) * W)));
+      const want = attentionCausalRef(q, roundBf16(k), roundBf16(v), valid, {
+        B,
+        T,
+        S,
+        startPos,
+        H,
+        Hkv,
+        Dh,
+      });
+      const out = gpu.createTensor("out", "f32", [B * T, H * Dh]);
+      const r = gpu.recorder("test");
+      attentionPrefill(
+        r,
+        gpu.uploadTensor("q", "f32", [B * T, H * Dh], q),
+        gpu.uploadTensor("k", "bf16x2", [B, S, W], packBf16(k)),
+        gpu.uploadTensor("v", "bf16x2", [B, S, W], packBf16(v)),
+        gpu.uploadTensor("valid", "i32", [B, S], valid),
+        out,
+        { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh },
+        defaultAttentionPrefillConfig,
+      );
+      r.submit();
+      const got = await gpu.readF32(out);
+      assert.ok(got.every(Number.isFinite), "no NaN/Inf");
+      assertNormalisedError(got, want, tolerance.attention.nerr);
+    });
   }
 });
 

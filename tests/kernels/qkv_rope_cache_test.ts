@@ -7,6 +7,7 @@ import { splitLmQkvRef } from "../../src/ref/split_lm_qkv.ts";
 import { ropeRef } from "../../src/ref/rope.ts";
 import { kvWriteRef } from "../../src/ref/kv_write.ts";
 import { randomF32, rng } from "../../src/ref/random.ts";
+import { packBf16, unpackBf16 } from "../../src/ref/kv_bf16.ts";
 import { assertClose, testGpu } from "./check.ts";
 import { tolerance } from "./tolerances.ts";
 
@@ -88,6 +89,46 @@ Deno.test("qkvRopeCache equals split + rope(q) + rope(k) + kvWrite(k) + kvWrite(
   }
 });
 
+Deno.test("qkvRopeCache into a bf16 cache stores the f32 kernel's keys and values rounded to nearest even", async (t) => {
+  const gpu = await testGpu();
+  for (const [B, T, S, startPos, H, Hkv, Dh] of cases.filter((c) => c[6] % 4 === 0)) {
+    await t.step(`B=${B} T=${T} S=${S} startPos=${startPos} H=${H}/${Hkv} Dh=${Dh}`, async () => {
+      const rows = B * T, G = H / Hkv, W = Hkv * Dh;
+      const seed = 3 * B + 5 * T + 7 * S + H + Dh + 99;
+      const qkv = randomF32(rows * Hkv * (G + 2) * Dh, seed, -3, 3);
+      const draw = rng(seed + 1);
+      const positions = Int32Array.from({ length: rows }, () => Math.floor(draw() * P));
+      // The cache before: random bf16 words; the f32 run starts from the same values, widened.
+      const kWords = packBf16(randomF32(B * S * W, seed + 2)),
+        vWords = packBf16(randomF32(B * S * W, seed + 3));
+      const tables = ropeTables(1e6, Dh, P);
+      const gqkv = gpu.uploadTensor("qkv", "f32", [rows, Hkv * (G + 2) * Dh], qkv);
+      const gpos = gpu.uploadTensor("positions", "i32", [rows], positions);
+      const gcos = gpu.uploadTensor("cos", "f32", [P, Dh / 2], tables.cos);
+      const gsin = gpu.uploadTensor("sin", "f32", [P, Dh / 2], tables.sin);
+      const shape = { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh };
+      const run = async (bf16: boolean) => {
+        const q = gpu.createTensor("q", "f32", [rows, H * Dh]);
+        const [k, v] = [kWords, vWords].map((w, i) =>
+          bf16
+            ? gpu.uploadTensor(`cache${i}`, "bf16x2", [B, S, W], w)
+            : gpu.uploadTensor(`cache${i}`, "f32", [B, S, W], unpackBf16(w))
+        );
+        const r = gpu.recorder(bf16 ? "bf16" : "f32");
+        qkvRopeCache(r, gqkv, gpos, gcos, gsin, q, k, v, shape);
+        r.submit();
+        const read = (x: typeof k) => bf16 ? gpu.readU32(x) : gpu.readF32(x).then(packBf16);
+        return { q: await gpu.readF32(q), k: await read(k), v: await read(v) };
+      };
+      const want = await run(false), got = await run(true);
+      assert.deepEqual(got.q, want.q, "queries as with an f32 cache");
+      // Words: the f32 kernel's values rounded (RNE), every untouched position as it was.
+      assert.deepEqual(got.k, want.k, "k cache words");
+      assert.deepEqual(got.v, want.v, "v cache words");
+    });
+  }
+});
+
 Deno.test("qkvRopeCache refuses positions past the cache capacity and heads that do not group", async () => {
   const gpu = await testGpu();
   const qkv = gpu.createTensor("qkv", "f32", [2, 16]);
@@ -104,5 +145,14 @@ Deno.test("qkvRopeCache refuses positions past the cache capacity and heads that
     () =>
       qkvRopeCache(gpu.recorder("t"), qkv, pos, table, table, q, cache, cache, { ...shape, numKvHeads: 3 }),
     /2 query heads do not split into 3 kv groups/,
+  );
+  // A bf16 word holds the elements of pairs i and i + 1 of a head: Dh/2 must be even.
+  const t6 = (label: string, shape: number[]) => gpu.createTensor(label, "f32", shape);
+  const bf16 = gpu.createTensor("cache16", "bf16x2", [1, 6, 6]);
+  const [qkv6, table6, q6] = [t6("qkv6", [2, 24]), t6("table6", [8, 3]), t6("q6", [2, 12])];
+  assert.throws(
+    () =>
+      qkvRopeCache(gpu.recorder("t"), qkv6, pos, table6, table6, q6, bf16, bf16, { ...shape, headDim: 6 }),
+    /head dim 6 must be a multiple of 4 for a bf16 cache/,
   );
 });
