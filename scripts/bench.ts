@@ -21,6 +21,7 @@ import { benchShapes } from "../src/bench/shapes.ts";
 import { decodeCost } from "../src/bench/model_cost.ts";
 import { sig } from "../src/bench/util.ts";
 import { type Int8Matmul, int8Matmuls } from "../src/model/int8_matmul.ts";
+import { type KvCacheDtype, kvCacheDtypes } from "../src/model/kv_cache.ts";
 
 const usage = `usage: deno task bench [options]
   --tiny, --scale tiny|full  tiny shapes, same code path (CI on a CPU adapter); default full (real V1.5 shapes)
@@ -32,7 +33,8 @@ const usage = `usage: deno task bench [options]
   --model-dir DIR            load real weights from DIR (or MODEL_DIR) instead of random ones
   --seed N                   seed of the random weights (default 1)
   --int8-matmul MODE         weight-only (default), llm-int8 or llm-int8-prefill (INT8_MATMUL, README)
-  --batches B,B,…            the batch section's batch sizes, 2..8 (default 4,8; batchB_tokens_per_s for each)`;
+  --batches B,B,…            the batch section's batch sizes, 2..8 (default 4,8; batchB_tokens_per_s for each)
+  --kv-cache DTYPE           f32 (default) or bf16: how the KV caches store keys and values (KV_CACHE_DTYPE)`;
 
 type SectionFn = (ctx: BenchContext, allowanceMs: number) => Promise<Record<string, Json>>;
 interface Section {
@@ -156,9 +158,19 @@ async function main(): Promise<number> {
     args: Deno.args,
     options: Object.fromEntries([
       ...["tiny", "torch", "help"].map((k) => [k, { type: "boolean" as const }]),
-      ...["out", "sections", "budget", "timing", "model-dir", "scale", "seed", "int8-matmul", "batches"].map((
-        k,
-      ) => [k, { type: "string" as const }]),
+      ...[
+        "out",
+        "sections",
+        "budget",
+        "timing",
+        "model-dir",
+        "scale",
+        "seed",
+        "int8-matmul",
+        "batches",
+        "kv-cache",
+      ]
+        .map((k) => [k, { type: "string" as const }]),
     ]),
   }) as { values: Record<string, string | boolean | undefined> };
   if (args.help) {
@@ -183,6 +195,10 @@ async function main(): Promise<number> {
   if (!int8Matmuls.includes(int8Matmul)) {
     throw new Error(`--int8-matmul ${int8Matmul}: use ${int8Matmuls.join(" or ")}`);
   }
+  const kvCacheDtype = (str("kv-cache") ?? "f32") as KvCacheDtype;
+  if (!kvCacheDtypes.includes(kvCacheDtype)) {
+    throw new Error(`--kv-cache ${kvCacheDtype}: use ${kvCacheDtypes.join(" or ")}`);
+  }
   const batches = str("batches");
   const shapes = batches === undefined
     ? benchShapes(scale)
@@ -194,6 +210,7 @@ async function main(): Promise<number> {
     modelDir,
     seed: Number(str("seed") ?? 1),
     int8Matmul,
+    kvCacheDtype,
     log,
   });
   const started = new Date();
@@ -205,6 +222,7 @@ async function main(): Promise<number> {
   ctx.results.scale = scale;
   ctx.results.timing_method = ctx.timer.method;
   ctx.results.int8_matmul = int8Matmul;
+  ctx.results.kv_cache_dtype = kvCacheDtype;
   log(`${ctx.results.card}; timing: ${ctx.timer.method}; scale ${scale}; sections ${wanted.join(",")}`);
 
   const selected = sections.filter((s) => wanted.includes(s.name));

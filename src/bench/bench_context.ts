@@ -1,6 +1,8 @@
 // What every benchmark section shares: the device and its timer, the shapes, the time budget, the model
 // (built from GPU-generated random weights, or loaded from MODEL_DIR), and the results so far.
 import type { Int8Matmul } from "../model/int8_matmul.ts";
+import type { KvCacheDtype } from "../model/kv_cache.ts";
+import { defaultVisionScratchBytes } from "../model/vision_scratch_pool.ts";
 import { Gpu } from "../gpu/device.ts";
 import type { ProjectorWeights } from "../model/projector.ts";
 import type { VisionWeights } from "../model/vision.ts";
@@ -74,6 +76,8 @@ export class BenchContext {
       seed: number;
       /** How the model's int8 linears multiply (INT8_MATMUL). */
       int8Matmul: Int8Matmul;
+      /** How the language model's KV caches store keys and values (KV_CACHE_DTYPE); default f32. */
+      kvCacheDtype?: KvCacheDtype;
       log: (s: string) => void;
     },
   ) {}
@@ -131,10 +135,16 @@ export class BenchContext {
     await gpu.sync("filling random weights");
     const buildMs = performance.now() - t0;
     const dims = { vision: shapes.vision, projector: shapes.projector, language: shapes.language };
-    const model = InternVLModel.fromWeights(gpu, dims, vision, projector, language, {
-      mode: this.opts.int8Matmul,
-      threshold: llmInt8Threshold,
-    });
+    const model = InternVLModel.fromWeights(
+      gpu,
+      dims,
+      vision,
+      projector,
+      language,
+      { mode: this.opts.int8Matmul, threshold: llmInt8Threshold },
+      defaultVisionScratchBytes,
+      this.opts.kvCacheDtype,
+    );
     return {
       model,
       vision,
@@ -170,6 +180,8 @@ export class BenchContext {
         checkpointSource(ckpt),
         undefined,
         this.opts.int8Matmul,
+        defaultVisionScratchBytes,
+        this.opts.kvCacheDtype,
       );
     } finally {
       await ckpt.close();

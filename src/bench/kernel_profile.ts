@@ -38,7 +38,9 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
   const p = o.params ?? [];
   const op = `${kernel} ${shortName((o.label ?? kernel).replace(/^\S+\s*/, ""))}`.trim();
   const sum = (ts: Tensor[]) => ts.reduce((s, t) => s + t.byteLength, 0);
-  switch (kernel) {
+  // K/V bytes per element: the attention kernels run as `NAME+kv_bf16` on a bf16 cache (KV_CACHE_DTYPE).
+  const kvE = b[1]?.dtype === "bf16x2" ? 2 : 4;
+  switch (kernel.split("+")[0]) {
     case "linear_matvec":
     case "linear_tiled": {
       // bindings: x [T, K], w [N, K], scale|any, bias|any, out [T, N]; params carry has_scale, has_bias
@@ -79,8 +81,8 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
       const [B, , kvLen, H, Hkv, , splits, , one] = p.map(num);
       const Dh = b[4].shape[1] / H;
       const keys = one ? B * kvLen + (B * (B - 1)) / 2 : B * kvLen; // one sequence: row b sees kvLen + b
-      const kv = (one ? kvLen + B - 1 : B * kvLen) * Hkv * Dh * 4 * 2 + (one ? kvLen + B : B * kvLen) * 4;
-      const fused = o.constants?.FUSED ? 2 * B * Hkv * Dh * 4 : 0; // the new key and value written
+      const kv = (one ? kvLen + B - 1 : B * kvLen) * Hkv * Dh * kvE * 2 + (one ? kvLen + B : B * kvLen) * 4;
+      const fused = o.constants?.FUSED ? 2 * B * Hkv * Dh * kvE : 0; // the new key and value written
       const partials = splits > 1 ? splits * B * H * (Dh + 4) * 4 : b[4].byteLength;
       const flops = 4 * keys * H * Dh;
       return { kernel, op, bytes: b[0].byteLength + kv + fused + partials, flops, bytesModel: "model" };
@@ -88,7 +90,7 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
     case "attention_causal": {
       // params [B, T, H, Hkv, Dh, S, startPos, chunk, splits, scale]; bindings q, k, v, valid, out, scratch
       const [B, T, H, Hkv, Dh, , startPos, , splits] = p.map(num);
-      const kv = B * (startPos + T) * Hkv * Dh * 4 * 2 + B * (startPos + T) * 4;
+      const kv = B * (startPos + T) * Hkv * Dh * kvE * 2 + B * (startPos + T) * 4;
       const partials = splits > 1 ? splits * B * T * H * (Dh + 2) * 4 : b[4].byteLength;
       const flops = 4 * B * T * H * Dh * (startPos + (T + 1) / 2);
       return { kernel, op, bytes: b[0].byteLength + kv + partials, flops, bytesModel: "model" };
@@ -97,7 +99,7 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
       // params [T, H, Hkv, Dh, S, startPos, GR, scale]; grid z = B; bindings q, k, v, valid, out
       const [T, H, Hkv, Dh, , startPos] = p.map(num);
       const B = o.workgroups instanceof Array ? o.workgroups[2] ?? 1 : 1;
-      const kv = B * (startPos + T) * Hkv * Dh * 4 * 2 + B * (startPos + T) * 4;
+      const kv = B * (startPos + T) * Hkv * Dh * kvE * 2 + B * (startPos + T) * 4;
       const flops = 4 * B * T * H * Dh * (startPos + (T + 1) / 2);
       return { kernel, op, bytes: b[0].byteLength + kv + b[4].byteLength, flops, bytesModel: "model" };
     }

@@ -81,7 +81,7 @@ export async function timeDecode(
       maxReps: 4 * steps,
     });
     const throughputMs = res.times ? res.times.throughputMs : res.msPerRep;
-    const cost = decodeCost(shapes.language, context, batch);
+    const cost = decodeCost(shapes.language, context, batch, ctx.opts.kvCacheDtype === "bf16" ? 2 : 4);
     const GBps = cost.totalBytes / (throughputMs * 1e6);
     return {
       batch,

@@ -69,8 +69,8 @@ async function searchOne(
   }
   const next = gpu.createTensor("beam.next", "i32", [K]);
   const order = gpu.createTensor("beam.order", "i32", [K]);
-  const spareK = runner.cache.k.map((t) => gpu.createTensor(`${t.label}.spare`, "f32", t.shape));
-  const spareV = runner.cache.v.map((t) => gpu.createTensor(`${t.label}.spare`, "f32", t.shape));
+  const spareK = runner.cache.k.map((t) => gpu.createTensor(`${t.label}.spare`, t.dtype, t.shape));
+  const spareV = runner.cache.v.map((t) => gpu.createTensor(`${t.label}.spare`, t.dtype, t.shape));
   const r0 = gpu.recorder("beam.prefill");
   const freePrefill = runner.recordPrefill(
     r0,
@@ -118,10 +118,19 @@ async function searchOne(
       gpu.writeTensor(order, Int32Array.from(kept, (c) => c.beam));
       gpu.writeTensor(next, Int32Array.from(kept, (c) => c.token));
       const r = gpu.recorder("beam.step");
+      const rowBytes = runner.cache.positionBytes * runner.capacity;
       runner.cache.k.forEach((k, l) => {
-        const flat = [K, k.numel / K];
-        gatherRows(r, reshape(k, flat), order, reshape(spareK[l], flat));
-        gatherRows(r, reshape(runner.cache.v[l], flat), order, reshape(spareV[l], flat));
+        if (k.dtype === "f32") {
+          const flat = [K, k.numel / K];
+          gatherRows(r, reshape(k, flat), order, reshape(spareK[l], flat));
+          gatherRows(r, reshape(runner.cache.v[l], flat), order, reshape(spareV[l], flat));
+        } else {
+          // A bf16 cache (two values a word) is copied row by row as bytes, never through f32 registers.
+          kept.forEach((c, to) => {
+            r.copyAfter(k, spareK[l].buffer, rowBytes, to * rowBytes, c.beam * rowBytes);
+            r.copyAfter(runner.cache.v[l], spareV[l].buffer, rowBytes, to * rowBytes, c.beam * rowBytes);
+          });
+        }
       });
       r.submit();
       for (let l = 0; l < spareK.length; l++) {

@@ -2,6 +2,7 @@
  * The contract between the HTTP layer (routes/) and the model engine (src/engine/).
  * Routes only see this interface, so tests can pass the real tiny engine or a controlled one.
  */
+import type { KvCacheDtype } from "../model/kv_cache.ts";
 
 /** Mirrors the reference `generation_config` dict passed to `model.chat` (HF `generate` kwargs). */
 export interface GenerationConfig {
@@ -87,6 +88,8 @@ export interface ModelInfo {
   randomWeights: boolean;
   description: string;
   maxContext: number;
+  /** How the language model's KV caches store keys and values (KV_CACHE_DTYPE); unset: f32. */
+  kvCacheDtype?: KvCacheDtype;
 }
 
 /** Counters of the engine's work since it loaded (read by /metrics). */

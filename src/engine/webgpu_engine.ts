@@ -9,6 +9,7 @@ import { defaultImageWorkers, ImageWorkers } from "../image/image_workers.ts";
 import { checkpointSource, InternVLModel } from "../model/internvl.ts";
 import type { LmRunner } from "../model/lm_runner.ts";
 import type { Int8Matmul } from "../model/int8_matmul.ts";
+import type { KvCacheDtype } from "../model/kv_cache.ts";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { loadModelConfig, type ModelConfig } from "../weights/config.ts";
 import type { ChatTokenizer } from "../tokenizer/chat_tokenizer.ts";
@@ -42,6 +43,8 @@ export interface WebGpuEngineOptions {
   visionScratchBytes?: number;
   /** How int8 linears multiply (INT8_MATMUL); default weight-only. */
   int8Matmul?: Int8Matmul;
+  /** How the language model's KV caches store keys and values (KV_CACHE_DTYPE); default f32. */
+  kvCacheDtype?: KvCacheDtype;
   /** Extra positions a new conversation's cache gets for its follow-up rounds; default 1024. */
   followupRoom?: number;
   /**
@@ -179,6 +182,7 @@ export class WebGpuEngine implements ChatEngine {
         options.onProgress,
         options.int8Matmul,
         options.visionScratchBytes,
+        options.kvCacheDtype,
       );
     } finally {
       await checkpoint.close();
@@ -199,6 +203,7 @@ export class WebGpuEngine implements ChatEngine {
         ? "Tiny random-weight InternVL test model: its answers are noise (set MODEL_DIR for the real model)"
         : `InternVL-Chat-V1.5 from ${options.modelDir} on ${gpu.adapterDescription}`,
       maxContext: config.llm.maxPositionEmbeddings,
+      kvCacheDtype: model.kvCacheDtype,
     };
     return new WebGpuEngine(
       info,

@@ -11,6 +11,7 @@ import { loadProjectorWeights, projectorForward, type ProjectorWeights } from ".
 import { defaultVisionScratchBytes, VisionScratchPool } from "./vision_scratch_pool.ts";
 import { languageGemmPool, type LanguageWeights, loadLanguageWeights } from "./language.ts";
 import { LmRunner, maxChunkedPrompt } from "./lm_runner.ts";
+import type { KvCacheDtype } from "./kv_cache.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
 import { normalizationTable } from "../image/pixel_values.ts";
 import { type DecodedImage, GpuTiling } from "./gpu_tiling.ts";
@@ -96,6 +97,8 @@ export class InternVLModel {
      */
     readonly matmul: Int8MatmulSetting,
     visionScratchBytes: number,
+    /** How the language model's KV caches store keys and values (KV_CACHE_DTYPE). */
+    readonly kvCacheDtype: KvCacheDtype,
   ) {
     this.gemmPool = llmInt8ForMany(matmul.mode) ? languageGemmPool(gpu, dims.language) : null;
     this.visionScratch = new VisionScratchPool(gpu, dims.vision, dims.projector, matmul, visionScratchBytes);
@@ -131,6 +134,7 @@ export class InternVLModel {
     onProgress?: (fraction: number, what: string) => void,
     int8Matmul: Int8Matmul = "weight-only",
     visionScratchBytes = defaultVisionScratchBytes,
+    kvCacheDtype: KvCacheDtype = "f32",
   ): Promise<InternVLModel> {
     const dims = modelDims(config);
     const up = new WeightUploader(gpu, source);
@@ -150,7 +154,16 @@ export class InternVLModel {
       ? q.llmInt8Threshold ?? llmInt8Threshold
       : llmInt8Threshold;
     const matmul = { mode: int8Matmul, threshold };
-    return new InternVLModel(gpu, dims, vision, projector, language, matmul, visionScratchBytes);
+    return new InternVLModel(
+      gpu,
+      dims,
+      vision,
+      projector,
+      language,
+      matmul,
+      visionScratchBytes,
+      kvCacheDtype,
+    );
   }
 
   /** A model from weights already on the GPU (the benchmark fills them with random values there). */
@@ -162,8 +175,18 @@ export class InternVLModel {
     language: LanguageWeights,
     matmul: Int8MatmulSetting = weightOnly,
     visionScratchBytes = defaultVisionScratchBytes,
+    kvCacheDtype: KvCacheDtype = "f32",
   ): InternVLModel {
-    return new InternVLModel(gpu, dims, vision, projector, language, matmul, visionScratchBytes);
+    return new InternVLModel(
+      gpu,
+      dims,
+      vision,
+      projector,
+      language,
+      matmul,
+      visionScratchBytes,
+      kvCacheDtype,
+    );
   }
 
   /** Tokens each image tile contributes to the prompt (256 for V1.5). */
@@ -305,6 +328,7 @@ export class InternVLModel {
       capacity,
       this.matmul,
       this.gemmPool,
+      this.kvCacheDtype,
     );
   }
 }

@@ -1,12 +1,28 @@
 import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import type { DType, Tensor } from "../gpu/tensor.ts";
 import type { LanguageDims } from "./dims.ts";
 
 /**
+ * How the cache stores keys and values (KV_CACHE_DTYPE): `f32` (the default), or `bf16` as the PyTorch
+ * reference keeps its cache — half the bytes, so GPU_KV_CACHE_BYTES keeps twice the positions and a decode
+ * step's attention reads half. Math stays f32 either way: the kernels round to bf16 (nearest even) when they
+ * write the cache and widen when they read it (kernels/kv_bf16.wgsl).
+ */
+export type KvCacheDtype = "f32" | "bf16";
+
+export const kvCacheDtypes: readonly KvCacheDtype[] = ["f32", "bf16"];
+
+/** The tensor dtype of a cache of `dtype`: bf16 is stored two to a u32 word (element 2i in the low half). */
+export function kvTensorDtype(dtype: KvCacheDtype): DType {
+  return dtype === "bf16" ? "bf16x2" : "f32";
+}
+
+/**
  * Keys and values of every layer for B sequences of up to S positions, on the GPU.
- * k[l], v[l]: [B, S, Hkv·Dh] f32 (token-major: one token's heads are contiguous, so a step writes one row).
- * keyValid: [B, S] i32 — 0 marks left padding of batched prompts (the reference's attention_mask).
+ * k[l], v[l]: [B, S, Hkv·Dh] f32 or bf16x2 (`dtype`; token-major: one token's heads are contiguous, so a
+ * step writes one row). keyValid: [B, S] i32 — 0 marks left padding of batched prompts (the reference's
+ * attention_mask).
  */
 export class KvCache {
   readonly k: Tensor[] = [];
@@ -15,18 +31,31 @@ export class KvCache {
   /** Cache positions filled so far (same for every row: batches are left-padded to one length). */
   length = 0;
 
-  constructor(gpu: Gpu, dims: LanguageDims, readonly batch: number, readonly capacity: number) {
+  constructor(
+    gpu: Gpu,
+    dims: LanguageDims,
+    readonly batch: number,
+    readonly capacity: number,
+    readonly dtype: KvCacheDtype = "f32",
+  ) {
     const width = dims.kvHeads * dims.headDim;
+    const t = kvTensorDtype(dtype);
     for (let l = 0; l < dims.layers; l++) {
-      this.k.push(gpu.createTensor(`lm.L${l}.k_cache`, "f32", [batch, capacity, width]));
-      this.v.push(gpu.createTensor(`lm.L${l}.v_cache`, "f32", [batch, capacity, width]));
+      this.k.push(gpu.createTensor(`lm.L${l}.k_cache`, t, [batch, capacity, width]));
+      this.v.push(gpu.createTensor(`lm.L${l}.v_cache`, t, [batch, capacity, width]));
     }
     this.keyValid = gpu.createTensor("lm.key_valid", "i32", [batch, capacity]);
   }
 
+  /** Bytes of one position of one layer's keys (or values): Hkv·Dh elements of 4 or 2 bytes. */
+  get positionBytes(): number {
+    return this.k[0].byteLength / (this.batch * this.capacity);
+  }
+
   /**
    * Records copies of `count` positions of row `fromRow` of `src`, from its cache index `from`, into row
-   * `toRow` of this cache at index `to`: every layer's keys and values (keyValid is the caller's).
+   * `toRow` of this cache at index `to`: every layer's keys and values (keyValid is the caller's). Both
+   * caches store the same dtype (the bytes are copied as they are).
    */
   copyPositions(
     r: Recorder,
@@ -35,8 +64,11 @@ export class KvCache {
     to: { row: number; at: number },
     count: number,
   ): void {
+    if (src.dtype !== this.dtype) {
+      throw new Error(`copyPositions: a ${src.dtype} cache's positions cannot go into a ${this.dtype} cache`);
+    }
     if (count === 0) return;
-    const width = this.k[0].shape[2] * 4;
+    const width = this.positionBytes;
     const srcAt = (from.row * src.capacity + from.at) * width,
       dstAt = (to.row * this.capacity + to.at) * width;
     for (let l = 0; l < this.k.length; l++) {

@@ -11,7 +11,7 @@ import { maxMatvecTokens } from "../ops/linear.ts";
 export const maxChunkedPrompt = 64;
 /** Submits of a tiled prompt pass's layers (6 layers each for InternLM2-20B's 48). */
 const promptSubmits = 8;
-import { KvCache } from "./kv_cache.ts";
+import { KvCache, type KvCacheDtype } from "./kv_cache.ts";
 import { languageForward, LanguageScratch, type LanguageWeights } from "./language.ts";
 import { submittingEvery, type Tap } from "./vision.ts";
 
@@ -45,11 +45,13 @@ export class LmRunner {
     readonly matmul: Int8MatmulSetting = weightOnly,
     /** The LLM.int8 GEMM scratch the prompt passes share (the model's); null: one per prompt. */
     private readonly gemmPool: LlmInt8ScratchPool | null = null,
+    /** How the KV cache stores keys and values (KV_CACHE_DTYPE). */
+    kvDtype: KvCacheDtype = "f32",
   ) {
     if (capacity > dims.maxPositions) {
       throw new Error(`Context of ${capacity} tokens exceeds the model's ${dims.maxPositions} positions`);
     }
-    this.cache = new KvCache(gpu, dims, batch, capacity);
+    this.cache = new KvCache(gpu, dims, batch, capacity, kvDtype);
     this.logits = gpu.createTensor("lm.logits", "f32", [batch, dims.vocab]);
     this.step = new LanguageScratch(gpu, dims, batch, 1, matmul);
     this.stepPositions = gpu.createTensor("lm.step_positions", "i32", [batch]);
@@ -221,7 +223,16 @@ export class LmRunner {
     if (total < 1 || total > capacity) {
       throw new Error(`extractRow: ${total} positions for a capacity of ${capacity}`);
     }
-    const row = new LmRunner(this.gpu, this.weights, this.dims, 1, capacity, this.matmul, this.gemmPool);
+    const row = new LmRunner(
+      this.gpu,
+      this.weights,
+      this.dims,
+      1,
+      capacity,
+      this.matmul,
+      this.gemmPool,
+      this.cache.dtype,
+    );
     const r = this.gpu.recorder("lm.extract_row");
     let to = 0;
     for (const [from, count] of segments) {

@@ -58,6 +58,7 @@ export async function startServer(
     keptKvBytes: settings.gpuKvCacheBytes,
     visionScratchBytes: settings.visionScratchBytes,
     int8Matmul: settings.int8Matmul,
+    kvCacheDtype: settings.kvCacheDtype,
     imageWorkers: settings.imageWorkers ?? undefined,
     imageResize: settings.imageResize,
     thread: settings.engineThread,
@@ -70,6 +71,7 @@ export async function startServer(
     (engine) =>
       log(
         `Model ready: ${engine.modelInfo.id}${engine.modelInfo.randomWeights ? " (RANDOM WEIGHTS)" : ""}` +
+          `, KV cache ${engine.modelInfo.kvCacheDtype ?? "f32"}` +
           (engine instanceof WorkerEngine ? ", running on its own thread" : ""),
       ),
     (err) =>

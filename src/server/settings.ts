@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { type Int8Matmul, int8Matmuls } from "../model/int8_matmul.ts";
+import { type KvCacheDtype, kvCacheDtypes } from "../model/kv_cache.ts";
 import { defaultVisionScratchBytes } from "../model/vision_scratch_pool.ts";
 import { type ImageResize, imageResizes } from "../model/gpu_tiling.ts";
 import { ENGINE_THREADS, type EngineThread } from "../engine/types.ts";
@@ -40,6 +41,8 @@ export interface Settings {
   visionScratchBytes: number;
   /** How int8 linears multiply: exact weight-only (default) or bitsandbytes' LLM.int8 (src/model/int8_matmul.ts). */
   int8Matmul: Int8Matmul;
+  /** How the language model's KV caches store keys and values (KV_CACHE_DTYPE): "f32" or "bf16". */
+  kvCacheDtype: KvCacheDtype;
   /** Worker threads for the images' bicubic resizes; 0 = on the serving thread; null = one per core, ≤ 8. */
   imageWorkers: number | null;
   /** Where the dynamic tiling's resizes run (IMAGE_RESIZE): "gpu" or "cpu". */
@@ -118,6 +121,7 @@ const EnvSchema = z.object({
   IMAGE_WORKERS: nonNegativeInt("IMAGE_WORKERS", -1),
   IMAGE_RESIZE: oneOf<ImageResize>("IMAGE_RESIZE", imageResizes),
   INT8_MATMUL: oneOf<Int8Matmul>("INT8_MATMUL", int8Matmuls),
+  KV_CACHE_DTYPE: oneOf<KvCacheDtype>("KV_CACHE_DTYPE", kvCacheDtypes),
   ENGINE_THREAD: oneOf<EngineThread>("ENGINE_THREAD", ENGINE_THREADS),
   MAX_BATCH: positiveInt("MAX_BATCH", 8, 64),
 });
@@ -151,6 +155,7 @@ export function loadSettings(env: Record<string, string | undefined>): Settings 
     gpuKvCacheBytes: e.GPU_KV_CACHE_BYTES,
     visionScratchBytes: e.VISION_SCRATCH_BYTES,
     int8Matmul: e.INT8_MATMUL,
+    kvCacheDtype: e.KV_CACHE_DTYPE,
     imageWorkers: e.IMAGE_WORKERS < 0 ? null : e.IMAGE_WORKERS,
     imageResize: e.IMAGE_RESIZE,
     engineThread: e.ENGINE_THREAD,

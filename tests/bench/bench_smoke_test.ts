@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { headlineKeys } from "../../src/bench/report.ts";
 import { probePython } from "../../src/bench/torch_sections.ts";
+import { decodeCost } from "../../src/bench/model_cost.ts";
+import { benchShapes } from "../../src/bench/shapes.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -100,9 +102,21 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
   assert.match(stdout, /decode b1 ctx512 \(ms\/token\)/);
 });
 
-Deno.test("bench --timing wall falls back to wall clock and skips what needs timestamps", async () => {
-  const { doc } = await bench(["--timing", "wall", "--sections", "copy,decode,kernels"]);
+Deno.test("bench --timing wall falls back to wall clock and skips what needs timestamps (--kv-cache bf16)", async () => {
+  const { doc } = await bench([
+    "--timing",
+    "wall",
+    "--sections",
+    "copy,decode,kernels",
+    "--kv-cache",
+    "bf16",
+  ]);
   assert.equal(doc.timing_method, "wall-clock");
+  // A bf16 KV cache: recorded, and the decode byte model counts 2 bytes a cached value.
+  assert.equal(doc.kv_cache_dtype, "bf16");
+  const bf16Bytes = decodeCost(benchShapes("tiny").language, 512, 1, 2).totalBytes;
+  assert.equal(doc.sections.decode.b1_ctx512.bytes_per_step, bf16Bytes);
+  assert.ok(bf16Bytes < decodeCost(benchShapes("tiny").language, 512, 1).totalBytes);
   assert.deepEqual(Object.keys(doc.sections), ["env", "copy", "decode", "kernels"]);
   assert.ok(isNum(doc.decode_ms_b1_ctx512) && doc.decode_ms_b1_ctx512 > 0);
   assert.equal(doc.sections.decode.b1_ctx512.method, "wall-clock");
@@ -128,7 +142,7 @@ Deno.test("a tiny budget skips later sections but still writes every key", async
 });
 
 Deno.test("bench rejects unknown sections and options", async () => {
-  for (const args of [["--sections", "decode,nope"], ["--frobnicate"]]) {
+  for (const args of [["--sections", "decode,nope"], ["--frobnicate"], ["--kv-cache", "f16"]]) {
     const res = await new Deno.Command(Deno.execPath(), {
       args: ["task", "bench", "--tiny", ...args],
       cwd: root,

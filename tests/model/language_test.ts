@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { preprocessImage } from "../../src/image/pixel_values.ts";
 import type { InternVLModel } from "../../src/model/internvl.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
+import { LmRunner } from "../../src/model/lm_runner.ts";
+import { packBf16 } from "../../src/ref/kv_bf16.ts";
 import { generate } from "../../src/engine/generate.ts";
 import { defaultGenerationConfig } from "../../src/engine/types.ts";
 import {
@@ -321,5 +323,78 @@ Deno.test("kept sequences adopted into one batch continue as each continues alon
   batch.destroy();
   for (const k of kept) k?.destroy();
   nexts.buffer.destroy();
+  next.buffer.destroy();
+});
+
+// KV_CACHE_DTYPE=bf16 against the f32 cache on the same inputs: a tiled prompt pass (80 tokens: prefill
+// attention), teacher-forced decode steps (the fused decode attention), a follow-up round's 9 tokens (chunks
+// through the decode attention, oneSequence), and the same row copied out (extractRow) continuing alike.
+// Exact: layer 0's keys and values depend on nothing the cache holds, so its bf16 words are the f32 cache's
+// values rounded to nearest even, word for word, at every position each path wrote.
+// Loose: bf16 keeps 8 significant bits (each stored value moves by ≤ 2^-9 ≈ 2e-3 of itself), but this
+// random-weight model amplifies that: rounding only the f32 cache to bf16 before one f32 step moved its
+// logits (magnitude ~15) by 3.0 % (relative L2; max |Δ| 0.51), and random relative noise of 2^-10 by 0.9 %.
+// The bf16 cache measured ≤ 2.1 % here (5.5 %, max |Δ| 0.86, with one more step), so the bound is 15 % and
+// max |Δ| ≤ 2.5; a wrong cache (swapped halves, the wrong element size) is off by ~100 %.
+Deno.test("KV_CACHE_DTYPE=bf16: layer 0's cache words are the f32 cache rounded, the logits close (prompt, steps, follow-up, copied row)", async () => {
+  const model = await tinyModel();
+  const { gpu } = model;
+  const V = model.dims.language.vocab;
+  const ids = (n: number, seed: number) =>
+    Array.from({ length: n }, (_, i) => 3 + (seed + i * 7919) % (V - 10)).map((id) =>
+      id === imageContextId ? 5 : id
+    );
+  const f32 = model.newRunner(1, 100);
+  const bf16 = new LmRunner(gpu, model.language, model.dims.language, 1, 100, model.matmul, null, "bf16");
+  assert.equal(bf16.cache.k[0].dtype, "bf16x2");
+  const kvBytes = (r: LmRunner) => r.cache.bytes - r.cache.keyValid.byteLength;
+  assert.equal(kvBytes(bf16), kvBytes(f32) / 2, "half the bytes");
+  const next = gpu.createTensor("test.next", "i32", [1]);
+  const prefill = async (runner: LmRunner, seq: number[]) => {
+    const r = gpu.recorder("test.prefill");
+    const free = runner.recordPrefill(r, [seq], [seq.map(() => 1)], imageContextId, null);
+    r.submit();
+    free();
+    return await gpu.readF32(runner.logits);
+  };
+  const step = async (runner: LmRunner, token: number) => {
+    gpu.writeTensor(next, Int32Array.of(token));
+    const r = gpu.recorder("test.decode");
+    runner.recordDecode(r, next);
+    r.submit();
+    return await gpu.readF32(runner.logits);
+  };
+  const argmax = (x: Float32Array) => x.reduce((b, v, i) => v > x[b] ? i : b, 0);
+  const check = async (got: Float32Array, want: Float32Array, where: string) => {
+    const d = compare(got, want);
+    assert.ok(d.rel <= 0.15 && d.maxAbs <= 2.5, `${where}: relative error ${d.rel}, max |Δ| ${d.maxAbs}`);
+    assert.ok(d.maxAbs > 0, `${where}: a bf16 cache changes the logits a little, not at all`);
+    const n = f32.cache.length * model.dims.language.kvHeads * model.dims.language.headDim;
+    for (
+      const [kind, a, b] of [["k", f32.cache.k[0], bf16.cache.k[0]], ["v", f32.cache.v[0], bf16.cache.v[0]]]
+    ) {
+      const words = packBf16((await gpu.readF32(a as Tensor)).subarray(0, n));
+      const stored = (await gpu.readU32(b as Tensor)).subarray(0, n / 2);
+      assert.deepEqual(stored, words, `${where}: layer 0 ${kind} cache words`);
+    }
+  };
+  const prompt = ids(80, 11);
+  let want = await prefill(f32, prompt);
+  await check(await prefill(bf16, prompt), want, "prompt");
+  for (let s = 0; s < 4; s++) {
+    const token = argmax(want);
+    want = await step(f32, token);
+    await check(await step(bf16, token), want, `step ${s}`);
+  }
+  const followUp = ids(9, 12);
+  want = await prefill(f32, followUp);
+  await check(await prefill(bf16, followUp), want, "follow-up");
+  // The row copied out (bytes of bf16, by the cache's own element size) continues as the runner does.
+  const copied = bf16.extractRow(0, [[0, bf16.cache.length]], 100);
+  const token = argmax(want);
+  const own = await step(bf16, token), out = await step(copied, token);
+  assert.ok(compare(out, own).maxAbs <= logitTol, "the extracted bf16 row continues alike");
+  await check(own, await step(f32, token), "after the follow-up");
+  for (const r of [f32, bf16, copied]) r.destroy();
   next.buffer.destroy();
 });

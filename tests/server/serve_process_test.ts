@@ -47,7 +47,9 @@ Deno.test("main.ts serves the tiny model from the engine's own thread and exits 
   const child = new Deno.Command(Deno.execPath(), {
     args: serveArgs,
     cwd: root,
-    env: { PORT: "0", KV_PATH: `${dir}/sessions.kv`, IMAGE_WORKERS: "1" },
+    // KV_CACHE_DTYPE=bf16: the setting goes from the environment through the engine's thread to its model
+    // (the Model ready line reports what that model uses); the f32 default serves in real_engine_test.
+    env: { PORT: "0", KV_PATH: `${dir}/sessions.kv`, IMAGE_WORKERS: "1", KV_CACHE_DTYPE: "bf16" },
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -61,7 +63,7 @@ Deno.test("main.ts serves the tiny model from the engine's own thread and exits 
     );
     const base = `http://127.0.0.1:${port}`;
     const ready = await readUntil(lines, seen, (l) => l.startsWith("Model ready") ? l : null);
-    assert.match(ready, /running on its own thread$/);
+    assert.match(ready, /, KV cache bf16, running on its own thread$/);
     const health = await fetch(`${base}/health`);
     assert.equal(health.status, 200);
     assert.equal((await health.json()).status, "ok");
@@ -104,4 +106,18 @@ Deno.test("main.ts serves the tiny model from the engine's own thread and exits 
   assert.equal(status.code, 0, `exit ${status.code}; output:\n${seen.join("\n")}`);
   assert.ok(!seen.some((l) => l.startsWith("still busy")), "the server did not end by itself");
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("main.ts refuses a KV_CACHE_DTYPE it does not know before loading anything, naming the choices", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: serveArgs,
+    cwd: root,
+    env: { PORT: "0", KV_CACHE_DTYPE: "f16" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 2, stderr);
+  assert.match(stderr, /KV_CACHE_DTYPE must be one of f32, bf16 \(got "f16"\)/);
+  assert.equal(new TextDecoder().decode(out.stdout), "", "nothing served, nothing loaded");
 });

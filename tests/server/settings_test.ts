@@ -12,6 +12,7 @@ Deno.test("loadSettings defaults serve the random-weight fixture on 127.0.0.1:80
   assert.equal(s.kvUrl, null);
   assert.equal(s.visionScratchBytes, 4294967296);
   assert.equal(s.int8Matmul, "weight-only");
+  assert.equal(s.kvCacheDtype, "f32");
   assert.equal(s.imageWorkers, null, "unset: the engine picks one worker per core");
   assert.equal(s.imageResize, "gpu");
   assert.equal(s.engineThread, "worker", "the engine's blocking GPU waits stay off the serving thread");
@@ -40,6 +41,7 @@ Deno.test("loadSettings reads every variable", () => {
     GPU_KV_CACHE_BYTES: "0",
     VISION_SCRATCH_BYTES: "1048576",
     INT8_MATMUL: "llm-int8",
+    KV_CACHE_DTYPE: "bf16",
     IMAGE_WORKERS: "0",
     IMAGE_RESIZE: "cpu",
     ENGINE_THREAD: "main",
@@ -66,6 +68,7 @@ Deno.test("loadSettings reads every variable", () => {
     gpuKvCacheBytes: 0,
     visionScratchBytes: 1048576,
     int8Matmul: "llm-int8",
+    kvCacheDtype: "bf16",
     imageWorkers: 0,
     imageResize: "cpu",
     engineThread: "main",
@@ -82,6 +85,7 @@ Deno.test("loadSettings names every bad variable", () => {
         QUEUE_SIZE: "-1",
         VISION_SCRATCH_BYTES: "4GiB",
         INT8_MATMUL: "int4",
+        KV_CACHE_DTYPE: "f16",
         IMAGE_WORKERS: "-1",
         IMAGE_RESIZE: "GPU",
         ENGINE_THREAD: "thread",
@@ -93,6 +97,7 @@ Deno.test("loadSettings names every bad variable", () => {
       /ENGINE_THREAD must be one of worker, main \(got "thread"\)/.test(err.message) &&
       /MAX_BATCH must be an integer from 1 to 64; got "65"/.test(err.message) &&
       /INT8_MATMUL must be one of weight-only, llm-int8, llm-int8-prefill \(got "int4"\)/.test(err.message) &&
+      /KV_CACHE_DTYPE must be one of f32, bf16 \(got "f16"\)/.test(err.message) &&
       /PORT must be an integer from 0 to 65535; got "80a"/.test(err.message) &&
       /DEFAULT_MAX_NUM must be an integer from 1 to 40; got "41"/.test(err.message) &&
       /QUEUE_SIZE/.test(err.message) &&
