@@ -1,5 +1,5 @@
 // `deno task bench [--tiny] [--torch] [--out FILE] [--sections a,b] [--budget MIN] [--timing wall]
-//                  [--model-dir DIR] [--seed N] [--int8-matmul MODE] [--batches 4,8]`
+//                  [--model-dir DIR] [--seed N] [--int8-matmul MODE] [--batches 4,8] [--kv-cache DTYPE]`
 // Benchmarks InternVL-Chat-V1.5-Int8 on this WebGPU adapter with the real shapes (or tiny ones with
 // --tiny, for CI on llvmpipe) from random int8 weights generated on the GPU, and prints a table plus,
 // with --out, a JSON document (keys in src/bench/report.ts, meanings in docs/PERF.md).
