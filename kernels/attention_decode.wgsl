@@ -106,24 +106,26 @@ var<private> vc: u32; // P·V: vec4 column
 var<private> vrole: bool;
 var<private> mrun: f32; // softmax: running max of (sg, skg)
 var<private> lrun: f32; // softmax: running Σ e^(s − mrun)
-// K of key sj, vec4 columns sub + 4i.
-var<private> kr0: vec4f;
-var<private> kr1: vec4f;
-var<private> kr2: vec4f;
-var<private> kr3: vec4f;
-var<private> kr4: vec4f;
-var<private> kr5: vec4f;
-var<private> kr6: vec4f;
-var<private> kr7: vec4f;
-// V of keys vkg + KGU·jj, vec4 column vc.
-var<private> vr0: vec4f;
-var<private> vr1: vec4f;
-var<private> vr2: vec4f;
-var<private> vr3: vec4f;
-var<private> vr4: vec4f;
-var<private> vr5: vec4f;
-var<private> vr6: vec4f;
-var<private> vr7: vec4f;
+// K of key sj, vec4 columns sub + 4i, as the cache stores them (KvVec4): a bf16 cache's words are widened
+// where they are used, not where they are loaded, so the next tile's loads stay in flight (widened at the
+// load, the thread waited there for them: 9.28 → 9.38 ms a decode step on an H100, PERF.md v43).
+var<private> kr0: KvVec4;
+var<private> kr1: KvVec4;
+var<private> kr2: KvVec4;
+var<private> kr3: KvVec4;
+var<private> kr4: KvVec4;
+var<private> kr5: KvVec4;
+var<private> kr6: KvVec4;
+var<private> kr7: KvVec4;
+// V of keys vkg + KGU·jj, vec4 column vc (as stored, like K).
+var<private> vr0: KvVec4;
+var<private> vr1: KvVec4;
+var<private> vr2: KvVec4;
+var<private> vr3: KvVec4;
+var<private> vr4: KvVec4;
+var<private> vr5: KvVec4;
+var<private> vr6: KvVec4;
+var<private> vr7: KvVec4;
 // o of head g, vec4 column vc, over this key group's keys.
 var<private> o0: vec4f;
 var<private> o1: vec4f;
@@ -140,9 +142,9 @@ fn row(kk: u32) -> u32 {
 }
 
 // Column sub + 4i of key sj; zero past Dh so the dot with the neighbouring query columns adds nothing.
-fn ldk(at: u32, i: u32) -> vec4f {
-  if (D4 % 4u == 0u || sub + 4u * i < D4) { return kv_widen4(k_cache[at + 4u * i]); }
-  return vec4f(0.0);
+fn ldk(at: u32, i: u32) -> KvVec4 {
+  if (D4 % 4u == 0u || sub + 4u * i < D4) { return k_cache[at + 4u * i]; }
+  return KvVec4();
 }
 
 // FUSED: the new key (cache position kv_len − 1) is taken from the wqkv output, rotated here, instead of
@@ -153,9 +155,9 @@ fn is_new_key(kk: u32) -> bool {
 
 // Column sub + 4i of the new key (zero past Dh, like ldk), as the cache stores it (bf16: rounded), so this
 // step attends to what later steps will read.
-fn knew(i: u32) -> vec4f {
-  if (D4 % 4u == 0u || sub + 4u * i < D4) { return kv_widen4(kv_narrow4(qkv_col(G, sub + 4u * i))); }
-  return vec4f(0.0);
+fn knew(i: u32) -> KvVec4 {
+  if (D4 % 4u == 0u || sub + 4u * i < D4) { return kv_narrow4(qkv_col(G, sub + 4u * i)); }
+  return KvVec4();
 }
 
 // Keys past the split (a split shorter than the tile) are neither loaded nor scored: whole warps skip.
@@ -183,10 +185,10 @@ fn load_k(t0: u32) {
   if (D4 > 28u) { kr7 = ldk(at, 7u); }
 }
 
-fn ldv(t0: u32, jj: u32) -> vec4f {
+fn ldv(t0: u32, jj: u32) -> KvVec4 {
   let kk = t0 + vkg + KGU * jj;
-  if (is_new_key(kk)) { return kv_widen4(kv_narrow4(qkv_col(G + 1u, vc))); }
-  return kv_widen4(v_cache[row(kk) + vc]);
+  if (is_new_key(kk)) { return kv_narrow4(qkv_col(G + 1u, vc)); }
+  return v_cache[row(kk) + vc];
 }
 
 fn load_v(t0: u32) {
@@ -226,14 +228,14 @@ fn load_ok(t0: u32) -> u32 {
 // Head g's query · key sj over this thread's column slice.
 fn qk(g: u32) -> f32 {
   let at = QS_AT + g * D4 + sub;
-  var acc = dot(sm[at], kr0);
-  if (D4 > 4u) { acc += dot(sm[at + 4u], kr1); }
-  if (D4 > 8u) { acc += dot(sm[at + 8u], kr2); }
-  if (D4 > 12u) { acc += dot(sm[at + 12u], kr3); }
-  if (D4 > 16u) { acc += dot(sm[at + 16u], kr4); }
-  if (D4 > 20u) { acc += dot(sm[at + 20u], kr5); }
-  if (D4 > 24u) { acc += dot(sm[at + 24u], kr6); }
-  if (D4 > 28u) { acc += dot(sm[at + 28u], kr7); }
+  var acc = dot(sm[at], kv_widen4(kr0));
+  if (D4 > 4u) { acc += dot(sm[at + 4u], kv_widen4(kr1)); }
+  if (D4 > 8u) { acc += dot(sm[at + 8u], kv_widen4(kr2)); }
+  if (D4 > 12u) { acc += dot(sm[at + 12u], kv_widen4(kr3)); }
+  if (D4 > 16u) { acc += dot(sm[at + 16u], kv_widen4(kr4)); }
+  if (D4 > 20u) { acc += dot(sm[at + 20u], kv_widen4(kr5)); }
+  if (D4 > 24u) { acc += dot(sm[at + 24u], kv_widen4(kr6)); }
+  if (D4 > 28u) { acc += dot(sm[at + 28u], kv_widen4(kr7)); }
   return acc;
 }
 
@@ -328,14 +330,14 @@ fn values() {
   if (G > 4u) { ab = sm[AL_AT + 2u * vkg + 1u]; }
   scale_o(sm[AL_AT + 2u * vkg], ab);
   let bits = okm[vkg];
-  pv(0u, vr0, bits);
-  if (KPG > 1u) { pv(1u, vr1, bits); }
-  if (KPG > 2u) { pv(2u, vr2, bits); }
-  if (KPG > 3u) { pv(3u, vr3, bits); }
-  if (KPG > 4u) { pv(4u, vr4, bits); }
-  if (KPG > 5u) { pv(5u, vr5, bits); }
-  if (KPG > 6u) { pv(6u, vr6, bits); }
-  if (KPG > 7u) { pv(7u, vr7, bits); }
+  pv(0u, kv_widen4(vr0), bits);
+  if (KPG > 1u) { pv(1u, kv_widen4(vr1), bits); }
+  if (KPG > 2u) { pv(2u, kv_widen4(vr2), bits); }
+  if (KPG > 3u) { pv(3u, kv_widen4(vr3), bits); }
+  if (KPG > 4u) { pv(4u, kv_widen4(vr4), bits); }
+  if (KPG > 5u) { pv(5u, kv_widen4(vr5), bits); }
+  if (KPG > 6u) { pv(6u, kv_widen4(vr6), bits); }
+  if (KPG > 7u) { pv(7u, kv_widen4(vr7), bits); }
 }
 
 // The split's max of head g: over its key groups.
