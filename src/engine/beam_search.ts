@@ -1,5 +1,4 @@
 import type { Tensor } from "../gpu/tensor.ts";
-import { reshape } from "../gpu/tensor.ts";
 import type { InternVLModel } from "../model/internvl.ts";
 import { gatherRows } from "../ops/gather_rows.ts";
 import type { GenerateInput } from "./generate.ts";
@@ -68,7 +67,6 @@ async function searchOne(
     r.submit();
   }
   const next = gpu.createTensor("beam.next", "i32", [K]);
-  const order = gpu.createTensor("beam.order", "i32", [K]);
   const spareK = runner.cache.k.map((t) => gpu.createTensor(`${t.label}.spare`, t.dtype, t.shape));
   const spareV = runner.cache.v.map((t) => gpu.createTensor(`${t.label}.spare`, t.dtype, t.shape));
   const r0 = gpu.recorder("beam.prefill");
@@ -115,23 +113,9 @@ async function searchOne(
       beamIds = kept.map((c) => [...beamIds[c.beam], c.token]);
       if (done || step === maxNew - 1) break;
       // _reorder_cache: every layer's K/V rows follow their beams.
-      gpu.writeTensor(order, Int32Array.from(kept, (c) => c.beam));
       gpu.writeTensor(next, Int32Array.from(kept, (c) => c.token));
       const r = gpu.recorder("beam.step");
-      const rowBytes = runner.cache.positionBytes * runner.capacity;
-      runner.cache.k.forEach((k, l) => {
-        if (k.dtype === "f32") {
-          const flat = [K, k.numel / K];
-          gatherRows(r, reshape(k, flat), order, reshape(spareK[l], flat));
-          gatherRows(r, reshape(runner.cache.v[l], flat), order, reshape(spareV[l], flat));
-        } else {
-          // A bf16 cache (two values a word) is copied row by row as bytes, never through f32 registers.
-          kept.forEach((c, to) => {
-            r.copyAfter(k, spareK[l].buffer, rowBytes, to * rowBytes, c.beam * rowBytes);
-            r.copyAfter(runner.cache.v[l], spareV[l].buffer, rowBytes, to * rowBytes, c.beam * rowBytes);
-          });
-        }
-      });
+      runner.cache.copyRowsTo(r, kept.map((c) => c.beam), { k: spareK, v: spareV });
       r.submit();
       for (let l = 0; l < spareK.length; l++) {
         [runner.cache.k[l], spareK[l]] = [spareK[l], runner.cache.k[l]];
@@ -150,7 +134,7 @@ async function searchOne(
     freePrefill();
     runner.destroy();
     imageEmbeds?.buffer.destroy();
-    for (const t of [next, order, ...spareK, ...spareV]) t.buffer.destroy();
+    for (const t of [next, ...spareK, ...spareV]) t.buffer.destroy();
   }
 }
 

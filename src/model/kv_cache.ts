@@ -77,6 +77,32 @@ export class KvCache {
     }
   }
 
+  /**
+   * Records copies that put row `rows[i]` of this cache (every layer's keys and values, all positions) into
+   * row i of `dst` (tensors shaped and typed like this cache's): beam search's _reorder_cache. A row may be
+   * taken several times. The bytes are copied as they are, so a bf16 cache never passes through f32.
+   */
+  copyRowsTo(r: Recorder, rows: readonly number[], dst: { k: Tensor[]; v: Tensor[] }): void {
+    const rowBytes = this.positionBytes * this.capacity;
+    const fits = (t: Tensor) => t.dtype === this.k[0].dtype && t.byteLength === this.k[0].byteLength;
+    if (
+      dst.k.length !== this.k.length || dst.v.length !== this.v.length || ![...dst.k, ...dst.v].every(fits)
+    ) {
+      throw new Error(
+        `copyRowsTo: the destination is not shaped like ${this.k[0].describe()} × ${this.k.length}`,
+      );
+    }
+    if (rows.length > this.batch || rows.some((b) => !Number.isInteger(b) || b < 0 || b >= this.batch)) {
+      throw new Error(`copyRowsTo: rows [${rows}] must be ≤ ${this.batch} rows of 0..${this.batch - 1}`);
+    }
+    for (let l = 0; l < this.k.length; l++) {
+      rows.forEach((from, to) => {
+        r.copyAfter(this.k[l], dst.k[l].buffer, rowBytes, to * rowBytes, from * rowBytes);
+        r.copyAfter(this.v[l], dst.v[l].buffer, rowBytes, to * rowBytes, from * rowBytes);
+      });
+    }
+  }
+
   get bytes(): number {
     return this.k.reduce((n, t) => n + 2 * t.byteLength, this.keyValid.byteLength);
   }
