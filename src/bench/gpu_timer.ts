@@ -237,16 +237,38 @@ export function median(xs: number[]): number {
  * Times `run` (which records and submits one repetition of GPU work) `reps` times back to back.
  * Timestamps: per-repetition spans from the GPU clock. Wall clock: the repetitions are repeated until
  * at least `minWallMs` has passed in one batch, then total / count (one ~11 ms completion poll per batch).
+ * Warm-up: `warmup` repetitions, then (with `warmupMs`) as many more back to back as fill that much time,
+ * at most `maxWarmup` in all: a GPU left idle while the CPU built the pipelines runs its first ~100 ms of
+ * work slowly (PERF.md v44: the first section of a fresh H100's run had steps of up to 23 ms against a
+ * median of 9.26).
  */
 export async function timeRepeated(
   timer: GpuTimer,
   label: string,
   run: (rep: number) => void,
-  opts: { reps: number; warmup?: number; minWallMs?: number; maxReps?: number },
+  opts: {
+    reps: number;
+    warmup?: number;
+    warmupMs?: number;
+    maxWarmup?: number;
+    minWallMs?: number;
+    maxReps?: number;
+  },
 ): Promise<{ method: TimingMethod; msPerRep: number; reps: number; times: StepTimes | null }> {
   const gpu = timer.gpu;
-  for (let i = 0; i < (opts.warmup ?? 1); i++) run(-1 - i);
+  const first = Math.max(1, opts.warmup ?? 1);
+  const w0 = performance.now();
+  for (let i = 0; i < first; i++) run(-1 - i);
   await gpu.sync(`warming up ${label}`);
+  const took = performance.now() - w0;
+  const more = Math.min(
+    (opts.maxWarmup ?? Infinity) - first,
+    Math.ceil(((opts.warmupMs ?? 0) - took) / (took / first)),
+  );
+  if (more > 0) {
+    for (let i = 0; i < more; i++) run(-1 - first - i);
+    await gpu.sync(`warming up ${label}`);
+  }
   if (timer.hasTimestamps) {
     const starts: number[] = [];
     timer.start(label);
