@@ -238,9 +238,8 @@ export function median(xs: number[]): number {
  * Timestamps: per-repetition spans from the GPU clock. Wall clock: the repetitions are repeated until
  * at least `minWallMs` has passed in one batch, then total / count (one ~11 ms completion poll per batch).
  * Warm-up: `warmup` repetitions, then (with `warmupMs`) as many more back to back as fill that much time,
- * at most `maxWarmup` in all: a GPU left idle while the CPU built the pipelines runs its first ~100 ms of
- * work slowly (PERF.md v44: the first section of a fresh H100's run had steps of up to 23 ms against a
- * median of 9.26).
+ * at most `maxWarmup` in all. The first section of a fresh H100's run had GPU steps of up to 23 ms against
+ * a median of 9.26 (PERF.md v44), most likely a low clock after the GPU idled while the CPU built pipelines.
  */
 export async function timeRepeated(
   timer: GpuTimer,
