@@ -207,21 +207,31 @@ Deno.test("attentionDecode fills the GPU with splits and refuses what its scratc
 
 Deno.test("attentionDecode oneSequence: T new tokens of one sequence attend causally like the prefill", async (t) => {
   const gpu = await testGpu();
-  // [T, start (keys before the chunk), H, Hkv, Dh, forced splits, padded positions of the kept prefix]
-  const cases: [number, number, number, number, number, number | undefined, number][] = [
-    [8, 1842, 48, 8, 128, undefined, 0], // a follow-up round's chunk after a 7-tile conversation
-    [5, 37, 12, 2, 64, 4, 3], // splits past the first rows' last keys are empty for them
-    [3, 0, 6, 1, 36, undefined, 0], // the first token sees only itself
-    [7, 200, 16, 2, 128, 1, 11], // one split: rows normalised in place
+  // [T, start (keys before the chunk), H, Hkv, Dh, forced splits, padded positions of the kept prefix, bf16
+  // cache (KV_CACHE_DTYPE=bf16: the reference then reads the values rounded)]
+  const cases: [number, number, number, number, number, number | undefined, number, boolean][] = [
+    [8, 1842, 48, 8, 128, undefined, 0, false], // a follow-up round's chunk after a 7-tile conversation
+    [5, 37, 12, 2, 64, 4, 3, false], // splits past the first rows' last keys are empty for them
+    [3, 0, 6, 1, 36, undefined, 0, false], // the first token sees only itself
+    [7, 200, 16, 2, 128, 1, 11, false], // one split: rows normalised in place
+    [6, 93, 12, 2, 20, 3, 5, true], // a follow-up chunk over a bf16 cache
   ];
-  for (const [T, start, H, Hkv, Dh, splits, pad] of cases) {
+  for (const [T, start, H, Hkv, Dh, splits, pad, bf16] of cases) {
     await t.step(
-      `T=${T} start=${start} H=${H}/${Hkv} Dh=${Dh} splits=${splits ?? "auto"} pad=${pad}`,
+      `T=${T} start=${start} H=${H}/${Hkv} Dh=${Dh} splits=${splits ?? "auto"} pad=${pad}${
+        bf16 ? " bf16" : ""
+      }`,
       async () => {
         const S = start + T + 3, seed = T * 31 + start + H + Dh;
         const q = randomF32(T * H * Dh, seed, -2, 2);
-        const k = randomF32(S * Hkv * Dh, seed + 1, -2, 2);
-        const v = randomF32(S * Hkv * Dh, seed + 2);
+        let k = randomF32(S * Hkv * Dh, seed + 1, -2, 2);
+        let v = randomF32(S * Hkv * Dh, seed + 2);
+        const cache = (label: string, x: Float32Array) =>
+          bf16
+            ? gpu.uploadTensor(label, "bf16x2", [1, S, Hkv * Dh], packBf16(x))
+            : gpu.uploadTensor(label, "f32", [1, S, Hkv * Dh], x);
+        const [kT, vT] = [cache("k", k), cache("v", v)];
+        if (bf16) [k, v] = [roundBf16(k), roundBf16(v)];
         const valid = new Int32Array(S).fill(1).fill(0, 0, pad);
         const out = gpu.uploadTensor("out", "f32", [T, H * Dh], randomF32(T * H * Dh, seed + 3));
         const scratch = createAttentionDecodeScratch(gpu, "scratch", { batch: T, numHeads: H, headDim: Dh });
@@ -229,8 +239,8 @@ Deno.test("attentionDecode oneSequence: T new tokens of one sequence attend caus
         attentionDecode(
           r,
           gpu.uploadTensor("q", "f32", [T, H * Dh], q),
-          gpu.uploadTensor("k", "f32", [1, S, Hkv * Dh], k),
-          gpu.uploadTensor("v", "f32", [1, S, Hkv * Dh], v),
+          kT,
+          vT,
           gpu.uploadTensor("valid", "i32", [1, S], valid),
           out,
           {
