@@ -3,10 +3,11 @@
 // attention_decode_combine_baseline.wgsl, launched with their old split policy) on the InternLM2-20B decode
 // shapes: H = 48 query heads, Hkv = 8, Dh = 128, at B = 1 with 512 and 4096 keys and B = 8 with 512.
 //   deno run -A scripts/bench_attention_decode.ts [--quick] [--ms 200] [--out attention_decode.json]
+//     [--kv-cache bf16: the caches in bf16 (KV_CACHE_DTYPE=bf16); the baseline, f32 only, is then left out]
 // Timing: GPU timestamps around passes of D = 50 back-to-back calls (attention + combine, as the model
 // records them), passes until ≥ --ms per candidate; µs per call is the median pass over D. The calls rotate
 // over enough KV caches (≥ 3, > 150 MB) that the 50 MB L2 cannot serve them. GB/s counts the K/V bytes
-// 2·B·ctx·Hkv·Dh·4 once per call. Every candidate's output is compared with the old kernel's: normalised
+// 2·B·ctx·Hkv·Dh·(4 or 2 with bf16) once per call. Every candidate's output is compared with the old kernel's: normalised
 // error Σ(a−b)²/Σb² and the largest |a−b| over the largest |b|.
 // --quick: small odd shapes, two passes of two calls (a smoke run on llvmpipe, well under a minute).
 import { f32, type Recorder } from "../src/gpu/recorder.ts";
@@ -22,7 +23,10 @@ import {
 } from "../src/ops/attention_decode.ts";
 import * as sweep from "../src/bench/sweep.ts";
 
-const { quick, minMs, out: outArg } = sweep.parseArgs({});
+const { args, quick, minMs, out: outArg } = sweep.parseArgs({ "kv-cache": { type: "string" } });
+const kvDtype = (args["kv-cache"] as string | undefined) ?? "f32";
+if (kvDtype !== "f32" && kvDtype !== "bf16") throw new Error(`--kv-cache ${kvDtype}: use f32 or bf16`);
+const bf16 = kvDtype === "bf16";
 
 interface Shape {
   B: number;
@@ -104,7 +108,7 @@ function candidate(s: Shape, config: AttentionDecodeConfig, splits?: number): La
 function candidates(s: Shape, capacity: number): [string, Launch, string][] {
   const d = decodeSplits(s.ctx, s.B, s.Hkv, capacity);
   const list: [string, Launch, string][] = [
-    baseline(s),
+    ...(bf16 ? [] : [baseline(s)]),
     [
       `default ${configName(defaultAttentionDecodeConfig)}`,
       candidate(s, defaultAttentionDecodeConfig),
@@ -146,11 +150,11 @@ const rows: Row[] = [];
 let seed = 1;
 for (const s of shapes) {
   const { B, ctx, H, Hkv, Dh } = s;
-  const kvBytes = 2 * B * ctx * Hkv * Dh * 4;
+  const kvBytes = 2 * B * ctx * Hkv * Dh * (bf16 ? 2 : 4);
   const caches = Math.max(3, Math.ceil(cacheBytes / kvBytes));
   const capacity = Math.max(128, Math.ceil(ctx / 32));
   const init = gpu.recorder("bench_attention_decode.fill");
-  const mk = (name: string, dtype: "f32" | "i32", dims: number[]) =>
+  const mk = (name: string, dtype: "f32" | "i32" | "bf16x2", dims: number[]) =>
     gpu.createTensor(`bench_attention_decode.${name}`, dtype, dims);
   const x: Inputs = {
     q: mk("q", "f32", [B, H * Dh]),
@@ -167,8 +171,8 @@ for (const s of shapes) {
   // Scores of a few units (q·k·Dh^-0.5 with entries in ±2), like trained LLM attention.
   fillRandom(init, x.q, { seed: seed++, lo: -2, hi: 2 });
   for (let i = 0; i < caches; i++) {
-    x.k.push(mk(`k${i}`, "f32", [B, ctx, Hkv * Dh]));
-    x.v.push(mk(`v${i}`, "f32", [B, ctx, Hkv * Dh]));
+    x.k.push(mk(`k${i}`, bf16 ? "bf16x2" : "f32", [B, ctx, Hkv * Dh]));
+    x.v.push(mk(`v${i}`, bf16 ? "bf16x2" : "f32", [B, ctx, Hkv * Dh]));
     fillRandom(init, x.k[i], { seed: seed++, lo: -2, hi: 2 });
     fillRandom(init, x.v[i], { seed: seed++ });
   }
@@ -247,10 +251,12 @@ const fmt = (r: Row, base: Row) => {
 };
 for (const s of shapes) {
   const rs = rows.filter((r) => r.B === s.B && r.ctx === s.ctx && r.Dh === s.Dh);
-  const { base, ranked } = sweep.rankAgainst(rs, "baseline", 1e-10, (r) => r.us);
+  // bf16: no baseline kernel; the default tiling is what the others are measured against.
+  const reference = bf16 ? rs.find((r) => r.kernel.startsWith("default"))?.kernel ?? "" : "baseline";
+  const { base, ranked } = sweep.rankAgainst(rs, reference, 1e-10, (r) => r.us);
   const def = rs.find((r) => r.kernel.startsWith("default"));
   if (!base || ranked.length === 0) continue;
-  const old = `baseline (${base.splits}) ${base.us.toFixed(2)} µs ${base.GBps.toFixed(0)} GB/s`;
+  const old = `${base.kernel} (${base.splits}) ${base.us.toFixed(2)} µs ${base.GBps.toFixed(0)} GB/s`;
   const chosen = def ? fmt(def, base) : "default missing";
   console.log(`B=${s.B} ctx=${s.ctx}: ${old} | ${chosen} | best ${fmt(ranked[0], base)}`);
   for (const c of attentionDecodeConfigs) {
