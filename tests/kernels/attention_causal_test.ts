@@ -4,6 +4,7 @@ import { attentionCausalRef } from "../../src/ref/attention_causal.ts";
 import { randomF32 } from "../../src/ref/random.ts";
 import { packBf16, roundBf16 } from "../../src/ref/kv_bf16.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
+import type { Gpu } from "../../src/gpu/device.ts";
 import { tolerance } from "./tolerances.ts";
 
 interface Case {
@@ -64,98 +65,61 @@ const cases: Case[] = [
   },
 ];
 
+/**
+ * Runs case c on the GPU against the CPU reference. bf16: the cache is stored in bf16 (KV_CACHE_DTYPE=bf16),
+ * and the reference reads the same values rounded, at the same tolerance.
+ */
+async function check(gpu: Gpu, c: Case, bf16: boolean): Promise<void> {
+  const { B, T, S, startPos, H, Hkv, Dh } = c;
+  const seed = B * 7 + T * 11 + S * 13 + H + Dh + (bf16 ? 5 : 0);
+  const q = randomF32(B * T * H * Dh, seed, -2, 2);
+  // The whole cache is random: positions past startPos+T must be ignored, not merely zero.
+  const k = randomF32(B * S * Hkv * Dh, seed + 1, -2, 2);
+  const v = randomF32(B * S * Hkv * Dh, seed + 2);
+  const valid = new Int32Array(B * S).fill(1);
+  c.pad?.forEach((n, b) => valid.fill(0, b * S, b * S + n));
+  const cache = (label: string, x: Float32Array) =>
+    bf16
+      ? gpu.uploadTensor(label, "bf16x2", [B, S, Hkv * Dh], packBf16(x))
+      : gpu.uploadTensor(label, "f32", [B, S, Hkv * Dh], x);
+  const gq = gpu.uploadTensor("q", "f32", [B * T, H * Dh], q);
+  const gm = gpu.uploadTensor("valid", "i32", [B, S], valid);
+  const out = gpu.createTensor("out", "f32", [B * T, H * Dh]);
+  const scratch = c.scratch
+    ? createAttentionScratch(gpu, "scratch", { batch: B, tokens: T, numHeads: H, headDim: Dh, maxSplits: 8 })
+    : undefined;
+  const r = gpu.recorder("test");
+  attentionCausal(r, gq, cache("k", k), cache("v", v), gm, out, {
+    batch: B,
+    tokens: T,
+    startPos,
+    numHeads: H,
+    numKvHeads: Hkv,
+    headDim: Dh,
+    scratch,
+    splits: c.splits,
+  });
+  if (c.scratch) assert.equal(r.size, 2, "split-K records the attention and the combine pass");
+  r.submit();
+  const got = await gpu.readF32(out);
+  const [kr, vr] = bf16 ? [roundBf16(k), roundBf16(v)] : [k, v];
+  const want = attentionCausalRef(q, kr, vr, valid, { B, T, S, startPos, H, Hkv, Dh });
+  assert.ok(got.every(Number.isFinite), "no NaN/Inf, fully padded rows included");
+  assertNormalisedError(got, want, tolerance.attention.nerr);
+  // Fully padded query rows (sample 0 of the padded prefill) must be exact zeros.
+  const padded = c.pad ? Math.max(0, c.pad[0] - startPos) : 0;
+  for (let i = 0; i < Math.min(padded, T) * H * Dh; i++) assert.equal(got[i], 0);
+}
+
 Deno.test("attentionCausal matches the CPU reference (prefill, chunked, decode, padding, split-K)", async (t) => {
   const gpu = await testGpu();
-  for (const c of cases) {
-    await t.step(c.name, async () => {
-      const { B, T, S, startPos, H, Hkv, Dh } = c;
-      const seed = B * 7 + T * 11 + S * 13 + H + Dh;
-      const q = randomF32(B * T * H * Dh, seed, -2, 2);
-      // The whole cache is random: positions past startPos+T must be ignored, not merely zero.
-      const k = randomF32(B * S * Hkv * Dh, seed + 1, -2, 2);
-      const v = randomF32(B * S * Hkv * Dh, seed + 2);
-      const valid = new Int32Array(B * S).fill(1);
-      c.pad?.forEach((n, b) => valid.fill(0, b * S, b * S + n));
-      const gq = gpu.uploadTensor("q", "f32", [B * T, H * Dh], q);
-      const gk = gpu.uploadTensor("k", "f32", [B, S, Hkv * Dh], k);
-      const gv = gpu.uploadTensor("v", "f32", [B, S, Hkv * Dh], v);
-      const gm = gpu.uploadTensor("valid", "i32", [B, S], valid);
-      const out = gpu.createTensor("out", "f32", [B * T, H * Dh]);
-      const scratch = c.scratch
-        ? createAttentionScratch(gpu, "scratch", {
-          batch: B,
-          tokens: T,
-          numHeads: H,
-          headDim: Dh,
-          maxSplits: 8,
-        })
-        : undefined;
-      const r = gpu.recorder("test");
-      attentionCausal(r, gq, gk, gv, gm, out, {
-        batch: B,
-        tokens: T,
-        startPos,
-        numHeads: H,
-        numKvHeads: Hkv,
-        headDim: Dh,
-        scratch,
-        splits: c.splits,
-      });
-      if (c.scratch) assert.equal(r.size, 2, "split-K records the attention and the combine pass");
-      r.submit();
-      const got = await gpu.readF32(out);
-      const want = attentionCausalRef(q, k, v, valid, { B, T, S, startPos, H, Hkv, Dh });
-      assert.ok(got.every(Number.isFinite), "no NaN/Inf, fully padded rows included");
-      assertNormalisedError(got, want, tolerance.attention.nerr);
-      // Fully padded query rows (sample 0 of the padded prefill) must be exact zeros.
-      const padded = c.pad ? Math.max(0, c.pad[0] - startPos) : 0;
-      for (let i = 0; i < Math.min(padded, T) * H * Dh; i++) assert.equal(got[i], 0);
-    });
-  }
+  for (const c of cases) await t.step(c.name, () => check(gpu, c, false));
 });
 
 Deno.test("attentionCausal reads a bf16 cache as the reference reads the same values rounded to bf16", async (t) => {
   const gpu = await testGpu();
-  for (const c of cases.filter((c) => c.name.startsWith("left-padded") || c.name.startsWith("decode"))) {
-    await t.step(c.name, async () => {
-      const { B, T, S, startPos, H, Hkv, Dh } = c;
-      const W = Hkv * Dh, seed = B * 5 + T * 3 + S + H + Dh;
-      const q = randomF32(B * T * H * Dh, seed, -2, 2);
-      const k = randomF32(B * S * W, seed + 1, -2, 2), v = randomF32(B * S * W, seed + 2);
-      const valid = new Int32Array(B * S).fill(1);
-      c.pad?.forEach((n, b) => valid.fill(0, b * S, b * S + n));
-      const want = attentionCausalRef(q, roundBf16(k), roundBf16(v), valid, {
-        B,
-        T,
-        S,
-        startPos,
-        H,
-        Hkv,
-        Dh,
-      });
-      const out = gpu.createTensor("out", "f32", [B * T, H * Dh]);
-      const scratch = c.scratch
-        ? createAttentionScratch(gpu, "scratch", {
-          batch: B,
-          tokens: T,
-          numHeads: H,
-          headDim: Dh,
-          maxSplits: 8,
-        })
-        : undefined;
-      const r = gpu.recorder("test");
-      attentionCausal(
-        r,
-        gpu.uploadTensor("q", "f32", [B * T, H * Dh], q),
-        gpu.uploadTensor("k", "bf16x2", [B, S, W], packBf16(k)),
-        gpu.uploadTensor("v", "bf16x2", [B, S, W], packBf16(v)),
-        gpu.uploadTensor("valid", "i32", [B, S], valid),
-        out,
-        { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh, scratch },
-      );
-      r.submit();
-      assertNormalisedError(await gpu.readF32(out), want, tolerance.attention.nerr);
-    });
+  for (const c of cases.filter((c) => /^(left-padded|decode)/.test(c.name) || c.splits !== undefined)) {
+    await t.step(c.name, () => check(gpu, c, true));
   }
 });
 
