@@ -16,15 +16,16 @@ slowest=(
   tests/engine/webgpu_engine_test.ts      # 60
   tests/bench/bench_smoke_test.ts         # 47
   tests/model/vision_scratch_pool_test.ts # 40
+  tests/kernels/matvec_i8_test.ts         # 28–37
   tests/model/language_test.ts            # 30
-  tests/kernels/linear_test.ts            # 25–31
-  tests/server/serve_process_test.ts      # 19–25
   tests/engine/worker_engine_test.ts      # 21 (no warm-up)
   tests/server/real_engine_test.ts        # 20 (no warm-up)
-  tests/kernels/matvec_i8_test.ts         # 17–23
+  tests/kernels/linear_test.ts            # 25–31
+  tests/server/serve_process_test.ts      # 19–25
   tests/scripts/chat_cli_test.ts          # 20
   tests/model/llm_int8_test.ts            # 14–18
-  tests/kernels/attention_decode_test.ts  # 9
+  tests/kernels/attention_decode_test.ts  # 9–13
+  tests/kernels/gate_up_silu_test.ts      # 6
   tests/model/vision_test.ts              # 9
 )
 slow_first=()
