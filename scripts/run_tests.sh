@@ -28,6 +28,10 @@ slowest=(
   tests/kernels/gate_up_silu_test.ts      # 6
   tests/model/vision_test.ts              # 9
 )
+# Mesa's llvmpipe runs each process's compute on a pool of one thread per core; with one test file per core
+# beside it, the pools oversubscribed the two cores (suite 4m26s–5m09s, CPU 8m03s–9m17s over four runs; with
+# one llvmpipe thread a process: 4m31s and 4m33s, CPU 8m06s and 8m11s). No effect on a GPU's driver.
+export LP_NUM_THREADS="${LP_NUM_THREADS:-1}"
 slow_first=()
 for f in "${slowest[@]}"; do [ -f "$f" ] && slow_first+=("$f"); done
 "${DENO_BIN:-deno}" test --parallel --allow-read --allow-write --allow-env --allow-ffi --allow-net --allow-run --unstable-kv \
