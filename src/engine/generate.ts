@@ -83,6 +83,11 @@ export interface GenerateOptions {
    * have not ended then are the caller's to continue (the engine's waiting rounds join a running batch so).
    */
   pause?: () => boolean;
+  /**
+   * Called before each decode step is submitted: may submit GPU work of its own (the engine's joining round's
+   * prompt pass, a piece a call), which then runs between two of this generation's steps.
+   */
+  between?: () => void;
 }
 
 /**
@@ -266,6 +271,7 @@ export async function generate(
           while (pending.length > 0 && pending[0].settled && !done) await takeOldest();
           if (done) break;
         }
+        options.between?.();
         step.submit();
         continue;
       }

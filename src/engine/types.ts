@@ -92,12 +92,20 @@ export interface ModelInfo {
   kvCacheDtype?: KvCacheDtype;
 }
 
+/**
+ * Prompt ids a piece of a joining round's prompt pass takes, one piece between two of the running batch's
+ * decode steps (JOIN_CHUNK_TOKENS; WebGpuEngineOptions.joinChunkTokens).
+ */
+export const defaultJoinChunkTokens = 256;
+
 /** Counters of the engine's work since it loaded (read by /metrics). */
 export interface EngineStats {
   /** Chat rounds generated as rows of a batch with others (MAX_BATCH). */
   batchedRounds: number;
   /** Times a running generation paused so that waiting rounds could join it. */
   joins: number;
+  /** New conversations whose prompt pass ran in pieces beside a running batch before joining it. */
+  interleavedJoins: number;
   /** Rounds that continued a conversation kept on the GPU, and rounds that found none to continue. */
   keptHits: number;
   keptMisses: number;
@@ -109,6 +117,7 @@ export interface EngineStats {
 export const noEngineStats: Readonly<EngineStats> = {
   batchedRounds: 0,
   joins: 0,
+  interleavedJoins: 0,
   keptHits: 0,
   keptMisses: 0,
   earlyImageHits: 0,

@@ -17,6 +17,7 @@ import { loadTokenizer } from "../tokenizer/load_tokenizer.ts";
 import { ResponseStream } from "../tokenizer/response_stream.ts";
 import { buildBatchPromptIds, buildChatPromptIds, leftPadded } from "../tokenizer/chat_template.ts";
 import { generate } from "./generate.ts";
+import { JoiningPrefill } from "./joining_prefill.ts";
 import { KvPrefixCache } from "./kv_prefix_cache.ts";
 import { beamSearch } from "./beam_search.ts";
 import type {
@@ -29,6 +30,7 @@ import type {
   ImageSummary,
   ModelInfo,
 } from "./types.ts";
+import { defaultJoinChunkTokens } from "./types.ts";
 
 export interface WebGpuEngineOptions {
   /** A model directory in the HF layout of OpenGVLab/InternVL-Chat-V1-5-Int8 (or the tiny fixture). */
@@ -61,6 +63,13 @@ export interface WebGpuEngineOptions {
    */
   maxBatch?: number;
   /**
+   * A new conversation joining a running batch runs its prompt pass in pieces between the batch's steps,
+   * this many prompt ids a piece (its image encoding one piece of its own), so the batch's rows go on making
+   * tokens meanwhile; the batch pauses for it only once that pass is done. Default 256; 0: the batch pauses
+   * at once and the newcomer's whole prompt pass runs alone first.
+   */
+  joinChunkTokens?: number;
+  /**
    * Build every decode-sized pipeline, a long prompt's and one image tile's, and a 7-tile vision scratch at
    * load, so that no request pays shader compilation (default true). scripts/chat.ts, which asks one question,
    * turns it off: it compiles only the pipelines that question runs.
@@ -90,6 +99,14 @@ interface Continued {
   imageKey: string;
   stream: ResponseStream;
   firstAt: number;
+}
+
+/** A waiting round whose prompt pass runs beside a running batch (see runRounds). */
+interface Joining {
+  w: WaitingRound;
+  plan: RoundPlan;
+  imageKey: Promise<string>;
+  prefill: JoiningPrefill;
 }
 
 /** What a round's prompt is, before any image is decoded. */
@@ -145,6 +162,8 @@ export class WebGpuEngine implements ChatEngine {
   batchedRounds = 0;
   /** Times a running batch paused so that waiting rounds could join it (tests and metrics). */
   joins = 0;
+  /** Rounds whose prompt pass ran in pieces between a running batch's steps (tests and metrics). */
+  interleavedJoins = 0;
 
   /** Image preparations started ahead of their requests and not yet taken or dropped. */
   get earlyImagesHeld(): number {
@@ -163,7 +182,12 @@ export class WebGpuEngine implements ChatEngine {
     private readonly imageResize: ImageResize,
     /** Most chat rounds generated together (MAX_BATCH); 1: one at a time. */
     readonly maxBatch: number,
+    /** WebGpuEngineOptions.joinChunkTokens. */
+    private readonly joinChunkTokens: number,
   ) {
+    if (!(Number.isInteger(joinChunkTokens) && joinChunkTokens >= 0)) {
+      throw new Error(`joinChunkTokens ${joinChunkTokens} must be a whole number ≥ 0`);
+    }
     this.kept = new KvPrefixCache(keptKvBytes);
     this.imageWorkers = imageWorkers > 0 ? new ImageWorkers(imageWorkers) : null;
   }
@@ -216,6 +240,7 @@ export class WebGpuEngine implements ChatEngine {
       options.imageWorkers ?? defaultImageWorkers(),
       options.imageResize ?? "gpu",
       options.maxBatch ?? 1,
+      options.joinChunkTokens ?? defaultJoinChunkTokens,
     );
   }
 
@@ -223,6 +248,7 @@ export class WebGpuEngine implements ChatEngine {
     return {
       batchedRounds: this.batchedRounds,
       joins: this.joins,
+      interleavedJoins: this.interleavedJoins,
       keptHits: this.kept.hits,
       keptMisses: this.kept.misses,
       earlyImageHits: this.earlyImageHits,
@@ -603,13 +629,26 @@ export class WebGpuEngine implements ChatEngine {
     }
     const key = batchKey(ready[0].req.generation);
     // Rounds that arrive meanwhile join at the next step: generation pauses, and the rows not ended go on in
-    // the next batch with them (runWaiting), each from its own cache.
+    // the next batch with them (runWaiting), each from its own cache. A new conversation first runs its
+    // prompt pass in pieces between this batch's steps (startJoining), so the rows keep making tokens; the
+    // pause comes once that pass is done, and the newcomer goes on like a row paused before its first token.
     // firstTokenOnly: a newcomer's prompt pass alone, paused at once to join the paused rows (runWaiting).
-    const pause = opts.firstTokenOnly
-      ? () => true
-      : () =>
-        answered.filter((a) => !a).length < this.maxBatch &&
-        this.waiting.some((w) => !w.continued && batchKey(w.req.generation) === key);
+    let joining: Joining | null = null;
+    const pause = opts.firstTokenOnly ? () => true : () => {
+      if (answered.filter((a) => !a).length >= this.maxBatch) return false;
+      if (joining?.prefill.failed) {
+        this.failJoining(joining);
+        joining = null;
+      }
+      if (joining) return joining.prefill.ready;
+      const i = this.waiting.findIndex((w) => !w.continued && batchKey(w.req.generation) === key);
+      if (i < 0) return false;
+      const next = this.startJoining(this.waiting[i]);
+      if (next === "pause") return true;
+      this.waiting.splice(i, 1);
+      if (next !== "rejected") joining = next;
+      return false;
+    };
     try {
       if (P > 0) runner.adoptPrefixes(ready.map((r) => r.from), ready.map((r) => r.prefix));
       await generate(
@@ -625,6 +664,7 @@ export class WebGpuEngine implements ChatEngine {
           rowSeeds: ready.map((r) => r.req.generation.seed ?? 0),
           rowBefore: before,
           pause,
+          between: () => joining?.prefill.step(),
           onStep: (step) =>
             step.forEach((id, b) => {
               if (id < 0) return;
@@ -660,13 +700,25 @@ export class WebGpuEngine implements ChatEngine {
           },
         });
       }
+      if (paused.length > 0 && !opts.firstTokenOnly) this.joins++;
+      if (joining) {
+        // Ready, or the batch ended first: its prompt pass is finished alone.
+        const j: Joining = joining;
+        joining = null;
+        await j.prefill.finish();
+        if (j.prefill.failed) this.failJoining(j);
+        else paused.push(await this.joinedRow(j));
+      }
       if (paused.length > 0) {
-        if (!opts.firstTokenOnly) this.joins++;
         this.waiting.unshift(...paused);
         this.queueWaiting();
       }
     } catch (e) {
       for (const r of ready) r.reject(e);
+      if (joining) {
+        (joining as Joining).prefill.error ??= e;
+        this.failJoining(joining);
+      }
       return;
     } finally {
       imageEmbeds?.buffer.destroy();
@@ -692,6 +744,57 @@ export class WebGpuEngine implements ChatEngine {
     if (this.kept.budgetBytes <= 0) return;
     const row = runner.extractRow(b, segments, this.keptCapacity(promptIds.length, generation));
     this.kept.keep([...promptIds, ...answer.slice(0, -1)], promptIds.length, imageKey, row);
+  }
+
+  /**
+   * A waiting round's prompt pass started beside the running batch (runRounds), or "pause" where the batch
+   * should pause for it at once instead: joins disabled, or a round with history, which may continue a kept
+   * conversation (its pass is then its new tokens alone). "rejected": its prompt could not be planned.
+   */
+  private startJoining(w: WaitingRound): Joining | "pause" | "rejected" {
+    if (this.joinChunkTokens === 0 || w.req.history.length > 0) return "pause";
+    let plan: RoundPlan;
+    try {
+      w.req.signal?.throwIfAborted();
+      plan = this.planRound(w.req);
+    } catch (e) {
+      w.reject(e);
+      return "rejected";
+    }
+    const images = this.imagesFor(w.req.images, w.req.maxNum);
+    const imageKey = imageIdentity(w.req.images, w.req.maxNum);
+    imageKey.catch(() => {}); // awaited when it joins
+    const prefill = new JoiningPrefill(
+      this.model,
+      plan.promptIds,
+      this.tokenizer.specialIds.imgContext,
+      images.then((p) => () => this.encode(p)),
+      w.req.signal,
+      this.joinChunkTokens,
+    );
+    this.interleavedJoins++;
+    return { w, plan, imageKey, prefill };
+  }
+
+  private failJoining(j: Joining): void {
+    j.prefill.destroy();
+    j.w.reject(j.prefill.error);
+  }
+
+  /** A joined round's prompt pass done: it waits like a row paused before its first token. */
+  private async joinedRow(j: Joining): Promise<WaitingRound> {
+    j.prefill.destroy(true); // its runner goes on as the row's cache
+    return {
+      ...j.w,
+      continued: {
+        runner: j.prefill.runner,
+        before: [],
+        plan: j.plan,
+        imageKey: await j.imageKey,
+        stream: new ResponseStream(this.tokenizer),
+        firstAt: 0,
+      },
+    };
   }
 
   /** Generation for one conversation, continuing a kept KV cache when the prompt extends one. */

@@ -48,6 +48,10 @@ function engineCounters(slot: EngineSlot): Record<string, { help: string; value:
       "Times a running generation paused so that waiting chat rounds could join it.",
       stats.joins,
     ),
+    internvl_interleaved_joins_total: counter(
+      "New conversations whose prompt pass ran in pieces between a running batch's steps before joining it.",
+      stats.interleavedJoins,
+    ),
     internvl_kv_reuse_hits_total: counter(
       "Rounds that continued a conversation's KV cache kept on the GPU.",
       stats.keptHits,

@@ -63,6 +63,7 @@ export async function startServer(
     imageResize: settings.imageResize,
     thread: settings.engineThread,
     maxBatch: settings.maxBatch,
+    joinChunkTokens: settings.joinChunkTokens,
     onProgress: (fraction, what) => slot.progress(fraction, what),
   };
   const loading = Promise.resolve().then(() => loadEngine(options));

@@ -7,7 +7,7 @@ import { type Int8Matmul, int8Matmuls } from "../model/int8_matmul.ts";
 import { type KvCacheDtype, kvCacheDtypes } from "../model/kv_cache.ts";
 import { defaultVisionScratchBytes } from "../model/vision_scratch_pool.ts";
 import { type ImageResize, imageResizes } from "../model/gpu_tiling.ts";
-import { ENGINE_THREADS, type EngineThread } from "../engine/types.ts";
+import { defaultJoinChunkTokens, ENGINE_THREADS, type EngineThread } from "../engine/types.ts";
 
 export interface Settings {
   /** HF model directory; null serves the random-weight tiny fixture. */
@@ -51,6 +51,11 @@ export interface Settings {
   engineThread: EngineThread;
   /** Requests the engine takes at once; chat rounds among them that wait together run as one batch (MAX_BATCH). */
   maxBatch: number;
+  /**
+   * Prompt ids a new conversation joining a running batch runs between two of its steps (JOIN_CHUNK_TOKENS;
+   * 0: the batch pauses for the newcomer's whole prompt pass).
+   */
+  joinChunkTokens: number;
 }
 
 export const TINY_MODEL_DIR = "tests/fixtures/tiny-internvl/model";
@@ -124,6 +129,7 @@ const EnvSchema = z.object({
   KV_CACHE_DTYPE: oneOf<KvCacheDtype>("KV_CACHE_DTYPE", kvCacheDtypes),
   ENGINE_THREAD: oneOf<EngineThread>("ENGINE_THREAD", ENGINE_THREADS),
   MAX_BATCH: positiveInt("MAX_BATCH", 8, 64),
+  JOIN_CHUNK_TOKENS: nonNegativeInt("JOIN_CHUNK_TOKENS", defaultJoinChunkTokens),
 });
 
 /** Reads settings from an env record (pass `Deno.env.toObject()`); throws Error listing every bad variable. */
@@ -160,6 +166,7 @@ export function loadSettings(env: Record<string, string | undefined>): Settings 
     imageResize: e.IMAGE_RESIZE,
     engineThread: e.ENGINE_THREAD,
     maxBatch: e.MAX_BATCH,
+    joinChunkTokens: e.JOIN_CHUNK_TOKENS,
   };
 }
 

@@ -38,6 +38,7 @@ Deno.test("WorkerEngine: the tiny engine on its own thread answers as the refere
       assert.deepEqual(engine.stats(), {
         batchedRounds: 0,
         joins: 0,
+        interleavedJoins: 0,
         keptHits: 0,
         keptMisses: 1,
         earlyImageHits: 1,

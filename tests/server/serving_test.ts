@@ -81,10 +81,18 @@ Deno.test("/metrics shows the engine's own counters (batched rounds, KV reuse, e
     const before = await (await t.app.request("/metrics")).text();
     assert.doesNotMatch(before, /internvl_batched_rounds_total/, "an engine without stats shows none");
     const engine = t.engine as typeof t.engine & { stats: () => EngineStats };
-    engine.stats = () => ({ batchedRounds: 3, joins: 4, keptHits: 2, keptMisses: 5, earlyImageHits: 1 });
+    engine.stats = () => ({
+      batchedRounds: 3,
+      joins: 4,
+      interleavedJoins: 6,
+      keptHits: 2,
+      keptMisses: 5,
+      earlyImageHits: 1,
+    });
     const text = await (await t.app.request("/metrics")).text();
     assert.match(text, /# TYPE internvl_batched_rounds_total counter\ninternvl_batched_rounds_total 3/);
     assert.match(text, /# TYPE internvl_batch_joins_total counter\ninternvl_batch_joins_total 4/);
+    assert.match(text, /# TYPE internvl_interleaved_joins_total counter\ninternvl_interleaved_joins_total 6/);
     assert.match(text, /internvl_kv_reuse_hits_total 2/);
     assert.match(text, /internvl_kv_reuse_misses_total 5/);
     assert.match(text, /internvl_early_image_hits_total 1/);

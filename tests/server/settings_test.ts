@@ -46,6 +46,7 @@ Deno.test("loadSettings reads every variable", () => {
     IMAGE_RESIZE: "cpu",
     ENGINE_THREAD: "main",
     MAX_BATCH: "3",
+    JOIN_CHUNK_TOKENS: "0",
   });
   assert.deepEqual(s, {
     modelDir: "/models/internvl",
@@ -73,6 +74,7 @@ Deno.test("loadSettings reads every variable", () => {
     imageResize: "cpu",
     engineThread: "main",
     maxBatch: 3,
+    joinChunkTokens: 0,
   });
 });
 
@@ -90,12 +92,14 @@ Deno.test("loadSettings names every bad variable", () => {
         IMAGE_RESIZE: "GPU",
         ENGINE_THREAD: "thread",
         MAX_BATCH: "65",
+        JOIN_CHUNK_TOKENS: "64 tokens",
       }),
     (err: Error) =>
       /IMAGE_WORKERS must be an integer ≥ 0; got "-1"/.test(err.message) &&
       /IMAGE_RESIZE must be one of gpu, cpu \(got "GPU"\)/.test(err.message) &&
       /ENGINE_THREAD must be one of worker, main \(got "thread"\)/.test(err.message) &&
       /MAX_BATCH must be an integer from 1 to 64; got "65"/.test(err.message) &&
+      /JOIN_CHUNK_TOKENS must be an integer ≥ 0; got "64 tokens"/.test(err.message) &&
       /INT8_MATMUL must be one of weight-only, llm-int8, llm-int8-prefill \(got "int4"\)/.test(err.message) &&
       /KV_CACHE_DTYPE must be one of f32, bf16 \(got "f16"\)/.test(err.message) &&
       /PORT must be an integer from 0 to 65535; got "80a"/.test(err.message) &&

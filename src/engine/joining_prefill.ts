@@ -1,0 +1,112 @@
+import type { Tensor } from "../gpu/tensor.ts";
+import type { InternVLModel } from "../model/internvl.ts";
+import type { LmRunner } from "../model/lm_runner.ts";
+import { copyRows } from "../ops/gather_rows.ts";
+import { defaultJoinChunkTokens } from "./types.ts";
+
+/**
+ * The prompt pass of a round that joins a running batch, cut into pieces that run between the batch's decode
+ * steps (`step`, one piece a call), so the batch goes on making tokens meanwhile instead of waiting for the
+ * whole pass: its image encoding (one piece: the vision encoder is not cut), then its prompt in chunks of
+ * `chunkTokens` ids, in a runner of its own. It is `ready` once every prompt id but the last is in that
+ * runner's cache: the round then goes on like a batch row paused there, its last prompt id the one new
+ * token it brings into the next batch.
+ */
+export class JoiningPrefill {
+  readonly runner: LmRunner;
+  /** Why it cannot go on (a bad image, an abort); its round is then the caller's to fail. */
+  error: unknown = null;
+  private prepared: { embed: () => Tensor | null } | null = null;
+  private embeds: Tensor | null = null;
+  private encoded = false;
+  /** Prompt ids in the runner's cache, and image rows they used. */
+  private at = 0;
+  private imageRowsUsed = 0;
+  private readonly total: number;
+  /** Settles once `prepared` or `error` is set from the images. */
+  private readonly imagesSettled: Promise<void>;
+
+  constructor(
+    private readonly model: InternVLModel,
+    private readonly promptIds: number[],
+    private readonly imageContextId: number,
+    /** Resolves once the round's images are decoded: a function that encodes them (submits the encoder). */
+    images: Promise<() => Tensor | null>,
+    private readonly signal: AbortSignal | undefined,
+    private readonly chunkTokens = defaultJoinChunkTokens,
+  ) {
+    if (!(Number.isInteger(chunkTokens) && chunkTokens >= 1)) {
+      throw new Error(`JoiningPrefill: chunkTokens ${chunkTokens} must be a positive integer`);
+    }
+    if (promptIds.length < 2) throw new Error("JoiningPrefill: a prompt of at least two ids");
+    this.total = promptIds.length - 1;
+    this.runner = model.newRunner(1, this.total);
+    this.imagesSettled = images.then((embed) => {
+      this.prepared = { embed };
+    }, (e) => {
+      this.error ??= e;
+    });
+  }
+
+  get ready(): boolean {
+    return this.error === null && this.at === this.total;
+  }
+
+  get failed(): boolean {
+    return this.error !== null;
+  }
+
+  /** Submits the next piece, if its inputs are there; nothing once ready or failed. */
+  step(): void {
+    if (this.error !== null || this.ready) return;
+    if (this.signal?.aborted) {
+      this.error = this.signal.reason ?? new DOMException("aborted", "AbortError");
+      return;
+    }
+    if (!this.encoded) {
+      if (!this.prepared) return;
+      try {
+        this.embeds = this.prepared.embed();
+      } catch (e) {
+        this.error = e;
+        return;
+      }
+      this.encoded = true;
+      if (this.embeds) return; // the vision encoder was this step's piece; a text prompt goes on at once
+    }
+    const ids = this.promptIds.slice(this.at, this.at + Math.min(this.chunkTokens, this.total - this.at));
+    const images = ids.filter((id) => id === this.imageContextId).length;
+    const gpu = this.model.gpu;
+    const r = gpu.recorder("join.prefill");
+    let rows: Tensor | null = null;
+    if (images > 0) {
+      if (!this.embeds) throw new Error("JoiningPrefill: image tokens in the prompt but no image embeddings");
+      rows = gpu.createTensor("join.image_rows", "f32", [images, this.embeds.shape[1]]);
+      copyRows(r, this.embeds, this.imageRowsUsed, rows);
+    }
+    const free = this.runner.recordPrefill(r, [ids], [ids.map(() => 1)], this.imageContextId, rows);
+    r.submit();
+    free();
+    rows?.buffer.destroy(); // after the submit: the queued work keeps it
+    this.at += ids.length;
+    this.imageRowsUsed += images;
+    if (this.ready) this.releaseEmbeds();
+  }
+
+  /** Submits every piece left, waiting for the images if need be (the batch it was to join has ended). */
+  async finish(): Promise<void> {
+    await this.imagesSettled;
+    while (!this.ready && !this.failed) this.step();
+  }
+
+  private releaseEmbeds(): void {
+    this.embeds?.buffer.destroy();
+    this.embeds = null;
+  }
+
+  /** Frees what it holds; the runner too unless `keepRunner` (it went on as a paused row). */
+  destroy(keepRunner = false): void {
+    this.releaseEmbeds();
+    if (!keepRunner) this.runner.destroy();
+  }
+}
