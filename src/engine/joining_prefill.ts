@@ -74,6 +74,16 @@ export class JoiningPrefill {
       this.encoded = true;
       if (this.embeds) return; // the vision encoder was this step's piece; a text prompt goes on at once
     }
+    try {
+      this.submitChunk();
+    } catch (e) {
+      this.error = e; // a GPU error: the round fails, the batch goes on
+    }
+    if (this.ready) this.releaseEmbeds();
+  }
+
+  /** The next chunk of the prompt into the runner's cache (one submit). */
+  private submitChunk(): void {
     const ids = this.promptIds.slice(this.at, this.at + Math.min(this.chunkTokens, this.total - this.at));
     const images = ids.filter((id) => id === this.imageContextId).length;
     const gpu = this.model.gpu;
@@ -90,7 +100,6 @@ export class JoiningPrefill {
     rows?.buffer.destroy(); // after the submit: the queued work keeps it
     this.at += ids.length;
     this.imageRowsUsed += images;
-    if (this.ready) this.releaseEmbeds();
   }
 
   /** Submits every piece left, waiting for the images if need be (the batch it was to join has ended). */

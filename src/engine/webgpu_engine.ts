@@ -706,8 +706,9 @@ export class WebGpuEngine implements ChatEngine {
         const j: Joining = joining;
         joining = null;
         await j.prefill.finish();
-        if (j.prefill.failed) this.failJoining(j);
-        else paused.push(await this.joinedRow(j));
+        const row = j.prefill.failed ? null : await this.joinedRow(j);
+        if (row) paused.push(row);
+        else this.failJoining(j);
       }
       if (paused.length > 0) {
         this.waiting.unshift(...paused);
@@ -781,8 +782,15 @@ export class WebGpuEngine implements ChatEngine {
     j.w.reject(j.prefill.error);
   }
 
-  /** A joined round's prompt pass done: it waits like a row paused before its first token. */
-  private async joinedRow(j: Joining): Promise<WaitingRound> {
+  /** A joined round's prompt pass done: it waits like a row paused before its first token (null: failed). */
+  private async joinedRow(j: Joining): Promise<WaitingRound | null> {
+    let imageKey: string;
+    try {
+      imageKey = await j.imageKey;
+    } catch (e) {
+      j.prefill.error = e;
+      return null;
+    }
     j.prefill.destroy(true); // its runner goes on as the row's cache
     return {
       ...j.w,
@@ -790,7 +798,7 @@ export class WebGpuEngine implements ChatEngine {
         runner: j.prefill.runner,
         before: [],
         plan: j.plan,
-        imageKey: await j.imageKey,
+        imageKey,
         stream: new ResponseStream(this.tokenizer),
         firstAt: 0,
       },
