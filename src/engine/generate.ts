@@ -84,8 +84,10 @@ export interface GenerateOptions {
    */
   pause?: () => boolean;
   /**
-   * Called before each decode step is submitted: may submit GPU work of its own (the engine's joining round's
-   * prompt pass, a piece a call), which then runs between two of this generation's steps.
+   * Called before the first step of each readback group is submitted (every `stepsPerReadback` steps): may
+   * submit GPU work of its own (the engine's joining round's prompt pass, a piece a call), which then runs
+   * between two of this generation's steps. Once a group, so a readback waits for at most one such piece:
+   * the rows' streams stall for a piece, not for all that could be queued in the steps in flight.
    */
   between?: () => void;
 }
@@ -271,7 +273,7 @@ export async function generate(
           while (pending.length > 0 && pending[0].settled && !done) await takeOldest();
           if (done) break;
         }
-        options.between?.();
+        if ((submitted - 1) % K === 0) options.between?.();
         step.submit();
         continue;
       }

@@ -182,8 +182,8 @@ export class WebGpuEngine implements ChatEngine {
     private readonly imageResize: ImageResize,
     /** Most chat rounds generated together (MAX_BATCH); 1: one at a time. */
     readonly maxBatch: number,
-    /** WebGpuEngineOptions.joinChunkTokens. */
-    private readonly joinChunkTokens: number,
+    /** WebGpuEngineOptions.joinChunkTokens; may change between requests (scripts/bench_join.ts). */
+    public joinChunkTokens: number,
   ) {
     if (!(Number.isInteger(joinChunkTokens) && joinChunkTokens >= 0)) {
       throw new Error(`joinChunkTokens ${joinChunkTokens} must be a whole number ≥ 0`);
