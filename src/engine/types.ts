@@ -93,10 +93,12 @@ export interface ModelInfo {
 }
 
 /**
- * Prompt ids a piece of a joining round's prompt pass takes, one piece between two of the running batch's
- * decode steps (JOIN_CHUNK_TOKENS; WebGpuEngineOptions.joinChunkTokens).
+ * Prompt ids a piece of a joining round's prompt pass takes, one piece a readback group of the running
+ * batch's steps (JOIN_CHUNK_TOKENS; WebGpuEngineOptions.joinChunkTokens). 0, the default: the batch pauses
+ * at once and the newcomer's whole pass runs first. Opt-in because it trades the newcomer's first token for
+ * the running rows' streams and has not been measured at the real shapes (docs/PERF.md v45).
  */
-export const defaultJoinChunkTokens = 256;
+export const defaultJoinChunkTokens = 0;
 
 /** Counters of the engine's work since it loaded (read by /metrics). */
 export interface EngineStats {
