@@ -2,7 +2,6 @@ import type { Tensor } from "../gpu/tensor.ts";
 import type { InternVLModel } from "../model/internvl.ts";
 import type { LmRunner } from "../model/lm_runner.ts";
 import { copyRows } from "../ops/gather_rows.ts";
-import { defaultJoinChunkTokens } from "./types.ts";
 
 /**
  * The prompt pass of a round that joins a running batch, cut into pieces that run between the batch's decode
@@ -33,19 +32,21 @@ export class JoiningPrefill {
     /** Resolves once the round's images are decoded: a function that encodes them (submits the encoder). */
     images: Promise<() => Tensor | null>,
     private readonly signal: AbortSignal | undefined,
-    private readonly chunkTokens = defaultJoinChunkTokens,
+    /** Prompt ids a piece (JOIN_CHUNK_TOKENS, > 0). */
+    private readonly chunkTokens: number,
   ) {
+    // Settled handlers first: a constructor that throws below must not leave the images' rejection unhandled.
+    this.imagesSettled = images.then((embed) => {
+      this.prepared = { embed };
+    }, (e) => {
+      this.error ??= e;
+    });
     if (!(Number.isInteger(chunkTokens) && chunkTokens >= 1)) {
       throw new Error(`JoiningPrefill: chunkTokens ${chunkTokens} must be a positive integer`);
     }
     if (promptIds.length < 2) throw new Error("JoiningPrefill: a prompt of at least two ids");
     this.total = promptIds.length - 1;
     this.runner = model.newRunner(1, this.total);
-    this.imagesSettled = images.then((embed) => {
-      this.prepared = { embed };
-    }, (e) => {
-      this.error ??= e;
-    });
   }
 
   get ready(): boolean {

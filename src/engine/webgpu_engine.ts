@@ -629,9 +629,10 @@ export class WebGpuEngine implements ChatEngine {
     }
     const key = batchKey(ready[0].req.generation);
     // Rounds that arrive meanwhile join at the next step: generation pauses, and the rows not ended go on in
-    // the next batch with them (runWaiting), each from its own cache. A new conversation first runs its
-    // prompt pass in pieces between this batch's steps (startJoining), so the rows keep making tokens; the
-    // pause comes once that pass is done, and the newcomer goes on like a row paused before its first token.
+    // the next batch with them (runWaiting), each from its own cache. With joinChunkTokens > 0 a new
+    // conversation first runs its prompt pass in pieces between this batch's steps (startJoining), so the rows
+    // keep making tokens; the pause comes once that pass is done, and the newcomer goes on like a row paused
+    // before its first token.
     // firstTokenOnly: a newcomer's prompt pass alone, paused at once to join the paused rows (runWaiting).
     let joining: Joining | null = null;
     const pause = opts.firstTokenOnly ? () => true : () => {
@@ -762,17 +763,23 @@ export class WebGpuEngine implements ChatEngine {
       w.reject(e);
       return "rejected";
     }
-    const images = this.imagesFor(w.req.images, w.req.maxNum);
+    let prefill: JoiningPrefill;
+    try {
+      // A runner for the whole prompt (a prompt past the model's context fails here, and fails alone).
+      prefill = new JoiningPrefill(
+        this.model,
+        plan.promptIds,
+        this.tokenizer.specialIds.imgContext,
+        this.imagesFor(w.req.images, w.req.maxNum).then((p) => () => this.encode(p)),
+        w.req.signal,
+        this.joinChunkTokens,
+      );
+    } catch (e) {
+      w.reject(e);
+      return "rejected";
+    }
     const imageKey = imageIdentity(w.req.images, w.req.maxNum);
     imageKey.catch(() => {}); // awaited when it joins
-    const prefill = new JoiningPrefill(
-      this.model,
-      plan.promptIds,
-      this.tokenizer.specialIds.imgContext,
-      images.then((p) => () => this.encode(p)),
-      w.req.signal,
-      this.joinChunkTokens,
-    );
     this.interleavedJoins++;
     return { w, plan, imageKey, prefill };
   }
