@@ -456,119 +456,137 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
   // pieces take 12 of the running round's steps, well inside the ~19 it has left when the joiner arrives.
   const chunkTokens = e.joinChunkTokens;
   e.joinChunkTokens = 512;
-  // What each runner records, in order: the joiner's pieces (a one-row runner holding its prompt but the
-  // last id) and the running batch's decode steps.
-  const events: string[] = [];
-  const joinerCapacity = aloneJoiner.promptTokenIds.length - 1;
-  const newRunner = e.model.newRunner.bind(e.model);
-  e.model.newRunner = (batch, capacity) => {
-    const runner = newRunner(batch, capacity);
-    const recordPrefill = runner.recordPrefill.bind(runner), recordDecode = runner.recordDecode.bind(runner);
-    const joiner = batch === 1 && capacity === joinerCapacity;
-    runner.recordPrefill = (r, ids, ...rest) => {
-      if (joiner) events.push(`piece ${ids[0].length}`);
-      return recordPrefill(r, ids, ...rest);
-    };
-    runner.recordDecode = (r, ...rest) => {
-      if (!joiner) events.push("step");
-      return recordDecode(r, ...rest);
-    };
-    return runner;
-  };
-  let joinerDone: Promise<ChatResult> | null = null;
-  let pieces = 0;
-  const running = await ask(text, long, () => ++pieces === 1 && (joinerDone = ask(img, joinerGeneration)));
-  const joined = await joinerDone!;
-  delete (e.model as { newRunner?: unknown }).newRunner;
-  const chunks = events.filter((x) => x.startsWith("piece"));
-  assert.deepEqual(
-    chunks,
-    ["piece 512", "piece 325"],
-    "the joiner's prompt in pieces",
-  );
-  const [first, last] = [events.indexOf(chunks[0]), events.lastIndexOf(chunks.at(-1)!)];
-  const steps = events.slice(first, last).filter((x) => x === "step").length;
-  assert.ok(steps >= 3, `one piece a readback group of 4 steps, ${steps} steps between them: ${events}`);
-  assert.deepEqual(running.outputTokenIds, aloneRunning.outputTokenIds, "the running row");
-  assert.deepEqual(joined.outputTokenIds, aloneJoiner.outputTokenIds, "the joiner");
-  assert.equal(batched() - b0, 2, "the joiner did not run beside the running round");
-  assert.equal(joins() - j0, 1, "one pause, once the joiner's pass was done");
-  assert.equal(e.interleavedJoins - i0, 1);
-
-  // A joiner whose image turns out corrupt while the batch runs, and one aborted after its first piece, fail
-  // alone; the running row goes on as alone. A joiner the running round does not outlast (seed 2: 4 tokens)
-  // finishes its pass alone, then answers as alone.
-  const good = imageFile(img.images[0]);
-  const bad = (onText?: () => void) =>
-    e.chat({
-      question: img.question,
-      images: [good.slice(0, 120)], // the PNG header survives (the prompt is planned), its data does not
-      history: [],
-      maxNum: 6,
-      generation: joinerGeneration,
-      onText,
-    });
-  const abort = new AbortController();
-  let aborting = false;
-  e.model.newRunner = (batch, capacity) => {
-    const runner = newRunner(batch, capacity);
-    if (batch === 1 && capacity === joinerCapacity) {
-      const recordPrefill = runner.recordPrefill.bind(runner);
-      runner.recordPrefill = (...args) => {
-        if (aborting) abort.abort(new DOMException("gone", "AbortError"));
-        return recordPrefill(...args);
+  try {
+    // What each runner records, in order: the joiner's pieces (a one-row runner holding its prompt but the
+    // last id) and the running batch's decode steps.
+    const events: string[] = [];
+    const joinerCapacity = aloneJoiner.promptTokenIds.length - 1;
+    const newRunner = e.model.newRunner.bind(e.model);
+    e.model.newRunner = (batch, capacity) => {
+      const runner = newRunner(batch, capacity);
+      const recordPrefill = runner.recordPrefill.bind(runner),
+        recordDecode = runner.recordDecode.bind(runner);
+      const joiner = batch === 1 && capacity === joinerCapacity;
+      runner.recordPrefill = (r, ids, ...rest) => {
+        if (joiner) events.push(`piece ${ids[0].length}`);
+        return recordPrefill(r, ids, ...rest);
       };
-    }
-    return runner;
-  };
-  let failures: Promise<unknown>[] = [];
-  let n = 0;
-  const again = await ask(text, long, () => {
-    if (++n !== 1) return;
-    failures = [bad().then(() => null, (x) => x)];
-  });
-  n = 0;
-  aborting = true;
-  const again2 = await ask(text, long, () => {
-    if (++n !== 1) return;
-    failures.push(
+      runner.recordDecode = (r, ...rest) => {
+        if (!joiner) events.push("step");
+        return recordDecode(r, ...rest);
+      };
+      return runner;
+    };
+    let joinerDone: Promise<ChatResult> | null = null;
+    let pieces = 0;
+    const running = await ask(text, long, () => ++pieces === 1 && (joinerDone = ask(img, joinerGeneration)));
+    const joined = await joinerDone!;
+    delete (e.model as { newRunner?: unknown }).newRunner;
+    const chunks = events.filter((x) => x.startsWith("piece"));
+    assert.deepEqual(
+      chunks,
+      ["piece 512", "piece 325"],
+      "the joiner's prompt in pieces",
+    );
+    const [first, last] = [events.indexOf(chunks[0]), events.lastIndexOf(chunks.at(-1)!)];
+    const steps = events.slice(first, last).filter((x) => x === "step").length;
+    assert.ok(steps >= 3, `one piece a readback group of 4 steps, ${steps} steps between them: ${events}`);
+    assert.deepEqual(running.outputTokenIds, aloneRunning.outputTokenIds, "the running row");
+    assert.deepEqual(joined.outputTokenIds, aloneJoiner.outputTokenIds, "the joiner");
+    assert.equal(batched() - b0, 2, "the joiner did not run beside the running round");
+    assert.equal(joins() - j0, 1, "one pause, once the joiner's pass was done");
+    assert.equal(e.interleavedJoins - i0, 1);
+
+    // A joiner whose image turns out corrupt while the batch runs, and one aborted after its first piece, fail
+    // alone; the running row goes on as alone. A joiner the running round does not outlast (seed 2: 4 tokens)
+    // finishes its pass alone, then answers as alone.
+    const good = imageFile(img.images[0]);
+    const bad = (onText?: () => void) =>
       e.chat({
         question: img.question,
-        images: img.images.map(imageFile),
+        images: [good.slice(0, 120)], // the PNG header survives (the prompt is planned), its data does not
         history: [],
         maxNum: 6,
         generation: joinerGeneration,
-        signal: abort.signal,
-      }).then(() => null, (x) => x),
+        onText,
+      });
+    const abort = new AbortController();
+    let aborting = false;
+    e.model.newRunner = (batch, capacity) => {
+      const runner = newRunner(batch, capacity);
+      if (batch === 1 && capacity === joinerCapacity) {
+        const recordPrefill = runner.recordPrefill.bind(runner);
+        runner.recordPrefill = (...args) => {
+          if (aborting) abort.abort(new DOMException("gone", "AbortError"));
+          return recordPrefill(...args);
+        };
+      }
+      return runner;
+    };
+    let failures: Promise<unknown>[] = [];
+    let n = 0;
+    const again = await ask(text, long, () => {
+      if (++n !== 1) return;
+      failures = [bad().then(() => null, (x) => x)];
+    });
+    n = 0;
+    aborting = true;
+    const again2 = await ask(text, long, () => {
+      if (++n !== 1) return;
+      failures.push(
+        e.chat({
+          question: img.question,
+          images: img.images.map(imageFile),
+          history: [],
+          maxNum: 6,
+          generation: joinerGeneration,
+          signal: abort.signal,
+        }).then(() => null, (x) => x),
+      );
+    });
+    aborting = false;
+    delete (e.model as { newRunner?: unknown }).newRunner;
+    const [badErr, abortErr] = await Promise.all(failures);
+    assert.equal(
+      e.interleavedJoins - i0,
+      3,
+      "the failing rounds did not start their passes beside the batch",
     );
-  });
-  aborting = false;
-  delete (e.model as { newRunner?: unknown }).newRunner;
-  const [badErr, abortErr] = await Promise.all(failures);
-  assert.equal(e.interleavedJoins - i0, 3, "the failing rounds did not start their passes beside the batch");
-  assert.ok(
-    badErr instanceof InputError && /PNG image is corrupt or truncated/.test(badErr.message),
-    `${badErr}`,
-  );
-  assert.equal((abortErr as DOMException)?.name, "AbortError", `${abortErr}`);
-  assert.deepEqual(again.outputTokenIds, aloneRunning.outputTokenIds, "the running row beside a bad joiner");
-  assert.deepEqual(
-    again2.outputTokenIds,
-    aloneRunning.outputTokenIds,
-    "the running row beside an aborted one",
-  );
-  const i1 = e.interleavedJoins;
-  let late: Promise<ChatResult> | null = null;
-  n = 0;
-  const short = await ask(text, { ...long, seed: 2 }, () => ++n === 1 && (late = ask(img, joinerGeneration)));
-  assert.ok(short.outputTokenIds.length < 12, `the short round made ${short.outputTokenIds.length} tokens`);
-  assert.deepEqual(
-    (await late!).outputTokenIds,
-    aloneJoiner.outputTokenIds,
-    "a joiner that outlived its batch",
-  );
-  assert.equal(e.interleavedJoins - i1, 1);
-  e.joinChunkTokens = chunkTokens;
+    assert.ok(
+      badErr instanceof InputError && /PNG image is corrupt or truncated/.test(badErr.message),
+      `${badErr}`,
+    );
+    assert.equal((abortErr as DOMException)?.name, "AbortError", `${abortErr}`);
+    assert.deepEqual(
+      again.outputTokenIds,
+      aloneRunning.outputTokenIds,
+      "the running row beside a bad joiner",
+    );
+    assert.deepEqual(
+      again2.outputTokenIds,
+      aloneRunning.outputTokenIds,
+      "the running row beside an aborted one",
+    );
+    const i1 = e.interleavedJoins;
+    let late: Promise<ChatResult> | null = null;
+    n = 0;
+    const short = await ask(
+      text,
+      { ...long, seed: 2 },
+      () => ++n === 1 && (late = ask(img, joinerGeneration)),
+    );
+    assert.ok(short.outputTokenIds.length < 12, `the short round made ${short.outputTokenIds.length} tokens`);
+    assert.deepEqual(
+      (await late!).outputTokenIds,
+      aloneJoiner.outputTokenIds,
+      "a joiner that outlived its batch",
+    );
+    assert.equal(e.interleavedJoins - i1, 1);
+  } finally {
+    // The engine is shared: its own setting and newRunner again, whatever failed.
+    e.joinChunkTokens = chunkTokens;
+    delete (e.model as { newRunner?: unknown }).newRunner;
+  }
 });
 
 Deno.test("a round aborted while its batch generates stops alone; a round arriving mid-generation joins it", async () => {
