@@ -22,6 +22,7 @@ import {
   defaultAttentionDecodeConfig,
 } from "../src/ops/attention_decode.ts";
 import * as sweep from "../src/bench/sweep.ts";
+import { kvValueBytes } from "../src/model/kv_cache.ts";
 
 const { args, quick, minMs, out: outArg } = sweep.parseArgs({ "kv-cache": { type: "string" } });
 const kvDtype = (args["kv-cache"] as string | undefined) ?? "f32";
@@ -150,7 +151,7 @@ const rows: Row[] = [];
 let seed = 1;
 for (const s of shapes) {
   const { B, ctx, H, Hkv, Dh } = s;
-  const kvBytes = 2 * B * ctx * Hkv * Dh * (bf16 ? 2 : 4);
+  const kvBytes = 2 * B * ctx * Hkv * Dh * kvValueBytes(kvDtype);
   const caches = Math.max(3, Math.ceil(cacheBytes / kvBytes));
   const capacity = Math.max(128, Math.ceil(ctx / 32));
   const init = gpu.recorder("bench_attention_decode.fill");

@@ -4,7 +4,7 @@
 // which turns GPU time into achieved GB/s and TFLOP/s.
 import type { Gpu } from "../gpu/device.ts";
 import { Recorder } from "../gpu/recorder.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { elementsPerWord, type Tensor } from "../gpu/tensor.ts";
 import { type GpuTimer, nsToMs } from "./gpu_timer.ts";
 
 type DispatchOpts = Parameters<Recorder["dispatch"]>[1];
@@ -39,7 +39,7 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
   const op = `${kernel} ${shortName((o.label ?? kernel).replace(/^\S+\s*/, ""))}`.trim();
   const sum = (ts: Tensor[]) => ts.reduce((s, t) => s + t.byteLength, 0);
   // K/V bytes per element: the attention kernels run as `NAME+kv_bf16` on a bf16 cache (KV_CACHE_DTYPE).
-  const kvE = b[1]?.dtype === "bf16x2" ? 2 : 4;
+  const kvE = b[1] ? 4 / elementsPerWord(b[1].dtype) : 4;
   switch (kernel.split("+")[0]) {
     case "linear_matvec":
     case "linear_tiled": {

@@ -7,6 +7,7 @@ import { fillRandom } from "../ops/fill_random.ts";
 import { defaultInFlight, defaultStepsPerReadback, generate } from "../engine/generate.ts";
 import { defaultGenerationConfig } from "../engine/types.ts";
 import { LmRunner, maxChunkedPrompt } from "../model/lm_runner.ts";
+import { kvValueBytes } from "../model/kv_cache.ts";
 import type { Tap } from "../model/vision.ts";
 import type { BenchContext, Json } from "./bench_context.ts";
 import { median, nsToMs, timeRepeated } from "./gpu_timer.ts";
@@ -85,7 +86,7 @@ export async function timeDecode(
       maxReps: 4 * steps,
     });
     const throughputMs = res.times ? res.times.throughputMs : res.msPerRep;
-    const cost = decodeCost(shapes.language, context, batch, ctx.opts.kvCacheDtype === "bf16" ? 2 : 4);
+    const cost = decodeCost(shapes.language, context, batch, kvValueBytes(ctx.opts.kvCacheDtype ?? "f32"));
     const GBps = cost.totalBytes / (throughputMs * 1e6);
     return {
       batch,

@@ -1,6 +1,6 @@
 import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
-import type { DType, Tensor } from "../gpu/tensor.ts";
+import { type DType, elementsPerWord, type Tensor } from "../gpu/tensor.ts";
 import type { LanguageDims } from "./dims.ts";
 
 /**
@@ -16,6 +16,11 @@ export const kvCacheDtypes: readonly KvCacheDtype[] = ["f32", "bf16"];
 /** The tensor dtype of a cache of `dtype`: bf16 is stored two to a u32 word (element 2i in the low half). */
 export function kvTensorDtype(dtype: KvCacheDtype): DType {
   return dtype === "bf16" ? "bf16x2" : "f32";
+}
+
+/** Bytes one cached key or value element takes: 4 (f32) or 2 (bf16). */
+export function kvValueBytes(dtype: KvCacheDtype): number {
+  return 4 / elementsPerWord(kvTensorDtype(dtype));
 }
 
 /**
