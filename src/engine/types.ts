@@ -106,7 +106,7 @@ export interface EngineStats {
   batchedRounds: number;
   /** Times a running generation paused so that waiting rounds could join it. */
   joins: number;
-  /** New conversations whose prompt pass ran in pieces beside a running batch before joining it. */
+  /** New conversations whose prompt pass started in pieces beside a running batch (JOIN_CHUNK_TOKENS). */
   interleavedJoins: number;
   /** Rounds that continued a conversation kept on the GPU, and rounds that found none to continue. */
   keptHits: number;

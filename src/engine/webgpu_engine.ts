@@ -162,7 +162,10 @@ export class WebGpuEngine implements ChatEngine {
   batchedRounds = 0;
   /** Times a running batch paused so that waiting rounds could join it (tests and metrics). */
   joins = 0;
-  /** Rounds whose prompt pass ran in pieces between a running batch's steps (tests and metrics). */
+  /**
+   * Rounds whose prompt pass started in pieces beside a running batch (tests and metrics), including those
+   * that then failed alone or finished after the batch had ended.
+   */
   interleavedJoins = 0;
 
   /** Image preparations started ahead of their requests and not yet taken or dropped. */

@@ -61,7 +61,7 @@ const gateUpVec: Record<number, MatvecConfig> = {
  */
 export function matvecConfig(mode: MatvecMode, T: number, _N: number, K: number): MatvecConfig | null {
   const persistent: MatvecConfig = { R: 4, LANES: 32, U: 4, persist: 264 };
-  // 16-byte weight loads: gate/up at 1, 2 and 4 tokens, and the plain linears at 2 (wo 23.8 against
+  // 16-byte weight loads: gate/up at the token counts of gateUpVec, and the plain linears at 2 (wo 23.8 against
   // 24.9 µs, w2 47.1 against 51.0; at 3 tokens VEC was slower). The LM head's 220 → 212 µs at one token did
   // not show in the decode step's profile (0.225 → 0.227–0.230 ms, PERF.md v38) and wqkv gained 0.7 µs: they
   // keep their tilings.

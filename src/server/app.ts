@@ -49,7 +49,7 @@ function engineCounters(slot: EngineSlot): Record<string, { help: string; value:
       stats.joins,
     ),
     internvl_interleaved_joins_total: counter(
-      "New conversations whose prompt pass ran in pieces between a running batch's steps before joining it.",
+      "New conversations whose prompt pass started in pieces beside a running batch (JOIN_CHUNK_TOKENS).",
       stats.interleavedJoins,
     ),
     internvl_kv_reuse_hits_total: counter(
