@@ -1,13 +1,15 @@
 import type { Tensor } from "../gpu/tensor.ts";
 import type { InternVLModel } from "../model/internvl.ts";
+import type { ImageEncoding } from "../model/image_encoding.ts";
 import type { LmRunner } from "../model/lm_runner.ts";
 import { copyRows } from "../ops/gather_rows.ts";
 
 /**
  * The prompt pass of a round that joins a running batch, cut into pieces that run between the batch's decode
  * steps (`step`, one piece a call), so the batch goes on making tokens meanwhile instead of waiting for the
- * whole pass: its image encoding (one piece: the vision encoder is not cut), then its prompt in chunks of
- * `chunkTokens` ids, in a runner of its own. It is `ready` once every prompt id but the last is in that
+ * whole pass: its image encoding a few encoder layers a piece (as many as make about the arithmetic of a
+ * prompt chunk: InternVLModel.visionLayersLike), then its prompt in chunks of `chunkTokens` ids, in a
+ * runner of its own. It is `ready` once every prompt id but the last is in that
  * runner's cache: the round then goes on like a batch row paused there, its last prompt id the one new
  * token it brings into the next batch.
  */
@@ -15,7 +17,8 @@ export class JoiningPrefill {
   readonly runner: LmRunner;
   /** Why it cannot go on (a bad image, an abort); its round is then the caller's to fail. */
   error: unknown = null;
-  private prepared: { embed: () => Tensor | null } | null = null;
+  private prepared: { begin: () => ImageEncoding | null } | null = null;
+  private encoding: ImageEncoding | null = null;
   private embeds: Tensor | null = null;
   private encoded = false;
   /** Prompt ids in the runner's cache, and image rows they used. */
@@ -29,15 +32,18 @@ export class JoiningPrefill {
     private readonly model: InternVLModel,
     private readonly promptIds: number[],
     private readonly imageContextId: number,
-    /** Resolves once the round's images are decoded: a function that encodes them (submits the encoder). */
-    images: Promise<() => Tensor | null>,
+    /**
+     * Resolves once the round's images are decoded: a function that starts their encoding (null: no images),
+     * whose pieces `step` submits.
+     */
+    images: Promise<() => ImageEncoding | null>,
     private readonly signal: AbortSignal | undefined,
     /** Prompt ids a piece (JOIN_CHUNK_TOKENS, > 0). */
     private readonly chunkTokens: number,
   ) {
     // Settled handlers first: a constructor that throws below must not leave the images' rejection unhandled.
-    this.imagesSettled = images.then((embed) => {
-      this.prepared = { embed };
+    this.imagesSettled = images.then((begin) => {
+      this.prepared = { begin };
     }, (e) => {
       this.error ??= e;
     });
@@ -67,13 +73,22 @@ export class JoiningPrefill {
     if (!this.encoded) {
       if (!this.prepared) return;
       try {
-        this.embeds = this.prepared.embed();
+        this.encoding ??= this.prepared.begin();
+        if (this.encoding) {
+          // An encoder piece is this step's piece.
+          if (this.encoding.step()) {
+            this.embeds = this.encoding.take();
+            this.encoding.destroy();
+            this.encoding = null;
+            this.encoded = true;
+          }
+          return;
+        }
       } catch (e) {
         this.error = e;
         return;
       }
-      this.encoded = true;
-      if (this.embeds) return; // the vision encoder was this step's piece; a text prompt goes on at once
+      this.encoded = true; // a text prompt goes on at once
     }
     try {
       this.submitChunk();
@@ -110,6 +125,8 @@ export class JoiningPrefill {
   }
 
   private releaseEmbeds(): void {
+    this.encoding?.destroy();
+    this.encoding = null;
     this.embeds?.buffer.destroy();
     this.embeds = null;
   }

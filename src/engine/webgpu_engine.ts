@@ -18,6 +18,7 @@ import { ResponseStream } from "../tokenizer/response_stream.ts";
 import { buildBatchPromptIds, buildChatPromptIds, leftPadded } from "../tokenizer/chat_template.ts";
 import { generate } from "./generate.ts";
 import { JoiningPrefill } from "./joining_prefill.ts";
+import type { ImageEncoding } from "../model/image_encoding.ts";
 import { KvPrefixCache } from "./kv_prefix_cache.ts";
 import { beamSearch } from "./beam_search.ts";
 import type {
@@ -405,6 +406,13 @@ export class WebGpuEngine implements ChatEngine {
     return images.input ? this.model.encodeImages(images.input, images.tiles) : null;
   }
 
+  /** `encode` in pieces of about a joining prompt chunk's arithmetic each (JoiningPrefill). */
+  private beginEncoding(images: PreparedImages): ImageEncoding | null {
+    if (!images.input) return null;
+    const layersPerPiece = this.model.visionLayersLike(this.joinChunkTokens, images.tiles);
+    return this.model.beginImageEncoding(images.input, images.tiles, { layersPerPiece });
+  }
+
   chat(req: ChatRequest): Promise<ChatResult> {
     const started = performance.now();
     if (this.maxBatch > 1 && req.generation.numBeams === 1) {
@@ -773,7 +781,7 @@ export class WebGpuEngine implements ChatEngine {
         this.model,
         plan.promptIds,
         this.tokenizer.specialIds.imgContext,
-        this.imagesFor(w.req.images, w.req.maxNum).then((p) => () => this.encode(p)),
+        this.imagesFor(w.req.images, w.req.maxNum).then((p) => () => this.beginEncoding(p)),
         w.req.signal,
         this.joinChunkTokens,
       );

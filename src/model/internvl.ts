@@ -1,20 +1,21 @@
 // InternVLChatModel: InternViT → pixel shuffle + mlp1 → InternLM2 (modeling_internvl_chat.py, 4d48dce).
 import type { Gpu } from "../gpu/device.ts";
-import { reshape, type Tensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../gpu/tensor.ts";
 import type { Checkpoint } from "../weights/checkpoint.ts";
 import type { ModelConfig } from "../weights/config.ts";
 import type { LanguageDims, ProjectorDims, VisionDims } from "./dims.ts";
 import { type Int8Matmul, type Int8MatmulSetting, llmInt8ForMany, weightOnly } from "./int8_matmul.ts";
 import { type LlmInt8ScratchPool, llmInt8Threshold } from "../ops/llm_int8.ts";
-import { loadVisionWeights, submittingEvery, type Tap, visionForward, type VisionWeights } from "./vision.ts";
-import { loadProjectorWeights, projectorForward, type ProjectorWeights } from "./projector.ts";
+import { loadVisionWeights, type Tap, type VisionWeights } from "./vision.ts";
+import { ImageEncoding, visionLayersLike } from "./image_encoding.ts";
+import { loadProjectorWeights, type ProjectorWeights } from "./projector.ts";
 import { defaultVisionScratchBytes, VisionScratchPool } from "./vision_scratch_pool.ts";
 import { languageGemmPool, type LanguageWeights, loadLanguageWeights } from "./language.ts";
 import { LmRunner, maxChunkedPrompt } from "./lm_runner.ts";
 import type { KvCacheDtype } from "./kv_cache.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
 import { normalizationTable } from "../image/pixel_values.ts";
-import { type DecodedImage, GpuTiling } from "./gpu_tiling.ts";
+import type { DecodedImage } from "./gpu_tiling.ts";
 import { type WeightSource, WeightUploader } from "./weight_source.ts";
 
 export function modelDims(
@@ -206,66 +207,53 @@ export class InternVLModel {
     tap?: Tap,
     maxTilesPerPass?: number,
   ): Tensor {
-    const { vision, projector } = this.dims;
-    const S = vision.imageSize;
-    const pixelValues = images instanceof Float32Array ? images : null;
-    if (pixelValues && pixelValues.length !== tiles * 3 * S * S) {
-      throw new Error(`encodeImages: ${pixelValues.length} values are not ${tiles} tiles of 3×${S}×${S}`);
-    }
-    const T = vision.patchesPerSide ** 2 + 1, q = this.tokensPerTile;
-    const perPass = Math.max(1, Math.min(tiles, maxTilesPerPass ?? this.maxTilesPerPass));
-    const out = this.gpu.createTensor("image_embeds", "f32", [tiles * q, projector.hidden]);
-    const rowBytes = projector.hidden * 4;
-    // Every group of this call (and, from the pool, later calls) reuses one scratch: building it took
-    // 41–47 ms of CPU for 7 tiles on the H100 host, before the GPU could start. Recording stays synchronous.
-    const scratch = this.visionScratch.take(perPass);
-    let tiling: GpuTiling | null = null;
+    // Submitted every few layers, so the GPU starts on the first while the CPU records the rest (7 tiles'
+    // ~770 dispatches took ~50 ms to record and submit on the H100 host).
+    const layersPerPiece = Math.ceil(this.dims.vision.layers / vitSubmits);
+    const encoding = this.beginImageEncoding(images, tiles, { layersPerPiece, tap, maxTilesPerPass });
     try {
-      if (!pixelValues) {
-        tiling = new GpuTiling(this.gpu, images as readonly DecodedImage[], S);
-        if (tiling.tiles !== tiles) {
-          throw new Error(`encodeImages: the images make ${tiling.tiles} tiles, not ${tiles}`);
-        }
+      while (!encoding.step());
+      return encoding.take();
+    } finally {
+      encoding.destroy();
+    }
+  }
+
+  /**
+   * `encodeImages` as pieces the caller submits one `step` at a time (layersPerPiece encoder layers each),
+   * for a round whose encoding runs between a running batch's steps. The caller destroys it.
+   */
+  beginImageEncoding(
+    images: Float32Array | readonly DecodedImage[],
+    tiles: number,
+    options: { layersPerPiece: number; tap?: Tap; maxTilesPerPass?: number },
+  ): ImageEncoding {
+    const parts = {
+      gpu: this.gpu,
+      vision: this.vision,
+      projector: this.projector,
+      visionDims: this.dims.vision,
+      projectorDims: this.dims.projector,
+      scratch: this.visionScratch,
+      normalization: () =>
         this.normalization ??= this.gpu.uploadTensor(
           "image.normalization",
           "f32",
           [768],
           normalizationTable(),
-        );
-        const r = this.gpu.recorder("image tiling");
-        tiling.recordRows(r);
-        r.submit();
-      }
-      // Tiles go through the encoder in groups: 41 tiles (max_num 40 + thumbnail) of InternViT-6B would
-      // need a 2.2 GB MLP activation, over the 2 GiB a storage binding may hold; tiles are independent.
-      for (let first = 0; first < tiles; first += perPass) {
-        const n = Math.min(perPass, tiles - first);
-        const pixels = pixelValues
-          ? this.gpu.uploadTensor(
-            "vit.pixels",
-            "f32",
-            [n, 3, S, S],
-            pixelValues.subarray(first * 3 * S * S, (first + n) * 3 * S * S),
-          )
-          : this.gpu.createTensor("vit.pixels", "f32", [n, 3, S, S]);
-        const vs = scratch.vision.forTiles(n), ps = scratch.projector.forTiles(n);
-        const r = this.gpu.recorder("vision");
-        tiling?.recordTiles(r, this.normalization!, pixels, first);
-        // Submitted every few layers, so the GPU starts on the first while the CPU records the rest (7
-        // tiles' ~770 dispatches took ~50 ms to record and submit on the H100 host).
-        const parts = submittingEvery("vit.layer", Math.ceil(vision.layers / vitSubmits), tap);
-        visionForward(r, this.vision, vs, pixels, parts);
-        projectorForward(r, this.projector, ps, reshape(vs.hidden, [n, T, vision.hidden]), vision, projector);
-        tap?.("projector.out", -1, ps.out, r);
-        r.copyAfter(ps.out, out.buffer, n * q * rowBytes, first * q * rowBytes);
-        r.submit();
-        pixels.buffer.destroy(); // freed once the submitted work no longer needs it
-      }
-    } finally {
-      this.visionScratch.giveBack(scratch);
-      tiling?.destroy();
-    }
-    return out;
+        ),
+    };
+    return new ImageEncoding(parts, images, tiles, {
+      layersPerPiece: options.layersPerPiece,
+      maxTilesPerPass: options.maxTilesPerPass ?? this.maxTilesPerPass,
+      tap: options.tap,
+    });
+  }
+
+  /** `visionLayersLike` of this model: encoder layers a piece for a joining round's prompt chunks. */
+  visionLayersLike(promptTokens: number, tiles: number): number {
+    const perPass = Math.max(1, Math.min(tiles, this.maxTilesPerPass));
+    return visionLayersLike(this.dims.vision, this.dims.language, promptTokens, perPass);
   }
 
   /** Most tiles one encoder pass takes: its largest activation must fit one storage binding. */

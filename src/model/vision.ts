@@ -227,15 +227,47 @@ export function visionForward(
   pixels: Tensor,
   tap?: Tap,
 ): void {
-  const { hidden: D, headDim, heads, patchSize, patchesPerSide: P, eps } = s.dims;
+  visionEmbeddings(r, w, s, pixels, tap);
+  visionLayers(r, w, s, 0, w.layers.length, tap);
+}
+
+/** pixels: [N, 3, S, S] f32 normalised tiles → s.hidden: [N, P²+1, D], the encoder layers' input. */
+export function visionEmbeddings(
+  r: Recorder,
+  w: VisionWeights,
+  s: VisionScratch,
+  pixels: Tensor,
+  tap?: Tap,
+): void {
+  const { hidden: D, patchSize, patchesPerSide: P } = s.dims;
   const N = s.tiles, T = P * P + 1;
   patchify(r, pixels, s.patches, patchSize);
   linear(r, reshape(s.patches, [N * P * P, 3 * patchSize * patchSize]), w.patchEmbedding, s.patchEmbeds);
   const hidden3 = reshape(s.hidden, [N, T, D]);
   vitEmbeddings(r, reshape(s.patchEmbeds, [N, P * P, D]), w.classEmbedding, w.positionEmbedding, hidden3);
   tap?.("vit.embeddings", -1, s.hidden, r);
+}
+
+/**
+ * Encoder layers from … to−1 on s.hidden in place: a pass may be recorded in parts (src/model/image_encoding.ts
+ * submits a few layers at a time).
+ */
+export function visionLayers(
+  r: Recorder,
+  w: VisionWeights,
+  s: VisionScratch,
+  from: number,
+  to: number,
+  tap?: Tap,
+): void {
+  if (!(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= w.layers.length)) {
+    throw new Error(`visionLayers: layers ${from}…${to - 1} are not within the encoder's ${w.layers.length}`);
+  }
+  const { headDim, heads, patchesPerSide: P, eps } = s.dims;
+  const N = s.tiles, T = P * P + 1;
   const o = { llmInt8: s.llmInt8 }; // INT8_MATMUL=llm-int8: the int8 linears through LLM.int8
-  w.layers.forEach((lw, l) => {
+  w.layers.slice(from, to).forEach((lw, i) => {
+    const l = from + i;
     // x = x + ls1 * attn(norm1(x))
     rmsNorm(r, s.hidden, lw.norm1, s.normed, eps);
     linear(r, s.normed, lw.qkv, s.qkv, o);

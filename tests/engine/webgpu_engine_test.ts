@@ -432,9 +432,17 @@ Deno.test("sampled rounds that arrive together batch and draw what each draws al
 Deno.test("a new conversation joining a running batch runs its prompt pass in pieces between the batch's steps", async () => {
   const { e, batched, joins } = await batchEngine();
   const img = caseById("single_image"), text = caseById("text_only");
-  // Sampled at a high temperature, with this seed the running round makes all its 32 tokens (no early eos),
+  // Sampled at a high temperature, with this seed the running round makes all its 64 tokens (no early eos),
   // so it still submits steps while the joiner's pass runs (12 are in flight at any time).
-  const long = { ...greedy32, doSample: true, temperature: 3, topP: 0.95, topK: 0, seed: 4 };
+  const long = {
+    ...greedy32,
+    maxNewTokens: 64,
+    doSample: true,
+    temperature: 3,
+    topP: 0.95,
+    topK: 0,
+    seed: 6,
+  };
   const ask = (c: Json, generation: GenerationConfig, onText?: () => void) =>
     e.chat({
       question: c.question,
@@ -450,10 +458,12 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
   const joinerGeneration = { ...long, seed: 9 };
   const aloneJoiner = await ask(img, joinerGeneration);
   e.kept.clear();
-  assert.equal(aloneRunning.outputTokenIds.length, 32, "the running round must not end early for this test");
+  assert.equal(aloneRunning.outputTokenIds.length, 64, "the running round must not end early for this test");
   const [b0, j0, i0] = [batched(), joins(), e.interleavedJoins];
-  // A piece goes in every 4 steps (one a readback group): with 512 ids a piece, the vision encoder and two
-  // pieces take 12 of the running round's steps, well inside the ~19 it has left when the joiner arrives.
+  // A piece goes in every 4 steps (one a readback group): with 512 ids a piece, the vision encoder's two
+  // pieces (one layer each: the tiny model's layers cost more than 512 ids of its language model) and two
+  // prompt pieces take 16 of the running round's steps, well inside the ~51 it has left when the joiner
+  // arrives.
   const chunkTokens = e.joinChunkTokens;
   e.joinChunkTokens = 512;
   try {
@@ -477,20 +487,32 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
       };
       return runner;
     };
+    const beginImageEncoding = e.model.beginImageEncoding.bind(e.model);
+    e.model.beginImageEncoding = (...args) => {
+      const encoding = beginImageEncoding(...args);
+      const step = encoding.step.bind(encoding);
+      encoding.step = () => {
+        events.push(`vision ${args[2].layersPerPiece}`);
+        return step();
+      };
+      return encoding;
+    };
     let joinerDone: Promise<ChatResult> | null = null;
     let pieces = 0;
     const running = await ask(text, long, () => ++pieces === 1 && (joinerDone = ask(img, joinerGeneration)));
     const joined = await joinerDone!;
     delete (e.model as { newRunner?: unknown }).newRunner;
-    const chunks = events.filter((x) => x.startsWith("piece"));
+    delete (e.model as { beginImageEncoding?: unknown }).beginImageEncoding;
+    const at = events.flatMap((x, i) => x === "step" ? [] : [i]);
     assert.deepEqual(
-      chunks,
-      ["piece 512", "piece 325"],
-      "the joiner's prompt in pieces",
+      at.map((i) => events[i]),
+      ["vision 1", "vision 1", "piece 512", "piece 325"],
+      "the joiner's encoder a layer a piece, then its prompt in pieces",
     );
-    const [first, last] = [events.indexOf(chunks[0]), events.lastIndexOf(chunks.at(-1)!)];
-    const steps = events.slice(first, last).filter((x) => x === "step").length;
-    assert.ok(steps >= 3, `one piece a readback group of 4 steps, ${steps} steps between them: ${events}`);
+    for (let i = 1; i < at.length; i++) {
+      const steps = at[i] - at[i - 1] - 1;
+      assert.ok(steps >= 3, `one piece a readback group of 4 steps, ${steps} steps between two: ${events}`);
+    }
     assert.deepEqual(running.outputTokenIds, aloneRunning.outputTokenIds, "the running row");
     assert.deepEqual(joined.outputTokenIds, aloneJoiner.outputTokenIds, "the joiner");
     assert.equal(batched() - b0, 2, "the joiner did not run beside the running round");
@@ -525,13 +547,15 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
     };
     let failures: Promise<unknown>[] = [];
     let n = 0;
-    const again = await ask(text, long, () => {
+    // The running rounds here need only outlast a joiner that fails early: their first 32 tokens.
+    const long32 = { ...long, maxNewTokens: 32 };
+    const again = await ask(text, long32, () => {
       if (++n !== 1) return;
       failures = [bad().then(() => null, (x) => x)];
     });
     n = 0;
     aborting = true;
-    const again2 = await ask(text, long, () => {
+    const again2 = await ask(text, long32, () => {
       if (++n !== 1) return;
       failures.push(
         e.chat({
@@ -559,12 +583,12 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
     assert.equal((abortErr as DOMException)?.name, "AbortError", `${abortErr}`);
     assert.deepEqual(
       again.outputTokenIds,
-      aloneRunning.outputTokenIds,
+      aloneRunning.outputTokenIds.slice(0, 32),
       "the running row beside a bad joiner",
     );
     assert.deepEqual(
       again2.outputTokenIds,
-      aloneRunning.outputTokenIds,
+      aloneRunning.outputTokenIds.slice(0, 32),
       "the running row beside an aborted one",
     );
     const i1 = e.interleavedJoins;
@@ -586,6 +610,7 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
     // The engine is shared: its own setting and newRunner again, whatever failed.
     e.joinChunkTokens = chunkTokens;
     delete (e.model as { newRunner?: unknown }).newRunner;
+    delete (e.model as { beginImageEncoding?: unknown }).beginImageEncoding;
   }
 });
 
