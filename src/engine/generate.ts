@@ -90,6 +90,11 @@ export interface GenerateOptions {
    * the rows' streams stall for a piece, not for all that could be queued in the steps in flight.
    */
   between?: () => void;
+  /**
+   * Called at each readback, before its wait (Deno's mapAsync blocks this thread until the GPU has run all
+   * that was submitted): CPU work done here (recording the next `between` piece) overlaps the GPU's.
+   */
+  prepare?: () => void;
 }
 
 /**
@@ -213,6 +218,7 @@ export async function generate(
           // encodes none ahead). A generation that stops at this readback never submits it (the runner is
           // cut back before any reuse, as after the steps still in flight).
           if (submitted < maxNew && submitted - reported <= inFlight) ready = encodeDecodeStep();
+          options.prepare?.();
           const mapped = ring[slot].mapAsync(GPUMapMode.READ);
           const entry = { slot, steps, mapped, mappedAt: performance.now(), settled: false };
           mapped.then(() => entry.settled = true, () => entry.settled = true); // takeOldest rethrows a failure

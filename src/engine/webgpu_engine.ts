@@ -677,6 +677,7 @@ export class WebGpuEngine implements ChatEngine {
           rowBefore: before,
           pause,
           between: () => joining?.prefill.step(),
+          prepare: () => joining?.prefill.prepare(),
           onStep: (step) =>
             step.forEach((id, b) => {
               if (id < 0) return;

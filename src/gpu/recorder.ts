@@ -74,9 +74,28 @@ export class Recorder {
     this.copies.push({ src, dst, bytes, dstOffset, srcOffset });
   }
 
+  /** Work encoded by `submit` while submits are held (see holdSubmits), in order. */
+  private held: (() => void)[] | null = null;
+
   /** Encodes everything recorded into one pass (plus trailing copies) and submits it; does not wait. */
   submit(): void {
-    this.encode()();
+    const submit = this.encode();
+    if (this.held) this.held.push(submit);
+    else submit();
+  }
+
+  /**
+   * From now on `submit` encodes but holds the work (submit the last part too); the returned function submits
+   * what was held, in order. A pass can then be recorded while the GPU is busy and submitted at its turn.
+   * Queue writes made while recording (tensor uploads) are not held: they run before the next submit, so they
+   * must only touch buffers that work already submitted no longer reads.
+   */
+  holdSubmits(): () => void {
+    const held: (() => void)[] = this.held = [];
+    return () => {
+      if (this.held === held) this.held = null;
+      for (const submit of held) submit();
+    };
   }
 
   /**

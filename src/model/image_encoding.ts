@@ -25,6 +25,12 @@ export interface ImageEncoderParts {
 export interface ImageEncodingOptions {
   /** Encoder layers a piece records (≥ 1); the first piece of each tile group also embeds the patches. */
   layersPerPiece: number;
+  /**
+   * Most encoder layers one submit holds (default: a piece): a longer piece goes to the GPU in several
+   * submits, so the GPU starts on the first while the CPU records the rest, and no command buffer runs for
+   * seconds (one of all 45 layers over 7 tiles, ~2 s weight-only on an H100, never completed there).
+   */
+  layersPerSubmit?: number;
   /** Most tiles one encoder pass takes (InternVLModel.maxTilesPerPass); larger requests go in groups. */
   maxTilesPerPass: number;
   tap?: Tap;
@@ -56,8 +62,15 @@ export class ImageEncoding {
     if (images instanceof Float32Array && images.length !== tiles * 3 * S * S) {
       throw new Error(`encodeImages: ${images.length} values are not ${tiles} tiles of 3×${S}×${S}`);
     }
-    if (!(Number.isInteger(options.layersPerPiece) && options.layersPerPiece >= 1)) {
-      throw new Error(`ImageEncoding: layersPerPiece ${options.layersPerPiece} must be a positive integer`);
+    for (
+      const [name, n] of [["layersPerPiece", options.layersPerPiece], [
+        "layersPerSubmit",
+        options.layersPerSubmit ?? 1,
+      ]] as const
+    ) {
+      if (!(Number.isInteger(n) && n >= 1)) {
+        throw new Error(`ImageEncoding: ${name} ${n} must be a positive integer`);
+      }
     }
     const perPass = Math.max(1, Math.min(tiles, options.maxTilesPerPass));
     // Every group (and, from the pool, later encodings) reuses one scratch: building it took 41–47 ms of CPU
@@ -145,7 +158,11 @@ export class ImageEncoding {
           }
           visionEmbeddings(r, this.parts.vision, vs, this.pixels, tap);
         }
-        visionLayers(r, this.parts.vision, vs, from, to, tap);
+        const every = this.options.layersPerSubmit ?? layersPerPiece;
+        for (let l = from; l < to; l += every) {
+          if (l > from) r.submit();
+          visionLayers(r, this.parts.vision, vs, l, Math.min(to, l + every), tap);
+        }
         if (to === v.layers) {
           projectorForward(
             r,

@@ -207,9 +207,7 @@ export class InternVLModel {
     tap?: Tap,
     maxTilesPerPass?: number,
   ): Tensor {
-    // Submitted every few layers, so the GPU starts on the first while the CPU records the rest (7 tiles'
-    // ~770 dispatches took ~50 ms to record and submit on the H100 host).
-    const layersPerPiece = Math.ceil(this.dims.vision.layers / vitSubmits);
+    const layersPerPiece = this.dims.vision.layers; // a piece a tile group, submitted every few layers
     const encoding = this.beginImageEncoding(images, tiles, { layersPerPiece, tap, maxTilesPerPass });
     try {
       while (!encoding.step());
@@ -221,7 +219,9 @@ export class InternVLModel {
 
   /**
    * `encodeImages` as pieces the caller submits one `step` at a time (layersPerPiece encoder layers each),
-   * for a round whose encoding runs between a running batch's steps. The caller destroys it.
+   * for a round whose encoding runs between a running batch's steps. The caller destroys it. Submitted every
+   * few layers within a piece: the GPU starts on the first while the CPU records the rest (7 tiles' ~770
+   * dispatches took ~50 ms to record and submit on the H100 host), and no submit runs for seconds.
    */
   beginImageEncoding(
     images: Float32Array | readonly DecodedImage[],
@@ -245,6 +245,7 @@ export class InternVLModel {
     };
     return new ImageEncoding(parts, images, tiles, {
       layersPerPiece: options.layersPerPiece,
+      layersPerSubmit: Math.ceil(this.dims.vision.layers / vitSubmits),
       maxTilesPerPass: options.maxTilesPerPass ?? this.maxTilesPerPass,
       tap: options.tap,
     });
