@@ -15,6 +15,7 @@ import {
   prefillSection,
 } from "../src/bench/llm_sections.ts";
 import { ttftSection, vitSection } from "../src/bench/vision_sections.ts";
+import { joinSection } from "../src/bench/join_section.ts";
 import { logitsSection, torchSection } from "../src/bench/torch_sections.ts";
 import { renderTable, resultsDocument } from "../src/bench/report.ts";
 import { benchShapes } from "../src/bench/shapes.ts";
@@ -54,6 +55,7 @@ const sections: Section[] = [
   { name: "loop", reserveMs: [20_000, 3_000], run: loopSection },
   { name: "vit", reserveMs: [30_000, 3_000], run: vitSection },
   { name: "ttft", reserveMs: [30_000, 3_000], run: ttftSection },
+  { name: "join", reserveMs: [60_000, 5_000], run: joinSection },
   { name: "logits", reserveMs: [60_000, 5_000], run: logitsSection },
   { name: "torch", reserveMs: [150_000, 20_000], run: torchSection },
 ];

@@ -118,6 +118,17 @@ export function renderTable(doc: Record<string, Json>): string {
       "≤ 1e-2 required",
     ],
   ];
+  // One row a JOIN_CHUNK_TOKENS setting the join section ran.
+  for (const key of Object.keys(doc)) {
+    const chunk = key.match(/^join_rows_longest_gap_ms_chunk_(\d+)$/)?.[1];
+    if (chunk === undefined) continue;
+    rows.push([
+      `join, chunk ${chunk}: stall / 1st (ms)`,
+      `${fmt(doc[key], 0)} / ${fmt(doc[`join_first_token_ms_chunk_${chunk}`], 0)}`,
+      undefined,
+      chunk === "0" ? "rows' longest gap / newcomer's first token; whole pass" : "pieces beside the rows",
+    ]);
+  }
   const lines = [
     `InternVL Edge bench — ${doc.card} — ${doc.date} — scale ${doc.scale} — timing ${doc.timing_method}`,
     "",

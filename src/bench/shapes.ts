@@ -23,6 +23,9 @@ export interface BenchShapes {
   ttftTextTokens: number;
   /** Decode steps of the real generate() loop after a prompt of decodeContexts[0] tokens. */
   loopTokens: number;
+  /** Prompt ids a piece of a newcomer joining running rows (0: its whole pass at once), and runs of each. */
+  joinChunkTokens: number[];
+  joinRuns: number;
   /** Layers of the real-width model whose logits are compared with PyTorch's. */
   compareLayers: number;
   compareTokens: number;
@@ -70,6 +73,8 @@ export const fullShapes: BenchShapes = {
   // 7·256 image tokens + ~50 of template and question = 1842, the PyTorch baseline's prompt.
   ttftTextTokens: 50,
   loopTokens: 128,
+  joinChunkTokens: [0, 512, 256, 128],
+  joinRuns: 2,
   compareLayers: 2,
   compareTokens: 16,
   copyBytes: 1 << 30,
@@ -114,6 +119,8 @@ export const tinyShapes: BenchShapes = {
   ttftTiles: 7,
   ttftTextTokens: 50,
   loopTokens: 8,
+  joinChunkTokens: [0, 256],
+  joinRuns: 1,
   compareLayers: 2,
   compareTokens: 16,
   copyBytes: 8 << 20,
@@ -126,4 +133,24 @@ export function benchShapes(scale: BenchScale): BenchShapes {
 /** Image tokens one tile contributes after the pixel shuffle (256 at full scale). */
 export function tokensPerTile(v: VisionDims): number {
   return (v.patchesPerSide / 2) ** 2;
+}
+
+/** n text ids of the synthetic prompts (never the image context id). */
+export function syntheticTextIds(shapes: BenchShapes, n: number, seed: number): number[] {
+  return Array.from({ length: n }, (_, i) => (seed + i * 7919) % shapes.language.vocab).map((id) =>
+    id === shapes.imageContextId ? 1 : id
+  );
+}
+
+/**
+ * The time-to-first-token prompt: system + "<img>", ttftTiles tiles' image block, "</img>\n" + question +
+ * template tail (1842 ids at full scale, the PyTorch baseline's prompt).
+ */
+export function imagePromptIds(shapes: BenchShapes): number[] {
+  const half = shapes.ttftTextTokens >> 1;
+  return [
+    ...syntheticTextIds(shapes, half, 5),
+    ...new Array(shapes.ttftTiles * tokensPerTile(shapes.vision)).fill(shapes.imageContextId),
+    ...syntheticTextIds(shapes, shapes.ttftTextTokens - half, 9),
+  ];
 }

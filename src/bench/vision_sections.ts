@@ -19,7 +19,7 @@ import type { BenchContext, Json } from "./bench_context.ts";
 import { median, nsToMs } from "./gpu_timer.ts";
 import { profileKernels } from "./kernel_profile.ts";
 import { vitFlops } from "./model_cost.ts";
-import { tokensPerTile } from "./shapes.ts";
+import { imagePromptIds, syntheticTextIds, tokensPerTile } from "./shapes.ts";
 import { medianWallMs, sig } from "./util.ts";
 
 const round = (x: number, digits?: number) => sig(x, digits === undefined ? 4 : Math.max(4, digits + 1));
@@ -182,18 +182,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
     return { skipped: `estimated ${round((vit + pre) / 1000, 1)} s exceeds the time left` };
   }
   const S = shapes.vision.imageSize;
-  const imageTokens = tiles * tokensPerTile(shapes.vision);
-  const V = shapes.language.vocab, half = shapes.ttftTextTokens >> 1;
-  const text = (n: number, seed: number) =>
-    Array.from({ length: n }, (_, i) => (seed + i * 7919) % V).map((id) =>
-      id === shapes.imageContextId ? 1 : id
-    );
-  // system + "<img>", image block, "</img>\n" + question + template tail
-  const ids = [
-    ...text(half, 5),
-    ...new Array(imageTokens).fill(shapes.imageContextId),
-    ...text(shapes.ttftTextTokens - half, 9),
-  ];
+  const ids = imagePromptIds(shapes);
   const pixels = randomF32(tiles * 3 * S * S, 4242, -2, 2);
   const photo = tiles === 7 ? await imagePreprocessing(S, ctx.shapes.scale === "tiny") : null;
   const pipelinesWarm = ctx.pipelinesWarm;
@@ -209,7 +198,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   };
   timer.start("ttft");
   const t0 = performance.now();
-  const followup = text(30, 13); // "<|im_end|><|im_start|>user\n" + a short question + template tail
+  const followup = syntheticTextIds(shapes, 30, 13); // "<|im_end|><|im_start|>user\n" + a short question + template tail
   // The engine's runner for a new conversation keeps room for its follow-up rounds (followupRoom).
   const runner = m.model.newRunner(1, ids.length + 1 + followup.length + 8);
   const kept = new KvPrefixCache(Number.MAX_SAFE_INTEGER);
@@ -329,7 +318,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
       }
       : {}),
     prompt_tokens: ids.length,
-    image_tokens: imageTokens,
+    image_tokens: tiles * tokensPerTile(shapes.vision),
     ttft_ms: round(ttft, 1),
     // Where the wall time beyond the GPU's goes: the runner (KV cache), then the vision pass's CPU side.
     ttft_runner_cpu_ms: round(tEncode - t0, 2),

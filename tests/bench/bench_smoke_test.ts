@@ -74,6 +74,16 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
   assert.equal(doc.submits_per_decode_step, 1);
   // The follow-up round found the kept conversation (the bench throws otherwise) and was timed.
   assert.equal(doc.sections.ttft.followup_new_tokens, 31);
+  // A newcomer joined running rows with its whole pass at once and in pieces beside them (the rows kept
+  // making tokens meanwhile, its encoder a layer a piece on the tiny model).
+  for (const chunk of benchShapes("tiny").joinChunkTokens) {
+    for (const k of [`join_rows_longest_gap_ms_chunk_${chunk}`, `join_first_token_ms_chunk_${chunk}`]) {
+      assert.ok(isNum(doc[k]) && doc[k] > 0, `${k} = ${doc[k]}`);
+    }
+  }
+  const pieces = doc.sections.join.chunk_256 as Doc;
+  assert.equal(pieces.vision_layers_per_piece, 1);
+  assert.ok(pieces.rows_steps_beside >= 8, `rows' steps beside the pieces: ${pieces.rows_steps_beside}`);
   assert.equal(doc.weight_load_ms, null);
   // No PyTorch without --torch: its keys stay null rather than absent.
   for (const k of ["torch_decode_ms_eager", "torch_decode_ms_cudagraph"]) assert.equal(doc[k], null);

@@ -406,17 +406,25 @@ Deno.test("sampled rounds that arrive together batch and draw what each draws al
   }
   assert.equal(batched(), 3);
   // A sampled round that arrives while another generates joins it; the running row goes on drawing at its
-  // own steps (and the joining one from its first), so both draw what they drew alone.
+  // own steps (and the joining one from its first), so both draw what they drew alone. Joined by a pause at
+  // once (JOIN_CHUNK_TOKENS=0): in pieces beside it, the newcomer would outlive this short round.
   let pieces = 0;
   let joiner: Promise<ChatResult> | null = null;
-  const running = await e.chat({
-    question: c.question,
-    images,
-    history: [],
-    maxNum: 6,
-    generation: { ...sampled, seed: 1 },
-    onText: () => ++pieces === 2 && (joiner = ask(3)),
-  });
+  const chunkTokens = e.joinChunkTokens;
+  e.joinChunkTokens = 0;
+  let running: ChatResult;
+  try {
+    running = await e.chat({
+      question: c.question,
+      images,
+      history: [],
+      maxNum: 6,
+      generation: { ...sampled, seed: 1 },
+      onText: () => ++pieces === 2 && (joiner = ask(3)),
+    });
+  } finally {
+    e.joinChunkTokens = chunkTokens;
+  }
   const late = await joiner!;
   assert.equal(batched(), 5, "the late sampled round did not join the running one");
   assert.equal(joins(), 1);

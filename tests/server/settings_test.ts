@@ -17,7 +17,7 @@ Deno.test("loadSettings defaults serve the random-weight fixture on 127.0.0.1:80
   assert.equal(s.imageResize, "gpu");
   assert.equal(s.engineThread, "worker", "the engine's blocking GPU waits stay off the serving thread");
   assert.equal(s.maxBatch, 8);
-  assert.equal(s.joinChunkTokens, 0, "joins pause at once unless JOIN_CHUNK_TOKENS is set");
+  assert.equal(s.joinChunkTokens, 512, "a new conversation's prompt pass runs in pieces beside a batch");
   assert.ok(TINY_MODEL_DIR.endsWith("tiny-internvl/model"));
 });
 
