@@ -103,10 +103,13 @@ export class JoiningPrefill {
     try {
       const chunk = this.held ?? this.recordChunk();
       this.held = null;
-      chunk.submit();
-      chunk.free();
-      this.at += chunk.ids;
-      this.imageRowsUsed += chunk.images;
+      try {
+        chunk.submit();
+        this.at += chunk.ids;
+        this.imageRowsUsed += chunk.images;
+      } finally {
+        chunk.free();
+      }
     } catch (e) {
       this.error = e; // a GPU error: the round fails, the batch goes on
     }

@@ -10,6 +10,12 @@ import { projectorForward, type ProjectorWeights } from "./projector.ts";
 import type { VisionScratchPool } from "./vision_scratch_pool.ts";
 import { type DecodedImage, GpuTiling } from "./gpu_tiling.ts";
 
+function positiveInteger(name: string, n: number): void {
+  if (!(Number.isInteger(n) && n >= 1)) {
+    throw new Error(`ImageEncoding: ${name} ${n} must be a positive integer`);
+  }
+}
+
 /** What an encoding needs of the model: its weights, dimensions and shared scratch. */
 export interface ImageEncoderParts {
   gpu: Gpu;
@@ -27,8 +33,7 @@ export interface ImageEncodingOptions {
   layersPerPiece: number;
   /**
    * Most encoder layers one submit holds (default: a piece): a longer piece goes to the GPU in several
-   * submits, so the GPU starts on the first while the CPU records the rest, and no command buffer runs for
-   * seconds (one of all 45 layers over 7 tiles, ~2 s weight-only on an H100, never completed there).
+   * submits, so the GPU starts on the first while the CPU records the rest.
    */
   layersPerSubmit?: number;
   /** Most tiles one encoder pass takes (InternVLModel.maxTilesPerPass); larger requests go in groups. */
@@ -62,16 +67,8 @@ export class ImageEncoding {
     if (images instanceof Float32Array && images.length !== tiles * 3 * S * S) {
       throw new Error(`encodeImages: ${images.length} values are not ${tiles} tiles of 3×${S}×${S}`);
     }
-    for (
-      const [name, n] of [["layersPerPiece", options.layersPerPiece], [
-        "layersPerSubmit",
-        options.layersPerSubmit ?? 1,
-      ]] as const
-    ) {
-      if (!(Number.isInteger(n) && n >= 1)) {
-        throw new Error(`ImageEncoding: ${name} ${n} must be a positive integer`);
-      }
-    }
+    positiveInteger("layersPerPiece", options.layersPerPiece);
+    positiveInteger("layersPerSubmit", options.layersPerSubmit ?? 1);
     const perPass = Math.max(1, Math.min(tiles, options.maxTilesPerPass));
     // Every group (and, from the pool, later encodings) reuses one scratch: building it took 41–47 ms of CPU
     // for 7 tiles on the H100 host, before the GPU could start.

@@ -221,7 +221,7 @@ export class InternVLModel {
    * `encodeImages` as pieces the caller submits one `step` at a time (layersPerPiece encoder layers each),
    * for a round whose encoding runs between a running batch's steps. The caller destroys it. Submitted every
    * few layers within a piece: the GPU starts on the first while the CPU records the rest (7 tiles' ~770
-   * dispatches took ~50 ms to record and submit on the H100 host), and no submit runs for seconds.
+   * dispatches took ~50 ms to record and submit on the H100 host).
    */
   beginImageEncoding(
     images: Float32Array | readonly DecodedImage[],
