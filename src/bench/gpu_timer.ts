@@ -34,10 +34,19 @@ export class GpuTimer {
   private resolveBuffer: GPUBuffer | null = null;
   private readBuffer: GPUBuffer | null = null;
   private labels: string[] = [];
+  /** Per stamped pass: whether its command buffer was submitted (generate() encodes a step ahead). */
+  private submitted: boolean[] = [];
+  /** The stamped passes' indices of each finished command buffer, and the collect cycle they belong to. */
+  private readonly slotsOf = new WeakMap<GPUCommandBuffer, { cycle: number; slots: number[] }>();
+  /** Bumped whenever the stamped passes are forgotten (collect, abandon): older indices mean nothing. */
+  private cycle = 0;
   private recording = false;
   private nextLabel = "pass";
-  /** The uninstrumented queue.submit, so the timer's own resolve copies are not counted. */
+  /** The uninstrumented queue.submit and createCommandEncoder: the timer's own work is not counted. */
   private rawSubmit: (buffers: Iterable<GPUCommandBuffer>) => void = () => {};
+  private rawEncoder: (desc?: GPUCommandEncoderDescriptor) => GPUCommandEncoder = () => {
+    throw new Error("GpuTimer: not instrumented");
+  };
 
   private constructor(readonly gpu: Gpu, useTimestamps: boolean) {
     this.method = useTimestamps ? "timestamp-query" : "wall-clock";
@@ -94,6 +103,8 @@ export class GpuTimer {
   abandon(): void {
     this.recording = false;
     this.labels = [];
+    this.submitted = [];
+    this.cycle++;
   }
 
   label(label: string): void {
@@ -106,18 +117,33 @@ export class GpuTimer {
   }
 
   /**
-   * Stops stamping, waits for the GPU and returns every stamped pass in submission order.
-   * Without timestamp-query it returns [] (callers use wall clock instead).
+   * Stops stamping, waits for the GPU and returns every stamped pass that was submitted, in the order the
+   * passes were encoded. Without timestamp-query it returns [] (callers use wall clock instead).
    */
   async collect(): Promise<PassStamp[]> {
     this.recording = false;
     const n = this.labels.length;
     if (!this.querySet || n === 0) {
       this.labels = [];
+      this.submitted = [];
+      this.cycle++;
       return [];
     }
-    const device = this.gpu.device;
-    const enc = device.createCommandEncoder({ label: "bench.timestamps.resolve" });
+    const enc = this.rawEncoder({ label: "bench.timestamps.resolve" });
+    // A pass encoded but never submitted (a generation that paused leaves its next step so) never wrote its
+    // queries; resolving queries never written is not defined on Vulkan, and a join run with one never
+    // returned on an H100 (PERF.md v46). An empty pass writes them first; those stamps are dropped.
+    for (let i = 0; i < n; i++) {
+      if (this.submitted[i]) continue;
+      enc.beginComputePass({
+        label: "bench.timestamps.unsubmitted",
+        timestampWrites: {
+          querySet: this.querySet,
+          beginningOfPassWriteIndex: 2 * i,
+          endOfPassWriteIndex: 2 * i + 1,
+        },
+      }).end();
+    }
     enc.resolveQuerySet(this.querySet, 0, 2 * n, this.resolveBuffer!, 0);
     enc.copyBufferToBuffer(this.resolveBuffer!, 0, this.readBuffer!, 0, 2 * n * 8);
     this.rawSubmit([enc.finish()]);
@@ -129,8 +155,10 @@ export class GpuTimer {
       label,
       beginNs: Number(ticks[2 * i]),
       endNs: Number(ticks[2 * i + 1]),
-    }));
+    })).filter((_, i) => this.submitted[i]);
     this.labels = [];
+    this.submitted = [];
+    this.cycle++;
     return out;
   }
 
@@ -152,8 +180,16 @@ export class GpuTimer {
     // deno-lint-ignore no-this-alias
     const timer = this;
     const createEncoder = device.createCommandEncoder.bind(device);
+    this.rawEncoder = createEncoder;
     device.createCommandEncoder = (desc?: GPUCommandEncoderDescriptor) => {
       const enc = createEncoder(desc);
+      const slots: number[] = [];
+      const finish = enc.finish.bind(enc);
+      enc.finish = (d?: GPUCommandBufferDescriptor) => {
+        const buffer = finish(d);
+        if (slots.length > 0) timer.slotsOf.set(buffer, { cycle: timer.cycle, slots });
+        return buffer;
+      };
       const beginPass = enc.beginComputePass.bind(enc);
       enc.beginComputePass = (passDesc?: GPUComputePassDescriptor) => {
         timer.passes++;
@@ -161,7 +197,9 @@ export class GpuTimer {
         if (timer.recording && timer.querySet && !passDesc?.timestampWrites) {
           const i = timer.labels.length;
           if (2 * i + 2 <= maxQueries) {
+            slots.push(i);
             timer.labels.push(timer.nextLabel);
+            timer.submitted.push(false);
             d = {
               ...passDesc,
               timestampWrites: {
@@ -187,7 +225,13 @@ export class GpuTimer {
     this.rawSubmit = submit;
     queue.submit = (buffers: Iterable<GPUCommandBuffer>) => {
       timer.submits++;
-      submit(buffers);
+      const list = [...buffers];
+      for (const b of list) {
+        const stamped = timer.slotsOf.get(b);
+        if (!stamped || stamped.cycle !== timer.cycle) continue;
+        for (const i of stamped.slots) timer.submitted[i] = true;
+      }
+      submit(list);
     };
   }
 }

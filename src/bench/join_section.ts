@@ -2,8 +2,8 @@
 // stall, and when the newcomer's first token comes, with its prompt pass run whole while the batch waits
 // (JOIN_CHUNK_TOKENS=0) or in pieces between the batch's steps (JoiningPrefill, as WebGpuEngine runs it).
 // Wall clock: the stalls are hundreds of ms, and Deno's ~11 ms completion poll is in what a client sees too.
-// Not stamped with timestamp queries: collecting this section's stamps never returned on an H100 with the
-// weight-only model (PERF.md v46); the GPU time of its pieces was read in llm-int8 runs before that.
+// With timestamp-query each piece's GPU time is reported too (GpuTimer drops the pass generate() encodes
+// ahead and never submits when the rows pause: its unwritten queries once hung this section, PERF.md v46).
 import { generate } from "../engine/generate.ts";
 import { JoiningPrefill } from "../engine/joining_prefill.ts";
 import { defaultGenerationConfig } from "../engine/types.ts";
@@ -30,6 +30,8 @@ interface JoinRun {
   firstTokenMs: number;
   /** Rows' steps between the arrival and the pause. */
   stepsBeside: number;
+  /** GPU time of each piece (timestamp-query; else empty). */
+  pieceGpuMs: number[];
   /** CPU time of each piece's `step` (an encoder piece's recording, or a recorded chunk's submit). */
   pieceCpuMs: number[];
   /** CPU time of recording prompt chunks ahead, while the GPU runs the rows' steps. */
@@ -71,11 +73,15 @@ async function joinOnce(
   let joiner: JoiningPrefill | null = null;
   const owned: { destroy(): void }[] = [runner];
   const pieceCpuMs: number[] = [], prepareCpuMs: number[] = [];
+  const { timer } = ctx;
+  timer.start("step");
   // A call on the newcomer's pass beside the rows, its CPU time kept when it did something.
   const onJoiner = (f: (j: JoiningPrefill) => void, cpuMs: number[]) => {
     if (whole || !joiner) return;
     const t0 = performance.now();
+    timer.label("piece"); // a piece's passes are made (and stamped) as it is recorded
     f(joiner);
+    timer.label("step");
     const ms = performance.now() - t0;
     if (ms > 0.5) cpuMs.push(ms);
   };
@@ -138,16 +144,29 @@ async function joinOnce(
       maxNewTokens: 1,
     }, { eosId: -1, imageContextId, runner: batch, onStep: () => firstAt = performance.now() });
     const pauseMs = firstAt - lastRowToken;
+    // Consecutive passes labelled "piece" are one piece (submitted back to back).
+    const stamps = await timer.collect();
+    const pieceGpuMs: number[] = [];
+    stamps.forEach((st, i) => {
+      if (st.label !== "piece") return;
+      if (stamps[i - 1]?.label === "piece") {
+        pieceGpuMs[pieceGpuMs.length - 1] += (st.endNs - stamps[i - 1].endNs) / 1e6;
+      } else pieceGpuMs.push((st.endNs - st.beginNs) / 1e6);
+    });
     return {
       rowsLongestGapMs: Math.max(gapBesideMs, pauseMs),
       gapBesideMs,
       pauseMs,
       firstTokenMs: firstAt - arrived,
       stepsBeside: times.filter((t) => t > arrived).length,
+      pieceGpuMs: pieceGpuMs.map((x) => sig(x, 3)!),
       pieceCpuMs: pieceCpuMs.map((x) => sig(x, 3)!),
       prepareCpuMs: prepareCpuMs.map((x) => sig(x, 3)!),
       longestGaps: gaps.sort((a, b) => b[0] - a[0]).slice(0, 5).map(([g, i]) => [sig(g, 4)!, i]),
     };
+  } catch (e) {
+    timer.abandon();
+    throw e;
   } finally {
     for (const o of owned) o.destroy();
   }
@@ -193,6 +212,7 @@ export async function joinSection(ctx: BenchContext): Promise<Record<string, Jso
         newcomer_first_token_ms: sig(r.firstTokenMs, 4),
       })),
       // The last run's breakdown.
+      piece_gpu_ms: rs.at(-1)!.pieceGpuMs,
       piece_cpu_ms: rs.at(-1)!.pieceCpuMs,
       prepare_cpu_ms: rs.at(-1)!.prepareCpuMs,
       longest_gaps_ms_after_steps: rs.at(-1)!.longestGaps,
@@ -208,7 +228,7 @@ export async function joinSection(ctx: BenchContext): Promise<Record<string, Jso
     row_prompt_tokens: rowPromptTokens,
     newcomer_prompt_tokens: ids.length,
     newcomer_tiles: shapes.ttftTiles,
-    method: "wall clock, median of runs",
+    method: "wall clock, median of runs; piece_gpu_ms: timestamp queries",
     ...settings,
   };
 }

@@ -44,6 +44,43 @@ Deno.test("GpuTimer stamps every Recorder pass in order and counts submits and d
   t.buffer.destroy();
 });
 
+Deno.test("GpuTimer.collect returns only submitted passes: one encoded ahead and dropped does not count", async () => {
+  const gpu = await benchGpu();
+  const timer = GpuTimer.install(gpu);
+  if (!timer.hasTimestamps) return;
+  const t = gpu.createTensor("timer.y", "f32", [4099]);
+  timer.resetCounts();
+  timer.start("first");
+  const a = gpu.recorder("a");
+  fillRandom(a, t, { seed: 1 });
+  a.submit();
+  timer.label("dropped");
+  const ahead = gpu.recorder("ahead");
+  fillRandom(ahead, t, { seed: 2 });
+  const late = ahead.encode(); // encoded as generate() encodes its next step, not submitted in this cycle
+  timer.label("last");
+  const b = gpu.recorder("b");
+  fillRandom(b, t, { seed: 3 });
+  b.submit();
+  const stamps = await timer.collect();
+  assert.deepEqual(stamps.map((s) => s.label), ["first", "last"]);
+  assert.ok(stamps[1].beginNs >= stamps[0].endNs);
+  assert.deepEqual([timer.submits, timer.passes], [2, 3], "the timer's own passes are not counted");
+  // The next cycle starts clean: the last cycle's dropped pass (its index 1) submitted now does not count
+  // for this cycle's pass at index 1, dropped too.
+  timer.start("next");
+  const c = gpu.recorder("c");
+  fillRandom(c, t, { seed: 4 });
+  c.submit();
+  timer.label("dropped again");
+  const d = gpu.recorder("d");
+  fillRandom(d, t, { seed: 5 });
+  d.encode();
+  late();
+  assert.deepEqual((await timer.collect()).map((s) => s.label), ["next"]);
+  t.buffer.destroy();
+});
+
 Deno.test("timeRepeated reports per-repetition GPU spans, busy time and gaps", async () => {
   const gpu = await benchGpu();
   const timer = GpuTimer.install(gpu);
