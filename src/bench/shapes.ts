@@ -74,7 +74,7 @@ export const fullShapes: BenchShapes = {
   ttftTextTokens: 50,
   loopTokens: 128,
   joinChunkTokens: [0, 512, 256, 128],
-  joinRuns: 2,
+  joinRuns: 3,
   compareLayers: 2,
   compareTokens: 16,
   copyBytes: 1 << 30,

@@ -96,8 +96,9 @@ export interface ModelInfo {
  * Prompt ids a piece of a joining round's prompt pass takes, one piece a readback group of the running
  * batch's steps (JOIN_CHUNK_TOKENS; WebGpuEngineOptions.joinChunkTokens); 0: the batch pauses at once and the
  * newcomer's whole pass runs first. 512 measured best of 128, 256 and 512 at the real shapes on an H100
- * (docs/PERF.md v46, `deno task bench --sections join`): a 7-tile newcomer stalls 4 running rows for 0.32 s
- * instead of 2.08 s (`llm-int8`; weight-only 0.61 instead of 4.05), its first token 2.64 s instead of 2.08.
+ * (docs/PERF.md v46, `deno task bench --sections join`): a 7-tile newcomer stalls 4 running rows for
+ * 0.32–0.71 s instead of 2.08 s (`llm-int8`; weight-only 0.61–1.6 instead of 4.05), its first token 2.64 s
+ * instead of 2.08.
  */
 export const defaultJoinChunkTokens = 512;
 
