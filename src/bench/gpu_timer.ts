@@ -183,11 +183,13 @@ export class GpuTimer {
     this.rawEncoder = createEncoder;
     device.createCommandEncoder = (desc?: GPUCommandEncoderDescriptor) => {
       const enc = createEncoder(desc);
+      // This encoder's stamped passes, and the cycle they were stamped in.
       const slots: number[] = [];
+      let cycle = timer.cycle;
       const finish = enc.finish.bind(enc);
       enc.finish = (d?: GPUCommandBufferDescriptor) => {
         const buffer = finish(d);
-        if (slots.length > 0) timer.slotsOf.set(buffer, { cycle: timer.cycle, slots });
+        if (slots.length > 0) timer.slotsOf.set(buffer, { cycle, slots });
         return buffer;
       };
       const beginPass = enc.beginComputePass.bind(enc);
@@ -197,6 +199,7 @@ export class GpuTimer {
         if (timer.recording && timer.querySet && !passDesc?.timestampWrites) {
           const i = timer.labels.length;
           if (2 * i + 2 <= maxQueries) {
+            if (slots.length === 0) cycle = timer.cycle;
             slots.push(i);
             timer.labels.push(timer.nextLabel);
             timer.submitted.push(false);
