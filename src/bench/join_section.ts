@@ -38,6 +38,11 @@ interface JoinRun {
   prepareCpuMs: number[];
   /** The five longest gaps between the rows' tokens after the arrival: [ms, steps delivered before it]. */
   longestGaps: [number, number][];
+  /**
+   * The three longest times the GPU sat idle in the run (timestamp-query): [ms, the label of the pass after
+   * it]. A token gap far longer than any piece with the GPU idle as long was spent on the host.
+   */
+  longestGpuIdle: [number, string][];
 }
 
 /**
@@ -153,6 +158,13 @@ async function joinOnce(
         pieceGpuMs[pieceGpuMs.length - 1] += (st.endNs - stamps[i - 1].endNs) / 1e6;
       } else pieceGpuMs.push((st.endNs - st.beginNs) / 1e6);
     });
+    const byStart = [...stamps].sort((a, b) => a.beginNs - b.beginNs);
+    let busyUntil = byStart[0]?.endNs ?? 0;
+    const idle: [number, string][] = [];
+    for (const st of byStart.slice(1)) {
+      if (st.beginNs > busyUntil) idle.push([(st.beginNs - busyUntil) / 1e6, st.label]);
+      busyUntil = Math.max(busyUntil, st.endNs);
+    }
     return {
       rowsLongestGapMs: Math.max(gapBesideMs, pauseMs),
       gapBesideMs,
@@ -163,6 +175,7 @@ async function joinOnce(
       pieceCpuMs: pieceCpuMs.map((x) => sig(x, 3)!),
       prepareCpuMs: prepareCpuMs.map((x) => sig(x, 3)!),
       longestGaps: gaps.sort((a, b) => b[0] - a[0]).slice(0, 5).map(([g, i]) => [sig(g, 4)!, i]),
+      longestGpuIdle: idle.sort((a, b) => b[0] - a[0]).slice(0, 3).map(([ms, label]) => [sig(ms, 3)!, label]),
     };
   } catch (e) {
     timer.abandon();
@@ -216,6 +229,9 @@ export async function joinSection(ctx: BenchContext): Promise<Record<string, Jso
       piece_cpu_ms: rs.at(-1)!.pieceCpuMs,
       prepare_cpu_ms: rs.at(-1)!.prepareCpuMs,
       longest_gaps_ms_after_steps: rs.at(-1)!.longestGaps,
+      // Every run's: the outliers come and go.
+      longest_gaps_ms: rs.map((r) => r.longestGaps.slice(0, 2)),
+      longest_gpu_idle_ms: rs.map((r) => r.longestGpuIdle),
     };
   }
   for (const chunk of chunks) {
