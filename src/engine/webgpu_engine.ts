@@ -65,9 +65,10 @@ export interface WebGpuEngineOptions {
   maxBatch?: number;
   /**
    * A new conversation joining a running batch runs its prompt pass in pieces between the batch's steps,
-   * this many prompt ids a piece (its image encoding one piece of its own), so the batch's rows go on making
-   * tokens meanwhile; the batch pauses for it only once that pass is done. 0 (the default,
-   * defaultJoinChunkTokens): the batch pauses at once and the newcomer's whole prompt pass runs alone first.
+   * this many prompt ids a piece (its image encoding in pieces of about as much work), so the batch's rows go
+   * on making tokens meanwhile; the batch pauses for it only once that pass is done. Default
+   * defaultJoinChunkTokens (512); 0: the batch pauses at once and the newcomer's whole prompt pass runs alone
+   * first.
    */
   joinChunkTokens?: number;
   /**

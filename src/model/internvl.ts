@@ -155,7 +155,7 @@ export class InternVLModel {
       ? q.llmInt8Threshold ?? llmInt8Threshold
       : llmInt8Threshold;
     const matmul = { mode: int8Matmul, threshold };
-    return new InternVLModel(
+    return InternVLModel.fromWeights(
       gpu,
       dims,
       vision,

@@ -49,19 +49,18 @@ Deno.test("GpuTimer.collect returns only submitted passes: one encoded ahead and
   const timer = GpuTimer.install(gpu);
   if (!timer.hasTimestamps) return;
   const t = gpu.createTensor("timer.y", "f32", [4099]);
+  // A pass labelled `label`, encoded now; the returned function submits it.
+  const pass = (label: string, seed: number) => {
+    timer.label(label);
+    const r = gpu.recorder(label);
+    fillRandom(r, t, { seed });
+    return r.encode();
+  };
   timer.resetCounts();
   timer.start("first");
-  const a = gpu.recorder("a");
-  fillRandom(a, t, { seed: 1 });
-  a.submit();
-  timer.label("dropped");
-  const ahead = gpu.recorder("ahead");
-  fillRandom(ahead, t, { seed: 2 });
-  const late = ahead.encode(); // encoded as generate() encodes its next step, not submitted in this cycle
-  timer.label("last");
-  const b = gpu.recorder("b");
-  fillRandom(b, t, { seed: 3 });
-  b.submit();
+  pass("first", 1)();
+  const late = pass("dropped", 2); // encoded as generate() encodes its next step, not submitted in this cycle
+  pass("last", 3)();
   const stamps = await timer.collect();
   assert.deepEqual(stamps.map((s) => s.label), ["first", "last"]);
   assert.ok(stamps[1].beginNs >= stamps[0].endNs);
@@ -69,13 +68,8 @@ Deno.test("GpuTimer.collect returns only submitted passes: one encoded ahead and
   // The next cycle starts clean: the last cycle's dropped pass (its index 1) submitted now does not count
   // for this cycle's pass at index 1, dropped too.
   timer.start("next");
-  const c = gpu.recorder("c");
-  fillRandom(c, t, { seed: 4 });
-  c.submit();
-  timer.label("dropped again");
-  const d = gpu.recorder("d");
-  fillRandom(d, t, { seed: 5 });
-  d.encode();
+  pass("next", 4)();
+  pass("dropped again", 5);
   late();
   assert.deepEqual((await timer.collect()).map((s) => s.label), ["next"]);
   t.buffer.destroy();
