@@ -4,7 +4,7 @@
 // Wall clock: the stalls are hundreds of ms, and Deno's ~11 ms completion poll is in what a client sees too.
 // With timestamp-query each piece's GPU time is reported too (GpuTimer drops the pass generate() encodes
 // ahead and never submits when the rows pause: its unwritten queries once hung this section, PERF.md v46).
-import { generate } from "../engine/generate.ts";
+import { defaultStepsPerReadback, generate } from "../engine/generate.ts";
 import { JoiningPrefill } from "../engine/joining_prefill.ts";
 import { defaultGenerationConfig } from "../engine/types.ts";
 import type { InternVLModel } from "../model/internvl.ts";
@@ -43,6 +43,12 @@ interface JoinRun {
    * it]. A token gap far longer than any piece with the GPU idle as long was spent on the host.
    */
   longestGpuIdle: [number, string][];
+  /**
+   * Token deliveries of more than one readback group's steps at once after the arrival: [steps, steps
+   * delivered before it]. generate() hands out one group a readback; a delivery of two groups means a
+   * readback was drained before the one ahead of it had been handed out (its tokens a whole group late).
+   */
+  lateDeliveries: [number, number][];
 }
 
 /**
@@ -125,6 +131,12 @@ async function joinOnce(
     const beside = [arrived, ...times.filter((t) => t > arrived)];
     const gaps = beside.slice(1).map((t, i): [number, number] => [t - beside[i], i]);
     const gapBesideMs = whole ? 0 : Math.max(0, ...gaps.map(([g]) => g));
+    // A delivery: onStep calls under a millisecond apart (one takeOldest loop hands its steps out at once).
+    const deliveries: [number, number][] = [];
+    beside.slice(1).forEach((t, i) => {
+      if (i > 0 && t - beside[i] < 1) deliveries[deliveries.length - 1][0]++;
+      else deliveries.push([1, i]);
+    });
     if (whole) await j.finish();
     if (!j.ready) {
       throw new Error(`join: the rows ended before the newcomer's pass (${j.error ?? "not ready"})`);
@@ -176,6 +188,7 @@ async function joinOnce(
       prepareCpuMs: prepareCpuMs.map((x) => sig(x, 3)!),
       longestGaps: gaps.sort((a, b) => b[0] - a[0]).slice(0, 5).map(([g, i]) => [sig(g, 4)!, i]),
       longestGpuIdle: idle.sort((a, b) => b[0] - a[0]).slice(0, 3).map(([ms, label]) => [sig(ms, 3)!, label]),
+      lateDeliveries: deliveries.filter(([n]) => n > defaultStepsPerReadback),
     };
   } catch (e) {
     timer.abandon();
@@ -232,6 +245,7 @@ export async function joinSection(ctx: BenchContext): Promise<Record<string, Jso
       // Every run's: the outliers come and go.
       longest_gaps_ms: rs.map((r) => r.longestGaps.slice(0, 2)),
       longest_gpu_idle_ms: rs.map((r) => r.longestGpuIdle),
+      late_deliveries_steps_after_steps: rs.map((r) => r.lateDeliveries),
     };
   }
   for (const chunk of chunks) {

@@ -24,6 +24,15 @@ export const defaultStepsPerReadback = 4;
  */
 const mapSettleMs = 10;
 
+/**
+ * The most a step whose map will drain the queue waits for the readback ahead of it to settle. That readback's
+ * GPU work has run (its map call returned once the queue was empty), so it settles within ~mapSettleMs; a
+ * wait of a few ms raced Deno's settling and sometimes lost, and the drain then held its tokens back a whole
+ * group: 0.42–0.60 s gaps in streams beside a joining round whose groups took 0.15–0.21 s (H100, PERF.md
+ * v47). The cap only bounds a runtime that settles maps later than Deno 2.9.6.
+ */
+const drainWaitMs = 100;
+
 /** A step recorded and encoded: `submit` sends it; `drains` when its readback's map follows the submit. */
 interface EncodedStep {
   submit: () => void;
@@ -273,8 +282,8 @@ export async function generate(
           const left = oldest.mappedAt + mapSettleMs - performance.now();
           if (!oldest.settled && (step.drains || left <= 0)) {
             // A step whose map will block the thread until the GPU has run all it holds first waits for
-            // the oldest readback (a few ms past due at most); another gives it a millisecond once due.
-            await settledWithin(oldest.mapped, step.drains ? Math.max(1, left + 5) : 1);
+            // the oldest readback to settle (drainWaitMs); another gives it a millisecond once due.
+            await settledWithin(oldest.mapped, step.drains ? drainWaitMs : 1);
           }
           while (pending.length > 0 && pending[0].settled && !done) await takeOldest();
           if (done) break;

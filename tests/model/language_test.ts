@@ -246,6 +246,62 @@ Deno.test("generate hands a response's first tokens out once their readback sett
   assert.ok(at[1] <= 24, `the second token came out after ${at[1]} submits`);
 });
 
+Deno.test("generate hands each readback's tokens out before the next readback drains the queue", async () => {
+  // A step whose readback is mapped blocks the thread until the GPU has run everything queued (at the real
+  // shapes a joining round's piece and four steps, 0.15–0.3 s), so tokens not handed out before it reach the
+  // client a whole group late. The readback ahead of it has run by then; the loop used to give it a few ms to
+  // settle and drained without it when it lost that race (H100: 0.42–0.60 s gaps, PERF.md v47). Here every
+  // map settles 15 ms late, as a slower runtime's would: at the readback of group g (steps 4g−3 … 4g), every
+  // step up to 4(g−1) must have been handed out.
+  const model = await tinyModel();
+  const ids = [Array.from({ length: 19 }, (_, i) => 200 + 11 * i)];
+  const mask = [ids[0].map(() => 1)];
+  const device = model.gpu.device;
+  const createBuffer = device.createBuffer;
+  device.createBuffer = (descriptor: GPUBufferDescriptor) => {
+    const buffer = createBuffer.call(device, descriptor);
+    if (descriptor.usage & GPUBufferUsage.MAP_READ) {
+      const mapAsync = buffer.mapAsync;
+      buffer.mapAsync = (mode: GPUMapModeFlags, offset?: number, size?: number) =>
+        mapAsync.call(buffer, mode, offset, size).then(() => new Promise((r) => setTimeout(r, 15)));
+    }
+    return buffer;
+  };
+  const queue = device.queue;
+  const submit = queue.submit;
+  queue.submit = (buffers: Iterable<GPUCommandBuffer>) => {
+    const until = performance.now() + 3; // a step's recording at the real shapes
+    while (performance.now() < until);
+    return submit.call(queue, buffers);
+  };
+  const K = 4;
+  let reported = 0;
+  const atReadback: number[] = [];
+  try {
+    await generate(
+      model,
+      { ids, mask, imageEmbeds: null },
+      { ...defaultGenerationConfig, maxNewTokens: 41 },
+      {
+        eosId: -1,
+        imageContextId,
+        stepsPerReadback: K,
+        onStep: () => reported++,
+        prepare: () => atReadback.push(reported),
+      },
+    );
+  } finally {
+    device.createBuffer = createBuffer;
+    queue.submit = submit;
+  }
+  assert.equal(reported, 41);
+  assert.equal(atReadback.length, 1 + 40 / K, "a readback for the first token, then one a group");
+  atReadback.forEach((n, g) => {
+    const due = g === 0 ? 0 : 1 + (g - 1) * K;
+    assert.ok(n >= due, `readback ${g}: ${n} steps handed out before it, ${due} due`);
+  });
+});
+
 Deno.test("kept sequences adopted into one batch continue as each continues alone (prompt and step logits)", async () => {
   const model = await tinyModel();
   const V = model.dims.language.vocab;
