@@ -361,6 +361,10 @@ export async function prefillSection(ctx: BenchContext): Promise<Record<string, 
 export async function loopSection(ctx: BenchContext): Promise<Record<string, Json>> {
   const { timer, shapes } = ctx;
   const m = await ctx.model();
+  // As WebGpuEngine.load does. Run before any decode section, the first generation compiled its pipelines
+  // after its first step (0.4–0.8 s of GPU idle on the H100, PERF.md v47) and its time to first token told
+  // nothing about the loop.
+  await m.model.warmUp();
   const L = shapes.decodeContexts[0], n = shapes.loopTokens, V = shapes.language.vocab;
   const ids = Array.from({ length: L }, (_, t) => (t * 7919 + 11) % V).map((id) =>
     id === shapes.imageContextId ? id - 1 : id
