@@ -87,14 +87,15 @@ async function joinOnce(
   const { timer } = ctx;
   timer.start("step");
   // A call on the newcomer's pass beside the rows, its CPU time kept when it did something.
-  const onJoiner = (f: (j: JoiningPrefill) => void, cpuMs: number[]) => {
-    if (whole || !joiner) return;
+  const onJoiner = (f: (j: JoiningPrefill) => boolean | void, cpuMs: number[]): boolean => {
+    if (whole || !joiner) return false;
     const t0 = performance.now();
     timer.label("piece"); // a piece's passes are made (and stamped) as it is recorded
-    f(joiner);
+    const submitted = f(joiner) === true;
     timer.label("step");
     const ms = performance.now() - t0;
     if (ms > 0.5) cpuMs.push(ms);
+    return submitted;
   };
   try {
     await generate(model, { ids: rowIds, mask: rowIds.map((r) => r.map(() => 1)), imageEmbeds: null }, {

@@ -18,6 +18,13 @@ export const defaultInFlight = 12;
 export const defaultStepsPerReadback = 4;
 
 /**
+ * Steps of a readback group before whose first step `between` submitted work (a joining round's piece): the
+ * rows' tokens come out once a group has run, so a group holding a piece of ~0.13–0.25 s (H100) made the rows'
+ * streams wait for the piece and 4 steps between two deliveries; 2 halve the steps run beside each piece.
+ */
+export const defaultStepsBesideWork = 2;
+
+/**
  * Deno settles a map's promise about this long after the mapAsync call returns (a 10 ms sleep after its
  * blocking poll), and only while the event loop waits on a timer: generate() gives it one once a readback is
  * this old (scripts/probe_map_async.ts).
@@ -33,10 +40,14 @@ const mapSettleMs = 10;
  */
 const drainWaitMs = 100;
 
-/** A step recorded and encoded: `submit` sends it; `drains` when its readback's map follows the submit. */
+/**
+ * A step recorded and encoded: `submit` sends it; `drains` when its readback's map follows the submit;
+ * `opens` when it is the first step of a readback group (after the prompt's).
+ */
 interface EncodedStep {
   submit: () => void;
   drains: boolean;
+  opens: boolean;
 }
 
 /**
@@ -93,12 +104,17 @@ export interface GenerateOptions {
    */
   pause?: () => boolean;
   /**
-   * Called before the first step of each readback group is submitted (every `stepsPerReadback` steps): may
-   * submit GPU work of its own (the engine's joining round's prompt pass, a piece a call), which then runs
-   * between two of this generation's steps. Once a group, so a readback waits for at most one such piece:
-   * the rows' streams stall for a piece, not for all that could be queued in the steps in flight.
+   * Called before the first step of each readback group is submitted: may submit GPU work of its own (the
+   * engine's joining round's prompt pass, a piece a call), which then runs between two of this generation's
+   * steps, and returns true if it did. Once a group, so a readback waits for at most one such piece: the
+   * rows' streams stall for a piece, not for all that could be queued in the steps in flight.
    */
-  between?: () => void;
+  between?: () => boolean | void;
+  /**
+   * Steps of a readback group whose `between` submitted work (≤ stepsPerReadback; default
+   * defaultStepsBesideWork): the rows' tokens then come out after the piece and this many steps.
+   */
+  stepsBesideWork?: number;
   /**
    * Called at each readback, before its wait (Deno's mapAsync blocks this thread until the GPU has run all
    * that was submitted): CPU work done here (recording the next `between` piece) overlaps the GPU's.
@@ -157,13 +173,15 @@ export async function generate(
   const seenInit = new Uint32Array(penalty ? B * V : 0);
   if (penalty) before.forEach((ids, b) => ids.forEach((id) => seenInit[b * V + id] = 1));
   const seen = penalty ? gpu.uploadTensor("gen.seen", "u32", [B, V], seenInit) : null;
-  // The first step (the prompt pass's token: time to first token) is read back alone; after it, step s ≥ 1
-  // writes its ids at row (s − 1) % K of readback group 1 + ⌊(s − 1) / K⌋, mapped once complete (or at the
-  // last step). The ring holds every group that can be in flight plus the one being filled, and one more
+  // The first step (the prompt pass's token: time to first token) is read back alone; after it, the steps
+  // go in readback groups of K (besideWork when `between` submitted work before the group's first step),
+  // each step writing its ids at its row of its group's ring slot, mapped once the group is complete (or at
+  // the last step). The ring holds every group that can be in flight plus the one being filled, and one more
   // for the step submitted right after a readback whatever the in-flight count (see `choose`).
   const K = Math.max(1, Math.floor(options.stepsPerReadback ?? defaultStepsPerReadback));
+  const besideWork = Math.min(K, Math.max(1, Math.floor(options.stepsBesideWork ?? defaultStepsBesideWork)));
   const inFlight = Math.max(K, Math.floor(options.inFlight ?? defaultInFlight));
-  const ringSize = Math.ceil(inFlight / K) + 2;
+  const ringSize = Math.ceil(inFlight / besideWork) + 2;
   const ring = Array.from({ length: ringSize }, (_, i) =>
     gpu.device.createBuffer({
       label: `gen.readback${i}`,
@@ -184,6 +202,8 @@ export async function generate(
   let drainedAt = 0;
   // The next decode step, encoded but not yet submitted (see `choose`).
   let ready: EncodedStep | null = null;
+  // The readback group being encoded: its number, first step and size; and the step that opens the next.
+  let group = 0, groupStart = 0, groupSize = K, nextGroupStart = 1;
 
   const encodeDecodeStep = () => {
     const r = gpu.recorder("decode", runner.decodeCache);
@@ -207,15 +227,20 @@ export async function generate(
       argmax(r, runner.logits, next);
     }
     if (seen) markSeen(r, next, seen);
-    const group = step === 0 ? 0 : 1 + Math.floor((step - 1) / K);
-    const row = step === 0 ? 0 : (step - 1) % K;
+    // Steps are encoded in order, and a group's size is settled (by `between`, in the loop) before its
+    // second step is encoded.
+    const opens = step > 0 && step === nextGroupStart;
+    if (opens) [group, groupStart, groupSize] = [group + 1, step, K];
+    const row = step - groupStart;
     const slot = group % ringSize;
     r.copyAfter(next, ring[slot], 4 * B, 4 * B * row);
     const submit = r.encode();
     const steps = row + 1;
-    const drains = step === 0 || steps === K || step + 1 === maxNew;
+    const drains = step === 0 || steps >= groupSize || step + 1 === maxNew;
+    if (drains) nextGroupStart = step + 1;
     return {
       drains,
+      opens,
       submit: () => {
         submit();
         submitted++;
@@ -276,9 +301,10 @@ export async function generate(
         ready = null;
         // Tokens go out as soon as their readback settles (~10 ms after its map, when the event loop runs),
         // not only when the in-flight window is full: that held a response's first token back by ~8 steps.
-        // Only with two steps queued since the last drain, so the GPU keeps work while the loop yields.
+        // Only with two steps queued since the last drain (one before a drain: a group of two), so the GPU
+        // keeps work while the loop yields.
         const oldest = pending[0];
-        if (oldest && submitted - drainedAt >= 2) {
+        if (oldest && submitted - drainedAt >= (step.drains ? 1 : 2)) {
           const left = oldest.mappedAt + mapSettleMs - performance.now();
           if (!oldest.settled && (step.drains || left <= 0)) {
             // A step whose map will block the thread until the GPU has run all it holds first waits for
@@ -288,7 +314,7 @@ export async function generate(
           while (pending.length > 0 && pending[0].settled && !done) await takeOldest();
           if (done) break;
         }
-        if ((submitted - 1) % K === 0) options.between?.();
+        if (step.opens && options.between?.() === true) groupSize = Math.min(groupSize, besideWork);
         step.submit();
         continue;
       }

@@ -73,15 +73,18 @@ export class JoiningPrefill {
     return this.error !== null;
   }
 
-  /** Submits the next piece, if its inputs are there; nothing once ready or failed. */
-  step(): void {
-    if (this.error !== null || this.ready) return;
+  /**
+   * Submits the next piece, if its inputs are there; nothing once ready or failed. Returns whether it
+   * submitted one.
+   */
+  step(): boolean {
+    if (this.error !== null || this.ready) return false;
     if (this.signal?.aborted) {
       this.error = this.signal.reason ?? new DOMException("aborted", "AbortError");
-      return;
+      return false;
     }
     if (!this.encoded) {
-      if (!this.prepared) return;
+      if (!this.prepared) return false;
       try {
         this.encoding ??= this.prepared.begin();
         if (this.encoding) {
@@ -92,19 +95,21 @@ export class JoiningPrefill {
             this.encoding = null;
             this.encoded = true;
           }
-          return;
+          return true;
         }
       } catch (e) {
         this.error = e;
-        return;
+        return false;
       }
       this.encoded = true; // a text prompt goes on at once
     }
+    let submitted = false;
     try {
       const chunk = this.held ?? this.recordChunk();
       this.held = null;
       try {
         chunk.submit();
+        submitted = true;
         this.at += chunk.ids;
         this.imageRowsUsed += chunk.images;
       } finally {
@@ -114,6 +119,7 @@ export class JoiningPrefill {
       this.error = e; // a GPU error: the round fails, the batch goes on
     }
     if (this.ready) this.releaseEmbeds();
+    return submitted;
   }
 
   /**

@@ -677,7 +677,7 @@ export class WebGpuEngine implements ChatEngine {
           rowSeeds: ready.map((r) => r.req.generation.seed ?? 0),
           rowBefore: before,
           pause,
-          between: () => joining?.prefill.step(),
+          between: () => joining?.prefill.step() ?? false,
           prepare: () => joining?.prefill.prepare(),
           onStep: (step) =>
             step.forEach((id, b) => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { WebGpuEngine } from "../../src/engine/webgpu_engine.ts";
+import { defaultStepsBesideWork } from "../../src/engine/generate.ts";
 import { Gpu } from "../../src/gpu/device.ts";
 import { InputError } from "../../src/errors.ts";
 import {
@@ -468,10 +469,10 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
   e.kept.clear();
   assert.equal(aloneRunning.outputTokenIds.length, 64, "the running round must not end early for this test");
   const [b0, j0, i0] = [batched(), joins(), e.interleavedJoins];
-  // A piece goes in every 4 steps (one a readback group): with 512 ids a piece, the vision encoder's two
-  // pieces (one layer each: the tiny model's layers cost more than 512 ids of its language model) and two
-  // prompt pieces take 16 of the running round's steps, well inside the ~51 it has left when the joiner
-  // arrives.
+  // A piece goes in every 2 steps (one a readback group, cut to defaultStepsBesideWork steps by the piece):
+  // with 512 ids a piece, the vision encoder's two pieces (one layer each: the tiny model's layers cost more
+  // than 512 ids of its language model) and two prompt pieces take 8 of the running round's steps, well
+  // inside the ~51 it has left when the joiner arrives.
   const chunkTokens = e.joinChunkTokens;
   e.joinChunkTokens = 512;
   try {
@@ -519,7 +520,11 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
     );
     for (let i = 1; i < at.length; i++) {
       const steps = at[i] - at[i - 1] - 1;
-      assert.ok(steps >= 3, `one piece a readback group of 4 steps, ${steps} steps between two: ${events}`);
+      assert.equal(
+        steps,
+        defaultStepsBesideWork,
+        `one piece a readback group of ${defaultStepsBesideWork} steps, ${steps} between two: ${events}`,
+      );
     }
     assert.deepEqual(running.outputTokenIds, aloneRunning.outputTokenIds, "the running row");
     assert.deepEqual(joined.outputTokenIds, aloneJoiner.outputTokenIds, "the joiner");

@@ -302,6 +302,37 @@ Deno.test("generate hands each readback's tokens out before the next readback dr
   });
 });
 
+Deno.test("generate cuts a readback group to stepsBesideWork steps when between submitted work before it", async () => {
+  // A joining round's piece runs before its group's steps, and the rows' tokens come out when the group has
+  // run: the fewer steps beside a piece, the shorter their wait between two deliveries. Groups 2–4 hold a
+  // piece here (between returns true), the others do not.
+  const model = await tinyModel();
+  const ids = [Array.from({ length: 17 }, (_, i) => 300 + 13 * i)];
+  const mask = [ids[0].map(() => 1)];
+  const config = { ...defaultGenerationConfig, maxNewTokens: 23 };
+  const [plain] = await generate(model, { ids, mask, imageEmbeds: null }, config, {
+    eosId: -1,
+    imageContextId,
+  });
+  let calls = 0, reported = 0;
+  const atReadback: number[] = [];
+  const [cut] = await generate(model, { ids, mask, imageEmbeds: null }, config, {
+    eosId: -1,
+    imageContextId,
+    stepsPerReadback: 4,
+    stepsBesideWork: 2,
+    onStep: () => reported++,
+    between: () => ++calls >= 2 && calls <= 4,
+    prepare: () => atReadback.push(reported),
+  });
+  assert.deepEqual(cut, plain, "the same ids");
+  assert.equal(reported, 23);
+  // Groups: steps 1–4, then 5–6, 7–8 and 9–10 beside work, then 11–14, 15–18, 19–22. At each readback the
+  // groups before it are out (the wait before a drain), and none of its own.
+  assert.deepEqual(atReadback, [0, 1, 5, 7, 9, 11, 15, 19]);
+  assert.equal(calls, 7, "between once a group");
+});
+
 Deno.test("kept sequences adopted into one batch continue as each continues alone (prompt and step logits)", async () => {
   const model = await tinyModel();
   const V = model.dims.language.vocab;
