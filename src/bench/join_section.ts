@@ -76,7 +76,8 @@ async function joinOnce(
   const whole = chunk === 0;
   const layersPerPiece = whole ? shapes.vision.layers : model.visionLayersLike(chunk, tiles);
   const pieces = whole ? 0 : Math.ceil(shapes.vision.layers / layersPerPiece) + Math.ceil(ids.length / chunk);
-  // One piece a readback group of 4 steps, and room for the steps in flight: the rows must outlast the pass.
+  // One piece a readback group (of 2 steps with a piece, generate's stepsBesideWork; 4 is room to spare),
+  // and room for the steps in flight: the rows must outlast the pass.
   const maxNew = stepsBeforeArrival + 4 * (pieces + 4) + 32;
   const runner = model.newRunner(runningRows, rowPromptTokens + maxNew + 2);
   const times: number[] = [];
