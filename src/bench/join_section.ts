@@ -44,11 +44,14 @@ interface JoinRun {
    */
   longestGpuIdle: [number, string][];
   /**
-   * Token deliveries of more than one readback group's steps at once after the arrival: [steps, steps
-   * delivered before it]. generate() hands out one group a readback; a delivery of two groups means a
-   * readback was drained before the one ahead of it had been handed out (its tokens a whole group late).
+   * Token deliveries of more than a 4-step readback group at once after the arrival: [steps, steps
+   * delivered before it]. generate() hands out one group a readback; a delivery of more means a readback was
+   * drained before the one ahead of it had been handed out (its tokens a whole group late). Groups with a
+   * piece hold 2 steps, so two of them late show as 4: lateReadbacks counts those too.
    */
   lateDeliveries: [number, number][];
+  /** Readbacks of the rows' run mapped while an earlier one's tokens were held (GenerateStats). */
+  lateReadbacks: number;
 }
 
 /**
@@ -85,6 +88,7 @@ async function joinOnce(
   let joiner: JoiningPrefill | null = null;
   const owned: { destroy(): void }[] = [runner];
   const pieceCpuMs: number[] = [], prepareCpuMs: number[] = [];
+  const stats = { lateReadbacks: 0 };
   const { timer } = ctx;
   timer.start("step");
   // A call on the newcomer's pass beside the rows, its CPU time kept when it did something.
@@ -126,6 +130,7 @@ async function joinOnce(
       between: () => onJoiner((j) => j.step(), pieceCpuMs),
       // As the engine does: the next prompt chunk recorded while the GPU runs the rows' steps.
       prepare: () => onJoiner((j) => j.prepare(), prepareCpuMs),
+      stats,
     });
     const j = joiner as JoiningPrefill | null; // set in onStep
     if (j === null) throw new Error("join: the rows ended before the newcomer arrived");
@@ -191,6 +196,7 @@ async function joinOnce(
       longestGaps: gaps.sort((a, b) => b[0] - a[0]).slice(0, 5).map(([g, i]) => [sig(g, 4)!, i]),
       longestGpuIdle: idle.sort((a, b) => b[0] - a[0]).slice(0, 3).map(([ms, label]) => [sig(ms, 3)!, label]),
       lateDeliveries: deliveries.filter(([n]) => n > defaultStepsPerReadback),
+      lateReadbacks: stats.lateReadbacks,
     };
   } catch (e) {
     timer.abandon();
@@ -248,6 +254,7 @@ export async function joinSection(ctx: BenchContext): Promise<Record<string, Jso
       longest_gaps_ms: rs.map((r) => r.longestGaps.slice(0, 2)),
       longest_gpu_idle_ms: rs.map((r) => r.longestGpuIdle),
       late_deliveries_steps_after_steps: rs.map((r) => r.lateDeliveries),
+      late_readbacks: rs.map((r) => r.lateReadbacks),
     };
   }
   for (const chunk of chunks) {

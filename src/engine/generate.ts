@@ -69,6 +69,15 @@ export interface GenerateInput {
   imageEmbeds: Tensor | null;
 }
 
+/** What a generation counts as it runs (GenerateOptions.stats), for benchmarks. */
+export interface GenerateStats {
+  /**
+   * Readbacks mapped while an earlier one's tokens had not been handed out: the map drains the queue first,
+   * so those tokens came out a whole readback group late.
+   */
+  lateReadbacks: number;
+}
+
 export interface GenerateOptions {
   eosId: number;
   imageContextId: number;
@@ -120,6 +129,8 @@ export interface GenerateOptions {
    * that was submitted): CPU work done here (recording the next `between` piece) overlaps the GPU's.
    */
   prepare?: () => void;
+  /** Counters this generation adds to (GenerateStats). */
+  stats?: GenerateStats;
 }
 
 /**
@@ -253,6 +264,7 @@ export async function generate(
           // cut back before any reuse, as after the steps still in flight).
           if (submitted < maxNew && submitted - reported <= inFlight) ready = encodeDecodeStep();
           options.prepare?.();
+          if (options.stats && pending.length > 0) options.stats.lateReadbacks++;
           const mapped = ring[slot].mapAsync(GPUMapMode.READ);
           const entry = { slot, steps, mapped, mappedAt: performance.now(), settled: false };
           mapped.then(() => entry.settled = true, () => entry.settled = true); // takeOldest rethrows a failure

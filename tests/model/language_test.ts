@@ -277,6 +277,7 @@ Deno.test("generate hands each readback's tokens out before the next readback dr
   const K = 4;
   let reported = 0;
   const atReadback: number[] = [];
+  const stats = { lateReadbacks: 0 };
   try {
     await generate(
       model,
@@ -288,6 +289,7 @@ Deno.test("generate hands each readback's tokens out before the next readback dr
         stepsPerReadback: K,
         onStep: () => reported++,
         prepare: () => atReadback.push(reported),
+        stats,
       },
     );
   } finally {
@@ -300,6 +302,7 @@ Deno.test("generate hands each readback's tokens out before the next readback dr
     const due = g === 0 ? 0 : 1 + (g - 1) * K;
     assert.ok(n >= due, `readback ${g}: ${n} steps handed out before it, ${due} due`);
   });
+  assert.equal(stats.lateReadbacks, 0, "readbacks mapped with an earlier one's tokens still held");
 });
 
 Deno.test("generate cuts a readback group to stepsBesideWork steps when between submitted work before it", async () => {
