@@ -10,7 +10,7 @@ import { defaultGenerationConfig } from "../engine/types.ts";
 import type { InternVLModel } from "../model/internvl.ts";
 import type { BenchContext, Json } from "./bench_context.ts";
 import { randomF32 } from "../ref/random.ts";
-import { imagePromptIds } from "./shapes.ts";
+import { imagePromptIds, syntheticTextIds } from "./shapes.ts";
 import { median } from "./gpu_timer.ts";
 import { sig } from "./util.ts";
 
@@ -67,13 +67,10 @@ async function joinOnce(
   pixels: Float32Array,
 ): Promise<JoinRun> {
   const { shapes } = ctx;
-  const tiles = shapes.ttftTiles, V = shapes.language.vocab, imageContextId = shapes.imageContextId;
+  const tiles = shapes.ttftTiles, imageContextId = shapes.imageContextId;
   const rowIds = Array.from(
     { length: runningRows },
-    (_, b) =>
-      Array.from({ length: rowPromptTokens }, (_, t) => ((b * 131 + t) * 7919 + 11) % V).map((id) =>
-        id === imageContextId ? id - 1 : id
-      ),
+    (_, b) => syntheticTextIds(shapes, rowPromptTokens, b * 131 * 7919 + 11),
   );
   // The whole pass is the same pieces at once: the encoder in one, the prompt in one.
   const whole = chunk === 0;
