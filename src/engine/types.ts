@@ -95,10 +95,10 @@ export interface ModelInfo {
 /**
  * Prompt ids a piece of a joining round's prompt pass takes, one piece a readback group of the running
  * batch's steps (JOIN_CHUNK_TOKENS; WebGpuEngineOptions.joinChunkTokens); 0: the batch pauses at once and the
- * newcomer's whole pass runs first. 512 measured best of 128, 256 and 512 at the real shapes on an H100
- * (docs/PERF.md v46, `deno task bench --sections join`): a 7-tile newcomer stalls 4 running rows for
- * 0.32–0.71 s instead of 2.08 s (`llm-int8`; weight-only 0.61–1.6 instead of 4.05), its first token 2.64 s
- * instead of 2.08.
+ * newcomer's whole pass runs first. Measured against 128 and 256 at the real shapes on an H100 (docs/PERF.md
+ * v46, v47, `deno task bench --sections join`): a 7-tile newcomer stalls 4 running rows for 0.29–0.32 s
+ * instead of 2.07 s (`llm-int8`; weight-only 0.58–0.60 instead of 4.05), its first token 2.42 s instead of
+ * 2.07; 256 stalls them ~0.1 s less and the newcomer waits ~0.4 s more.
  */
 export const defaultJoinChunkTokens = 512;
 
