@@ -38,8 +38,8 @@ export interface MatvecConfig {
  * against 194 with R2 L16 U4 (v39), and which T a tiling suits is erratic there (R4 L16 U1: 83, 164, 98, 112
  * µs at T = 2…5; two chunks in flight 196 µs at T = 4), most likely the driver's register allocation. So each
  * was tried in the model (PERF.md v41, `deno task bench --batches 3,4,5,6,7,8`): batch 3 245.8 → 253.6, 5
- * 307.0 → 336.1, 7 350.6 → 357.5 tokens/s taken; batch 6 went 324.8 → 317.5 and 8 (v39) lost too: they keep
- * R2 L16 U4.
+ * 307.0 → 336.1, 7 350.6 → 357.5 tokens/s taken; batch 6 went 324.8 → 317.5 and 8 (v39) lost too. At 6–8
+ * tokens 8 lanes a row without VEC then beat both (v48; see matvecConfig).
  */
 const gateUpVec: Record<number, MatvecConfig> = {
   1: { R: 4, LANES: 16, U: 2, VEC: true },
@@ -47,7 +47,6 @@ const gateUpVec: Record<number, MatvecConfig> = {
   3: { R: 4, LANES: 16, U: 2, VEC: true, persist: 264 },
   4: { R: 4, LANES: 16, U: 1, VEC: true },
   5: { R: 4, LANES: 16, U: 1, VEC: true },
-  7: { R: 4, LANES: 16, U: 1, VEC: true, persist: 264 },
 };
 
 /**
@@ -71,9 +70,10 @@ export function matvecConfig(mode: MatvecMode, T: number, _N: number, K: number)
   }
   if (mode === "gateUp") {
     if (T <= 3) return persistent;
-    // 8 lanes a row at 8 tokens: batch 8 369.2–369.4 → 384.5–384.6 tokens/s in three alternating pairs on an
-    // H100, decode unchanged (PERF.md v48: chosen in the model, the sweeps having disagreed with it before).
-    if (T === 8) return { R: 2, LANES: 8, U: 4 };
+    // 8 lanes a row at 6–8 tokens, chosen in the model (the sweeps disagree with it; PERF.md v48), alternating
+    // pairs on an H100: batch 8 369.2–369.4 → 384.5–384.6 tokens/s, 7 (VEC R4 L16 U1 persistent before)
+    // 355.3–356.5 → 369.9–370.0, 6 321.1–321.7 → 335.9–337.1; at 5 it lost (334.4–335.2 → 305.5–306.0).
+    if (T >= 6) return { R: 2, LANES: 8, U: 4 };
     return T <= 4 ? { R: 4, LANES: 16, U: 2 } : { R: 2, LANES: 16, U: 4 };
   }
   if (mode === "linear") return T <= 1 ? null : { R: 4, LANES: 64, U: 4 };

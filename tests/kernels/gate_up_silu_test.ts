@@ -43,6 +43,10 @@ Deno.test("gateUpSilu matches rmsNorm → linear(w1), linear(w3) → siluMul on 
       }
     }
   }
+  // The model's tilings at 6 and 7 tokens (8 lanes a row) and at 5 (16-byte loads), K a multiple of 16.
+  for (const T of [5, 6, 7]) {
+    await t.step(`T=${T} K=1008 I=301`, () => checkGateUpSilu(gpu, T, 1008, 301));
+  }
 });
 
 Deno.test("gateUpSilu folds a long grid into 2-D and leaves no row unwritten", async () => {
