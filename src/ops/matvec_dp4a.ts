@@ -206,21 +206,24 @@ export interface Dp4aConfig {
 }
 
 /**
- * The tiling for an N×K matrix (N counts gate and up together for a gate·up product): 16 lanes a row; 4 rows
- * a thread with two chunks in flight for the tall matrices (the LM head; gate·up with 8 lanes a row), else
- * four chunks in flight with 2 rows a thread for wqkv's 8192 rows and 1 for the 6144 rows of wo and w2.
- * For wqkv, wo and w2, the fastest or within ~3 % of it at 1, 2, 4 and 8 rows on an H100
- * (bench/results/2026-11-27-h100-matvec-dp4a-vec4.log, …-u4.log). Those sweeps disagree with the model, so
- * tilings were then tried in the model itself (PERF.md v48, `deno task bench --int8-matmul llm-int8 --sections
- * decode,batch`): gate·up at 8 lanes a row made batch 8 go from 505.7 to 526.3 tokens/s, batch 4 from 307.6 to
- * 316.7, decode from 10.50 to 10.43 ms (three alternating pairs); no other single change of the 17 tried
- * gained at batch 8 without losing at one row. Not timed on other GPUs.
+ * The tiling for a plain N×K matrix: 16 lanes a row; 4 rows a thread with two chunks in flight for the tall
+ * matrices (the LM head), else four chunks in flight with 2 rows a thread for wqkv's 8192 rows and 1 for the
+ * 6144 rows of wo and w2. For wqkv, wo and w2, the fastest or within ~3 % of it at 1, 2, 4 and 8 rows on an
+ * H100 (bench/results/2026-11-27-h100-matvec-dp4a-vec4.log, …-u4.log); in the model (PERF.md v48) no other
+ * tiling of theirs or the LM head's gained at batch 8 without losing at one row. Not timed on other GPUs.
  */
-export function dp4aConfigFor(N: number, K: number, gateUp = false): Dp4aConfig {
-  if (gateUp) return { R: 4, LANES: 8, U: 2 };
+export function dp4aConfigFor(N: number, K: number): Dp4aConfig {
   if (N >= 16384) return { R: 4, LANES: 16, U: 2 };
   return { R: N >= 8192 && K < 16384 ? 2 : 1, LANES: 16, U: 4 };
 }
+
+/**
+ * The gate·up product's tiling: 2 gate and 2 up rows a thread, 8 lanes a row, two chunks in flight. Chosen in
+ * the model, the sweeps disagreeing with it (PERF.md v48, `deno task bench --int8-matmul llm-int8 --sections
+ * decode,batch`, three alternating pairs on an H100): against 16 lanes a row, batch 8 505.7 → 526.3 tokens/s,
+ * batch 4 307.6 → 316.7, decode 10.50 → 10.43 ms.
+ */
+export const dp4aGateUpConfig: Dp4aConfig = { R: 4, LANES: 8, U: 2 };
 
 type Int8Linear = Extract<LinearWeights, { kind: "int8" }>;
 
@@ -245,8 +248,7 @@ export function matvecLlmInt8(
   const first = int8Of("matvecLlmInt8", w);
   const up = opts.up ? int8Of("matvecLlmInt8 up", opts.up) : null;
   const [N, K] = first.weight.shape;
-  const picked = dp4aConfigFor(up ? 2 * N : N, K, up !== null);
-  const c = opts.config ?? (up ? { ...picked, R: Math.max(2, picked.R) as 2 | 4 } : picked);
+  const c = opts.config ?? (up ? dp4aGateUpConfig : dp4aConfigFor(N, K));
   const what = `matvec_dp4a ${first.weight.label}`;
   if (K !== a.K || (up && (up.weight.shape[0] !== N || up.weight.shape[1] !== K))) {
     throw new Error(
