@@ -82,9 +82,14 @@ export function createAttentionDecodeScratch(
   return gpu.createTensor(label, "f32", [shape.maxSplits ?? defaultMaxSplits, rows, shape.headDim + 4]);
 }
 
-/** Most splits `decodeSplits` picks for `batch` rows: a scratch this deep never limits it. */
+/**
+ * Most splits `decodeSplits` picks for `batch` rows: a scratch this deep never limits it. Rounded down, so
+ * that the splits of all rows and kv heads are one wave: rounded up (before v49), batch 8 took 5 splits
+ * (320 workgroups) a few keys past 512 and its attention ran in two waves (H100, model-level A/B, PERF.md
+ * v49: batch 8 528.6 → 541.1 tokens/s with llm-int8, 385.6 → 393.1 weight-only; batch 1 unchanged).
+ */
 export function decodeScratchSplits(batch: number, numKvHeads: number): number {
-  return Math.ceil(targetWorkgroups / (batch * numKvHeads));
+  return Math.max(1, Math.floor(targetWorkgroups / (batch * numKvHeads)));
 }
 
 /** The split count and keys per split `attentionDecode` uses for a context of kvLen keys. */

@@ -5,6 +5,7 @@ import {
   attentionDecodeConfigs,
   attentionDecodeFromQkv,
   createAttentionDecodeScratch,
+  decodeScratchSplits,
   decodeSplits,
   defaultAttentionDecodeConfig,
 } from "../../src/ops/attention_decode.ts";
@@ -186,6 +187,16 @@ Deno.test("attentionDecode fills the GPU with splits and refuses what its scratc
   assert.deepEqual(decodeSplits(512, 1, 8, 128), { splits: 16, chunk: 32 });
   assert.deepEqual(decodeSplits(20, 1, 8, 128), { splits: 1, chunk: 32 });
   assert.deepEqual(decodeSplits(4096, 1, 8, 16), { splits: 16, chunk: 256 });
+  // A few keys past a multiple of the chunk (every decode step after a 512-token prompt) must not add a
+  // split past the wave: all rows' and kv heads' splits fit 2 workgroups per SM of 132.
+  assert.deepEqual(decodeSplits(520, 8, 8, 128), { splits: 4, chunk: 160 });
+  for (let batch = 1; batch <= 8; batch++) {
+    for (const kvLen of [1, 33, 500, 512, 520, 777, 4096, 4100]) {
+      const { splits, chunk } = decodeSplits(kvLen, batch, 8, decodeScratchSplits(batch, 8));
+      assert.ok(splits * batch * 8 <= 264, `batch ${batch}, ${kvLen} keys: ${splits} splits`);
+      assert.ok(splits * chunk >= kvLen && (splits - 1) * chunk < kvLen, `batch ${batch}, ${kvLen} keys`);
+    }
+  }
   const gpu = await testGpu();
   const q = gpu.createTensor("q", "f32", [1, 8]);
   const kv = gpu.createTensor("kv", "f32", [1, 4, 8]);
