@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { WebGpuEngine } from "../../src/engine/webgpu_engine.ts";
 import { defaultStepsBesideWork } from "../../src/engine/generate.ts";
 import { Gpu } from "../../src/gpu/device.ts";
+import { preprocessImage } from "../../src/image/pixel_values.ts";
+import { InternVLModel } from "../../src/model/internvl.ts";
 import { InputError } from "../../src/errors.ts";
 import {
   type ChatResult,
@@ -725,4 +727,47 @@ Deno.test("a round aborted while its batch generates stops alone; a round arrivi
   assert.deepEqual(penalisedLong.outputTokenIds, aloneLong.outputTokenIds, "the paused penalised row");
   assert.deepEqual(penalisedLate.outputTokenIds, aloneText.outputTokenIds, "the joining penalised row");
   assert.notDeepEqual(aloneLong.outputTokenIds, two.response_ids, "the penalty changed nothing");
+});
+
+// Here rather than in tests/model/vision_scratch_pool_test.ts: on the engine's device, whose warm-up has built
+// every pipeline, two more warm-ups take ~2 s each on llvmpipe; in a process of its own the first one spent
+// ~17 s compiling the language model's pipelines, which no other test of that file needs.
+Deno.test("warmUp keeps a 7-tile vision scratch when the budget allows, none when it is off", async () => {
+  const m = (await engine()).model;
+  const model = (budget: number) =>
+    InternVLModel.fromWeights(m.gpu, m.dims, m.vision, m.projector, m.language, m.matmul, budget);
+  const encode = async (on: InternVLModel, values: Float32Array, tiles: number) => {
+    const out = on.encodeImages(values, tiles);
+    try {
+      return new Uint32Array(await on.gpu.readBytes(out));
+    } finally {
+      out.buffer.destroy();
+    }
+  };
+  const kept = model(2 ** 40);
+  const off = model(0);
+  try {
+    await kept.warmUp();
+    assert.equal(kept.visionScratch.heldTiles, 7);
+    assert.equal(kept.visionScratch.allocations, 1, "the warm-up's 1-tile pass ran in the 7-tile scratch");
+    await off.warmUp();
+    assert.equal(off.visionScratch.heldTiles, 0);
+    assert.equal(off.visionScratch.allocations, 1, "no 7-tile scratch built only to be dropped");
+
+    // Fewer tiles than 7: served by the kept scratch, bit for bit what a model that keeps none computes.
+    const img = await preprocessImage(imageFile("img3"), {
+      maxNum: manifest.images.img3.max_num,
+      maxPixels: 1e8,
+    });
+    assert.ok(img.tiles > 1 && img.tiles <= 7);
+    const got = await encode(kept, img.pixelValues, img.tiles);
+    const want = await encode(off, img.pixelValues, img.tiles);
+    assert.equal(got.length, want.length);
+    const i = got.findIndex((x, j) => x !== want[j]);
+    assert.equal(i, -1, `embeddings: word ${i} differs`);
+    assert.equal(kept.visionScratch.allocations, 1, "the first image request built no scratch");
+  } finally {
+    kept.releaseScratch();
+    off.releaseScratch();
+  }
 });

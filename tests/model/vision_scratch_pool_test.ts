@@ -266,21 +266,3 @@ Deno.test("INT8_MATMUL=llm-int8: fewer tiles in the kept scratch give the embedd
     pooled.releaseScratch();
   }
 });
-
-Deno.test("warmUp keeps a 7-tile vision scratch when the budget allows, none when it is off", async () => {
-  const kept = await modelWith(2 ** 40);
-  await kept.warmUp();
-  assert.equal(kept.visionScratch.heldTiles, 7);
-  const before = kept.visionScratch.allocations;
-  assert.equal(before, 1, "the warm-up's 1-tile pass ran in the 7-tile scratch");
-  const p = await pixels("img2"); // fewer tiles than 7: served by the kept scratch
-  assert.ok(p.tiles <= 7);
-  assert.deepEqual(await encode(kept, p), await reference("img2", p));
-  assert.equal(kept.visionScratch.allocations, before, "the first image request built no scratch");
-  kept.releaseScratch();
-
-  const off = await modelWith(0);
-  await off.warmUp();
-  assert.equal(off.visionScratch.heldTiles, 0);
-  assert.equal(off.visionScratch.allocations, 1, "no 7-tile scratch built only to be dropped");
-});
