@@ -154,7 +154,7 @@ export class LanguageScratch {
         batch: decodeRows,
         numHeads: H,
         headDim: Dh,
-        maxSplits: decodeScratchSplits(decodeRows, dims.kvHeads),
+        maxSplits: decodeScratchSplits(decodeRows, dims.kvHeads, tokens > 1),
       })
       : null;
     const few = rows <= maxLlmInt8Rows;

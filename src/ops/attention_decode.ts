@@ -83,13 +83,17 @@ export function createAttentionDecodeScratch(
 }
 
 /**
- * Most splits `decodeSplits` picks for `batch` rows: a scratch this deep never limits it. Rounded down, so
- * that the splits of all rows and kv heads are one wave: rounded up (before v49), batch 8 took 5 splits
- * (320 workgroups) a few keys past 512 and its attention ran in two waves (H100, model-level A/B, PERF.md
- * v49: batch 8 528.6 → 541.1 tokens/s with llm-int8, 385.6 → 393.1 weight-only; batch 1 unchanged).
+ * Most splits `decodeSplits` picks for `batch` rows (`oneSequence`: rows of one sequence's chunk): a scratch
+ * this deep never limits it. Rows of their own caches (a batch's decode step) round down: each row streams
+ * its own keys, and fewer, longer splits carried that traffic better — batch 8 took 5 splits a few keys past
+ * 512 rounded up, 4 rounded down (H100, PERF.md v49: batch 8 528.6 → 541.1 tokens/s with llm-int8, 385.6 →
+ * 393.1 weight-only; batch 1 unchanged). A chunk's rows read one cache, mostly from L2, so each split's
+ * chain of tiles is what takes the time: they round up (rounded down, the follow-up round's first token
+ * came 20–80 ms later, v49).
  */
-export function decodeScratchSplits(batch: number, numKvHeads: number): number {
-  return Math.max(1, Math.floor(targetWorkgroups / (batch * numKvHeads)));
+export function decodeScratchSplits(batch: number, numKvHeads: number, oneSequence = false): number {
+  const perRow = targetWorkgroups / (batch * numKvHeads);
+  return oneSequence ? Math.ceil(perRow) : Math.max(1, Math.floor(perRow));
 }
 
 /** The split count and keys per split `attentionDecode` uses for a context of kvLen keys. */
@@ -98,8 +102,9 @@ export function decodeSplits(
   batch: number,
   numKvHeads: number,
   capacity: number,
+  oneSequence = false,
 ): { splits: number; chunk: number } {
-  const wanted = decodeScratchSplits(batch, numKvHeads);
+  const wanted = decodeScratchSplits(batch, numKvHeads, oneSequence);
   const step = minKeysPerSplit;
   let chunk = Math.max(step, Math.ceil(kvLen / wanted / step) * step);
   // A scratch too small for that many splits: the fewest longer splits it holds.
@@ -219,7 +224,7 @@ function recordAttentionDecode(
     chunk = Math.ceil(maxLen / shape.splits);
     splits = Math.ceil(maxLen / chunk);
   } else {
-    ({ splits, chunk } = decodeSplits(maxLen, B, Hkv, capacity));
+    ({ splits, chunk } = decodeSplits(maxLen, B, Hkv, capacity, one));
   }
   r.dispatch(kvKernel("attention_decode", kCache), {
     // Without rope its two bindings still need read-only buffers (never read): keyValid stands in.

@@ -187,9 +187,15 @@ Deno.test("attentionDecode fills the GPU with splits and refuses what its scratc
   assert.deepEqual(decodeSplits(512, 1, 8, 128), { splits: 16, chunk: 32 });
   assert.deepEqual(decodeSplits(20, 1, 8, 128), { splits: 1, chunk: 32 });
   assert.deepEqual(decodeSplits(4096, 1, 8, 16), { splits: 16, chunk: 256 });
-  // A few keys past a multiple of the chunk (every decode step after a 512-token prompt) must not add a
-  // split past the wave: all rows' and kv heads' splits fit 2 workgroups per SM of 132.
+  // A batch's rows, each its own cache, round down: a few keys past a multiple of the chunk (every decode
+  // step after a 512-token prompt) add no split, all rows' and kv heads' splits stay within 2 workgroups per
+  // SM of 132. A chunk of one sequence's rows, one cache, rounds up (8 tokens after 1842: 5 splits).
   assert.deepEqual(decodeSplits(520, 8, 8, 128), { splits: 4, chunk: 160 });
+  assert.deepEqual(decodeSplits(1850, 8, 8, decodeScratchSplits(8, 8, true), true), {
+    splits: 5,
+    chunk: 384,
+  });
+  assert.deepEqual(decodeSplits(1850, 8, 8, decodeScratchSplits(8, 8)), { splits: 4, chunk: 480 });
   for (let batch = 1; batch <= 8; batch++) {
     for (const kvLen of [1, 33, 500, 512, 520, 777, 4096, 4100]) {
       const { splits, chunk } = decodeSplits(kvLen, batch, 8, decodeScratchSplits(batch, 8));
