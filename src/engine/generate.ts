@@ -120,8 +120,9 @@ export interface GenerateOptions {
    */
   between?: () => boolean | void;
   /**
-   * Steps of a readback group whose `between` submitted work (≤ stepsPerReadback; default
-   * defaultStepsBesideWork): the rows' tokens then come out after the piece and this many steps.
+   * Steps of a readback group whose `between` submitted work (2 … stepsPerReadback; default
+   * defaultStepsBesideWork): the rows' tokens then come out after the piece and this many steps. At least 2:
+   * the group's first step is encoded before `between` runs, so it cannot end the group.
    */
   stepsBesideWork?: number;
   /**
@@ -190,7 +191,7 @@ export async function generate(
   // the last step). The ring holds every group that can be in flight plus the one being filled, and one more
   // for the step submitted right after a readback whatever the in-flight count (see `choose`).
   const K = Math.max(1, Math.floor(options.stepsPerReadback ?? defaultStepsPerReadback));
-  const besideWork = Math.min(K, Math.max(1, Math.floor(options.stepsBesideWork ?? defaultStepsBesideWork)));
+  const besideWork = Math.min(K, Math.max(2, Math.floor(options.stepsBesideWork ?? defaultStepsBesideWork)));
   const inFlight = Math.max(K, Math.floor(options.inFlight ?? defaultInFlight));
   const ringSize = Math.ceil(inFlight / besideWork) + 2;
   const ring = Array.from({ length: ringSize }, (_, i) =>
