@@ -26,7 +26,8 @@
 // Params:   n, k4 = K/4, k16 = ceil(K/16), groups_per_row, accumulate (not with GLU), sq_stride (≥ the
 //           workgroups that hold rows, ceil(n / rows a workgroup)).
 // Overrides: TT = T (1..8), R ∈ {1, 2, 4} (2 or 4 with GLU), LANES ∈ {4, 8, 16, 32}, U ∈ {1, 2, 4},
-//           VEC = 1 when K % 16 == 0 (rows are whole 16-byte chunks; else four word loads a chunk), GLU, SQ.
+//           VEC = 1 when K % 16 == 0 (rows are whole 16-byte chunks; else four word loads a chunk), GLU, SQ,
+//           PHASES (1, 2, 4, 8): K streamed in that many parts, each part's outlier columns right after it.
 // Grid:     ceil(n / rows a workgroup) workgroups of 256 (R·G rows, R/2·G with GLU), folded into 2-D.
 // Features: packed_4x8_integer_dot_product (core WGSL).
 struct Params { n: u32, k4: u32, k16: u32, groups_per_row: u32, accumulate: u32, sq_stride: u32 }
@@ -52,6 +53,7 @@ override U: u32 = 2u;
 override VEC: u32 = 1u;
 override GLU: u32 = 0u;
 override SQ: u32 = 0u;
+override PHASES: u32 = 1u;
 const WG = 256u;
 
 // red[(tr·4 + j)·256 + li]: two tokens a round, four slots.
@@ -147,32 +149,49 @@ fn byte_of(j: u32, row: u32, c: u32) -> f32 {
 struct Accf { t0: vec4<f32>, t1: vec4<f32>, t2: vec4<f32>, t3: vec4<f32>,
               t4: vec4<f32>, t5: vec4<f32>, t6: vec4<f32>, t7: vec4<f32> }
 
+fn add_tok(a: vec4<f32>, x: f32, wb: vec4<f32>) -> vec4<f32> {
+  var r = a;
+  r.x += x * wb.x;
+  if (R > 1u) { r.y += x * wb.y; }
+  if (R > 2u) {
+    r.z += x * wb.z;
+    r.w += x * wb.w;
+  }
+  return r;
+}
+
 // The outlier columns' f32 products for every token, spread over the lanes (lane l takes outlier l,
-// l + LANES, …) and reduced beside the integer sums. After the main loop, so that its registers stay free
-// of them; every token at once, so that each column's scattered weight bytes are read once (two tokens a
-// sweep read them TT/2 times: w2 at 8 rows with 138 outlier columns took 123 µs instead of ~62, H100).
-fn outlier_sums(rows: vec4<u32>, lane: u32) -> Accf {
-  var f = Accf();
+// l + LANES, …) and reduced beside the integer sums: the columns in [lo, hi), the part of K the main loop
+// has just streamed (one part: every column, after the main loop, so that its registers stay free of the
+// sums). Every token at once, so that each column's scattered weight bytes are read once (two tokens a sweep
+// read them TT/2 times: w2 at 8 rows with 138 outlier columns took 123 µs instead of ~62, H100). Only a
+// thread's R slots are added to: the unused components stay constant zeros.
+fn outlier_sums(f: Accf, rows: vec4<u32>, lane: u32, lo: u32, hi: u32) -> Accf {
+  var r = f;
   let count = outliers[0];
   let K = 4u * p.k4;
   for (var i = lane; i < count; i += LANES) {
     let c = outliers[1u + i];
+    if (PHASES > 1u) {
+      if (c >= hi) { break; } // a lane's columns ascend
+      if (c < lo) { continue; }
+    }
     var wb = vec4<f32>(byte_of(0u, rows.x, c), 0.0, 0.0, 0.0);
     if (R > 1u) { wb.y = byte_of(1u, rows.y, c); }
     if (R > 2u) {
       wb.z = byte_of(2u, rows.z, c);
       wb.w = byte_of(3u, rows.w, c);
     }
-    f.t0 += xo[c] * wb;
-    if (TT > 1u) { f.t1 += xo[K + c] * wb; }
-    if (TT > 2u) { f.t2 += xo[2u * K + c] * wb; }
-    if (TT > 3u) { f.t3 += xo[3u * K + c] * wb; }
-    if (TT > 4u) { f.t4 += xo[4u * K + c] * wb; }
-    if (TT > 5u) { f.t5 += xo[5u * K + c] * wb; }
-    if (TT > 6u) { f.t6 += xo[6u * K + c] * wb; }
-    if (TT > 7u) { f.t7 += xo[7u * K + c] * wb; }
+    r.t0 = add_tok(r.t0, xo[c], wb);
+    if (TT > 1u) { r.t1 = add_tok(r.t1, xo[K + c], wb); }
+    if (TT > 2u) { r.t2 = add_tok(r.t2, xo[2u * K + c], wb); }
+    if (TT > 3u) { r.t3 = add_tok(r.t3, xo[3u * K + c], wb); }
+    if (TT > 4u) { r.t4 = add_tok(r.t4, xo[4u * K + c], wb); }
+    if (TT > 5u) { r.t5 = add_tok(r.t5, xo[5u * K + c], wb); }
+    if (TT > 6u) { r.t6 = add_tok(r.t6, xo[6u * K + c], wb); }
+    if (TT > 7u) { r.t7 = add_tok(r.t7, xo[7u * K + c], wb); }
   }
-  return f;
+  return r;
 }
 
 fn scale(j: u32, row: u32) -> f32 {
@@ -264,6 +283,28 @@ fn write_squares(wid: u32, li: u32) {
   if (h == 0u && t < TT && wid < (p.n + rows - 1u) / rows) { squares[t * p.sq_stride + wid] = redf[t * WG]; }
 }
 
+// The integer sums over chunks c_lo … c_hi − 1 of the thread's rows (lane l: chunks c_lo + l, + LANES, …;
+// U of them in flight).
+fn stream(acc: ptr<function, Acc>, rows: vec4<u32>, lane: u32, c_lo: u32, c_hi: u32) {
+  for (var c = c_lo + lane; c < c_hi; c += U * LANES) {
+    let k0 = chunks(rows, c);
+    var k1 = Chunks();
+    var k2 = Chunks();
+    var k3 = Chunks();
+    if (U > 1u) { k1 = chunks(rows, c + LANES); }
+    if (U > 2u) {
+      k2 = chunks(rows, c + 2u * LANES);
+      k3 = chunks(rows, c + 3u * LANES);
+    }
+    chunk_math(acc, c, k0);
+    if (U > 1u) { chunk_math(acc, c + LANES, k1); }
+    if (U > 2u) {
+      chunk_math(acc, c + 2u * LANES, k2);
+      chunk_math(acc, c + 3u * LANES, k3);
+    }
+  }
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let G = WG / LANES;
@@ -275,24 +316,23 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let slot_rows = vec4<u32>(0u, 1u, 2u, 3u) % vec4<u32>(per);
   let rows = min(vec4<u32>(first + grp) + slot_rows * G, vec4<u32>(p.n - 1u)) * p.k4;
   var acc = Acc();
-  for (var c = lane; c < p.k16; c += U * LANES) {
-    let k0 = chunks(rows, c);
-    var k1 = Chunks();
-    var k2 = Chunks();
-    var k3 = Chunks();
-    if (U > 1u) { k1 = chunks(rows, c + LANES); }
-    if (U > 2u) {
-      k2 = chunks(rows, c + 2u * LANES);
-      k3 = chunks(rows, c + 3u * LANES);
-    }
-    chunk_math(&acc, c, k0);
-    if (U > 1u) { chunk_math(&acc, c + LANES, k1); }
-    if (U > 2u) {
-      chunk_math(&acc, c + 2u * LANES, k2);
-      chunk_math(&acc, c + 3u * LANES, k3);
+  var fo: Accf;
+  if (PHASES == 1u) {
+    stream(&acc, rows, lane, 0u, p.k16);
+    fo = outlier_sums(Accf(), rows, lane, 0u, 16u * p.k16);
+  } else {
+    // K in PHASES parts, each part's outlier columns right after the main loop streamed it, while its
+    // bytes are likely still in L2; whole rounds of U·LANES chunks a part, so a round never reaches the next part.
+    let round = U * LANES;
+    let part = (p.k16 + PHASES * round - 1u) / (PHASES * round) * round;
+    fo = Accf();
+    for (var ph = 0u; ph < PHASES; ph++) {
+      let c_lo = ph * part;
+      let c_hi = min(c_lo + part, p.k16);
+      stream(&acc, rows, lane, c_lo, c_hi);
+      fo = outlier_sums(fo, rows, lane, 16u * c_lo, 16u * c_hi);
     }
   }
-  let fo = outlier_sums(rows, lane);
   // Tokens in pairs (the reduction's workgroup memory holds two): each pair's sums by name, no token index
   // into the accumulators. Past TT the second token's sums are zeros and its outputs are not written.
   emit(0u, acc.t0, fo.t0, acc.t1, fo.t1, first, li);

@@ -197,12 +197,14 @@ export function llmInt8Pack(r: Recorder, s: ScannedRows, label = s.values.label)
 
 /**
  * Tiling of kernels/matvec_dp4a.wgsl: R rows a thread (2 or 4 with a gate·up product), LANES lanes a row, U
- * 16-byte chunks of each row in flight.
+ * 16-byte chunks of each row in flight; `phases` (default 1): K streamed in that many parts, each part's
+ * outlier columns multiplied right after it.
  */
 export interface Dp4aConfig {
   R: 1 | 2 | 4;
   LANES: 4 | 8 | 16 | 32;
   U: 1 | 2 | 4;
+  phases?: 1 | 2 | 4 | 8;
 }
 
 /**
@@ -214,8 +216,21 @@ export interface Dp4aConfig {
  */
 export function dp4aConfigFor(N: number, K: number): Dp4aConfig {
   if (N >= 16384) return { R: 4, LANES: 16, U: 2 };
+  if (K >= 16384) return { R: 1, LANES: 16, U: 4, phases: w2Phases };
   return { R: N >= 8192 && K < 16384 ? 2 : 1, LANES: 16, U: 4 };
 }
+
+/**
+ * w2's K (16384, the feed-forward's silu(gate)·up) in 4 parts, each part's outlier columns multiplied right
+ * after the main loop streamed it. Swept after the whole row, their scattered weight bytes most likely came
+ * from memory again, the rows having left L2 (50 MB) while the ~100 MB matrix streamed (four columns' loads
+ * at once instead of one changed nothing, so it is not their latency): in the bench's model (123 outlier
+ * columns at 8 rows) w2 took 3.56 ms a step in the kernel profile, 2.84 with no outlier sweep at all, 3.30
+ * in 4 parts. In the step (H100, PERF.md v50): decode 10.42 → 10.35 ms, batch 2–6 +1 %, batch 8 unchanged.
+ * The other products keep one part: with parts their f32 outlier sums live through the main loop, and all
+ * products in 4 parts cost gate·up 1 ms a step at 8 rows (batch 8 541 → 506 tokens/s).
+ */
+const w2Phases = 4;
 
 /**
  * The gate·up product's tiling: 2 gate and 2 up rows a thread, 8 lanes a row, two chunks in flight. Chosen in
@@ -301,6 +316,7 @@ export function matvecLlmInt8(
       VEC: K % 16 === 0 ? 1 : 0,
       GLU: up ? 1 : 0,
       SQ: sq ? 1 : 0,
+      PHASES: c.phases ?? 1,
     },
     label: `matvec_dp4a ${first.weight.label}`,
   });

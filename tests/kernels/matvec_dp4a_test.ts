@@ -20,6 +20,8 @@ interface Case {
   glu: boolean; // gate·up: out = silu(x·Wgᵀ)·(x·Wuᵀ)
   accumulate: boolean;
   outliers: boolean;
+  /** More outlier columns than a lane takes in one round of the kernel's outlier loop (4 a lane). */
+  manyOutliers?: number;
 }
 
 Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd shapes", async (t) => {
@@ -34,15 +36,53 @@ Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd s
     { T: 7, K: 2064, N: 19, c: { R: 2, LANES: 32, U: 1 }, glu: false, accumulate: true, outliers: true },
     { T: 6, K: 1552, N: 41, c: { R: 4, LANES: 16, U: 4 }, glu: true, accumulate: false, outliers: true },
     { T: 4, K: 2068, N: 23, c: { R: 1, LANES: 8, U: 4 }, glu: false, accumulate: true, outliers: false },
+    // Many outlier columns (3 + manyOutliers), so that the loop's guards meet the list's end on a round's
+    // second, third and fourth column: 41 over 4 lanes, 59 over 8 (gate·up), 20 over 16. The first two with
+    // K in parts (their columns fall in several), as w2 takes it.
+    {
+      T: 8,
+      K: 1040,
+      N: 61,
+      c: { R: 4, LANES: 4, U: 2, phases: 4 },
+      glu: false,
+      accumulate: true,
+      outliers: true,
+      manyOutliers: 38,
+    },
+    {
+      T: 2,
+      K: 520,
+      N: 33,
+      c: { R: 2, LANES: 8, U: 1, phases: 2 },
+      glu: true,
+      accumulate: false,
+      outliers: true,
+      manyOutliers: 56,
+    },
+    {
+      T: 5,
+      K: 776,
+      N: 47,
+      c: { R: 1, LANES: 16, U: 2 },
+      glu: false,
+      accumulate: false,
+      outliers: true,
+      manyOutliers: 17,
+    },
   ];
-  for (const { T, K, N, c, glu, accumulate, outliers } of cases) {
-    const name = `T=${T} K=${K} N=${N} R${c.R} L${c.LANES} U${c.U}${glu ? " gate·up" : ""}`;
+  for (const { T, K, N, c, glu, accumulate, outliers, manyOutliers = 0 } of cases) {
+    const parts = c.phases ? ` P${c.phases}` : "";
+    const name = `T=${T} K=${K} N=${N} R${c.R} L${c.LANES} U${c.U}${parts}${glu ? " gate·up" : ""}`;
     await t.step(name, async () => {
       const seed = T * 131 + K * 7 + N * 3 + c.LANES;
       const xs = randomF32(T * K, seed, -2.5, 2.5);
       if (outliers) {
         for (const [row, col] of [[0, 5], [T - 1, 5], [Math.min(1, T - 1), K - 3], [T - 1, 64]]) {
           xs[row * K + col] = row % 2 ? -7.5 : 9.25;
+        }
+        // Columns 11 apart (coprime with these K, none of the three above), each large in one row.
+        for (let j = 0; j < manyOutliers; j++) {
+          xs[(j % T) * K + ((7 + 11 * j) % K)] = j % 2 ? -(6.5 + (j % 3)) : 7 + j % 5;
         }
       }
       const hosts = glu ? [hostInt8(N, K, false, seed + 1), hostInt8(N, K, false, seed + 2)] : [
@@ -72,6 +112,7 @@ Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd s
       const list = await gpu.readU32(scratch.outliers);
       const cols = [...list.subarray(1, 1 + list[0])];
       assert.equal(cols.length > 0, outliers, "the case has the outlier columns it means to");
+      if (manyOutliers) assert.equal(cols.length, 3 + manyOutliers, "outlier columns");
       const q = new Int8Array(await gpu.readBytes(scratch.q)).subarray(0, T * K);
       const scale = (await gpu.readF32(scratch.xs)).subarray(0, T);
       const product = (h: (typeof hosts)[number], tt: number, n: number) => {
