@@ -20,7 +20,7 @@ interface Case {
   glu: boolean; // gate·up: out = silu(x·Wgᵀ)·(x·Wuᵀ)
   accumulate: boolean;
   outliers: boolean;
-  /** More outlier columns than a lane takes in one round of the kernel's outlier loop (4 a lane). */
+  /** Outlier columns besides the three every `outliers` case has, several a lane. */
   manyOutliers?: number;
 }
 
@@ -36,9 +36,8 @@ Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd s
     { T: 7, K: 2064, N: 19, c: { R: 2, LANES: 32, U: 1 }, glu: false, accumulate: true, outliers: true },
     { T: 6, K: 1552, N: 41, c: { R: 4, LANES: 16, U: 4 }, glu: true, accumulate: false, outliers: true },
     { T: 4, K: 2068, N: 23, c: { R: 1, LANES: 8, U: 4 }, glu: false, accumulate: true, outliers: false },
-    // Many outlier columns (3 + manyOutliers), so that the loop's guards meet the list's end on a round's
-    // second, third and fourth column: 41 over 4 lanes, 59 over 8 (gate·up), 20 over 16. The first two with
-    // K in parts (their columns fall in several), as w2 takes it.
+    // Many outlier columns (3 + manyOutliers), several a lane: 41 over 4 lanes, 59 over 8 (gate·up), 20 over
+    // 16. The first two with K in parts (their columns fall in several), as w2 takes it.
     {
       T: 8,
       K: 1040,
