@@ -70,6 +70,7 @@ export function paramName(path: readonly PropertyKey[]): string | null {
 
 function quote(value: unknown): string {
   if (value === undefined) return "nothing";
+  if (typeof value === "number" && !Number.isFinite(value)) return String(value); // JSON has no Infinity
   let text: string;
   try {
     text = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
@@ -104,12 +105,18 @@ export function zodToInputError(error: z.ZodError): InputError {
       );
     }
     case "invalid_type":
-      detail = input === undefined
-        ? `is required (${issue.expected})`
-        : `must be ${issue.expected === "int" ? "an integer" : `a ${issue.expected}`}; got ${
-          typeName(input)
-        }` +
+      if (input === undefined) {
+        detail = `is required (${issue.expected})`;
+      } else if (typeof input === "number" && !Number.isFinite(input)) {
+        // JSON.parse reads 1e400 as Infinity, which the number schemas refuse as not a number.
+        detail = `must be a finite number; got ${quote(input)}`;
+      } else {
+        const expected = issue.expected === "int"
+          ? "an integer"
+          : `${/^[aeiou]/.test(issue.expected) ? "an" : "a"} ${issue.expected}`;
+        detail = `must be ${expected}; got ${typeName(input)}` +
           (typeof input === "number" || typeof input === "string" ? ` ${quote(input)}` : "");
+      }
       break;
     case "too_small":
     case "too_big": {

@@ -48,7 +48,7 @@ const cases: Case[] = [
     body: "[1,2]",
     status: 400,
     param: null,
-    message: /Request body must be a object; got an array/,
+    message: /Request body must be an object; got an array/,
   },
   { name: "JSON null body", body: "null", status: 400, param: null, message: /got null/ },
   {
@@ -139,6 +139,13 @@ const cases: Case[] = [
     status: 400,
     param: "max_num",
     message: /must be an integer; got a number 2.5/,
+  },
+  {
+    name: "max_new_tokens past a double (JSON reads it as Infinity)",
+    body: '{"question":"What is it?","max_new_tokens":1e400}',
+    status: 400,
+    param: "max_new_tokens",
+    message: /must be a finite number; got Infinity/,
   },
   {
     name: "max_num string",
@@ -257,7 +264,7 @@ const cases: Case[] = [
     body: chat({ images: "abc" }),
     status: 400,
     param: "images",
-    message: /must be a array; got a string/,
+    message: /must be an array; got a string/,
   },
   {
     name: "image is a number",
