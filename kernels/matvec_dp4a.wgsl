@@ -322,7 +322,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     fo = outlier_sums(Accf(), rows, lane, 0u, 16u * p.k16);
   } else {
     // K in PHASES parts, each part's outlier columns right after the main loop streamed it, while its
-    // bytes are likely still in L2; whole rounds of U·LANES chunks a part, so a round never reaches the next part.
+    // bytes are likely still in L2; whole rounds of U·LANES chunks a part, so that a round never reaches
+    // into the next part.
     let round = U * LANES;
     let part = (p.k16 + PHASES * round - 1u) / (PHASES * round) * round;
     fo = Accf();
