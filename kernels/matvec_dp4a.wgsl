@@ -317,6 +317,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let rows = min(vec4<u32>(first + grp) + slot_rows * G, vec4<u32>(p.n - 1u)) * p.k4;
   var acc = Acc();
   var fo: Accf;
+  // One part keeps this form of its own: the same sums carried through the parts' loop, even a loop of one
+  // pass, cost batch 8 541 → 489 tokens/s on an H100 (PERF.md v50).
   if (PHASES == 1u) {
     stream(&acc, rows, lane, 0u, p.k16);
     fo = outlier_sums(Accf(), rows, lane, 0u, 16u * p.k16);

@@ -217,7 +217,7 @@ export interface Dp4aConfig {
 export function dp4aConfigFor(N: number, K: number): Dp4aConfig {
   if (N >= 16384) return { R: 4, LANES: 16, U: 2 };
   if (K >= 16384) return { R: 1, LANES: 16, U: 4, phases: w2Phases };
-  return { R: N >= 8192 && K < 16384 ? 2 : 1, LANES: 16, U: 4 };
+  return { R: N >= 8192 ? 2 : 1, LANES: 16, U: 4 };
 }
 
 /**
