@@ -1,0 +1,148 @@
+// Experiment (kernels/grid_chain_probe.wgsl, src/ops/grid_chain_probe.ts, PERF.md v51): a decode step's
+// 4 × layers int8 products, one dispatch each (SYNC 0, as the model runs them) against one dispatch for all
+// with a grid-wide barrier between products (SYNC 1), the same code on the same persistent grid; PF 1 / PF 2
+// also load the next product's first chunks while waiting at each barrier. Checks: every variant's activations
+// (outputs zeroed before) bit for bit against its tiling's SYNC 0 run, the barrier's count of arrivals, and
+// layer 0's four products against a CPU reference on the GPU's own inputs. Timed with GPU timestamps, one pass a step.
+//   deno run -A scripts/bench_grid_chain.ts [--quick] [--layers 48] [--grids 264,132] [--tilings 4x32,4x64]
+//     [--us 2,4] [--modes 0,1,pf,pf2] [--kernel NAME] [--ms 200] [--out f.json]
+import {
+  clearGridChainOutputs,
+  createGridChain,
+  gridChainArrivals,
+  gridChainKind,
+  gridChainProductRef,
+  gridChainRegionFloats,
+  type GridChainVariant,
+  recordGridChain,
+} from "../src/ops/grid_chain_probe.ts";
+import * as sweep from "../src/bench/sweep.ts";
+
+const { args, quick, minMs, out } = sweep.parseArgs({
+  layers: { type: "string" },
+  grids: { type: "string" },
+  tilings: { type: "string" }, // R × LANES, e.g. "4x32,4x64"
+  us: { type: "string" }, // chunks in flight, e.g. "2,4"
+  modes: { type: "string" }, // any of 0 (SYNC 0), 1 (SYNC 1), pf (+ PF 1), pf2 (+ PF 2); 0 first
+  kernel: { type: "string" }, // a copy of kernels/grid_chain_probe.wgsl under another name
+});
+const kernel = String(args.kernel ?? "grid_chain_probe");
+const { gpu, timer } = await sweep.openGpu();
+
+// Real InternLM2-20B widths, or small ones for a smoke run on llvmpipe.
+const shapes = quick
+  ? { h: 96, qkv: 128, ff: 112, layers: Number(args.layers ?? 2) }
+  : { h: 6144, qkv: 8192, ff: 16384, layers: Number(args.layers ?? 48) };
+const grids = String(args.grids ?? (quick ? "1" : "264,132")).split(",").map(Number);
+const tilings = String(args.tilings ?? "4x32,4x64").split(",").map((t) => t.split("x").map(Number));
+const us = String(args.us ?? (quick ? "2" : "2,4")).split(",").map(Number);
+const modes = new Set(String(args.modes ?? "0,1,pf,pf2").split(","));
+const products = 4 * shapes.layers;
+
+const init = gpu.recorder("chain fill");
+const chain = createGridChain(gpu, init, shapes, 100);
+init.submit();
+await gpu.sync("filling the chain");
+
+interface Variant extends GridChainVariant {
+  name: string;
+}
+const variants: Variant[] = [];
+for (const nwg of grids) {
+  for (const [R, LANES] of tilings as [2 | 4, 32 | 64][]) {
+    for (const U of us as (1 | 2 | 4)[]) {
+      const tiling = `nwg ${nwg} R${R} L${LANES} U${U}`;
+      const add = (mode: string, name: string, sync: 0 | 1, pf: 0 | 1 | 2) => {
+        if (modes.has(mode)) variants.push({ name: `${name} ${tiling}`, sync, pf, R, LANES, U, nwg });
+      };
+      add("0", "dispatch a product ", 0, 0);
+      add("1", "one dispatch       ", 1, 0);
+      add("pf", "one dispatch + PF  ", 1, 1);
+      add("pf2", "one dispatch + PF2 ", 1, 2);
+    }
+  }
+}
+if (!variants.length || variants[0].sync) throw new Error("--modes must start with 0 (a SYNC 0 reference)");
+
+async function runOnce(v: Variant): Promise<Float32Array> {
+  clearGridChainOutputs(gpu, chain);
+  const r = gpu.recorder(`chain check ${v.name}`);
+  recordGridChain(r, chain, v, { kernel, resetFault: true });
+  r.submit();
+  await gpu.check(`chain ${v.name}`);
+  const act = new Float32Array(await gpu.readBytes(chain.act));
+  const arrivals = (await gpu.readI32(chain.count))[0];
+  if (v.sync && arrivals !== gridChainArrivals(chain, v)) {
+    throw new Error(`${arrivals} arrivals at the barriers, not ${gridChainArrivals(chain, v)}`);
+  }
+  return act;
+}
+
+const region = (a: Float32Array, i: number, n: number) =>
+  a.subarray(i * gridChainRegionFloats, i * gridChainRegionFloats + n);
+const reference = await runOnce(variants[0]);
+const checks: { product: number; nerr: number }[] = [];
+for (let kind = 0; kind < 4; kind++) {
+  const [N, K] = gridChainKind(shapes, kind);
+  const w = new Int8Array(await gpu.readBytes(chain.weights[kind]));
+  const want = gridChainProductRef(shapes, chain.scales, kind, region(reference, kind, K), w);
+  const got = region(reference, kind + 1, N);
+  let num = 0, den = 0;
+  for (let i = 0; i < N; i++) {
+    num += (got[i] - want[i]) ** 2;
+    den += want[i] ** 2;
+  }
+  checks.push({ product: kind, nerr: num / den });
+  console.log(`layer 0 product ${kind} against the CPU: nerr ${(num / den).toExponential(2)}`);
+}
+
+const weightBytes = shapes.layers * shapes.h * (shapes.qkv + shapes.h + 3 * shapes.ff);
+const rows = [];
+// Each tiling's one-dispatch runs against its own SYNC 0 run (another tiling sums in another order).
+let tilingReference = reference;
+for (const v of variants) {
+  try {
+    const got = await runOnce(v);
+    if (!v.sync) tilingReference = got;
+    let mismatches = 0;
+    for (let i = 0; i < got.length; i++) if (!Object.is(got[i], tilingReference[i])) mismatches++;
+    const f = await gpu.readI32(chain.fault);
+    if (f[0]) throw new Error(`a spin gave up, still waiting for ${f[1]} workgroups`);
+    const dispatches = v.sync ? 2 : 1 + products;
+    const passes = quick ? 2 : Math.max(5, Math.ceil(minMs / 9));
+    const t = await sweep.timePasses(
+      gpu,
+      timer,
+      v.name,
+      () => {
+        const r = gpu.recorder(`chain ${v.name}`);
+        recordGridChain(r, chain, v, { kernel });
+        r.submit();
+      },
+      1,
+      passes,
+      true,
+    );
+    const faults = (await gpu.readI32(chain.fault))[0];
+    const gbps = weightBytes / (t.ms * 1e6);
+    rows.push({ ...v, ms: t.ms, msMin: t.msMin, gbps, dispatches, mismatches, faults });
+    console.log(
+      `${v.name}: ${t.ms.toFixed(3)} ms a step (min ${t.msMin.toFixed(3)}), ${gbps.toFixed(0)} GB/s, ` +
+        `${dispatches} dispatches, ${mismatches} values differ from its SYNC 0${
+          faults ? "  SPIN GAVE UP" : ""
+        }`,
+    );
+  } catch (e) {
+    sweep.logFailure(v.name, e);
+    rows.push({ ...v, error: (e as Error).message.split("\n")[0] });
+  }
+}
+await sweep.writeJson(out, "grid_chain.json", {
+  adapter: gpu.adapterDescription,
+  kernel,
+  shapes,
+  weightBytes,
+  checks,
+  rows,
+});
+gpu.destroy();
