@@ -21,16 +21,19 @@
 // Threads: LANES lanes a row (lane l takes 16-byte chunks l, l + LANES, …; U chunks in flight), G = 256/LANES
 // row groups, R rows a thread (row group g, slot i: row base + g + i·G; GLU: R/2 gate rows and their up rows,
 // each x load serving all R). A workgroup-round is span = G·R distinct rows (G·R/2 with GLU): round j of
-// workgroup w holds rows (j·nwg + w)·span …, so every workgroup has within one round of the same rows. One
-// reduction a round, through workgroup memory.
+// workgroup w holds rows (j·nwg + w)·span …, so every workgroup has within one round of the same rows
+// (DYN = 1: block b = rows b·span … goes to whichever workgroup's atomicAdd on the product's counter returned
+// b, so a workgroup that streams faster takes more). One reduction a round, through workgroup memory.
 //
 // Bindings: 1 wqkv, 2 wo, 3 wgu (gate rows, then up rows), 4 w2: int8 rows as vec4<u32>; 5 scale [qkv + h +
 //           2·ff + h] f32 in that order; 6 act [regions, 8192] vec4<f32> (32768 floats a region); 7 count
-//           [1] atomic u32, 0 at dispatch start (SYNC); 8 fault [2] atomic u32: [0] set when a spin gave up,
+//           [2 + products] atomic u32, zero at the step's start: [0] the barrier's arrivals, [2 + p] product
+//           p's tickets (DYN); 8 fault [2] atomic u32: [0] set when a spin gave up,
 //           [1] the most workgroups a spin that gave up still waited for.
 // Params:   p_begin, p_end, spin_limit, h, qkv, ff (h, ff multiples of 16; qkv ≥ h).
 // Overrides: SYNC (0, 1), PF (1: the next product's first chunk of this thread's rows is loaded into registers
-//           between the barrier's arrival and its wait; 2: that of its first two rows into workgroup memory), U (1, 2, 4), R (1, 2, 4; ≥ 2 for gate·up), LANES (a power of two, 8 … 256).
+//           between the barrier's arrival and its wait; 2: that of its first two rows into workgroup memory;
+//           not with DYN), DYN (0, 1), U (1, 2, 4), R (1, 2, 4; ≥ 2 for gate·up), LANES (a power of two, 8 … 256).
 // Grid:     nwg workgroups of 256 (1-D).
 // #include int8
 
@@ -50,6 +53,7 @@ override PF: u32 = 0u;
 override U: u32 = 2u;
 override R: u32 = 4u; // rows a thread (GLU: R/2 gate rows and their up rows); 1, 2 or 4
 override LANES: u32 = 64u;
+override DYN: u32 = 0u; // 1: a workgroup takes its next block from the product's ticket counter
 const WG = 256u;
 const REGION = 8192u; // vec4 a region
 
@@ -57,6 +61,7 @@ const REGION = 8192u; // vec4 a region
 // barrier a round separates a round's writes from the reads of the round two before).
 var<workgroup> red: array<f32, 2048>;
 var<workgroup> norm: array<f32, 256>;
+var<workgroup> tickets: array<u32, 2>; // DYN: the block taken now and the next, by round parity
 // PF = 2: the next product's first chunk of this thread's slots 0 and 1, pf[slot·256 + li]. 8 KB: at 25 KB a
 // workgroup in all (33 KB, 41 KB too) the driver kept one workgroup a multiprocessor and a grid of 264 never
 // met; at 9–21 KB two fit (H100).
@@ -208,9 +213,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     if (s.normed) { inv = inv_rms(x0, s.k16, li); }
     let d = per(s);
     let span = G * d; // distinct rows a workgroup-round
-    let rounds = (s.n + span * nwg - 1u) / (span * nwg);
-    for (var j = 0u; j < rounds; j++) {
-      let base = (j * nwg + wid) * span;
+    let blocks = (s.n + span - 1u) / span;
+    var blk = wid;
+    if (DYN == 1u) {
+      if (li == 0u) { tickets[0] = atomicAdd(&count[2u + pi], 1u); }
+      blk = workgroupUniformLoad(&tickets[0]);
+    }
+    for (var j = 0u; blk < blocks; j++) {
+      let base = blk * span;
+      // DYN: the next block's ticket, asked for now so that its answer is back by the end of this one.
+      if (DYN == 1u && li == 0u) { tickets[(j + 1u) % 2u] = atomicAdd(&count[2u + pi], 1u); }
       let n = base + grp;
       var acc = vec4<f32>();
       var c = lane;
@@ -263,6 +275,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
           if (s.glu) { o = silu(o) * (scale[s.scale_at + s.n + row] * inv * b); }
           act[y0 + row / 4u][row % 4u] = o;
         }
+      }
+      if (DYN == 1u) {
+        blk = workgroupUniformLoad(&tickets[(j + 1u) % 2u]);
+      } else {
+        blk += nwg;
       }
     }
     have_pre = false;

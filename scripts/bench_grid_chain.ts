@@ -1,11 +1,12 @@
 // Experiment (kernels/grid_chain_probe.wgsl, src/ops/grid_chain_probe.ts, PERF.md v51): a decode step's
 // 4 × layers int8 products, one dispatch each (SYNC 0, as the model runs them) against one dispatch for all
 // with a grid-wide barrier between products (SYNC 1), the same code on the same persistent grid; PF 1 / PF 2
-// also load the next product's first chunks while waiting at each barrier. Checks: every variant's activations
+// also load the next product's first chunks while waiting at each barrier; DYN hands the blocks of rows out
+// through a ticket counter. Checks: every variant's activations
 // (outputs zeroed before) bit for bit against its tiling's SYNC 0 run, the barrier's count of arrivals, and
 // layer 0's four products against a CPU reference on the GPU's own inputs. Timed with GPU timestamps, one pass a step.
 //   deno run -A scripts/bench_grid_chain.ts [--quick] [--layers 48] [--grids 264,132] [--tilings 4x32,4x64]
-//     [--us 2,4] [--modes 0,1,pf,pf2] [--kernel NAME] [--ms 200] [--out f.json]
+//     [--us 2,4] [--modes 0,1,pf,pf2,d0,d1] [--kernel NAME] [--ms 200] [--out f.json]
 import {
   clearGridChainOutputs,
   createGridChain,
@@ -23,7 +24,8 @@ const { args, quick, minMs, out } = sweep.parseArgs({
   grids: { type: "string" },
   tilings: { type: "string" }, // R × LANES, e.g. "4x32,4x64"
   us: { type: "string" }, // chunks in flight, e.g. "2,4"
-  modes: { type: "string" }, // any of 0 (SYNC 0), 1 (SYNC 1), pf (+ PF 1), pf2 (+ PF 2); 0 first
+  // any of 0 (SYNC 0), 1 (SYNC 1), pf (+ PF 1), pf2 (+ PF 2), d0 / d1 (SYNC 0 / 1 with DYN); 0 first
+  modes: { type: "string" },
   kernel: { type: "string" }, // a copy of kernels/grid_chain_probe.wgsl under another name
 });
 const kernel = String(args.kernel ?? "grid_chain_probe");
@@ -52,13 +54,15 @@ for (const nwg of grids) {
   for (const [R, LANES] of tilings as [2 | 4, 32 | 64][]) {
     for (const U of us as (1 | 2 | 4)[]) {
       const tiling = `nwg ${nwg} R${R} L${LANES} U${U}`;
-      const add = (mode: string, name: string, sync: 0 | 1, pf: 0 | 1 | 2) => {
-        if (modes.has(mode)) variants.push({ name: `${name} ${tiling}`, sync, pf, R, LANES, U, nwg });
+      const add = (mode: string, name: string, sync: 0 | 1, pf: 0 | 1 | 2, dyn: 0 | 1 = 0) => {
+        if (modes.has(mode)) variants.push({ name: `${name} ${tiling}`, sync, pf, dyn, R, LANES, U, nwg });
       };
       add("0", "dispatch a product ", 0, 0);
       add("1", "one dispatch       ", 1, 0);
       add("pf", "one dispatch + PF  ", 1, 1);
       add("pf2", "one dispatch + PF2 ", 1, 2);
+      add("d0", "dispatch a prod DYN", 0, 0, 1);
+      add("d1", "one dispatch DYN   ", 1, 0, 1);
     }
   }
 }

@@ -28,14 +28,18 @@ export interface GridChain {
   /** [4·layers + 1, 32768] f32: region p is product p's input, region 0 the step's (x0). */
   act: Tensor;
   x0: Float32Array;
-  count: Tensor; // [4] i32: the barrier's arrivals (zeroed by recordGridChain)
+  count: Tensor; // [2 + 4·layers] i32: the barrier's arrivals, each product's tickets (zeroed by recordGridChain)
   fault: Tensor; // [4] i32: [0] a spin gave up, [1] how many workgroups it still waited for
 }
 
-/** Tiling and mode: SYNC 1 = one dispatch with grid-wide barriers, PF = prefetch across them (1 or 2). */
+/**
+ * Tiling and mode: SYNC 1 = one dispatch with grid-wide barriers, PF = prefetch across them (1 or 2), DYN 1 =
+ * blocks of rows handed out by a ticket counter instead of by workgroup index.
+ */
 export interface GridChainVariant {
   sync: 0 | 1;
   pf: 0 | 1 | 2;
+  dyn?: 0 | 1;
   R: 2 | 4;
   LANES: 8 | 16 | 32 | 64 | 128 | 256;
   U: 1 | 2 | 4;
@@ -91,7 +95,7 @@ export function createGridChain(gpu: Gpu, r: Recorder, shapes: GridChainShapes, 
     scales,
     act,
     x0,
-    count: gpu.createTensor("chain.count", "i32", [4]),
+    count: gpu.createTensor("chain.count", "i32", [2 + 4 * layers]),
     fault: gpu.createTensor("chain.fault", "i32", [4]),
   };
 }
@@ -128,6 +132,7 @@ export function recordGridChain(
     throw new Error(`grid chain: R ${v.R} (2, 4), LANES ${v.LANES} (8 … 256), U ${v.U} (1, 2, 4)`);
   }
   if (!(Number.isInteger(v.nwg) && v.nwg >= 1)) throw new Error(`grid chain: ${v.nwg} workgroups`);
+  if (v.dyn && v.pf) throw new Error("grid chain: a prefetch assumes the static blocks (not with DYN)");
   if (opts.resetFault) fillRandom(r, c.fault, { seed: 1, lo: 0, hi: 1 }); // zeros
   fillRandom(r, c.count, { seed: 1, lo: 0, hi: 1 });
   const products = 4 * layers;
@@ -136,7 +141,7 @@ export function recordGridChain(
       bindings: [...c.weights, c.scale, c.act, c.count, c.fault],
       params: [first, end, opts.spinLimit ?? 1 << 20, h, qkv, ff],
       workgroups: v.nwg,
-      constants: { SYNC: v.sync, PF: v.pf, U: v.U, R: v.R, LANES: v.LANES },
+      constants: { SYNC: v.sync, PF: v.pf, U: v.U, R: v.R, LANES: v.LANES, DYN: v.dyn ?? 0 },
       label: `grid_chain_probe ${first}…${end - 1}`,
     });
   if (v.sync) launch(0, products);

@@ -13,7 +13,7 @@ import {
 import { assertNormalisedError, testGpu } from "./check.ts";
 import { tolerance } from "./tolerances.ts";
 
-Deno.test("grid chain probe (experiment): every product against the CPU, one dispatch bit for bit", async (t) => {
+Deno.test("grid chain probe (experiment): every product against the CPU, every mode bit for bit", async (t) => {
   const gpu = await testGpu();
   // Widths with a lane taking several chunks (K/16 = 17, 21 against 8 lanes) and one taking none (K/16 = 5
   // against 32), rounds that leave rows past N, gate·up rows in halves of a thread's slots; grids of 1 and 3
@@ -35,9 +35,9 @@ Deno.test("grid chain probe (experiment): every product against the CPU, one dis
       const init = gpu.recorder("chain fill");
       const chain = createGridChain(gpu, init, shapes, shapes.h + tiling.R);
       init.submit();
-      const run = async (sync: 0 | 1, pf: 0 | 1 | 2) => {
+      const run = async (sync: 0 | 1, pf: 0 | 1 | 2, dyn: 0 | 1 = 0) => {
         clearGridChainOutputs(gpu, chain);
-        const v = { ...tiling, sync, pf, nwg: sync && gpu.isFallbackAdapter ? 1 : tiling.nwg };
+        const v = { ...tiling, sync, pf, dyn, nwg: sync && gpu.isFallbackAdapter ? 1 : tiling.nwg };
         const r = gpu.recorder("chain");
         recordGridChain(r, chain, v, { resetFault: true });
         r.submit();
@@ -57,13 +57,13 @@ Deno.test("grid chain probe (experiment): every product against the CPU, one dis
         const want = gridChainProductRef(shapes, chain.scales, p % 4, region(p, K), weights[p % 4]);
         assertNormalisedError(region(p + 1, N), Float32Array.from(want), tolerance.matmul.nerr);
       }
-      for (const [sync, pf] of [[1, 0], [1, 1], [1, 2]] as const) {
-        const got = await run(sync, pf);
+      for (const [sync, pf, dyn] of [[1, 0, 0], [1, 1, 0], [1, 2, 0], [0, 0, 1], [1, 0, 1]] as const) {
+        const got = await run(sync, pf, dyn);
         const differ = got.findIndex((v, i) => !Object.is(v, base[i]));
         assert.equal(
           differ,
           -1,
-          `SYNC ${sync} PF ${pf}: value ${differ} differs from one dispatch a product`,
+          `SYNC ${sync} PF ${pf} DYN ${dyn}: value ${differ} differs from the static grid`,
         );
       }
       destroyGridChain(chain);
