@@ -6,7 +6,7 @@
 // (outputs zeroed before) bit for bit against its tiling's SYNC 0 run, the barrier's count of arrivals, and
 // layer 0's four products against a CPU reference on the GPU's own inputs. Timed with GPU timestamps, one pass a step.
 //   deno run -A scripts/bench_grid_chain.ts [--quick] [--layers 48] [--grids 264,132] [--tilings 4x32,4x64]
-//     [--us 2,4] [--modes 0,1,pf,pf2,d0,d1] [--kernel NAME] [--ms 200] [--out f.json]
+//     [--us 2,4] [--modes 0,1,pf,pf2,d0,d1,n0,n1,f0,f1] [--kernel NAME] [--ms 200] [--out f.json]
 import {
   clearGridChainOutputs,
   createGridChain,
@@ -24,7 +24,8 @@ const { args, quick, minMs, out } = sweep.parseArgs({
   grids: { type: "string" },
   tilings: { type: "string" }, // R × LANES, e.g. "4x32,4x64"
   us: { type: "string" }, // chunks in flight, e.g. "2,4"
-  // any of 0 (SYNC 0), 1 (SYNC 1), pf (+ PF 1), pf2 (+ PF 2), d0 / d1 (SYNC 0 / 1 with DYN); 0 first
+  // any of 0 (SYNC 0), 1 (SYNC 1), pf (+ PF 1), pf2 (+ PF 2), d0 / d1 (SYNC 0 / 1 with DYN), n0 / n1 (SYNC 0
+  // / 1 without the math, timing only), f0 / f1 (the weights as flat arrays, timing only); 0 first
   modes: { type: "string" },
   kernel: { type: "string" }, // a copy of kernels/grid_chain_probe.wgsl under another name
 });
@@ -54,8 +55,17 @@ for (const nwg of grids) {
   for (const [R, LANES] of tilings as [2 | 4, 32 | 64][]) {
     for (const U of us as (1 | 2 | 4)[]) {
       const tiling = `nwg ${nwg} R${R} L${LANES} U${U}`;
-      const add = (mode: string, name: string, sync: 0 | 1, pf: 0 | 1 | 2, dyn: 0 | 1 = 0) => {
-        if (modes.has(mode)) variants.push({ name: `${name} ${tiling}`, sync, pf, dyn, R, LANES, U, nwg });
+      const add = (
+        mode: string,
+        name: string,
+        sync: 0 | 1,
+        pf: 0 | 1 | 2,
+        dyn: 0 | 1 = 0,
+        nomath: 0 | 1 | 2 = 0,
+      ) => {
+        if (modes.has(mode)) {
+          variants.push({ name: `${name} ${tiling}`, sync, pf, dyn, nomath, R, LANES, U, nwg });
+        }
       };
       add("0", "dispatch a product ", 0, 0);
       add("1", "one dispatch       ", 1, 0);
@@ -63,6 +73,11 @@ for (const nwg of grids) {
       add("pf2", "one dispatch + PF2 ", 1, 2);
       add("d0", "dispatch a prod DYN", 0, 0, 1);
       add("d1", "one dispatch DYN   ", 1, 0, 1);
+      // Timing only: the same streams without x or the products (compared with their own SYNC 0 run).
+      add("n0", "dispatch a prod NOMATH", 0, 0, 0, 1);
+      add("n1", "one dispatch NOMATH   ", 1, 0, 0, 1);
+      add("f0", "dispatch a prod FLAT  ", 0, 0, 0, 2);
+      add("f1", "one dispatch FLAT     ", 1, 0, 0, 2);
     }
   }
 }

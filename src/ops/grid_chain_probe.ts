@@ -40,6 +40,8 @@ export interface GridChainVariant {
   sync: 0 | 1;
   pf: 0 | 1 | 2;
   dyn?: 0 | 1;
+  /** Timing only, wrong results: the weights streamed without x or the products (1), or as flat arrays (2). */
+  nomath?: 0 | 1 | 2;
   R: 2 | 4;
   LANES: 8 | 16 | 32 | 64 | 128 | 256;
   U: 1 | 2 | 4;
@@ -141,7 +143,15 @@ export function recordGridChain(
       bindings: [...c.weights, c.scale, c.act, c.count, c.fault],
       params: [first, end, opts.spinLimit ?? 1 << 20, h, qkv, ff],
       workgroups: v.nwg,
-      constants: { SYNC: v.sync, PF: v.pf, U: v.U, R: v.R, LANES: v.LANES, DYN: v.dyn ?? 0 },
+      constants: {
+        SYNC: v.sync,
+        PF: v.pf,
+        U: v.U,
+        R: v.R,
+        LANES: v.LANES,
+        DYN: v.dyn ?? 0,
+        NOMATH: v.nomath ?? 0,
+      },
       label: `grid_chain_probe ${first}…${end - 1}`,
     });
   if (v.sync) launch(0, products);
