@@ -238,7 +238,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     let x0 = pi * REGION;
     let y0 = (pi + 1u) * REGION;
     var inv = 1.0;
-    if (s.normed) { inv = inv_rms(x0, s.k16, li); }
+    if (s.normed && NOMATH != 2u) { inv = inv_rms(x0, s.k16, li); }
     let d = per(s);
     let span = G * d; // distinct rows a workgroup-round
     var blocks = (s.n + span - 1u) / span;
