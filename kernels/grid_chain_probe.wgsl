@@ -34,7 +34,7 @@
 // Params:   p_begin, p_end, spin_limit, h, qkv, ff (h, ff multiples of 16; qkv ≥ h).
 // Overrides: SYNC (0, 1), PF (1: the next product's first chunk of this thread's rows is loaded into registers
 //           between the barrier's arrival and its wait; 2: that of its first two rows into workgroup memory;
-//           not with DYN), DYN (0, 1), NOMATH (0; timing only: 1, 2), U (1, 2, 4), R (2, 4: gate·up takes half), LANES (a power of two,
+//           not with DYN), DYN (0, 1), NOMATH (0; timing only: 1, 2, 3), U (1, 2, 4), R (2, 4: gate·up takes half), LANES (a power of two,
 //           8 … 256).
 // Grid:     nwg workgroups of 256 (1-D).
 // #include int8
@@ -56,7 +56,8 @@ override U: u32 = 2u;
 override R: u32 = 4u; // rows a thread (GLU: R/2 gate rows and their up rows); 2 or 4
 override LANES: u32 = 64u;
 override DYN: u32 = 0u; // 1: a workgroup takes its next block from the product's ticket counter
-override NOMATH: u32 = 0u; // timing only: 1 the weights streamed without the products (chunk_math), 2 flat
+// Timing only: 1 the weights streamed without the products (chunk_math), 2 flat, 3 as 1 without the norms.
+override NOMATH: u32 = 0u;
 const WG = 256u;
 const REGION = 8192u; // vec4 a region
 
@@ -142,7 +143,7 @@ fn word_math(a: vec4<f32>, x: vec4<f32>, wa: u32, wb: u32, wc: u32, wd: u32) -> 
 // products, the weight words folded into the sums (so that their loads stay), to time the stream alone.
 fn chunk_math(acc: ptr<function, vec4<f32>>, x0: u32, c: u32, k16: u32, k: Chunk) {
   if (c >= k16) { return; }
-  if (NOMATH == 1u) {
+  if (NOMATH == 1u || NOMATH == 3u) {
     let f = k.a ^ k.b ^ k.c ^ k.d;
     (*acc).x += bitcast<f32>((f.x ^ f.y ^ f.z ^ f.w) & 0x007FFFFFu);
     return;
@@ -238,7 +239,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     let x0 = pi * REGION;
     let y0 = (pi + 1u) * REGION;
     var inv = 1.0;
-    if (s.normed && NOMATH != 2u) { inv = inv_rms(x0, s.k16, li); }
+    if (s.normed && NOMATH != 2u && NOMATH != 3u) { inv = inv_rms(x0, s.k16, li); }
     let d = per(s);
     let span = G * d; // distinct rows a workgroup-round
     var blocks = (s.n + span - 1u) / span;

@@ -6,7 +6,8 @@
 // (outputs zeroed before) bit for bit against its tiling's SYNC 0 run, the barrier's count of arrivals, and
 // layer 0's four products against a CPU reference on the GPU's own inputs. Timed with GPU timestamps, one pass a step.
 //   deno run -A scripts/bench_grid_chain.ts [--quick] [--layers 48] [--grids 264,132] [--tilings 4x32,4x64]
-//     [--us 2,4] [--modes 0,1,pf,pf2,d0,d1,n0,n1,f0,f1] [--kernel NAME] [--ms 200] [--out f.json]
+//     [--us 2,4] [--modes 0,1,pf,pf2,d0,d1,n0,n1,f0,f1,m0,m1] [--widths h,qkv,ff] [--kernel NAME] [--ms 200]
+//     [--out f.json]
 import {
   clearGridChainOutputs,
   createGridChain,
@@ -25,17 +26,17 @@ const { args, quick, minMs, out } = sweep.parseArgs({
   tilings: { type: "string" }, // R × LANES, e.g. "4x32,4x64"
   us: { type: "string" }, // chunks in flight, e.g. "2,4"
   // any of 0 (SYNC 0), 1 (SYNC 1), pf (+ PF 1), pf2 (+ PF 2), d0 / d1 (SYNC 0 / 1 with DYN), n0 / n1 (SYNC 0
-  // / 1 without the math, timing only), f0 / f1 (the weights as flat arrays, timing only); 0 first
+  // / 1 without the math, timing only), f0 / f1 (the weights as flat arrays, timing only), m0 / m1 (n0 / n1 without the norms); 0 first
   modes: { type: "string" },
   kernel: { type: "string" }, // a copy of kernels/grid_chain_probe.wgsl under another name
+  widths: { type: "string" }, // h,qkv,ff (default the real 6144,8192,16384)
 });
 const kernel = String(args.kernel ?? "grid_chain_probe");
 const { gpu, timer } = await sweep.openGpu();
 
 // Real InternLM2-20B widths, or small ones for a smoke run on llvmpipe.
-const shapes = quick
-  ? { h: 96, qkv: 128, ff: 112, layers: Number(args.layers ?? 2) }
-  : { h: 6144, qkv: 8192, ff: 16384, layers: Number(args.layers ?? 48) };
+const [h, qkv, ff] = String(args.widths ?? (quick ? "96,128,112" : "6144,8192,16384")).split(",").map(Number);
+const shapes = { h, qkv, ff, layers: Number(args.layers ?? (quick ? 2 : 48)) };
 const grids = String(args.grids ?? (quick ? "1" : "264,132")).split(",").map(Number);
 const tilings = String(args.tilings ?? "4x32,4x64").split(",").map((t) => t.split("x").map(Number));
 const us = String(args.us ?? (quick ? "2" : "2,4")).split(",").map(Number);
@@ -61,7 +62,7 @@ for (const nwg of grids) {
         sync: 0 | 1,
         pf: 0 | 1 | 2,
         dyn: 0 | 1 = 0,
-        nomath: 0 | 1 | 2 = 0,
+        nomath: 0 | 1 | 2 | 3 = 0,
       ) => {
         if (modes.has(mode)) {
           variants.push({ name: `${name} ${tiling}`, sync, pf, dyn, nomath, R, LANES, U, nwg });
@@ -78,6 +79,8 @@ for (const nwg of grids) {
       add("n1", "one dispatch NOMATH   ", 1, 0, 0, 1);
       add("f0", "dispatch a prod FLAT  ", 0, 0, 0, 2);
       add("f1", "one dispatch FLAT     ", 1, 0, 0, 2);
+      add("m0", "dispatch a prod NONORM", 0, 0, 0, 3);
+      add("m1", "one dispatch NONORM   ", 1, 0, 0, 3);
     }
   }
 }

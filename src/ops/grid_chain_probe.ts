@@ -40,8 +40,11 @@ export interface GridChainVariant {
   sync: 0 | 1;
   pf: 0 | 1 | 2;
   dyn?: 0 | 1;
-  /** Timing only, wrong results: the weights streamed without x or the products (1), or as flat arrays (2). */
-  nomath?: 0 | 1 | 2;
+  /**
+   * Timing only, wrong results: the weights streamed without x or the products (1), as flat arrays (2), or as 1
+   * without the RMSNorm's sums (3).
+   */
+  nomath?: 0 | 1 | 2 | 3;
   R: 2 | 4;
   LANES: 8 | 16 | 32 | 64 | 128 | 256;
   U: 1 | 2 | 4;
