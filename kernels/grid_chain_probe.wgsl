@@ -34,6 +34,7 @@
 // Params:   p_begin, p_end, spin_limit, h, qkv, ff (h, ff multiples of 16; qkv ≥ h).
 // Overrides: SYNC (0, 1), PF (1: the next product's first chunk of this thread's rows is loaded into registers
 //           between the barrier's arrival and its wait; 2: that of its first two rows into workgroup memory;
+//           3: as 1, its first two chunks (32 KB a workgroup at R4: about the stream's window in flight);
 //           not with DYN), DYN (0, 1), NOMATH (0; timing only: 1, 2, 3), U (1, 2, 4), R (2, 4: gate·up takes half), LANES (a power of two,
 //           8 … 256).
 // Grid:     nwg workgroups of 256 (1-D).
@@ -232,6 +233,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
   let lane = li % LANES;
   let grp = li / LANES;
   var pre = Chunk();
+  var pre1 = Chunk(); // PF 3: the second chunk column
   var have_pre = false;
   for (var pi = p.p_begin; pi < p.p_end; pi++) {
     let kind = pi % 4u;
@@ -259,9 +261,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
       let n = base + grp;
       var acc = vec4<f32>();
       var c = lane;
-      if (PF == 1u && j == 0u && have_pre) {
+      if ((PF == 1u || PF == 3u) && j == 0u && have_pre) {
         chunk_math(&acc, x0, c, s.k16, pre);
         c += LANES;
+        if (PF == 3u) {
+          chunk_math(&acc, x0, c, s.k16, pre1);
+          c += LANES;
+        }
       }
       if (PF == 2u && j == 0u && have_pre) {
         var k = Chunk(pf[li], pf[WG + li], vec4<u32>(), vec4<u32>());
@@ -321,9 +327,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     // The next product's first chunks of this thread's rows do not depend on its input: loaded after this
     // workgroup's arrival is counted (before it, the device-scope fence would wait for them), while others
     // finish.
-    if (PF == 1u && more) {
+    if ((PF == 1u || PF == 3u) && more) {
       let nk = (pi + 1u) % 4u;
       pre = load_chunk(nk, shape_of(nk), wid * G * per(shape_of(nk)) + grp, lane);
+      if (PF == 3u) { pre1 = load_chunk(nk, shape_of(nk), wid * G * per(shape_of(nk)) + grp, lane + LANES); }
       have_pre = true;
     }
     if (PF == 2u && more) {

@@ -60,7 +60,7 @@ for (const nwg of grids) {
         mode: string,
         name: string,
         sync: 0 | 1,
-        pf: 0 | 1 | 2,
+        pf: 0 | 1 | 2 | 3,
         dyn: 0 | 1 = 0,
         nomath: 0 | 1 | 2 | 3 = 0,
       ) => {
@@ -72,6 +72,7 @@ for (const nwg of grids) {
       add("1", "one dispatch       ", 1, 0);
       add("pf", "one dispatch + PF  ", 1, 1);
       add("pf2", "one dispatch + PF2 ", 1, 2);
+      add("pf3", "one dispatch + PF3 ", 1, 3);
       add("d0", "dispatch a prod DYN", 0, 0, 1);
       add("d1", "one dispatch DYN   ", 1, 0, 1);
       // Timing only: the same streams without x or the products (compared with their own SYNC 0 run).

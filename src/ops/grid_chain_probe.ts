@@ -33,12 +33,12 @@ export interface GridChain {
 }
 
 /**
- * Tiling and mode: SYNC 1 = one dispatch with grid-wide barriers, PF = prefetch across them (1 or 2), DYN 1 =
+ * Tiling and mode: SYNC 1 = one dispatch with grid-wide barriers, PF = prefetch across them (1–3), DYN 1 =
  * blocks of rows handed out by a ticket counter instead of by workgroup index.
  */
 export interface GridChainVariant {
   sync: 0 | 1;
-  pf: 0 | 1 | 2;
+  pf: 0 | 1 | 2 | 3;
   dyn?: 0 | 1;
   /**
    * Timing only, wrong results: the weights streamed without x or the products (1), as flat arrays (2), or as 1

@@ -35,7 +35,7 @@ Deno.test("grid chain probe (experiment): every product against the CPU, every m
       const init = gpu.recorder("chain fill");
       const chain = createGridChain(gpu, init, shapes, shapes.h + tiling.R);
       init.submit();
-      const run = async (sync: 0 | 1, pf: 0 | 1 | 2, dyn: 0 | 1 = 0) => {
+      const run = async (sync: 0 | 1, pf: 0 | 1 | 2 | 3, dyn: 0 | 1 = 0) => {
         clearGridChainOutputs(gpu, chain);
         const v = { ...tiling, sync, pf, dyn, nwg: sync && gpu.isFallbackAdapter ? 1 : tiling.nwg };
         const r = gpu.recorder("chain");
@@ -57,7 +57,9 @@ Deno.test("grid chain probe (experiment): every product against the CPU, every m
         const want = gridChainProductRef(shapes, chain.scales, p % 4, region(p, K), weights[p % 4]);
         assertNormalisedError(region(p + 1, N), Float32Array.from(want), tolerance.matmul.nerr);
       }
-      for (const [sync, pf, dyn] of [[1, 0, 0], [1, 1, 0], [1, 2, 0], [0, 0, 1], [1, 0, 1]] as const) {
+      for (
+        const [sync, pf, dyn] of [[1, 0, 0], [1, 1, 0], [1, 2, 0], [1, 3, 0], [0, 0, 1], [1, 0, 1]] as const
+      ) {
         const got = await run(sync, pf, dyn);
         const differ = got.findIndex((v, i) => !Object.is(v, base[i]));
         assert.equal(
