@@ -6,7 +6,7 @@
 // (outputs zeroed before) bit for bit against its tiling's SYNC 0 run, the barrier's count of arrivals, and
 // layer 0's four products against a CPU reference on the GPU's own inputs. Timed with GPU timestamps, one pass a step.
 //   deno run -A scripts/bench_grid_chain.ts [--quick] [--layers 48] [--grids 264,132] [--tilings 4x32,4x64]
-//     [--us 2,4] [--modes 0,1,pf,pf2,d0,d1,n0,n1,f0,f1,m0,m1] [--widths h,qkv,ff] [--kernel NAME] [--ms 200]
+//     [--us 2,4] [--modes 0,1,pf,pf2,pf3,d0,d1,n0,n1,f0,f1,m0,m1] [--widths h,qkv,ff] [--kernel NAME] [--ms 200]
 //     [--out f.json]
 import {
   clearGridChainOutputs,
@@ -25,7 +25,7 @@ const { args, quick, minMs, out } = sweep.parseArgs({
   grids: { type: "string" },
   tilings: { type: "string" }, // R × LANES, e.g. "4x32,4x64"
   us: { type: "string" }, // chunks in flight, e.g. "2,4"
-  // any of 0 (SYNC 0), 1 (SYNC 1), pf (+ PF 1), pf2 (+ PF 2), d0 / d1 (SYNC 0 / 1 with DYN), n0 / n1 (SYNC 0
+  // any of 0 (SYNC 0), 1 (SYNC 1), pf (+ PF 1), pf2 (+ PF 2), pf3 (+ PF 3), d0 / d1 (SYNC 0 / 1 with DYN), n0 / n1 (SYNC 0
   // / 1 without the math, timing only), f0 / f1 (the weights as flat arrays, timing only), m0 / m1 (n0 / n1 without the norms); 0 first
   modes: { type: "string" },
   kernel: { type: "string" }, // a copy of kernels/grid_chain_probe.wgsl under another name
