@@ -1,13 +1,14 @@
 // Experiment (kernels/grid_chain_probe.wgsl, src/ops/grid_chain_probe.ts, PERF.md v51): a decode step's
 // 4 × layers int8 products, one dispatch each (SYNC 0, as the model runs them) against one dispatch for all
-// with a grid-wide barrier between products (SYNC 1), the same code on the same persistent grid; PF 1 / PF 2
-// also load the next product's first chunks while waiting at each barrier; DYN hands the blocks of rows out
-// through a ticket counter. Checks: every variant's activations
-// (outputs zeroed before) bit for bit against its tiling's SYNC 0 run, the barrier's count of arrivals, and
-// layer 0's four products against a CPU reference on the GPU's own inputs. Timed with GPU timestamps, one pass a step.
+// with a grid-wide barrier between products (SYNC 1), the same code on the same persistent grid. PF 1–3 also
+// load the next product's first chunks while waiting at each barrier; DYN hands the blocks of rows out through
+// a ticket counter; NOMATH (timing only) streams the weights without the products. Checks: every variant's
+// activations (outputs zeroed before) bit for bit against its tiling's SYNC 0 run, the barrier's count of
+// arrivals, and layer 0's four products against a CPU reference on the GPU's own inputs. Timed with GPU
+// timestamps, one pass a step.
 //   deno run -A scripts/bench_grid_chain.ts [--quick] [--layers 48] [--grids 264,132] [--tilings 4x32,4x64]
-//     [--us 2,4] [--modes 0,1,pf,pf2,pf3,d0,d1,n0,n1,f0,f1,m0,m1] [--widths h,qkv,ff] [--kernel NAME] [--ms 200]
-//     [--out f.json]
+//     [--us 2,4] [--modes 0,1,pf,pf2,pf3,d0,d1,n0,n1,f0,f1,m0,m1] [--widths h,qkv,ff] [--kernel NAME]
+//     [--ms 200] [--out f.json]
 import {
   clearGridChainOutputs,
   createGridChain,
