@@ -15,7 +15,7 @@ import {
   gridChainArrivals,
   gridChainKind,
   gridChainProductRef,
-  gridChainRegionFloats,
+  gridChainRegion,
   type GridChainVariant,
   recordGridChain,
 } from "../src/ops/grid_chain_probe.ts";
@@ -102,22 +102,15 @@ async function runOnce(v: Variant): Promise<Float32Array> {
   return act;
 }
 
-const region = (a: Float32Array, i: number, n: number) =>
-  a.subarray(i * gridChainRegionFloats, i * gridChainRegionFloats + n);
 const reference = await runOnce(variants[0]);
 const checks: { product: number; nerr: number }[] = [];
 for (let kind = 0; kind < 4; kind++) {
   const [N, K] = gridChainKind(shapes, kind);
   const w = new Int8Array(await gpu.readBytes(chain.weights[kind]));
-  const want = gridChainProductRef(shapes, chain.scales, kind, region(reference, kind, K), w);
-  const got = region(reference, kind + 1, N);
-  let num = 0, den = 0;
-  for (let i = 0; i < N; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  checks.push({ product: kind, nerr: num / den });
-  console.log(`layer 0 product ${kind} against the CPU: nerr ${(num / den).toExponential(2)}`);
+  const want = gridChainProductRef(shapes, chain.scales, kind, gridChainRegion(reference, kind, K), w);
+  const { nerr } = sweep.compareOutputs(gridChainRegion(reference, kind + 1, N), want);
+  checks.push({ product: kind, nerr });
+  console.log(`layer 0 product ${kind} against the CPU: nerr ${nerr.toExponential(2)}`);
 }
 
 const weightBytes = shapes.layers * shapes.h * (shapes.qkv + shapes.h + 3 * shapes.ff);

@@ -50,8 +50,8 @@ export interface OutputError {
   maxDiffOverMax: number;
 }
 
-/** Compares `got` (a) with `ref` (b), element by element over got's length. */
-export function compareOutputs(got: Float32Array, ref: Float32Array): OutputError {
+/** Compares `got` (a) with `ref` (b, f32 or a wider CPU reference), element by element over got's length. */
+export function compareOutputs(got: Float32Array, ref: ArrayLike<number>): OutputError {
   let num = 0, den = 0, maxDiff = 0, maxRef = 0;
   for (let i = 0; i < got.length; i++) {
     const d = got[i] - ref[i];

@@ -117,6 +117,11 @@ export function gridChainArrivals(c: GridChain, v: GridChainVariant): number {
   return v.sync ? (4 * c.shapes.layers - 1) * v.nwg : 0;
 }
 
+/** The first n values of activation region i of `act` (a readback of GridChain.act). */
+export function gridChainRegion(act: Float32Array, i: number, n: number): Float32Array {
+  return act.subarray(i * gridChainRegionFloats, i * gridChainRegionFloats + n);
+}
+
 export function destroyGridChain(c: GridChain): void {
   for (const t of [...c.weights, c.scale, c.act, c.count, c.fault]) t.buffer.destroy();
 }

@@ -6,7 +6,7 @@ import {
   gridChainArrivals,
   gridChainKind,
   gridChainProductRef,
-  gridChainRegionFloats,
+  gridChainRegion,
   type GridChainVariant,
   recordGridChain,
 } from "../../src/ops/grid_chain_probe.ts";
@@ -50,12 +50,15 @@ Deno.test("grid chain probe (experiment): every product against the CPU, every m
       const weights = await Promise.all(
         chain.weights.map(async (w) => new Int8Array(await gpu.readBytes(w))),
       );
-      const region = (i: number, n: number) =>
-        base.subarray(i * gridChainRegionFloats, i * gridChainRegionFloats + n);
       for (let p = 0; p < 4 * shapes.layers; p++) {
         const [N, K] = gridChainKind(shapes, p % 4);
-        const want = gridChainProductRef(shapes, chain.scales, p % 4, region(p, K), weights[p % 4]);
-        assertNormalisedError(region(p + 1, N), Float32Array.from(want), tolerance.matmul.nerr);
+        const input = gridChainRegion(base, p, K);
+        const want = gridChainProductRef(shapes, chain.scales, p % 4, input, weights[p % 4]);
+        assertNormalisedError(
+          gridChainRegion(base, p + 1, N),
+          Float32Array.from(want),
+          tolerance.matmul.nerr,
+        );
       }
       for (
         const [sync, pf, dyn] of [[1, 0, 0], [1, 1, 0], [1, 2, 0], [1, 3, 0], [0, 0, 1], [1, 0, 1]] as const
