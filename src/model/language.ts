@@ -40,6 +40,7 @@ import {
 import type { KvCache } from "./kv_cache.ts";
 import type { WeightUploader } from "./weight_source.ts";
 import type { Tap } from "./vision.ts";
+import { prefetchRowHeads, type RowHeadPrefetch, rowHeadPrefetch } from "../ops/prefetch_row_heads.ts";
 
 export interface LanguageLayerWeights {
   attentionNorm: Tensor; // [D]
@@ -125,6 +126,12 @@ export class LanguageScratch {
   } | null;
   /** INT8_MATMUL=llm-int8 for chunks of more than 8 rows (prompts): the LLM.int8 GEMM's scratch. */
   readonly llmInt8Gemm: LlmInt8Gemm | null;
+  /**
+   * A one-row weight-only step reads the heads of each product's weight rows into L2 while the product
+   * before it ends (src/ops/prefetch_row_heads.ts): the setting then, and one sink per such dispatch of the
+   * step (wqkv, wo, w1, w3, w2 of every layer, then the LM head), so no two of them share a written buffer.
+   */
+  readonly rowHeads: { setting: RowHeadPrefetch; sinks: Tensor[] } | null;
 
   constructor(
     gpu: Gpu,
@@ -165,6 +172,13 @@ export class LanguageScratch {
         threshold: matmul.threshold,
       }
       : null;
+    this.rowHeads = rows === 1 && !llmInt8ForFew(matmul.mode) && rowHeadPrefetch.bytesPerRow > 0
+      ? {
+        setting: { ...rowHeadPrefetch },
+        sinks: Array.from({ length: 5 * dims.layers + 1 }, (_, i) =>
+          gpu.createTensor(`lm.row_heads.${i}`, "u32", [1])),
+      }
+      : null;
     this.ownsGemmScratch = gemmPool === null;
     this.llmInt8Gemm = few
       ? null
@@ -180,6 +194,7 @@ export class LanguageScratch {
       if (this.llmInt8.inter) destroyLlmInt8RowsScratch(this.llmInt8.inter);
     }
     if (this.ownsGemmScratch) this.llmInt8Gemm?.scratch.destroy();
+    for (const t of this.rowHeads?.sinks ?? []) t.buffer.destroy();
   }
 }
 
@@ -249,7 +264,17 @@ export function languageForward(
   const o = { llmInt8: s.llmInt8Gemm }; // INT8_MATMUL=llm-int8, prompt-sized chunks: LLM.int8's GEMM
   // LLM.int8 rows: Σx² of the hidden rows as the last product into them (wo, w2) left it, for the next norm.
   let sums: RowSquares | undefined;
+  // One-row weight-only steps: each product's row heads read into L2 in the tail of the product before.
+  let sink = 0;
+  const ahead = (lw: LinearWeights) => {
+    const next = s.rowHeads?.sinks[sink++];
+    if (next && fusable && lw.kind === "int8" && lw.weight.shape[1] % 16 === 0) {
+      prefetchRowHeads(r, lw.weight, next, s.rowHeads!.setting);
+    }
+  };
   w.layers.forEach((lw, l) => {
+    sink = 5 * l;
+    ahead(lw.wqkv);
     // INT8_MATMUL=llm-int8 with at most 8 rows: bitsandbytes' LLM.int8 through dot4I8Packed.
     const few = s.llmInt8?.inter && plainInt8(lw.wqkv, lw.wo, lw.w1, lw.w3, lw.w2) ? s.llmInt8 : null;
     const threshold = few?.threshold;
@@ -260,6 +285,7 @@ export function languageForward(
       matvecLlmInt8(r, x, lw.wqkv, s.qkv);
     } else if (fusable && lw.wqkv.kind === "int8") {
       rmsNormLinear(r, s.hidden, lw.attentionNorm, eps, lw.wqkv, s.qkv);
+      ahead(lw.wo);
     } else {
       rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
       linear(r, s.normed, lw.wqkv, s.qkv, o);
@@ -329,9 +355,13 @@ export function languageForward(
       return;
     }
     linear(r, s.attn, lw.wo, s.hidden, { ...o, accumulate: true }); // h = h + wo(attn)
+    sink = 5 * l + 2;
+    ahead(lw.w1);
+    ahead(lw.w3);
     tap?.("lm.attn_out", l, s.hidden, r);
     if (fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias && !lw.w3.bias) {
       gateUpSilu(r, s.hidden, lw.ffnNorm, eps, lw.w1, lw.w3, s.act);
+      ahead(lw.w2);
     } else {
       rmsNorm(r, s.hidden, lw.ffnNorm, s.normed, eps);
       linear(r, s.normed, lw.w1, s.gate, o);
@@ -344,6 +374,8 @@ export function languageForward(
     if (s.llmInt8Gemm) tap?.("lm.llm_int8.w2_outliers", l, s.llmInt8Gemm.scratch.outliers, r);
     tap?.("lm.layer", l, s.hidden, r);
   });
+  sink = 5 * w.layers.length;
+  ahead(w.output);
   gatherRows(r, s.hidden, inputs.lastRows, s.last);
   if (s.llmInt8 && plainInt8(w.output)) {
     const x = llmInt8Rows(r, s.last, s.llmInt8.hidden, {

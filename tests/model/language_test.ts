@@ -3,6 +3,8 @@ import { preprocessImage } from "../../src/image/pixel_values.ts";
 import type { InternVLModel } from "../../src/model/internvl.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
 import { LmRunner } from "../../src/model/lm_runner.ts";
+import { LanguageScratch } from "../../src/model/language.ts";
+import { rowHeadPrefetch } from "../../src/ops/prefetch_row_heads.ts";
 import { packBf16 } from "../../src/ref/kv_bf16.ts";
 import { generate } from "../../src/engine/generate.ts";
 import { defaultGenerationConfig } from "../../src/engine/types.ts";
@@ -486,5 +488,69 @@ Deno.test("KV_CACHE_DTYPE=bf16: layer 0's cache words are the f32 cache rounded,
   assert.ok(compare(out, own).maxAbs <= logitTol, "the extracted bf16 row continues alike");
   await check(own, await step(f32, token), "after the follow-up");
   for (const r of [f32, bf16, copied]) r.destroy();
+  next.buffer.destroy();
+});
+
+Deno.test("--row-head-prefetch (experiment): one-row weight-only steps read each product's row heads ahead, one dispatch more a product, the same logits", async () => {
+  const model = await tinyModel();
+  const { gpu } = model;
+  const dims = model.dims.language;
+  const seq = Array.from({ length: 9 }, (_, i) => 3 + (i * 7919) % (dims.vocab - 10)).map((id) =>
+    id === imageContextId ? 5 : id
+  );
+  // Off by default; on as the bench's --row-head-prefetch 256:132 sets it.
+  const plain = model.newRunner(1, 40);
+  let ahead: LmRunner;
+  try {
+    Object.assign(rowHeadPrefetch, { bytesPerRow: 256, workgroups: 132 });
+    ahead = model.newRunner(1, 40);
+  } finally {
+    Object.assign(rowHeadPrefetch, { bytesPerRow: 0, workgroups: 0 });
+  }
+  assert.equal(plain.step.rowHeads, null);
+  assert.deepEqual(ahead.step.rowHeads?.setting, { bytesPerRow: 256, workgroups: 132 });
+  const next = gpu.createTensor("test.next", "i32", [1]);
+  const dispatches: number[] = [];
+  const run = async (runner: LmRunner) => {
+    const out: Float32Array[] = [];
+    const r = gpu.recorder("test.prefill");
+    const free = runner.recordPrefill(r, [seq], [seq.map(() => 1)], imageContextId, null);
+    r.submit();
+    free();
+    out.push(await gpu.readF32(runner.logits));
+    for (let s = 0; s < 3; s++) {
+      gpu.writeTensor(next, Int32Array.of(seq[s]));
+      const rs = gpu.recorder("test.decode");
+      runner.recordDecode(rs, next);
+      if (s === 0) dispatches.push(rs.size);
+      rs.submit();
+      out.push(await gpu.readF32(runner.logits));
+    }
+    return out;
+  };
+  const want = await run(plain), got = await run(ahead);
+  got.forEach((g, i) => assert.deepEqual(g, want[i], `pass ${i}: the prefetch changes nothing computed`));
+  assert.equal(
+    dispatches[1] - dispatches[0],
+    5 * dims.layers + 1,
+    "wqkv, wo, w1, w3, w2 a layer and the head",
+  );
+  // Not for batches, nor for LLM.int8 steps (neither was faster with it).
+  try {
+    Object.assign(rowHeadPrefetch, { bytesPerRow: 256, workgroups: 132 });
+    for (
+      const s of [
+        new LanguageScratch(gpu, dims, 2, 1),
+        new LanguageScratch(gpu, dims, 1, 1, { mode: "llm-int8", threshold: 6 }),
+      ]
+    ) {
+      assert.equal(s.rowHeads, null, `${s.batch} rows`);
+      s.destroy();
+    }
+  } finally {
+    Object.assign(rowHeadPrefetch, { bytesPerRow: 0, workgroups: 0 });
+  }
+  plain.destroy();
+  ahead.destroy();
   next.buffer.destroy();
 });
