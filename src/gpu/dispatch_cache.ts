@@ -8,9 +8,26 @@
  * queue.writeBuffer executes in queue order, after every command buffer submitted before it.
  */
 export interface CachedDispatch {
-  key: string;
+  kernel: string;
+  constants: Record<string, number>;
+  /** The dispatch's params in the arena: byte offset and slot size. */
+  offset: number;
+  slot: number;
   buffers: GPUBuffer[];
+  /** `Gpu.pipeline(kernel, constants)`, kept so a hit needs no lookup (its key is a JSON string). */
+  pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
+}
+
+/** Whether two override-constant sets hold the same names and values (no strings built: a hit's test). */
+export function sameConstants(a: Record<string, number>, b: Record<string, number>): boolean {
+  let n = 0;
+  for (const k in a) {
+    if (a[k] !== b[k]) return false;
+    n++;
+  }
+  for (const _ in b) n--;
+  return n === 0;
 }
 
 export class DispatchCache {

@@ -1,6 +1,6 @@
 import type { Gpu } from "./device.ts";
 import type { Tensor } from "./tensor.ts";
-import type { DispatchCache } from "./dispatch_cache.ts";
+import { type CachedDispatch, type DispatchCache, sameConstants } from "./dispatch_cache.ts";
 
 /**
  * Uniform parameters of one dispatch: 4-byte scalars in the order of the kernel's `Params` struct.
@@ -16,6 +16,14 @@ interface Dispatch {
   bindings: Tensor[];
   workgroups: [number, number, number];
   label: string;
+}
+
+/** Whether a cached dispatch is `d`: the same kernel, constants, params slot and bound buffers, in order. */
+function sameDispatch(hit: CachedDispatch, d: Dispatch, offset: number, slot: number): boolean {
+  if (hit.kernel !== d.kernel || hit.offset !== offset || hit.slot !== slot) return false;
+  if (hit.buffers.length !== d.bindings.length) return false;
+  for (let j = 0; j < d.bindings.length; j++) if (hit.buffers[j] !== d.bindings[j].buffer) return false;
+  return sameConstants(hit.constants, d.constants);
 }
 
 /** Uniform offsets must be multiples of this (the WebGPU default minUniformBufferOffsetAlignment). */
@@ -140,21 +148,15 @@ export class Recorder {
     // Copies alone need no compute pass (an empty one would still take the timer's timestamps).
     const pass = this.dispatches.length > 0 ? enc.beginComputePass({ label: this.label }) : null;
     this.dispatches.forEach((d, i) => {
-      const pipeline = this.gpu.pipeline(d.kernel, d.constants);
-      let bindGroup: GPUBindGroup | undefined;
-      let key = "";
-      if (cache) {
-        key = `${d.kernel}|${JSON.stringify(d.constants)}|${offsets[i]}|${slot(d)}`;
-        const hit = cache.entries[i];
-        if (
-          hit && hit.key === key && hit.buffers.length === d.bindings.length &&
-          hit.buffers.every((b, j) => b === d.bindings[j].buffer)
-        ) {
-          bindGroup = hit.bindGroup;
-          cache.hits++;
-        }
-      }
-      if (!bindGroup) {
+      let pipeline: GPUComputePipeline;
+      let bindGroup: GPUBindGroup;
+      const hit = cache?.entries[i];
+      if (cache && hit && sameDispatch(hit, d, offsets[i], slot(d))) {
+        pipeline = hit.pipeline;
+        bindGroup = hit.bindGroup;
+        cache.hits++;
+      } else {
+        pipeline = this.gpu.pipeline(d.kernel, d.constants);
         bindGroup = device.createBindGroup({
           label: d.label,
           layout: pipeline.getBindGroupLayout(0),
@@ -164,7 +166,15 @@ export class Recorder {
           ],
         });
         if (cache) {
-          cache.entries[i] = { key, buffers: d.bindings.map((t) => t.buffer), bindGroup };
+          cache.entries[i] = {
+            kernel: d.kernel,
+            constants: { ...d.constants }, // a copy: the caller's object could change after this submit
+            offset: offsets[i],
+            slot: slot(d),
+            buffers: d.bindings.map((t) => t.buffer),
+            pipeline,
+            bindGroup,
+          };
           cache.misses++;
         }
       }
@@ -177,7 +187,7 @@ export class Recorder {
       enc.copyBufferToBuffer(c.src.buffer, c.srcOffset, c.dst, c.dstOffset, c.bytes);
     }
     const commands = enc.finish();
-    const what = `${this.label} (${this.dispatches.map((d) => d.label).slice(0, 8).join(", ")}` +
+    const what = `${this.label} (${this.dispatches.slice(0, 8).map((d) => d.label).join(", ")}` +
       `${this.dispatches.length > 8 ? ", …" : ""})`;
     this.gpu.watch(device.popErrorScope(), `recording ${what}`);
     this.gpu.watch(device.popErrorScope(), `allocating for ${what}`);

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { DispatchCache } from "../../src/gpu/dispatch_cache.ts";
+import { DispatchCache, sameConstants } from "../../src/gpu/dispatch_cache.ts";
+import { uploadLinear } from "../../src/ops/linear.ts";
+import { recordMatvecRowProbe } from "../../src/ops/stream_probe.ts";
+import { linearRef } from "../../src/ref/linear.ts";
+import { hostInt8 } from "../kernels/host_linear.ts";
 import { residualAdd } from "../../src/ops/residual_add.ts";
 import { residualAddRef } from "../../src/ref/residual_add.ts";
 import { randomF32 } from "../../src/ref/random.ts";
@@ -28,5 +32,38 @@ Deno.test("a DispatchCache reuses bind groups across submits while params and bu
   want = residualAddRef(want, y1, s, D);
   want = residualAddRef(want, y2, null, D);
   assertClose(await gpu.readF32(acc), want, 1e-6, 1e-6);
+  cache.destroy();
+});
+
+Deno.test("a DispatchCache misses when only a dispatch's override constants change", async () => {
+  const gpu = await testGpu();
+  const cache = new DispatchCache("test");
+  const [N, K] = [21, 520];
+  const host = hostInt8(N, K, false, 5);
+  const w = uploadLinear(gpu, "w", host);
+  if (w.kind !== "int8") throw new Error("int8 weights expected");
+  const xs = randomF32(K, 6);
+  const x = gpu.uploadTensor("x", "f32", [1, K], xs);
+  const out = gpu.createTensor("out", "f32", [1, N]);
+  // Same kernel, buffers and params; MATH 1 takes x as (1, 1/2, 1/4, 1/8) repeated instead of reading it.
+  const run = async (MATH: 0 | 1) => {
+    const r = gpu.recorder("cached", cache);
+    recordMatvecRowProbe(r, x, w.weight, w.scale, out, { UW: 4, LANES: 32, MATH });
+    r.submit();
+    return await gpu.readF32(out);
+  };
+  const constX = Float32Array.from({ length: K }, (_, k) => 2 ** -(k % 4));
+  assertClose(await run(0), linearRef(xs, 1, host), 1e-4, 1e-5);
+  assertClose(await run(1), linearRef(constX, 1, host), 1e-4, 1e-5);
+  assertClose(await run(1), linearRef(constX, 1, host), 1e-4, 1e-5);
+  assert.deepEqual([cache.hits, cache.misses], [1, 2]);
+  assert.ok(sameConstants({ a: 1, b: 2 }, { b: 2, a: 1 }));
+  for (
+    const [a, b] of [[{ a: 1 }, { a: 2 }], [{ a: 1 }, { a: 1, b: 0 }], [{ a: 1, b: 0 }, { a: 1 }], [{}, {
+      a: 0,
+    }]]
+  ) {
+    assert.equal(sameConstants(a, b), false, JSON.stringify([a, b]));
+  }
   cache.destroy();
 });
