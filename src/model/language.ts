@@ -264,17 +264,16 @@ export function languageForward(
   const o = { llmInt8: s.llmInt8Gemm }; // INT8_MATMUL=llm-int8, prompt-sized chunks: LLM.int8's GEMM
   // LLM.int8 rows: Σx² of the hidden rows as the last product into them (wo, w2) left it, for the next norm.
   let sums: RowSquares | undefined;
-  // One-row weight-only steps: each product's row heads read into L2 in the tail of the product before.
-  let sink = 0;
-  const ahead = (lw: LinearWeights) => {
-    const next = s.rowHeads?.sinks[sink++];
-    if (next && fusable && lw.kind === "int8" && lw.weight.shape[1] % 16 === 0) {
-      prefetchRowHeads(r, lw.weight, next, s.rowHeads!.setting);
+  // One-row weight-only steps: each product's row heads read into L2 in the tail of the product before,
+  // into sink 5·layer + (0 wqkv, 1 wo, 2 w1, 3 w3, 4 w2), the LM head's 5·layers.
+  const ahead = (lw: LinearWeights, sink: number) => {
+    const rh = s.rowHeads;
+    if (rh && fusable && lw.kind === "int8" && lw.weight.shape[1] % 16 === 0) {
+      prefetchRowHeads(r, lw.weight, rh.sinks[sink], rh.setting);
     }
   };
   w.layers.forEach((lw, l) => {
-    sink = 5 * l;
-    ahead(lw.wqkv);
+    ahead(lw.wqkv, 5 * l);
     // INT8_MATMUL=llm-int8 with at most 8 rows: bitsandbytes' LLM.int8 through dot4I8Packed.
     const few = s.llmInt8?.inter && plainInt8(lw.wqkv, lw.wo, lw.w1, lw.w3, lw.w2) ? s.llmInt8 : null;
     const threshold = few?.threshold;
@@ -285,7 +284,7 @@ export function languageForward(
       matvecLlmInt8(r, x, lw.wqkv, s.qkv);
     } else if (fusable && lw.wqkv.kind === "int8") {
       rmsNormLinear(r, s.hidden, lw.attentionNorm, eps, lw.wqkv, s.qkv);
-      ahead(lw.wo);
+      ahead(lw.wo, 5 * l + 1);
     } else {
       rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
       linear(r, s.normed, lw.wqkv, s.qkv, o);
@@ -355,13 +354,12 @@ export function languageForward(
       return;
     }
     linear(r, s.attn, lw.wo, s.hidden, { ...o, accumulate: true }); // h = h + wo(attn)
-    sink = 5 * l + 2;
-    ahead(lw.w1);
-    ahead(lw.w3);
+    ahead(lw.w1, 5 * l + 2);
+    ahead(lw.w3, 5 * l + 3);
     tap?.("lm.attn_out", l, s.hidden, r);
     if (fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias && !lw.w3.bias) {
       gateUpSilu(r, s.hidden, lw.ffnNorm, eps, lw.w1, lw.w3, s.act);
-      ahead(lw.w2);
+      ahead(lw.w2, 5 * l + 4);
     } else {
       rmsNorm(r, s.hidden, lw.ffnNorm, s.normed, eps);
       linear(r, s.normed, lw.w1, s.gate, o);
@@ -374,8 +372,7 @@ export function languageForward(
     if (s.llmInt8Gemm) tap?.("lm.llm_int8.w2_outliers", l, s.llmInt8Gemm.scratch.outliers, r);
     tap?.("lm.layer", l, s.hidden, r);
   });
-  sink = 5 * w.layers.length;
-  ahead(w.output);
+  ahead(w.output, 5 * w.layers.length);
   gatherRows(r, s.hidden, inputs.lastRows, s.last);
   if (s.llmInt8 && plainInt8(w.output)) {
     const x = llmInt8Rows(r, s.last, s.llmInt8.hidden, {
