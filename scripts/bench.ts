@@ -1,6 +1,6 @@
 // `deno task bench [--tiny] [--torch] [--out FILE] [--sections a,b] [--budget MIN] [--timing wall]
 //                  [--model-dir DIR] [--seed N] [--int8-matmul MODE] [--batches 4,8] [--kv-cache DTYPE]
-//                  [--row-head-prefetch BYTES:WORKGROUPS|off]`
+//                  [--row-head-prefetch LIST]`
 // Benchmarks InternVL-Chat-V1.5-Int8 on this WebGPU adapter with the real shapes (or tiny ones with
 // --tiny, for CI on llvmpipe) from random int8 weights generated on the GPU, and prints a table plus,
 // with --out, a JSON document (keys in src/bench/report.ts, meanings in docs/PERF.md).
@@ -24,7 +24,11 @@ import { decodeCost } from "../src/bench/model_cost.ts";
 import { sig } from "../src/bench/util.ts";
 import { type Int8Matmul, int8Matmuls } from "../src/model/int8_matmul.ts";
 import { type KvCacheDtype, kvCacheDtypes } from "../src/model/kv_cache.ts";
-import { parseRowHeadPrefetch, rowHeadPrefetch } from "../src/ops/prefetch_row_heads.ts";
+import {
+  describeRowHeadPrefetch,
+  parseRowHeadPrefetch,
+  rowHeadPrefetch,
+} from "../src/ops/prefetch_row_heads.ts";
 
 const usage = `usage: deno task bench [options]
   --tiny, --scale tiny|full  tiny shapes, same code path (CI on a CPU adapter); default full (real V1.5 shapes)
@@ -38,8 +42,10 @@ const usage = `usage: deno task bench [options]
   --int8-matmul MODE         weight-only (default), llm-int8 or llm-int8-prefill (INT8_MATMUL, README)
   --batches B,B,…            the batch section's batch sizes, 2..8 (default 4,8; batchB_tokens_per_s for each)
   --kv-cache DTYPE           f32 (default) or bf16: how the KV caches store keys and values (KV_CACHE_DTYPE)
-  --row-head-prefetch B:W    one-row weight-only steps read B bytes of each weight row ahead with W workgroups
-                             (default 256:132), or off (src/ops/prefetch_row_heads.ts, docs/PERF.md v52)`;
+  --row-head-prefetch LIST   one-row weight-only steps read the first bytes of each weight row ahead: items
+                             [PRODUCT=]BYTES:WORKGROUPS or [PRODUCT=]off applied in order to the defaults
+                             (wqkv=256:132,wo=512:132,gateUp=192:132,w2=192:132,head=off); no PRODUCT:
+                             all (src/ops/prefetch_row_heads.ts, docs/PERF.md v52, v53)`;
 
 type SectionFn = (ctx: BenchContext, allowanceMs: number) => Promise<Record<string, Json>>;
 interface Section {
@@ -233,10 +239,7 @@ async function main(): Promise<number> {
   ctx.results.timing_method = ctx.timer.method;
   ctx.results.int8_matmul = int8Matmul;
   ctx.results.kv_cache_dtype = kvCacheDtype;
-  ctx.results.row_head_prefetch = {
-    bytes_per_row: rowHeadPrefetch.bytesPerRow,
-    workgroups: rowHeadPrefetch.workgroups,
-  };
+  ctx.results.row_head_prefetch = describeRowHeadPrefetch(rowHeadPrefetch);
   log(`${ctx.results.card}; timing: ${ctx.timer.method}; scale ${scale}; sections ${wanted.join(",")}`);
 
   const selected = sections.filter((s) => wanted.includes(s.name));

@@ -8,7 +8,12 @@ import { Gpu } from "../src/gpu/device.ts";
 import { SyntheticFactory, syntheticLanguageWeights } from "../src/bench/synthetic_weights.ts";
 import { tinyShapes } from "../src/bench/shapes.ts";
 import { LmRunner } from "../src/model/lm_runner.ts";
-import { rowHeadPrefetch } from "../src/ops/prefetch_row_heads.ts";
+import {
+  copyRowHeadPrefetch,
+  describeRowHeadPrefetch,
+  parseRowHeadPrefetch,
+  rowHeadPrefetch,
+} from "../src/ops/prefetch_row_heads.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -27,8 +32,8 @@ fill.submit();
 await gpu.sync("fill");
 const ids = gpu.createTensor("ids", "i32", [batch]);
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-const defaults = { ...rowHeadPrefetch };
-for (const setting of [{ bytesPerRow: 0, workgroups: 0 }, defaults]) {
+const defaults = copyRowHeadPrefetch(rowHeadPrefetch);
+for (const setting of [parseRowHeadPrefetch("off"), defaults]) {
   Object.assign(rowHeadPrefetch, setting);
   const runner = new LmRunner(gpu, weights, dims, batch, 600);
   const record: number[] = [], total: number[] = [];
@@ -46,7 +51,7 @@ for (const setting of [{ bytesPerRow: 0, workgroups: 0 }, defaults]) {
     if (s % 10 === 9) await gpu.sync("steps");
   }
   console.log(
-    `row heads ${setting.bytesPerRow ? `${setting.bytesPerRow}:${setting.workgroups}` : "off"}: ` +
+    `row heads ${describeRowHeadPrefetch(setting)}: ` +
       `${dispatches} dispatches, record + encode ${median(total).toFixed(2)} ms a step ` +
       `(record ${median(record).toFixed(2)}), adapter ${gpu.adapterDescription}`,
   );

@@ -51,6 +51,11 @@ export class Recorder {
     return this.dispatches.length;
   }
 
+  /** The kernel and bound tensors of each recorded dispatch, in order (tests). */
+  get recorded(): { kernel: string; bindings: readonly Tensor[] }[] {
+    return this.dispatches.map((d) => ({ kernel: d.kernel, bindings: d.bindings }));
+  }
+
   dispatch(
     kernel: string,
     opts: {

@@ -40,7 +40,14 @@ import {
 import type { KvCache } from "./kv_cache.ts";
 import type { WeightUploader } from "./weight_source.ts";
 import type { Tap } from "./vision.ts";
-import { prefetchRowHeads, type RowHeadPrefetch, rowHeadPrefetch } from "../ops/prefetch_row_heads.ts";
+import {
+  copyRowHeadPrefetch,
+  prefetchRowHeads,
+  type RowHeadPrefetch,
+  rowHeadPrefetch,
+  type RowHeadProduct,
+  rowHeadsOn,
+} from "../ops/prefetch_row_heads.ts";
 
 export interface LanguageLayerWeights {
   attentionNorm: Tensor; // [D]
@@ -128,8 +135,9 @@ export class LanguageScratch {
   readonly llmInt8Gemm: LlmInt8Gemm | null;
   /**
    * A one-row weight-only step reads the heads of each product's weight rows into L2 while the product
-   * before it ends (src/ops/prefetch_row_heads.ts): the setting then, and one sink per such dispatch of the
-   * step (wqkv, wo, w1, w3, w2 of every layer, then the LM head), so no two of them share a written buffer.
+   * before it ends (src/ops/prefetch_row_heads.ts): the setting then (per product), and one sink per such
+   * dispatch of the step (wqkv, wo, w1, w3, w2 of every layer, then the LM head), so no two of them share a
+   * written buffer.
    */
   readonly rowHeads: { setting: RowHeadPrefetch; sinks: Tensor[] } | null;
 
@@ -172,9 +180,9 @@ export class LanguageScratch {
         threshold: matmul.threshold,
       }
       : null;
-    this.rowHeads = rows === 1 && !llmInt8ForFew(matmul.mode) && rowHeadPrefetch.bytesPerRow > 0
+    this.rowHeads = rows === 1 && !llmInt8ForFew(matmul.mode) && rowHeadsOn(rowHeadPrefetch)
       ? {
-        setting: { ...rowHeadPrefetch },
+        setting: copyRowHeadPrefetch(rowHeadPrefetch),
         sinks: Array.from({ length: 5 * dims.layers + 1 }, (_, i) =>
           gpu.createTensor(`lm.row_heads.${i}`, "u32", [1])),
       }
@@ -266,14 +274,15 @@ export function languageForward(
   let sums: RowSquares | undefined;
   // One-row weight-only steps: each product's row heads read into L2 in the tail of the product before,
   // into sink 5·layer + (0 wqkv, 1 wo, 2 w1, 3 w3, 4 w2), the LM head's 5·layers.
-  const ahead = (lw: LinearWeights, sink: number) => {
+  const ahead = (lw: LinearWeights, product: RowHeadProduct, sink: number) => {
     const rh = s.rowHeads;
-    if (rh && fusable && lw.kind === "int8" && lw.weight.shape[1] % 16 === 0) {
-      prefetchRowHeads(r, lw.weight, rh.sinks[sink], rh.setting);
+    const read = rh?.setting[product];
+    if (rh && read!.bytesPerRow > 0 && fusable && lw.kind === "int8" && lw.weight.shape[1] % 16 === 0) {
+      prefetchRowHeads(r, lw.weight, rh.sinks[sink], read!);
     }
   };
   w.layers.forEach((lw, l) => {
-    ahead(lw.wqkv, 5 * l);
+    ahead(lw.wqkv, "wqkv", 5 * l);
     // INT8_MATMUL=llm-int8 with at most 8 rows: bitsandbytes' LLM.int8 through dot4I8Packed.
     const few = s.llmInt8?.inter && plainInt8(lw.wqkv, lw.wo, lw.w1, lw.w3, lw.w2) ? s.llmInt8 : null;
     const threshold = few?.threshold;
@@ -284,7 +293,7 @@ export function languageForward(
       matvecLlmInt8(r, x, lw.wqkv, s.qkv);
     } else if (fusable && lw.wqkv.kind === "int8") {
       rmsNormLinear(r, s.hidden, lw.attentionNorm, eps, lw.wqkv, s.qkv);
-      ahead(lw.wo, 5 * l + 1);
+      ahead(lw.wo, "wo", 5 * l + 1);
     } else {
       rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
       linear(r, s.normed, lw.wqkv, s.qkv, o);
@@ -354,12 +363,12 @@ export function languageForward(
       return;
     }
     linear(r, s.attn, lw.wo, s.hidden, { ...o, accumulate: true }); // h = h + wo(attn)
-    ahead(lw.w1, 5 * l + 2);
-    ahead(lw.w3, 5 * l + 3);
+    ahead(lw.w1, "gateUp", 5 * l + 2);
+    ahead(lw.w3, "gateUp", 5 * l + 3);
     tap?.("lm.attn_out", l, s.hidden, r);
     if (fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias && !lw.w3.bias) {
       gateUpSilu(r, s.hidden, lw.ffnNorm, eps, lw.w1, lw.w3, s.act);
-      ahead(lw.w2, 5 * l + 4);
+      ahead(lw.w2, "w2", 5 * l + 4);
     } else {
       rmsNorm(r, s.hidden, lw.ffnNorm, s.normed, eps);
       linear(r, s.normed, lw.w1, s.gate, o);
@@ -372,7 +381,7 @@ export function languageForward(
     if (s.llmInt8Gemm) tap?.("lm.llm_int8.w2_outliers", l, s.llmInt8Gemm.scratch.outliers, r);
     tap?.("lm.layer", l, s.hidden, r);
   });
-  ahead(w.output, 5 * w.layers.length);
+  ahead(w.output, "head", 5 * w.layers.length);
   gatherRows(r, s.hidden, inputs.lastRows, s.last);
   if (s.llmInt8 && plainInt8(w.output)) {
     const x = llmInt8Rows(r, s.last, s.llmInt8.hidden, {

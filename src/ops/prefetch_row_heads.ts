@@ -6,28 +6,86 @@ import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 // kernels/prefetch_row_heads.wgsl binds only the weights and a sink of its own, so no barrier orders it after
 // that product and the GPU runs it in that product's tail, where the memory is no longer saturated. H100,
 // PERF.md v52: 256 bytes a row with 132 workgroups took the step's GPU time from 9.24–9.26 to 9.03–9.07 ms
-// (generate(): 103.8 → 106.0 tokens/s); 128 or 512 bytes and 264 or 528 workgroups gained less; in the
-// LLM.int8 decode and at 8 rows it did not help. Its 241 dispatches cost the CPU a few ms a step of
-// recording, under the GPU's 9 ms.
+// (generate(): 103.8 → 106.0 tokens/s); in the LLM.int8 decode and at 8 rows it did not help. v53 sized the
+// read per product (below). Its 240 dispatches cost the CPU a few ms a step of recording, under the GPU's 9 ms;
+// the two forms with fewer were slower (v53): the heads read by extra workgroups of the product before (9.42
+// ms a step: the next product then waits for them, where a dispatch of its own is waited for by nothing until
+// the next barrier) and w1's and w3's heads in one dispatch (9.11 ms).
+
+/** The products whose row heads are read ahead: a layer's, in its order (gate·up: w1 and w3), and the LM head. */
+export const rowHeadProducts = ["wqkv", "wo", "gateUp", "w2", "head"] as const;
+export type RowHeadProduct = typeof rowHeadProducts[number];
 
 /** How much of each row to read ahead and with how many workgroups; bytesPerRow 0: off. */
-export interface RowHeadPrefetch {
+export interface RowHeadRead {
   bytesPerRow: number;
   workgroups: number;
 }
 
-/** The setting one-row weight-only decode steps use (benchmarks may change it before building a model). */
-export const rowHeadPrefetch: RowHeadPrefetch = { bytesPerRow: 256, workgroups: 132 };
+export type RowHeadPrefetch = Record<RowHeadProduct, RowHeadRead>;
 
-/** Parses `BYTES:WORKGROUPS` or `off` (the bench's --row-head-prefetch). */
+const off: RowHeadRead = { bytesPerRow: 0, workgroups: 0 };
+
+/**
+ * Per product (H100, PERF.md v53): each product's read left out in turn cost 0.18 ms a step for w2, 0.05–0.06
+ * for wqkv and gate·up and 0.03 for wo, while the LM head's read cost 0.02 ms; fewer bytes for gate·up and w2
+ * (whose reads run in the tails of wo and gate·up) and more for wo (whose read runs beside the attention) took
+ * the step's GPU time from 9.03–9.04 to 8.95–8.96 ms with these. 64 bytes for gate·up lost 0.13 ms.
+ */
+export const defaultRowHeadPrefetch: Readonly<RowHeadPrefetch> = Object.freeze({
+  wqkv: { bytesPerRow: 256, workgroups: 132 },
+  wo: { bytesPerRow: 512, workgroups: 132 },
+  gateUp: { bytesPerRow: 192, workgroups: 132 },
+  w2: { bytesPerRow: 192, workgroups: 132 },
+  head: off,
+});
+
+/** The setting one-row weight-only steps use (benchmarks may change it before building a model). */
+export const rowHeadPrefetch: RowHeadPrefetch = copyRowHeadPrefetch(defaultRowHeadPrefetch);
+
+export function copyRowHeadPrefetch(s: Readonly<RowHeadPrefetch>): RowHeadPrefetch {
+  return Object.fromEntries(rowHeadProducts.map((p) => [p, { ...s[p] }])) as RowHeadPrefetch;
+}
+
+/** Whether any product's heads are read. */
+export function rowHeadsOn(s: Readonly<RowHeadPrefetch>): boolean {
+  return rowHeadProducts.some((p) => s[p].bytesPerRow > 0);
+}
+
+/**
+ * Parses the bench's --row-head-prefetch: comma-separated `[PRODUCT=]BYTES:WORKGROUPS` or `[PRODUCT=]off`,
+ * applied in order to the defaults; without a product an item sets every product (`off`: none read).
+ */
 export function parseRowHeadPrefetch(s: string): RowHeadPrefetch {
-  if (s === "off") return { bytesPerRow: 0, workgroups: 0 };
-  const m = /^(\d+):(\d+)$/.exec(s);
-  const [bytesPerRow, workgroups] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
-  if (!(bytesPerRow >= 16 && bytesPerRow % 16 === 0 && workgroups >= 1 && workgroups <= 65535)) {
-    throw new Error(`row head prefetch "${s}": BYTES:WORKGROUPS (BYTES a multiple of 16) or off`);
+  const out = copyRowHeadPrefetch(defaultRowHeadPrefetch);
+  const fail = (why: string): never => {
+    throw new Error(
+      `row head prefetch "${s}": ${why}; items [PRODUCT=]BYTES:WORKGROUPS (BYTES a multiple of 16) or ` +
+        `[PRODUCT=]off, PRODUCT one of ${rowHeadProducts.join(", ")}`,
+    );
+  };
+  for (const item of s.split(",")) {
+    const [name, value] = item.includes("=") ? item.split("=", 2) : [null, item];
+    if (name !== null && !(rowHeadProducts as readonly string[]).includes(name)) fail(`no product "${name}"`);
+    let read = off;
+    if (value !== "off") {
+      const m = /^(\d+):(\d+)$/.exec(value);
+      const [bytesPerRow, workgroups] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+      if (!(bytesPerRow >= 16 && bytesPerRow % 16 === 0 && workgroups >= 1 && workgroups <= 65535)) {
+        fail(`"${item}"`);
+      }
+      read = { bytesPerRow, workgroups };
+    }
+    for (const p of name === null ? rowHeadProducts : [name as RowHeadProduct]) out[p] = { ...read };
   }
-  return { bytesPerRow, workgroups };
+  return out;
+}
+
+/** `BYTES:WORKGROUPS` or off for each product, in order (logs and the bench's JSON). */
+export function describeRowHeadPrefetch(s: Readonly<RowHeadPrefetch>): string {
+  return rowHeadProducts.map((p) =>
+    `${p}=${s[p].bytesPerRow ? `${s[p].bytesPerRow}:${s[p].workgroups}` : "off"}`
+  ).join(",");
 }
 
 /**
@@ -38,7 +96,7 @@ export function prefetchRowHeads(
   r: Recorder,
   w: Tensor,
   sink: Tensor,
-  setting: RowHeadPrefetch,
+  setting: RowHeadRead,
   /** The value whose XOR match stores to the sink (tests: one thread's XOR, to see what it read). */
   magic = 0x9e3779b9,
 ): void {

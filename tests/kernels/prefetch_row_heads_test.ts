@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
 import {
+  defaultRowHeadPrefetch,
+  describeRowHeadPrefetch,
   parseRowHeadPrefetch,
   prefetchRowHeads,
-  type RowHeadPrefetch,
+  rowHeadProducts,
+  type RowHeadRead,
+  rowHeadsOn,
 } from "../../src/ops/prefetch_row_heads.ts";
 import { randomI8 } from "../../src/ref/random.ts";
 import { testGpu } from "./check.ts";
@@ -26,7 +30,7 @@ Deno.test("prefetch_row_heads reads exactly the first chunks of every row", asyn
     }
     return h >>> 0;
   };
-  const cases: [RowHeadPrefetch, number][] = [
+  const cases: [RowHeadRead, number][] = [
     [{ bytesPerRow: 80, workgroups: 1 }, 5],
     [{ bytesPerRow: 80, workgroups: 2 }, 5],
     [{ bytesPerRow: 512, workgroups: 1 }, row16],
@@ -47,10 +51,40 @@ Deno.test("prefetch_row_heads reads exactly the first chunks of every row", asyn
   }
 });
 
-Deno.test("row head prefetch settings parse BYTES:WORKGROUPS or off, and reject the rest", () => {
-  assert.deepEqual(parseRowHeadPrefetch("256:132"), { bytesPerRow: 256, workgroups: 132 });
-  assert.deepEqual(parseRowHeadPrefetch("off"), { bytesPerRow: 0, workgroups: 0 });
-  for (const bad of ["", "256", "250:132", "256:0", "0:132", "256:70000", "a:b"]) {
+Deno.test("row head prefetch settings parse per product over the defaults, and reject the rest", () => {
+  const all = (bytesPerRow: number, workgroups: number) =>
+    Object.fromEntries(rowHeadProducts.map((p) => [p, { bytesPerRow, workgroups }]));
+  assert.deepEqual(parseRowHeadPrefetch("256:132"), all(256, 132));
+  assert.deepEqual(parseRowHeadPrefetch("off"), all(0, 0));
+  assert.deepEqual(parseRowHeadPrefetch("off,w2=192:66"), {
+    ...all(0, 0),
+    w2: { bytesPerRow: 192, workgroups: 66 },
+  });
+  assert.deepEqual(parseRowHeadPrefetch("head=64:8,wo=off"), {
+    ...defaultRowHeadPrefetch,
+    head: { bytesPerRow: 64, workgroups: 8 },
+    wo: { bytesPerRow: 0, workgroups: 0 },
+  });
+  assert.equal(
+    describeRowHeadPrefetch(parseRowHeadPrefetch("off,wqkv=32:1")),
+    "wqkv=32:1,wo=off,gateUp=off,w2=off,head=off",
+  );
+  assert.ok(!rowHeadsOn(parseRowHeadPrefetch("off")) && rowHeadsOn(parseRowHeadPrefetch("off,head=16:1")));
+  for (
+    const bad of [
+      "",
+      "256",
+      "250:132",
+      "256:0",
+      "0:132",
+      "256:70000",
+      "a:b",
+      "w4=256:132",
+      "wo=",
+      "=off",
+      "wo=off,",
+    ]
+  ) {
     assert.throws(() => parseRowHeadPrefetch(bad), /BYTES:WORKGROUPS/, bad);
   }
 });

@@ -2,9 +2,17 @@ import assert from "node:assert/strict";
 import { preprocessImage } from "../../src/image/pixel_values.ts";
 import type { InternVLModel } from "../../src/model/internvl.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
+import type { Recorder } from "../../src/gpu/recorder.ts";
+import type { LinearWeights } from "../../src/ops/linear.ts";
 import { LmRunner } from "../../src/model/lm_runner.ts";
 import { LanguageScratch } from "../../src/model/language.ts";
-import { rowHeadPrefetch } from "../../src/ops/prefetch_row_heads.ts";
+import {
+  copyRowHeadPrefetch,
+  defaultRowHeadPrefetch,
+  parseRowHeadPrefetch,
+  rowHeadPrefetch,
+  type RowHeadProduct,
+} from "../../src/ops/prefetch_row_heads.ts";
 import { packBf16 } from "../../src/ref/kv_bf16.ts";
 import { generate } from "../../src/engine/generate.ts";
 import { defaultGenerationConfig } from "../../src/engine/types.ts";
@@ -491,26 +499,32 @@ Deno.test("KV_CACHE_DTYPE=bf16: layer 0's cache words are the f32 cache rounded,
   next.buffer.destroy();
 });
 
-Deno.test("one-row weight-only steps read each product's row heads ahead, one dispatch more a product, the same logits", async () => {
+Deno.test("one-row weight-only steps read each product's row heads ahead as set per product, the same logits", async () => {
   const model = await tinyModel();
   const { gpu } = model;
   const dims = model.dims.language;
   const seq = Array.from({ length: 9 }, (_, i) => 3 + (i * 7919) % (dims.vocab - 10)).map((id) =>
     id === imageContextId ? 5 : id
   );
-  // On by default; off as the bench's --row-head-prefetch off sets it.
+  // On by default; otherwise as the bench's --row-head-prefetch sets it.
   const ahead = model.newRunner(1, 40);
-  let plain: LmRunner;
-  try {
-    Object.assign(rowHeadPrefetch, { bytesPerRow: 0, workgroups: 0 });
-    plain = model.newRunner(1, 40);
-  } finally {
-    Object.assign(rowHeadPrefetch, { bytesPerRow: 256, workgroups: 132 });
-  }
+  const runnerWith = (setting: string) => {
+    try {
+      Object.assign(rowHeadPrefetch, parseRowHeadPrefetch(setting));
+      return model.newRunner(1, 40);
+    } finally {
+      Object.assign(rowHeadPrefetch, copyRowHeadPrefetch(defaultRowHeadPrefetch));
+    }
+  };
+  const plain = runnerWith("off"), other = runnerWith("head=256:132,wo=off,w2=off");
   assert.equal(plain.step.rowHeads, null);
-  assert.deepEqual(ahead.step.rowHeads?.setting, { bytesPerRow: 256, workgroups: 132 });
+  assert.deepEqual(ahead.step.rowHeads?.setting, defaultRowHeadPrefetch);
   const next = gpu.createTensor("test.next", "i32", [1]);
   const dispatches: number[] = [];
+  // The weights each row-head read binds, in order, for the step recorded with each runner.
+  const headsRead = new Map<LmRunner, string[]>();
+  const readsOf = (r: Recorder) =>
+    r.recorded.filter((d) => d.kernel === "prefetch_row_heads").map((d) => d.bindings[0].label);
   const run = async (runner: LmRunner) => {
     const out: Float32Array[] = [];
     const r = gpu.recorder("test.prefill");
@@ -523,6 +537,7 @@ Deno.test("one-row weight-only steps read each product's row heads ahead, one di
       const rs = gpu.recorder("test.decode");
       runner.recordDecode(rs, next);
       if (s === 0) dispatches.push(rs.size);
+      if (s === 0) headsRead.set(runner, readsOf(rs));
       rs.submit();
       out.push(await gpu.readF32(runner.logits));
     }
@@ -530,11 +545,30 @@ Deno.test("one-row weight-only steps read each product's row heads ahead, one di
   };
   const want = await run(plain), got = await run(ahead);
   got.forEach((g, i) => assert.deepEqual(g, want[i], `pass ${i}: the prefetch changes nothing computed`));
-  assert.equal(
-    dispatches[1] - dispatches[0],
-    5 * dims.layers + 1,
-    "wqkv, wo, w1, w3, w2 a layer and the head",
+  // A dispatch before each product whose read is on: wqkv, wo, w1 and w3 (gate·up), w2 a layer, the LM head.
+  const reads = (s: Record<RowHeadProduct, { bytesPerRow: number }>) => {
+    const on = (p: RowHeadProduct) => s[p].bytesPerRow > 0 ? 1 : 0;
+    return dims.layers * (on("wqkv") + on("wo") + 2 * on("gateUp") + on("w2")) + on("head");
+  };
+  const rs = gpu.recorder("test.decode.other");
+  other.recordDecode(rs, next);
+  dispatches.push(rs.size);
+  headsRead.set(other, readsOf(rs));
+  rs.submit();
+  assert.deepEqual(
+    dispatches.map((d) => d - dispatches[0]),
+    [0, reads(defaultRowHeadPrefetch), 3 * dims.layers + 1],
+    "off, the defaults, the head on with wo and w2 off",
   );
+  // Each read is of the product that follows it: wqkv, wo, w1, w3, w2 a layer and the LM head, where on.
+  const lw = model.language;
+  assert.deepEqual(headsRead.get(plain), []);
+  const labels = (ws: LinearWeights[]) => ws.map((w) => w.weight.label);
+  assert.deepEqual(headsRead.get(ahead), lw.layers.flatMap((l) => labels([l.wqkv, l.wo, l.w1, l.w3, l.w2])));
+  assert.deepEqual(headsRead.get(other), [
+    ...lw.layers.flatMap((l) => labels([l.wqkv, l.w1, l.w3])),
+    ...labels([lw.output]),
+  ]);
   // Not for batches, nor for LLM.int8 steps (neither was faster with it).
   for (
     const s of [
@@ -545,7 +579,6 @@ Deno.test("one-row weight-only steps read each product's row heads ahead, one di
     assert.equal(s.rowHeads, null, `${s.batch} rows`);
     s.destroy();
   }
-  plain.destroy();
-  ahead.destroy();
+  for (const runner of [plain, ahead, other]) runner.destroy();
   next.buffer.destroy();
 });
