@@ -42,7 +42,7 @@ const usage = `usage: deno task bench [options]
   --int8-matmul MODE         weight-only (default), llm-int8 or llm-int8-prefill (INT8_MATMUL, README)
   --batches B,B,…            the batch section's batch sizes, 2..8 (default 4,8; batchB_tokens_per_s for each)
   --kv-cache DTYPE           f32 (default) or bf16: how the KV caches store keys and values (KV_CACHE_DTYPE)
-  --row-head-prefetch LIST   one-row weight-only steps read the first bytes of each weight row ahead: items
+  --row-head-prefetch LIST   weight-only steps of 1–2 rows read the first bytes of each weight row ahead:
                              [PRODUCT=]BYTES:WORKGROUPS or [PRODUCT=]off applied in order to the defaults
                              (wqkv=256:132,wo=512:132,gateUp=192:132,w2=192:132,head=off); no PRODUCT:
                              all (src/ops/prefetch_row_heads.ts, docs/PERF.md v52, v53)`;

@@ -134,10 +134,10 @@ export class LanguageScratch {
   /** INT8_MATMUL=llm-int8 for chunks of more than 8 rows (prompts): the LLM.int8 GEMM's scratch. */
   readonly llmInt8Gemm: LlmInt8Gemm | null;
   /**
-   * A one-row weight-only step reads the heads of each product's weight rows into L2 while the product
-   * before it ends (src/ops/prefetch_row_heads.ts): the setting then (per product), and one sink per such
-   * dispatch of the step (wqkv, wo, w1, w3, w2 of every layer, then the LM head), so no two of them share a
-   * written buffer.
+   * A weight-only step of at most maxRowHeadRows rows reads the heads of each product's weight rows into L2
+   * while the product before it ends (src/ops/prefetch_row_heads.ts): the setting then (per product), and one
+   * sink per such dispatch of the step (wqkv, wo, w1, w3, w2 of every layer, then the LM head), so no two of
+   * them share a written buffer.
    */
   readonly rowHeads: { setting: RowHeadPrefetch; sinks: Tensor[] } | null;
 
@@ -180,7 +180,9 @@ export class LanguageScratch {
         threshold: matmul.threshold,
       }
       : null;
-    this.rowHeads = rows === 1 && !llmInt8ForFew(matmul.mode) && rowHeadsOn(rowHeadPrefetch)
+    // Up to 2 rows (PERF.md v53, H100: batch 2 190.7 → 193.6 tokens/s; batch 3 252.8 → 251.7 and 8 392.3 →
+    // 391.0 with it); not in LLM.int8's decode (v52: slower there).
+    this.rowHeads = rows <= maxRowHeadRows && !llmInt8ForFew(matmul.mode) && rowHeadsOn(rowHeadPrefetch)
       ? {
         setting: copyRowHeadPrefetch(rowHeadPrefetch),
         sinks: Array.from({ length: 5 * dims.layers + 1 }, (_, i) =>
@@ -214,6 +216,9 @@ function gemmWidths(d: LanguageDims): [maxK: number, maxN: number] {
     Math.max(d.intermediate, (d.heads + 2 * d.kvHeads) * d.headDim),
   ];
 }
+
+/** The most rows (batch rows, or tokens of one sequence) a step reads its products' row heads ahead for. */
+export const maxRowHeadRows = 2;
 
 /** The LLM.int8 GEMM scratch of a prompt of `rows` rows. */
 function languageGemmScratch(gpu: Gpu, d: LanguageDims, rows: number): LlmInt8Scratch {
@@ -272,7 +277,7 @@ export function languageForward(
   const o = { llmInt8: s.llmInt8Gemm }; // INT8_MATMUL=llm-int8, prompt-sized chunks: LLM.int8's GEMM
   // LLM.int8 rows: Σx² of the hidden rows as the last product into them (wo, w2) left it, for the next norm.
   let sums: RowSquares | undefined;
-  // One-row weight-only steps: each product's row heads read into L2 in the tail of the product before,
+  // Weight-only steps of 1–2 rows: each product's row heads read into L2 in the tail of the product before,
   // into sink 5·layer + (0 wqkv, 1 wo, 2 w1, 3 w3, 4 w2), the LM head's 5·layers.
   const ahead = (lw: LinearWeights, product: RowHeadProduct, sink: number) => {
     const rh = s.rowHeads;

@@ -1,18 +1,18 @@
 import type { Recorder } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 
-// A one-row weight-only decode step reads the first bytes of every row of each product's weights into L2 right
-// after the product before it is recorded, so that the product's first loads come from L2.
+// A weight-only decode step of one or two rows reads the first bytes of every row of each product's weights
+// into L2 right after the product before it is recorded, so that the product's first loads come from L2.
 // kernels/prefetch_row_heads.wgsl binds only the weights and a sink of its own, so no barrier orders it after
 // that product and the GPU runs it in that product's tail, where the memory is no longer saturated. H100,
-// PERF.md v52: 256 bytes a row with 132 workgroups took the step's GPU time from 9.24–9.26 to 9.03–9.07 ms
-// (generate(): 103.8 → 106.0 tokens/s); in the LLM.int8 decode and at 8 rows it did not help. v53 sized the
-// read per product (below). Its 240 dispatches cost the CPU a few ms a step of recording, under the GPU's 9 ms;
-// the two forms with fewer were slower (v53): the heads read by extra workgroups of the product before (9.42
-// ms a step: the next product then waits for them, where a dispatch of its own is waited for by nothing until
-// the next barrier) and w1's and w3's heads in one dispatch (9.11 ms).
+// PERF.md v52: 256 bytes a row with 132 workgroups took the step's GPU time from 9.24–9.26 to 9.03–9.07
+// ms (generate(): 103.8 → 106.0 tokens/s); in the LLM.int8 decode and at 8 rows it did not help. v53 sized
+// the read per product (below). Its 240 dispatches cost the CPU a few ms a step of recording, under the GPU's
+// 9 ms; the two forms with fewer were slower (v53): the heads read by extra workgroups of the product before
+// (9.42 ms a step: the next product then waits for them, where a dispatch of its own is waited for by nothing
+// until the next barrier) and w1's and w3's heads in one dispatch (9.11 ms).
 
-/** The products whose row heads are read ahead: a layer's, in its order (gate·up: w1 and w3), and the LM head. */
+/** The products whose row heads are read ahead: a layer's in order (gate·up: w1, w3), then the LM head. */
 export const rowHeadProducts = ["wqkv", "wo", "gateUp", "w2", "head"] as const;
 export type RowHeadProduct = typeof rowHeadProducts[number];
 
@@ -29,8 +29,9 @@ const off: RowHeadRead = { bytesPerRow: 0, workgroups: 0 };
 /**
  * Per product (H100, PERF.md v53): each product's read left out in turn cost 0.18 ms a step for w2, 0.05–0.06
  * for wqkv and gate·up and 0.03 for wo, while the LM head's read cost 0.02 ms; fewer bytes for gate·up and w2
- * (whose reads run in the tails of wo and gate·up) and more for wo (whose read runs beside the attention) took
- * the step's GPU time from 9.03–9.04 to 8.95–8.96 ms with these. 64 bytes for gate·up lost 0.13 ms.
+ * (whose reads run in the tails of wo and gate·up) and more for wo (whose read runs beside the attention)
+ * took the step's GPU time from 9.03–9.04 to 8.95–8.97 ms with these; 64 bytes for gate·up lost 0.13 ms.
+ * Up to 2 rows they help too (language.ts, maxRowHeadRows).
  */
 export const defaultRowHeadPrefetch: Readonly<RowHeadPrefetch> = Object.freeze({
   wqkv: { bytesPerRow: 256, workgroups: 132 },
@@ -40,7 +41,7 @@ export const defaultRowHeadPrefetch: Readonly<RowHeadPrefetch> = Object.freeze({
   head: off,
 });
 
-/** The setting one-row weight-only steps use (benchmarks may change it before building a model). */
+/** The setting weight-only steps of 1–2 rows use (benchmarks may change it before building a model). */
 export const rowHeadPrefetch: RowHeadPrefetch = copyRowHeadPrefetch(defaultRowHeadPrefetch);
 
 export function copyRowHeadPrefetch(s: Readonly<RowHeadPrefetch>): RowHeadPrefetch {

@@ -569,14 +569,18 @@ Deno.test("one-row weight-only steps read each product's row heads ahead as set 
     ...lw.layers.flatMap((l) => labels([l.wqkv, l.w1, l.w3])),
     ...labels([lw.output]),
   ]);
-  // Not for batches, nor for LLM.int8 steps (neither was faster with it).
+  // Up to 2 rows (a batch of 2, or 2 tokens of one sequence); not beyond, nor for LLM.int8 steps (neither was
+  // faster with it).
   for (
-    const s of [
-      new LanguageScratch(gpu, dims, 2, 1),
-      new LanguageScratch(gpu, dims, 1, 1, { mode: "llm-int8", threshold: 6 }),
-    ]
+    const [s, on] of [
+      [new LanguageScratch(gpu, dims, 2, 1), true],
+      [new LanguageScratch(gpu, dims, 1, 2), true],
+      [new LanguageScratch(gpu, dims, 3, 1), false],
+      [new LanguageScratch(gpu, dims, 1, 3), false],
+      [new LanguageScratch(gpu, dims, 1, 1, { mode: "llm-int8", threshold: 6 }), false],
+    ] as const
   ) {
-    assert.equal(s.rowHeads, null, `${s.batch} rows`);
+    assert.equal(s.rowHeads !== null, on, `${s.batch} × ${s.tokens} rows`);
     s.destroy();
   }
   for (const runner of [plain, ahead, other]) runner.destroy();
