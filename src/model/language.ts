@@ -281,10 +281,9 @@ export function languageForward(
   // into sink 5·layer + (0 wqkv, 1 wo, 2 w1, 3 w3, 4 w2), the LM head's 5·layers.
   const ahead = (lw: LinearWeights, product: RowHeadProduct, sink: number) => {
     const rh = s.rowHeads;
-    const read = rh?.setting[product];
-    if (rh && read!.bytesPerRow > 0 && fusable && lw.kind === "int8" && lw.weight.shape[1] % 16 === 0) {
-      prefetchRowHeads(r, lw.weight, rh.sinks[sink], read!);
-    }
+    if (!rh || !fusable || lw.kind !== "int8" || lw.weight.shape[1] % 16 !== 0) return;
+    const read = rh.setting[product];
+    if (read.bytesPerRow > 0) prefetchRowHeads(r, lw.weight, rh.sinks[sink], read);
   };
   w.layers.forEach((lw, l) => {
     ahead(lw.wqkv, "wqkv", 5 * l);
