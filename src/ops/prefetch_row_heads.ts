@@ -30,13 +30,14 @@ const off: RowHeadRead = { bytesPerRow: 0, workgroups: 0 };
  * Per product (H100, PERF.md v53): each product's read left out in turn cost 0.18 ms a step for w2, 0.05–0.06
  * for wqkv and gate·up and 0.03 for wo, while the LM head's read cost 0.02 ms; fewer bytes for gate·up and w2
  * (whose reads run in the tails of wo and gate·up) and more for wo (whose read runs beside the attention)
- * took the step's GPU time from 9.03–9.04 to 8.95–8.97 ms with these; 64 bytes for gate·up lost 0.13 ms.
- * Up to 2 rows they help too (language.ts, maxRowHeadRows).
+ * took the step's GPU time from 9.03–9.04 to 8.95–8.97 ms; 64 bytes for gate·up lost 0.13 ms. Then 66
+ * workgroups instead of 132 for the reads of wqkv, wo and gate·up: 8.96–8.97 → 8.92 ms (264: slower). Up to
+ * 2 rows they help too (language.ts, maxRowHeadRows).
  */
 export const defaultRowHeadPrefetch: Readonly<RowHeadPrefetch> = Object.freeze({
-  wqkv: { bytesPerRow: 256, workgroups: 132 },
-  wo: { bytesPerRow: 512, workgroups: 132 },
-  gateUp: { bytesPerRow: 192, workgroups: 132 },
+  wqkv: { bytesPerRow: 256, workgroups: 66 },
+  wo: { bytesPerRow: 512, workgroups: 66 },
+  gateUp: { bytesPerRow: 192, workgroups: 66 },
   w2: { bytesPerRow: 192, workgroups: 132 },
   head: off,
 });
