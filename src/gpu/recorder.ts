@@ -120,11 +120,14 @@ export class Recorder {
   encode(): () => void {
     if (this.dispatches.length === 0 && this.copies.length === 0) return () => {};
     const { device } = this.gpu;
-    const slot = (d: Dispatch) => Math.max(16, Math.ceil(Math.max(1, d.params.length) * 4 / 16) * 16);
+    // Each dispatch's params slot (bytes, a multiple of 16) and its offset in the arena.
+    const slots = this.dispatches.map((d) =>
+      Math.max(16, Math.ceil(Math.max(1, d.params.length) * 4 / 16) * 16)
+    );
     let total = 0;
-    const offsets = this.dispatches.map((d) => {
+    const offsets = slots.map((size) => {
       const at = total;
-      total += Math.ceil(slot(d) / uniformAlign) * uniformAlign;
+      total += Math.ceil(size / uniformAlign) * uniformAlign;
       return at;
     });
     const data = new ArrayBuffer(Math.max(16, total));
@@ -156,7 +159,7 @@ export class Recorder {
       let pipeline: GPUComputePipeline;
       let bindGroup: GPUBindGroup;
       const hit = cache?.entries[i];
-      if (cache && hit && sameDispatch(hit, d, offsets[i], slot(d))) {
+      if (cache && hit && sameDispatch(hit, d, offsets[i], slots[i])) {
         pipeline = hit.pipeline;
         bindGroup = hit.bindGroup;
         cache.hits++;
@@ -166,7 +169,7 @@ export class Recorder {
           label: d.label,
           layout: pipeline.getBindGroupLayout(0),
           entries: [
-            { binding: 0, resource: { buffer: uniforms, offset: offsets[i], size: slot(d) } },
+            { binding: 0, resource: { buffer: uniforms, offset: offsets[i], size: slots[i] } },
             ...d.bindings.map((t, j) => ({ binding: j + 1, resource: { buffer: t.buffer } })),
           ],
         });
@@ -175,7 +178,7 @@ export class Recorder {
             kernel: d.kernel,
             constants: { ...d.constants }, // a copy: the caller's object could change after this submit
             offset: offsets[i],
-            slot: slot(d),
+            slot: slots[i],
             buffers: d.bindings.map((t) => t.buffer),
             pipeline,
             bindGroup,

@@ -499,7 +499,7 @@ Deno.test("KV_CACHE_DTYPE=bf16: layer 0's cache words are the f32 cache rounded,
   next.buffer.destroy();
 });
 
-Deno.test("one-row weight-only steps read each product's row heads ahead as set per product, the same logits", async () => {
+Deno.test("weight-only steps of 1–2 rows read each product's row heads ahead as set per product, the same logits", async () => {
   const model = await tinyModel();
   const { gpu } = model;
   const dims = model.dims.language;
@@ -536,8 +536,10 @@ Deno.test("one-row weight-only steps read each product's row heads ahead as set 
       gpu.writeTensor(next, Int32Array.of(seq[s]));
       const rs = gpu.recorder("test.decode");
       runner.recordDecode(rs, next);
-      if (s === 0) dispatches.push(rs.size);
-      if (s === 0) headsRead.set(runner, readsOf(rs));
+      if (s === 0) {
+        dispatches.push(rs.size);
+        headsRead.set(runner, readsOf(rs));
+      }
       rs.submit();
       out.push(await gpu.readF32(runner.logits));
     }
