@@ -41,8 +41,10 @@
 //   PREFETCH: issue the next tile's K loads before this tile's softmax and P·V (else after them),
 //   FUSED (D4 even).
 // Grid: (num_splits, Hkv, B) workgroups of WG threads.
-// Workgroup memory: sm 18 KiB (query 4, partial scores 8, p 2, rescale factors 1 KiB; after the last tile
-//   the key groups' o), okm/mm/ll 2.1 KiB: ≈ 20 KiB. Features: none.
+// Workgroup memory: sm, sized by the overrides (queries G·Dh, partial scores G·BK·16 bytes, p, rescale
+//   factors; after the last tile the key groups' o) or SM_MIN vec4 if more, and okm/mm/ll 2.1 KiB. At G = 6,
+//   Dh = 128: 9.3 KiB for WG = 128, 14.1 KiB for WG = 256; SM_MIN = 1152 gives 20.1 KiB, two workgroups a
+//   multiprocessor on an H100 (PERF.md v51, v54). Features: none.
 struct Params {
   batch: u32,
   seq: u32,
@@ -80,13 +82,20 @@ override KPG: u32 = (BK + KG - 1u) / KG;
 override KGU: u32 = (BK + KPG - 1u) / KPG;
 
 const NEG = -3.0e38; // "no score yet"; masked keys are tracked by flag, never by this value alone
-// Regions of sm (vec4 offsets), sized for WG = 256:
-const QS_AT = 0u; // [8][D4] pre-scaled queries of the group; zeros past G·D4 (≤ 256)
-const PART_AT = 256u; // [8][BK] partial scores, component = column slice (≤ 512)
-const P_AT = 768u; // [BK][2] p of heads 0–3 and 4–7 (≤ 128)
-const AL_AT = 896u; // [KGU][2] e^(m_old − m_new) of each key group's heads (≤ 64)
-// After the last tile, from 0: [ceil(KGU/2)][G][D4] the key groups' o (ceil(KGU/2)·D4 ≤ WG/2 + 16).
-var<workgroup> sm: array<vec4f, 1152>;
+// Regions of sm (vec4 offsets), sized by the overrides: workgroup memory sets how many workgroups a
+// multiprocessor holds at once, and a split's chain of tiles is latency-bound.
+const QS_AT = 0u; // [G][D4] pre-scaled queries of the group, then 4 zeros: a slice past Dh (D4 % 4 ≠ 0)
+// reads up to 3 vec4 past the last head, against zero keys
+override QS_N: u32 = G * D4 + 4u;
+override PART_AT: u32 = QS_AT + QS_N; // [G][BK] partial scores, component = column slice
+override P_AT: u32 = PART_AT + G * BK; // [BK][2] p of heads 0–3 and 4–7
+override AL_AT: u32 = P_AT + 2u * BK; // [KGU][2] e^(m_old − m_new) of each key group's heads
+// After the last tile, from 0: [ceil(KGU/2)][G][D4] the key groups' o.
+override SM_NEED: u32 = max(AL_AT + 2u * KGU, (KGU + 1u) / 2u * G * D4);
+// sm's length at least (vec4): the launcher's choice of how many workgroups share a multiprocessor.
+override SM_MIN: u32 = 0u;
+override SM_LEN: u32 = max(SM_NEED, SM_MIN);
+var<workgroup> sm: array<vec4f, SM_LEN>;
 var<workgroup> okm: array<u32, 32>; // [KGU] bit jj: key skg + KGU·jj is in the split and valid
 var<workgroup> mm: array<f32, 256>; // [KGU][8] each key group's final max
 var<workgroup> ll: array<f32, 256>; // [KGU][8] each key group's final Σ e^(s−m)
@@ -439,7 +448,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var bits = load_ok(k_begin);
   load_v(k_begin);
   let q0 = (bb * p.num_heads + hkv * G) * D4;
-  for (var i = li; i < 256u; i += WG) {
+  for (var i = li; i < QS_N; i += WG) {
     var x = vec4f(0.0);
     if (i < G * D4) {
       if (FUSED) {

@@ -51,9 +51,19 @@ export class Recorder {
     return this.dispatches.length;
   }
 
-  /** The kernel and bound tensors of each recorded dispatch, in order (tests). */
-  get recorded(): { kernel: string; bindings: readonly Tensor[] }[] {
-    return this.dispatches.map((d) => ({ kernel: d.kernel, bindings: d.bindings }));
+  /** The kernel, bound tensors, override constants and grid of each recorded dispatch, in order (tests). */
+  get recorded(): {
+    kernel: string;
+    bindings: readonly Tensor[];
+    constants: Readonly<Record<string, number>>;
+    workgroups: readonly number[];
+  }[] {
+    return this.dispatches.map((d) => ({
+      kernel: d.kernel,
+      bindings: d.bindings,
+      constants: d.constants,
+      workgroups: d.workgroups,
+    }));
   }
 
   dispatch(

@@ -58,10 +58,32 @@ export const attentionDecodeConfigs: readonly AttentionDecodeConfig[] = [
 export const defaultAttentionDecodeConfig: AttentionDecodeConfig = { workgroupSize: 128, prefetch: true };
 
 /**
- * Workgroups worth launching: 2 per SM of an H100/H200 (132 SMs), about as many as fit at once with
- * ~100 registers per thread, so a split is one wave and never waits for a second one.
+ * Workgroups worth launching for one row or one sequence's chunk: 2 per SM of an H100/H200 (132 SMs), as
+ * many as fit at once with the workgroup memory `spreadSmVec4` gives them, so a split is one wave and never
+ * waits for a second one.
  */
 const targetWorkgroups = 264;
+/**
+ * For 2 or more rows of their own caches (a batch's decode step): 3 per SM, with the kernel's workgroup
+ * memory at what its tiling needs (9.3 KiB at WG 128, Dh 128, G 6) so that they fit at once. On an H100
+ * (PERF.md v54, alternating twice, tokens/s at 2…8 rows): llm-int8 batch 8 540.1–540.4 → 543.0–543.5, 7
+ * 481.9–482.5 → 487.0–487.1, 4 324.4–324.6 → 326.8–327.0; weight-only batch 8 393.7–393.8 → 395.3–395.7, 7
+ * 374.7–375.4 → 378.1–378.4; 3 and 6 rows weight-only −0.6 %. 528 lost at 3 and 6 rows (1 % and 2 %). With
+ * the 20.1 KiB footprint more splits lost (batch 8 at 528: 528.5–528.9 against 541.2–541.3); the compact
+ * footprint at 264 lost a little (539.1–540.1).
+ */
+const batchTargetWorkgroups = 396;
+/**
+ * sm's length (vec4) for one row and a chunk's rows: the kernel's former fixed 18 KiB (20.1 KiB in all, two
+ * workgroups a multiprocessor). The footprint the tiling needs was slower there: 8.906–8.908 → 8.915–8.922 ms
+ * a step at ctx 512, 9.654–9.659 → 9.686–9.688 at ctx 4096 (v54); twice the workgroups lost more (9.97).
+ */
+const spreadSmVec4 = 1152;
+
+/** A batch's rows, each reading its own cache (not one sequence's chunk, not a single row). */
+function ownCacheRows(batch: number, oneSequence: boolean): boolean {
+  return batch >= 2 && !oneSequence;
+}
 /**
  * Fewest keys per split, and the step splits are rounded to. Fewer keys than a tile leave threads idle
  * but shorten the longest split, which sets the latency at short contexts; the combine pass reads
@@ -87,12 +109,13 @@ export function createAttentionDecodeScratch(
  * this deep never limits it. Rows of their own caches (a batch's decode step) round down: each row streams
  * its own keys, and fewer, longer splits carried that traffic better — batch 8 took 5 splits a few keys past
  * 512 rounded up, 4 rounded down (H100, PERF.md v49: batch 8 528.6 → 541.1 tokens/s with llm-int8, 385.6 →
- * 393.1 weight-only; batch 1 unchanged). A chunk's rows read one cache, mostly from L2, so each split's
- * chain of tiles is what takes the time: they round up (rounded down, the follow-up round's first token
- * came 20–80 ms later, v49).
+ * 393.1 weight-only; batch 1 unchanged; with v54's target for them, batch 8 a few keys past 512 takes 6
+ * splits of 96 keys). A chunk's rows read one cache, mostly from L2, so each split's chain of tiles is what
+ * takes the time: they round up (rounded down, the follow-up round's first token came 20–80 ms later, v49).
  */
 export function decodeScratchSplits(batch: number, numKvHeads: number, oneSequence = false): number {
-  const perRow = targetWorkgroups / (batch * numKvHeads);
+  const target = ownCacheRows(batch, oneSequence) ? batchTargetWorkgroups : targetWorkgroups;
+  const perRow = target / (batch * numKvHeads);
   return oneSequence ? Math.ceil(perRow) : Math.max(1, Math.floor(perRow));
 }
 
@@ -257,6 +280,7 @@ function recordAttentionDecode(
       WG: config.workgroupSize,
       PREFETCH: config.prefetch ? 1 : 0,
       FUSED: rope ? 1 : 0,
+      SM_MIN: ownCacheRows(B, one) ? 0 : spreadSmVec4,
     },
     label: `attention_decode ${out.label}`,
   });

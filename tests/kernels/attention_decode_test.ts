@@ -132,74 +132,88 @@ async function runCase(t: Deno.TestContext, c: Case, config: AttentionDecodeConf
   });
 }
 
-Deno.test("attentionDecode ignores NaN in padded cache rows", async () => {
+// The second shape runs a batch's rows, whose workgroup memory is only what the tiling needs: with Dh/4 = 9
+// the last head's column slices read 3 vec4 past its query, which must be zeros, not the NaN partial scores
+// of the padded keys next to them.
+Deno.test("attentionDecode ignores NaN in padded cache rows", async (t) => {
   const gpu = await testGpu();
-  const B = 1, S = 40, kvLen = 37, H = 6, Hkv = 1, Dh = 64;
-  const q = randomF32(H * Dh, 5);
-  const k = randomF32(S * Dh, 6), v = randomF32(S * Dh, 7);
-  const valid = new Int32Array(S).fill(1);
-  const draw = rng(8);
-  for (let i = 0; i < 5; i++) {
-    const pos = Math.floor(draw() * kvLen);
-    valid[pos] = 0;
-    k.fill(NaN, pos * Dh, (pos + 1) * Dh);
-    v.fill(NaN, pos * Dh, (pos + 1) * Dh);
+  const shapes = [
+    { B: 1, S: 40, kvLen: 37, H: 6, Hkv: 1, Dh: 64, splits: 2 },
+    { B: 2, S: 90, kvLen: 77, H: 12, Hkv: 4, Dh: 36, splits: 1 },
+  ];
+  for (const { B, S, kvLen, H, Hkv, Dh, splits } of shapes) {
+    await t.step(`B=${B} kvLen=${kvLen} H=${H}/${Hkv} Dh=${Dh} splits=${splits}`, async () => {
+      const q = randomF32(B * H * Dh, 5);
+      const k = randomF32(B * S * Hkv * Dh, 6), v = randomF32(B * S * Hkv * Dh, 7);
+      const valid = new Int32Array(B * S).fill(1);
+      const draw = rng(8);
+      for (let i = 0; i < 5 * B; i++) {
+        const pos = Math.floor(draw() * B * kvLen);
+        const row = Math.floor(pos / kvLen) * S + pos % kvLen;
+        valid[row] = 0;
+        k.fill(NaN, row * Hkv * Dh, (row + 1) * Hkv * Dh);
+        v.fill(NaN, row * Hkv * Dh, (row + 1) * Hkv * Dh);
+      }
+      const out = gpu.createTensor("out", "f32", [B, H * Dh]);
+      const r = gpu.recorder("test");
+      attentionDecode(
+        r,
+        gpu.uploadTensor("q", "f32", [B, H * Dh], q),
+        gpu.uploadTensor("k", "f32", [B, S, Hkv * Dh], k),
+        gpu.uploadTensor("v", "f32", [B, S, Hkv * Dh], v),
+        gpu.uploadTensor("valid", "i32", [B, S], valid),
+        out,
+        {
+          batch: B,
+          kvLen,
+          numHeads: H,
+          numKvHeads: Hkv,
+          headDim: Dh,
+          scratch: createAttentionDecodeScratch(gpu, "scratch", { batch: B, numHeads: H, headDim: Dh }),
+          splits,
+        },
+      );
+      r.submit();
+      const got = await gpu.readF32(out);
+      const clean = (x: Float32Array) => x.map((e) => Number.isNaN(e) ? 0 : e);
+      const want = attentionCausalRef(q, clean(k), clean(v), valid, {
+        B,
+        T: 1,
+        S,
+        startPos: kvLen - 1,
+        H,
+        Hkv,
+        Dh,
+      });
+      assertNormalisedError(got, want, tolerance.attention.nerr);
+    });
   }
-  const out = gpu.createTensor("out", "f32", [B, H * Dh]);
-  const r = gpu.recorder("test");
-  attentionDecode(
-    r,
-    gpu.uploadTensor("q", "f32", [B, H * Dh], q),
-    gpu.uploadTensor("k", "f32", [B, S, Dh], k),
-    gpu.uploadTensor("v", "f32", [B, S, Dh], v),
-    gpu.uploadTensor("valid", "i32", [B, S], valid),
-    out,
-    {
-      batch: B,
-      kvLen,
-      numHeads: H,
-      numKvHeads: Hkv,
-      headDim: Dh,
-      scratch: createAttentionDecodeScratch(gpu, "scratch", { batch: B, numHeads: H, headDim: Dh }),
-      splits: 2,
-    },
-  );
-  r.submit();
-  const got = await gpu.readF32(out);
-  const clean = (x: Float32Array) => x.map((e) => Number.isNaN(e) ? 0 : e);
-  const want = attentionCausalRef(q, clean(k), clean(v), valid, {
-    B,
-    T: 1,
-    S,
-    startPos: kvLen - 1,
-    H,
-    Hkv,
-    Dh,
-  });
-  assertNormalisedError(got, want, tolerance.attention.nerr);
 });
 
 Deno.test("attentionDecode fills the GPU with splits and refuses what its scratch cannot hold", async () => {
-  // InternLM2-20B (8 kv heads): about 2 workgroups per SM of 132 at 4096 keys and at batch 8; short
-  // contexts keep ≥ 32 keys per split; a small scratch gets fewer, longer splits.
+  // InternLM2-20B (8 kv heads): about 2 workgroups per SM of 132 at 4096 keys for one row, 3 for a batch's
+  // rows; short contexts keep ≥ 32 keys per split; a small scratch gets fewer, longer splits.
   assert.deepEqual(decodeSplits(4096, 1, 8, 128), { splits: 32, chunk: 128 });
-  assert.deepEqual(decodeSplits(512, 8, 8, 128), { splits: 4, chunk: 128 });
+  assert.deepEqual(decodeSplits(512, 8, 8, 128), { splits: 6, chunk: 96 });
   assert.deepEqual(decodeSplits(512, 1, 8, 128), { splits: 16, chunk: 32 });
   assert.deepEqual(decodeSplits(20, 1, 8, 128), { splits: 1, chunk: 32 });
   assert.deepEqual(decodeSplits(4096, 1, 8, 16), { splits: 16, chunk: 256 });
   // A batch's rows, each its own cache, round down: a few keys past a multiple of the chunk (every decode
-  // step after a 512-token prompt) add no split, all rows' and kv heads' splits stay within 2 workgroups per
-  // SM of 132. A chunk of one sequence's rows, one cache, rounds up (8 tokens after 1842: 5 splits).
-  assert.deepEqual(decodeSplits(520, 8, 8, 128), { splits: 4, chunk: 160 });
+  // step after a 512-token prompt) add no split, all rows' and kv heads' splits stay within 3 workgroups per
+  // SM of 132 (2 for one row). A chunk of one sequence's rows, one cache, rounds up (8 tokens after 1842: 5
+  // splits).
+  assert.deepEqual(decodeSplits(520, 8, 8, 128), { splits: 6, chunk: 96 });
+  assert.deepEqual(decodeSplits(520, 4, 8, 128), { splits: 9, chunk: 64 });
   assert.deepEqual(decodeSplits(1850, 8, 8, decodeScratchSplits(8, 8, true), true), {
     splits: 5,
     chunk: 384,
   });
-  assert.deepEqual(decodeSplits(1850, 8, 8, decodeScratchSplits(8, 8)), { splits: 4, chunk: 480 });
+  assert.deepEqual(decodeSplits(1850, 8, 8, decodeScratchSplits(8, 8)), { splits: 6, chunk: 320 });
   for (let batch = 1; batch <= 8; batch++) {
     for (const kvLen of [1, 33, 500, 512, 520, 777, 4096, 4100]) {
       const { splits, chunk } = decodeSplits(kvLen, batch, 8, decodeScratchSplits(batch, 8));
-      assert.ok(splits * batch * 8 <= 264, `batch ${batch}, ${kvLen} keys: ${splits} splits`);
+      const most = batch === 1 ? 264 : 396;
+      assert.ok(splits * batch * 8 <= most, `batch ${batch}, ${kvLen} keys: ${splits} splits`);
       assert.ok(splits * chunk >= kvLen && (splits - 1) * chunk < kvLen, `batch ${batch}, ${kvLen} keys`);
     }
   }
@@ -220,6 +234,41 @@ Deno.test("attentionDecode fills the GPU with splits and refuses what its scratc
     () => attentionDecode(gpu.recorder("t"), q, kv, kv, m, q, { ...shape, numHeads: 9 }),
     /9 query heads/,
   );
+});
+
+Deno.test("attentionDecode gives a batch's rows the workgroup memory their tiling needs, one row and a chunk 18 KiB", async () => {
+  // A batch's rows launch up to 3 workgroups per SM and must fit them; one row (2 per SM) and a chunk's
+  // rows keep the kernel's former footprint, faster there (PERF.md v54).
+  const gpu = await testGpu();
+  const H = 48, Hkv = 8, Dh = 128, S = 600, kvLen = 520;
+  const recordFor = (B: number, oneSequence: boolean) => {
+    const Bc = oneSequence ? 1 : B;
+    const kv = gpu.createTensor("kv", "f32", [Bc, S, Hkv * Dh]);
+    const r = gpu.recorder("t");
+    attentionDecode(
+      r,
+      gpu.createTensor("q", "f32", [B, H * Dh]),
+      kv,
+      kv,
+      gpu.createTensor("valid", "i32", [Bc, S]),
+      gpu.createTensor("out", "f32", [B, H * Dh]),
+      {
+        batch: B,
+        kvLen,
+        numHeads: H,
+        numKvHeads: Hkv,
+        headDim: Dh,
+        oneSequence,
+        scratch: createAttentionDecodeScratch(gpu, "scratch", { batch: B, numHeads: H, headDim: Dh }),
+      },
+    );
+    const d = r.recorded.find((x) => x.kernel === "attention_decode")!;
+    return { smMin: d.constants.SM_MIN, workgroups: d.workgroups.reduce((a, b) => a * b, 1) };
+  };
+  assert.deepEqual(recordFor(1, false), { smMin: 1152, workgroups: 17 * 8 });
+  assert.deepEqual(recordFor(8, false), { smMin: 0, workgroups: 6 * 8 * 8 });
+  assert.deepEqual(recordFor(2, false), { smMin: 0, workgroups: 17 * 8 * 2 });
+  assert.deepEqual(recordFor(3, true), { smMin: 1152, workgroups: 9 * 8 * 3 });
 });
 
 Deno.test("attentionDecode oneSequence: T new tokens of one sequence attend causally like the prefill", async (t) => {
