@@ -68,7 +68,7 @@ const targetWorkgroups = 264;
  * memory at what its tiling needs (9.3 KiB at WG 128, Dh 128, G 6) so that they fit at once. On an H100
  * (PERF.md v54, alternating twice, tokens/s at 2…8 rows): llm-int8 batch 8 540.1–540.4 → 543.0–543.5, 7
  * 481.9–482.5 → 487.0–487.1, 4 324.4–324.6 → 326.8–327.0; weight-only batch 8 393.7–393.8 → 395.3–395.7, 7
- * 374.7–375.4 → 378.1–378.4; 3 and 6 rows weight-only −0.6 %. 528 lost at 3 and 6 rows (1 % and 2 %). With
+ * 374.7–375.4 → 378.1–378.4; 3 and 6 rows weight-only −0.4–0.5 %. 528 lost at 3 and 6 rows (1–2 %). With
  * the 20.1 KiB footprint more splits lost (batch 8 at 528: 528.5–528.9 against 541.2–541.3); the compact
  * footprint at 264 lost a little (539.1–540.1).
  */
