@@ -14,6 +14,9 @@ import { languageGemmPool, type LanguageWeights, loadLanguageWeights } from "./l
 import { LmRunner, maxChunkedPrompt } from "./lm_runner.ts";
 import type { KvCacheDtype } from "./kv_cache.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
+import { argmax } from "../ops/argmax.ts";
+import { sampleToken } from "../ops/sample_token.ts";
+import { markSeen, repetitionPenalty } from "../ops/repetition_penalty.ts";
 import { normalizationTable } from "../image/pixel_values.ts";
 import type { DecodedImage } from "./gpu_tiling.ts";
 import { type WeightSource, WeightUploader } from "./weight_source.ts";
@@ -289,6 +292,25 @@ export class InternVLModel {
       runner.truncate(0);
       run(40);
       run(1);
+      // A batch's step (its rows' decode attention has workgroup memory of its own, PERF.md v54) and the
+      // token choices generate() records after each step: passes above build neither.
+      const pair = this.newRunner(2, 1);
+      const chosen = this.gpu.createTensor("warm-up.next", "i32", [2]);
+      const seen = this.gpu.createTensor("warm-up.seen", "u32", [2, pair.logits.shape[1]]);
+      try {
+        const r = this.gpu.recorder("warm-up");
+        const free = pair.recordPrefill(r, [[1], [2]], [[1], [1]], -1, null);
+        repetitionPenalty(r, pair.logits, seen, 1.1);
+        argmax(r, pair.logits, chosen);
+        sampleToken(r, pair.logits, chosen, { temperature: 1, topK: 0, topP: 1, seed: 0, step: 0 });
+        markSeen(r, chosen, seen);
+        r.submit();
+        free();
+      } finally {
+        pair.destroy();
+        chosen.buffer.destroy();
+        seen.buffer.destroy();
+      }
       // A prompt pass past the chunked sizes (tiled GEMMs, prefill attention) and one image tile (every
       // vision and projector kernel), so a server's first image request pays no compilation either.
       runner.truncate(0);

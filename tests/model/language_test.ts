@@ -588,3 +588,45 @@ Deno.test("weight-only steps of 1–2 rows read each product's row heads ahead a
   for (const runner of [plain, ahead, other]) runner.destroy();
   next.buffer.destroy();
 });
+
+Deno.test("warmUp builds every pipeline a batch's decode steps ask for", async () => {
+  // A server's first batched round should compile nothing (PERF.md v4, v54): the rows' decode attention
+  // runs with workgroup memory of its own, a pipeline no single-row or chunk pass builds, and greedy and
+  // sampled steps end with token choices no prompt pass records.
+  const model = await tinyModel();
+  const gpu = model.gpu;
+  const asked = new Set<string>();
+  const build = gpu.pipeline.bind(gpu);
+  gpu.pipeline = (name: string, constants: Record<string, number> = {}) => {
+    asked.add(name + JSON.stringify(constants));
+    return build(name, constants);
+  };
+  try {
+    await model.warmUp(1);
+    const warmed = new Set(asked);
+    const B = 3, ids = Array.from({ length: B }, (_, b) => [1 + b, 20, 30 + b, 7, 9]);
+    const mask = ids.map((row) => row.map(() => 1));
+    // What the batch's prompt pass asks for (not this test's subject), from a runner of its own.
+    asked.clear();
+    const runner = model.newRunner(B, ids[0].length);
+    const r = gpu.recorder("prompt only");
+    const free = runner.recordPrefill(r, ids, mask, -1, null);
+    r.submit();
+    free();
+    await gpu.sync("prompt only");
+    runner.destroy();
+    const prompt = new Set(asked);
+    asked.clear();
+    const rounds = [
+      { ...greedy32, maxNewTokens: 4 },
+      { ...greedy32, maxNewTokens: 4, doSample: true, temperature: 0.7, topK: 5, repetitionPenalty: 1.2 },
+    ];
+    for (const config of rounds) {
+      await generate(model, { ids, mask, imageEmbeds: null }, config, { eosId: -1, imageContextId });
+    }
+    const missing = [...asked].filter((k) => !warmed.has(k) && !prompt.has(k));
+    assert.deepEqual(missing, [], "pipelines a batch's decode steps built after warmUp");
+  } finally {
+    gpu.pipeline = build;
+  }
+});
