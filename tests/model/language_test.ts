@@ -590,9 +590,9 @@ Deno.test("weight-only steps of 1–2 rows read each product's row heads ahead a
 });
 
 Deno.test("warmUp builds every pipeline a batch's decode steps ask for", async () => {
-  // A server's first batched round should compile nothing (PERF.md v4, v54): the rows' decode attention
-  // runs with workgroup memory of its own, a pipeline no single-row or chunk pass builds, and greedy and
-  // sampled steps end with token choices no prompt pass records.
+  // A server's first batched round should compile nothing for its steps (PERF.md v4, v54): the rows'
+  // attention runs with workgroup memory of its own, a pipeline no single-row or chunk pass builds, and
+  // greedy and sampled steps end with token choices no prompt pass records.
   const model = await tinyModel();
   const gpu = model.gpu;
   const asked = new Set<string>();
