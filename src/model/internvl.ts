@@ -292,14 +292,20 @@ export class InternVLModel {
       runner.truncate(0);
       run(40);
       run(1);
-      // A batch's step (its rows' decode attention has workgroup memory of its own, PERF.md v54) and the
-      // token choices generate() records after each step: passes above build neither.
-      const pair = this.newRunner(2, 1);
+      // A batch: its short prompt pass (the ≤ 64-row GEMM tiling, the batched prompt attention), its step
+      // (its rows' decode attention has workgroup memory of its own, PERF.md v54) and the token choices
+      // generate() records after each step. None of the passes above builds these.
+      const pair = this.newRunner(2, maxMatvecTokens + 2);
       const chosen = this.gpu.createTensor("warm-up.next", "i32", [2]);
       const seen = this.gpu.createTensor("warm-up.seen", "u32", [2, pair.logits.shape[1]]);
       try {
         const r = this.gpu.recorder("warm-up");
-        const free = pair.recordPrefill(r, [[1], [2]], [[1], [1]], -1, null);
+        // Rows past the matrix-vector kernels' count.
+        const prompt = [0, 1].map((b) =>
+          Array.from({ length: maxMatvecTokens / 2 + 1 }, (_, i) => 1 + b + i)
+        );
+        const free = pair.recordPrefill(r, prompt, prompt.map((row) => row.map(() => 1)), -1, null);
+        pair.recordDecode(r, chosen);
         repetitionPenalty(r, pair.logits, seen, 1.1);
         argmax(r, pair.logits, chosen);
         sampleToken(r, pair.logits, chosen, { temperature: 1, topK: 0, topP: 1, seed: 0, step: 0 });

@@ -589,10 +589,10 @@ Deno.test("weight-only steps of 1–2 rows read each product's row heads ahead a
   next.buffer.destroy();
 });
 
-Deno.test("warmUp builds every pipeline a batch's decode steps ask for", async () => {
-  // A server's first batched round should compile nothing for its steps (PERF.md v4, v54): the rows'
-  // attention runs with workgroup memory of its own, a pipeline no single-row or chunk pass builds, and
-  // greedy and sampled steps end with token choices no prompt pass records.
+Deno.test("warmUp builds every pipeline a batch's short round asks for", async () => {
+  // A server's first batched round should compile nothing (PERF.md v4, v54): a short batched prompt takes a
+  // GEMM tiling and a prompt attention no single-sequence pass takes, the rows' decode attention runs with
+  // workgroup memory of its own, and greedy and sampled steps end with token choices no prompt pass records.
   const model = await tinyModel();
   const gpu = model.gpu;
   const asked = new Set<string>();
@@ -604,19 +604,9 @@ Deno.test("warmUp builds every pipeline a batch's decode steps ask for", async (
   try {
     await model.warmUp(1);
     const warmed = new Set(asked);
+    asked.clear();
     const B = 3, ids = Array.from({ length: B }, (_, b) => [1 + b, 20, 30 + b, 7, 9]);
     const mask = ids.map((row) => row.map(() => 1));
-    // What the batch's prompt pass asks for (not this test's subject), from a runner of its own.
-    asked.clear();
-    const runner = model.newRunner(B, ids[0].length);
-    const r = gpu.recorder("prompt only");
-    const free = runner.recordPrefill(r, ids, mask, -1, null);
-    r.submit();
-    free();
-    await gpu.sync("prompt only");
-    runner.destroy();
-    const prompt = new Set(asked);
-    asked.clear();
     const rounds = [
       { ...greedy32, maxNewTokens: 4 },
       { ...greedy32, maxNewTokens: 4, doSample: true, temperature: 0.7, topK: 5, repetitionPenalty: 1.2 },
@@ -624,8 +614,7 @@ Deno.test("warmUp builds every pipeline a batch's decode steps ask for", async (
     for (const config of rounds) {
       await generate(model, { ids, mask, imageEmbeds: null }, config, { eosId: -1, imageContextId });
     }
-    const missing = [...asked].filter((k) => !warmed.has(k) && !prompt.has(k));
-    assert.deepEqual(missing, [], "pipelines a batch's decode steps built after warmUp");
+    assert.deepEqual([...asked].filter((k) => !warmed.has(k)), [], "pipelines built after warmUp");
   } finally {
     gpu.pipeline = build;
   }
