@@ -88,6 +88,9 @@ const vitSubmits = 9;
 /** Tiles of the vision scratch `warmUp` keeps ready: max_num 6 (the model card's) plus the thumbnail. */
 export const warmImageTiles = 7;
 
+/** Keys of `warmUp`'s steps: more than one split of the decode attention holds (32), so they split. */
+const warmStepKeys = 40;
+
 export class InternVLModel {
   private constructor(
     readonly gpu: Gpu,
@@ -288,35 +291,14 @@ export class InternVLModel {
         runner.truncate(0);
         run(n);
       }
-      // A single token after 40 cached ones: decode attention with its split-K combine pass.
+      // A single token after more cached keys than one split holds: decode attention with its combine pass.
       runner.truncate(0);
-      run(40);
+      run(warmStepKeys);
       run(1);
-      // A batch: its short prompt pass (the ≤ 64-row GEMM tiling, the batched prompt attention), its step
-      // (its rows' decode attention has workgroup memory of its own, PERF.md v54) and the token choices
-      // generate() records after each step. None of the passes above builds these.
-      const pair = this.newRunner(2, maxMatvecTokens + 2);
-      const chosen = this.gpu.createTensor("warm-up.next", "i32", [2]);
-      const seen = this.gpu.createTensor("warm-up.seen", "u32", [2, pair.logits.shape[1]]);
-      try {
-        const r = this.gpu.recorder("warm-up");
-        // Rows past the matrix-vector kernels' count.
-        const prompt = [0, 1].map((b) =>
-          Array.from({ length: maxMatvecTokens / 2 + 1 }, (_, i) => 1 + b + i)
-        );
-        const free = pair.recordPrefill(r, prompt, prompt.map((row) => row.map(() => 1)), -1, null);
-        pair.recordDecode(r, chosen);
-        repetitionPenalty(r, pair.logits, seen, 1.1);
-        argmax(r, pair.logits, chosen);
-        sampleToken(r, pair.logits, chosen, { temperature: 1, topK: 0, topP: 1, seed: 0, step: 0 });
-        markSeen(r, chosen, seen);
-        r.submit();
-        free();
-      } finally {
-        pair.destroy();
-        chosen.buffer.destroy();
-        seen.buffer.destroy();
-      }
+      // Every row count a step can have (batched rounds, beams; rows end and join mid-generation): none of
+      // the passes above builds their pipelines. Past maxMatvecTokens rows a step's kernels no longer
+      // depend on the count, so one such count stands for all.
+      for (let rows = 2; rows <= maxMatvecTokens + 1; rows++) this.warmStep(rows);
       // A prompt pass past the chunked sizes (tiled GEMMs, prefill attention) and one image tile (every
       // vision and projector kernel), so a server's first image request pays no compilation either.
       runner.truncate(0);
@@ -326,13 +308,44 @@ export class InternVLModel {
       // v24). Built before the 1-tile pass below, which then runs in its front.
       this.visionScratch.reserve(Math.min(imageTiles, this.maxTilesPerPass));
       // The tile comes from a tiny image tiled on the GPU, which builds the resize pipelines too (their
-      // compilation added ~0.1–0.2 s to the first IMAGE_RESIZE=gpu request on the H100 host).
+      // compilation added 220–231 ms to the first IMAGE_RESIZE=gpu request on the H100 host, PERF.md v25).
       const image = { width: 3, height: 2, data: new Uint8Array(18) };
       this.encodeImages([{ image, grid: [1, 1], thumbnail: false }], 1).buffer.destroy();
     } finally {
       runner.destroy();
     }
     await this.gpu.sync("warming up the decode pipelines");
+  }
+
+  /**
+   * Records and submits what a step of `rows` rows builds: their short prompt pass (the ≤ 64-row GEMM
+   * tiling, the batched prompt attention), a step over more keys than one split holds (the batch variant of
+   * the decode attention, PERF.md v54, and its combine pass, whose LLM.int8 rows scan groups the rows by
+   * powers of two), the LM head at that many rows (in LLM.int8 a tiling of its own at the real vocab) and the
+   * token choices generate() records after each step. Warm-up only: the step's extra keys are the cache's
+   * zeros.
+   */
+  private warmStep(rows: number): void {
+    const runner = this.newRunner(rows, warmStepKeys + 1);
+    const chosen = this.gpu.createTensor("warm-up.next", "i32", [rows]);
+    const seen = this.gpu.createTensor("warm-up.seen", "u32", [rows, runner.logits.shape[1]]);
+    try {
+      const r = this.gpu.recorder("warm-up");
+      const prompt = Array.from({ length: rows }, (_, b) => [1 + b, 2, 3, 4, 5]);
+      const free = runner.recordPrefill(r, prompt, prompt.map((row) => row.map(() => 1)), -1, null);
+      runner.cache.length = warmStepKeys;
+      runner.recordDecode(r, chosen);
+      repetitionPenalty(r, runner.logits, seen, 1.1);
+      argmax(r, runner.logits, chosen);
+      sampleToken(r, runner.logits, chosen, { temperature: 1, topK: 0, topP: 1, seed: 0, step: 0 });
+      markSeen(r, chosen, seen);
+      r.submit();
+      free();
+    } finally {
+      runner.destroy();
+      chosen.buffer.destroy();
+      seen.buffer.destroy();
+    }
   }
 
   /** A generation batch of B sequences with room for `capacity` positions each. */
