@@ -121,7 +121,7 @@ export class Gpu {
     // double the host memory it takes for the length of the upload.
     for (let at = 0; at < padded.byteLength; at += writeChunkBytes) {
       const piece = padded.subarray(at, Math.min(padded.byteLength, at + writeChunkBytes));
-      this.device.queue.writeBuffer(t.buffer, byteOffset + at, piece);
+      this.device.queue.writeBuffer(t.buffer, t.byteOffset + byteOffset + at, piece);
     }
   }
 
@@ -134,7 +134,7 @@ export class Gpu {
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
     const enc = this.device.createCommandEncoder({ label: `${t.label}.readback` });
-    enc.copyBufferToBuffer(t.buffer, byteOffset, staging, 0, size);
+    enc.copyBufferToBuffer(t.buffer, t.byteOffset + byteOffset, staging, 0, size);
     this.device.queue.submit([enc.finish()]);
     try {
       await staging.mapAsync(GPUMapMode.READ);

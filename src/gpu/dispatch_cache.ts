@@ -14,6 +14,8 @@ export interface CachedDispatch {
   offset: number;
   slot: number;
   buffers: GPUBuffer[];
+  /** Each binding's range: 0 for the whole buffer, else a view's `byteOffset:byteLength`. */
+  ranges: (string | 0)[];
   /** `Gpu.pipeline(kernel, constants)`, kept so a hit needs no lookup (its key is a JSON string). */
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;

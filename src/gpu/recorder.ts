@@ -18,12 +18,30 @@ interface Dispatch {
   label: string;
 }
 
-/** Whether a cached dispatch is `d`: the same kernel, constants, params slot and bound buffers, in order. */
+/**
+ * Whether a cached dispatch is `d`: the same kernel, constants, params slot and bound buffers and ranges, in
+ * order.
+ */
 function sameDispatch(hit: CachedDispatch, d: Dispatch, offset: number, slot: number): boolean {
   if (hit.kernel !== d.kernel || hit.offset !== offset || hit.slot !== slot) return false;
   if (hit.buffers.length !== d.bindings.length) return false;
-  for (let j = 0; j < d.bindings.length; j++) if (hit.buffers[j] !== d.bindings[j].buffer) return false;
+  for (let j = 0; j < d.bindings.length; j++) {
+    const t = d.bindings[j];
+    if (hit.buffers[j] !== t.buffer || hit.ranges[j] !== rangeOf(t)) return false;
+  }
   return sameConstants(hit.constants, d.constants);
+}
+
+/** A binding's range: the whole buffer (0) or a view's (`rowsView`), as `byteOffset:byteLength`. */
+function rangeOf(t: Tensor): string | 0 {
+  return t.byteOffset === 0 ? 0 : `${t.byteOffset}:${t.byteLength}`;
+}
+
+/** A tensor's storage binding: the whole buffer, or only a view's range. */
+function bufferBinding(t: Tensor): GPUBufferBinding {
+  return t.byteOffset === 0
+    ? { buffer: t.buffer }
+    : { buffer: t.buffer, offset: t.byteOffset, size: t.byteLength };
 }
 
 /** Uniform offsets must be multiples of this (the WebGPU default minUniformBufferOffsetAlignment). */
@@ -180,7 +198,7 @@ export class Recorder {
           layout: pipeline.getBindGroupLayout(0),
           entries: [
             { binding: 0, resource: { buffer: uniforms, offset: offsets[i], size: slots[i] } },
-            ...d.bindings.map((t, j) => ({ binding: j + 1, resource: { buffer: t.buffer } })),
+            ...d.bindings.map((t, j) => ({ binding: j + 1, resource: bufferBinding(t) })),
           ],
         });
         if (cache) {
@@ -190,6 +208,7 @@ export class Recorder {
             offset: offsets[i],
             slot: slots[i],
             buffers: d.bindings.map((t) => t.buffer),
+            ranges: d.bindings.map(rangeOf),
             pipeline,
             bindGroup,
           };
@@ -202,7 +221,7 @@ export class Recorder {
     });
     pass?.end();
     for (const c of this.copies) {
-      enc.copyBufferToBuffer(c.src.buffer, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+      enc.copyBufferToBuffer(c.src.buffer, c.src.byteOffset + c.srcOffset, c.dst, c.dstOffset, c.bytes);
     }
     const commands = enc.finish();
     const what = `${this.label} (${this.dispatches.slice(0, 8).map((d) => d.label).join(", ")}` +

@@ -20,6 +20,11 @@ export class Tensor {
     /** Logical shape; for packed dtypes the last dim counts logical elements (before packing). */
     readonly shape: readonly number[],
     readonly label: string,
+    /**
+     * Where the tensor starts in `buffer` (`rowsView`): kernels are then bound that range alone, so their
+     * element 0 is the view's first. 0: the buffer from its start, bound whole.
+     */
+    readonly byteOffset = 0,
   ) {}
 
   get numel(): number {
@@ -66,7 +71,28 @@ export function reshape(t: Tensor, shape: readonly number[], label = t.label): T
   if (n !== t.numel || shape[shape.length - 1] % elementsPerWord(t.dtype) !== 0) {
     throw new Error(`reshape ${t.describe()} to [${shape.join(", ")}]: element counts or packing differ`);
   }
-  return new Tensor(t.buffer, t.dtype, shape, label);
+  return new Tensor(t.buffer, t.dtype, shape, label, t.byteOffset);
+}
+
+/** WebGPU's default minStorageBufferOffsetAlignment: where a bound range of a storage buffer may start. */
+export const storageOffsetAlign = 256;
+
+/**
+ * Rows from … from + count − 1 of `t` (its first dimension), no copy: a kernel bound the view reads and
+ * writes those rows as its rows 0 … count − 1. The rows must start at a multiple of 256 bytes in the buffer
+ * (a bound range's alignment).
+ */
+export function rowsView(t: Tensor, from: number, count: number, label = t.label): Tensor {
+  const rows = t.shape[0];
+  if (t.byteOffset !== 0 || t.shape.length < 2 || !(from >= 0 && count >= 1 && from + count <= rows)) {
+    throw new Error(`rowsView of ${t.describe()}: rows ${from}…${from + count - 1} of a tensor seen whole`);
+  }
+  const rowBytes = t.byteLength / rows;
+  const offset = from * rowBytes;
+  if (offset % storageOffsetAlign !== 0) {
+    throw new Error(`rowsView of ${t.describe()} from row ${from}: ${offset} bytes is not a multiple of 256`);
+  }
+  return new Tensor(t.buffer, t.dtype, [count, ...t.shape.slice(1)], label, offset);
 }
 
 /**
@@ -77,5 +103,5 @@ export function frontView(t: Tensor, shape: readonly number[], label = t.label):
   if (tensorByteLength(t.dtype, shape) > t.byteLength) {
     throw new Error(`frontView of ${t.describe()} as [${shape.join(", ")}]: larger than the tensor`);
   }
-  return new Tensor(t.buffer, t.dtype, shape, label);
+  return new Tensor(t.buffer, t.dtype, shape, label, t.byteOffset);
 }

@@ -296,8 +296,9 @@ export class InternVLModel {
       run(warmStepKeys);
       run(1);
       // Every row count a step can have (batched rounds, beams; rows end and join mid-generation): none of
-      // the passes above builds their pipelines. Past maxMatvecTokens rows a step's kernels no longer
-      // depend on the count, so one such count stands for all.
+      // the passes above builds their pipelines. Past maxMatvecTokens rows a step runs in row groups of the
+      // counts below (9: 8 and 1), and past those (maxGroupedStepRows) on the tiled GEMMs of the warm
+      // steps' prompts, so 9 stands for every larger count.
       for (let rows = 2; rows <= maxMatvecTokens + 1; rows++) this.warmStep(rows);
       // A prompt pass past the chunked sizes (tiled GEMMs, prefill attention) and one image tile (every
       // vision and projector kernel), so a server's first image request pays no compilation either.

@@ -3,7 +3,7 @@
 // (modeling_internlm2.py as shipped with InternVL-Chat-V1-5; REFERENCE §7).
 import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { rowsView, storageOffsetAlign, type Tensor } from "../gpu/tensor.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm, maxMatvecTokens } from "../ops/linear.ts";
 import { languageOutlierCap, LlmInt8Scratch, LlmInt8ScratchPool } from "../ops/llm_int8.ts";
 import { rmsNormLinear } from "../ops/rms_norm_linear.ts";
@@ -140,6 +140,12 @@ export class LanguageScratch {
    * them share a written buffer.
    */
   readonly rowHeads: { setting: RowHeadPrefetch; sinks: Tensor[] } | null;
+  /**
+   * A decode step of more rows than the matrix-vector kernels take: its rows in groups of at most
+   * maxMatvecTokens ([first row, rows]), and with LLM.int8 each group's Σx² parts of the hidden rows (see
+   * `layerInRowGroups`). Null otherwise.
+   */
+  readonly rowGroups: { rows: [number, number][]; squares: Tensor[] } | null;
 
   constructor(
     gpu: Gpu,
@@ -172,12 +178,32 @@ export class LanguageScratch {
         maxSplits: decodeScratchSplits(decodeRows, dims.kvHeads, tokens > 1),
       })
       : null;
+    const grouped = tokens === 1 && batch > maxMatvecTokens && batch <= maxGroupedStepRows(matmul) &&
+      groupable(dims);
     const few = rows <= maxLlmInt8Rows;
-    this.llmInt8 = llmInt8ForFew(matmul.mode) && batch <= maxLlmInt8Rows && llmInt8RowsFit(dims)
+    // Grouped: the rows passes of one group at a time.
+    const rowsScratch = (name: string, width: number, n: number) =>
+      createLlmInt8RowsScratch(gpu, `lm.llm_int8.${name}`, grouped ? maxLlmInt8Rows : n, width);
+    this.llmInt8 = llmInt8ForFew(matmul.mode) && (batch <= maxLlmInt8Rows || grouped) && llmInt8RowsFit(dims)
       ? {
-        hidden: createLlmInt8RowsScratch(gpu, "lm.llm_int8.hidden", few ? rows : batch, D),
-        inter: few ? createLlmInt8RowsScratch(gpu, "lm.llm_int8.inter", rows, I) : null,
+        hidden: rowsScratch("hidden", D, few ? rows : batch),
+        inter: few || grouped ? rowsScratch("inter", I, rows) : null,
         threshold: matmul.threshold,
+      }
+      : null;
+    const groups = Array.from(
+      { length: Math.ceil(batch / maxMatvecTokens) },
+      (
+        _,
+        g,
+      ): [number, number] => [g * maxMatvecTokens, Math.min(maxMatvecTokens, batch - g * maxMatvecTokens)],
+    );
+    this.rowGroups = grouped
+      ? {
+        rows: groups,
+        squares: this.llmInt8
+          ? groups.map((_, g) => gpu.createTensor(`lm.llm_int8.squares${g}`, "f32", [8, Math.ceil(D / 8)]))
+          : [],
       }
       : null;
     // Up to 2 rows (PERF.md v53, H100: batch 2 190.7 → 193.6 tokens/s; batch 3 252.8 → 251.7 and 8 392.3 →
@@ -205,7 +231,26 @@ export class LanguageScratch {
     }
     if (this.ownsGemmScratch) this.llmInt8Gemm?.scratch.destroy();
     for (const t of this.rowHeads?.sinks ?? []) t.buffer.destroy();
+    for (const t of this.rowGroups?.squares ?? []) t.buffer.destroy();
   }
+}
+
+/**
+ * Most rows a decode step runs in row groups of at most maxMatvecTokens through the matrix-vector kernels,
+ * each group streaming the weights again, instead of one pass of the tiled GEMMs, which stream them once but
+ * took 56–58 ms a step at 9–16 rows with LLM.int8 and 108–111 ms weight-only (14.6 and 20.2 ms at 8 rows).
+ * H100, PERF.md v55, tokens/s, GEMM → groups: LLM.int8 at 9 rows 161 → 352, 16 277.7 → 539.8, 32 529.8 →
+ * 581.6, but 48 753.4 → 604.1; weight-only at 9 rows 83.0 → 294.2, 16 144.0 → 398.3, 48 405.3 → 429.0, but
+ * 64 507.9 → 428.9. Past these the GEMMs' single weight stream wins.
+ */
+export function maxGroupedStepRows(matmul: Int8MatmulSetting): number {
+  return llmInt8ForFew(matmul.mode) ? 32 : 48;
+}
+
+/** Whether every row group of a step starts on a bindable offset in each activation (K a multiple of 8). */
+function groupable(d: LanguageDims): boolean {
+  const widths = [d.hidden, (d.heads + 2 * d.kvHeads) * d.headDim, d.heads * d.headDim, d.intermediate];
+  return widths.every((k) => (maxMatvecTokens * 4 * k) % storageOffsetAlign === 0);
 }
 
 // Outputs up to the FFN width: a prompt pass's LM head (the vocab, more than 8 sequences) stays weight-only,
@@ -277,6 +322,8 @@ export function languageForward(
   const o = { llmInt8: s.llmInt8Gemm }; // INT8_MATMUL=llm-int8, prompt-sized chunks: LLM.int8's GEMM
   // LLM.int8 rows: Σx² of the hidden rows as the last product into them (wo, w2) left it, for the next norm.
   let sums: RowSquares | undefined;
+  // The same for each row group of a grouped step (LanguageScratch.rowGroups).
+  const groupSums: (RowSquares | undefined)[] = s.rowGroups?.rows.map(() => undefined) ?? [];
   // Weight-only steps of 1–2 rows: each product's row heads read into L2 in the tail of the product before,
   // into sink 5·layer + (0 wqkv, 1 wo, 2 w1, 3 w3, 4 w2), the LM head's 5·layers.
   const ahead = (lw: LinearWeights, product: RowHeadProduct, sink: number) => {
@@ -286,6 +333,10 @@ export function languageForward(
     if (read.bytesPerRow > 0) prefetchRowHeads(r, lw.weight, rh.sinks[sink], read);
   };
   w.layers.forEach((lw, l) => {
+    if (s.rowGroups && plainInt8(lw.wqkv, lw.wo, lw.w1, lw.w3, lw.w2)) {
+      layerInRowGroups(r, w, l, dims, cache, s, inputs, groupSums, tap);
+      return;
+    }
     ahead(lw.wqkv, "wqkv", 5 * l);
     // INT8_MATMUL=llm-int8 with at most 8 rows: bitsandbytes' LLM.int8 through dot4I8Packed.
     const few = s.llmInt8?.inter && plainInt8(lw.wqkv, lw.wo, lw.w1, lw.w3, lw.w2) ? s.llmInt8 : null;
@@ -387,7 +438,9 @@ export function languageForward(
   });
   ahead(w.output, "head", 5 * w.layers.length);
   gatherRows(r, s.hidden, inputs.lastRows, s.last);
-  if (s.llmInt8 && plainInt8(w.output)) {
+  // Past 8 rows (a grouped step) the head stays weight-only, as for a prompt pass of more than 8 sequences:
+  // its groups' logits rows would start on offsets a binding cannot take (the vocab's 4·92553 bytes a row).
+  if (s.llmInt8 && B <= maxLlmInt8Rows && plainInt8(w.output)) {
     const x = llmInt8Rows(r, s.last, s.llmInt8.hidden, {
       norm: { weight: w.norm, eps },
       threshold: s.llmInt8.threshold,
@@ -399,4 +452,98 @@ export function languageForward(
     rmsNorm(r, s.last, w.norm, s.lastNormed, eps);
     linear(r, s.lastNormed, w.output, logits); // weight-only: see llmInt8Gemm's note
   }
+}
+
+/**
+ * One layer of a decode step of more rows than the matrix-vector kernels take, in the step's row groups
+ * (LanguageScratch.rowGroups): each group's products are those of a step of its rows, streaming the weights
+ * again; the attention takes every row at once. With LLM.int8 each group's outlier columns are those of its
+ * own rows (a batch of up to 8 rows has the batch's), and each group keeps the Σx² parts its wo and w2 leave
+ * for the next norm in a tensor of its own.
+ */
+function layerInRowGroups(
+  r: Recorder,
+  w: LanguageWeights,
+  l: number,
+  dims: LanguageDims,
+  cache: KvCache,
+  s: LanguageScratch,
+  inputs: LanguageInputs,
+  sums: (RowSquares | undefined)[],
+  tap?: Tap,
+): void {
+  const lw = w.layers[l];
+  const { heads: H, kvHeads: Hkv, headDim: Dh, eps } = dims;
+  const heads = { numHeads: H, numKvHeads: Hkv, headDim: Dh };
+  const groups = s.rowGroups!;
+  const few = s.llmInt8;
+  const rows = (t: Tensor, g: number) => rowsView(t, groups.rows[g][0], groups.rows[g][1]);
+  // LLM.int8: each group's Σx² of its hidden rows as its last product into them left it (`sums`, updated
+  // here), at minRowsForSquares rows or more.
+  const squares = (g: number) => groups.rows[g][1] >= minRowsForSquares ? groups.squares[g] : undefined;
+  groups.rows.forEach((_, g) => {
+    if (few) {
+      const norm = { weight: lw.attentionNorm, eps, sums: sums[g] };
+      matvecLlmInt8(
+        r,
+        llmInt8Rows(r, rows(s.hidden, g), few.hidden, { norm, threshold: few.threshold }),
+        lw.wqkv,
+        rows(s.qkv, g),
+      );
+    } else {
+      rmsNormLinear(r, rows(s.hidden, g), lw.attentionNorm, eps, lw.wqkv, rows(s.qkv, g));
+    }
+  });
+  tap?.("lm.qkv", l, s.qkv, r);
+  const kv = [cache.k[l], cache.v[l], cache.keyValid] as const;
+  const shape = { batch: s.batch, kvLen: cache.length + 1, ...heads, scratch: s.attnSplits! };
+  if (Dh % 8 === 0) {
+    attentionDecodeFromQkv(
+      r,
+      s.qkv,
+      { positions: inputs.positions, cosSin: w.ropeCosSin },
+      ...kv,
+      s.attn,
+      shape,
+    );
+  } else {
+    qkvRopeCache(r, s.qkv, inputs.positions, w.ropeCos, w.ropeSin, s.q, cache.k[l], cache.v[l], {
+      batch: s.batch,
+      tokens: 1,
+      startPos: cache.length,
+      ...heads,
+    });
+    attentionDecode(r, s.q, ...kv, s.attn, shape);
+  }
+  tap?.("lm.attn", l, s.attn, r);
+  groups.rows.forEach((_, g) => {
+    if (few) {
+      const attn = llmInt8Rows(r, rows(s.attn, g), few.hidden, { threshold: few.threshold });
+      sums[g] = matvecLlmInt8(r, attn, lw.wo, rows(s.hidden, g), { accumulate: true, squares: squares(g) }) ??
+        undefined;
+    } else {
+      linear(r, rows(s.attn, g), lw.wo, rows(s.hidden, g), { accumulate: true });
+    }
+  });
+  tap?.("lm.attn_out", l, s.hidden, r);
+  groups.rows.forEach((_, g) => {
+    if (few) {
+      const norm = { weight: lw.ffnNorm, eps, sums: sums[g] };
+      const x = llmInt8Rows(r, rows(s.hidden, g), few.hidden, { norm, threshold: few.threshold });
+      matvecLlmInt8(r, x, lw.w1, rows(s.act, g), { up: lw.w3 });
+    } else {
+      gateUpSilu(r, rows(s.hidden, g), lw.ffnNorm, eps, lw.w1, lw.w3, rows(s.act, g));
+    }
+  });
+  tap?.("lm.act", l, s.act, r);
+  groups.rows.forEach((_, g) => {
+    if (few) {
+      const x = llmInt8Rows(r, rows(s.act, g), few.inter!, { threshold: few.threshold });
+      sums[g] = matvecLlmInt8(r, x, lw.w2, rows(s.hidden, g), { accumulate: true, squares: squares(g) }) ??
+        undefined;
+    } else {
+      linear(r, rows(s.act, g), lw.w2, rows(s.hidden, g), { accumulate: true });
+    }
+  });
+  tap?.("lm.layer", l, s.hidden, r);
 }

@@ -90,7 +90,7 @@ export class LlmInt8Scratch {
           `outputs, not ${T} × ${K} × ${N}: build it for the largest layer`,
       );
     }
-    const view = (t: Tensor, shape: number[]) => new Tensor(t.buffer, t.dtype, shape, t.label);
+    const view = (t: Tensor, shape: number[]) => new Tensor(t.buffer, t.dtype, shape, t.label, t.byteOffset);
     return {
       flags: view(this.flags, [K]),
       outliers: view(this.outliers, [1 + K]),

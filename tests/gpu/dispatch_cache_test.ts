@@ -8,6 +8,7 @@ import { residualAdd } from "../../src/ops/residual_add.ts";
 import { residualAddRef } from "../../src/ref/residual_add.ts";
 import { randomF32 } from "../../src/ref/random.ts";
 import { assertClose, testGpu } from "../kernels/check.ts";
+import { rowsView } from "../../src/gpu/tensor.ts";
 
 Deno.test("a DispatchCache reuses bind groups across submits while params and buffers stay right", async () => {
   const gpu = await testGpu();
@@ -65,5 +66,34 @@ Deno.test("a DispatchCache misses when only a dispatch's override constants chan
   ) {
     assert.equal(sameConstants(a, b), false, JSON.stringify([a, b]));
   }
+  cache.destroy();
+});
+
+Deno.test("row views: a kernel bound rows of a buffer reads and writes those rows; the cache tells views apart", async () => {
+  const gpu = await testGpu();
+  const cache = new DispatchCache("test");
+  // 64 floats a row: a view may start at any row (256 bytes).
+  const [T, D] = [7, 64];
+  const x = randomF32(T * D, 11), y = randomF32(T * D, 12);
+  const acc = gpu.uploadTensor("acc", "f32", [T, D], x);
+  const add = gpu.uploadTensor("y", "f32", [T, D], y);
+  // The same dispatch on rows 1–2, then 4–6 of both tensors, each twice: one miss per view, then hits.
+  for (const [from, n] of [[1, 2], [1, 2], [4, 3], [4, 3]]) {
+    const r = gpu.recorder("views", cache);
+    residualAdd(r, rowsView(acc, from, n), rowsView(add, from, n), null);
+    r.submit();
+  }
+  assert.deepEqual([cache.hits, cache.misses], [2, 2]);
+  const want = Float32Array.from(x);
+  for (const [from, n] of [[1, 2], [4, 3]]) {
+    for (let i = from * D; i < (from + n) * D; i++) want[i] += 2 * y[i];
+  }
+  assertClose(await gpu.readF32(acc), want, 1e-6, 1e-6);
+  assertClose(await gpu.readF32(rowsView(acc, 4, 3)), want.subarray(4 * D), 1e-6, 1e-6);
+  // Rows of 37 floats start on 256 bytes only every 64 rows; and a view of a view is refused.
+  const odd = gpu.createTensor("odd", "f32", [70, 37]);
+  assert.throws(() => rowsView(odd, 1, 2), /not a multiple of 256/);
+  assert.equal(rowsView(odd, 64, 6).byteOffset, 64 * 37 * 4);
+  assert.throws(() => rowsView(rowsView(acc, 1, 4), 1, 1), /seen whole/);
   cache.destroy();
 });

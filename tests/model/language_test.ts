@@ -5,7 +5,7 @@ import type { Tensor } from "../../src/gpu/tensor.ts";
 import type { Recorder } from "../../src/gpu/recorder.ts";
 import type { LinearWeights } from "../../src/ops/linear.ts";
 import { LmRunner } from "../../src/model/lm_runner.ts";
-import { LanguageScratch } from "../../src/model/language.ts";
+import { LanguageScratch, maxGroupedStepRows } from "../../src/model/language.ts";
 import {
   copyRowHeadPrefetch,
   defaultRowHeadPrefetch,
@@ -595,7 +595,8 @@ Deno.test("warmUp builds every pipeline a round of any row count asks for", asyn
   // attention with workgroup memory of their own and, past one split's keys, a combine pass whose LLM.int8
   // rows scan groups the rows by powers of two; every step ends with token choices no prompt pass records.
   // Rows 1–9: a batch up to MAX_BATCH's default, beams, rows that end or join mid-generation, and one count
-  // past the matrix-vector kernels'. Not visible at this vocab: the LLM.int8 LM head's tiling of its own
+  // past the matrix-vector kernels' (a step in row groups); 12 rows (groups of 8 and 4) and the first count
+  // past the row groups. Not visible at this vocab: the LLM.int8 LM head's tiling of its own
   // (N ≥ 16384), which the same warm-up steps build at every row count (checked at the real shapes on the
   // H100, PERF.md v55).
   const tiny = await tinyModel();
@@ -618,7 +619,9 @@ Deno.test("warmUp builds every pipeline a round of any row count asks for", asyn
         const warmed = new Set(asked);
         asked.clear();
         const sampled = { doSample: true, temperature: 0.7, topK: 5, repetitionPenalty: 1.2 };
-        for (let B = 1; B <= 9; B++) {
+        // And a step in row groups, and one past them (the tiled GEMMs again).
+        const grouped = maxGroupedStepRows(model.matmul);
+        for (const B of [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, grouped + 1]) {
           // 40 prompt ids: the steps read more keys than one split holds (32).
           const ids = Array.from(
             { length: B },
