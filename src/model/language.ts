@@ -238,7 +238,7 @@ export class LanguageScratch {
 /**
  * Most rows a decode step runs in row groups of at most maxMatvecTokens through the matrix-vector kernels,
  * each group streaming the weights again, instead of one pass of the tiled GEMMs, which stream them once but
- * took 56–58 ms a step at 9–16 rows with LLM.int8 and 108–111 ms weight-only (14.6 and 20.2 ms at 8 rows).
+ * took 56–58 ms a step at 9–16 rows with LLM.int8 and 108–111 ms weight-only (14.7 and 20.3 ms at 8 rows).
  * H100, PERF.md v55, tokens/s, GEMM → groups: LLM.int8 at 9 rows 161 → 352, 16 277.7 → 539.8, 32 529.8 →
  * 581.6, but 48 753.4 → 604.1; weight-only at 9 rows 83.0 → 294.2, 16 144.0 → 398.3, 48 405.3 → 429.0, but
  * 64 507.9 → 428.9. Past these the GEMMs' single weight stream wins.
