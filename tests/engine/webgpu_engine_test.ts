@@ -771,3 +771,31 @@ Deno.test("warmUp keeps a 7-tile vision scratch when the budget allows, none whe
     off.releaseScratch();
   }
 });
+
+Deno.test("rounds past 8 rows generate in row groups, each giving the reference answer", async () => {
+  // MAX_BATCH past the matrix-vector kernels' 8 rows: the batch's steps run in row groups (PERF.md v55).
+  // No warm-up: pipelines are not what this checks.
+  const e = await WebGpuEngine.load({ modelDir, randomWeights: true, maxBatch: 12, warmUp: false });
+  let rows = 0;
+  const newRunner = e.model.newRunner.bind(e.model);
+  e.model.newRunner = (batch, capacity) => {
+    rows = Math.max(rows, batch);
+    return newRunner(batch, capacity);
+  };
+  const ids = ["single_image", "two_images_concat", "text_only", "history_round2"];
+  const asked = Array.from({ length: 10 }, (_, i) => caseById(ids[i % ids.length]));
+  const results = await Promise.all(asked.map((c) =>
+    e.chat({
+      question: c.question,
+      images: c.images.map((k: string) => imageFile(k)),
+      history: typedHistory(c),
+      maxNum: 6,
+      generation: greedy32,
+    })
+  ));
+  assert.ok(rows > 8, `the rounds ran in batches of at most ${rows} rows`);
+  assert.equal(e.batchedRounds, 10);
+  results.forEach((r, i) =>
+    assert.deepEqual(r.outputTokenIds, asked[i].response_ids, `round ${i}, ${asked[i].id}`)
+  );
+});
