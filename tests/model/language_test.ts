@@ -622,10 +622,10 @@ Deno.test("warmUp builds every pipeline a round of any row count asks for", asyn
         // And a step in row groups, and one past them (the tiled GEMMs again).
         const grouped = maxGroupedStepRows(model.matmul);
         for (const B of [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, grouped + 1]) {
-          // 40 prompt ids: the steps read more keys than one split holds (32).
+          // 34 prompt ids: the steps read more keys than one split holds (32).
           const ids = Array.from(
             { length: B },
-            (_, b) => Array.from({ length: 40 }, (_, i) => 1 + (b + i) % 90),
+            (_, b) => Array.from({ length: 34 }, (_, i) => 1 + (b + i) % 90),
           );
           const mask = ids.map((row) => row.map(() => 1));
           const config = { ...greedy32, maxNewTokens: 2, ...(B === 3 ? sampled : {}) };

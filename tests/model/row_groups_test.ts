@@ -71,7 +71,8 @@ Deno.test("a step of 12 rows runs in row groups of 8 and 4, each row as it runs 
         }
         // The step's products ran on groups: the tiled GEMM only for the LM head.
         for (const k of grouped.kernels) assert.equal(k.filter((n) => n === "linear_tiled").length, 1);
-        for (let b = 0; b < rows; b++) {
+        // Each group's first and last rows, and one inside the first.
+        for (const b of [0, 5, 7, 8, 11]) {
           const alone = model.newRunner(1, capacity);
           try {
             const one = await stepLogits(model, alone, [prompts[b]], forced.map((f) => [f[b]]));
