@@ -785,8 +785,8 @@ Deno.test("rounds past 8 rows generate in row groups, each giving the reference 
   // Eight text rounds of their own lengths, then two with an image: rows 8–9, the second group, whose rows
   // differ from the first group's.
   const text = caseById("text_only"), image = caseById("single_image");
-  const lengths = [32, 5, 32, 12, 32, 20, 9, 32];
-  const asked = [...lengths.map((n) => ({ c: text, n })), { c: image, n: 32 }, { c: image, n: 32 }];
+  const lengths = [12, 5, 12, 8, 12, 10, 6, 12];
+  const asked = [...lengths.map((n) => ({ c: text, n })), { c: image, n: 12 }, { c: image, n: 12 }];
   const results = await Promise.all(asked.map(({ c, n }) =>
     e.chat({
       question: c.question,

@@ -10,7 +10,7 @@ import { caseById, compare, goldenI32, manifest, tinyModel } from "./tiny_fixtur
 const logitTol = 1e-3;
 const imageContextId = manifest.tokenizer.special_ids["<IMG_CONTEXT>"];
 const rows = 12;
-const steps = 3;
+const steps = 2;
 
 /** Logits [rows, V] of the prompt pass and of `steps − 1` teacher-forced steps (`forced[s][b]`). */
 async function stepLogits(model: InternVLModel, runner: LmRunner, prompts: number[][], forced: number[][]) {
