@@ -191,13 +191,10 @@ export class LanguageScratch {
         threshold: matmul.threshold,
       }
       : null;
-    const groups = Array.from(
-      { length: Math.ceil(batch / maxMatvecTokens) },
-      (
-        _,
-        g,
-      ): [number, number] => [g * maxMatvecTokens, Math.min(maxMatvecTokens, batch - g * maxMatvecTokens)],
-    );
+    const groups = Array.from({ length: Math.ceil(batch / maxMatvecTokens) }, (_, g): [number, number] => {
+      const from = g * maxMatvecTokens;
+      return [from, Math.min(maxMatvecTokens, batch - from)];
+    });
     this.rowGroups = grouped
       ? {
         rows: groups,
