@@ -142,8 +142,10 @@ export class LanguageScratch {
   readonly rowHeads: { setting: RowHeadPrefetch; sinks: Tensor[] } | null;
   /**
    * A decode step of more rows than the matrix-vector kernels take: its rows in groups of at most
-   * maxMatvecTokens ([first row, rows]), and with LLM.int8 each group's Σx² parts of the hidden rows (see
-   * `layerInRowGroups`). Null otherwise.
+   * maxMatvecTokens ([first row, rows]), each group's products those of a step of its rows, streaming the
+   * weights again (`languageForward`); with LLM.int8 each group's outlier columns are those of its own rows
+   * (a step of up to 8 rows has the whole step's), and its Σx² parts of the hidden rows have a tensor of its
+   * own. Null otherwise.
    */
   readonly rowGroups: { rows: [number, number][]; squares: Tensor[] } | null;
 
@@ -213,7 +215,8 @@ export class LanguageScratch {
       }
       : null;
     this.ownsGemmScratch = gemmPool === null;
-    this.llmInt8Gemm = few
+    // A step in row groups multiplies group by group like a step of ≤ 8 rows: no GEMM.
+    this.llmInt8Gemm = few || grouped
       ? null
       : llmInt8GemmFor(matmul, () => gemmPool?.forTokens(rows) ?? languageGemmScratch(gpu, dims, rows));
   }
@@ -314,13 +317,19 @@ export function languageForward(
   }
   embedTokens(r, w.embed, inputs.ids, inputs.imageRow, inputs.imageEmbeds, s.hidden);
   tap?.("lm.embeddings", -1, s.hidden, r);
+  // The rows in the step's row groups (LanguageScratch.rowGroups), each bound as a range of the activations,
+  // or all of them as one.
+  const groups: [number, number][] = s.rowGroups?.rows ?? [[0, B * T]];
+  const part = (t: Tensor, g: number) => s.rowGroups ? rowsView(t, ...groups[g]) : t;
   // Decode-sized chunks fold the RMSNorms into the int8 matrix-vector kernels (no norm pass, no normed copy).
-  const fusable = B * T <= maxMatvecTokens && dims.hidden % 4 === 0;
+  const fusable = groups.every(([, n]) => n <= maxMatvecTokens) && dims.hidden % 4 === 0;
   const o = { llmInt8: s.llmInt8Gemm }; // INT8_MATMUL=llm-int8, prompt-sized chunks: LLM.int8's GEMM
-  // LLM.int8 rows: Σx² of the hidden rows as the last product into them (wo, w2) left it, for the next norm.
-  let sums: RowSquares | undefined;
-  // The same for each row group of a grouped step (LanguageScratch.rowGroups).
-  const groupSums: (RowSquares | undefined)[] = s.rowGroups?.rows.map(() => undefined) ?? [];
+  // LLM.int8 rows: each group's Σx² of its hidden rows as the last product into them (wo, w2) left it, for
+  // the next norm, from minRowsForSquares rows on (each group in a tensor of its own: a shared one would be
+  // overwritten by the next group before the norm reads it).
+  const sums: (RowSquares | undefined)[] = groups.map(() => undefined);
+  const squares = (few: LanguageScratch["llmInt8"], g: number) =>
+    few && groups[g][1] >= minRowsForSquares ? s.rowGroups?.squares[g] ?? few.hidden.squares : undefined;
   // Weight-only steps of 1–2 rows: each product's row heads read into L2 in the tail of the product before,
   // into sink 5·layer + (0 wqkv, 1 wo, 2 w1, 3 w3, 4 w2), the LM head's 5·layers.
   const ahead = (lw: LinearWeights, product: RowHeadProduct, sink: number) => {
@@ -329,31 +338,34 @@ export function languageForward(
     const read = rh.setting[product];
     if (read.bytesPerRow > 0) prefetchRowHeads(r, lw.weight, rh.sinks[sink], read);
   };
+  // Each product runs group by group; the attention takes every row at once.
   w.layers.forEach((lw, l) => {
-    if (s.rowGroups && plainInt8(lw.wqkv, lw.wo, lw.w1, lw.w3, lw.w2)) {
-      layerInRowGroups(r, w, l, dims, cache, s, inputs, groupSums, tap);
-      return;
-    }
     ahead(lw.wqkv, "wqkv", 5 * l);
-    // INT8_MATMUL=llm-int8 with at most 8 rows: bitsandbytes' LLM.int8 through dot4I8Packed.
+    // INT8_MATMUL=llm-int8 with at most 8 rows (a group): bitsandbytes' LLM.int8 through dot4I8Packed.
     const few = s.llmInt8?.inter && plainInt8(lw.wqkv, lw.wo, lw.w1, lw.w3, lw.w2) ? s.llmInt8 : null;
     const threshold = few?.threshold;
-    if (!few) sums = undefined;
-    if (few) {
-      const norm = { weight: lw.attentionNorm, eps, sums };
-      const x = llmInt8Rows(r, s.hidden, few.hidden, { norm, threshold });
-      matvecLlmInt8(r, x, lw.wqkv, s.qkv);
-    } else if (fusable && lw.wqkv.kind === "int8") {
-      rmsNormLinear(r, s.hidden, lw.attentionNorm, eps, lw.wqkv, s.qkv);
-      ahead(lw.wo, "wo", 5 * l + 1);
-    } else {
-      rmsNorm(r, s.hidden, lw.attentionNorm, s.normed, eps);
-      linear(r, s.normed, lw.wqkv, s.qkv, o);
-    }
+    if (!few) sums.fill(undefined);
+    const fusedQkv = !few && fusable && lw.wqkv.kind === "int8";
+    groups.forEach((_, g) => {
+      const hidden = part(s.hidden, g), qkv = part(s.qkv, g);
+      if (few) {
+        const norm = { weight: lw.attentionNorm, eps, sums: sums[g] };
+        const x = llmInt8Rows(r, hidden, few.hidden, { norm, threshold });
+        matvecLlmInt8(r, x, lw.wqkv, qkv);
+      } else if (fusedQkv) {
+        rmsNormLinear(r, hidden, lw.attentionNorm, eps, lw.wqkv, qkv);
+      } else {
+        const normed = part(s.normed, g);
+        rmsNorm(r, hidden, lw.attentionNorm, normed, eps);
+        linear(r, normed, lw.wqkv, qkv, o);
+      }
+    });
+    if (fusedQkv) ahead(lw.wo, "wo", 5 * l + 1);
     // Taps at each int8 product's boundary (the bench's per-product check against PyTorch).
     tap?.("lm.qkv", l, s.qkv, r);
     const kv = [cache.k[l], cache.v[l], cache.keyValid] as const;
-    // LLM.int8 rows: the attention's combine pass does the rows scan of its output (one dispatch less).
+    // LLM.int8 rows: the attention's combine pass does the rows scan of its output (one dispatch less; at
+    // most 8 rows, so never in row groups).
     const scan = few ? { scratch: few.hidden, threshold: few.threshold } : undefined;
     let attnScanned: ScannedRows | null = null;
     if (s.attnSplits && T === 1 && Dh % 8 === 0) {
@@ -395,40 +407,53 @@ export function languageForward(
       }
     }
     tap?.("lm.attn", l, s.attn, r);
-    if (few) {
-      const squares = B * T >= minRowsForSquares ? few.hidden.squares : undefined;
-      const attn = attnScanned
-        ? llmInt8Pack(r, attnScanned)
-        : llmInt8Rows(r, s.attn, few.hidden, { threshold });
-      const attnSums = matvecLlmInt8(r, attn, lw.wo, s.hidden, { accumulate: true, squares }) ?? undefined;
-      tap?.("lm.attn_out", l, s.hidden, r);
-      const norm = { weight: lw.ffnNorm, eps, sums: attnSums };
-      matvecLlmInt8(r, llmInt8Rows(r, s.hidden, few.hidden, { norm, threshold }), lw.w1, s.act, {
-        up: lw.w3, // silu(gate)·up
-      });
-      tap?.("lm.act", l, s.act, r);
-      sums = matvecLlmInt8(r, llmInt8Rows(r, s.act, few.inter!, { threshold }), lw.w2, s.hidden, {
-        accumulate: true,
-        squares,
-      }) ?? undefined;
-      tap?.("lm.layer", l, s.hidden, r);
-      return;
+    groups.forEach((_, g) => {
+      const hidden = part(s.hidden, g);
+      if (few) {
+        const attn = attnScanned
+          ? llmInt8Pack(r, attnScanned)
+          : llmInt8Rows(r, part(s.attn, g), few.hidden, { threshold });
+        sums[g] = matvecLlmInt8(r, attn, lw.wo, hidden, { accumulate: true, squares: squares(few, g) }) ??
+          undefined;
+      } else {
+        linear(r, part(s.attn, g), lw.wo, hidden, { ...o, accumulate: true }); // h = h + wo(attn)
+      }
+    });
+    if (!few) {
+      ahead(lw.w1, "gateUp", 5 * l + 2);
+      ahead(lw.w3, "gateUp", 5 * l + 3);
     }
-    linear(r, s.attn, lw.wo, s.hidden, { ...o, accumulate: true }); // h = h + wo(attn)
-    ahead(lw.w1, "gateUp", 5 * l + 2);
-    ahead(lw.w3, "gateUp", 5 * l + 3);
     tap?.("lm.attn_out", l, s.hidden, r);
-    if (fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias && !lw.w3.bias) {
-      gateUpSilu(r, s.hidden, lw.ffnNorm, eps, lw.w1, lw.w3, s.act);
-      ahead(lw.w2, "w2", 5 * l + 4);
-    } else {
-      rmsNorm(r, s.hidden, lw.ffnNorm, s.normed, eps);
-      linear(r, s.normed, lw.w1, s.gate, o);
-      linear(r, s.normed, lw.w3, s.up, o);
-      siluMul(r, s.gate, s.up, s.act);
-    }
+    const fusedGateUp = !few && fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias &&
+      !lw.w3.bias;
+    groups.forEach((_, g) => {
+      const hidden = part(s.hidden, g), act = part(s.act, g);
+      if (few) {
+        const norm = { weight: lw.ffnNorm, eps, sums: sums[g] };
+        const x = llmInt8Rows(r, hidden, few.hidden, { norm, threshold });
+        matvecLlmInt8(r, x, lw.w1, act, { up: lw.w3 }); // silu(gate)·up
+      } else if (fusedGateUp) {
+        gateUpSilu(r, hidden, lw.ffnNorm, eps, lw.w1, lw.w3, act);
+      } else {
+        const normed = part(s.normed, g), gate = part(s.gate, g), up = part(s.up, g);
+        rmsNorm(r, hidden, lw.ffnNorm, normed, eps);
+        linear(r, normed, lw.w1, gate, o);
+        linear(r, normed, lw.w3, up, o);
+        siluMul(r, gate, up, act);
+      }
+    });
+    if (fusedGateUp) ahead(lw.w2, "w2", 5 * l + 4);
     tap?.("lm.act", l, s.act, r);
-    linear(r, s.act, lw.w2, s.hidden, { ...o, accumulate: true }); // h = h + w2(silu(w1 x) · w3 x)
+    groups.forEach((_, g) => {
+      const hidden = part(s.hidden, g), act = part(s.act, g);
+      if (few) {
+        const x = llmInt8Rows(r, act, few.inter!, { threshold });
+        sums[g] = matvecLlmInt8(r, x, lw.w2, hidden, { accumulate: true, squares: squares(few, g) }) ??
+          undefined;
+      } else {
+        linear(r, act, lw.w2, hidden, { ...o, accumulate: true }); // h = h + w2(silu(w1 x) · w3 x)
+      }
+    });
     // LLM.int8 prompt pass: [count, columns…] of the w2 input's outlier columns (benchmarks read the count).
     if (s.llmInt8Gemm) tap?.("lm.llm_int8.w2_outliers", l, s.llmInt8Gemm.scratch.outliers, r);
     tap?.("lm.layer", l, s.hidden, r);
@@ -449,98 +474,4 @@ export function languageForward(
     rmsNorm(r, s.last, w.norm, s.lastNormed, eps);
     linear(r, s.lastNormed, w.output, logits); // weight-only: see llmInt8Gemm's note
   }
-}
-
-/**
- * One layer of a decode step of more rows than the matrix-vector kernels take, in the step's row groups
- * (LanguageScratch.rowGroups): each group's products are those of a step of its rows, streaming the weights
- * again; the attention takes every row at once. With LLM.int8 each group's outlier columns are those of its
- * own rows (a batch of up to 8 rows has the batch's), and each group keeps the Σx² parts its wo and w2 leave
- * for the next norm in a tensor of its own.
- */
-function layerInRowGroups(
-  r: Recorder,
-  w: LanguageWeights,
-  l: number,
-  dims: LanguageDims,
-  cache: KvCache,
-  s: LanguageScratch,
-  inputs: LanguageInputs,
-  sums: (RowSquares | undefined)[],
-  tap?: Tap,
-): void {
-  const lw = w.layers[l];
-  const { heads: H, kvHeads: Hkv, headDim: Dh, eps } = dims;
-  const heads = { numHeads: H, numKvHeads: Hkv, headDim: Dh };
-  const groups = s.rowGroups!;
-  const few = s.llmInt8;
-  const rows = (t: Tensor, g: number) => rowsView(t, groups.rows[g][0], groups.rows[g][1]);
-  // LLM.int8: each group's Σx² of its hidden rows as its last product into them left it (`sums`, updated
-  // here), at minRowsForSquares rows or more.
-  const squares = (g: number) => groups.rows[g][1] >= minRowsForSquares ? groups.squares[g] : undefined;
-  groups.rows.forEach((_, g) => {
-    if (few) {
-      const norm = { weight: lw.attentionNorm, eps, sums: sums[g] };
-      matvecLlmInt8(
-        r,
-        llmInt8Rows(r, rows(s.hidden, g), few.hidden, { norm, threshold: few.threshold }),
-        lw.wqkv,
-        rows(s.qkv, g),
-      );
-    } else {
-      rmsNormLinear(r, rows(s.hidden, g), lw.attentionNorm, eps, lw.wqkv, rows(s.qkv, g));
-    }
-  });
-  tap?.("lm.qkv", l, s.qkv, r);
-  const kv = [cache.k[l], cache.v[l], cache.keyValid] as const;
-  const shape = { batch: s.batch, kvLen: cache.length + 1, ...heads, scratch: s.attnSplits! };
-  if (Dh % 8 === 0) {
-    attentionDecodeFromQkv(
-      r,
-      s.qkv,
-      { positions: inputs.positions, cosSin: w.ropeCosSin },
-      ...kv,
-      s.attn,
-      shape,
-    );
-  } else {
-    qkvRopeCache(r, s.qkv, inputs.positions, w.ropeCos, w.ropeSin, s.q, cache.k[l], cache.v[l], {
-      batch: s.batch,
-      tokens: 1,
-      startPos: cache.length,
-      ...heads,
-    });
-    attentionDecode(r, s.q, ...kv, s.attn, shape);
-  }
-  tap?.("lm.attn", l, s.attn, r);
-  groups.rows.forEach((_, g) => {
-    if (few) {
-      const attn = llmInt8Rows(r, rows(s.attn, g), few.hidden, { threshold: few.threshold });
-      sums[g] = matvecLlmInt8(r, attn, lw.wo, rows(s.hidden, g), { accumulate: true, squares: squares(g) }) ??
-        undefined;
-    } else {
-      linear(r, rows(s.attn, g), lw.wo, rows(s.hidden, g), { accumulate: true });
-    }
-  });
-  tap?.("lm.attn_out", l, s.hidden, r);
-  groups.rows.forEach((_, g) => {
-    if (few) {
-      const norm = { weight: lw.ffnNorm, eps, sums: sums[g] };
-      const x = llmInt8Rows(r, rows(s.hidden, g), few.hidden, { norm, threshold: few.threshold });
-      matvecLlmInt8(r, x, lw.w1, rows(s.act, g), { up: lw.w3 });
-    } else {
-      gateUpSilu(r, rows(s.hidden, g), lw.ffnNorm, eps, lw.w1, lw.w3, rows(s.act, g));
-    }
-  });
-  tap?.("lm.act", l, s.act, r);
-  groups.rows.forEach((_, g) => {
-    if (few) {
-      const x = llmInt8Rows(r, rows(s.act, g), few.inter!, { threshold: few.threshold });
-      sums[g] = matvecLlmInt8(r, x, lw.w2, rows(s.hidden, g), { accumulate: true, squares: squares(g) }) ??
-        undefined;
-    } else {
-      linear(r, rows(s.act, g), lw.w2, rows(s.hidden, g), { accumulate: true });
-    }
-  });
-  tap?.("lm.layer", l, s.hidden, r);
 }
