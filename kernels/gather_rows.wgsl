@@ -1,10 +1,14 @@
-// Row gather: out[i, :] = src[row(i), :], row(i) = rows[i] (gatherRows) or first_row + i (copyRows, e.g. the
-// last prompt position before the LM head). A row outside [0, R) writes `invalid` (NaN), loudly wrong.
-// Bindings: 1 src [R, D] f32, 2 rows [n] i32 (any read-only tensor when use_index = 0), 3 out [n, D] f32.
-// Params:   total = n·D, d = D, r = R, first_row, use_index, invalid (f32), groups_per_row.
+// Row gather: out[i, :] = src[row(i), :D], row(i) = rows[i] (gatherRows) or first_row + i (copyRows, e.g. the
+// last prompt position before the LM head; joinRowGroups, src rows longer than D). A row outside [0, R)
+// writes `invalid` (NaN), loudly wrong.
+// Bindings: 1 src [R, src_d] f32, 2 rows [n] i32 (any read-only tensor when use_index = 0), 3 out f32, total
+//           elements, row after row of D (the last one may be short).
+// Params:   total (≤ n·D), d = D, r = R, first_row, use_index, invalid (f32), groups_per_row, src_d (≥ D).
 // Grid:     ceil(n·D / 256) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
 // Features: none.
-struct Params { total: u32, d: u32, r: u32, first_row: u32, use_index: u32, invalid: f32, groups_per_row: u32 }
+struct Params {
+  total: u32, d: u32, r: u32, first_row: u32, use_index: u32, invalid: f32, groups_per_row: u32, src_d: u32,
+}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read> rows: array<i32>;
@@ -18,6 +22,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var row = i32(p.first_row + k);
   if (p.use_index != 0u) { row = rows[k]; }
   var v = p.invalid;
-  if (row >= 0 && u32(row) < p.r) { v = src[u32(row) * p.d + i % p.d]; }
+  if (row >= 0 && u32(row) < p.r) { v = src[u32(row) * p.src_d + i % p.d]; }
   out[i] = v;
 }

@@ -172,10 +172,16 @@ export async function kernelsSection(ctx: BenchContext): Promise<Record<string, 
     ctx.results.gemv_bw_fraction = ctx.copyGBps ? round(gemvGBps / ctx.copyGBps) : null;
     const chunk = await profileFollowupChunk(ctx);
     const batch8 = await profileBatchStep(ctx, 8);
+    // A step of more than 8 rows runs in row groups (src/model/language.ts): profiled when --batches asks.
+    const grouped = shapes.decodeBatches.find((b) => b > 8);
+    const groupedStep = grouped === undefined
+      ? {}
+      : { [`batch${grouped}_step`]: await profileBatchStep(ctx, grouped) };
     return {
       context: shapes.decodeContexts[0],
       followup_chunk: chunk,
       batch8_step: batch8,
+      ...groupedStep,
       dispatches: prof.dispatches,
       sum_of_kernel_ms: round(prof.totalMs),
       gemv_GBps: round(gemvGBps, 1),

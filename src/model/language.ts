@@ -3,7 +3,7 @@
 // (modeling_internlm2.py as shipped with InternVL-Chat-V1-5; REFERENCE §7).
 import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
-import { rowsView, storageOffsetAlign, type Tensor } from "../gpu/tensor.ts";
+import { frontView, rowsView, storageOffsetAlign, type Tensor } from "../gpu/tensor.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm, maxMatvecTokens } from "../ops/linear.ts";
 import { languageOutlierCap, LlmInt8Scratch, LlmInt8ScratchPool } from "../ops/llm_int8.ts";
 import { rmsNormLinear } from "../ops/rms_norm_linear.ts";
@@ -11,7 +11,7 @@ import { gateUpSilu } from "../ops/gate_up_silu.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
 import { siluMul } from "../ops/silu_mul.ts";
 import { embedTokens, packBf16 } from "../ops/embed_tokens.ts";
-import { gatherRows } from "../ops/gather_rows.ts";
+import { gatherRows, joinRowGroups } from "../ops/gather_rows.ts";
 import { uploadRopeTables } from "../ops/rope.ts";
 import { qkvRopeCache } from "../ops/qkv_rope_cache.ts";
 import { attentionCausal } from "../ops/attention_causal.ts";
@@ -145,9 +145,11 @@ export class LanguageScratch {
    * maxMatvecTokens ([first row, rows]), each group's products those of a step of its rows, streaming the
    * weights again (`languageForward`); with LLM.int8 each group's outlier columns are those of its own rows
    * (a step of up to 8 rows has the whole step's), and its Σx² parts of the hidden rows have a tensor of its
-   * own. Null otherwise.
+   * own. The LM head too runs group by group, each group's logits at the start of a row of `logits` ([groups,
+   * 8·V rounded up to 256 bytes]: logits rows of 4·V bytes start on offsets a binding cannot take), joined
+   * into the step's logits after. Null otherwise.
    */
-  readonly rowGroups: { rows: [number, number][]; squares: Tensor[] } | null;
+  readonly rowGroups: { rows: [number, number][]; squares: Tensor[]; logits: Tensor } | null;
 
   constructor(
     gpu: Gpu,
@@ -203,6 +205,10 @@ export class LanguageScratch {
         squares: this.llmInt8
           ? groups.map((_, g) => gpu.createTensor(`lm.llm_int8.squares${g}`, "f32", [8, Math.ceil(D / 8)]))
           : [],
+        logits: gpu.createTensor("lm.group_logits", "f32", [
+          groups.length,
+          Math.ceil(maxMatvecTokens * dims.vocab * 4 / storageOffsetAlign) * storageOffsetAlign / 4,
+        ]),
       }
       : null;
     // Up to 2 rows (PERF.md v53, H100: batch 2 190.7 → 193.6 tokens/s; batch 3 252.8 → 251.7 and 8 392.3 →
@@ -232,6 +238,7 @@ export class LanguageScratch {
     if (this.ownsGemmScratch) this.llmInt8Gemm?.scratch.destroy();
     for (const t of this.rowHeads?.sinks ?? []) t.buffer.destroy();
     for (const t of this.rowGroups?.squares ?? []) t.buffer.destroy();
+    this.rowGroups?.logits.buffer.destroy();
   }
 }
 
@@ -460,18 +467,26 @@ export function languageForward(
   });
   ahead(w.output, "head", 5 * w.layers.length);
   gatherRows(r, s.hidden, inputs.lastRows, s.last);
-  // Past 8 rows (a grouped step) the head stays weight-only, as for a prompt pass of more than 8 sequences:
-  // its groups' logits rows would start on offsets a binding cannot take (the vocab's 4·92553 bytes a row).
-  if (s.llmInt8 && B <= maxLlmInt8Rows && plainInt8(w.output)) {
-    const x = llmInt8Rows(r, s.last, s.llmInt8.hidden, {
-      norm: { weight: w.norm, eps },
-      threshold: s.llmInt8.threshold,
-    });
-    matvecLlmInt8(r, x, w.output, logits);
-  } else if (B <= maxMatvecTokens && w.output.kind === "int8" && dims.hidden % 4 === 0) {
-    rmsNormLinear(r, s.last, w.norm, eps, w.output, logits);
-  } else {
-    rmsNorm(r, s.last, w.norm, s.lastNormed, eps);
-    linear(r, s.lastNormed, w.output, logits); // weight-only: see llmInt8Gemm's note
-  }
+  // A grouped step's head runs group by group as well (LanguageScratch.rowGroups' logits), then joins; else
+  // it takes the B rows at once.
+  const groupLogits = s.rowGroups?.logits;
+  const headGroups: [number, number][] = groupLogits ? groups : [[0, B]];
+  headGroups.forEach(([, n], g) => {
+    const out = groupLogits ? frontView(rowsView(groupLogits, g, 1), [n, dims.vocab]) : logits;
+    const last = part(s.last, g);
+    if (s.llmInt8 && n <= maxLlmInt8Rows && plainInt8(w.output)) {
+      const x = llmInt8Rows(r, last, s.llmInt8.hidden, {
+        norm: { weight: w.norm, eps },
+        threshold: s.llmInt8.threshold,
+      });
+      matvecLlmInt8(r, x, w.output, out);
+    } else if (n <= maxMatvecTokens && w.output.kind === "int8" && dims.hidden % 4 === 0) {
+      rmsNormLinear(r, last, w.norm, eps, w.output, out);
+    } else {
+      const normed = part(s.lastNormed, g);
+      rmsNorm(r, last, w.norm, normed, eps);
+      linear(r, normed, w.output, out); // weight-only: see llmInt8Gemm's note
+    }
+  });
+  if (groupLogits) joinRowGroups(r, groupLogits, maxMatvecTokens, logits);
 }

@@ -7,3 +7,21 @@ export function gatherRowsRef(src: Float32Array, D: number, rows: ArrayLike<numb
   }
   return out;
 }
+
+/**
+ * CPU reference of joinRowGroups: out row g·m + j (of n rows of W) is src[g, j·W … (j+1)·W), src [G, S].
+ */
+export function joinRowGroupsRef(
+  src: Float32Array,
+  S: number,
+  m: number,
+  n: number,
+  W: number,
+): Float32Array {
+  const out = new Float32Array(n * W);
+  for (let row = 0; row < n; row++) {
+    const at = Math.floor(row / m) * S + (row % m) * W;
+    out.set(src.subarray(at, at + W), row * W);
+  }
+  return out;
+}

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { copyRows, gatherRows } from "../../src/ops/gather_rows.ts";
-import { gatherRowsRef } from "../../src/ref/gather_rows.ts";
+import { copyRows, gatherRows, joinRowGroups } from "../../src/ops/gather_rows.ts";
+import { gatherRowsRef, joinRowGroupsRef } from "../../src/ref/gather_rows.ts";
 import { randomF32, rng } from "../../src/ref/random.ts";
 import { assertClose, testGpu } from "./check.ts";
 import { tolerance } from "./tolerances.ts";
@@ -73,5 +73,33 @@ Deno.test("gatherRows picks rows by index, repeats allowed, NaN for bad indices"
     const ok = gatherRowsRef(src, 3, [2]);
     assertClose(got.subarray(3, 6), ok, exact.atol, exact.rtol);
     assertClose(got.subarray(9, 12), ok, exact.atol, exact.rtol);
+  });
+});
+
+Deno.test("joinRowGroups lays groups of rows written at padded offsets end to end", async (t) => {
+  const gpu = await testGpu();
+  // [G, S, rows a group, n, W]: a short last group, S past a group's rows, one group, one row a group.
+  for (
+    const [G, S, m, n, W] of [[2, 1000, 8, 12, 97], [3, 77, 3, 9, 25], [1, 70, 5, 3, 13], [4, 11, 1, 4, 9]]
+  ) {
+    await t.step(`G=${G} S=${S} m=${m} n=${n} W=${W}`, async () => {
+      const src = randomF32(G * S, G * 11 + S + W);
+      const out = gpu.createTensor("out", "f32", [n, W]);
+      const r = gpu.recorder("test");
+      joinRowGroups(r, gpu.uploadTensor("src", "f32", [G, S], src), m, out);
+      r.submit();
+      assertClose(await gpu.readF32(out), joinRowGroupsRef(src, S, m, n, W), exact.atol, exact.rtol);
+    });
+  }
+  await t.step("groups that do not fit", () => {
+    const src = gpu.createTensor("g", "f32", [2, 20]);
+    assert.throws(
+      () => joinRowGroups(gpu.recorder("t"), src, 3, gpu.createTensor("o", "f32", [6, 7])),
+      /do not fit/,
+    );
+    assert.throws(
+      () => joinRowGroups(gpu.recorder("t"), src, 4, gpu.createTensor("o", "f32", [9, 5])),
+      /do not fit/,
+    );
   });
 });

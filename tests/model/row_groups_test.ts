@@ -69,8 +69,11 @@ Deno.test("a step of 12 rows runs in row groups of 8 and 4, each row as it runs 
         } finally {
           batch.destroy();
         }
-        // The step's products ran on groups: the tiled GEMM only for the LM head.
-        for (const k of grouped.kernels) assert.equal(k.filter((n) => n === "linear_tiled").length, 1);
+        // Every product ran on groups, the LM head too (its groups' logits joined by one gather_rows).
+        for (const k of grouped.kernels) {
+          assert.equal(k.filter((n) => n === "linear_tiled").length, 0);
+          assert.equal(k.filter((n) => n === "gather_rows").length, 2); // the last rows, then the join
+        }
         // Each group's first and last rows, and one inside the first.
         for (const b of [0, 5, 7, 8, 11]) {
           const alone = model.newRunner(1, capacity);
