@@ -93,3 +93,64 @@ Deno.test("a step of 12 rows runs in row groups of 8 and 4, each row as it runs 
     llmInt8.releaseScratch();
   }
 });
+
+// A prompt pass of 9–48 rows (weight-only; 9–32 with llm-int8) runs in row groups too: the tokens of short
+// prompts, the same products. Two 10-id prompts (20 rows: groups 8, 8, 4, the second prompt's rows across
+// two groups), and with llm-int8 one 20-id prompt (single prompts of up to 32 ids run as one pass there),
+// each against its prompt alone in a pass the weight-only numerics give without groups (≤ 8 ids a chunk).
+Deno.test("prompt passes of 9–48 rows run in row groups, each prompt's logits as alone", async (t) => {
+  const tiny = await tinyModel();
+  const V = tiny.dims.language.vocab;
+  const ids = Array.from(goldenI32(caseById("text_only").input_ids.file));
+  const prompt = (n: number, shift: number) => ids.slice(0, n).map((id, i) => (id + shift * (i + 1)) % V);
+  const llmInt8 = InternVLModel.fromWeights(tiny.gpu, tiny.dims, tiny.vision, tiny.projector, tiny.language, {
+    mode: "llm-int8",
+    threshold: 1e-30, // every column in f32: the weight-only numerics
+  });
+  /** The prompt pass's logits [B, V]; `grouped`: checks that no tiled GEMM ran. */
+  const promptLogits = async (
+    model: InternVLModel,
+    prompts: number[][],
+    grouped: boolean,
+  ) => {
+    const runner = model.newRunner(prompts.length, prompts[0].length + 1);
+    try {
+      const r = model.gpu.recorder("test.prefill");
+      // Every kernel of the pass (it is submitted in parts, each part's recorded list cleared).
+      const kernels: string[] = [];
+      const dispatch = r.dispatch.bind(r);
+      r.dispatch = (kernel, d) => (kernels.push(kernel), dispatch(kernel, d));
+      const free = runner.recordPrefill(r, prompts, prompts.map((p) => p.map(() => 1)), imageContextId, null);
+      r.submit();
+      const logits = await model.gpu.readF32(runner.logits);
+      free();
+      // Without groups a pass of 20 rows runs the tiled GEMMs.
+      if (grouped) {
+        assert.ok(kernels.some((k) => k.startsWith("matvec_")), kernels.join());
+        assert.ok(!kernels.includes("linear_tiled") && !kernels.includes("linear_dp4a"), kernels.join());
+      }
+      return logits;
+    } finally {
+      runner.destroy();
+    }
+  };
+  try {
+    const cases = [
+      ["weight-only, two prompts of 10 ids", tiny, [prompt(10, 3), prompt(10, 7)]],
+      ["llm-int8, two prompts of 10 ids", llmInt8, [prompt(10, 3), prompt(10, 7)]],
+      ["llm-int8, one prompt of 20 ids", llmInt8, [prompt(20, 5)]],
+    ] as const;
+    for (const [name, model, prompts] of cases) {
+      await t.step(name, async () => {
+        const grouped = await promptLogits(model, prompts.map((p) => [...p]), true);
+        for (const [b, p] of prompts.entries()) {
+          const alone = await promptLogits(tiny, [[...p]], false);
+          const { maxAbs } = compare(grouped.subarray(b * V, (b + 1) * V), alone);
+          assert.ok(maxAbs <= logitTol, `${name}, prompt ${b}: max |Δ| ${maxAbs}`);
+        }
+      });
+    }
+  } finally {
+    llmInt8.releaseScratch();
+  }
+});
