@@ -141,16 +141,15 @@ export class LanguageScratch {
    */
   readonly rowHeads: { setting: RowHeadPrefetch; sinks: Tensor[] } | null;
   /**
-   * A decode step or prompt pass of more rows (B·T) than the matrix-vector kernels take, up to
-   * maxGroupedStepRows: its rows in groups of at most maxMatvecTokens ([first row, rows]), each group's
-   * products those of a step of its rows, streaming the weights again (`languageForward`); with LLM.int8 each
-   * group's outlier columns are those of its own rows (a step of up to 8 rows has the whole step's), and its
-   * Σx² parts of the hidden rows have a tensor of its own. A step's LM head too runs group by group, each
-   * group's logits at the start of a row of `logits` ([groups, 8·V rounded up to 256 bytes]: logits rows of
-   * 4·V bytes start on offsets a binding cannot take), joined into the step's logits after (null for a prompt
-   * pass, whose B rows of logits take one head). Null otherwise.
+   * A decode step of more rows than the matrix-vector kernels take: its rows in groups of at most
+   * maxMatvecTokens ([first row, rows]), each group's products those of a step of its rows, streaming the
+   * weights again (`languageForward`); with LLM.int8 each group's outlier columns are those of its own rows
+   * (a step of up to 8 rows has the whole step's), and its Σx² parts of the hidden rows have a tensor of its
+   * own. The LM head too runs group by group, each group's logits at the start of a row of `logits` ([groups,
+   * 8·V rounded up to 256 bytes]: logits rows of 4·V bytes start on offsets a binding cannot take), joined
+   * into the step's logits after. Null otherwise.
    */
-  readonly rowGroups: { rows: [number, number][]; squares: Tensor[]; logits: Tensor | null } | null;
+  readonly rowGroups: { rows: [number, number][]; squares: Tensor[]; logits: Tensor } | null;
 
   constructor(
     gpu: Gpu,
@@ -183,10 +182,8 @@ export class LanguageScratch {
         maxSplits: decodeScratchSplits(decodeRows, dims.kvHeads, tokens > 1),
       })
       : null;
-    // Prompt passes of as many rows too (short prompts, follow-up rounds), but not with llm-int8-prefill,
-    // whose prompts take LLM.int8's GEMM and steps weight-only products.
-    const grouped = rows > maxMatvecTokens && rows <= maxGroupedStepRows(matmul) && groupable(dims) &&
-      (tokens === 1 || matmul.mode !== "llm-int8-prefill");
+    const grouped = tokens === 1 && batch > maxMatvecTokens && batch <= maxGroupedStepRows(matmul) &&
+      groupable(dims);
     const few = rows <= maxLlmInt8Rows;
     // Grouped: the rows passes of one group at a time.
     const rowsScratch = (name: string, width: number, n: number) =>
@@ -198,9 +195,9 @@ export class LanguageScratch {
         threshold: matmul.threshold,
       }
       : null;
-    const groups = Array.from({ length: Math.ceil(rows / maxMatvecTokens) }, (_, g): [number, number] => {
+    const groups = Array.from({ length: Math.ceil(batch / maxMatvecTokens) }, (_, g): [number, number] => {
       const from = g * maxMatvecTokens;
-      return [from, Math.min(maxMatvecTokens, rows - from)];
+      return [from, Math.min(maxMatvecTokens, batch - from)];
     });
     this.rowGroups = grouped
       ? {
@@ -208,12 +205,10 @@ export class LanguageScratch {
         squares: this.llmInt8
           ? groups.map((_, g) => gpu.createTensor(`lm.llm_int8.squares${g}`, "f32", [8, Math.ceil(D / 8)]))
           : [],
-        logits: tokens === 1
-          ? gpu.createTensor("lm.group_logits", "f32", [
-            groups.length,
-            Math.ceil(maxMatvecTokens * dims.vocab * 4 / storageOffsetAlign) * storageOffsetAlign / 4,
-          ])
-          : null,
+        logits: gpu.createTensor("lm.group_logits", "f32", [
+          groups.length,
+          Math.ceil(maxMatvecTokens * dims.vocab * 4 / storageOffsetAlign) * storageOffsetAlign / 4,
+        ]),
       }
       : null;
     // Up to 2 rows (PERF.md v53, H100: batch 2 190.7 → 193.6 tokens/s; batch 3 252.8 → 251.7 and 8 392.3 →
@@ -243,14 +238,14 @@ export class LanguageScratch {
     if (this.ownsGemmScratch) this.llmInt8Gemm?.scratch.destroy();
     for (const t of this.rowHeads?.sinks ?? []) t.buffer.destroy();
     for (const t of this.rowGroups?.squares ?? []) t.buffer.destroy();
-    this.rowGroups?.logits?.buffer.destroy();
+    this.rowGroups?.logits.buffer.destroy();
   }
 }
 
 /**
- * Most rows a decode step (or prompt pass: tokens of a short prompt, the same products) runs in row groups of
- * at most maxMatvecTokens through the matrix-vector kernels, each group streaming the weights again, instead
- * of one pass of the tiled GEMMs, which stream them once but took 56–58 ms a step at 9–16 rows with LLM.int8 and 108–111 ms weight-only (14.7 and 20.3 ms at 8 rows).
+ * Most rows a decode step runs in row groups of at most maxMatvecTokens through the matrix-vector kernels,
+ * each group streaming the weights again, instead of one pass of the tiled GEMMs, which stream them once but
+ * took 56–58 ms a step at 9–16 rows with LLM.int8 and 108–111 ms weight-only (14.7 and 20.3 ms at 8 rows).
  * H100, PERF.md v55, tokens/s, GEMM → groups: LLM.int8 at 9 rows 161 → 352, 16 277.7 → 539.8, 32 529.8 →
  * 581.6, but 48 753.4 → 604.1; weight-only at 9 rows 83.0 → 294.2, 16 144.0 → 398.3, 48 405.3 → 429.0, but
  * 64 507.9 → 428.9. Past these the GEMMs' single weight stream wins.
@@ -473,13 +468,12 @@ export function languageForward(
   ahead(w.output, "head", 5 * w.layers.length);
   gatherRows(r, s.hidden, inputs.lastRows, s.last);
   // A grouped step's head runs group by group as well (LanguageScratch.rowGroups' logits), then joins; else
-  // it takes the B rows at once (a grouped prompt pass's too: its groups are of tokens).
+  // it takes the B rows at once.
   const groupLogits = s.rowGroups?.logits;
   const headGroups: [number, number][] = groupLogits ? groups : [[0, B]];
-  const headPart = (t: Tensor, g: number) => groupLogits ? rowsView(t, ...headGroups[g]) : t;
   headGroups.forEach(([, n], g) => {
     const out = groupLogits ? frontView(rowsView(groupLogits, g, 1), [n, dims.vocab]) : logits;
-    const last = headPart(s.last, g);
+    const last = part(s.last, g);
     if (s.llmInt8 && n <= maxLlmInt8Rows && plainInt8(w.output)) {
       const x = llmInt8Rows(r, last, s.llmInt8.hidden, {
         norm: { weight: w.norm, eps },
@@ -489,7 +483,7 @@ export function languageForward(
     } else if (n <= maxMatvecTokens && w.output.kind === "int8" && dims.hidden % 4 === 0) {
       rmsNormLinear(r, last, w.norm, eps, w.output, out);
     } else {
-      const normed = headPart(s.lastNormed, g);
+      const normed = part(s.lastNormed, g);
       rmsNorm(r, last, w.norm, normed, eps);
       linear(r, normed, w.output, out); // weight-only: see llmInt8Gemm's note
     }
