@@ -8,8 +8,7 @@
 //                                           [--int8-matmul weight-only,llm-int8,llm-int8-prefill]
 import { parseArgs } from "node:util";
 import { Gpu } from "../src/gpu/device.ts";
-import { SyntheticFactory, syntheticLanguageWeights } from "../src/bench/synthetic_weights.ts";
-import { tinyShapes } from "../src/bench/shapes.ts";
+import { syntheticTinyWidthLanguage } from "../src/bench/synthetic_weights.ts";
 import { LmRunner } from "../src/model/lm_runner.ts";
 import { type Int8Matmul, int8Matmuls } from "../src/model/int8_matmul.ts";
 import { languageGemmPool } from "../src/model/language.ts";
@@ -34,11 +33,7 @@ if (!(tokens >= 1 && passes >= 1 && layers >= 1)) {
 }
 
 const gpu = await Gpu.create();
-const dims = { ...tinyShapes.language, layers };
-const fill = gpu.recorder("fill");
-const weights = syntheticLanguageWeights(new SyntheticFactory(gpu, fill, 1), dims);
-fill.submit();
-await gpu.sync("fill");
+const { dims, weights } = await syntheticTinyWidthLanguage(gpu, layers);
 
 // createBindGroup timed where every bind group is made.
 let bindGroupMs = 0, bindGroups = 0;

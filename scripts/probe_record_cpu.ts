@@ -5,8 +5,7 @@
 //   deno run -A scripts/probe_record_cpu.ts [--layers 48] [--steps 200] [--batch 1]
 import { parseArgs } from "node:util";
 import { Gpu } from "../src/gpu/device.ts";
-import { SyntheticFactory, syntheticLanguageWeights } from "../src/bench/synthetic_weights.ts";
-import { tinyShapes } from "../src/bench/shapes.ts";
+import { syntheticTinyWidthLanguage } from "../src/bench/synthetic_weights.ts";
 import { LmRunner } from "../src/model/lm_runner.ts";
 import {
   copyRowHeadPrefetch,
@@ -25,11 +24,7 @@ const { values } = parseArgs({
 });
 const [layers, steps, batch] = [values.layers, values.steps, values.batch].map(Number);
 const gpu = await Gpu.create();
-const dims = { ...tinyShapes.language, layers };
-const fill = gpu.recorder("fill");
-const weights = syntheticLanguageWeights(new SyntheticFactory(gpu, fill, 1), dims);
-fill.submit();
-await gpu.sync("fill");
+const { dims, weights } = await syntheticTinyWidthLanguage(gpu, layers);
 const ids = gpu.createTensor("ids", "i32", [batch]);
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 const defaults = copyRowHeadPrefetch(rowHeadPrefetch);

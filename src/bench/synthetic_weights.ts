@@ -14,6 +14,7 @@ import type { LanguageDims, ProjectorDims, VisionDims } from "../model/dims.ts";
 import type { VisionLayerWeights, VisionWeights } from "../model/vision.ts";
 import type { ProjectorWeights } from "../model/projector.ts";
 import type { LanguageLayerWeights, LanguageWeights } from "../model/language.ts";
+import { tinyShapes } from "./shapes.ts";
 
 const int8Sigma = 73.3; // σ of the uniform integers −127..127
 
@@ -148,4 +149,20 @@ export function syntheticLanguageWeights(f: SyntheticFactory, dims: LanguageDims
 /** Bytes of int8 weights, scales and everything else, for the report (independent of the GPU). */
 export function linearBytes(w: LinearWeights): number {
   return w.weight.byteLength + (w.kind === "int8" ? w.scale.byteLength : 0) + (w.bias?.byteLength ?? 0);
+}
+
+/**
+ * A language model of `layers` layers at the tiny shapes' widths, its weights random and filled on the GPU:
+ * the CPU probes' model (recording and encoding depend on the dispatches, not on their sizes).
+ */
+export async function syntheticTinyWidthLanguage(
+  gpu: Gpu,
+  layers: number,
+): Promise<{ dims: LanguageDims; weights: LanguageWeights }> {
+  const dims = { ...tinyShapes.language, layers };
+  const fill = gpu.recorder("fill");
+  const weights = syntheticLanguageWeights(new SyntheticFactory(gpu, fill, 1), dims);
+  fill.submit();
+  await gpu.sync("fill");
+  return { dims, weights };
 }
