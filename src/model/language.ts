@@ -1,7 +1,7 @@
 // InternLM2-Chat-20B forward pass with a KV cache.
 // Mirrors InternLM2ForCausalLM / InternLM2DecoderLayer / InternLM2Attention (eager) / InternLM2MLP
 // (modeling_internlm2.py as shipped with InternVL-Chat-V1-5; REFERENCE §7).
-import type { Gpu } from "../gpu/device.ts";
+import { alignTo, type Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { frontView, rowsView, storageOffsetAlign, type Tensor } from "../gpu/tensor.ts";
 import { linear, type LinearWeights, type LlmInt8Gemm, maxMatvecTokens } from "../ops/linear.ts";
@@ -26,6 +26,7 @@ import type { LanguageDims } from "./dims.ts";
 import { type Int8MatmulSetting, llmInt8ForFew, llmInt8GemmFor, weightOnly } from "./int8_matmul.ts";
 import {
   createLlmInt8RowsScratch,
+  createRowSquares,
   destroyLlmInt8RowsScratch,
   llmInt8Pack,
   llmInt8Rows,
@@ -203,11 +204,11 @@ export class LanguageScratch {
       ? {
         rows: groups,
         squares: this.llmInt8
-          ? groups.map((_, g) => gpu.createTensor(`lm.llm_int8.squares${g}`, "f32", [8, Math.ceil(D / 8)]))
+          ? groups.map((_, g) => createRowSquares(gpu, `lm.llm_int8.squares${g}`, D))
           : [],
         logits: gpu.createTensor("lm.group_logits", "f32", [
           groups.length,
-          Math.ceil(maxMatvecTokens * dims.vocab * 4 / storageOffsetAlign) * storageOffsetAlign / 4,
+          alignTo(maxMatvecTokens * dims.vocab * 4, storageOffsetAlign) / 4,
         ]),
       }
       : null;

@@ -1,6 +1,6 @@
 import type { Gpu } from "../gpu/device.ts";
 import { f32, type Recorder } from "../gpu/recorder.ts";
-import { expectTensor, Tensor } from "../gpu/tensor.ts";
+import { expectTensor, frontView, Tensor } from "../gpu/tensor.ts";
 import { flatGrid } from "./grid.ts";
 import { type LinearWeights, recordTiled, tiledConfig } from "./linear.ts";
 
@@ -90,14 +90,13 @@ export class LlmInt8Scratch {
           `outputs, not ${T} × ${K} × ${N}: build it for the largest layer`,
       );
     }
-    const view = (t: Tensor, shape: number[]) => new Tensor(t.buffer, t.dtype, shape, t.label, t.byteOffset);
     return {
-      flags: view(this.flags, [K]),
-      outliers: view(this.outliers, [1 + K]),
-      q: view(this.q, [T, paddedK(K)]),
-      sca: view(this.sca, [T]),
-      xo: view(this.xo, [T, this.cap]),
-      wo: view(this.wo, [N, this.cap]),
+      flags: frontView(this.flags, [K]),
+      outliers: frontView(this.outliers, [1 + K]),
+      q: frontView(this.q, [T, paddedK(K)]),
+      sca: frontView(this.sca, [T]),
+      xo: frontView(this.xo, [T, this.cap]),
+      wo: frontView(this.wo, [N, this.cap]),
     };
   }
 

@@ -61,8 +61,13 @@ export function createLlmInt8RowsScratch(
     colbits: gpu.createTensor(`${label}.colbits`, "u32", [K / 4]),
     partial: gpu.createTensor(`${label}.partial`, "f32", [blocks * 8]),
     count: gpu.createTensor(`${label}.count`, "u32", [blocks]),
-    squares: gpu.createTensor(`${label}.squares`, "f32", [8, Math.ceil(K / 8)]),
+    squares: createRowSquares(gpu, `${label}.squares`, K),
   };
+}
+
+/** The `squares` tensor of rows of width K ([8, K/8] f32, see LlmInt8RowsScratch), e.g. a row group's own. */
+export function createRowSquares(gpu: Gpu, label: string, K: number): Tensor {
+  return gpu.createTensor(label, "f32", [8, Math.ceil(K / 8)]);
 }
 
 export function destroyLlmInt8RowsScratch(s: LlmInt8RowsScratch): void {
