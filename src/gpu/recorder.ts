@@ -115,6 +115,19 @@ export class Recorder {
     this.copies.push({ src, dst, bytes, dstOffset, srcOffset });
   }
 
+  /** Caches for the next encodes, one each (see useCaches), before the recorder's own. */
+  private readonly queuedCaches: DispatchCache[] = [];
+
+  /**
+   * The next `caches.length` encodes (submits) take these caches, one each in order, then the recorder's own
+   * again: a pass recorded into a caller's recorder brings the caches of its parts (a prompt pass kept
+   * between rounds, src/model/prompt_scratch_pool.ts). A cache's arena is rewritten at each submit, so its
+   * owner must not encode with it elsewhere before this recorder's encodes have been submitted.
+   */
+  useCaches(caches: readonly DispatchCache[]): void {
+    this.queuedCaches.push(...caches);
+  }
+
   /** Work encoded by `submit` while submits are held (see holdSubmits), in order. */
   private held: (() => void)[] | null = null;
 
@@ -123,6 +136,11 @@ export class Recorder {
     const submit = this.encode();
     if (this.held) this.held.push(submit);
     else submit();
+  }
+
+  /** Whether `submit` holds the work (holdSubmits) instead of submitting it. */
+  get holding(): boolean {
+    return this.held !== null;
   }
 
   /**
@@ -174,7 +192,7 @@ export class Recorder {
     });
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
-    const cache = this.cache;
+    const cache = this.queuedCaches.shift() ?? this.cache;
     const uniforms = cache ? cache.arena(device, Math.max(16, total)) : device.createBuffer({
       label: `${this.label}.params`,
       size: Math.max(16, total),

@@ -11,6 +11,7 @@ import { ImageEncoding, visionLayersLike } from "./image_encoding.ts";
 import { loadProjectorWeights, type ProjectorWeights } from "./projector.ts";
 import { defaultVisionScratchBytes, VisionScratchPool } from "./vision_scratch_pool.ts";
 import { languageGemmPool, type LanguageWeights, loadLanguageWeights } from "./language.ts";
+import { PromptScratchPool } from "./prompt_scratch_pool.ts";
 import { LmRunner, maxChunkedPrompt } from "./lm_runner.ts";
 import type { KvCacheDtype } from "./kv_cache.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
@@ -90,6 +91,8 @@ export const warmImageTiles = 7;
 
 /** Keys of `warmUp`'s steps: more than one split of the decode attention holds (32), so they split. */
 const warmStepKeys = 40;
+/** The new tokens of the follow-up round the warm-up runs (a short question; the bench's is 31). */
+const warmFollowupTokens = 31;
 
 export class InternVLModel {
   private constructor(
@@ -109,7 +112,11 @@ export class InternVLModel {
   ) {
     this.gemmPool = llmInt8ForMany(matmul.mode) ? languageGemmPool(gpu, dims.language) : null;
     this.visionScratch = new VisionScratchPool(gpu, dims.vision, dims.projector, matmul, visionScratchBytes);
+    this.promptPool = new PromptScratchPool(gpu, dims.language, matmul, this.gemmPool);
   }
+
+  /** Scratch and bind groups of short prompt passes (follow-up rounds), kept between rounds. */
+  readonly promptPool: PromptScratchPool;
 
   /**
    * INT8_MATMUL=llm-int8(-prefill): the LLM.int8 GEMM scratch every prompt pass shares (~0.3 GB for an
@@ -129,6 +136,7 @@ export class InternVLModel {
   /** Frees the scratch the model keeps between requests (its weights belong to whoever made them). */
   releaseScratch(): void {
     this.gemmPool?.destroy();
+    this.promptPool.destroy();
     this.visionScratch.destroy();
     this.normalization?.buffer.destroy();
     this.normalization = null;
@@ -278,7 +286,8 @@ export class InternVLModel {
    * scratch for `imageTiles` tiles (default 7: the model card's max_num 6 plus the thumbnail).
    */
   async warmUp(imageTiles = warmImageTiles): Promise<void> {
-    const runner = this.newRunner(1, 128);
+    // Room for the longest run of passes below: 70 tokens, 1 + 2 + … + 8, then 31.
+    const runner = this.newRunner(1, 160);
     const run = (n: number) => {
       const ids = Array.from({ length: n }, (_, i) => 1 + i);
       const r = this.gpu.recorder("warm-up");
@@ -304,6 +313,12 @@ export class InternVLModel {
       // vision and projector kernel), so a server's first image request pays no compilation either.
       runner.truncate(0);
       run(maxChunkedPrompt + 6);
+      // Follow-up rounds' new tokens after those (past one split of the decode attention, as in a
+      // conversation, so each chunk's attention has its combine pass): the kept scratch of short prompt passes
+      // of every class (src/model/prompt_scratch_pool.ts) with the bind groups of all their dispatches but
+      // those binding a runner's own buffers, for the first follow-up rounds a server sees.
+      for (let n = 1; n <= maxMatvecTokens; n++) run(n);
+      run(warmFollowupTokens);
       // The vision scratch of `imageTiles` tiles, kept if VISION_SCRATCH_BYTES allows: the first image
       // request then takes it instead of building it (~55 ms of CPU for 7 tiles on the H100 host, PERF.md
       // v24). Built before the 1-tile pass below, which then runs in its front.
@@ -360,6 +375,7 @@ export class InternVLModel {
       this.matmul,
       this.gemmPool,
       this.kvCacheDtype,
+      this.promptPool,
     );
   }
 }

@@ -157,9 +157,9 @@ export class LanguageScratch {
     dims: LanguageDims,
     readonly batch: number,
     readonly tokens: number,
-    matmul: Int8MatmulSetting = weightOnly,
+    private readonly matmul: Int8MatmulSetting = weightOnly,
     /** Where the LLM.int8 GEMM's scratch comes from (shared by every prompt); null: a scratch of its own. */
-    gemmPool: LlmInt8ScratchPool | null = null,
+    private readonly gemmPool: LlmInt8ScratchPool | null = null,
   ) {
     const rows = batch * tokens;
     const { hidden: D, heads: H, kvHeads: Hkv, headDim: Dh, intermediate: I } = dims;
@@ -229,6 +229,44 @@ export class LanguageScratch {
   }
 
   private readonly ownsGemmScratch: boolean;
+
+  /**
+   * This scratch seen as `tokens` tokens a row (at most its own): the same buffers, each activation's front,
+   * so that a pass of fewer tokens binds exactly the buffers a pass of more binds and its bind groups can come
+   * from a DispatchCache (src/model/prompt_scratch_pool.ts). Only for scratch of more than 8 rows, whose parts
+   * do not depend on the row count (no split-K attention, LLM.int8 rows, row groups or row-head reads). The
+   * view owns nothing: destroy the scratch, never the view.
+   */
+  front(tokens: number): LanguageScratch {
+    const rows = this.batch * tokens;
+    const fewRows = Math.max(maxMatvecTokens, maxLlmInt8Rows, maxRowHeadRows);
+    const rowsAlike = this.attnSplits === null && this.rowGroups === null;
+    if (!(rowsAlike && Number.isInteger(tokens) && tokens <= this.tokens && rows > fewRows)) {
+      throw new Error(
+        `LanguageScratch.front(${tokens}): a scratch of ${this.tokens} tokens is seen as ${fewRows + 1}–` +
+          `${this.tokens} tokens a row only`,
+      );
+    }
+    const v = (t: Tensor) => frontView(t, [rows, t.shape[1]]);
+    // The pool's GEMM scratch is taken again: a longer prompt may have replaced it since this was made.
+    const llmInt8Gemm = this.gemmPool
+      ? llmInt8GemmFor(this.matmul, () => this.gemmPool!.forTokens(rows))
+      : this.llmInt8Gemm;
+    // Object.create: the view shares every other field (LLM.int8 rows of the B last rows, the settings) as is.
+    return Object.assign(Object.create(LanguageScratch.prototype) as LanguageScratch, this, {
+      tokens,
+      hidden: v(this.hidden),
+      normed: v(this.normed),
+      qkv: v(this.qkv),
+      q: v(this.q),
+      attn: v(this.attn),
+      gate: v(this.gate),
+      up: v(this.up),
+      act: v(this.act),
+      llmInt8Gemm,
+      ownsGemmScratch: false,
+    });
+  }
 
   destroy(): void {
     for (const x of Object.values(this)) if (x && typeof x === "object" && "buffer" in x) x.buffer.destroy();

@@ -6,14 +6,15 @@ import type { LanguageDims } from "./dims.ts";
 import { type Int8MatmulSetting, llmInt8ForMany, weightOnly } from "./int8_matmul.ts";
 import type { LlmInt8ScratchPool } from "../ops/llm_int8.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
+import { KvCache, type KvCacheDtype } from "./kv_cache.ts";
+import { languageForward, type LanguageInputs, LanguageScratch, type LanguageWeights } from "./language.ts";
+import { PromptScratchPool } from "./prompt_scratch_pool.ts";
+import { submittingEvery, type Tap } from "./vision.ts";
 
 /** Longest single-sequence prompt that runs as decode-sized chunks instead of one tiled pass. */
 export const maxChunkedPrompt = 64;
 /** Submits of a tiled prompt pass's layers (6 layers each for InternLM2-20B's 48). */
 const promptSubmits = 8;
-import { KvCache, type KvCacheDtype } from "./kv_cache.ts";
-import { languageForward, LanguageScratch, type LanguageWeights } from "./language.ts";
-import { submittingEvery, type Tap } from "./vision.ts";
 
 /**
  * One batch of B sequences being generated: the KV cache, decode-step buffers and the logits.
@@ -47,7 +48,12 @@ export class LmRunner {
     private readonly gemmPool: LlmInt8ScratchPool | null = null,
     /** How the KV cache stores keys and values (KV_CACHE_DTYPE). */
     kvDtype: KvCacheDtype = "f32",
+    /** Scratch for short single-sequence prompt passes, kept between passes (the model's); null: fresh. */
+    private readonly promptPool: PromptScratchPool | null = null,
   ) {
+    if (promptPool && promptPool.matmul.mode !== matmul.mode) {
+      throw new Error(`LmRunner: a ${matmul.mode} runner given a ${promptPool.matmul.mode} prompt pool`);
+    }
     if (capacity > dims.maxPositions) {
       throw new Error(`Context of ${capacity} tokens exceeds the model's ${dims.maxPositions} positions`);
     }
@@ -129,25 +135,47 @@ export class LmRunner {
     for (let at = 0; at < L; at += chunk) {
       const n = Math.min(chunk, L - at);
       const rows = (a: Int32Array) => B === 1 ? a.subarray(at, at + n) : a;
-      const tensors = {
-        ids: g.uploadTensor("lm.prompt_ids", "i32", [B * n], rows(flatIds)),
-        imageRow: g.uploadTensor("lm.prompt_image_row", "i32", [B * n], rows(imageRow)),
-        positions: g.uploadTensor("lm.prompt_positions", "i32", [B * n], rows(positions)),
-        lastRows: g.uploadTensor(
-          "lm.prompt_last_rows",
-          "i32",
-          [B],
-          n === L ? lastRows : Int32Array.of(n - 1),
-        ),
-      };
-      const scratch = new LanguageScratch(g, this.dims, B, n, this.matmul, this.gemmPool);
-      this.cache.length = start + at;
+      const last = n === L ? lastRows : Int32Array.of(n - 1);
       // A tiled pass is submitted every few layers, so the GPU starts on the first while the CPU records the
       // rest (a prompt pass is ~1200 dispatches; an 1800-token text prompt went from 1206 to 1048 ms from
       // recording to done on the H100 host). Decode-sized chunks stay one submit each.
-      const parts = B * n > maxMatvecTokens
-        ? submittingEvery("lm.layer", Math.ceil(this.dims.layers / promptSubmits), tap)
-        : tap;
+      const every = Math.ceil(this.dims.layers / promptSubmits);
+      const tiled = B * n > maxMatvecTokens;
+      const parts = tiled ? submittingEvery("lm.layer", every, tap) : tap;
+      const pool = this.promptPool;
+      let scratch: LanguageScratch, tensors: Omit<LanguageInputs, "imageEmbeds">;
+      let releaseOnSubmit: (() => void) | null = null;
+      if (pool && PromptScratchPool.takes(B, n)) {
+        // Kept scratch: this pass binds what an earlier one of its class bound, and takes its bind groups from
+        // the caches of that pass's submits (the layers' parts, then the caller's).
+        const lease = pool.acquire(n, tiled ? Math.floor(this.dims.layers / every) + 1 : 1);
+        ({ scratch, inputs: tensors } = lease);
+        g.writeTensor(tensors.ids, rows(flatIds));
+        g.writeTensor(tensors.imageRow, rows(imageRow));
+        g.writeTensor(tensors.positions, rows(positions));
+        g.writeTensor(tensors.lastRows, last);
+        r.useCaches(lease.caches);
+        let released = false;
+        const release = () => {
+          if (!released) pool.release(lease);
+          released = true;
+        };
+        freed.push(release);
+        releaseOnSubmit = release;
+      } else {
+        const made = tensors = {
+          ids: g.uploadTensor("lm.prompt_ids", "i32", [B * n], rows(flatIds)),
+          imageRow: g.uploadTensor("lm.prompt_image_row", "i32", [B * n], rows(imageRow)),
+          positions: g.uploadTensor("lm.prompt_positions", "i32", [B * n], rows(positions)),
+          lastRows: g.uploadTensor("lm.prompt_last_rows", "i32", [B], last),
+        };
+        const fresh = scratch = new LanguageScratch(g, this.dims, B, n, this.matmul, this.gemmPool);
+        freed.push(() => {
+          fresh.destroy();
+          for (const t of Object.values(made)) t.buffer.destroy();
+        });
+      }
+      this.cache.length = start + at;
       languageForward(
         r,
         this.weights,
@@ -158,13 +186,13 @@ export class LmRunner {
         this.logits,
         parts,
       );
-      freed.push(() => {
-        scratch.destroy();
-        for (const t of Object.values(tensors)) t.buffer.destroy();
-      });
-      // Each chunk is submitted as soon as it is recorded, so the GPU runs it while the CPU builds the
-      // next one's ~340 bind groups (~25 µs each: as long as a chunk's GPU time would otherwise wait).
-      if (chunk < L && at + n < L) r.submit();
+      // Each chunk is submitted as soon as it is recorded, so the GPU runs it while the CPU records the next.
+      if (chunk < L && at + n < L) {
+        r.submit();
+        // A chunk submitted for real gives its kept scratch back at once, so the next chunk of its size takes
+        // the same scratch and bind groups (only its params change); a held one keeps it until the free.
+        if (!r.holding) releaseOnSubmit?.();
+      }
     }
     this.cache.length = start + L;
     return () => freed.forEach((f) => f());
@@ -232,6 +260,7 @@ export class LmRunner {
       this.matmul,
       this.gemmPool,
       this.cache.dtype,
+      this.promptPool,
     );
     const r = this.gpu.recorder("lm.extract_row");
     let to = 0;
