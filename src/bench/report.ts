@@ -1,6 +1,7 @@
 // The benchmark's outputs: the JSON document (headline keys first, then per-section details) and the table
 // printed to the terminal.
 import type { BenchContext, Json } from "./bench_context.ts";
+import { median } from "./gpu_timer.ts";
 
 /** Headline keys every results file has (null when not measured; see docs/PERF.md for meanings). */
 export const headlineKeys = [
@@ -54,6 +55,8 @@ const fmt = (v: Json | undefined, digits = 2): string =>
 export function renderTable(doc: Record<string, Json>): string {
   // deno-lint-ignore no-explicit-any
   const torch = ((doc.sections as any)?.torch?.result ?? {}) as Record<string, Json>;
+  // deno-lint-ignore no-explicit-any
+  const repeats: number[] = (doc.sections as any)?.ttft?.ttft_warm_followup_repeats_ms ?? [];
   const rows: [string, Json | undefined, Json | undefined, string][] = [
     ["copy bandwidth (GB/s)", doc.copy_GBps, torch.copy_GBps, "WGSL copy kernel vs torch copy_"],
     [
@@ -102,6 +105,14 @@ export function renderTable(doc: Record<string, Json>): string {
       doc.ttft_warm_followup_ms,
       undefined,
       "wall clock, kept KV cache, 31 new tokens",
+    ],
+    [
+      "  … the same round again (ms)",
+      repeats.length ? median(repeats) : undefined,
+      undefined,
+      `median of ${repeats.length}${
+        repeats.length ? `, ${Math.min(...repeats)}–${Math.max(...repeats)}` : ""
+      }`,
     ],
     [
       "weights: fill / load (ms)",
