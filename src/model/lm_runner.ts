@@ -132,70 +132,76 @@ export class LmRunner {
       !llmInt8ForMany(this.matmul.mode);
     const chunk = chunked ? maxMatvecTokens : L;
     const freed: (() => void)[] = [];
-    for (let at = 0; at < L; at += chunk) {
-      const n = Math.min(chunk, L - at);
-      const rows = (a: Int32Array) => B === 1 ? a.subarray(at, at + n) : a;
-      const last = n === L ? lastRows : Int32Array.of(n - 1);
-      // A tiled pass is submitted every few layers, so the GPU starts on the first while the CPU records the
-      // rest (a prompt pass is ~1200 dispatches; an 1800-token text prompt went from 1206 to 1048 ms from
-      // recording to done on the H100 host). Decode-sized chunks stay one submit each.
-      const every = Math.ceil(this.dims.layers / promptSubmits);
-      const tiled = B * n > maxMatvecTokens;
-      const parts = tiled ? submittingEvery("lm.layer", every, tap) : tap;
-      const pool = this.promptPool;
-      let scratch: LanguageScratch, tensors: Omit<LanguageInputs, "imageEmbeds">;
-      let releaseOnSubmit: (() => void) | null = null;
-      if (pool && PromptScratchPool.takes(B, n)) {
-        // Kept scratch: this pass binds what an earlier one of its class bound, and takes its bind groups from
-        // the caches of that pass's submits (the layers' parts, then the caller's).
-        const lease = pool.acquire(n, tiled ? Math.floor(this.dims.layers / every) + 1 : 1);
-        ({ scratch, inputs: tensors } = lease);
-        g.writeTensor(tensors.ids, rows(flatIds));
-        g.writeTensor(tensors.imageRow, rows(imageRow));
-        g.writeTensor(tensors.positions, rows(positions));
-        g.writeTensor(tensors.lastRows, last);
-        r.useCaches(lease.caches);
-        let released = false;
-        const release = () => {
-          if (!released) pool.release(lease);
-          released = true;
-        };
-        freed.push(release);
-        releaseOnSubmit = release;
-      } else {
-        const made = tensors = {
-          ids: g.uploadTensor("lm.prompt_ids", "i32", [B * n], rows(flatIds)),
-          imageRow: g.uploadTensor("lm.prompt_image_row", "i32", [B * n], rows(imageRow)),
-          positions: g.uploadTensor("lm.prompt_positions", "i32", [B * n], rows(positions)),
-          lastRows: g.uploadTensor("lm.prompt_last_rows", "i32", [B], last),
-        };
-        const fresh = scratch = new LanguageScratch(g, this.dims, B, n, this.matmul, this.gemmPool);
-        freed.push(() => {
-          fresh.destroy();
-          for (const t of Object.values(made)) t.buffer.destroy();
-        });
+    const freeAll = () => freed.forEach((f) => f());
+    try {
+      for (let at = 0; at < L; at += chunk) {
+        const n = Math.min(chunk, L - at);
+        const rows = (a: Int32Array) => B === 1 ? a.subarray(at, at + n) : a;
+        const last = n === L ? lastRows : Int32Array.of(n - 1);
+        // A tiled pass is submitted every few layers, so the GPU starts on the first while the CPU records the
+        // rest (a prompt pass is ~1200 dispatches; an 1800-token text prompt went from 1206 to 1048 ms from
+        // recording to done on the H100 host). Decode-sized chunks stay one submit each.
+        const every = Math.ceil(this.dims.layers / promptSubmits);
+        const tiled = B * n > maxMatvecTokens;
+        const parts = tiled ? submittingEvery("lm.layer", every, tap) : tap;
+        const pool = this.promptPool;
+        let scratch: LanguageScratch, tensors: Omit<LanguageInputs, "imageEmbeds">;
+        let releaseOnSubmit: (() => void) | null = null;
+        if (pool && PromptScratchPool.takes(B, n)) {
+          // Kept scratch: this pass binds what an earlier one of its class bound, and takes its bind groups from
+          // the caches of that pass's submits (the layers' parts, then the caller's).
+          const lease = pool.acquire(n, tiled ? Math.floor(this.dims.layers / every) + 1 : 1);
+          ({ scratch, inputs: tensors } = lease);
+          g.writeTensor(tensors.ids, rows(flatIds));
+          g.writeTensor(tensors.imageRow, rows(imageRow));
+          g.writeTensor(tensors.positions, rows(positions));
+          g.writeTensor(tensors.lastRows, last);
+          r.useCaches(lease.caches);
+          let released = false;
+          const release = () => {
+            if (!released) pool.release(lease);
+            released = true;
+          };
+          freed.push(release);
+          releaseOnSubmit = release;
+        } else {
+          const made = tensors = {
+            ids: g.uploadTensor("lm.prompt_ids", "i32", [B * n], rows(flatIds)),
+            imageRow: g.uploadTensor("lm.prompt_image_row", "i32", [B * n], rows(imageRow)),
+            positions: g.uploadTensor("lm.prompt_positions", "i32", [B * n], rows(positions)),
+            lastRows: g.uploadTensor("lm.prompt_last_rows", "i32", [B], last),
+          };
+          const fresh = scratch = new LanguageScratch(g, this.dims, B, n, this.matmul, this.gemmPool);
+          freed.push(() => {
+            fresh.destroy();
+            for (const t of Object.values(made)) t.buffer.destroy();
+          });
+        }
+        this.cache.length = start + at;
+        languageForward(
+          r,
+          this.weights,
+          this.dims,
+          this.cache,
+          scratch,
+          { ...tensors, imageEmbeds },
+          this.logits,
+          parts,
+        );
+        // Each chunk is submitted as soon as it is recorded, so the GPU runs it while the CPU records the next.
+        if (chunk < L && at + n < L) {
+          r.submit();
+          // A chunk submitted for real gives its kept scratch back at once, so the next chunk of its size takes
+          // the same scratch and bind groups (only its params change); a held one keeps it until the free.
+          if (!r.holding) releaseOnSubmit?.();
+        }
       }
-      this.cache.length = start + at;
-      languageForward(
-        r,
-        this.weights,
-        this.dims,
-        this.cache,
-        scratch,
-        { ...tensors, imageEmbeds },
-        this.logits,
-        parts,
-      );
-      // Each chunk is submitted as soon as it is recorded, so the GPU runs it while the CPU records the next.
-      if (chunk < L && at + n < L) {
-        r.submit();
-        // A chunk submitted for real gives its kept scratch back at once, so the next chunk of its size takes
-        // the same scratch and bind groups (only its params change); a held one keeps it until the free.
-        if (!r.holding) releaseOnSubmit?.();
-      }
+    } catch (e) {
+      freeAll(); // parts submitted keep what they use; the rest is dropped with the caller's recorder
+      throw e;
     }
     this.cache.length = start + L;
-    return () => freed.forEach((f) => f());
+    return freeAll;
   }
 
   /** Records one decode step feeding `ids` ([B] i32, e.g. the previous step's choice, on the GPU). */

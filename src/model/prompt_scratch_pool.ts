@@ -55,6 +55,8 @@ interface Kept {
 export class PromptScratchPool {
   private readonly idle: Kept[] = [];
   private readonly leased = new Map<PromptLease, Kept>();
+  /** Leases out when the pool was destroyed: their release is then a no-op. */
+  private readonly dropped = new WeakSet<PromptLease>();
   private clock = 0;
   /** Leases served by a kept scratch / by a new one (tests, benchmarks). */
   reused = 0;
@@ -104,6 +106,7 @@ export class PromptScratchPool {
 
   /** Gives a lease back once its pass has been submitted (or dropped unsubmitted). */
   release(lease: PromptLease): void {
+    if (this.dropped.has(lease)) return; // the pool was destroyed under it (releaseScratch)
     const kept = this.leased.get(lease);
     if (!kept) throw new Error("PromptScratchPool.release: not a lease of this pool, or released twice");
     this.leased.delete(lease);
@@ -121,6 +124,7 @@ export class PromptScratchPool {
   }
 
   destroy(): void {
+    for (const lease of this.leased.keys()) this.dropped.add(lease);
     for (const k of [...this.idle, ...this.leased.values()]) destroyKept(k);
     this.idle.length = 0;
     this.leased.clear();

@@ -150,3 +150,30 @@ Deno.test("kept prompt scratch: two passes recorded before either is submitted e
     }
   }
 });
+
+Deno.test("kept prompt scratch: a pass that fails while recording gives its scratch back", async () => {
+  const model = await tinyModel();
+  const { gpu } = model;
+  const dims = model.dims.language;
+  const pool = new PromptScratchPool(gpu, dims, model.matmul, null);
+  const runner = new LmRunner(gpu, model.language, dims, 1, 12, model.matmul, null, "f32", pool);
+  try {
+    const seq = [11, 12, 13, 14, 15, 16, 17, 18, 19, 20];
+    const record = (ids: number[]) => {
+      const r = gpu.recorder("test.prompt");
+      const free = runner.recordPrefill(r, [ids], [ids.map(() => 1)], imageContextId, null);
+      r.submit();
+      free();
+    };
+    record(seq.slice(0, 8));
+    assert.equal(pool.size, 1);
+    // 8 kept + 8 new: past the 12 positions, thrown as the chunk records (after taking its scratch).
+    assert.throws(() => record(seq.slice(0, 8)), /KV cache holds 12 positions/);
+    runner.truncate(0);
+    record(seq.slice(0, 8));
+    assert.deepEqual([pool.size, pool.made, pool.reused], [1, 1, 2], "the one scratch set, taken again");
+  } finally {
+    runner.destroy();
+    pool.destroy();
+  }
+});
