@@ -246,6 +246,11 @@ export function nsToMs(ns: number): number {
   return ns / 1e6;
 }
 
+/** Σ of the passes' durations: the GPU busy with them, ms. */
+export function busyMsOf(passes: readonly PassStamp[]): number {
+  return passes.reduce((s, p) => s + nsToMs(p.endNs - p.beginNs), 0);
+}
+
 export interface StepTimes {
   /** Per repetition: first pass begin → last pass end, ms. */
   spanMs: number[];
@@ -265,7 +270,7 @@ export function stepTimes(stamps: PassStamp[], starts: number[]): StepTimes {
     if (b <= a) continue;
     const passes = stamps.slice(a, b);
     spanMs.push(nsToMs(passes[passes.length - 1].endNs - passes[0].beginNs));
-    busyMs.push(passes.reduce((s, p) => s + nsToMs(p.endNs - p.beginNs), 0));
+    busyMs.push(busyMsOf(passes));
     if (i > 0 && a > 0) gapMs.push(nsToMs(passes[0].beginNs - stamps[a - 1].endNs));
   }
   const first = stamps[starts[0]], last = stamps[stamps.length - 1];

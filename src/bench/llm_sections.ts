@@ -10,7 +10,7 @@ import { LmRunner, maxChunkedPrompt } from "../model/lm_runner.ts";
 import { kvValueBytes } from "../model/kv_cache.ts";
 import type { Tap } from "../model/vision.ts";
 import type { BenchContext, Json } from "./bench_context.ts";
-import { median, nsToMs, timeRepeated } from "./gpu_timer.ts";
+import { busyMsOf, median, nsToMs, timeRepeated } from "./gpu_timer.ts";
 import { profileKernels } from "./kernel_profile.ts";
 import { decodeCost, prefillFlops } from "./model_cost.ts";
 import { sig } from "./util.ts";
@@ -305,7 +305,7 @@ export async function prefillSection(ctx: BenchContext): Promise<Record<string, 
       await gpu.sync(label);
       const wall = performance.now() - t0;
       free();
-      return { ms: stamps.length ? stamps.reduce((s, p) => s + nsToMs(p.endNs - p.beginNs), 0) : wall, wall };
+      return { ms: stamps.length ? busyMsOf(stamps) : wall, wall };
     } finally {
       runner.destroy();
     }

@@ -16,7 +16,7 @@ import { hasThumbnail } from "../image/dynamic_tiling.ts";
 import { defaultImageWorkers, ImageWorkers } from "../image/image_workers.ts";
 import { syntheticJpeg } from "./synthetic_photo.ts";
 import type { BenchContext, Json } from "./bench_context.ts";
-import { median, nsToMs } from "./gpu_timer.ts";
+import { busyMsOf, median, nsToMs, type PassStamp } from "./gpu_timer.ts";
 import { profileKernels } from "./kernel_profile.ts";
 import { vitFlops } from "./model_cost.ts";
 import { imagePromptIds, syntheticTextIds, tokensPerTile } from "./shapes.ts";
@@ -111,7 +111,7 @@ async function timeOnce(ctx: BenchContext, label: string, record: (r: Recorder) 
   const stamps = await timer.collect();
   await gpu.sync(label);
   const wall = performance.now() - t0;
-  return stamps.length ? stamps.reduce((s, p) => s + nsToMs(p.endNs - p.beginNs), 0) : wall;
+  return stamps.length ? busyMsOf(stamps) : wall;
 }
 
 export async function vitSection(ctx: BenchContext): Promise<Record<string, Json>> {
@@ -230,7 +230,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   );
   if (!hit) throw new Error("ttft: the follow-up prompt did not match the kept conversation");
   const keptLength = Math.min(hit.shared, nextIds.length - 1);
-  let stamps: Awaited<ReturnType<typeof timer.collect>>;
+  let stamps: PassStamp[];
   // The same round again on the same conversation, cut back to where the round began (as a third round
   // is: its runner's own bind groups are then cached too): wall clock to the first token and GPU passes.
   const repeats: { ms: number; gpuMs: number }[] = [];
@@ -244,7 +244,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
       const t = performance.now();
       const ms = (await firstToken(nextIds.slice(keptLength), null, hit.runner)).at - t;
       const passes = await timer.collect();
-      repeats.push({ ms, gpuMs: passes.reduce((s, p) => s + nsToMs(p.endNs - p.beginNs), 0) });
+      repeats.push({ ms, gpuMs: busyMsOf(passes) });
     }
   } finally {
     hit.runner.destroy();
@@ -346,6 +346,6 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
     ttft_warm_followup_repeats_gpu_ms: repeats.map((x) => round(x.gpuMs, 1)),
     pipelines_already_built: pipelinesWarm,
     gpu_passes_ms: stamps.map((s) => ({ pass: s.label, ms: round(nsToMs(s.endNs - s.beginNs), 2) })),
-    gpu_sum_ms: stamps.length ? round(stamps.reduce((s, p) => s + nsToMs(p.endNs - p.beginNs), 0), 1) : null,
+    gpu_sum_ms: stamps.length ? round(busyMsOf(stamps), 1) : null,
   };
 }
