@@ -2,6 +2,7 @@
 import { loadEngine } from "./src/engine/load_engine.ts";
 import { startServer } from "./src/server/serve.ts";
 import { loadSettings } from "./src/server/settings.ts";
+import { exitWithoutTeardown, openLibC } from "./src/gpu/exit_without_teardown.ts";
 
 /** How long a stopped server may take to end by itself before it is made to exit. */
 const exitGraceMs = 10_000;
@@ -14,19 +15,23 @@ if (import.meta.main) {
     console.error((err as Error).message);
     Deno.exit(2);
   }
+  // Opened before anything runs: at shutdown the process must not depend on a load that could fail.
+  const libc = openLibC();
   const running = await startServer(settings, loadEngine);
   const signals = ["SIGINT", "SIGTERM"] as const;
   let stopping = false;
   const onSignal = (signal: Deno.Signal) => {
     if (stopping) {
       console.log(`${signal} again: exiting now`);
+      exitWithoutTeardown(libc, 1);
       Deno.exit(1);
     }
     stopping = true;
     console.log(`${signal}: finishing open requests, then exiting`);
     running.close().then(() => {
-      // The process then ends by itself. Exiting at once raced the engine's thread, still closing its GPU
-      // device, and crashed NVIDIA's driver (SIGSEGV; docs/PERF.md v27).
+      exitWithoutTeardown(libc, 0);
+      // Without libc (no FFI permission) the process ends by itself: exiting at once raced the engine's
+      // thread, still closing its GPU device, and crashed NVIDIA's driver (SIGSEGV; docs/PERF.md v27).
       for (const s of signals) Deno.removeSignalListener(s, handlers[s]);
       Deno.unrefTimer(setTimeout(() => {
         console.log(`still busy ${exitGraceMs / 1000} s after stopping; exiting`);

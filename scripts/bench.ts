@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { BenchContext, Budget, type Json } from "../src/bench/bench_context.ts";
 import { measureCopyBandwidth } from "../src/bench/copy_bandwidth.ts";
+import { exitWithoutTeardown, openLibC } from "../src/gpu/exit_without_teardown.ts";
 import {
   batchSection,
   decodeSection,
@@ -311,10 +312,13 @@ async function main(): Promise<number> {
 }
 
 if (import.meta.main) {
+  const libc = openLibC();
+  let code = 2;
   try {
-    Deno.exit(await main());
+    code = await main();
   } catch (e) {
     console.error(`bench: ${(e as Error).message}`);
-    Deno.exit(2);
   }
+  exitWithoutTeardown(libc, code);
+  Deno.exit(code);
 }

@@ -5,6 +5,7 @@
 // `--image-layout numbered` gives the prompt of `multi_image_chat(..., image_counts=...)` instead.
 import { parseArgs } from "node:util";
 import { InputError } from "../src/errors.ts";
+import { exitWithoutTeardown, openLibC } from "../src/gpu/exit_without_teardown.ts";
 import {
   defaultGenerationConfig,
   type GenerationConfig,
@@ -175,13 +176,17 @@ async function main() {
   }
 }
 
+// Opened before the model loads: the clean exit must not depend on anything that could fail later.
+const libc = openLibC();
 try {
   await main();
+  exitWithoutTeardown(libc, 0);
 } catch (e) {
   if (
     e instanceof InputError || (e as Error).name === "ModelFileError" || (e as Error).name === "ConfigError"
   ) {
     console.error(`chat: ${(e as Error).message}`);
+    exitWithoutTeardown(libc, 2);
     Deno.exit(2);
   }
   throw e;
