@@ -17,7 +17,7 @@ if (import.meta.main) {
   }
   // Opened before anything runs: at shutdown the process must not depend on a load that could fail.
   const libc = openLibC();
-  const running = await startServer(settings, loadEngine);
+  const starting = startServer(settings, loadEngine);
   const signals = ["SIGINT", "SIGTERM"] as const;
   let stopping = false;
   const onSignal = (signal: Deno.Signal) => {
@@ -28,7 +28,7 @@ if (import.meta.main) {
     }
     stopping = true;
     console.log(`${signal}: finishing open requests, then exiting`);
-    running.close().then(() => {
+    starting.then((running) => running.close()).then(() => {
       exitWithoutTeardown(libc, 0);
       // Without libc (no FFI permission) the process ends by itself: exiting at once raced the engine's
       // thread, still closing its GPU device, and crashed NVIDIA's driver (SIGSEGV; docs/PERF.md v27).
@@ -37,8 +37,11 @@ if (import.meta.main) {
         console.log(`still busy ${exitGraceMs / 1000} s after stopping; exiting`);
         Deno.exit(0);
       }, exitGraceMs));
-    });
+    }, () => {}); // a server that failed to start has already ended the process with its error
   };
   const handlers = { SIGINT: () => onSignal("SIGINT"), SIGTERM: () => onSignal("SIGTERM") };
+  // Before the server starts: a signal just after "Listening on …" was printed, before the listeners were
+  // added, ended the process at once (the second-signal test in tests/server/serve_process_test.ts met it).
   for (const s of signals) Deno.addSignalListener(s, handlers[s]);
+  await starting;
 }

@@ -121,3 +121,35 @@ Deno.test("main.ts refuses a KV_CACHE_DTYPE it does not know before loading anyt
   assert.match(stderr, /KV_CACHE_DTYPE must be one of f32, bf16 \(got "f16"\)/);
   assert.equal(new TextDecoder().decode(out.stdout), "", "nothing served, nothing loaded");
 });
+
+Deno.test("main.ts exits at once with 1 at a second signal, even while the model still loads", async () => {
+  const dir = await Deno.makeTempDir();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: serveArgs,
+    cwd: root,
+    env: { PORT: "0", KV_PATH: `${dir}/sessions.kv` },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let ended = false;
+  child.status.then(() => ended = true);
+  const seen: string[] = [];
+  const lines = linesOf(child.stdout)[Symbol.asyncIterator]();
+  try {
+    await readUntil(lines, seen, (l) => l.startsWith("Listening on") ? l : null);
+    child.kill("SIGTERM");
+    // The first signal's stop waits for the model still loading; the second one does not wait for anything.
+    await readUntil(lines, seen, (l) => l.startsWith("SIGTERM: finishing open requests") ? l : null);
+    child.kill("SIGTERM");
+  } catch (err) {
+    if (!ended) child.kill("SIGKILL");
+    throw err;
+  }
+  const status = await child.status;
+  for (let next = await lines.next(); !next.done; next = await lines.next()) seen.push(next.value);
+  await child.stderr.cancel();
+  assert.ok(seen.includes("SIGTERM again: exiting now"), seen.join("\n"));
+  assert.ok(!seen.some((l) => l.startsWith("Model ready")), `the model loaded first:\n${seen.join("\n")}`);
+  assert.equal(status.code, 1, seen.join("\n"));
+  await Deno.remove(dir, { recursive: true });
+});
