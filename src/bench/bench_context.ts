@@ -11,7 +11,7 @@ import { checkpointSource, InternVLModel, modelDims } from "../model/internvl.ts
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { loadModelConfig } from "../weights/config.ts";
 import { llmInt8Threshold } from "../ops/llm_int8.ts";
-import { GpuTimer } from "./gpu_timer.ts";
+import { busyMsOf, GpuTimer } from "./gpu_timer.ts";
 import type { BenchShapes } from "./shapes.ts";
 import {
   SyntheticFactory,
@@ -152,7 +152,7 @@ export class BenchContext {
       language,
       source: "synthetic",
       buildMs,
-      fillGpuMs: stamps.length ? stamps.reduce((s, p) => s + (p.endNs - p.beginNs), 0) / 1e6 : null,
+      fillGpuMs: stamps.length ? busyMsOf(stamps) : null,
       bytes: f.bytes,
       tensors: f.tensors,
       maxTensorBytes: Math.max(...f.created.map((t) => t.byteLength)),
