@@ -65,6 +65,11 @@ export class Recorder {
   /** With a cache, bind groups and the params arena of a repeated sequence of dispatches are reused. */
   constructor(private readonly gpu: Gpu, readonly label: string, private readonly cache?: DispatchCache) {}
 
+  /** Whether the work runs on a fallback (CPU) adapter such as Mesa's llvmpipe: some ops take other forms. */
+  get fallbackAdapter(): boolean {
+    return this.gpu.isFallbackAdapter;
+  }
+
   get size(): number {
     return this.dispatches.length;
   }

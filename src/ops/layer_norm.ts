@@ -2,6 +2,7 @@ import type { Recorder } from "../gpu/recorder.ts";
 import { f32 } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 import { flatGrid } from "./grid.ts";
+import { type NormThreads, normThreads } from "./norm_threads.ts";
 
 /**
  * nn.LayerNorm over the last dim (mlp1.0, D = 12800): out = (x − mean) · rsqrt(var + eps) · weight + bias.
@@ -14,6 +15,7 @@ export function layerNorm(
   bias: Tensor,
   out: Tensor,
   eps: number,
+  threads: NormThreads = normThreads(r),
 ): void {
   const [T, D] = x.shape;
   expectTensor("layerNorm x", x, "f32", [T, D]);
@@ -26,6 +28,7 @@ export function layerNorm(
     bindings: [x, weight, bias, out],
     params: [D, f32(eps), T, groupsPerRow],
     workgroups,
+    constants: { WG: threads },
     label: `layer_norm ${weight.label}`,
   });
 }
