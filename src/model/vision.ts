@@ -103,11 +103,6 @@ export class VisionScratch {
   readonly mlpAct: Tensor; // [N·(P²+1), I]
   /** INT8_MATMUL=llm-int8: the LLM.int8 scratch of the int8 linears (null: weight-only). */
   readonly llmInt8: LlmInt8Gemm | null;
-  /**
-   * The attention runs as attentionFullRows: on a CPU adapter (Mesa's llvmpipe: the CI host and tests), where
-   * that form ran 5× faster than attentionFull's tiles (0.14 against 0.77 s a call at the tiny fixture's tile).
-   */
-  readonly attentionByRows: boolean;
 
   constructor(
     private readonly gpu: Gpu,
@@ -119,7 +114,6 @@ export class VisionScratch {
   ) {
     const { hidden: D, patchSize: p, patchesPerSide: P, intermediate: I } = dims;
     const T = tiles * (P * P + 1);
-    this.attentionByRows = gpu.isFallbackAdapter && attentionFullRowsHolds(dims.headDim);
     const tensor = (label: string, shape: number[], of?: Tensor) =>
       of ? frontView(of, shape) : gpu.createTensor(label, "f32", shape);
     this.patches = tensor("vit.patches", [tiles, P * P, 3 * p * p], base?.patches);
@@ -282,7 +276,11 @@ export function visionLayers(
     // qk_normalization: RMSNorm over all heads of q (and k) before the head split.
     rmsNorm(r, s.q, lw.qNorm, s.qNormed, eps);
     rmsNorm(r, s.k, lw.kNorm, s.kNormed, eps);
-    const attention = s.attentionByRows ? attentionFullRows : attentionFull;
+    // A CPU adapter (llvmpipe: the CI host) runs attentionFull's tiles slowly; rows held in registers ran 5×
+    // faster there (0.15 against 0.77 s a call at the tiny fixture's tile, src/ops/attention_full_rows.ts).
+    const attention = r.fallbackAdapter && attentionFullRowsHolds(headDim)
+      ? attentionFullRows
+      : attentionFull;
     attention(r, s.qNormed, s.kNormed, s.v, s.attn, { batch: N, tokens: T, numHeads: heads, headDim });
     linear(r, s.attn, lw.proj, s.proj, o);
     residualAdd(r, s.hidden, s.proj, lw.ls1);

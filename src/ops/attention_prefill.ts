@@ -71,24 +71,7 @@ export function attentionPrefill(
   config: AttentionPrefillConfig = defaultAttentionPrefillConfig,
 ): void {
   const { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh } = shape;
-  if (Dh % 4 !== 0 || Dh > 128 || Dh < 4) {
-    throw new Error(
-      `attentionPrefill: head dim ${Dh} is not supported; it must be a multiple of 4 up to 128`,
-    );
-  }
-  if (!(H > 0 && Hkv > 0 && H % Hkv === 0)) {
-    throw new Error(`attentionPrefill: ${H} query heads do not split into ${Hkv} kv groups`);
-  }
-  const S = kCache.shape[1];
-  expectTensor("attentionPrefill q", q, "f32", [B * T, H * Dh]);
-  expectKvCaches("attentionPrefill", kCache, vCache, [B, S, Hkv * Dh]);
-  expectTensor("attentionPrefill keyValid", keyValid, "i32", [B, S]);
-  expectTensor("attentionPrefill out", out, "f32", [B * T, H * Dh]);
-  if (!Number.isInteger(T) || T < 1 || !Number.isInteger(startPos) || startPos < 0 || startPos + T > S) {
-    throw new Error(
-      `attentionPrefill: queries at ${startPos}…${startPos + T - 1} lie outside a cache of ${S}`,
-    );
-  }
+  const S = expectPrefillOperands("attentionPrefill", q, kCache, vCache, keyValid, out, shape, 128);
   const headsPerTile = config.rows === "group" ? H / Hkv : 1;
   r.dispatch(kvKernel("attention_prefill", kCache), {
     bindings: [q, kCache, vCache, keyValid, out],
@@ -97,4 +80,39 @@ export function attentionPrefill(
     constants: { D4: Dh / 4, BQ: config.queryTile, PREFETCH: config.prefetch ? 1 : 0 },
     label: `attention_prefill ${out.label}`,
   });
+}
+
+/**
+ * Throws unless the operands fit `shape` (head dim a multiple of 4 up to maxHeadDim, query heads in whole kv
+ * groups, the queries inside the cache); returns the cache length S. Shared by attentionPrefill and
+ * attentionPrefillRows (src/ops/attention_prefill_rows.ts).
+ */
+export function expectPrefillOperands(
+  what: string,
+  q: Tensor,
+  kCache: Tensor,
+  vCache: Tensor,
+  keyValid: Tensor,
+  out: Tensor,
+  shape: AttentionPrefillShape,
+  maxHeadDim: number,
+): number {
+  const { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh } = shape;
+  if (Dh % 4 !== 0 || Dh > maxHeadDim || Dh < 4) {
+    throw new Error(
+      `${what}: head dim ${Dh} is not supported; it must be a multiple of 4 up to ${maxHeadDim}`,
+    );
+  }
+  if (!(H > 0 && Hkv > 0 && H % Hkv === 0)) {
+    throw new Error(`${what}: ${H} query heads do not split into ${Hkv} kv groups`);
+  }
+  const S = kCache.shape[1];
+  expectTensor(`${what} q`, q, "f32", [B * T, H * Dh]);
+  expectKvCaches(what, kCache, vCache, [B, S, Hkv * Dh]);
+  expectTensor(`${what} keyValid`, keyValid, "i32", [B, S]);
+  expectTensor(`${what} out`, out, "f32", [B * T, H * Dh]);
+  if (!Number.isInteger(T) || T < 1 || !Number.isInteger(startPos) || startPos < 0 || startPos + T > S) {
+    throw new Error(`${what}: queries at ${startPos}…${startPos + T - 1} lie outside a cache of ${S}`);
+  }
+  return S;
 }

@@ -1,13 +1,17 @@
 import assert from "node:assert/strict";
+import type { Recorder } from "../../src/gpu/recorder.ts";
+import type { Tensor } from "../../src/gpu/tensor.ts";
 import {
   attentionPrefill,
   type AttentionPrefillConfig,
   attentionPrefillConfigs,
+  type AttentionPrefillShape,
 } from "../../src/ops/attention_prefill.ts";
 import { attentionCausalRef } from "../../src/ref/attention_causal.ts";
 import { randomF32 } from "../../src/ref/random.ts";
 import { packBf16, roundBf16 } from "../../src/ref/kv_bf16.ts";
 import { defaultAttentionPrefillConfig } from "../../src/ops/attention_prefill.ts";
+import { attentionPrefillRows, attentionPrefillRowsHolds } from "../../src/ops/attention_prefill_rows.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
 import { tolerance } from "./tolerances.ts";
 
@@ -83,10 +87,40 @@ const cases: Case[] = [
     Hkv: 1,
     Dh: 20,
   },
+  {
+    name: "T=37 continued, padded batch (5 rows see no key), G 2, Dh 16 (the tiny model's heads)",
+    B: 2,
+    T: 37,
+    S: 90,
+    startPos: 45,
+    H: 4,
+    Hkv: 2,
+    Dh: 16,
+    pad: [50, 3],
+  },
 ];
 
 const configName = (c: AttentionPrefillConfig) =>
   `BQ ${c.queryTile}, ${c.rows} rows${c.prefetch ? ", prefetch" : ""}`;
+
+type Launch = (
+  r: Recorder,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  valid: Tensor,
+  out: Tensor,
+  shape: AttentionPrefillShape,
+) => void;
+
+/** Every tiling of attentionPrefill, and attentionPrefillRows (the CPU adapters' form) where Dh fits it. */
+function launches(Dh: number): [string, Launch][] {
+  const tiled = attentionPrefillConfigs.map((c): [string, Launch] => [
+    configName(c),
+    (r, q, k, v, valid, out, shape) => attentionPrefill(r, q, k, v, valid, out, shape, c),
+  ]);
+  return attentionPrefillRowsHolds(Dh) ? [...tiled, ["rows (CPU adapters)", attentionPrefillRows]] : tiled;
+}
 
 Deno.test("attentionPrefill matches the CPU reference in every tiling (odd lengths, continued, padding, GQA)", async (t) => {
   const gpu = await testGpu();
@@ -113,19 +147,19 @@ Deno.test("attentionPrefill matches the CPU reference in every tiling (odd lengt
     const gv = gpu.uploadTensor("v", "f32", [B, S, W], v);
     const gm = gpu.uploadTensor("valid", "i32", [B, S], valid);
     const out = gpu.createTensor("out", "f32", [B * T, H * Dh]);
-    for (const config of attentionPrefillConfigs) {
-      await t.step(`${c.name}; ${configName(config)}`, async () => {
+    for (const [name, launch] of launches(Dh)) {
+      await t.step(`${c.name}; ${name}`, async () => {
         // Stale NaN in the output must be overwritten, fully masked rows included.
         gpu.writeTensor(out, new Float32Array(B * T * H * Dh).fill(NaN));
         const r = gpu.recorder("test");
-        attentionPrefill(r, gq, gk, gv, gm, out, {
+        launch(r, gq, gk, gv, gm, out, {
           batch: B,
           tokens: T,
           startPos,
           numHeads: H,
           numKvHeads: Hkv,
           headDim: Dh,
-        }, config);
+        });
         r.submit();
         const got = await gpu.readF32(out);
         assert.ok(got.every(Number.isFinite), "no NaN/Inf, fully padded rows included");
@@ -141,42 +175,48 @@ Deno.test("attentionPrefill matches the CPU reference in every tiling (odd lengt
 
 Deno.test("attentionPrefill reads a bf16 cache as the reference reads the same values rounded to bf16", async (t) => {
   const gpu = await testGpu();
-  for (const c of [cases[3], cases[8]]) {
-    await t.step(c.name, async () => {
-      const { B, T, S, startPos, H, Hkv, Dh } = c;
-      const W = Hkv * Dh, seed = B * 5 + T * 3 + S + H + Dh;
-      const q = randomF32(B * T * H * Dh, seed, -2, 2);
-      const k = randomF32(B * S * W, seed + 1, -2, 2), v = randomF32(B * S * W, seed + 2);
-      const valid = new Int32Array(B * S).fill(1);
-      c.pad?.forEach((n, b) => valid.fill(0, b * S, b * S + n));
-      // NaN in the padded rows stays NaN in bf16, and must not leak either.
-      c.pad?.forEach((n, b) => [k, v].forEach((x) => x.fill(NaN, b * S * W, (b * S + n) * W)));
-      const want = attentionCausalRef(q, roundBf16(k), roundBf16(v), valid, {
-        B,
-        T,
-        S,
-        startPos,
-        H,
-        Hkv,
-        Dh,
+  for (const c of [cases[3], cases[8], cases[9]]) {
+    const rows = attentionPrefillRowsHolds(c.Dh) ? [false, true] : [false];
+    for (const byRows of rows) {
+      await t.step(`${c.name}${byRows ? "; rows (CPU adapters)" : ""}`, async () => {
+        const { B, T, S, startPos, H, Hkv, Dh } = c;
+        const W = Hkv * Dh, seed = B * 5 + T * 3 + S + H + Dh;
+        const q = randomF32(B * T * H * Dh, seed, -2, 2);
+        const k = randomF32(B * S * W, seed + 1, -2, 2), v = randomF32(B * S * W, seed + 2);
+        const valid = new Int32Array(B * S).fill(1);
+        c.pad?.forEach((n, b) => valid.fill(0, b * S, b * S + n));
+        // NaN in the padded rows stays NaN in bf16, and must not leak either.
+        c.pad?.forEach((n, b) => [k, v].forEach((x) => x.fill(NaN, b * S * W, (b * S + n) * W)));
+        const want = attentionCausalRef(q, roundBf16(k), roundBf16(v), valid, {
+          B,
+          T,
+          S,
+          startPos,
+          H,
+          Hkv,
+          Dh,
+        });
+        const out = gpu.createTensor("out", "f32", [B * T, H * Dh]);
+        const r = gpu.recorder("test");
+        const launch: Launch = byRows
+          ? attentionPrefillRows
+          : (r, q, k, v, m, o, shape) =>
+            attentionPrefill(r, q, k, v, m, o, shape, defaultAttentionPrefillConfig);
+        launch(
+          r,
+          gpu.uploadTensor("q", "f32", [B * T, H * Dh], q),
+          gpu.uploadTensor("k", "bf16x2", [B, S, W], packBf16(k)),
+          gpu.uploadTensor("v", "bf16x2", [B, S, W], packBf16(v)),
+          gpu.uploadTensor("valid", "i32", [B, S], valid),
+          out,
+          { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh },
+        );
+        r.submit();
+        const got = await gpu.readF32(out);
+        assert.ok(got.every(Number.isFinite), "no NaN/Inf");
+        assertNormalisedError(got, want, tolerance.attention.nerr);
       });
-      const out = gpu.createTensor("out", "f32", [B * T, H * Dh]);
-      const r = gpu.recorder("test");
-      attentionPrefill(
-        r,
-        gpu.uploadTensor("q", "f32", [B * T, H * Dh], q),
-        gpu.uploadTensor("k", "bf16x2", [B, S, W], packBf16(k)),
-        gpu.uploadTensor("v", "bf16x2", [B, S, W], packBf16(v)),
-        gpu.uploadTensor("valid", "i32", [B, S], valid),
-        out,
-        { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh },
-        defaultAttentionPrefillConfig,
-      );
-      r.submit();
-      const got = await gpu.readF32(out);
-      assert.ok(got.every(Number.isFinite), "no NaN/Inf");
-      assertNormalisedError(got, want, tolerance.attention.nerr);
-    });
+    }
   }
 });
 
