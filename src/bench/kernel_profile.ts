@@ -95,7 +95,8 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
       const flops = 4 * B * T * H * Dh * (startPos + (T + 1) / 2);
       return { kernel, op, bytes: b[0].byteLength + kv + partials, flops, bytesModel: "model" };
     }
-    case "attention_prefill": {
+    case "attention_prefill":
+    case "attention_prefill_rows": {
       // params [T, H, Hkv, Dh, S, startPos, GR, scale]; grid z = B; bindings q, k, v, valid, out
       const [T, H, Hkv, Dh, , startPos] = p.map(num);
       const B = o.workgroups instanceof Array ? o.workgroups[2] ?? 1 : 1;
@@ -113,7 +114,8 @@ export function dispatchCost(kernel: string, o: DispatchOpts): DispatchCost {
         bytesModel: "model",
       };
     }
-    case "attention_full": {
+    case "attention_full":
+    case "attention_full_rows": {
       // params [T, H, Dh, scale]; grid z = tiles; K/V tiles are re-read from L2 per query tile, not counted
       const [T, H, Dh] = p.map(num);
       const B = o.workgroups instanceof Array ? o.workgroups[2] ?? 1 : 1;
