@@ -1,5 +1,5 @@
 // Matrix-vector linear layer for decode (few tokens): out[t, n] = scale[n] · Σ_k x[t, k]·W[n, k] + bias[n].
-// Bandwidth bound. 32 lanes share a weight row, 8 rows per workgroup, then a shared-memory tree reduction
+// Bandwidth bound. 32 lanes (LANES) share a weight row, 8 rows per workgroup, then a shared-memory tree reduction
 // (no subgroups on the production Vulkan path). Lane l takes words l, l+32, l+64, … of its row, so each
 // load instruction of a warp reads 128 contiguous weight bytes AND its x reads (x[t, 4q..4q+3] for word q)
 // are one contiguous 512-byte run. Giving each lane a 16-byte weight chunk instead (vec4<u32>) makes its x
@@ -14,8 +14,9 @@
 //           5 out   [T, N] f32
 // Params:   n = N, k4 = K/4, kw, has_scale, has_bias, groups_per_row, accumulate (1: out += result)
 // Overrides: INT8 (weight encoding), TT = T (1..8; a constant so the accumulators stay in registers),
+//            LANES = lanes a row, 32 or 8 (≥ TT: lane t writes token t; 8 on a CPU adapter, src/ops/linear.ts),
 //            DOT_ADD (benchmarks only: a dot product and an add per word, the form the chain replaced).
-// Grid:     ceil(N/8) workgroups of 256, folded into 2-D as (wg.y * groups_per_row + wg.x).
+// Grid:     ceil(N/8) workgroups of 8·LANES, folded into 2-D as (wg.y * groups_per_row + wg.x).
 // Features: none (int8 widened by kernels/int8.wgsl, no unpack4xI8).
 struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_per_row: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -30,10 +31,11 @@ struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_
 override INT8: bool = true;
 override TT: u32 = 1u;
 override DOT_ADD: bool = false;
-const LANES = 32u; // lanes per row
-const ROWS = 8u; // rows per workgroup (ROWS * LANES = 256)
+override LANES: u32 = 32u; // lanes per row
+const ROWS = 8u; // rows per workgroup
+override WG: u32 = ROWS * LANES;
 
-// red[t * 256 + local index]: per-thread partial sums of every token.
+// red[t * WG + local index]: per-thread partial sums of every token.
 var<workgroup> red: array<f32, 2048>;
 
 // acc + x[t, ·] · W[n, ·] restricted to weight word q. INT8 is a constant, so one branch survives; int8 →
@@ -64,7 +66,7 @@ fn accumulate(a: ptr<function, Acc>, q: u32, word: u32) {
   if (TT > 7u) { (*a).t7 = word_fma(7u, q, word, (*a).t7); }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let lane = li % LANES;
   let slot = li / LANES;
@@ -99,24 +101,24 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
   }
   red[li] = acc.t0;
-  if (TT > 1u) { red[256u + li] = acc.t1; }
-  if (TT > 2u) { red[512u + li] = acc.t2; }
-  if (TT > 3u) { red[768u + li] = acc.t3; }
-  if (TT > 4u) { red[1024u + li] = acc.t4; }
-  if (TT > 5u) { red[1280u + li] = acc.t5; }
-  if (TT > 6u) { red[1536u + li] = acc.t6; }
-  if (TT > 7u) { red[1792u + li] = acc.t7; }
+  if (TT > 1u) { red[1u * WG + li] = acc.t1; }
+  if (TT > 2u) { red[2u * WG + li] = acc.t2; }
+  if (TT > 3u) { red[3u * WG + li] = acc.t3; }
+  if (TT > 4u) { red[4u * WG + li] = acc.t4; }
+  if (TT > 5u) { red[5u * WG + li] = acc.t5; }
+  if (TT > 6u) { red[6u * WG + li] = acc.t6; }
+  if (TT > 7u) { red[7u * WG + li] = acc.t7; }
   workgroupBarrier();
   for (var s = LANES / 2u; s > 0u; s >>= 1u) {
     if (lane < s) {
       for (var t = 0u; t < TT; t++) {
-        red[t * 256u + li] += red[t * 256u + li + s];
+        red[t * WG + li] += red[t * WG + li + s];
       }
     }
     workgroupBarrier();
   }
   // Lane t of each row writes token t.
   if (writes) {
-    out[lane * p.n + n] = red[lane * 256u + slot * LANES] * sc + bi + prev;
+    out[lane * p.n + n] = red[lane * WG + slot * LANES] * sc + bi + prev;
   }
 }

@@ -92,6 +92,21 @@ export interface LinearOptions {
   tiled?: TiledConfig;
   /** INT8_MATMUL=llm-int8: int8 layers of many rows run bitsandbytes' LLM.int8 (src/ops/llm_int8.ts). */
   llmInt8?: LlmInt8Gemm | null;
+  /** linear_matvec's lanes a row instead of `linearMatvecLanes`'s choice (tests). */
+  matvecLanes?: LinearMatvecLanes;
+}
+
+/** Lanes a weight row of kernels/linear_matvec.wgsl (its override LANES; 8 rows a workgroup either way). */
+export const linearMatvecLaneCounts = [32, 8] as const;
+export type LinearMatvecLanes = typeof linearMatvecLaneCounts[number];
+
+/**
+ * 32 on a GPU (one warp a row). A CPU adapter (Mesa's llvmpipe) runs a workgroup as 8-lane vectors and
+ * switches between them at every barrier of the reduction: there 8 lanes (64 threads) took a tiny-model
+ * decode product (64×64, one token) from 4.1–4.5 to 1.3–1.4 ms a call.
+ */
+export function linearMatvecLanes(r: Recorder): LinearMatvecLanes {
+  return r.fallbackAdapter ? 8 : 32;
 }
 
 /** What the many-row LLM.int8 path needs: its scratch (sized for the largest layer) and the threshold. */
@@ -231,7 +246,7 @@ export function recordLinear(
     }
     // int8 at T ≥ 2: kernels/matvec_i8.wgsl (rows per thread share each x load; 1.7–3.2× at T = 4, 8 on
     // an H100); at T = 1 and for f32 weights the one-row linear_matvec stays faster.
-    const config = w.kind === "int8" ? matvecConfig("linear", T, N, K) : null;
+    const config = w.kind === "int8" ? matvecConfig("linear", T, N, K, r.fallbackAdapter) : null;
     if (w.kind === "int8" && config) {
       recordMatvecI8(r, {
         mode: "linear",
@@ -254,7 +269,7 @@ export function recordLinear(
       bindings: [x, w.weight, scaleOrAny, biasOrAny, out],
       params: [N, K / 4, w.kind === "int8" ? K / 4 : K, ...flags, groupsPerRow, accumulate],
       workgroups,
-      constants: { INT8, TT: T },
+      constants: { INT8, TT: T, LANES: options.matvecLanes ?? linearMatvecLanes(r) },
       label: `linear_matvec ${w.weight.label}`,
     });
   } else {

@@ -58,7 +58,18 @@ const gateUpVec: Record<number, MatvecConfig> = {
  * the norm's sums went to all 256 threads (bench/results/2026-11-26-h100-matvec-sweep-after-norms.log): gate/up
  * at T = 4 now R4 L16 U2 (111.3 µs against 113.6 persistent; T = 2, 3 not measured), the rest unchanged.
  */
-export function matvecConfig(mode: MatvecMode, T: number, _N: number, K: number): MatvecConfig | null {
+export function matvecConfig(
+  mode: MatvecMode,
+  T: number,
+  _N: number,
+  K: number,
+  cpuAdapter = false,
+): MatvecConfig | null {
+  // A CPU adapter (Mesa's llvmpipe) runs the 256 threads as 32 vectors of 8 lanes, switching at every barrier
+  // of the reduction: there the fewest lanes a row and one row a thread were fastest (a tiny-model product,
+  // 64×64 at 8 tokens: 26.9 ms a call with R4 LANES 64 U4, 7.4 with R1 LANES 8 U1). Where the GPU's choice is
+  // linear_matvec (null), the CPU keeps it: that kernel stays covered there.
+  if (cpuAdapter) return matvecConfig(mode, T, _N, K) && { R: 1, LANES: 8, U: 1 };
   const persistent: MatvecConfig = { R: 4, LANES: 32, U: 4, persist: 264 };
   // 16-byte weight loads: gate/up at the token counts of gateUpVec, and the plain linears at 2 (wo 23.8 against
   // 24.9 µs, w2 47.1 against 51.0; at 3 tokens VEC was slower). The LM head's 220 → 212 µs at one token did
@@ -102,7 +113,7 @@ export interface MatvecArgs {
 export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
   const [T, K] = a.x.shape;
   const N = a.w1.shape[0];
-  const c = a.config ?? matvecConfig(a.mode, T, N, K);
+  const c = a.config ?? matvecConfig(a.mode, T, N, K, r.fallbackAdapter);
   if (!c) throw new Error(`${a.label}: no matvec_i8 tiling for ${a.mode} at T=${T}, N=${N}`);
   if (a.mode === "gateUp" && c.R > 4) throw new Error(`${a.label}: gateUp takes at most 4 rows per thread`);
   if (c.VEC && K % 16 !== 0) throw new Error(`${a.label}: VEC needs K % 16 == 0, got K=${K}`);

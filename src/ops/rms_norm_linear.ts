@@ -46,7 +46,7 @@ export function rmsNormLinear(
   if (out.buffer === x.buffer || out.buffer === normWeight.buffer) {
     throw new Error(`${what}: out (${out.label}) must not alias x or normWeight`);
   }
-  const config = opts.rowsPerWarp ? null : matvecConfig("norm", T, N, K);
+  const config = opts.rowsPerWarp ? null : matvecConfig("norm", T, N, K, r.fallbackAdapter);
   if (config) {
     recordMatvecI8(r, {
       mode: "norm",

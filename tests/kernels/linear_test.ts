@@ -4,6 +4,8 @@ import {
   checkTiledConfig,
   type HostLinear,
   linear,
+  linearMatvecLaneCounts,
+  type LinearMatvecLanes,
   type LinearOptions,
   linearVariant,
   recordLinear,
@@ -12,6 +14,7 @@ import {
   tiledConfigs,
   uploadLinear,
 } from "../../src/ops/linear.ts";
+import { matvecConfig } from "../../src/ops/matvec_i8.ts";
 import { linearRef } from "../../src/ref/linear.ts";
 import { randomF32, randomI8 } from "../../src/ref/random.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
@@ -51,16 +54,24 @@ async function checkLinear(
   const x = gpu.uploadTensor("x", "f32", [T, K], xs);
   const expected = linearRef(xs, T, host);
   const variants = linearVariant(T, K, w) === "matvec" ? ["matvec", "tiled"] as const : ["tiled"] as const;
-  for (const variant of variants) {
+  // Where the matvec variant is linear_matvec: each of its lane counts (the GPU's 32, a CPU adapter's 8).
+  const byLinearMatvec = kind === "float" || matvecConfig("linear", T, N, K, gpu.isFallbackAdapter) === null;
+  const runs = variants.flatMap((v): (readonly [typeof v, LinearMatvecLanes | undefined])[] =>
+    v === "matvec" && byLinearMatvec
+      ? linearMatvecLaneCounts.map((lanes) => [v, lanes] as const)
+      : [[v, undefined] as const]
+  );
+  for (const [variant, matvecLanes] of runs) {
     const out = gpu.createTensor("out", "f32", [T, N]);
     const r = gpu.recorder("test");
-    recordLinear(r, x, w, out, variant);
+    recordLinear(r, x, w, out, variant, { matvecLanes });
     r.submit();
     const actual = await gpu.readF32(out);
     try {
       assertNormalisedError(actual, expected, tolerance.matmul.nerr);
     } catch (e) {
-      throw new Error(`${variant} ${kind} T=${T} K=${K} N=${N} bias=${withBias}: ${(e as Error).message}`);
+      const what = `${variant}${matvecLanes ? ` (${matvecLanes} lanes)` : ""}`;
+      throw new Error(`${what} ${kind} T=${T} K=${K} N=${N} bias=${withBias}: ${(e as Error).message}`);
     }
     out.buffer.destroy();
   }
