@@ -130,7 +130,7 @@ export interface TiledConfig {
 }
 
 /**
- * Every tiling the kernel is tested with and scripts/bench_gemm.ts times. Indices 1 and 9 are what
+ * Every tiling the kernel is tested with and scripts/bench_gemm.ts times. Indices 1, 4, 9 and 19 are what
  * `tiledConfig` picks; new tilings go at the end.
  */
 export const tiledConfigs: readonly TiledConfig[] = [
@@ -155,6 +155,8 @@ export const tiledConfigs: readonly TiledConfig[] = [
   { TX: 16, TY: 8, RH: 4, CW: 2, BK: 16, GM: 8, PF: true },
   { TX: 8, TY: 16, CW: 4, BK: 8, GM: 8, PF: true }, // 128×128, 128 threads, 8×16
   { TX: 16, TY: 16, CW: 4, BK: 8, GM: 8, PF: true }, // 128×256, 256 threads
+  // CPU adapters (`tiledConfig`): 64×64, 32 threads (4 vectors of 8 lanes on llvmpipe), 16×8 a thread.
+  { TX: 8, TY: 4, RH: 4, CW: 2, BK: 8, GM: 8 },
 ];
 
 export function tiledConfigName(c: TiledConfig): string {
@@ -188,7 +190,18 @@ export function checkTiledConfig(c: TiledConfig): void {
  * 41.6 ms for the four). Few tilings, so the engine's warm-up builds every prompt-pass pipeline with one
  * long prompt and one image tile.
  */
-export function tiledConfig(T: number, _N: number, _K: number, f32Weights = false): TiledConfig {
+export function tiledConfig(
+  T: number,
+  _N: number,
+  _K: number,
+  f32Weights = false,
+  cpuAdapter = false,
+): TiledConfig {
+  // A CPU adapter (Mesa's llvmpipe) loads workgroup memory lane by lane and switches between its 8-lane
+  // vectors at every barrier: few threads and many FMAs a load were fastest there (tiny-model shapes, ms a
+  // call against the GPU choice: ViT qkv 1025×192×64 int8 33 against 49, 1025×64×128 22 against 47, the
+  // f32 patch embedding 1024×64×588 81 against 94).
+  if (cpuAdapter) return tiledConfigs[19];
   return T <= 64 ? tiledConfigs[9] : f32Weights ? tiledConfigs[4] : tiledConfigs[1];
 }
 
@@ -284,7 +297,7 @@ export function recordLinear(
       int8: w.kind === "int8",
       vec: K % 4 === 0,
       dynamicK: null,
-      config: options.tiled ?? tiledConfig(T, N, K, w.kind === "f32"),
+      config: options.tiled ?? tiledConfig(T, N, K, w.kind === "f32", r.fallbackAdapter),
       label: `linear_tiled ${w.weight.label}`,
     });
   }

@@ -366,7 +366,7 @@ export function llmInt8OutlierGemm(
     int8: true,
     vec: true,
     dynamicK: s.outliers,
-    config: tiledConfig(T, N, cap),
+    config: tiledConfig(T, N, cap, false, r.fallbackAdapter),
     label: `llm_int8_outlier_gemm ${w.weight.label}`,
   });
 }

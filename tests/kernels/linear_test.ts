@@ -171,7 +171,9 @@ async function checkTiled(
   try {
     assertNormalisedError(actual, expected, tolerance.matmul.nerr);
   } catch (e) {
-    const tiling = tiledConfigName(opts.tiled ?? tiledConfig(T, N, K, w.kind === "f32"));
+    const tiling = tiledConfigName(
+      opts.tiled ?? tiledConfig(T, N, K, w.kind === "f32", gpu.isFallbackAdapter),
+    );
     throw new Error(
       `${tiling} ${kind} T=${T} K=${K} N=${N} bias=${opts.bias} accumulate=${!!opts.accumulate}: ` +
         (e as Error).message,
