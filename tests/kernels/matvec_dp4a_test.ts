@@ -4,6 +4,7 @@ import {
   createLlmInt8RowsScratch,
   destroyLlmInt8RowsScratch,
   type Dp4aConfig,
+  dp4aCpuConfig,
   llmInt8Rows,
   matvecLlmInt8,
 } from "../../src/ops/matvec_dp4a.ts";
@@ -36,6 +37,9 @@ Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd s
     { T: 7, K: 2064, N: 19, c: { R: 2, LANES: 32, U: 1 }, glu: false, accumulate: true, outliers: true },
     { T: 6, K: 1552, N: 41, c: { R: 4, LANES: 16, U: 4 }, glu: true, accumulate: false, outliers: true },
     { T: 4, K: 2068, N: 23, c: { R: 1, LANES: 8, U: 4 }, glu: false, accumulate: true, outliers: false },
+    // The CPU adapters' tilings.
+    { T: 8, K: 260, N: 45, c: dp4aCpuConfig(false), glu: false, accumulate: true, outliers: true },
+    { T: 5, K: 196, N: 37, c: dp4aCpuConfig(true), glu: true, accumulate: false, outliers: true },
     // Many outlier columns (3 + manyOutliers), several a lane: 41 over 4 lanes, 59 over 8 (gate·up), 20 over
     // 16. The first two with K in parts (their columns fall in several), as w2 takes it.
     {
