@@ -10,23 +10,25 @@ trap 'rm -f "$log"' EXIT
 # 3m14s instead of 5m17s.
 # Files start in the order given, then the rest of tests/ alphabetically (each file once). The slowest go
 # first (longest-first scheduling): started in alphabetical order, tests/server/real_engine_test.ts (~40 s)
-# began near the end and ran on one core while the other had nothing left. Slowest first as measured alone
-# on the 2-core llvmpipe host (seconds); a file missing here still runs, in the alphabetical part.
+# began near the end and ran on one core while the other had nothing left. Slowest first as measured in the
+# suite on the 2-core llvmpipe host (seconds, two files at a time, 2026-11-28, with the CPU adapters' kernel
+# forms of PERF.md v59); a file missing here still runs, in the alphabetical part.
 slowest=(
-  tests/engine/webgpu_engine_test.ts      # 60
-  tests/bench/bench_smoke_test.ts         # 47
-  tests/model/vision_scratch_pool_test.ts # 40
-  tests/kernels/matvec_i8_test.ts         # 28–37
-  tests/model/language_test.ts            # 30
-  tests/engine/worker_engine_test.ts      # 21 (no warm-up)
-  tests/server/real_engine_test.ts        # 20 (no warm-up)
-  tests/kernels/linear_test.ts            # 25–31
-  tests/server/serve_process_test.ts      # 19–25
-  tests/scripts/chat_cli_test.ts          # 20
-  tests/model/llm_int8_test.ts            # 14–18
-  tests/kernels/attention_decode_test.ts  # 9–13
-  tests/kernels/gate_up_silu_test.ts      # 6
-  tests/model/vision_test.ts              # 9
+  tests/engine/webgpu_engine_test.ts      # 110
+  tests/model/language_test.ts            # 83
+  tests/kernels/matvec_i8_test.ts         # 64
+  tests/bench/bench_smoke_test.ts         # 58
+  tests/model/vision_scratch_pool_test.ts # 50
+  tests/engine/worker_engine_test.ts      # 41 (no warm-up)
+  tests/kernels/linear_test.ts            # 38
+  tests/kernels/attention_decode_test.ts  # 31
+  tests/kernels/attention_prefill_test.ts # 27
+  tests/model/llm_int8_test.ts            # 23
+  tests/model/vision_test.ts              # 23
+  tests/server/real_engine_test.ts        # 21 (no warm-up)
+  tests/server/serve_process_test.ts      # 20
+  tests/model/row_groups_test.ts          # 17
+  tests/kernels/gate_up_silu_test.ts      # 10
 )
 # Mesa's llvmpipe runs each process's compute on a pool of one thread per core; with one test file per core
 # beside it, the pools oversubscribed the two cores (suite 4m26s–5m09s, CPU 8m03s–9m17s over four runs; with

@@ -362,6 +362,7 @@ export function languageForward(
   // and pays for each one's barriers and for the combine pass: one split took the tiny model's decode step
   // from 19.5 to 14.3 ms at ctx 512 (68 → 33 at 4096) there. attentionDecode's own tests run its splits.
   const cpuSplits = r.fallbackAdapter ? 1 : undefined;
+  const rowsOnCpu = r.fallbackAdapter && attentionPrefillRowsHolds(Dh);
   const startPos = cache.length;
   if (startPos + T > cache.capacity) {
     throw new Error(`KV cache holds ${cache.capacity} positions; ${startPos} used + ${T} new do not fit`);
@@ -438,7 +439,7 @@ export function languageForward(
         startPos,
         ...heads,
       });
-      if (s.attnSplits) {
+      if (s.attnSplits && !(rowsOnCpu && T > 1)) {
         // A follow-up chunk (its T tokens as T rows over the one kept sequence, query t seeing t more keys),
         // or a decode step whose head dim the fused kernel does not take: keys split over many workgroups,
         // each K/V row read once per query group.
@@ -451,10 +452,12 @@ export function languageForward(
           oneSequence: T > 1,
           scan,
         });
-      } else if (r.fallbackAdapter && attentionPrefillRowsHolds(Dh)) {
+      } else if (rowsOnCpu) {
         // A CPU adapter (llvmpipe: the CI host) runs the tiled kernels' barriers and shared loads slowly;
         // rows held in registers were 9.5× faster there (the tiny model's 1800-token prompt: 4.49 → 0.47 s of
-        // attention over 2 layers; src/ops/attention_prefill_rows.ts).
+        // attention over 2 layers; src/ops/attention_prefill_rows.ts), and a follow-up chunk's 8 rows over
+        // the kept cache run there too (8 tokens after 1842, 2 layers: 75 → 11 ms weight-only, 62 → 8.6
+        // with llm-int8, against attentionDecode's one split).
         attentionPrefillRows(r, s.q, ...kv, s.attn, { batch: B, tokens: T, startPos, ...heads });
       } else if (T >= minPrefillTokens || startPos > 0) {
         // Prompt pass: 64-row register-blocked tiles; short batched prompts keep attentionCausal, whose
