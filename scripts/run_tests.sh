@@ -5,9 +5,9 @@ cd "$(dirname "$0")/.."
 if [ -z "${INTERNVL_WEBGPU_READY:-}" ]; then INTERNVL_WEBGPU_READY=1 exec bash scripts/with_webgpu.sh "$0" "$@"; fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# --parallel: test files run side by side (one per core; DENO_JOBS overrides). Much of a file's time is
-# single-threaded JS (type-checked modules, recording, host-side references), so on 2 cores the suite took
-# 3m14s instead of 5m17s.
+# --parallel: test files run side by side (one more than cores, below; DENO_JOBS overrides). Much of a file's
+# time is single-threaded JS (type-checked modules, recording, host-side references), so on 2 cores the suite
+# took 3m14s instead of 5m17s.
 # Files start in the order given, then the rest of tests/ alphabetically (each file once). The slowest go
 # first (longest-first scheduling): started in alphabetical order, tests/server/real_engine_test.ts (~40 s)
 # began near the end and ran on one core while the other had nothing left. Slowest first as measured in the
@@ -34,6 +34,9 @@ slowest=(
 # beside it, the pools oversubscribed the two cores (suite 4m26s–5m09s, CPU 8m03s–9m17s over four runs; with
 # one llvmpipe thread a process: 4m31s and 4m33s, CPU 8m06s and 8m11s). No effect on a GPU's driver.
 export LP_NUM_THREADS="${LP_NUM_THREADS:-1}"
+# One test file more than cores: the two files a 2-core host ran kept 1.77 cores busy (user time 8m50s in a
+# 5m01s suite, 2026-11-28); three at a time took 4m36s (8m21s user), every test passing. DENO_JOBS overrides.
+export DENO_JOBS="${DENO_JOBS:-$(($(nproc) + 1))}"
 slow_first=()
 for f in "${slowest[@]}"; do [ -f "$f" ] && slow_first+=("$f"); done
 "${DENO_BIN:-deno}" test --parallel --allow-read --allow-write --allow-env --allow-ffi --allow-net --allow-run --unstable-kv \
