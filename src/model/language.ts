@@ -22,7 +22,8 @@ import {
   decodeScratchSplits,
 } from "../ops/attention_decode.ts";
 import { attentionPrefill, minPrefillTokens } from "../ops/attention_prefill.ts";
-import { attentionPrefillRows, attentionPrefillRowsHolds } from "../ops/attention_prefill_rows.ts";
+import { attentionPrefillRows } from "../ops/attention_prefill_rows.ts";
+import { queryRowsHold } from "../ops/query_rows.ts";
 import type { LanguageDims } from "./dims.ts";
 import { type Int8MatmulSetting, llmInt8ForFew, llmInt8GemmFor, weightOnly } from "./int8_matmul.ts";
 import {
@@ -362,7 +363,7 @@ export function languageForward(
   // and pays for each one's barriers and for the combine pass: one split took the tiny model's decode step
   // from 19.5 to 14.3 ms at ctx 512 (68 → 33 at 4096) there. attentionDecode's own tests run its splits.
   const cpuSplits = r.fallbackAdapter ? 1 : undefined;
-  const rowsOnCpu = r.fallbackAdapter && attentionPrefillRowsHolds(Dh);
+  const rowsOnCpu = r.fallbackAdapter && queryRowsHold(Dh);
   const startPos = cache.length;
   if (startPos + T > cache.capacity) {
     throw new Error(`KV cache holds ${cache.capacity} positions; ${startPos} used + ${T} new do not fit`);

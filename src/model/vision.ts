@@ -14,7 +14,8 @@ import { patchify } from "../ops/patchify.ts";
 import { vitEmbeddings } from "../ops/vit_embeddings.ts";
 import { splitVitQkv } from "../ops/split_vit_qkv.ts";
 import { attentionFull } from "../ops/attention_full.ts";
-import { attentionFullRows, attentionFullRowsHolds } from "../ops/attention_full_rows.ts";
+import { attentionFullRows } from "../ops/attention_full_rows.ts";
+import { queryRowsHold } from "../ops/query_rows.ts";
 import { copyRows } from "../ops/gather_rows.ts";
 import type { VisionDims } from "./dims.ts";
 import type { WeightUploader } from "./weight_source.ts";
@@ -278,9 +279,7 @@ export function visionLayers(
     rmsNorm(r, s.k, lw.kNorm, s.kNormed, eps);
     // A CPU adapter (llvmpipe: the CI host) runs attentionFull's tiles slowly; rows held in registers ran 5×
     // faster there (0.15 against 0.77 s a call at the tiny fixture's tile, src/ops/attention_full_rows.ts).
-    const attention = r.fallbackAdapter && attentionFullRowsHolds(headDim)
-      ? attentionFullRows
-      : attentionFull;
+    const attention = r.fallbackAdapter && queryRowsHold(headDim) ? attentionFullRows : attentionFull;
     attention(r, s.qNormed, s.kNormed, s.v, s.attn, { batch: N, tokens: T, numHeads: heads, headDim });
     linear(r, s.attn, lw.proj, s.proj, o);
     residualAdd(r, s.hidden, s.proj, lw.ls1);

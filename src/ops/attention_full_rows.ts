@@ -2,12 +2,7 @@ import type { Recorder } from "../gpu/recorder.ts";
 import { f32 } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 import type { AttentionFullShape } from "./attention_full.ts";
-
-/** Query rows one workgroup of kernels/attention_full_rows.wgsl covers (8 invocations × 8 rows). */
-const rowsPerWorkgroup = 64;
-
-/** Whether attentionFullRows takes head dim Dh (its rows' registers hold up to 64 columns). */
-export const attentionFullRowsHolds = (Dh: number): boolean => Dh % 4 === 0 && Dh >= 4 && Dh <= 64;
+import { queryRowsHold, queryRowsMaxHeadDim, queryRowsPerWorkgroup } from "./query_rows.ts";
 
 /**
  * attentionFull's result in the form a CPU adapter runs fast (kernels/attention_full_rows.wgsl: rows held in
@@ -24,9 +19,9 @@ export function attentionFullRows(
   shape: AttentionFullShape,
 ): void {
   const { batch: B, tokens: T, numHeads: H, headDim: Dh } = shape;
-  if (!attentionFullRowsHolds(Dh)) {
+  if (!queryRowsHold(Dh)) {
     throw new Error(
-      `attentionFullRows: head dim ${Dh} is not supported; it must be a multiple of 4 up to 64`,
+      `attentionFullRows: head dim ${Dh} is not supported; it must be a multiple of 4 up to ${queryRowsMaxHeadDim}`,
     );
   }
   for (const [name, t] of [["q", q], ["k", k], ["v", v], ["out", out]] as const) {
@@ -35,7 +30,7 @@ export function attentionFullRows(
   r.dispatch("attention_full_rows", {
     bindings: [q, k, v, out],
     params: [T, H, Dh, f32(1 / Math.sqrt(Dh))],
-    workgroups: [Math.ceil(T / rowsPerWorkgroup), H, B],
+    workgroups: [Math.ceil(T / queryRowsPerWorkgroup), H, B],
     constants: { D4: Dh / 4 },
     label: `attention_full_rows ${out.label}`,
   });

@@ -3,12 +3,7 @@ import { f32 } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { type AttentionPrefillShape, expectPrefillOperands } from "./attention_prefill.ts";
 import { kvKernel } from "./kv_cache_storage.ts";
-
-/** Query rows one workgroup of kernels/attention_prefill_rows.wgsl covers (8 invocations × 8 tokens). */
-const rowsPerWorkgroup = 64;
-
-/** Whether attentionPrefillRows takes head dim Dh (its rows' registers hold up to 64 columns). */
-export const attentionPrefillRowsHolds = (Dh: number): boolean => Dh % 4 === 0 && Dh >= 4 && Dh <= 64;
+import { queryRowsMaxHeadDim, queryRowsPerWorkgroup } from "./query_rows.ts";
 
 /**
  * attentionPrefill's result (and attentionCausal's) in the form a CPU adapter runs fast
@@ -27,11 +22,20 @@ export function attentionPrefillRows(
   shape: AttentionPrefillShape,
 ): void {
   const { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh } = shape;
-  const S = expectPrefillOperands("attentionPrefillRows", q, kCache, vCache, keyValid, out, shape, 64);
+  const S = expectPrefillOperands(
+    "attentionPrefillRows",
+    q,
+    kCache,
+    vCache,
+    keyValid,
+    out,
+    shape,
+    queryRowsMaxHeadDim,
+  );
   r.dispatch(kvKernel("attention_prefill_rows", kCache), {
     bindings: [q, kCache, vCache, keyValid, out],
     params: [T, H, Hkv, Dh, S, startPos, 1, f32(1 / Math.sqrt(Dh))],
-    workgroups: [Math.ceil(T / rowsPerWorkgroup), H, B],
+    workgroups: [Math.ceil(T / queryRowsPerWorkgroup), H, B],
     constants: { D4: Dh / 4 },
     label: `attention_prefill_rows ${out.label}`,
   });

@@ -61,7 +61,7 @@ const gateUpVec: Record<number, MatvecConfig> = {
 export function matvecConfig(
   mode: MatvecMode,
   T: number,
-  _N: number,
+  N: number,
   K: number,
   cpuAdapter = false,
 ): MatvecConfig | null {
@@ -69,7 +69,7 @@ export function matvecConfig(
   // of the reduction: there the fewest lanes a row and one row a thread were fastest (a tiny-model product,
   // 64×64 at 8 tokens: 26.9 ms a call with R4 LANES 64 U4, 7.4 with R1 LANES 8 U1). Where the GPU's choice is
   // linear_matvec (null), the CPU keeps it: that kernel stays covered there.
-  if (cpuAdapter) return matvecConfig(mode, T, _N, K) && { R: 1, LANES: 8, U: 1 };
+  if (cpuAdapter) return matvecConfig(mode, T, N, K) && { R: 1, LANES: 8, U: 1 };
   const persistent: MatvecConfig = { R: 4, LANES: 32, U: 4, persist: 264 };
   // 16-byte weight loads: gate/up at the token counts of gateUpVec, and the plain linears at 2 (wo 23.8 against
   // 24.9 µs, w2 47.1 against 51.0; at 3 tokens VEC was slower). The LM head's 220 → 212 µs at one token did

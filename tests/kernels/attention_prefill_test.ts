@@ -11,7 +11,8 @@ import { attentionCausalRef } from "../../src/ref/attention_causal.ts";
 import { randomF32 } from "../../src/ref/random.ts";
 import { packBf16, roundBf16 } from "../../src/ref/kv_bf16.ts";
 import { defaultAttentionPrefillConfig } from "../../src/ops/attention_prefill.ts";
-import { attentionPrefillRows, attentionPrefillRowsHolds } from "../../src/ops/attention_prefill_rows.ts";
+import { attentionPrefillRows } from "../../src/ops/attention_prefill_rows.ts";
+import { queryRowsHold } from "../../src/ops/query_rows.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
 import { tolerance } from "./tolerances.ts";
 
@@ -119,7 +120,7 @@ function launches(Dh: number): [string, Launch][] {
     configName(c),
     (r, q, k, v, valid, out, shape) => attentionPrefill(r, q, k, v, valid, out, shape, c),
   ]);
-  return attentionPrefillRowsHolds(Dh) ? [...tiled, ["rows (CPU adapters)", attentionPrefillRows]] : tiled;
+  return queryRowsHold(Dh) ? [...tiled, ["rows (CPU adapters)", attentionPrefillRows]] : tiled;
 }
 
 Deno.test("attentionPrefill matches the CPU reference in every tiling (odd lengths, continued, padding, GQA)", async (t) => {
@@ -176,7 +177,7 @@ Deno.test("attentionPrefill matches the CPU reference in every tiling (odd lengt
 Deno.test("attentionPrefill reads a bf16 cache as the reference reads the same values rounded to bf16", async (t) => {
   const gpu = await testGpu();
   for (const c of [cases[3], cases[8], cases[9]]) {
-    const rows = attentionPrefillRowsHolds(c.Dh) ? [false, true] : [false];
+    const rows = queryRowsHold(c.Dh) ? [false, true] : [false];
     for (const byRows of rows) {
       await t.step(`${c.name}${byRows ? "; rows (CPU adapters)" : ""}`, async () => {
         const { B, T, S, startPos, H, Hkv, Dh } = c;
