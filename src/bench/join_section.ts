@@ -116,7 +116,7 @@ async function joinOnce(
           model,
           ids,
           imageContextId,
-          Promise.resolve(encode),
+          Promise.resolve({ begin: encode }),
           undefined,
           whole ? ids.length : chunk,
         );

@@ -32,6 +32,7 @@ export const headlineKeys = [
   "ttft_image_preprocess_ms",
   "ttft_cold_from_jpeg_ms_7tiles",
   "ttft_warm_followup_ms",
+  "ttft_kept_image_ms_7tiles",
   "logits_rel_err_vs_torch",
   "torch_copy_GBps",
   "torch_decode_ms_eager",
@@ -113,6 +114,12 @@ export function renderTable(doc: Record<string, Json>): string {
       `median of ${repeats.length}${
         repeats.length ? `, ${Math.min(...repeats)}–${Math.max(...repeats)}` : ""
       }`,
+    ],
+    [
+      "TTFT new conversation, kept image (ms)",
+      doc.ttft_kept_image_ms_7tiles,
+      undefined,
+      "wall clock, kept embeddings, whole prompt",
     ],
     [
       "weights: fill / load (ms)",

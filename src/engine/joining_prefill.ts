@@ -1,6 +1,6 @@
 import type { Tensor } from "../gpu/tensor.ts";
 import type { InternVLModel } from "../model/internvl.ts";
-import type { ImageEncoding } from "../model/image_encoding.ts";
+import type { ImagePieces } from "../model/image_encoding.ts";
 import type { LmRunner } from "../model/lm_runner.ts";
 import { copyRows } from "../ops/gather_rows.ts";
 
@@ -10,6 +10,15 @@ interface HeldChunk {
   free: () => void;
   ids: number;
   images: number;
+}
+
+/**
+ * A joining round's images, once it knows what they are: `begin` starts their pieces when the first is due
+ * (null: no images), and `drop` frees what it holds if `begin` is never called (embeddings kept from before).
+ */
+export interface JoinImages {
+  begin: () => ImagePieces | null;
+  drop?: () => void;
 }
 
 /**
@@ -25,8 +34,10 @@ export class JoiningPrefill {
   readonly runner: LmRunner;
   /** Why it cannot go on (a bad image, an abort); its round is then the caller's to fail. */
   error: unknown = null;
-  private prepared: { begin: () => ImageEncoding | null } | null = null;
-  private encoding: ImageEncoding | null = null;
+  private prepared: JoinImages | null = null;
+  private begun = false;
+  private destroyed = false;
+  private encoding: ImagePieces | null = null;
   private embeds: Tensor | null = null;
   private encoded = false;
   /** A chunk recorded ahead by `prepare`, not yet submitted. */
@@ -42,18 +53,16 @@ export class JoiningPrefill {
     private readonly model: InternVLModel,
     private readonly promptIds: number[],
     private readonly imageContextId: number,
-    /**
-     * Resolves once the round's images are decoded: a function that starts their encoding (null: no images),
-     * whose pieces `step` submits.
-     */
-    images: Promise<() => ImageEncoding | null>,
+    /** Resolves once the round's images are decoded (or found kept): what starts the pieces `step` submits. */
+    images: Promise<JoinImages>,
     private readonly signal: AbortSignal | undefined,
     /** Prompt ids a piece (JOIN_CHUNK_TOKENS, > 0). */
     private readonly chunkTokens: number,
   ) {
     // Settled handlers first: a constructor that throws below must not leave the images' rejection unhandled.
-    this.imagesSettled = images.then((begin) => {
-      this.prepared = { begin };
+    this.imagesSettled = images.then((prepared) => {
+      if (this.destroyed) prepared.drop?.();
+      else this.prepared = prepared;
     }, (e) => {
       this.error ??= e;
     });
@@ -86,16 +95,21 @@ export class JoiningPrefill {
     if (!this.encoded) {
       if (!this.prepared) return false;
       try {
-        this.encoding ??= this.prepared.begin();
+        if (!this.begun) {
+          this.begun = true;
+          this.encoding = this.prepared.begin();
+        }
         if (this.encoding) {
-          // An encoder piece is this step's piece.
-          if (this.encoding.step()) {
+          // An encoder piece is this step's piece; embeddings kept from before have none, the prompt goes on.
+          const piece = !this.encoding.done;
+          if (piece) this.encoding.step();
+          if (this.encoding.done) {
             this.embeds = this.encoding.take();
             this.encoding.destroy();
             this.encoding = null;
             this.encoded = true;
           }
-          return true;
+          if (piece) return true;
         }
       } catch (e) {
         this.error = e;
@@ -172,6 +186,8 @@ export class JoiningPrefill {
   }
 
   private releaseEmbeds(): void {
+    if (!this.begun) this.prepared?.drop?.();
+    this.prepared = null;
     this.held?.free(); // recorded, never submitted
     this.held = null;
     this.encoding?.destroy();
@@ -182,6 +198,7 @@ export class JoiningPrefill {
 
   /** Frees what it holds; the runner too unless `keepRunner` (it went on as a paused row). */
   destroy(keepRunner = false): void {
+    this.destroyed = true;
     this.releaseEmbeds();
     if (!keepRunner) this.runner.destroy();
   }

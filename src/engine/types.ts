@@ -102,6 +102,12 @@ export interface ModelInfo {
  */
 export const defaultJoinChunkTokens = 512;
 
+/**
+ * GPU bytes of image embeddings kept between requests (GPU_IMAGE_CACHE_BYTES): 7 tiles of InternViT-6B
+ * through the projector make 1792 × 6144 f32, 44 MB, so 2 GiB keeps ~48 such images (~8 at max_num 40).
+ */
+export const defaultKeptImageBytes = 2 * 2 ** 30;
+
 /** Counters of the engine's work since it loaded (read by /metrics). */
 export interface EngineStats {
   /** Chat rounds generated as rows of a batch with others (MAX_BATCH). */
@@ -115,6 +121,9 @@ export interface EngineStats {
   keptMisses: number;
   /** Requests whose images were prepared while they waited, and then used. */
   earlyImageHits: number;
+  /** Rounds whose image embeddings were kept from an earlier request, and rounds that encoded theirs. */
+  keptImageHits: number;
+  keptImageMisses: number;
 }
 
 /** The counters of an engine that has done nothing yet. */
@@ -125,6 +134,8 @@ export const noEngineStats: Readonly<EngineStats> = {
   keptHits: 0,
   keptMisses: 0,
   earlyImageHits: 0,
+  keptImageHits: 0,
+  keptImageMisses: 0,
 };
 
 export interface ChatEngine {

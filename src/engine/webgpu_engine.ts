@@ -18,8 +18,9 @@ import { ResponseStream } from "../tokenizer/response_stream.ts";
 import { buildBatchPromptIds, buildChatPromptIds, leftPadded } from "../tokenizer/chat_template.ts";
 import { generate } from "./generate.ts";
 import { JoiningPrefill } from "./joining_prefill.ts";
-import type { ImageEncoding } from "../model/image_encoding.ts";
+import { type ImagePieces, readyImagePieces } from "../model/image_encoding.ts";
 import { KvPrefixCache } from "./kv_prefix_cache.ts";
+import { ImageEmbeddingCache } from "./image_embedding_cache.ts";
 import { beamSearch } from "./beam_search.ts";
 import type {
   BatchItem,
@@ -31,7 +32,8 @@ import type {
   ImageSummary,
   ModelInfo,
 } from "./types.ts";
-import { defaultJoinChunkTokens } from "./types.ts";
+import { defaultJoinChunkTokens, defaultKeptImageBytes } from "./types.ts";
+import type { JoinImages } from "./joining_prefill.ts";
 
 export interface WebGpuEngineOptions {
   /** A model directory in the HF layout of OpenGVLab/InternVL-Chat-V1-5-Int8 (or the tiny fixture). */
@@ -42,6 +44,11 @@ export interface WebGpuEngineOptions {
   maxImagePixels?: number;
   /** GPU bytes of KV caches kept between rounds for follow-ups (0 turns reuse off); default 8 GiB. */
   keptKvBytes?: number;
+  /**
+   * GPU bytes of image embeddings kept between requests (GPU_IMAGE_CACHE_BYTES, 0 turns it off): a request
+   * whose images were encoded before skips decoding them and the vision encoder; default 2 GiB.
+   */
+  keptImageBytes?: number;
   /** GPU bytes of vision encoder scratch kept between image requests (0 = off); default 4 GiB. */
   visionScratchBytes?: number;
   /** How int8 linears multiply (INT8_MATMUL); default weight-only. */
@@ -139,6 +146,9 @@ interface PreparedImages {
   summaries: ImageSummary[];
 }
 
+/** A batch row's images: embeddings kept from an earlier request (a copy the row owns), or images to encode. */
+type RowImages = { kept: Tensor; tiles: number } | { prepared: PreparedImages; tiles: number };
+
 /**
  * The model behind the chat API: tokenizer + image preprocessing + the WebGPU InternVL model.
  * GPU work runs one job at a time (requests queue in src/engine/scheduler.ts before reaching here); with
@@ -148,6 +158,8 @@ export class WebGpuEngine implements ChatEngine {
   private busy: Promise<unknown> = Promise.resolve();
   /** Conversations whose KV caches stay on the GPU for their next round. */
   readonly kept: KvPrefixCache;
+  /** Image embeddings of recent requests, by their images' identity (imageIdentity). */
+  readonly keptImages: ImageEmbeddingCache;
   /** Where JPEG rows are reconstructed and (IMAGE_RESIZE=cpu) images resized; null: on this thread. */
   private readonly imageWorkers: ImageWorkers | null;
   /**
@@ -182,6 +194,7 @@ export class WebGpuEngine implements ChatEngine {
     readonly model: InternVLModel,
     private readonly maxImagePixels: number,
     keptKvBytes: number,
+    keptImageBytes: number,
     private readonly followupRoom: number,
     imageWorkers: number,
     private readonly imageResize: ImageResize,
@@ -194,6 +207,7 @@ export class WebGpuEngine implements ChatEngine {
       throw new Error(`joinChunkTokens ${joinChunkTokens} must be a whole number ≥ 0`);
     }
     this.kept = new KvPrefixCache(keptKvBytes);
+    this.keptImages = new ImageEmbeddingCache(model.gpu, keptImageBytes);
     this.imageWorkers = imageWorkers > 0 ? new ImageWorkers(imageWorkers) : null;
   }
 
@@ -241,6 +255,7 @@ export class WebGpuEngine implements ChatEngine {
       model,
       options.maxImagePixels ?? 50_000_000,
       options.keptKvBytes ?? 8 * 2 ** 30,
+      options.keptImageBytes ?? defaultKeptImageBytes,
       options.followupRoom ?? 1024,
       options.imageWorkers ?? defaultImageWorkers(),
       options.imageResize ?? "gpu",
@@ -257,6 +272,8 @@ export class WebGpuEngine implements ChatEngine {
       keptHits: this.kept.hits,
       keptMisses: this.kept.misses,
       earlyImageHits: this.earlyImageHits,
+      keptImageHits: this.keptImages.hits,
+      keptImageMisses: this.keptImages.misses,
     };
   }
 
@@ -392,6 +409,61 @@ export class WebGpuEngine implements ChatEngine {
     }
   }
 
+  /**
+   * A round's image embeddings on its own: a copy of those kept for its images (imageKey), else encoded, and
+   * then kept.
+   */
+  private async embeddingsFor(
+    images: Uint8Array[],
+    maxNum: number,
+    imageKey: string,
+  ): Promise<Tensor | null> {
+    if (images.length === 0) return null;
+    const kept = this.keptImages.take(imageKey);
+    if (kept) return kept;
+    const embeds = await this.embedImages(images, maxNum);
+    if (embeds) this.keptImages.keep(imageKey, embeds);
+    return embeds;
+  }
+
+  /**
+   * Rows' image embeddings, in row order, as one tensor (null: no row has images): the rows' prepared images
+   * encoded in one pass — kept under the row's key when that pass holds one row's images alone — and the
+   * embeddings found kept copied into place. Takes the kept tensors over (they are freed here or returned).
+   */
+  private rowEmbeddings(rows: { images: RowImages | null; imageKey: string }[]): Tensor | null {
+    const parts = rows.flatMap((r) => r.images && r.images.tiles > 0 ? [{ ...r, images: r.images }] : []);
+    const toEncode = parts.flatMap((r) =>
+      "prepared" in r.images ? [{ ...r, prepared: r.images.prepared }] : []
+    );
+    const kept = parts.flatMap((r) => "kept" in r.images ? [r.images.kept] : []);
+    let encoded: Tensor | null = null;
+    try {
+      encoded = this.encode(joinPrepared(toEncode.map((r) => r.prepared)));
+      if (encoded && toEncode.length === 1) this.keptImages.keep(toEncode[0].imageKey, encoded);
+      if (kept.length === 0) return encoded;
+      if (!encoded && kept.length === 1) return kept.pop()!;
+      const width = kept[0].shape[1];
+      const rowsOf = (r: { images: RowImages }) => r.images.tiles * this.model.tokensPerTile;
+      const gpu = this.model.gpu;
+      const out = gpu.createTensor("image_embeds", "f32", [parts.reduce((n, r) => n + rowsOf(r), 0), width]);
+      const rec = gpu.recorder("image embeds");
+      let at = 0, from = 0; // bytes into out, and into encoded
+      for (const r of parts) {
+        const bytes = rowsOf(r) * width * 4;
+        if ("kept" in r.images) rec.copyAfter(r.images.kept, out.buffer, bytes, at);
+        else rec.copyAfter(encoded!, out.buffer, bytes, at, (from += bytes) - bytes);
+        at += bytes;
+      }
+      rec.submit();
+      return out;
+    } finally {
+      // Freed once the copies that read them have run; what is returned is not among them.
+      for (const t of kept) t.buffer.destroy();
+      if (encoded && kept.length > 0) encoded.buffer.destroy();
+    }
+  }
+
   private checkLength(promptLength: number, generation: GenerationConfig): void {
     const limit = this.modelInfo.maxContext;
     if (promptLength + generation.maxNewTokens > limit) {
@@ -408,7 +480,7 @@ export class WebGpuEngine implements ChatEngine {
   }
 
   /** `encode` in pieces of about a joining prompt chunk's arithmetic each (JoiningPrefill). */
-  private beginEncoding(images: PreparedImages): ImageEncoding | null {
+  private beginEncoding(images: PreparedImages): ImagePieces | null {
     if (!images.input) return null;
     const layersPerPiece = this.model.visionLayersLike(this.joinChunkTokens, images.tiles);
     return this.model.beginImageEncoding(images.input, images.tiles, { layersPerPiece });
@@ -568,10 +640,10 @@ export class WebGpuEngine implements ChatEngine {
    * part starts at one cache index) and runs only its new tokens; a new conversation's row starts empty.
    */
   private async runRounds(rounds: PlannedRound[], opts: { firstTokenOnly?: boolean } = {}): Promise<void> {
-    const ready: (PlannedRound & { prepared: PreparedImages | null; from: LmRunner | null })[] = [];
+    const ready: (PlannedRound & { images: RowImages | null; from: LmRunner | null })[] = [];
     for (const r of rounds) {
       if (r.continued) {
-        ready.push({ ...r, prepared: null, from: r.continued.runner });
+        ready.push({ ...r, images: null, from: r.continued.runner });
         continue;
       }
       let from: LmRunner | null = null;
@@ -582,9 +654,16 @@ export class WebGpuEngine implements ChatEngine {
         prefix = hit ? Math.min(hit.shared, prefix) : 0;
       }
       try {
-        // A continued row's images are in its kept part already.
-        const prepared = prefix > 0 ? null : await this.imagesFor(r.req.images, r.req.maxNum);
-        ready.push({ ...r, prefix, prepared, from });
+        // A continued row's images are in its kept part already; a new one's may have been encoded before.
+        let images: RowImages | null = null;
+        if (prefix === 0 && r.req.images.length > 0) {
+          const kept = this.keptImages.take(r.imageKey);
+          const tiles = r.plan.images.reduce((n, s) => n + s.tiles, 0);
+          images = kept
+            ? { kept, tiles }
+            : { prepared: await this.imagesFor(r.req.images, r.req.maxNum), tiles };
+        }
+        ready.push({ ...r, prefix, images, from });
       } catch (e) {
         from?.destroy();
         r.reject(e); // that request's bad image fails it alone
@@ -603,8 +682,7 @@ export class WebGpuEngine implements ChatEngine {
     const P = Math.max(...ready.map((r) => r.prefix)), L = inputIds[0].length, maxNew = Math.max(...rowMax);
     // Each row's own prompt (a continued row's plan in the batch also holds its answer so far).
     const plans = ready.map((r) => r.continued?.plan ?? r.plan);
-    const fresh = ready.flatMap((r) => r.prepared ? [r.prepared] : []);
-    const imageEmbeds = this.encode(joinPrepared(fresh));
+    const imageEmbeds = this.rowEmbeddings(ready);
     const runner = this.model.newRunner(ready.length, P + L + maxNew);
     // Row b holds its kept part at P − prefix … P − 1, its new prompt tokens up to P + L − 1 (left-padded),
     // then its answer, all but the last id (never fed back).
@@ -776,6 +854,8 @@ export class WebGpuEngine implements ChatEngine {
       w.reject(e);
       return "rejected";
     }
+    const imageKey = imageIdentity(w.req.images, w.req.maxNum);
+    imageKey.catch(() => {}); // awaited when it joins
     let prefill: JoiningPrefill;
     try {
       // A runner for the whole prompt (a prompt past the model's context fails here, and fails alone).
@@ -783,7 +863,7 @@ export class WebGpuEngine implements ChatEngine {
         this.model,
         plan.promptIds,
         this.tokenizer.specialIds.imgContext,
-        this.imagesFor(w.req.images, w.req.maxNum).then((p) => () => this.beginEncoding(p)),
+        imageKey.then((key) => this.joinImages(w.req, key)),
         w.req.signal,
         this.joinChunkTokens,
       );
@@ -791,10 +871,36 @@ export class WebGpuEngine implements ChatEngine {
       w.reject(e);
       return "rejected";
     }
-    const imageKey = imageIdentity(w.req.images, w.req.maxNum);
-    imageKey.catch(() => {}); // awaited when it joins
     this.interleavedJoins++;
     return { w, plan, imageKey, prefill };
+  }
+
+  /**
+   * A joining round's images: embeddings kept from before (no piece to run), else decoded now and encoded in
+   * pieces, then kept.
+   */
+  private async joinImages(req: ChatRequest, imageKey: string): Promise<JoinImages> {
+    const kept = req.images.length > 0 ? this.keptImages.take(imageKey) : null;
+    if (kept) return { begin: () => readyImagePieces(kept), drop: () => kept.buffer.destroy() };
+    const prepared = await this.imagesFor(req.images, req.maxNum);
+    return {
+      begin: () => {
+        const pieces = this.beginEncoding(prepared);
+        if (!pieces) return null;
+        return {
+          get done() {
+            return pieces.done;
+          },
+          step: () => pieces.step(),
+          take: () => {
+            const embeds = pieces.take();
+            this.keptImages.keep(imageKey, embeds);
+            return embeds;
+          },
+          destroy: () => pieces.destroy(),
+        };
+      },
+    };
   }
 
   private failJoining(j: Joining): void {
@@ -844,7 +950,7 @@ export class WebGpuEngine implements ChatEngine {
         runner.truncate(shared);
         suffix = promptIds.slice(shared);
       } else {
-        imageEmbeds = await this.embedImages(req.images, req.maxNum);
+        imageEmbeds = await this.embeddingsFor(req.images, req.maxNum, imageKey);
         runner = this.model.newRunner(1, this.keptCapacity(promptIds.length, req.generation));
       }
       const [out] = await generate(
@@ -870,7 +976,8 @@ export class WebGpuEngine implements ChatEngine {
   }
 
   private async beamChat(promptIds: number[], req: ChatRequest): Promise<number[]> {
-    const imageEmbeds = await this.embedImages(req.images, req.maxNum);
+    const imageKey = await imageIdentity(req.images, req.maxNum);
+    const imageEmbeds = await this.embeddingsFor(req.images, req.maxNum, imageKey);
     try {
       const [out] = await this.runGeneration([promptIds], [promptIds.map(() => 1)], imageEmbeds, req);
       return out;
@@ -929,7 +1036,9 @@ export class WebGpuEngine implements ChatEngine {
       // activations would not fit one storage binding runs as several smaller batches, in order.
       for (const group of batchGroups(lengths, this.maxBatchTokens)) {
         signal?.throwIfAborted();
-        results.push(...await this.runBatch(group.map((i) => items[i]), group, maxNum, generation, signal));
+        results.push(
+          ...await this.runBatch(group.map((i) => items[i]), group, plans, maxNum, generation, signal),
+        );
       }
       const ttft = performance.now() - started;
       return results.map((r) => ({ ...r, timeToFirstTokenMs: ttft }));
@@ -945,20 +1054,42 @@ export class WebGpuEngine implements ChatEngine {
   private async runBatch(
     items: BatchItem[],
     indices: number[],
+    /** Every item's image plans (batchChat's), by item index. */
+    plans: ReturnType<typeof planImageTiles>[][],
     maxNum: number,
     generation: GenerationConfig,
     signal?: AbortSignal,
   ): Promise<ChatResult[]> {
-    const prepared: PreparedImages[] = [];
-    for (let i = 0; i < items.length; i++) {
-      prepared.push(await this.imagesFor(items[i].images, maxNum, `items[${indices[i]}].images`));
+    // Each item's images: embeddings kept from an earlier request, else decoded for one encoder pass.
+    const rows: { images: RowImages | null; imageKey: string; summaries: ImageSummary[]; tiles: number }[] =
+      [];
+    try {
+      for (const [i, item] of items.entries()) {
+        const summaries: ImageSummary[] = plans[indices[i]].map((p) => ({
+          grid: [p.grid[0], p.grid[1]],
+          tiles: p.tiles,
+        }));
+        const tiles = summaries.reduce((n, s) => n + s.tiles, 0);
+        const imageKey = await imageIdentity(item.images, maxNum);
+        let images: RowImages | null = null;
+        if (item.images.length > 0) {
+          const kept = this.keptImages.take(imageKey);
+          images = kept
+            ? { kept, tiles }
+            : { prepared: await this.imagesFor(item.images, maxNum, `items[${indices[i]}].images`), tiles };
+        }
+        rows.push({ images, imageKey, summaries, tiles });
+      }
+    } catch (e) {
+      for (const r of rows) if (r.images && "kept" in r.images) r.images.kept.buffer.destroy();
+      throw e;
     }
     const { inputIds, attentionMask } = buildBatchPromptIds(
       this.tokenizer,
-      items.map((it, i) => ({ question: it.question, tileCount: prepared[i].tiles })),
+      items.map((it, i) => ({ question: it.question, tileCount: rows[i].tiles })),
       { numImageToken: this.model.tokensPerTile },
     );
-    const imageEmbeds = this.encode(joinPrepared(prepared));
+    const imageEmbeds = this.rowEmbeddings(rows);
     try {
       const outputs = await this.runGeneration(inputIds, attentionMask, imageEmbeds, { generation, signal });
       return outputs.map((out, i) => {
@@ -968,7 +1099,7 @@ export class WebGpuEngine implements ChatEngine {
           history: [[items[i].question, response]],
           promptTokenIds: inputIds[i].filter((_: number, t: number) => attentionMask[i][t] === 1),
           outputTokenIds: out,
-          images: prepared[i].summaries,
+          images: rows[i].summaries,
           timeToFirstTokenMs: 0,
         } satisfies ChatResult;
       });

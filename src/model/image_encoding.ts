@@ -41,6 +41,31 @@ export interface ImageEncodingOptions {
   tap?: Tap;
 }
 
+/** Image embeddings produced a piece per `step` (an ImageEncoding, or embeddings already made). */
+export interface ImagePieces {
+  /** Whether every piece has been submitted. */
+  readonly done: boolean;
+  /** Submits the next piece, if any; returns `done`. */
+  step(): boolean;
+  /** The embeddings [N·256, D_llm], once `step` returned true: the caller owns them from here. */
+  take(): Tensor;
+  /** Frees what it holds; the embeddings too unless taken. */
+  destroy(): void;
+}
+
+/** Embeddings already on the GPU (a kept copy) as pieces: done at once, no piece to submit. */
+export function readyImagePieces(embeds: Tensor): ImagePieces {
+  let taken = false;
+  return {
+    done: true,
+    step: () => true,
+    take: () => (taken = true, embeds),
+    destroy: () => {
+      if (!taken) embeds.buffer.destroy();
+    },
+  };
+}
+
 /**
  * Images → image embeddings [N·256, D_llm] on the GPU, N tiles in all, one piece per `step`. The images are
  * pixel values [N, 3, S, S] f32 (preprocessImage's) or decoded images whose tiling's resizes and
@@ -48,7 +73,7 @@ export interface ImageEncodingOptions {
  * maxTilesPerPass (41 tiles of InternViT-6B would need a 2.2 GB MLP activation, over the 2 GiB a storage
  * binding may hold; tiles are independent). Holds a vision scratch from the pool until done or destroyed.
  */
-export class ImageEncoding {
+export class ImageEncoding implements ImagePieces {
   private readonly out: Tensor;
   private taken = false;
   private finished = false;

@@ -64,6 +64,14 @@ function engineCounters(slot: EngineSlot): Record<string, { help: string; value:
       "Requests whose images were decoded while they waited for the GPU, then used.",
       stats.earlyImageHits,
     ),
+    internvl_image_cache_hits_total: counter(
+      "Rounds whose image embeddings were kept on the GPU from an earlier request (no decode, no vision encoder).",
+      stats.keptImageHits,
+    ),
+    internvl_image_cache_misses_total: counter(
+      "Rounds with images that found no kept embeddings and ran the vision encoder.",
+      stats.keptImageMisses,
+    ),
   };
 }
 

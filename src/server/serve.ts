@@ -56,6 +56,7 @@ export async function startServer(
     randomWeights: settings.randomWeights,
     maxImagePixels: settings.maxImagePixels,
     keptKvBytes: settings.gpuKvCacheBytes,
+    keptImageBytes: settings.gpuImageCacheBytes,
     visionScratchBytes: settings.visionScratchBytes,
     int8Matmul: settings.int8Matmul,
     kvCacheDtype: settings.kvCacheDtype,

@@ -7,7 +7,12 @@ import { type Int8Matmul, int8Matmuls } from "../model/int8_matmul.ts";
 import { type KvCacheDtype, kvCacheDtypes } from "../model/kv_cache.ts";
 import { defaultVisionScratchBytes } from "../model/vision_scratch_pool.ts";
 import { type ImageResize, imageResizes } from "../model/gpu_tiling.ts";
-import { defaultJoinChunkTokens, ENGINE_THREADS, type EngineThread } from "../engine/types.ts";
+import {
+  defaultJoinChunkTokens,
+  defaultKeptImageBytes,
+  ENGINE_THREADS,
+  type EngineThread,
+} from "../engine/types.ts";
 
 export interface Settings {
   /** HF model directory; null serves the random-weight tiny fixture. */
@@ -37,6 +42,7 @@ export interface Settings {
   maxQuestionChars: number;
   /** GPU memory for KV caches kept between rounds so follow-ups skip the vision pass and the old prompt. */
   gpuKvCacheBytes: number;
+  gpuImageCacheBytes: number;
   /** GPU memory for the vision encoder's scratch kept between image requests, so they skip allocating it. */
   visionScratchBytes: number;
   /** How int8 linears multiply: exact weight-only (default) or bitsandbytes' LLM.int8 (src/model/int8_matmul.ts). */
@@ -122,6 +128,7 @@ const EnvSchema = z.object({
   MAX_BATCH_ITEMS: positiveInt("MAX_BATCH_ITEMS", 16),
   MAX_QUESTION_CHARS: positiveInt("MAX_QUESTION_CHARS", 32_000),
   GPU_KV_CACHE_BYTES: nonNegativeInt("GPU_KV_CACHE_BYTES", 8 * 2 ** 30),
+  GPU_IMAGE_CACHE_BYTES: nonNegativeInt("GPU_IMAGE_CACHE_BYTES", defaultKeptImageBytes),
   VISION_SCRATCH_BYTES: nonNegativeInt("VISION_SCRATCH_BYTES", defaultVisionScratchBytes),
   IMAGE_WORKERS: nonNegativeInt("IMAGE_WORKERS", -1),
   IMAGE_RESIZE: oneOf<ImageResize>("IMAGE_RESIZE", imageResizes),
@@ -159,6 +166,7 @@ export function loadSettings(env: Record<string, string | undefined>): Settings 
     maxBatchItems: e.MAX_BATCH_ITEMS,
     maxQuestionChars: e.MAX_QUESTION_CHARS,
     gpuKvCacheBytes: e.GPU_KV_CACHE_BYTES,
+    gpuImageCacheBytes: e.GPU_IMAGE_CACHE_BYTES,
     visionScratchBytes: e.VISION_SCRATCH_BYTES,
     int8Matmul: e.INT8_MATMUL,
     kvCacheDtype: e.KV_CACHE_DTYPE,

@@ -45,6 +45,7 @@ async function batchEngine(): Promise<{ e: WebGpuEngine; batched: () => number; 
   batchEnginePromise ??= WebGpuEngine.load({ modelDir, randomWeights: true, maxBatch: 4 });
   const e = await batchEnginePromise;
   e.kept.clear();
+  e.keptImages.clear();
   const b0 = e.batchedRounds, j0 = e.joins;
   return { e, batched: () => e.batchedRounds - b0, joins: () => e.joins - j0 };
 }
@@ -86,12 +87,23 @@ Deno.test("batchChat() returns the reference batch_chat responses, equal to sing
     question: q,
     images: [imageFile(c.images[i])],
   }));
+  e.keptImages.clear();
   const results = await e.batchChat(items, 6, greedy32);
   assert.deepEqual(results.map((r) => r.response), c.samples.map((s: Json) => s.response));
+  // Items encoded in one pass keep nothing (GPU_IMAGE_CACHE_BYTES); each chat alone keeps its picture's.
+  assert.equal(e.keptImages.size, 0);
   for (let i = 0; i < items.length; i++) {
     const alone = await e.chat({ ...items[i], history: [], maxNum: 6, generation: greedy32 });
     assert.equal(alone.response, results[i].response);
   }
+  // The same batch again takes every item's kept embeddings, with the same answers and tilings.
+  const hits = e.keptImages.hits;
+  const again = await e.batchChat(items, 6, greedy32);
+  assert.equal(e.keptImages.hits, hits + items.length);
+  assert.deepEqual(again.map((r) => r.response), results.map((r) => r.response));
+  assert.deepEqual(again.map((r) => r.images), results.map((r) => r.images));
+  e.kept.clear();
+  e.keptImages.clear();
 });
 
 Deno.test("seeded sampling: the same seed gives the same text, other seeds other text", async () => {
@@ -149,14 +161,16 @@ Deno.test("a follow-up round continues the kept KV cache and answers like a cold
   assert.deepEqual(warm.promptTokenIds, Array.from(goldenI32(second.input_ids.file)));
   assert.deepEqual(warm.outputTokenIds, second.response_ids);
 
-  // A cold engine keeps no KV cache and no vision scratch (VISION_SCRATCH_BYTES=0) and resizes images on
-  // the CPU (IMAGE_RESIZE=cpu): the answer depends on none of them.
+  // A cold engine keeps no KV cache, no image embeddings and no vision scratch (VISION_SCRATCH_BYTES=0),
+  // resizes images on the CPU (IMAGE_RESIZE=cpu) and has not warmed up: the answer depends on none of them.
   const cold = await WebGpuEngine.load({
     modelDir,
     randomWeights: true,
     keptKvBytes: 0,
+    keptImageBytes: 0,
     visionScratchBytes: 0,
     imageResize: "cpu",
+    warmUp: false,
   });
   try {
     assert.equal(e.model.visionScratch.budgetBytes, 4 * 2 ** 30);
@@ -164,6 +178,7 @@ Deno.test("a follow-up round continues the kept KV cache and answers like a cold
     assert.equal(cold.model.visionScratch.budgetBytes, 0);
     const r = await ask(cold, second);
     assert.equal(cold.kept.hits, 0);
+    assert.equal(cold.keptImages.size, 0);
     assert.equal(cold.model.visionScratch.heldTiles, 0);
     assert.deepEqual(r.outputTokenIds, warm.outputTokenIds);
     assert.equal(r.response, second.response);
@@ -196,6 +211,32 @@ Deno.test("a kept KV cache is never reused for another picture with the same pro
   const again = await ask("img2");
   assert.equal(e.kept.hits, hits + 1, "asking about the first picture again reuses its cache");
   assert.deepEqual(again.outputTokenIds, first.outputTokenIds);
+});
+
+Deno.test("a new conversation about a picture encoded before takes its kept embeddings and answers as the reference", async () => {
+  const e = await engine();
+  e.kept.clear();
+  e.keptImages.clear();
+  const c = caseById("single_image");
+  const ask = (maxNum: number, generation = greedy32) =>
+    e.chat({ question: c.question, images: c.images.map(imageFile), history: [], maxNum, generation });
+  const counts = () => [e.keptImages.hits, e.keptImages.misses];
+  const [h, m] = counts();
+  const first = await ask(6);
+  // No KV cache to continue: the next round is a new conversation's whole prompt pass.
+  e.kept.clear();
+  const second = await ask(6);
+  assert.deepEqual(counts(), [h + 1, m + 1], "encoded once, then taken");
+  assert.deepEqual(first.outputTokenIds, c.response_ids);
+  assert.deepEqual(second.outputTokenIds, c.response_ids, "with kept embeddings");
+  assert.deepEqual(second.images, first.images);
+  // The same picture in other tiles (max_num) has other embeddings.
+  e.kept.clear();
+  await ask(1, { ...greedy32, maxNewTokens: 1 });
+  assert.deepEqual(counts(), [h + 1, m + 2]);
+  assert.equal(e.keptImages.size, 2);
+  e.kept.clear();
+  e.keptImages.clear();
 });
 
 Deno.test("imageLayout numbered prompts like multi_image_chat and never continues a concat round's cache", async () => {
@@ -388,6 +429,30 @@ Deno.test("greedy rounds that arrive together run as one batch: golden answers, 
   assert.equal(batched(), 6, "a lone round runs on its own");
 });
 
+Deno.test("rounds batched together take their pictures' kept embeddings; the others encode in one pass", async () => {
+  const { e, batched } = await batchEngine();
+  const single = caseById("single_image"), two = caseById("two_images_concat"), bc = caseById("batch_chat");
+  const other = { question: bc.questions[0], images: [bc.images[0]] };
+  const ask = (c: Json, generation = greedy32) =>
+    e.chat({ question: c.question, images: c.images.map(imageFile), history: [], maxNum: 6, generation });
+  const counts = () => [e.keptImages.hits, e.keptImages.misses];
+  // A round alone keeps its picture's embeddings.
+  await ask(single, { ...greedy32, maxNewTokens: 1 });
+  assert.equal(e.keptImages.size, 1);
+  e.kept.clear();
+  // Rounds whose pictures are new encode in one pass, and none is kept from it (with LLM.int8 the pass's
+  // outlier columns depend on every tile in it); the kept one between them is copied into its place.
+  const [h, m] = counts(), b = batched();
+  const three = await Promise.all([ask(other), ask(single), ask(two)]);
+  assert.equal(batched() - b, 3, "the three rounds did not run as one batch");
+  assert.deepEqual(counts(), [h + 1, m + 2]);
+  assert.equal(three[0].response, bc.samples[0].response);
+  assert.deepEqual(three.slice(1).map((r) => r.outputTokenIds), [single.response_ids, two.response_ids]);
+  assert.equal(e.keptImages.size, 1);
+  e.kept.clear();
+  e.keptImages.clear();
+});
+
 Deno.test("sampled rounds that arrive together batch and draw what each draws alone with its seed", async () => {
   const { e, batched, joins } = await batchEngine();
   const c = caseById("text_only");
@@ -469,6 +534,7 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
   const joinerGeneration = { ...long, seed: 9 };
   const aloneJoiner = await ask(img, joinerGeneration);
   e.kept.clear();
+  e.keptImages.clear(); // the joiner encodes its image in pieces
   assert.equal(aloneRunning.outputTokenIds.length, 64, "the running round must not end early for this test");
   const [b0, j0, i0] = [batched(), joins(), e.interleavedJoins];
   // A piece goes in every 2 steps (one a readback group, cut to defaultStepsBesideWork steps by the piece):
@@ -477,12 +543,13 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
   // inside the ~51 it has left when the joiner arrives.
   const chunkTokens = e.joinChunkTokens;
   e.joinChunkTokens = 512;
-  try {
-    // What each runner records, in order: the joiner's pieces (a one-row runner holding its prompt but the
-    // last id) and the running batch's decode steps.
+  const joinerCapacity = aloneJoiner.promptTokenIds.length - 1;
+  const newRunner = e.model.newRunner.bind(e.model);
+  // The joiner arriving after the running round's first piece of text: what each runner records, in order
+  // (the joiner's pieces: a one-row runner holding its prompt but the last id; the running batch's decode
+  // steps), and both rounds' results.
+  const joinBeside = async () => {
     const events: string[] = [];
-    const joinerCapacity = aloneJoiner.promptTokenIds.length - 1;
-    const newRunner = e.model.newRunner.bind(e.model);
     e.model.newRunner = (batch, capacity) => {
       const runner = newRunner(batch, capacity);
       const recordPrefill = runner.recordPrefill.bind(runner),
@@ -514,6 +581,10 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
     const joined = await joinerDone!;
     delete (e.model as { newRunner?: unknown }).newRunner;
     delete (e.model as { beginImageEncoding?: unknown }).beginImageEncoding;
+    return { events, running, joined };
+  };
+  try {
+    const { events, running, joined } = await joinBeside();
     const at = events.flatMap((x, i) => x === "step" ? [] : [i]);
     assert.deepEqual(
       at.map((i) => events[i]),
@@ -533,6 +604,21 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
     assert.equal(batched() - b0, 2, "the joiner did not run beside the running round");
     assert.equal(joins() - j0, 1, "one pause, once the joiner's pass was done");
     assert.equal(e.interleavedJoins - i0, 1);
+
+    // Its picture's embeddings are kept now: asked again in a new conversation, the joiner brings them, so its
+    // pass is its prompt's pieces alone, and it answers alike.
+    e.kept.clear();
+    const imageHits = e.keptImages.hits;
+    const kept = await joinBeside();
+    assert.deepEqual(kept.events.filter((x) => x !== "step"), ["piece 512", "piece 325"]);
+    assert.equal(e.keptImages.hits, imageHits + 1);
+    assert.deepEqual(kept.running.outputTokenIds, aloneRunning.outputTokenIds, "the running row");
+    assert.deepEqual(
+      kept.joined.outputTokenIds,
+      aloneJoiner.outputTokenIds,
+      "the joiner with kept embeddings",
+    );
+    assert.equal(e.interleavedJoins - i0, 2);
 
     // A joiner whose image turns out corrupt while the batch runs, and one aborted after its first piece, fail
     // alone; the running row goes on as alone. A joiner the running round does not outlast (seed 2: 4 tokens)
@@ -588,7 +674,7 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
     const [badErr, abortErr] = await Promise.all(failures);
     assert.equal(
       e.interleavedJoins - i0,
-      3,
+      4,
       "the failing rounds did not start their passes beside the batch",
     );
     assert.ok(

@@ -42,6 +42,8 @@ Deno.test("WorkerEngine: the tiny engine on its own thread answers as the refere
         keptHits: 0,
         keptMisses: 1,
         earlyImageHits: 1,
+        keptImageHits: 0,
+        keptImageMisses: 1,
       });
       assert.deepEqual(result.outputTokenIds, c.response_ids);
       assert.deepEqual(result.images.map((i) => i.tiles), [manifest.images[c.images[0]].num_tiles]);

@@ -5,16 +5,28 @@ import {
   attentionFullConfigs,
   defaultAttentionFullConfig,
 } from "../../src/ops/attention_full.ts";
+import { attentionFullRows } from "../../src/ops/attention_full_rows.ts";
+import { queryRowsHold } from "../../src/ops/query_rows.ts";
 import { attentionFullRef } from "../../src/ref/attention_full.ts";
 import { randomF32 } from "../../src/ref/random.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
 import { tolerance } from "./tolerances.ts";
 
-Deno.test("attentionFull matches the CPU reference (tiles not dividing the key/query tiles)", async (t) => {
+Deno.test("attentionFull and the CPU adapters' attentionFullRows match the CPU reference (partial tiles and rows)", async (t) => {
   const gpu = await testGpu();
-  // [B, T, H, Dh]: T=1, T below one key tile, T=1025 (the fixture's tile) and Dh up to the real 128.
+  // [B, T, H, Dh]: T=1, T below one key tile, T=1025 (the fixture's tile: 2 heads of 32) and Dh up to the real
+  // 128. The rows form (Dh ≤ 64) too: T = 1 and 7 leave most of an invocation's 8 rows past T, T = 65 and
+  // 130 start a workgroup of 64 rows with 1 and 2 rows.
   for (
-    const [B, T, H, Dh] of [[1, 1, 1, 4], [2, 7, 3, 20], [1, 33, 2, 128], [3, 50, 1, 64], [1, 1025, 2, 32]]
+    const [B, T, H, Dh] of [
+      [1, 1, 1, 4],
+      [2, 7, 3, 20],
+      [1, 33, 2, 128],
+      [3, 50, 1, 64],
+      [1, 65, 2, 36],
+      [2, 130, 3, 64],
+      [1, 1025, 2, 32],
+    ]
   ) {
     await t.step(`B=${B} T=${T} H=${H} Dh=${Dh}`, async () => {
       const n = B * T * H * Dh, seed = B * 1000 + T * 10 + H + Dh;
@@ -22,15 +34,17 @@ Deno.test("attentionFull matches the CPU reference (tiles not dividing the key/q
       const q = randomF32(n, seed, -2, 2), k = randomF32(n, seed + 1, -2, 2), v = randomF32(n, seed + 2);
       const shape = [B * T, H * Dh];
       const [gq, gk, gv] = [q, k, v].map((x, i) => gpu.uploadTensor("qkv"[i], "f32", shape, x));
-      const out = gpu.createTensor("out", "f32", shape);
-      const r = gpu.recorder("test");
-      attentionFull(r, gq, gk, gv, out, { batch: B, tokens: T, numHeads: H, headDim: Dh });
-      r.submit();
-      assertNormalisedError(
-        await gpu.readF32(out),
-        attentionFullRef(q, k, v, B, T, H, Dh),
-        tolerance.attention.nerr,
-      );
+      const want = attentionFullRef(q, k, v, B, T, H, Dh);
+      const attentions = queryRowsHold(Dh) ? [attentionFull, attentionFullRows] : [attentionFull];
+      for (const attention of attentions) {
+        const out = gpu.createTensor("out", "f32", shape);
+        const r = gpu.recorder("test");
+        attention(r, gq, gk, gv, out, { batch: B, tokens: T, numHeads: H, headDim: Dh });
+        r.submit();
+        assertNormalisedError(await gpu.readF32(out), want, tolerance.attention.nerr, attention.name);
+        out.buffer.destroy();
+      }
+      [gq, gk, gv].forEach((x) => x.buffer.destroy());
     });
   }
 });
@@ -74,11 +88,16 @@ Deno.test("attentionFull matches the CPU reference with every tiling at sizes th
   }
 });
 
-Deno.test("attentionFull rejects head dims it cannot tile", async () => {
+Deno.test("attentionFull and attentionFullRows reject head dims they cannot hold", async () => {
   const gpu = await testGpu();
   const x = gpu.createTensor("x", "f32", [2, 6]);
   assert.throws(
     () => attentionFull(gpu.recorder("t"), x, x, x, x, { batch: 1, tokens: 2, numHeads: 1, headDim: 6 }),
     /head dim 6 is not supported/,
+  );
+  const y = gpu.createTensor("y", "f32", [2, 68]);
+  assert.throws(
+    () => attentionFullRows(gpu.recorder("t"), y, y, y, y, { batch: 1, tokens: 2, numHeads: 1, headDim: 68 }),
+    /head dim 68 is not supported/,
   );
 });

@@ -32,6 +32,8 @@ export function assertNormalisedError(
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
   max: number,
+  /** What was checked, for the message. */
+  what = "",
 ): void {
   assert.equal(actual.length, expected.length, "length");
   let num = 0, den = 0;
@@ -41,7 +43,10 @@ export function assertNormalisedError(
     den += expected[i] * expected[i];
   }
   const err = num / Math.max(den, 1e-30);
-  assert.ok(Number.isFinite(err) && err <= max, `normalised error ${err.toExponential(3)} > ${max}`);
+  assert.ok(
+    Number.isFinite(err) && err <= max,
+    `${what ? `${what}: ` : ""}normalised error ${err.toExponential(3)} > ${max}`,
+  );
 }
 
 /** |a−b| ≤ atol + rtol·|b| everywhere; reports the worst element. */

@@ -75,7 +75,7 @@ Deno.test("/metrics reports requests, errors, time to first token, tokens/s, que
   t.close();
 });
 
-Deno.test("/metrics shows the engine's own counters (batched rounds, KV reuse, early images) when it keeps them", async () => {
+Deno.test("/metrics shows the engine's own counters (batched rounds, KV reuse, early images, kept image embeddings) when it keeps them", async () => {
   const t = await makeTestApp();
   try {
     const before = await (await t.app.request("/metrics")).text();
@@ -88,6 +88,8 @@ Deno.test("/metrics shows the engine's own counters (batched rounds, KV reuse, e
       keptHits: 2,
       keptMisses: 5,
       earlyImageHits: 1,
+      keptImageHits: 7,
+      keptImageMisses: 8,
     });
     const text = await (await t.app.request("/metrics")).text();
     assert.match(text, /# TYPE internvl_batched_rounds_total counter\ninternvl_batched_rounds_total 3/);
@@ -96,6 +98,8 @@ Deno.test("/metrics shows the engine's own counters (batched rounds, KV reuse, e
     assert.match(text, /internvl_kv_reuse_hits_total 2/);
     assert.match(text, /internvl_kv_reuse_misses_total 5/);
     assert.match(text, /internvl_early_image_hits_total 1/);
+    assert.match(text, /internvl_image_cache_hits_total 7/);
+    assert.match(text, /internvl_image_cache_misses_total 8/);
     assert.match(text, /# TYPE internvl_queue_depth gauge/);
   } finally {
     t.close();

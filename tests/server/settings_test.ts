@@ -18,6 +18,7 @@ Deno.test("loadSettings defaults serve the random-weight fixture on 127.0.0.1:80
   assert.equal(s.engineThread, "worker", "the engine's blocking GPU waits stay off the serving thread");
   assert.equal(s.maxBatch, 8);
   assert.equal(s.joinChunkTokens, 512, "a new conversation's prompt pass runs in pieces beside a batch");
+  assert.equal(s.gpuImageCacheBytes, 2 * 2 ** 30, "image embeddings kept between requests");
   assert.ok(TINY_MODEL_DIR.endsWith("tiny-internvl/model"));
 });
 
@@ -40,6 +41,7 @@ Deno.test("loadSettings reads every variable", () => {
     MAX_BATCH_ITEMS: "4",
     MAX_QUESTION_CHARS: "10",
     GPU_KV_CACHE_BYTES: "0",
+    GPU_IMAGE_CACHE_BYTES: "1000",
     VISION_SCRATCH_BYTES: "1048576",
     INT8_MATMUL: "llm-int8",
     KV_CACHE_DTYPE: "bf16",
@@ -68,6 +70,7 @@ Deno.test("loadSettings reads every variable", () => {
     maxBatchItems: 4,
     maxQuestionChars: 10,
     gpuKvCacheBytes: 0,
+    gpuImageCacheBytes: 1000,
     visionScratchBytes: 1048576,
     int8Matmul: "llm-int8",
     kvCacheDtype: "bf16",
@@ -87,6 +90,7 @@ Deno.test("loadSettings names every bad variable", () => {
         DEFAULT_MAX_NUM: "41",
         QUEUE_SIZE: "-1",
         VISION_SCRATCH_BYTES: "4GiB",
+        GPU_IMAGE_CACHE_BYTES: "-2",
         INT8_MATMUL: "int4",
         KV_CACHE_DTYPE: "f16",
         IMAGE_WORKERS: "-1",
@@ -106,6 +110,7 @@ Deno.test("loadSettings names every bad variable", () => {
       /PORT must be an integer from 0 to 65535; got "80a"/.test(err.message) &&
       /DEFAULT_MAX_NUM must be an integer from 1 to 40; got "41"/.test(err.message) &&
       /QUEUE_SIZE/.test(err.message) &&
-      /VISION_SCRATCH_BYTES must be an integer ≥ 0; got "4GiB"/.test(err.message),
+      /VISION_SCRATCH_BYTES must be an integer ≥ 0; got "4GiB"/.test(err.message) &&
+      /GPU_IMAGE_CACHE_BYTES must be an integer ≥ 0; got "-2"/.test(err.message),
   );
 });
