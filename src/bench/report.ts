@@ -33,6 +33,7 @@ export const headlineKeys = [
   "ttft_cold_from_jpeg_ms_7tiles",
   "ttft_warm_followup_ms",
   "ttft_kept_image_ms_7tiles",
+  "ttft_shared_image_block_ms",
   "logits_rel_err_vs_torch",
   "torch_copy_GBps",
   "torch_decode_ms_eager",
@@ -120,6 +121,12 @@ export function renderTable(doc: Record<string, Json>): string {
       doc.ttft_kept_image_ms_7tiles,
       undefined,
       "wall clock, kept embeddings, whole prompt",
+    ],
+    [
+      "TTFT new question, image block kept (ms)",
+      doc.ttft_shared_image_block_ms,
+      undefined,
+      "wall clock, a copy of another conversation's",
     ],
     [
       "weights: fill / load (ms)",

@@ -26,6 +26,8 @@ export class KvPrefixCache {
   private clock = 0;
   hits = 0;
   misses = 0;
+  /** Prefixes `borrow` handed out to be copied. */
+  borrowed = 0;
 
   constructor(readonly budgetBytes: number) {}
 
@@ -66,12 +68,45 @@ export class KvPrefixCache {
     return best >= 0 ? bestShared : 0;
   }
 
-  private find(ids: readonly number[], imageKey: string, minShared: number, capacityNeeded: number) {
+  /**
+   * The kept runner with the same images sharing the longest prefix with `ids`, at least `minShared` tokens,
+   * whether or not that holds the kept round's whole prompt, left in the cache (as used now): another
+   * conversation about the same pictures (the same system prompt and image block, another question) copies
+   * those positions out (LmRunner.extractRow) instead of running them again. Copy before anything is kept:
+   * `keep` may evict it.
+   */
+  borrow(
+    ids: readonly number[],
+    imageKey: string,
+    minShared: number,
+  ): { runner: LmRunner; shared: number } | null {
+    const { best, bestShared } = this.find(ids, imageKey, Math.max(1, minShared), 0, false);
+    if (best < 0) return null;
+    this.borrowed++;
+    const k = this.kept[best];
+    k.lastUsed = ++this.clock;
+    this.kept.sort((a, b) => b.lastUsed - a.lastUsed);
+    return { runner: k.runner, shared: bestShared };
+  }
+
+  /** The prefix `borrow` with these arguments would share; 0 where it would return nothing. Marks nothing. */
+  borrowableWith(ids: readonly number[], imageKey: string, minShared: number): number {
+    const { best, bestShared } = this.find(ids, imageKey, Math.max(1, minShared), 0, false);
+    return best >= 0 ? bestShared : 0;
+  }
+
+  private find(
+    ids: readonly number[],
+    imageKey: string,
+    minShared: number,
+    capacityNeeded: number,
+    wholePrompt = true,
+  ) {
     let best = -1, bestShared = 0;
     this.kept.forEach((k, i) => {
       const shared = commonPrefix(k.tokens, ids);
-      const usable = k.imageKey === imageKey && shared >= k.promptLength && shared >= minShared &&
-        k.runner.capacity >= capacityNeeded;
+      const usable = k.imageKey === imageKey && (!wholePrompt || shared >= k.promptLength) &&
+        shared >= minShared && k.runner.capacity >= capacityNeeded;
       if (usable && shared > bestShared) {
         best = i;
         bestShared = shared;

@@ -121,6 +121,8 @@ export interface EngineStats {
   keptMisses: number;
   /** Requests whose images were prepared while they waited, and then used. */
   earlyImageHits: number;
+  /** New conversations that started from a copy of another kept conversation's image block. */
+  keptPrefixCopies: number;
   /** Rounds whose image embeddings were kept from an earlier request, and rounds that encoded theirs. */
   keptImageHits: number;
   keptImageMisses: number;
@@ -134,6 +136,7 @@ export const noEngineStats: Readonly<EngineStats> = {
   keptHits: 0,
   keptMisses: 0,
   earlyImageHits: 0,
+  keptPrefixCopies: 0,
   keptImageHits: 0,
   keptImageMisses: 0,
 };

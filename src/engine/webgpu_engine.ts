@@ -272,6 +272,7 @@ export class WebGpuEngine implements ChatEngine {
       keptHits: this.kept.hits,
       keptMisses: this.kept.misses,
       earlyImageHits: this.earlyImageHits,
+      keptPrefixCopies: this.kept.borrowed,
       keptImageHits: this.keptImages.hits,
       keptImageMisses: this.keptImages.misses,
     };
@@ -590,10 +591,11 @@ export class WebGpuEngine implements ChatEngine {
         w.req.signal?.throwIfAborted();
         const plan = this.planRound(w.req);
         const imageKey = await imageIdentity(w.req.images, w.req.maxNum);
-        // A round that continues a kept conversation runs only its new tokens.
-        const shared = this.kept.size > 0
-          ? this.kept.sharedWith(...this.keptQuery(plan.promptIds, w.req, imageKey))
-          : 0;
+        // A round that continues a kept conversation runs only its new tokens; one that shares the image block
+        // of another conversation about its pictures starts from a copy of it.
+        const [ids, key, minShared, capacity] = this.keptQuery(plan.promptIds, w.req, imageKey);
+        const shared = this.kept.size === 0 ? 0 : this.kept.sharedWith(ids, key, minShared, capacity) ||
+          (w.req.images.length > 0 ? this.kept.borrowableWith(ids, key, minShared) : 0);
         batch.push({ ...w, plan, imageKey, prefix: Math.min(shared, plan.promptIds.length - 1) });
       } catch (e) {
         w.reject(e);
@@ -618,6 +620,27 @@ export class WebGpuEngine implements ChatEngine {
     }).map((g) => g.map((i) => batch[i]));
     // A round alone runs as a batch of one too, so that rounds arriving meanwhile can join it.
     for (const group of groups) await this.runRounds(group);
+  }
+
+  /**
+   * A new runner holding a copy of the positions a kept conversation about the same pictures shares with
+   * `promptIds` — their system prompt and image block at least (keptQuery's minShared), whatever question
+   * follows — and how many: a new conversation about pictures seen before then runs only its question. The
+   * kept conversation stays kept. Null for a round without images, or when none shares its image block.
+   */
+  private sharedImagePrefix(
+    promptIds: number[],
+    req: ChatRequest,
+    imageKey: string,
+  ): { runner: LmRunner; shared: number } | null {
+    if (req.images.length === 0) return null;
+    const [ids, key, minShared] = this.keptQuery(promptIds, req, imageKey);
+    const found = this.kept.borrow(ids, key, minShared);
+    if (!found) return null;
+    // At least one prompt token must run to produce the first logits.
+    const shared = Math.min(found.shared, promptIds.length - 1);
+    const capacity = this.keptCapacity(promptIds.length, req.generation);
+    return { runner: found.runner.extractRow(0, [[0, shared]], capacity), shared };
   }
 
   /**
@@ -649,7 +672,8 @@ export class WebGpuEngine implements ChatEngine {
       let from: LmRunner | null = null;
       let prefix = r.prefix;
       if (prefix > 0) {
-        const hit = this.kept.take(...this.keptQuery(r.plan.promptIds, r.req, r.imageKey));
+        const hit = this.kept.take(...this.keptQuery(r.plan.promptIds, r.req, r.imageKey)) ??
+          this.sharedImagePrefix(r.plan.promptIds, r.req, r.imageKey);
         from = hit?.runner ?? null;
         prefix = hit ? Math.min(hit.shared, prefix) : 0;
       }
@@ -950,8 +974,14 @@ export class WebGpuEngine implements ChatEngine {
         runner.truncate(shared);
         suffix = promptIds.slice(shared);
       } else {
-        imageEmbeds = await this.embeddingsFor(req.images, req.maxNum, imageKey);
-        runner = this.model.newRunner(1, this.keptCapacity(promptIds.length, req.generation));
+        const copied = this.sharedImagePrefix(promptIds, req, imageKey);
+        if (copied) {
+          runner = copied.runner;
+          suffix = promptIds.slice(copied.shared);
+        } else {
+          imageEmbeds = await this.embeddingsFor(req.images, req.maxNum, imageKey);
+          runner = this.model.newRunner(1, this.keptCapacity(promptIds.length, req.generation));
+        }
       }
       const [out] = await generate(
         this.model,

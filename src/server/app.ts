@@ -64,6 +64,10 @@ function engineCounters(slot: EngineSlot): Record<string, { help: string; value:
       "Requests whose images were decoded while they waited for the GPU, then used.",
       stats.earlyImageHits,
     ),
+    internvl_kv_prefix_copies_total: counter(
+      "New conversations that started from a copy of the image block of another kept conversation about the same pictures.",
+      stats.keptPrefixCopies,
+    ),
     internvl_image_cache_hits_total: counter(
       "Rounds whose image embeddings were kept on the GPU from an earlier request (no decode, no vision encoder).",
       stats.keptImageHits,

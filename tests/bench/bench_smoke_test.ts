@@ -67,6 +67,7 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
       "ttft_cold_from_jpeg_ms_7tiles",
       "ttft_warm_followup_ms",
       "ttft_kept_image_ms_7tiles",
+      "ttft_shared_image_block_ms",
     ]
   ) assert.ok(isNum(doc[k]) && doc[k] > 0, `${k} = ${doc[k]}`);
   assert.equal(doc.ttft_cold_from_jpeg_ms_7tiles, doc.sections.ttft.ttft_from_jpeg_ms);

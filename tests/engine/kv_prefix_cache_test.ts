@@ -46,3 +46,29 @@ Deno.test("KvPrefixCache evicts the least recently kept conversations beyond its
   cache.clear();
   assert.equal(b.destroyed && c.destroyed, true);
 });
+
+Deno.test("KvPrefixCache lends the image block of a kept conversation to another about the same pictures", () => {
+  const cache = new KvPrefixCache(250);
+  const [a, b] = [fakeRunner(100), fakeRunner(100)];
+  // Prompts [system 1, image 7 7 7, question …]: positions 0–3 are the system prompt and the image block.
+  cache.keep([1, 7, 7, 7, 2, 3, 50, 51], 6, "img A", a); // prompt up to 3, answer 50, 51
+  cache.keep([1, 7, 7, 7, 4, 5, 60], 6, "img B", b);
+  const other = [1, 7, 7, 7, 8, 9, 9];
+  // Another question: take (follow-ups only) finds nothing; borrow lends A's first 4 positions and keeps it.
+  assert.equal(cache.take(other, "img A", 4, 10), null);
+  assert.equal(cache.borrowableWith(other, "img A", 4), 4);
+  const lent = cache.borrow(other, "img A", 4);
+  assert.equal(lent?.runner, a);
+  assert.equal(lent?.shared, 4);
+  assert.equal(cache.size, 2);
+  assert.equal(a.destroyed, false);
+  // The image block must be covered (minShared), by a conversation about the same pictures.
+  assert.equal(cache.borrow(other, "img A", 5), null);
+  assert.equal(cache.borrow(other, "img C", 4), null);
+  assert.equal(cache.borrowableWith([9, 9], "img A", 0), 0, "nothing shared is nothing lent");
+  assert.equal(cache.borrowed, 1);
+  // Lending marked A used: a third conversation evicts B, the least recently used.
+  cache.keep([3, 3], 1, "", fakeRunner(100));
+  assert.deepEqual([a.destroyed, b.destroyed], [false, true]);
+  cache.clear();
+});

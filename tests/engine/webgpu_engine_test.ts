@@ -239,6 +239,36 @@ Deno.test("a new conversation about a picture encoded before takes its kept embe
   e.keptImages.clear();
 });
 
+Deno.test("a new conversation about a kept conversation's picture starts from a copy of its image block", async () => {
+  const e = await engine();
+  e.kept.clear();
+  e.keptImages.clear();
+  const first = caseById("single_image"), second = caseById("history_round2");
+  const ask = (question: string, history: HistoryTurn[] = []) =>
+    e.chat({ question, images: first.images.map(imageFile), history, maxNum: 6, generation: greedy32 });
+  const a = await ask(first.question);
+  assert.deepEqual(a.outputTokenIds, first.response_ids);
+  const counts = () => [e.kept.borrowed, e.keptImages.hits, e.keptImages.misses];
+  const [c0, h0, m0] = counts();
+  // Another first question about the same picture: the system prompt and the image block come from A's cache,
+  // so it needs no image embeddings.
+  const b = await ask(second.question);
+  assert.deepEqual(counts(), [c0 + 1, h0, m0]);
+  // A stays kept: its own follow-up continues it, with the reference's second round.
+  const hits = e.kept.hits;
+  const a2 = await ask(second.question, typedHistory(second));
+  assert.equal(e.kept.hits, hits + 1);
+  assert.deepEqual(a2.outputTokenIds, second.response_ids);
+  // B answers as it does from scratch.
+  e.kept.clear();
+  e.keptImages.clear();
+  const cold = await ask(second.question);
+  assert.deepEqual(b.promptTokenIds, cold.promptTokenIds);
+  assert.deepEqual(b.outputTokenIds, cold.outputTokenIds);
+  e.kept.clear();
+  e.keptImages.clear();
+});
+
 Deno.test("imageLayout numbered prompts like multi_image_chat and never continues a concat round's cache", async () => {
   const e = await engine();
   const c = caseById("two_images_concat");
@@ -449,6 +479,22 @@ Deno.test("rounds batched together take their pictures' kept embeddings; the oth
   assert.equal(three[0].response, bc.samples[0].response);
   assert.deepEqual(three.slice(1).map((r) => r.outputTokenIds), [single.response_ids, two.response_ids]);
   assert.equal(e.keptImages.size, 1);
+
+  // A round about a kept conversation's picture with another question starts from a copy of its image block,
+  // beside a round of text; it answers as it does from scratch.
+  e.kept.clear();
+  e.keptImages.clear();
+  await ask(single, { ...greedy32, maxNewTokens: 1 });
+  const text = caseById("text_only");
+  const another = { question: "And what else is in it?", images: single.images };
+  const c0 = e.kept.borrowed, b3 = batched();
+  const [copied, plain] = await Promise.all([ask(another), ask(text)]);
+  assert.equal(batched() - b3, 2, "the two rounds did not run as one batch");
+  assert.equal(e.kept.borrowed, c0 + 1);
+  assert.deepEqual(plain.outputTokenIds, text.response_ids);
+  e.kept.clear();
+  e.keptImages.clear();
+  assert.deepEqual(copied.outputTokenIds, (await ask(another)).outputTokenIds);
   e.kept.clear();
   e.keptImages.clear();
 });

@@ -42,6 +42,7 @@ Deno.test("WorkerEngine: the tiny engine on its own thread answers as the refere
         keptHits: 0,
         keptMisses: 1,
         earlyImageHits: 1,
+        keptPrefixCopies: 0,
         keptImageHits: 0,
         keptImageMisses: 1,
       });

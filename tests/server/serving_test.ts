@@ -88,6 +88,7 @@ Deno.test("/metrics shows the engine's own counters (batched rounds, KV reuse, e
       keptHits: 2,
       keptMisses: 5,
       earlyImageHits: 1,
+      keptPrefixCopies: 9,
       keptImageHits: 7,
       keptImageMisses: 8,
     });
@@ -98,6 +99,7 @@ Deno.test("/metrics shows the engine's own counters (batched rounds, KV reuse, e
     assert.match(text, /internvl_kv_reuse_hits_total 2/);
     assert.match(text, /internvl_kv_reuse_misses_total 5/);
     assert.match(text, /internvl_early_image_hits_total 1/);
+    assert.match(text, /internvl_kv_prefix_copies_total 9/);
     assert.match(text, /internvl_image_cache_hits_total 7/);
     assert.match(text, /internvl_image_cache_misses_total 8/);
     assert.match(text, /# TYPE internvl_queue_depth gauge/);
