@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { InputError } from "../errors.ts";
 import { Gpu } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
@@ -114,7 +115,7 @@ interface Continued {
 interface Joining {
   w: WaitingRound;
   plan: RoundPlan;
-  imageKey: Promise<string>;
+  imageKey: string;
   prefill: JoiningPrefill;
 }
 
@@ -590,7 +591,7 @@ export class WebGpuEngine implements ChatEngine {
       try {
         w.req.signal?.throwIfAborted();
         const plan = this.planRound(w.req);
-        const imageKey = await imageIdentity(w.req.images, w.req.maxNum);
+        const imageKey = imageIdentity(w.req.images, w.req.maxNum);
         // A round that continues a kept conversation runs only its new tokens; one that shares the image block
         // of another conversation about its pictures starts from a copy of it.
         const [ids, key, minShared, capacity] = this.keptQuery(plan.promptIds, w.req, imageKey);
@@ -822,7 +823,7 @@ export class WebGpuEngine implements ChatEngine {
         const j: Joining = joining;
         joining = null;
         await j.prefill.finish();
-        const row = j.prefill.failed ? null : await this.joinedRow(j);
+        const row = j.prefill.failed ? null : this.joinedRow(j);
         if (row) paused.push(row);
         else this.failJoining(j);
       }
@@ -865,8 +866,9 @@ export class WebGpuEngine implements ChatEngine {
 
   /**
    * A waiting round's prompt pass started beside the running batch (runRounds), or "pause" where the batch
-   * should pause for it at once instead: joins disabled, or a round with history, which may continue a kept
-   * conversation (its pass is then its new tokens alone). "rejected": its prompt could not be planned.
+   * should pause for it at once instead: joins disabled, a round with history, which may continue a kept
+   * conversation, or one about pictures whose image block a kept conversation holds (its pass is then its new
+   * tokens alone, runRounds). "rejected": its prompt could not be planned.
    */
   private startJoining(w: WaitingRound): Joining | "pause" | "rejected" {
     if (this.joinChunkTokens === 0 || w.req.history.length > 0) return "pause";
@@ -879,7 +881,10 @@ export class WebGpuEngine implements ChatEngine {
       return "rejected";
     }
     const imageKey = imageIdentity(w.req.images, w.req.maxNum);
-    imageKey.catch(() => {}); // awaited when it joins
+    if (w.req.images.length > 0 && this.kept.size > 0) {
+      const [ids, key, minShared] = this.keptQuery(plan.promptIds, w.req, imageKey);
+      if (this.kept.borrowableWith(ids, key, minShared) > 0) return "pause";
+    }
     let prefill: JoiningPrefill;
     try {
       // A runner for the whole prompt (a prompt past the model's context fails here, and fails alone).
@@ -887,7 +892,7 @@ export class WebGpuEngine implements ChatEngine {
         this.model,
         plan.promptIds,
         this.tokenizer.specialIds.imgContext,
-        imageKey.then((key) => this.joinImages(w.req, key)),
+        this.joinImages(w.req, imageKey),
         w.req.signal,
         this.joinChunkTokens,
       );
@@ -933,14 +938,7 @@ export class WebGpuEngine implements ChatEngine {
   }
 
   /** A joined round's prompt pass done: it waits like a row paused before its first token (null: failed). */
-  private async joinedRow(j: Joining): Promise<WaitingRound | null> {
-    let imageKey: string;
-    try {
-      imageKey = await j.imageKey;
-    } catch (e) {
-      j.prefill.error = e;
-      return null;
-    }
+  private joinedRow(j: Joining): WaitingRound {
     j.prefill.destroy(true); // its runner goes on as the row's cache
     return {
       ...j.w,
@@ -948,7 +946,7 @@ export class WebGpuEngine implements ChatEngine {
         runner: j.prefill.runner,
         before: [],
         plan: j.plan,
-        imageKey,
+        imageKey: j.imageKey,
         stream: new ResponseStream(this.tokenizer),
         firstAt: 0,
       },
@@ -962,7 +960,7 @@ export class WebGpuEngine implements ChatEngine {
     onId: (id: number) => void,
   ): Promise<number[]> {
     const special = this.tokenizer.specialIds;
-    const imageKey = await imageIdentity(req.images, req.maxNum);
+    const imageKey = imageIdentity(req.images, req.maxNum);
     const hit = this.kept.take(...this.keptQuery(promptIds, req, imageKey));
     let runner = hit?.runner ?? null;
     let imageEmbeds: Tensor | null = null;
@@ -1006,7 +1004,7 @@ export class WebGpuEngine implements ChatEngine {
   }
 
   private async beamChat(promptIds: number[], req: ChatRequest): Promise<number[]> {
-    const imageKey = await imageIdentity(req.images, req.maxNum);
+    const imageKey = imageIdentity(req.images, req.maxNum);
     const imageEmbeds = await this.embeddingsFor(req.images, req.maxNum, imageKey);
     try {
       const [out] = await this.runGeneration([promptIds], [promptIds.map(() => 1)], imageEmbeds, req);
@@ -1100,7 +1098,7 @@ export class WebGpuEngine implements ChatEngine {
           tiles: p.tiles,
         }));
         const tiles = summaries.reduce((n, s) => n + s.tiles, 0);
-        const imageKey = await imageIdentity(item.images, maxNum);
+        const imageKey = imageIdentity(item.images, maxNum);
         let images: RowImages | null = null;
         if (item.images.length > 0) {
           const kept = this.keptImages.take(imageKey);
@@ -1154,16 +1152,15 @@ function batchKey(g: GenerationConfig): string {
 }
 
 /** SHA-256 over the images' bytes and the tiling setting: what the <IMG_CONTEXT> positions were computed from. */
-async function imageIdentity(images: Uint8Array[], maxNum: number): Promise<string> {
+function imageIdentity(images: Uint8Array[], maxNum: number): string {
   if (images.length === 0) return "";
-  const parts = await Promise.all(
-    images.map((b) => crypto.subtle.digest("SHA-256", b as Uint8Array<ArrayBuffer>)),
-  );
-  const all = new Uint8Array(parts.length * 32 + 4);
-  parts.forEach((p, i) => all.set(new Uint8Array(p), i * 32));
-  new DataView(all.buffer).setUint32(parts.length * 32, maxNum);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  // Synchronous (node:crypto), so that a round's identity is there wherever it is needed, a join decision
+  // between two decode steps included; ~1 ms for a few megabytes.
+  const all = createHash("sha256");
+  for (const bytes of images) all.update(createHash("sha256").update(bytes).digest());
+  const n = new Uint8Array(4);
+  new DataView(n.buffer).setUint32(0, maxNum);
+  return all.update(n).digest("hex");
 }
 
 /**

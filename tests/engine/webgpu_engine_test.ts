@@ -666,6 +666,23 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
     );
     assert.equal(e.interleavedJoins - i0, 2);
 
+    // Another question about that picture while the joiner's conversation is kept: the running rows pause for
+    // it at once, and it starts from a copy of that conversation's image block, with no pass in pieces.
+    const another = { ...img, question: "And what else is in it?" };
+    const [c1, ij1, j1] = [e.kept.borrowed, e.interleavedJoins, joins()];
+    let copiedDone: Promise<ChatResult> | null = null;
+    let m = 0;
+    const running2 = await ask(text, long, () => ++m === 1 && (copiedDone = ask(another, joinerGeneration)));
+    const copied = await copiedDone!;
+    assert.equal(e.interleavedJoins, ij1, "it ran its pass in pieces");
+    assert.equal(e.kept.borrowed, c1 + 1);
+    assert.equal(joins() - j1, 1);
+    assert.deepEqual(running2.outputTokenIds, aloneRunning.outputTokenIds, "the running row");
+    e.kept.clear();
+    e.keptImages.clear();
+    assert.deepEqual(copied.outputTokenIds, (await ask(another, joinerGeneration)).outputTokenIds);
+    e.kept.clear();
+
     // A joiner whose image turns out corrupt while the batch runs, and one aborted after its first piece, fail
     // alone; the running row goes on as alone. A joiner the running round does not outlast (seed 2: 4 tokens)
     // finishes its pass alone, then answers as alone.
