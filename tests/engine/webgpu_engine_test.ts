@@ -488,13 +488,14 @@ Deno.test("rounds batched together take their pictures' kept embeddings; the oth
   const text = caseById("text_only");
   const another = { question: "And what else is in it?", images: single.images };
   const c0 = e.kept.borrowed, b3 = batched();
-  const [copied, plain] = await Promise.all([ask(another), ask(text)]);
+  const greedy8 = { ...greedy32, maxNewTokens: 8 };
+  const [copied, plain] = await Promise.all([ask(another, greedy8), ask(text, greedy8)]);
   assert.equal(batched() - b3, 2, "the two rounds did not run as one batch");
   assert.equal(e.kept.borrowed, c0 + 1);
-  assert.deepEqual(plain.outputTokenIds, text.response_ids);
+  assert.deepEqual(plain.outputTokenIds, text.response_ids.slice(0, 8));
   e.kept.clear();
   e.keptImages.clear();
-  assert.deepEqual(copied.outputTokenIds, (await ask(another)).outputTokenIds);
+  assert.deepEqual(copied.outputTokenIds, (await ask(another, greedy8)).outputTokenIds);
   e.kept.clear();
   e.keptImages.clear();
 });
@@ -672,7 +673,8 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
     const [c1, ij1, j1] = [e.kept.borrowed, e.interleavedJoins, joins()];
     let copiedDone: Promise<ChatResult> | null = null;
     let m = 0;
-    const running2 = await ask(text, long, () => ++m === 1 && (copiedDone = ask(another, joinerGeneration)));
+    const short16 = { ...joinerGeneration, maxNewTokens: 16 };
+    const running2 = await ask(text, long, () => ++m === 1 && (copiedDone = ask(another, short16)));
     const copied = await copiedDone!;
     assert.equal(e.interleavedJoins, ij1, "it ran its pass in pieces");
     assert.equal(e.kept.borrowed, c1 + 1);
@@ -680,7 +682,7 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
     assert.deepEqual(running2.outputTokenIds, aloneRunning.outputTokenIds, "the running row");
     e.kept.clear();
     e.keptImages.clear();
-    assert.deepEqual(copied.outputTokenIds, (await ask(another, joinerGeneration)).outputTokenIds);
+    assert.deepEqual(copied.outputTokenIds, (await ask(another, short16)).outputTokenIds);
     e.kept.clear();
 
     // A joiner whose image turns out corrupt while the batch runs, and one aborted after its first piece, fail
