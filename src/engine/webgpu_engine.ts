@@ -306,13 +306,16 @@ export class WebGpuEngine implements ChatEngine {
    * the GPU: chat / batchChat given the same array, max_num and parameter name then take the result instead
    * of preparing the images at their turn. Only with image workers, where decoding leaves this thread free
    * (a ~10 ms stall for a 12-megapixel JPEG; PNG and TIFF: none) instead of holding up the tokens of the
-   * request on the GPU; bytes of no format we read wait for their turn, to fail there. At most
+   * request on the GPU; bytes of no format we read wait for their turn, to fail there, and images whose
+   * embeddings are kept (GPU_IMAGE_CACHE_BYTES) need none. At most
    * `maxEarlyRequests` are held at once (decoded images take memory: 36 MB for 12 megapixels); past that this
    * does nothing. Returns a function that drops the work if it was not taken (call it when the request ends).
    */
   startImagePreparation(images: Uint8Array[], maxNum: number, param = "images"): () => void {
     if (images.length === 0 || this.early.size >= maxEarlyRequests || this.early.has(images)) return () => {};
     if (!this.imageWorkers || !images.every(decodesOnWorkers)) return () => {};
+    // Pictures whose embeddings are kept need no decoding.
+    if (this.keptImages.has(imageIdentity(images, maxNum))) return () => {};
     const prepared = this.prepareImages(images, maxNum, param);
     prepared.catch(() => {}); // reported by the request that takes it
     const entry = { maxNum, param, prepared };

@@ -339,11 +339,13 @@ Deno.test("images prepared before a request's turn are taken once, answer alike 
   // The JPEG as stored (our decoder gives Pillow's pixels, so the golden answer holds).
   const jpegs = () => c.images.map((k: string) => imageFile(k, true));
   const images = jpegs();
-  // A kept KV cache of an earlier test's identical round would skip the images altogether.
+  // A kept KV cache or kept embeddings of an earlier identical round would skip the images altogether.
   const ask = (imgs: Uint8Array[], maxNum = 6) => {
     e.kept.clear();
+    e.keptImages.clear();
     return e.chat({ question: c.question, images: imgs, history: [], maxNum, generation: greedy32 });
   };
+  e.keptImages.clear();
   const hits = e.earlyImageHits;
   const drop = e.startImagePreparation(images, 6);
   assert.equal(e.earlyImagesHeld, 1);
@@ -352,6 +354,9 @@ Deno.test("images prepared before a request's turn are taken once, answer alike 
   assert.equal(e.earlyImagesHeld, 0);
   assert.deepEqual(early.outputTokenIds, c.response_ids);
   drop(); // a no-op once taken
+  // Its embeddings are kept now: the same pictures need no preparation.
+  e.startImagePreparation(jpegs(), 6);
+  assert.equal(e.earlyImagesHeld, 0);
 
   // Prepared for another max_num: not used, and dropped by its request at the end.
   const other = jpegs();
@@ -373,6 +378,7 @@ Deno.test("images prepared before a request's turn are taken once, answer alike 
   assert.equal(taken.options.param, "images[0]");
 
   // A PNG and a TIFF decode on the workers too; bytes of no format we read wait for their turn.
+  e.keptImages.clear();
   const dropPng = e.startImagePreparation([imageFile("img1")], 6);
   assert.equal(e.earlyImagesHeld, 1);
   dropPng();
