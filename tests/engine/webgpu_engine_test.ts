@@ -259,9 +259,8 @@ Deno.test("a new conversation about a kept conversation's picture starts from a 
   const a2 = await ask(second.question, typedHistory(second));
   assert.equal(e.kept.hits, hits + 1);
   assert.deepEqual(a2.outputTokenIds, second.response_ids);
-  // B answers as it does from scratch.
+  // B answers as it does from scratch (its whole prompt, over the picture's kept embeddings).
   e.kept.clear();
-  e.keptImages.clear();
   const cold = await ask(second.question);
   assert.deepEqual(b.promptTokenIds, cold.promptTokenIds);
   assert.deepEqual(b.outputTokenIds, cold.outputTokenIds);
@@ -487,9 +486,8 @@ Deno.test("rounds batched together take their pictures' kept embeddings; the oth
   assert.equal(e.keptImages.size, 1);
 
   // A round about a kept conversation's picture with another question starts from a copy of its image block,
-  // beside a round of text; it answers as it does from scratch.
+  // beside a round of text; it answers as it does from scratch. (The picture's embeddings are kept.)
   e.kept.clear();
-  e.keptImages.clear();
   await ask(single, { ...greedy32, maxNewTokens: 1 });
   const text = caseById("text_only");
   const another = { question: "And what else is in it?", images: single.images };
@@ -499,8 +497,7 @@ Deno.test("rounds batched together take their pictures' kept embeddings; the oth
   assert.equal(batched() - b3, 2, "the two rounds did not run as one batch");
   assert.equal(e.kept.borrowed, c0 + 1);
   assert.deepEqual(plain.outputTokenIds, text.response_ids.slice(0, 8));
-  e.kept.clear();
-  e.keptImages.clear();
+  e.kept.clear(); // from scratch: the whole prompt, over the picture's kept embeddings
   assert.deepEqual(copied.outputTokenIds, (await ask(another, greedy8)).outputTokenIds);
   e.kept.clear();
   e.keptImages.clear();
@@ -686,8 +683,7 @@ Deno.test("a new conversation joining a running batch runs its prompt pass in pi
     assert.equal(e.kept.borrowed, c1 + 1);
     assert.equal(joins() - j1, 1);
     assert.deepEqual(running2.outputTokenIds, aloneRunning.outputTokenIds, "the running row");
-    e.kept.clear();
-    e.keptImages.clear();
+    e.kept.clear(); // from scratch: the whole prompt, over the picture's kept embeddings
     assert.deepEqual(copied.outputTokenIds, (await ask(another, short16)).outputTokenIds);
     e.kept.clear();
 
