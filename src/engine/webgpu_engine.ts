@@ -1154,13 +1154,23 @@ function batchKey(g: GenerationConfig): string {
   return JSON.stringify([g.doSample, g.repetitionPenalty, ...sampling]);
 }
 
+/**
+ * Each image's SHA-256, by the request's bytes: a request's images are hashed where it is prepared early, where
+ * it is planned and where it may join a batch; once is enough.
+ */
+const imageDigests = new WeakMap<Uint8Array, Uint8Array>();
+
 /** SHA-256 over the images' bytes and the tiling setting: what the <IMG_CONTEXT> positions were computed from. */
 function imageIdentity(images: Uint8Array[], maxNum: number): string {
   if (images.length === 0) return "";
   // Synchronous (node:crypto), so that a round's identity is there wherever it is needed, a join decision
   // between two decode steps included; ~1 ms for a few megabytes.
   const all = createHash("sha256");
-  for (const bytes of images) all.update(createHash("sha256").update(bytes).digest());
+  for (const bytes of images) {
+    let digest = imageDigests.get(bytes);
+    if (!digest) imageDigests.set(bytes, digest = createHash("sha256").update(bytes).digest());
+    all.update(digest);
+  }
   const n = new Uint8Array(4);
   new DataView(n.buffer).setUint32(0, maxNum);
   return all.update(n).digest("hex");
