@@ -1,5 +1,6 @@
 // Vision sections: InternViT + projector for 1, 7 and 13 tiles, the per-kernel profile of one tile, and
 // time to first token for a 6-tile image + thumbnail and a short question (no KV reuse).
+import { createHash } from "node:crypto";
 import type { Recorder } from "../gpu/recorder.ts";
 import { reshape, type Tensor } from "../gpu/tensor.ts";
 import type { LmRunner } from "../model/lm_runner.ts";
@@ -228,14 +229,15 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   // A new conversation about the same image with another question, as the engine runs it while the first is
   // kept: the image's identity hashed, the kept conversation's system prompt and image block copied into a
   // new runner (KvPrefixCache.borrow, LmRunner.extractRow), then only the new question's ids.
-  // The engine hashes a request's images (SHA-256 of their bytes: the photo's JPEG, else the pixel values).
+  // The engine hashes a request's images, synchronously (SHA-256 of their bytes: the photo's JPEG, else the
+  // pixel values).
   const hashed = photo?.jpeg ?? new Uint8Array(pixels.buffer);
   const imageEnd = ids.lastIndexOf(shapes.imageContextId) + 1;
   const otherIds = [...ids.slice(0, imageEnd), ...syntheticTextIds(shapes, ids.length - imageEnd, 17)];
   const sharedPrefixMs: number[] = [];
   for (let i = 0; i < keptImageRepeats; i++) {
     const t = performance.now();
-    await crypto.subtle.digest("SHA-256", hashed as Uint8Array<ArrayBuffer>);
+    createHash("sha256").update(hashed).digest();
     const lent = kept.borrow(otherIds, "bench image", imageEnd);
     if (!lent) throw new Error("ttft: the kept conversation did not share its image block");
     const shared = Math.min(lent.shared, otherIds.length - 1);
@@ -282,7 +284,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   const keptImageMs: number[] = [];
   for (let i = 0; i < keptImageRepeats; i++) {
     const t = performance.now();
-    await crypto.subtle.digest("SHA-256", hashed as Uint8Array<ArrayBuffer>);
+    createHash("sha256").update(hashed).digest();
     const r = m.model.newRunner(1, ids.length + 1 + followup.length + 8);
     const e = keptImages.take("bench image");
     if (!e) throw new Error("ttft: the kept image embeddings were not found");
