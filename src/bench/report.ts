@@ -34,6 +34,8 @@ export const headlineKeys = [
   "ttft_warm_followup_ms",
   "ttft_kept_image_ms_7tiles",
   "ttft_shared_image_block_ms",
+  "ttft_text_cold_ms_1800",
+  "ttft_shared_text_prefix_ms",
   "logits_rel_err_vs_torch",
   "torch_copy_GBps",
   "torch_decode_ms_eager",
@@ -127,6 +129,12 @@ export function renderTable(doc: Record<string, Json>): string {
       doc.ttft_shared_image_block_ms,
       undefined,
       "wall clock, a copy of another conversation's",
+    ],
+    [
+      "TTFT text, 1800 ids: cold / branch (ms)",
+      `${fmt(doc.ttft_text_cold_ms_1800, 1)} / ${fmt(doc.ttft_shared_text_prefix_ms, 1)}`,
+      undefined,
+      "branch: a copy of the kept prefix + 30 ids",
     ],
     [
       "weights: fill / load (ms)",

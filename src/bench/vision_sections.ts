@@ -23,6 +23,7 @@ import { profileKernels } from "./kernel_profile.ts";
 import { vitFlops } from "./model_cost.ts";
 import { imagePromptIds, syntheticTextIds, tokensPerTile } from "./shapes.ts";
 import { medianWallMs, sig } from "./util.ts";
+import { textPrefixTtft } from "./text_prefix_ttft.ts";
 
 const round = (x: number, digits?: number) => sig(x, digits === undefined ? 4 : Math.max(4, digits + 1));
 
@@ -296,6 +297,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
     }
   }
   keptImages.clear();
+  const text = await textPrefixTtft(shapes, m.model, firstToken);
   // The engine's default (IMAGE_RESIZE=gpu) from the photo's bytes: decoded on this thread, its tiling's
   // resizes and normalisation on the GPU before the vision pass.
   let fromJpeg = NaN, jpegDecodeMs = NaN, jpegEncodeCpuMs = NaN, twoDecodedFirst = NaN, twoPipelined = NaN;
@@ -354,6 +356,8 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   ctx.results.ttft_warm_followup_ms = round(warm, 1);
   ctx.results.ttft_kept_image_ms_7tiles = tiles === 7 ? round(median(keptImageMs), 1) : null;
   ctx.results.ttft_shared_image_block_ms = round(median(sharedPrefixMs), 1);
+  ctx.results.ttft_text_cold_ms_1800 = shapes.prefillTokens === 1800 ? round(text.coldMs, 1) : null;
+  ctx.results.ttft_shared_text_prefix_ms = round(median(text.sharedMs), 1);
   ctx.results.ttft_image_preprocess_ms = photo ? round(photo.pooledMs, 1) : null;
   ctx.results.ttft_cold_from_jpeg_ms_7tiles = photo ? round(fromJpeg, 1) : null;
   return {
@@ -394,6 +398,13 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
     ttft_warm_followup_repeats_gpu_ms: repeats.map((x) => round(x.gpuMs, 1)),
     ttft_kept_image_ms: keptImageMs.map((x) => round(x, 1)),
     ttft_shared_image_block_ms: sharedPrefixMs.map((x) => round(x, 1)),
+    // Text conversations: a prompt pass by its length from an empty runner (what copying that many ids
+    // saves), and a long first message's branch starting from a copy of the prefix a kept one shares.
+    text_prompt_ttft_ms_by_length: text.byLength,
+    text_long_tokens: text.longTokens,
+    ttft_text_cold_ms: round(text.coldMs, 1),
+    ttft_shared_text_prefix_ms: text.sharedMs.map((x) => round(x, 1)),
+    text_shared_tokens: text.sharedTokens,
     pipelines_already_built: pipelinesWarm,
     gpu_passes_ms: stamps.map((s) => ({ pass: s.label, ms: round(nsToMs(s.endNs - s.beginNs), 2) })),
     gpu_sum_ms: stamps.length ? round(busyMsOf(stamps), 1) : null,

@@ -134,6 +134,15 @@ type PlannedRound = WaitingRound & { plan: RoundPlan; imageKey: string; prefix: 
  */
 const maxEarlyRequests = 2;
 
+/**
+ * The shortest text prefix a new conversation without images copies from a kept one (sharedPrefix): two
+ * decode-sized chunks. A short weight-only prompt runs in chunks of 8 ids at ~20 ms each (H200: a pass of 16
+ * ids 56 ms to its first token, 32 ids 93, 64 ids 176; PERF.md v63), so the fixed system prompt that every
+ * conversation starts with (~26 ids with the real tokenizer) is worth a copy; LLM.int8's one pass costs
+ * ~70 ms at any length up to 64 ids and gains little from it.
+ */
+const minCopiedTextTokens = 16;
+
 interface EarlyImages {
   maxNum: number;
   param: string;
@@ -596,10 +605,11 @@ export class WebGpuEngine implements ChatEngine {
         const plan = this.planRound(w.req);
         const imageKey = imageIdentity(w.req.images, w.req.maxNum);
         // A round that continues a kept conversation runs only its new tokens; one that shares the image block
-        // of another conversation about its pictures starts from a copy of it.
-        const [ids, key, minShared, capacity] = this.keptQuery(plan.promptIds, w.req, imageKey);
-        const shared = this.kept.size === 0 ? 0 : this.kept.sharedWith(ids, key, minShared, capacity) ||
-          (w.req.images.length > 0 ? this.kept.borrowableWith(ids, key, minShared) : 0);
+        // of another conversation about its pictures, or a long text prefix, starts from a copy of it.
+        const shared = this.kept.size === 0
+          ? 0
+          : this.kept.sharedWith(...this.keptQuery(plan.promptIds, w.req, imageKey)) ||
+            this.kept.borrowableWith(...this.borrowQuery(plan.promptIds, w.req, imageKey));
         batch.push({ ...w, plan, imageKey, prefix: Math.min(shared, plan.promptIds.length - 1) });
       } catch (e) {
         w.reject(e);
@@ -627,19 +637,19 @@ export class WebGpuEngine implements ChatEngine {
   }
 
   /**
-   * A new runner holding a copy of the positions a kept conversation about the same pictures shares with
-   * `promptIds` — their system prompt and image block at least (keptQuery's minShared), whatever question
-   * follows — and how many: a new conversation about pictures seen before then runs only its question. The
-   * kept conversation stays kept. Null for a round without images, or when none shares its image block.
+   * A new runner holding a copy of the positions a kept conversation with the same pictures shares with
+   * `promptIds` (borrowQuery: the system prompt and image block at least, or a long text prefix), whatever
+   * follows, and how many: a new conversation about pictures seen before then runs only its question, and a
+   * text conversation that branches off a kept one (an edited or regenerated earlier message, another
+   * question after the same long first message) only what differs. The kept conversation stays kept. Null
+   * when none shares enough.
    */
-  private sharedImagePrefix(
+  private sharedPrefix(
     promptIds: number[],
     req: ChatRequest,
     imageKey: string,
   ): { runner: LmRunner; shared: number } | null {
-    if (req.images.length === 0) return null;
-    const [ids, key, minShared] = this.keptQuery(promptIds, req, imageKey);
-    const found = this.kept.borrow(ids, key, minShared);
+    const found = this.kept.borrow(...this.borrowQuery(promptIds, req, imageKey));
     if (!found) return null;
     // At least one prompt token must run to produce the first logits.
     const shared = Math.min(found.shared, promptIds.length - 1);
@@ -654,6 +664,15 @@ export class WebGpuEngine implements ChatEngine {
   private keptQuery(ids: number[], req: ChatRequest, imageKey: string): [number[], string, number, number] {
     const lastImage = ids.lastIndexOf(this.tokenizer.specialIds.imgContext);
     return [ids, imageKey, lastImage + 1, ids.length + req.generation.maxNewTokens];
+  }
+
+  /**
+   * kept.borrow's arguments for a new conversation: with images, a prefix holding their whole image block
+   * (the round has no embeddings for the positions it would skip); without, at least `minCopiedTextTokens`.
+   */
+  private borrowQuery(ids: number[], req: ChatRequest, imageKey: string): [number[], string, number] {
+    const [, , minShared] = this.keptQuery(ids, req, imageKey);
+    return [ids, imageKey, req.images.length > 0 ? minShared : minCopiedTextTokens];
   }
 
   /** Positions a conversation's runner gets: its prompt, its answer and room for its follow-up rounds. */
@@ -677,7 +696,7 @@ export class WebGpuEngine implements ChatEngine {
       let prefix = r.prefix;
       if (prefix > 0) {
         const hit = this.kept.take(...this.keptQuery(r.plan.promptIds, r.req, r.imageKey)) ??
-          this.sharedImagePrefix(r.plan.promptIds, r.req, r.imageKey);
+          this.sharedPrefix(r.plan.promptIds, r.req, r.imageKey);
         from = hit?.runner ?? null;
         prefix = hit ? Math.min(hit.shared, prefix) : 0;
       }
@@ -870,8 +889,9 @@ export class WebGpuEngine implements ChatEngine {
   /**
    * A waiting round's prompt pass started beside the running batch (runRounds), or "pause" where the batch
    * should pause for it at once instead: joins disabled, a round with history, which may continue a kept
-   * conversation, or one about pictures whose image block a kept conversation holds (its pass is then its new
-   * tokens alone, runRounds). "rejected": its prompt could not be planned.
+   * conversation, or one that would start from a copy of a kept conversation's prefix (its image block, or a
+   * long text prefix: sharedPrefix) and has at most one piece (`joinChunkTokens`) left to run, so the batch
+   * stalls for no more than a piece either way. "rejected": its prompt could not be planned.
    */
   private startJoining(w: WaitingRound): Joining | "pause" | "rejected" {
     if (this.joinChunkTokens === 0 || w.req.history.length > 0) return "pause";
@@ -884,9 +904,9 @@ export class WebGpuEngine implements ChatEngine {
       return "rejected";
     }
     const imageKey = imageIdentity(w.req.images, w.req.maxNum);
-    if (w.req.images.length > 0 && this.kept.size > 0) {
-      const [ids, key, minShared] = this.keptQuery(plan.promptIds, w.req, imageKey);
-      if (this.kept.borrowableWith(ids, key, minShared) > 0) return "pause";
+    if (this.kept.size > 0) {
+      const shared = this.kept.borrowableWith(...this.borrowQuery(plan.promptIds, w.req, imageKey));
+      if (shared > 0 && plan.promptIds.length - shared <= this.joinChunkTokens) return "pause";
     }
     let prefill: JoiningPrefill;
     try {
@@ -975,7 +995,7 @@ export class WebGpuEngine implements ChatEngine {
         runner.truncate(shared);
         suffix = promptIds.slice(shared);
       } else {
-        const copied = this.sharedImagePrefix(promptIds, req, imageKey);
+        const copied = this.sharedPrefix(promptIds, req, imageKey);
         if (copied) {
           runner = copied.runner;
           suffix = promptIds.slice(copied.shared);

@@ -68,6 +68,8 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
       "ttft_warm_followup_ms",
       "ttft_kept_image_ms_7tiles",
       "ttft_shared_image_block_ms",
+      "ttft_text_cold_ms_1800",
+      "ttft_shared_text_prefix_ms",
     ]
   ) assert.ok(isNum(doc[k]) && doc[k] > 0, `${k} = ${doc[k]}`);
   assert.equal(doc.ttft_cold_from_jpeg_ms_7tiles, doc.sections.ttft.ttft_from_jpeg_ms);
@@ -76,6 +78,8 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
   assert.equal(doc.submits_per_decode_step, 1);
   // The follow-up round found the kept conversation (the bench throws otherwise) and was timed.
   assert.equal(doc.sections.ttft.followup_new_tokens, 31);
+  // The long text's branch copied all the kept conversation shares with it.
+  assert.equal(doc.sections.ttft.text_shared_tokens, doc.sections.ttft.text_long_tokens - 30);
   // A newcomer joined running rows with its whole pass at once and in pieces beside them (the rows kept
   // making tokens meanwhile, its encoder a layer a piece on the tiny model).
   for (const chunk of benchShapes("tiny").joinChunkTokens) {

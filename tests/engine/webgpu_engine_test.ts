@@ -268,6 +268,54 @@ Deno.test("a new conversation about a kept conversation's picture starts from a 
   e.keptImages.clear();
 });
 
+Deno.test("a text conversation branching off a kept one starts from a copy of the prefix they share", async () => {
+  const e = await engine();
+  e.kept.clear();
+  const c = caseById("text_only");
+  const ask = (
+    question: string,
+    history: HistoryTurn[] = [],
+    generation = { ...greedy32, maxNewTokens: 8 },
+  ) => e.chat({ question, images: [], history, maxNum: 6, generation });
+  const a = await ask(c.question, [], greedy32);
+  assert.deepEqual(a.outputTokenIds, c.response_ids);
+  const history: HistoryTurn[] = [[c.question, a.response]];
+  const counts = () => [e.kept.borrowed, e.kept.hits];
+  // A's follow-up continues A's cache (a take, no copy).
+  const [b0, h0] = counts();
+  await ask("And what can you do?", history);
+  assert.deepEqual(counts(), [b0, h0 + 1]);
+  // B asks another second question after A's first round: it shares A's first round but not A's second
+  // question, so it cannot continue A's cache; it copies the shared positions and runs only the rest.
+  const b = await ask("Tell me a story.", history);
+  assert.deepEqual(counts(), [b0 + 1, h0 + 1], "the branch did not copy the shared prefix");
+  assert.equal(e.kept.size, 2, "A stays kept beside B");
+  // B answers as it does from scratch.
+  e.kept.clear();
+  const cold = await ask("Tell me a story.", history);
+  assert.deepEqual(b.promptTokenIds, cold.promptTokenIds);
+  assert.deepEqual(b.outputTokenIds, cold.outputTokenIds);
+  // A new conversation shares the system prompt with B's: it copies that and answers as the reference.
+  const c2 = await ask(c.question, [], greedy32);
+  assert.deepEqual(counts(), [b0 + 2, h0 + 1]);
+  assert.deepEqual(c2.outputTokenIds, c.response_ids);
+  // Beside a conversation about a picture alone, nothing is copied: its positions past the system prompt
+  // hold the picture.
+  e.kept.clear();
+  const img = caseById("single_image");
+  await e.chat({
+    question: img.question,
+    images: img.images.map(imageFile),
+    history: [],
+    maxNum: 1,
+    generation: { ...greedy32, maxNewTokens: 1 },
+  });
+  await ask(c.question);
+  assert.deepEqual(counts(), [b0 + 2, h0 + 1], "a text conversation copied from a picture's");
+  e.kept.clear();
+  e.keptImages.clear();
+});
+
 Deno.test("imageLayout numbered prompts like multi_image_chat and never continues a concat round's cache", async () => {
   const e = await engine();
   const c = caseById("two_images_concat");
