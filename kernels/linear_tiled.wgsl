@@ -18,17 +18,22 @@
 //           8 count [1] u32 (DYNK; any u32 buffer otherwise)
 // Params:   t = T, n = N, k = K (the row length), kw, has_scale, has_bias, accumulate (1: out += result, the
 //           residual add), kskip (DYNK: a count ≤ kskip was taken whole by the int8 GEMM's epilogue, so
-//           the dispatch does nothing; 0 otherwise)
+//           the dispatch does nothing; 0 otherwise), kslice (SPLIT: k per split, a multiple of BK)
 // Overrides: INT8 (weight encoding); VEC (K % 4 == 0: x and f32 weight rows are 16-byte aligned);
 //           TX, TY (threads along N, M; multiples of 8 and 4), RH (2 or 4 row groups of 4), CW (1, 2 or 4
 //           column groups of 4; RH·CW ≤ 8), BK (8, 16, 32), GM (tile rows per group of the launch order),
 //           PF (last k of a step after the barrier), DYNK (LLM.int8's compact outlier columns,
 //           src/ops/llm_int8.ts: k from 0 to min(count[0], K), read on the GPU; when count ≤ kskip every
 //           workgroup returns without storing). BM = 4·RH·TY, BN = 4·CW·TX; BM·BK/4 and BN·BK/4
-//           must be 1..4 times TX·TY (src/ops/linear.ts checks).
-// Grid:     (ceil(N/BN), ceil(T/BM)) workgroups of TX·TY.
+//           must be 1..4 times TX·TY (src/ops/linear.ts checks). SPLIT (split K): workgroup z sums k in
+//           [z·kslice, (z+1)·kslice) only and stores that raw sum (no scale, bias or accumulate) at out[z, t, n]
+//           ([splits, T, N]); kernels/linear_split_sum.wgsl adds the splits and applies the rest. For few
+//           rows: a short prompt's (BM ≥ T) tiles alone were ~100 workgroups for a GPU of 132 multiprocessors.
+// Grid:     (ceil(N/BN), ceil(T/BM), splits) workgroups of TX·TY.
 // Features: none. Workgroup memory: 2·(BM+BN)·BK·4 bytes (32 KiB at 128×128, BK = 16).
-struct Params { t: u32, n: u32, k: u32, kw: u32, has_scale: u32, has_bias: u32, accumulate: u32, kskip: u32 }
+struct Params {
+  t: u32, n: u32, k: u32, kw: u32, has_scale: u32, has_bias: u32, accumulate: u32, kskip: u32, kslice: u32,
+}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
@@ -54,6 +59,7 @@ override BK: u32 = 16u;
 override GM: u32 = 8u;
 override PF: bool = false;
 override DYNK: bool = false;
+override SPLIT: bool = false;
 
 override NT: u32 = TX * TY;
 override BM: u32 = 4u * RH * TY;
@@ -82,6 +88,7 @@ var<private> ty: u32;
 var<private> m0: u32;
 var<private> n0: u32;
 var<private> kdyn: u32; // DYNK: min(count, K)
+var<private> zoff: u32; // SPLIT: where this split's [T, N] sums start in out
 // k past this reads as zero: K, or (DYNK) the outlier count. Without DYNK the uniform p.k itself, so the
 // weight-only kernel compiles exactly as before DYNK existed (a private copy of it cost 7 % on an H100).
 fn kbound() -> u32 {
@@ -449,7 +456,7 @@ fn step1() {
 // ---- epilogue: out[m, n .. n+4) = v · scale + bias (+ out), bounds-checked per element.
 
 fn col_scale(n: u32) -> vec4<f32> {
-  if (p.has_scale == 0u) { return vec4<f32>(1.0); }
+  if (SPLIT || p.has_scale == 0u) { return vec4<f32>(1.0); }
   let last = p.n - 1u;
   return vec4<f32>(
     scale[min(n, last)], scale[min(n + 1u, last)], scale[min(n + 2u, last)], scale[min(n + 3u, last)],
@@ -457,7 +464,7 @@ fn col_scale(n: u32) -> vec4<f32> {
 }
 
 fn col_bias(n: u32) -> vec4<f32> {
-  if (p.has_bias == 0u) { return vec4<f32>(); }
+  if (SPLIT || p.has_bias == 0u) { return vec4<f32>(); }
   let last = p.n - 1u;
   return vec4<f32>(
     bias[min(n, last)], bias[min(n + 1u, last)], bias[min(n + 2u, last)], bias[min(n + 3u, last)],
@@ -465,6 +472,10 @@ fn col_bias(n: u32) -> vec4<f32> {
 }
 
 fn store_one(m: u32, col: u32, v: f32) {
+  if (SPLIT) {
+    if (col < p.n) { out[zoff + m * p.n + col] = v; }
+    return;
+  }
   if (col < p.n) {
     let at = m * p.n + col;
     var o = v;
@@ -518,18 +529,27 @@ fn main(
     kdyn = workgroupUniformLoad(&kend_shared);
     if (kdyn <= p.kskip) { return; } // the epilogue of linear_dp4a took them all: out is not touched
   }
-  let steps = (kbound() + BK - 1u) / BK;
-  stage(0u);
+  var kbeg = 0u;
+  var kend = kbound();
+  if (SPLIT) {
+    kbeg = wg.z * p.kslice;
+    kend = min(kend, kbeg + p.kslice);
+    zoff = wg.z * p.t * p.n;
+  }
+  // A split past K (none when the launcher sizes kslice) still stores its zeros.
+  let steps = select(0u, (kend - kbeg + BK - 1u) / BK, kend > kbeg);
+  // The loads of the step after a split's last land in a buffer nobody multiplies (kslice % BK == 0).
+  stage(kbeg);
   put(false);
   workgroupBarrier();
   for (var s = 0u; s < steps; s += 2u) {
-    stage((s + 1u) * BK);
+    stage(kbeg + (s + 1u) * BK);
     step0();
     put(true);
     workgroupBarrier();
     held();
     if (s + 1u < steps) {
-      stage((s + 2u) * BK);
+      stage(kbeg + (s + 2u) * BK);
       step1();
       put(false);
       workgroupBarrier();

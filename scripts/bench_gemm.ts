@@ -2,15 +2,19 @@
 // shapes: every tiling in `tiledConfigs` against the kernel it replaced (kernels/linear_tiled_baseline.wgsl,
 // launched only from here), in the same run, on the same inputs.
 //   deno run -A scripts/bench_gemm.ts [--quick] [--ms 200] [--only vit.fc1,lm.w2] [--tilings 1,10-18]
-//     [--out gemm.json]
+//     [--tokens 16,32,64] [--splits 1,4,8] [--out gemm.json]
 // --tilings: indices into `tiledConfigs` (ranges a-b) to time; all of them by default.
+// --tokens: the language model's products (wqkv, wo, w1, w2) at these row counts instead of the shapes
+//   below (a short prompt's pass), each also as the decode-sized chunks a weight-only prompt of ≤ 64 rows runs
+//   (`matvec ×n`: the 8-row matrix-vector kernel n times). --splits: each tiling at these split-K counts
+//   (`sN`, kernels/linear_split_sum.wgsl after; 1: no split, the default).
 // Timing: GPU timestamps around passes of D back-to-back dispatches (D·time ≳ 2 ms), passes enough for
 // ≥ --ms per candidate; dispatches alternate between two weight copies. TFLOP/s counts 2·M·N·K.
 // Every candidate's output is compared with the baseline's (normalised error Σ(a−b)²/Σb² over the first
 // and last rows of out, which include the partial tiles).
 // --quick: small odd shapes and short timings (a correctness smoke run on llvmpipe).
 import type { Recorder } from "../src/gpu/recorder.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import { frontView, type Tensor } from "../src/gpu/tensor.ts";
 import { fillRandom } from "../src/ops/fill_random.ts";
 import {
   type LinearWeights,
@@ -25,7 +29,17 @@ import * as sweep from "../src/bench/sweep.ts";
 const { args, quick, minMs, out: outArg } = sweep.parseArgs({
   only: { type: "string" },
   tilings: { type: "string" },
+  tokens: { type: "string" },
+  splits: { type: "string" },
 }, 20);
+const numberList = (v: string | undefined, name: string): number[] | null => {
+  if (v === undefined) return null;
+  const xs = v.split(",").map(Number);
+  if (!xs.every((x) => Number.isInteger(x) && x >= 1)) throw new Error(`--${name} ${v}: positive integers`);
+  return xs;
+};
+const tokenCounts = numberList(args.tokens, "tokens");
+const splitCounts = numberList(args.splits, "splits") ?? [1];
 
 interface Shape {
   name: string;
@@ -47,7 +61,14 @@ const shape = (name: string, M: number, N: number, K: number, kind: "int8" | "f3
   accumulate: name === "lm.w2",
 });
 // InternViT-6B on 7 tiles (7·1024 patches + the class token), InternLM2-20B prefill of an 1800-token prompt.
-const shapes: Shape[] = quick
+const shapes: Shape[] = tokenCounts
+  ? tokenCounts.flatMap((M) => [
+    shape(`lm.wqkv.T${M}`, M, quick ? 72 : 8192, quick ? 520 : 6144, "int8"),
+    shape(`lm.wo.T${M}`, M, quick ? 67 : 6144, quick ? 520 : 6144, "int8"),
+    shape(`lm.w1.T${M}`, M, quick ? 130 : 16384, quick ? 520 : 6144, "int8"),
+    { ...shape(`lm.w2.T${M}`, M, quick ? 67 : 6144, quick ? 1040 : 16384, "int8"), accumulate: true },
+  ])
+  : quick
   ? [
     shape("odd.a", 130, 129, 264, "int8", true),
     shape("odd.b", 37, 200, 100, "f32"),
@@ -121,8 +142,19 @@ const baseline: Launch = (r, w, x, out, accumulate) => {
   });
 };
 
-const tiled = (c: TiledConfig): Launch => (r, w, x, out, accumulate) =>
-  recordLinear(r, x, w, out, "tiled", { accumulate, tiled: c });
+const tiled = (c: TiledConfig, splits = 1): Launch => (r, w, x, out, accumulate) =>
+  recordLinear(r, x, w, out, "tiled", {
+    accumulate,
+    tiled: c,
+    splitK: splits > 1 ? splitScratch : null,
+    splits,
+  });
+// Split-K partials: the most any candidate asks for.
+const splitScratch = gpu.createTensor(
+  "bench_gemm.split_k",
+  "f32",
+  [Math.max(1, ...splitCounts) * Math.max(...shapes.map((s) => s.M * s.N))],
+);
 
 let seed = 1;
 const destroy = (ts: (Tensor | null)[]) => ts.forEach((t) => t?.buffer.destroy());
@@ -151,9 +183,21 @@ for (const s of selected) {
   await gpu.sync(`filling ${s.name}`);
 
   const chosen = tiledConfig(M, N, K, s.kind === "f32");
+  // A weight-only prompt of ≤ 64 rows runs as chunks of 8 through the matrix-vector kernel (lm_runner.ts):
+  // the same 8 rows n times here (their output is checked as the first 8 rows of the result).
+  const chunks = Math.ceil(M / 8);
+  const x8 = tokenCounts && M <= 64 ? frontView(x, [Math.min(8, M), K]) : null;
+  const out8 = x8 ? frontView(out, [x8.shape[0], N]) : null;
   const candidates: [string, Launch][] = [
     ["baseline", baseline],
-    ...timedTilings.map((c): [string, Launch] => [tiledConfigName(c), tiled(c)]),
+    ...timedTilings.flatMap((c) =>
+      splitCounts.map((n): [string, Launch] => [`${tiledConfigName(c)}${n > 1 ? ` s${n}` : ""}`, tiled(c, n)])
+    ),
+    ...(x8 && out8
+      ? [[`matvec ×${chunks}`, (r, w, _x, _out, accumulate) => {
+        for (let i = 0; i < chunks; i++) recordLinear(r, x8, w, out8, "matvec", { accumulate });
+      }] as [string, Launch]]
+      : []),
   ];
   let ref: Float32Array | null = null;
   for (const [name, launch] of candidates) {
@@ -236,5 +280,6 @@ for (const group of ["vit.", "lm."]) {
       totals.map((t) => `${t.k} ${t.ms.toFixed(2)} ms`).join(" | "),
   );
 }
+splitScratch.buffer.destroy();
 await sweep.writeJson(outArg, "gemm.json", { adapter: gpu.adapterDescription, minMs, rows });
 gpu.destroy();

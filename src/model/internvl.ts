@@ -11,7 +11,7 @@ import { ImageEncoding, visionLayersLike } from "./image_encoding.ts";
 import { loadProjectorWeights, type ProjectorWeights } from "./projector.ts";
 import { defaultVisionScratchBytes, VisionScratchPool } from "./vision_scratch_pool.ts";
 import { languageGemmPool, type LanguageWeights, loadLanguageWeights } from "./language.ts";
-import { PromptScratchPool } from "./prompt_scratch_pool.ts";
+import { maxKeptPromptTokens, PromptScratchPool } from "./prompt_scratch_pool.ts";
 import { LmRunner, maxChunkedPrompt } from "./lm_runner.ts";
 import type { KvCacheDtype } from "./kv_cache.ts";
 import { maxMatvecTokens } from "../ops/linear.ts";
@@ -286,8 +286,8 @@ export class InternVLModel {
    * scratch for `imageTiles` tiles (default 7: the model card's max_num 6 plus the thumbnail).
    */
   async warmUp(imageTiles = warmImageTiles): Promise<void> {
-    // Room for the longest run of passes below: 70 tokens, 1 + 2 + … + 8, then 31.
-    const runner = this.newRunner(1, 160);
+    // Room for the longest run of passes below: 38 and 70 tokens, 1 + 2 + … + 8, then 31.
+    const runner = this.newRunner(1, 200);
     const run = (n: number) => {
       const ids = Array.from({ length: n }, (_, i) => 1 + i);
       const r = this.gpu.recorder("warm-up");
@@ -309,10 +309,12 @@ export class InternVLModel {
       // counts below (9: 8 and 1), and past those (maxGroupedStepRows) on the tiled GEMMs of the warm
       // steps' prompts, so 9 stands for every larger count.
       for (let rows = 2; rows <= maxMatvecTokens + 1; rows++) this.warmStep(rows);
-      // A prompt pass past the chunked sizes (tiled GEMMs, prefill attention) and one image tile (every
-      // vision and projector kernel), so a server's first image request pays no compilation either.
+      // Prompt passes past the chunked sizes (tiled GEMMs in 64×64 and 128×128 tiles, both with split K;
+      // prefill attention) and one image tile (every vision and projector kernel, the unsplit tiled GEMMs), so
+      // a server's first image request pays no compilation either.
       runner.truncate(0);
       run(maxChunkedPrompt + 6);
+      run(maxKeptPromptTokens + 6);
       // Follow-up rounds' new tokens after those (past one split of the decode attention, as in a
       // conversation, so each chunk's attention has its combine pass): the kept scratch of short prompt passes
       // of every class (src/model/prompt_scratch_pool.ts) with the bind groups of all their dispatches but

@@ -4,7 +4,14 @@
 import { alignTo, type Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { frontView, rowsView, storageOffsetAlign, type Tensor } from "../gpu/tensor.ts";
-import { linear, type LinearWeights, type LlmInt8Gemm, maxMatvecTokens } from "../ops/linear.ts";
+import {
+  linear,
+  type LinearWeights,
+  type LlmInt8Gemm,
+  maxMatvecTokens,
+  tiledConfig,
+  tiledSplits,
+} from "../ops/linear.ts";
 import { languageOutlierCap, LlmInt8Scratch, LlmInt8ScratchPool } from "../ops/llm_int8.ts";
 import { rmsNormLinear } from "../ops/rms_norm_linear.ts";
 import { gateUpSilu } from "../ops/gate_up_silu.ts";
@@ -153,6 +160,12 @@ export class LanguageScratch {
    * into the step's logits after. Null otherwise.
    */
   readonly rowGroups: { rows: [number, number][]; squares: Tensor[]; logits: Tensor } | null;
+  /**
+   * Split-K partials of the tiled products (`tiledSplits`, src/ops/linear.ts) of a weight-only pass of more than
+   * 8 rows: a short prompt's tiles alone are one row of 48–256 workgroups at the real widths, and its products
+   * ran at a third of the GEMM's rate (PERF.md v64). Sized for this scratch's rows; null where none splits.
+   */
+  readonly splitK: Tensor | null;
 
   constructor(
     gpu: Gpu,
@@ -228,6 +241,15 @@ export class LanguageScratch {
     this.llmInt8Gemm = few || grouped
       ? null
       : llmInt8GemmFor(matmul, () => gemmPool?.forTokens(rows) ?? languageGemmScratch(gpu, dims, rows));
+    const products: [number, number][] = [[(H + 2 * Hkv) * Dh, D], [D, H * Dh], [I, D], [D, I]];
+    const splitFloats = rows <= maxMatvecTokens || grouped || this.llmInt8Gemm ? 0 : Math.max(
+      ...products.map(([N, K]) => {
+        const config = tiledConfig(rows, N, K, false, gpu.isFallbackAdapter);
+        const splits = tiledSplits(rows, N, K, config, Infinity);
+        return splits > 1 ? splits * rows * N : 0;
+      }),
+    );
+    this.splitK = splitFloats > 0 ? gpu.createTensor("lm.split_k", "f32", [splitFloats]) : null;
   }
 
   private readonly ownsGemmScratch: boolean;
@@ -288,11 +310,13 @@ export class LanguageScratch {
  * each group streaming the weights again, instead of one pass of the tiled GEMMs, which stream them once but
  * took 56–58 ms a step at 9–16 rows with LLM.int8 and 108–111 ms weight-only (14.7 and 20.3 ms at 8 rows).
  * H100, PERF.md v55, tokens/s, GEMM → groups: LLM.int8 at 9 rows 161 → 352, 16 277.7 → 539.8, 32 529.8 →
- * 581.6, but 48 753.4 → 604.1; weight-only at 9 rows 83.0 → 294.2, 16 144.0 → 398.3, 48 405.3 → 429.0, but
- * 64 507.9 → 428.9. Past these the GEMMs' single weight stream wins.
+ * 581.6, but 48 753.4 → 604.1. Weight-only, since the tiled GEMM splits K where its tiles are few (v64, H200,
+ * tokens/s): 40 rows 429.1 in groups → 472.0 on the GEMM, 48 431.3 → 562.2 (64 rows on the GEMM 501.4 before
+ * split K, 717.9 with it); 32 rows stay in groups (426.6). Past these the GEMMs' single weight stream wins;
+ * both modes cross near 32 rows, from different measurements.
  */
-export function maxGroupedStepRows(matmul: Int8MatmulSetting): number {
-  return llmInt8ForFew(matmul.mode) ? 32 : 48;
+export function maxGroupedStepRows(_matmul: Int8MatmulSetting): number {
+  return 32;
 }
 
 /** Whether every row group of a step starts on a bindable offset in each activation (K a multiple of 8). */
@@ -376,7 +400,8 @@ export function languageForward(
   const part = (t: Tensor, g: number) => s.rowGroups ? rowsView(t, ...groups[g]) : t;
   // Decode-sized chunks fold the RMSNorms into the int8 matrix-vector kernels (no norm pass, no normed copy).
   const fusable = groups.every(([, n]) => n <= maxMatvecTokens) && dims.hidden % 4 === 0;
-  const o = { llmInt8: s.llmInt8Gemm }; // INT8_MATMUL=llm-int8, prompt-sized chunks: LLM.int8's GEMM
+  // INT8_MATMUL=llm-int8, prompt-sized chunks: LLM.int8's GEMM; weight-only ones: split K where few tiles.
+  const o = { llmInt8: s.llmInt8Gemm, splitK: s.splitK };
   // LLM.int8 rows: each group's Σx² of its hidden rows as the last product into them (wo, w2) left it, for
   // the next norm, from minRowsForSquares rows on (each group in a tensor of its own: a shared one would be
   // overwritten by the next group before the norm reads it).

@@ -11,8 +11,12 @@ import { languageForward, type LanguageInputs, LanguageScratch, type LanguageWei
 import { PromptScratchPool } from "./prompt_scratch_pool.ts";
 import { submittingEvery, type Tap } from "./vision.ts";
 
-/** Longest single-sequence prompt that runs as decode-sized chunks instead of one tiled pass. */
-export const maxChunkedPrompt = 64;
+/**
+ * Longest single-sequence prompt that runs as decode-sized chunks instead of one tiled pass (weight-only). H200,
+ * a layer's products (PERF.md v64): 16 rows 0.77 ms as two chunks against 1.59 tiled with split K, 32 rows
+ * 1.54 against 1.61, 64 rows 3.07 against 1.68 (2.49 unsplit).
+ */
+export const maxChunkedPrompt = 32;
 /** Submits of a tiled prompt pass's layers (6 layers each for InternLM2-20B's 48). */
 const promptSubmits = 8;
 
@@ -126,8 +130,8 @@ export class LmRunner {
     g.writeTensor(this.cache.keyValid, keyValid);
     // A short single-sequence prompt (a follow-up round's new tokens) runs as chunks of decode size: the
     // matrix-vector kernels stream the weights once per ≤ 8 tokens, where the f32 tiled kernel would take
-    // longer (H100: 115 ms of linears for 31 rows against ~102 ms for 4 chunks in all). The LLM.int8 GEMM
-    // takes 31 rows in ≈ 50 ms of linears (PERF.md v22), so its modes run such a prompt as one pass.
+    // longer up to ~32 rows even with split K (maxChunkedPrompt). The LLM.int8 GEMM takes 31 rows in ≈ 50 ms
+    // of linears (PERF.md v22), so its modes run such a prompt as one pass.
     const chunked = B === 1 && L > maxMatvecTokens && L <= maxChunkedPrompt &&
       !llmInt8ForMany(this.matmul.mode);
     const chunk = chunked ? maxMatvecTokens : L;

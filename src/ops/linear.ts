@@ -1,7 +1,7 @@
 import { type LlmInt8Scratch, recordLinearLlmInt8 } from "./llm_int8.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
-import { expectTensor, type Tensor } from "../gpu/tensor.ts";
+import { expectTensor, frontView, type Tensor } from "../gpu/tensor.ts";
 import { flatGrid } from "./grid.ts";
 import { matvecConfig, recordMatvecI8 } from "./matvec_i8.ts";
 
@@ -94,6 +94,13 @@ export interface LinearOptions {
   llmInt8?: LlmInt8Gemm | null;
   /** linear_matvec's lanes a row instead of `linearMatvecLanes`'s choice (tests). */
   matvecLanes?: LinearMatvecLanes;
+  /**
+   * Scratch for the tiled kernel's split-K partials ([splits, T, N] f32 at its front): with it a product whose
+   * tiles alone would leave the GPU idle splits K (`tiledSplits`). Without it, no split.
+   */
+  splitK?: Tensor | null;
+  /** The split count instead of `tiledSplits`'s choice (tests, scripts/bench_gemm.ts); needs `splitK`. */
+  splits?: number;
 }
 
 /** Lanes a weight row of kernels/linear_matvec.wgsl (its override LANES; 8 rows a workgroup either way). */
@@ -287,6 +294,39 @@ export function recordLinear(
     });
   } else {
     const kw = w.kind === "int8" ? Math.ceil(K / 4) : K;
+    const config = options.tiled ?? tiledConfig(T, N, K, w.kind === "f32", r.fallbackAdapter);
+    const scratch = options.splitK;
+    const split = scratch
+      ? splitOf(K, config, options.splits ?? tiledSplits(T, N, K, config, scratch.byteLength / 4))
+      : null;
+    if (split && split.splits > 1 && scratch) {
+      if (split.splits * T * N > scratch.byteLength / 4) {
+        throw new Error(`${what}: ${split.splits} splits of [${T}, ${N}] do not fit ${scratch.label}`);
+      }
+      const partial = frontView(scratch, [split.splits * T, N]);
+      recordTiled(r, {
+        x,
+        weight: w.weight,
+        scale: scaleOrAny,
+        bias: biasOrAny,
+        out: partial,
+        params: [T, N, K, kw, ...flags, accumulate, 0],
+        int8: w.kind === "int8",
+        vec: K % 4 === 0,
+        dynamicK: null,
+        config,
+        label: `linear_tiled ${w.weight.label}`,
+        split,
+      });
+      const { workgroups, groupsPerRow } = flatGrid(T * N);
+      r.dispatch("linear_split_sum", {
+        bindings: [partial, scaleOrAny, biasOrAny, out],
+        params: [T * N, N, split.splits, ...flags, accumulate, groupsPerRow],
+        workgroups,
+        label: `linear_split_sum ${w.weight.label}`,
+      });
+      return;
+    }
     recordTiled(r, {
       x,
       weight: w.weight,
@@ -297,10 +337,38 @@ export function recordLinear(
       int8: w.kind === "int8",
       vec: K % 4 === 0,
       dynamicK: null,
-      config: options.tiled ?? tiledConfig(T, N, K, w.kind === "f32", r.fallbackAdapter),
+      config,
       label: `linear_tiled ${w.weight.label}`,
     });
   }
+}
+
+/** A split count's K per split: whole steps of BK, and no split left empty. */
+export function splitOf(K: number, c: TiledConfig, splits: number): { splits: number; kslice: number } {
+  const kslice = Math.ceil(Math.ceil(K / Math.max(1, splits)) / c.BK) * c.BK;
+  return { splits: Math.ceil(K / kslice), kslice };
+}
+
+/** Workgroups a tiled product splits K to reach (`tiledSplits`), from how many tiles on, and the fewest k
+ * steps a split keeps. */
+export const splitTargetWorkgroups = 768;
+export const unsplitTiles = 256;
+const minStepsPerSplit = 8;
+
+/**
+ * Splits of K for the tiled kernel on T rows: ~splitTargetWorkgroups workgroups where the output tiles alone
+ * are fewer than unsplitTiles, at least minStepsPerSplit steps of BK each, and the partials within
+ * `scratchFloats`. A short prompt's tiles are one row of 64×64 (or 128×128) tiles: 48–256 workgroups at the
+ * language model's widths. H200, weight-only (`scripts/bench_gemm.ts --tokens 16,32,64,128,256 --splits
+ * 1,2,4,8,16`, PERF.md v64), µs at 64 rows unsplit → split: wo 359 → 169 (8 splits), w2 975 → 422 (8),
+ * wqkv 370 → 210–222 (2–8); w1 (256 tiles) 392, 409 in 2; at 256 rows w1 1245 unsplit, 1402 in 2.
+ */
+export function tiledSplits(T: number, N: number, K: number, c: TiledConfig, scratchFloats: number): number {
+  const tiles = Math.ceil(N / (4 * c.CW * c.TX)) * Math.ceil(T / (4 * (c.RH ?? 2) * c.TY));
+  if (tiles >= unsplitTiles) return 1;
+  const want = Math.round(splitTargetWorkgroups / tiles);
+  const most = Math.min(Math.floor(K / (c.BK * minStepsPerSplit)), Math.floor(scratchFloats / (T * N)));
+  return Math.max(1, Math.min(want, most));
 }
 
 /**
@@ -319,6 +387,8 @@ export function recordTiled(r: Recorder, d: {
   dynamicK: Tensor | null;
   config: TiledConfig;
   label: string;
+  /** SPLIT: raw sums of each K slice into `out` as [splits, T, N] (kernels/linear_split_sum.wgsl adds them). */
+  split?: { splits: number; kslice: number };
 }): void {
   const c = d.config;
   checkTiledConfig(c);
@@ -327,9 +397,14 @@ export function recordTiled(r: Recorder, d: {
   // count (DYNK; any u32 buffer otherwise).
   r.dispatch("linear_tiled", {
     bindings: [d.x, d.weight, d.scale, d.bias, d.out, d.x, d.weight, d.dynamicK ?? d.weight],
-    params: d.params,
-    workgroups: [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * (c.RH ?? 2) * c.TY))],
+    params: [...d.params, d.split?.kslice ?? 0],
+    workgroups: [
+      Math.ceil(N / (4 * c.CW * c.TX)),
+      Math.ceil(T / (4 * (c.RH ?? 2) * c.TY)),
+      d.split?.splits ?? 1,
+    ],
     constants: {
+      SPLIT: d.split ? 1 : 0,
       INT8: d.int8 ? 1 : 0,
       VEC: d.vec ? 1 : 0,
       DYNK: d.dynamicK ? 1 : 0,

@@ -9,9 +9,12 @@ import {
   type LinearOptions,
   linearVariant,
   recordLinear,
+  splitOf,
+  splitTargetWorkgroups,
   tiledConfig,
   tiledConfigName,
   tiledConfigs,
+  tiledSplits,
   uploadLinear,
 } from "../../src/ops/linear.ts";
 import { matvecConfig } from "../../src/ops/matvec_i8.ts";
@@ -211,6 +214,48 @@ Deno.test("linear_tiled matches the CPU reference with every tiling it supports"
       }
     }
   }
+});
+
+Deno.test("linear_tiled with split K (partials, then linear_split_sum) matches the CPU reference", async () => {
+  const gpu = await testGpu();
+  // Partials land in the front of a scratch of garbage: a split that stored nothing would show.
+  const scratch = gpu.uploadTensor("split_k", "f32", [7 * 70 * 129], randomF32(7 * 70 * 129, 77, -1e3, 1e3));
+  let seed = 3000;
+  // K = 264 in 3 splits of 96: a partial step in the last; K = 263: rows not 16-byte aligned; T = 70: two
+  // tile rows of 64; 7 splits of 1000: the last one short.
+  const cases: [number[], number][] = [[[5, 264, 67], 3], [[37, 263, 129], 2], [[70, 1000, 129], 7]];
+  for (const kind of ["int8", "float"] as const) {
+    for (const [shape, splits] of cases) {
+      for (const tiled of [undefined, tiledConfigs[10]]) {
+        await checkTiled(gpu, kind, shape, {
+          tiled,
+          splitK: scratch,
+          splits,
+          bias: seed % 2 === 0,
+          accumulate: seed % 3 !== 0,
+          seed: seed++,
+        });
+      }
+    }
+  }
+  scratch.buffer.destroy();
+});
+
+Deno.test("splitOf leaves no split empty; tiledSplits splits few tiles and never past the scratch", () => {
+  const c = tiledConfigs[9]; // 64×64, BK 16
+  for (const [K, splits] of [[264, 3], [1000, 7], [6144, 16], [100, 50]]) {
+    const s = splitOf(K, c, splits);
+    assert.equal(s.kslice % c.BK, 0);
+    assert.ok(s.kslice * (s.splits - 1) < K && s.kslice * s.splits >= K, `K=${K} splits=${splits}`);
+  }
+  // One row of tiles at the model's widths: 96 tiles of wo split until ~splitTargetWorkgroups.
+  assert.equal(tiledSplits(32, 6144, 6144, c, 1e9), Math.round(splitTargetWorkgroups / 96));
+  // Enough tiles already (w1's 256): no split; a short K keeps ≥ 8 steps a split; the scratch bounds the
+  // count.
+  assert.equal(tiledSplits(32, 16384, 6144, c, 1e9), 1);
+  assert.equal(tiledSplits(1800, 6144, 6144, c, 1e9), 1);
+  assert.equal(tiledSplits(32, 6144, 256, c, 1e9), 2);
+  assert.equal(tiledSplits(32, 6144, 6144, c, 3 * 32 * 6144), 3);
 });
 
 Deno.test("checkTiledConfig refuses tilings the kernel cannot run", () => {
