@@ -286,8 +286,8 @@ export class InternVLModel {
    * scratch for `imageTiles` tiles (default 7: the model card's max_num 6 plus the thumbnail).
    */
   async warmUp(imageTiles = warmImageTiles): Promise<void> {
-    // Room for the longest run of passes below: 38 and 70 tokens, 1 + 2 + … + 8, then 31.
-    const runner = this.newRunner(1, 200);
+    // Room for the longest run of passes below: 22, 40 and 70 tokens, 1 + 2 + … + 8, then 31.
+    const runner = this.newRunner(1, 224);
     const run = (n: number) => {
       const ids = Array.from({ length: n }, (_, i) => 1 + i);
       const r = this.gpu.recorder("warm-up");
@@ -306,15 +306,17 @@ export class InternVLModel {
       run(1);
       // Every row count a step can have (batched rounds, beams; rows end and join mid-generation): none of
       // the passes above builds their pipelines. Past maxMatvecTokens rows a step runs in row groups of the
-      // counts below (9: 8 and 1), and past those (maxGroupedStepRows) on the tiled GEMMs of the warm
-      // steps' prompts, so 9 stands for every larger count.
-      for (let rows = 2; rows <= maxMatvecTokens + 1; rows++) this.warmStep(rows);
-      // Prompt passes past the chunked sizes (tiled GEMMs in 64×64 and 128×128 tiles, both with split K;
-      // prefill attention) and one image tile (every vision and projector kernel, the unsplit tiled GEMMs), so
-      // a server's first image request pays no compilation either.
+      // counts below (9: 8 and 1), and past those (maxGroupedStepRows: 17 weight-only, 33 with LLM.int8) on
+      // the tiled GEMMs, in 32×128 tiles up to 32 rows, 64×64 up to 64 (the LM head of a step of 33–64 rows
+      // in either mode), 128×128 past that (the vision encoder's): 17 and 33 stand for those counts.
+      for (const rows of [...Array.from({ length: maxMatvecTokens }, (_, i) => i + 2), 17, 33]) {
+        this.warmStep(rows);
+      }
+      // Prompt passes past the chunked sizes, one of each tiling's rows (tiled GEMMs in 32×128, 64×64 and
+      // 128×128 tiles, split K and not; prefill attention), and one image tile (every vision and projector
+      // kernel, the unsplit tiled GEMMs), so a server's first image request pays no compilation either.
       runner.truncate(0);
-      run(maxChunkedPrompt + 6);
-      run(maxKeptPromptTokens + 6);
+      for (const n of [maxChunkedPrompt + 6, 40, maxKeptPromptTokens + 6]) run(n);
       // Follow-up rounds' new tokens after those (past one split of the decode attention, as in a
       // conversation, so each chunk's attention has its combine pass): the kept scratch of short prompt passes
       // of every class (src/model/prompt_scratch_pool.ts) with the bind groups of all their dispatches but

@@ -241,13 +241,17 @@ export class LanguageScratch {
     this.llmInt8Gemm = few || grouped
       ? null
       : llmInt8GemmFor(matmul, () => gemmPool?.forTokens(rows) ?? languageGemmScratch(gpu, dims, rows));
+    // Enough for this scratch's rows and for every front view of it (front(): a kept prompt scratch runs
+    // passes of fewer rows, which must split as a scratch of their own would, so that they give its bits).
     const products: [number, number][] = [[(H + 2 * Hkv) * Dh, D], [D, H * Dh], [I, D], [D, I]];
+    const viewRows = [rows, ...Array.from({ length: Math.max(0, Math.min(rows, 64) - 8) }, (_, i) => 9 + i)];
     const splitFloats = rows <= maxMatvecTokens || grouped || this.llmInt8Gemm ? 0 : Math.max(
-      ...products.map(([N, K]) => {
-        const config = tiledConfig(rows, N, K, false, gpu.isFallbackAdapter);
-        const splits = tiledSplits(rows, N, K, config, Infinity);
-        return splits > 1 ? splits * rows * N : 0;
-      }),
+      ...viewRows.flatMap((T) =>
+        products.map(([N, K]) => {
+          const splits = tiledSplits(T, N, K, tiledConfig(T, N, K, false, gpu.isFallbackAdapter), Infinity);
+          return splits > 1 ? splits * T * N : 0;
+        })
+      ),
     );
     this.splitK = splitFloats > 0 ? gpu.createTensor("lm.split_k", "f32", [splitFloats]) : null;
   }
@@ -312,11 +316,12 @@ export class LanguageScratch {
  * H100, PERF.md v55, tokens/s, GEMM → groups: LLM.int8 at 9 rows 161 → 352, 16 277.7 → 539.8, 32 529.8 →
  * 581.6, but 48 753.4 → 604.1. Weight-only, since the tiled GEMM splits K where its tiles are few (v64, H200,
  * tokens/s): 40 rows 429.1 in groups → 472.0 on the GEMM, 48 431.3 → 562.2 (64 rows on the GEMM 501.4 before
- * split K, 717.9 with it); 32 rows stay in groups (426.6). Past these the GEMMs' single weight stream wins;
- * both modes cross near 32 rows, from different measurements.
+ * split K, 717.9 with it); and up to 32 rows in 32×128 tiles (v65): a layer's products at 24 and 32 rows take
+ * 0.96–0.97 ms there against 1.15 and 1.54 in groups of 8, at 16 rows 0.93 against 0.77. Past these the
+ * GEMMs' single weight stream wins.
  */
-export function maxGroupedStepRows(_matmul: Int8MatmulSetting): number {
-  return 32;
+export function maxGroupedStepRows(matmul: Int8MatmulSetting): number {
+  return llmInt8ForFew(matmul.mode) ? 32 : 16;
 }
 
 /** Whether every row group of a step starts on a bindable offset in each activation (K a multiple of 8). */

@@ -13,10 +13,10 @@ import { submittingEvery, type Tap } from "./vision.ts";
 
 /**
  * Longest single-sequence prompt that runs as decode-sized chunks instead of one tiled pass (weight-only). H200,
- * a layer's products (PERF.md v64): 16 rows 0.77 ms as two chunks against 1.59 tiled with split K, 32 rows
- * 1.54 against 1.61, 64 rows 3.07 against 1.68 (2.49 unsplit).
+ * a layer's products (PERF.md v64, v65): 16 rows 0.77 ms as two chunks against 0.93 tiled (32×128, split K),
+ * 24 rows 1.15 against 0.96, 32 rows 1.54 against 0.97, 64 rows 3.07 against 1.68 (64×64).
  */
-export const maxChunkedPrompt = 32;
+export const maxChunkedPrompt = 16;
 /** Submits of a tiled prompt pass's layers (6 layers each for InternLM2-20B's 48). */
 const promptSubmits = 8;
 
@@ -130,7 +130,7 @@ export class LmRunner {
     g.writeTensor(this.cache.keyValid, keyValid);
     // A short single-sequence prompt (a follow-up round's new tokens) runs as chunks of decode size: the
     // matrix-vector kernels stream the weights once per ≤ 8 tokens, where the f32 tiled kernel would take
-    // longer up to ~32 rows even with split K (maxChunkedPrompt). The LLM.int8 GEMM takes 31 rows in ≈ 50 ms
+    // longer up to ~16 rows even with split K (maxChunkedPrompt). The LLM.int8 GEMM takes 31 rows in ≈ 50 ms
     // of linears (PERF.md v22), so its modes run such a prompt as one pass.
     const chunked = B === 1 && L > maxMatvecTokens && L <= maxChunkedPrompt &&
       !llmInt8ForMany(this.matmul.mode);

@@ -137,7 +137,7 @@ export interface TiledConfig {
 }
 
 /**
- * Every tiling the kernel is tested with and scripts/bench_gemm.ts times. Indices 1, 4, 9 and 19 are what
+ * Every tiling the kernel is tested with and scripts/bench_gemm.ts times. Indices 1, 4, 9, 19 and 21 are what
  * `tiledConfig` picks; new tilings go at the end.
  */
 export const tiledConfigs: readonly TiledConfig[] = [
@@ -164,6 +164,9 @@ export const tiledConfigs: readonly TiledConfig[] = [
   { TX: 16, TY: 16, CW: 4, BK: 8, GM: 8, PF: true }, // 128×256, 256 threads
   // CPU adapters (`tiledConfig`): 64×64, 32 threads (4 vectors of 8 lanes on llvmpipe), 16×8 a thread.
   { TX: 8, TY: 4, RH: 4, CW: 2, BK: 8, GM: 8 },
+  // 32 rows (a short prompt or step of ≤ 32 rows computes half the rows of a 64-row tile), 64 threads.
+  { TX: 16, TY: 4, CW: 1, BK: 16, GM: 8 }, // 32×64, 8×4
+  { TX: 16, TY: 4, CW: 2, BK: 8, GM: 8 }, // 32×128, 8×8
 ];
 
 export function tiledConfigName(c: TiledConfig): string {
@@ -194,8 +197,10 @@ export function checkTiledConfig(c: TiledConfig): void {
  * for f32 weights (the ViT patch embedding and the projector's f32 layer: 39–41 TFLOP/s, 128×128 29–30),
  * and 64×64 with 8×4 accumulators for a short prompt (64 rows: 17.9 TFLOP/s, the 8×8 64×64 tiling 8.3).
  * None of tilings 10–18 (16×8 / 8×16 per thread, PF) beat 128×128 8×8 at the ViT shapes (44.8–52.6 ms vs
- * 41.6 ms for the four). Few tilings, so the engine's warm-up builds every prompt-pass pipeline with one
- * long prompt and one image tile.
+ * 41.6 ms for the four). Up to 32 rows of int8 weights, 32×128 (half a 64-row tile's work; H200 with split
+ * K, PERF.md v65: a layer's products at 32 rows 0.97 ms against 1.61 in 64×64 tiles and 1.54 as 8-row
+ * chunks). Few tilings, so the engine's warm-up builds every prompt-pass pipeline with a prompt of each row
+ * class and one image tile.
  */
 export function tiledConfig(
   T: number,
@@ -209,6 +214,7 @@ export function tiledConfig(
   // call against the GPU choice: ViT qkv 1025×192×64 int8 33 against 49, 1025×64×128 22 against 47, the
   // f32 patch embedding 1024×64×588 81 against 94).
   if (cpuAdapter) return tiledConfigs[19];
+  if (T <= 32 && !f32Weights) return tiledConfigs[21];
   return T <= 64 ? tiledConfigs[9] : f32Weights ? tiledConfigs[4] : tiledConfigs[1];
 }
 

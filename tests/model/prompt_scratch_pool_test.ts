@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LmRunner } from "../../src/model/lm_runner.ts";
+import { LmRunner, maxChunkedPrompt } from "../../src/model/lm_runner.ts";
 import { type Int8Matmul, type Int8MatmulSetting } from "../../src/model/int8_matmul.ts";
 import { languageGemmPool } from "../../src/model/language.ts";
 import { maxKeptPromptTokens, PromptScratchPool } from "../../src/model/prompt_scratch_pool.ts";
@@ -28,8 +28,8 @@ Deno.test("kept prompt scratch: follow-up rounds of 1–64 tokens give fresh scr
     made++;
     return createBindGroup(d);
   };
-  // LLM.int8: 9, 64 and 17 tokens through one kept scratch's front, 1 its own. Weight-only (8-token chunks,
-  // ~0.2 s each on llvmpipe): chunks of 8 and 1.
+  // LLM.int8: 9, 64 and 17 tokens through one kept scratch's front, 1 its own. Weight-only (8-token chunks up
+  // to maxChunkedPrompt, ~0.2 s each on llvmpipe): 9 as chunks of 8 and 1, 17 through the kept scratch's front.
   const roundsOf = (mode: Int8Matmul) =>
     (mode === "weight-only" ? [9, 1, 17] : [9, maxKeptPromptTokens, 1, 17]).map((n, i) => ids(n, 2 + i));
   // Each runner starts after 40 positions of zero keys (a first round not computed, the same for all):
@@ -75,18 +75,27 @@ Deno.test("kept prompt scratch: follow-up rounds of 1–64 tokens give fresh scr
           made = 0;
           record(again, seq);
           const madeFresh = made;
-          // Weight-only: 8 + 8 + 1 tokens, two classes, each building the runner's bind groups once.
-          const runnerBound = (mode === "weight-only" ? 2 : 1) * (2 * dims.layers + 1);
+          // One pass (past maxChunkedPrompt in weight-only too), building the runner's bind groups once.
+          const runnerBound = 2 * dims.layers + 1;
           assert.ok(
             madeKept <= runnerBound && madeFresh >= 3 * runnerBound,
             `bind groups made: ${madeKept} with kept scratch, ${madeFresh} with fresh; ${runnerBound} bind the runner's`,
           );
           assert.deepEqual(await gpu.readF32(other.logits), await gpu.readF32(again.logits));
-          assert.ok(pool.reused > pool.made, `kept scratch reused ${pool.reused}×, made ${pool.made}×`);
+          // Made once a class (weight-only: 8, 1, 64; LLM.int8: 64, 1), reused by every later round of it.
+          assert.deepEqual(
+            [pool.made, pool.reused],
+            mode === "weight-only" ? [3, 2] : [2, 3],
+            `kept scratch made ${pool.made}×, reused ${pool.reused}×`,
+          );
           // One scratch set a class: a chunk submitted at once gave its set back to the next of its size.
-          // Weight-only runs more than 8 tokens as chunks of 8 and the rest; LLM.int8 as one pass.
+          // Weight-only runs 9–16 tokens as chunks of 8 and the rest; longer ones, and LLM.int8, as one pass.
           const classes = (n: number) =>
-            n <= 8 ? [n] : mode === "weight-only" ? [8, ...(n % 8 ? [n % 8] : [])] : [maxKeptPromptTokens];
+            n <= 8
+              ? [n]
+              : mode === "weight-only" && n <= maxChunkedPrompt
+              ? [8, ...(n % 8 ? [n % 8] : [])]
+              : [maxKeptPromptTokens];
           assert.equal(pool.size, new Set(rounds.flatMap((s) => classes(s.length))).size);
         } finally {
           for (const r of [fresh, kept, other, again]) r.destroy();

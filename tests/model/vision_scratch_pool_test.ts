@@ -121,13 +121,15 @@ Deno.test("two image requests of the same tile count share one scratch and match
 
 Deno.test("fewer tiles run in the front of the kept scratch; more tiles replace it while it fits the budget", async () => {
   const pooled = await modelWith(2 ** 30);
-  const keys = ["img1", "img2", "img3", "img4"];
-  const [img1, img2, img3, img4] = await Promise.all(keys.map(pixels));
+  const keys = ["img1", "img2", "img4"];
+  const [img1, img2, img4] = await Promise.all(keys.map(pixels));
   try {
     const four = bufferTap();
     await encode(pooled, img2, four.tap);
     const bytes4 = pooled.visionScratch.heldBytes;
-    for (const [key, p] of [["img3", img3], ["img1", img1]] as const) {
+    // One tile in the 4-tile scratch (img1; the 3-tile img3 ran the same code and cost the suite two
+    // encodes), then a pass of 3 + 1 tiles below.
+    for (const [key, p] of [["img1", img1]] as const) {
       const t = bufferTap();
       assertSameBits(await encode(pooled, p, t.tap), await reference(key, p), key);
       assertSameBuffers(t.buffers, four.buffers, key);
