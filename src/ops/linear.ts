@@ -302,28 +302,30 @@ export function recordLinear(
     const kw = w.kind === "int8" ? Math.ceil(K / 4) : K;
     const config = options.tiled ?? tiledConfig(T, N, K, w.kind === "f32", r.fallbackAdapter);
     const scratch = options.splitK;
-    const split = scratch
+    const chosen = scratch
       ? splitOf(K, config, options.splits ?? tiledSplits(T, N, K, config, scratch.byteLength / 4))
       : null;
-    if (split && split.splits > 1 && scratch) {
-      if (split.splits * T * N > scratch.byteLength / 4) {
-        throw new Error(`${what}: ${split.splits} splits of [${T}, ${N}] do not fit ${scratch.label}`);
-      }
-      const partial = frontView(scratch, [split.splits * T, N]);
-      recordTiled(r, {
-        x,
-        weight: w.weight,
-        scale: scaleOrAny,
-        bias: biasOrAny,
-        out: partial,
-        params: [T, N, K, kw, ...flags, accumulate, 0],
-        int8: w.kind === "int8",
-        vec: K % 4 === 0,
-        dynamicK: null,
-        config,
-        label: `linear_tiled ${w.weight.label}`,
-        split,
-      });
+    const split = chosen && chosen.splits > 1 ? chosen : undefined;
+    if (split && scratch && split.splits * T * N > scratch.byteLength / 4) {
+      throw new Error(`${what}: ${split.splits} splits of [${T}, ${N}] do not fit ${scratch.label}`);
+    }
+    // Split: the raw sums of each K slice into the front of the scratch, then their sum into out.
+    const partial = split && scratch ? frontView(scratch, [split.splits * T, N]) : null;
+    recordTiled(r, {
+      x,
+      weight: w.weight,
+      scale: scaleOrAny,
+      bias: biasOrAny,
+      out: partial ?? out,
+      params: [T, N, K, kw, ...flags, accumulate, 0],
+      int8: w.kind === "int8",
+      vec: K % 4 === 0,
+      dynamicK: null,
+      config,
+      label: `linear_tiled ${w.weight.label}`,
+      split,
+    });
+    if (split && partial) {
       const { workgroups, groupsPerRow } = flatGrid(T * N);
       r.dispatch("linear_split_sum", {
         bindings: [partial, scaleOrAny, biasOrAny, out],
@@ -331,21 +333,7 @@ export function recordLinear(
         workgroups,
         label: `linear_split_sum ${w.weight.label}`,
       });
-      return;
     }
-    recordTiled(r, {
-      x,
-      weight: w.weight,
-      scale: scaleOrAny,
-      bias: biasOrAny,
-      out,
-      params: [T, N, K, kw, ...flags, accumulate, 0],
-      int8: w.kind === "int8",
-      vec: K % 4 === 0,
-      dynamicK: null,
-      config,
-      label: `linear_tiled ${w.weight.label}`,
-    });
   }
 }
 
