@@ -295,10 +295,17 @@ Deno.test("a text conversation branching off a kept one starts from a copy of th
   const cold = await ask("Tell me a story.", history);
   assert.deepEqual(b.promptTokenIds, cold.promptTokenIds);
   assert.deepEqual(b.outputTokenIds, cold.outputTokenIds);
-  // A new conversation shares the system prompt with B's: it copies that and answers as the reference.
+  // A new conversation asking A's first question again: B's history holds its whole prompt, so it copies all
+  // of it but the last id (a new conversation, not a follow-up of B) and answers as the reference.
   const c2 = await ask(c.question, [], greedy32);
   assert.deepEqual(counts(), [b0 + 2, h0 + 1]);
   assert.deepEqual(c2.outputTokenIds, c.response_ids);
+  // Another question in a new conversation shares only the system prompt and the user turn's start (44
+  // ids here): it copies those, and answers as from scratch.
+  const other = await ask("Something else entirely?");
+  assert.deepEqual(counts(), [b0 + 3, h0 + 1], "the system prompt was not copied");
+  e.kept.clear();
+  assert.deepEqual(other.outputTokenIds, (await ask("Something else entirely?")).outputTokenIds);
   // Beside a conversation about a picture alone, nothing is copied: its positions past the system prompt
   // hold the picture.
   e.kept.clear();
@@ -311,7 +318,7 @@ Deno.test("a text conversation branching off a kept one starts from a copy of th
     generation: { ...greedy32, maxNewTokens: 1 },
   });
   await ask(c.question);
-  assert.deepEqual(counts(), [b0 + 2, h0 + 1], "a text conversation copied from a picture's");
+  assert.deepEqual(counts(), [b0 + 3, h0 + 1], "a text conversation copied from a picture's");
   e.kept.clear();
   e.keptImages.clear();
 });
