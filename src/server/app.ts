@@ -65,7 +65,7 @@ function engineCounters(slot: EngineSlot): Record<string, { help: string; value:
       stats.earlyImageHits,
     ),
     internvl_kv_prefix_copies_total: counter(
-      "New conversations that started from a copy of the image block of another kept conversation about the same pictures.",
+      "New conversations that started from a copy of what a kept conversation shares with them: its image block (same pictures), or 16+ text ids.",
       stats.keptPrefixCopies,
     ),
     internvl_image_cache_hits_total: counter(
