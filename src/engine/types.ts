@@ -121,7 +121,10 @@ export interface EngineStats {
   keptMisses: number;
   /** Requests whose images were prepared while they waited, and then used. */
   earlyImageHits: number;
-  /** New conversations that started from a copy of another kept conversation's image block. */
+  /**
+   * New conversations that started from a copy of what a kept conversation shares with them: its image block
+   * (same pictures), or ≥ 16 text ids.
+   */
   keptPrefixCopies: number;
   /** Rounds whose image embeddings were kept from an earlier request, and rounds that encoded theirs. */
   keptImageHits: number;

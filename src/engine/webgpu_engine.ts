@@ -99,6 +99,8 @@ interface WaitingRound {
   continued?: Continued;
   /** Counted in batchedRounds already. */
   counted?: boolean;
+  /** Its prompt, planned already where a join decision paused the batch for it (startJoining). */
+  planned?: RoundPlan;
 }
 
 /** What a row unfinished at a pause carries to the batch that continues it. */
@@ -441,6 +443,23 @@ export class WebGpuEngine implements ChatEngine {
   }
 
   /**
+   * A batch row's images (null: none): a copy of the embeddings kept for them (imageKey), else decoded for the
+   * row's encoder pass.
+   */
+  private async rowImages(
+    images: Uint8Array[],
+    maxNum: number,
+    imageKey: string,
+    summaries: ImageSummary[],
+    param?: string,
+  ): Promise<RowImages | null> {
+    if (images.length === 0) return null;
+    const tiles = summaries.reduce((n, s) => n + s.tiles, 0);
+    const kept = this.keptImages.take(imageKey);
+    return kept ? { kept, tiles } : { prepared: await this.imagesFor(images, maxNum, param), tiles };
+  }
+
+  /**
    * Rows' image embeddings, in row order, as one tensor (null: no row has images): the rows' prepared images
    * encoded in one pass — kept under the row's key when that pass holds one row's images alone — and the
    * embeddings found kept copied into place. Takes the kept tensors over (they are freed here or returned).
@@ -524,7 +543,7 @@ export class WebGpuEngine implements ChatEngine {
       numImageToken: this.model.tokensPerTile,
     });
     this.checkLength(promptIds.length, req.generation);
-    return { images: plans.map((p) => ({ grid: [p.grid[0], p.grid[1]], tiles: p.tiles })), promptIds };
+    return { images: plans.map(imageSummary), promptIds };
   }
 
   /**
@@ -602,7 +621,7 @@ export class WebGpuEngine implements ChatEngine {
       }
       try {
         w.req.signal?.throwIfAborted();
-        const plan = this.planRound(w.req);
+        const plan = w.planned ?? this.planRound(w.req);
         const imageKey = imageIdentity(w.req.images, w.req.maxNum);
         // A round that continues a kept conversation runs only its new tokens; one that shares the image block
         // of another conversation about its pictures, or a long text prefix, starts from a copy of it.
@@ -702,14 +721,9 @@ export class WebGpuEngine implements ChatEngine {
       }
       try {
         // A continued row's images are in its kept part already; a new one's may have been encoded before.
-        let images: RowImages | null = null;
-        if (prefix === 0 && r.req.images.length > 0) {
-          const kept = this.keptImages.take(r.imageKey);
-          const tiles = r.plan.images.reduce((n, s) => n + s.tiles, 0);
-          images = kept
-            ? { kept, tiles }
-            : { prepared: await this.imagesFor(r.req.images, r.req.maxNum), tiles };
-        }
+        const images = prefix === 0
+          ? await this.rowImages(r.req.images, r.req.maxNum, r.imageKey, r.plan.images)
+          : null;
         ready.push({ ...r, prefix, images, from });
       } catch (e) {
         from?.destroy();
@@ -906,7 +920,10 @@ export class WebGpuEngine implements ChatEngine {
     const imageKey = imageIdentity(w.req.images, w.req.maxNum);
     if (this.kept.size > 0) {
       const shared = this.kept.borrowableWith(...this.borrowQuery(plan.promptIds, w.req, imageKey));
-      if (shared > 0 && plan.promptIds.length - shared <= this.joinChunkTokens) return "pause";
+      if (shared > 0 && plan.promptIds.length - shared <= this.joinChunkTokens) {
+        w.planned = plan;
+        return "pause";
+      }
     }
     let prefill: JoiningPrefill;
     try {
@@ -1116,19 +1133,16 @@ export class WebGpuEngine implements ChatEngine {
       [];
     try {
       for (const [i, item] of items.entries()) {
-        const summaries: ImageSummary[] = plans[indices[i]].map((p) => ({
-          grid: [p.grid[0], p.grid[1]],
-          tiles: p.tiles,
-        }));
+        const summaries = plans[indices[i]].map(imageSummary);
         const tiles = summaries.reduce((n, s) => n + s.tiles, 0);
         const imageKey = imageIdentity(item.images, maxNum);
-        let images: RowImages | null = null;
-        if (item.images.length > 0) {
-          const kept = this.keptImages.take(imageKey);
-          images = kept
-            ? { kept, tiles }
-            : { prepared: await this.imagesFor(item.images, maxNum, `items[${indices[i]}].images`), tiles };
-        }
+        const images = await this.rowImages(
+          item.images,
+          maxNum,
+          imageKey,
+          summaries,
+          `items[${indices[i]}].images`,
+        );
         rows.push({ images, imageKey, summaries, tiles });
       }
     } catch (e) {
@@ -1172,6 +1186,11 @@ function newTokensLeft(r: WaitingRound): number {
 function batchKey(g: GenerationConfig): string {
   const sampling = g.doSample ? [g.temperature, g.topK, g.topP] : [];
   return JSON.stringify([g.doSample, g.repetitionPenalty, ...sampling]);
+}
+
+/** What a response reports of an image's tiling. */
+function imageSummary(p: ReturnType<typeof planImageTiles>): ImageSummary {
+  return { grid: [p.grid[0], p.grid[1]], tiles: p.tiles };
 }
 
 /**
