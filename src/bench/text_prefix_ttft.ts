@@ -22,6 +22,31 @@ const passLengths = [16, 32, 64, 128, 256];
 const branchTokens = 30;
 const repeats = 3;
 
+/**
+ * A new conversation's first token as the engine makes it from a kept one's prefix (sharedPrefix): the
+ * longest prefix `kept` lends for `ids` (KvPrefixCache.borrow), copied into a runner of its own
+ * (LmRunner.extractRow), then the rest of `ids`. When its id was back, and how many ids were copied.
+ */
+export async function firstTokenFromKeptPrefix(
+  kept: KvPrefixCache,
+  ids: number[],
+  imageKey: string,
+  minShared: number,
+  firstToken: FirstToken,
+  what: string,
+): Promise<{ at: number; shared: number }> {
+  const lent = kept.borrow(ids, imageKey, minShared);
+  if (!lent) throw new Error(`ttft: no kept conversation shared a prefix with ${what}`);
+  // At least one id must run to produce the first logits.
+  const shared = Math.min(lent.shared, ids.length - 1);
+  const r = lent.runner.extractRow(0, [[0, shared]], ids.length + 8);
+  try {
+    return { at: (await firstToken(ids.slice(shared), null, r)).at, shared };
+  } finally {
+    r.destroy();
+  }
+}
+
 export interface TextPrefixTtft {
   /** Median wall ms to the first token of a prompt of each passLengths length, from an empty runner. */
   byLength: Record<string, number | null>;
@@ -75,15 +100,9 @@ export async function textPrefixTtft(
   try {
     for (let i = 0; i < repeats; i++) {
       const t = performance.now();
-      const lent = kept.borrow(branch, "", 1);
-      if (!lent) throw new Error("ttft: the kept text conversation shared no prefix with its branch");
-      sharedTokens = Math.min(lent.shared, branch.length - 1);
-      const r = lent.runner.extractRow(0, [[0, sharedTokens]], branch.length + 8);
-      try {
-        sharedMs.push((await firstToken(branch.slice(sharedTokens), null, r)).at - t);
-      } finally {
-        r.destroy();
-      }
+      const copied = await firstTokenFromKeptPrefix(kept, branch, "", 1, firstToken, "its branch");
+      sharedMs.push(copied.at - t);
+      sharedTokens = copied.shared;
     }
   } finally {
     kept.clear();

@@ -23,7 +23,7 @@ import { profileKernels } from "./kernel_profile.ts";
 import { vitFlops } from "./model_cost.ts";
 import { imagePromptIds, syntheticTextIds, tokensPerTile } from "./shapes.ts";
 import { medianWallMs, sig } from "./util.ts";
-import { textPrefixTtft } from "./text_prefix_ttft.ts";
+import { firstTokenFromKeptPrefix, textPrefixTtft } from "./text_prefix_ttft.ts";
 
 const round = (x: number, digits?: number) => sig(x, digits === undefined ? 4 : Math.max(4, digits + 1));
 
@@ -239,15 +239,15 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   for (let i = 0; i < keptImageRepeats; i++) {
     const t = performance.now();
     createHash("sha256").update(hashed).digest();
-    const lent = kept.borrow(otherIds, "bench image", imageEnd);
-    if (!lent) throw new Error("ttft: the kept conversation did not share its image block");
-    const shared = Math.min(lent.shared, otherIds.length - 1);
-    const r = lent.runner.extractRow(0, [[0, shared]], otherIds.length + 8);
-    try {
-      sharedPrefixMs.push((await firstToken(otherIds.slice(shared), null, r)).at - t);
-    } finally {
-      r.destroy();
-    }
+    const { at } = await firstTokenFromKeptPrefix(
+      kept,
+      otherIds,
+      "bench image",
+      imageEnd,
+      firstToken,
+      "another question about the image",
+    );
+    sharedPrefixMs.push(at - t);
   }
   const t1 = performance.now();
   let warmFirst: number;

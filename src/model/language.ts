@@ -175,6 +175,8 @@ export class LanguageScratch {
     private readonly matmul: Int8MatmulSetting = weightOnly,
     /** Where the LLM.int8 GEMM's scratch comes from (shared by every prompt); null: a scratch of its own. */
     private readonly gemmPool: LlmInt8ScratchPool | null = null,
+    /** Also seen through `front` as fewer tokens (the kept scratch of src/model/prompt_scratch_pool.ts). */
+    private readonly frontViews = false,
   ) {
     const rows = batch * tokens;
     const { hidden: D, heads: H, kvHeads: Hkv, headDim: Dh, intermediate: I } = dims;
@@ -241,10 +243,12 @@ export class LanguageScratch {
     this.llmInt8Gemm = few || grouped
       ? null
       : llmInt8GemmFor(matmul, () => gemmPool?.forTokens(rows) ?? languageGemmScratch(gpu, dims, rows));
-    // Enough for this scratch's rows and for every front view of it (front(): a kept prompt scratch runs
-    // passes of fewer rows, which must split as a scratch of their own would, so that they give its bits).
+    // Enough for this scratch's rows and, with frontViews, for every front view of it: a pass of fewer rows
+    // through the front must split as a scratch of its own would, so that it gives the same bits.
     const products: [number, number][] = [[(H + 2 * Hkv) * Dh, D], [D, H * Dh], [I, D], [D, I]];
-    const viewRows = [rows, ...Array.from({ length: Math.max(0, Math.min(rows, 64) - 8) }, (_, i) => 9 + i)];
+    const viewRows = frontViews
+      ? Array.from({ length: Math.max(0, rows - fewRows()) }, (_, i) => fewRows() + 1 + i)
+      : [rows];
     const splitFloats = rows <= maxMatvecTokens || grouped || this.llmInt8Gemm ? 0 : Math.max(
       ...viewRows.flatMap((T) =>
         products.map(([N, K]) => {
@@ -267,12 +271,13 @@ export class LanguageScratch {
    */
   front(tokens: number): LanguageScratch {
     const rows = this.batch * tokens;
-    const fewRows = Math.max(maxMatvecTokens, maxLlmInt8Rows, maxRowHeadRows);
     const rowsAlike = this.attnSplits === null && this.rowGroups === null;
-    if (!(rowsAlike && Number.isInteger(tokens) && tokens <= this.tokens && rows > fewRows)) {
+    if (
+      !(this.frontViews && rowsAlike && Number.isInteger(tokens) && tokens <= this.tokens && rows > fewRows())
+    ) {
       throw new Error(
-        `LanguageScratch.front(${tokens}): a scratch of ${this.tokens} tokens is seen as ${fewRows + 1}–` +
-          `${this.tokens} tokens a row only`,
+        `LanguageScratch.front(${tokens}): a scratch made for front views of ${this.tokens} tokens is seen as ` +
+          `${fewRows() + 1}–${this.tokens} tokens a row only`,
       );
     }
     const v = (t: Tensor) => frontView(t, [rows, t.shape[1]]);
@@ -322,6 +327,11 @@ export class LanguageScratch {
  */
 export function maxGroupedStepRows(matmul: Int8MatmulSetting): number {
   return llmInt8ForFew(matmul.mode) ? 32 : 16;
+}
+
+/** Most rows whose scratch depends on the row count (split-K attention, LLM.int8 rows, row-head reads). */
+function fewRows(): number {
+  return Math.max(maxMatvecTokens, maxLlmInt8Rows, maxRowHeadRows);
 }
 
 /** Whether every row group of a step starts on a bindable offset in each activation (K a multiple of 8). */

@@ -135,7 +135,15 @@ export class PromptScratchPool {
     const i32 = (name: string, n: number) => g.createTensor(`lm.prompt${tokens}.${name}`, "i32", [n]);
     return {
       tokens,
-      scratch: new LanguageScratch(g, this.dims, 1, tokens, this.matmul, this.gemmPool),
+      scratch: new LanguageScratch(
+        g,
+        this.dims,
+        1,
+        tokens,
+        this.matmul,
+        this.gemmPool,
+        tokens > maxMatvecTokens,
+      ),
       inputs: {
         ids: i32("ids", tokens),
         imageRow: i32("image_row", tokens),

@@ -337,6 +337,11 @@ export function recordLinear(
   }
 }
 
+/** The tiled kernel's output tiles for T rows of N outputs: [along N, along T] (its grid without splits). */
+function tileGrid(c: TiledConfig, T: number, N: number): [number, number] {
+  return [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * (c.RH ?? 2) * c.TY))];
+}
+
 /** A split count's K per split: whole steps of BK, and no split left empty. */
 export function splitOf(K: number, c: TiledConfig, splits: number): { splits: number; kslice: number } {
   const kslice = Math.ceil(Math.ceil(K / Math.max(1, splits)) / c.BK) * c.BK;
@@ -358,7 +363,8 @@ const minStepsPerSplit = 8;
  * wqkv 370 → 210–222 (2–8); w1 (256 tiles) 392, 409 in 2; at 256 rows w1 1245 unsplit, 1402 in 2.
  */
 export function tiledSplits(T: number, N: number, K: number, c: TiledConfig, scratchFloats: number): number {
-  const tiles = Math.ceil(N / (4 * c.CW * c.TX)) * Math.ceil(T / (4 * (c.RH ?? 2) * c.TY));
+  const [cols, rows] = tileGrid(c, T, N);
+  const tiles = cols * rows;
   if (tiles >= unsplitTiles) return 1;
   const want = Math.round(splitTargetWorkgroups / tiles);
   const most = Math.min(Math.floor(K / (c.BK * minStepsPerSplit)), Math.floor(scratchFloats / (T * N)));
@@ -392,11 +398,7 @@ export function recordTiled(r: Recorder, d: {
   r.dispatch("linear_tiled", {
     bindings: [d.x, d.weight, d.scale, d.bias, d.out, d.x, d.weight, d.dynamicK ?? d.weight],
     params: [...d.params, d.split?.kslice ?? 0],
-    workgroups: [
-      Math.ceil(N / (4 * c.CW * c.TX)),
-      Math.ceil(T / (4 * (c.RH ?? 2) * c.TY)),
-      d.split?.splits ?? 1,
-    ],
+    workgroups: [...tileGrid(c, T, N), d.split?.splits ?? 1],
     constants: {
       SPLIT: d.split ? 1 : 0,
       INT8: d.int8 ? 1 : 0,
