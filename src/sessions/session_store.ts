@@ -19,6 +19,7 @@ import type { HistoryTurn, ImageLayout } from "../engine/types.ts";
 import { InputError } from "../errors.ts";
 import { isSessionIdShape, newSessionId } from "./session_id.ts";
 import { CHUNK_BYTES, joinChunks, sha256Hex, splitChunks } from "./kv_chunks.ts";
+import { retryWhileLocked } from "./kv_busy_retry.ts";
 
 export interface ImageRef {
   sha256: string;
@@ -113,8 +114,10 @@ export class SessionStore {
   async create(): Promise<Session> {
     const session = this.draft();
     const key = metaKey(session.meta.id);
-    const result = await this.kv.atomic().check({ key, versionstamp: null })
-      .set(key, session.meta, { expireIn: this.ttlMs }).commit();
+    const result = await retryWhileLocked(() =>
+      this.kv.atomic().check({ key, versionstamp: null }).set(key, session.meta, { expireIn: this.ttlMs })
+        .commit()
+    );
     if (!result.ok) throw new Error("Session id collision; the random source is broken");
     return { ...session, versionstamp: result.versionstamp };
   }
@@ -199,7 +202,7 @@ export class SessionStore {
       op.set([...turnPrefix(old.id), old.turnCount, j], chunk, { expireIn: dataExpireIn });
     });
     op.set(metaKey(old.id), meta, { expireIn: this.ttlMs });
-    const result = await op.commit();
+    const result = await retryWhileLocked(() => op.commit());
     if (!result.ok) {
       throw new InputError(
         `Session ${old.id} changed while this round ran (another request added a turn or deleted it); ` +
@@ -220,9 +223,11 @@ export class SessionStore {
     if (!isSessionIdShape(id)) return false;
     const entry = await this.kv.get<SessionMeta>(metaKey(id));
     if (entry.value === null) return false;
-    await this.kv.delete(metaKey(id));
+    await retryWhileLocked(() => this.kv.delete(metaKey(id)));
     for (const prefix of [turnPrefix(id), imagePrefix(id)]) {
-      for await (const item of this.kv.list({ prefix })) await this.kv.delete(item.key);
+      for await (const item of this.kv.list({ prefix })) {
+        await retryWhileLocked(() => this.kv.delete(item.key));
+      }
     }
     return entry.value.expiresAt > this.#now();
   }
@@ -236,7 +241,7 @@ export class SessionStore {
       chunks.slice(start, start + CHUNKS_PER_ATOMIC).forEach((chunk, k) => {
         op.set([...imagePrefix(id), sha256, start + k], chunk, { expireIn });
       });
-      await op.commit();
+      await retryWhileLocked(() => op.commit());
     }
     return { sha256, bytes: bytes.length, chunks: chunks.length };
   }
@@ -258,7 +263,7 @@ export class SessionStore {
     splitChunks(encodeTurn(turn)).forEach((chunk, j) =>
       op.set([...turnPrefix(id), index, j], chunk, { expireIn })
     );
-    await op.commit();
+    await retryWhileLocked(() => op.commit());
   }
 
   async #readTurns(id: string, turnCount: number): Promise<HistoryTurn[]> {
