@@ -31,23 +31,33 @@
 //           6 w4       binding 5's buffer seen as vec4<u32> (VEC: 16-byte loads)
 //           7 scale    [N] f32 (SCB/127)
 //           8 bias     [N] f32 (read only when has_bias)
-//           9 out      [T, N] f32
+//           9 out      [T, N] f32, as u32 words (SPLIT 1: the partial sums, below)
 //           10 xo      [T, 4·cap4] f32 as vec4: x at the first listed outlier columns (zero past the count)
 //           11 wo      [N, cap4] i8x4: CB at those columns
 // Params:   t = T, n = N, kw = K/4, qw, has_bias, accumulate (1: out += result, the residual add), cap4,
 //           head4: a count ≤ 4·head4 is taken here whole, a larger one by kernels/linear_tiled.wgsl (DYNK,
 //           kskip = 4·head4) up to the cap; head4 = cap4: every compact column here, no outlier GEMM
-//           (columns past 4·cap4 always one by one here).
+//           (columns past 4·cap4 always one by one here); kslice (SPLIT 1: K words a split, a multiple of
+//           BK/4), splits (SPLIT 2: how many).
 // Overrides: VEC (kw % 4 == 0: weight rows are 16-byte aligned; else 4 word loads a slot);
 //           TX, TY (threads along N, M; multiples of 8 and 4), RH (2 or 4 row groups of 4), CW (1 or 2
 //           column groups of 4), BK (32 or 64 k per step = 8 or 16 words), GM (tile rows per
 //           group of the launch order). BM = 4·RH·TY, BN = 4·CW·TX; BM·BK/16 and BN·BK/16 must be 1..4
 //           times TX·TY (src/ops/llm_int8.ts checks). linear_tiled's PF (a step's last k after the
 //           barrier) was dropped: about 1 % slower here on an H100.
-// Grid:     (ceil(N/BN), ceil(T/BM)) workgroups of TX·TY.
+//           SPLIT (split K, where the output tiles alone are too few to fill the GPU): 0 the whole
+//           product; 1 workgroup z sums only K words [z·kslice, (z+1)·kslice) and stores its raw i32
+//           accumulators, every row and column of its tile, at parts[z, Tp, Np] in out (Tp, Np: T and N
+//           rounded up to whole tiles); 2 binding 1 holds those parts instead of q: each thread adds its
+//           accumulators' splits (exact: i32, so the sum is bit for bit the unsplit one) and the epilogue
+//           runs as without a split.
+// Grid:     (ceil(N/BN), ceil(T/BM), SPLIT 1: splits) workgroups of TX·TY.
 // Features: packed_4x8_integer_dot_product (dot4I8Packed, core WGSL). Workgroup memory:
 //           2·(BM+BN)·BK bytes (16 KiB at 64×64, BK = 64).
-struct Params { t: u32, n: u32, kw: u32, qw: u32, has_bias: u32, accumulate: u32, cap4: u32, head4: u32 }
+struct Params {
+  t: u32, n: u32, kw: u32, qw: u32, has_bias: u32, accumulate: u32, cap4: u32, head4: u32, kslice: u32,
+  splits: u32,
+}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q4: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> sca: array<f32>;
@@ -59,7 +69,8 @@ struct Params { t: u32, n: u32, kw: u32, qw: u32, has_bias: u32, accumulate: u32
 @group(0) @binding(6) var<storage, read> w4: array<vec4<u32>>;
 @group(0) @binding(7) var<storage, read> scale: array<f32>;
 @group(0) @binding(8) var<storage, read> bias: array<f32>;
-@group(0) @binding(9) var<storage, read_write> out: array<f32>;
+// u32 words, so that SPLIT 1's i32 partial sums keep every bit (an f32 store need not keep a NaN's).
+@group(0) @binding(9) var<storage, read_write> out: array<u32>;
 @group(0) @binding(10) var<storage, read> xo: array<vec4<f32>>;
 @group(0) @binding(11) var<storage, read> wo: array<u32>;
 
@@ -72,6 +83,7 @@ override RH: u32 = 2u;
 override CW: u32 = 2u;
 override BK: u32 = 32u;
 override GM: u32 = 8u;
+override SPLIT: u32 = 0u;
 
 override NT: u32 = TX * TY;
 override BM: u32 = 4u * RH * TY;
@@ -371,8 +383,8 @@ fn store_one(m: u32, col: u32, v: f32) {
   if (col < p.n) {
     let at = m * p.n + col;
     var o = v;
-    if (p.accumulate != 0u) { o += out[at]; }
-    out[at] = o;
+    if (p.accumulate != 0u) { o += bitcast<f32>(out[at]); }
+    out[at] = bitcast<u32>(o);
   }
 }
 
@@ -429,6 +441,109 @@ fn store4(r: u32, n: u32, s: vec4<f32>, o: vec4<f32>, cnt: u32, v0: vec4<i32>, v
   store_out(r + 3u, n, e3 * s + o);
 }
 
+// ---- split K. The micro-tile's rows and columns, as the epilogue below walks them: accumulator a<4j+i>
+// (b<4j+i>) is row m0 + ty·4 + j·BM/RH + i at columns n0 + tx·4 (+ BN/CW) .. +3.
+
+fn part_at(z: u32, tp: u32, np: u32, row: u32, n: u32) -> u32 {
+  return (z * tp + row) * np + n;
+}
+
+fn put_part(at: u32, v: vec4<i32>) {
+  out[at] = bitcast<u32>(v.x);
+  out[at + 1u] = bitcast<u32>(v.y);
+  out[at + 2u] = bitcast<u32>(v.z);
+  out[at + 3u] = bitcast<u32>(v.w);
+}
+
+// Rows r..r+3 of one column group (SPLIT 1).
+fn put_parts4(z: u32, tp: u32, np: u32, r: u32, n: u32, v0: vec4<i32>, v1: vec4<i32>, v2: vec4<i32>,
+              v3: vec4<i32>) {
+  put_part(part_at(z, tp, np, r, n), v0);
+  put_part(part_at(z, tp, np, r + 1u, n), v1);
+  put_part(part_at(z, tp, np, r + 2u, n), v2);
+  put_part(part_at(z, tp, np, r + 3u, n), v3);
+}
+
+fn store_parts(z: u32, tp: u32, np: u32) {
+  let r0 = m0 + ty * 4u;
+  let r1 = r0 + BM / RH;
+  let r2 = r1 + BM / RH;
+  let r3 = r2 + BM / RH;
+  let nA = n0 + tx * 4u;
+  put_parts4(z, tp, np, r0, nA, a0, a1, a2, a3);
+  put_parts4(z, tp, np, r1, nA, a4, a5, a6, a7);
+  if (RH == 4u) {
+    put_parts4(z, tp, np, r2, nA, a8, a9, a10, a11);
+    put_parts4(z, tp, np, r3, nA, a12, a13, a14, a15);
+  }
+  if (CW > 1u) {
+    let nB = nA + BN / CW;
+    put_parts4(z, tp, np, r0, nB, b0, b1, b2, b3);
+    put_parts4(z, tp, np, r1, nB, b4, b5, b6, b7);
+    if (RH == 4u) {
+      put_parts4(z, tp, np, r2, nB, b8, b9, b10, b11);
+      put_parts4(z, tp, np, r3, nB, b12, b13, b14, b15);
+    }
+  }
+}
+
+// SPLIT 2: row `row`, columns n..n+3 summed over the splits (binding 1 holds the parts as vec4 words; np
+// is a multiple of 4). i32 addition wraps, so the order of the splits cannot change the sum.
+fn part_sum(tp: u32, np: u32, row: u32, n: u32) -> vec4<i32> {
+  var s = vec4<i32>();
+  for (var z = 0u; z < p.splits; z++) {
+    s += bitcast<vec4<i32>>(q4[part_at(z, tp, np, row, n) / 4u]);
+  }
+  return s;
+}
+
+fn sum_parts(tp: u32, np: u32) {
+  let r0 = m0 + ty * 4u;
+  let r1 = r0 + BM / RH;
+  let r2 = r1 + BM / RH;
+  let r3 = r2 + BM / RH;
+  let nA = n0 + tx * 4u;
+  a0 = part_sum(tp, np, r0, nA);
+  a1 = part_sum(tp, np, r0 + 1u, nA);
+  a2 = part_sum(tp, np, r0 + 2u, nA);
+  a3 = part_sum(tp, np, r0 + 3u, nA);
+  a4 = part_sum(tp, np, r1, nA);
+  a5 = part_sum(tp, np, r1 + 1u, nA);
+  a6 = part_sum(tp, np, r1 + 2u, nA);
+  a7 = part_sum(tp, np, r1 + 3u, nA);
+  if (RH == 4u) {
+    a8 = part_sum(tp, np, r2, nA);
+    a9 = part_sum(tp, np, r2 + 1u, nA);
+    a10 = part_sum(tp, np, r2 + 2u, nA);
+    a11 = part_sum(tp, np, r2 + 3u, nA);
+    a12 = part_sum(tp, np, r3, nA);
+    a13 = part_sum(tp, np, r3 + 1u, nA);
+    a14 = part_sum(tp, np, r3 + 2u, nA);
+    a15 = part_sum(tp, np, r3 + 3u, nA);
+  }
+  if (CW > 1u) {
+    let nB = nA + BN / CW;
+    b0 = part_sum(tp, np, r0, nB);
+    b1 = part_sum(tp, np, r0 + 1u, nB);
+    b2 = part_sum(tp, np, r0 + 2u, nB);
+    b3 = part_sum(tp, np, r0 + 3u, nB);
+    b4 = part_sum(tp, np, r1, nB);
+    b5 = part_sum(tp, np, r1 + 1u, nB);
+    b6 = part_sum(tp, np, r1 + 2u, nB);
+    b7 = part_sum(tp, np, r1 + 3u, nB);
+    if (RH == 4u) {
+      b8 = part_sum(tp, np, r2, nB);
+      b9 = part_sum(tp, np, r2 + 1u, nB);
+      b10 = part_sum(tp, np, r2 + 2u, nB);
+      b11 = part_sum(tp, np, r2 + 3u, nB);
+      b12 = part_sum(tp, np, r3, nB);
+      b13 = part_sum(tp, np, r3 + 1u, nB);
+      b14 = part_sum(tp, np, r3 + 2u, nB);
+      b15 = part_sum(tp, np, r3 + 3u, nB);
+    }
+  }
+}
+
 @compute @workgroup_size(NT)
 fn main(
   @builtin(workgroup_id) wg: vec3u,
@@ -452,21 +567,38 @@ fn main(
   tx = ((warp % (TX / 8u)) * 8u + lane % 8u) % TX;
   ty = ((warp / (TX / 8u)) * 4u + lane / 8u) % TY;
 
-  let steps = (p.kw + SW - 1u) / SW;
-  stage(0u);
-  put(false);
-  workgroupBarrier();
-  for (var s = 0u; s < steps; s += 2u) {
-    stage((s + 1u) * SW);
-    step0();
-    put(true);
-    workgroupBarrier();
-    if (s + 1u < steps) {
-      stage((s + 2u) * SW);
-      step1();
-      put(false);
-      workgroupBarrier();
+  let tp = groups.y * BM;
+  let np = groups.x * BN;
+  if (SPLIT == 2u) {
+    sum_parts(tp, np);
+  } else {
+    var kbeg = 0u;
+    var kend = p.kw;
+    if (SPLIT == 1u) {
+      kbeg = min(wg.z * p.kslice, kend);
+      kend = min(kend, kbeg + p.kslice);
     }
+    // The loads of the step after a split's last land in a buffer nobody multiplies (kslice % SW == 0).
+    let steps = (kend - kbeg + SW - 1u) / SW;
+    stage(kbeg);
+    put(false);
+    workgroupBarrier();
+    for (var s = 0u; s < steps; s += 2u) {
+      stage(kbeg + (s + 1u) * SW);
+      step0();
+      put(true);
+      workgroupBarrier();
+      if (s + 1u < steps) {
+        stage(kbeg + (s + 2u) * SW);
+        step1();
+        put(false);
+        workgroupBarrier();
+      }
+    }
+  }
+  if (SPLIT == 1u) {
+    store_parts(wg.z, tp, np);
+    return;
   }
 
   let cnt = min(outliers[0], 4u * p.kw);

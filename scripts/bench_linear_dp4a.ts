@@ -4,11 +4,12 @@
 // InternVL-Chat-V1.5, in the same run on the same inputs:
 //   deno run -A scripts/bench_linear_dp4a.ts [--small] [--ms 200] [--only vit.fc1,lm.w2] [--configs 0,1,2]
 //     [--outliers 8] [--heads 64,0] [--dist uniform|natural] [--ballast GB] [--lm-tokens 1800]
-//     [--out linear_dp4a.json]
+//     [--splits 1,4,8] [--out linear_dp4a.json]
 // Candidates per shape: "f32 linear_tiled" (the model today); "llm.int8 <tiling>" (all four dispatches of
 // recordLinearLlmInt8); "dp4a gemm <tiling>" (kernels/linear_dp4a.wgsl alone, from int8 rows made once);
 // "outliers+quantize" (the three dispatches before the GEMM; GB/s of x read twice and q written).
-// --configs: indices into `dp4aTilings` (ranges a-b; default 0-3). TFLOP/s counts 2·T·N·K for every
+// --configs: indices into `dp4aTilings` (ranges a-b; default 0-3). --splits: split counts of K for both
+// LLM.int8 candidates (default: `dp4aSplits`'s choice, named "auto"). TFLOP/s counts 2·T·N·K for every
 // candidate, the prologue included.
 // Inputs: random int8 weights filled on the GPU (src/bench/synthetic_weights.ts), x uniform in ±3 with
 // --outliers columns (default 8) holding one |x| ≥ 6 value each, so the GEMM's epilogue walks that many
@@ -23,8 +24,16 @@ import type { Tensor } from "../src/gpu/tensor.ts";
 import { fillRandom } from "../src/ops/fill_random.ts";
 import { gelu } from "../src/ops/gelu.ts";
 import { siluMul } from "../src/ops/silu_mul.ts";
-import { type LinearWeights, recordLinear, tiledConfig, tiledConfigName } from "../src/ops/linear.ts";
 import {
+  type LinearWeights,
+  recordLinear,
+  tiledConfig,
+  tiledConfigName,
+  tileGrid,
+} from "../src/ops/linear.ts";
+import {
+  dp4aPartsWords,
+  dp4aTileWords,
   dp4aTiling,
   dp4aTilingName,
   dp4aTilings,
@@ -51,6 +60,7 @@ const { args, quick, minMs, out: outArg } = sweep.parseArgs({
   dist: { type: "string" },
   ballast: { type: "string" },
   "lm-tokens": { type: "string" },
+  splits: { type: "string" },
 }, 20);
 const small = Boolean(args.small) || quick;
 const outlierColumns = Number(args.outliers ?? 8);
@@ -118,6 +128,16 @@ const configIndices = [
   ),
 ];
 const tilings = configIndices.map((i) => dp4aTilings[i]);
+const splitCounts: (number | undefined)[] = args.splits === undefined
+  ? [undefined]
+  : args.splits.split(",").map(
+    (v) => {
+      const n = Number(v);
+      if (!(Number.isInteger(n) && n >= 1)) throw new Error(`--splits ${v}: expected whole counts ≥ 1`);
+      return n;
+    },
+  );
+const splitName = (n: number | undefined) => n === undefined ? "" : ` s${n}`;
 
 const { gpu, timer } = await sweep.openGpu();
 // --ballast GB: that much GPU memory allocated and written first, in 128 MiB buffers (llvmpipe's binding
@@ -197,7 +217,15 @@ for (const s of selected) {
     s.name.startsWith("lm.") ? languageOutlierCap : visionOutlierCap,
     4 * Math.ceil(outlierColumns / 4),
   );
-  const scratch = new LlmInt8Scratch(gpu, `${s.name}.llm_int8`, T, K, N, cap);
+  // Parts for the most splits asked for (or the model's sizing), with any tiling.
+  const partsWords = Math.max(
+    dp4aPartsWords(T, K, N),
+    ...tilings.map((c) => {
+      const [cols, rows] = tileGrid(c, T, N);
+      return Math.max(0, ...splitCounts.map((n) => (n ?? 1) * cols * rows * dp4aTileWords(c)));
+    }),
+  );
+  const scratch = new LlmInt8Scratch(gpu, `${s.name}.llm_int8`, T, K, N, cap, partsWords);
   // The GEMM-alone candidates read compact outlier columns gathered once from the first weight copy (their
   // outlier sums are off for the second copy: timing only; the comparison below uses the first).
   const w0 = sets[0];
@@ -220,22 +248,33 @@ for (const s of selected) {
 
   const candidates: [string, Launch][] = [
     ["f32 linear_tiled", (r, w, acc) => recordLinear(r, x, w, out, "tiled", { accumulate: acc })],
-    ...tilings.flatMap((tiling): [string, Launch][] => [
-      ...heads.map((head): [string, Launch] => [
-        `llm.int8 ${dp4aTilingName(tiling)}${head === undefined ? "" : ` head ${head}`}`,
-        (r, w, acc) =>
-          recordLinearLlmInt8(r, x, w, out, scratch, { accumulate: acc, tiling, epilogueColumns: head }),
-      ]),
-      // Head 0: the int8 product alone (its epilogue leaves every outlier column to the outlier GEMM, so
-      // the output is a part: "(part)" instead of MISMATCH below).
-      ...heads.map((head): [string, Launch] => [
-        `dp4a gemm ${dp4aTilingName(tiling)}${head === undefined ? "" : ` head ${head}`}`,
-        (r, w, acc) => {
-          if (w.kind !== "int8") throw new Error("int8 weights expected");
-          linearDp4a(r, x, views, w, out, { accumulate: acc, tiling, epilogueColumns: head });
-        },
-      ]),
-    ]),
+    ...tilings.flatMap((tiling) =>
+      splitCounts.flatMap((splits): [string, Launch][] => [
+        ...heads.map((head): [string, Launch] => [
+          `llm.int8 ${dp4aTilingName(tiling)}${splitName(splits)}${
+            head === undefined ? "" : ` head ${head}`
+          }`,
+          (r, w, acc) =>
+            recordLinearLlmInt8(r, x, w, out, scratch, {
+              accumulate: acc,
+              tiling,
+              epilogueColumns: head,
+              splits,
+            }),
+        ]),
+        // Head 0: the int8 product alone (its epilogue leaves every outlier column to the outlier GEMM, so
+        // the output is a part: "(part)" instead of MISMATCH below).
+        ...heads.map((head): [string, Launch] => [
+          `dp4a gemm ${dp4aTilingName(tiling)}${splitName(splits)}${
+            head === undefined ? "" : ` head ${head}`
+          }`,
+          (r, w, acc) => {
+            if (w.kind !== "int8") throw new Error("int8 weights expected");
+            linearDp4a(r, x, views, w, out, { accumulate: acc, tiling, epilogueColumns: head, splits });
+          },
+        ]),
+      ])
+    ),
     ["outliers+quantize+gather", (r, w) => {
       if (w.kind !== "int8") throw new Error("int8 weights expected");
       llmInt8Outliers(r, x, views.flags);

@@ -12,7 +12,7 @@ import {
   tiledConfig,
   tiledSplits,
 } from "../ops/linear.ts";
-import { languageOutlierCap, LlmInt8Scratch, LlmInt8ScratchPool } from "../ops/llm_int8.ts";
+import { dp4aPartsWords, languageOutlierCap, LlmInt8Scratch, LlmInt8ScratchPool } from "../ops/llm_int8.ts";
 import { rmsNormLinear } from "../ops/rms_norm_linear.ts";
 import { gateUpSilu } from "../ops/gate_up_silu.ts";
 import { rmsNorm } from "../ops/rms_norm.ts";
@@ -352,14 +352,19 @@ function gemmWidths(d: LanguageDims): [maxK: number, maxN: number] {
 /** The most rows (batch rows, or tokens of one sequence) a step reads its products' row heads ahead for. */
 export const maxRowHeadRows = 2;
 
-/** The LLM.int8 GEMM scratch of a prompt of `rows` rows. */
+/**
+ * The LLM.int8 GEMM scratch of a prompt (or a step) of `rows` rows, with room to split K where the GEMM's
+ * tiles are few: a short prompt's or a 33–64-row step's products are one row of tiles (PERF.md v66).
+ */
 function languageGemmScratch(gpu: Gpu, d: LanguageDims, rows: number): LlmInt8Scratch {
-  return new LlmInt8Scratch(gpu, "lm.llm_int8_gemm", rows, ...gemmWidths(d), languageOutlierCap);
+  const [maxK, maxN] = gemmWidths(d);
+  const parts = dp4aPartsWords(rows, maxK, maxN);
+  return new LlmInt8Scratch(gpu, "lm.llm_int8_gemm", rows, maxK, maxN, languageOutlierCap, parts);
 }
 
 /** The pool of LLM.int8 GEMM scratch that a model's prompt passes share (INT8_MATMUL=llm-int8(-prefill)). */
 export function languageGemmPool(gpu: Gpu, d: LanguageDims): LlmInt8ScratchPool {
-  return new LlmInt8ScratchPool(gpu, "lm.llm_int8_gemm", ...gemmWidths(d), languageOutlierCap);
+  return new LlmInt8ScratchPool(gpu, "lm.llm_int8_gemm", ...gemmWidths(d), languageOutlierCap, true);
 }
 
 /** Whether the rows path of INT8_MATMUL=llm-int8 takes this model's widths (K a multiple of 4, ≤ 16384). */

@@ -337,13 +337,22 @@ export function recordLinear(
   }
 }
 
-/** The tiled kernel's output tiles for T rows of N outputs: [along N, along T] (its grid without splits). */
-function tileGrid(c: TiledConfig, T: number, N: number): [number, number] {
+/** What the split-K rules need of a tiling (kernels/linear_tiled.wgsl's and kernels/linear_dp4a.wgsl's). */
+export interface TileShape {
+  TX: number;
+  TY: number;
+  RH?: number;
+  CW: number;
+  BK: number; // k per step
+}
+
+/** A tiled kernel's output tiles for T rows of N outputs: [along N, along T] (its grid without splits). */
+export function tileGrid(c: TileShape, T: number, N: number): [number, number] {
   return [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * (c.RH ?? 2) * c.TY))];
 }
 
 /** A split count's K per split: whole steps of BK, and no split left empty. */
-export function splitOf(K: number, c: TiledConfig, splits: number): { splits: number; kslice: number } {
+export function splitOf(K: number, c: TileShape, splits: number): { splits: number; kslice: number } {
   const kslice = Math.ceil(Math.ceil(K / Math.max(1, splits)) / c.BK) * c.BK;
   return { splits: Math.ceil(K / kslice), kslice };
 }
@@ -352,7 +361,7 @@ export function splitOf(K: number, c: TiledConfig, splits: number): { splits: nu
  * steps a split keeps. */
 export const splitTargetWorkgroups = 768;
 export const unsplitTiles = 256;
-const minStepsPerSplit = 8;
+export const minStepsPerSplit = 8;
 
 /**
  * Splits of K for the tiled kernel on T rows: ~splitTargetWorkgroups workgroups where the output tiles alone

@@ -2,7 +2,15 @@ import type { Gpu } from "../gpu/device.ts";
 import { f32, type Recorder } from "../gpu/recorder.ts";
 import { expectTensor, frontView, Tensor } from "../gpu/tensor.ts";
 import { flatGrid } from "./grid.ts";
-import { type LinearWeights, recordTiled, tiledConfig } from "./linear.ts";
+import {
+  type LinearWeights,
+  minStepsPerSplit,
+  recordTiled,
+  splitOf,
+  tiledConfig,
+  tileGrid,
+  unsplitTiles,
+} from "./linear.ts";
 
 // bitsandbytes' LLM.int8 matrix multiply (MatMul8bitLt, `Linear8bitLt(threshold=6.0)`, which the real
 // InternVL-Chat-V1.5-Int8 checkpoint runs for every int8 nn.Linear) for many tokens, in four dispatches:
@@ -33,6 +41,8 @@ export interface LlmInt8Views {
   sca: Tensor; // [T] f32: per-row absmax of the values below θ
   xo: Tensor; // [T, cap] f32: x at the first `cap` outlier columns (llm_int8_gather)
   wo: Tensor; // [N, cap] i8x4: the weights at those columns
+  /** The GEMM's split-K partial sums (`dp4aSplits`), the whole buffer; null: the GEMM never splits. */
+  parts: Tensor | null;
 }
 
 /** Outlier columns the GEMM takes from compact copies by default; any beyond are read one by one. */
@@ -59,6 +69,7 @@ export class LlmInt8Scratch {
   readonly sca: Tensor; // [maxTokens] f32
   readonly xo: Tensor; // [maxTokens, cap] f32
   readonly wo: Tensor; // [maxN, cap] i8x4
+  readonly parts: Tensor | null; // [partsWords] u32, or none
 
   constructor(
     gpu: Gpu,
@@ -67,6 +78,11 @@ export class LlmInt8Scratch {
     readonly maxK: number,
     readonly maxN = maxK,
     readonly cap = defaultOutlierCap,
+    /**
+     * Room for the GEMM to split K where its tiles are few (short prompts; `dp4aPartsWords` for every split
+     * it chooses); without it, it never does.
+     */
+    partsWords = 0,
   ) {
     if (!(Number.isInteger(maxTokens) && maxTokens >= 1 && Number.isInteger(maxK) && maxK >= 4)) {
       throw new Error(`LlmInt8Scratch ${label}: needs ≥ 1 token and K ≥ 4, got ${maxTokens} × ${maxK}`);
@@ -80,6 +96,7 @@ export class LlmInt8Scratch {
     this.sca = gpu.createTensor(`${label}.sca`, "f32", [maxTokens]);
     this.xo = gpu.createTensor(`${label}.xo`, "f32", [maxTokens, cap]);
     this.wo = gpu.createTensor(`${label}.wo`, "i8x4", [maxN, cap]);
+    this.parts = partsWords > 0 ? gpu.createTensor(`${label}.parts`, "u32", [partsWords]) : null;
   }
 
   /** Views for a call of T tokens × K inputs × N outputs; throws when the scratch is too small. */
@@ -97,6 +114,7 @@ export class LlmInt8Scratch {
       sca: frontView(this.sca, [T]),
       xo: frontView(this.xo, [T, this.cap]),
       wo: frontView(this.wo, [N, this.cap]),
+      parts: this.parts,
     };
   }
 
@@ -110,7 +128,7 @@ export class LlmInt8Scratch {
   }
 
   private get tensors(): Tensor[] {
-    return [this.flags, this.outliers, this.q, this.sca, this.xo, this.wo];
+    return [this.flags, this.outliers, this.q, this.sca, this.xo, this.wo, ...this.parts ? [this.parts] : []];
   }
 }
 
@@ -128,6 +146,7 @@ export class LlmInt8ScratchPool {
     readonly maxK: number,
     readonly maxN: number,
     readonly cap: number,
+    readonly splitK = false,
   ) {}
 
   /** A scratch for `tokens` tokens (valid until a longer call regrows the pool). */
@@ -135,7 +154,8 @@ export class LlmInt8ScratchPool {
     if (!this.current || this.current.maxTokens < tokens) {
       this.current?.destroy(); // work already submitted with it still completes
       const rows = Math.ceil(tokens / 512) * 512;
-      this.current = new LlmInt8Scratch(this.gpu, this.label, rows, this.maxK, this.maxN, this.cap);
+      const parts = this.splitK ? dp4aPartsWords(rows, this.maxK, this.maxN) : 0;
+      this.current = new LlmInt8Scratch(this.gpu, this.label, rows, this.maxK, this.maxN, this.cap, parts);
     }
     return this.current;
   }
@@ -173,6 +193,9 @@ export const dp4aTilings: readonly Dp4aTiling[] = [
   { TX: 16, TY: 8, RH: 4, CW: 1, BK: 32, GM: 8 }, // 128×64, 128 threads, 16×4
   { TX: 16, TY: 16, CW: 2, BK: 32, GM: 8 }, // 128×128, 256 threads, 8×8
   { TX: 16, TY: 16, RH: 4, CW: 2, BK: 32, GM: 8 }, // 256×128, 256 threads, 16×8
+  { TX: 16, TY: 4, CW: 1, BK: 64, GM: 8 }, // 32×64, 64 threads, 8×4
+  { TX: 32, TY: 4, CW: 1, BK: 64, GM: 8 }, // 32×128, 128 threads, 8×4
+  { TX: 16, TY: 4, CW: 2, BK: 32, GM: 8 }, // 32×128, 64 threads, 8×8
 ];
 
 export function dp4aTilingName(c: Dp4aTiling): string {
@@ -197,11 +220,53 @@ export function checkDp4aTiling(c: Dp4aTiling): void {
 }
 
 /**
- * The tiling `recordLinearLlmInt8` uses: the fastest at every prefill and vision shape on an H100 (its
- * small tile also suits short prompts). Not timed on other GPUs.
+ * The tiling `recordLinearLlmInt8` uses: 64×64, the fastest at every prefill and vision shape on an H100 (its
+ * small tile also suits short prompts); up to 32 rows 32×128, with split K (`dp4aSplits`) where the scratch
+ * has parts.
  */
-export function dp4aTiling(_T: number, _N: number, _K: number): Dp4aTiling {
-  return dp4aTilings[0];
+export function dp4aTiling(T: number, _N: number, _K: number): Dp4aTiling {
+  return T <= 32 ? dp4aTilings[6] : dp4aTilings[0];
+}
+
+/**
+ * Splits of K for the GEMM where its output tiles are fewer than 256 (short prompts, steps of 33–64 rows):
+ * `dp4aSplitCount`, with ≥ 8 steps of BK a split and no more than `parts` holds (null: none). H200
+ * (`scripts/bench_linear_dp4a.ts --lm-tokens 16|64|128 --splits 1,4,8,16`, PERF.md v66), the int8 product
+ * alone, µs unsplit → in 4: 16 rows in 32×128 tiles wqkv 131 → 60, wo 132 → 61, w1 153 → 128, w2 372 → 145
+ * (8 and 16 splits slower at every shape: 71–109 µs for wo); 64 rows in 64×64 tiles wqkv 128 → 98, wo 148 →
+ * 99, w2 434 → 251 (w1's 256 tiles 226 → 228); 128 rows wo 179 → 148, w2 602 → 445.
+ */
+export function dp4aSplits(T: number, N: number, K: number, c: Dp4aTiling, parts: Tensor | null): number {
+  if (!parts) return 1;
+  const [cols, rows] = tileGrid(c, T, N);
+  if (cols * rows >= unsplitTiles) return 1;
+  const fit = Math.floor(parts.numel / (cols * rows * dp4aTileWords(c)));
+  return Math.max(1, Math.min(dp4aSplitCount, Math.floor(K / (c.BK * minStepsPerSplit)), fit));
+}
+
+/** The GEMM's splits of K where it splits (`dp4aSplits`). */
+export const dp4aSplitCount = 4;
+
+/** i32 words of one output tile: BM × BN. */
+export function dp4aTileWords(c: Dp4aTiling): number {
+  return 4 * (c.RH ?? 2) * c.TY * 4 * c.CW * c.TX;
+}
+
+/**
+ * Words of split-K partials enough for every call of up to maxTokens × maxK × maxN to split as `dp4aSplits`
+ * wants: a split product has fewer than 256 tiles, so at most 4 × 255 tiles' worth, and never more than its
+ * whole output once per split it can take.
+ */
+export function dp4aPartsWords(maxTokens: number, maxK: number, maxN: number): number {
+  const tilings = new Set(Array.from({ length: maxTokens }, (_, i) => dp4aTiling(i + 1, maxN, maxK)));
+  return Math.max(
+    0,
+    ...[...tilings].map((c) => {
+      const [cols, rows] = tileGrid(c, maxTokens, maxN);
+      const most = Math.min(dp4aSplitCount, Math.max(1, Math.floor(maxK / (c.BK * minStepsPerSplit))));
+      return dp4aTileWords(c) * Math.min(dp4aSplitCount * (unsplitTiles - 1), cols * rows * most);
+    }),
+  );
 }
 
 function checkThreshold(threshold: number): void {
@@ -293,7 +358,7 @@ export function linearDp4a(
   s: LlmInt8Views,
   w: Int8LinearWeights,
   out: Tensor,
-  opts: { accumulate?: boolean; tiling?: Dp4aTiling; epilogueColumns?: number } = {},
+  opts: { accumulate?: boolean; tiling?: Dp4aTiling; epilogueColumns?: number; splits?: number } = {},
 ): void {
   const [T, K] = x.shape;
   const N = w.weight.shape[0];
@@ -317,22 +382,57 @@ export function linearDp4a(
   expectTensor(`${what} wo`, s.wo, "i8x4", [N, s.xo.shape[1]]);
   const c = opts.tiling ?? dp4aTiling(T, N, K);
   checkDp4aTiling(c);
-  const rh = c.RH ?? 2;
+  const grid = tileGrid(c, T, N);
+  const wanted = opts.splits ?? dp4aSplits(T, N, K, c, s.parts);
+  const split = wanted > 1 ? splitOf(K, c, wanted) : null;
+  const partWords = split ? split.splits * grid[0] * grid[1] * dp4aTileWords(c) : 0;
+  if (split && !(s.parts && partWords <= s.parts.numel)) {
+    throw new Error(
+      `${what}: ${split.splits} splits need ${partWords} words of parts; the scratch has ${
+        s.parts?.numel ?? 0
+      }`,
+    );
+  }
+  const params = [T, N, K / 4, paddedK(K) / 4, w.bias ? 1 : 0, opts.accumulate ? 1 : 0, cap / 4, head / 4];
+  const constants = {
+    VEC: K % 16 === 0 ? 1 : 0,
+    TX: c.TX,
+    TY: c.TY,
+    RH: c.RH ?? 2,
+    CW: c.CW,
+    BK: c.BK,
+    GM: c.GM,
+  };
   // Bindings 5 and 6 are the weights seen as words and as 16-byte vectors (VEC: rows 16-byte aligned).
+  const bindings = (
+    q: Tensor,
+    o: Tensor,
+  ) => [q, s.sca, s.outliers, x, w.weight, w.weight, w.scale, w.bias ?? w.scale, o, s.xo, s.wo];
+  if (!split || !s.parts) {
+    r.dispatch("linear_dp4a", {
+      bindings: bindings(s.q, out),
+      params: [...params, 0, 1],
+      workgroups: grid,
+      constants: { ...constants, SPLIT: 0 },
+      label: `linear_dp4a ${w.weight.label}`,
+    });
+    return;
+  }
+  // Each K slice's raw sums into the parts, then their sum and the epilogue into out.
+  const parts = frontView(s.parts, [partWords]);
   r.dispatch("linear_dp4a", {
-    bindings: [s.q, s.sca, s.outliers, x, w.weight, w.weight, w.scale, w.bias ?? w.scale, out, s.xo, s.wo],
-    params: [T, N, K / 4, paddedK(K) / 4, w.bias ? 1 : 0, opts.accumulate ? 1 : 0, cap / 4, head / 4],
-    workgroups: [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * rh * c.TY))],
-    constants: {
-      VEC: K % 16 === 0 ? 1 : 0,
-      TX: c.TX,
-      TY: c.TY,
-      RH: rh,
-      CW: c.CW,
-      BK: c.BK,
-      GM: c.GM,
-    },
-    label: `linear_dp4a ${w.weight.label}`,
+    bindings: bindings(s.q, parts),
+    params: [...params, split.kslice / 4, split.splits],
+    workgroups: [...grid, split.splits],
+    constants: { ...constants, SPLIT: 1 },
+    label: `linear_dp4a.split ${w.weight.label}`,
+  });
+  r.dispatch("linear_dp4a", {
+    bindings: bindings(parts, out),
+    params: [...params, split.kslice / 4, split.splits],
+    workgroups: grid,
+    constants: { ...constants, SPLIT: 2 },
+    label: `linear_dp4a.sum ${w.weight.label}`,
   });
 }
 
@@ -386,6 +486,8 @@ export interface LlmInt8Options {
   tiling?: Dp4aTiling;
   /** The most outlier columns the GEMM's epilogue takes, instead of `epilogueOutlierColumns` (scripts). */
   epilogueColumns?: number;
+  /** The GEMM's split count instead of `dp4aSplits`'s choice (tests, scripts); needs the scratch's parts. */
+  splits?: number;
 }
 
 /**

@@ -1,9 +1,14 @@
 import assert from "node:assert/strict";
 import type { Gpu } from "../../src/gpu/device.ts";
-import { type HostLinear, uploadLinear } from "../../src/ops/linear.ts";
+import type { Tensor } from "../../src/gpu/tensor.ts";
+import { type HostLinear, tileGrid, uploadLinear } from "../../src/ops/linear.ts";
 import {
   checkDp4aTiling,
+  dp4aPartsWords,
+  dp4aSplitCount,
+  dp4aSplits,
   type Dp4aTiling,
+  dp4aTiling,
   dp4aTilingName,
   dp4aTilings,
   type Int8LinearWeights,
@@ -16,7 +21,7 @@ import {
   recordLinearLlmInt8,
 } from "../../src/ops/llm_int8.ts";
 import { llmInt8ProductRef, llmInt8QuantizeRef } from "../../src/ref/llm_int8.ts";
-import { randomF32 } from "../../src/ref/random.ts";
+import { randomF32, randomI8 } from "../../src/ref/random.ts";
 import { testGpu } from "./check.ts";
 import { hostInt8 } from "./host_linear.ts";
 
@@ -249,6 +254,83 @@ Deno.test("linear_dp4a gives the same result with every tiling it supports", asy
     }
     scratch.destroy();
     for (const t of [w.weight, w.scale, w.bias, x, out]) t?.buffer.destroy();
+  }
+});
+
+Deno.test("linear_dp4a split K gives the unsplit product bit for bit over parts of garbage", async () => {
+  const gpu = await testGpu();
+  // Odd shapes, a last split shorter than a step, word loads (K % 16 ≠ 0) and 16-byte loads, outlier
+  // columns in the epilogue (cap 512), past the cap (cap 4: one by one) and more than the epilogue takes
+  // (the outlier GEMM after the sum), bias and the residual add. The i32 partial sums add exactly, so a
+  // split must give the very bits of the unsplit call with the same tiling.
+  const cases = [
+    { T: 5, N: 45, K: 264, splits: 3, tiling: dp4aTilings[5], outliers: "some" as Outliers, cap: 512 },
+    { T: 37, N: 67, K: 1000, splits: 7, tiling: dp4aTilings[0], outliers: "some" as Outliers, cap: 4 },
+    { T: 70, N: 133, K: 528, splits: 2, tiling: dp4aTilings[6], outliers: "row" as Outliers, cap: 512 },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const { T, N, K } = c;
+    const host = hostInt8(N, K, i !== 1, 40 + i);
+    const xs = activations(T, K, c.outliers, 50 + i);
+    const prior = randomF32(T * N, 60 + i);
+    const w = uploadInt8(gpu, host);
+    const x = gpu.uploadTensor("x", "f32", [T, K], xs);
+    const out = gpu.createTensor("out", "f32", [T, N]);
+    const scratch = new LlmInt8Scratch(gpu, "split", T, K, N, c.cap, 8 * 128 * 256); // forced splits
+    assert.ok(scratch.parts, "a scratch made for split K has parts");
+    gpu.writeTensor(scratch.parts, new Uint32Array(randomI8(4 * scratch.parts.numel, 70 + i).buffer));
+    const run = async (splits: number) => {
+      gpu.writeTensor(out, prior);
+      const r = gpu.recorder("split");
+      recordLinearLlmInt8(r, x, w, out, scratch, { accumulate: true, tiling: c.tiling, splits });
+      r.submit();
+      return await gpu.readF32(out);
+    };
+    const whole = await run(1);
+    const split = await run(c.splits);
+    const what = `T=${T} N=${N} K=${K} ${dp4aTilingName(c.tiling)} in ${c.splits} splits`;
+    for (let j = 0; j < whole.length; j++) {
+      if (!Object.is(split[j], whole[j])) {
+        throw new Error(`${what}: out[${Math.floor(j / N)}, ${j % N}] = ${split[j]}, unsplit ${whole[j]}`);
+      }
+    }
+    // And the unsplit call is LLM.int8's product (from the GPU's own int8 rows).
+    const got = await readScratch(gpu, scratch.views(T, K, N), T, K);
+    if (c.outliers === "row") assert.ok(got.count > 64, `${what}: the outlier GEMM runs`);
+    const want = llmInt8ProductRef(xs, T, got.q, got.sca, got.outliers, host, prior);
+    const mag = magnitudes(xs, T, got.q, got.sca, got.outliers, host, prior);
+    assertWithin(whole, want, mag, gemmRtol, null, N, what);
+    scratch.destroy();
+    for (const t of [w.weight, w.scale, w.bias, x, out]) t?.buffer.destroy();
+  }
+});
+
+Deno.test("dp4aSplits splits few tiles within the parts, which hold every split a scratch can ask for", () => {
+  const [wide, narrow] = [dp4aTilings[0], dp4aTilings[6]];
+  const room = { numel: 1e9 } as Tensor;
+  // 32 rows of wo: 48 tiles of 32×128, 96 of 64×64; w1's 256 of 64×64 do not split; 128 rows of w2 (192).
+  assert.equal(dp4aSplits(32, 6144, 6144, narrow, room), dp4aSplitCount);
+  assert.equal(dp4aSplits(32, 6144, 6144, wide, room), dp4aSplitCount);
+  assert.equal(dp4aSplits(128, 6144, 16384, wide, room), dp4aSplitCount);
+  assert.equal(dp4aSplits(256, 6144, 16384, wide, room), 1);
+  assert.equal(dp4aSplits(32, 16384, 6144, wide, room), 1);
+  assert.equal(dp4aSplits(32, 6144, 6144, wide, null), 1);
+  assert.equal(dp4aSplits(32, 6144, 6144, wide, { numel: 3 * 96 * 64 * 64 } as Tensor), 3);
+  assert.equal(dp4aSplits(32, 6144, 1024, wide, room), 2); // ≥ 8 steps of 64 k a split
+  assert.equal(dp4aSplitCount, 4);
+  // The language model's products at every row count up to 256 in a scratch of 256 rows.
+  const words = dp4aPartsWords(256, 16384, 16384);
+  for (let T = 1; T <= 256; T++) {
+    for (const [N, K] of [[8192, 6144], [6144, 6144], [16384, 6144], [6144, 16384]]) {
+      const c = dp4aTiling(T, N, K);
+      const splits = dp4aSplits(T, N, K, c, room);
+      const [cols, rows] = tileGrid(c, T, N);
+      const need = splits > 1 ? splits * cols * rows * (4 * (c.RH ?? 2) * c.TY) * (4 * c.CW * c.TX) : 0;
+      assert.ok(
+        need <= words,
+        `T=${T} N=${N} K=${K}: ${splits} splits need ${need} words, parts hold ${words}`,
+      );
+    }
   }
 });
 
