@@ -10,7 +10,12 @@ import { loadVisionWeights, type Tap, type VisionWeights } from "./vision.ts";
 import { ImageEncoding, visionLayersLike } from "./image_encoding.ts";
 import { loadProjectorWeights, type ProjectorWeights } from "./projector.ts";
 import { defaultVisionScratchBytes, VisionScratchPool } from "./vision_scratch_pool.ts";
-import { languageGemmPool, type LanguageWeights, loadLanguageWeights } from "./language.ts";
+import {
+  languageGemmPool,
+  type LanguageWeights,
+  loadLanguageWeights,
+  maxGroupedStepRows,
+} from "./language.ts";
 import { maxKeptPromptTokens, PromptScratchPool } from "./prompt_scratch_pool.ts";
 import { LmRunner, maxChunkedPrompt } from "./lm_runner.ts";
 import type { KvCacheDtype } from "./kv_cache.ts";
@@ -306,10 +311,19 @@ export class InternVLModel {
       run(1);
       // Every row count a step can have (batched rounds, beams; rows end and join mid-generation): none of
       // the passes above builds their pipelines. Past maxMatvecTokens rows a step runs in row groups of the
-      // counts below (9: 8 and 1), and past those (maxGroupedStepRows: 17 weight-only, 33 with LLM.int8) on
+      // counts below (9: 8 and 1), and past those (maxGroupedStepRows: 17 weight-only, 25 with LLM.int8) on
       // the tiled GEMMs, in 32×128 tiles up to 32 rows, 64×64 up to 64 (the LM head of a step of 33–64 rows
-      // in either mode), 128×128 past that (the vision encoder's): 17 and 33 stand for those counts.
-      for (const rows of [...Array.from({ length: maxMatvecTokens }, (_, i) => i + 2), 17, 33]) {
+      // in either mode), 128×128 past that (the vision encoder's): 17, the first row count past the groups,
+      // and 33 stand for those counts.
+      const pastGroups = maxGroupedStepRows(this.matmul) + 1;
+      for (
+        const rows of new Set([
+          ...Array.from({ length: maxMatvecTokens }, (_, i) => i + 2),
+          17,
+          pastGroups,
+          33,
+        ])
+      ) {
         this.warmStep(rows);
       }
       // Prompt passes past the chunked sizes, one of each tiling's rows (tiled GEMMs in 32×128, 64×64 and

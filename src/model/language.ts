@@ -322,11 +322,12 @@ export class LanguageScratch {
  * 581.6, but 48 753.4 → 604.1. Weight-only, since the tiled GEMM splits K where its tiles are few (v64, H200,
  * tokens/s): 40 rows 429.1 in groups → 472.0 on the GEMM, 48 431.3 → 562.2 (64 rows on the GEMM 501.4 before
  * split K, 717.9 with it); and up to 32 rows in 32×128 tiles (v65): a layer's products at 24 and 32 rows take
- * 0.96–0.97 ms there against 1.15 and 1.54 in groups of 8, at 16 rows 0.93 against 0.77. Past these the
- * GEMMs' single weight stream wins.
+ * 0.96–0.97 ms there against 1.15 and 1.54 in groups of 8, at 16 rows 0.93 against 0.77. LLM.int8, since its
+ * GEMM splits K too (v67, H200, tokens/s, groups → GEMM): 17 rows 522–527 → 436–439, 24 665–667 → 596, 28
+ * 613 → 677, 32 672 → 774. Past these the GEMMs' single weight stream wins.
  */
 export function maxGroupedStepRows(matmul: Int8MatmulSetting): number {
-  return llmInt8ForFew(matmul.mode) ? 32 : 16;
+  return llmInt8ForFew(matmul.mode) ? 24 : 16;
 }
 
 /** Most rows whose scratch depends on the row count (split-K attention, LLM.int8 rows, row-head reads). */
