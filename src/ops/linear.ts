@@ -346,6 +346,11 @@ export interface TileShape {
   BK: number; // k per step
 }
 
+/** A tiling's override constants that kernels/linear_tiled.wgsl and kernels/linear_dp4a.wgsl share. */
+export function tileConstants(c: TileShape & { GM: number }): Record<string, number> {
+  return { TX: c.TX, TY: c.TY, RH: c.RH ?? 2, CW: c.CW, BK: c.BK, GM: c.GM };
+}
+
 /** A tiled kernel's output tiles for T rows of N outputs: [along N, along T] (its grid without splits). */
 export function tileGrid(c: TileShape, T: number, N: number): [number, number] {
   return [Math.ceil(N / (4 * c.CW * c.TX)), Math.ceil(T / (4 * (c.RH ?? 2) * c.TY))];
@@ -413,12 +418,7 @@ export function recordTiled(r: Recorder, d: {
       INT8: d.int8 ? 1 : 0,
       VEC: d.vec ? 1 : 0,
       DYNK: d.dynamicK ? 1 : 0,
-      TX: c.TX,
-      TY: c.TY,
-      RH: c.RH ?? 2,
-      CW: c.CW,
-      BK: c.BK,
-      GM: c.GM,
+      ...tileConstants(c),
       PF: c.PF ? 1 : 0,
     },
     label: d.label,

@@ -7,6 +7,7 @@ import {
   minStepsPerSplit,
   recordTiled,
   splitOf,
+  tileConstants,
   tiledConfig,
   tileGrid,
   unsplitTiles,
@@ -394,15 +395,7 @@ export function linearDp4a(
     );
   }
   const params = [T, N, K / 4, paddedK(K) / 4, w.bias ? 1 : 0, opts.accumulate ? 1 : 0, cap / 4, head / 4];
-  const constants = {
-    VEC: K % 16 === 0 ? 1 : 0,
-    TX: c.TX,
-    TY: c.TY,
-    RH: c.RH ?? 2,
-    CW: c.CW,
-    BK: c.BK,
-    GM: c.GM,
-  };
+  const constants = { VEC: K % 16 === 0 ? 1 : 0, ...tileConstants(c) };
   // Bindings 5 and 6 are the weights seen as words and as 16-byte vectors (VEC: rows 16-byte aligned).
   const bindings = (
     q: Tensor,
