@@ -546,7 +546,11 @@ export function languageForward(
         const normed = part(s.normed, g), gate = part(s.gate, g), up = part(s.up, g);
         rmsNorm(r, hidden, lw.ffnNorm, normed, eps);
         linear(r, normed, lw.w1, gate, o);
-        linear(r, normed, lw.w3, up, o);
+        // LLM.int8: w3 takes the int8 rows w1's call made of the same input (both int8: both took that path).
+        linear(r, normed, lw.w3, up, {
+          ...o,
+          llmInt8RowsReady: lw.w1.kind === "int8" && lw.w3.kind === "int8",
+        });
         siluMul(r, gate, up, act);
       }
     });

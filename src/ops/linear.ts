@@ -101,6 +101,8 @@ export interface LinearOptions {
   splitK?: Tensor | null;
   /** The split count instead of `tiledSplits`'s choice (tests, scripts/bench_gemm.ts); needs `splitK`. */
   splits?: number;
+  /** LLM.int8: the call before ran on the same x (its int8 rows are in the scratch; `LlmInt8Options`). */
+  llmInt8RowsReady?: boolean;
 }
 
 /** Lanes a weight row of kernels/linear_matvec.wgsl (its override LANES; 8 rows a workgroup either way). */
@@ -231,6 +233,7 @@ export function linear(
     recordLinearLlmInt8(r, x, w, out, options.llmInt8.scratch, {
       threshold: options.llmInt8.threshold,
       accumulate: options.accumulate,
+      rowsReady: options.llmInt8RowsReady,
     });
     return;
   }

@@ -481,6 +481,11 @@ export interface LlmInt8Options {
   epilogueColumns?: number;
   /** The GEMM's split count instead of `dp4aSplits`'s choice (tests, scripts); needs the scratch's parts. */
   splits?: number;
+  /**
+   * The scratch already holds this x's outlier flags, list and int8 rows: the call before was on the same x
+   * (w1 then w3 of one input) at the same threshold, so only the weights' compact columns and the GEMM run.
+   */
+  rowsReady?: boolean;
 }
 
 /**
@@ -500,8 +505,10 @@ export function recordLinearLlmInt8(
   expectTensor(`recordLinearLlmInt8 ${w.weight.label} x`, x, "f32", [T, K]);
   const s = scratch.views(T, K, w.weight.shape[0]);
   const threshold = opts.threshold ?? llmInt8Threshold;
-  llmInt8Outliers(r, x, s.flags, threshold);
-  llmInt8Quantize(r, x, s, threshold);
+  if (!opts.rowsReady) {
+    llmInt8Outliers(r, x, s.flags, threshold);
+    llmInt8Quantize(r, x, s, threshold);
+  }
   llmInt8Gather(r, x, s, w);
   const head = Math.min(opts.epilogueColumns ?? epilogueOutlierColumns, s.xo.shape[1]);
   linearDp4a(r, x, s, w, out, { ...opts, epilogueColumns: head });

@@ -305,6 +305,33 @@ Deno.test("linear_dp4a split K gives the unsplit product bit for bit over parts 
   }
 });
 
+Deno.test("rowsReady: a second weight on the same x takes the int8 rows in the scratch, as a full call", async () => {
+  const gpu = await testGpu();
+  const [T, N, K] = [37, 45, 144];
+  const xs = activations(T, K, "some", 81);
+  const x = gpu.uploadTensor("x", "f32", [T, K], xs);
+  const [w1, w3] = [hostInt8(N, K, false, 82), hostInt8(N, K, true, 83)].map((h) => uploadInt8(gpu, h));
+  const scratch = new LlmInt8Scratch(gpu, "ready", T, K, N);
+  const [a, b] = [gpu.createTensor("a", "f32", [T, N]), gpu.createTensor("b", "f32", [T, N])];
+  const full = gpu.recorder("full");
+  recordLinearLlmInt8(full, x, w3, a, scratch);
+  const fullSize = full.size;
+  full.submit();
+  const want = await gpu.readF32(a);
+  // Another x in between: the scratch then holds its rows, until w1's call on x makes them again.
+  const other = gpu.uploadTensor("other", "f32", [T, K], activations(T, K, "row", 84));
+  const r = gpu.recorder("pair");
+  recordLinearLlmInt8(r, other, w1, b, scratch);
+  recordLinearLlmInt8(r, x, w1, b, scratch);
+  const before = r.size;
+  recordLinearLlmInt8(r, x, w3, b, scratch, { rowsReady: true });
+  assert.equal(r.size - before, fullSize - 3, "no flags, scan or int8 rows again");
+  r.submit();
+  assert.deepEqual(await gpu.readF32(b), want);
+  scratch.destroy();
+  for (const t of [x, other, a, b, w1.weight, w1.scale, w3.weight, w3.scale, w3.bias]) t?.buffer.destroy();
+});
+
 Deno.test("dp4aSplits splits few tiles within the parts, which hold every split a scratch can ask for", () => {
   const [wide, narrow] = [dp4aTilings[0], dp4aTilings[6]];
   const room = { numel: 1e9 } as Tensor;
