@@ -313,17 +313,10 @@ export class InternVLModel {
       // the passes above builds their pipelines. Past maxMatvecTokens rows a step runs in row groups of the
       // counts below (9: 8 and 1), and past those (maxGroupedStepRows: 17 weight-only, 25 with LLM.int8) on
       // the tiled GEMMs, in 32×128 tiles up to 32 rows, 64×64 up to 64 (the LM head of a step of 33–64 rows
-      // in either mode), 128×128 past that (the vision encoder's): 17, the first row count past the groups,
-      // and 33 stand for those counts.
+      // in either mode), 128×128 past that (the vision encoder's): the first row count past the groups and 33
+      // stand for those counts.
       const pastGroups = maxGroupedStepRows(this.matmul) + 1;
-      for (
-        const rows of new Set([
-          ...Array.from({ length: maxMatvecTokens }, (_, i) => i + 2),
-          17,
-          pastGroups,
-          33,
-        ])
-      ) {
+      for (const rows of [...Array.from({ length: maxMatvecTokens }, (_, i) => i + 2), pastGroups, 33]) {
         this.warmStep(rows);
       }
       // Prompt passes past the chunked sizes, one of each tiling's rows (tiled GEMMs in 32×128, 64×64 and

@@ -365,8 +365,10 @@ export function splitOf(K: number, c: TileShape, splits: number): { splits: numb
   return { splits: Math.ceil(K / kslice), kslice };
 }
 
-/** Workgroups a tiled product splits K to reach (`tiledSplits`), from how many tiles on, and the fewest k
- * steps a split keeps. */
+/**
+ * Workgroups a tiled product splits K to reach (`tiledSplits`), from how many tiles on, and the fewest k steps
+ * a split keeps (the last two also bound LLM.int8's GEMM, `dp4aSplits`).
+ */
 export const splitTargetWorkgroups = 768;
 export const unsplitTiles = 256;
 export const minStepsPerSplit = 8;
