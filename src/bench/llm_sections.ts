@@ -13,6 +13,7 @@ import type { BenchContext, Json } from "./bench_context.ts";
 import { busyMsOf, median, nsToMs, timeRepeated } from "./gpu_timer.ts";
 import { profileKernels } from "./kernel_profile.ts";
 import { decodeCost, prefillFlops } from "./model_cost.ts";
+import { followupQuestionIds, imagePromptIds } from "./shapes.ts";
 import { sig } from "./util.ts";
 
 const round = (x: number, digits?: number) => sig(x, digits === undefined ? 4 : Math.max(4, digits + 1));
@@ -170,7 +171,7 @@ export async function kernelsSection(ctx: BenchContext): Promise<Record<string, 
     const gemvGBps = bytes / (ms * 1e6);
     ctx.results.gemv_GBps = round(gemvGBps, 1);
     ctx.results.gemv_bw_fraction = ctx.copyGBps ? round(gemvGBps / ctx.copyGBps) : null;
-    const chunk = await profileFollowupChunk(ctx);
+    const followup = await profileFollowupPass(ctx);
     const batch8 = await profileBatchStep(ctx, 8);
     // A step of more than 8 rows runs in row groups (src/model/language.ts): profiled when --batches asks.
     const grouped = shapes.decodeBatches.find((b) => b > 8);
@@ -179,7 +180,7 @@ export async function kernelsSection(ctx: BenchContext): Promise<Record<string, 
       : { [`batch${grouped}_step`]: await profileBatchStep(ctx, grouped) };
     return {
       context: shapes.decodeContexts[0],
-      followup_chunk: chunk,
+      followup_pass: followup,
       batch8_step: batch8,
       ...groupedStep,
       dispatches: prof.dispatches,
@@ -233,16 +234,17 @@ async function profileBatchStep(ctx: BenchContext, batch: number): Promise<Json>
 }
 
 /**
- * Per-kernel profile of one follow-up chunk: 8 new tokens of one sequence continuing a kept cache of the
- * TTFT section's length (a second round on the same image runs as such chunks, see LmRunner).
+ * Per-kernel profile of a follow-up round's prompt pass as the ttft section runs it: the last answer token and
+ * the next question (followupQuestionIds, 31 ids in all) in one pass over the kept conversation of the TTFT
+ * prompt's length.
  */
-async function profileFollowupChunk(ctx: BenchContext): Promise<Json> {
+async function profileFollowupPass(ctx: BenchContext): Promise<Json> {
   const { gpu, timer, shapes } = ctx;
-  const context = shapes.ttftTiles * 256 + shapes.ttftTextTokens; // the TTFT conversation's length
-  const d = await decodeRunner(ctx, 1, context, 16);
+  const context = imagePromptIds(shapes).length;
+  const answer = (7919 + 11) % shapes.language.vocab;
+  const ids = [answer === shapes.imageContextId ? answer - 1 : answer, ...followupQuestionIds(shapes)];
+  const d = await decodeRunner(ctx, 1, context, ids.length + 8);
   try {
-    const ids = Array.from({ length: 8 }, (_, t) => (t * 7919 + 11) % shapes.language.vocab)
-      .map((id) => (id === shapes.imageContextId ? id - 1 : id));
     const frees: (() => void)[] = [];
     const record = (r: Recorder) => {
       d.runner.cache.length = context;
@@ -251,7 +253,7 @@ async function profileFollowupChunk(ctx: BenchContext): Promise<Json> {
     const warm = gpu.recorder("warm");
     record(warm);
     warm.submit();
-    await gpu.sync("warming up the follow-up chunk profile");
+    await gpu.sync("warming up the follow-up pass profile");
     const prof = await profileKernels(gpu, timer, "followup.kernels", record, ctx.copyGBps);
     frees.forEach((f) => f());
     if (!prof) return null;

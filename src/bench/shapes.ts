@@ -143,6 +143,14 @@ export function syntheticTextIds(shapes: BenchShapes, n: number, seed: number): 
 }
 
 /**
+ * A follow-up round's question in the ttft section: "<|im_end|><|im_start|>user\n" + a short question +
+ * template tail, 30 ids. With the last round's answer token its prompt pass runs 31 new ids.
+ */
+export function followupQuestionIds(shapes: BenchShapes): number[] {
+  return syntheticTextIds(shapes, 30, 13);
+}
+
+/**
  * The time-to-first-token prompt: system + "<img>", ttftTiles tiles' image block, "</img>\n" + question +
  * template tail (1842 ids at full scale, the PyTorch baseline's prompt).
  */

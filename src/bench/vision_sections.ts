@@ -21,7 +21,7 @@ import type { BenchContext, Json } from "./bench_context.ts";
 import { busyMsOf, median, nsToMs, type PassStamp } from "./gpu_timer.ts";
 import { profileKernels } from "./kernel_profile.ts";
 import { vitFlops } from "./model_cost.ts";
-import { imagePromptIds, syntheticTextIds, tokensPerTile } from "./shapes.ts";
+import { followupQuestionIds, imagePromptIds, syntheticTextIds, tokensPerTile } from "./shapes.ts";
 import { medianWallMs, sig } from "./util.ts";
 import { firstTokenFromKeptPrefix, textPrefixTtft } from "./text_prefix_ttft.ts";
 
@@ -207,7 +207,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   };
   timer.start("ttft");
   const t0 = performance.now();
-  const followup = syntheticTextIds(shapes, 30, 13); // "<|im_end|><|im_start|>user\n" + a short question + template tail
+  const followup = followupQuestionIds(shapes);
   // The engine's runner for a new conversation keeps room for its follow-up rounds (followupRoom).
   const runner = m.model.newRunner(1, ids.length + 1 + followup.length + 8);
   const kept = new KvPrefixCache(Number.MAX_SAFE_INTEGER);

@@ -103,6 +103,8 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
     assert.ok(b8.gpu_idle_ms_between_steps_max >= b8.gpu_idle_ms_between_steps_median);
     const kernels = doc.sections.kernels.kernels as Doc[];
     assert.ok(kernels.some((k) => k.kernel === "linear_matvec"));
+    // The follow-up round's pass as the ttft section runs it: its 31 new ids in one pass.
+    assert.equal(doc.sections.kernels.followup_pass.tokens, doc.sections.ttft.followup_new_tokens);
     assert.ok(doc.sections.vit.kernels_1tile.length > 0);
     // The loop's 512-token prompt is submitted in parts; its decode figures must not count them as steps.
     const loop = doc.sections.loop.in_flight_12_per_readback_4 as Doc;
