@@ -15,19 +15,28 @@
 //     a row's position or with key_valid 0 gets score NEG and probability 0 by select, and its K/V rows are
 //     staged as zeros without being read, so NaN or garbage in padding rows cannot reach the output;
 //   order: wg.y counts tiles from the last (most keys) down, so where the GPU launches workgroups in index
-//     order the longest start first and the short ones fill the tail of the grid.
+//     order the longest start first and the short ones fill the tail of the grid;
+//   split keys (partials = 1; a few new tokens over a long kept conversation, where the tiles alone are a
+//     few dozen workgroups each walking every key): workgroup z = b·num_splits + split visits only keys
+//     split·chunk … of its tile's range (chunk a multiple of BK, so no block straddles two splits) and writes
+//     each row's unnormalised o, running max m and sum l to `partial`, which
+//     kernels/attention_causal_combine.wgsl merges; a split past a tile's causal range writes l = 0. (One
+//     split may write partials too: the passes of a kept prompt scratch then record the same dispatches
+//     whatever their length, src/model/prompt_scratch_pool.ts.)
 // Accumulators and staging registers are named variables, never arrays indexed by loop variables (NVIDIA
 // puts those in local memory); inner steps are unrolled by calls with constant arguments.
 //
 // Bindings: 1 q [B·T, H·Dh] f32 (RoPE applied), 2 k_cache [B, S, Hkv·Dh] f32, 3 v_cache [B, S, Hkv·Dh] f32
 //   (both already holding the chunk's keys/values; the kernel `attention_prefill+kv_bf16`: bf16x2, read as
 //   vec2<u32>, kernels/kv_bf16.wgsl), 4 key_valid [B, S] i32 (0 = padding), 5 out [B·T, H·Dh]
-//   f32. q, caches and out are read as vec4: Dh % 4 == 0, Dh ≤ 128.
+//   f32, 6 partial [num_splits, B·T·H, Dh+2] f32 (any writable tensor without partials). q, caches and
+//   out are read as vec4: Dh % 4 == 0, Dh ≤ 128.
 // Params: tokens T, num_heads H, num_kv_heads Hkv, head_dim Dh (unread: the D4 override carries it), seq S,
-//   start_pos (start_pos + T ≤ S), heads_per_tile GR (1 or G), scale = Dh^-0.5 (f32).
+//   start_pos (start_pos + T ≤ S), heads_per_tile GR (1 or G), scale = Dh^-0.5 (f32), chunk (keys a
+//   split, a multiple of 32), num_splits, partials (1: rows go to `partial`, else normalised to `out`).
 // Overrides: D4 = Dh / 4 (must match head_dim); BQ = query rows per workgroup, 64 or 32; PREFETCH: load the
 //   next stage into registers while this one computes.
-// Grid: (H / GR, ceil(T·GR / BQ), B) workgroups of 2·BQ threads; ty = li / 8 < BQ / 4, tx = li % 8.
+// Grid: (H / GR, ceil(T·GR / BQ), B·num_splits) workgroups of 2·BQ threads; ty = li / 8 < BQ / 4, tx = li % 8.
 // Workgroup memory (BQ = 64 / 32): qk (BQ + 32) × 9 vec4 = 13.5 / 9 KiB, vs 32 × 32 vec4 = 16 KiB,
 //   red BQ × 8 f32 = 2 / 1 KiB, kmask 32 u32 = 128 B: 31.6 / 26.1 KiB, inside llvmpipe's 32 KiB.
 // Features: none.
@@ -40,6 +49,9 @@ struct Params {
   start_pos: u32,
   heads_per_tile: u32,
   scale: f32,
+  chunk: u32,
+  num_splits: u32,
+  partials: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4f>;
@@ -47,6 +59,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> v_cache: array<KvVec4>;
 @group(0) @binding(4) var<storage, read> key_valid: array<i32>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> partial: array<f32>;
 
 // #include flash_tile
 // #include kv_f32
@@ -147,6 +160,27 @@ fn writeRow(at: u32, sum: f32, c0: vec4f, c1: vec4f, c2: vec4f, c3: vec4f) {
   if (tx + 24u < D4) { out[at + tx + 24u] = c3 * inv; }
 }
 
+// The same row unnormalised, for the combine pass: o, then m and l (l = 0: the split saw no key of it).
+fn writePartial(at: u32, base0: u32, m: f32, sum: f32, c0: vec4f, c1: vec4f, c2: vec4f, c3: vec4f) {
+  if (at == NONE) { return; }
+  let width = 4u * D4 + 2u;
+  let base = base0 + (at / D4) * width;
+  if (tx < D4) { putPartial(base + 4u * tx, c0); }
+  if (tx + 8u < D4) { putPartial(base + 4u * (tx + 8u), c1); }
+  if (tx + 16u < D4) { putPartial(base + 4u * (tx + 16u), c2); }
+  if (tx + 24u < D4) { putPartial(base + 4u * (tx + 24u), c3); }
+  if (tx == 0u) {
+    partial[base + 4u * D4] = m;
+    partial[base + 4u * D4 + 1u] = sum;
+  }
+}
+fn putPartial(at: u32, x: vec4f) {
+  partial[at] = x.x;
+  partial[at + 1u] = x.y;
+  partial[at + 2u] = x.z;
+  partial[at + 3u] = x.w;
+}
+
 // Tile row R of sample b, heads h0 …: its q/out row and the last key position it may see.
 fn rowAt(R: u32, b: u32, h0: u32) -> u32 {
   let t = R / p.heads_per_tile;
@@ -165,7 +199,8 @@ fn main(
 ) {
   tx = li % 8u;
   ty = li / 8u;
-  let b = wg.z;
+  let b = wg.z / p.num_splits;
+  let split = wg.z % p.num_splits;
   let h0 = wg.x * p.heads_per_tile; // the tile's first query head
   let hkv = h0 / (p.num_heads / p.num_kv_heads);
   kstride = p.num_kv_heads * D4;
@@ -173,6 +208,8 @@ fn main(
   valid0 = b * p.seq;
   let tile0 = (grid.y - 1u - wg.y) * BQ; // the tile's first row
   kend = rowLimit(tile0 + BQ - 1u) + 1u;
+  let kfirst = split * p.chunk;
+  let kstop = min(kfirst + p.chunk, kend);
   let r0 = ty;
   let r1 = ty + RS;
   let r2 = ty + 2u * RS;
@@ -188,8 +225,8 @@ fn main(
 
   startRows();
 
-  if (PREFETCH) { issue(0u, 0u); }
-  for (var kb = 0u; kb < kend; kb += BK) {
+  if (PREFETCH) { issue(kfirst, 0u); }
+  for (var kb = kfirst; kb < kstop; kb += BK) {
     s0 = vec4f(0.0);
     s1 = vec4f(0.0);
     s2 = vec4f(0.0);
@@ -202,7 +239,7 @@ fn main(
       if (PREFETCH) {
         if (ch + 1u < NCH) {
           issue(kb, ch + 1u);
-        } else if (kb + BK < kend) {
+        } else if (kb + BK < kstop) {
           issue(kb + BK, 0u);
         }
       }
@@ -239,8 +276,16 @@ fn main(
     acceptBlock(e0, e1, e2, e3, mn0, mn1, mn2, mn3);
   }
   putRowSums();
-  writeRow(qa0, rowSum(r0), o00, o01, o02, o03);
-  writeRow(qa1, rowSum(r1), o10, o11, o12, o13);
-  writeRow(qa2, rowSum(r2), o20, o21, o22, o23);
-  writeRow(qa3, rowSum(r3), o30, o31, o32, o33);
+  if (p.partials == 0u) {
+    writeRow(qa0, rowSum(r0), o00, o01, o02, o03);
+    writeRow(qa1, rowSum(r1), o10, o11, o12, o13);
+    writeRow(qa2, rowSum(r2), o20, o21, o22, o23);
+    writeRow(qa3, rowSum(r3), o30, o31, o32, o33);
+    return;
+  }
+  let base0 = split * (grid.z / p.num_splits) * p.tokens * p.num_heads * (4u * D4 + 2u);
+  writePartial(qa0, base0, m0, rowSum(r0), o00, o01, o02, o03);
+  writePartial(qa1, base0, m1, rowSum(r1), o10, o11, o12, o13);
+  writePartial(qa2, base0, m2, rowSum(r2), o20, o21, o22, o23);
+  writePartial(qa3, base0, m3, rowSum(r3), o30, o31, o32, o33);
 }

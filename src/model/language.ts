@@ -28,7 +28,11 @@ import {
   createAttentionDecodeScratch,
   decodeScratchSplits,
 } from "../ops/attention_decode.ts";
-import { attentionPrefill, minPrefillTokens } from "../ops/attention_prefill.ts";
+import {
+  attentionPrefill,
+  attentionPrefillScratchFloats,
+  minPrefillTokens,
+} from "../ops/attention_prefill.ts";
 import { attentionPrefillRows } from "../ops/attention_prefill_rows.ts";
 import { queryRowsHold } from "../ops/query_rows.ts";
 import type { LanguageDims } from "./dims.ts";
@@ -166,6 +170,13 @@ export class LanguageScratch {
    * ran at a third of the GEMM's rate (PERF.md v64). Sized for this scratch's rows; null where none splits.
    */
   readonly splitK: Tensor | null;
+  /**
+   * Partial rows of the prompt attention's split keys (`attentionPrefill`'s scratch): a few new tokens over a
+   * kept conversation (a follow-up round's one pass) make a few dozen tiles, each of which walked every key
+   * (PERF.md v70). A fixed size, whatever the rows; null on a CPU adapter (its prompts take
+   * attentionPrefillRows) and for decode-sized scratch (attnSplits).
+   */
+  readonly attnPartials: Tensor | null;
 
   constructor(
     gpu: Gpu,
@@ -200,6 +211,9 @@ export class LanguageScratch {
         maxSplits: decodeScratchSplits(decodeRows, dims.kvHeads, tokens > 1),
       })
       : null;
+    this.attnPartials = decodeRows || gpu.isFallbackAdapter
+      ? null
+      : gpu.createTensor("lm.attn_partials", "f32", [attentionPrefillScratchFloats(Dh)]);
     const grouped = tokens === 1 && batch > maxMatvecTokens && batch <= maxGroupedStepRows(matmul) &&
       groupable(dims);
     const few = rows <= maxLlmInt8Rows;
@@ -509,7 +523,8 @@ export function languageForward(
       } else if (T >= minPrefillTokens || startPos > 0) {
         // Prompt pass: 64-row register-blocked tiles; short batched prompts keep attentionCausal, whose
         // tiles would each stream a kept conversation's whole cache alone (a follow-up round in one pass).
-        attentionPrefill(r, s.q, ...kv, s.attn, { batch: B, tokens: T, startPos, ...heads });
+        const scratch = s.attnPartials ?? undefined;
+        attentionPrefill(r, s.q, ...kv, s.attn, { batch: B, tokens: T, startPos, ...heads, scratch });
       } else {
         attentionCausal(r, s.q, ...kv, s.attn, { batch: B, tokens: T, startPos, ...heads });
       }

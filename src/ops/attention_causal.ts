@@ -105,14 +105,27 @@ export function attentionCausal(
     workgroups: [Math.ceil((T * G) / queryTile), Hkv * splits, B],
     label: `attention_causal ${out.label}`,
   });
-  if (splits > 1) {
-    const n = rows * Dh;
-    const { workgroups, groupsPerRow } = flatGrid(n);
-    r.dispatch("attention_causal_combine", {
-      bindings: [shape.scratch!, out],
-      params: [n, Dh, splits, rows, groupsPerRow],
-      workgroups,
-      label: `attention_causal_combine ${out.label}`,
-    });
-  }
+  if (splits > 1) combineKeySplits(r, shape.scratch!, out, rows, Dh, splits);
+}
+
+/**
+ * The second pass of split-K attention (kernels/attention_causal_combine.wgsl): merges the first `splits`
+ * blocks of partial rows [splits, rows, Dh+2] (o unnormalised, m, l) into out [rows·Dh].
+ */
+export function combineKeySplits(
+  r: Recorder,
+  partial: Tensor,
+  out: Tensor,
+  rows: number,
+  Dh: number,
+  splits: number,
+): void {
+  const n = rows * Dh;
+  const { workgroups, groupsPerRow } = flatGrid(n);
+  r.dispatch("attention_causal_combine", {
+    bindings: [partial, out],
+    params: [n, Dh, splits, rows, groupsPerRow],
+    workgroups,
+    label: `attention_causal_combine ${out.label}`,
+  });
 }

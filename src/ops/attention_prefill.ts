@@ -1,6 +1,7 @@
 import type { Recorder } from "../gpu/recorder.ts";
 import { f32 } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
+import { combineKeySplits } from "./attention_causal.ts";
 import { expectKvCaches, kvKernel } from "./kv_cache_storage.ts";
 
 export interface AttentionPrefillShape {
@@ -10,6 +11,14 @@ export interface AttentionPrefillShape {
   numHeads: number; // H query heads
   numKvHeads: number; // Hkv (H % Hkv == 0)
   headDim: number; // Dh (multiple of 4, ≤ 128)
+  /**
+   * Partial rows for split keys (`attentionPrefillScratch`): where the tiles alone are fewer than
+   * prefillSplitTarget workgroups (a few new tokens over a kept conversation) the keys are split (PERF.md v70).
+   * Without it every tile walks all its keys.
+   */
+  scratch?: Tensor;
+  /** Force split keys into this many splits (tests: 1 too, through the partial rows); else `attentionPrefillSplits`. */
+  splits?: number;
 }
 
 /** Tiling of kernels/attention_prefill.wgsl (its override constants BQ, PREFETCH and heads_per_tile). */
@@ -54,6 +63,39 @@ export const defaultAttentionPrefillConfig: AttentionPrefillConfig = {
  */
 export const minPrefillTokens = 32;
 
+/** Workgroups the split keys aim for, and the fewest keys a split keeps (two key blocks). */
+export const prefillSplitTarget = 264;
+const minKeysPerSplit = 64;
+const keyBlock = 32; // BK of kernels/flash_tile.wgsl: a split's chunk is whole blocks
+
+/**
+ * Key splits for a prompt pass: 0 (no partial rows) while the tiles alone are prefillSplitTarget workgroups or
+ * more (a prompt of its own); else enough to reach it, each split keeping at least minKeysPerSplit keys — and
+ * at least 1, so that every pass of a kept prompt scratch (whose tiles are few) records the same dispatches.
+ */
+export function attentionPrefillSplits(
+  shape: Omit<AttentionPrefillShape, "scratch" | "splits">,
+  config: AttentionPrefillConfig = defaultAttentionPrefillConfig,
+): number {
+  const { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv } = shape;
+  const headsPerTile = config.rows === "group" ? H / Hkv : 1;
+  const tiles = (H / headsPerTile) * Math.ceil((T * headsPerTile) / config.queryTile) * B;
+  if (tiles >= prefillSplitTarget) return 0;
+  return Math.max(
+    1,
+    Math.min(Math.ceil(prefillSplitTarget / tiles), Math.floor((startPos + T) / minKeysPerSplit)),
+  );
+}
+
+/**
+ * Floats of partial rows enough for any pass `attentionPrefillSplits` gives splits: splits · B·T·H rows of
+ * Dh + 2, where B·T·H ≤ 64 · tiles and splits ≤ target / tiles + 1 with tiles < target, so under 2 · target ·
+ * 64 rows.
+ */
+export function attentionPrefillScratchFloats(headDim: number): number {
+  return 2 * prefillSplitTarget * 64 * (headDim + 2);
+}
+
 /**
  * Causal GQA attention of B·T new queries over the KV cache (REFERENCE §7), the prompt-pass kernel.
  * q, out: [B·T, H·Dh] f32; kCache, vCache: [B, S, Hkv·Dh] f32 or bf16x2 (already holding the new keys/values);
@@ -73,13 +115,40 @@ export function attentionPrefill(
   const { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh } = shape;
   const S = expectPrefillOperands("attentionPrefill", q, kCache, vCache, keyValid, out, shape, 128);
   const headsPerTile = config.rows === "group" ? H / Hkv : 1;
+  const rows = B * T * H;
+  const { scratch } = shape;
+  if (scratch) expectTensor("attentionPrefill scratch", scratch, "f32", [-1]);
+  const wanted = shape.splits ?? (scratch ? attentionPrefillSplits(shape, config) : 0);
+  const partials = wanted > 0;
+  const kvLen = startPos + T;
+  const chunk = Math.ceil(kvLen / Math.max(1, wanted) / keyBlock) * keyBlock;
+  const splits = Math.ceil(kvLen / chunk);
+  if (partials && !(scratch && scratch.numel >= splits * rows * (Dh + 2))) {
+    throw new Error(
+      `attentionPrefill: ${splits} key splits need a scratch of ${splits}×${rows}×${Dh + 2} floats` +
+        (scratch ? `, got ${scratch.numel}` : ""),
+    );
+  }
   r.dispatch(kvKernel("attention_prefill", kCache), {
-    bindings: [q, kCache, vCache, keyValid, out],
-    params: [T, H, Hkv, Dh, S, startPos, headsPerTile, f32(1 / Math.sqrt(Dh))],
-    workgroups: [H / headsPerTile, Math.ceil((T * headsPerTile) / config.queryTile), B],
+    bindings: [q, kCache, vCache, keyValid, out, partials ? scratch! : out],
+    params: [
+      T,
+      H,
+      Hkv,
+      Dh,
+      S,
+      startPos,
+      headsPerTile,
+      f32(1 / Math.sqrt(Dh)),
+      chunk,
+      splits,
+      partials ? 1 : 0,
+    ],
+    workgroups: [H / headsPerTile, Math.ceil((T * headsPerTile) / config.queryTile), B * splits],
     constants: { D4: Dh / 4, BQ: config.queryTile, PREFETCH: config.prefetch ? 1 : 0 },
     label: `attention_prefill ${out.label}`,
   });
+  if (partials) combineKeySplits(r, scratch!, out, rows, Dh, splits);
 }
 
 /**

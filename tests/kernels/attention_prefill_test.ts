@@ -5,7 +5,9 @@ import {
   attentionPrefill,
   type AttentionPrefillConfig,
   attentionPrefillConfigs,
+  attentionPrefillScratchFloats,
   type AttentionPrefillShape,
+  attentionPrefillSplits,
 } from "../../src/ops/attention_prefill.ts";
 import { attentionCausalRef } from "../../src/ref/attention_causal.ts";
 import { randomF32 } from "../../src/ref/random.ts";
@@ -123,26 +125,35 @@ function launches(Dh: number): [string, Launch][] {
   return queryRowsHold(Dh) ? [...tiled, ["rows (CPU adapters)", attentionPrefillRows]] : tiled;
 }
 
+/**
+ * A case's random queries and cache (padding rows and rows past the chunk NaN, which must never leak) and
+ * the reference output.
+ */
+function inputsOf(c: Case) {
+  const { B, T, S, startPos, H, Hkv, Dh } = c;
+  const seed = B * 7 + T * 11 + S * 13 + H + Dh;
+  const q = randomF32(B * T * H * Dh, seed, -2, 2);
+  const k = randomF32(B * S * Hkv * Dh, seed + 1, -2, 2);
+  const v = randomF32(B * S * Hkv * Dh, seed + 2);
+  const valid = new Int32Array(B * S).fill(1);
+  c.pad?.forEach((n, b) => valid.fill(0, b * S, b * S + n));
+  const W = Hkv * Dh;
+  for (let b = 0; b < B; b++) {
+    for (let pos = 0; pos < S; pos++) {
+      if (valid[b * S + pos] && pos < startPos + T) continue;
+      k.fill(NaN, (b * S + pos) * W, (b * S + pos + 1) * W);
+      v.fill(NaN, (b * S + pos) * W, (b * S + pos + 1) * W);
+    }
+  }
+  return { q, k, v, valid, want: attentionCausalRef(q, k, v, valid, { B, T, S, startPos, H, Hkv, Dh }) };
+}
+
 Deno.test("attentionPrefill matches the CPU reference in every tiling (odd lengths, continued, padding, GQA)", async (t) => {
   const gpu = await testGpu();
   for (const c of cases) {
     const { B, T, S, startPos, H, Hkv, Dh } = c;
-    const seed = B * 7 + T * 11 + S * 13 + H + Dh;
-    const q = randomF32(B * T * H * Dh, seed, -2, 2);
-    // The whole cache is random; padding rows and rows past the chunk are NaN, which must never leak.
-    const k = randomF32(B * S * Hkv * Dh, seed + 1, -2, 2);
-    const v = randomF32(B * S * Hkv * Dh, seed + 2);
-    const valid = new Int32Array(B * S).fill(1);
-    c.pad?.forEach((n, b) => valid.fill(0, b * S, b * S + n));
+    const { q, k, v, valid, want } = inputsOf(c);
     const W = Hkv * Dh;
-    for (let b = 0; b < B; b++) {
-      for (let pos = 0; pos < S; pos++) {
-        if (valid[b * S + pos] && pos < startPos + T) continue;
-        k.fill(NaN, (b * S + pos) * W, (b * S + pos + 1) * W);
-        v.fill(NaN, (b * S + pos) * W, (b * S + pos + 1) * W);
-      }
-    }
-    const want = attentionCausalRef(q, k, v, valid, { B, T, S, startPos, H, Hkv, Dh });
     const gq = gpu.uploadTensor("q", "f32", [B * T, H * Dh], q);
     const gk = gpu.uploadTensor("k", "f32", [B, S, W], k);
     const gv = gpu.uploadTensor("v", "f32", [B, S, W], v);
@@ -171,6 +182,73 @@ Deno.test("attentionPrefill matches the CPU reference in every tiling (odd lengt
       });
     }
     [gq, gk, gv, gm, out].forEach((x) => x.buffer.destroy());
+  }
+});
+
+Deno.test("attentionPrefill with the keys split matches the reference: partial rows, empty splits, padding", async (t) => {
+  // Splits cut every block range: the first tile of "T=130 continued" sees keys up to 108, so of 3 splits of
+  // 64 its last is empty; padded rows see no key in some splits. The scratch starts as 7s (a stale l > 0 would
+  // count): every partial row a split owns, an empty one's l included, must be written.
+  const gpu = await testGpu();
+  // One split too: its rows go through the partial rows and the combine pass like any split's.
+  const splitCases = [[cases[3], 3], [cases[5], 3], [cases[5], 5], [cases[7], 2], [cases[9], 2], [
+    cases[9],
+    1,
+  ]];
+  for (const [c, splits] of splitCases as [Case, number][]) {
+    const { B, T, S, startPos, H, Hkv, Dh } = c;
+    const { q, k, v, valid, want } = inputsOf(c);
+    const W = Hkv * Dh;
+    const gq = gpu.uploadTensor("q", "f32", [B * T, H * Dh], q);
+    const gk = gpu.uploadTensor("k", "f32", [B, S, W], k);
+    const gv = gpu.uploadTensor("v", "f32", [B, S, W], v);
+    const gm = gpu.uploadTensor("valid", "i32", [B, S], valid);
+    const out = gpu.createTensor("out", "f32", [B * T, H * Dh]);
+    const scratch = gpu.createTensor("partial", "f32", [splits * B * T * H * (Dh + 2)]);
+    for (const config of [defaultAttentionPrefillConfig, attentionPrefillConfigs[7]]) {
+      await t.step(`${c.name}; ${splits} splits; ${configName(config)}`, async () => {
+        gpu.writeTensor(out, new Float32Array(out.numel).fill(NaN));
+        gpu.writeTensor(scratch, new Float32Array(scratch.numel).fill(7));
+        const r = gpu.recorder("test");
+        const shape = { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh };
+        attentionPrefill(r, gq, gk, gv, gm, out, { ...shape, scratch, splits }, config);
+        const launched = r.recorded.map((d) => d.kernel);
+        assert.deepEqual(launched, ["attention_prefill", "attention_causal_combine"]);
+        r.submit();
+        const got = await gpu.readF32(out);
+        assert.ok(got.every(Number.isFinite), "no NaN/Inf, fully padded rows included");
+        assertNormalisedError(got, want, tolerance.attention.nerr);
+        const padded = c.pad ? Math.max(0, c.pad[0] - startPos) : 0;
+        for (let i = 0; i < Math.min(padded, T) * H * Dh; i++) assert.equal(got[i], 0);
+      });
+    }
+    [gq, gk, gv, gm, out, scratch].forEach((x) => x.buffer.destroy());
+  }
+});
+
+Deno.test("attentionPrefill splits the keys where the tiles are few, within attentionPrefillScratchFloats", () => {
+  const real = { batch: 1, numHeads: 48, numKvHeads: 8 };
+  // A follow-up round of 31 ids after 1842 kept tokens: 8 kv groups × 3 tiles of 64 rows.
+  assert.equal(attentionPrefillSplits({ ...real, tokens: 31, startPos: 1842, headDim: 128 }), 11);
+  // A prompt of its own fills the GPU with tiles: no partial rows.
+  assert.equal(attentionPrefillSplits({ ...real, tokens: 1800, startPos: 0, headDim: 128 }), 0);
+  // Few keys: at least 64 a split, and at least one (partial rows whenever the tiles are few).
+  assert.equal(attentionPrefillSplits({ ...real, tokens: 40, startPos: 0, headDim: 128 }), 1);
+  assert.equal(attentionPrefillSplits({ ...real, tokens: 40, startPos: 100, headDim: 128 }), 2);
+  for (const batch of [1, 2, 3, 5, 8]) {
+    for (let tokens = 1; tokens <= 400; tokens += 3) {
+      for (const [H, Hkv] of [[48, 8], [4, 2], [12, 12]]) {
+        const shape = { batch, tokens, startPos: 5000, numHeads: H, numKvHeads: Hkv, headDim: 128 };
+        for (const config of attentionPrefillConfigs) {
+          const splits = attentionPrefillSplits(shape, config);
+          const rows = batch * tokens * H;
+          // 0: no partial rows.
+          if (splits > 0) {
+            assert.ok(splits * rows * 130 <= attentionPrefillScratchFloats(128), `${JSON.stringify(shape)}`);
+          }
+        }
+      }
+    }
   }
 });
 
