@@ -12,7 +12,7 @@ export interface AttentionPrefillShape {
   numKvHeads: number; // Hkv (H % Hkv == 0)
   headDim: number; // Dh (multiple of 4, ≤ 128)
   /**
-   * Partial rows for split keys (`attentionPrefillScratch`): where the tiles alone are fewer than
+   * Partial rows for split keys (`attentionPrefillScratchFloats` floats): where the tiles alone are fewer than
    * prefillSplitTarget workgroups (a few new tokens over a kept conversation) the keys are split (PERF.md v70).
    * Without it every tile walks all its keys.
    */

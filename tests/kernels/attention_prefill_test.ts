@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { Gpu } from "../../src/gpu/device.ts";
 import type { Recorder } from "../../src/gpu/recorder.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
 import {
@@ -148,40 +149,57 @@ function inputsOf(c: Case) {
   return { q, k, v, valid, want: attentionCausalRef(q, k, v, valid, { B, T, S, startPos, H, Hkv, Dh }) };
 }
 
+/** A case's inputs on the GPU (f32 cache), an output tensor, the reference and the launch's shape. */
+function uploaded(gpu: Gpu, c: Case) {
+  const { B, T, S, startPos, H, Hkv, Dh } = c;
+  const { q, k, v, valid, want } = inputsOf(c);
+  const W = Hkv * Dh;
+  const tensors = {
+    q: gpu.uploadTensor("q", "f32", [B * T, H * Dh], q),
+    k: gpu.uploadTensor("k", "f32", [B, S, W], k),
+    v: gpu.uploadTensor("v", "f32", [B, S, W], v),
+    valid: gpu.uploadTensor("valid", "i32", [B, S], valid),
+    out: gpu.createTensor("out", "f32", [B * T, H * Dh]),
+  };
+  const shape: AttentionPrefillShape = {
+    batch: B,
+    tokens: T,
+    startPos,
+    numHeads: H,
+    numKvHeads: Hkv,
+    headDim: Dh,
+  };
+  return {
+    ...tensors,
+    want,
+    shape,
+    destroy: () => Object.values(tensors).forEach((x) => x.buffer.destroy()),
+  };
+}
+
+/** The output against the reference; the query rows of sample 0 that see only padding must be exact zeros. */
+function checkOutput(got: Float32Array, want: Float64Array | Float32Array, c: Case): void {
+  assert.ok(got.every(Number.isFinite), "no NaN/Inf, fully padded rows included");
+  assertNormalisedError(got, want, tolerance.attention.nerr);
+  const padded = c.pad ? Math.max(0, c.pad[0] - c.startPos) : 0;
+  for (let i = 0; i < Math.min(padded, c.T) * c.H * c.Dh; i++) assert.equal(got[i], 0);
+}
+
 Deno.test("attentionPrefill matches the CPU reference in every tiling (odd lengths, continued, padding, GQA)", async (t) => {
   const gpu = await testGpu();
   for (const c of cases) {
-    const { B, T, S, startPos, H, Hkv, Dh } = c;
-    const { q, k, v, valid, want } = inputsOf(c);
-    const W = Hkv * Dh;
-    const gq = gpu.uploadTensor("q", "f32", [B * T, H * Dh], q);
-    const gk = gpu.uploadTensor("k", "f32", [B, S, W], k);
-    const gv = gpu.uploadTensor("v", "f32", [B, S, W], v);
-    const gm = gpu.uploadTensor("valid", "i32", [B, S], valid);
-    const out = gpu.createTensor("out", "f32", [B * T, H * Dh]);
-    for (const [name, launch] of launches(Dh)) {
+    const u = uploaded(gpu, c);
+    for (const [name, launch] of launches(c.Dh)) {
       await t.step(`${c.name}; ${name}`, async () => {
         // Stale NaN in the output must be overwritten, fully masked rows included.
-        gpu.writeTensor(out, new Float32Array(B * T * H * Dh).fill(NaN));
+        gpu.writeTensor(u.out, new Float32Array(u.out.numel).fill(NaN));
         const r = gpu.recorder("test");
-        launch(r, gq, gk, gv, gm, out, {
-          batch: B,
-          tokens: T,
-          startPos,
-          numHeads: H,
-          numKvHeads: Hkv,
-          headDim: Dh,
-        });
+        launch(r, u.q, u.k, u.v, u.valid, u.out, u.shape);
         r.submit();
-        const got = await gpu.readF32(out);
-        assert.ok(got.every(Number.isFinite), "no NaN/Inf, fully padded rows included");
-        assertNormalisedError(got, want, tolerance.attention.nerr);
-        // Query rows of sample 0 that see only padding must be exact zeros.
-        const padded = c.pad ? Math.max(0, c.pad[0] - startPos) : 0;
-        for (let i = 0; i < Math.min(padded, T) * H * Dh; i++) assert.equal(got[i], 0);
+        checkOutput(await gpu.readF32(u.out), u.want, c);
       });
     }
-    [gq, gk, gv, gm, out].forEach((x) => x.buffer.destroy());
+    u.destroy();
   }
 });
 
@@ -191,38 +209,31 @@ Deno.test("attentionPrefill with the keys split matches the reference: partial r
   // count): every partial row a split owns, an empty one's l included, must be written.
   const gpu = await testGpu();
   // One split too: its rows go through the partial rows and the combine pass like any split's.
-  const splitCases = [[cases[3], 3], [cases[5], 3], [cases[5], 5], [cases[7], 2], [cases[9], 2], [
-    cases[9],
-    1,
-  ]];
-  for (const [c, splits] of splitCases as [Case, number][]) {
-    const { B, T, S, startPos, H, Hkv, Dh } = c;
-    const { q, k, v, valid, want } = inputsOf(c);
-    const W = Hkv * Dh;
-    const gq = gpu.uploadTensor("q", "f32", [B * T, H * Dh], q);
-    const gk = gpu.uploadTensor("k", "f32", [B, S, W], k);
-    const gv = gpu.uploadTensor("v", "f32", [B, S, W], v);
-    const gm = gpu.uploadTensor("valid", "i32", [B, S], valid);
-    const out = gpu.createTensor("out", "f32", [B * T, H * Dh]);
-    const scratch = gpu.createTensor("partial", "f32", [splits * B * T * H * (Dh + 2)]);
+  const splitCases: [Case, number][] = [
+    [cases[3], 3],
+    [cases[5], 3],
+    [cases[5], 5],
+    [cases[7], 2],
+    [cases[9], 2],
+    [cases[9], 1],
+  ];
+  for (const [c, splits] of splitCases) {
+    const u = uploaded(gpu, c);
+    const scratch = gpu.createTensor("partial", "f32", [splits * c.B * c.T * c.H * (c.Dh + 2)]);
     for (const config of [defaultAttentionPrefillConfig, attentionPrefillConfigs[7]]) {
       await t.step(`${c.name}; ${splits} splits; ${configName(config)}`, async () => {
-        gpu.writeTensor(out, new Float32Array(out.numel).fill(NaN));
+        gpu.writeTensor(u.out, new Float32Array(u.out.numel).fill(NaN));
         gpu.writeTensor(scratch, new Float32Array(scratch.numel).fill(7));
         const r = gpu.recorder("test");
-        const shape = { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh };
-        attentionPrefill(r, gq, gk, gv, gm, out, { ...shape, scratch, splits }, config);
+        attentionPrefill(r, u.q, u.k, u.v, u.valid, u.out, { ...u.shape, scratch, splits }, config);
         const launched = r.recorded.map((d) => d.kernel);
         assert.deepEqual(launched, ["attention_prefill", "attention_causal_combine"]);
         r.submit();
-        const got = await gpu.readF32(out);
-        assert.ok(got.every(Number.isFinite), "no NaN/Inf, fully padded rows included");
-        assertNormalisedError(got, want, tolerance.attention.nerr);
-        const padded = c.pad ? Math.max(0, c.pad[0] - startPos) : 0;
-        for (let i = 0; i < Math.min(padded, T) * H * Dh; i++) assert.equal(got[i], 0);
+        checkOutput(await gpu.readF32(u.out), u.want, c);
       });
     }
-    [gq, gk, gv, gm, out, scratch].forEach((x) => x.buffer.destroy());
+    u.destroy();
+    scratch.buffer.destroy();
   }
 });
 
