@@ -1,9 +1,10 @@
 // Causal grouped-query attention of a prompt chunk over the KV cache (InternLM2, REFERENCE §7), the same
-// contract as attention_causal.wgsl without split-K: query t of sample b sits at cache position
-// start_pos + t and attends to positions 0 … start_pos + t whose key_valid is 1; query head j reads kv head
-// j / G (G = H / Hkv); out = softmax(q·kᵀ·Dh^-0.5)·v in f32; rows that see no valid key come out as zeros.
-// For chunks with enough query rows to fill the GPU (decode and short chunks keep attention_decode and
-// attention_causal, whose split-K spreads a few rows over many workgroups).
+// contract as attention_causal.wgsl: query t of sample b sits at cache position start_pos + t and attends
+// to positions 0 … start_pos + t whose key_valid is 1; query head j reads kv head j / G (G = H / Hkv);
+// out = softmax(q·kᵀ·Dh^-0.5)·v in f32; rows that see no valid key come out as zeros.
+// For prompt passes: a prompt of its own fills the GPU with query tiles; a few new tokens over a kept
+// conversation split the keys (below). Decode steps and chunks of ≤ 8 tokens keep attention_decode, short
+// prompts from position 0 attention_causal.
 // The register blocking of attention_full.wgsl (read its header first): a workgroup owns BQ query rows and
 // streams keys in blocks of BK = 32; thread (ty, tx) owns S rows ty + RS·i × keys tx + 8j (i, j < 4) and O
 // rows ty + RS·i × vec4 columns tx + 8c, Q and K staged 8 vec4 columns at a time, P through workgroup
