@@ -4,14 +4,9 @@ import { f32 } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 import { expectKvCaches, kvKernel } from "./kv_cache_storage.ts";
 import { flatGrid } from "./grid.ts";
+import type { PromptAttentionShape } from "./prompt_attention_shape.ts";
 
-export interface AttentionCausalShape {
-  batch: number; // B sequences (left-padded to one length)
-  tokens: number; // T new queries per sequence, at cache positions startPos … startPos+T−1
-  startPos: number;
-  numHeads: number; // H query heads
-  numKvHeads: number; // Hkv (H % Hkv == 0)
-  headDim: number; // Dh (multiple of 4, ≤ 128)
+export interface AttentionCausalShape extends PromptAttentionShape {
   /**
    * Scratch from `createAttentionScratch` for split-K (flash-decoding). Without it every query tile is one
    * workgroup, which leaves most of a big GPU idle when decoding (T = 1): pass it on the decode path.

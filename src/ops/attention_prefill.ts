@@ -3,14 +3,9 @@ import { f32 } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 import { combineKeySplits } from "./attention_causal.ts";
 import { expectKvCaches, kvKernel } from "./kv_cache_storage.ts";
+import type { PromptAttentionShape } from "./prompt_attention_shape.ts";
 
-export interface AttentionPrefillShape {
-  batch: number; // B sequences (left-padded to one length)
-  tokens: number; // T new queries per sequence, at cache positions startPos … startPos+T−1
-  startPos: number;
-  numHeads: number; // H query heads
-  numKvHeads: number; // Hkv (H % Hkv == 0)
-  headDim: number; // Dh (multiple of 4, ≤ 128)
+export interface AttentionPrefillShape extends PromptAttentionShape {
   /**
    * Partial rows for split keys (`attentionPrefillScratchFloats` floats): where the tiles alone are fewer than
    * prefillSplitTarget workgroups (a few new tokens over a kept conversation) the keys are split (PERF.md v70).
@@ -74,7 +69,7 @@ const keyBlock = 32; // BK of kernels/flash_tile.wgsl: a split's chunk is whole 
  * at least 1, so that every pass of a kept prompt scratch (whose tiles are few) records the same dispatches.
  */
 export function attentionPrefillSplits(
-  shape: Omit<AttentionPrefillShape, "scratch" | "splits">,
+  shape: PromptAttentionShape,
   config: AttentionPrefillConfig = defaultAttentionPrefillConfig,
 ): number {
   const { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv } = shape;
