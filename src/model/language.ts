@@ -31,6 +31,7 @@ import {
 import {
   attentionPrefill,
   attentionPrefillScratchFloats,
+  attentionPrefillSplits,
   minPrefillTokens,
 } from "../ops/attention_prefill.ts";
 import { attentionPrefillRows } from "../ops/attention_prefill_rows.ts";
@@ -174,7 +175,7 @@ export class LanguageScratch {
    * Partial rows of the prompt attention's split keys (`attentionPrefill`'s scratch): a few new tokens over a
    * kept conversation (a follow-up round's one pass) make a few dozen tiles, each of which walked every key
    * (PERF.md v70). A fixed size, whatever the rows; null on a CPU adapter (its prompts take
-   * attentionPrefillRows) and for decode-sized scratch (attnSplits).
+   * attentionPrefillRows), for decode-sized scratch (attnSplits) and where no pass through it splits.
    */
   readonly attnPartials: Tensor | null;
 
@@ -211,7 +212,12 @@ export class LanguageScratch {
         maxSplits: decodeScratchSplits(decodeRows, dims.kvHeads, tokens > 1),
       })
       : null;
-    this.attnPartials = decodeRows || gpu.isFallbackAdapter
+    // Only where a pass through this scratch can split: its fewest tokens (a front view's, else its own) make
+    // fewer tiles than the split target. A long prompt's scratch fills the GPU with tiles and never splits.
+    const fewestTokens = frontViews ? Math.min(tokens, Math.floor(fewRows() / batch) + 1) : tokens;
+    const heads = { numHeads: H, numKvHeads: Hkv, headDim: Dh };
+    const mayPartial = attentionPrefillSplits({ batch, tokens: fewestTokens, startPos: 0, ...heads }) > 0;
+    this.attnPartials = decodeRows || gpu.isFallbackAdapter || !mayPartial
       ? null
       : gpu.createTensor("lm.attn_partials", "f32", [attentionPrefillScratchFloats(Dh)]);
     const grouped = tokens === 1 && batch > maxMatvecTokens && batch <= maxGroupedStepRows(matmul) &&
