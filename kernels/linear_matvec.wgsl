@@ -6,6 +6,8 @@
 // reads a 64-byte stride across lanes, 4× the L1 traffic (H200, LM head 92553×6144, T=1: 1.2 TB/s that
 // way, 1.75–2.5 TB/s this way). Four words per lane are loaded before any math so several loads are in
 // flight (eight, through a private array, was slower: the array went to local memory).
+// ROWS2 (int8, one token): each lane takes the same words of two rows, n and n + 4, so one x load serves
+// both — the decode step's wo and w2 on an H200 (64 lanes a row): 7.76 → 7.58 ms a step (PERF.md v71).
 //
 // Bindings: 1 x     [T, K] f32 viewed as vec4 (K % 4 == 0)
 //           2 w     int8: [N, K] i8x4 (kw = K/4 words per row); f32: [N, K] f32 bits (kw = K)
@@ -14,9 +16,11 @@
 //           5 out   [T, N] f32
 // Params:   n = N, k4 = K/4, kw, has_scale, has_bias, groups_per_row, accumulate (1: out += result)
 // Overrides: INT8 (weight encoding), TT = T (1..8; a constant so the accumulators stay in registers),
-//            LANES = lanes a row, 32 or 8 (≥ TT: lane t writes token t; 8 on a CPU adapter, src/ops/linear.ts),
+//            LANES = lanes a row, 8, 32 or 64 (≥ TT: lane t writes token t; src/ops/linear.ts chooses),
+//            ROWS2 (INT8, TT = 1: two rows a lane; lane r writes the slot's row r),
 //            DOT_ADD (benchmarks only: a dot product and an add per word, the form the chain replaced).
-// Grid:     ceil(N/8) workgroups of 8·LANES, folded into 2-D as (wg.y * groups_per_row + wg.x).
+// Grid:     ceil(N/8) workgroups of 8·LANES threads (ROWS2: 4·LANES), folded into 2-D as
+//           (wg.y * groups_per_row + wg.x).
 // Features: none (int8 widened by kernels/int8.wgsl, no unpack4xI8).
 struct Params { n: u32, k4: u32, kw: u32, has_scale: u32, has_bias: u32, groups_per_row: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -32,10 +36,13 @@ override INT8: bool = true;
 override TT: u32 = 1u;
 override DOT_ADD: bool = false;
 override LANES: u32 = 32u; // lanes per row
+override ROWS2: bool = false;
 const ROWS = 8u; // rows per workgroup
-override WG: u32 = ROWS * LANES;
+override WG: u32 = select(ROWS, ROWS / 2u, ROWS2) * LANES;
+// Sums a thread leaves for the reduction: one a token, or (ROWS2) one a row.
+override SUMS: u32 = select(TT, 2u, ROWS2);
 
-// red[t * WG + local index]: per-thread partial sums of every token.
+// red[t * WG + local index]: per-thread partial sums of every token (ROWS2: of each of its two rows).
 var<workgroup> red: array<f32, 2048>;
 
 // acc + x[t, ·] · W[n, ·] restricted to weight word q. INT8 is a constant, so one branch survives; int8 →
@@ -66,25 +73,62 @@ fn accumulate(a: ptr<function, Acc>, q: u32, word: u32) {
   if (TT > 7u) { (*a).t7 = word_fma(7u, q, word, (*a).t7); }
 }
 
+// ROWS2: the sums of rows `first` (t0) and first + ROWS/2 (t1) at token 0, one x load for both words.
+fn word_pair(a: ptr<function, Acc>, q: u32, u: u32, v: u32) {
+  let xv = x[q];
+  let wu = i8x4(u);
+  let wv = i8x4(v);
+  (*a).t0 = fma(xv.w, wu.w, fma(xv.z, wu.z, fma(xv.y, wu.y, fma(xv.x, wu.x, (*a).t0))));
+  (*a).t1 = fma(xv.w, wv.w, fma(xv.z, wv.z, fma(xv.y, wv.y, fma(xv.x, wv.x, (*a).t1))));
+}
+
+fn two_rows(a: ptr<function, Acc>, first: u32, lane: u32) {
+  // A second row past N reads the first again (in bounds); its sum is not written.
+  let n1 = first + ROWS / 2u;
+  let r0 = first * p.kw;
+  let r1 = select(first, n1, n1 < p.n) * p.kw;
+  var q = lane;
+  for (; q + 3u * LANES < p.kw; q += 4u * LANES) {
+    let u0 = w[r0 + q];
+    let u1 = w[r0 + q + LANES];
+    let u2 = w[r0 + q + 2u * LANES];
+    let u3 = w[r0 + q + 3u * LANES];
+    let v0 = w[r1 + q];
+    let v1 = w[r1 + q + LANES];
+    let v2 = w[r1 + q + 2u * LANES];
+    let v3 = w[r1 + q + 3u * LANES];
+    word_pair(a, q, u0, v0);
+    word_pair(a, q + LANES, u1, v1);
+    word_pair(a, q + 2u * LANES, u2, v2);
+    word_pair(a, q + 3u * LANES, u3, v3);
+  }
+  for (; q < p.kw; q += LANES) { word_pair(a, q, w[r0 + q], w[r1 + q]); }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let lane = li % LANES;
   let slot = li / LANES;
-  let n = (wg.y * p.groups_per_row + wg.x) * ROWS + slot;
-  // The epilogue's operands (lane t of a row writes token t) are requested before the weight loop, so the
-  // workgroup's last step does not wait on another memory round trip.
-  let writes = n < p.n && lane < TT;
+  let first = (wg.y * p.groups_per_row + wg.x) * ROWS + slot;
+  // Lane t of a row writes token t; with ROWS2 (one token), lane r writes row first + r·ROWS/2.
+  let n = select(first, first + lane * (ROWS / 2u), ROWS2 && lane < 2u);
+  let tok = select(lane, 0u, ROWS2);
+  // The epilogue's operands are requested before the weight loop, so the workgroup's last step does not
+  // wait on another memory round trip.
+  let writes = n < p.n && lane < SUMS;
   var prev = 0.0;
   var sc = 1.0;
   var bi = 0.0;
   if (writes) {
-    if (p.accumulate != 0u) { prev = out[lane * p.n + n]; }
+    if (p.accumulate != 0u) { prev = out[tok * p.n + n]; }
     if (p.has_scale != 0u) { sc = scale[n]; }
     if (p.has_bias != 0u) { bi = bias[n]; }
   }
   var acc = Acc();
-  if (n < p.n) {
-    let row = n * p.kw;
+  if (ROWS2) {
+    if (first < p.n) { two_rows(&acc, first, lane); }
+  } else if (first < p.n) {
+    let row = first * p.kw;
     var q = lane;
     for (; q + 3u * LANES < p.kw; q += 4u * LANES) {
       let w0 = w[row + q];
@@ -101,24 +145,24 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
   }
   red[li] = acc.t0;
-  if (TT > 1u) { red[1u * WG + li] = acc.t1; }
-  if (TT > 2u) { red[2u * WG + li] = acc.t2; }
-  if (TT > 3u) { red[3u * WG + li] = acc.t3; }
-  if (TT > 4u) { red[4u * WG + li] = acc.t4; }
-  if (TT > 5u) { red[5u * WG + li] = acc.t5; }
-  if (TT > 6u) { red[6u * WG + li] = acc.t6; }
-  if (TT > 7u) { red[7u * WG + li] = acc.t7; }
+  if (SUMS > 1u) { red[1u * WG + li] = acc.t1; }
+  if (SUMS > 2u) { red[2u * WG + li] = acc.t2; }
+  if (SUMS > 3u) { red[3u * WG + li] = acc.t3; }
+  if (SUMS > 4u) { red[4u * WG + li] = acc.t4; }
+  if (SUMS > 5u) { red[5u * WG + li] = acc.t5; }
+  if (SUMS > 6u) { red[6u * WG + li] = acc.t6; }
+  if (SUMS > 7u) { red[7u * WG + li] = acc.t7; }
   workgroupBarrier();
   for (var s = LANES / 2u; s > 0u; s >>= 1u) {
     if (lane < s) {
-      for (var t = 0u; t < TT; t++) {
+      for (var t = 0u; t < SUMS; t++) {
         red[t * WG + li] += red[t * WG + li + s];
       }
     }
     workgroupBarrier();
   }
-  // Lane t of each row writes token t.
+  // Sum `lane` of the slot: token t (lane t), or (ROWS2) row r (lane r).
   if (writes) {
-    out[lane * p.n + n] = red[lane * WG + slot * LANES] * sc + bi + prev;
+    out[tok * p.n + n] = red[lane * WG + slot * LANES] * sc + bi + prev;
   }
 }

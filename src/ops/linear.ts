@@ -92,8 +92,8 @@ export interface LinearOptions {
   tiled?: TiledConfig;
   /** INT8_MATMUL=llm-int8: int8 layers of many rows run bitsandbytes' LLM.int8 (src/ops/llm_int8.ts). */
   llmInt8?: LlmInt8Gemm | null;
-  /** linear_matvec's lanes a row instead of `linearMatvecLanes`'s choice (tests). */
-  matvecLanes?: LinearMatvecLanes;
+  /** linear_matvec's form instead of `linearMatvecForm`'s choice (tests). */
+  matvecForm?: LinearMatvecForm;
   /**
    * Scratch for the tiled kernel's split-K partials ([splits, T, N] f32 at its front): with it a product whose
    * tiles alone would leave the GPU idle splits K (`tiledSplits`). Without it, no split.
@@ -105,17 +105,34 @@ export interface LinearOptions {
   llmInt8RowsReady?: boolean;
 }
 
-/** Lanes a weight row of kernels/linear_matvec.wgsl (its override LANES; 8 rows a workgroup either way). */
-export const linearMatvecLaneCounts = [32, 8] as const;
-export type LinearMatvecLanes = typeof linearMatvecLaneCounts[number];
+/**
+ * How kernels/linear_matvec.wgsl lays its rows out: lanes a weight row (its override LANES), and, for int8
+ * weights at one token, two rows a lane sharing each x load (ROWS2). 8 rows a workgroup either way.
+ */
+export interface LinearMatvecForm {
+  lanes: 8 | 32 | 64;
+  twoRows?: boolean;
+}
+
+/** Every form (tests run each where it applies). */
+export const linearMatvecForms: readonly LinearMatvecForm[] = [
+  { lanes: 32 },
+  { lanes: 8 },
+  { lanes: 64, twoRows: true },
+  { lanes: 8, twoRows: true },
+];
 
 /**
- * 32 on a GPU (one warp a row). A CPU adapter (Mesa's llvmpipe) runs a workgroup as 8-lane vectors and
- * switches between them at every barrier of the reduction: there 8 lanes (64 threads) took a tiny-model
- * decode product (64×64, one token) from 4.1–4.5 to 1.3–1.4 ms a call.
+ * On a GPU, int8 weights at one token (the decode step's wo and w2): 64 lanes a row, two rows a lane — H200,
+ * 7.76 → 7.58 ms a step, the same in both runs of one call (PERF.md v71; 32 lanes with eight words in flight
+ * gave 7.62, two rows at 128 lanes 7.86). Otherwise 32 lanes (one warp a row). A CPU adapter (Mesa's
+ * llvmpipe) runs a workgroup as 8-lane vectors and switches between them at every barrier of the reduction:
+ * there 8 lanes (64 threads) took a tiny-model decode product (64×64, one token) from 4.1–4.5 to 1.3–1.4 ms a
+ * call.
  */
-export function linearMatvecLanes(r: Recorder): LinearMatvecLanes {
-  return r.fallbackAdapter ? 8 : 32;
+export function linearMatvecForm(r: Recorder, T: number, int8: boolean): LinearMatvecForm {
+  if (r.fallbackAdapter) return { lanes: 8 };
+  return T === 1 && int8 ? { lanes: 64, twoRows: true } : { lanes: 32 };
 }
 
 /** What the many-row LLM.int8 path needs: its scratch (sized for the largest layer) and the threshold. */
@@ -273,6 +290,10 @@ export function recordLinear(
         `${what}: the matvec kernel needs T ≤ ${maxMatvecTokens} and aligned rows (T=${T}, K=${K})`,
       );
     }
+    const form = options.matvecForm ?? linearMatvecForm(r, T, w.kind === "int8");
+    if (form.twoRows && !(T === 1 && w.kind === "int8")) {
+      throw new Error(`${what}: two rows a lane take int8 weights at one token (T=${T}, ${w.kind})`);
+    }
     // int8 at T ≥ 2: kernels/matvec_i8.wgsl (rows per thread share each x load; 1.7–3.2× at T = 4, 8 on
     // an H100); at T = 1 and for f32 weights the one-row linear_matvec stays faster.
     const config = w.kind === "int8" ? matvecConfig("linear", T, N, K, r.fallbackAdapter) : null;
@@ -298,7 +319,7 @@ export function recordLinear(
       bindings: [x, w.weight, scaleOrAny, biasOrAny, out],
       params: [N, K / 4, w.kind === "int8" ? K / 4 : K, ...flags, groupsPerRow, accumulate],
       workgroups,
-      constants: { INT8, TT: T, LANES: options.matvecLanes ?? linearMatvecLanes(r) },
+      constants: { INT8, TT: T, LANES: form.lanes, ROWS2: form.twoRows ? 1 : 0 },
       label: `linear_matvec ${w.weight.label}`,
     });
   } else {

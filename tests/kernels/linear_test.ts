@@ -4,9 +4,10 @@ import {
   checkTiledConfig,
   type HostLinear,
   linear,
-  linearMatvecLaneCounts,
-  type LinearMatvecLanes,
+  type LinearMatvecForm,
+  linearMatvecForms,
   type LinearOptions,
+  type LinearVariant,
   linearVariant,
   recordLinear,
   splitOf,
@@ -41,6 +42,36 @@ function hostLinear(
   };
 }
 
+/** Whether the matvec variant of this layer is linear_matvec (int8 at T ≥ 2 may go to matvec_i8). */
+function byLinearMatvec(gpu: Gpu, kind: "int8" | "float", T: number, K: number, N: number): boolean {
+  return kind === "float" || matvecConfig("linear", T, N, K, gpu.isFallbackAdapter) === null;
+}
+
+/** linear_matvec's forms that apply: every lane count; two rows a lane for int8 at one token. */
+function matvecForms(kind: "int8" | "float", T: number): LinearMatvecForm[] {
+  return linearMatvecForms.filter((f) => !f.twoRows || (kind === "int8" && T === 1));
+}
+
+/** Each kernel variant once; where the matvec variant is linear_matvec, once in each of its forms. */
+function kernelRuns(
+  gpu: Gpu,
+  variants: readonly ("matvec" | "tiled")[],
+  kind: "int8" | "float",
+  T: number,
+  K: number,
+  N: number,
+): [LinearVariant, LinearMatvecForm | undefined][] {
+  return variants.flatMap((v): [LinearVariant, LinearMatvecForm | undefined][] =>
+    v === "matvec" && byLinearMatvec(gpu, kind, T, K, N)
+      ? matvecForms(kind, T).map((form) => [v, form])
+      : [[v, undefined]]
+  );
+}
+
+function formName(f: LinearMatvecForm): string {
+  return `${f.lanes} lanes${f.twoRows ? ", two rows a lane" : ""}`;
+}
+
 /** Runs one linear layer with each applicable kernel and checks it against the CPU reference. */
 async function checkLinear(
   gpu: Gpu,
@@ -57,23 +88,16 @@ async function checkLinear(
   const x = gpu.uploadTensor("x", "f32", [T, K], xs);
   const expected = linearRef(xs, T, host);
   const variants = linearVariant(T, K, w) === "matvec" ? ["matvec", "tiled"] as const : ["tiled"] as const;
-  // Where the matvec variant is linear_matvec: each of its lane counts (the GPU's 32, a CPU adapter's 8).
-  const byLinearMatvec = kind === "float" || matvecConfig("linear", T, N, K, gpu.isFallbackAdapter) === null;
-  const runs = variants.flatMap((v): (readonly [typeof v, LinearMatvecLanes | undefined])[] =>
-    v === "matvec" && byLinearMatvec
-      ? linearMatvecLaneCounts.map((lanes) => [v, lanes] as const)
-      : [[v, undefined] as const]
-  );
-  for (const [variant, matvecLanes] of runs) {
+  for (const [variant, matvecForm] of kernelRuns(gpu, variants, kind, T, K, N)) {
     const out = gpu.createTensor("out", "f32", [T, N]);
     const r = gpu.recorder("test");
-    recordLinear(r, x, w, out, variant, { matvecLanes });
+    recordLinear(r, x, w, out, variant, { matvecForm });
     r.submit();
     const actual = await gpu.readF32(out);
     try {
       assertNormalisedError(actual, expected, tolerance.matmul.nerr);
     } catch (e) {
-      const what = `${variant}${matvecLanes ? ` (${matvecLanes} lanes)` : ""}`;
+      const what = `${variant}${matvecForm ? ` (${formName(matvecForm)})` : ""}`;
       throw new Error(`${what} ${kind} T=${T} K=${K} N=${N} bias=${withBias}: ${(e as Error).message}`);
     }
     out.buffer.destroy();
@@ -98,6 +122,8 @@ Deno.test("linear handles bigger layers: matvec at T = 8, N past one grid row", 
   const gpu = await testGpu();
   // matvec at its largest T, both encodings
   assert.equal(await checkLinear(gpu, "int8", 8, 1024, 515, true), 2);
+  // one token at two rows a lane with 64 lanes: two whole rounds of 4 words a lane and a tail of 5 words
+  assert.equal(await checkLinear(gpu, "int8", 1, 2068, 37, true), 2);
   assert.equal(await checkLinear(gpu, "float", 3, 1028, 257, false), 2);
   // tiled with several tiles in both directions and a K not dividing the 16-wide step
   assert.equal(await checkLinear(gpu, "int8", 300, 520, 389, true), 1);
@@ -133,10 +159,10 @@ Deno.test("linear with accumulate adds the layer's output to what out holds (the
       const variants = linearVariant(T, K, w) === "matvec"
         ? ["matvec", "tiled"] as const
         : ["tiled"] as const;
-      for (const variant of variants) {
+      for (const [variant, matvecForm] of kernelRuns(gpu, variants, kind, T, K, N)) {
         const out = gpu.uploadTensor("out", "f32", [T, N], residual);
         const r = gpu.recorder("test");
-        recordLinear(r, x, w, out, variant, { accumulate: true });
+        recordLinear(r, x, w, out, variant, { accumulate: true, matvecForm });
         r.submit();
         assertNormalisedError(await gpu.readF32(out), expected, tolerance.matmul.nerr);
       }
@@ -145,6 +171,12 @@ Deno.test("linear with accumulate adds the layer's output to what out holds (the
   const x = gpu.createTensor("x", "f32", [2, 8]);
   const w = uploadLinear(gpu, "w", hostLinear("float", 8, 8, false, 1));
   assert.throws(() => linear(gpu.recorder("t"), x, w, x), /must not alias x/);
+  // two rows a lane: int8 weights at one token only
+  const twoRows = { matvecForm: { lanes: 64, twoRows: true } } as const;
+  const out = gpu.createTensor("out", "f32", [2, 8]);
+  assert.throws(() => recordLinear(gpu.recorder("t"), x, w, out, "matvec", twoRows), /two rows a lane/);
+  const w8 = uploadLinear(gpu, "w8", hostLinear("int8", 8, 8, false, 2));
+  assert.throws(() => recordLinear(gpu.recorder("t"), x, w8, out, "matvec", twoRows), /two rows a lane/);
 });
 
 /**
