@@ -7,8 +7,12 @@
 //   PIPE   the next round's words loaded before this round's math (UW 4 or 8);
 //   MATH   0 the product; timing only (wrong values): 1 x a constant (no x loads), 2 the word's bits as
 //          floats (no int8 widening), 3 the words XOR-folded (the weight loads alone);
-//   R2     two rows a lane (n and n + 256 / LANES), UW 4 each, one x load for both (half the x traffic).
-// Bindings: 1 x [K] f32 as vec4 (K % 4 == 0), 2 w [N, K] i8x4, 3 scale [N] f32, 4 out [N] f32.
+//   R2     two rows a lane (n and n + 256 / LANES), UW 4 each, one x load for both (half the x traffic);
+//   BLOCKED the weights in blocks of a round (UW·LANES words of a row), block-major: block b of row n at
+//          words (b·N + n)·UW·LANES, so the rows' rounds that run at once read one contiguous stretch, as a
+//          plain read does (K/4 a multiple of UW·LANES; not with PIPE or R2).
+// Bindings: 1 x [K] f32 as vec4 (K % 4 == 0), 2 w [N, K] i8x4 (BLOCKED: as above), 3 scale [N] f32,
+//   4 out [N] f32.
 // Params: n = N, kw = K/4, groups_per_row. Overrides: the knobs above, ACCUM (out += instead of =).
 // Grid: ceil(N / rows a workgroup) workgroups of 256 (R2: 2 · 256 / LANES rows), folded into 2-D as
 //   (wg.y · groups_per_row + wg.x). Features: none.
@@ -28,6 +32,7 @@ override PIPE: bool = false;
 override MATH: u32 = 0u;
 override R2: bool = false;
 override ACCUM: bool = false;
+override BLOCKED: bool = false;
 const WGS = 256u;
 
 var<workgroup> red: array<f32, 256>;
@@ -102,6 +107,14 @@ fn row_sum(n: u32, lane: u32) -> f32 {
   let row = n * p.kw;
   let step = UW * LANES;
   var q = lane;
+  if (BLOCKED) {
+    // Round b's words of row n start at (b·N + n)·step; `load` adds q, so subtract the round's own b·step.
+    for (; q < p.kw; q += step) {
+      let b = q / step;
+      math(&acc, q, load((b * p.n + n) * step - b * step, q));
+    }
+    return (acc.a0 + acc.a1) + (acc.a2 + acc.a3);
+  }
   if (PIPE) {
     var next = Words();
     if (q + (UW - 1u) * LANES < p.kw) { next = load(row, q); }

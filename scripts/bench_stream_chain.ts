@@ -6,7 +6,8 @@
 //   chain    a step's 192 weight streams (wqkv, wo, gate·up, w2 of 48 layers) as plain reads, ordered or free,
 //            U loads a thread in flight, on grids of 1056–8448 workgroups;
 //   row      wo, w2 and wqkv at one token as a chain of 48 dispatches: the model's `linear` (its one-row
-//            kernel), plain reads of the same bytes, and kernels/matvec_row_probe.wgsl's knobs.
+//            kernel), plain reads of the same bytes, and kernels/matvec_row_probe.wgsl's knobs
+//            (BLOCKED: the same random bytes read block-major).
 // Weights are rotated over copies larger than the 50 MB L2. Timed with GPU timestamps, one pass a chain.
 //   deno run -A scripts/bench_stream_chain.ts [--quick] [--parts overlap,chain,row] [--out f.json]
 import { median, nsToMs } from "../src/bench/gpu_timer.ts";
@@ -144,6 +145,13 @@ if (parts.has("row")) {
     { UW: 4, LANES: 32, R2: true },
     { UW: 4, LANES: 64, R2: true },
     { UW: 4, LANES: 128, R2: true },
+    { UW: 8, LANES: 32, MATH: 3, BLOCKED: true },
+    { UW: 8, LANES: 128, MATH: 3, BLOCKED: true },
+    { UW: 4, LANES: 32, BLOCKED: true },
+    { UW: 8, LANES: 32, BLOCKED: true },
+    { UW: 4, LANES: 64, BLOCKED: true },
+    { UW: 8, LANES: 64, BLOCKED: true },
+    { UW: 8, LANES: 128, BLOCKED: true },
   ];
   const row: Record<string, number> = {};
   for (const [name, [N, K]] of [["wo", wo], ["w2", w2], ["wqkv", wqkv]] as const) {
@@ -180,6 +188,7 @@ if (parts.has("row")) {
       );
     }
     for (const v of variants) {
+      if (v.BLOCKED && (K / 4) % (v.UW * v.LANES) !== 0) continue; // a block a round: whole blocks only
       await time(rowProbeName(v), (r, w) => {
         if (w.kind === "int8") recordMatvecRowProbe(r, x, w.weight, w.scale, o, v);
       });

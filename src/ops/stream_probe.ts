@@ -46,11 +46,14 @@ export interface RowProbeVariant {
   MATH?: 0 | 1 | 2 | 3;
   /** Two rows a lane sharing each x load (UW is then 4 a row). */
   R2?: boolean;
+  /** The weights block-major in blocks of a round (`blockRowMajor`). */
+  BLOCKED?: boolean;
 }
 
 export function rowProbeName(v: RowProbeVariant): string {
   return `L${v.LANES} UW${v.R2 ? "4×2 rows" : v.UW}` + (v.ACC && v.ACC > 1 ? ` ACC${v.ACC}` : "") +
-    (v.PIPE ? " PIPE" : "") + ["", " no x loads", " no widening", " loads only"][v.MATH ?? 0];
+    (v.PIPE ? " PIPE" : "") + (v.BLOCKED ? " blocked" : "") +
+    ["", " no x loads", " no widening", " loads only"][v.MATH ?? 0];
 }
 
 /** out (+)= scale · W·x at one token. x: [1, K] f32 (K % 4 == 0), w: [N, K] i8x4, scale, out: [N] / [1, N] f32. */
@@ -70,6 +73,9 @@ export function recordMatvecRowProbe(
   expectTensor("matvec_row_probe out", out, "f32", [1, N]);
   if (K % 4 !== 0) throw new Error(`matvec_row_probe: K = ${K} is not a multiple of 4`);
   if (v.PIPE && v.UW === 2) throw new Error("matvec_row_probe: PIPE takes UW 4 or 8");
+  if (v.BLOCKED && (v.PIPE || v.R2 || (K / 4) % (v.UW * v.LANES) !== 0)) {
+    throw new Error(`matvec_row_probe: BLOCKED takes K/4 a multiple of ${v.UW * v.LANES}, no PIPE or R2`);
+  }
   const rows = (v.R2 ? 512 : 256) / v.LANES;
   const { workgroups, groupsPerRow } = flatGrid(Math.ceil(N / rows), 1);
   r.dispatch("matvec_row_probe", {
@@ -84,7 +90,24 @@ export function recordMatvecRowProbe(
       MATH: v.MATH ?? 0,
       R2: v.R2 ? 1 : 0,
       ACCUM: accumulate ? 1 : 0,
+      BLOCKED: v.BLOCKED ? 1 : 0,
     },
     label: `matvec_row_probe ${w.label}`,
   });
+}
+
+/**
+ * Row-major int8 words [N, K/4] in BLOCKED's order: block b (words b·W … b·W + W − 1) of row n moves to words
+ * (b·N + n)·W, W = UW·LANES words a block.
+ */
+export function blockRowMajor(words: Uint32Array, N: number, W: number): Uint32Array {
+  const kw = words.length / N;
+  if (kw % W !== 0) throw new Error(`blockRowMajor: ${kw} words a row is not a multiple of ${W}`);
+  const out = new Uint32Array(words.length);
+  for (let n = 0; n < N; n++) {
+    for (let b = 0; b < kw / W; b++) {
+      out.set(words.subarray(n * kw + b * W, n * kw + (b + 1) * W), (b * N + n) * W);
+    }
+  }
+  return out;
 }

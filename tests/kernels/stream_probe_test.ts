@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { uploadLinear } from "../../src/ops/linear.ts";
 import {
+  blockRowMajor,
   recordMatvecRowProbe,
   recordStreamRead,
   rowProbeName,
@@ -53,6 +54,49 @@ Deno.test("matvec row probe (experiment): every knob's product against the CPU",
       assertNormalisedError(await gpu.readF32(out), want, tolerance.matmul.nerr);
     });
   }
+});
+
+Deno.test("matvec row probe (experiment): block-major weights give the row-major product", async (t) => {
+  const gpu = await testGpu();
+  // K/4 = 2048 words: two blocks of the widest round (128 lanes × 8 words), 16 of the narrowest.
+  const N = 37, K = 8192;
+  const host = hostInt8(N, K, false, 21);
+  const w = uploadLinear(gpu, "w", host);
+  if (w.kind !== "int8") throw new Error("int8 weights expected");
+  const words = new Uint32Array(host.weight.buffer, host.weight.byteOffset, (N * K) / 4);
+  const xs = randomF32(K, 22);
+  const x = gpu.uploadTensor("x", "f32", [1, K], xs);
+  const prev = randomF32(N, 23);
+  const out = gpu.createTensor("out", "f32", [1, N]);
+  const ref = linearRef(xs, 1, host);
+  const variants: [RowProbeVariant, boolean][] = [
+    [{ UW: 8, LANES: 32, BLOCKED: true }, false],
+    [{ UW: 4, LANES: 32, ACC: 2, BLOCKED: true }, true],
+    [{ UW: 2, LANES: 64, BLOCKED: true }, false],
+    [{ UW: 8, LANES: 128, ACC: 4, BLOCKED: true }, true],
+  ];
+  for (const [v, accumulate] of variants) {
+    await t.step(`${rowProbeName(v)}${accumulate ? " accumulate" : ""}`, async () => {
+      const blocked = gpu.uploadTensor("w blocked", "i8x4", [N, K], blockRowMajor(words, N, v.UW * v.LANES));
+      gpu.writeTensor(out, prev);
+      const r = gpu.recorder("row probe");
+      recordMatvecRowProbe(r, x, blocked, w.scale, out, v, accumulate);
+      r.submit();
+      const want = ref.map((y, n) => y + (accumulate ? prev[n] : 0));
+      assertNormalisedError(await gpu.readF32(out), want, tolerance.matmul.nerr);
+      blocked.buffer.destroy();
+    });
+  }
+  assert.throws(
+    () =>
+      recordMatvecRowProbe(gpu.recorder("x"), x, w.weight, w.scale, out, {
+        UW: 8,
+        LANES: 32,
+        PIPE: true,
+        BLOCKED: true,
+      }),
+    /BLOCKED/,
+  );
 });
 
 Deno.test("stream read probe (experiment): a thread reads every word of its stride", async (t) => {
