@@ -7,7 +7,7 @@
 // way, 1.75–2.5 TB/s this way). Four words per lane are loaded before any math so several loads are in
 // flight (eight, through a private array, was slower: the array went to local memory).
 // ROWS2 (int8, one token): each lane takes the same words of two rows, n and n + 4, so one x load serves
-// both — the decode step's wo and w2 on an H200 (64 lanes a row): 7.76 → 7.58 ms a step (PERF.md v71).
+// both — the decode step's wo and w2 on an H200 (64 lanes a row): 7.73 → 7.58 ms a step (PERF.md v71).
 //
 // Bindings: 1 x     [T, K] f32 viewed as vec4 (K % 4 == 0)
 //           2 w     int8: [N, K] i8x4 (kw = K/4 words per row); f32: [N, K] f32 bits (kw = K)

@@ -124,11 +124,11 @@ export const linearMatvecForms: readonly LinearMatvecForm[] = [
 
 /**
  * On a GPU, int8 weights at one token (the decode step's wo and w2): 64 lanes a row, two rows a lane — H200,
- * 7.76 → 7.58 ms a step, the same in both runs of one call (PERF.md v71; 32 lanes with eight words in flight
- * gave 7.62, two rows at 128 lanes 7.86). Otherwise 32 lanes (one warp a row). A CPU adapter (Mesa's
- * llvmpipe) runs a workgroup as 8-lane vectors and switches between them at every barrier of the reduction:
- * there 8 lanes (64 threads) took a tiny-model decode product (64×64, one token) from 4.1–4.5 to 1.3–1.4 ms a
- * call.
+ * 7.73 → 7.58 ms a step, alternating three times (PERF.md v71; in the same trials two rows at 32 or 128 lanes,
+ * four rows a lane and eight words of each row in flight were slower). Otherwise 32 lanes (one warp a row).
+ * A CPU adapter (Mesa's llvmpipe) runs a workgroup as 8-lane vectors and switches between them at every
+ * barrier of the reduction: there 8 lanes (64 threads) took a tiny-model decode product (64×64, one token)
+ * from 4.1–4.5 to 1.3–1.4 ms a call.
  */
 export function linearMatvecForm(r: Recorder, T: number, int8: boolean): LinearMatvecForm {
   if (r.fallbackAdapter) return { lanes: 8 };
