@@ -64,6 +64,19 @@ const minKeysPerSplit = 64;
 const keyBlock = 32; // BK of kernels/flash_tile.wgsl: a split's chunk is whole blocks
 
 /**
+ * The kernel's query tiles without split keys: [heads (or kv groups) a tile's rows cover, tiles along the
+ * tokens, batch], and the heads one tile holds.
+ */
+function prefillTiles(
+  shape: PromptAttentionShape,
+  config: AttentionPrefillConfig,
+): { grid: [number, number, number]; headsPerTile: number } {
+  const { batch: B, tokens: T, numHeads: H, numKvHeads: Hkv } = shape;
+  const headsPerTile = config.rows === "group" ? H / Hkv : 1;
+  return { grid: [H / headsPerTile, Math.ceil((T * headsPerTile) / config.queryTile), B], headsPerTile };
+}
+
+/**
  * Key splits for a prompt pass: 0 (no partial rows) while the tiles alone are prefillSplitTarget workgroups or
  * more (a prompt of its own); else enough to reach it, each split keeping at least minKeysPerSplit keys — and
  * at least 1, so that every pass of a kept prompt scratch (whose tiles are few) records the same dispatches.
@@ -72,9 +85,9 @@ export function attentionPrefillSplits(
   shape: PromptAttentionShape,
   config: AttentionPrefillConfig = defaultAttentionPrefillConfig,
 ): number {
-  const { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv } = shape;
-  const headsPerTile = config.rows === "group" ? H / Hkv : 1;
-  const tiles = (H / headsPerTile) * Math.ceil((T * headsPerTile) / config.queryTile) * B;
+  const { tokens: T, startPos } = shape;
+  const [heads, along, B] = prefillTiles(shape, config).grid;
+  const tiles = heads * along * B;
   if (tiles >= prefillSplitTarget) return 0;
   return Math.max(
     1,
@@ -109,7 +122,7 @@ export function attentionPrefill(
 ): void {
   const { batch: B, tokens: T, startPos, numHeads: H, numKvHeads: Hkv, headDim: Dh } = shape;
   const S = expectPrefillOperands("attentionPrefill", q, kCache, vCache, keyValid, out, shape, 128);
-  const headsPerTile = config.rows === "group" ? H / Hkv : 1;
+  const { grid, headsPerTile } = prefillTiles(shape, config);
   const rows = B * T * H;
   const { scratch } = shape;
   if (scratch) expectTensor("attentionPrefill scratch", scratch, "f32", [-1]);
@@ -139,7 +152,7 @@ export function attentionPrefill(
       splits,
       partials ? 1 : 0,
     ],
-    workgroups: [H / headsPerTile, Math.ceil((T * headsPerTile) / config.queryTile), B * splits],
+    workgroups: [grid[0], grid[1], grid[2] * splits],
     constants: { D4: Dh / 4, BQ: config.queryTile, PREFETCH: config.prefetch ? 1 : 0 },
     label: `attention_prefill ${out.label}`,
   });
