@@ -32,12 +32,15 @@ const off: RowHeadRead = { bytesPerRow: 0, workgroups: 0 };
  * (whose reads run in the tails of wo and gate·up) and more for wo (whose read runs beside the attention)
  * took the step's GPU time from 9.03–9.04 to 8.95–8.97 ms; 64 bytes for gate·up lost 0.13 ms. Then 66
  * workgroups instead of 132 for the reads of wqkv, wo and gate·up: 8.96–8.97 → 8.92 ms (264: slower). Up to
- * 2 rows they help too (language.ts, maxRowHeadRows).
+ * 2 rows they help too (language.ts, maxRowHeadRows). gate·up's read, beside wo, then one 128-byte cache line a
+ * row (H200, PERF.md v72, alternating four times: 7.606–7.616 → 7.525–7.545 ms a step at ctx 512, 8.285–8.294
+ * → 8.234–8.238 at 4096): since v71's two rows a lane wo ends sooner, and 192 bytes (two lines) held gate·up
+ * back; 112 or 144 bytes, or other workgroup counts, lost (7.59–7.75 ms).
  */
 export const defaultRowHeadPrefetch: Readonly<RowHeadPrefetch> = Object.freeze({
   wqkv: { bytesPerRow: 256, workgroups: 66 },
   wo: { bytesPerRow: 512, workgroups: 66 },
-  gateUp: { bytesPerRow: 192, workgroups: 66 },
+  gateUp: { bytesPerRow: 128, workgroups: 66 },
   w2: { bytesPerRow: 192, workgroups: 132 },
   head: off,
 });
