@@ -434,6 +434,10 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
       // Where the idle time is: its total over the decode steps, and the steps that waited > 5 ms.
       gpu_idle_ms_total: stamps.length ? round(gaps.reduce((a, b) => a + b, 0), 1) : null,
       gpu_idle_steps_over_5ms: gaps.flatMap((g, i) => (g > 5 ? [[i + 1, round(g, 3)]] : [])),
+      // The idle time while the queue first fills (the steps before the first readback can return) against
+      // the steps after, and every gap over 0.5 ms: whether the loop starves at its start or all along.
+      gpu_idle_ms_first_in_flight_steps: round(gaps.slice(0, inFlight).reduce((a, b) => a + b, 0), 2),
+      gpu_idle_steps_over_half_ms: gaps.flatMap((g, i) => (g > 0.5 ? [[i + 1, round(g, 2)]] : [])),
     };
     if (inFlight === defaultInFlight && stepsPerReadback === defaultStepsPerReadback) {
       ctx.results.loop_gpu_idle_ms_per_step = stamps.length ? round(median(gaps)) : null;
