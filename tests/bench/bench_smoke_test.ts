@@ -109,6 +109,12 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
     // The loop's 512-token prompt is submitted in parts; its decode figures must not count them as steps.
     const loop = doc.sections.loop.in_flight_12_per_readback_4 as Doc;
     assert.ok(loop.prompt_passes > 1, `loop prompt passes ${loop.prompt_passes}`);
+    // Where the loop's idle time is: the queue's first steps and the long gaps are parts of the total.
+    const gaps = loop.gpu_idle_steps_over_half_ms as [number, number][];
+    assert.ok(loop.gpu_idle_ms_first_in_flight_steps <= loop.gpu_idle_ms_total + 0.01);
+    assert.ok(gaps.every(([step, ms]) => step >= 1 && step < loop.new_tokens && ms > 0.5));
+    assert.ok(gaps.every(([, ms]) => ms <= loop.gpu_idle_ms_between_steps_max + 0.01));
+    assert.ok(gaps.reduce((a, [, ms]) => a + ms, 0) <= loop.gpu_idle_ms_total + 0.1);
     assert.ok(
       isNum(doc.sections.loop.ttft_wall_ms_one_token) && doc.sections.loop.ttft_wall_ms_one_token > 0,
     );
