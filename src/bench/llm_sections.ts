@@ -411,6 +411,10 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
       nsToMs(s.beginNs - (i === 0 ? stamps[promptPasses - 1] : decodeStamps[i - 1]).endNs)
     );
     const busy = decodeStamps.map((s) => nsToMs(s.endNs - s.beginNs));
+    const total = (ms: number[]) => ms.reduce((a, b) => a + b, 0);
+    // [step, ms] of every gap longer than `over` ms.
+    const gapsOver = (over: number, digits: number) =>
+      gaps.flatMap((g, i) => (g > over ? [[i + 1, round(g, digits)]] : []));
     // Tokens arrive in groups, and the first groups can wait while the CPU fills the queue, so callback
     // spacing overstates the rate: the figure is the whole run's wall time after the first token over the
     // tokens after it.
@@ -432,12 +436,12 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
       gpu_idle_ms_between_steps_median: stamps.length ? round(median(gaps)) : null,
       gpu_idle_ms_between_steps_max: stamps.length ? round(Math.max(...gaps)) : null,
       // Where the idle time is: its total over the decode steps, and the steps that waited > 5 ms.
-      gpu_idle_ms_total: stamps.length ? round(gaps.reduce((a, b) => a + b, 0), 1) : null,
-      gpu_idle_steps_over_5ms: gaps.flatMap((g, i) => (g > 5 ? [[i + 1, round(g, 3)]] : [])),
+      gpu_idle_ms_total: stamps.length ? round(total(gaps), 1) : null,
+      gpu_idle_steps_over_5ms: gapsOver(5, 3),
       // The idle time while the queue first fills (the steps before the first readback can return) against
       // the steps after, and every gap over 0.5 ms: whether the loop starves at its start or all along.
-      gpu_idle_ms_first_in_flight_steps: round(gaps.slice(0, inFlight).reduce((a, b) => a + b, 0), 2),
-      gpu_idle_steps_over_half_ms: gaps.flatMap((g, i) => (g > 0.5 ? [[i + 1, round(g, 2)]] : [])),
+      gpu_idle_ms_first_in_flight_steps: stamps.length ? round(total(gaps.slice(0, inFlight)), 2) : null,
+      gpu_idle_steps_over_half_ms: gapsOver(0.5, 2),
     };
     if (inFlight === defaultInFlight && stepsPerReadback === defaultStepsPerReadback) {
       ctx.results.loop_gpu_idle_ms_per_step = stamps.length ? round(median(gaps)) : null;
