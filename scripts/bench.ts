@@ -1,6 +1,6 @@
 // `deno task bench [--tiny] [--torch] [--out FILE] [--sections a,b] [--budget MIN] [--timing wall]
 //                  [--model-dir DIR] [--seed N] [--int8-matmul MODE] [--batches 4,8] [--kv-cache DTYPE]
-//                  [--row-head-prefetch LIST]`
+//                  [--row-head-prefetch LIST] [--first-part-dispatches N]`
 // Benchmarks InternVL-Chat-V1.5-Int8 on this WebGPU adapter with the real shapes (or tiny ones with
 // --tiny, for CI on llvmpipe) from random int8 weights generated on the GPU, and prints a table plus,
 // with --out, a JSON document (keys in src/bench/report.ts, meanings in docs/PERF.md).
@@ -47,7 +47,10 @@ const usage = `usage: deno task bench [options]
   --row-head-prefetch LIST   weight-only steps of 1–2 rows read the first bytes of each weight row ahead:
                              [PRODUCT=]BYTES:WORKGROUPS or [PRODUCT=]off applied in order to the defaults
                              (wqkv=256:66,wo=512:66,gateUp=128:66,w2=192:132,head=off); no PRODUCT:
-                             all (src/ops/prefetch_row_heads.ts, docs/PERF.md v52, v53)`;
+                             all (src/ops/prefetch_row_heads.ts, docs/PERF.md v52, v53)
+  --first-part-dispatches N  the loop section's generate(): dispatches of the step after each readback's
+                             drain submitted ahead of the rest (default 48, the server's; tiny: 4; 0: one
+                             submit a step; docs/PERF.md v73)`;
 
 type SectionFn = (ctx: BenchContext, allowanceMs: number) => Promise<Record<string, Json>>;
 interface Section {
@@ -184,6 +187,7 @@ async function main(): Promise<number> {
         "batches",
         "kv-cache",
         "row-head-prefetch",
+        "first-part-dispatches",
       ]
         .map((k) => [k, { type: "string" as const }]),
     ]),
@@ -218,9 +222,15 @@ async function main(): Promise<number> {
   const rowHeads = str("row-head-prefetch");
   if (rowHeads !== undefined) Object.assign(rowHeadPrefetch, parseRowHeadPrefetch(rowHeads));
   const batches = str("batches");
-  const shapes = batches === undefined
-    ? benchShapes(scale)
-    : { ...benchShapes(scale), decodeBatches: parseBatches(batches) };
+  const firstPart = str("first-part-dispatches");
+  if (firstPart !== undefined && !(Number.isInteger(Number(firstPart)) && Number(firstPart) >= 0)) {
+    throw new Error(`--first-part-dispatches ${firstPart}: give a whole number of dispatches, 0 or more`);
+  }
+  const shapes = {
+    ...benchShapes(scale),
+    ...(batches === undefined ? {} : { decodeBatches: parseBatches(batches) }),
+    ...(firstPart === undefined ? {} : { loopFirstPartDispatches: Number(firstPart) }),
+  };
   const budget = new Budget(budgetMin * 60_000);
   const log = (s: string) => console.error(`[bench ${(budget.elapsedMs / 1000).toFixed(1)}s] ${s}`);
   const ctx = new BenchContext(shapes, budget, {

@@ -14,6 +14,8 @@ export type TimingMethod = "timestamp-query" | "wall-clock";
 /** One compute pass as the GPU saw it: nanoseconds on the GPU clock (timestamp-query only). */
 export interface PassStamp {
   label: string;
+  /** The pass's own label (its GPUComputePassDescriptor's), "" without one. */
+  pass: string;
   beginNs: number;
   endNs: number;
 }
@@ -34,6 +36,7 @@ export class GpuTimer {
   private resolveBuffer: GPUBuffer | null = null;
   private readBuffer: GPUBuffer | null = null;
   private labels: string[] = [];
+  private passLabels: string[] = [];
   /** Per stamped pass: whether its command buffer was submitted (generate() encodes a step ahead). */
   private submitted: boolean[] = [];
   /** The stamped passes' indices of each finished command buffer, and the collect cycle they belong to. */
@@ -103,6 +106,7 @@ export class GpuTimer {
   abandon(): void {
     this.recording = false;
     this.labels = [];
+    this.passLabels = [];
     this.submitted = [];
     this.cycle++;
   }
@@ -125,6 +129,7 @@ export class GpuTimer {
     const n = this.labels.length;
     if (!this.querySet || n === 0) {
       this.labels = [];
+      this.passLabels = [];
       this.submitted = [];
       this.cycle++;
       return [];
@@ -153,10 +158,12 @@ export class GpuTimer {
     await this.gpu.check("reading GPU timestamps");
     const out = this.labels.map((label, i) => ({
       label,
+      pass: this.passLabels[i],
       beginNs: Number(ticks[2 * i]),
       endNs: Number(ticks[2 * i + 1]),
     })).filter((_, i) => this.submitted[i]);
     this.labels = [];
+    this.passLabels = [];
     this.submitted = [];
     this.cycle++;
     return out;
@@ -202,6 +209,7 @@ export class GpuTimer {
             if (slots.length === 0) cycle = timer.cycle;
             slots.push(i);
             timer.labels.push(timer.nextLabel);
+            timer.passLabels.push(passDesc?.label ?? "");
             timer.submitted.push(false);
             d = {
               ...passDesc,
@@ -249,6 +257,32 @@ export function nsToMs(ns: number): number {
 /** Σ of the passes' durations: the GPU busy with them, ms. */
 export function busyMsOf(passes: readonly PassStamp[]): number {
   return passes.reduce((s, p) => s + nsToMs(p.endNs - p.beginNs), 0);
+}
+
+/** A step's stamp: one pass, or a pass labelled `….first` joined with the pass after it. */
+export interface JoinedStamp extends PassStamp {
+  /** Whether the step ran as two passes (a first part submitted ahead of the rest). */
+  split: boolean;
+  /** The GPU idle between a split step's two passes, ms (0 for one pass). */
+  innerIdleMs: number;
+}
+
+/**
+ * Joins each pass whose own label ends in ".first" (Recorder.encode's firstPart) with the pass after it: one
+ * step from the first's beginning to the second's end, the time between them its own idle time.
+ */
+export function joinSplitPasses(passes: PassStamp[]): JoinedStamp[] {
+  const out: JoinedStamp[] = [];
+  passes.forEach((p, i) => {
+    if (p.pass.endsWith(".first") && i + 1 < passes.length) return;
+    const first = i > 0 && passes[i - 1].pass.endsWith(".first") ? passes[i - 1] : null;
+    out.push(
+      first
+        ? { ...p, beginNs: first.beginNs, split: true, innerIdleMs: nsToMs(p.beginNs - first.endNs) }
+        : { ...p, split: false, innerIdleMs: 0 },
+    );
+  });
+  return out;
 }
 
 export interface StepTimes {

@@ -4,13 +4,19 @@ import { startLagProbe } from "./event_loop_lag.ts";
 import type { Recorder } from "../gpu/recorder.ts";
 import { argmax } from "../ops/argmax.ts";
 import { fillRandom } from "../ops/fill_random.ts";
-import { defaultInFlight, defaultStepsPerReadback, generate } from "../engine/generate.ts";
+import {
+  defaultFirstPartDispatches,
+  defaultInFlight,
+  defaultStepsPerReadback,
+  generate,
+  type GenerateStats,
+} from "../engine/generate.ts";
 import { defaultGenerationConfig } from "../engine/types.ts";
 import { LmRunner, maxChunkedPrompt } from "../model/lm_runner.ts";
 import { kvValueBytes } from "../model/kv_cache.ts";
 import type { Tap } from "../model/vision.ts";
 import type { BenchContext, Json } from "./bench_context.ts";
-import { busyMsOf, median, nsToMs, timeRepeated } from "./gpu_timer.ts";
+import { busyMsOf, joinSplitPasses, median, nsToMs, timeRepeated } from "./gpu_timer.ts";
 import { profileKernels } from "./kernel_profile.ts";
 import { decodeCost, prefillFlops } from "./model_cost.ts";
 import { followupQuestionIds, imagePromptIds } from "./shapes.ts";
@@ -387,6 +393,9 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
   const variants = [[defaultInFlight, defaultStepsPerReadback], [5, 1], [24, 8], [24, 4]];
   for (const [inFlight, stepsPerReadback] of variants) {
     const stepTimes: number[] = [];
+    const times = { mapBlock: [], drainToSubmit: [], submitAfterDrain: [], submit: [] } as NonNullable<
+      GenerateStats["times"]
+    >;
     timer.resetCounts();
     timer.start("loop");
     const t0 = performance.now();
@@ -399,18 +408,24 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
       inFlight,
       stepsPerReadback,
       onStep: () => stepTimes.push(performance.now()),
+      stats: { lateReadbacks: 0, times },
+      firstPartDispatches: shapes.loopFirstPartDispatches,
     });
-    const stamps = await timer.collect();
     const wallMs = performance.now() - t0;
+    const passes = await timer.collect();
+    // A step submitted in two parts (generate's firstPartDispatches, the step after each drain) ran as two
+    // passes: one step from the first's beginning to the second's end, the GPU idle between them its own.
+    const stamps = joinSplitPasses(passes);
     // The prompt pass (and the first choice) may be submitted in parts (promptSubmits in lm_runner.ts);
-    // every later step is one pass, so the decode steps are the last new_tokens − 1 stamps.
+    // every later step is one step's stamp, so the decode steps are the last new_tokens − 1 stamps.
     const decodeSteps = Math.min(out[0].length - 1, stamps.length - 1);
     const promptPasses = stamps.length - decodeSteps;
     const decodeStamps = stamps.slice(promptPasses);
     const gaps = decodeStamps.map((s, i) =>
       nsToMs(s.beginNs - (i === 0 ? stamps[promptPasses - 1] : decodeStamps[i - 1]).endNs)
     );
-    const busy = decodeStamps.map((s) => nsToMs(s.endNs - s.beginNs));
+    const busy = decodeStamps.map((s) => nsToMs(s.endNs - s.beginNs) - s.innerIdleMs);
+    const splitSteps = decodeStamps.filter((s) => s.split);
     const total = (ms: number[]) => ms.reduce((a, b) => a + b, 0);
     // [step, ms] of every gap longer than `over` ms.
     const gapsOver = (over: number, digits: number) =>
@@ -436,12 +451,28 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
       gpu_idle_ms_between_steps_median: stamps.length ? round(median(gaps)) : null,
       gpu_idle_ms_between_steps_max: stamps.length ? round(Math.max(...gaps)) : null,
       // Where the idle time is: its total over the decode steps, and the steps that waited > 5 ms.
-      gpu_idle_ms_total: stamps.length ? round(total(gaps), 1) : null,
+      gpu_idle_ms_total: stamps.length
+        ? round(total(gaps) + total(splitSteps.map((s) => s.innerIdleMs)), 1)
+        : null,
       gpu_idle_steps_over_5ms: gapsOver(5, 3),
       // The idle time while the queue first fills (the steps before the first readback can return) against
       // the steps after, and every gap over 0.5 ms: whether the loop starves at its start or all along.
       gpu_idle_ms_first_in_flight_steps: stamps.length ? round(total(gaps.slice(0, inFlight)), 2) : null,
       gpu_idle_steps_over_half_ms: gapsOver(0.5, 2),
+      // The GPU idle before each step that follows a readback's drain (the queue empty), against this
+      // thread's part of it: from the map call's return to the next submit call, and that call itself.
+      gpu_idle_ms_after_drain_median: stamps.length
+        ? round(median(gaps.filter((_, i) => i % stepsPerReadback === 0)))
+        : null,
+      // Steps submitted in two parts, and the GPU idle between a step's two parts (in the total above).
+      split_steps: splitSteps.length,
+      gpu_idle_ms_inside_split_steps_median: splitSteps.length
+        ? round(median(splitSteps.map((s) => s.innerIdleMs)))
+        : null,
+      cpu_ms_map_block_median: round(median(times.mapBlock)),
+      cpu_ms_drain_to_submit_median: round(median(times.drainToSubmit)),
+      cpu_ms_submit_after_drain_median: round(median(times.submitAfterDrain)),
+      cpu_ms_submit_median: round(median(times.submit)),
     };
     if (inFlight === defaultInFlight && stepsPerReadback === defaultStepsPerReadback) {
       ctx.results.loop_gpu_idle_ms_per_step = stamps.length ? round(median(gaps)) : null;
@@ -456,6 +487,7 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
   await generate(m.model, prompt, { ...defaultGenerationConfig, maxNewTokens: n }, {
     eosId: -1,
     imageContextId: shapes.imageContextId,
+    firstPartDispatches: shapes.loopFirstPartDispatches,
   });
   const lag = stopLag();
   const eventLoopLag = { ...lag, wall_ms: round(performance.now() - lagT0, 1) };
@@ -470,6 +502,7 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
   return {
     prompt_tokens: L,
     method: timer.method,
+    first_part_dispatches: shapes.loopFirstPartDispatches ?? defaultFirstPartDispatches,
     ttft_wall_ms_one_token: round(first - t1, 1),
     event_loop_lag_default: eventLoopLag,
     ...runs,

@@ -23,6 +23,11 @@ export interface BenchShapes {
   ttftTextTokens: number;
   /** Decode steps of the real generate() loop after a prompt of decodeContexts[0] tokens. */
   loopTokens: number;
+  /**
+   * The loop's firstPartDispatches (generate's; undefined: its default, what the server uses): the tiny
+   * model's steps are shorter than the default's first part, so they split at fewer to be measured so.
+   */
+  loopFirstPartDispatches?: number;
   /** Prompt ids a piece of a newcomer joining running rows (0: its whole pass at once), and runs of each. */
   joinChunkTokens: number[];
   joinRuns: number;
@@ -119,6 +124,7 @@ export const tinyShapes: BenchShapes = {
   ttftTiles: 7,
   ttftTextTokens: 50,
   loopTokens: 8,
+  loopFirstPartDispatches: 4,
   joinChunkTokens: [0, 256],
   joinRuns: 1,
   compareLayers: 2,

@@ -41,6 +41,15 @@ const mapSettleMs = 10;
 const drainWaitMs = 100;
 
 /**
+ * Dispatches of the step submitted right after a readback's drain that go to the GPU first, in a command
+ * buffer of their own (Recorder.encode's firstPart): the GPU is idle then, and starts on them while the
+ * runtime takes in the rest. 48 is about 4 of InternLM2-20B's 48 layers (~0.6 ms of an H200's step), more
+ * than the rest's submit holds the thread (0.2–0.27 ms there). Measured on an H200 (docs/PERF.md v73): the
+ * GPU idle of a 128-token loop 37–45 → 18–20 ms.
+ */
+export const defaultFirstPartDispatches = 48;
+
+/**
  * A step recorded and encoded: `submit` sends it; `drains` when its readback's map follows the submit;
  * `opens` when it is the first step of a readback group (after the prompt's).
  */
@@ -76,6 +85,13 @@ export interface GenerateStats {
    * so those tokens came out a whole readback group late.
    */
   lateReadbacks: number;
+  /**
+   * CPU times in ms, when given (the bench's loop section): how long each readback's map call held this
+   * thread (the GPU running all that was queued), how long from its return to the next step's submit call,
+   * and how long that submit call and every other one took. The GPU is idle from a drain's end until the
+   * next step reaches it, so these split that gap into the loop's part and the runtime's.
+   */
+  times?: { mapBlock: number[]; drainToSubmit: number[]; submitAfterDrain: number[]; submit: number[] };
 }
 
 export interface GenerateOptions {
@@ -130,6 +146,11 @@ export interface GenerateOptions {
    * that was submitted): CPU work done here (recording the next `between` piece) overlaps the GPU's.
    */
   prepare?: () => void;
+  /**
+   * Dispatches of the step after each readback's drain submitted ahead of the rest of it (default
+   * defaultFirstPartDispatches; 0: each step in one submit).
+   */
+  firstPartDispatches?: number;
   /** Counters this generation adds to (GenerateStats). */
   stats?: GenerateStats;
 }
@@ -194,6 +215,7 @@ export async function generate(
   const besideWork = Math.min(K, Math.max(2, Math.floor(options.stepsBesideWork ?? defaultStepsBesideWork)));
   const inFlight = Math.max(K, Math.floor(options.inFlight ?? defaultInFlight));
   const ringSize = Math.ceil(inFlight / besideWork) + 2;
+  const firstPart = Math.max(0, Math.floor(options.firstPartDispatches ?? defaultFirstPartDispatches));
   const ring = Array.from({ length: ringSize }, (_, i) =>
     gpu.device.createBuffer({
       label: `gen.readback${i}`,
@@ -212,19 +234,22 @@ export async function generate(
   let submitted = 0, reported = 0, done = false, paused = false;
   // `submitted` when the last readback's map returned: the GPU queue was empty then.
   let drainedAt = 0;
+  // performance.now() when the last map call returned (kept only with options.stats.times).
+  let drainReturnedAt = 0;
   // The next decode step, encoded but not yet submitted (see `choose`).
   let ready: EncodedStep | null = null;
   // The readback group being encoded: its number, first step and size; and the step that opens the next.
   let group = 0, groupStart = 0, groupSize = K, nextGroupStart = 1;
 
-  const encodeDecodeStep = () => {
+  const encodeDecodeStep = (ahead = 0) => {
     const r = gpu.recorder("decode", runner.decodeCache);
     runner.recordDecode(r, next);
-    return choose(r, submitted);
+    return choose(r, submitted, ahead);
   };
 
   // Records step `step`'s choice into r and encodes it.
-  const choose = (r: Recorder, step: number): EncodedStep => {
+  // `ahead`: dispatches submitted ahead of the rest (the step after a drain).
+  const choose = (r: Recorder, step: number, ahead = 0): EncodedStep => {
     if (penalty && seen) repetitionPenalty(r, runner.logits, seen, penalty);
     if (config.doSample) {
       sampleToken(r, runner.logits, next, {
@@ -246,7 +271,7 @@ export async function generate(
     const row = step - groupStart;
     const slot = group % ringSize;
     r.copyAfter(next, ring[slot], 4 * B, 4 * B * row);
-    const submit = r.encode();
+    const submit = r.encode({ firstPart: ahead });
     const steps = row + 1;
     const drains = step === 0 || steps >= groupSize || step + 1 === maxNew;
     if (drains) nextGroupStart = step + 1;
@@ -254,19 +279,34 @@ export async function generate(
       drains,
       opens,
       submit: () => {
+        const times = options.stats?.times;
+        const t0 = times ? performance.now() : 0;
+        if (times && submitted === drainedAt && drainReturnedAt > 0) {
+          times.drainToSubmit.push(t0 - drainReturnedAt);
+        }
         submit();
+        if (times) {
+          (submitted === drainedAt && drainReturnedAt > 0 ? times.submitAfterDrain : times.submit)
+            .push(performance.now() - t0);
+        }
         submitted++;
         if (drains) {
           // Deno's mapAsync polls the device until everything submitted has run, blocking this thread, so the
           // GPU is idle when it returns until the next step is submitted: that step is encoded first (~3.5 ms
           // of CPU for InternLM2-20B on the H100 host, while the GPU still works) and the loop submits it at
           // once, even when that makes one step more than `inFlight` (never two: a step submitted that way
-          // encodes none ahead). A generation that stops at this readback never submits it (the runner is
-          // cut back before any reuse, as after the steps still in flight).
-          if (submitted < maxNew && submitted - reported <= inFlight) ready = encodeDecodeStep();
+          // encodes none ahead), its first dispatches in a submit of their own (defaultFirstPartDispatches).
+          // A generation that stops at this readback never submits it (the runner is cut back before any
+          // reuse, as after the steps still in flight).
+          if (submitted < maxNew && submitted - reported <= inFlight) ready = encodeDecodeStep(firstPart);
           options.prepare?.();
           if (options.stats && pending.length > 0) options.stats.lateReadbacks++;
+          const mapAt = times ? performance.now() : 0;
           const mapped = ring[slot].mapAsync(GPUMapMode.READ);
+          if (times) {
+            drainReturnedAt = performance.now();
+            times.mapBlock.push(drainReturnedAt - mapAt);
+          }
           const entry = { slot, steps, mapped, mappedAt: performance.now(), settled: false };
           mapped.then(() => entry.settled = true, () => entry.settled = true); // takeOldest rethrows a failure
           drainedAt = submitted;

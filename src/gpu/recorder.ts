@@ -167,9 +167,16 @@ export class Recorder {
    * it: the CPU-heavy part (bind groups, the pass) can then run while the GPU is busy, and the submit come
    * later (generate() encodes a decode step ahead of a readback wait). The uniform parameters are written
    * at submit, so a shared params arena stays in queue order.
+   *
+   * `firstPart`: the first N dispatches go in a command buffer of their own, submitted before the rest, so
+   * an idle GPU starts on them while the runtime still takes in the rest (a queue submit of InternLM2-20B's
+   * 532-dispatch decode step held the thread 0.23–0.35 ms on an H200 host, that of its first 24 dispatches
+   * 0.11–0.14 ms; docs/PERF.md v73). Two passes then: the barrier between them is one a dispatch boundary
+   * would have had anyway.
    */
-  encode(): () => void {
+  encode(opts: { firstPart?: number } = {}): () => void {
     if (this.dispatches.length === 0 && this.copies.length === 0) return () => {};
+    const firstPart = opts.firstPart && opts.firstPart < this.dispatches.length ? opts.firstPart : 0;
     const { device } = this.gpu;
     // Each dispatch's params slot (bytes, a multiple of 16) and its offset in the arena.
     const slots = this.dispatches.map((d) =>
@@ -203,10 +210,13 @@ export class Recorder {
       size: Math.max(16, total),
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
+    const firstEnc = firstPart > 0 ? device.createCommandEncoder({ label: `${this.label}.first` }) : null;
+    const firstPass = firstEnc ? firstEnc.beginComputePass({ label: `${this.label}.first` }) : null;
     const enc = device.createCommandEncoder({ label: this.label });
     // Copies alone need no compute pass (an empty one would still take the timer's timestamps).
-    const pass = this.dispatches.length > 0 ? enc.beginComputePass({ label: this.label }) : null;
+    const restPass = this.dispatches.length > 0 ? enc.beginComputePass({ label: this.label }) : null;
     this.dispatches.forEach((d, i) => {
+      const pass = i < firstPart ? firstPass : restPass;
       let pipeline: GPUComputePipeline;
       let bindGroup: GPUBindGroup;
       const hit = cache?.entries[i];
@@ -242,7 +252,9 @@ export class Recorder {
       pass!.setBindGroup(0, bindGroup);
       pass!.dispatchWorkgroups(...d.workgroups);
     });
-    pass?.end();
+    firstPass?.end();
+    const firstCommands = firstEnc?.finish();
+    restPass?.end();
     for (const c of this.copies) {
       enc.copyBufferToBuffer(c.src.buffer, c.src.byteOffset + c.srcOffset, c.dst, c.dstOffset, c.bytes);
     }
@@ -257,6 +269,7 @@ export class Recorder {
       device.pushErrorScope("out-of-memory");
       device.pushErrorScope("validation");
       device.queue.writeBuffer(uniforms, 0, data);
+      if (firstCommands) device.queue.submit([firstCommands]);
       device.queue.submit([commands]);
       if (!cache) uniforms.destroy(); // freed once the submitted work no longer needs it
       this.gpu.watch(device.popErrorScope(), `running ${what}`);

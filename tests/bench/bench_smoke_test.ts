@@ -115,6 +115,13 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
     assert.ok(gaps.every(([step, ms]) => step >= 1 && step < loop.new_tokens && ms > 0.5));
     assert.ok(gaps.every(([, ms]) => ms <= loop.gpu_idle_ms_between_steps_max + 0.01));
     assert.ok(gaps.reduce((a, [, ms]) => a + ms, 0) <= loop.gpu_idle_ms_total + 0.1);
+    // The step after each readback but the last ran as two passes, joined into one step: readbacks after
+    // the prompt's at steps 4, 8, … of new_tokens − 1 steps.
+    assert.equal(loop.split_steps, Math.floor((loop.new_tokens - 2) / 4) + 1);
+    assert.ok(loop.gpu_idle_ms_inside_split_steps_median >= 0);
+    for (const k of ["cpu_ms_map_block_median", "cpu_ms_submit_after_drain_median", "cpu_ms_submit_median"]) {
+      assert.ok(isNum(loop[k]) && loop[k] > 0, `${k} = ${loop[k]}`);
+    }
     assert.ok(
       isNum(doc.sections.loop.ttft_wall_ms_one_token) && doc.sections.loop.ttft_wall_ms_one_token > 0,
     );
@@ -166,7 +173,12 @@ Deno.test("a tiny budget skips later sections but still writes every key", async
 });
 
 Deno.test("bench rejects unknown sections and options", async () => {
-  for (const args of [["--sections", "decode,nope"], ["--frobnicate"], ["--kv-cache", "f16"]]) {
+  for (
+    const args of [["--sections", "decode,nope"], ["--frobnicate"], ["--kv-cache", "f16"], [
+      "--first-part-dispatches",
+      "-3",
+    ]]
+  ) {
     const res = await new Deno.Command(Deno.execPath(), {
       args: ["task", "bench", "--tiny", ...args],
       cwd: root,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Gpu } from "../../src/gpu/device.ts";
-import { GpuTimer, median, stepTimes, timeRepeated } from "../../src/bench/gpu_timer.ts";
+import { GpuTimer, joinSplitPasses, median, stepTimes, timeRepeated } from "../../src/bench/gpu_timer.ts";
 import { fillRandom } from "../../src/ops/fill_random.ts";
 
 let shared: Promise<Gpu> | null = null;
@@ -42,6 +42,49 @@ Deno.test("GpuTimer stamps every Recorder pass in order and counts submits and d
   r.submit();
   assert.deepEqual(await timer.collect(), []);
   t.buffer.destroy();
+});
+
+Deno.test("GpuTimer keeps each pass's own label: a step encoded with a first part runs as two passes", async () => {
+  const gpu = await benchGpu();
+  const timer = GpuTimer.install(gpu);
+  if (!timer.hasTimestamps) return;
+  const t = gpu.createTensor("timer.w", "f32", [4097]);
+  timer.resetCounts();
+  timer.start("split");
+  const step = gpu.recorder("step");
+  for (let i = 0; i < 3; i++) fillRandom(step, t, { seed: i });
+  step.encode({ firstPart: 1 })();
+  const whole = gpu.recorder("whole"); // a first part of all its dispatches: nothing left to split off
+  fillRandom(whole, t, { seed: 9 });
+  whole.encode({ firstPart: 1 })();
+  const stamps = await timer.collect();
+  assert.deepEqual(stamps.map((s) => s.pass), ["step.first", "step", "whole"]);
+  assert.deepEqual([timer.submits, timer.passes, timer.dispatches], [3, 3, 4]);
+  assert.ok(stamps[1].beginNs >= stamps[0].endNs, "the rest began before the first part ended");
+  const joined = joinSplitPasses(stamps);
+  assert.deepEqual(joined.map((s) => [s.pass, s.split]), [["step", true], ["whole", false]]);
+  assert.equal(joined[0].beginNs, stamps[0].beginNs);
+  t.buffer.destroy();
+});
+
+Deno.test("joinSplitPasses joins each first part with the pass after it, the time between them idle", () => {
+  const s = (pass: string, beginNs: number, endNs: number) => ({ label: "x", pass, beginNs, endNs });
+  const joined = joinSplitPasses([
+    s("prefill", 0, 1e6),
+    s("decode.first", 2e6, 3e6),
+    s("decode", 3.25e6, 5e6),
+    s("decode", 5.5e6, 6e6),
+    s("decode.first", 7e6, 8e6), // its rest never stamped: a step of its own
+  ]);
+  assert.deepEqual(
+    joined.map((j) => [j.pass, j.beginNs, j.endNs, j.split, j.innerIdleMs]),
+    [
+      ["prefill", 0, 1e6, false, 0],
+      ["decode", 2e6, 5e6, true, 0.25],
+      ["decode", 5.5e6, 6e6, false, 0],
+      ["decode.first", 7e6, 8e6, false, 0],
+    ],
+  );
 });
 
 Deno.test("GpuTimer.collect returns only submitted passes: one encoded ahead and dropped does not count", async () => {
@@ -116,7 +159,7 @@ Deno.test("the wall-clock fallback repeats until the batch is long enough", asyn
 });
 
 Deno.test("stepTimes splits stamps into repetitions with spans, busy time and idle gaps", () => {
-  const s = (beginNs: number, endNs: number) => ({ label: "x", beginNs, endNs });
+  const s = (beginNs: number, endNs: number) => ({ label: "x", pass: "", beginNs, endNs });
   // rep 0: two passes [0,1ms] [1.5,2ms]; rep 1: [3,4ms]
   const t = stepTimes([s(0, 1e6), s(1.5e6, 2e6), s(3e6, 4e6)], [0, 2]);
   assert.deepEqual(t.spanMs, [2, 1]);

@@ -315,6 +315,50 @@ Deno.test("generate hands each readback's tokens out before the next readback dr
   assert.equal(stats.lateReadbacks, 0, "readbacks mapped with an earlier one's tokens still held");
 });
 
+Deno.test("the step after each readback's drain goes out in two submits, its first dispatches first", async () => {
+  // generate() submits the step encoded ahead of a drain in two parts (firstPartDispatches): the ids must be
+  // those of one submit a step, and each readback but the last adds exactly one submit.
+  const model = await tinyModel();
+  const c = caseById(chatCases[0]);
+  const ids = Array.from(goldenI32(c.input_ids.file));
+  const embeds = await imageEmbeds(model, c.images);
+  const queue = model.gpu.device.queue;
+  const submit = queue.submit;
+  let submits = 0;
+  queue.submit = (buffers: Iterable<GPUCommandBuffer>) => {
+    submits++;
+    return submit.call(queue, buffers);
+  };
+  const run = async (firstPartDispatches: number) => {
+    submits = 0;
+    const [out] = await generate(
+      model,
+      { ids: [ids], mask: [ids.map(() => 1)], imageEmbeds: embeds },
+      greedy32,
+      {
+        eosId: -1,
+        imageContextId,
+        stepsPerReadback: 4,
+        firstPartDispatches,
+      },
+    );
+    return { out, submits };
+  };
+  try {
+    const whole = await run(0);
+    for (const part of [1, 5, 13]) {
+      const split = await run(part);
+      assert.deepEqual(split.out, c.generated_ids, `first part of ${part} dispatches`);
+      // 32 ids: the prompt's readback, then groups of 4 (steps 1–4 … 29–31, the last one short); the step
+      // after each readback but the last is split.
+      assert.equal(split.submits - whole.submits, 8, `first part of ${part} dispatches`);
+    }
+    assert.deepEqual(whole.out, c.generated_ids);
+  } finally {
+    queue.submit = submit;
+  }
+});
+
 Deno.test("generate cuts a readback group to stepsBesideWork steps when between submitted work before it", async () => {
   // A joining round's piece runs before its group's steps, and the rows' tokens come out when the group has
   // run: the fewer steps beside a piece, the shorter their wait between two deliveries. Groups 2–4 hold a
