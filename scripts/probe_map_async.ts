@@ -5,16 +5,22 @@
 // readback and submits it right after (src/engine/generate.ts, docs/PERF.md v26). Then, with 3 ms of CPU
 // work a step standing in for recording, when the promise settles if the thread yields to the event loop
 // between steps not at all, by a message (a bare turn) or by a 1 ms timer: Deno's sleep is a runtime timer,
-// fired while the event loop waits for the next timer (why generate() waits on a timer, v26b).
-//   deno run -A scripts/probe_map_async.ts [--rounds 200000] [--reps 3]
+// fired while the event loop waits for the next timer (why generate() waits on a timer, v26b). Last, with
+// --queued N more dispatches submitted right after the map call returns: when its promise settles against when
+// that queued work ends (v73: only after it, so waiting for a readback to settle waits for the queue to empty).
+//   deno run -A scripts/probe_map_async.ts [--rounds 200000] [--reps 3] [--queued 4]
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
-  options: { rounds: { type: "string", default: "200000" }, reps: { type: "string", default: "3" } },
+  options: {
+    rounds: { type: "string", default: "200000" },
+    reps: { type: "string", default: "3" },
+    queued: { type: "string", default: "4" },
+  },
 });
-const rounds = Number(values.rounds), reps = Number(values.reps);
-if (!(Number.isInteger(rounds) && rounds > 0 && Number.isInteger(reps) && reps > 0)) {
-  throw new Error("--rounds and --reps take positive integers");
+const rounds = Number(values.rounds), reps = Number(values.reps), queued = Number(values.queued);
+if (![rounds, reps, queued].every((n) => Number.isInteger(n) && n > 0)) {
+  throw new Error("--rounds, --reps and --queued take positive integers");
 }
 
 const adapter = await navigator.gpu.requestAdapter();
@@ -91,3 +97,44 @@ for (const [name, yieldOnce] of yields) {
   }
 }
 channel.port1.close();
+
+// One dispatch and a copy into `into` (when given), submitted.
+const submitLong = (into?: GPUBuffer) => {
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bindGroup);
+  pass.dispatchWorkgroups(64);
+  pass.end();
+  if (into) enc.copyBufferToBuffer(data, 0, into, 0, 16);
+  device.queue.submit([enc.finish()]);
+};
+const later = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+for (let rep = 0; rep < reps; rep++) {
+  // One dispatch's time: its map call blocks until it has run.
+  submitLong(later);
+  const q0 = performance.now();
+  const drained = later.mapAsync(GPUMapMode.READ);
+  const oneMs = performance.now() - q0;
+  await drained;
+  later.unmap();
+  submitLong(readback);
+  const mapped = readback.mapAsync(GPUMapMode.READ); // blocks until that dispatch has run
+  const t0 = performance.now();
+  let settledAt = NaN;
+  mapped.then(() => settledAt = performance.now() - t0);
+  for (let q = 0; q < queued; q++) submitLong(); // the steps queued behind a readback
+  const until = performance.now() + 3;
+  while (performance.now() < until); // a step's recording
+  const w0 = performance.now();
+  let timer: number | undefined;
+  await Promise.race([mapped, new Promise<void>((r) => timer = setTimeout(r, 1))]);
+  clearTimeout(timer);
+  const waited = performance.now() - w0;
+  await mapped;
+  readback.unmap();
+  console.log(
+    `${queued} dispatches of ${oneMs.toFixed(1)} ms queued after the map: a 1 ms wait took ` +
+      `${waited.toFixed(1)} ms; settled ${settledAt.toFixed(1)} ms after the map call returned`,
+  );
+}
