@@ -46,15 +46,19 @@ const bindGroup = device.createBindGroup({
   entries: [{ binding: 0, resource: { buffer: data } }],
 });
 console.log(`adapter: ${adapter.info.description || adapter.info.vendor}; ${rounds} rounds a thread`);
-for (let rep = 0; rep < reps; rep++) {
+// One dispatch and a copy into `into` (when given), submitted.
+const submitLong = (into?: GPUBuffer) => {
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
   pass.setPipeline(pipeline);
   pass.setBindGroup(0, bindGroup);
   pass.dispatchWorkgroups(64);
   pass.end();
-  enc.copyBufferToBuffer(data, 0, readback, 0, 16);
+  if (into) enc.copyBufferToBuffer(data, 0, into, 0, 16);
   device.queue.submit([enc.finish()]);
+};
+for (let rep = 0; rep < reps; rep++) {
+  submitLong(readback);
   const t0 = performance.now();
   const mapped = readback.mapAsync(GPUMapMode.READ);
   const t1 = performance.now();
@@ -98,17 +102,6 @@ for (const [name, yieldOnce] of yields) {
 }
 channel.port1.close();
 
-// One dispatch and a copy into `into` (when given), submitted.
-const submitLong = (into?: GPUBuffer) => {
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, bindGroup);
-  pass.dispatchWorkgroups(64);
-  pass.end();
-  if (into) enc.copyBufferToBuffer(data, 0, into, 0, 16);
-  device.queue.submit([enc.finish()]);
-};
 const later = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
 for (let rep = 0; rep < reps; rep++) {
   // One dispatch's time: its map call blocks until it has run.
@@ -127,7 +120,7 @@ for (let rep = 0; rep < reps; rep++) {
   const until = performance.now() + 3;
   while (performance.now() < until); // a step's recording
   const w0 = performance.now();
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([mapped, new Promise<void>((r) => timer = setTimeout(r, 1))]);
   clearTimeout(timer);
   const waited = performance.now() - w0;

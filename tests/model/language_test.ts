@@ -14,7 +14,7 @@ import {
   type RowHeadProduct,
 } from "../../src/ops/prefetch_row_heads.ts";
 import { packBf16 } from "../../src/ref/kv_bf16.ts";
-import { generate } from "../../src/engine/generate.ts";
+import { generate, type GenerateOptions } from "../../src/engine/generate.ts";
 import { defaultGenerationConfig } from "../../src/engine/types.ts";
 import {
   caseById,
@@ -112,6 +112,20 @@ for (const id of chatCases) {
   });
 }
 
+/** A chat case's ids greedily for 32 tokens with eos disabled, as in the golden 32-token trace. */
+function generateCase(
+  model: InternVLModel,
+  ids: number[],
+  embeds: Tensor | null,
+  options: Partial<GenerateOptions> = {},
+): Promise<number[][]> {
+  return generate(model, { ids: [ids], mask: [ids.map(() => 1)], imageEmbeds: embeds }, greedy32, {
+    eosId: -1,
+    imageContextId,
+    ...options,
+  });
+}
+
 Deno.test("free-running greedy decoding reproduces every case's 32 generated ids", async (t) => {
   const model = await tinyModel();
   for (const id of chatCases) {
@@ -119,16 +133,7 @@ Deno.test("free-running greedy decoding reproduces every case's 32 generated ids
       const c = caseById(id);
       const ids = Array.from(goldenI32(c.input_ids.file));
       const embeds = await imageEmbeds(model, c.images);
-      // eos disabled, as in the golden 32-token trace
-      const [out] = await generate(
-        model,
-        { ids: [ids], mask: [ids.map(() => 1)], imageEmbeds: embeds },
-        greedy32,
-        {
-          eosId: -1,
-          imageContextId,
-        },
-      );
+      const [out] = await generateCase(model, ids, embeds);
       assert.deepEqual(out, c.generated_ids);
     });
   }
@@ -331,17 +336,7 @@ Deno.test("the step after each readback's drain goes out in two submits, its fir
   };
   const run = async (firstPartDispatches: number) => {
     submits = 0;
-    const [out] = await generate(
-      model,
-      { ids: [ids], mask: [ids.map(() => 1)], imageEmbeds: embeds },
-      greedy32,
-      {
-        eosId: -1,
-        imageContextId,
-        stepsPerReadback: 4,
-        firstPartDispatches,
-      },
-    );
+    const [out] = await generateCase(model, ids, embeds, { stepsPerReadback: 4, firstPartDispatches });
     return { out, submits };
   };
   try {
