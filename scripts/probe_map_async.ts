@@ -6,8 +6,10 @@
 // work a step standing in for recording, when the promise settles if the thread yields to the event loop
 // between steps not at all, by a message (a bare turn) or by a 1 ms timer: Deno's sleep is a runtime timer,
 // fired while the event loop waits for the next timer (why generate() waits on a timer, v26b). Last, with
-// --queued N more dispatches submitted right after the map call returns: when its promise settles against when
-// that queued work ends (v73: only after it, so waiting for a readback to settle waits for the queue to empty).
+// --queued N more dispatches submitted right after the map call returns (the steps generate() queues behind a
+// readback): how long those submits take, when the promise settles, and how long the thread is held meanwhile
+// (PERF.md v73: on a GPU the prompt's readback settled 36–50 ms after its map in some runs; on llvmpipe the
+// submits themselves block until earlier work has run, so there this part shows only that).
 //   deno run -A scripts/probe_map_async.ts [--rounds 200000] [--reps 3] [--queued 4]
 import { parseArgs } from "node:util";
 
@@ -117,6 +119,7 @@ for (let rep = 0; rep < reps; rep++) {
   let settledAt = NaN;
   mapped.then(() => settledAt = performance.now() - t0);
   for (let q = 0; q < queued; q++) submitLong(); // the steps queued behind a readback
+  const submitsMs = performance.now() - t0;
   const until = performance.now() + 3;
   while (performance.now() < until); // a step's recording
   const w0 = performance.now();
@@ -124,10 +127,21 @@ for (let rep = 0; rep < reps; rep++) {
   await Promise.race([mapped, new Promise<void>((r) => timer = setTimeout(r, 1))]);
   clearTimeout(timer);
   const waited = performance.now() - w0;
+  // Until it settles, a 1 ms interval: the longest time between its ticks is how long the thread was held.
+  let last = performance.now(), held = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    held = Math.max(held, now - last);
+    last = now;
+  }, 1);
   await mapped;
+  clearInterval(ticker);
+  held = Math.max(held, performance.now() - last);
   readback.unmap();
   console.log(
-    `${queued} dispatches of ${oneMs.toFixed(1)} ms queued after the map: a 1 ms wait took ` +
-      `${waited.toFixed(1)} ms; settled ${settledAt.toFixed(1)} ms after the map call returned`,
+    `${queued} dispatches of ${oneMs.toFixed(1)} ms queued after the map (their submits took ` +
+      `${submitsMs.toFixed(1)} ms): a 1 ms wait took ` +
+      `${waited.toFixed(1)} ms; settled ${settledAt.toFixed(1)} ms after the map call returned; ` +
+      `the thread held up to ${held.toFixed(1)} ms at a time meanwhile`,
   );
 }
