@@ -35,10 +35,11 @@ export class GpuTimer {
   private querySet: GPUQuerySet | null = null;
   private resolveBuffer: GPUBuffer | null = null;
   private readBuffer: GPUBuffer | null = null;
-  private labels: string[] = [];
-  private passLabels: string[] = [];
-  /** Per stamped pass: whether its command buffer was submitted (generate() encodes a step ahead). */
-  private submitted: boolean[] = [];
+  /**
+   * Per stamped pass, in query order: the timer's label, the pass's own, and whether its command buffer was
+   * submitted (generate() encodes a step ahead).
+   */
+  private stamped: { label: string; pass: string; submitted: boolean }[] = [];
   /** The stamped passes' indices of each finished command buffer, and the collect cycle they belong to. */
   private readonly slotsOf = new WeakMap<GPUCommandBuffer, { cycle: number; slots: number[] }>();
   /** Bumped whenever the stamped passes are forgotten (collect, abandon): older indices mean nothing. */
@@ -105,9 +106,12 @@ export class GpuTimer {
   /** Forgets passes stamped but never collected (a section that threw mid-measurement). */
   abandon(): void {
     this.recording = false;
-    this.labels = [];
-    this.passLabels = [];
-    this.submitted = [];
+    this.forget();
+  }
+
+  /** Drops the stamped passes; their query indices mean nothing from the next cycle on. */
+  private forget(): void {
+    this.stamped = [];
     this.cycle++;
   }
 
@@ -117,7 +121,7 @@ export class GpuTimer {
 
   /** Passes stamped since the last `collect()` (each uses two queries). */
   get pending(): number {
-    return this.labels.length;
+    return this.stamped.length;
   }
 
   /**
@@ -126,12 +130,9 @@ export class GpuTimer {
    */
   async collect(): Promise<PassStamp[]> {
     this.recording = false;
-    const n = this.labels.length;
+    const n = this.stamped.length;
     if (!this.querySet || n === 0) {
-      this.labels = [];
-      this.passLabels = [];
-      this.submitted = [];
-      this.cycle++;
+      this.forget();
       return [];
     }
     const enc = this.rawEncoder({ label: "bench.timestamps.resolve" });
@@ -139,7 +140,7 @@ export class GpuTimer {
     // queries; resolving queries never written is not defined on Vulkan, and a join run with one never
     // returned on an H100 (PERF.md v46). An empty pass writes them first; those stamps are dropped.
     for (let i = 0; i < n; i++) {
-      if (this.submitted[i]) continue;
+      if (this.stamped[i].submitted) continue;
       enc.beginComputePass({
         label: "bench.timestamps.unsubmitted",
         timestampWrites: {
@@ -156,16 +157,13 @@ export class GpuTimer {
     const ticks = new BigUint64Array(this.readBuffer!.getMappedRange(0, 2 * n * 8).slice(0));
     this.readBuffer!.unmap();
     await this.gpu.check("reading GPU timestamps");
-    const out = this.labels.map((label, i) => ({
+    const out = this.stamped.map(({ label, pass }, i) => ({
       label,
-      pass: this.passLabels[i],
+      pass,
       beginNs: Number(ticks[2 * i]),
       endNs: Number(ticks[2 * i + 1]),
-    })).filter((_, i) => this.submitted[i]);
-    this.labels = [];
-    this.passLabels = [];
-    this.submitted = [];
-    this.cycle++;
+    })).filter((_, i) => this.stamped[i].submitted);
+    this.forget();
     return out;
   }
 
@@ -204,13 +202,11 @@ export class GpuTimer {
         timer.passes++;
         let d = passDesc;
         if (timer.recording && timer.querySet && !passDesc?.timestampWrites) {
-          const i = timer.labels.length;
+          const i = timer.stamped.length;
           if (2 * i + 2 <= maxQueries) {
             if (slots.length === 0) cycle = timer.cycle;
             slots.push(i);
-            timer.labels.push(timer.nextLabel);
-            timer.passLabels.push(passDesc?.label ?? "");
-            timer.submitted.push(false);
+            timer.stamped.push({ label: timer.nextLabel, pass: passDesc?.label ?? "", submitted: false });
             d = {
               ...passDesc,
               timestampWrites: {
@@ -238,9 +234,9 @@ export class GpuTimer {
       timer.submits++;
       const list = [...buffers];
       for (const b of list) {
-        const stamped = timer.slotsOf.get(b);
-        if (!stamped || stamped.cycle !== timer.cycle) continue;
-        for (const i of stamped.slots) timer.submitted[i] = true;
+        const own = timer.slotsOf.get(b);
+        if (!own || own.cycle !== timer.cycle) continue;
+        for (const i of own.slots) timer.stamped[i].submitted = true;
       }
       submit(list);
     };
