@@ -9,7 +9,7 @@ import {
   defaultInFlight,
   defaultStepsPerReadback,
   generate,
-  type GenerateStats,
+  type GenerateTimes,
 } from "../engine/generate.ts";
 import { defaultGenerationConfig } from "../engine/types.ts";
 import { LmRunner, maxChunkedPrompt } from "../model/lm_runner.ts";
@@ -393,9 +393,7 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
   const variants = [[defaultInFlight, defaultStepsPerReadback], [5, 1], [24, 8], [24, 4]];
   for (const [inFlight, stepsPerReadback] of variants) {
     const stepTimes: number[] = [];
-    const times = { mapBlock: [], drainToSubmit: [], submitAfterDrain: [], submit: [] } as NonNullable<
-      GenerateStats["times"]
-    >;
+    const times: GenerateTimes = { mapBlock: [], drainToSubmit: [], submitAfterDrain: [], submit: [] };
     timer.resetCounts();
     timer.start("loop");
     const t0 = performance.now();

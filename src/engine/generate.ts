@@ -91,7 +91,15 @@ export interface GenerateStats {
    * and how long that submit call and every other one took. The GPU is idle from a drain's end until the
    * next step reaches it, so these split that gap into the loop's part and the runtime's.
    */
-  times?: { mapBlock: number[]; drainToSubmit: number[]; submitAfterDrain: number[]; submit: number[] };
+  times?: GenerateTimes;
+}
+
+/** GenerateStats.times: CPU ms, one entry a map call or submit. */
+export interface GenerateTimes {
+  mapBlock: number[];
+  drainToSubmit: number[];
+  submitAfterDrain: number[];
+  submit: number[];
 }
 
 export interface GenerateOptions {
@@ -281,14 +289,10 @@ export async function generate(
       submit: () => {
         const times = options.stats?.times;
         const t0 = times ? performance.now() : 0;
-        if (times && submitted === drainedAt && drainReturnedAt > 0) {
-          times.drainToSubmit.push(t0 - drainReturnedAt);
-        }
+        const afterDrain = submitted === drainedAt && drainReturnedAt > 0;
+        if (times && afterDrain) times.drainToSubmit.push(t0 - drainReturnedAt);
         submit();
-        if (times) {
-          (submitted === drainedAt && drainReturnedAt > 0 ? times.submitAfterDrain : times.submit)
-            .push(performance.now() - t0);
-        }
+        if (times) (afterDrain ? times.submitAfterDrain : times.submit).push(performance.now() - t0);
         submitted++;
         if (drains) {
           // Deno's mapAsync polls the device until everything submitted has run, blocking this thread, so the
