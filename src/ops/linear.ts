@@ -114,6 +114,11 @@ export interface LinearMatvecForm {
   twoRows?: boolean;
 }
 
+/** Whether linear_matvec takes `form` at T tokens: two rows a lane only for int8 weights at one token. */
+export function matvecFormApplies(form: LinearMatvecForm, T: number, int8: boolean): boolean {
+  return !form.twoRows || (T === 1 && int8);
+}
+
 /** Every form (tests run each where it applies). */
 export const linearMatvecForms: readonly LinearMatvecForm[] = [
   { lanes: 32 },
@@ -291,7 +296,7 @@ export function recordLinear(
       );
     }
     const form = options.matvecForm ?? linearMatvecForm(r, T, w.kind === "int8");
-    if (form.twoRows && !(T === 1 && w.kind === "int8")) {
+    if (!matvecFormApplies(form, T, w.kind === "int8")) {
       throw new Error(`${what}: two rows a lane take int8 weights at one token (T=${T}, ${w.kind})`);
     }
     // int8 at T ≥ 2: kernels/matvec_i8.wgsl (rows per thread share each x load; 1.7–3.2× at T = 4, 8 on

@@ -9,6 +9,7 @@ import {
   type LinearOptions,
   type LinearVariant,
   linearVariant,
+  matvecFormApplies,
   recordLinear,
   splitOf,
   splitTargetWorkgroups,
@@ -49,7 +50,7 @@ function byLinearMatvec(gpu: Gpu, kind: "int8" | "float", T: number, K: number, 
 
 /** linear_matvec's forms that apply: every lane count; two rows a lane for int8 at one token. */
 function matvecForms(kind: "int8" | "float", T: number): LinearMatvecForm[] {
-  return linearMatvecForms.filter((f) => !f.twoRows || (kind === "int8" && T === 1));
+  return linearMatvecForms.filter((f) => matvecFormApplies(f, T, kind === "int8"));
 }
 
 /** Each kernel variant once; where the matvec variant is linear_matvec, once in each of its forms. */
