@@ -20,6 +20,7 @@ import {
   recordMatvecRowProbe,
   recordStreamRead,
   rowProbeName,
+  rowProbeTakes,
   type RowProbeVariant,
 } from "../src/ops/stream_probe.ts";
 
@@ -188,7 +189,7 @@ if (parts.has("row")) {
       );
     }
     for (const v of variants) {
-      if (v.BLOCKED && (K / 4) % (v.UW * v.LANES) !== 0) continue; // a block a round: whole blocks only
+      if (!rowProbeTakes(v, K)) continue; // BLOCKED: whole blocks a row only
       await time(rowProbeName(v), (r, w) => {
         if (w.kind === "int8") recordMatvecRowProbe(r, x, w.weight, w.scale, o, v);
       });

@@ -56,6 +56,14 @@ export function rowProbeName(v: RowProbeVariant): string {
     ["", " no x loads", " no widening", " loads only"][v.MATH ?? 0];
 }
 
+/**
+ * Whether the probe takes variant `v` at K: BLOCKED needs whole blocks a row (K/4 a multiple of UW·LANES), and
+ * no PIPE or R2.
+ */
+export function rowProbeTakes(v: RowProbeVariant, K: number): boolean {
+  return !v.BLOCKED || (!v.PIPE && !v.R2 && (K / 4) % (v.UW * v.LANES) === 0);
+}
+
 /** out (+)= scale · W·x at one token. x: [1, K] f32 (K % 4 == 0), w: [N, K] i8x4, scale, out: [N] / [1, N] f32. */
 export function recordMatvecRowProbe(
   r: Recorder,
@@ -73,7 +81,7 @@ export function recordMatvecRowProbe(
   expectTensor("matvec_row_probe out", out, "f32", [1, N]);
   if (K % 4 !== 0) throw new Error(`matvec_row_probe: K = ${K} is not a multiple of 4`);
   if (v.PIPE && v.UW === 2) throw new Error("matvec_row_probe: PIPE takes UW 4 or 8");
-  if (v.BLOCKED && (v.PIPE || v.R2 || (K / 4) % (v.UW * v.LANES) !== 0)) {
+  if (!rowProbeTakes(v, K)) {
     throw new Error(`matvec_row_probe: BLOCKED takes K/4 a multiple of ${v.UW * v.LANES}, no PIPE or R2`);
   }
   const rows = (v.R2 ? 512 : 256) / v.LANES;
