@@ -5,6 +5,7 @@
 // With timestamp-query each piece's GPU time is reported too (GpuTimer drops the pass generate() encodes
 // ahead and never submits when the rows pause: its unwritten queries once hung this section, PERF.md v46).
 import { defaultStepsPerReadback, generate } from "../engine/generate.ts";
+import { warmUpEngine } from "../engine/warm_up.ts";
 import { JoiningPrefill } from "../engine/joining_prefill.ts";
 import { defaultGenerationConfig } from "../engine/types.ts";
 import type { InternVLModel } from "../model/internvl.ts";
@@ -206,7 +207,7 @@ async function joinOnce(
 export async function joinSection(ctx: BenchContext): Promise<Record<string, Json>> {
   const { shapes } = ctx;
   const m = await ctx.model();
-  await m.model.warmUp();
+  await warmUpEngine(m.model); // as WebGpuEngine.load does
   const ids = imagePromptIds(shapes);
   const S = shapes.vision.imageSize;
   const pixels = randomF32(shapes.ttftTiles * 3 * S * S, 4343, -2, 2);

@@ -12,6 +12,7 @@ import {
   type GenerateTimes,
 } from "../engine/generate.ts";
 import { defaultGenerationConfig } from "../engine/types.ts";
+import { warmUpEngine } from "../engine/warm_up.ts";
 import { LmRunner, maxChunkedPrompt } from "../model/lm_runner.ts";
 import { kvValueBytes } from "../model/kv_cache.ts";
 import type { Tap } from "../model/vision.ts";
@@ -377,8 +378,9 @@ export async function loopSection(ctx: BenchContext): Promise<Record<string, Jso
   const m = await ctx.model();
   // As WebGpuEngine.load does. Run before any decode section, the first generation compiled its pipelines
   // after its first step (0.4–0.8 s of GPU idle on the H100, PERF.md v47) and its time to first token told
-  // nothing about the loop.
-  await m.model.warmUp();
+  // nothing about the loop; after the pipelines alone, the first generation of a process still starved its
+  // first readback group (v74).
+  await warmUpEngine(m.model);
   const L = shapes.decodeContexts[0], n = shapes.loopTokens, V = shapes.language.vocab;
   const ids = Array.from({ length: L }, (_, t) => (t * 7919 + 11) % V).map((id) =>
     id === shapes.imageContextId ? id - 1 : id

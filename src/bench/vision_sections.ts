@@ -10,6 +10,7 @@ import { projectorForward, ProjectorScratch } from "../model/projector.ts";
 import { KvPrefixCache } from "../engine/kv_prefix_cache.ts";
 import { ImageEmbeddingCache } from "../engine/image_embedding_cache.ts";
 import { generate } from "../engine/generate.ts";
+import { warmUpEngine } from "../engine/warm_up.ts";
 import { defaultGenerationConfig } from "../engine/types.ts";
 import { randomF32 } from "../ref/random.ts";
 import { planImageTiles, preprocessImage } from "../image/pixel_values.ts";
@@ -195,7 +196,7 @@ export async function ttftSection(ctx: BenchContext): Promise<Record<string, Jso
   const pixels = randomF32(tiles * 3 * S * S, 4242, -2, 2);
   const photo = tiles === 7 ? await imagePreprocessing(S, ctx.shapes.scale === "tiny") : null;
   const pipelinesWarm = ctx.pipelinesWarm;
-  await m.model.warmUp(); // as WebGpuEngine.load does: a serving engine has its decode pipelines built
+  await warmUpEngine(m.model); // as WebGpuEngine.load does: a serving engine has its decode pipelines built
   // One new token on `runner` as the engine's greedy path makes it: the output and when its id was back.
   const firstToken = async (prompt: number[], imageEmbeds: Tensor | null, runner: LmRunner) => {
     let at = NaN;

@@ -18,6 +18,7 @@ import { loadTokenizer } from "../tokenizer/load_tokenizer.ts";
 import { ResponseStream } from "../tokenizer/response_stream.ts";
 import { buildBatchPromptIds, buildChatPromptIds, leftPadded } from "../tokenizer/chat_template.ts";
 import { generate } from "./generate.ts";
+import { warmUpEngine } from "./warm_up.ts";
 import { JoiningPrefill } from "./joining_prefill.ts";
 import { type ImagePieces, readyImagePieces } from "../model/image_encoding.ts";
 import { KvPrefixCache } from "./kv_prefix_cache.ts";
@@ -243,8 +244,8 @@ export class WebGpuEngine implements ChatEngine {
       await checkpoint.close();
     }
     if (options.warmUp ?? true) {
-      options.onProgress?.(0.97, "building decode pipelines");
-      await model.warmUp();
+      options.onProgress?.(0.97, "building decode pipelines, one short generation");
+      await warmUpEngine(model);
     }
     options.onProgress?.(1, "ready");
     // The directory's name is the model id (InternVL-Chat-V1-5-Int8 for a hub download); the fixture's
