@@ -168,7 +168,8 @@ def compare(args):
     H, NH, KVH, HD, I, V = (dims[k] for k in ("hidden", "heads", "kvHeads", "headDim", "intermediate", "vocab"))
     eps, theta = dims["eps"], dims["ropeTheta"]
     mode = m.get("int8_matmul", "weight-only")
-    if mode not in ("weight-only", "llm-int8", "llm-int8-prefill"):
+    # llm-int8-batched runs a lone sequence (one row a step, as here) as llm-int8-prefill does.
+    if mode not in ("weight-only", "llm-int8", "llm-int8-prefill", "llm-int8-batched"):
         raise SystemExit(json.dumps({"error": f"unknown int8_matmul {mode}"}))
     threshold = float(m.get("threshold", 6.0))  # an f32 value (6.0): exact as a float
     G = NH // KVH

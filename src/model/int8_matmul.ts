@@ -11,9 +11,14 @@ import { type LlmInt8Scratch, llmInt8Threshold } from "../ops/llm_int8.ts";
  *   prompts), slower for decode steps (two extra passes a layer where the weight stream is the limit);
  * - `llm-int8-prefill`: LLM.int8 for passes of more than 8 rows (vision encoder, projector, prompts; in
  *   the LLM.int8 modes a follow-up round is one such pass, not 8-row chunks), weight-only for decode steps:
- *   the fastest time to first token with weight-only decode.
+ *   the fastest time to first token with weight-only decode;
+ * - `llm-int8-batched`: LLM.int8 for every pass of more than one row (prompts, vision encoder, projector,
+ *   decode steps of 2+ rows), weight-only for one-row passes (a lone request's decode steps): each pass on
+ *   the faster of the two paths, as measured on an H200 (docs/PERF.md v71–v72: one row 7.54 ms weight-only
+ *   against 8.35 LLM.int8; two rows 208.9 against 229.6 tokens/s, eight 400 against 611). A row's numerics
+ *   then depend on whether it shares its steps, as they do in `llm-int8` (outlier columns of all rows).
  */
-export type Int8Matmul = "weight-only" | "llm-int8" | "llm-int8-prefill";
+export type Int8Matmul = "weight-only" | "llm-int8" | "llm-int8-prefill" | "llm-int8-batched";
 
 /** A mode with the outlier threshold its LLM.int8 passes use (the checkpoint's `llm_int8_threshold`). */
 export interface Int8MatmulSetting {
@@ -24,7 +29,12 @@ export interface Int8MatmulSetting {
 /** The default setting: weight-only (the threshold is then unused). */
 export const weightOnly: Int8MatmulSetting = { mode: "weight-only", threshold: llmInt8Threshold };
 
-export const int8Matmuls: readonly Int8Matmul[] = ["weight-only", "llm-int8", "llm-int8-prefill"];
+export const int8Matmuls: readonly Int8Matmul[] = [
+  "weight-only",
+  "llm-int8",
+  "llm-int8-prefill",
+  "llm-int8-batched",
+];
 
 /** Whether passes of more than 8 rows (GEMMs) run LLM.int8 in this mode. */
 export function llmInt8ForMany(mode: Int8Matmul): boolean {
@@ -39,7 +49,7 @@ export function llmInt8GemmFor(matmul: Int8MatmulSetting, scratch: () => LlmInt8
   return llmInt8ForMany(matmul.mode) ? { scratch: scratch(), threshold: matmul.threshold } : null;
 }
 
-/** Whether decode steps and chunks of at most 8 rows run LLM.int8 in this mode. */
-export function llmInt8ForFew(mode: Int8Matmul): boolean {
-  return mode === "llm-int8";
+/** Whether a decode step or chunk of `rows` rows (at most 8 a group) runs LLM.int8 in this mode. */
+export function llmInt8ForFew(mode: Int8Matmul, rows: number): boolean {
+  return mode === "llm-int8" || (mode === "llm-int8-batched" && rows > 1);
 }

@@ -226,13 +226,14 @@ export class LanguageScratch {
     // Grouped: the rows passes of one group at a time.
     const rowsScratch = (name: string, width: number, n: number) =>
       createLlmInt8RowsScratch(gpu, `lm.llm_int8.${name}`, grouped ? maxLlmInt8Rows : n, width);
-    this.llmInt8 = llmInt8ForFew(matmul.mode) && (batch <= maxLlmInt8Rows || grouped) && llmInt8RowsFit(dims)
-      ? {
-        hidden: rowsScratch("hidden", D, few ? rows : batch),
-        inter: few || grouped ? rowsScratch("inter", I, rows) : null,
-        threshold: matmul.threshold,
-      }
-      : null;
+    this.llmInt8 =
+      llmInt8ForFew(matmul.mode, rows) && (batch <= maxLlmInt8Rows || grouped) && llmInt8RowsFit(dims)
+        ? {
+          hidden: rowsScratch("hidden", D, few ? rows : batch),
+          inter: few || grouped ? rowsScratch("inter", I, rows) : null,
+          threshold: matmul.threshold,
+        }
+        : null;
     const groups = Array.from({ length: Math.ceil(batch / maxMatvecTokens) }, (_, g): [number, number] => {
       const from = g * maxMatvecTokens;
       return [from, Math.min(maxMatvecTokens, batch - from)];
@@ -251,11 +252,13 @@ export class LanguageScratch {
       : null;
     // Up to 2 rows (PERF.md v53, H100: batch 2 190.7 → 193.6 tokens/s; batch 3 252.8 → 251.7 and 8 392.3 →
     // 391.0 with it); not in LLM.int8's decode (v52: slower there).
-    this.rowHeads = rows <= maxRowHeadRows && !llmInt8ForFew(matmul.mode) && rowHeadsOn(rowHeadPrefetch)
+    this.rowHeads = rows <= maxRowHeadRows && !llmInt8ForFew(matmul.mode, rows) && rowHeadsOn(rowHeadPrefetch)
       ? {
         setting: copyRowHeadPrefetch(rowHeadPrefetch),
-        sinks: Array.from({ length: 5 * dims.layers + 1 }, (_, i) =>
-          gpu.createTensor(`lm.row_heads.${i}`, "u32", [1])),
+        sinks: Array.from(
+          { length: 5 * dims.layers + 1 },
+          (_, i) => gpu.createTensor(`lm.row_heads.${i}`, "u32", [1]),
+        ),
       }
       : null;
     this.ownsGemmScratch = gemmPool === null;
@@ -281,6 +284,15 @@ export class LanguageScratch {
   }
 
   private readonly ownsGemmScratch: boolean;
+
+  /**
+   * Whether the LM head of this scratch's `batch` rows (one a sequence) takes the LLM.int8 rows: where the
+   * mode runs a product of that many rows so (`llm-int8-batched`: a lone sequence's prompt ends in a
+   * weight-only head, as its steps run).
+   */
+  headLlmInt8(): boolean {
+    return this.llmInt8 !== null && llmInt8ForFew(this.matmul.mode, this.batch);
+  }
 
   /**
    * This scratch seen as `tokens` tokens a row (at most its own): the same buffers, each activation's front,
@@ -347,7 +359,7 @@ export class LanguageScratch {
  * 613 → 677, 32 672 → 774. Past these the GEMMs' single weight stream wins.
  */
 export function maxGroupedStepRows(matmul: Int8MatmulSetting): number {
-  return llmInt8ForFew(matmul.mode) ? 24 : 16;
+  return llmInt8ForFew(matmul.mode, maxMatvecTokens + 1) ? 24 : 16;
 }
 
 /** Most rows whose scratch depends on the row count (split-K attention, LLM.int8 rows, row-head reads). */
@@ -600,7 +612,7 @@ export function languageForward(
   headGroups.forEach(([, n], g) => {
     const out = groupLogits ? frontView(rowsView(groupLogits, g, 1), [n, dims.vocab]) : logits;
     const last = part(s.last, g);
-    if (s.llmInt8 && n <= maxLlmInt8Rows && plainInt8(w.output)) {
+    if (s.llmInt8 && s.headLlmInt8() && n <= maxLlmInt8Rows && plainInt8(w.output)) {
       const x = llmInt8Rows(r, last, s.llmInt8.hidden, {
         norm: { weight: w.norm, eps },
         threshold: s.llmInt8.threshold,

@@ -644,6 +644,11 @@ Deno.test("warmUp builds every pipeline a round of any row count asks for", asyn
     mode: "llm-int8",
     threshold: 6,
   });
+  // One-row passes weight-only, the others LLM.int8: both sets of pipelines, chosen per row count.
+  const batched = InternVLModel.fromWeights(gpu, tiny.dims, tiny.vision, tiny.projector, tiny.language, {
+    mode: "llm-int8-batched",
+    threshold: 6,
+  });
   const asked = new Set<string>();
   const build = gpu.pipeline.bind(gpu);
   gpu.pipeline = (name: string, constants: Record<string, number> = {}) => {
@@ -651,7 +656,8 @@ Deno.test("warmUp builds every pipeline a round of any row count asks for", asyn
     return build(name, constants);
   };
   try {
-    for (const [mode, model] of [["weight-only", tiny], ["llm-int8", llmInt8]] as const) {
+    const models = [["weight-only", tiny], ["llm-int8", llmInt8], ["llm-int8-batched", batched]] as const;
+    for (const [mode, model] of models) {
       await t.step(mode, async () => {
         asked.clear();
         await model.warmUp(1);
@@ -680,5 +686,6 @@ Deno.test("warmUp builds every pipeline a round of any row count asks for", asyn
   } finally {
     gpu.pipeline = build;
     llmInt8.releaseScratch();
+    batched.releaseScratch();
   }
 });

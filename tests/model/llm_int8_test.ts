@@ -3,6 +3,7 @@ import { preprocessImage } from "../../src/image/pixel_values.ts";
 import { Recorder } from "../../src/gpu/recorder.ts";
 import { LmRunner } from "../../src/model/lm_runner.ts";
 import { InternVLModel } from "../../src/model/internvl.ts";
+import type { Int8Matmul } from "../../src/model/int8_matmul.ts";
 import { caseById, compare, goldenF32, goldenI32, imageFile, manifest, tinyModel } from "./tiny_fixture.ts";
 import { snapshotTap } from "../../src/model/vision.ts";
 
@@ -205,6 +206,38 @@ Deno.test("INT8_MATMUL=llm-int8-prefill: LLM.int8 for the prompt pass only, weig
   } finally {
     rounded.destroy();
   }
+});
+
+Deno.test("INT8_MATMUL=llm-int8-batched: a lone sequence runs as llm-int8-prefill, two rows as llm-int8", async () => {
+  // The mode picks each pass's path by its rows: one row (a lone request's steps, its prompt's head)
+  // weight-only, more LLM.int8. So its logits must be those of the mode that runs the same kernels, bit for
+  // bit, and those two references must differ from each other (or the comparison would show nothing).
+  const model = await tinyModel();
+  const c = caseById("text_only");
+  const ids = Array.from(goldenI32(c.input_ids.file));
+  const { gpu, dims } = model;
+  const steps = 4;
+  const logits = async (mode: Int8Matmul, rows: number, check?: (runner: LmRunner) => void) => {
+    const lm = new LmRunner(gpu, model.language, dims.language, rows, ids.length + steps, {
+      mode,
+      threshold: 6,
+    });
+    try {
+      check?.(lm);
+      return await stepLogits(model, lm, ids, c.generated_ids, steps, rows);
+    } finally {
+      lm.destroy();
+    }
+  };
+  const alone = await logits("llm-int8-batched", 1, (lm) => assert.equal(lm.step.llmInt8, null));
+  const prefill = await logits("llm-int8-prefill", 1);
+  alone.forEach((got, s) => assert.deepEqual(got, prefill[s], `one row, step ${s}`));
+  const two = await logits("llm-int8-batched", 2, (lm) => assert.notEqual(lm.step.llmInt8, null));
+  const llmInt8 = await logits("llm-int8", 2);
+  two.forEach((got, s) => assert.deepEqual(got, llmInt8[s], `two rows, step ${s}`));
+  const twoPrefill = await logits("llm-int8-prefill", 2);
+  const { rel } = compare(two[steps - 1], twoPrefill[steps - 1]);
+  assert.ok(rel > 1e-6, `two rows: LLM.int8 steps against weight-only ones, relative difference ${rel}`);
 });
 
 Deno.test("INT8_MATMUL=llm-int8-prefill: a model's prompts share one GEMM scratch, as if each had its own", async () => {
