@@ -105,7 +105,8 @@ Deno.test("loadSettings names every bad variable", () => {
       /ENGINE_THREAD must be one of worker, main \(got "thread"\)/.test(err.message) &&
       /MAX_BATCH must be an integer from 1 to 64; got "65"/.test(err.message) &&
       /JOIN_CHUNK_TOKENS must be an integer ≥ 0; got "64 tokens"/.test(err.message) &&
-      /INT8_MATMUL must be one of weight-only, llm-int8, llm-int8-prefill, llm-int8-batched \(got "int4"\)/.test(err.message) &&
+      /INT8_MATMUL must be one of weight-only, llm-int8, llm-int8-prefill, llm-int8-batched \(got "int4"\)/
+        .test(err.message) &&
       /KV_CACHE_DTYPE must be one of f32, bf16 \(got "f16"\)/.test(err.message) &&
       /PORT must be an integer from 0 to 65535; got "80a"/.test(err.message) &&
       /DEFAULT_MAX_NUM must be an integer from 1 to 40; got "41"/.test(err.message) &&
