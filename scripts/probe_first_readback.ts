@@ -11,6 +11,7 @@
 // Variants: loop (as generate() does it), idle (no steps: just await the map), yield-first (one message turn
 // of the event loop right after the map returns, before the first step's submit).
 import { parseArgs } from "node:util";
+import { BusyDispatch } from "./busy_dispatch.ts";
 
 const { values } = parseArgs({
   options: {
@@ -32,47 +33,8 @@ for (const v of variants) {
 const adapter = await navigator.gpu.requestAdapter();
 if (!adapter) throw new Error("no WebGPU adapter");
 const device = await adapter.requestDevice();
-const code = `struct P { rounds: u32 }
-@group(0) @binding(0) var<storage, read_write> a: array<f32>;
-@group(0) @binding(1) var<uniform> p: P;
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3u) {
-  var x = a[id.x];
-  for (var i = 0u; i < p.rounds; i++) { x = x * 1.0000001 + 0.5; }
-  a[id.x] = x;
-}`;
-const pipeline = device.createComputePipeline({
-  layout: "auto",
-  compute: { module: device.createShaderModule({ code }), entryPoint: "main" },
-});
-const data = device.createBuffer({
-  size: 4 * 64 * 64,
-  usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
-});
-// One uniform a dispatch length, so that a step's submit writes nothing.
-const lengths = new Map<number, GPUBindGroup>();
-const bindGroupFor = (rounds: number) => {
-  let g = lengths.get(rounds);
-  if (!g) {
-    const u = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    device.queue.writeBuffer(u, 0, new Uint32Array([rounds, 0, 0, 0]));
-    g = device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [{ binding: 0, resource: { buffer: data } }, { binding: 1, resource: { buffer: u } }],
-    });
-    lengths.set(rounds, g);
-  }
-  return g;
-};
-const encodeRun = (rounds: number, into?: GPUBuffer) => {
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, bindGroupFor(rounds));
-  pass.dispatchWorkgroups(64);
-  pass.end();
-  if (into) enc.copyBufferToBuffer(data, 0, into, 0, 16);
-  return enc.finish();
-};
+const busy = new BusyDispatch(device);
+const encodeRun = (rounds: number, into?: GPUBuffer) => busy.encode(rounds, into);
 const readbacks = [0, 1].map(() =>
   device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST })
 );
@@ -96,7 +58,7 @@ console.log(
     `the prompt ${(await gpuMs(promptRounds)).toFixed(1)} ms (map-call times)`,
 );
 
-const busy = (ms: number) => {
+const spin = (ms: number) => {
   const until = performance.now() + ms;
   while (performance.now() < until);
 };
@@ -115,7 +77,7 @@ for (let rep = 0; rep < reps; rep++) {
     const rb = readbacks[rep % 2];
     device.queue.submit([encodeRun(promptRounds, rb)]);
     const first = encodeRun(stepRounds);
-    busy(3);
+    spin(3);
     const c0 = performance.now();
     const mapped = rb.mapAsync(GPUMapMode.READ);
     const mappedAt = performance.now();
@@ -128,7 +90,7 @@ for (let rep = 0; rep < reps; rep++) {
       for (let s = 0; s < stepCount; s++) {
         device.queue.submit([next ?? encodeRun(stepRounds)]);
         next = null;
-        busy(3);
+        spin(3);
         if (Number.isNaN(settledAt) && performance.now() - mappedAt >= 10) {
           const w0 = performance.now();
           await within(mapped, 1);

@@ -12,6 +12,7 @@
 // submits themselves block until earlier work has run, so there this part shows only that).
 //   deno run -A scripts/probe_map_async.ts [--rounds 200000] [--reps 3] [--queued 4]
 import { parseArgs } from "node:util";
+import { BusyDispatch } from "./busy_dispatch.ts";
 
 const { values } = parseArgs({
   options: {
@@ -28,37 +29,11 @@ if (![rounds, reps, queued].every((n) => Number.isInteger(n) && n > 0)) {
 const adapter = await navigator.gpu.requestAdapter();
 if (!adapter) throw new Error("no WebGPU adapter");
 const device = await adapter.requestDevice();
-const code = `@group(0) @binding(0) var<storage, read_write> a: array<f32>;
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3u) {
-  var x = a[id.x];
-  for (var i = 0u; i < ${rounds}u; i++) { x = x * 1.0000001 + 0.5; }
-  a[id.x] = x;
-}`;
-const pipeline = device.createComputePipeline({
-  layout: "auto",
-  compute: { module: device.createShaderModule({ code }), entryPoint: "main" },
-});
-const data = device.createBuffer({
-  size: 4 * 64 * 64,
-  usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
-});
+const busy = new BusyDispatch(device);
 const readback = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-const bindGroup = device.createBindGroup({
-  layout: pipeline.getBindGroupLayout(0),
-  entries: [{ binding: 0, resource: { buffer: data } }],
-});
 console.log(`adapter: ${adapter.info.description || adapter.info.vendor}; ${rounds} rounds a thread`);
-// One dispatch and a copy into `into` (when given), submitted.
-const submitLong = (into?: GPUBuffer) => {
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, bindGroup);
-  pass.dispatchWorkgroups(64);
-  pass.end();
-  if (into) enc.copyBufferToBuffer(data, 0, into, 0, 16);
-  device.queue.submit([enc.finish()]);
-};
+// One dispatch of `rounds` and a copy into `into` (when given), submitted.
+const submitLong = (into?: GPUBuffer) => device.queue.submit([busy.encode(rounds, into)]);
 for (let rep = 0; rep < reps; rep++) {
   submitLong(readback);
   const t0 = performance.now();
