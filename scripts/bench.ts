@@ -40,7 +40,7 @@ const usage = `usage: deno task bench [options]
   --timing wall              time by wall clock even when the adapter has timestamp-query
   --model-dir DIR            load real weights from DIR (or MODEL_DIR) instead of random ones
   --seed N                   seed of the random weights (default 1)
-  --int8-matmul MODE         weight-only (default), llm-int8 or llm-int8-prefill (INT8_MATMUL, README)
+  --int8-matmul MODE         weight-only (default), llm-int8, llm-int8-prefill or llm-int8-batched (INT8_MATMUL, README)
   --batches B,B,…            the batch section's batch sizes, 2..64 (default 4,8; batchB_tokens_per_s each)
                              (kernels: a profile of 8 rows and of the first count past 8)
   --kv-cache DTYPE           f32 (default) or bf16: how the KV caches store keys and values (KV_CACHE_DTYPE)

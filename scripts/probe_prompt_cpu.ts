@@ -8,7 +8,7 @@
 // longer than its GPU time, v56). A model of the real layer count and tiny widths, so it runs on any adapter:
 // the CPU side depends on the dispatches, not on their sizes.
 //   deno run -A scripts/probe_prompt_cpu.ts [--layers 48] [--tokens 31] [--passes 10] [--kept off,on]
-//                                           [--int8-matmul weight-only,llm-int8,llm-int8-prefill]
+//                                           [--int8-matmul weight-only,llm-int8,llm-int8-prefill,llm-int8-batched]
 import { parseArgs } from "node:util";
 import { Gpu } from "../src/gpu/device.ts";
 import { syntheticTinyWidthLanguage } from "../src/bench/synthetic_weights.ts";
