@@ -11,6 +11,7 @@
 // Variants: loop (as generate() does it), idle (no steps: just await the map), yield-first (one message turn
 // of the event loop right after the map returns, before the first step's submit).
 import { parseArgs } from "node:util";
+import { settledWithin } from "../src/engine/generate.ts";
 import { BusyDispatch } from "./busy_dispatch.ts";
 
 const { values } = parseArgs({
@@ -34,13 +35,12 @@ const adapter = await navigator.gpu.requestAdapter();
 if (!adapter) throw new Error("no WebGPU adapter");
 const device = await adapter.requestDevice();
 const busy = new BusyDispatch(device);
-const encodeRun = (rounds: number, into?: GPUBuffer) => busy.encode(rounds, into);
 const readbacks = [0, 1].map(() =>
   device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST })
 );
 // The map call blocks until the queue is empty, so its length is the GPU time of what was queued.
 const gpuMs = async (rounds: number) => {
-  device.queue.submit([encodeRun(rounds, readbacks[0])]);
+  device.queue.submit([busy.encode(rounds, readbacks[0])]);
   const t0 = performance.now();
   const p = readbacks[0].mapAsync(GPUMapMode.READ);
   const ms = performance.now() - t0;
@@ -66,17 +66,12 @@ const channel = new MessageChannel();
 let onMessage: (() => void) | null = null;
 channel.port1.onmessage = () => onMessage?.();
 const turn = () => new Promise<void>((r) => (onMessage = r, channel.port2.postMessage(0)));
-const within = async (p: Promise<unknown>, ms: number) => {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([p, new Promise<void>((r) => timer = setTimeout(r, ms))]);
-  clearTimeout(timer);
-};
 
 for (let rep = 0; rep < reps; rep++) {
   for (const variant of variants) {
     const rb = readbacks[rep % 2];
-    device.queue.submit([encodeRun(promptRounds, rb)]);
-    const first = encodeRun(stepRounds);
+    device.queue.submit([busy.encode(promptRounds, rb)]);
+    const first = busy.encode(stepRounds);
     spin(3);
     const c0 = performance.now();
     const mapped = rb.mapAsync(GPUMapMode.READ);
@@ -88,12 +83,12 @@ for (let rep = 0; rep < reps; rep++) {
     if (variant !== "idle") {
       let next: GPUCommandBuffer | null = first;
       for (let s = 0; s < stepCount; s++) {
-        device.queue.submit([next ?? encodeRun(stepRounds)]);
+        device.queue.submit([next ?? busy.encode(stepRounds)]);
         next = null;
         spin(3);
         if (Number.isNaN(settledAt) && performance.now() - mappedAt >= 10) {
           const w0 = performance.now();
-          await within(mapped, 1);
+          await settledWithin(mapped, 1);
           waits.push(`${(w0 - mappedAt).toFixed(1)}+${(performance.now() - w0).toFixed(1)}`);
         }
       }
@@ -104,7 +99,7 @@ for (let rep = 0; rep < reps; rep++) {
     rb.unmap();
     // Let the steps run out before the next rep.
     const drain = readbacks[(rep + 1) % 2];
-    device.queue.submit([encodeRun(1000, drain)]);
+    device.queue.submit([busy.encode(1000, drain)]);
     await drain.mapAsync(GPUMapMode.READ);
     drain.unmap();
     console.log(

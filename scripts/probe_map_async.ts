@@ -12,6 +12,7 @@
 // submits themselves block until earlier work has run, so there this part shows only that).
 //   deno run -A scripts/probe_map_async.ts [--rounds 200000] [--reps 3] [--queued 4]
 import { parseArgs } from "node:util";
+import { settledWithin } from "../src/engine/generate.ts";
 import { BusyDispatch } from "./busy_dispatch.ts";
 
 const { values } = parseArgs({
@@ -98,9 +99,7 @@ for (let rep = 0; rep < reps; rep++) {
   const until = performance.now() + 3;
   while (performance.now() < until); // a step's recording
   const w0 = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([mapped, new Promise<void>((r) => timer = setTimeout(r, 1))]);
-  clearTimeout(timer);
+  await settledWithin(mapped, 1);
   const waited = performance.now() - w0;
   // Until it settles, a 1 ms interval: the longest time between its ticks is how long the thread was held.
   let last = performance.now(), held = 0;

@@ -62,8 +62,9 @@ interface EncodedStep {
 /**
  * Resolves when `p` settles or after `ms`, whichever is first, leaving no timer behind. The map's sleep is a
  * timer of Deno's runtime, which fires while the event loop waits for the next timer, not on a mere turn.
+ * (Exported for the probes that replay this wait: scripts/probe_map_async.ts, scripts/probe_first_readback.ts.)
  */
-async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+export async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([p.then(() => {}, () => {}), new Promise<void>((r) => timer = setTimeout(r, ms))]);
   clearTimeout(timer);
