@@ -300,7 +300,7 @@ export function recordLinear(
       throw new Error(`${what}: two rows a lane take int8 weights at one token (T=${T}, ${w.kind})`);
     }
     // int8 at T ≥ 2: kernels/matvec_i8.wgsl (rows per thread share each x load; 1.7–3.2× at T = 4, 8 on
-    // an H100); at T = 1 and for f32 weights the one-row linear_matvec stays faster.
+    // an H100); at T = 1, at T = 2 with K ≤ 8192 (matvecConfig) and for f32 weights linear_matvec is faster.
     const config = w.kind === "int8" ? matvecConfig("linear", T, N, K, r.fallbackAdapter) : null;
     if (w.kind === "int8" && config) {
       recordMatvecI8(r, {

@@ -54,9 +54,10 @@ const gateUpVec: Record<number, MatvecConfig> = {
  * copy 2882 GB/s; tables in bench/results/2026-11-26-h100-matvec*.log). Four rows per thread share each x
  * load (T = 8: 2–3× the one-row kernels). `persist` = 264 workgroups (2 per SM of a 132-SM H100/H200) walk
  * the row blocks: gate/up 94.9 instead of 101.4 µs at T = 1, the LM head 83.8 % of copy instead of 80.8 %.
- * null where the one-row kernel stays faster (T = 1 plain linear: wo 67 %, w2 82 % of copy). Re-swept after
- * the norm's sums went to all 256 threads (bench/results/2026-11-26-h100-matvec-sweep-after-norms.log): gate/up
- * at T = 4 now R4 L16 U2 (111.3 µs against 113.6 persistent; T = 2, 3 not measured), the rest unchanged.
+ * null where the one-row kernel stays faster (T = 1 plain linear: wo 67 %, w2 82 % of copy; T = 2 plain linear
+ * with K ≤ 8192, in the model on an H200). Re-swept after the norm's sums went to all 256 threads
+ * (bench/results/2026-11-26-h100-matvec-sweep-after-norms.log): gate/up at T = 4 now R4 L16 U2 (111.3 µs
+ * against 113.6 persistent; T = 2, 3 not measured), the rest unchanged.
  */
 export function matvecConfig(
   mode: MatvecMode,
@@ -74,10 +75,11 @@ export function matvecConfig(
   // 16-byte weight loads: gate/up at the token counts of gateUpVec, and the plain linears at 2 (wo 23.8 against
   // 24.9 µs, w2 47.1 against 51.0; at 3 tokens VEC was slower). The LM head's 220 → 212 µs at one token did
   // not show in the decode step's profile (0.225 → 0.227–0.230 ms, PERF.md v38) and wqkv gained 0.7 µs: they
-  // keep their tilings.
+  // keep their tilings. In the model on an H200 (PERF.md v76) a two-row step's wo (K = 6144) went faster
+  // through linear_matvec, one row a lane: 9.50 → 9.20 ms a step; w2 (K = 16384) and T = 3–4 lost that way.
   if (K % 16 === 0) {
     if (mode === "gateUp" && gateUpVec[T]) return gateUpVec[T];
-    if (mode === "linear" && T === 2) return { R: 4, LANES: 64, U: 2, VEC: true };
+    if (mode === "linear" && T === 2) return K <= 8192 ? null : { R: 4, LANES: 64, U: 2, VEC: true };
   }
   if (mode === "gateUp") {
     if (T <= 3) return persistent;
