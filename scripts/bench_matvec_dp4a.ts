@@ -68,7 +68,7 @@ const int8 = (io: LinearIo): LinearWeights => ({ kind: "int8", weight: io.w, sca
 const llmInt8 = (config?: Dp4aConfig): LinearLaunch => (r, io) =>
   matvecLlmInt8(r, llmInt8Rows(r, io.x, rowsScratch(io)), int8(io), io.out, { accumulate: true, config });
 const candidates = (N: number, K: number): [string, LinearLaunch][] => {
-  const c = dp4aConfigFor(N, K);
+  const c = dp4aConfigFor(N, K, 1); // R, LANES and U are the same at every T
   return [
     ["weight-only (linear)", (r, io) => linear(r, io.x, int8(io), io.out, { accumulate: true })],
     [`LLM.int8 (model: R${c.R} L${c.LANES} U${c.U})`, llmInt8()],

@@ -217,25 +217,31 @@ export interface Dp4aConfig {
  * matrices (the LM head), else four chunks in flight with 2 rows a thread for wqkv's 8192 rows and 1 for the
  * 6144 rows of wo and w2. For wqkv, wo and w2, the fastest or within ~3 % of it at 1, 2, 4 and 8 rows on an
  * H100 (bench/results/2026-11-27-h100-matvec-dp4a-vec4.log, …-u4.log); in the model (PERF.md v48) no other
- * tiling of theirs or the LM head's gained at batch 8 without losing at one row. Not timed on other GPUs.
+ * tiling of theirs or the LM head's gained at batch 8 without losing at one row; on an H200 at 2, 4 and 8 rows
+ * (PERF.md v76) no other R, LANES or U did. w2 at T rows takes `w2PhasesFor(T)` parts of K.
  */
-export function dp4aConfigFor(N: number, K: number): Dp4aConfig {
+export function dp4aConfigFor(N: number, K: number, T: number): Dp4aConfig {
   if (N >= 16384) return { R: 4, LANES: 16, U: 2 };
-  if (K >= 16384) return { R: 1, LANES: 16, U: 4, phases: w2Phases };
+  if (K >= 16384) return { R: 1, LANES: 16, U: 4, phases: w2PhasesFor(T) };
   return { R: N >= 8192 ? 2 : 1, LANES: 16, U: 4 };
 }
 
 /**
- * w2's K (16384, the feed-forward's silu(gate)·up) in 4 parts, each part's outlier columns multiplied right
- * after the main loop streamed it. Swept after the whole row, their scattered weight bytes most likely came
- * from memory again, the rows having left L2 (50 MB) while the ~100 MB matrix streamed (four columns' loads
- * at once instead of one changed nothing, so it is not their latency): in the bench's model (123 outlier
- * columns at 8 rows) w2 took 3.56 ms a step in the kernel profile, 2.84 with no outlier sweep at all, 3.30
- * in 4 parts. In the step (H100, PERF.md v50): decode 10.42 → 10.35 ms, batch 2–6 +1 %, batch 8 unchanged.
- * The other products keep one part: with parts their f32 outlier sums live through the main loop, and all
- * products in 4 parts cost gate·up 1 ms a step at 8 rows (batch 8 541 → 506 tokens/s).
+ * w2's K (16384, the feed-forward's silu(gate)·up) in 4 parts below 5 rows, each part's outlier columns
+ * multiplied right after the main loop streamed it. Swept after the whole row, their scattered weight bytes
+ * most likely came from memory again, the rows having left L2 (50 MB) while the ~100 MB matrix streamed (four
+ * columns' loads at once instead of one changed nothing, so it is not their latency): in the bench's model
+ * (123 outlier columns at 8 rows) w2 took 3.56 ms a step in the kernel profile, 2.84 with no outlier sweep at
+ * all, 3.30 in 4 parts. In the step (H100, PERF.md v50): decode 10.42 → 10.35 ms, batch 2–6 +1 %, batch 8
+ * unchanged. On an H200 (`llm-int8-batched`, alternating twice, PERF.md v76) one part is faster from 5 rows:
+ * batch 5 / 6 / 7 / 8 445.0 / 509.0 / 555.8 / 611.3 → 450.5 / 515.7 / 562.8 / 623.4 tokens/s; at 4 rows the
+ * same, at 2 slower (230.2 → 227.7). The other products keep one part: with parts their f32 outlier sums live
+ * through the main loop, and all products in 4 parts cost gate·up 1 ms a step at 8 rows (batch 8 541 → 506
+ * tokens/s).
  */
-const w2Phases = 4;
+function w2PhasesFor(T: number): 1 | 4 {
+  return T >= 5 ? 1 : 4;
+}
 
 /**
  * The gate·up product's tiling: 2 gate and 2 up rows a thread, 8 lanes a row, two chunks in flight. Chosen in
@@ -280,7 +286,7 @@ export function matvecLlmInt8(
   const up = opts.up ? int8Of("matvecLlmInt8 up", opts.up) : null;
   const [N, K] = first.weight.shape;
   const c = opts.config ??
-    (r.fallbackAdapter ? dp4aCpuConfig(up !== null) : up ? dp4aGateUpConfig : dp4aConfigFor(N, K));
+    (r.fallbackAdapter ? dp4aCpuConfig(up !== null) : up ? dp4aGateUpConfig : dp4aConfigFor(N, K, a.rows));
   const what = `matvec_dp4a ${first.weight.label}`;
   if (K !== a.K || (up && (up.weight.shape[0] !== N || up.weight.shape[1] !== K))) {
     throw new Error(
