@@ -89,8 +89,10 @@ export interface QuantizedRows {
  * in `llm-int8` (bench/results/2026-11-27-h100-v33-squares-ab-*.json): at 8 rows the hidden-state scans went
  * from 1.20 to 0.75 ms a step (483.6 → 494.1 tokens/s), at 4 rows 295.1 → 297.6 tokens/s; at one row the
  * scan's own sum is two round trips and the products' extra epilogue cost more (10.89 → 10.96 ms a token).
+ * H200, `llm-int8-batched`, alternating twice (PERF.md v76): from 3 rows instead of 4, batch 3 10.65 → 9.99 ms
+ * a step (280.7 → 299.0 tokens/s), batch 2 and 4 unchanged; from 2, batch 2 8.65 → 8.74.
  */
-export const minRowsForSquares = 4;
+export const minRowsForSquares = 3;
 
 /** Σx² of each row of a matrix kernel's output, in parts: row t's are squares[t, 0 … parts−1]. */
 export interface RowSquares {

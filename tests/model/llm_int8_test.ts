@@ -5,6 +5,7 @@ import { LmRunner } from "../../src/model/lm_runner.ts";
 import { InternVLModel } from "../../src/model/internvl.ts";
 import type { Int8Matmul } from "../../src/model/int8_matmul.ts";
 import { caseById, compare, goldenF32, goldenI32, imageFile, manifest, tinyModel } from "./tiny_fixture.ts";
+import { minRowsForSquares } from "../../src/ops/matvec_dp4a.ts";
 import { snapshotTap } from "../../src/model/vision.ts";
 
 // INT8_MATMUL=llm-int8 on the tiny model: the text-only case through the language model (the prompt through
@@ -78,10 +79,10 @@ Deno.test("INT8_MATMUL=llm-int8: exact with every column in f32, bitsandbytes-cl
   });
 
   await t.step(
-    "four rows, the norms from the products' Σout²: the goldens within 1e-3 in every row",
+    "the fewest rows whose norms take the products' Σout²: the goldens within 1e-3 in every row",
     async () => {
       // At ≥ minRowsForSquares rows, wo and w2 leave each workgroup's Σout² and the next norm adds those.
-      const rows = 4;
+      const rows = minRowsForSquares;
       const lm = runner(1e-30, rows);
       try {
         const got = await stepLogits(model, lm, ids, c.generated_ids, 4, rows);
