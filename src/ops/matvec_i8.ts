@@ -76,7 +76,8 @@ export function matvecConfig(
   // 24.9 µs, w2 47.1 against 51.0; at 3 tokens VEC was slower). The LM head's 220 → 212 µs at one token did
   // not show in the decode step's profile (0.225 → 0.227–0.230 ms, PERF.md v38) and wqkv gained 0.7 µs: they
   // keep their tilings. In the model on an H200 (PERF.md v76) a two-row step's wo (K = 6144) went faster
-  // through linear_matvec, one row a lane: 9.50 → 9.20 ms a step; w2 (K = 16384) and T = 3–4 lost that way.
+  // through linear_matvec, one row a lane: 9.55–9.57 → 9.17–9.18 ms a step (batch 2 208.5 → 217.3 tokens/s,
+  // alternating three times); w2 (K = 16384) and T = 3–4 lost that way.
   if (K % 16 === 0) {
     if (mode === "gateUp" && gateUpVec[T]) return gateUpVec[T];
     if (mode === "linear" && T === 2) return K <= 8192 ? null : { R: 4, LANES: 64, U: 2, VEC: true };
