@@ -1,6 +1,6 @@
 // `deno task bench [--tiny] [--torch] [--out FILE] [--sections a,b] [--budget MIN] [--timing wall]
 //                  [--model-dir DIR] [--seed N] [--int8-matmul MODE] [--batches 4,8] [--kv-cache DTYPE]
-//                  [--row-head-prefetch LIST] [--first-part-dispatches N]`
+//                  [--row-head-prefetch LIST] [--first-part-dispatches N] [--tiling LIST]`
 // Benchmarks InternVL-Chat-V1.5-Int8 on this WebGPU adapter with the real shapes (or tiny ones with
 // --tiny, for CI on llvmpipe) from random int8 weights generated on the GPU, and prints a table plus,
 // with --out, a JSON document (keys in src/bench/report.ts, meanings in docs/PERF.md).
@@ -30,6 +30,11 @@ import {
   parseRowHeadPrefetch,
   rowHeadPrefetch,
 } from "../src/ops/prefetch_row_heads.ts";
+import {
+  describeTilingOverrides,
+  parseTilingOverrides,
+  tilingOverrides,
+} from "../src/ops/tiling_overrides.ts";
 
 const usage = `usage: deno task bench [options]
   --tiny, --scale tiny|full  tiny shapes, same code path (CI on a CPU adapter); default full (real V1.5 shapes)
@@ -50,7 +55,11 @@ const usage = `usage: deno task bench [options]
                              all (src/ops/prefetch_row_heads.ts, docs/PERF.md v52, v53)
   --first-part-dispatches N  the loop section's generate(): dispatches of the step after each readback's
                              drain submitted ahead of the rest (default 48, the server's; tiny: 4; 0: one
-                             submit a step; docs/PERF.md v73)`;
+                             submit a step; docs/PERF.md v73)
+  --tiling LIST              decode products' kernel tilings by hand, for sweeps in the model (';'-separated):
+                             matvec_i8:MODE:T:N:K=R4,L64,U2[,VEC][,P264] (weight-only; MODE linear, norm or
+                             gateUp, N the rows of one matrix), matvec_i8:linear:T:N:K=linear_matvec, or
+                             matvec_dp4a:[gateUp:]T:N:K=R1,L16,U4[,PH4] (LLM.int8; src/ops/tiling_overrides.ts)`;
 
 type SectionFn = (ctx: BenchContext, allowanceMs: number) => Promise<Record<string, Json>>;
 interface Section {
@@ -188,6 +197,7 @@ async function main(): Promise<number> {
         "kv-cache",
         "row-head-prefetch",
         "first-part-dispatches",
+        "tiling",
       ]
         .map((k) => [k, { type: "string" as const }]),
     ]),
@@ -221,6 +231,8 @@ async function main(): Promise<number> {
   // Read when each decode scratch is built, so it is set before the model is.
   const rowHeads = str("row-head-prefetch");
   if (rowHeads !== undefined) Object.assign(rowHeadPrefetch, parseRowHeadPrefetch(rowHeads));
+  const tiling = str("tiling");
+  if (tiling !== undefined) Object.assign(tilingOverrides, parseTilingOverrides(tiling));
   const batches = str("batches");
   const firstPart = str("first-part-dispatches");
   if (firstPart !== undefined && !(Number.isInteger(Number(firstPart)) && Number(firstPart) >= 0)) {
@@ -252,6 +264,7 @@ async function main(): Promise<number> {
   ctx.results.int8_matmul = int8Matmul;
   ctx.results.kv_cache_dtype = kvCacheDtype;
   ctx.results.row_head_prefetch = describeRowHeadPrefetch(rowHeadPrefetch);
+  ctx.results.tilings = describeTilingOverrides(tilingOverrides);
   log(`${ctx.results.card}; timing: ${ctx.timer.method}; scale ${scale}; sections ${wanted.join(",")}`);
 
   const selected = sections.filter((s) => wanted.includes(s.name));

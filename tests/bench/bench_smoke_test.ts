@@ -48,6 +48,7 @@ Deno.test("bench --tiny runs every section and writes the documented keys", asyn
   assert.equal(typeof doc.card, "string");
   assert.ok(!Number.isNaN(Date.parse(doc.date)));
   assert.equal(doc.scale, "tiny");
+  assert.equal(doc.tilings, "none");
   assert.ok(["timestamp-query", "wall-clock"].includes(doc.timing_method));
   for (
     const k of [
@@ -172,12 +173,25 @@ Deno.test("a tiny budget skips later sections but still writes every key", async
   for (const k of headlineKeys) assert.ok(k in doc, `missing key ${k}`);
 });
 
+Deno.test("bench --tiling runs the decode products in the tilings given and says so", async () => {
+  // The tiny model's wo (64 × 64) at one row: linear_matvec unless set (src/ops/matvec_i8.ts).
+  const list = "matvec_i8:linear:1:64:64=R2,L16,U1";
+  const { doc } = await bench(["--sections", "decode,kernels", "--tiling", list]);
+  assert.equal(doc.tilings, list);
+  assert.ok(isNum(doc.decode_ms_b1_ctx512));
+  const ops = (doc.sections.kernels.kernels as Doc[]).map((k) => k.op);
+  assert.ok(ops.includes("matvec_i8 lm.*.attention.wo"), `the step's kernels: ${ops}`);
+});
+
 Deno.test("bench rejects unknown sections and options", async () => {
   for (
-    const args of [["--sections", "decode,nope"], ["--frobnicate"], ["--kv-cache", "f16"], [
-      "--first-part-dispatches",
-      "-3",
-    ]]
+    const args of [
+      ["--sections", "decode,nope"],
+      ["--frobnicate"],
+      ["--kv-cache", "f16"],
+      ["--first-part-dispatches", "-3"],
+      ["--tiling", "matvec_i8:linear:1:64:64=R3,L8,U1"],
+    ]
   ) {
     const res = await new Deno.Command(Deno.execPath(), {
       args: ["task", "bench", "--tiny", ...args],
