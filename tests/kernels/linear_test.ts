@@ -125,6 +125,9 @@ Deno.test("linear handles bigger layers: matvec at T = 8, N past one grid row", 
   assert.equal(await checkLinear(gpu, "int8", 8, 1024, 515, true), 2);
   // one token at two rows a lane with 64 lanes: two whole rounds of 4 words a lane and a tail of 5 words
   assert.equal(await checkLinear(gpu, "int8", 1, 2068, 37, true), 2);
+  // two tokens of int8 rows whose K takes linear_matvec there (a two-row decode step's wo; matvecConfig):
+  // whole rounds of 4 words a lane and a tail of 4 words at 32 lanes
+  assert.equal(await checkLinear(gpu, "int8", 2, 2064, 37, true), 2);
   assert.equal(await checkLinear(gpu, "float", 3, 1028, 257, false), 2);
   // tiled with several tiles in both directions and a K not dividing the 16-wide step
   assert.equal(await checkLinear(gpu, "int8", 300, 520, 389, true), 1);
