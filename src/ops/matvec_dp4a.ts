@@ -4,7 +4,7 @@ import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 import type { LinearWeights } from "./linear.ts";
 import { flatGrid } from "./grid.ts";
 import { llmInt8Threshold } from "./llm_int8.ts";
-import { dp4aKey, tilingOverrides } from "./tiling_overrides.ts";
+import { dp4aOverride } from "./tiling_overrides.ts";
 
 // bitsandbytes' LLM.int8 for a few rows (decode steps, short chunks; INT8_MATMUL=llm-int8):
 //   v[t, k]    the row as the layer multiplies it (x, or RMSNorm(x)·g);
@@ -288,7 +288,7 @@ export function matvecLlmInt8(
   const first = int8Of("matvecLlmInt8", w);
   const up = opts.up ? int8Of("matvecLlmInt8 up", opts.up) : null;
   const [N, K] = first.weight.shape;
-  const c = opts.config ?? tilingOverrides.dp4a.get(dp4aKey(up !== null, a.rows, N, K)) ??
+  const c = opts.config ?? dp4aOverride(up !== null, a.rows, N, K) ??
     (r.fallbackAdapter ? dp4aCpuConfig(up !== null) : up ? dp4aGateUpConfig : dp4aConfigFor(N, K, a.rows));
   const what = `matvec_dp4a ${first.weight.label}`;
   if (K !== a.K || (up && (up.weight.shape[0] !== N || up.weight.shape[1] !== K))) {

@@ -2,7 +2,7 @@ import type { Recorder } from "../gpu/recorder.ts";
 import { f32 } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { persistentGroups } from "./grid.ts";
-import { matvecKey, tilingOverrides } from "./tiling_overrides.ts";
+import { matvecOverride } from "./tiling_overrides.ts";
 
 /** kernels/matvec_i8.wgsl's MODE: plain linear, RMSNorm → linear, RMSNorm → W1, W3 → silu·up. */
 export type MatvecMode = "linear" | "norm" | "gateUp";
@@ -71,7 +71,7 @@ export function matvecConfig(
   // of the reduction: there the fewest lanes a row and one row a thread were fastest (a tiny-model product,
   // 64×64 at 8 tokens: 26.9 ms a call with R4 LANES 64 U4, 7.4 with R1 LANES 8 U1). Where the GPU's choice is
   // linear_matvec (null), the CPU keeps it: that kernel stays covered there.
-  const set = tilingOverrides.matvec.get(matvecKey(mode, T, N, K)); // the bench's --tiling
+  const set = matvecOverride(mode, T, N, K); // the bench's --tiling
   if (set) return set === "linear_matvec" ? null : set;
   if (cpuAdapter) return matvecConfig(mode, T, N, K) && { R: 1, LANES: 8, U: 1 };
   const persistent: MatvecConfig = { R: 4, LANES: 32, U: 4, persist: 264 };

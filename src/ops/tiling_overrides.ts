@@ -27,6 +27,16 @@ export function dp4aKey(gateUp: boolean, T: number, N: number, K: number): strin
   return `${gateUp ? "gateUp:" : ""}${T}:${N}:${K}`;
 }
 
+/** The weight-only tiling set for this product, if any (no key is built while none is set: every step asks). */
+export function matvecOverride(mode: MatvecMode, T: number, N: number, K: number): MatvecChoice | undefined {
+  return tilingOverrides.matvec.size > 0 ? tilingOverrides.matvec.get(matvecKey(mode, T, N, K)) : undefined;
+}
+
+/** The LLM.int8 tiling set for this product, if any (as matvecOverride). */
+export function dp4aOverride(gateUp: boolean, T: number, N: number, K: number): Dp4aConfig | undefined {
+  return tilingOverrides.dp4a.size > 0 ? tilingOverrides.dp4a.get(dp4aKey(gateUp, T, N, K)) : undefined;
+}
+
 const syntax = "items separated by ';': matvec_i8:MODE:T:N:K=R4,L64,U2[,VEC][,P264] (MODE linear, norm or " +
   "gateUp), matvec_i8:linear:T:N:K=linear_matvec, or matvec_dp4a:[gateUp:]T:N:K=R1,L16,U4[,PH4]";
 
