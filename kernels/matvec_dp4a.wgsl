@@ -16,7 +16,10 @@
 // follows (kernels/llm_int8_rows_scan.wgsl, MODE 2) adds a few hundred partials instead of every workgroup
 // reading all T rows of K floats again.
 // Threads: LANES lanes share a row (lane l takes 16-byte chunks l, l + LANES, …; U chunks of each row in
-// flight), G = 256/LANES row groups, R slots a thread (row first + grp + j·G; with GLU, j mod R/2).
+// flight), G = 256/(SPLIT·LANES) row groups, R slots a thread (row first + grp + j·G; with GLU, j mod R/2).
+// SPLIT = 2: the workgroup's two halves stream the same rows, half h for tokens h·TH … h·TH + TH − 1 (TH =
+// ceil(TT/2)): half the sums a thread (more threads resident where registers limit them), the weights read
+// twice (the second time mostly from L1/L2).
 //
 // Bindings: 1 xq [T, K/4] u32, 2 the same buffer as vec4<u32>, 3 xs [T] f32, 4 w [n, K/4] u32 (i8x4),
 //           5 the same as vec4<u32>, 6 s [n] f32 (SCB/127), 7 out [T, n] f32, 8 outliers [1 + K] u32
@@ -25,7 +28,8 @@
 //           buffer otherwise).
 // Params:   n, k4 = K/4, k16 = ceil(K/16), groups_per_row, accumulate (not with GLU), sq_stride (≥ the
 //           workgroups that hold rows, ceil(n / rows a workgroup)).
-// Overrides: TT = T (1..8), R ∈ {1, 2, 4} (2 or 4 with GLU), LANES ∈ {4, 8, 16, 32}, U ∈ {1, 2, 4},
+// Overrides: TT = T (1..8), SPLIT ∈ {1, 2} (2 from TT = 2), TH = ceil(TT/SPLIT), R ∈ {1, 2, 4} (2 or 4
+//           with GLU), LANES ∈ {4, 8, 16, 32}, U ∈ {1, 2, 4},
 //           VEC = 1 when K % 16 == 0 (rows are whole 16-byte chunks; else four word loads a chunk), GLU, SQ,
 //           PHASES (1, 2, 4, 8): K streamed in that many parts, each part's outlier columns right after it.
 // Grid:     ceil(n / rows a workgroup) workgroups of 256 (R·G rows, R/2·G with GLU), folded into 2-D.
@@ -47,6 +51,8 @@ struct Params { n: u32, k4: u32, k16: u32, groups_per_row: u32, accumulate: u32,
 @group(0) @binding(13) var<storage, read_write> squares: array<f32>;
 
 override TT: u32 = 1u;
+override SPLIT: u32 = 1u;
+override TH: u32 = 1u;
 override R: u32 = 4u;
 override LANES: u32 = 8u;
 override U: u32 = 2u;
@@ -59,9 +65,13 @@ const WG = 256u;
 // red[(tr·4 + j)·256 + li]: two tokens a round, four slots.
 var<workgroup> red: array<i32, 2048>; // integer all the way: the sum stays exact
 var<workgroup> redf: array<f32, 2048>; // the outlier columns' f32 sums, same layout
-// SQ: this thread's Σ out² of the tokens it wrote, by pair (component k: token 2k + tr).
-var<private> sq_even: vec4<f32>; // tr = 0
-var<private> sq_odd: vec4<f32>; // tr = 1
+// SQ: this thread's Σ out² of the outputs it wrote, by its output slot (o = li, li + 256) and pair of its
+// half's tokens (component k).
+var<private> sq_first: vec4<f32>;
+var<private> sq_second: vec4<f32>;
+// The first token of this thread's half (0 without SPLIT). With an odd TT the second half's last sums come
+// from reads past the rows (bounded by WebGPU, garbage) and are never written.
+var<private> tb: u32;
 
 struct Acc { t0: vec4<i32>, t1: vec4<i32>, t2: vec4<i32>, t3: vec4<i32>,
              t4: vec4<i32>, t5: vec4<i32>, t6: vec4<i32>, t7: vec4<i32> }
@@ -121,7 +131,7 @@ fn d4(a: vec4<u32>, b: vec4<u32>) -> i32 {
 }
 
 fn tok(t: u32, c: u32, k: Chunks) -> vec4<i32> {
-  let a = xchunk(t, c);
+  let a = xchunk(tb + t, c);
   var r = vec4<i32>(d4(a, k.a), 0, 0, 0);
   if (R > 1u) { r.y = d4(a, k.b); }
   if (R > 2u) {
@@ -133,13 +143,13 @@ fn tok(t: u32, c: u32, k: Chunks) -> vec4<i32> {
 
 fn chunk_math(acc: ptr<function, Acc>, c: u32, k: Chunks) {
   (*acc).t0 += tok(0u, c, k);
-  if (TT > 1u) { (*acc).t1 += tok(1u, c, k); }
-  if (TT > 2u) { (*acc).t2 += tok(2u, c, k); }
-  if (TT > 3u) { (*acc).t3 += tok(3u, c, k); }
-  if (TT > 4u) { (*acc).t4 += tok(4u, c, k); }
-  if (TT > 5u) { (*acc).t5 += tok(5u, c, k); }
-  if (TT > 6u) { (*acc).t6 += tok(6u, c, k); }
-  if (TT > 7u) { (*acc).t7 += tok(7u, c, k); }
+  if (TH > 1u) { (*acc).t1 += tok(1u, c, k); }
+  if (TH > 2u) { (*acc).t2 += tok(2u, c, k); }
+  if (TH > 3u) { (*acc).t3 += tok(3u, c, k); }
+  if (TH > 4u) { (*acc).t4 += tok(4u, c, k); }
+  if (TH > 5u) { (*acc).t5 += tok(5u, c, k); }
+  if (TH > 6u) { (*acc).t6 += tok(6u, c, k); }
+  if (TH > 7u) { (*acc).t7 += tok(7u, c, k); }
 }
 
 fn byte_of(j: u32, row: u32, c: u32) -> f32 {
@@ -182,14 +192,15 @@ fn outlier_sums(f: Accf, rows: vec4<u32>, lane: u32, lo: u32, hi: u32) -> Accf {
       wb.z = byte_of(2u, rows.z, c);
       wb.w = byte_of(3u, rows.w, c);
     }
-    r.t0 = add_tok(r.t0, xo[c], wb);
-    if (TT > 1u) { r.t1 = add_tok(r.t1, xo[K + c], wb); }
-    if (TT > 2u) { r.t2 = add_tok(r.t2, xo[2u * K + c], wb); }
-    if (TT > 3u) { r.t3 = add_tok(r.t3, xo[3u * K + c], wb); }
-    if (TT > 4u) { r.t4 = add_tok(r.t4, xo[4u * K + c], wb); }
-    if (TT > 5u) { r.t5 = add_tok(r.t5, xo[5u * K + c], wb); }
-    if (TT > 6u) { r.t6 = add_tok(r.t6, xo[6u * K + c], wb); }
-    if (TT > 7u) { r.t7 = add_tok(r.t7, xo[7u * K + c], wb); }
+    let at = tb * K + c;
+    r.t0 = add_tok(r.t0, xo[at], wb);
+    if (TH > 1u) { r.t1 = add_tok(r.t1, xo[at + K], wb); }
+    if (TH > 2u) { r.t2 = add_tok(r.t2, xo[at + 2u * K], wb); }
+    if (TH > 3u) { r.t3 = add_tok(r.t3, xo[at + 3u * K], wb); }
+    if (TH > 4u) { r.t4 = add_tok(r.t4, xo[at + 4u * K], wb); }
+    if (TH > 5u) { r.t5 = add_tok(r.t5, xo[at + 5u * K], wb); }
+    if (TH > 6u) { r.t6 = add_tok(r.t6, xo[at + 6u * K], wb); }
+    if (TH > 7u) { r.t7 = add_tok(r.t7, xo[at + 7u * K], wb); }
   }
   return r;
 }
@@ -203,9 +214,9 @@ fn silu(a: f32) -> f32 {
   return a / (1.0 + exp(-a));
 }
 
-// Slot j's sum for token t0 + tr over the LANES lanes of row group g, scaled.
-fn result(tr: u32, j: u32, g: u32, t: u32, row: u32) -> f32 {
-  let at = (tr * 4u + j) * WG + g * LANES;
+// Slot j's sum for the pair's token tr of half h, over the LANES lanes of row group g, scaled (t: its token).
+fn result(tr: u32, j: u32, h: u32, g: u32, t: u32, row: u32) -> f32 {
+  let at = (tr * 4u + j) * WG + h * (WG / SPLIT) + g * LANES;
   var si = 0;
   var sf = 0.0;
   for (var l = 0u; l < LANES; l++) {
@@ -215,10 +226,19 @@ fn result(tr: u32, j: u32, g: u32, t: u32, row: u32) -> f32 {
   return scale(j, row) * (xs[t] * f32(si) + sf);
 }
 
-// Tokens t0 and t0 + 1 (sums v0, f0 and v1, f1 of this thread): every lane's sums through workgroup memory,
-// then one thread per (token, row group, distinct row) reduces, scales and writes an output.
-fn emit(t0: u32, v0: vec4<i32>, f0: vec4<f32>, v1: vec4<i32>, f1: vec4<f32>, first: u32, li: u32) {
-  let G = WG / LANES;
+// What output o of a pair is: (half, token of the pair, row group, distinct row), o = ((h·2 + tr)·G + g)·per + j.
+struct Output { h: u32, tr: u32, g: u32, j: u32 }
+
+fn output_of(o: u32) -> Output {
+  let G = WG / (SPLIT * LANES);
+  let per = select(R, R / 2u, GLU == 1u);
+  return Output(o / (2u * per * G), (o / (per * G)) % 2u, (o / per) % G, o % per);
+}
+
+// Pair `pair` of every half (tokens tb + 2·pair and + 1; sums v0, f0 and v1, f1 of this thread): every lane's
+// sums through workgroup memory, then one thread per output reduces, scales and writes it.
+fn emit(pair: u32, v0: vec4<i32>, f0: vec4<f32>, v1: vec4<i32>, f1: vec4<f32>, first: u32, li: u32) {
+  let G = WG / (SPLIT * LANES);
   let per = select(R, R / 2u, GLU == 1u);
   workgroupBarrier();
   for (var j = 0u; j < 4u; j++) {
@@ -228,46 +248,46 @@ fn emit(t0: u32, v0: vec4<i32>, f0: vec4<f32>, v1: vec4<i32>, f1: vec4<f32>, fir
     redf[(4u + j) * WG + li] = f1[j];
   }
   workgroupBarrier();
-  let outputs = 2u * G * per; // (token of the pair, row group, distinct row)
+  let outputs = 2u * SPLIT * G * per;
   for (var o = li; o < outputs; o += WG) {
-    let j = o % per;
-    let g = (o / per) % G;
-    let tr = o / (per * G);
-    let t = t0 + tr;
-    let row = first + g + j * G;
-    if (t < TT && row < p.n) {
-      var v = result(tr, j, g, t, row);
+    let e = output_of(o);
+    let th = 2u * pair + e.tr; // the token within the half
+    let t = e.h * TH + th;
+    let row = first + e.g + e.j * G;
+    if (th < TH && t < TT && row < p.n) {
+      var v = result(e.tr, e.j, e.h, e.g, t, row);
       if (GLU == 1u) {
-        v = silu(v) * result(tr, j + per, g, t, row);
+        v = silu(v) * result(e.tr, e.j + per, e.h, e.g, t, row);
       } else if (p.accumulate != 0u) {
         v += out[t * p.n + row];
       }
       out[t * p.n + row] = v;
-      if (SQ == 1u) { add_square(t0 / 2u, tr, v * v); }
+      if (SQ == 1u) {
+        let k = vec4<f32>(vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(pair)) * (v * v);
+        if (o == li) {
+          sq_first += k;
+        } else {
+          sq_second += k;
+        }
+      }
     }
-  }
-}
-
-fn add_square(pair: u32, tr: u32, v2: f32) {
-  let k = vec4<f32>(vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(pair));
-  if (tr == 0u) {
-    sq_even += k * v2;
-  } else {
-    sq_odd += k * v2;
   }
 }
 
 // SQ: every token's Σ out² over this workgroup's rows, through redf as [token][row of the workgroup], then
 // a tree of 32 a token.
 fn write_squares(wid: u32, li: u32) {
-  let G = WG / LANES;
-  let rows = select(R, R / 2u, GLU == 1u) * G; // distinct rows of the workgroup (≤ 256)
+  let G = WG / (SPLIT * LANES);
+  let per = select(R, R / 2u, GLU == 1u);
+  let rows = per * G; // distinct rows of the workgroup (≤ 256)
   workgroupBarrier(); // the last pair's sums are read
-  for (var o = li; o < 2u * rows; o += WG) {
-    let tr = o / rows;
-    let e = o % rows;
-    let v = select(sq_even, sq_odd, tr == 1u);
-    for (var k = 0u; k < 4u; k++) { redf[(2u * k + tr) * WG + e] = v[k]; }
+  for (var o = li; o < 2u * SPLIT * rows; o += WG) {
+    let e = output_of(o);
+    let v = select(sq_second, sq_first, o == li);
+    for (var k = 0u; k < 4u; k++) {
+      let th = 2u * k + e.tr;
+      if (th < TH && e.h * TH + th < TT) { redf[(e.h * TH + th) * WG + e.g + e.j * G] = v[k]; }
+    }
   }
   workgroupBarrier();
   let t = li / 32u;
@@ -307,9 +327,11 @@ fn stream(acc: ptr<function, Acc>, rows: vec4<u32>, lane: u32, c_lo: u32, c_hi: 
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let G = WG / LANES;
+  let G = WG / (SPLIT * LANES);
+  let half = li / (WG / SPLIT);
   let lane = li % LANES;
-  let grp = li / LANES;
+  let grp = (li % (WG / SPLIT)) / LANES;
+  tb = half * TH;
   let per = select(R, R / 2u, GLU == 1u); // distinct rows a thread
   let wid = wg.y * p.groups_per_row + wg.x;
   let first = wid * (per * G);
@@ -339,8 +361,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   // Tokens in pairs (the reduction's workgroup memory holds two): each pair's sums by name, no token index
   // into the accumulators. Past TT the second token's sums are zeros and its outputs are not written.
   emit(0u, acc.t0, fo.t0, acc.t1, fo.t1, first, li);
-  if (TT > 2u) { emit(2u, acc.t2, fo.t2, acc.t3, fo.t3, first, li); }
-  if (TT > 4u) { emit(4u, acc.t4, fo.t4, acc.t5, fo.t5, first, li); }
-  if (TT > 6u) { emit(6u, acc.t6, fo.t6, acc.t7, fo.t7, first, li); }
+  if (TH > 2u) { emit(1u, acc.t2, fo.t2, acc.t3, fo.t3, first, li); }
+  if (TH > 4u) { emit(2u, acc.t4, fo.t4, acc.t5, fo.t5, first, li); }
+  if (TH > 6u) { emit(3u, acc.t6, fo.t6, acc.t7, fo.t7, first, li); }
   if (SQ == 1u) { write_squares(wid, li); }
 }

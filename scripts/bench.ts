@@ -59,7 +59,7 @@ const usage = `usage: deno task bench [options]
   --tiling LIST              decode products' kernel tilings by hand, for sweeps in the model (';'-separated):
                              matvec_i8:MODE:T:N:K=R4,L64,U2[,VEC][,P264] (weight-only; MODE linear, norm or
                              gateUp, N the rows of one matrix), matvec_i8:linear:T:N:K=linear_matvec, or
-                             matvec_dp4a:[gateUp:]T:N:K=R1,L16,U4[,PH4] (LLM.int8; src/ops/tiling_overrides.ts)`;
+                             matvec_dp4a:[gateUp:]T:N:K=R1,L16,U4[,PH4][,S2] (LLM.int8; src/ops/tiling_overrides.ts)`;
 
 type SectionFn = (ctx: BenchContext, allowanceMs: number) => Promise<Record<string, Json>>;
 interface Section {

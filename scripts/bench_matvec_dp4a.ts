@@ -68,10 +68,10 @@ const int8 = (io: LinearIo): LinearWeights => ({ kind: "int8", weight: io.w, sca
 const llmInt8 = (config?: Dp4aConfig): LinearLaunch => (r, io) =>
   matvecLlmInt8(r, llmInt8Rows(r, io.x, rowsScratch(io)), int8(io), io.out, { accumulate: true, config });
 const candidates = (N: number, K: number): [string, LinearLaunch][] => {
-  const c = dp4aConfigFor(N, K, 1); // R, LANES and U are the same at every T
+  const c = dp4aConfigFor(N, K, 1); // at 1 row; wqkv and w2 take halves (split 2) at 8 rows
   return [
     ["weight-only (linear)", (r, io) => linear(r, io.x, int8(io), io.out, { accumulate: true })],
-    [`LLM.int8 (model: R${c.R} L${c.LANES} U${c.U})`, llmInt8()],
+    [`LLM.int8 (model: R${c.R} L${c.LANES} U${c.U} at one row)`, llmInt8()],
     ...configs.map((c): [string, LinearLaunch] => [`LLM.int8 R${c.R} L${c.LANES} U${c.U}`, llmInt8(c)]),
     ["LLM.int8 rows passes alone", (r, io) => void llmInt8Rows(r, io.x, rowsScratch(io))],
   ];

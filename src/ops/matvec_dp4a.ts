@@ -213,6 +213,11 @@ export interface Dp4aConfig {
   LANES: 4 | 8 | 16 | 32;
   U: 1 | 2 | 4;
   phases?: 1 | 2 | 4 | 8;
+  /**
+   * 2: the workgroup's halves stream the same rows for half the tokens each (from 2 rows): fewer sums a
+   * thread, so more threads resident, for the weights read twice (the second time mostly from cache).
+   */
+  split?: 1 | 2;
 }
 
 /**
@@ -222,11 +227,21 @@ export interface Dp4aConfig {
  * H100 (bench/results/2026-11-27-h100-matvec-dp4a-vec4.log, …-u4.log); in the model (PERF.md v48) no other
  * tiling of theirs or the LM head's gained at batch 8 without losing at one row; on an H200 at 2, 4 and 8 rows
  * (PERF.md v76) no other R, LANES or U did. w2 at T rows takes `w2PhasesFor(T)` parts of K.
+ *
+ * At 8 rows wqkv and w2 take the workgroup's halves on 4 tokens each (`split`), with twice the rows a thread:
+ * H200, `llm-int8-batched`, alternating three times (PERF.md v77): batch 8 622.3–622.8 → 629.8–630.4 tokens/s
+ * (12.81–12.82 → 12.66–12.67 ms a step; w2 alone 626.0–626.7). At 5–7 rows the same tilings lost (batch 5
+ * 453 → 441), and gate·up and wo lost with halves at every row count (gate·up at 8 rows 624.6 → 570–586).
  */
 export function dp4aConfigFor(N: number, K: number, T: number): Dp4aConfig {
   if (N >= 16384) return { R: 4, LANES: 16, U: 2 };
-  if (K >= 16384) return { R: 1, LANES: 16, U: 4, phases: w2PhasesFor(T) };
-  return { R: N >= 8192 ? 2 : 1, LANES: 16, U: 4 };
+  if (K >= 16384) {
+    return T === 8
+      ? { R: 2, LANES: 16, U: 4, phases: 1, split: 2 }
+      : { R: 1, LANES: 16, U: 4, phases: w2PhasesFor(T) };
+  }
+  if (N >= 8192) return T === 8 ? { R: 4, LANES: 16, U: 4, split: 2 } : { R: 2, LANES: 16, U: 4 };
+  return { R: 1, LANES: 16, U: 4 };
 }
 
 /**
@@ -303,8 +318,10 @@ export function matvecLlmInt8(
   if (!(T >= 1 && T <= 8 && a.q.shape[1] * 4 === K && a.q.shape[0] >= T && a.xs.shape[0] >= T)) {
     throw new Error(`${what}: needs 1 ≤ T ≤ 8 rows of q [≥T, K/4] (T=${T}, q ${a.q.shape}, K=${K})`);
   }
+  const split = c.split ?? 1;
+  if (split === 2 && T < 2) throw new Error(`${what}: split 2 needs T ≥ 2 (T=${T})`);
   expectTensor(`${what} out`, out, "f32", [T, N]);
-  const rowsPerGroup = (up ? c.R / 2 : c.R) * (256 / c.LANES);
+  const rowsPerGroup = (up ? c.R / 2 : c.R) * (256 / (split * c.LANES));
   const { workgroups, groupsPerRow } = flatGrid(N, rowsPerGroup);
   const parts = Math.ceil(N / rowsPerGroup);
   const sq = opts.squares;
@@ -336,6 +353,8 @@ export function matvecLlmInt8(
     workgroups,
     constants: {
       TT: T,
+      SPLIT: split,
+      TH: Math.ceil(T / split),
       R: c.R,
       LANES: c.LANES,
       U: c.U,

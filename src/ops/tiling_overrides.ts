@@ -38,7 +38,7 @@ export function dp4aOverride(gateUp: boolean, T: number, N: number, K: number): 
 }
 
 const syntax = "items separated by ';': matvec_i8:MODE:T:N:K=R4,L64,U2[,VEC][,P264] (MODE linear, norm or " +
-  "gateUp), matvec_i8:linear:T:N:K=linear_matvec, or matvec_dp4a:[gateUp:]T:N:K=R1,L16,U4[,PH4]";
+  "gateUp), matvec_i8:linear:T:N:K=linear_matvec, or matvec_dp4a:[gateUp:]T:N:K=R1,L16,U4[,PH4][,S2]";
 
 /** Parses --tiling (`syntax`) into a new set of overrides; throws naming the first bad item. */
 export function parseTilingOverrides(s: string): TilingOverrides {
@@ -70,6 +70,7 @@ export function parseTilingOverrides(s: string): TilingOverrides {
       if (key.length !== 3 && !gateUp) fail("[gateUp:]T:N:K expected");
       const c = dp4aTiling(value, fail);
       if (gateUp && c.R === 1) fail("the gate·up product takes R ≥ 2");
+      if (c.split === 2 && T < 2) fail("S2 takes T ≥ 2");
       out.dp4a.set(dp4aKey(gateUp, T, N, K), c);
     } else {
       fail(`no kernel "${kernel}"`);
@@ -82,7 +83,7 @@ export function parseTilingOverrides(s: string): TilingOverrides {
 function fields(value: string, fail: (why: string) => never): Map<string, string> {
   const m = new Map<string, string>();
   for (const f of value.split(",")) {
-    const p = /^(VEC|PH|[RLUP])(\d*)$/.exec(f);
+    const p = /^(VEC|PH|[RLUPS])(\d*)$/.exec(f);
     if (!p || m.has(p[1])) fail(`bad or repeated field "${f}"`);
     m.set(p![1], p![2]);
   }
@@ -102,7 +103,7 @@ function pick<T extends number>(
 
 function matvecTiling(value: string, fail: (why: string) => never): MatvecConfig {
   const m = fields(value, fail);
-  if (m.has("PH")) fail("PH is matvec_dp4a's");
+  if (m.has("PH") || m.has("S")) fail("PH and S are matvec_dp4a's");
   const c: MatvecConfig = {
     R: pick(m, "R", [1, 2, 4, 8] as const, fail),
     LANES: pick(m, "L", [8, 16, 32, 64, 128, 256] as const, fail),
@@ -129,6 +130,7 @@ function dp4aTiling(value: string, fail: (why: string) => never): Dp4aConfig {
     U: pick(m, "U", [1, 2, 4] as const, fail),
   };
   if (m.has("PH")) c.phases = pick(m, "PH", [1, 2, 4, 8] as const, fail);
+  if (m.has("S")) c.split = pick(m, "S", [1, 2] as const, fail);
   return c;
 }
 
@@ -148,7 +150,14 @@ export function describeTilingOverrides(o: TilingOverrides): string {
   );
   const dp4a = [...o.dp4a].map(([k, c]) =>
     `matvec_dp4a:${k}=${
-      [`R${c.R}`, `L${c.LANES}`, `U${c.U}`, ...(c.phases ? [`PH${c.phases}`] : [])].join(",")
+      [
+        `R${c.R}`,
+        `L${c.LANES}`,
+        `U${c.U}`,
+        ...(c.phases ? [`PH${c.phases}`] : []),
+        ...(c.split ? [`S${c.split}`] : []),
+      ]
+        .join(",")
     }`
   );
   return [...matvec, ...dp4a].join(";") || "none";

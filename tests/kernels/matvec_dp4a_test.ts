@@ -37,6 +37,64 @@ Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd s
     { T: 7, K: 2064, N: 19, c: { R: 2, LANES: 32, U: 1 }, glu: false, accumulate: true, outliers: true },
     { T: 6, K: 1552, N: 41, c: { R: 4, LANES: 16, U: 4 }, glu: true, accumulate: false, outliers: true },
     { T: 4, K: 2068, N: 23, c: { R: 1, LANES: 8, U: 4 }, glu: false, accumulate: true, outliers: false },
+    // The workgroup's halves on half the tokens each: even and odd T (the second half one token short),
+    // gate·up, Σout², K in parts with many outlier columns.
+    {
+      T: 8,
+      K: 1040,
+      N: 53,
+      c: { R: 4, LANES: 8, U: 2, split: 2 },
+      glu: true,
+      accumulate: false,
+      outliers: true,
+    },
+    {
+      T: 7,
+      K: 2064,
+      N: 19,
+      c: { R: 2, LANES: 16, U: 1, split: 2 },
+      glu: false,
+      accumulate: true,
+      outliers: true,
+    },
+    {
+      T: 3,
+      K: 260,
+      N: 45,
+      c: { R: 1, LANES: 4, U: 4, split: 2 },
+      glu: false,
+      accumulate: false,
+      outliers: true,
+    },
+    {
+      T: 5,
+      K: 776,
+      N: 47,
+      c: { R: 1, LANES: 16, U: 2, phases: 4, split: 2 },
+      glu: false,
+      accumulate: true,
+      outliers: true,
+      manyOutliers: 17,
+    },
+    // The model's 8-row wqkv and w2 tilings (dp4aConfigFor).
+    {
+      T: 8,
+      K: 1552,
+      N: 67,
+      c: { R: 4, LANES: 16, U: 4, split: 2 },
+      glu: false,
+      accumulate: false,
+      outliers: true,
+    },
+    {
+      T: 8,
+      K: 2064,
+      N: 43,
+      c: { R: 2, LANES: 16, U: 4, phases: 1, split: 2 },
+      glu: false,
+      accumulate: true,
+      outliers: true,
+    },
     // The CPU adapters' tilings.
     { T: 8, K: 260, N: 45, c: dp4aCpuConfig(false), glu: false, accumulate: true, outliers: true },
     { T: 5, K: 196, N: 37, c: dp4aCpuConfig(true), glu: true, accumulate: false, outliers: true },
@@ -74,7 +132,7 @@ Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd s
     },
   ];
   for (const { T, K, N, c, glu, accumulate, outliers, manyOutliers = 0 } of cases) {
-    const parts = c.phases ? ` P${c.phases}` : "";
+    const parts = (c.phases ? ` P${c.phases}` : "") + (c.split ? ` S${c.split}` : "");
     const name = `T=${T} K=${K} N=${N} R${c.R} L${c.LANES} U${c.U}${parts}${glu ? " gate·up" : ""}`;
     await t.step(name, async () => {
       const seed = T * 131 + K * 7 + N * 3 + c.LANES;
@@ -97,7 +155,7 @@ Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd s
       const out = gpu.uploadTensor("out", "f32", [T, N], prior);
       const scratch = createLlmInt8RowsScratch(gpu, "rows", 8, K);
       // Without gate·up, each workgroup also leaves Σ out² of its rows (R·256/LANES of them) per token.
-      const rowsPerGroup = (c.R * 256) / c.LANES;
+      const rowsPerGroup = (c.R * 256) / ((c.split ?? 1) * c.LANES);
       const stride = Math.ceil(N / rowsPerGroup) + 2;
       const squares = glu ? undefined : gpu.uploadTensor("sq", "f32", [8, stride], randomF32(8 * stride, 9));
       const r = gpu.recorder("test");

@@ -31,7 +31,8 @@ async function withTilings<T>(list: string, f: () => T | Promise<T>): Promise<T>
 Deno.test("--tiling lists parse into per-kernel tilings, print back as given, and reject the rest", () => {
   const list =
     "matvec_i8:linear:2:6144:6144=linear_matvec;matvec_i8:gateUp:3:16384:6144=R4,L16,U1,VEC,P264;" +
-    "matvec_dp4a:gateUp:8:16384:6144=R4,L8,U4;matvec_dp4a:8:6144:16384=R1,L16,U4,PH1";
+    "matvec_dp4a:gateUp:8:16384:6144=R4,L8,U4;matvec_dp4a:8:6144:16384=R1,L16,U4,PH1;" +
+    "matvec_dp4a:5:8192:6144=R4,L16,U4,S2";
   const o = parseTilingOverrides(` ${list.replaceAll(";", " ; ")} `);
   assert.equal(o.matvec.get(matvecKey("linear", 2, 6144, 6144)), "linear_matvec");
   assert.deepEqual(o.matvec.get(matvecKey("gateUp", 3, 16384, 6144)), {
@@ -43,7 +44,8 @@ Deno.test("--tiling lists parse into per-kernel tilings, print back as given, an
   });
   assert.deepEqual(o.dp4a.get(dp4aKey(true, 8, 16384, 6144)), { R: 4, LANES: 8, U: 4 });
   assert.deepEqual(o.dp4a.get(dp4aKey(false, 8, 6144, 16384)), { R: 1, LANES: 16, U: 4, phases: 1 });
-  assert.equal(o.matvec.size + o.dp4a.size, 4);
+  assert.deepEqual(o.dp4a.get(dp4aKey(false, 5, 8192, 6144)), { R: 4, LANES: 16, U: 4, split: 2 });
+  assert.equal(o.matvec.size + o.dp4a.size, 5);
   assert.equal(describeTilingOverrides(o), list);
   assert.equal(describeTilingOverrides(parseTilingOverrides("")), "none");
   for (
@@ -53,7 +55,10 @@ Deno.test("--tiling lists parse into per-kernel tilings, print back as given, an
       ["matvec_i8:linear:2:6144:6144=R3,L64,U2", /R must be one of 1, 2, 4, 8/],
       ["matvec_i8:linear:2:6144:6144=R4,L64", /U must be one of/],
       ["matvec_i8:linear:2:6144:6144=R4,R4,L64,U2", /repeated field "R4"/],
-      ["matvec_i8:linear:2:6144:6144=R4,L64,U2,PH4", /PH is matvec_dp4a's/],
+      ["matvec_i8:linear:2:6144:6144=R4,L64,U2,PH4", /PH and S are matvec_dp4a's/],
+      ["matvec_i8:linear:2:6144:6144=R4,L64,U2,S2", /PH and S are matvec_dp4a's/],
+      ["matvec_dp4a:1:6144:6144=R1,L16,U4,S2", /S2 takes T ≥ 2/],
+      ["matvec_dp4a:2:6144:6144=R1,L16,U4,S3", /S must be one of 1, 2/],
       ["matvec_i8:head:1:92553:6144=R4,L32,U4", /MODE:T:N:K expected/],
       ["matvec_dp4a:gateUp:8:16384:6144=R1,L8,U2", /R ≥ 2/],
       ["matvec_dp4a:9:6144:6144=R1,L8,U2", /T ≤ 8/],
