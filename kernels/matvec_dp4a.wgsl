@@ -17,24 +17,29 @@
 // reading all T rows of K floats again.
 // Threads: LANES lanes share a row (lane l takes 16-byte chunks l, l + LANES, …; U chunks of each row in
 // flight), G = 256/(SPLIT·LANES) row groups, R slots a thread (row first + grp + j·G; with GLU, j mod R/2).
-// SPLIT = 2: the workgroup's two halves stream the same rows, half h for tokens h·TH … h·TH + TH − 1 (TH =
-// ceil(TT/2)): half the sums a thread (more threads resident where registers limit them), the weights read
-// twice (the second time mostly from L1/L2).
+// SPLIT = 2: the workgroup's two halves stream the same rows, half h for tokens h·TH … h·TH + TH − 1
+// (TH ≥ T − TH): half the sums a thread, the weights read twice (the second time mostly from L1/L2); or, with
+// T up to 16, two row groups quantized apart (each its own scales and outlier columns) in one stream.
 //
 // Bindings: 1 xq [T, K/4] u32, 2 the same buffer as vec4<u32>, 3 xs [T] f32, 4 w [n, K/4] u32 (i8x4),
 //           5 the same as vec4<u32>, 6 s [n] f32 (SCB/127), 7 out [T, n] f32, 8 outliers [1 + K] u32
 //           (count, then columns), 9 xo [T, K] f32, 10 w3 [n, K/4] u32, 11 the same as vec4<u32>,
-//           12 s3 [n] f32 (w, s again without GLU), 13 squares [8, sq_stride] f32 (SQ; any writable
+//           12 s3 [n] f32 (w, s again without GLU), 13 squares [T, sq_stride] f32 (SQ; any writable
 //           buffer otherwise).
 // Params:   n, k4 = K/4, k16 = ceil(K/16), groups_per_row, accumulate (not with GLU), sq_stride (≥ the
-//           workgroups that hold rows, ceil(n / rows a workgroup)).
-// Overrides: TT = T (1..8), SPLIT ∈ {1, 2} (2 from TT = 2), TH = ceil(TT/SPLIT), R ∈ {1, 2, 4} (2 or 4
-//           with GLU), LANES ∈ {4, 8, 16, 32}, U ∈ {1, 2, 4},
+//           workgroups that hold rows, ceil(n / rows a workgroup)); with SPLIT = 2, where the second half's
+//           scales start in xs (xs_half; TH when one pass quantized every row), its outlier list in outliers
+//           (outliers_half; 0: one list for both) and its int8 rows in xq (q_half words, a multiple of 4;
+//           TH·k4 for rows one after the other); tt = T, the tokens (1..8; up to 16 with SPLIT 2):
+//           a parameter, so that every pair of row groups (9–16 tokens, TH = 8) shares one pipeline.
+// Overrides: SPLIT ∈ {1, 2} (2 from T = 2), TH (tokens of the first half: T without SPLIT, else ≤ 8 and
+//           ≥ T − TH), R ∈ {1, 2, 4} (2 or 4 with GLU), LANES ∈ {4, 8, 16, 32}, U ∈ {1, 2, 4},
 //           VEC = 1 when K % 16 == 0 (rows are whole 16-byte chunks; else four word loads a chunk), GLU, SQ,
 //           PHASES (1, 2, 4, 8): K streamed in that many parts, each part's outlier columns right after it.
 // Grid:     ceil(n / rows a workgroup) workgroups of 256 (R·G rows, R/2·G with GLU), folded into 2-D.
 // Features: packed_4x8_integer_dot_product (core WGSL).
-struct Params { n: u32, k4: u32, k16: u32, groups_per_row: u32, accumulate: u32, sq_stride: u32 }
+struct Params { n: u32, k4: u32, k16: u32, groups_per_row: u32, accumulate: u32, sq_stride: u32,
+                 xs_half: u32, outliers_half: u32, q_half: u32, tt: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> xq: array<u32>;
 @group(0) @binding(2) var<storage, read> xq4: array<vec4<u32>>;
@@ -50,7 +55,6 @@ struct Params { n: u32, k4: u32, k16: u32, groups_per_row: u32, accumulate: u32,
 @group(0) @binding(12) var<storage, read> s3: array<f32>;
 @group(0) @binding(13) var<storage, read_write> squares: array<f32>;
 
-override TT: u32 = 1u;
 override SPLIT: u32 = 1u;
 override TH: u32 = 1u;
 override R: u32 = 4u;
@@ -69,9 +73,12 @@ var<workgroup> redf: array<f32, 2048>; // the outlier columns' f32 sums, same la
 // half's tokens (component k).
 var<private> sq_first: vec4<f32>;
 var<private> sq_second: vec4<f32>;
-// The first token of this thread's half (0 without SPLIT). With an odd TT the second half's last sums come
+// The first token of this thread's half (0 without SPLIT). With an odd T the second half's last sums come
 // from reads past the rows (bounded by WebGPU, garbage) and are never written.
 var<private> tb: u32;
+// Where this thread's half's outlier list starts in outliers, and its int8 rows in xq (words).
+var<private> ob: u32;
+var<private> qb: u32;
 
 struct Acc { t0: vec4<i32>, t1: vec4<i32>, t2: vec4<i32>, t3: vec4<i32>,
              t4: vec4<i32>, t5: vec4<i32>, t6: vec4<i32>, t7: vec4<i32> }
@@ -115,10 +122,11 @@ fn chunks(rows: vec4<u32>, c: u32) -> Chunks {
   return r;
 }
 
-fn xchunk(t: u32, c: u32) -> vec4<u32> {
+// Chunk c of token th of this thread's half.
+fn xchunk(th: u32, c: u32) -> vec4<u32> {
   if (c >= p.k16) { return vec4<u32>(); }
-  if (VEC == 1u) { return xq4[t * p.k16 + c]; }
-  let q = t * p.k4 + 4u * c;
+  if (VEC == 1u) { return xq4[qb / 4u + th * p.k16 + c]; }
+  let q = qb + th * p.k4 + 4u * c;
   var v = vec4<u32>(xq[q], 0u, 0u, 0u);
   if (4u * c + 1u < p.k4) { v.y = xq[q + 1u]; }
   if (4u * c + 2u < p.k4) { v.z = xq[q + 2u]; }
@@ -131,7 +139,7 @@ fn d4(a: vec4<u32>, b: vec4<u32>) -> i32 {
 }
 
 fn tok(t: u32, c: u32, k: Chunks) -> vec4<i32> {
-  let a = xchunk(tb + t, c);
+  let a = xchunk(t, c);
   var r = vec4<i32>(d4(a, k.a), 0, 0, 0);
   if (R > 1u) { r.y = d4(a, k.b); }
   if (R > 2u) {
@@ -174,14 +182,14 @@ fn add_tok(a: vec4<f32>, x: f32, wb: vec4<f32>) -> vec4<f32> {
 // l + LANES, …) and reduced beside the integer sums: the columns in [lo, hi), the part of K the main loop
 // has just streamed (one part: every column, after the main loop, so that its registers stay free of the
 // sums). Every token at once, so that each column's scattered weight bytes are read once (two tokens a sweep
-// read them TT/2 times: w2 at 8 rows with 138 outlier columns took 123 µs instead of ~62, H100). Only a
+// read them T/2 times: w2 at 8 rows with 138 outlier columns took 123 µs instead of ~62, H100). Only a
 // thread's R slots are added to: the unused components stay constant zeros.
 fn outlier_sums(f: Accf, rows: vec4<u32>, lane: u32, lo: u32, hi: u32) -> Accf {
   var r = f;
-  let count = outliers[0];
+  let count = outliers[ob];
   let K = 4u * p.k4;
   for (var i = lane; i < count; i += LANES) {
-    let c = outliers[1u + i];
+    let c = outliers[ob + 1u + i];
     if (PHASES > 1u) {
       if (c >= hi) { break; } // a lane's columns ascend
       if (c < lo) { continue; }
@@ -214,8 +222,9 @@ fn silu(a: f32) -> f32 {
   return a / (1.0 + exp(-a));
 }
 
-// Slot j's sum for the pair's token tr of half h, over the LANES lanes of row group g, scaled (t: its token).
-fn result(tr: u32, j: u32, h: u32, g: u32, t: u32, row: u32) -> f32 {
+// Slot j's sum for the pair's token tr of half h, over the LANES lanes of row group g, scaled (th: its token
+// within the half).
+fn result(tr: u32, j: u32, h: u32, g: u32, th: u32, row: u32) -> f32 {
   let at = (tr * 4u + j) * WG + h * (WG / SPLIT) + g * LANES;
   var si = 0;
   var sf = 0.0;
@@ -223,7 +232,7 @@ fn result(tr: u32, j: u32, h: u32, g: u32, t: u32, row: u32) -> f32 {
     si += red[at + l];
     sf += redf[at + l];
   }
-  return scale(j, row) * (xs[t] * f32(si) + sf);
+  return scale(j, row) * (xs[h * p.xs_half + th] * f32(si) + sf);
 }
 
 // What output o of a pair is: (half, token of the pair, row group, distinct row), o = ((h·2 + tr)·G + g)·per + j.
@@ -254,10 +263,10 @@ fn emit(pair: u32, v0: vec4<i32>, f0: vec4<f32>, v1: vec4<i32>, f1: vec4<f32>, f
     let th = 2u * pair + e.tr; // the token within the half
     let t = e.h * TH + th;
     let row = first + e.g + e.j * G;
-    if (th < TH && t < TT && row < p.n) {
-      var v = result(e.tr, e.j, e.h, e.g, t, row);
+    if (th < TH && t < p.tt && row < p.n) {
+      var v = result(e.tr, e.j, e.h, e.g, th, row);
       if (GLU == 1u) {
-        v = silu(v) * result(e.tr, e.j + per, e.h, e.g, t, row);
+        v = silu(v) * result(e.tr, e.j + per, e.h, e.g, th, row);
       } else if (p.accumulate != 0u) {
         v += out[t * p.n + row];
       }
@@ -280,27 +289,36 @@ fn write_squares(wid: u32, li: u32) {
   let G = WG / (SPLIT * LANES);
   let per = select(R, R / 2u, GLU == 1u);
   let rows = per * G; // distinct rows of the workgroup (≤ 256)
-  workgroupBarrier(); // the last pair's sums are read
-  for (var o = li; o < 2u * SPLIT * rows; o += WG) {
-    let e = output_of(o);
-    let v = select(sq_second, sq_first, o == li);
-    for (var k = 0u; k < 4u; k++) {
-      let th = 2u * k + e.tr;
-      if (th < TH && e.h * TH + th < TT) { redf[(e.h * TH + th) * WG + e.g + e.j * G] = v[k]; }
+  // redf holds 8 tokens' rows: every token in one round when they fit, else a half a round.
+  let one = SPLIT * TH <= 8u;
+  let rounds = select(SPLIT, 1u, one);
+  for (var round = 0u; round < rounds; round++) {
+    workgroupBarrier(); // the last pair's sums (or the previous round's) are read
+    for (var o = li; o < 2u * SPLIT * rows; o += WG) {
+      let e = output_of(o);
+      let v = select(sq_second, sq_first, o == li);
+      for (var k = 0u; k < 4u; k++) {
+        let th = 2u * k + e.tr;
+        let at = select(th, e.h * TH + th, one); // the token's row of redf
+        if (th < TH && (one || e.h == round)) { redf[at * WG + e.g + e.j * G] = v[k]; }
+      }
+    }
+    workgroupBarrier();
+    let i = li / 32u; // row of redf
+    let h = li % 32u;
+    var a = 0.0;
+    for (var e = h; e < rows; e += 32u) { a += redf[i * WG + e]; }
+    redf[i * WG + h] = a; // entry h: only this thread read it
+    workgroupBarrier();
+    for (var st = 16u; st > 0u; st >>= 1u) {
+      if (h < st) { redf[i * WG + h] += redf[i * WG + h + st]; }
+      workgroupBarrier();
+    }
+    let t = select(round * TH + i, i, one);
+    if (h == 0u && (one || i < TH) && t < p.tt && wid < (p.n + rows - 1u) / rows) {
+      squares[t * p.sq_stride + wid] = redf[i * WG];
     }
   }
-  workgroupBarrier();
-  let t = li / 32u;
-  let h = li % 32u;
-  var a = 0.0;
-  for (var e = h; e < rows; e += 32u) { a += redf[t * WG + e]; }
-  redf[t * WG + h] = a; // entry h: only this thread read it
-  workgroupBarrier();
-  for (var st = 16u; st > 0u; st >>= 1u) {
-    if (h < st) { redf[t * WG + h] += redf[t * WG + h + st]; }
-    workgroupBarrier();
-  }
-  if (h == 0u && t < TT && wid < (p.n + rows - 1u) / rows) { squares[t * p.sq_stride + wid] = redf[t * WG]; }
 }
 
 // The integer sums over chunks c_lo … c_hi − 1 of the thread's rows (lane l: chunks c_lo + l, + LANES, …;
@@ -332,6 +350,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let lane = li % LANES;
   let grp = (li % (WG / SPLIT)) / LANES;
   tb = half * TH;
+  ob = half * p.outliers_half;
+  qb = half * p.q_half;
   let per = select(R, R / 2u, GLU == 1u); // distinct rows a thread
   let wid = wg.y * p.groups_per_row + wg.x;
   let first = wid * (per * G);
@@ -359,7 +379,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
   }
   // Tokens in pairs (the reduction's workgroup memory holds two): each pair's sums by name, no token index
-  // into the accumulators. Past TT the second token's sums are zeros and its outputs are not written.
+  // into the accumulators. Past T the second token's sums are zeros and its outputs are not written.
   emit(0u, acc.t0, fo.t0, acc.t1, fo.t1, first, li);
   if (TH > 2u) { emit(1u, acc.t2, fo.t2, acc.t3, fo.t3, first, li); }
   if (TH > 4u) { emit(2u, acc.t4, fo.t4, acc.t5, fo.t5, first, li); }

@@ -4,7 +4,14 @@ import type { Tensor } from "../gpu/tensor.ts";
 import type { Checkpoint } from "../weights/checkpoint.ts";
 import type { ModelConfig } from "../weights/config.ts";
 import type { LanguageDims, ProjectorDims, VisionDims } from "./dims.ts";
-import { type Int8Matmul, type Int8MatmulSetting, llmInt8ForMany, weightOnly } from "./int8_matmul.ts";
+import {
+  type Int8Matmul,
+  type Int8MatmulSetting,
+  llmInt8ForFew,
+  llmInt8ForMany,
+  weightOnly,
+} from "./int8_matmul.ts";
+import { minPairedRows } from "../ops/matvec_dp4a.ts";
 import { type LlmInt8ScratchPool, llmInt8Threshold } from "../ops/llm_int8.ts";
 import { loadVisionWeights, type Tap, type VisionWeights } from "./vision.ts";
 import { ImageEncoding, visionLayersLike } from "./image_encoding.ts";
@@ -311,12 +318,18 @@ export class InternVLModel {
       run(1);
       // Every row count a step can have (batched rounds, beams; rows end and join mid-generation): none of
       // the passes above builds their pipelines. Past maxMatvecTokens rows a step runs in row groups of the
-      // counts below (9: 8 and 1), and past those (maxGroupedStepRows: 17 weight-only, 25 with LLM.int8) on
+      // counts below (9: 8 and 1; with LLM.int8 two groups of 8 and at least minPairedRows make one product,
+      // whose pipelines take the rows as a parameter: 8 + minPairedRows builds every pair's), and past those (maxGroupedStepRows: 17 weight-only, 25 with LLM.int8) on
       // the tiled GEMMs, in 32×128 tiles up to 32 rows, 64×64 up to 64 (the LM head of a step of 33–64 rows
       // in either mode), 128×128 past that (the vision encoder's): the first row count past the groups and 33
       // stand for those counts.
       const pastGroups = maxGroupedStepRows(this.matmul) + 1;
-      for (const rows of [...Array.from({ length: maxMatvecTokens }, (_, i) => i + 2), pastGroups, 33]) {
+      const pairs = llmInt8ForFew(this.matmul.mode, 2 * maxMatvecTokens)
+        ? [maxMatvecTokens + minPairedRows]
+        : [];
+      for (
+        const rows of [...Array.from({ length: maxMatvecTokens }, (_, i) => i + 2), ...pairs, pastGroups, 33]
+      ) {
         this.warmStep(rows);
       }
       // Prompt passes past the chunked sizes, one of each tiling's rows (tiled GEMMs in 32×128, 64×64 and

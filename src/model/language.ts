@@ -40,15 +40,22 @@ import type { LanguageDims } from "./dims.ts";
 import { type Int8MatmulSetting, llmInt8ForFew, llmInt8GemmFor, weightOnly } from "./int8_matmul.ts";
 import {
   createLlmInt8RowsScratch,
+  createPairedRowsScratch,
   createRowSquares,
   destroyLlmInt8RowsScratch,
+  destroyPairedRowsScratch,
   llmInt8Pack,
   llmInt8Rows,
+  type LlmInt8RowsOptions,
   type LlmInt8RowsScratch,
   matvecLlmInt8,
   maxLlmInt8Rows,
   maxLlmInt8RowsK,
+  minPairedRows,
   minRowsForSquares,
+  type PairedRowsScratch,
+  pairRows,
+  type QuantizedRows,
   type RowSquares,
   type ScannedRows,
 } from "../ops/matvec_dp4a.ts";
@@ -144,6 +151,11 @@ export class LanguageScratch {
   readonly llmInt8: {
     hidden: LlmInt8RowsScratch;
     inter: LlmInt8RowsScratch | null;
+    /**
+     * A step in row groups: two groups at a time, each quantized apart into its part of these, multiply in
+     * one pass (`pairRows`: each weight byte streamed once for 16 rows). Null otherwise.
+     */
+    pair: { hidden: PairedRowsScratch; inter: PairedRowsScratch } | null;
     threshold: number; // the checkpoint's llm_int8_threshold
   } | null;
   /** INT8_MATMUL=llm-int8 for chunks of more than 8 rows (prompts): the LLM.int8 GEMM's scratch. */
@@ -164,7 +176,13 @@ export class LanguageScratch {
    * 8·V rounded up to 256 bytes]: logits rows of 4·V bytes start on offsets a binding cannot take), joined
    * into the step's logits after. Null otherwise.
    */
-  readonly rowGroups: { rows: [number, number][]; squares: Tensor[]; logits: Tensor } | null;
+  readonly rowGroups: {
+    rows: [number, number][];
+    squares: Tensor[];
+    /** All groups' `squares` as rows of one tensor, each group's 8 a view, when those start on bindable offsets. */
+    allSquares: Tensor | null;
+    logits: Tensor;
+  } | null;
   /**
    * Split-K partials of the tiled products (`tiledSplits`, src/ops/linear.ts) of a weight-only pass of more than
    * 8 rows: a short prompt's tiles alone are one row of 48–256 workgroups at the real widths, and its products
@@ -231,6 +249,12 @@ export class LanguageScratch {
         ? {
           hidden: rowsScratch("hidden", D, few ? rows : batch),
           inter: few || grouped ? rowsScratch("inter", I, rows) : null,
+          pair: grouped && batch > maxLlmInt8Rows
+            ? {
+              hidden: createPairedRowsScratch(gpu, "lm.llm_int8.pair_hidden", D),
+              inter: createPairedRowsScratch(gpu, "lm.llm_int8.pair_inter", I),
+            }
+            : null,
           threshold: matmul.threshold,
         }
         : null;
@@ -238,12 +262,24 @@ export class LanguageScratch {
       const from = g * maxMatvecTokens;
       return [from, Math.min(maxMatvecTokens, batch - from)];
     });
+    // A pair of groups (LlmInt8 `pair`) leaves its rows' Σout² as 16 rows of one tensor: the groups' own, as
+    // views where each group's 8 rows start on a bindable offset.
+    const squareViews = this.llmInt8 !== null && grouped &&
+      (maxLlmInt8Rows * Math.ceil(D / 8) * 4) % storageOffsetAlign === 0;
+    const allSquares = squareViews
+      ? createRowSquares(gpu, "lm.llm_int8.squares", D, groups.length * maxLlmInt8Rows)
+      : null;
     this.rowGroups = grouped
       ? {
         rows: groups,
         squares: this.llmInt8
-          ? groups.map((_, g) => createRowSquares(gpu, `lm.llm_int8.squares${g}`, D))
+          ? groups.map((_, g) =>
+            squareViews
+              ? rowsView(allSquares!, g * maxLlmInt8Rows, maxLlmInt8Rows)
+              : createRowSquares(gpu, `lm.llm_int8.squares${g}`, D)
+          )
           : [],
+        allSquares,
         logits: gpu.createTensor("lm.group_logits", "f32", [
           groups.length,
           alignTo(maxMatvecTokens * dims.vocab * 4, storageOffsetAlign) / 4,
@@ -338,10 +374,15 @@ export class LanguageScratch {
     if (this.llmInt8) {
       destroyLlmInt8RowsScratch(this.llmInt8.hidden);
       if (this.llmInt8.inter) destroyLlmInt8RowsScratch(this.llmInt8.inter);
+      if (this.llmInt8.pair) {
+        destroyPairedRowsScratch(this.llmInt8.pair.hidden);
+        destroyPairedRowsScratch(this.llmInt8.pair.inter);
+      }
     }
     if (this.ownsGemmScratch) this.llmInt8Gemm?.scratch.destroy();
     for (const t of this.rowHeads?.sinks ?? []) t.buffer.destroy();
     for (const t of this.rowGroups?.squares ?? []) t.buffer.destroy();
+    this.rowGroups?.allSquares?.buffer.destroy();
     this.rowGroups?.logits.buffer.destroy();
   }
 }
@@ -461,6 +502,18 @@ export function languageForward(
   const sums: (RowSquares | undefined)[] = groups.map(() => undefined);
   const squares = (few: LanguageScratch["llmInt8"], g: number) =>
     few && groups[g][1] >= minRowsForSquares ? s.rowGroups?.squares[g] ?? few.hidden.squares : undefined;
+  // A pair's: both groups' rows of the joint tensor (the second group has ≥ minPairedRows ≥ minRowsForSquares).
+  const pairSquares = (u: number[]) => {
+    const all = s.rowGroups?.allSquares;
+    return all ? rowsView(all, groups[u[0]][0], 2 * maxLlmInt8Rows) : undefined;
+  };
+  /** What a unit's product left for its groups' next norms (a pair's: each group's 8 rows of them). */
+  const leave = (u: number[], left: RowSquares | null) =>
+    u.forEach((g, i) => {
+      sums[g] = left && u.length === 2
+        ? { squares: rowsView(left.squares, i * maxLlmInt8Rows, maxLlmInt8Rows), parts: left.parts }
+        : left ?? undefined;
+    });
   // Weight-only steps of 1–2 rows: each product's row heads read into L2 in the tail of the product before,
   // into sink 5·layer + (0 wqkv, 1 wo, 2 w1, 3 w3, 4 w2), the LM head's 5·layers.
   const ahead = (lw: LinearWeights, product: RowHeadProduct, sink: number) => {
@@ -468,6 +521,30 @@ export function languageForward(
     if (!rh || !fusable || lw.kind !== "int8" || lw.weight.shape[1] % 16 !== 0) return;
     const read = rh.setting[product];
     if (read.bytesPerRow > 0) prefetchRowHeads(r, lw.weight, rh.sinks[sink], read);
+  };
+  // LLM.int8 in row groups: two groups at a time take one product (`pairRows`), each quantized apart as a
+  // group of its own is; a last odd group alone.
+  const pair = s.llmInt8?.pair ?? null;
+  const units: number[][] = [];
+  for (let g = 0; g < groups.length; g += units[units.length - 1].length) {
+    units.push(pair && g + 1 < groups.length && groups[g + 1][1] >= minPairedRows ? [g, g + 1] : [g]);
+  }
+  const span = (t: Tensor, u: number[]) =>
+    s.rowGroups ? rowsView(t, groups[u[0]][0], u.reduce((n, g) => n + groups[g][1], 0)) : t;
+  /**
+   * A unit's LLM.int8 rows of the activation x: one group's into `single`, or two groups' into `joint`'s
+   * parts, each with its own options (the norm's Σx² are a group's own), as one product's rows.
+   */
+  const unitRows = (
+    u: number[],
+    x: Tensor,
+    single: LlmInt8RowsScratch,
+    joint: PairedRowsScratch | undefined,
+    opts: (g: number) => LlmInt8RowsOptions,
+  ): QuantizedRows => {
+    if (u.length === 1) return llmInt8Rows(r, part(x, u[0]), single, opts(u[0]));
+    const [a, b] = u.map((g, i) => llmInt8Rows(r, part(x, g), joint!.groups[i], opts(g)));
+    return pairRows(a, b, joint!, span(x, u));
   };
   // Each product runs group by group; the attention takes every row at once.
   w.layers.forEach((lw, l) => {
@@ -477,20 +554,26 @@ export function languageForward(
     const threshold = few?.threshold;
     if (!few) sums.fill(undefined);
     const fusedQkv = !few && fusable && lw.wqkv.kind === "int8";
-    groups.forEach((_, g) => {
-      const hidden = part(s.hidden, g), qkv = part(s.qkv, g);
-      if (few) {
-        const norm = { weight: lw.attentionNorm, eps, sums: sums[g] };
-        const x = llmInt8Rows(r, hidden, few.hidden, { norm, threshold });
-        matvecLlmInt8(r, x, lw.wqkv, qkv);
-      } else if (fusedQkv) {
-        rmsNormLinear(r, hidden, lw.attentionNorm, eps, lw.wqkv, qkv);
-      } else {
-        const normed = part(s.normed, g);
-        rmsNorm(r, hidden, lw.attentionNorm, normed, eps);
-        linear(r, normed, lw.wqkv, qkv, o);
+    if (few) {
+      for (const u of units) {
+        const x = unitRows(u, s.hidden, few.hidden, pair?.hidden, (g) => ({
+          norm: { weight: lw.attentionNorm, eps, sums: sums[g] },
+          threshold,
+        }));
+        matvecLlmInt8(r, x, lw.wqkv, span(s.qkv, u));
       }
-    });
+    } else {
+      groups.forEach((_, g) => {
+        const hidden = part(s.hidden, g), qkv = part(s.qkv, g);
+        if (fusedQkv) {
+          rmsNormLinear(r, hidden, lw.attentionNorm, eps, lw.wqkv, qkv);
+        } else {
+          const normed = part(s.normed, g);
+          rmsNorm(r, hidden, lw.attentionNorm, normed, eps);
+          linear(r, normed, lw.wqkv, qkv, o);
+        }
+      });
+    }
     if (fusedQkv) ahead(lw.wo, "wo", 5 * l + 1);
     // Taps at each int8 product's boundary (the bench's per-product check against PyTorch).
     tap?.("lm.qkv", l, s.qkv, r);
@@ -548,18 +631,19 @@ export function languageForward(
       }
     }
     tap?.("lm.attn", l, s.attn, r);
-    groups.forEach((_, g) => {
-      const hidden = part(s.hidden, g);
-      if (few) {
+    if (few) {
+      for (const u of units) {
         const attn = attnScanned
           ? llmInt8Pack(r, attnScanned)
-          : llmInt8Rows(r, part(s.attn, g), few.hidden, { threshold });
-        sums[g] = matvecLlmInt8(r, attn, lw.wo, hidden, { accumulate: true, squares: squares(few, g) }) ??
-          undefined;
-      } else {
-        linear(r, part(s.attn, g), lw.wo, hidden, { ...o, accumulate: true }); // h = h + wo(attn)
+          : unitRows(u, s.attn, few.hidden, pair?.hidden, () => ({ threshold }));
+        const sq = u.length === 1 ? squares(few, u[0]) : pairSquares(u);
+        leave(u, matvecLlmInt8(r, attn, lw.wo, span(s.hidden, u), { accumulate: true, squares: sq }));
       }
-    });
+    } else {
+      groups.forEach((_, g) => {
+        linear(r, part(s.attn, g), lw.wo, part(s.hidden, g), { ...o, accumulate: true }); // h = h + wo(attn)
+      });
+    }
     if (!few) {
       ahead(lw.w1, "gateUp", 5 * l + 2);
       ahead(lw.w3, "gateUp", 5 * l + 3);
@@ -567,38 +651,46 @@ export function languageForward(
     tap?.("lm.attn_out", l, s.hidden, r);
     const fusedGateUp = !few && fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias &&
       !lw.w3.bias;
-    groups.forEach((_, g) => {
-      const hidden = part(s.hidden, g), act = part(s.act, g);
-      if (few) {
-        const norm = { weight: lw.ffnNorm, eps, sums: sums[g] };
-        const x = llmInt8Rows(r, hidden, few.hidden, { norm, threshold });
-        matvecLlmInt8(r, x, lw.w1, act, { up: lw.w3 }); // silu(gate)·up
-      } else if (fusedGateUp) {
-        gateUpSilu(r, hidden, lw.ffnNorm, eps, lw.w1, lw.w3, act);
-      } else {
-        const normed = part(s.normed, g), gate = part(s.gate, g), up = part(s.up, g);
-        rmsNorm(r, hidden, lw.ffnNorm, normed, eps);
-        linear(r, normed, lw.w1, gate, o);
-        // LLM.int8: w3 takes the int8 rows w1's call made of the same input (both int8: both took that path).
-        linear(r, normed, lw.w3, up, {
-          ...o,
-          llmInt8RowsReady: lw.w1.kind === "int8" && lw.w3.kind === "int8",
-        });
-        siluMul(r, gate, up, act);
+    if (few) {
+      for (const u of units) {
+        const x = unitRows(u, s.hidden, few.hidden, pair?.hidden, (g) => ({
+          norm: { weight: lw.ffnNorm, eps, sums: sums[g] },
+          threshold,
+        }));
+        matvecLlmInt8(r, x, lw.w1, span(s.act, u), { up: lw.w3 }); // silu(gate)·up
       }
-    });
+    } else {
+      groups.forEach((_, g) => {
+        const hidden = part(s.hidden, g), act = part(s.act, g);
+        if (fusedGateUp) {
+          gateUpSilu(r, hidden, lw.ffnNorm, eps, lw.w1, lw.w3, act);
+        } else {
+          const normed = part(s.normed, g), gate = part(s.gate, g), up = part(s.up, g);
+          rmsNorm(r, hidden, lw.ffnNorm, normed, eps);
+          linear(r, normed, lw.w1, gate, o);
+          // LLM.int8: w3 takes the int8 rows w1's call made of the same input (both int8: both took that path).
+          linear(r, normed, lw.w3, up, {
+            ...o,
+            llmInt8RowsReady: lw.w1.kind === "int8" && lw.w3.kind === "int8",
+          });
+          siluMul(r, gate, up, act);
+        }
+      });
+    }
     if (fusedGateUp) ahead(lw.w2, "w2", 5 * l + 4);
     tap?.("lm.act", l, s.act, r);
-    groups.forEach((_, g) => {
-      const hidden = part(s.hidden, g), act = part(s.act, g);
-      if (few) {
-        const x = llmInt8Rows(r, act, few.inter!, { threshold });
-        sums[g] = matvecLlmInt8(r, x, lw.w2, hidden, { accumulate: true, squares: squares(few, g) }) ??
-          undefined;
-      } else {
-        linear(r, act, lw.w2, hidden, { ...o, accumulate: true }); // h = h + w2(silu(w1 x) · w3 x)
+    if (few) {
+      for (const u of units) {
+        const x = unitRows(u, s.act, few.inter!, pair?.inter, () => ({ threshold }));
+        const sq = u.length === 1 ? squares(few, u[0]) : pairSquares(u);
+        leave(u, matvecLlmInt8(r, x, lw.w2, span(s.hidden, u), { accumulate: true, squares: sq }));
       }
-    });
+    } else {
+      groups.forEach((_, g) => {
+        // h = h + w2(silu(w1 x) · w3 x)
+        linear(r, part(s.act, g), lw.w2, part(s.hidden, g), { ...o, accumulate: true });
+      });
+    }
     // LLM.int8 prompt pass: [count, columns…] of the w2 input's outlier columns (benchmarks read the count).
     if (s.llmInt8Gemm) tap?.("lm.llm_int8.w2_outliers", l, s.llmInt8Gemm.scratch.outliers, r);
     tap?.("lm.layer", l, s.hidden, r);

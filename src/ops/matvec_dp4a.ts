@@ -1,6 +1,6 @@
 import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
-import { expectTensor, type Tensor } from "../gpu/tensor.ts";
+import { expectTensor, frontView, reshape, rowsView, storageOffsetAlign, Tensor } from "../gpu/tensor.ts";
 import type { LinearWeights } from "./linear.ts";
 import { flatGrid } from "./grid.ts";
 import { llmInt8Threshold } from "./llm_int8.ts";
@@ -17,7 +17,7 @@ import { dp4aOverride } from "./tiling_overrides.ts";
 // (kernels/matvec_dp4a.wgsl, int8 × int8 through dot4I8Packed; for the feed-forward it multiplies gate and up
 // and writes silu(gate)·up, the w2 input).
 
-/** Most rows one LLM.int8 row pass takes (one workgroup; the matrix kernel's TT). */
+/** Most rows one LLM.int8 row pass takes (one workgroup; the matrix kernel's tokens, two groups' in pairs). */
 export const maxLlmInt8Rows = 8;
 /** Widest K (the workgroup's outlier bitmap: 512 words). */
 export const maxLlmInt8RowsK = 16384;
@@ -67,12 +67,69 @@ export function createLlmInt8RowsScratch(
 }
 
 /** The `squares` tensor of rows of width K ([8, K/8] f32, see LlmInt8RowsScratch), e.g. a row group's own. */
-export function createRowSquares(gpu: Gpu, label: string, K: number): Tensor {
-  return gpu.createTensor(label, "f32", [8, Math.ceil(K / 8)]);
+export function createRowSquares(gpu: Gpu, label: string, K: number, rows = 8): Tensor {
+  return gpu.createTensor(label, "f32", [rows, Math.ceil(K / 8)]);
 }
 
 export function destroyLlmInt8RowsScratch(s: LlmInt8RowsScratch): void {
   for (const t of Object.values(s)) t.buffer.destroy();
+}
+
+/**
+ * Scratch for two groups of up to 8 rows of width K, each quantized apart into its own part (`groups[g]`,
+ * views: q and values rows 8g …, xs and the outlier list at 256-byte-aligned offsets; the scan's block
+ * arrays shared, the groups' passes running one after the other), then multiplied in one pass (`pairRows`).
+ */
+export interface PairedRowsScratch {
+  K: number;
+  q: Tensor; // [qHalf + 8·K/4] u32: the second group's rows from word qHalf (256-byte aligned)
+  values: Tensor; // [16, K] f32
+  xs: Tensor; // [2·xsHalf] f32
+  outliers: Tensor; // [2·outliersHalf] u32
+  qHalf: number;
+  xsHalf: number;
+  outliersHalf: number;
+  groups: [LlmInt8RowsScratch, LlmInt8RowsScratch];
+}
+
+export function createPairedRowsScratch(gpu: Gpu, label: string, K: number): PairedRowsScratch {
+  const base = createLlmInt8RowsScratch(gpu, label, maxLlmInt8Rows, K);
+  // The second group's parts start on bindable offsets (256 bytes); values rows need K % 8 == 0 for that.
+  if ((maxLlmInt8Rows * K * 4) % storageOffsetAlign !== 0) {
+    throw new Error(`paired LLM.int8 rows: K=${K} puts the second group's values off a 256-byte boundary`);
+  }
+  const words = storageOffsetAlign / 4;
+  const rowWords = (maxLlmInt8Rows * K) / 4;
+  const qHalf = Math.ceil(rowWords / words) * words;
+  const xsHalf = words, outliersHalf = Math.ceil((1 + K) / words) * words;
+  const q = gpu.createTensor(`${label}.pair_q`, "u32", [qHalf + rowWords]);
+  const values = gpu.createTensor(`${label}.pair_values`, "f32", [2 * maxLlmInt8Rows, K]);
+  const xs = gpu.createTensor(`${label}.pair_xs`, "f32", [2, xsHalf]);
+  const outliers = gpu.createTensor(`${label}.pair_outliers`, "u32", [2, outliersHalf]);
+  for (const t of [base.q, base.xs, base.outliers, base.values]) t.buffer.destroy();
+  const group = (g: number): LlmInt8RowsScratch => ({
+    ...base,
+    q: new Tensor(q.buffer, "u32", [maxLlmInt8Rows, K / 4], q.label, g * qHalf * 4),
+    xs: reshape(rowsView(xs, g, 1), [xsHalf]),
+    outliers: frontView(rowsView(outliers, g, 1), [1 + K]),
+    values: rowsView(values, g * maxLlmInt8Rows, maxLlmInt8Rows),
+  });
+  return {
+    K,
+    q,
+    values,
+    xs: reshape(xs, [2 * xsHalf]),
+    outliers: reshape(outliers, [2 * outliersHalf]),
+    qHalf,
+    xsHalf,
+    outliersHalf,
+    groups: [group(0), group(1)],
+  };
+}
+
+export function destroyPairedRowsScratch(s: PairedRowsScratch): void {
+  for (const t of [s.q, s.values, s.xs, s.outliers]) t.buffer.destroy();
+  destroyLlmInt8RowsScratch(s.groups[0]);
 }
 
 /** What `llmInt8Rows` produced for T rows: the int8 side and where the outlier columns' values are. */
@@ -83,6 +140,49 @@ export interface QuantizedRows {
   xs: Tensor;
   outliers: Tensor;
   values: Tensor; // x itself, or scratch.values
+  /**
+   * Two row groups quantized apart (each its own scales and outlier columns), multiplied in one pass: the
+   * first `first` rows are one group; the other's int8 rows start at word `q` of q, its scales at xs[xs] and
+   * its outlier list at outliers[outliers] (values holds both groups' rows in order). See `pairRows`.
+   */
+  halves?: { first: number; q: number; xs: number; outliers: number };
+}
+
+/**
+ * Fewest rows of a second group worth pairing with a full first one: a pair's product costs about what 16
+ * rows do whatever the second group holds. H200, `llm-int8-batched` (PERF.md v78): 8 + 1 rows 452.6 → 437.3
+ * tokens/s paired, 8 + 4 550.0 → 562.1, 8 + 8 671.3 → 723.9.
+ */
+export const minPairedRows = 4;
+
+/**
+ * Two groups' quantized rows (each from `llmInt8Rows` into its part of `joint`, `joint.groups[0]` then
+ * `[1]`) as the rows of one product: each weight byte streamed once for both (kernels/matvec_dp4a.wgsl with
+ * SPLIT, a half a group). x: both groups' input rows, one after the other (where the rows were not normed,
+ * the outlier columns' values come from there).
+ */
+export function pairRows(
+  a: QuantizedRows,
+  b: QuantizedRows,
+  joint: PairedRowsScratch,
+  x: Tensor,
+): QuantizedRows {
+  if (a.K !== b.K || a.K !== joint.K || a.rows !== maxLlmInt8Rows || b.rows < 1 || b.rows > a.rows) {
+    throw new Error(`pairRows: groups of ${a.rows} and ${b.rows} rows of ${a.K}/${b.K} (a full first group)`);
+  }
+  const T = a.rows + b.rows;
+  const normed = [a, b].map((g, i) => g.values.buffer === joint.groups[i].values.buffer);
+  if (normed[0] !== normed[1]) throw new Error("pairRows: one group normed, the other not");
+  expectTensor("pairRows x", x, "f32", [T, a.K]);
+  return {
+    rows: T,
+    K: a.K,
+    q: joint.q,
+    xs: joint.xs,
+    outliers: joint.outliers,
+    values: normed[0] ? frontView(joint.values, [T, a.K]) : x,
+    halves: { first: a.rows, q: joint.qHalf, xs: joint.xsHalf, outliers: joint.outliersHalf },
+  };
 }
 
 /**
@@ -234,6 +334,7 @@ export interface Dp4aConfig {
  * 453 → 441), and gate·up and wo lost with halves at every row count (gate·up at 8 rows 624.6 → 570–586).
  */
 export function dp4aConfigFor(N: number, K: number, T: number): Dp4aConfig {
+  if (T > maxLlmInt8Rows) return pairedConfigFor(N, K);
   if (N >= 16384) return { R: 4, LANES: 16, U: 2 };
   if (K >= 16384) {
     return T === 8
@@ -260,6 +361,20 @@ export function dp4aConfigFor(N: number, K: number, T: number): Dp4aConfig {
 function w2PhasesFor(T: number): 1 | 4 {
   return T >= 5 ? 1 : 4;
 }
+
+/**
+ * Two row groups of 8 in one pass (`pairRows`, a group a half; up to 16 rows): the fastest of four tilings
+ * a product in a probe on an H200 (PERF.md v78; µs a call against the two groups' two 8-row calls): wqkv R4
+ * L16 U4 43.3 (67.2), wo R1 L8 U4 42.7 (56.6), w2 R1 L8 U4 in one part 93.0 (132.6); gate·up below.
+ */
+function pairedConfigFor(N: number, K: number): Dp4aConfig {
+  if (K >= 16384) return { R: 1, LANES: 8, U: 4, phases: 1, split: 2 };
+  if (N >= 16384) return { R: 4, LANES: 16, U: 2, split: 2 };
+  return N >= 8192 ? { R: 4, LANES: 16, U: 4, split: 2 } : { R: 1, LANES: 8, U: 4, split: 2 };
+}
+
+/** gate·up for two row groups in one pass: 138.1 µs a call against 192.9 for two 8-row calls (v78's probe). */
+export const dp4aPairedGateUpConfig: Dp4aConfig = { R: 4, LANES: 8, U: 4, split: 2 };
 
 /**
  * The gate·up product's tiling: 2 gate and 2 up rows a thread, 8 lanes a row, two chunks in flight. Chosen in
@@ -304,7 +419,11 @@ export function matvecLlmInt8(
   const up = opts.up ? int8Of("matvecLlmInt8 up", opts.up) : null;
   const [N, K] = first.weight.shape;
   const c = opts.config ?? dp4aOverride(up !== null, a.rows, N, K) ??
-    (r.fallbackAdapter ? dp4aCpuConfig(up !== null) : up ? dp4aGateUpConfig : dp4aConfigFor(N, K, a.rows));
+    (r.fallbackAdapter
+      ? dp4aCpuConfig(up !== null)
+      : up
+      ? (a.rows > maxLlmInt8Rows ? dp4aPairedGateUpConfig : dp4aGateUpConfig)
+      : dp4aConfigFor(N, K, a.rows));
   const what = `matvec_dp4a ${first.weight.label}`;
   if (K !== a.K || (up && (up.weight.shape[0] !== N || up.weight.shape[1] !== K))) {
     throw new Error(
@@ -315,20 +434,38 @@ export function matvecLlmInt8(
     throw new Error(`${what}: the gate·up product takes R ≥ 2 and no accumulate`);
   }
   const T = a.rows;
-  if (!(T >= 1 && T <= 8 && a.q.shape[1] * 4 === K && a.q.shape[0] >= T && a.xs.shape[0] >= T)) {
-    throw new Error(`${what}: needs 1 ≤ T ≤ 8 rows of q [≥T, K/4] (T=${T}, q ${a.q.shape}, K=${K})`);
+  const h = a.halves;
+  const split = h ? 2 : c.split ?? 1;
+  // Each half holds at most 8 tokens' sums.
+  const maxT = h ? 2 * maxLlmInt8Rows : 8;
+  if (!(T >= 1 && T <= maxT && (h || (a.q.shape[1] * 4 === K && a.q.shape[0] >= T)))) {
+    throw new Error(`${what}: needs 1 ≤ T ≤ ${maxT} rows of q [≥T, K/4] (T=${T}, q ${a.q.shape}, K=${K})`);
   }
-  const split = c.split ?? 1;
   if (split === 2 && T < 2) throw new Error(`${what}: split 2 needs T ≥ 2 (T=${T})`);
+  const firstRows = h ? h.first : Math.ceil(T / split);
+  if (h) {
+    if (
+      !(firstRows <= 8 && T - firstRows >= 1 && T - firstRows <= firstRows &&
+        h.q % 4 === 0 && h.q >= (firstRows * K) / 4 && a.q.numel >= h.q + ((T - firstRows) * K) / 4 &&
+        a.xs.shape[0] >= h.xs + T - firstRows && a.outliers.shape[0] > h.outliers)
+    ) {
+      throw new Error(
+        `${what}: halves of ${firstRows} and ${T - firstRows} rows (xs at ${h.xs}, list at ${h.outliers})`,
+      );
+    }
+  } else if (a.xs.shape[0] < T) {
+    throw new Error(`${what}: ${T} rows, xs holds ${a.xs.shape[0]}`);
+  }
   expectTensor(`${what} out`, out, "f32", [T, N]);
   const rowsPerGroup = (up ? c.R / 2 : c.R) * (256 / (split * c.LANES));
   const { workgroups, groupsPerRow } = flatGrid(N, rowsPerGroup);
   const parts = Math.ceil(N / rowsPerGroup);
   const sq = opts.squares;
   if (sq) {
-    expectTensor(`${what} squares`, sq, "f32", [8, -1]);
+    const sqRows = h ? 2 * maxLlmInt8Rows : maxLlmInt8Rows; // a group's rows each, one after the other
+    expectTensor(`${what} squares`, sq, "f32", [sqRows, -1]);
     if (up || sq.shape[1] < parts) {
-      throw new Error(`${what}: Σout² takes no gate·up and [8, ≥ ${parts}] (got ${sq.shape})`);
+      throw new Error(`${what}: Σout² takes no gate·up and [${sqRows}, ≥ ${parts}] (got ${sq.shape})`);
     }
   }
   const u = up ?? first;
@@ -349,12 +486,22 @@ export function matvecLlmInt8(
       u.scale,
       sq ?? out,
     ],
-    params: [N, K / 4, Math.ceil(K / 16), groupsPerRow, opts.accumulate ? 1 : 0, sq ? sq.shape[1] : 0],
+    params: [
+      N,
+      K / 4,
+      Math.ceil(K / 16),
+      groupsPerRow,
+      opts.accumulate ? 1 : 0,
+      sq ? sq.shape[1] : 0,
+      h ? h.xs : firstRows,
+      h ? h.outliers : 0,
+      h ? h.q : (firstRows * K) / 4,
+      T,
+    ],
     workgroups,
     constants: {
-      TT: T,
       SPLIT: split,
-      TH: Math.ceil(T / split),
+      TH: firstRows,
       R: c.R,
       LANES: c.LANES,
       U: c.U,

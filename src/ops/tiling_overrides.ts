@@ -52,8 +52,8 @@ export function parseTilingOverrides(s: string): TilingOverrides {
     const [kernel, ...key] = item.slice(0, eq).split(":");
     const value = item.slice(eq + 1);
     const dims = key.slice(-3).map(Number);
-    if (!dims.every((d) => Number.isInteger(d) && d >= 1) || (kernel === "matvec_dp4a" && dims[0] > 8)) {
-      fail("T, N and K must be whole numbers ≥ 1 (T ≤ 8 for matvec_dp4a)");
+    if (!dims.every((d) => Number.isInteger(d) && d >= 1) || (kernel === "matvec_dp4a" && dims[0] > 16)) {
+      fail("T, N and K must be whole numbers ≥ 1 (T ≤ 16 for matvec_dp4a: two row groups)");
     }
     const [T, N, K] = dims;
     if (kernel === "matvec_i8") {

@@ -1,12 +1,16 @@
 import assert from "node:assert/strict";
 import { uploadLinear } from "../../src/ops/linear.ts";
+import { rowsView } from "../../src/gpu/tensor.ts";
 import {
   createLlmInt8RowsScratch,
+  createPairedRowsScratch,
   destroyLlmInt8RowsScratch,
+  destroyPairedRowsScratch,
   type Dp4aConfig,
   dp4aCpuConfig,
   llmInt8Rows,
   matvecLlmInt8,
+  pairRows,
 } from "../../src/ops/matvec_dp4a.ts";
 import { randomF32 } from "../../src/ref/random.ts";
 import { assertClose, assertNormalisedError, testGpu } from "./check.ts";
@@ -218,6 +222,141 @@ Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd s
       for (const w of ws) if (w.kind === "int8") { for (const b of [w.weight, w.scale]) b.buffer.destroy(); }
       for (const b of [x, out]) b.buffer.destroy();
     });
+  }
+});
+
+Deno.test("matvec_dp4a multiplies two row groups quantized apart in one pass, each with its own scales and outliers", async (t) => {
+  const gpu = await testGpu();
+  interface PairCase {
+    rows: [number, number];
+    K: number; // a multiple of 32: the second group's int8 rows start on a bindable offset
+    N: number;
+    c?: Dp4aConfig; // R, LANES, U, phases (the halves are the groups); default: the model's choice
+    glu: boolean;
+    accumulate: boolean;
+    norm: boolean; // the rows RMSNorm-ed by the rows pass (values in the scratch, not x)
+    /** Outlier columns each group has besides its two (its own, 13 apart), several a lane. */
+    manyOutliers?: number;
+  }
+  const cases: PairCase[] = [
+    { rows: [8, 5], K: 1056, N: 75, c: { R: 1, LANES: 8, U: 4 }, glu: false, accumulate: true, norm: false },
+    { rows: [8, 6], K: 544, N: 21, glu: true, accumulate: false, norm: true },
+    { rows: [8, 8], K: 2080, N: 37, c: { R: 4, LANES: 8, U: 4 }, glu: true, accumulate: false, norm: true },
+    { rows: [8, 1], K: 544, N: 29, c: { R: 2, LANES: 16, U: 1 }, glu: false, accumulate: false, norm: true },
+    {
+      rows: [8, 7],
+      K: 1088,
+      N: 51,
+      c: { R: 1, LANES: 4, U: 2, phases: 4 },
+      glu: false,
+      accumulate: true,
+      norm: false,
+      manyOutliers: 23,
+    },
+  ];
+  for (const { rows, K, N, c, glu, accumulate, norm, manyOutliers = 0 } of cases) {
+    const T = rows[0] + rows[1];
+    const tiling = c ? ` R${c.R} L${c.LANES} U${c.U}${c.phases ? ` P${c.phases}` : ""}` : "";
+    await t.step(
+      `${rows[0]} + ${rows[1]} rows, K=${K} N=${N}${tiling}${glu ? " gate·up" : ""}${norm ? " normed" : ""}`,
+      async () => {
+        const seed = T * 17 + K + N;
+        const xs = randomF32(T * K, seed, -2.5, 2.5);
+        // Each group's own outlier columns (none shared), large in one of its rows each.
+        for (let g = 0; g < 2; g++) {
+          const first = g * rows[0];
+          for (let j = 0; j < 2 + manyOutliers; j++) {
+            const col = (3 + 13 * j + 7 * g) % K;
+            xs[(first + (j % rows[g])) * K + col] = j % 2 ? -(16 + g) : 18.5 + g; // still ≥ 6 when normed
+          }
+        }
+        const hosts = glu ? [hostInt8(N, K, false, seed + 1), hostInt8(N, K, false, seed + 2)] : [
+          hostInt8(N, K, false, seed + 1),
+        ];
+        const ws = hosts.map((h, i) => uploadLinear(gpu, `w${i}`, h));
+        const x = gpu.uploadTensor("x", "f32", [T, K], xs);
+        const gnorm = gpu.uploadTensor("g", "f32", [K], randomF32(K, seed + 5, 0.9, 1.1));
+        const prior = randomF32(T * N, seed + 4);
+        const out = gpu.uploadTensor("out", "f32", [T, N], prior);
+        const joint = createPairedRowsScratch(gpu, "pair", K);
+        // Without gate·up, each workgroup also leaves Σ out² of its rows per token: 16 rows, a group's 8 each.
+        const rowsPerGroup = c ? (c.R * 256) / (2 * c.LANES) : 0;
+        const stride = Math.ceil(N / Math.max(1, rowsPerGroup)) + 2;
+        const squares = glu
+          ? undefined
+          : gpu.uploadTensor("sq", "f32", [16, stride], randomF32(16 * stride, 9));
+        const r = gpu.recorder("test");
+        const opts = norm ? { norm: { weight: gnorm, eps: 1e-6 } } : {};
+        const [a, b] = [0, 1].map((g) =>
+          llmInt8Rows(r, rowsView(x, g * rows[0], rows[g]), joint.groups[g], opts)
+        );
+        const sums = matvecLlmInt8(r, pairRows(a, b, joint, x), ws[0], out, {
+          accumulate,
+          up: glu ? ws[1] : undefined,
+          config: c,
+          squares,
+        });
+        r.submit();
+
+        // Each group's product from its own int8 rows, scales and outlier columns (checked by llm_int8_rows_test).
+        const want = new Float32Array(T * N);
+        for (let g = 0; g < 2; g++) {
+          const view = joint.groups[g];
+          const list = await gpu.readU32(view.outliers);
+          const cols = [...list.subarray(1, 1 + list[0])];
+          assert.equal(cols.length, Math.min(2 + manyOutliers, K), `group ${g}'s outlier columns`);
+          const q = new Int8Array(await gpu.readBytes(view.q)).subarray(0, rows[g] * K);
+          const scale = await gpu.readF32(view.xs);
+          const values = norm ? await gpu.readF32(view.values) : xs.subarray(g * rows[0] * K);
+          const product = (h: (typeof hosts)[number], tt: number, n: number) => {
+            const cb = h.weight as Int8Array;
+            let acc = 0, outl = 0;
+            for (let k = 0; k < K; k++) acc += q[tt * K + k] * cb[n * K + k];
+            for (const col of cols) outl += values[tt * K + col] * cb[n * K + col];
+            return Math.fround(h.scb![n] / 127) * (scale[tt] * acc + outl);
+          };
+          for (let tt = 0; tt < rows[g]; tt++) {
+            const row = g * rows[0] + tt;
+            for (let n = 0; n < N; n++) {
+              const v = product(hosts[0], tt, n);
+              want[row * N + n] = glu
+                ? v / (1 + Math.exp(-v)) * product(hosts[1], tt, n)
+                : v + (accumulate ? prior[row * N + n] : 0);
+            }
+          }
+        }
+        const got = await gpu.readF32(out);
+        assertNormalisedError(got, want, tolerance.matmul.nerr);
+        if (squares) {
+          const parts = Math.ceil(N / rowsPerGroup);
+          assert.deepEqual(sums, { squares, parts });
+          const sq = await gpu.readF32(squares);
+          const expected: number[] = [], written: number[] = [];
+          for (let g = 0; g < 2; g++) {
+            for (let tt = 0; tt < rows[g]; tt++) {
+              const row = g * rows[0] + tt; // a group's rows from row 8g of squares
+              for (let part = 0; part < parts; part++) {
+                let ss = 0;
+                for (let n = part * rowsPerGroup; n < Math.min(N, (part + 1) * rowsPerGroup); n++) {
+                  ss += got[row * N + n] ** 2;
+                }
+                expected.push(ss);
+                written.push(sq[(g * 8 + tt) * stride + part]);
+              }
+            }
+          }
+          assertClose(written, expected, 0, 1e-5);
+          squares.buffer.destroy();
+        }
+        destroyPairedRowsScratch(joint);
+        for (const w of ws) {
+          if (w.kind === "int8") {
+            for (const b of [w.weight, w.scale]) b.buffer.destroy();
+          }
+        }
+        for (const b of [x, out, gnorm]) b.buffer.destroy();
+      },
+    );
   }
 });
 

@@ -61,7 +61,7 @@ Deno.test("--tiling lists parse into per-kernel tilings, print back as given, an
       ["matvec_dp4a:2:6144:6144=R1,L16,U4,S3", /S must be one of 1, 2/],
       ["matvec_i8:head:1:92553:6144=R4,L32,U4", /MODE:T:N:K expected/],
       ["matvec_dp4a:gateUp:8:16384:6144=R1,L8,U2", /R ≥ 2/],
-      ["matvec_dp4a:9:6144:6144=R1,L8,U2", /T ≤ 8/],
+      ["matvec_dp4a:17:6144:6144=R1,L8,U2", /T ≤ 16/],
       ["matvec_dp4a:8:6144:6144=R1,L64,U2", /L must be one of 4, 8, 16, 32/],
       ["matvec_dp4a:8:6144:6144=R1,L8,U2,VEC", /VEC and P are matvec_i8's/],
       ["linear_tiled:8:6144:6144=R1,L8,U2", /no kernel "linear_tiled"/],

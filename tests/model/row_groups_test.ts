@@ -4,8 +4,9 @@ import { LmRunner } from "../../src/model/lm_runner.ts";
 import { caseById, compare, goldenI32, manifest, tinyModel } from "./tiny_fixture.ts";
 
 // A decode step of more rows than the matrix-vector kernels take (8) runs in row groups of at most 8 rows,
-// each group's products bound to its rows of the step's activations (rowsView). Every row of a 12-row step
-// (groups of 8 and 4) must then give the logits it gets alone. Rows differ, so a group reading or writing
+// each group's products bound to its rows of the step's activations (rowsView; with LLM.int8 two groups a
+// product, each quantized apart). Every row of a 12-row step (groups of 8 and 4) must then give the logits it
+// gets alone. Rows differ, so a group reading or writing
 // another group's rows shows. README: logits max |Δ| ≤ 1e-3 with f32 math.
 const logitTol = 1e-3;
 const imageContextId = manifest.tokenizer.special_ids["<IMG_CONTEXT>"];
@@ -69,10 +70,14 @@ Deno.test("a step of 12 rows runs in row groups of 8 and 4, each row as it runs 
         } finally {
           batch.destroy();
         }
-        // Every product ran on groups, the LM head too (its groups' logits joined by one gather_rows).
+        // Every product ran on groups, the LM head too (its groups' logits joined by one gather_rows); with
+        // LLM.int8 the two groups of each layer's product in one pass (pairRows), the head a group at a time.
         for (const k of grouped.kernels) {
           assert.equal(k.filter((n) => n === "linear_tiled").length, 0);
           assert.equal(k.filter((n) => n === "gather_rows").length, 2); // the last rows, then the join
+          if (mode === "llm-int8") {
+            assert.equal(k.filter((n) => n === "matvec_dp4a").length, 4 * tiny.dims.language.layers + 2);
+          }
         }
         // Each group's first and last rows, and one inside the first.
         for (const b of [0, 5, 7, 8, 11]) {
