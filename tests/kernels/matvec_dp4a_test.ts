@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { uploadLinear } from "../../src/ops/linear.ts";
-import { rowsView } from "../../src/gpu/tensor.ts";
+import { rowsView, type Tensor } from "../../src/gpu/tensor.ts";
+import type { HostLinear } from "../../src/ops/linear.ts";
 import {
   createLlmInt8RowsScratch,
   createPairedRowsScratch,
@@ -16,6 +17,55 @@ import { randomF32 } from "../../src/ref/random.ts";
 import { assertClose, assertNormalisedError, testGpu } from "./check.ts";
 import { hostInt8 } from "./host_linear.ts";
 import { tolerance } from "./tolerances.ts";
+
+/** What the GPU's own int8 rows give (checked by llm_int8_rows_test): exact integer sums, the outlier columns in f32. */
+interface Int8Rows {
+  q: Int8Array; // [rows, K]
+  scale: Float32Array; // [rows]: sca/127
+  cols: number[]; // the outlier columns
+  values: Float32Array; // [rows, K]: the rows as multiplied
+}
+
+/** Row tt's output n: LLM.int8's product with the weights of `hosts` (gate·up: silu(gate)·up), + prior. */
+function expectedOutput(hosts: HostLinear[], K: number, x: Int8Rows, tt: number, n: number, prior?: number) {
+  const product = (h: HostLinear) => {
+    const cb = h.weight as Int8Array;
+    let acc = 0, outl = 0;
+    for (let k = 0; k < K; k++) acc += x.q[tt * K + k] * cb[n * K + k];
+    for (const col of x.cols) outl += x.values[tt * K + col] * cb[n * K + col];
+    return Math.fround(h.scb![n] / 127) * (x.scale[tt] * acc + outl);
+  };
+  const g = product(hosts[0]);
+  return hosts.length === 2 ? g / (1 + Math.exp(-g)) * product(hosts[1]) : g + (prior ?? 0);
+}
+
+/**
+ * Each workgroup's Σ out² of its rows (rowsPerGroup of them) per token: row `from` of `got` [·, N] against row
+ * `to` of `squares` [·, stride], for each [from, to] of `rows`.
+ */
+async function assertSquares(
+  gpu: Awaited<ReturnType<typeof testGpu>>,
+  squares: Tensor,
+  got: Float32Array,
+  shape: { N: number; rowsPerGroup: number; stride: number },
+  rows: [number, number][],
+) {
+  const { N, rowsPerGroup, stride } = shape;
+  const parts = Math.ceil(N / rowsPerGroup);
+  const sq = await gpu.readF32(squares);
+  const expected: number[] = [], written: number[] = [];
+  for (const [from, to] of rows) {
+    for (let part = 0; part < parts; part++) {
+      let ss = 0;
+      for (let n = part * rowsPerGroup; n < Math.min(N, (part + 1) * rowsPerGroup); n++) {
+        ss += got[from * N + n] ** 2;
+      }
+      expected.push(ss);
+      written.push(sq[to * stride + part]);
+    }
+  }
+  assertClose(written, expected, 0, 1e-5);
+}
 
 interface Case {
   T: number;
@@ -178,42 +228,24 @@ Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd s
       const cols = [...list.subarray(1, 1 + list[0])];
       assert.equal(cols.length > 0, outliers, "the case has the outlier columns it means to");
       if (manyOutliers) assert.equal(cols.length, 3 + manyOutliers, "outlier columns");
-      const q = new Int8Array(await gpu.readBytes(scratch.q)).subarray(0, T * K);
-      const scale = (await gpu.readF32(scratch.xs)).subarray(0, T);
-      const product = (h: (typeof hosts)[number], tt: number, n: number) => {
-        const cb = h.weight as Int8Array;
-        let acc = 0, outl = 0;
-        for (let k = 0; k < K; k++) acc += q[tt * K + k] * cb[n * K + k];
-        for (const col of cols) outl += xs[tt * K + col] * cb[n * K + col];
-        return Math.fround(h.scb![n] / 127) * (scale[tt] * acc + outl);
+      const rowsX: Int8Rows = {
+        q: new Int8Array(await gpu.readBytes(scratch.q)).subarray(0, T * K),
+        scale: (await gpu.readF32(scratch.xs)).subarray(0, T),
+        cols,
+        values: xs,
       };
       const want = new Float32Array(T * N);
       for (let tt = 0; tt < T; tt++) {
         for (let n = 0; n < N; n++) {
-          const g = product(hosts[0], tt, n);
-          want[tt * N + n] = glu
-            ? g / (1 + Math.exp(-g)) * product(hosts[1], tt, n)
-            : g + (accumulate ? prior[tt * N + n] : 0);
+          want[tt * N + n] = expectedOutput(hosts, K, rowsX, tt, n, accumulate ? prior[tt * N + n] : 0);
         }
       }
       const got = await gpu.readF32(out);
       assertNormalisedError(got, want, tolerance.matmul.nerr);
       if (squares) {
-        const parts = Math.ceil(N / rowsPerGroup);
-        assert.deepEqual(sums, { squares, parts });
-        const sq = await gpu.readF32(squares);
-        const expected: number[] = [], written: number[] = [];
-        for (let tt = 0; tt < T; tt++) {
-          for (let part = 0; part < parts; part++) {
-            let ss = 0;
-            for (let n = part * rowsPerGroup; n < Math.min(N, (part + 1) * rowsPerGroup); n++) {
-              ss += got[tt * N + n] ** 2;
-            }
-            expected.push(ss);
-            written.push(sq[tt * stride + part]);
-          }
-        }
-        assertClose(written, expected, 0, 1e-5);
+        assert.deepEqual(sums, { squares, parts: Math.ceil(N / rowsPerGroup) });
+        const rowsOf = Array.from({ length: T }, (_, tt): [number, number] => [tt, tt]);
+        await assertSquares(gpu, squares, got, { N, rowsPerGroup, stride }, rowsOf);
         squares.buffer.destroy();
       } else {
         assert.equal(sums, null);
@@ -298,54 +330,36 @@ Deno.test("matvec_dp4a multiplies two row groups quantized apart in one pass, ea
         });
         r.submit();
 
-        // Each group's product from its own int8 rows, scales and outlier columns (checked by llm_int8_rows_test).
+        // Each group's product from its own int8 rows, scales and outlier columns.
         const want = new Float32Array(T * N);
         for (let g = 0; g < 2; g++) {
           const view = joint.groups[g];
           const list = await gpu.readU32(view.outliers);
           const cols = [...list.subarray(1, 1 + list[0])];
           assert.equal(cols.length, Math.min(2 + manyOutliers, K), `group ${g}'s outlier columns`);
-          const q = new Int8Array(await gpu.readBytes(view.q)).subarray(0, rows[g] * K);
-          const scale = await gpu.readF32(view.xs);
-          const values = norm ? await gpu.readF32(view.values) : xs.subarray(g * rows[0] * K);
-          const product = (h: (typeof hosts)[number], tt: number, n: number) => {
-            const cb = h.weight as Int8Array;
-            let acc = 0, outl = 0;
-            for (let k = 0; k < K; k++) acc += q[tt * K + k] * cb[n * K + k];
-            for (const col of cols) outl += values[tt * K + col] * cb[n * K + col];
-            return Math.fround(h.scb![n] / 127) * (scale[tt] * acc + outl);
+          const rowsX: Int8Rows = {
+            q: new Int8Array(await gpu.readBytes(view.q)).subarray(0, rows[g] * K),
+            scale: await gpu.readF32(view.xs),
+            cols,
+            values: norm ? await gpu.readF32(view.values) : xs.subarray(g * rows[0] * K),
           };
           for (let tt = 0; tt < rows[g]; tt++) {
             const row = g * rows[0] + tt;
             for (let n = 0; n < N; n++) {
-              const v = product(hosts[0], tt, n);
-              want[row * N + n] = glu
-                ? v / (1 + Math.exp(-v)) * product(hosts[1], tt, n)
-                : v + (accumulate ? prior[row * N + n] : 0);
+              want[row * N + n] = expectedOutput(hosts, K, rowsX, tt, n, accumulate ? prior[row * N + n] : 0);
             }
           }
         }
         const got = await gpu.readF32(out);
         assertNormalisedError(got, want, tolerance.matmul.nerr);
         if (squares) {
-          const parts = Math.ceil(N / rowsPerGroup);
-          assert.deepEqual(sums, { squares, parts });
-          const sq = await gpu.readF32(squares);
-          const expected: number[] = [], written: number[] = [];
-          for (let g = 0; g < 2; g++) {
-            for (let tt = 0; tt < rows[g]; tt++) {
-              const row = g * rows[0] + tt; // a group's rows from row 8g of squares
-              for (let part = 0; part < parts; part++) {
-                let ss = 0;
-                for (let n = part * rowsPerGroup; n < Math.min(N, (part + 1) * rowsPerGroup); n++) {
-                  ss += got[row * N + n] ** 2;
-                }
-                expected.push(ss);
-                written.push(sq[(g * 8 + tt) * stride + part]);
-              }
-            }
-          }
-          assertClose(written, expected, 0, 1e-5);
+          assert.deepEqual(sums, { squares, parts: Math.ceil(N / rowsPerGroup) });
+          // A group's rows from row 8g of squares.
+          const rowsOf = Array.from(
+            { length: T },
+            (_, row): [number, number] => row < rows[0] ? [row, row] : [row, 8 + row - rows[0]],
+          );
+          await assertSquares(gpu, squares, got, { N, rowsPerGroup, stride }, rowsOf);
           squares.buffer.destroy();
         }
         destroyPairedRowsScratch(joint);
