@@ -369,6 +369,7 @@ function w2PhasesFor(T: number): 1 | 4 {
  */
 function pairedConfigFor(N: number, K: number): Dp4aConfig {
   if (K >= 16384) return { R: 1, LANES: 8, U: 4, phases: 1, split: 2 };
+  // The LM head, which the model runs a group at a time: its own tiling, in halves.
   if (N >= 16384) return { R: 4, LANES: 16, U: 2, split: 2 };
   return N >= 8192 ? { R: 4, LANES: 16, U: 4, split: 2 } : { R: 1, LANES: 8, U: 4, split: 2 };
 }
@@ -407,6 +408,8 @@ function int8Of(what: string, w: LinearWeights): Int8Linear {
  * matrix, w the gate, same shape): out[t, n] = silu(gate)·up of the two products, the feed-forward's w2
  * input, out [T, N]. With `squares` ([8, ≥ N/8] f32, not with `up`): each workgroup also leaves Σ out² of
  * every row over its outputs there, returned for the next rows pass's RMSNorm (LlmInt8RowsOptions.norm).
+ * Rows from `pairRows` (two groups, up to 16 rows) take a half of the kernel each; their `squares` are
+ * [16, ≥ N/8], the second group's from row 8.
  */
 export function matvecLlmInt8(
   r: Recorder,
