@@ -366,6 +366,7 @@ function w2PhasesFor(T: number): 1 | 4 {
  * Two row groups of 8 in one pass (`pairRows`, a group a half; up to 16 rows): the fastest of four tilings
  * a product in a probe on an H200 (PERF.md v78; µs a call against the two groups' two 8-row calls): wqkv R4
  * L16 U4 43.3 (67.2), wo R1 L8 U4 42.7 (56.6), w2 R1 L8 U4 in one part 93.0 (132.6); gate·up below.
+ * scripts/bench_paired_rows.ts times them (and others) on the committed path.
  */
 function pairedConfigFor(N: number, K: number): Dp4aConfig {
   if (K >= 16384) return { R: 1, LANES: 8, U: 4, phases: 1, split: 2 };
