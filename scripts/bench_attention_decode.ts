@@ -206,11 +206,7 @@ for (const s of shapes) {
         recorderLabel: `bench_attention_decode ${name}`,
         launch: (r, d) => launch(r, x, d % caches, out),
         warmupDispatches: callsPerPass,
-        plan: async (calibrate) => {
-          if (quick) return { dispatches: callsPerPass, passes: 2 };
-          const once = await calibrate(callsPerPass, 3);
-          return { dispatches: callsPerPass, passes: sweep.passesFor(minMs, callsPerPass, once.ms, 5, 2000) };
-        },
+        plan: sweep.callsPlan(callsPerPass, quick, minMs),
         checkStamped: true,
       });
       const { passes } = t;

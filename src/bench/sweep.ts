@@ -152,6 +152,18 @@ export async function timePasses(
   return { ms, msMin: ms };
 }
 
+/**
+ * A plan of `calls` dispatches a pass: 2 passes with --quick, else as many as `minMs` of GPU time needs
+ * (calibrated on 3 passes), within 5…2000.
+ */
+export function callsPlan(calls: number, quick: boolean, minMs: number) {
+  return async (calibrate: Calibrate): Promise<PassPlan> => {
+    if (quick) return { dispatches: calls, passes: 2 };
+    const once = await calibrate(calls, 3);
+    return { dispatches: calls, passes: passesFor(minMs, calls, once.ms, 5, 2000) };
+  };
+}
+
 /** Dispatches per pass and the number of timed passes. */
 export interface PassPlan {
   dispatches: number;
