@@ -13,6 +13,7 @@ import { fillRandom } from "../src/ops/fill_random.ts";
 import type { LinearWeights } from "../src/ops/linear.ts";
 import {
   createPairedRowsScratch,
+  destroyPairedRowsScratch,
   type Dp4aConfig,
   llmInt8Rows,
   matvecLlmInt8,
@@ -174,8 +175,8 @@ for (const s of shapes) {
       sweep.logFailure(`${s.name} ${name}`, e);
     }
   }
-  for (const t of [...tensors, joint.q, joint.values, joint.xs, joint.outliers]) t.buffer.destroy();
-  for (const t of Object.values(joint.groups[0])) t.buffer.destroy();
+  for (const t of tensors) t.buffer.destroy();
+  destroyPairedRowsScratch(joint);
 }
 await sweep.writeJson(outArg, "paired_rows.json", { adapter: gpu.adapterDescription, second, rows });
 gpu.destroy();

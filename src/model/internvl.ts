@@ -319,10 +319,10 @@ export class InternVLModel {
       // Every row count a step can have (batched rounds, beams; rows end and join mid-generation): none of
       // the passes above builds their pipelines. Past maxMatvecTokens rows a step runs in row groups of the
       // counts below (9: 8 and 1; with LLM.int8 two groups of 8 and at least minPairedRows make one product,
-      // whose pipelines take the rows as a parameter: 8 + minPairedRows builds every pair's), and past those (maxGroupedStepRows: 17 weight-only, 25 with LLM.int8) on
-      // the tiled GEMMs, in 32×128 tiles up to 32 rows, 64×64 up to 64 (the LM head of a step of 33–64 rows
-      // in either mode), 128×128 past that (the vision encoder's): the first row count past the groups and 33
-      // stand for those counts.
+      // whose pipelines take the rows as a parameter: 8 + minPairedRows builds every pair's), and past those
+      // (maxGroupedStepRows: 17 weight-only, 25 with LLM.int8) on the tiled GEMMs, in 32×128 tiles up to 32
+      // rows, 64×64 up to 64 (the LM head of a step of 33–64 rows in either mode), 128×128 past that (the
+      // vision encoder's): the first row count past the groups and 33 stand for those counts.
       const pastGroups = maxGroupedStepRows(this.matmul) + 1;
       const pairs = llmInt8ForFew(this.matmul.mode, 2 * maxMatvecTokens)
         ? [maxMatvecTokens + minPairedRows]

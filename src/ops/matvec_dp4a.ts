@@ -52,13 +52,20 @@ export function createLlmInt8RowsScratch(
       `LLM.int8 rows: ${rows} rows × K=${K} (rows 1..${maxLlmInt8Rows}, K a multiple of 4 ≤ 16384)`,
     );
   }
-  // A scan by the attention's combine leaves a block per head: as narrow as one vec4 column.
-  const blocks = K / 4;
   return {
     q: gpu.createTensor(`${label}.q`, "u32", [rows, K / 4]),
     xs: gpu.createTensor(`${label}.xs`, "f32", [rows]),
     outliers: gpu.createTensor(`${label}.outliers`, "u32", [1 + K]),
     values: gpu.createTensor(`${label}.values`, "f32", [rows, K]),
+    ...createScanArrays(gpu, label, K),
+  };
+}
+
+/** The scan's block arrays and the Σx² parts of rows of width K: what rows quantized one pass at a time share. */
+function createScanArrays(gpu: Gpu, label: string, K: number) {
+  // A scan by the attention's combine leaves a block per head: as narrow as one vec4 column.
+  const blocks = K / 4;
+  return {
     colbits: gpu.createTensor(`${label}.colbits`, "u32", [K / 4]),
     partial: gpu.createTensor(`${label}.partial`, "f32", [blocks * 8]),
     count: gpu.createTensor(`${label}.count`, "u32", [blocks]),
@@ -93,7 +100,9 @@ export interface PairedRowsScratch {
 }
 
 export function createPairedRowsScratch(gpu: Gpu, label: string, K: number): PairedRowsScratch {
-  const base = createLlmInt8RowsScratch(gpu, label, maxLlmInt8Rows, K);
+  if (!(K % 4 === 0 && K >= 4 && K <= maxLlmInt8RowsK)) {
+    throw new Error(`paired LLM.int8 rows: K=${K} (a multiple of 4 ≤ ${maxLlmInt8RowsK})`);
+  }
   // The second group's parts start on bindable offsets (256 bytes); values rows need K % 8 == 0 for that.
   if ((maxLlmInt8Rows * K * 4) % storageOffsetAlign !== 0) {
     throw new Error(`paired LLM.int8 rows: K=${K} puts the second group's values off a 256-byte boundary`);
@@ -106,9 +115,9 @@ export function createPairedRowsScratch(gpu: Gpu, label: string, K: number): Pai
   const values = gpu.createTensor(`${label}.pair_values`, "f32", [2 * maxLlmInt8Rows, K]);
   const xs = gpu.createTensor(`${label}.pair_xs`, "f32", [2, xsHalf]);
   const outliers = gpu.createTensor(`${label}.pair_outliers`, "u32", [2, outliersHalf]);
-  for (const t of [base.q, base.xs, base.outliers, base.values]) t.buffer.destroy();
+  const shared = createScanArrays(gpu, label, K);
   const group = (g: number): LlmInt8RowsScratch => ({
-    ...base,
+    ...shared,
     q: new Tensor(q.buffer, "u32", [maxLlmInt8Rows, K / 4], q.label, g * qHalf * 4),
     xs: reshape(rowsView(xs, g, 1), [xsHalf]),
     outliers: frontView(rowsView(outliers, g, 1), [1 + K]),
@@ -370,8 +379,6 @@ function w2PhasesFor(T: number): 1 | 4 {
  */
 function pairedConfigFor(N: number, K: number): Dp4aConfig {
   if (K >= 16384) return { R: 1, LANES: 8, U: 4, phases: 1, split: 2 };
-  // The LM head, which the model runs a group at a time: its own tiling, in halves.
-  if (N >= 16384) return { R: 4, LANES: 16, U: 2, split: 2 };
   return N >= 8192 ? { R: 4, LANES: 16, U: 4, split: 2 } : { R: 1, LANES: 8, U: 4, split: 2 };
 }
 
