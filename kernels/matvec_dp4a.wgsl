@@ -30,8 +30,10 @@
 //           workgroups that hold rows, ceil(n / rows a workgroup)); with SPLIT = 2, where the second half's
 //           scales start in xs (xs_half; TH when one pass quantized every row), its outlier list in outliers
 //           (outliers_half; 0: one list for both) and its int8 rows in xq (q_half words, a multiple of 4;
-//           TH·k4 for rows one after the other); tt = T, the tokens (1..8; up to 16 with SPLIT 2):
-//           a parameter, so that every pair of row groups (9–16 tokens, TH = 8) shares one pipeline.
+//           TH·k4 for rows one after the other), its rows of xo (xo_half rows) and of squares (sq_half
+//           rows; both TH for rows one after the other, 8 for two groups' scratch); tt = T, the tokens (1..8;
+//           up to 16 with SPLIT 2): a parameter, so that every pair of row groups with a first group of TH
+//           rows shares one pipeline.
 // Overrides: SPLIT ∈ {1, 2} (2 from T = 2), TH (tokens of the first half: T without SPLIT, else ≤ 8 and
 //           ≥ T − TH), R ∈ {1, 2, 4} (2 or 4 with GLU), LANES ∈ {4, 8, 16, 32}, U ∈ {1, 2, 4},
 //           VEC = 1 when K % 16 == 0 (rows are whole 16-byte chunks; else four word loads a chunk), GLU, SQ,
@@ -39,7 +41,7 @@
 // Grid:     ceil(n / rows a workgroup) workgroups of 256 (R·G rows, R/2·G with GLU), folded into 2-D.
 // Features: packed_4x8_integer_dot_product (core WGSL).
 struct Params { n: u32, k4: u32, k16: u32, groups_per_row: u32, accumulate: u32, sq_stride: u32,
-                 xs_half: u32, outliers_half: u32, q_half: u32, tt: u32 }
+                 xs_half: u32, outliers_half: u32, q_half: u32, tt: u32, xo_half: u32, sq_half: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> xq: array<u32>;
 @group(0) @binding(2) var<storage, read> xq4: array<vec4<u32>>;
@@ -73,9 +75,10 @@ var<workgroup> redf: array<f32, 2048>; // the outlier columns' f32 sums, same la
 // half's tokens (component k).
 var<private> sq_first: vec4<f32>;
 var<private> sq_second: vec4<f32>;
-// The first token of this thread's half (0 without SPLIT). With an odd T the second half's last sums come
-// from reads past the rows (bounded by WebGPU, garbage) and are never written.
-var<private> tb: u32;
+// The row of xo where this thread's half's tokens start (0 without SPLIT). Where the second half has fewer
+// tokens than TH, its last sums come from reads past its rows (bounded by WebGPU, garbage) and are never
+// written.
+var<private> vb: u32;
 // Where this thread's half's outlier list starts in outliers, and its int8 rows in xq (words).
 var<private> ob: u32;
 var<private> qb: u32;
@@ -200,7 +203,7 @@ fn outlier_sums(f: Accf, rows: vec4<u32>, lane: u32, lo: u32, hi: u32) -> Accf {
       wb.z = byte_of(2u, rows.z, c);
       wb.w = byte_of(3u, rows.w, c);
     }
-    let at = tb * K + c;
+    let at = vb * K + c;
     r.t0 = add_tok(r.t0, xo[at], wb);
     if (TH > 1u) { r.t1 = add_tok(r.t1, xo[at + K], wb); }
     if (TH > 2u) { r.t2 = add_tok(r.t2, xo[at + 2u * K], wb); }
@@ -244,7 +247,7 @@ fn output_of(o: u32) -> Output {
   return Output(o / (2u * per * G), (o / (per * G)) % 2u, (o / per) % G, o % per);
 }
 
-// Pair `pair` of every half (tokens tb + 2·pair and + 1; sums v0, f0 and v1, f1 of this thread): every lane's
+// Pair `pair` of every half (tokens 2·pair and + 1 of the half; sums v0, f0 and v1, f1 of this thread): every lane's
 // sums through workgroup memory, then one thread per output reduces, scales and writes it.
 fn emit(pair: u32, v0: vec4<i32>, f0: vec4<f32>, v1: vec4<i32>, f1: vec4<f32>, first: u32, li: u32) {
   let G = WG / (SPLIT * LANES);
@@ -314,9 +317,12 @@ fn write_squares(wid: u32, li: u32) {
       if (h < st) { redf[i * WG + h] += redf[i * WG + h + st]; }
       workgroupBarrier();
     }
+    // Token t of the step is token th of half hf, whose rows start at row hf·sq_half of squares.
     let t = select(round * TH + i, i, one);
+    let hf = select(round, i / TH, one);
+    let th = select(i, i % TH, one);
     if (h == 0u && (one || i < TH) && t < p.tt && wid < (p.n + rows - 1u) / rows) {
-      squares[t * p.sq_stride + wid] = redf[i * WG];
+      squares[(hf * p.sq_half + th) * p.sq_stride + wid] = redf[i * WG];
     }
   }
 }
@@ -349,7 +355,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let half = li / (WG / SPLIT);
   let lane = li % LANES;
   let grp = (li % (WG / SPLIT)) / LANES;
-  tb = half * TH;
+  vb = half * p.xo_half;
   ob = half * p.outliers_half;
   qb = half * p.q_half;
   let per = select(R, R / 2u, GLU == 1u); // distinct rows a thread

@@ -2,8 +2,8 @@
 // passes) multiplied in one pass of kernels/matvec_dp4a.wgsl (`pairRows`, a group a half) against their two
 // calls one after the other (the model before PERF.md v78), at the InternLM2-20B products: wqkv, wo, gate·up
 // (silu(gate)·up), w2. The rows passes run once, before the timing: both forms take the same int8 rows.
-//   deno run -A scripts/bench_paired_rows.ts [--quick] [--ms 200] [--second 8] [--out paired_rows.json]
-// --second: rows of the second group (1..8). Timing: the sweep harness (src/bench/sweep.ts), a pass of 12 calls
+//   deno run -A scripts/bench_paired_rows.ts [--quick] [--ms 200] [--first 8] [--second 8] [--out F]
+// --first, --second: rows of the two groups (1..8, second ≤ first). Timing: the sweep harness (src/bench/sweep.ts), a pass of 12 calls
 // rotating over 4 copies of the weights (so that L2 cannot serve them), median µs a call. Every paired
 // candidate's output is compared with the two calls' (the same integer sums; the outlier columns' f32 sums in
 // another order).
@@ -22,10 +22,16 @@ import {
 } from "../src/ops/matvec_dp4a.ts";
 import * as sweep from "../src/bench/sweep.ts";
 
-const { args, quick, minMs, out: outArg } = sweep.parseArgs({ second: { type: "string", default: "8" } });
-const second = Number(args.second);
-if (!(Number.isInteger(second) && second >= 1 && second <= maxLlmInt8Rows)) {
-  throw new Error(`--second ${args.second}: rows of the second group, 1..${maxLlmInt8Rows}`);
+const { args, quick, minMs, out: outArg } = sweep.parseArgs({
+  first: { type: "string", default: "8" },
+  second: { type: "string", default: "8" },
+});
+const first = Number(args.first), second = Number(args.second);
+if (!(Number.isInteger(first) && first >= 1 && first <= maxLlmInt8Rows)) {
+  throw new Error(`--first ${args.first}: rows of the first group, 1..${maxLlmInt8Rows}`);
+}
+if (!(Number.isInteger(second) && second >= 1 && second <= first)) {
+  throw new Error(`--second ${args.second}: rows of the second group, 1..${first}`);
 }
 const { gpu, timer } = await sweep.openGpu();
 
@@ -41,11 +47,11 @@ const shapes: Shape[] = quick
     {
       name: "small",
       N: 75,
-      K: 544,
+      K: 576,
       glu: false,
       configs: [{ R: 1, LANES: 8, U: 4 }, { R: 2, LANES: 16, U: 2 }],
     },
-    { name: "small gate·up", N: 41, K: 288, glu: true, configs: [{ R: 4, LANES: 8, U: 4 }] },
+    { name: "small gate·up", N: 41, K: 320, glu: true, configs: [{ R: 4, LANES: 8, U: 4 }] },
   ]
   : [
     {
@@ -92,7 +98,7 @@ const rows: Row[] = [];
 let seed = 1;
 for (const s of shapes) {
   const { N, K } = s;
-  const T = maxLlmInt8Rows + second;
+  const T = first + second;
   const tensors: Tensor[] = [];
   const filled = (label: string, dtype: "i8x4" | "f32", shape: number[], lo?: number, hi?: number) => {
     const t = gpu.createTensor(`${s.name}.${label}`, dtype, shape);
@@ -120,7 +126,7 @@ for (const s of shapes) {
   const joint = createPairedRowsScratch(gpu, `${s.name}.pair`, K);
   const r = gpu.recorder("bench_paired_rows.rows");
   const groups = [0, 1].map((g) =>
-    llmInt8Rows(r, rowsView(x, g * maxLlmInt8Rows, g ? second : maxLlmInt8Rows), joint.groups[g])
+    llmInt8Rows(r, rowsView(x, g * first, g ? second : first), joint.groups[g])
   );
   r.submit();
   const paired = pairRows(groups[0], groups[1], joint, x);
@@ -143,10 +149,9 @@ for (const s of shapes) {
     try {
       sweep.launchOnce(gpu, `bench_paired_rows.check ${name}`, (rec) => launch(rec, 0));
       let nerr: number | null = null;
-      if (isPaired) {
-        ref ??= new Float32Array([...await gpu.readF32(outs[0]), ...await gpu.readF32(outs[1])]);
-        nerr = sweep.compareOutputs(await gpu.readF32(out), ref).nerr;
-      }
+      // The reference: the two calls' outputs with weight copy 0, read before their timing rotates copies.
+      if (!isPaired) ref = new Float32Array([...await gpu.readF32(outs[0]), ...await gpu.readF32(outs[1])]);
+      else if (ref) nerr = sweep.compareOutputs(await gpu.readF32(out), ref).nerr;
       const t = await sweep.timeCandidate(gpu, timer, {
         name,
         cacheLabel: `bench_paired_rows.${s.name}.${name}`,
@@ -167,7 +172,7 @@ for (const s of shapes) {
       rows.push(row);
       const err = nerr === null ? "" : `  ${sweep.errorColumns(nerr, 1e-10)}`;
       console.log(
-        `${s.name} 8 + ${second} rows, ${name}: ${row.us.toFixed(1)} µs a call (min ${
+        `${s.name} ${first} + ${second} rows, ${name}: ${row.us.toFixed(1)} µs a call (min ${
           row.usMin.toFixed(1)
         })${err}`,
       );
@@ -178,5 +183,5 @@ for (const s of shapes) {
   for (const t of tensors) t.buffer.destroy();
   destroyPairedRowsScratch(joint);
 }
-await sweep.writeJson(outArg, "paired_rows.json", { adapter: gpu.adapterDescription, second, rows });
+await sweep.writeJson(outArg, "paired_rows.json", { adapter: gpu.adapterDescription, first, second, rows });
 gpu.destroy();

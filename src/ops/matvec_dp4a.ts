@@ -151,10 +151,11 @@ export interface QuantizedRows {
   values: Tensor; // x itself, or scratch.values
   /**
    * Two row groups quantized apart (each its own scales and outlier columns), multiplied in one pass: the
-   * first `first` rows are one group; the other's int8 rows start at word `q` of q, its scales at xs[xs] and
-   * its outlier list at outliers[outliers] (values holds both groups' rows in order). See `pairRows`.
+   * first `first` rows are one group; the other's int8 rows start at word `q` of q, its scales at xs[xs],
+   * its outlier list at outliers[outliers] and its rows as multiplied at row `values` of values. See
+   * `pairRows`.
    */
-  halves?: { first: number; q: number; xs: number; outliers: number };
+  halves?: { first: number; q: number; xs: number; outliers: number; values: number };
 }
 
 /**
@@ -167,8 +168,9 @@ export const minPairedRows = 4;
 /**
  * Two groups' quantized rows (each from `llmInt8Rows` into its part of `joint`, `joint.groups[0]` then
  * `[1]`) as the rows of one product: each weight byte streamed once for both (kernels/matvec_dp4a.wgsl with
- * SPLIT, a half a group). x: both groups' input rows, one after the other (where the rows were not normed,
- * the outlier columns' values come from there).
+ * SPLIT, a half a group: the first group, the larger, sets the pipeline's tokens a half). x: both groups'
+ * input rows, one after the other (where the rows were not normed, the outlier columns' values come from
+ * there).
  */
 export function pairRows(
   a: QuantizedRows,
@@ -176,8 +178,10 @@ export function pairRows(
   joint: PairedRowsScratch,
   x: Tensor,
 ): QuantizedRows {
-  if (a.K !== b.K || a.K !== joint.K || a.rows !== maxLlmInt8Rows || b.rows < 1 || b.rows > a.rows) {
-    throw new Error(`pairRows: groups of ${a.rows} and ${b.rows} rows of ${a.K}/${b.K} (a full first group)`);
+  if (a.K !== b.K || a.K !== joint.K || a.rows > maxLlmInt8Rows || b.rows < 1 || b.rows > a.rows) {
+    throw new Error(
+      `pairRows: groups of ${a.rows} and ${b.rows} rows of ${a.K}/${b.K} (the first the larger)`,
+    );
   }
   const T = a.rows + b.rows;
   const normed = [a, b].map((g, i) => g.values.buffer === joint.groups[i].values.buffer);
@@ -189,8 +193,14 @@ export function pairRows(
     q: joint.q,
     xs: joint.xs,
     outliers: joint.outliers,
-    values: normed[0] ? frontView(joint.values, [T, a.K]) : x,
-    halves: { first: a.rows, q: joint.qHalf, xs: joint.xsHalf, outliers: joint.outliersHalf },
+    values: normed[0] ? joint.values : x,
+    halves: {
+      first: a.rows,
+      q: joint.qHalf,
+      xs: joint.xsHalf,
+      outliers: joint.outliersHalf,
+      values: normed[0] ? maxLlmInt8Rows : a.rows,
+    },
   };
 }
 
@@ -458,7 +468,8 @@ export function matvecLlmInt8(
     if (
       !(firstRows <= 8 && T - firstRows >= 1 && T - firstRows <= firstRows &&
         h.q % 4 === 0 && h.q >= (firstRows * K) / 4 && a.q.numel >= h.q + ((T - firstRows) * K) / 4 &&
-        a.xs.shape[0] >= h.xs + T - firstRows && a.outliers.shape[0] > h.outliers)
+        a.xs.shape[0] >= h.xs + T - firstRows && a.outliers.shape[0] > h.outliers &&
+        h.values >= firstRows && a.values.shape[0] >= h.values + T - firstRows)
     ) {
       throw new Error(
         `${what}: halves of ${firstRows} and ${T - firstRows} rows (xs at ${h.xs}, list at ${h.outliers})`,
@@ -508,6 +519,8 @@ export function matvecLlmInt8(
       h ? h.outliers : 0,
       h ? h.q : (firstRows * K) / 4,
       T,
+      h ? h.values : firstRows,
+      h ? maxLlmInt8Rows : firstRows,
     ],
     workgroups,
     constants: {

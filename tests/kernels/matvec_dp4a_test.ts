@@ -261,7 +261,7 @@ Deno.test("matvec_dp4a multiplies two row groups quantized apart in one pass, ea
   const gpu = await testGpu();
   interface PairCase {
     rows: [number, number];
-    K: number; // a multiple of 32: the second group's int8 rows start on a bindable offset
+    K: number; // a multiple of 32 (of 64 with a first group of odd rows): the second group's rows bindable
     N: number;
     c?: Dp4aConfig; // R, LANES, U, phases (the halves are the groups); default: the model's choice
     glu: boolean;
@@ -285,6 +285,21 @@ Deno.test("matvec_dp4a multiplies two row groups quantized apart in one pass, ea
       norm: false,
       manyOutliers: 23,
     },
+    // Groups of fewer than 8 rows (a step of 9–15 rows in two even groups): the second half's rows, scales,
+    // values and Σout² rows where the first group's end.
+    { rows: [5, 5], K: 1088, N: 43, c: { R: 1, LANES: 8, U: 4 }, glu: false, accumulate: true, norm: true },
+    { rows: [6, 5], K: 576, N: 27, glu: true, accumulate: false, norm: true },
+    {
+      rows: [7, 6],
+      K: 1152,
+      N: 33,
+      c: { R: 2, LANES: 16, U: 2, phases: 2 },
+      glu: false,
+      accumulate: false,
+      norm: false,
+      manyOutliers: 9,
+    },
+    { rows: [3, 2], K: 640, N: 19, c: { R: 4, LANES: 4, U: 1 }, glu: false, accumulate: true, norm: true },
   ];
   for (const { rows, K, N, c, glu, accumulate, norm, manyOutliers = 0 } of cases) {
     const T = rows[0] + rows[1];
