@@ -11,7 +11,6 @@ import {
   llmInt8ForMany,
   weightOnly,
 } from "./int8_matmul.ts";
-import { minPairedRows } from "../ops/matvec_dp4a.ts";
 import { type LlmInt8ScratchPool, llmInt8Threshold } from "../ops/llm_int8.ts";
 import { loadVisionWeights, type Tap, type VisionWeights } from "./vision.ts";
 import { ImageEncoding, visionLayersLike } from "./image_encoding.ts";
@@ -318,15 +317,15 @@ export class InternVLModel {
       run(1);
       // Every row count a step can have (batched rounds, beams; rows end and join mid-generation): none of
       // the passes above builds their pipelines. Past maxMatvecTokens rows a step runs in row groups of the
-      // counts below (9: 8 and 1; with LLM.int8 two groups of 8 and at least minPairedRows make one product,
-      // whose pipelines take the rows as a parameter: 8 + minPairedRows builds every pair's), and past those
+      // counts below (9: 8 and 1; with LLM.int8 two groups, of 9–16 rows as even as can be, make one product
+      // when the second has at least minPairedRows, whose pipelines take the rows as a parameter but the first
+      // group's: 9, 11, 13 and 16 rows build those of 5, 6, 7 and 8, and 13 those of 8 + 5 where the groups
+      // stay 8 and the rest, `stepRowGroups`), and past those
       // (maxGroupedStepRows: 17 weight-only, 25 with LLM.int8) on the tiled GEMMs, in 32×128 tiles up to 32
       // rows, 64×64 up to 64 (the LM head of a step of 33–64 rows in either mode), 128×128 past that (the
       // vision encoder's): the first row count past the groups and 33 stand for those counts.
       const pastGroups = maxGroupedStepRows(this.matmul) + 1;
-      const pairs = llmInt8ForFew(this.matmul.mode, 2 * maxMatvecTokens)
-        ? [maxMatvecTokens + minPairedRows]
-        : [];
+      const pairs = llmInt8ForFew(this.matmul.mode, 2 * maxMatvecTokens) ? [11, 13, 2 * maxMatvecTokens] : [];
       for (
         const rows of [...Array.from({ length: maxMatvecTokens }, (_, i) => i + 2), ...pairs, pastGroups, 33]
       ) {

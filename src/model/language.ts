@@ -169,8 +169,8 @@ export class LanguageScratch {
   readonly rowHeads: { setting: RowHeadPrefetch; sinks: Tensor[] } | null;
   /**
    * A decode step of more rows than the matrix-vector kernels take: its rows in groups of at most
-   * maxMatvecTokens ([first row, rows]), each group's products those of a step of its rows, streaming the
-   * weights again (`languageForward`); with LLM.int8 each group's outlier columns are those of its own rows
+   * maxMatvecTokens ([first row, rows], `stepRowGroups`), each group's products those of a step of its rows,
+   * streaming the weights again (`languageForward`; with LLM.int8 two groups a product); with LLM.int8 each group's outlier columns are those of its own rows
    * (a step of up to 8 rows has the whole step's), and its Σx² parts of the hidden rows have a tensor of its
    * own. The LM head too runs group by group, each group's logits at the start of a row of `logits` ([groups,
    * 8·V rounded up to 256 bytes]: logits rows of 4·V bytes start on offsets a binding cannot take), joined
@@ -258,10 +258,7 @@ export class LanguageScratch {
           threshold: matmul.threshold,
         }
         : null;
-    const groups = Array.from({ length: Math.ceil(batch / maxMatvecTokens) }, (_, g): [number, number] => {
-      const from = g * maxMatvecTokens;
-      return [from, Math.min(maxMatvecTokens, batch - from)];
-    });
+    const groups = stepRowGroups(batch, this.llmInt8?.pair != null && rowsBindableAnywhere(dims));
     // A pair of groups (LlmInt8 `pair`) leaves its rows' Σout² as 16 rows of one tensor: the groups' own, as
     // views where each group's 8 rows start on a bindable offset.
     const squareViews = this.llmInt8 !== null && grouped &&
@@ -408,10 +405,38 @@ function fewRows(): number {
   return Math.max(maxMatvecTokens, maxLlmInt8Rows, maxRowHeadRows);
 }
 
+/** The widths of the activations a step's row groups bind a range of. */
+function groupedWidths(d: LanguageDims): number[] {
+  return [d.hidden, (d.heads + 2 * d.kvHeads) * d.headDim, d.heads * d.headDim, d.intermediate];
+}
+
 /** Whether every row group of a step starts on a bindable offset in each activation (K a multiple of 8). */
 function groupable(d: LanguageDims): boolean {
-  const widths = [d.hidden, (d.heads + 2 * d.kvHeads) * d.headDim, d.heads * d.headDim, d.intermediate];
-  return widths.every((k) => (maxMatvecTokens * 4 * k) % storageOffsetAlign === 0);
+  return groupedWidths(d).every((k) => (maxMatvecTokens * 4 * k) % storageOffsetAlign === 0);
+}
+
+/** Whether a row group may start at any row (every activation's rows whole multiples of 256 bytes). */
+function rowsBindableAnywhere(d: LanguageDims): boolean {
+  return groupedWidths(d).every((k) => (4 * k) % storageOffsetAlign === 0);
+}
+
+/**
+ * The row groups of a grouped step ([first row, rows]): groups of maxMatvecTokens rows, the last one shorter;
+ * or, with `even` (LLM.int8 multiplying two groups as one product, `pairRows`) and at most two groups, two
+ * groups as even as can be, the first the larger. A pair's product costs about what its first group's rows
+ * take on each half of the kernel (H200, µs a layer's four products, v79's probe): 10 rows 274.6 as 8 + 2
+ * (two calls) against 223.7 as 5 + 5, 12 rows 273.5 as 8 + 4 against 238.2 as 6 + 6, 14 rows 274.2 against
+ * 256.7 as 7 + 7.
+ */
+export function stepRowGroups(rows: number, even: boolean): [number, number][] {
+  if (even && rows > maxMatvecTokens && rows <= 2 * maxMatvecTokens) {
+    const first = Math.ceil(rows / 2);
+    return [[0, first], [first, rows - first]];
+  }
+  return Array.from({ length: Math.ceil(rows / maxMatvecTokens) }, (_, g): [number, number] => {
+    const from = g * maxMatvecTokens;
+    return [from, Math.min(maxMatvecTokens, rows - from)];
+  });
 }
 
 // Outputs up to the FFN width: a prompt pass's LM head (the vocab, more than 8 sequences) stays weight-only,
@@ -505,13 +530,13 @@ export function languageForward(
   // A pair's: both groups' rows of the joint tensor (the second group has ≥ minPairedRows ≥ minRowsForSquares).
   const pairSquares = (u: number[]) => {
     const all = s.rowGroups?.allSquares;
-    return all ? rowsView(all, groups[u[0]][0], 2 * maxLlmInt8Rows) : undefined;
+    return all ? rowsView(all, u[0] * maxLlmInt8Rows, 2 * maxLlmInt8Rows) : undefined;
   };
   /** What a unit's product left for its groups' next norms (a pair's: each group's 8 rows of them). */
   const leave = (u: number[], left: RowSquares | null) =>
-    u.forEach((g, i) => {
+    u.forEach((g) => {
       sums[g] = left && u.length === 2
-        ? { squares: rowsView(left.squares, i * maxLlmInt8Rows, maxLlmInt8Rows), parts: left.parts }
+        ? { squares: s.rowGroups!.squares[g], parts: left.parts }
         : left ?? undefined;
     });
   // Weight-only steps of 1–2 rows: each product's row heads read into L2 in the tail of the product before,
@@ -718,5 +743,5 @@ export function languageForward(
       linear(r, normed, w.output, out); // weight-only: see llmInt8Gemm's note
     }
   });
-  if (groupLogits) joinRowGroups(r, groupLogits, maxMatvecTokens, logits);
+  if (groupLogits) joinRowGroups(r, groupLogits, groups[0][1], logits);
 }
