@@ -11,10 +11,13 @@
 // Bindings: 1 values [≥T, K] f32 as vec4 (x itself in plain mode), 2 colbits [K/4] u32,
 //   3 partial [blocks·8] f32, 4 count [blocks] u32, 5 q [≥T, K/4] u32, 6 xs [≥T] f32,
 //   7 outliers [1 + K] u32.
-// Params: t = T (1..8), k4 = K/4, blocks (of partial and count), sub (of those blocks to one of BC columns).
+// Params: t = T (1..8), k4 = K/4, blocks (of partial and count), sub (of those blocks to one of BC columns);
+//   t1, v1, q1, xs1, o1: a second row group's (workgroup row y = 1, as the scan pass's) rows and where its
+//   values (vec4), q (words), xs and outlier list start; its scan arrays follow the first group's (colbits
+//   and count k4 further on, partial 8·k4).
 // Overrides: BC vec4 columns per block (as the scan pass).
-// Grid: ceil(K/4 / BC) workgroups of 256. Features: none (pack4xI8 is core WGSL).
-struct Params { t: u32, k4: u32, blocks: u32, sub: u32 }
+// Grid: ceil(K/4 / BC) × groups (1 or 2) workgroups of 256. Features: none (pack4xI8 is core WGSL).
+struct Params { t: u32, k4: u32, blocks: u32, sub: u32, t1: u32, v1: u32, q1: u32, xs1: u32, o1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> values: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> colbits: array<u32>;
@@ -36,6 +39,13 @@ var<workgroup> has_list: u32;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let second = wg.y == 1u;
+  let nt = select(p.t, p.t1, second);
+  let vb = select(0u, p.v1, second);
+  let qb = select(0u, p.q1, second);
+  let xb = select(0u, p.xs1, second);
+  let ob = select(0u, p.o1, second);
+  let cb = select(0u, p.k4, second);
   let t = li / 32u;
   let j = li % 32u;
   // Loads whose values wait for the reductions, issued first so their round trips overlap the reductions':
@@ -43,24 +53,24 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   // BC = 32) with its column's bits.
   let c0 = wg.x * BC + li;
   var bits = 0u;
-  if (li < BC && c0 < p.k4) { bits = colbits[c0]; }
+  if (li < BC && c0 < p.k4) { bits = colbits[cb + c0]; }
   let cf = wg.x * BC + j;
   var v_first = vec4<f32>(0.0);
   var nib_first = 0u;
-  if (t < p.t && cf < p.k4) {
-    v_first = values[t * p.k4 + cf];
-    nib_first = colbits[cf];
+  if (t < nt && cf < p.k4) {
+    v_first = values[vb + t * p.k4 + cf];
+    nib_first = colbits[cb + cf];
   }
   if (bits != 0u) { atomicOr(&any_bits, 1u); }
   // Row maxima over all blocks: thread (t, j) takes blocks j, j + 32, …; then a tree of 32.
   var m = 0.0;
-  for (var b = j; b < p.blocks; b += 32u) { m = max(m, partial[b * 8u + t]); }
+  for (var b = j; b < p.blocks; b += 32u) { m = max(m, partial[8u * (cb + b) + t]); }
   mx[li] = m;
   // Outlier columns of the blocks before this one, and of all blocks (block 0 writes the total).
   var n = 0u;
   var all = 0u;
   for (var b = li; b < p.blocks; b += WG) {
-    let c = count[b];
+    let c = count[cb + b];
     all += c;
     if (b < wg.x * p.sub) { n += c; }
   }
@@ -82,10 +92,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (j == 0u) {
     let sca = mx[li];
     rinv[t] = select(0.0, 127.0 / sca, sca > 0.0);
-    if (wg.x == 0u && t < p.t) { xs[t] = sca / 127.0; }
+    if (wg.x == 0u && t < nt) { xs[xb + t] = sca / 127.0; }
   }
-  let offset = 1u + before[0];
-  if (wg.x == 0u && li == 0u) { outliers[0] = scan[0]; }
+  let offset = ob + 1u + before[0];
+  if (wg.x == 0u && li == 0u) { outliers[ob] = scan[0]; }
   if (li == 0u) { has_list = atomicLoad(&any_bits); }
   workgroupBarrier();
 
@@ -112,7 +122,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
   }
 
-  if (t < p.t) {
+  if (t < nt) {
     let inv = rinv[t];
     for (var i = j; i < BC; i += 32u) {
       let c = wg.x * BC + i;
@@ -120,12 +130,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
         var nib = nib_first;
         var v = v_first;
         if (i != j) {
-          nib = colbits[c];
-          v = values[t * p.k4 + c];
+          nib = colbits[cb + c];
+          v = values[vb + t * p.k4 + c];
         }
         let out = vec4<bool>((nib & 1u) != 0u, (nib & 2u) != 0u, (nib & 4u) != 0u, (nib & 8u) != 0u);
         let r = clamp(round(v * inv), vec4<f32>(-127.0), vec4<f32>(127.0));
-        q[t * p.k4 + c] = pack4xI8(vec4<i32>(select(r, vec4<f32>(0.0), out)));
+        q[qb + t * p.k4 + c] = pack4xI8(vec4<i32>(select(r, vec4<f32>(0.0), out)));
       }
     }
   }

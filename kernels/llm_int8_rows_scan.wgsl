@@ -13,14 +13,20 @@
 // (NORM_SUMS): at 8 rows the full sum was ~16 dependent round trips to L2 a workgroup.
 // Threads: 256 = 8 rows × 32 columns; thread (t = li / 32, j = li % 32) takes vec4 columns j, j + 32, …
 // of the block (BC/32 of them).
+// Two row groups at once (a step's two groups quantized apart, src/ops/matvec_dp4a.ts `llmInt8RowsPair`):
+// workgroup row y = 1 takes the second group — its t1 rows from vec4 x1 of x, its values from vec4 v1, its
+// Σx² parts from s1 of squares, and colbits, count and partial after the first group's (k4, k4 and 8·k4
+// further on), each group's own scan.
 //
 // Bindings: 1 x [T, K] f32 as vec4, 2 g [K] f32 as vec4 (NORM; any buffer otherwise),
 //   3 values [≥T, K] f32 as vec4, 4 colbits [K/4] u32, 5 partial [blocks·8] f32, 6 count [blocks] u32,
 //   7 squares [8, stride] f32: row t's Σx² in parts (NORM_SUMS; any buffer otherwise).
-// Params: t = T (1..8), k4 = K/4, eps (NORM), threshold θ (> 0), parts and stride of squares (NORM_SUMS).
+// Params: t = T (1..8), k4 = K/4, eps (NORM), threshold θ (> 0), parts and stride of squares (NORM_SUMS);
+//   t1, x1, v1, s1: the second group's (y = 1) rows and offsets, unused without one.
 // Overrides: MODE 0 plain, 1 NORM, 2 NORM_SUMS; BC vec4 columns per block (a multiple of 32).
-// Grid: ceil(K/4 / BC) workgroups of 256. Features: none.
-struct Params { t: u32, k4: u32, eps: f32, threshold: f32, parts: u32, stride: u32 }
+// Grid: ceil(K/4 / BC) × groups (1 or 2) workgroups of 256. Features: none.
+struct Params { t: u32, k4: u32, eps: f32, threshold: f32, parts: u32, stride: u32,
+                t1: u32, x1: u32, v1: u32, s1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
@@ -39,12 +45,17 @@ var<workgroup> sq: array<f32, 2048>; // NORM: [8 rows][256 threads] shares of Σ
 var<workgroup> bits: array<atomic<u32>, BC>;
 var<workgroup> rnorm: array<f32, 8>;
 var<workgroup> cnt: array<u32, 32>; // the block's outlier columns, by thread
+// This workgroup's group: its rows, and where its x rows, values, Σx² parts and scan arrays start.
+var<private> nt: u32;
+var<private> xb: u32;
+var<private> vb: u32;
+var<private> cb: u32;
 
 // x[t, c] and g[c] (NORM) from memory, or the column every thread loads before the norm (`first`).
 struct Column { x: vec4<f32>, g: vec4<f32> }
 
 fn column(t: u32, c: u32) -> Column {
-  var r = Column(x[t * p.k4 + c], vec4<f32>(0.0));
+  var r = Column(x[xb + t * p.k4 + c], vec4<f32>(0.0));
   if (MODE != 0u) { r.g = g[c]; }
   return r;
 }
@@ -77,23 +88,29 @@ fn set_norms(li: u32, share: f32) {
     if (rj < st) { red[li] += red[li + st]; }
     workgroupBarrier();
   }
-  if (rj == 0u && rt < p.t) { rnorm[rt] = inverseSqrt(red[li] / f32(4u * p.k4) + p.eps); }
+  if (rj == 0u && rt < nt) { rnorm[rt] = inverseSqrt(red[li] / f32(4u * p.k4) + p.eps); }
 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let second = wg.y == 1u;
+  nt = select(p.t, p.t1, second);
+  xb = select(0u, p.x1, second);
+  vb = select(0u, p.v1, second);
+  cb = select(0u, p.k4, second);
+  let sb = select(0u, p.s1, second);
   for (var i = li; i < BC; i += WG) { atomicStore(&bits[i], 0u); }
   let t = li / 32u;
   let j = li % 32u;
   // The thread's first column (its only one at BC = 32) is loaded before the norm's sums, so its round
   // trip overlaps theirs.
   var first = Column(vec4<f32>(0.0), vec4<f32>(0.0));
-  if (t < p.t && wg.x * BC + j < p.k4) { first = column(t, wg.x * BC + j); }
+  if (t < nt && wg.x * BC + j < p.k4) { first = column(t, wg.x * BC + j); }
   if (MODE == 1u) {
     // Σx² of every row by all 256 threads, eight independent loads in flight per thread (a row of
     // K ≤ 8192 in one round trip; rows of 4 or more take MODE 2 in the model).
-    for (var rt = 0u; rt < p.t; rt++) {
-      let row = rt * p.k4;
+    for (var rt = 0u; rt < nt; rt++) {
+      let row = xb + rt * p.k4;
       var s = vec4<f32>(0.0);
       var u = vec4<f32>(0.0);
       for (var c = li; c < p.k4; c += 8u * WG) {
@@ -106,7 +123,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     // Row t's 256 shares by its 32 threads (t = li / 32), 8 each, then a tree of 32: a thread touches
     // ~25 values of workgroup memory, where one tree over 256 for all rows at once took 8 levels × T rows.
     var a = 0.0;
-    if (t < p.t) {
+    if (t < nt) {
       for (var i = j; i < WG; i += 32u) { a += sq[t * WG + i]; }
     }
     set_norms(li, a);
@@ -114,8 +131,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (MODE == 2u) {
     // Row t's parts by its 32 threads, four loads in flight.
     var a = vec4<f32>(0.0);
-    if (t < p.t) {
-      let row = t * p.stride;
+    if (t < nt) {
+      let row = sb + t * p.stride;
       for (var i = j; i < p.parts; i += 128u) {
         a.x += squares[row + i];
         if (i + 32u < p.parts) { a.y += squares[row + i + 32u]; }
@@ -129,14 +146,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 
   let th = vec4<f32>(p.threshold);
   var m = 0.0;
-  if (t < p.t) {
+  if (t < nt) {
     for (var i = j; i < BC; i += 32u) {
       let c = wg.x * BC + i;
       if (c < p.k4) {
         var a = first;
         if (i != j) { a = column(t, c); }
         let v = value(t, a);
-        if (MODE != 0u) { values[t * p.k4 + c] = v; }
+        if (MODE != 0u) { values[vb + t * p.k4 + c] = v; }
         let mag = abs(v);
         let big = mag >= th;
         let keep = select(mag, vec4<f32>(0.0), big);
@@ -157,7 +174,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     for (var i = li; i < BC; i += 32u) {
       let c = wg.x * BC + i;
       let b = atomicLoad(&bits[i]);
-      if (c < p.k4) { colbits[c] = b; }
+      if (c < p.k4) { colbits[cb + c] = b; }
       n += countOneBits(b);
     }
     cnt[li] = n;
@@ -168,6 +185,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     if (li < st) { cnt[li] += cnt[li + st]; }
     workgroupBarrier();
   }
-  if (t < 8u && j == 0u) { partial[wg.x * 8u + t] = red[li]; }
-  if (li == 0u) { count[wg.x] = cnt[0]; }
+  if (t < 8u && j == 0u) { partial[8u * (cb + wg.x) + t] = red[li]; }
+  if (li == 0u) { count[cb + wg.x] = cnt[0]; }
 }

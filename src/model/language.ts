@@ -46,6 +46,7 @@ import {
   destroyPairedRowsScratch,
   llmInt8Pack,
   llmInt8Rows,
+  llmInt8RowsPair,
   type LlmInt8RowsOptions,
   type LlmInt8RowsScratch,
   matvecLlmInt8,
@@ -558,7 +559,8 @@ export function languageForward(
     s.rowGroups ? rowsView(t, groups[u[0]][0], u.reduce((n, g) => n + groups[g][1], 0)) : t;
   /**
    * A unit's LLM.int8 rows of the activation x: one group's into `single`, or two groups' into `joint`'s
-   * parts, each with its own options (the norm's Σx² are a group's own), as one product's rows.
+   * parts, each with its own options (the norm's Σx² are a group's own), as one product's rows — in one
+   * rows pass for both where their Σx² parts are rows of one tensor (or neither has them), else a pass each.
    */
   const unitRows = (
     u: number[],
@@ -568,6 +570,20 @@ export function languageForward(
     opts: (g: number) => LlmInt8RowsOptions,
   ): QuantizedRows => {
     if (u.length === 1) return llmInt8Rows(r, part(x, u[0]), single, opts(u[0]));
+    const [o0, o1] = u.map(opts);
+    const [s0, s1] = [o0.norm?.sums, o1.norm?.sums];
+    const both = pairSquares(u);
+    // Each group's parts its 8 rows of the pair's: the second group's from row 8.
+    const rowOf = (t: Tensor) => t.byteOffset / (t.byteLength / t.shape[0]);
+    const joined = s0 && s1 && both && s0.squares.buffer === both.buffer &&
+      s1.squares.buffer === both.buffer &&
+      rowOf(s0.squares) === rowOf(both) && rowOf(s1.squares) === rowOf(both) + maxLlmInt8Rows &&
+      s0.parts === s1.parts;
+    if (!s0 && !s1) return llmInt8RowsPair(r, span(x, u), [groups[u[0]][1], groups[u[1]][1]], joint!, o0);
+    if (joined) {
+      const norm = { ...o0.norm!, sums: { squares: both, parts: s0.parts } };
+      return llmInt8RowsPair(r, span(x, u), [groups[u[0]][1], groups[u[1]][1]], joint!, { ...o0, norm });
+    }
     const [a, b] = u.map((g, i) => llmInt8Rows(r, part(x, g), joint!.groups[i], opts(g)));
     return pairRows(a, b, joint!, span(x, u));
   };

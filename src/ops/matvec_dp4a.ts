@@ -61,14 +61,17 @@ export function createLlmInt8RowsScratch(
   };
 }
 
-/** The scan's block arrays and the Σx² parts of rows of width K: what rows quantized one pass at a time share. */
-function createScanArrays(gpu: Gpu, label: string, K: number) {
+/**
+ * The scan's block arrays and the Σx² parts of rows of width K: what rows quantized one pass at a time share;
+ * with `groups` 2, the block arrays of two groups scanned in one pass, the second's after the first's.
+ */
+function createScanArrays(gpu: Gpu, label: string, K: number, groups = 1) {
   // A scan by the attention's combine leaves a block per head: as narrow as one vec4 column.
   const blocks = K / 4;
   return {
-    colbits: gpu.createTensor(`${label}.colbits`, "u32", [K / 4]),
-    partial: gpu.createTensor(`${label}.partial`, "f32", [blocks * 8]),
-    count: gpu.createTensor(`${label}.count`, "u32", [blocks]),
+    colbits: gpu.createTensor(`${label}.colbits`, "u32", [groups * K / 4]),
+    partial: gpu.createTensor(`${label}.partial`, "f32", [groups * blocks * 8]),
+    count: gpu.createTensor(`${label}.count`, "u32", [groups * blocks]),
     squares: createRowSquares(gpu, `${label}.squares`, K),
   };
 }
@@ -83,9 +86,10 @@ export function destroyLlmInt8RowsScratch(s: LlmInt8RowsScratch): void {
 }
 
 /**
- * Scratch for two groups of up to 8 rows of width K, each quantized apart into its own part (`groups[g]`,
- * views: q and values rows 8g …, xs and the outlier list at 256-byte-aligned offsets; the scan's block
- * arrays shared, the groups' passes running one after the other), then multiplied in one pass (`pairRows`).
+ * Scratch for two groups of up to 8 rows of width K, each quantized apart into its own part — both in one
+ * pass (`llmInt8RowsPair`), or a group at a time (`groups[g]`, views: q and values rows 8g …, xs and the
+ * outlier list at 256-byte-aligned offsets, the first group's part of the scan's block arrays) — then
+ * multiplied in one pass (`pairRows`).
  */
 export interface PairedRowsScratch {
   K: number;
@@ -115,7 +119,7 @@ export function createPairedRowsScratch(gpu: Gpu, label: string, K: number): Pai
   const values = gpu.createTensor(`${label}.pair_values`, "f32", [2 * maxLlmInt8Rows, K]);
   const xs = gpu.createTensor(`${label}.pair_xs`, "f32", [2, xsHalf]);
   const outliers = gpu.createTensor(`${label}.pair_outliers`, "u32", [2, outliersHalf]);
-  const shared = createScanArrays(gpu, label, K);
+  const shared = createScanArrays(gpu, label, K, 2);
   const group = (g: number): LlmInt8RowsScratch => ({
     ...shared,
     q: new Tensor(q.buffer, "u32", [maxLlmInt8Rows, K / 4], q.label, g * qHalf * 4),
@@ -183,23 +187,32 @@ export function pairRows(
       `pairRows: groups of ${a.rows} and ${b.rows} rows of ${a.K}/${b.K} (the first the larger)`,
     );
   }
-  const T = a.rows + b.rows;
   const normed = [a, b].map((g, i) => g.values.buffer === joint.groups[i].values.buffer);
   if (normed[0] !== normed[1]) throw new Error("pairRows: one group normed, the other not");
-  expectTensor("pairRows x", x, "f32", [T, a.K]);
+  expectTensor("pairRows x", x, "f32", [a.rows + b.rows, a.K]);
+  return pairedRows(joint, [a.rows, b.rows], normed[0], x);
+}
+
+/** Two groups' rows in `joint` as one product's (see QuantizedRows.halves). */
+function pairedRows(
+  joint: PairedRowsScratch,
+  rows: [number, number],
+  normed: boolean,
+  x: Tensor,
+): QuantizedRows {
   return {
-    rows: T,
-    K: a.K,
+    rows: rows[0] + rows[1],
+    K: joint.K,
     q: joint.q,
     xs: joint.xs,
     outliers: joint.outliers,
-    values: normed[0] ? joint.values : x,
+    values: normed ? joint.values : x,
     halves: {
-      first: a.rows,
+      first: rows[0],
       q: joint.qHalf,
       xs: joint.xsHalf,
       outliers: joint.outliersHalf,
-      values: normed[0] ? maxLlmInt8Rows : a.rows,
+      values: normed ? maxLlmInt8Rows : rows[0],
     },
   };
 }
@@ -277,12 +290,87 @@ export function llmInt8Rows(
       { f32: threshold },
       sums?.parts ?? 0,
       sums?.squares.shape[1] ?? 0,
+      ...noSecondGroup.scan,
     ],
     workgroups: blocks,
     constants: { MODE: mode, BC: blockColumns },
     label: `llm_int8_rows_scan ${x.label}`,
   });
   return llmInt8Pack(r, { rows: T, K, scratch, values, blocks, perPackBlock: 1 }, x.label);
+}
+
+/** The two rows passes' parameters of a second row group (rows, offsets) where there is none. */
+const noSecondGroup = { scan: [0, 0, 0, 0], pack: [0, 0, 0, 0, 0] };
+
+/**
+ * `llmInt8Rows` of two row groups at once, each quantized apart into its part of `joint` (its own outlier
+ * columns and scales, the numbers of a pass of its own), in the two dispatches of one group's passes — the
+ * second group on the grids' second row — then as one product's rows (what `pairRows` makes of two calls).
+ * x: both groups' rows, [rows[0] + rows[1], K], the first group the larger. With the norm's `sums`, both
+ * groups' Σx² parts in one tensor, the second group's from row 8 ([16, stride]).
+ */
+export function llmInt8RowsPair(
+  r: Recorder,
+  x: Tensor,
+  rows: [number, number],
+  joint: PairedRowsScratch,
+  opts: LlmInt8RowsOptions = {},
+): QuantizedRows {
+  const K = joint.K, k4 = K / 4;
+  const [first, second] = rows;
+  if (!(first <= maxLlmInt8Rows && second >= 1 && second <= first)) {
+    throw new Error(`llmInt8RowsPair: groups of ${first} and ${second} rows (the first the larger, ≤ 8)`);
+  }
+  expectTensor("llmInt8RowsPair x", x, "f32", [first + second, K]);
+  if (opts.norm) expectTensor("llmInt8RowsPair norm weight", opts.norm.weight, "f32", [K]);
+  const threshold = opts.threshold ?? llmInt8Threshold;
+  if (!(threshold > 0)) throw new Error(`llmInt8RowsPair: threshold ${threshold} must be > 0`);
+  const sums = opts.norm?.sums;
+  if (sums) {
+    expectTensor("llmInt8RowsPair sums", sums.squares, "f32", [2 * maxLlmInt8Rows, -1]);
+    if (!(sums.parts >= 1 && sums.parts <= sums.squares.shape[1])) {
+      throw new Error(`llmInt8RowsPair: ${sums.parts} parts of Σx² in [16, ${sums.squares.shape[1]}]`);
+    }
+  }
+  const mode = sums ? 2 : opts.norm ? 1 : 0;
+  const blocks = Math.ceil(k4 / blockColumns);
+  const scan = joint.groups[0];
+  const values = mode ? joint.values : x;
+  const valuesHalf = (mode ? maxLlmInt8Rows : first) * k4; // vec4s
+  r.dispatch("llm_int8_rows_scan", {
+    bindings: [
+      x,
+      opts.norm?.weight ?? x,
+      joint.values,
+      scan.colbits,
+      scan.partial,
+      scan.count,
+      sums?.squares ?? x,
+    ],
+    params: [
+      first,
+      k4,
+      { f32: opts.norm?.eps ?? 0 },
+      { f32: threshold },
+      sums?.parts ?? 0,
+      sums?.squares.shape[1] ?? 0,
+      second,
+      first * k4,
+      maxLlmInt8Rows * k4,
+      maxLlmInt8Rows * (sums?.squares.shape[1] ?? 0),
+    ],
+    workgroups: [blocks, 2],
+    constants: { MODE: mode, BC: blockColumns },
+    label: `llm_int8_rows_scan ${x.label} (two groups)`,
+  });
+  r.dispatch("llm_int8_rows_pack", {
+    bindings: [values, scan.colbits, scan.partial, scan.count, joint.q, joint.xs, joint.outliers],
+    params: [first, k4, blocks, 1, second, valuesHalf, joint.qHalf, joint.xsHalf, joint.outliersHalf],
+    workgroups: [blocks, 2],
+    constants: { BC: blockColumns },
+    label: `llm_int8_rows_pack ${x.label} (two groups)`,
+  });
+  return pairedRows(joint, rows, mode !== 0, x);
 }
 
 /** Rows whose scan is done — by the rows scan, or by the kernel that wrote them: what the pack reads. */
@@ -314,7 +402,7 @@ export function llmInt8Pack(r: Recorder, s: ScannedRows, label = s.values.label)
       scratch.xs,
       scratch.outliers,
     ],
-    params: [T, K / 4, s.blocks, s.perPackBlock],
+    params: [T, K / 4, s.blocks, s.perPackBlock, ...noSecondGroup.pack],
     workgroups: Math.ceil(K / 4 / blockColumns),
     constants: { BC: blockColumns },
     label: `llm_int8_rows_pack ${label}`,

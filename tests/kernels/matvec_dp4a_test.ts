@@ -10,8 +10,10 @@ import {
   type Dp4aConfig,
   dp4aCpuConfig,
   llmInt8Rows,
+  llmInt8RowsPair,
   matvecLlmInt8,
   pairRows,
+  type QuantizedRows,
 } from "../../src/ops/matvec_dp4a.ts";
 import { randomF32 } from "../../src/ref/random.ts";
 import { assertClose, assertNormalisedError, testGpu } from "./check.ts";
@@ -269,6 +271,8 @@ Deno.test("matvec_dp4a multiplies two row groups quantized apart in one pass, ea
     norm: boolean; // the rows RMSNorm-ed by the rows pass (values in the scratch, not x)
     /** Outlier columns each group has besides its two (its own, 13 apart), several a lane. */
     manyOutliers?: number;
+    /** Both groups quantized by one rows pass (`llmInt8RowsPair`) instead of a pass each. */
+    onePass?: boolean;
   }
   const cases: PairCase[] = [
     { rows: [8, 5], K: 1056, N: 75, c: { R: 1, LANES: 8, U: 4 }, glu: false, accumulate: true, norm: false },
@@ -301,11 +305,14 @@ Deno.test("matvec_dp4a multiplies two row groups quantized apart in one pass, ea
     },
     { rows: [3, 2], K: 640, N: 19, c: { R: 4, LANES: 4, U: 1 }, glu: false, accumulate: true, norm: true },
   ];
-  for (const { rows, K, N, c, glu, accumulate, norm, manyOutliers = 0 } of cases) {
+  // The same cases with both groups quantized in one pass.
+  cases.push(...cases.map((c) => ({ ...c, onePass: true })));
+  for (const { rows, K, N, c, glu, accumulate, norm, manyOutliers = 0, onePass = false } of cases) {
     const T = rows[0] + rows[1];
     const tiling = c ? ` R${c.R} L${c.LANES} U${c.U}${c.phases ? ` P${c.phases}` : ""}` : "";
+    const how = `${glu ? " gate·up" : ""}${norm ? " normed" : ""}${onePass ? ", one rows pass" : ""}`;
     await t.step(
-      `${rows[0]} + ${rows[1]} rows, K=${K} N=${N}${tiling}${glu ? " gate·up" : ""}${norm ? " normed" : ""}`,
+      `${rows[0]} + ${rows[1]} rows, K=${K} N=${N}${tiling}${how}`,
       async () => {
         const seed = T * 17 + K + N;
         const xs = randomF32(T * K, seed, -2.5, 2.5);
@@ -334,10 +341,15 @@ Deno.test("matvec_dp4a multiplies two row groups quantized apart in one pass, ea
           : gpu.uploadTensor("sq", "f32", [16, stride], randomF32(16 * stride, 9));
         const r = gpu.recorder("test");
         const opts = norm ? { norm: { weight: gnorm, eps: 1e-6 } } : {};
-        const [a, b] = [0, 1].map((g) =>
-          llmInt8Rows(r, rowsView(x, g * rows[0], rows[g]), joint.groups[g], opts)
+        const paired = onePass ? llmInt8RowsPair(r, x, rows, joint, opts) : pairRows(
+          ...[0, 1].map((g) => llmInt8Rows(r, rowsView(x, g * rows[0], rows[g]), joint.groups[g], opts)) as [
+            QuantizedRows,
+            QuantizedRows,
+          ],
+          joint,
+          x,
         );
-        const sums = matvecLlmInt8(r, pairRows(a, b, joint, x), ws[0], out, {
+        const sums = matvecLlmInt8(r, paired, ws[0], out, {
           accumulate,
           up: glu ? ws[1] : undefined,
           config: c,
@@ -358,6 +370,26 @@ Deno.test("matvec_dp4a multiplies two row groups quantized apart in one pass, ea
             cols,
             values: norm ? await gpu.readF32(view.values) : xs.subarray(g * rows[0] * K),
           };
+          // One pass for both groups quantizes each as its own pass does: bit for bit.
+          if (onePass) {
+            const alone = createLlmInt8RowsScratch(gpu, "alone", rows[g], K);
+            const ra = gpu.recorder("test.alone");
+            llmInt8Rows(ra, rowsView(x, g * rows[0], rows[g]), alone, opts);
+            ra.submit();
+            const aloneList = await gpu.readU32(alone.outliers);
+            assert.deepEqual(cols, [...aloneList.subarray(1, 1 + aloneList[0])], `group ${g}'s outlier list`);
+            assert.deepEqual(rowsX.q, new Int8Array(await gpu.readBytes(alone.q)), `group ${g}'s int8 rows`);
+            assert.deepEqual(
+              rowsX.scale.subarray(0, rows[g]),
+              await gpu.readF32(alone.xs),
+              `group ${g}'s scales`,
+            );
+            if (norm) {
+              const v = await gpu.readF32(alone.values);
+              assert.deepEqual(rowsX.values.subarray(0, rows[g] * K), v, `group ${g}'s normed rows`);
+            }
+            destroyLlmInt8RowsScratch(alone);
+          }
           for (let tt = 0; tt < rows[g]; tt++) {
             const row = g * rows[0] + tt;
             for (let n = 0; n < N; n++) {

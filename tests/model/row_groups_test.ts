@@ -78,6 +78,11 @@ Deno.test("a step of 12 rows runs in row groups of 8 and 4, each row as it runs 
           assert.equal(k.filter((n) => n === "gather_rows").length, 2); // the last rows, then the join
           if (mode === "llm-int8") {
             assert.equal(k.filter((n) => n === "matvec_dp4a").length, 4 * tiny.dims.language.layers + 2);
+            // Both groups quantized in one rows pass for each product, the head's a group at a time.
+            assert.equal(
+              k.filter((n) => n === "llm_int8_rows_scan").length,
+              4 * tiny.dims.language.layers + 2,
+            );
           }
         }
         // Each group's first and last rows, and one inside the first.
@@ -151,9 +156,10 @@ Deno.test("LLM.int8 steps of 9–16 rows run as two even row groups in one produ
         } finally {
           batch.destroy();
         }
-        // One product a layer's matrix for both groups, the LM head a group at a time.
+        // One product a layer's matrix for both groups and one rows pass for both, the LM head a group at a time.
         for (const k of grouped.kernels) {
           assert.equal(k.filter((n) => n === "matvec_dp4a").length, 4 * dims.language.layers + 2);
+          assert.equal(k.filter((n) => n === "llm_int8_rows_scan").length, 4 * dims.language.layers + 2);
         }
         const first = groups[1][0];
         for (const b of [0, first - 1, first, B - 1]) {
