@@ -82,6 +82,18 @@ const shapes: Shape[] = quick
       glu: false,
       configs: [{ R: 1, LANES: 8, U: 4, phases: 1 }, { R: 1, LANES: 16, U: 4, phases: 1 }],
     },
+    {
+      name: "LM head",
+      N: 92553,
+      K: 6144,
+      glu: false,
+      configs: [
+        { R: 4, LANES: 16, U: 4 },
+        { R: 4, LANES: 16, U: 2 },
+        { R: 2, LANES: 16, U: 4 },
+        { R: 4, LANES: 8, U: 4 },
+      ],
+    },
   ];
 const copies = quick ? 1 : 4;
 const callsPerPass = 12;

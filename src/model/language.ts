@@ -46,8 +46,8 @@ import {
   destroyPairedRowsScratch,
   llmInt8Pack,
   llmInt8Rows,
-  llmInt8RowsPair,
   type LlmInt8RowsOptions,
+  llmInt8RowsPair,
   type LlmInt8RowsScratch,
   matvecLlmInt8,
   maxLlmInt8Rows,
@@ -738,8 +738,19 @@ export function languageForward(
   });
   ahead(w.output, "head", 5 * w.layers.length);
   gatherRows(r, s.hidden, inputs.lastRows, s.last);
-  // A grouped step's head runs group by group as well (LanguageScratch.rowGroups' logits), then joins; else
-  // it takes the B rows at once.
+  // A step that is one pair of LLM.int8 row groups takes them as one product there too, its rows the step's
+  // logits from row 0. Another grouped step's head runs group by group (LanguageScratch.rowGroups' logits),
+  // then joins; else it takes the B rows at once.
+  if (
+    pair && s.llmInt8 && s.headLlmInt8() && plainInt8(w.output) && units.length === 1 && units[0].length === 2
+  ) {
+    const x = llmInt8RowsPair(r, s.last, [groups[0][1], groups[1][1]], pair.hidden, {
+      norm: { weight: w.norm, eps },
+      threshold: s.llmInt8.threshold,
+    });
+    matvecLlmInt8(r, x, w.output, logits);
+    return;
+  }
   const groupLogits = s.rowGroups?.logits;
   const headGroups: [number, number][] = groupLogits ? groups : [[0, B]];
   headGroups.forEach(([, n], g) => {

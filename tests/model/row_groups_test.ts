@@ -71,18 +71,17 @@ Deno.test("a step of 12 rows runs in row groups of 8 and 4, each row as it runs 
         } finally {
           batch.destroy();
         }
-        // Every product ran on groups, the LM head too (its groups' logits joined by one gather_rows); with
-        // LLM.int8 the two groups of each layer's product in one pass (pairRows), the head a group at a time.
+        // Every product ran on groups, the LM head too: weight-only a group at a time, its groups' logits
+        // joined by one gather_rows; with LLM.int8 the two groups of each product, the head's included, in
+        // one pass (pairRows), both quantized in one rows pass, the head's rows straight into the logits.
+        const L = tiny.dims.language.layers;
         for (const k of grouped.kernels) {
-          assert.equal(k.filter((n) => n === "linear_tiled").length, 0);
-          assert.equal(k.filter((n) => n === "gather_rows").length, 2); // the last rows, then the join
+          const count = (name: string) => k.filter((n) => n === name).length;
+          assert.equal(count("linear_tiled"), 0);
+          assert.equal(count("gather_rows"), mode === "llm-int8" ? 1 : 2); // the last rows (, the join)
           if (mode === "llm-int8") {
-            assert.equal(k.filter((n) => n === "matvec_dp4a").length, 4 * tiny.dims.language.layers + 2);
-            // Both groups quantized in one rows pass for each product, the head's a group at a time.
-            assert.equal(
-              k.filter((n) => n === "llm_int8_rows_scan").length,
-              4 * tiny.dims.language.layers + 2,
-            );
+            assert.equal(count("matvec_dp4a"), 4 * L + 1);
+            assert.equal(count("llm_int8_rows_scan"), 4 * L + 1);
           }
         }
         // Each group's first and last rows, and one inside the first.
@@ -156,10 +155,10 @@ Deno.test("LLM.int8 steps of 9–16 rows run as two even row groups in one produ
         } finally {
           batch.destroy();
         }
-        // One product a layer's matrix for both groups and one rows pass for both, the LM head a group at a time.
+        // One product a matrix for both groups (the LM head's too) and one rows pass for both.
         for (const k of grouped.kernels) {
-          assert.equal(k.filter((n) => n === "matvec_dp4a").length, 4 * dims.language.layers + 2);
-          assert.equal(k.filter((n) => n === "llm_int8_rows_scan").length, 4 * dims.language.layers + 2);
+          assert.equal(k.filter((n) => n === "matvec_dp4a").length, 4 * dims.language.layers + 1);
+          assert.equal(k.filter((n) => n === "llm_int8_rows_scan").length, 4 * dims.language.layers + 1);
         }
         const first = groups[1][0];
         for (const b of [0, first - 1, first, B - 1]) {
