@@ -4,6 +4,7 @@
 // shapes: H = 48 query heads, Hkv = 8, Dh = 128, at B = 1 with 512 and 4096 keys and B = 8 with 512.
 //   deno run -A scripts/bench_attention_decode.ts [--quick] [--ms 200] [--out attention_decode.json]
 //     [--kv-cache bf16: the caches in bf16 (KV_CACHE_DTYPE=bf16); the baseline, f32 only, is then left out]
+//     [--rows 8,16: the batches of several rows timed at 512 keys (default 8)]
 // Timing: GPU timestamps around passes of D = 50 back-to-back calls (attention + combine, as the model
 // records them), passes until ≥ --ms per candidate; µs per call is the median pass over D. The calls rotate
 // over enough KV caches (≥ 3, > 150 MB) that the 50 MB L2 cannot serve them. GB/s counts the K/V bytes
@@ -24,7 +25,14 @@ import {
 import * as sweep from "../src/bench/sweep.ts";
 import { kvValueBytes } from "../src/model/kv_cache.ts";
 
-const { args, quick, minMs, out: outArg } = sweep.parseArgs({ "kv-cache": { type: "string" } });
+const { args, quick, minMs, out: outArg } = sweep.parseArgs({
+  "kv-cache": { type: "string" },
+  rows: { type: "string", default: "8" },
+});
+const manyRows = String(args.rows).split(",").map(Number);
+if (!manyRows.every((b) => Number.isInteger(b) && b >= 2 && b <= 64)) {
+  throw new Error(`--rows ${args.rows}: batches of 2–64 rows, separated by commas`);
+}
 const kvDtype = (args["kv-cache"] as string | undefined) ?? "f32";
 if (kvDtype !== "f32" && kvDtype !== "bf16") throw new Error(`--kv-cache ${kvDtype}: use f32 or bf16`);
 const bf16 = kvDtype === "bf16";
@@ -44,7 +52,7 @@ const shapes: Shape[] = quick
   : [
     { B: 1, ctx: 512, H: 48, Hkv: 8, Dh: 128 },
     { B: 1, ctx: 4096, H: 48, Hkv: 8, Dh: 128 },
-    { B: 8, ctx: 512, H: 48, Hkv: 8, Dh: 128 },
+    ...manyRows.map((B) => ({ B, ctx: 512, H: 48, Hkv: 8, Dh: 128 })),
   ];
 /** Keys per split swept for every tiling (forced through `splits`). */
 const chunks = quick ? [32, 64] : [32, 64, 128, 256, 512];
