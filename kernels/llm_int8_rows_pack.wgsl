@@ -12,12 +12,13 @@
 //   3 partial [blocks·8] f32, 4 count [blocks] u32, 5 q [≥T, K/4] u32, 6 xs [≥T] f32,
 //   7 outliers [1 + K] u32.
 // Params: t = T (1..8), k4 = K/4, blocks (of partial and count), sub (of those blocks to one of BC columns);
-//   t1, v1, q1, xs1, o1: a second row group's (workgroup row y = 1, as the scan pass's) rows and where its
-//   values (vec4), q (words), xs and outlier list start; its scan arrays follow the first group's (colbits
-//   and count k4 further on, partial 8·k4).
+//   t1, v1, q1, xs1, o1, t2: more row groups (workgroup row y takes group y, as the scan pass's): the rows
+//   of groups 1 and 2, and the strides from one group's values (vec4), q (words), xs and outlier list to the
+//   next's; group y's scan arrays follow the groups' before it (colbits and count y·k4 on, partial 8·y·k4).
 // Overrides: BC vec4 columns per block (as the scan pass).
-// Grid: ceil(K/4 / BC) × groups (1 or 2) workgroups of 256. Features: none (pack4xI8 is core WGSL).
-struct Params { t: u32, k4: u32, blocks: u32, sub: u32, t1: u32, v1: u32, q1: u32, xs1: u32, o1: u32 }
+// Grid: ceil(K/4 / BC) × groups (1–3) workgroups of 256. Features: none (pack4xI8 is core WGSL).
+struct Params { t: u32, k4: u32, blocks: u32, sub: u32, t1: u32, v1: u32, q1: u32, xs1: u32, o1: u32,
+                t2: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> values: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> colbits: array<u32>;
@@ -39,13 +40,13 @@ var<workgroup> has_list: u32;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let second = wg.y == 1u;
-  let nt = select(p.t, p.t1, second);
-  let vb = select(0u, p.v1, second);
-  let qb = select(0u, p.q1, second);
-  let xb = select(0u, p.xs1, second);
-  let ob = select(0u, p.o1, second);
-  let cb = select(0u, p.k4, second);
+  let y = wg.y;
+  let nt = select(select(p.t, p.t1, y == 1u), p.t2, y == 2u);
+  let vb = y * p.v1;
+  let qb = y * p.q1;
+  let xb = y * p.xs1;
+  let ob = y * p.o1;
+  let cb = y * p.k4;
   let t = li / 32u;
   let j = li % 32u;
   // Loads whose values wait for the reductions, issued first so their round trips overlap the reductions':

@@ -13,20 +13,20 @@
 // (NORM_SUMS): at 8 rows the full sum was ~16 dependent round trips to L2 a workgroup.
 // Threads: 256 = 8 rows × 32 columns; thread (t = li / 32, j = li % 32) takes vec4 columns j, j + 32, …
 // of the block (BC/32 of them).
-// Two row groups at once (a step's two groups quantized apart, src/ops/matvec_dp4a.ts `llmInt8RowsPair`):
-// workgroup row y = 1 takes the second group — its t1 rows from vec4 x1 of x, its values from vec4 v1, its
-// Σx² parts from s1 of squares, and colbits, count and partial after the first group's (k4, k4 and 8·k4
-// further on), each group's own scan.
+// Two or three row groups at once (a step's groups quantized apart, src/ops/matvec_dp4a.ts
+// `llmInt8RowsGroups`): workgroup row y takes group y — its t1 (y = 1) or t2 (y = 2) rows from vec4 y·x1 of x,
+// its values from vec4 y·v1, its Σx² parts (parts, or parts2 for y = 2) from y·s1 of squares, and colbits,
+// count and partial after the groups' before it (y·k4, y·k4 and 8·y·k4 on), each group's own scan.
 //
 // Bindings: 1 x [T, K] f32 as vec4, 2 g [K] f32 as vec4 (NORM; any buffer otherwise),
 //   3 values [≥T, K] f32 as vec4, 4 colbits [K/4] u32, 5 partial [blocks·8] f32, 6 count [blocks] u32,
 //   7 squares [8, stride] f32: row t's Σx² in parts (NORM_SUMS; any buffer otherwise).
 // Params: t = T (1..8), k4 = K/4, eps (NORM), threshold θ (> 0), parts and stride of squares (NORM_SUMS);
-//   t1, x1, v1, s1: the second group's (y = 1) rows and offsets, unused without one.
+//   t1, x1, v1, s1, t2, parts2: the other groups' rows and strides (above), unused without them.
 // Overrides: MODE 0 plain, 1 NORM, 2 NORM_SUMS; BC vec4 columns per block (a multiple of 32).
-// Grid: ceil(K/4 / BC) × groups (1 or 2) workgroups of 256. Features: none.
+// Grid: ceil(K/4 / BC) × groups (1–3) workgroups of 256. Features: none.
 struct Params { t: u32, k4: u32, eps: f32, threshold: f32, parts: u32, stride: u32,
-                t1: u32, x1: u32, v1: u32, s1: u32 }
+                t1: u32, x1: u32, v1: u32, s1: u32, t2: u32, parts2: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
@@ -93,12 +93,13 @@ fn set_norms(li: u32, share: f32) {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let second = wg.y == 1u;
-  nt = select(p.t, p.t1, second);
-  xb = select(0u, p.x1, second);
-  vb = select(0u, p.v1, second);
-  cb = select(0u, p.k4, second);
-  let sb = select(0u, p.s1, second);
+  let y = wg.y;
+  nt = select(select(p.t, p.t1, y == 1u), p.t2, y == 2u);
+  let parts = select(p.parts, p.parts2, y == 2u);
+  xb = y * p.x1;
+  vb = y * p.v1;
+  cb = y * p.k4;
+  let sb = y * p.s1;
   for (var i = li; i < BC; i += WG) { atomicStore(&bits[i], 0u); }
   let t = li / 32u;
   let j = li % 32u;
@@ -133,11 +134,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     var a = vec4<f32>(0.0);
     if (t < nt) {
       let row = sb + t * p.stride;
-      for (var i = j; i < p.parts; i += 128u) {
+      for (var i = j; i < parts; i += 128u) {
         a.x += squares[row + i];
-        if (i + 32u < p.parts) { a.y += squares[row + i + 32u]; }
-        if (i + 64u < p.parts) { a.z += squares[row + i + 64u]; }
-        if (i + 96u < p.parts) { a.w += squares[row + i + 96u]; }
+        if (i + 32u < parts) { a.y += squares[row + i + 32u]; }
+        if (i + 64u < parts) { a.z += squares[row + i + 64u]; }
+        if (i + 96u < parts) { a.w += squares[row + i + 96u]; }
       }
     }
     set_norms(li, (a.x + a.y) + (a.z + a.w));

@@ -1,6 +1,6 @@
 // Whether a server's first round of each kind compiles anything after `warmUp` (as WebGpuEngine.load runs
 // it): a model of the real V1.5 shapes from GPU-random int8 weights (--tiny: the bench's tiny shapes), then
-// rounds of text at 1, 3, 5, 8, 9, 12 and 14 rows (greedy and sampled), a long prompt, a follow-up round on a kept
+// rounds of text at 1, 3, 5, 8, 9, 12, 14 and 20 rows (greedy and sampled), a long prompt, a follow-up round on a kept
 // cache, beam search, image encodes of 7 and 13 tiles and rounds with images, each run twice. Reports the
 // pipelines each first run asked for that the warm-up had not (with their build time on this thread) and the
 // wall time of both runs. Pipelines, not timing, are what the warm-up test checks
@@ -120,6 +120,7 @@ await round("text, 8 rows, 40 ids", () => generate(model, text(8, 40), greedy, o
 await round("text, 9 rows, 40 ids", () => generate(model, text(9, 40), greedy, opts));
 await round("text, 12 rows, 40 ids", () => generate(model, text(12, 40), greedy, opts));
 await round("text, 14 rows, 40 ids", () => generate(model, text(14, 40), greedy, opts));
+await round("text, 20 rows, 40 ids", () => generate(model, text(20, 40), greedy, opts));
 await round("text, 1 row, 600 ids", () => generate(model, text(1, 600), greedy, opts));
 await round("follow-up of 31 ids after 600", async () => {
   const runner = model.newRunner(1, 700);

@@ -320,12 +320,14 @@ export class InternVLModel {
       // counts below (9: 8 and 1; with LLM.int8 two groups, of 9–16 rows as even as can be, make one product
       // when the second has at least minPairedRows, whose pipelines take the rows as a parameter but the first
       // group's: 9, 11, 13 and 16 rows build those of 5, 6, 7 and 8, and 13 those of 8 + 5 where the groups
-      // stay 8 and the rest, `stepRowGroups`), and past those
+      // stay 8 and the rest, `stepRowGroups`; past 16 rows a third group of 1 or 2 rows leaves its Σout² as
+      // 3 rows and more do, 17 and 18 rows build those), and past those
       // (maxGroupedStepRows: 17 weight-only, 25 with LLM.int8) on the tiled GEMMs, in 32×128 tiles up to 32
       // rows, 64×64 up to 64 (the LM head of a step of 33–64 rows in either mode), 128×128 past that (the
       // vision encoder's): the first row count past the groups and 33 stand for those counts.
       const pastGroups = maxGroupedStepRows(this.matmul) + 1;
-      const pairs = llmInt8ForFew(this.matmul.mode, 2 * maxMatvecTokens) ? [11, 13, 2 * maxMatvecTokens] : [];
+      const m = maxMatvecTokens;
+      const pairs = llmInt8ForFew(this.matmul.mode, 2 * m) ? [11, 13, 2 * m, 2 * m + 1, 2 * m + 2] : [];
       for (
         const rows of [...Array.from({ length: maxMatvecTokens }, (_, i) => i + 2), ...pairs, pastGroups, 33]
       ) {

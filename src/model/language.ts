@@ -46,8 +46,8 @@ import {
   destroyPairedRowsScratch,
   llmInt8Pack,
   llmInt8Rows,
+  llmInt8RowsGroups,
   type LlmInt8RowsOptions,
-  llmInt8RowsPair,
   type LlmInt8RowsScratch,
   matvecLlmInt8,
   maxLlmInt8Rows,
@@ -245,6 +245,8 @@ export class LanguageScratch {
     // Grouped: the rows passes of one group at a time.
     const rowsScratch = (name: string, width: number, n: number) =>
       createLlmInt8RowsScratch(gpu, `lm.llm_int8.${name}`, grouped ? maxLlmInt8Rows : n, width);
+    // A grouped LLM.int8 step's groups, all quantized in one rows pass (a pair and a third group past 16 rows).
+    const pairGroups = batch > 2 * maxLlmInt8Rows ? 3 : 2;
     this.llmInt8 =
       llmInt8ForFew(matmul.mode, rows) && (batch <= maxLlmInt8Rows || grouped) && llmInt8RowsFit(dims)
         ? {
@@ -252,8 +254,8 @@ export class LanguageScratch {
           inter: few || grouped ? rowsScratch("inter", I, rows) : null,
           pair: grouped && batch > maxLlmInt8Rows
             ? {
-              hidden: createPairedRowsScratch(gpu, "lm.llm_int8.pair_hidden", D),
-              inter: createPairedRowsScratch(gpu, "lm.llm_int8.pair_inter", I),
+              hidden: createPairedRowsScratch(gpu, "lm.llm_int8.pair_hidden", D, pairGroups),
+              inter: createPairedRowsScratch(gpu, "lm.llm_int8.pair_inter", I, pairGroups),
             }
             : null,
           threshold: matmul.threshold,
@@ -523,11 +525,14 @@ export function languageForward(
   // INT8_MATMUL=llm-int8, prompt-sized chunks: LLM.int8's GEMM; weight-only ones: split K where few tiles.
   const o = { llmInt8: s.llmInt8Gemm, splitK: s.splitK };
   // LLM.int8 rows: each group's Σx² of its hidden rows as the last product into them (wo, w2) left it, for
-  // the next norm, from minRowsForSquares rows on (each group in a tensor of its own: a shared one would be
-  // overwritten by the next group before the norm reads it).
+  // the next norm, from minRowsForSquares rows on, and in every group that a rows pass takes with the others
+  // (`allInOnePass`: the pass's groups all take them or none does) (each group in a tensor of its own: a
+  // shared one would be overwritten by the next group before the norm reads it).
   const sums: (RowSquares | undefined)[] = groups.map(() => undefined);
   const squares = (few: LanguageScratch["llmInt8"], g: number) =>
-    few && groups[g][1] >= minRowsForSquares ? s.rowGroups?.squares[g] ?? few.hidden.squares : undefined;
+    few && (groups[g][1] >= minRowsForSquares || allInOnePass)
+      ? s.rowGroups?.squares[g] ?? few.hidden.squares
+      : undefined;
   // A pair's: both groups' rows of the joint tensor (the second group has ≥ minPairedRows ≥ minRowsForSquares).
   const pairSquares = (u: number[]) => {
     const all = s.rowGroups?.allSquares;
@@ -555,37 +560,45 @@ export function languageForward(
   for (let g = 0; g < groups.length; g += units[units.length - 1].length) {
     units.push(pair && g + 1 < groups.length && groups[g + 1][1] >= minPairedRows ? [g, g + 1] : [g]);
   }
+  // Every group's LLM.int8 rows in one pass: a pair, and past 16 rows a third group alone.
+  const allInOnePass = pair !== null && units[0].length === 2 &&
+    units.slice(1).every((u) => u.length === 1) &&
+    groups.length <= pair.hidden.groups.length;
   const span = (t: Tensor, u: number[]) =>
     s.rowGroups ? rowsView(t, groups[u[0]][0], u.reduce((n, g) => n + groups[g][1], 0)) : t;
   /**
-   * A unit's LLM.int8 rows of the activation x: one group's into `single`, or two groups' into `joint`'s
-   * parts, each with its own options (the norm's Σx² are a group's own), as one product's rows — in one
-   * rows pass for both where their Σx² parts are rows of one tensor (or neither has them), else a pass each.
+   * The LLM.int8 rows of the activation x for every unit: one group's into `single`; in row groups, each
+   * group's into its part of `joint` with its own options (the norm's Σx² are a group's own) — all groups in
+   * one rows pass where their Σx² parts are their rows of the step's one tensor (or none has them), else a pass
+   * each — a pair's as one product's rows.
    */
-  const unitRows = (
-    u: number[],
+  const stepRows = (
     x: Tensor,
     single: LlmInt8RowsScratch,
     joint: PairedRowsScratch | undefined,
     opts: (g: number) => LlmInt8RowsOptions,
-  ): QuantizedRows => {
-    if (u.length === 1) return llmInt8Rows(r, part(x, u[0]), single, opts(u[0]));
-    const [o0, o1] = u.map(opts);
-    const [s0, s1] = [o0.norm?.sums, o1.norm?.sums];
-    const both = pairSquares(u);
-    // Each group's parts its 8 rows of the pair's: the second group's from row 8.
+  ): QuantizedRows[] => {
+    if (!joint) return units.map((u) => llmInt8Rows(r, part(x, u[0]), single, opts(u[0])));
+    const o = groups.map((_, g) => opts(g));
+    const given = o.map((og) => og.norm?.sums);
+    const all = s.rowGroups?.allSquares;
+    // Group g's parts its 8 rows of the step's tensor, from row 8g.
     const rowOf = (t: Tensor) => t.byteOffset / (t.byteLength / t.shape[0]);
-    const joined = s0 && s1 && both && s0.squares.buffer === both.buffer &&
-      s1.squares.buffer === both.buffer &&
-      rowOf(s0.squares) === rowOf(both) && rowOf(s1.squares) === rowOf(both) + maxLlmInt8Rows &&
-      s0.parts === s1.parts;
-    if (!s0 && !s1) return llmInt8RowsPair(r, span(x, u), [groups[u[0]][1], groups[u[1]][1]], joint!, o0);
-    if (joined) {
-      const norm = { ...o0.norm!, sums: { squares: both, parts: s0.parts } };
-      return llmInt8RowsPair(r, span(x, u), [groups[u[0]][1], groups[u[1]][1]], joint!, { ...o0, norm });
+    const inAll = all &&
+      given.every((v, g) => v && v.squares.buffer === all.buffer && rowOf(v.squares) === g * maxLlmInt8Rows);
+    if (allInOnePass && (given.every((v) => !v) || inAll)) {
+      const sums = inAll
+        ? { squares: rowsView(all, 0, groups.length * maxLlmInt8Rows), parts: given.map((v) => v!.parts) }
+        : undefined;
+      const norm = o[0].norm && { weight: o[0].norm.weight, eps: o[0].norm.eps };
+      const rows = groups.map(([, n]) => n);
+      return llmInt8RowsGroups(r, x, rows, joint, { threshold: o[0].threshold, norm, sums });
     }
-    const [a, b] = u.map((g, i) => llmInt8Rows(r, part(x, g), joint!.groups[i], opts(g)));
-    return pairRows(a, b, joint!, span(x, u));
+    return units.map((u) => {
+      if (u.length === 1) return llmInt8Rows(r, part(x, u[0]), joint.groups[u[0]], o[u[0]]);
+      const [a, b] = u.map((g) => llmInt8Rows(r, part(x, g), joint.groups[g], o[g]));
+      return pairRows(a, b, joint, span(x, u));
+    });
   };
   // Each product runs group by group; the attention takes every row at once.
   w.layers.forEach((lw, l) => {
@@ -596,13 +609,11 @@ export function languageForward(
     if (!few) sums.fill(undefined);
     const fusedQkv = !few && fusable && lw.wqkv.kind === "int8";
     if (few) {
-      for (const u of units) {
-        const x = unitRows(u, s.hidden, few.hidden, pair?.hidden, (g) => ({
-          norm: { weight: lw.attentionNorm, eps, sums: sums[g] },
-          threshold,
-        }));
-        matvecLlmInt8(r, x, lw.wqkv, span(s.qkv, u));
-      }
+      const xs = stepRows(s.hidden, few.hidden, pair?.hidden, (g) => ({
+        norm: { weight: lw.attentionNorm, eps, sums: sums[g] },
+        threshold,
+      }));
+      units.forEach((u, i) => matvecLlmInt8(r, xs[i], lw.wqkv, span(s.qkv, u)));
     } else {
       groups.forEach((_, g) => {
         const hidden = part(s.hidden, g), qkv = part(s.qkv, g);
@@ -673,13 +684,13 @@ export function languageForward(
     }
     tap?.("lm.attn", l, s.attn, r);
     if (few) {
-      for (const u of units) {
-        const attn = attnScanned
-          ? llmInt8Pack(r, attnScanned)
-          : unitRows(u, s.attn, few.hidden, pair?.hidden, () => ({ threshold }));
+      const attn = attnScanned
+        ? [llmInt8Pack(r, attnScanned)]
+        : stepRows(s.attn, few.hidden, pair?.hidden, () => ({ threshold }));
+      units.forEach((u, i) => {
         const sq = u.length === 1 ? squares(few, u[0]) : pairSquares(u);
-        leave(u, matvecLlmInt8(r, attn, lw.wo, span(s.hidden, u), { accumulate: true, squares: sq }));
-      }
+        leave(u, matvecLlmInt8(r, attn[i], lw.wo, span(s.hidden, u), { accumulate: true, squares: sq }));
+      });
     } else {
       groups.forEach((_, g) => {
         linear(r, part(s.attn, g), lw.wo, part(s.hidden, g), { ...o, accumulate: true }); // h = h + wo(attn)
@@ -693,13 +704,11 @@ export function languageForward(
     const fusedGateUp = !few && fusable && lw.w1.kind === "int8" && lw.w3.kind === "int8" && !lw.w1.bias &&
       !lw.w3.bias;
     if (few) {
-      for (const u of units) {
-        const x = unitRows(u, s.hidden, few.hidden, pair?.hidden, (g) => ({
-          norm: { weight: lw.ffnNorm, eps, sums: sums[g] },
-          threshold,
-        }));
-        matvecLlmInt8(r, x, lw.w1, span(s.act, u), { up: lw.w3 }); // silu(gate)·up
-      }
+      const xs = stepRows(s.hidden, few.hidden, pair?.hidden, (g) => ({
+        norm: { weight: lw.ffnNorm, eps, sums: sums[g] },
+        threshold,
+      }));
+      units.forEach((u, i) => matvecLlmInt8(r, xs[i], lw.w1, span(s.act, u), { up: lw.w3 })); // silu(gate)·up
     } else {
       groups.forEach((_, g) => {
         const hidden = part(s.hidden, g), act = part(s.act, g);
@@ -721,11 +730,11 @@ export function languageForward(
     if (fusedGateUp) ahead(lw.w2, "w2", 5 * l + 4);
     tap?.("lm.act", l, s.act, r);
     if (few) {
-      for (const u of units) {
-        const x = unitRows(u, s.act, few.inter!, pair?.inter, () => ({ threshold }));
+      const xs = stepRows(s.act, few.inter!, pair?.inter, () => ({ threshold }));
+      units.forEach((u, i) => {
         const sq = u.length === 1 ? squares(few, u[0]) : pairSquares(u);
-        leave(u, matvecLlmInt8(r, x, lw.w2, span(s.hidden, u), { accumulate: true, squares: sq }));
-      }
+        leave(u, matvecLlmInt8(r, xs[i], lw.w2, span(s.hidden, u), { accumulate: true, squares: sq }));
+      });
     } else {
       groups.forEach((_, g) => {
         // h = h + w2(silu(w1 x) · w3 x)
@@ -744,7 +753,7 @@ export function languageForward(
   if (
     pair && s.llmInt8 && s.headLlmInt8() && plainInt8(w.output) && units.length === 1 && units[0].length === 2
   ) {
-    const x = llmInt8RowsPair(r, s.last, [groups[0][1], groups[1][1]], pair.hidden, {
+    const [x] = llmInt8RowsGroups(r, s.last, [groups[0][1], groups[1][1]], pair.hidden, {
       norm: { weight: w.norm, eps },
       threshold: s.llmInt8.threshold,
     });

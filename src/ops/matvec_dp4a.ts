@@ -86,24 +86,24 @@ export function destroyLlmInt8RowsScratch(s: LlmInt8RowsScratch): void {
 }
 
 /**
- * Scratch for two groups of up to 8 rows of width K, each quantized apart into its own part — both in one
- * pass (`llmInt8RowsPair`), or a group at a time (`groups[g]`, views: q and values rows 8g …, xs and the
- * outlier list at 256-byte-aligned offsets, the first group's part of the scan's block arrays) — then
- * multiplied in one pass (`pairRows`).
+ * Scratch for two (or three) groups of up to 8 rows of width K, each quantized apart into its own part — all
+ * in one pass (`llmInt8RowsGroups`), or a group at a time (`groups[g]`, views: q and values rows 8g …, xs and
+ * the outlier list at 256-byte-aligned offsets, the first group's part of the scan's block arrays) — then the
+ * first two multiplied in one pass (`pairRows`), a third alone.
  */
 export interface PairedRowsScratch {
   K: number;
-  q: Tensor; // [qHalf + 8·K/4] u32: the second group's rows from word qHalf (256-byte aligned)
-  values: Tensor; // [16, K] f32
-  xs: Tensor; // [2·xsHalf] f32
-  outliers: Tensor; // [2·outliersHalf] u32
-  qHalf: number;
-  xsHalf: number;
-  outliersHalf: number;
-  groups: [LlmInt8RowsScratch, LlmInt8RowsScratch];
+  q: Tensor; // [(G − 1)·qGroup + 8·K/4] u32: group g's rows from word g·qGroup (256-byte aligned)
+  values: Tensor; // [8·G, K] f32
+  xs: Tensor; // [G·xsGroup] f32
+  outliers: Tensor; // [G·outliersGroup] u32
+  qGroup: number;
+  xsGroup: number;
+  outliersGroup: number;
+  groups: LlmInt8RowsScratch[]; // G of them
 }
 
-export function createPairedRowsScratch(gpu: Gpu, label: string, K: number): PairedRowsScratch {
+export function createPairedRowsScratch(gpu: Gpu, label: string, K: number, count: 2 | 3 = 2): PairedRowsScratch {
   if (!(K % 4 === 0 && K >= 4 && K <= maxLlmInt8RowsK)) {
     throw new Error(`paired LLM.int8 rows: K=${K} (a multiple of 4 ≤ ${maxLlmInt8RowsK})`);
   }
@@ -113,17 +113,17 @@ export function createPairedRowsScratch(gpu: Gpu, label: string, K: number): Pai
   }
   const words = storageOffsetAlign / 4;
   const rowWords = (maxLlmInt8Rows * K) / 4;
-  const qHalf = Math.ceil(rowWords / words) * words;
-  const xsHalf = words, outliersHalf = Math.ceil((1 + K) / words) * words;
-  const q = gpu.createTensor(`${label}.pair_q`, "u32", [qHalf + rowWords]);
-  const values = gpu.createTensor(`${label}.pair_values`, "f32", [2 * maxLlmInt8Rows, K]);
-  const xs = gpu.createTensor(`${label}.pair_xs`, "f32", [2, xsHalf]);
-  const outliers = gpu.createTensor(`${label}.pair_outliers`, "u32", [2, outliersHalf]);
-  const shared = createScanArrays(gpu, label, K, 2);
+  const qGroup = Math.ceil(rowWords / words) * words;
+  const xsGroup = words, outliersGroup = Math.ceil((1 + K) / words) * words;
+  const q = gpu.createTensor(`${label}.pair_q`, "u32", [(count - 1) * qGroup + rowWords]);
+  const values = gpu.createTensor(`${label}.pair_values`, "f32", [count * maxLlmInt8Rows, K]);
+  const xs = gpu.createTensor(`${label}.pair_xs`, "f32", [count, xsGroup]);
+  const outliers = gpu.createTensor(`${label}.pair_outliers`, "u32", [count, outliersGroup]);
+  const shared = createScanArrays(gpu, label, K, count);
   const group = (g: number): LlmInt8RowsScratch => ({
     ...shared,
-    q: new Tensor(q.buffer, "u32", [maxLlmInt8Rows, K / 4], q.label, g * qHalf * 4),
-    xs: reshape(rowsView(xs, g, 1), [xsHalf]),
+    q: new Tensor(q.buffer, "u32", [maxLlmInt8Rows, K / 4], q.label, g * qGroup * 4),
+    xs: reshape(rowsView(xs, g, 1), [xsGroup]),
     outliers: frontView(rowsView(outliers, g, 1), [1 + K]),
     values: rowsView(values, g * maxLlmInt8Rows, maxLlmInt8Rows),
   });
@@ -131,12 +131,12 @@ export function createPairedRowsScratch(gpu: Gpu, label: string, K: number): Pai
     K,
     q,
     values,
-    xs: reshape(xs, [2 * xsHalf]),
-    outliers: reshape(outliers, [2 * outliersHalf]),
-    qHalf,
-    xsHalf,
-    outliersHalf,
-    groups: [group(0), group(1)],
+    xs: reshape(xs, [count * xsGroup]),
+    outliers: reshape(outliers, [count * outliersGroup]),
+    qGroup,
+    xsGroup,
+    outliersGroup,
+    groups: Array.from({ length: count }, (_, g) => group(g)),
   };
 }
 
@@ -209,9 +209,9 @@ function pairedRows(
     values: normed ? joint.values : x,
     halves: {
       first: rows[0],
-      q: joint.qHalf,
-      xs: joint.xsHalf,
-      outliers: joint.outliersHalf,
+      q: joint.qGroup,
+      xs: joint.xsGroup,
+      outliers: joint.outliersGroup,
       values: normed ? maxLlmInt8Rows : rows[0],
     },
   };
@@ -290,7 +290,7 @@ export function llmInt8Rows(
       { f32: threshold },
       sums?.parts ?? 0,
       sums?.squares.shape[1] ?? 0,
-      ...noSecondGroup.scan,
+      ...noMoreGroups.scan,
     ],
     workgroups: blocks,
     constants: { MODE: mode, BC: blockColumns },
@@ -299,44 +299,61 @@ export function llmInt8Rows(
   return llmInt8Pack(r, { rows: T, K, scratch, values, blocks, perPackBlock: 1 }, x.label);
 }
 
-/** The two rows passes' parameters of a second row group (rows, offsets) where there is none. */
-const noSecondGroup = { scan: [0, 0, 0, 0], pack: [0, 0, 0, 0, 0] };
+/** The two rows passes' parameters of more row groups (rows, offsets) where there are none. */
+const noMoreGroups = { scan: [0, 0, 0, 0, 0, 0], pack: [0, 0, 0, 0, 0, 0] };
+
+/** The norm's Σx² of every group of `llmInt8RowsGroups`: each group's 8 rows of one tensor, parts by group. */
+export interface GroupSquares {
+  squares: Tensor; // [8·G, stride] f32: group g's rows from row 8g
+  parts: number[]; // parts of each group's rows (the first two groups' equal: one product left them)
+}
 
 /**
- * `llmInt8Rows` of two row groups at once, each quantized apart into its part of `joint` (its own outlier
- * columns and scales, the numbers of a pass of its own), in the two dispatches of one group's passes — the
- * second group on the grids' second row — then as one product's rows (what `pairRows` makes of two calls).
- * x: both groups' rows, [rows[0] + rows[1], K], the first group the larger. With the norm's `sums`, both
- * groups' Σx² parts in one tensor, the second group's from row 8 ([16, stride]).
+ * `llmInt8Rows` of two or three row groups at once, each quantized apart into its part of `joint` (its own
+ * outlier columns and scales, the numbers of a pass of its own), in the two dispatches of one group's passes
+ * — group g on the grids' row g — then the first two as one product's rows (what `pairRows` makes of two
+ * calls) and a third as its own. x: the groups' rows one after the other, [Σ rows, K]; the first group the
+ * largest, the second group's rows from row `rows[0]`, a third group's from row 16 (it follows two groups of
+ * 8). With the norm, `sums` replaces the options' own Σx² (`LlmInt8RowsOptions.norm.sums`, not taken here).
  */
-export function llmInt8RowsPair(
+export function llmInt8RowsGroups(
   r: Recorder,
   x: Tensor,
-  rows: [number, number],
+  rows: number[],
   joint: PairedRowsScratch,
-  opts: LlmInt8RowsOptions = {},
-): QuantizedRows {
+  opts: LlmInt8RowsOptions & { sums?: GroupSquares } = {},
+): QuantizedRows[] {
   const K = joint.K, k4 = K / 4;
-  const [first, second] = rows;
-  if (!(first <= maxLlmInt8Rows && second >= 1 && second <= first)) {
-    throw new Error(`llmInt8RowsPair: groups of ${first} and ${second} rows (the first the larger, ≤ 8)`);
+  const G = rows.length;
+  const [first, second, third = 0] = rows;
+  const what = `llmInt8RowsGroups (${rows.join(" + ")} rows)`;
+  if (
+    !(G >= 2 && G <= joint.groups.length && first <= maxLlmInt8Rows && rows.every((n) => n >= 1 && n <= first) &&
+      (G === 2 || first + second === 2 * maxLlmInt8Rows))
+  ) {
+    throw new Error(`${what}: 2 groups, the first the larger, or 3 after two of 8, in ${joint.groups.length}`);
   }
-  expectTensor("llmInt8RowsPair x", x, "f32", [first + second, K]);
-  if (opts.norm) expectTensor("llmInt8RowsPair norm weight", opts.norm.weight, "f32", [K]);
+  expectTensor(`${what} x`, x, "f32", [first + second + third, K]);
+  if (opts.norm?.sums) throw new Error(`${what}: the groups' Σx² go in opts.sums`);
+  if (opts.norm) expectTensor(`${what} norm weight`, opts.norm.weight, "f32", [K]);
   const threshold = opts.threshold ?? llmInt8Threshold;
-  if (!(threshold > 0)) throw new Error(`llmInt8RowsPair: threshold ${threshold} must be > 0`);
-  const sums = opts.norm?.sums;
+  if (!(threshold > 0)) throw new Error(`${what}: threshold ${threshold} must be > 0`);
+  const sums = opts.sums;
   if (sums) {
-    expectTensor("llmInt8RowsPair sums", sums.squares, "f32", [2 * maxLlmInt8Rows, -1]);
-    if (!(sums.parts >= 1 && sums.parts <= sums.squares.shape[1])) {
-      throw new Error(`llmInt8RowsPair: ${sums.parts} parts of Σx² in [16, ${sums.squares.shape[1]}]`);
+    if (!opts.norm) throw new Error(`${what}: Σx² without a norm`);
+    expectTensor(`${what} sums`, sums.squares, "f32", [G * maxLlmInt8Rows, -1]);
+    if (
+      !(sums.parts.length === G && sums.parts[0] === sums.parts[1] &&
+        sums.parts.every((n) => n >= 1 && n <= sums.squares.shape[1]))
+    ) {
+      throw new Error(`${what}: parts ${sums.parts} of Σx² in [${sums.squares.shape}]`);
     }
   }
   const mode = sums ? 2 : opts.norm ? 1 : 0;
   const blocks = Math.ceil(k4 / blockColumns);
   const scan = joint.groups[0];
   const values = mode ? joint.values : x;
-  const valuesHalf = (mode ? maxLlmInt8Rows : first) * k4; // vec4s
+  const valuesGroup = (mode ? maxLlmInt8Rows : first) * k4; // vec4s from one group's rows to the next's
   r.dispatch("llm_int8_rows_scan", {
     bindings: [
       x,
@@ -352,25 +369,49 @@ export function llmInt8RowsPair(
       k4,
       { f32: opts.norm?.eps ?? 0 },
       { f32: threshold },
-      sums?.parts ?? 0,
+      sums?.parts[0] ?? 0,
       sums?.squares.shape[1] ?? 0,
       second,
       first * k4,
       maxLlmInt8Rows * k4,
       maxLlmInt8Rows * (sums?.squares.shape[1] ?? 0),
+      third,
+      sums?.parts[2] ?? 0,
     ],
-    workgroups: [blocks, 2],
+    workgroups: [blocks, G],
     constants: { MODE: mode, BC: blockColumns },
-    label: `llm_int8_rows_scan ${x.label} (two groups)`,
+    label: `llm_int8_rows_scan ${x.label} (${G} groups)`,
   });
   r.dispatch("llm_int8_rows_pack", {
     bindings: [values, scan.colbits, scan.partial, scan.count, joint.q, joint.xs, joint.outliers],
-    params: [first, k4, blocks, 1, second, valuesHalf, joint.qHalf, joint.xsHalf, joint.outliersHalf],
-    workgroups: [blocks, 2],
+    params: [
+      first,
+      k4,
+      blocks,
+      1,
+      second,
+      valuesGroup,
+      joint.qGroup,
+      joint.xsGroup,
+      joint.outliersGroup,
+      third,
+    ],
+    workgroups: [blocks, G],
     constants: { BC: blockColumns },
-    label: `llm_int8_rows_pack ${x.label} (two groups)`,
+    label: `llm_int8_rows_pack ${x.label} (${G} groups)`,
   });
-  return pairedRows(joint, rows, mode !== 0, x);
+  const pair = pairedRows(joint, [first, second], mode !== 0, x);
+  if (G === 2) return [pair];
+  const g = joint.groups[2];
+  const own = 2 * maxLlmInt8Rows;
+  return [pair, {
+    rows: third,
+    K,
+    q: g.q,
+    xs: g.xs,
+    outliers: g.outliers,
+    values: mode ? g.values : rowsView(x, own, third),
+  }];
 }
 
 /** Rows whose scan is done — by the rows scan, or by the kernel that wrote them: what the pack reads. */
@@ -402,7 +443,7 @@ export function llmInt8Pack(r: Recorder, s: ScannedRows, label = s.values.label)
       scratch.xs,
       scratch.outliers,
     ],
-    params: [T, K / 4, s.blocks, s.perPackBlock, ...noSecondGroup.pack],
+    params: [T, K / 4, s.blocks, s.perPackBlock, ...noMoreGroups.pack],
     workgroups: Math.ceil(K / 4 / blockColumns),
     constants: { BC: blockColumns },
     label: `llm_int8_rows_pack ${label}`,

@@ -10,7 +10,7 @@ import {
   type Dp4aConfig,
   dp4aCpuConfig,
   llmInt8Rows,
-  llmInt8RowsPair,
+  llmInt8RowsGroups,
   matvecLlmInt8,
   pairRows,
   type QuantizedRows,
@@ -271,7 +271,7 @@ Deno.test("matvec_dp4a multiplies two row groups quantized apart in one pass, ea
     norm: boolean; // the rows RMSNorm-ed by the rows pass (values in the scratch, not x)
     /** Outlier columns each group has besides its two (its own, 13 apart), several a lane. */
     manyOutliers?: number;
-    /** Both groups quantized by one rows pass (`llmInt8RowsPair`) instead of a pass each. */
+    /** Both groups quantized by one rows pass (`llmInt8RowsGroups`) instead of a pass each. */
     onePass?: boolean;
   }
   const cases: PairCase[] = [
@@ -341,7 +341,7 @@ Deno.test("matvec_dp4a multiplies two row groups quantized apart in one pass, ea
           : gpu.uploadTensor("sq", "f32", [16, stride], randomF32(16 * stride, 9));
         const r = gpu.recorder("test");
         const opts = norm ? { norm: { weight: gnorm, eps: 1e-6 } } : {};
-        const paired = onePass ? llmInt8RowsPair(r, x, rows, joint, opts) : pairRows(
+        const paired = onePass ? llmInt8RowsGroups(r, x, rows, joint, opts)[0] : pairRows(
           ...[0, 1].map((g) => llmInt8Rows(r, rowsView(x, g * rows[0], rows[g]), joint.groups[g], opts)) as [
             QuantizedRows,
             QuantizedRows,
@@ -418,6 +418,90 @@ Deno.test("matvec_dp4a multiplies two row groups quantized apart in one pass, ea
         for (const b of [x, out, gnorm]) b.buffer.destroy();
       },
     );
+  }
+});
+
+Deno.test("one LLM.int8 rows pass quantizes two or three row groups as a pass of each group's own does", async (t) => {
+  // Bit for bit: each group's outlier list, int8 rows, scales and rows as multiplied; the norm from Σx²
+  // parts too, the third group's parts as many as its own product left (another tiling than the pair's).
+  const gpu = await testGpu();
+  const cases: { rows: number[]; K: number; mode: "plain" | "norm" | "sums" }[] = [
+    { rows: [8, 8, 5], K: 1088, mode: "sums" },
+    { rows: [8, 8, 8], K: 576, mode: "norm" },
+    { rows: [8, 8, 1], K: 640, mode: "plain" },
+    { rows: [6, 5], K: 1152, mode: "sums" },
+  ];
+  for (const { rows, K, mode } of cases) {
+    await t.step(`${rows.join(" + ")} rows, K=${K}, ${mode}`, async () => {
+      const T = rows.reduce((a, b) => a + b, 0);
+      const G = rows.length;
+      const seed = 7 * T + K;
+      const xs = randomF32(T * K, seed, -2.5, 2.5);
+      // Outlier columns of each group's own (≥ 6 when normed too).
+      rows.forEach((n, g) => {
+        const from = rows.slice(0, g).reduce((a, b) => a + b, 0);
+        for (let j = 0; j < 3 + g; j++) {
+          xs[(from + (j % n)) * K + ((5 + 11 * j + 3 * g) % K)] = j % 2 ? -19 : 21;
+        }
+      });
+      const x = gpu.uploadTensor("x", "f32", [T, K], xs);
+      const gnorm = gpu.uploadTensor("g", "f32", [K], randomF32(K, seed + 1, 0.9, 1.1));
+      // Σx² parts: each row's Σx² cut into parts (the pair's rows into 5, the third group's into 3), rows 8g….
+      const stride = 8; // a group's 8 rows: 256 bytes, so each group's own pass can bind them
+      const parts = rows.map((_, g) => g < 2 ? 5 : 3);
+      const sq = new Float32Array(8 * G * stride).fill(Number.NaN);
+      rows.forEach((n, g) => {
+        const from = rows.slice(0, g).reduce((a, b) => a + b, 0);
+        for (let tt = 0; tt < n; tt++) {
+          let ss = 0;
+          for (let k = 0; k < K; k++) ss += xs[(from + tt) * K + k] ** 2;
+          for (let i = 0; i < parts[g]; i++) sq[(8 * g + tt) * stride + i] = ss / parts[g];
+        }
+      });
+      const squares = gpu.uploadTensor("sq", "f32", [8 * G, stride], sq);
+      const norm = mode === "plain" ? undefined : { weight: gnorm, eps: 1e-6 };
+      const joint = createPairedRowsScratch(gpu, "groups", K, G as 2 | 3);
+      const r = gpu.recorder("test");
+      const out = llmInt8RowsGroups(r, x, rows, joint, {
+        norm,
+        sums: mode === "sums" ? { squares, parts } : undefined,
+      });
+      r.submit();
+      assert.equal(out.length, G === 3 ? 2 : 1);
+      assert.equal(out[0].rows, rows[0] + rows[1]);
+      for (let g = 0; g < G; g++) {
+        const from = rows.slice(0, g).reduce((a, b) => a + b, 0);
+        const alone = createLlmInt8RowsScratch(gpu, "alone", rows[g], K);
+        const ra = gpu.recorder("test.alone");
+        const sums = mode === "sums" ? { squares: rowsView(squares, 8 * g, 8), parts: parts[g] } : undefined;
+        llmInt8Rows(ra, rowsView(x, from, rows[g]), alone, { norm: norm && { ...norm, sums } });
+        ra.submit();
+        const view = joint.groups[g];
+        const list = await gpu.readU32(view.outliers), aloneList = await gpu.readU32(alone.outliers);
+        assert.ok(aloneList[0] >= 3 + g, `group ${g} has its outlier columns`);
+        assert.deepEqual(
+          list.subarray(0, 1 + list[0]),
+          aloneList.subarray(0, 1 + aloneList[0]),
+          `group ${g}'s list`,
+        );
+        const q = new Int8Array(await gpu.readBytes(view.q)).subarray(0, rows[g] * K);
+        assert.deepEqual(q, new Int8Array(await gpu.readBytes(alone.q)), `group ${g}'s int8 rows`);
+        assert.deepEqual((await gpu.readF32(view.xs)).subarray(0, rows[g]), await gpu.readF32(alone.xs));
+        if (norm) {
+          const v = (await gpu.readF32(view.values)).subarray(0, rows[g] * K);
+          assert.deepEqual(v, await gpu.readF32(alone.values), `group ${g}'s rows as multiplied`);
+        }
+        destroyLlmInt8RowsScratch(alone);
+      }
+      // The third group's rows: its part of the scratch (or of x, not normed), as a product takes them.
+      if (G === 3) {
+        assert.equal(out[1].rows, rows[2]);
+        assert.equal(out[1].q.byteOffset, joint.groups[2].q.byteOffset);
+        if (!norm) assert.equal(out[1].values.byteOffset, 16 * K * 4);
+      }
+      destroyPairedRowsScratch(joint);
+      for (const b of [x, gnorm, squares]) b.buffer.destroy();
+    });
   }
 });
 

@@ -104,7 +104,7 @@ Deno.test("a step of 12 rows runs in row groups of 8 and 4, each row as it runs 
   }
 });
 
-Deno.test("LLM.int8 steps of 9–16 rows run as two even row groups in one product, each row as it runs alone", async (t) => {
+Deno.test("LLM.int8 steps of 9–16 rows run as two even row groups in one product (past 16, a pair of 8 and a third group), each row as it runs alone", async (t) => {
   // Even groups start at any row, which the fixture's FFN width (176: rows of 704 bytes) cannot bind; a
   // language model of random weights at 192 takes them (the same comparison needs no goldens).
   const tiny = await tinyModel();
@@ -130,10 +130,15 @@ Deno.test("LLM.int8 steps of 9–16 rows run as two even row groups in one produ
     await model.warmUp(1);
     const warmed = new Set(built);
     for (
-      const [B, groups] of [[10, [[0, 5], [5, 5]]], [12, [[0, 6], [6, 6]]], [13, [[0, 7], [7, 6]]], [16, [[
-        0,
-        8,
-      ], [8, 8]]]] as const
+      const [B, groups] of [
+        [10, [[0, 5], [5, 5]]],
+        [12, [[0, 6], [6, 6]]],
+        [13, [[0, 7], [7, 6]]],
+        [16, [[0, 8], [8, 8]]],
+        [17, [[0, 8], [8, 8], [16, 1]]],
+        [18, [[0, 8], [8, 8], [16, 2]]],
+        [20, [[0, 8], [8, 8], [16, 4]]],
+      ] as const
     ) {
       await t.step(`${B} rows`, async () => {
         const prompts = Array.from(
@@ -155,10 +160,16 @@ Deno.test("LLM.int8 steps of 9–16 rows run as two even row groups in one produ
         } finally {
           batch.destroy();
         }
-        // One product a matrix for both groups (the LM head's too) and one rows pass for both.
+        // One product a matrix for both groups of a pair (the LM head's too where the step is one pair; else
+        // the head a group at a time), a third group's own, and one rows pass for all groups.
+        const L = dims.language.layers;
+        const products = groups.length === 2 ? 4 * L + 1 : 8 * L + 3;
         for (const k of grouped.kernels) {
-          assert.equal(k.filter((n) => n === "matvec_dp4a").length, 4 * dims.language.layers + 1);
-          assert.equal(k.filter((n) => n === "llm_int8_rows_scan").length, 4 * dims.language.layers + 1);
+          assert.equal(k.filter((n) => n === "matvec_dp4a").length, products);
+          assert.equal(
+            k.filter((n) => n === "llm_int8_rows_scan").length,
+            4 * L + (groups.length === 2 ? 1 : 3),
+          );
         }
         const first = groups[1][0];
         for (const b of [0, first - 1, first, B - 1]) {
