@@ -171,9 +171,9 @@ export class LanguageScratch {
   /**
    * A decode step of more rows than the matrix-vector kernels take: its rows in groups of at most
    * maxMatvecTokens ([first row, rows], `stepRowGroups`), each group's products those of a step of its rows,
-   * streaming the weights again (`languageForward`; with LLM.int8 two groups a product); with LLM.int8 each group's outlier columns are those of its own rows
-   * (a step of up to 8 rows has the whole step's), and its Σx² parts of the hidden rows have a tensor of its
-   * own. The LM head too runs group by group, each group's logits at the start of a row of `logits` ([groups,
+   * streaming the weights again (`languageForward`; with LLM.int8 two groups a product); with LLM.int8 each
+   * group's outlier columns are those of its own rows (a step of up to 8 rows has the whole step's), and its
+   * Σx² parts of the hidden rows have a tensor of its own. The LM head too runs group by group, each group's logits at the start of a row of `logits` ([groups,
    * 8·V rounded up to 256 bytes]: logits rows of 4·V bytes start on offsets a binding cannot take), joined
    * into the step's logits after. Null otherwise.
    */
@@ -397,7 +397,9 @@ export class LanguageScratch {
  * split K, 717.9 with it); and up to 32 rows in 32×128 tiles (v65): a layer's products at 24 and 32 rows take
  * 0.96–0.97 ms there against 1.15 and 1.54 in groups of 8, at 16 rows 0.93 against 0.77. LLM.int8, since its
  * GEMM splits K too (v67, H200, tokens/s, groups → GEMM): 17 rows 522–527 → 436–439, 24 665–667 → 596, 28
- * 613 → 677, 32 672 → 774. Past these the GEMMs' single weight stream wins.
+ * 613 → 677, 32 672 → 774. Past these the GEMMs' single weight stream wins (v79, with pairs: 28 rows 688.0 →
+ * 694.6, 32 789.6 → 785.5 in groups). With LLM.int8 a step has at most three groups: its rows passes take
+ * them at once, a part of the paired scratch each (`languageForward`).
  */
 export function maxGroupedStepRows(matmul: Int8MatmulSetting): number {
   return llmInt8ForFew(matmul.mode, maxMatvecTokens + 1) ? 24 : 16;
@@ -578,7 +580,18 @@ export function languageForward(
     joint: PairedRowsScratch | undefined,
     opts: (g: number) => LlmInt8RowsOptions,
   ): QuantizedRows[] => {
-    if (!joint) return units.map((u) => llmInt8Rows(r, part(x, u[0]), single, opts(u[0])));
+    if (!joint) {
+      // One scratch: one group (a step of up to 8 rows), its rows pass right before its products.
+      if (units.length !== 1) {
+        throw new Error(`languageForward: ${units.length} row groups without a paired scratch`);
+      }
+      return [llmInt8Rows(r, part(x, 0), single, opts(0))];
+    }
+    // Every group's rows passes run before the products, so each group needs a part of its own, and a pair's
+    // product reads the first two parts (pairRows).
+    if (groups.length > joint.groups.length || units.some((u, i) => i > 0 && u.length > 1)) {
+      throw new Error(`languageForward: row groups ${JSON.stringify(units)} in ${joint.groups.length} parts`);
+    }
     const o = groups.map((_, g) => opts(g));
     const given = o.map((og) => og.norm?.sums);
     const all = s.rowGroups?.allSquares;

@@ -103,7 +103,12 @@ export interface PairedRowsScratch {
   groups: LlmInt8RowsScratch[]; // G of them
 }
 
-export function createPairedRowsScratch(gpu: Gpu, label: string, K: number, count: 2 | 3 = 2): PairedRowsScratch {
+export function createPairedRowsScratch(
+  gpu: Gpu,
+  label: string,
+  K: number,
+  count: 2 | 3 = 2,
+): PairedRowsScratch {
   if (!(K % 4 === 0 && K >= 4 && K <= maxLlmInt8RowsK)) {
     throw new Error(`paired LLM.int8 rows: K=${K} (a multiple of 4 ≤ ${maxLlmInt8RowsK})`);
   }
@@ -270,37 +275,108 @@ export function llmInt8Rows(
       throw new Error(`llmInt8Rows: ${sums.parts} parts of Σx² in a [8, ${sums.squares.shape[1]}] tensor`);
     }
   }
-  const mode = sums ? 2 : opts.norm ? 1 : 0;
-  const blocks = Math.ceil(K / 4 / blockColumns);
-  const values = mode ? scratch.values : x;
-  r.dispatch("llm_int8_rows_scan", {
-    bindings: [
-      x,
-      opts.norm?.weight ?? x,
-      scratch.values,
-      scratch.colbits,
-      scratch.partial,
-      scratch.count,
-      sums?.squares ?? x,
-    ],
-    params: [
-      T,
-      K / 4,
-      { f32: opts.norm?.eps ?? 0 },
-      { f32: threshold },
-      sums?.parts ?? 0,
-      sums?.squares.shape[1] ?? 0,
-      ...noMoreGroups.scan,
-    ],
-    workgroups: blocks,
-    constants: { MODE: mode, BC: blockColumns },
-    label: `llm_int8_rows_scan ${x.label}`,
+  const blocks = recordRowsScan(r, x, scratch.values, scratch, {
+    norm: opts.norm,
+    threshold,
+    sums: sums && { squares: sums.squares, parts: [sums.parts] },
+    rows: [T],
   });
+  const values = opts.norm ? scratch.values : x;
   return llmInt8Pack(r, { rows: T, K, scratch, values, blocks, perPackBlock: 1 }, x.label);
 }
 
-/** The two rows passes' parameters of more row groups (rows, offsets) where there are none. */
-const noMoreGroups = { scan: [0, 0, 0, 0, 0, 0], pack: [0, 0, 0, 0, 0, 0] };
+/**
+ * The rows scan's dispatch (kernels/llm_int8_rows_scan.wgsl) for 1–3 row groups of x (the first's rows, then
+ * the others' from row strides.x on, one stride a group; their values and Σx² rows likewise), into `values`
+ * and the scan arrays of `arrays`. Returns the blocks of the grid.
+ */
+function recordRowsScan(
+  r: Recorder,
+  x: Tensor,
+  values: Tensor,
+  arrays: Pick<LlmInt8RowsScratch, "colbits" | "partial" | "count">,
+  o: {
+    norm?: { weight: Tensor; eps: number };
+    threshold: number;
+    sums?: { squares: Tensor; parts: number[] }; // parts of each group's rows
+    rows: number[];
+    strides?: { x: number; values: number }; // vec4s
+  },
+): number {
+  const k4 = (x.shape[1] ?? 0) / 4;
+  const blocks = Math.ceil(k4 / blockColumns);
+  const stride = o.sums?.squares.shape[1] ?? 0;
+  const G = o.rows.length;
+  r.dispatch("llm_int8_rows_scan", {
+    bindings: [
+      x,
+      o.norm?.weight ?? x,
+      values,
+      arrays.colbits,
+      arrays.partial,
+      arrays.count,
+      o.sums?.squares ?? x,
+    ],
+    params: [
+      o.rows[0],
+      k4,
+      { f32: o.norm?.eps ?? 0 },
+      { f32: o.threshold },
+      o.sums?.parts[0] ?? 0,
+      stride,
+      o.rows[1] ?? 0,
+      o.strides?.x ?? 0,
+      o.strides?.values ?? 0,
+      G > 1 ? maxLlmInt8Rows * stride : 0,
+      o.rows[2] ?? 0,
+      o.sums?.parts[2] ?? 0,
+    ],
+    workgroups: [blocks, G],
+    constants: { MODE: o.sums ? 2 : o.norm ? 1 : 0, BC: blockColumns },
+    label: `llm_int8_rows_scan ${x.label}${G > 1 ? ` (${G} groups)` : ""}`,
+  });
+  return blocks;
+}
+
+/**
+ * The rows pack's dispatch (kernels/llm_int8_rows_pack.wgsl) for 1–3 row groups: group g's values, int8 rows,
+ * scales and outlier list g strides on in each.
+ */
+function recordRowsPack(
+  r: Recorder,
+  values: Tensor,
+  arrays: Pick<LlmInt8RowsScratch, "colbits" | "partial" | "count">,
+  out: { q: Tensor; xs: Tensor; outliers: Tensor },
+  o: {
+    K: number;
+    rows: number[];
+    blocks: number;
+    perPackBlock: number;
+    strides?: { values: number; q: number; xs: number; outliers: number };
+    label: string;
+  },
+): void {
+  const st = o.strides;
+  const G = o.rows.length;
+  r.dispatch("llm_int8_rows_pack", {
+    bindings: [values, arrays.colbits, arrays.partial, arrays.count, out.q, out.xs, out.outliers],
+    params: [
+      o.rows[0],
+      o.K / 4,
+      o.blocks,
+      o.perPackBlock,
+      o.rows[1] ?? 0,
+      st?.values ?? 0,
+      st?.q ?? 0,
+      st?.xs ?? 0,
+      st?.outliers ?? 0,
+      o.rows[2] ?? 0,
+    ],
+    workgroups: [Math.ceil(o.K / 4 / blockColumns), G],
+    constants: { BC: blockColumns },
+    label: `llm_int8_rows_pack ${o.label}${G > 1 ? ` (${G} groups)` : ""}`,
+  });
+}
 
 /** The norm's Σx² of every group of `llmInt8RowsGroups`: each group's 8 rows of one tensor, parts by group. */
 export interface GroupSquares {
@@ -328,10 +404,13 @@ export function llmInt8RowsGroups(
   const [first, second, third = 0] = rows;
   const what = `llmInt8RowsGroups (${rows.join(" + ")} rows)`;
   if (
-    !(G >= 2 && G <= joint.groups.length && first <= maxLlmInt8Rows && rows.every((n) => n >= 1 && n <= first) &&
+    !(G >= 2 && G <= joint.groups.length && first <= maxLlmInt8Rows &&
+      rows.every((n) => n >= 1 && n <= first) &&
       (G === 2 || first + second === 2 * maxLlmInt8Rows))
   ) {
-    throw new Error(`${what}: 2 groups, the first the larger, or 3 after two of 8, in ${joint.groups.length}`);
+    throw new Error(
+      `${what}: 2 groups, the first the larger, or 3 after two of 8, in ${joint.groups.length}`,
+    );
   }
   expectTensor(`${what} x`, x, "f32", [first + second + third, K]);
   if (opts.norm?.sums) throw new Error(`${what}: the groups' Σx² go in opts.sums`);
@@ -350,55 +429,28 @@ export function llmInt8RowsGroups(
     }
   }
   const mode = sums ? 2 : opts.norm ? 1 : 0;
-  const blocks = Math.ceil(k4 / blockColumns);
   const scan = joint.groups[0];
   const values = mode ? joint.values : x;
-  const valuesGroup = (mode ? maxLlmInt8Rows : first) * k4; // vec4s from one group's rows to the next's
-  r.dispatch("llm_int8_rows_scan", {
-    bindings: [
-      x,
-      opts.norm?.weight ?? x,
-      joint.values,
-      scan.colbits,
-      scan.partial,
-      scan.count,
-      sums?.squares ?? x,
-    ],
-    params: [
-      first,
-      k4,
-      { f32: opts.norm?.eps ?? 0 },
-      { f32: threshold },
-      sums?.parts[0] ?? 0,
-      sums?.squares.shape[1] ?? 0,
-      second,
-      first * k4,
-      maxLlmInt8Rows * k4,
-      maxLlmInt8Rows * (sums?.squares.shape[1] ?? 0),
-      third,
-      sums?.parts[2] ?? 0,
-    ],
-    workgroups: [blocks, G],
-    constants: { MODE: mode, BC: blockColumns },
-    label: `llm_int8_rows_scan ${x.label} (${G} groups)`,
+  const blocks = recordRowsScan(r, x, joint.values, scan, {
+    norm: opts.norm,
+    threshold,
+    sums,
+    rows,
+    strides: { x: first * k4, values: maxLlmInt8Rows * k4 },
   });
-  r.dispatch("llm_int8_rows_pack", {
-    bindings: [values, scan.colbits, scan.partial, scan.count, joint.q, joint.xs, joint.outliers],
-    params: [
-      first,
-      k4,
-      blocks,
-      1,
-      second,
-      valuesGroup,
-      joint.qGroup,
-      joint.xsGroup,
-      joint.outliersGroup,
-      third,
-    ],
-    workgroups: [blocks, G],
-    constants: { BC: blockColumns },
-    label: `llm_int8_rows_pack ${x.label} (${G} groups)`,
+  recordRowsPack(r, values, scan, joint, {
+    K,
+    rows,
+    blocks,
+    perPackBlock: 1,
+    // Values: x's rows one group after the other, or the scratch's, 8 rows a group (vec4s).
+    strides: {
+      values: (mode ? maxLlmInt8Rows : first) * k4,
+      q: joint.qGroup,
+      xs: joint.xsGroup,
+      outliers: joint.outliersGroup,
+    },
+    label: x.label,
   });
   const pair = pairedRows(joint, [first, second], mode !== 0, x);
   if (G === 2) return [pair];
@@ -433,20 +485,12 @@ export function llmInt8Pack(r: Recorder, s: ScannedRows, label = s.values.label)
   if (s.blocks * 8 > scratch.partial.shape[0] || s.blocks > scratch.count.shape[0]) {
     throw new Error(`llmInt8Pack: ${s.blocks} blocks, the scratch holds ${scratch.count.shape[0]}`);
   }
-  r.dispatch("llm_int8_rows_pack", {
-    bindings: [
-      values,
-      scratch.colbits,
-      scratch.partial,
-      scratch.count,
-      scratch.q,
-      scratch.xs,
-      scratch.outliers,
-    ],
-    params: [T, K / 4, s.blocks, s.perPackBlock, ...noMoreGroups.pack],
-    workgroups: Math.ceil(K / 4 / blockColumns),
-    constants: { BC: blockColumns },
-    label: `llm_int8_rows_pack ${label}`,
+  recordRowsPack(r, values, scratch, scratch, {
+    K,
+    rows: [T],
+    blocks: s.blocks,
+    perPackBlock: s.perPackBlock,
+    label,
   });
   return { rows: T, K, q: scratch.q, xs: scratch.xs, outliers: scratch.outliers, values };
 }
