@@ -40,19 +40,43 @@ async function stepLogits(model: InternVLModel, runner: LmRunner, prompts: numbe
   return { out, kernels };
 }
 
+/** B rows: the case's prompt with its first ids changed a row, and forced ids of each row's own a step. */
+function rowInputs(ids: number[], B: number, V: number) {
+  return {
+    prompts: Array.from({ length: B }, (_, b) => ids.map((id, i) => i < 4 ? (id + 17 * b + i) % V : id)),
+    forced: Array.from({ length: steps - 1 }, (_, s) => Array.from({ length: B }, (_, b) => 5 + 31 * b + s)),
+  };
+}
+
+/** Rows `check` of a grouped run's logits against each row run alone (a runner of one row). */
+async function assertRowsAsAlone(
+  model: InternVLModel,
+  grouped: Float32Array[],
+  inputs: ReturnType<typeof rowInputs>,
+  check: number[],
+  capacity: number,
+  what: string,
+) {
+  const V = grouped[0].length / inputs.prompts.length;
+  for (const b of check) {
+    const alone = model.newRunner(1, capacity);
+    try {
+      const one = await stepLogits(model, alone, [inputs.prompts[b]], inputs.forced.map((f) => [f[b]]));
+      one.out.forEach((logits, s) => {
+        const { maxAbs } = compare(grouped[s].subarray(b * V, (b + 1) * V), logits);
+        assert.ok(maxAbs <= logitTol, `${what}, step ${s}, row ${b}: max |Δ| ${maxAbs}`);
+      });
+    } finally {
+      alone.destroy();
+    }
+  }
+}
+
 Deno.test("a step of 12 rows runs in row groups of 8 and 4, each row as it runs alone", async (t) => {
   const tiny = await tinyModel();
   const V = tiny.dims.language.vocab;
   const ids = Array.from(goldenI32(caseById("text_only").input_ids.file));
-  // Row b: the case's prompt with its first ids changed, and forced ids of its own.
-  const prompts = Array.from(
-    { length: rows },
-    (_, b) => ids.map((id, i) => i < 4 ? (id + 17 * b + i) % V : id),
-  );
-  const forced = Array.from(
-    { length: steps - 1 },
-    (_, s) => Array.from({ length: rows }, (_, b) => 5 + 31 * b + s),
-  );
+  const inputs = rowInputs(ids, rows, V);
   // LLM.int8 with a threshold below every activation: every column in f32, so the rows alone agree to the
   // same tolerance as weight-only (at the checkpoint's threshold a row's columns depend on its batch).
   const llmInt8 = InternVLModel.fromWeights(tiny.gpu, tiny.dims, tiny.vision, tiny.projector, tiny.language, {
@@ -67,7 +91,7 @@ Deno.test("a step of 12 rows runs in row groups of 8 and 4, each row as it runs 
         let grouped;
         try {
           assert.deepEqual(batch.step.rowGroups?.rows, [[0, 8], [8, 4]]);
-          grouped = await stepLogits(model, batch, prompts, forced);
+          grouped = await stepLogits(model, batch, inputs.prompts, inputs.forced);
         } finally {
           batch.destroy();
         }
@@ -85,18 +109,7 @@ Deno.test("a step of 12 rows runs in row groups of 8 and 4, each row as it runs 
           }
         }
         // Each group's first and last rows, and one inside the first.
-        for (const b of [0, 5, 7, 8, 11]) {
-          const alone = model.newRunner(1, capacity);
-          try {
-            const one = await stepLogits(model, alone, [prompts[b]], forced.map((f) => [f[b]]));
-            one.out.forEach((logits, s) => {
-              const { maxAbs } = compare(grouped.out[s].subarray(b * V, (b + 1) * V), logits);
-              assert.ok(maxAbs <= logitTol, `${mode}, step ${s}, row ${b}: max |Δ| ${maxAbs}`);
-            });
-          } finally {
-            alone.destroy();
-          }
-        }
+        await assertRowsAsAlone(model, grouped.out, inputs, [0, 5, 7, 8, 11], capacity, mode);
       });
     }
   } finally {
@@ -141,21 +154,14 @@ Deno.test("LLM.int8 steps of 9–16 rows run as two even row groups in one produ
       ] as const
     ) {
       await t.step(`${B} rows`, async () => {
-        const prompts = Array.from(
-          { length: B },
-          (_, b) => ids.map((id, i) => i < 4 ? (id + 17 * b + i) % V : id),
-        );
-        const forced = Array.from(
-          { length: steps - 1 },
-          (_, s) => Array.from({ length: B }, (_, b) => 5 + 31 * b + s),
-        );
+        const inputs = rowInputs(ids, B, V);
         const capacity = ids.length + steps;
         const batch = model.newRunner(B, capacity);
         let grouped;
         try {
           assert.deepEqual(batch.step.rowGroups?.rows, groups);
           built.clear();
-          grouped = await stepLogits(model, batch, prompts, forced);
+          grouped = await stepLogits(model, batch, inputs.prompts, inputs.forced);
           assert.deepEqual([...built].filter((k) => !warmed.has(k)), [], "pipelines built after warmUp");
         } finally {
           batch.destroy();
@@ -172,18 +178,14 @@ Deno.test("LLM.int8 steps of 9–16 rows run as two even row groups in one produ
           );
         }
         const first = groups[1][0];
-        for (const b of [0, first - 1, first, B - 1]) {
-          const alone = model.newRunner(1, capacity);
-          try {
-            const one = await stepLogits(model, alone, [prompts[b]], forced.map((f) => [f[b]]));
-            one.out.forEach((logits, s) => {
-              const { maxAbs } = compare(grouped.out[s].subarray(b * V, (b + 1) * V), logits);
-              assert.ok(maxAbs <= logitTol, `step ${s}, row ${b}: max |Δ| ${maxAbs}`);
-            });
-          } finally {
-            alone.destroy();
-          }
-        }
+        await assertRowsAsAlone(
+          model,
+          grouped.out,
+          inputs,
+          [0, first - 1, first, B - 1],
+          capacity,
+          `${B} rows`,
+        );
       });
     }
   } finally {
