@@ -316,15 +316,13 @@ export class InternVLModel {
       run(warmStepKeys);
       run(1);
       // Every row count a step can have (batched rounds, beams; rows end and join mid-generation): none of
-      // the passes above builds their pipelines. Past maxMatvecTokens rows a step runs in row groups of the
-      // counts below (9: 8 and 1; with LLM.int8 two groups, of 9–16 rows as even as can be, make one product
-      // when the second has at least minPairedRows, whose pipelines take the rows as a parameter but the first
-      // group's: 9, 11, 13 and 16 rows build those of 5, 6, 7 and 8, and 13 those of 8 + 5 where the groups
-      // stay 8 and the rest, `stepRowGroups`; past 16 rows a third group of 1 or 2 rows leaves its Σout² as
-      // 3 rows and more do, 17 and 18 rows build those), and past those
-      // (maxGroupedStepRows: 17 weight-only, 25 with LLM.int8) on the tiled GEMMs, in 32×128 tiles up to 32
-      // rows, 64×64 up to 64 (the LM head of a step of 33–64 rows in either mode), 128×128 past that (the
-      // vision encoder's): the first row count past the groups and 33 stand for those counts.
+      // the passes above builds their pipelines. Past maxMatvecTokens rows a step runs in row groups
+      // (`stepRowGroups`; 9: 8 and 1), and past those (maxGroupedStepRows: 17 weight-only, 25 with LLM.int8)
+      // on the tiled GEMMs, in 32×128 tiles up to 32 rows, 64×64 up to 64 (the LM head of a step of 33–64 rows
+      // in either mode), 128×128 past that (the vision encoder's): the first row count past the groups and 33
+      // stand for those counts. With LLM.int8 two groups make one product, one pipeline for each size of its
+      // first group (9, 11, 13 and 16 rows: 5, 6, 7 and 8; 13 also stands for 8 + 5 where groups stay 8),
+      // and past 16 rows a third group of 1 or 2 rows leaves its Σout² (17 and 18 rows).
       const pastGroups = maxGroupedStepRows(this.matmul) + 1;
       const m = maxMatvecTokens;
       const pairs = llmInt8ForFew(this.matmul.mode, 2 * m) ? [11, 13, 2 * m, 2 * m + 1, 2 * m + 2] : [];

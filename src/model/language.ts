@@ -173,9 +173,10 @@ export class LanguageScratch {
    * maxMatvecTokens ([first row, rows], `stepRowGroups`), each group's products those of a step of its rows,
    * streaming the weights again (`languageForward`; with LLM.int8 two groups a product); with LLM.int8 each
    * group's outlier columns are those of its own rows (a step of up to 8 rows has the whole step's), and its
-   * Σx² parts of the hidden rows have a tensor of its own. The LM head too runs group by group, each group's logits at the start of a row of `logits` ([groups,
-   * 8·V rounded up to 256 bytes]: logits rows of 4·V bytes start on offsets a binding cannot take), joined
-   * into the step's logits after. Null otherwise.
+   * Σx² parts of the hidden rows have a tensor of its own. The LM head too runs group by group (but for a
+   * step that is one LLM.int8 pair), each group's logits at the start of a row of `logits` ([groups, 8·V
+   * rounded up to 256 bytes]: logits rows of 4·V bytes start on offsets a binding cannot take), joined into
+   * the step's logits after. Null otherwise.
    */
   readonly rowGroups: {
     rows: [number, number][];
@@ -594,11 +595,9 @@ export function languageForward(
     }
     const o = groups.map((_, g) => opts(g));
     const given = o.map((og) => og.norm?.sums);
+    // Each group's parts in its own view of the step's one tensor (its rows from row 8g).
     const all = s.rowGroups?.allSquares;
-    // Group g's parts its 8 rows of the step's tensor, from row 8g.
-    const rowOf = (t: Tensor) => t.byteOffset / (t.byteLength / t.shape[0]);
-    const inAll = all &&
-      given.every((v, g) => v && v.squares.buffer === all.buffer && rowOf(v.squares) === g * maxLlmInt8Rows);
+    const inAll = all && given.every((v, g) => v?.squares === s.rowGroups?.squares[g]);
     if (allInOnePass && (given.every((v) => !v) || inAll)) {
       const sums = inAll
         ? { squares: rowsView(all, 0, groups.length * maxLlmInt8Rows), parts: given.map((v) => v!.parts) }

@@ -63,7 +63,7 @@ export function createLlmInt8RowsScratch(
 
 /**
  * The scan's block arrays and the Σx² parts of rows of width K: what rows quantized one pass at a time share;
- * with `groups` 2, the block arrays of two groups scanned in one pass, the second's after the first's.
+ * with `groups` > 1, the block arrays of that many groups scanned in one pass, each after the one before.
  */
 function createScanArrays(gpu: Gpu, label: string, K: number, groups = 1) {
   // A scan by the attention's combine leaves a block per head: as narrow as one vec4 column.
@@ -455,15 +455,12 @@ export function llmInt8RowsGroups(
   const pair = pairedRows(joint, [first, second], mode !== 0, x);
   if (G === 2) return [pair];
   const g = joint.groups[2];
-  const own = 2 * maxLlmInt8Rows;
-  return [pair, {
-    rows: third,
-    K,
-    q: g.q,
-    xs: g.xs,
-    outliers: g.outliers,
-    values: mode ? g.values : rowsView(x, own, third),
-  }];
+  return [pair, packedRows(g, third, mode ? g.values : rowsView(x, 2 * maxLlmInt8Rows, third))];
+}
+
+/** T rows that a pack left in `scratch`, as a product takes them (`values`: where their outlier columns are). */
+function packedRows(scratch: LlmInt8RowsScratch, T: number, values: Tensor): QuantizedRows {
+  return { rows: T, K: values.shape[1], q: scratch.q, xs: scratch.xs, outliers: scratch.outliers, values };
 }
 
 /** Rows whose scan is done — by the rows scan, or by the kernel that wrote them: what the pack reads. */
@@ -492,7 +489,7 @@ export function llmInt8Pack(r: Recorder, s: ScannedRows, label = s.values.label)
     perPackBlock: s.perPackBlock,
     label,
   });
-  return { rows: T, K, q: scratch.q, xs: scratch.xs, outliers: scratch.outliers, values };
+  return packedRows(scratch, T, values);
 }
 
 /**
@@ -555,9 +552,10 @@ function w2PhasesFor(T: number): 1 | 4 {
 }
 
 /**
- * Two row groups of 8 in one pass (`pairRows`, a group a half; up to 16 rows): the fastest of four tilings
- * a product in a probe on an H200 (PERF.md v78; µs a call against the two groups' two 8-row calls): wqkv R4
- * L16 U4 43.3 (67.2), wo R1 L8 U4 42.7 (56.6), w2 R1 L8 U4 in one part 93.0 (132.6); gate·up below.
+ * Two row groups of up to 8 in one pass (`pairRows`, a group a half; up to 16 rows): the fastest of four
+ * tilings a product in a probe on an H200 at 8 + 8 rows (PERF.md v78; µs a call against the two groups' two
+ * 8-row calls): wqkv R4 L16 U4 43.3 (67.2), wo R1 L8 U4 42.7 (56.6), w2 R1 L8 U4 in one part 93.0 (132.6);
+ * gate·up below. At even groups of 5–7 rows these were the fastest of the same probe's tilings too (v79).
  * scripts/bench_paired_rows.ts times them (and others) on the committed path.
  */
 function pairedConfigFor(N: number, K: number): Dp4aConfig {
