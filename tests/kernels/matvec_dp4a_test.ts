@@ -11,7 +11,9 @@ import {
   dp4aCpuConfig,
   llmInt8Rows,
   llmInt8RowsGroups,
+  type LlmInt8RowsOptions,
   matvecLlmInt8,
+  type PairedRowsScratch,
   pairRows,
   type QuantizedRows,
 } from "../../src/ops/matvec_dp4a.ts";
@@ -259,6 +261,45 @@ Deno.test("matvec_dp4a computes LLM.int8's product (and silu(gate)·up) on odd s
   }
 });
 
+/**
+ * Group g's part of `joint`, quantized by a pass that took several groups, against a rows pass of that group's
+ * own on its rows x: outlier list, int8 rows, scales and (normed) rows as multiplied, bit for bit. Returns the
+ * group's count of outlier columns.
+ */
+async function assertQuantizedAsAlone(
+  gpu: Awaited<ReturnType<typeof testGpu>>,
+  joint: PairedRowsScratch,
+  g: number,
+  x: Tensor,
+  opts: LlmInt8RowsOptions,
+): Promise<number> {
+  const [T, K] = x.shape;
+  const alone = createLlmInt8RowsScratch(gpu, "alone", T, K);
+  const r = gpu.recorder("test.alone");
+  llmInt8Rows(r, x, alone, opts);
+  r.submit();
+  const view = joint.groups[g];
+  const list = await gpu.readU32(view.outliers), aloneList = await gpu.readU32(alone.outliers);
+  assert.deepEqual(
+    list.subarray(0, 1 + list[0]),
+    aloneList.subarray(0, 1 + aloneList[0]),
+    `group ${g}'s list`,
+  );
+  const q = new Int8Array(await gpu.readBytes(view.q)).subarray(0, T * K);
+  assert.deepEqual(q, new Int8Array(await gpu.readBytes(alone.q)), `group ${g}'s int8 rows`);
+  assert.deepEqual(
+    (await gpu.readF32(view.xs)).subarray(0, T),
+    await gpu.readF32(alone.xs),
+    `group ${g}'s scales`,
+  );
+  if (opts.norm) {
+    const v = (await gpu.readF32(view.values)).subarray(0, T * K);
+    assert.deepEqual(v, await gpu.readF32(alone.values), `group ${g}'s rows as multiplied`);
+  }
+  destroyLlmInt8RowsScratch(alone);
+  return aloneList[0];
+}
+
 Deno.test("matvec_dp4a multiplies two row groups quantized apart in one pass, each with its own scales and outliers", async (t) => {
   const gpu = await testGpu();
   interface PairCase {
@@ -371,25 +412,7 @@ Deno.test("matvec_dp4a multiplies two row groups quantized apart in one pass, ea
             values: norm ? await gpu.readF32(view.values) : xs.subarray(g * rows[0] * K),
           };
           // One pass for both groups quantizes each as its own pass does: bit for bit.
-          if (onePass) {
-            const alone = createLlmInt8RowsScratch(gpu, "alone", rows[g], K);
-            const ra = gpu.recorder("test.alone");
-            llmInt8Rows(ra, rowsView(x, g * rows[0], rows[g]), alone, opts);
-            ra.submit();
-            const aloneList = await gpu.readU32(alone.outliers);
-            assert.deepEqual(cols, [...aloneList.subarray(1, 1 + aloneList[0])], `group ${g}'s outlier list`);
-            assert.deepEqual(rowsX.q, new Int8Array(await gpu.readBytes(alone.q)), `group ${g}'s int8 rows`);
-            assert.deepEqual(
-              rowsX.scale.subarray(0, rows[g]),
-              await gpu.readF32(alone.xs),
-              `group ${g}'s scales`,
-            );
-            if (norm) {
-              const v = await gpu.readF32(alone.values);
-              assert.deepEqual(rowsX.values.subarray(0, rows[g] * K), v, `group ${g}'s normed rows`);
-            }
-            destroyLlmInt8RowsScratch(alone);
-          }
+          if (onePass) await assertQuantizedAsAlone(gpu, joint, g, rowsView(x, g * rows[0], rows[g]), opts);
           for (let tt = 0; tt < rows[g]; tt++) {
             const row = g * rows[0] + tt;
             for (let n = 0; n < N; n++) {
@@ -471,27 +494,11 @@ Deno.test("one LLM.int8 rows pass quantizes two or three row groups as a pass of
       assert.equal(out[0].rows, rows[0] + rows[1]);
       for (let g = 0; g < G; g++) {
         const from = rows.slice(0, g).reduce((a, b) => a + b, 0);
-        const alone = createLlmInt8RowsScratch(gpu, "alone", rows[g], K);
-        const ra = gpu.recorder("test.alone");
         const sums = mode === "sums" ? { squares: rowsView(squares, 8 * g, 8), parts: parts[g] } : undefined;
-        llmInt8Rows(ra, rowsView(x, from, rows[g]), alone, { norm: norm && { ...norm, sums } });
-        ra.submit();
-        const view = joint.groups[g];
-        const list = await gpu.readU32(view.outliers), aloneList = await gpu.readU32(alone.outliers);
-        assert.ok(aloneList[0] >= 3 + g, `group ${g} has its outlier columns`);
-        assert.deepEqual(
-          list.subarray(0, 1 + list[0]),
-          aloneList.subarray(0, 1 + aloneList[0]),
-          `group ${g}'s list`,
-        );
-        const q = new Int8Array(await gpu.readBytes(view.q)).subarray(0, rows[g] * K);
-        assert.deepEqual(q, new Int8Array(await gpu.readBytes(alone.q)), `group ${g}'s int8 rows`);
-        assert.deepEqual((await gpu.readF32(view.xs)).subarray(0, rows[g]), await gpu.readF32(alone.xs));
-        if (norm) {
-          const v = (await gpu.readF32(view.values)).subarray(0, rows[g] * K);
-          assert.deepEqual(v, await gpu.readF32(alone.values), `group ${g}'s rows as multiplied`);
-        }
-        destroyLlmInt8RowsScratch(alone);
+        const columns = await assertQuantizedAsAlone(gpu, joint, g, rowsView(x, from, rows[g]), {
+          norm: norm && { ...norm, sums },
+        });
+        assert.ok(columns >= 3 + g, `group ${g} has its outlier columns`);
       }
       // The third group's rows: its part of the scratch (or of x, not normed), as a product takes them.
       if (G === 3) {
