@@ -9,7 +9,9 @@
 // records them), passes until ≥ --ms per candidate; µs per call is the median pass over D. The calls rotate
 // over enough KV caches (≥ 3, > 150 MB) that the 50 MB L2 cannot serve them. GB/s counts the K/V bytes
 // 2·B·ctx·Hkv·Dh·(4 or 2 with bf16) once per call. Every candidate's output is compared with the old kernel's: normalised
-// error Σ(a−b)²/Σb² and the largest |a−b| over the largest |b|.
+// error Σ(a−b)²/Σb² and the largest |a−b| over the largest |b|. One more candidate runs the default tiling as a
+// decode step of the model does (attentionDecodeFromQkv: q and k rotated, k and v appended in the kernel) on
+// inputs of its own, so it is timed, not compared.
 // --quick: small odd shapes, two passes of two calls (a smoke run on llvmpipe, well under a minute).
 import { f32, type Recorder } from "../src/gpu/recorder.ts";
 import type { Tensor } from "../src/gpu/tensor.ts";
@@ -18,11 +20,14 @@ import {
   attentionDecode,
   type AttentionDecodeConfig,
   attentionDecodeConfigs,
+  attentionDecodeFromQkv,
   createAttentionDecodeScratch,
+  type DecodeRope,
   decodeSplits,
   defaultAttentionDecodeConfig,
 } from "../src/ops/attention_decode.ts";
 import * as sweep from "../src/bench/sweep.ts";
+import { ropeCosSinRows, ropeTables } from "../src/ops/rope.ts";
 import { kvValueBytes } from "../src/model/kv_cache.ts";
 
 const { args, quick, minMs, out: outArg } = sweep.parseArgs({
@@ -61,6 +66,8 @@ const cacheBytes = quick ? 0 : 150e6;
 
 interface Inputs {
   q: Tensor; // [B, H·Dh]
+  qkv: Tensor; // [B, (H + 2·Hkv)·Dh]: the fused kernel's input (attentionDecodeFromQkv), as wqkv leaves it
+  rope: DecodeRope;
   k: Tensor[]; // [B, ctx, Hkv·Dh] each
   v: Tensor[];
   valid: Tensor; // [B, ctx] i32
@@ -114,6 +121,22 @@ function candidate(s: Shape, config: AttentionDecodeConfig, splits?: number): La
     }, config);
 }
 
+/** The model's decode step: q and k rotated and k, v appended by the attention kernel itself. */
+function fused(s: Shape): Launch {
+  return (r, x, i, out) =>
+    attentionDecodeFromQkv(r, x.qkv, x.rope, x.k[i], x.v[i], x.valid, out, {
+      batch: s.B,
+      kvLen: s.ctx,
+      numHeads: s.H,
+      numKvHeads: s.Hkv,
+      headDim: s.Dh,
+      scratch: x.scratch,
+    });
+}
+
+/** The candidate whose inputs differ from the others' (not compared with them). */
+const fusedName = "default, fused rope and cache write";
+
 function candidates(s: Shape, capacity: number): [string, Launch, string][] {
   const d = decodeSplits(s.ctx, s.B, s.Hkv, capacity);
   const list: [string, Launch, string][] = [
@@ -123,6 +146,7 @@ function candidates(s: Shape, capacity: number): [string, Launch, string][] {
       candidate(s, defaultAttentionDecodeConfig),
       `${d.splits}×${d.chunk}`,
     ],
+    [fusedName, fused(s), `${d.splits}×${d.chunk}`],
   ];
   for (const config of attentionDecodeConfigs) {
     for (const chunk of chunks) {
@@ -165,8 +189,20 @@ for (const s of shapes) {
   const init = gpu.recorder("bench_attention_decode.fill");
   const mk = (name: string, dtype: "f32" | "i32" | "bf16x2", dims: number[]) =>
     gpu.createTensor(`bench_attention_decode.${name}`, dtype, dims);
+  const positions = Int32Array.from({ length: B }, () => ctx - 1);
+  const tables = ropeTables(1e6, Dh, ctx);
   const x: Inputs = {
     q: mk("q", "f32", [B, H * Dh]),
+    qkv: mk("qkv", "f32", [B, (H + 2 * Hkv) * Dh]),
+    rope: {
+      positions: gpu.uploadTensor("bench_attention_decode.positions", "i32", [B], positions),
+      cosSin: gpu.uploadTensor(
+        "bench_attention_decode.cos_sin",
+        "f32",
+        [ctx, Dh],
+        ropeCosSinRows(tables, Dh),
+      ),
+    },
     k: [],
     v: [],
     valid: mk("valid", "i32", [B, ctx]),
@@ -179,6 +215,7 @@ for (const s of shapes) {
   };
   // Scores of a few units (q·k·Dh^-0.5 with entries in ±2), like trained LLM attention.
   fillRandom(init, x.q, { seed: seed++, lo: -2, hi: 2 });
+  fillRandom(init, x.qkv, { seed: seed++, lo: -2, hi: 2 });
   for (let i = 0; i < caches; i++) {
     x.k.push(mk(`k${i}`, bf16 ? "bf16x2" : "f32", [B, ctx, Hkv * Dh]));
     x.v.push(mk(`v${i}`, bf16 ? "bf16x2" : "f32", [B, ctx, Hkv * Dh]));
@@ -205,7 +242,8 @@ for (const s of shapes) {
       chk.submit();
       const got = await gpu.readF32(out);
       ref ??= got;
-      const { nerr, maxDiffOverMax } = sweep.compareOutputs(got, ref);
+      // The fused kernel's queries come from qkv: compared with itself (NaN or Inf would still show).
+      const { nerr, maxDiffOverMax } = sweep.compareOutputs(got, name === fusedName ? got : ref);
 
       // The same rotation every pass, so the bind groups come from the cache.
       const t = await sweep.timeCandidate(gpu, timer, {
@@ -246,7 +284,8 @@ for (const s of shapes) {
       sweep.logFailure(`  ${name}`, e);
     }
   }
-  [x.q, ...x.k, ...x.v, x.valid, x.scratch, out].forEach((t) => t.buffer.destroy());
+  [x.q, x.qkv, x.rope.positions, x.rope.cosSin, ...x.k, ...x.v, x.valid, x.scratch, out]
+    .forEach((t) => t.buffer.destroy());
 }
 
 console.log("\nSummary (µs per call, attention + combine; baseline: kernels/attention_decode_baseline.wgsl)");
@@ -268,6 +307,8 @@ for (const s of shapes) {
     const best = ranked.find((r) => r.kernel.startsWith(`${configName(c)} chunk`));
     if (best) console.log(`  best chunk for ${configName(c)}: ${best.splits} ${best.us.toFixed(2)} µs`);
   }
+  const f = rs.find((r) => r.kernel === fusedName);
+  if (f) console.log(`  ${fusedName}: ${f.splits} ${f.us.toFixed(2)} µs`);
 }
 await sweep.writeJson(outArg, "attention_decode.json", { adapter: gpu.adapterDescription, rows });
 gpu.destroy();
