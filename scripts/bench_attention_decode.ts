@@ -5,9 +5,10 @@
 //   deno run -A scripts/bench_attention_decode.ts [--quick] [--ms 200] [--out attention_decode.json]
 //     [--kv-cache bf16: the caches in bf16 (KV_CACHE_DTYPE=bf16); the baseline, f32 only, is then left out]
 //     [--rows 8,16: the batches of several rows timed at 512 keys (default 8)]
+//     [--cache-mb 150: the KV caches the calls rotate over, at least this many MB]
 // Timing: GPU timestamps around passes of D = 50 back-to-back calls (attention + combine, as the model
 // records them), passes until ≥ --ms per candidate; µs per call is the median pass over D. The calls rotate
-// over enough KV caches (≥ 3, > 150 MB) that the 50 MB L2 cannot serve them. GB/s counts the K/V bytes
+// over enough KV caches (≥ 3, > --cache-mb) that the 50 MB L2 cannot serve them. GB/s counts the K/V bytes
 // 2·B·ctx·Hkv·Dh·(4 or 2 with bf16) once per call. Every candidate's output is compared with the old kernel's: normalised
 // error Σ(a−b)²/Σb² and the largest |a−b| over the largest |b|. One more candidate runs the default tiling as a
 // decode step of the model does (attentionDecodeFromQkv: q and k rotated, k and v appended in the kernel) on
@@ -32,6 +33,7 @@ import { kvValueBytes } from "../src/model/kv_cache.ts";
 
 const { args, quick, minMs, out: outArg } = sweep.parseArgs({
   "kv-cache": { type: "string" },
+  "cache-mb": { type: "string", default: "150" },
   rows: { type: "string", default: "8" },
 });
 const manyRows = String(args.rows).split(",").map(Number);
@@ -62,7 +64,10 @@ const shapes: Shape[] = quick
 /** Keys per split swept for every tiling (forced through `splits`). */
 const chunks = quick ? [32, 64] : [32, 64, 128, 256, 512];
 const callsPerPass = quick ? 2 : 50;
-const cacheBytes = quick ? 0 : 150e6;
+const cacheBytes = quick ? 0 : Number(args["cache-mb"]) * 1e6;
+if (!(cacheBytes >= 0)) {
+  throw new Error(`--cache-mb ${args["cache-mb"]}: megabytes of KV caches to rotate over`);
+}
 
 interface Inputs {
   q: Tensor; // [B, H·Dh]
