@@ -7,15 +7,21 @@
 // also does the LLM.int8 rows scan of its columns (kernels/llm_int8_rows_scan.wgsl, plain mode, one block a
 // head): colbits of its vec4 columns, partial[h·8 + b] (row b's max |out| below θ) and count[h] — the
 // pack pass (kernels/llm_int8_rows_pack.wgsl, `sub` = 32/D4 heads a block of its own) follows directly.
+// With SCAN, a step's rows may be 2 or 3 row groups quantized apart (src/ops/matvec_dp4a.ts
+// `llmInt8RowsGroups`): workgroup row y takes group y — its rows from row y·start1, its scan arrays after the
+// groups' before it (colbits and count y·H·D4 on, scan_partial 8·y·H·D4), as the rows scan pass leaves them.
 // Bindings: 1 partial [num_splits, R, Dh+4] f32 (R = B·H), 2 out [R, Dh] f32 (= [B, H·Dh]),
 //   3 colbits [H·D4] u32, 4 scan_partial [H·8] f32, 5 count [H] u32 (SCAN; any writable buffers otherwise).
-// Params: rows R, num_splits, heads H, batch B, threshold θ (SCAN).
-// Overrides: D4 = Dh/4 (1..32), RP rows a workgroup (1, or with SCAN a power of two ≥ B, D4·RP ≤ 256), SCAN.
-// Grid: (R) workgroups of 256 threads (RP = 1), or (H) (RP > 1, or SCAN): thread = (row b = li / (SG·D4),
+// Params: rows R, num_splits, heads H, batch B (SCAN: of the first group), threshold θ (SCAN), batch1 and
+//   batch2 (the second and third groups' rows; 0: none), start1 (the second group's first row).
+// Overrides: D4 = Dh/4 (1..32), RP rows a workgroup (1, or with SCAN a power of two ≥ each group's rows,
+//   D4·RP ≤ 256), SCAN.
+// Grid: (R) workgroups of 256 threads (RP = 1), or (H, groups) (RP > 1, or SCAN): thread = (row b = li / (SG·D4),
 //   split group sg, column c = li % D4), SG = 256/(D4·RP); a split group merges splits sg, sg + SG, …, then
 //   the groups merge through workgroup memory.
 // Workgroup memory 7.2 KiB. Features: none.
-struct Params { rows: u32, num_splits: u32, heads: u32, batch: u32, threshold: f32 }
+struct Params { rows: u32, num_splits: u32, heads: u32, batch: u32, threshold: f32, batch1: u32, batch2: u32,
+                 start1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> partial: array<vec4f>;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4f>;
@@ -49,12 +55,12 @@ fn o_of(s: u32, r: u32, c: u32) -> vec4f {
 }
 
 // SCAN: row maxima below θ through gl as [row][column] then a tree over the D4 columns; the columns' bits
-// over the rows through gb — every thread below RP·D4 holds (row b, column c), v its output (zeros past the
-// batch).
-fn scan(h: u32, li: u32, v: vec4f) {
+// over the rows through gb — every thread below RP·D4 holds (row b of the group's nb, column c), v its output
+// (zeros past the group's rows); k0 = y·H·D4 is where group y's scan arrays start.
+fn scan(h: u32, li: u32, v: vec4f, nb: u32, k0: u32) {
   let b = li / D4;
   let c = li % D4;
-  let mine = li < RP * D4 && b < p.batch;
+  let mine = li < RP * D4 && b < nb;
   let a = abs(v);
   let big = a >= vec4f(p.threshold);
   let keep = select(a, vec4f(0.0), big);
@@ -69,7 +75,7 @@ fn scan(h: u32, li: u32, v: vec4f) {
   if (li < D4) {
     var nib = 0u;
     for (var r = 0u; r < RP; r++) { nib |= gb[r * D4 + li]; }
-    colbits[h * D4 + li] = nib;
+    colbits[k0 + h * D4 + li] = nib;
     gc[li] = countOneBits(nib);
   }
   workgroupBarrier();
@@ -79,8 +85,8 @@ fn scan(h: u32, li: u32, v: vec4f) {
     if (li < st) { gc[li] += gc[li + st]; }
     workgroupBarrier();
   }
-  if (li < RP * D4 && c == 0u && b < p.batch) { scan_partial[h * 8u + b] = gl[li]; }
-  if (li == 0u) { count[h] = gc[0]; }
+  if (li < RP * D4 && c == 0u && b < nb) { scan_partial[8u * k0 + h * 8u + b] = gl[li]; }
+  if (li == 0u) { count[k0 + h] = gc[0]; }
 }
 
 @compute @workgroup_size(256)
@@ -91,8 +97,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let b = li / (SG * D4); // RP > 1: the row of this thread's split group (RP = 1: 0)
   var r = wg.x; // RP = 1: one row a workgroup
   var h = wg.x;
-  if (RP > 1u) { r = b * p.heads + h; } else { h = r % p.heads; }
-  let live = b < RP && (RP == 1u || b < p.batch);
+  // RP > 1: group y's rows, from row r0.
+  let y = wg.y;
+  let nb = select(select(p.batch, p.batch1, y == 1u), p.batch2, y == 2u);
+  let r0 = y * p.start1;
+  if (RP > 1u) { r = (r0 + b) * p.heads + h; } else { h = r % p.heads; }
+  let live = b < RP && (RP == 1u || b < nb);
   var m = NEG;
   var l = 0.0;
   var o = vec4f(0.0);
@@ -123,7 +133,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   // Thread (row rb, column cc) below RP·D4 merges its row's SG groups.
   let rb = li / D4;
   var v = vec4f(0.0);
-  if (li < RP * D4 && (RP == 1u || rb < p.batch)) {
+  if (li < RP * D4 && (RP == 1u || rb < nb)) {
     let at = rb * SG * D4 + c;
     var big_m = NEG;
     for (var g = 0u; g < SG; g++) {
@@ -141,8 +151,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
     v = num * select(0.0, 1.0 / den, den > 0.0);
     var row = r;
-    if (RP > 1u) { row = rb * p.heads + h; }
+    if (RP > 1u) { row = (r0 + rb) * p.heads + h; }
     out[row * D4 + c] = v;
   }
-  if (SCAN == 1u) { scan(h, li, v); }
+  if (SCAN == 1u) { scan(h, li, v, nb, y * p.heads * D4); }
 }

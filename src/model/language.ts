@@ -45,6 +45,7 @@ import {
   destroyLlmInt8RowsScratch,
   destroyPairedRowsScratch,
   llmInt8Pack,
+  llmInt8PackGroups,
   llmInt8Rows,
   llmInt8RowsGroups,
   type LlmInt8RowsOptions,
@@ -58,6 +59,7 @@ import {
   pairRows,
   type QuantizedRows,
   type RowSquares,
+  type ScannedRowGroups,
   type ScannedRows,
 } from "../ops/matvec_dp4a.ts";
 import type { KvCache } from "./kv_cache.ts";
@@ -642,10 +644,11 @@ export function languageForward(
     // Taps at each int8 product's boundary (the bench's per-product check against PyTorch).
     tap?.("lm.qkv", l, s.qkv, r);
     const kv = [cache.k[l], cache.v[l], cache.keyValid] as const;
-    // LLM.int8 rows: the attention's combine pass does the rows scan of its output (one dispatch less; at
-    // most 8 rows, so never in row groups).
-    const scan = few ? { scratch: few.hidden, threshold: few.threshold } : undefined;
-    let attnScanned: ScannedRows | null = null;
+    // LLM.int8 rows: the attention's combine pass does the rows scan of its output (one dispatch less), each
+    // row group's apart where every group's rows pass is one (a step of 9–24 rows).
+    const scanGroups = allInOnePass ? { rows: groups.map(([, n]) => n), joint: pair.hidden } : undefined;
+    const scan = few ? { scratch: few.hidden, threshold: few.threshold, groups: scanGroups } : undefined;
+    let attnScanned: ScannedRows | ScannedRowGroups | null = null;
     if (s.attnSplits && T === 1 && Dh % 8 === 0) {
       // A decode step: the attention kernel rotates q and k and appends k, v itself (one dispatch less).
       const rope = { positions: inputs.positions, cosSin: w.ropeCosSin };
@@ -696,9 +699,11 @@ export function languageForward(
     }
     tap?.("lm.attn", l, s.attn, r);
     if (few) {
-      const attn = attnScanned
-        ? [llmInt8Pack(r, attnScanned)]
-        : stepRows(s.attn, few.hidden, pair?.hidden, () => ({ threshold }));
+      const attn = !attnScanned
+        ? stepRows(s.attn, few.hidden, pair?.hidden, () => ({ threshold }))
+        : "joint" in attnScanned
+        ? llmInt8PackGroups(r, attnScanned)
+        : [llmInt8Pack(r, attnScanned)];
       units.forEach((u, i) => {
         const sq = u.length === 1 ? squares(few, u[0]) : pairSquares(u);
         leave(u, matvecLlmInt8(r, attn[i], lw.wo, span(s.hidden, u), { accumulate: true, squares: sq }));

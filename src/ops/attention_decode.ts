@@ -3,7 +3,14 @@ import type { Recorder } from "../gpu/recorder.ts";
 import { f32 } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 import { expectKvCaches, kvKernel } from "./kv_cache_storage.ts";
-import { llmInt8PackBlockColumns, type LlmInt8RowsScratch, type ScannedRows } from "./matvec_dp4a.ts";
+import {
+  llmInt8PackBlockColumns,
+  type LlmInt8RowsScratch,
+  maxLlmInt8Rows,
+  type PairedRowsScratch,
+  type ScannedRowGroups,
+  type ScannedRows,
+} from "./matvec_dp4a.ts";
 
 export interface AttentionDecodeShape {
   batch: number; // B sequences, one new query each (T = 1)
@@ -23,8 +30,9 @@ export interface AttentionDecodeShape {
   oneSequence?: boolean;
   /**
    * INT8_MATMUL=llm-int8: the combine pass also does the LLM.int8 rows scan of `out` (one block a head, into
-   * the rows scratch's colbits, partial and count), when it runs (more than one split), B ≤ 8 and Dh/4 divides
-   * the pack's 32-column blocks. The call then returns the scanned rows for llmInt8Pack, else null.
+   * the rows scratch's colbits, partial and count), when it runs (more than one split), B ≤ 8 (or the rows are
+   * `scan.groups`) and Dh/4 divides the pack's 32-column blocks. The call then returns the scanned rows for
+   * llmInt8Pack (llmInt8PackGroups), else null.
    */
   scan?: AttentionRowsScan;
 }
@@ -33,6 +41,11 @@ export interface AttentionDecodeShape {
 export interface AttentionRowsScan {
   scratch: LlmInt8RowsScratch; // width H·Dh, rows ≥ B
   threshold: number;
+  /**
+   * A step in 2 or 3 row groups quantized apart (`llmInt8RowsGroups`' rows, summing to B): each group's scan
+   * into its part of `joint` instead of `scratch`.
+   */
+  groups?: { rows: number[]; joint: PairedRowsScratch };
 }
 
 /** Tiling of kernels/attention_decode.wgsl (its override constants WG and PREFETCH). */
@@ -152,7 +165,7 @@ export function attentionDecode(
   out: Tensor,
   shape: AttentionDecodeShape,
   config: AttentionDecodeConfig = defaultAttentionDecodeConfig,
-): ScannedRows | null {
+): ScannedRows | ScannedRowGroups | null {
   return recordAttentionDecode(r, q, null, kCache, vCache, keyValid, out, shape, config);
 }
 
@@ -180,7 +193,7 @@ export function attentionDecodeFromQkv(
   out: Tensor,
   shape: AttentionDecodeShape,
   config: AttentionDecodeConfig = defaultAttentionDecodeConfig,
-): ScannedRows | null {
+): ScannedRows | ScannedRowGroups | null {
   if (shape.oneSequence) {
     throw new Error("attentionDecodeFromQkv: decode steps only (not oneSequence chunks)");
   }
@@ -200,7 +213,7 @@ function recordAttentionDecode(
   out: Tensor,
   shape: AttentionDecodeShape,
   config: AttentionDecodeConfig,
-): ScannedRows | null {
+): ScannedRows | ScannedRowGroups | null {
   const { batch: B, kvLen, numHeads: H, numKvHeads: Hkv, headDim: Dh } = shape;
   if (Dh % 4 !== 0 || Dh > 128 || Dh < 4) {
     throw new Error(`attentionDecode: head dim ${Dh} is not supported; it must be a multiple of 4 up to 128`);
@@ -287,26 +300,59 @@ function recordAttentionDecode(
   if (splits === 1) return null;
   const D4 = Dh / 4;
   const sc = shape.scan;
-  const scan = sc && B <= 8 && llmInt8PackBlockColumns % D4 === 0 && (D4 & (D4 - 1)) === 0 ? sc : null;
-  const s = scan?.scratch;
-  if (scan && s) {
-    if (s.outliers.shape[0] !== H * Dh + 1 || s.q.shape[0] < B) {
-      throw new Error(
-        `attentionDecode: the rows scan's scratch does not hold ${B} rows of ${H} heads of ${Dh}`,
-      );
-    }
-    if (!(scan.threshold > 0)) throw new Error(`attentionDecode: threshold ${scan.threshold} must be > 0`);
-  }
-  const rowsPerGroup = scan ? 2 ** Math.ceil(Math.log2(B)) : 1;
+  const groupRows = sc?.groups?.rows ?? [B];
+  const scan = sc && groupRows.every((n) => n <= maxLlmInt8Rows) &&
+      llmInt8PackBlockColumns % D4 === 0 && (D4 & (D4 - 1)) === 0
+    ? sc
+    : null;
+  if (scan) checkRowsScan(scan, B, H, Dh);
+  // Group g's scan arrays: the joint scratch's (group g's part from g·K/4), else the rows scratch's.
+  const arrays = scan?.groups ? scan.groups.joint.groups[0] : scan?.scratch;
+  const rowsPerGroup = scan ? 2 ** Math.ceil(Math.log2(groupRows[0])) : 1;
   r.dispatch("attention_decode_combine", {
-    bindings: [scratch!, out, s?.colbits ?? out, s?.partial ?? out, s?.count ?? out],
-    params: [rows, splits, H, B, f32(scan?.threshold ?? 0)],
-    workgroups: [scan ? H : rows],
+    bindings: [scratch!, out, arrays?.colbits ?? out, arrays?.partial ?? out, arrays?.count ?? out],
+    params: [
+      rows,
+      splits,
+      H,
+      groupRows[0],
+      f32(scan?.threshold ?? 0),
+      groupRows[1] ?? 0,
+      groupRows[2] ?? 0,
+      groupRows[0],
+    ],
+    workgroups: scan ? [H, groupRows.length] : [rows],
     constants: { D4, RP: rowsPerGroup, SCAN: scan ? 1 : 0 },
     label: `attention_decode_combine ${out.label}`,
   });
+  if (!scan) return null;
   // One block of partial maxima and counts a head, 32/D4 of them to one of the pack's blocks.
-  return s
-    ? { rows: B, K: H * Dh, scratch: s, values: out, blocks: H, perPackBlock: llmInt8PackBlockColumns / D4 }
-    : null;
+  const blocks = { blocks: H, perPackBlock: llmInt8PackBlockColumns / D4 };
+  return scan.groups
+    ? { rows: scan.groups.rows, joint: scan.groups.joint, values: out, ...blocks }
+    : { rows: B, K: H * Dh, scratch: scan.scratch, values: out, ...blocks };
+}
+
+/** What a combine pass that scans needs of its scratch and its rows. */
+function checkRowsScan(scan: AttentionRowsScan, B: number, H: number, Dh: number): void {
+  const s = scan.scratch;
+  if (s.outliers.shape[0] !== H * Dh + 1 || (!scan.groups && s.q.shape[0] < B)) {
+    throw new Error(
+      `attentionDecode: the rows scan's scratch does not hold ${B} rows of ${H} heads of ${Dh}`,
+    );
+  }
+  if (!(scan.threshold > 0)) throw new Error(`attentionDecode: threshold ${scan.threshold} must be > 0`);
+  const g = scan.groups;
+  if (g) {
+    const [first, second] = g.rows;
+    const ok = (g.rows.length === 2 || (g.rows.length === 3 && first + second === 2 * maxLlmInt8Rows)) &&
+      g.rows.length <= g.joint.groups.length && g.rows.every((n) => n >= 1 && n <= first) &&
+      g.rows.reduce((a, n) => a + n, 0) === B && g.joint.K === H * Dh;
+    if (!ok) {
+      throw new Error(
+        `attentionDecode: row groups ${g.rows} of ${B} rows (2, the first the larger, or 3 after two of 8, ` +
+          `in ${g.joint.groups.length} parts of width ${g.joint.K})`,
+      );
+    }
+  }
 }

@@ -428,34 +428,61 @@ export function llmInt8RowsGroups(
       throw new Error(`${what}: parts ${sums.parts} of Σx² in [${sums.squares.shape}]`);
     }
   }
-  const mode = sums ? 2 : opts.norm ? 1 : 0;
-  const scan = joint.groups[0];
-  const values = mode ? joint.values : x;
-  const blocks = recordRowsScan(r, x, joint.values, scan, {
+  const normed = sums !== undefined || opts.norm !== undefined;
+  const blocks = recordRowsScan(r, x, joint.values, joint.groups[0], {
     norm: opts.norm,
     threshold,
     sums,
     rows,
     strides: { x: first * k4, values: maxLlmInt8Rows * k4 },
   });
-  recordRowsPack(r, values, scan, joint, {
+  return llmInt8PackGroups(r, { rows, joint, values: normed ? null : x, blocks, perPackBlock: 1 }, x.label);
+}
+
+/**
+ * Row groups whose scan is done, each group's into its part of the joint scratch's scan arrays (group y's
+ * colbits and count from y·K/4, partial from 8·y·K/4) — by `llmInt8RowsGroups`' scan, or by the kernel that
+ * wrote them (the attention's combine pass): what the groups' pack reads.
+ */
+export interface ScannedRowGroups {
+  rows: number[]; // 2 or 3 groups, as llmInt8RowsGroups takes them
+  joint: PairedRowsScratch;
+  /** The rows as multiplied, [Σ rows, K], one group after the other; null: the joint scratch's values (a norm). */
+  values: Tensor | null;
+  blocks: number; // of each group's partial and count
+  perPackBlock: number; // of those blocks to one of the pack's (32 vec4 columns)
+}
+
+/**
+ * Pass 2 of `llmInt8RowsGroups` (one pack, group g on the grid's row g): the first two groups as one product's
+ * rows, a third alone.
+ */
+export function llmInt8PackGroups(
+  r: Recorder,
+  s: ScannedRowGroups,
+  label = (s.values ?? s.joint.values).label,
+): QuantizedRows[] {
+  const { rows, joint, values } = s;
+  const K = joint.K, k4 = K / 4;
+  const [first, second, third = 0] = rows;
+  recordRowsPack(r, values ?? joint.values, joint.groups[0], joint, {
     K,
     rows,
-    blocks,
-    perPackBlock: 1,
+    blocks: s.blocks,
+    perPackBlock: s.perPackBlock,
     // Values: x's rows one group after the other, or the scratch's, 8 rows a group (vec4s).
     strides: {
-      values: (mode ? maxLlmInt8Rows : first) * k4,
+      values: (values ? first : maxLlmInt8Rows) * k4,
       q: joint.qGroup,
       xs: joint.xsGroup,
       outliers: joint.outliersGroup,
     },
-    label: x.label,
+    label,
   });
-  const pair = pairedRows(joint, [first, second], mode !== 0, x);
-  if (G === 2) return [pair];
+  const pair = pairedRows(joint, [first, second], !values, values ?? joint.values);
+  if (rows.length === 2) return [pair];
   const g = joint.groups[2];
-  return [pair, packedRows(g, third, mode ? g.values : rowsView(x, 2 * maxLlmInt8Rows, third))];
+  return [pair, packedRows(g, third, values ? rowsView(values, 2 * maxLlmInt8Rows, third) : g.values)];
 }
 
 /** T rows that a pack left in `scratch`, as a product takes them (`values`: where their outlier columns are). */

@@ -12,16 +12,21 @@ import {
 import { attentionCausalRef } from "../../src/ref/attention_causal.ts";
 import { randomF32, rng } from "../../src/ref/random.ts";
 import { packBf16, roundBf16, unpackBf16 } from "../../src/ref/kv_bf16.ts";
-import { assertClose, assertNormalisedError, testGpu } from "./check.ts";
+import { assertClose, assertNormalisedError, firstDifference, testGpu } from "./check.ts";
 import { qkvRopeCache } from "../../src/ops/qkv_rope_cache.ts";
 import { ropeCosSinRows, ropeTables } from "../../src/ops/rope.ts";
 import { tolerance } from "./tolerances.ts";
 import {
   createLlmInt8RowsScratch,
+  createPairedRowsScratch,
   destroyLlmInt8RowsScratch,
+  destroyPairedRowsScratch,
   llmInt8Pack,
   llmInt8PackBlockColumns,
+  llmInt8PackGroups,
   llmInt8Rows,
+  llmInt8RowsGroups,
+  type QuantizedRows,
 } from "../../src/ops/matvec_dp4a.ts";
 
 interface Case {
@@ -477,42 +482,13 @@ Deno.test("attentionDecode's combine pass leaves the LLM.int8 rows scan of its o
   for (const c of scanCases) {
     const name = `B=${c.B} kvLen=${c.kvLen} H=${c.H}/${c.Hkv} Dh=${c.Dh}${c.one ? " one sequence" : ""}`;
     await t.step(name, async () => {
-      const { B, H, Hkv, Dh } = c;
-      const K = H * Dh;
-      const seed = B * 7 + c.kvLen + Dh;
-      const Bc = c.one ? 1 : B; // cache samples
-      const S = c.one ? c.kvLen + B - 1 : c.kvLen; // cache positions
-      const q = gpu.uploadTensor("q", "f32", [B, K], randomF32(B * K, seed, -1, 1));
-      const kvShape = [Bc, S, Hkv * Dh];
-      const k = gpu.uploadTensor("k", "f32", kvShape, randomF32(Bc * S * Hkv * Dh, seed + 1, -1, 1));
-      const v = gpu.uploadTensor("v", "f32", kvShape, randomF32(Bc * S * Hkv * Dh, seed + 2, -3, 3));
-      const valid = Int32Array.from(
-        { length: Bc * S },
-        (_, i) => (i % S >= c.pad[Math.floor(i / S)] ? 1 : 0),
-      );
-      const m = gpu.uploadTensor("m", "i32", [Bc, S], valid);
-      const splits = createAttentionDecodeScratch(gpu, "splits", { batch: B, numHeads: H, headDim: Dh });
-      const outs = [1, 2].map((i) => gpu.createTensor(`out${i}`, "f32", [B, K]));
-      const shape = {
-        batch: B,
-        kvLen: c.kvLen,
-        numHeads: H,
-        numKvHeads: Hkv,
-        headDim: Dh,
-        scratch: splits,
-        oneSequence: c.one,
-      };
-      const r0 = gpu.recorder("test");
-      assert.equal(attentionDecode(r0, q, k, v, m, outs[0], shape), null, "no scan asked for");
-      r0.submit();
-      const plain = await gpu.readF32(outs[0]);
-      const mags = Array.from(plain, Math.abs).sort((a, b) => a - b);
-      const threshold = mags[Math.floor(mags.length * 0.96)];
+      const { B, H, Dh } = c;
+      const { q, k, v, m, splits, shape, K, outs, plain, threshold } = await scanInputs(gpu, c);
       const [byCombine, byPass] = [1, 2].map((i) => createLlmInt8RowsScratch(gpu, `rows${i}`, 8, K));
       const r = gpu.recorder("test");
       const scan = { scratch: byCombine, threshold };
       const scanned = attentionDecode(r, q, k, v, m, outs[1], { ...shape, scan });
-      assert.ok(scanned, "the combine scanned");
+      assert.ok(scanned && !("joint" in scanned), "the combine scanned one group");
       assert.deepEqual(
         [scanned.rows, scanned.K, scanned.values, scanned.blocks, scanned.perPackBlock],
         [B, K, outs[1], H, llmInt8PackBlockColumns / (Dh / 4)],
@@ -560,4 +536,114 @@ Deno.test("attentionDecode's combine pass leaves the LLM.int8 rows scan of its o
     for (const s of [scratch, scratch16]) destroyLlmInt8RowsScratch(s);
     for (const b of [q, kv, m, out, splits, q16, kv16, out16, splits16]) b.buffer.destroy();
   });
+});
+
+interface ScanCase {
+  B: number;
+  kvLen: number;
+  H: number;
+  Hkv: number;
+  Dh: number;
+  pad: number[];
+  one?: boolean;
+}
+
+/**
+ * A scan case's random q, caches and masks, its attention output without a scan (`plain`, also in outs[0]),
+ * and a threshold that makes ~4 % of that output outliers.
+ */
+async function scanInputs(gpu: Awaited<ReturnType<typeof testGpu>>, c: ScanCase) {
+  const { B, H, Hkv, Dh } = c;
+  const K = H * Dh;
+  const seed = B * 7 + c.kvLen + Dh;
+  const Bc = c.one ? 1 : B; // cache samples
+  const S = c.one ? c.kvLen + B - 1 : c.kvLen; // cache positions
+  const q = gpu.uploadTensor("q", "f32", [B, K], randomF32(B * K, seed, -1, 1));
+  const kvShape = [Bc, S, Hkv * Dh];
+  const k = gpu.uploadTensor("k", "f32", kvShape, randomF32(Bc * S * Hkv * Dh, seed + 1, -1, 1));
+  const v = gpu.uploadTensor("v", "f32", kvShape, randomF32(Bc * S * Hkv * Dh, seed + 2, -3, 3));
+  const valid = Int32Array.from(
+    { length: Bc * S },
+    (_, i) => (i % S >= c.pad[Math.floor(i / S) % c.pad.length] ? 1 : 0),
+  );
+  const m = gpu.uploadTensor("m", "i32", [Bc, S], valid);
+  const splits = createAttentionDecodeScratch(gpu, "splits", { batch: B, numHeads: H, headDim: Dh });
+  const outs = [1, 2].map((i) => gpu.createTensor(`out${i}`, "f32", [B, K]));
+  const shape = {
+    batch: B,
+    kvLen: c.kvLen,
+    numHeads: H,
+    numKvHeads: Hkv,
+    headDim: Dh,
+    scratch: splits,
+    oneSequence: c.one,
+  };
+  const r0 = gpu.recorder("test");
+  assert.equal(attentionDecode(r0, q, k, v, m, outs[0], shape), null, "no scan asked for");
+  r0.submit();
+  const plain = await gpu.readF32(outs[0]);
+  const mags = Array.from(plain, Math.abs).sort((a, b) => a - b);
+  const threshold = mags[Math.floor(mags.length * 0.96)];
+  return { q, k, v, m, splits, shape, K, outs, plain, threshold };
+}
+
+Deno.test("attentionDecode's combine pass scans each row group of a step apart", async (t) => {
+  // A step of 9–24 rows quantizes its 2 or 3 row groups apart (llmInt8RowsGroups): the combine's scan of each
+  // group into its part of the joint scratch, then the groups' pack, must give what llmInt8RowsGroups gives
+  // over the output, bit for bit (int8 rows, scales, outlier lists, column bits of every group).
+  const gpu = await testGpu();
+  const cases: (ScanCase & { rows: number[] })[] = [
+    { B: 16, kvLen: 517, H: 48, Hkv: 8, Dh: 128, pad: [0, 3, 0, 90], rows: [8, 8] }, // the model's heads
+    { B: 13, kvLen: 300, H: 12, Hkv: 2, Dh: 64, pad: [0, 37, 200, 1, 0], rows: [7, 6] }, // 2 heads a pack block
+    { B: 20, kvLen: 70, H: 4, Hkv: 1, Dh: 16, pad: [0, 9, 0, 3, 0, 69], rows: [8, 8, 4] }, // 8 heads a block
+    { B: 17, kvLen: 100, H: 6, Hkv: 3, Dh: 128, pad: [2, 0, 5], rows: [8, 8, 1] },
+  ];
+  for (const c of cases) {
+    await t.step(
+      `B=${c.B} as ${c.rows.join(" + ")} kvLen=${c.kvLen} H=${c.H}/${c.Hkv} Dh=${c.Dh}`,
+      async () => {
+        const { q, k, v, m, splits, shape, K, outs, plain, threshold } = await scanInputs(gpu, c);
+        const [byCombine, byPass] = [1, 2].map((i) =>
+          createPairedRowsScratch(gpu, `pair${i}`, K, c.rows.length as 2 | 3)
+        );
+        const rowsScratch = createLlmInt8RowsScratch(gpu, "rows", 8, K);
+        const r = gpu.recorder("test");
+        const scan = { scratch: rowsScratch, threshold, groups: { rows: c.rows, joint: byCombine } };
+        const scanned = attentionDecode(r, q, k, v, m, outs[1], { ...shape, scan });
+        assert.ok(scanned && "joint" in scanned, "the combine scanned the groups");
+        assert.deepEqual(
+          [scanned.rows, scanned.values, scanned.blocks, scanned.perPackBlock],
+          [c.rows, outs[1], c.H, llmInt8PackBlockColumns / (c.Dh / 4)],
+          "one block a head, 32/D4 heads to a pack block",
+        );
+        const got = llmInt8PackGroups(r, scanned);
+        const want = llmInt8RowsGroups(r, outs[1], c.rows, byPass, { threshold });
+        r.submit();
+        assertClose(await gpu.readF32(outs[1]), plain, 1e-7, 1e-6);
+        const shapeOf = (x: QuantizedRows[]) =>
+          x.map((g) => [g.rows, g.K, g.halves, g.values.shape, g.values.byteOffset]);
+        assert.deepEqual(shapeOf(got), shapeOf(want), "the same rows, halves and values");
+        const lists = await gpu.readU32(byPass.outliers);
+        c.rows.forEach((_, g) => {
+          const n = lists[g * byPass.outliersGroup];
+          assert.ok(n >= 1 && n < K / 2, `group ${g}: ${n} outlier columns of ${K}`);
+        });
+        // firstDifference: a failing deepEqual of these arrays would build a diff of all of them (and run out
+        // of memory).
+        const same = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) =>
+          assert.equal(firstDifference(a, b), "", what);
+        same(await gpu.readU32(byCombine.outliers), lists, "outlier lists");
+        const bits = [byCombine, byPass].map(async (s) =>
+          (await gpu.readU32(s.groups[0].colbits)).subarray(0, c.rows.length * K / 4)
+        );
+        same(await bits[0], await bits[1], "column bits");
+        const qs = [byCombine, byPass].map(async (s) => new Int8Array(await gpu.readBytes(s.q)));
+        same(await qs[0], await qs[1], "int8 rows");
+        same(await gpu.readF32(byCombine.xs), await gpu.readF32(byPass.xs), "row scales");
+        for (const s of [byCombine, byPass]) destroyPairedRowsScratch(s);
+        destroyLlmInt8RowsScratch(rowsScratch);
+        for (const b of [q, k, v, m, splits, ...outs]) b.buffer.destroy();
+      },
+    );
+  }
 });
