@@ -186,6 +186,11 @@ export class LanguageScratch {
     /** All groups' `squares` as rows of one tensor, each group's 8 a view, when those start on bindable offsets. */
     allSquares: Tensor | null;
     logits: Tensor;
+    /**
+     * LLM.int8, three groups: `logits`' buffer as [2, 16·V rounded up to 256 bytes], the pair's 16 rows of
+     * logits in the first row and the third group's in the second. Null otherwise.
+     */
+    pairLogits: Tensor | null;
   } | null;
   /**
    * Split-K partials of the tiled products (`tiledSplits`, src/ops/linear.ts) of a weight-only pass of more than
@@ -283,10 +288,7 @@ export class LanguageScratch {
           )
           : [],
         allSquares,
-        logits: gpu.createTensor("lm.group_logits", "f32", [
-          groups.length,
-          alignTo(maxMatvecTokens * dims.vocab * 4, storageOffsetAlign) / 4,
-        ]),
+        ...groupLogits(gpu, groups.length, this.llmInt8?.pair != null && groups.length === 3, dims.vocab),
       }
       : null;
     // Up to 2 rows (PERF.md v53, H100: batch 2 190.7 → 193.6 tokens/s; batch 3 252.8 → 251.7 and 8 392.3 →
@@ -388,6 +390,22 @@ export class LanguageScratch {
     this.rowGroups?.allSquares?.buffer.destroy();
     this.rowGroups?.logits.buffer.destroy();
   }
+}
+
+/**
+ * The row groups' logits (LanguageScratch.rowGroups): one buffer, seen as [groups, 8·V] and, for a pair and a
+ * third group, as [2, 16·V] (each row rounded up to 256 bytes).
+ */
+function groupLogits(gpu: Gpu, groups: number, pairAndThird: boolean, V: number) {
+  const row = (rows: number) => alignTo(rows * V * 4, storageOffsetAlign) / 4;
+  const perGroup = row(maxMatvecTokens), perPair = row(2 * maxLlmInt8Rows);
+  const all = gpu.createTensor("lm.group_logits", "f32", [
+    Math.max(groups * perGroup, pairAndThird ? 2 * perPair : 0),
+  ]);
+  return {
+    logits: frontView(all, [groups, perGroup]),
+    pairLogits: pairAndThird ? frontView(all, [2, perPair]) : null,
+  };
 }
 
 /**
@@ -765,17 +783,26 @@ export function languageForward(
   ahead(w.output, "head", 5 * w.layers.length);
   gatherRows(r, s.hidden, inputs.lastRows, s.last);
   // A step that is one pair of LLM.int8 row groups takes them as one product there too, its rows the step's
-  // logits from row 0. Another grouped step's head runs group by group (LanguageScratch.rowGroups' logits),
-  // then joins; else it takes the B rows at once.
-  if (
-    pair && s.llmInt8 && s.headLlmInt8() && plainInt8(w.output) && units.length === 1 && units[0].length === 2
-  ) {
-    const [x] = llmInt8RowsGroups(r, s.last, [groups[0][1], groups[1][1]], pair.hidden, {
-      norm: { weight: w.norm, eps },
-      threshold: s.llmInt8.threshold,
-    });
-    matvecLlmInt8(r, x, w.output, logits);
-    return;
+  // logits from row 0; a pair and a third group, one rows pass and two products, then a join. Another grouped
+  // step's head runs group by group (LanguageScratch.rowGroups' logits), then joins; else it takes the B rows
+  // at once.
+  if (pair && s.llmInt8 && s.headLlmInt8() && plainInt8(w.output) && units[0].length === 2) {
+    const pairLogits = s.rowGroups?.pairLogits;
+    if (units.length === 1 || (allInOnePass && pairLogits)) {
+      const xs = llmInt8RowsGroups(r, s.last, groups.map(([, n]) => n), pair.hidden, {
+        norm: { weight: w.norm, eps },
+        threshold: s.llmInt8.threshold,
+      });
+      if (units.length === 1) {
+        matvecLlmInt8(r, xs[0], w.output, logits);
+        return;
+      }
+      xs.forEach((x, i) => {
+        matvecLlmInt8(r, x, w.output, frontView(rowsView(pairLogits!, i, 1), [x.rows, dims.vocab]));
+      });
+      joinRowGroups(r, pairLogits!, 2 * maxLlmInt8Rows, logits);
+      return;
+    }
   }
   const groupLogits = s.rowGroups?.logits;
   const headGroups: [number, number][] = groupLogits ? groups : [[0, B]];

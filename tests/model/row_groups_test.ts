@@ -168,16 +168,17 @@ Deno.test("LLM.int8 steps of 9–16 rows run as two even row groups in one produ
         } finally {
           batch.destroy();
         }
-        // One product a matrix for both groups of a pair (the LM head's too where the step is one pair; else
-        // the head a group at a time), a third group's own, and one rows pass for all groups — the attention
-        // output's in the attention's combine pass, where it splits the keys (not on a CPU adapter).
+        // One product a matrix for both groups of a pair (the LM head's too), a third group's own, and one
+        // rows pass for all groups — the attention output's in the attention's combine pass, where it splits
+        // the keys (not on a CPU adapter).
         const L = dims.language.layers;
-        const products = groups.length === 2 ? 4 * L + 1 : 8 * L + 3;
+        const products = groups.length === 2 ? 4 * L + 1 : 8 * L + 2;
         for (const k of grouped.kernels) {
           const count = (name: string) => k.filter((n) => n === name).length;
           assert.equal(count("matvec_dp4a"), products);
           const scans = count("attention_decode_combine") === L ? 3 : 4;
-          assert.equal(count("llm_int8_rows_scan"), scans * L + (groups.length === 2 ? 1 : 3));
+          assert.equal(count("llm_int8_rows_scan"), scans * L + 1);
+          assert.equal(count("gather_rows"), groups.length === 2 ? 1 : 2); // the last rows (, the join)
         }
         const first = groups[1][0];
         await assertRowsAsAlone(
