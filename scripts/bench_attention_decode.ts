@@ -113,30 +113,28 @@ function baseline(s: Shape): [string, Launch, string] {
 
 const configName = (c: AttentionDecodeConfig) => `WG${c.workgroupSize}${c.prefetch ? "" : " no-prefetch"}`;
 
+/** attentionDecode's shape for a sweep shape and its inputs (splits: forced, else the launcher's choice). */
+function decodeShape(s: Shape, x: Inputs, splits?: number) {
+  return {
+    batch: s.B,
+    kvLen: s.ctx,
+    numHeads: s.H,
+    numKvHeads: s.Hkv,
+    headDim: s.Dh,
+    scratch: x.scratch,
+    splits,
+  };
+}
+
 function candidate(s: Shape, config: AttentionDecodeConfig, splits?: number): Launch {
   return (r, x, i, out) =>
-    attentionDecode(r, x.q, x.k[i], x.v[i], x.valid, out, {
-      batch: s.B,
-      kvLen: s.ctx,
-      numHeads: s.H,
-      numKvHeads: s.Hkv,
-      headDim: s.Dh,
-      scratch: x.scratch,
-      splits,
-    }, config);
+    attentionDecode(r, x.q, x.k[i], x.v[i], x.valid, out, decodeShape(s, x, splits), config);
 }
 
 /** The model's decode step: q and k rotated and k, v appended by the attention kernel itself. */
 function fused(s: Shape): Launch {
   return (r, x, i, out) =>
-    attentionDecodeFromQkv(r, x.qkv, x.rope, x.k[i], x.v[i], x.valid, out, {
-      batch: s.B,
-      kvLen: s.ctx,
-      numHeads: s.H,
-      numKvHeads: s.Hkv,
-      headDim: s.Dh,
-      scratch: x.scratch,
-    });
+    attentionDecodeFromQkv(r, x.qkv, x.rope, x.k[i], x.v[i], x.valid, out, decodeShape(s, x));
 }
 
 /** The candidate whose inputs differ from the others' (not compared with them). */
