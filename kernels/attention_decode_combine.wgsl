@@ -16,9 +16,9 @@
 //   batch2 (the second and third groups' rows; 0: none), start1 (the second group's first row).
 // Overrides: D4 = Dh/4 (1..32), RP rows a workgroup (1, or with SCAN a power of two ≥ each group's rows,
 //   D4·RP ≤ 256), SCAN.
-// Grid: (R) workgroups of 256 threads (RP = 1), or (H, groups) (RP > 1, or SCAN): thread = (row b = li / (SG·D4),
-//   split group sg, column c = li % D4), SG = 256/(D4·RP); a split group merges splits sg, sg + SG, …, then
-//   the groups merge through workgroup memory.
+// Grid: (R) workgroups of 256 threads (RP = 1), or (H, groups) (RP > 1, or SCAN): thread = (row
+//   b = li / (SG·D4), split group sg, column c = li % D4), SG = 256/(D4·RP); a split group merges splits sg,
+//   sg + SG, …, then the groups merge through workgroup memory.
 // Workgroup memory 7.2 KiB. Features: none.
 struct Params { rows: u32, num_splits: u32, heads: u32, batch: u32, threshold: f32, batch1: u32, batch2: u32,
                  start1: u32 }

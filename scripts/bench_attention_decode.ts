@@ -10,9 +10,9 @@
 // records them), passes until ≥ --ms per candidate; µs per call is the median pass over D. The calls rotate
 // over enough KV caches (≥ 3, > --cache-mb) that the 50 MB L2 cannot serve them. GB/s counts the K/V bytes
 // 2·B·ctx·Hkv·Dh·(4 or 2 with bf16) once per call. Every candidate's output is compared with the old kernel's: normalised
-// error Σ(a−b)²/Σb² and the largest |a−b| over the largest |b|. One more candidate runs the default tiling as a
-// decode step of the model does (attentionDecodeFromQkv: q and k rotated, k and v appended in the kernel) on
-// inputs of its own, so it is timed, not compared.
+// error Σ(a−b)²/Σb² and the largest |a−b| over the largest |b|. One more candidate runs the default tiling
+// as a decode step of the model does (attentionDecodeFromQkv: q and k rotated, k and v appended in the
+// kernel) on inputs of its own, so it is timed, not compared.
 // --quick: small odd shapes, two passes of two calls (a smoke run on llvmpipe, well under a minute).
 import { f32, type Recorder } from "../src/gpu/recorder.ts";
 import type { Tensor } from "../src/gpu/tensor.ts";

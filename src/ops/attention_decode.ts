@@ -30,9 +30,9 @@ export interface AttentionDecodeShape {
   oneSequence?: boolean;
   /**
    * INT8_MATMUL=llm-int8: the combine pass also does the LLM.int8 rows scan of `out` (one block a head, into
-   * the rows scratch's colbits, partial and count), when it runs (more than one split), B ≤ 8 (or the rows are
-   * `scan.groups`) and Dh/4 divides the pack's 32-column blocks. The call then returns the scanned rows for
-   * llmInt8Pack (llmInt8PackGroups), else null.
+   * the rows scratch's colbits, partial and count), when it runs (more than one split), B ≤ 8 (or the rows
+   * are `scan.groups`) and Dh/4 divides the pack's 32-column blocks. The call then returns the scanned rows
+   * for llmInt8Pack (llmInt8PackGroups), else null.
    */
   scan?: AttentionRowsScan;
 }

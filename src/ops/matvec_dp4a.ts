@@ -447,15 +447,15 @@ export function llmInt8RowsGroups(
 export interface ScannedRowGroups {
   rows: number[]; // 2 or 3 groups, as llmInt8RowsGroups takes them
   joint: PairedRowsScratch;
-  /** The rows as multiplied, [Σ rows, K], one group after the other; null: the joint scratch's values (a norm). */
+  /** The rows as multiplied, [Σ rows, K], one group after the other; null: the joint scratch's (a norm's). */
   values: Tensor | null;
   blocks: number; // of each group's partial and count
   perPackBlock: number; // of those blocks to one of the pack's (32 vec4 columns)
 }
 
 /**
- * Pass 2 of `llmInt8RowsGroups` (one pack, group g on the grid's row g): the first two groups as one product's
- * rows, a third alone.
+ * Pass 2 of `llmInt8RowsGroups` (one pack, group g on the grid's row g): the first two groups as one
+ * product's rows, a third alone.
  */
 export function llmInt8PackGroups(
   r: Recorder,

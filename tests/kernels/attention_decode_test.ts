@@ -594,7 +594,8 @@ Deno.test("attentionDecode's combine pass scans each row group of a step apart",
   const gpu = await testGpu();
   const cases: (ScanCase & { rows: number[] })[] = [
     { B: 16, kvLen: 517, H: 48, Hkv: 8, Dh: 128, pad: [0, 3, 0, 90], rows: [8, 8] }, // the model's heads
-    { B: 13, kvLen: 300, H: 12, Hkv: 2, Dh: 64, pad: [0, 37, 200, 1, 0], rows: [7, 6] }, // 2 heads a pack block
+    // Dh 64: 2 heads a pack block.
+    { B: 13, kvLen: 300, H: 12, Hkv: 2, Dh: 64, pad: [0, 37, 200, 1, 0], rows: [7, 6] },
     { B: 20, kvLen: 70, H: 4, Hkv: 1, Dh: 16, pad: [0, 9, 0, 3, 0, 69], rows: [8, 8, 4] }, // 8 heads a block
     { B: 17, kvLen: 100, H: 6, Hkv: 3, Dh: 128, pad: [2, 0, 5], rows: [8, 8, 1] },
   ];
