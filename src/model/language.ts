@@ -288,7 +288,12 @@ export class LanguageScratch {
           )
           : [],
         allSquares,
-        ...groupLogits(gpu, groups.length, this.llmInt8?.pair != null && groups.length === 3, dims.vocab),
+        ...createGroupLogits(
+          gpu,
+          groups.length,
+          this.llmInt8?.pair != null && groups.length === 3,
+          dims.vocab,
+        ),
       }
       : null;
     // Up to 2 rows (PERF.md v53, H100: batch 2 190.7 → 193.6 tokens/s; batch 3 252.8 → 251.7 and 8 392.3 →
@@ -396,7 +401,7 @@ export class LanguageScratch {
  * The row groups' logits (LanguageScratch.rowGroups): one buffer, seen as [groups, 8·V] and, for a pair and a
  * third group, as [2, 16·V] (each row rounded up to 256 bytes).
  */
-function groupLogits(gpu: Gpu, groups: number, pairAndThird: boolean, V: number) {
+function createGroupLogits(gpu: Gpu, groups: number, pairAndThird: boolean, V: number) {
   const row = (rows: number) => alignTo(rows * V * 4, storageOffsetAlign) / 4;
   const perGroup = row(maxMatvecTokens), perPair = row(2 * maxLlmInt8Rows);
   const all = gpu.createTensor("lm.group_logits", "f32", [
