@@ -327,7 +327,7 @@ export class InternVLModel {
       const m = maxMatvecTokens;
       const pairs = llmInt8ForFew(this.matmul.mode, 2 * m) ? [11, 13, 2 * m, 2 * m + 1, 2 * m + 2] : [];
       for (
-        const rows of [...Array.from({ length: maxMatvecTokens }, (_, i) => i + 2), ...pairs, pastGroups, 33]
+        const rows of [...Array.from({ length: m }, (_, i) => i + 2), ...pairs, pastGroups, 33]
       ) {
         this.warmStep(rows);
       }

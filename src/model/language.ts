@@ -592,6 +592,10 @@ export function languageForward(
   const allInOnePass = pair !== null && units[0].length === 2 &&
     units.slice(1).every((u) => u.length === 1) &&
     groups.length <= pair.hidden.groups.length;
+  const groupRows = groups.map(([, n]) => n);
+  // LLM.int8 rows: the attention's combine pass does the rows scan of its output (one dispatch less), each
+  // row group's apart where every group's rows pass is one (a step of 9–24 rows).
+  const scanGroups = allInOnePass ? { rows: groupRows, joint: pair.hidden } : undefined;
   const span = (t: Tensor, u: number[]) =>
     s.rowGroups ? rowsView(t, groups[u[0]][0], u.reduce((n, g) => n + groups[g][1], 0)) : t;
   /**
@@ -628,8 +632,7 @@ export function languageForward(
         ? { squares: rowsView(all, 0, groups.length * maxLlmInt8Rows), parts: given.map((v) => v!.parts) }
         : undefined;
       const norm = o[0].norm && { weight: o[0].norm.weight, eps: o[0].norm.eps };
-      const rows = groups.map(([, n]) => n);
-      return llmInt8RowsGroups(r, x, rows, joint, { threshold: o[0].threshold, norm, sums });
+      return llmInt8RowsGroups(r, x, groupRows, joint, { threshold: o[0].threshold, norm, sums });
     }
     return units.map((u) => {
       if (u.length === 1) return llmInt8Rows(r, part(x, u[0]), joint.groups[u[0]], o[u[0]]);
@@ -667,9 +670,6 @@ export function languageForward(
     // Taps at each int8 product's boundary (the bench's per-product check against PyTorch).
     tap?.("lm.qkv", l, s.qkv, r);
     const kv = [cache.k[l], cache.v[l], cache.keyValid] as const;
-    // LLM.int8 rows: the attention's combine pass does the rows scan of its output (one dispatch less), each
-    // row group's apart where every group's rows pass is one (a step of 9–24 rows).
-    const scanGroups = allInOnePass ? { rows: groups.map(([, n]) => n), joint: pair.hidden } : undefined;
     const scan = few ? { scratch: few.hidden, threshold: few.threshold, groups: scanGroups } : undefined;
     let attnScanned: ScannedRows | ScannedRowGroups | null = null;
     if (s.attnSplits && T === 1 && Dh % 8 === 0) {
@@ -794,7 +794,7 @@ export function languageForward(
   if (pair && s.llmInt8 && s.headLlmInt8() && plainInt8(w.output) && units[0].length === 2) {
     const pairLogits = s.rowGroups?.pairLogits;
     if (units.length === 1 || (allInOnePass && pairLogits)) {
-      const xs = llmInt8RowsGroups(r, s.last, groups.map(([, n]) => n), pair.hidden, {
+      const xs = llmInt8RowsGroups(r, s.last, groupRows, pair.hidden, {
         norm: { weight: w.norm, eps },
         threshold: s.llmInt8.threshold,
       });

@@ -4,6 +4,7 @@ import { f32 } from "../gpu/recorder.ts";
 import { expectTensor, type Tensor } from "../gpu/tensor.ts";
 import { expectKvCaches, kvKernel } from "./kv_cache_storage.ts";
 import {
+  expectRowGroups,
   llmInt8PackBlockColumns,
   type LlmInt8RowsScratch,
   maxLlmInt8Rows,
@@ -344,14 +345,10 @@ function checkRowsScan(scan: AttentionRowsScan, B: number, H: number, Dh: number
   if (!(scan.threshold > 0)) throw new Error(`attentionDecode: threshold ${scan.threshold} must be > 0`);
   const g = scan.groups;
   if (g) {
-    const [first, second] = g.rows;
-    const ok = (g.rows.length === 2 || (g.rows.length === 3 && first + second === 2 * maxLlmInt8Rows)) &&
-      g.rows.length <= g.joint.groups.length && g.rows.every((n) => n >= 1 && n <= first) &&
-      g.rows.reduce((a, n) => a + n, 0) === B && g.joint.K === H * Dh;
-    if (!ok) {
+    expectRowGroups(`attentionDecode: row groups ${g.rows}`, g.rows, g.joint);
+    if (g.rows.reduce((a, n) => a + n, 0) !== B || g.joint.K !== H * Dh) {
       throw new Error(
-        `attentionDecode: row groups ${g.rows} of ${B} rows (2, the first the larger, or 3 after two of 8, ` +
-          `in ${g.joint.groups.length} parts of width ${g.joint.K})`,
+        `attentionDecode: row groups ${g.rows} of width ${g.joint.K} for ${B} rows of ${H * Dh}`,
       );
     }
   }

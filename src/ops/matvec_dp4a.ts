@@ -385,6 +385,22 @@ export interface GroupSquares {
 }
 
 /**
+ * Row groups that one rows pass (and the groups' pack) takes into `joint`: 2 groups of up to 8 rows, the first
+ * the larger, or 3 after two of 8, no more than `joint` has parts for.
+ */
+export function expectRowGroups(what: string, rows: number[], joint: PairedRowsScratch): void {
+  const [first, second] = rows;
+  if (
+    !(rows.length >= 2 && rows.length <= joint.groups.length && first <= maxLlmInt8Rows &&
+      rows.every((n) => n >= 1 && n <= first) && (rows.length === 2 || first + second === 2 * maxLlmInt8Rows))
+  ) {
+    throw new Error(
+      `${what}: 2 groups, the first the larger, or 3 after two of 8, in ${joint.groups.length}`,
+    );
+  }
+}
+
+/**
  * `llmInt8Rows` of two or three row groups at once, each quantized apart into its part of `joint` (its own
  * outlier columns and scales, the numbers of a pass of its own), in the two dispatches of one group's passes
  * — group g on the grids' row g — then the first two as one product's rows (what `pairRows` makes of two
@@ -403,15 +419,7 @@ export function llmInt8RowsGroups(
   const G = rows.length;
   const [first, second, third = 0] = rows;
   const what = `llmInt8RowsGroups (${rows.join(" + ")} rows)`;
-  if (
-    !(G >= 2 && G <= joint.groups.length && first <= maxLlmInt8Rows &&
-      rows.every((n) => n >= 1 && n <= first) &&
-      (G === 2 || first + second === 2 * maxLlmInt8Rows))
-  ) {
-    throw new Error(
-      `${what}: 2 groups, the first the larger, or 3 after two of 8, in ${joint.groups.length}`,
-    );
-  }
+  expectRowGroups(what, rows, joint);
   expectTensor(`${what} x`, x, "f32", [first + second + third, K]);
   if (opts.norm?.sums) throw new Error(`${what}: the groups' Σx² go in opts.sums`);
   if (opts.norm) expectTensor(`${what} norm weight`, opts.norm.weight, "f32", [K]);
