@@ -3,8 +3,9 @@
 // calls one after the other (the model before PERF.md v78), at the InternLM2-20B products: wqkv, wo, gate·up
 // (silu(gate)·up), w2. The rows passes run once, before the timing: both forms take the same int8 rows.
 //   deno run -A scripts/bench_paired_rows.ts [--quick] [--ms 200] [--first 8] [--second 8] [--out F]
-// --first, --second: rows of the two groups (1..8, second ≤ first). Timing: the sweep harness (src/bench/sweep.ts), a pass of 12 calls
-// rotating over 4 copies of the weights (so that L2 cannot serve them), median µs a call. Every paired
+// --first, --second: rows of the two groups (1..8, second ≤ first). Timing: the sweep harness
+// (src/bench/sweep.ts), a pass of 12 calls rotating over 4 copies of the weights (so that L2 cannot serve
+// them), median µs a call. Every paired
 // candidate's output is compared with the two calls' (the same integer sums; the outlier columns' f32 sums in
 // another order).
 import type { Recorder } from "../src/gpu/recorder.ts";
