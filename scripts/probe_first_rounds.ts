@@ -1,9 +1,9 @@
 // Whether a server's first round of each kind compiles anything after `warmUp` (as WebGpuEngine.load runs
 // it): a model of the real V1.5 shapes from GPU-random int8 weights (--tiny: the bench's tiny shapes), then
 // rounds of text at 1, 3, 5, 8, 9, 12, 14 and 20 rows (greedy and sampled), a long prompt, a follow-up round
-// on a kept cache, beam search, image encodes of 7 and 13 tiles and rounds with images, each run twice. Reports the
-// pipelines each first run asked for that the warm-up had not (with their build time on this thread) and the
-// wall time of both runs. Pipelines, not timing, are what the warm-up test checks
+// on a kept cache, beam search, image encodes of 7 and 13 tiles and rounds with images, each run twice.
+// Reports the pipelines each first run asked for that the warm-up had not (with their build time on this
+// thread) and the wall time of both runs. Pipelines, not timing, are what the warm-up test checks
 // (tests/model/language_test.ts); at the tiny vocab some tilings of the real shapes never appear, so this
 // probe is the check at the real ones (PERF.md v55). With --tiny the 7-tile encode builds one f32 GEMM tiling
 // the warm-up's single tile does not (a tiny tile has ≤ 64 rows; a real one 1025).
