@@ -34,9 +34,17 @@ var<workgroup> invs: array<f32, 8>;
 // LANES > 32: per-thread sums of 16 lanes, [slot][LANES/16] (G·16 slots · LANES/16 = 256).
 var<workgroup> red2: array<f32, 256>;
 
-// The word's 4 int8 as f32: i8x4, or (I2F, benchmarks only) the unpack4xI8 + int→float it replaced.
+// One token: bytes 1 and 3 widened 256× (i8x4_scaled, fewer integer operations), x's or g's words times
+// I8X4_SCALED_X; the sums are i8x4's bit for bit.
+fn scaled_bytes() -> bool {
+  return TT == 1u && !I2F;
+}
+
+// The word's 4 int8 as f32: i8x4 (i8x4_scaled at one token), or (I2F, benchmarks only) the unpack4xI8 +
+// int→float it replaced.
 fn word_f32(w: u32) -> vec4<f32> {
   if (I2F) { return vec4<f32>(unpack4xI8(w)); }
+  if (scaled_bytes()) { return i8x4_scaled(w); }
   return i8x4(w);
 }
 
@@ -70,6 +78,7 @@ fn g_on_x() -> bool {
 fn x_at(t: u32, k4: u32, q: u32, gq: vec4<f32>) -> vec4<f32> {
   let v = x[t * k4 + q];
   if (g_on_x()) { return v * gq; }
+  if (MODE == 0u && scaled_bytes()) { return v * I8X4_SCALED_X; }
   return v;
 }
 
@@ -106,7 +115,10 @@ fn dots(v: vec4<f32>, m: Rows, n: u32, acc: vec4<f32>) -> vec4<f32> {
 
 fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
   var gq = vec4<f32>(1.0);
-  if (MODE > 0u) { gq = g[q]; }
+  if (MODE > 0u) {
+    gq = g[q];
+    if (scaled_bytes()) { gq *= I8X4_SCALED_X; } // on whichever side g goes
+  }
   let lo = unpack_rows(ws.a, gq);
   let hi = unpack_rows(ws.b, gq);
   var k4 = p.k4;

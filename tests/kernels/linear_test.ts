@@ -23,6 +23,7 @@ import { matvecConfig } from "../../src/ops/matvec_i8.ts";
 import { linearRef } from "../../src/ref/linear.ts";
 import { randomF32, randomI8 } from "../../src/ref/random.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
+import { bitsOf, int8WithMin, spreadF32 } from "./host_linear.ts";
 import { tolerance } from "./tolerances.ts";
 
 function hostLinear(
@@ -181,6 +182,43 @@ Deno.test("linear with accumulate adds the layer's output to what out holds (the
   assert.throws(() => recordLinear(gpu.recorder("t"), x, w, out, "matvec", twoRows), /two rows a lane/);
   const w8 = uploadLinear(gpu, "w8", hostLinear("int8", 8, 8, false, 2));
   assert.throws(() => recordLinear(gpu.recorder("t"), x, w8, out, "matvec", twoRows), /two rows a lane/);
+});
+
+// One token through linear_matvec widens the weights with i8x4_scaled (bytes 1 and 3 taken 256×, x 2⁻⁸); the
+// same layer at two tokens takes i8x4 and the same summation order a token, so token 0's outputs must agree
+// bit for bit — with one row a lane at the same lanes, and with two rows a lane at 8 lanes.
+Deno.test("linear_matvec at one token: outputs bit for bit token 0 of the same layer at two tokens", async () => {
+  const gpu = await testGpu();
+  const [N, K] = [45, 1040]; // K ≤ 8192, K % 16 == 0: linear_matvec at two tokens too (matvecConfig)
+  const host = int8WithMin(N, K, 7);
+  host.bias = randomF32(N, 8);
+  const w = uploadLinear(gpu, "w", host);
+  const x0 = spreadF32(K, 9);
+  const x1 = new Float32Array(2 * K);
+  x1.set(x0);
+  x1.set(spreadF32(K, 10), K);
+  const run = async (xs: Float32Array, T: number, matvecForm: LinearMatvecForm) => {
+    const x = gpu.uploadTensor("x", "f32", [T, K], xs);
+    const out = gpu.createTensor("out", "f32", [T, N]);
+    const r = gpu.recorder("test");
+    recordLinear(r, x, w, out, "matvec", { matvecForm });
+    r.submit();
+    const y = await gpu.readF32(out);
+    x.buffer.destroy();
+    out.buffer.destroy();
+    return y.slice(0, N);
+  };
+  for (
+    const [one, two] of [[{ lanes: 32 }, { lanes: 32 }], [{ lanes: 8 }, { lanes: 8 }], [
+      { lanes: 8, twoRows: true },
+      { lanes: 8 },
+    ]] as [LinearMatvecForm, LinearMatvecForm][]
+  ) {
+    const a = await run(x0, 1, one), b = await run(x1, 2, two);
+    assert.ok(a.some((v) => v !== 0));
+    assert.deepEqual(bitsOf(a), bitsOf(b), `${formName(one)} against ${formName(two)} at two tokens`);
+  }
+  for (const t of [w.weight, w.bias, w.kind === "int8" ? w.scale : null]) t?.buffer.destroy();
 });
 
 /**

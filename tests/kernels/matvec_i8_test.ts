@@ -10,7 +10,7 @@ import { rmsNormLinearRef } from "../../src/ref/rms_norm_linear.ts";
 import { gateUpSiluRef } from "../../src/ref/gate_up_silu.ts";
 import { randomF32 } from "../../src/ref/random.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
-import { hostInt8 } from "./host_linear.ts";
+import { bitsOf, hostInt8, int8WithMin, spreadF32 } from "./host_linear.ts";
 import { tolerance } from "./tolerances.ts";
 
 async function check(gpu: Gpu, mode: MatvecMode, c: MatvecConfig, T: number, N: number, K: number) {
@@ -122,6 +122,66 @@ for (const mode of modes) {
     }
   });
 }
+
+/** One product of `mode` at one token with tiling `c`; its output. */
+async function oneToken(
+  gpu: Gpu,
+  mode: MatvecMode,
+  c: MatvecConfig,
+  N: number,
+  K: number,
+  seed: number,
+): Promise<Float32Array> {
+  const h1 = int8WithMin(N, K, seed), h3 = int8WithMin(N, K, seed + 11);
+  const w1 = uploadLinear(gpu, "w1", h1), w3 = uploadLinear(gpu, "w3", h3);
+  const x = gpu.uploadTensor("x", "f32", [1, K], spreadF32(K, seed + 3));
+  const g = gpu.uploadTensor("g", "f32", [K], randomF32(K, seed + 4, 0.5, 1.5));
+  const out = gpu.createTensor("out", "f32", [1, N]);
+  if (w1.kind !== "int8" || w3.kind !== "int8") throw new Error("int8 expected");
+  const r = gpu.recorder("test");
+  recordMatvecI8(r, {
+    mode,
+    x,
+    g: mode === "linear" ? null : g,
+    w1: w1.weight,
+    s1: w1.scale,
+    w3: mode === "gateUp" ? w3.weight : null,
+    s3: mode === "gateUp" ? w3.scale : null,
+    bias: null,
+    out,
+    eps: 1e-5,
+    config: c,
+    label: "test",
+  });
+  r.submit();
+  try {
+    return await gpu.readF32(out);
+  } finally {
+    for (const t of [x, g, out, w1.weight, w1.scale, w3.weight, w3.scale]) t.buffer.destroy();
+  }
+}
+
+// A one-token product widens its weights through i8x4_scaled (bytes 1 and 3 taken 256×, x or g 2⁻⁸); the
+// exact int→float widening (I2F, which takes no scaled bytes) must give the same sums, bit for bit.
+Deno.test("matvec_i8 at one token: the scaled widening's outputs bit for bit those of int→float", async (t) => {
+  const gpu = await testGpu();
+  const tilings: [MatvecMode, MatvecConfig][] = [
+    ["linear", { R: 4, LANES: 32, U: 4 }],
+    ["norm", { R: 1, LANES: 32, U: 4 }], // g on the rows (one row a thread)
+    ["norm", { R: 4, LANES: 32, U: 4, persist: 1 }], // g on x
+    ["gateUp", { R: 4, LANES: 16, U: 2, VEC: true }],
+    ["linear", { R: 8, LANES: 8, U: 2, VEC: true }],
+  ];
+  for (const [i, [mode, c]] of tilings.entries()) {
+    const [N, K] = c.VEC ? [45, 1040] : [61, 524];
+    await t.step(`${mode} R${c.R} L${c.LANES} U${c.U}${c.VEC ? " VEC" : ""}`, async () => {
+      const scaled = await oneToken(gpu, mode, c, N, K, 100 + i);
+      const exact = await oneToken(gpu, mode, { ...c, I2F: true }, N, K, 100 + i);
+      assert.ok(scaled.some((v) => v !== 0));
+      assert.deepEqual(bitsOf(scaled), bitsOf(exact));
+    });
+  }
+});
 
 Deno.test("persistentGroups: fewer workgroups than blocks or none, at most 1024 blocks each", () => {
   assert.equal(persistentGroups(768, 264), 264);
