@@ -34,13 +34,15 @@ var<workgroup> invs: array<f32, 8>;
 // LANES > 32: per-thread sums of 16 lanes, [slot][LANES/16] (G·16 slots · LANES/16 = 256).
 var<workgroup> red2: array<f32, 256>;
 
-// One token: bytes 1 and 3 widened 256× (i8x4_scaled, fewer integer operations), x's or g's words times
-// I8X4_SCALED_X; the sums are i8x4's bit for bit.
+// Bytes 1 and 3 widened 256× (i8x4_scaled, fewer integer operations) and g's words (or, MODE 0, x's) times
+// I8X4_SCALED_X; the sums are i8x4's bit for bit. With the norm weight the factor rides on g's word once for
+// every token; a plain product at several tokens would pay it on each token's x (weight-only batch 8 lost
+// 0.7 % so), so it keeps i8x4 there (PERF.md v89).
 fn scaled_bytes() -> bool {
-  return TT == 1u && !I2F;
+  return (TT == 1u || MODE > 0u) && !I2F;
 }
 
-// The word's 4 int8 as f32: i8x4 (i8x4_scaled at one token), or (I2F, benchmarks only) the unpack4xI8 +
+// The word's 4 int8 as f32: i8x4 (or i8x4_scaled), or (I2F, benchmarks only) the unpack4xI8 +
 // int→float it replaced.
 fn word_f32(w: u32) -> vec4<f32> {
   if (I2F) { return vec4<f32>(unpack4xI8(w)); }

@@ -123,20 +123,21 @@ for (const mode of modes) {
   });
 }
 
-/** One product of `mode` at one token with tiling `c`; its output. */
-async function oneToken(
+/** One product of `mode` at T tokens with tiling `c`; its output. */
+async function product(
   gpu: Gpu,
   mode: MatvecMode,
   c: MatvecConfig,
+  T: number,
   N: number,
   K: number,
   seed: number,
 ): Promise<Float32Array> {
   const h1 = int8WithMin(N, K, seed), h3 = int8WithMin(N, K, seed + 11);
   const w1 = uploadLinear(gpu, "w1", h1), w3 = uploadLinear(gpu, "w3", h3);
-  const x = gpu.uploadTensor("x", "f32", [1, K], spreadF32(K, seed + 3));
+  const x = gpu.uploadTensor("x", "f32", [T, K], spreadF32(T * K, seed + 3));
   const g = gpu.uploadTensor("g", "f32", [K], randomF32(K, seed + 4, 0.5, 1.5));
-  const out = gpu.createTensor("out", "f32", [1, N]);
+  const out = gpu.createTensor("out", "f32", [T, N]);
   if (w1.kind !== "int8" || w3.kind !== "int8") throw new Error("int8 expected");
   const r = gpu.recorder("test");
   recordMatvecI8(r, {
@@ -161,22 +162,27 @@ async function oneToken(
   }
 }
 
-// A one-token product widens its weights through i8x4_scaled (bytes 1 and 3 taken 256×, x or g 2⁻⁸); the
-// exact int→float widening (I2F, which takes no scaled bytes) must give the same sums, bit for bit.
-Deno.test("matvec_i8 at one token: the scaled widening's outputs bit for bit those of int→float", async (t) => {
+// A one-token product, and one with the norm weight at any token count, widens its weights through
+// i8x4_scaled (bytes 1 and 3 taken 256×, x or g 2⁻⁸); the exact int→float widening (I2F, which takes no
+// scaled bytes) must give the same sums, bit for bit.
+Deno.test("matvec_i8: the scaled widening's outputs bit for bit those of int→float", async (t) => {
   const gpu = await testGpu();
-  const tilings: [MatvecMode, MatvecConfig][] = [
-    ["linear", { R: 4, LANES: 32, U: 4 }],
-    ["norm", { R: 1, LANES: 32, U: 4 }], // g on the rows (one row a thread)
-    ["norm", { R: 4, LANES: 32, U: 4, persist: 1 }], // g on x
-    ["gateUp", { R: 4, LANES: 16, U: 2, VEC: true }],
-    ["linear", { R: 8, LANES: 8, U: 2, VEC: true }],
+  const tilings: [MatvecMode, MatvecConfig, number][] = [
+    ["linear", { R: 4, LANES: 32, U: 4 }, 1],
+    ["norm", { R: 1, LANES: 32, U: 4 }, 1], // g on the rows (one row a thread)
+    ["norm", { R: 4, LANES: 32, U: 4, persist: 1 }, 1], // g on x
+    ["gateUp", { R: 4, LANES: 16, U: 2, VEC: true }, 1],
+    ["linear", { R: 8, LANES: 8, U: 2, VEC: true }, 1],
+    ["norm", { R: 2, LANES: 16, U: 2 }, 3], // g on the rows (3 tokens ≥ 2 rows)
+    ["norm", { R: 8, LANES: 32, U: 2 }, 5], // g on x
+    ["gateUp", { R: 2, LANES: 8, U: 4 }, 2],
+    ["gateUp", { R: 4, LANES: 16, U: 1, VEC: true }, 8],
   ];
-  for (const [i, [mode, c]] of tilings.entries()) {
+  for (const [i, [mode, c, T]] of tilings.entries()) {
     const [N, K] = c.VEC ? [45, 1040] : [61, 524];
-    await t.step(`${mode} R${c.R} L${c.LANES} U${c.U}${c.VEC ? " VEC" : ""}`, async () => {
-      const scaled = await oneToken(gpu, mode, c, N, K, 100 + i);
-      const exact = await oneToken(gpu, mode, { ...c, I2F: true }, N, K, 100 + i);
+    await t.step(`${mode} R${c.R} L${c.LANES} U${c.U}${c.VEC ? " VEC" : ""} T=${T}`, async () => {
+      const scaled = await product(gpu, mode, c, T, N, K, 100 + i);
+      const exact = await product(gpu, mode, { ...c, I2F: true }, T, N, K, 100 + i);
       assert.ok(scaled.some((v) => v !== 0));
       assert.deepEqual(bitsOf(scaled), bitsOf(exact));
     });
