@@ -46,19 +46,12 @@ override SUMS: u32 = select(TT, 2u, ROWS2);
 var<workgroup> red: array<f32, 2048>;
 
 // acc + x[t, ·] · W[n, ·] restricted to weight word q. INT8 is a constant, so one branch survives; int8 →
-// f32 (i8x4) is exact and the row scale is applied after the reduction. The four products are chained into
+// f32 (i8x4_halves) is exact and the row scale is applied after the reduction. The four products are chained into
 // the accumulator (4 instructions; a dot product and an add take 5: DOT_ADD, benchmarks only).
 fn word_fma(t: u32, q: u32, word: u32, acc: f32) -> f32 {
   if (INT8) {
-    // One token: i8x4_scaled's bytes 1 and 3 are 256×, x's taken 2⁻⁸ (kernels/int8.wgsl).
-    if (TT == 1u) {
-      let v = x[q] * I8X4_SCALED_X;
-      let w = i8x4_scaled(word);
-      if (DOT_ADD) { return acc + dot(v, w); }
-      return fma(v.w, w.w, fma(v.z, w.z, fma(v.y, w.y, fma(v.x, w.x, acc))));
-    }
     let v = x[t * p.k4 + q];
-    let w = i8x4(word);
+    let w = i8x4_halves(word);
     if (DOT_ADD) { return acc + dot(v, w); }
     return fma(v.w, w.w, fma(v.z, w.z, fma(v.y, w.y, fma(v.x, w.x, acc))));
   }
@@ -80,12 +73,11 @@ fn accumulate(a: ptr<function, Acc>, q: u32, word: u32) {
   if (TT > 7u) { (*a).t7 = word_fma(7u, q, word, (*a).t7); }
 }
 
-// ROWS2: the sums of rows `first` (t0) and first + ROWS/2 (t1) at token 0, one x load for both words (as
-// every one-token product here, through i8x4_scaled).
+// ROWS2: the sums of rows `first` (t0) and first + ROWS/2 (t1) at token 0, one x load for both words.
 fn word_pair(a: ptr<function, Acc>, q: u32, u: u32, v: u32) {
-  let xv = x[q] * I8X4_SCALED_X;
-  let wu = i8x4_scaled(u);
-  let wv = i8x4_scaled(v);
+  let xv = x[q];
+  let wu = i8x4_halves(u);
+  let wv = i8x4_halves(v);
   (*a).t0 = fma(xv.w, wu.w, fma(xv.z, wu.z, fma(xv.y, wu.y, fma(xv.x, wu.x, (*a).t0))));
   (*a).t1 = fma(xv.w, wv.w, fma(xv.z, wv.z, fma(xv.y, wv.y, fma(xv.x, wv.x, (*a).t1))));
 }

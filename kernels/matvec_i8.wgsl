@@ -27,7 +27,8 @@
 //           total_groups = row blocks, grid_groups = persistent workgroups (0: one block per workgroup)
 // Overrides: MODE, TT = T (1..8), R ∈ {1, 2, 4, 8} (8 only in MODE < 2), LANES ∈ {8, 16, …, 256}
 //            (above 32 several warps share a row: fewer rows per workgroup, more workgroups for small N),
-//            U ∈ {1, 2, 4, 8}, I2F (benchmarks only: unpack4xI8 + int→float instead of i8x4),
+//            U ∈ {1, 2, 4, 8}, I2F (unpack4xI8 + int→float instead of i8x4_halves: benchmarks, and
+//            tests/kernels/matvec_i8_test.ts's exact reference),
 //            PROBE (benchmarks only, wrong results: 1 = every token's math on token 0's x, so one x load a
 //            word; 2 = every token's x loaded but summed, so one token's math; 3 = no weight loads,
 //            words made from their index), DOT_ADD (benchmarks only: dot product + add per row and word).

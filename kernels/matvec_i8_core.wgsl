@@ -34,20 +34,10 @@ var<workgroup> invs: array<f32, 8>;
 // LANES > 32: per-thread sums of 16 lanes, [slot][LANES/16] (G·16 slots · LANES/16 = 256).
 var<workgroup> red2: array<f32, 256>;
 
-// Bytes 1 and 3 widened 256× (i8x4_scaled, fewer integer operations) and g's words (or, MODE 0, x's) times
-// I8X4_SCALED_X; the sums are i8x4's bit for bit. With the norm weight the factor rides on g's word once for
-// every token; a plain product at several tokens would pay it on each token's x (weight-only batch 8 lost
-// 0.7 % so), so it keeps i8x4 there (PERF.md v89).
-fn scaled_bytes() -> bool {
-  return (TT == 1u || MODE > 0u) && !I2F;
-}
-
-// The word's 4 int8 as f32: i8x4 (or i8x4_scaled), or (I2F, benchmarks only) the unpack4xI8 +
-// int→float it replaced.
+// The word's 4 int8 as f32: i8x4_halves, or (I2F, benchmarks only) the unpack4xI8 + int→float it replaced.
 fn word_f32(w: u32) -> vec4<f32> {
   if (I2F) { return vec4<f32>(unpack4xI8(w)); }
-  if (scaled_bytes()) { return i8x4_scaled(w); }
-  return i8x4(w);
+  return i8x4_halves(w);
 }
 
 // A thread's weight rows: "lo" = output rows j = 0..min(R,4)−1; "hi" = rows 4..7 (R = 8) or, in MODE 2,
@@ -80,7 +70,6 @@ fn g_on_x() -> bool {
 fn x_at(t: u32, k4: u32, q: u32, gq: vec4<f32>) -> vec4<f32> {
   let v = x[t * k4 + q];
   if (g_on_x()) { return v * gq; }
-  if (MODE == 0u && scaled_bytes()) { return v * I8X4_SCALED_X; }
   return v;
 }
 
@@ -117,10 +106,7 @@ fn dots(v: vec4<f32>, m: Rows, n: u32, acc: vec4<f32>) -> vec4<f32> {
 
 fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
   var gq = vec4<f32>(1.0);
-  if (MODE > 0u) {
-    gq = g[q];
-    if (scaled_bytes()) { gq *= I8X4_SCALED_X; } // on whichever side g goes
-  }
+  if (MODE > 0u) { gq = g[q]; }
   let lo = unpack_rows(ws.a, gq);
   let hi = unpack_rows(ws.b, gq);
   var k4 = p.k4;

@@ -162,10 +162,10 @@ async function product(
   }
 }
 
-// A one-token product, and one with the norm weight at any token count, widens its weights through
-// i8x4_scaled (bytes 1 and 3 taken 256×, x or g 2⁻⁸); the exact int→float widening (I2F, which takes no
-// scaled bytes) must give the same sums, bit for bit.
-Deno.test("matvec_i8: the scaled widening's outputs bit for bit those of int→float", async (t) => {
+// The matrix-vector kernels widen their weights through i8x4_halves (kernels/int8.wgsl: half-float magic
+// numbers); the int → float instruction (I2F) widens exactly by definition, so every mode, at one token and
+// several, with g on x and on the rows, must give the same sums bit for bit.
+Deno.test("matvec_i8: the half-float widening's outputs bit for bit those of int→float", async (t) => {
   const gpu = await testGpu();
   const tilings: [MatvecMode, MatvecConfig, number][] = [
     ["linear", { R: 4, LANES: 32, U: 4 }, 1],
