@@ -14,8 +14,8 @@ fn i8x4(w: u32) -> vec4<f32> {
 // biased by the xor become the low mantissa bits of two half floats of value 1024 (exponent 0x64 in the
 // xor's constant, so mask, bias and exponent are one operation); unpack2x16float widens each pair, and
 // subtracting 1024 + 128 leaves the signed values exactly (1024 + 255 < 2048: the half floats' step there is
-// 1). For the matrix-vector kernels, whose integer work is the limit: a one-row step on an H200 7.44 →
-// 7.24 ms (PERF.md v90); the tiled GEMMs lost with it (a weight-only 7-tile first token 4.07 → 4.37 s).
+// 1). For the matrix-vector kernels, whose integer work is the limit: a one-row step on an H200 7.43 →
+// 7.26 ms (PERF.md v90); the tiled GEMMs lost with it (a weight-only 7-tile first token 4.07 → 4.37 s).
 fn i8x4_halves(w: u32) -> vec4<f32> {
   let even = unpack2x16float((w & 0x00FF00FFu) ^ 0x64806480u) - vec2<f32>(1152.0);
   let odd = unpack2x16float(((w >> 8u) & 0x00FF00FFu) ^ 0x64806480u) - vec2<f32>(1152.0);

@@ -46,8 +46,8 @@ override SUMS: u32 = select(TT, 2u, ROWS2);
 var<workgroup> red: array<f32, 2048>;
 
 // acc + x[t, ·] · W[n, ·] restricted to weight word q. INT8 is a constant, so one branch survives; int8 →
-// f32 (i8x4_halves) is exact and the row scale is applied after the reduction. The four products are chained into
-// the accumulator (4 instructions; a dot product and an add take 5: DOT_ADD, benchmarks only).
+// f32 (i8x4_halves) is exact and the row scale is applied after the reduction. The four products are chained
+// into the accumulator (4 instructions; a dot product and an add take 5: DOT_ADD, benchmarks only).
 fn word_fma(t: u32, q: u32, word: u32, acc: f32) -> f32 {
   if (INT8) {
     let v = x[t * p.k4 + q];

@@ -34,7 +34,8 @@ var<workgroup> invs: array<f32, 8>;
 // LANES > 32: per-thread sums of 16 lanes, [slot][LANES/16] (G·16 slots · LANES/16 = 256).
 var<workgroup> red2: array<f32, 256>;
 
-// The word's 4 int8 as f32: i8x4_halves, or (I2F, benchmarks only) the unpack4xI8 + int→float it replaced.
+// The word's 4 int8 as f32: i8x4_halves, or (I2F: benchmarks, and the tests' exact reference) unpack4xI8 and
+// int → float.
 fn word_f32(w: u32) -> vec4<f32> {
   if (I2F) { return vec4<f32>(unpack4xI8(w)); }
   return i8x4_halves(w);

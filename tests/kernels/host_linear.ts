@@ -13,10 +13,7 @@ export function hostInt8(N: number, K: number, withBias: boolean, seed: number):
   };
 }
 
-/**
- * Values of fresh random magnitudes (2^−30 … 2^30 times a uniform [−1, 1)): x where an inexact widening or
- * scaling would show.
- */
+/** Values of random magnitudes (2^−30 … 2^30 times a uniform [−1, 1)): x where an inexact widening shows. */
 export function spreadF32(n: number, seed: number): Float32Array {
   const u = randomF32(n, seed), e = randomF32(n, seed + 1, -30, 30);
   return u.map((v, i) => v * 2 ** Math.round(e[i]));

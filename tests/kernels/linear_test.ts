@@ -187,7 +187,7 @@ Deno.test("linear with accumulate adds the layer's output to what out holds (the
 // linear_matvec at one token, with one row a lane or two (whose loop and x loads differ), sums each row in
 // the order the same layer at two tokens does, through the same exact widening (i8x4_halves, tested against
 // int → float in matvec_i8_test.ts): token 0's outputs must agree bit for bit, x of every magnitude.
-Deno.test("linear_matvec at one token: outputs bit for bit token 0 of the same layer at two tokens", async () => {
+Deno.test("linear_matvec at one token: bit for bit token 0 of the same layer at two tokens", async () => {
   const gpu = await testGpu();
   const [N, K] = [45, 1040]; // K ≤ 8192, K % 16 == 0: linear_matvec at two tokens too (matvecConfig)
   const host = int8WithMin(N, K, 7);

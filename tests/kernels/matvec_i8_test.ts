@@ -181,10 +181,10 @@ Deno.test("matvec_i8: the half-float widening's outputs bit for bit those of int
   for (const [i, [mode, c, T]] of tilings.entries()) {
     const [N, K] = c.VEC ? [45, 1040] : [61, 524];
     await t.step(`${mode} R${c.R} L${c.LANES} U${c.U}${c.VEC ? " VEC" : ""} T=${T}`, async () => {
-      const scaled = await product(gpu, mode, c, T, N, K, 100 + i);
+      const halves = await product(gpu, mode, c, T, N, K, 100 + i);
       const exact = await product(gpu, mode, { ...c, I2F: true }, T, N, K, 100 + i);
-      assert.ok(scaled.some((v) => v !== 0));
-      assert.deepEqual(bitsOf(scaled), bitsOf(exact));
+      assert.ok(halves.some((v) => v !== 0));
+      assert.deepEqual(bitsOf(halves), bitsOf(exact));
     });
   }
 });
