@@ -2,8 +2,9 @@
 // odd shapes: the launchers only exercise the tilings chosen today, and a later choice must already be right.
 import assert from "node:assert/strict";
 import type { Gpu } from "../../src/gpu/device.ts";
+import type { Tensor } from "../../src/gpu/tensor.ts";
 import { persistentGroups } from "../../src/ops/grid.ts";
-import { uploadLinear } from "../../src/ops/linear.ts";
+import { type HostLinear, type LinearWeights, uploadLinear } from "../../src/ops/linear.ts";
 import { type MatvecConfig, matvecConfig, type MatvecMode, recordMatvecI8 } from "../../src/ops/matvec_i8.ts";
 import { linearRef } from "../../src/ref/linear.ts";
 import { rmsNormLinearRef } from "../../src/ref/rms_norm_linear.ts";
@@ -12,6 +13,49 @@ import { randomF32 } from "../../src/ref/random.ts";
 import { assertNormalisedError, testGpu } from "./check.ts";
 import { bitsOf, hostInt8, int8WithMin, spreadF32 } from "./host_linear.ts";
 import { tolerance } from "./tolerances.ts";
+
+type Int8Weights = Extract<LinearWeights, { kind: "int8" }>;
+
+function uploadInt8(gpu: Gpu, label: string, h: HostLinear): Int8Weights {
+  const w = uploadLinear(gpu, label, h);
+  if (w.kind !== "int8") throw new Error("int8 expected");
+  return w;
+}
+
+/** Records and submits one matvec_i8 product of `mode` (g, w3 read only where the mode takes them). */
+function runMatvec(
+  gpu: Gpu,
+  mode: MatvecMode,
+  c: MatvecConfig,
+  a: {
+    x: Tensor;
+    g: Tensor;
+    w1: Int8Weights;
+    w3: Int8Weights;
+    out: Tensor;
+    eps: number;
+    accumulate?: boolean;
+  },
+): void {
+  const { w1, w3 } = a;
+  const r = gpu.recorder("test");
+  recordMatvecI8(r, {
+    mode,
+    x: a.x,
+    g: mode === "linear" ? null : a.g,
+    w1: w1.weight,
+    s1: w1.scale,
+    w3: mode === "gateUp" ? w3.weight : null,
+    s3: mode === "gateUp" ? w3.scale : null,
+    bias: w1.bias,
+    out: a.out,
+    eps: a.eps,
+    accumulate: a.accumulate,
+    config: c,
+    label: "test",
+  });
+  r.submit();
+}
 
 async function check(gpu: Gpu, mode: MatvecMode, c: MatvecConfig, T: number, N: number, K: number) {
   const seed = T * 7919 + K * 104729 + N * 31 + c.R * 5 + c.LANES * 3 + c.U + (c.persist ?? 0);
@@ -23,29 +67,12 @@ async function check(gpu: Gpu, mode: MatvecMode, c: MatvecConfig, T: number, N: 
   const g = randomF32(K, seed + 4, 0.5, 1.5);
   const prior = randomF32(T * N, seed + 5);
   const eps = 1e-5;
-  const w1 = uploadLinear(gpu, "w1", h1);
-  const w3 = uploadLinear(gpu, "w3", h3);
+  const w1 = uploadInt8(gpu, "w1", h1);
+  const w3 = uploadInt8(gpu, "w3", h3);
   const x = gpu.uploadTensor("x", "f32", [T, K], xs);
   const gw = gpu.uploadTensor("g", "f32", [K], g);
   const out = gpu.uploadTensor("out", "f32", [T, N], prior);
-  if (w1.kind !== "int8" || w3.kind !== "int8") throw new Error("int8 expected");
-  const r = gpu.recorder("test");
-  recordMatvecI8(r, {
-    mode,
-    x,
-    g: mode === "linear" ? null : gw,
-    w1: w1.weight,
-    s1: w1.scale,
-    w3: mode === "gateUp" ? w3.weight : null,
-    s3: mode === "gateUp" ? w3.scale : null,
-    bias: w1.bias,
-    out,
-    eps,
-    accumulate,
-    config: c,
-    label: "test",
-  });
-  r.submit();
+  runMatvec(gpu, mode, c, { x, g: gw, w1, w3, out, eps, accumulate });
   const actual = await gpu.readF32(out);
   let expected: Float32Array;
   if (mode === "linear") {
@@ -134,28 +161,12 @@ async function product(
   seed: number,
 ): Promise<Float32Array> {
   const h1 = int8WithMin(N, K, seed), h3 = int8WithMin(N, K, seed + 11);
-  const w1 = uploadLinear(gpu, "w1", h1), w3 = uploadLinear(gpu, "w3", h3);
+  const w1 = uploadInt8(gpu, "w1", h1), w3 = uploadInt8(gpu, "w3", h3);
   const x = gpu.uploadTensor("x", "f32", [T, K], spreadF32(T * K, seed + 3));
   const g = gpu.uploadTensor("g", "f32", [K], randomF32(K, seed + 4, 0.5, 1.5));
   const out = gpu.createTensor("out", "f32", [T, N]);
-  if (w1.kind !== "int8" || w3.kind !== "int8") throw new Error("int8 expected");
-  const r = gpu.recorder("test");
-  recordMatvecI8(r, {
-    mode,
-    x,
-    g: mode === "linear" ? null : g,
-    w1: w1.weight,
-    s1: w1.scale,
-    w3: mode === "gateUp" ? w3.weight : null,
-    s3: mode === "gateUp" ? w3.scale : null,
-    bias: null,
-    out,
-    eps: 1e-5,
-    config: c,
-    label: "test",
-  });
-  r.submit();
   try {
+    runMatvec(gpu, mode, c, { x, g, w1, w3, out, eps: 1e-5 });
     return await gpu.readF32(out);
   } finally {
     for (const t of [x, g, out, w1.weight, w1.scale, w3.weight, w3.scale]) t.buffer.destroy();
