@@ -17,7 +17,15 @@ fn i8x4(w: u32) -> vec4<f32> {
 // 1). For the matrix-vector kernels, whose integer work is the limit: a one-row step on an H200 7.43 →
 // 7.26 ms (PERF.md v90); the tiled GEMMs lost with it (a weight-only 7-tile first token 4.07 → 4.37 s).
 fn i8x4_halves(w: u32) -> vec4<f32> {
-  let even = unpack2x16float((w & 0x00FF00FFu) ^ 0x64806480u) - vec2<f32>(1152.0);
-  let odd = unpack2x16float(((w >> 8u) & 0x00FF00FFu) ^ 0x64806480u) - vec2<f32>(1152.0);
+  return i8x4_biased(w) - vec4<f32>(I8_BIAS);
+}
+
+// The half floats themselves, I8_BIAS + b (1024 … 1279), exact. At one token the matrix-vector kernels
+// multiply these and subtract I8_BIAS·Σx once per block of words (their BIASED override): the per-weight
+// subtraction costs more than every other float operation of a word but its four multiply-adds.
+const I8_BIAS = 1152.0;
+fn i8x4_biased(w: u32) -> vec4<f32> {
+  let even = unpack2x16float((w & 0x00FF00FFu) ^ 0x64806480u);
+  let odd = unpack2x16float(((w >> 8u) & 0x00FF00FFu) ^ 0x64806480u);
   return vec4<f32>(even.x, odd.x, even.y, odd.y);
 }

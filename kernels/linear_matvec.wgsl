@@ -8,6 +8,8 @@
 // flight (eight, through a private array, was slower: the array went to local memory).
 // ROWS2 (int8, one token): each lane takes the same words of two rows, n and n + 4, so one x load serves
 // both — the decode step's wo and w2 on an H200 (64 lanes a row): 7.73 → 7.58 ms a step (PERF.md v71).
+// BIASED (ROWS2): the words widen to I8_BIAS + b (kernels/int8.wgsl) and each block of four words leaves
+// its two sums less I8_BIAS·Σx, one correction a block and row instead of a subtraction a weight.
 //
 // Bindings: 1 x     [T, K] f32 viewed as vec4 (K % 4 == 0)
 //           2 w     int8: [N, K] i8x4 (kw = K/4 words per row); f32: [N, K] f32 bits (kw = K)
@@ -17,7 +19,7 @@
 // Params:   n = N, k4 = K/4, kw, has_scale, has_bias, groups_per_row, accumulate (1: out += result)
 // Overrides: INT8 (weight encoding), TT = T (1..8; a constant so the accumulators stay in registers),
 //            LANES = lanes a row, 8, 32 or 64 (≥ TT: lane t writes token t; src/ops/linear.ts chooses),
-//            ROWS2 (INT8, TT = 1: two rows a lane; lane r writes the slot's row r),
+//            ROWS2 (INT8, TT = 1: two rows a lane; lane r writes the slot's row r), BIASED (ROWS2 only),
 //            DOT_ADD (benchmarks only: a dot product and an add per word, the form the chain replaced).
 // Grid:     ceil(N/8) workgroups of 8·LANES threads (ROWS2: 4·LANES), folded into 2-D as
 //           (wg.y * groups_per_row + wg.x).
@@ -37,6 +39,7 @@ override TT: u32 = 1u;
 override DOT_ADD: bool = false;
 override LANES: u32 = 32u; // lanes per row
 override ROWS2: bool = false;
+override BIASED: bool = false;
 const ROWS = 8u; // rows per workgroup
 override WG: u32 = select(ROWS, ROWS / 2u, ROWS2) * LANES;
 // Sums a thread leaves for the reduction: one a token, or (ROWS2) one a row.
@@ -73,13 +76,27 @@ fn accumulate(a: ptr<function, Acc>, q: u32, word: u32) {
   if (TT > 7u) { (*a).t7 = word_fma(7u, q, word, (*a).t7); }
 }
 
-// ROWS2: the sums of rows `first` (t0) and first + ROWS/2 (t1) at token 0, one x load for both words.
+// ROWS2: the sums of rows `first` (t0) and first + ROWS/2 (t1) at token 0, one x load for both words;
+// BIASED: over I8_BIAS + b, with Σx in t2.
 fn word_pair(a: ptr<function, Acc>, q: u32, u: u32, v: u32) {
   let xv = x[q];
-  let wu = i8x4_halves(u);
-  let wv = i8x4_halves(v);
+  var wu = i8x4_halves(u);
+  var wv = i8x4_halves(v);
+  if (BIASED) {
+    wu = i8x4_biased(u);
+    wv = i8x4_biased(v);
+    (*a).t2 += (xv.x + xv.y) + (xv.z + xv.w);
+  }
   (*a).t0 = fma(xv.w, wu.w, fma(xv.z, wu.z, fma(xv.y, wu.y, fma(xv.x, wu.x, (*a).t0))));
   (*a).t1 = fma(xv.w, wv.w, fma(xv.z, wv.z, fma(xv.y, wv.y, fma(xv.x, wv.x, (*a).t1))));
+}
+
+// BIASED: a block's two sums (from zero) into a, less I8_BIAS·Σx of the block. Per block, so that a large x
+// (which meets 1152 + b, not b) drops its rounding error at the block's end.
+fn fold_pair(a: ptr<function, Acc>, blk: Acc) {
+  let c = I8_BIAS * blk.t2;
+  (*a).t0 += blk.t0 - c;
+  (*a).t1 += blk.t1 - c;
 }
 
 fn two_rows(a: ptr<function, Acc>, first: u32, lane: u32) {
@@ -97,12 +114,29 @@ fn two_rows(a: ptr<function, Acc>, first: u32, lane: u32) {
     let v1 = w[r1 + q + LANES];
     let v2 = w[r1 + q + 2u * LANES];
     let v3 = w[r1 + q + 3u * LANES];
-    word_pair(a, q, u0, v0);
-    word_pair(a, q + LANES, u1, v1);
-    word_pair(a, q + 2u * LANES, u2, v2);
-    word_pair(a, q + 3u * LANES, u3, v3);
+    if (BIASED) {
+      var blk = Acc();
+      word_pair(&blk, q, u0, v0);
+      word_pair(&blk, q + LANES, u1, v1);
+      word_pair(&blk, q + 2u * LANES, u2, v2);
+      word_pair(&blk, q + 3u * LANES, u3, v3);
+      fold_pair(a, blk);
+    } else {
+      word_pair(a, q, u0, v0);
+      word_pair(a, q + LANES, u1, v1);
+      word_pair(a, q + 2u * LANES, u2, v2);
+      word_pair(a, q + 3u * LANES, u3, v3);
+    }
   }
-  for (; q < p.kw; q += LANES) { word_pair(a, q, w[r0 + q], w[r1 + q]); }
+  for (; q < p.kw; q += LANES) {
+    if (BIASED) {
+      var blk = Acc();
+      word_pair(&blk, q, w[r0 + q], w[r1 + q]);
+      fold_pair(a, blk);
+    } else {
+      word_pair(a, q, w[r0 + q], w[r1 + q]);
+    }
+  }
 }
 
 @compute @workgroup_size(WG)

@@ -102,15 +102,30 @@ fn accumulate_block(acc: ptr<function, Acc>, q: u32, b: Block) {
   }
 }
 
-// The loop over the weights: U word sets of the thread's rows in flight, then the words left one at a time.
+// The loop over the weights: U word sets of the thread's rows in flight, then the words left one at a time;
+// BIASED: each set, and each word left, is a block of its own (fold_block).
 fn weight_loop(lane: u32, oa: vec4<u32>, ob: vec4<u32>) -> Acc {
   var acc = Acc();
   var q = lane;
   for (; q + (U - 1u) * LANES < p.k4; q += U * LANES) {
-    accumulate_block(&acc, q, load_block(q, oa, ob));
+    let b = load_block(q, oa, ob);
+    if (BIASED) {
+      var blk = Acc();
+      accumulate_block(&blk, q, b);
+      fold_block(&acc, blk);
+    } else {
+      accumulate_block(&acc, q, b);
+    }
   }
   for (; q < p.k4; q += LANES) {
-    accumulate(&acc, q, load(q, oa, ob));
+    let ws = load(q, oa, ob);
+    if (BIASED) {
+      var blk = Acc();
+      accumulate(&blk, q, ws);
+      fold_block(&acc, blk);
+    } else {
+      accumulate(&acc, q, ws);
+    }
   }
   return acc;
 }

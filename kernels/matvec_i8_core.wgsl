@@ -23,6 +23,7 @@ override R: u32 = 1u;
 override LANES: u32 = 32u;
 override U: u32 = 4u;
 override I2F: bool = false;
+override BIASED: bool = false;
 override PROBE: u32 = 0u;
 override DOT_ADD: bool = false;
 const WG = 256u;
@@ -38,6 +39,7 @@ var<workgroup> red2: array<f32, 256>;
 // int → float.
 fn word_f32(w: u32) -> vec4<f32> {
   if (I2F) { return vec4<f32>(unpack4xI8(w)); }
+  if (BIASED) { return i8x4_biased(w); }
   return i8x4_halves(w);
 }
 
@@ -59,6 +61,7 @@ struct Acc {
   l4: vec4<f32>, l5: vec4<f32>, l6: vec4<f32>, l7: vec4<f32>,
   h0: vec4<f32>, h1: vec4<f32>, h2: vec4<f32>, h3: vec4<f32>,
   h4: vec4<f32>, h5: vec4<f32>, h6: vec4<f32>, h7: vec4<f32>,
+  xs: f32, // BIASED: Σ over the block of token 0's x as it meets the weights (times g when g is on the rows)
 }
 
 // MODE ≥ 1: the norm weight g multiplies whichever side has fewer vectors per word, each token's x (TT
@@ -114,6 +117,11 @@ fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
   if (PROBE == 1u) { k4 = 0u; } // every token reads token 0's x
   let hasHi = nhi() > 0u;
   var v = x_at(0u, k4, q, gq);
+  if (BIASED) {
+    var m = v;
+    if (MODE > 0u && !g_on_x()) { m *= gq; }
+    (*acc).xs += (m.x + m.y) + (m.z + m.w);
+  }
   if (PROBE == 2u) {
     // Every token's x is loaded (as many loads as the real math, independent), the math is one token's.
     if (TT > 1u) { v += x_at(1u, k4, q, gq); }
@@ -164,6 +172,15 @@ fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
     (*acc).l7 = dots(v, lo, nlo(), (*acc).l7);
     if (hasHi) { (*acc).h7 = dots(v, hi, nhi(), (*acc).h7); }
   }
+}
+
+// BIASED (one token): a block's sums (from zero, over weights biased by I8_BIAS) into acc, less I8_BIAS·Σx
+// of the block. Per block, not once at the end: a large x meets 1152 + b, not b, and its rounding error in
+// the sum is dropped with it at the block's end instead of riding on every later addition.
+fn fold_block(acc: ptr<function, Acc>, blk: Acc) {
+  let c = vec4<f32>(I8_BIAS * blk.xs);
+  (*acc).l0 += blk.l0 - c;
+  if (nhi() > 0u) { (*acc).h0 += blk.h0 - c; }
 }
 
 struct Words2 { lo: vec4<f32>, hi: vec4<f32> }

@@ -112,11 +112,19 @@ export interface LinearOptions {
 export interface LinearMatvecForm {
   lanes: 8 | 32 | 64;
   twoRows?: boolean;
+  /**
+   * Two rows a lane only: the weights widen to I8_BIAS + b (kernels/int8.wgsl) and each block of four words
+   * leaves its sums less I8_BIAS·Σx, one correction a block and row instead of a subtraction a weight.
+   */
+  biased?: boolean;
 }
 
-/** Whether linear_matvec takes `form` at T tokens: two rows a lane only for int8 weights at one token. */
+/**
+ * Whether linear_matvec takes `form` at T tokens: two rows a lane only for int8 weights at one token, biased
+ * sums only with two rows a lane.
+ */
 export function matvecFormApplies(form: LinearMatvecForm, T: number, int8: boolean): boolean {
-  return !form.twoRows || (T === 1 && int8);
+  return (!form.twoRows || (T === 1 && int8)) && (!form.biased || form.twoRows === true);
 }
 
 /** Every form (tests run each where it applies). */
@@ -125,6 +133,8 @@ export const linearMatvecForms: readonly LinearMatvecForm[] = [
   { lanes: 8 },
   { lanes: 64, twoRows: true },
   { lanes: 8, twoRows: true },
+  { lanes: 64, twoRows: true, biased: true },
+  { lanes: 8, twoRows: true, biased: true },
 ];
 
 /**
@@ -137,7 +147,7 @@ export const linearMatvecForms: readonly LinearMatvecForm[] = [
  */
 export function linearMatvecForm(r: Recorder, T: number, int8: boolean): LinearMatvecForm {
   if (r.fallbackAdapter) return { lanes: 8 };
-  return T === 1 && int8 ? { lanes: 64, twoRows: true } : { lanes: 32 };
+  return T === 1 && int8 ? { lanes: 64, twoRows: true, biased: true } : { lanes: 32 };
 }
 
 /** What the many-row LLM.int8 path needs: its scratch (sized for the largest layer) and the threshold. */
@@ -297,7 +307,9 @@ export function recordLinear(
     }
     const form = options.matvecForm ?? linearMatvecForm(r, T, w.kind === "int8");
     if (!matvecFormApplies(form, T, w.kind === "int8")) {
-      throw new Error(`${what}: two rows a lane take int8 weights at one token (T=${T}, ${w.kind})`);
+      throw new Error(
+        `${what}: two rows a lane take int8 weights at one token, biased sums two rows a lane (T=${T}, ${w.kind})`,
+      );
     }
     // int8 at T ≥ 2: kernels/matvec_i8.wgsl (rows per thread share each x load; 1.7–3.2× at T = 4, 8 on
     // an H100); at T = 1, at T = 2 with K ≤ 8192 (matvecConfig) and for f32 weights linear_matvec is faster.
@@ -324,7 +336,7 @@ export function recordLinear(
       bindings: [x, w.weight, scaleOrAny, biasOrAny, out],
       params: [N, K / 4, w.kind === "int8" ? K / 4 : K, ...flags, groupsPerRow, accumulate],
       workgroups,
-      constants: { INT8, TT: T, LANES: form.lanes, ROWS2: form.twoRows ? 1 : 0 },
+      constants: { INT8, TT: T, LANES: form.lanes, ROWS2: form.twoRows ? 1 : 0, BIASED: form.biased ? 1 : 0 },
       label: `linear_matvec ${w.weight.label}`,
     });
   } else {

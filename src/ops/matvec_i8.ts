@@ -29,6 +29,12 @@ export interface MatvecConfig {
   VEC?: boolean;
   /** Persistent workgroups walking the row blocks (the grid is then min(blocks, persist)); 0/absent: none. */
   persist?: number;
+  /**
+   * One token only; absent: at one token unless I2F. The weights widen to I8_BIAS + b (kernels/int8.wgsl)
+   * and each block of words leaves its sums less I8_BIAS·Σx: one correction a block and row instead of a
+   * subtraction a weight (not the exact sums' rounding; within tolerance.matmul of them).
+   */
+  biased?: boolean;
 }
 
 /**
@@ -125,6 +131,8 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
   if (c.VEC && K % 16 !== 0) throw new Error(`${a.label}: VEC needs K % 16 == 0, got K=${K}`);
   // kernels/matvec_i8_vec.wgsl always loads its weights: a "no weight loads" timing would be a mislabel.
   if (c.VEC && c.probe === 3) throw new Error(`${a.label}: PROBE 3 (no weight loads) is matvec_i8's only`);
+  const biased = c.biased ?? (T === 1 && !c.I2F);
+  if (biased && (T !== 1 || c.I2F)) throw new Error(`${a.label}: biased sums take one token and no I2F`);
   const rowsPerGroup = c.R * (256 / c.LANES);
   const blocks = Math.ceil(N / rowsPerGroup);
   const persist = persistentGroups(blocks, c.persist);
@@ -146,6 +154,7 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
       LANES: c.LANES,
       U: c.U,
       I2F: c.I2F ? 1 : 0,
+      BIASED: biased ? 1 : 0,
       PROBE: c.probe ?? 0,
       DOT_ADD: c.dotAdd ? 1 : 0,
     },

@@ -71,7 +71,7 @@ function kernelRuns(
 }
 
 function formName(f: LinearMatvecForm): string {
-  return `${f.lanes} lanes${f.twoRows ? ", two rows a lane" : ""}`;
+  return `${f.lanes} lanes${f.twoRows ? ", two rows a lane" : ""}${f.biased ? ", biased" : ""}`;
 }
 
 /** Runs one linear layer with each applicable kernel and checks it against the CPU reference. */
@@ -219,6 +219,37 @@ Deno.test("linear_matvec at one token: bit for bit token 0 of the same layer at 
     assert.deepEqual(bitsOf(a), bitsOf(b), `${formName(one)} against ${formName(two)} at two tokens`);
   }
   for (const t of [w.weight, w.bias, w.kind === "int8" ? w.scale : null]) t?.buffer.destroy();
+});
+
+// Biased sums (I8_BIAS + b, less I8_BIAS·Σx a block of four words) are not the exact sums' rounding: within
+// the matmul tolerance of them on x of every magnitude, over whole blocks and a tail (K/4 = 517 words).
+Deno.test("linear_matvec at one token: biased sums within tolerance of the exact ones, x of every magnitude", async () => {
+  const gpu = await testGpu();
+  const [N, K] = [37, 2068];
+  const host = int8WithMin(N, K, 17);
+  host.bias = randomF32(N, 18);
+  const w = uploadLinear(gpu, "w", host);
+  const x = gpu.uploadTensor("x", "f32", [1, K], spreadF32(K, 19));
+  const run = async (matvecForm: LinearMatvecForm) => {
+    const out = gpu.createTensor("out", "f32", [1, N]);
+    const r = gpu.recorder("test");
+    recordLinear(r, x, w, out, "matvec", { matvecForm });
+    r.submit();
+    const y = await gpu.readF32(out);
+    out.buffer.destroy();
+    return y;
+  };
+  for (const lanes of [64, 8] as const) {
+    const biased = await run({ lanes, twoRows: true, biased: true });
+    const exact = await run({ lanes, twoRows: true });
+    assertNormalisedError(biased, exact, tolerance.matmul.nerr, `${lanes} lanes`);
+  }
+  const one = gpu.createTensor("out", "f32", [1, N]);
+  assert.throws(
+    () => recordLinear(gpu.recorder("t"), x, w, one, "matvec", { matvecForm: { lanes: 8, biased: true } }),
+    /biased sums two rows a lane/,
+  );
+  for (const t of [x, one, w.weight, w.bias, w.kind === "int8" ? w.scale : null]) t?.buffer.destroy();
 });
 
 /**

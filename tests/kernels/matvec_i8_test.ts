@@ -192,12 +192,49 @@ Deno.test("matvec_i8: the half-float widening's outputs bit for bit those of int
   for (const [i, [mode, c, T]] of tilings.entries()) {
     const [N, K] = c.VEC ? [45, 1040] : [61, 524];
     await t.step(`${mode} R${c.R} L${c.LANES} U${c.U}${c.VEC ? " VEC" : ""} T=${T}`, async () => {
-      const halves = await product(gpu, mode, c, T, N, K, 100 + i);
+      const halves = await product(gpu, mode, { ...c, biased: false }, T, N, K, 100 + i);
       const exact = await product(gpu, mode, { ...c, I2F: true }, T, N, K, 100 + i);
       assert.ok(halves.some((v) => v !== 0));
       assert.deepEqual(bitsOf(halves), bitsOf(exact));
     });
   }
+});
+
+// At one token the kernels sum I8_BIAS + b and subtract I8_BIAS·Σx once per block of words (biased): not
+// the exact sums' rounding, so the bound is the matmul tolerance, on x of every magnitude (a large x meets
+// 1152 + b) and for every loop: U word sets, the words left (K/4 = 131 and 261 words), 16-byte chunks.
+Deno.test("matvec_i8: biased sums at one token within tolerance of the exact ones, x of every magnitude", async (t) => {
+  const gpu = await testGpu();
+  const tilings: [MatvecMode, MatvecConfig, number, number][] = [
+    ["linear", { R: 4, LANES: 32, U: 4 }, 61, 524],
+    ["norm", { R: 1, LANES: 8, U: 1 }, 61, 1044], // g on the rows; the CPU adapter's tiling
+    ["norm", { R: 4, LANES: 32, U: 4, persist: 1 }, 61, 524], // g on x
+    ["gateUp", { R: 4, LANES: 16, U: 2, VEC: true }, 45, 1040],
+    ["linear", { R: 8, LANES: 8, U: 2, VEC: true }, 45, 1040],
+  ];
+  for (const [i, [mode, c, N, K]] of tilings.entries()) {
+    await t.step(`${mode} R${c.R} L${c.LANES} U${c.U}${c.VEC ? " VEC" : ""} K=${K}`, async () => {
+      const biased = await product(gpu, mode, { ...c, biased: true }, 1, N, K, 200 + i);
+      const exact = await product(gpu, mode, { ...c, I2F: true }, 1, N, K, 200 + i);
+      assertNormalisedError(biased, exact, tolerance.matmul.nerr);
+    });
+  }
+  const x = gpu.createTensor("x", "f32", [2, 8]);
+  const w = uploadInt8(gpu, "w", int8WithMin(8, 8, 1));
+  const out = gpu.createTensor("out", "f32", [2, 8]);
+  assert.throws(
+    () =>
+      runMatvec(gpu, "linear", { R: 1, LANES: 8, U: 1, biased: true }, {
+        x,
+        g: x,
+        w1: w,
+        w3: w,
+        out,
+        eps: 0,
+      }),
+    /biased sums take one token/,
+  );
+  for (const b of [x, out, w.weight, w.scale]) b.buffer.destroy();
 });
 
 Deno.test("persistentGroups: fewer workgroups than blocks or none, at most 1024 blocks each", () => {
