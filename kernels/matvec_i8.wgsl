@@ -28,7 +28,9 @@
 // Overrides: MODE, TT = T (1..8), R ∈ {1, 2, 4, 8} (8 only in MODE < 2), LANES ∈ {8, 16, …, 256}
 //            (above 32 several warps share a row: fewer rows per workgroup, more workgroups for small N),
 //            U ∈ {1, 2, 4, 8}, I2F (unpack4xI8 + int→float instead of i8x4_halves: benchmarks, and
-//            tests/kernels/matvec_i8_test.ts's exact reference),
+//            tests/kernels/matvec_i8_test.ts's exact reference), BIASED (TT = 1: the weights widen to
+//            I8_BIAS + b and each block of words, U sets here or a chunk pass in matvec_i8_vec.wgsl, enters
+//            the sums less I8_BIAS·Σx: fold_block in kernels/matvec_i8_core.wgsl),
 //            PROBE (benchmarks only, wrong results: 1 = every token's math on token 0's x, so one x load a
 //            word; 2 = every token's x loaded but summed, so one token's math; 3 = no weight loads,
 //            words made from their index), DOT_ADD (benchmarks only: dot product + add per row and word).

@@ -100,6 +100,10 @@ export function matvecConfig(
     return T <= 4 ? { R: 4, LANES: 16, U: 2 } : { R: 2, LANES: 16, U: 4 };
   }
   if (mode === "linear") return T <= 1 ? null : { R: 4, LANES: 64, U: 4 };
+  // The norm-fused products at one token (wqkv, the LM head) with eight words of each row in flight: with the
+  // biased sums (one correction a block of U words) an H200's step went 7.156–7.163 → 7.110–7.116 ms,
+  // alternating three times (PERF.md v92; wqkv alone 7.124–7.134).
+  if (mode === "norm" && T === 1) return { ...persistent, U: 8 };
   return persistent;
 }
 

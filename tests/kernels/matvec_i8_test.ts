@@ -209,6 +209,7 @@ Deno.test("matvec_i8: biased sums at one token within tolerance of the exact one
     ["linear", { R: 4, LANES: 32, U: 4 }, 61, 524],
     ["norm", { R: 1, LANES: 8, U: 1 }, 61, 1044], // g on the rows; the CPU adapter's tiling
     ["norm", { R: 4, LANES: 32, U: 4, persist: 1 }, 61, 524], // g on x
+    ["norm", { ...matvecConfig("norm", 1, 8192, 6144)!, persist: 1 }, 61, 1044], // the model's: 8 words a block
     ["gateUp", { R: 4, LANES: 16, U: 2, VEC: true }, 45, 1040],
     ["linear", { R: 8, LANES: 8, U: 2, VEC: true }, 45, 1040],
   ];
@@ -255,5 +256,7 @@ Deno.test("matvecConfig: 16-byte weight loads for gate/up and for plain linears 
   assert.notEqual(matvecConfig("linear", 3, 6144, 16384)?.VEC, true);
   assert.equal(matvecConfig("linear", 1, 6144, 6144), null); // linear_matvec
   assert.notEqual(matvecConfig("norm", 1, 92553, 6144)?.VEC, true); // the LM head: no gain in the step
+  assert.equal(matvecConfig("norm", 1, 8192, 6144)?.U, 8); // wqkv and the LM head at one token (PERF.md v92)
+  assert.equal(matvecConfig("norm", 2, 8192, 6144)?.U, 4);
   assert.notEqual(matvecConfig("gateUp", 1, 16384, 6152)?.VEC, true); // K not whole chunks
 });
