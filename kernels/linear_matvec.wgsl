@@ -8,8 +8,8 @@
 // flight (eight, through a private array, was slower: the array went to local memory).
 // ROWS2 (int8, one token): each lane takes the same words of two rows, n and n + 4, so one x load serves
 // both — the decode step's wo and w2 on an H200 (64 lanes a row): 7.73 → 7.58 ms a step (PERF.md v71).
-// BIASED (ROWS2): the words widen to I8_BIAS + b (kernels/int8.wgsl) and each block of four words leaves
-// its two sums less I8_BIAS·Σx, one correction a block and row instead of a subtraction a weight.
+// BIASED (ROWS2): the words widen to I8_BIAS + 4b (i8x4_biased, kernels/int8.wgsl) and each word's two
+// chains start from −I8_BIAS·Σx of the word: one addition a row and word instead of four subtractions.
 //
 // Bindings: 1 x     [T, K] f32 viewed as vec4 (K % 4 == 0)
 //           2 w     int8: [N, K] i8x4 (kw = K/4 words per row); f32: [N, K] f32 bits (kw = K)
@@ -76,27 +76,23 @@ fn accumulate(a: ptr<function, Acc>, q: u32, word: u32) {
   if (TT > 7u) { (*a).t7 = word_fma(7u, q, word, (*a).t7); }
 }
 
-// ROWS2: the sums of rows `first` (t0) and first + ROWS/2 (t1) at token 0, one x load for both words;
-// BIASED: over I8_BIAS + b, with Σx in t2.
+// ROWS2: the sums of rows `first` (t0) and first + ROWS/2 (t1) at token 0, one x load for both words
+// (BIASED: 4× the sums, over I8_BIAS + 4b less I8_BIAS·Σx).
 fn word_pair(a: ptr<function, Acc>, q: u32, u: u32, v: u32) {
   let xv = x[q];
   var wu = i8x4_halves(u);
   var wv = i8x4_halves(v);
+  var s0 = (*a).t0;
+  var s1 = (*a).t1;
   if (BIASED) {
     wu = i8x4_biased(u);
     wv = i8x4_biased(v);
-    (*a).t2 += (xv.x + xv.y) + (xv.z + xv.w);
+    let xb = -I8_BIAS * ((xv.x + xv.y) + (xv.z + xv.w));
+    s0 += xb;
+    s1 += xb;
   }
-  (*a).t0 = fma(xv.w, wu.w, fma(xv.z, wu.z, fma(xv.y, wu.y, fma(xv.x, wu.x, (*a).t0))));
-  (*a).t1 = fma(xv.w, wv.w, fma(xv.z, wv.z, fma(xv.y, wv.y, fma(xv.x, wv.x, (*a).t1))));
-}
-
-// BIASED: a block's two sums (from zero) into a, less I8_BIAS·Σx of the block. Per block, so that a large x
-// (which meets 1152 + b, not b) drops its rounding error at the block's end.
-fn fold_pair(a: ptr<function, Acc>, blk: Acc) {
-  let c = I8_BIAS * blk.t2;
-  (*a).t0 += blk.t0 - c;
-  (*a).t1 += blk.t1 - c;
+  (*a).t0 = fma(xv.w, wu.w, fma(xv.z, wu.z, fma(xv.y, wu.y, fma(xv.x, wu.x, s0))));
+  (*a).t1 = fma(xv.w, wv.w, fma(xv.z, wv.z, fma(xv.y, wv.y, fma(xv.x, wv.x, s1))));
 }
 
 fn two_rows(a: ptr<function, Acc>, first: u32, lane: u32) {
@@ -114,29 +110,12 @@ fn two_rows(a: ptr<function, Acc>, first: u32, lane: u32) {
     let v1 = w[r1 + q + LANES];
     let v2 = w[r1 + q + 2u * LANES];
     let v3 = w[r1 + q + 3u * LANES];
-    if (BIASED) {
-      var blk = Acc();
-      word_pair(&blk, q, u0, v0);
-      word_pair(&blk, q + LANES, u1, v1);
-      word_pair(&blk, q + 2u * LANES, u2, v2);
-      word_pair(&blk, q + 3u * LANES, u3, v3);
-      fold_pair(a, blk);
-    } else {
-      word_pair(a, q, u0, v0);
-      word_pair(a, q + LANES, u1, v1);
-      word_pair(a, q + 2u * LANES, u2, v2);
-      word_pair(a, q + 3u * LANES, u3, v3);
-    }
+    word_pair(a, q, u0, v0);
+    word_pair(a, q + LANES, u1, v1);
+    word_pair(a, q + 2u * LANES, u2, v2);
+    word_pair(a, q + 3u * LANES, u3, v3);
   }
-  for (; q < p.kw; q += LANES) {
-    if (BIASED) {
-      var blk = Acc();
-      word_pair(&blk, q, w[r0 + q], w[r1 + q]);
-      fold_pair(a, blk);
-    } else {
-      word_pair(a, q, w[r0 + q], w[r1 + q]);
-    }
-  }
+  for (; q < p.kw; q += LANES) { word_pair(a, q, w[r0 + q], w[r1 + q]); }
 }
 
 @compute @workgroup_size(WG)
@@ -161,6 +140,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var acc = Acc();
   if (ROWS2) {
     if (first < p.n) { two_rows(&acc, first, lane); }
+    if (BIASED) {
+      acc.t0 *= I8_UNSCALE;
+      acc.t1 *= I8_UNSCALE;
+    }
   } else if (first < p.n) {
     let row = first * p.kw;
     var q = lane;

@@ -29,8 +29,8 @@
 //            (above 32 several warps share a row: fewer rows per workgroup, more workgroups for small N),
 //            U ∈ {1, 2, 4, 8}, I2F (unpack4xI8 + int→float instead of i8x4_halves: benchmarks, and
 //            tests/kernels/matvec_i8_test.ts's exact reference), BIASED (TT = 1: the weights widen to
-//            I8_BIAS + b and each block of words, U sets here or a chunk pass in matvec_i8_vec.wgsl, enters
-//            the sums less I8_BIAS·Σx: fold_block in kernels/matvec_i8_core.wgsl),
+//            I8_BIAS + 4b, i8x4_biased, and each word's chain of multiply-adds starts from −I8_BIAS·Σx of
+//            the word, shared by the thread's rows; the sums are scaled by 1/4 at the end),
 //            PROBE (benchmarks only, wrong results: 1 = every token's math on token 0's x, so one x load a
 //            word; 2 = every token's x loaded but summed, so one token's math; 3 = no weight loads,
 //            words made from their index), DOT_ADD (benchmarks only: dot product + add per row and word).
@@ -104,30 +104,15 @@ fn accumulate_block(acc: ptr<function, Acc>, q: u32, b: Block) {
   }
 }
 
-// The loop over the weights: U word sets of the thread's rows in flight, then the words left one at a time;
-// BIASED: each set, and each word left, is a block of its own (fold_block).
+// The loop over the weights: U word sets of the thread's rows in flight, then the words left one at a time.
 fn weight_loop(lane: u32, oa: vec4<u32>, ob: vec4<u32>) -> Acc {
   var acc = Acc();
   var q = lane;
   for (; q + (U - 1u) * LANES < p.k4; q += U * LANES) {
-    let b = load_block(q, oa, ob);
-    if (BIASED) {
-      var blk = Acc();
-      accumulate_block(&blk, q, b);
-      fold_block(&acc, blk);
-    } else {
-      accumulate_block(&acc, q, b);
-    }
+    accumulate_block(&acc, q, load_block(q, oa, ob));
   }
   for (; q < p.k4; q += LANES) {
-    let ws = load(q, oa, ob);
-    if (BIASED) {
-      var blk = Acc();
-      accumulate(&blk, q, ws);
-      fold_block(&acc, blk);
-    } else {
-      accumulate(&acc, q, ws);
-    }
+    accumulate(&acc, q, load(q, oa, ob));
   }
   return acc;
 }

@@ -61,7 +61,6 @@ struct Acc {
   l4: vec4<f32>, l5: vec4<f32>, l6: vec4<f32>, l7: vec4<f32>,
   h0: vec4<f32>, h1: vec4<f32>, h2: vec4<f32>, h3: vec4<f32>,
   h4: vec4<f32>, h5: vec4<f32>, h6: vec4<f32>, h7: vec4<f32>,
-  xs: f32, // BIASED: Σ over the block of token 0's x as it meets the weights (times g when g is on the rows)
 }
 
 // MODE ≥ 1: the norm weight g multiplies whichever side has fewer vectors per word, each token's x (TT
@@ -92,20 +91,32 @@ fn unpack_rows(w: vec4<u32>, gq: vec4<f32>) -> Rows {
 
 // acc + (v · each of the n rows): four multiply-adds chained into the accumulator, 4 instructions per row
 // and word where a dot product and an add take 5 (DOT_ADD, benchmarks only: the form it replaced).
-fn fma4(v: vec4<f32>, w: vec4<f32>, a: f32) -> f32 {
-  if (DOT_ADD) { return a + dot(v, w); }
-  return fma(v.w, w.w, fma(v.z, w.z, fma(v.y, w.y, fma(v.x, w.x, a))));
+// BIASED: the chain starts from acc + xb, xb = −I8_BIAS·Σ of the word's x as it meets the rows (xbias).
+fn fma4(v: vec4<f32>, w: vec4<f32>, a: f32, xb: f32) -> f32 {
+  var s = a;
+  if (DOT_ADD) { return select(s, s + xb, BIASED) + dot(v, w); }
+  if (BIASED) { s += xb; }
+  return fma(v.w, w.w, fma(v.z, w.z, fma(v.y, w.y, fma(v.x, w.x, s))));
 }
 
-fn dots(v: vec4<f32>, m: Rows, n: u32, acc: vec4<f32>) -> vec4<f32> {
+fn dots(v: vec4<f32>, m: Rows, n: u32, acc: vec4<f32>, xb: f32) -> vec4<f32> {
   var r = acc;
-  r.x = fma4(v, m.a, r.x);
-  if (n > 1u) { r.y = fma4(v, m.b, r.y); }
+  r.x = fma4(v, m.a, r.x, xb);
+  if (n > 1u) { r.y = fma4(v, m.b, r.y, xb); }
   if (n > 2u) {
-    r.z = fma4(v, m.c, r.z);
-    r.w = fma4(v, m.d, r.w);
+    r.z = fma4(v, m.c, r.z, xb);
+    r.w = fma4(v, m.d, r.w, xb);
   }
   return r;
+}
+
+// BIASED (one token): −I8_BIAS·Σ of token 0's x for the word as the weights meet it (times g when g is on
+// the rows), once for all the thread's rows.
+fn xbias(v: vec4<f32>, gq: vec4<f32>) -> f32 {
+  if (!BIASED) { return 0.0; }
+  var m = v;
+  if (MODE > 0u && !g_on_x()) { m *= gq; }
+  return -I8_BIAS * ((m.x + m.y) + (m.z + m.w));
 }
 
 fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
@@ -117,11 +128,7 @@ fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
   if (PROBE == 1u) { k4 = 0u; } // every token reads token 0's x
   let hasHi = nhi() > 0u;
   var v = x_at(0u, k4, q, gq);
-  if (BIASED) {
-    var m = v;
-    if (MODE > 0u && !g_on_x()) { m *= gq; }
-    (*acc).xs += (m.x + m.y) + (m.z + m.w);
-  }
+  let xb = xbias(v, gq);
   if (PROBE == 2u) {
     // Every token's x is loaded (as many loads as the real math, independent), the math is one token's.
     if (TT > 1u) { v += x_at(1u, k4, q, gq); }
@@ -131,56 +138,47 @@ fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
     if (TT > 5u) { v += x_at(5u, k4, q, gq); }
     if (TT > 6u) { v += x_at(6u, k4, q, gq); }
     if (TT > 7u) { v += x_at(7u, k4, q, gq); }
-    (*acc).l0 = dots(v, lo, nlo(), (*acc).l0);
-    if (hasHi) { (*acc).h0 = dots(v, hi, nhi(), (*acc).h0); }
+    (*acc).l0 = dots(v, lo, nlo(), (*acc).l0, 0.0);
+    if (hasHi) { (*acc).h0 = dots(v, hi, nhi(), (*acc).h0, 0.0); }
     return;
   }
-  (*acc).l0 = dots(v, lo, nlo(), (*acc).l0);
-  if (hasHi) { (*acc).h0 = dots(v, hi, nhi(), (*acc).h0); }
+  (*acc).l0 = dots(v, lo, nlo(), (*acc).l0, xb);
+  if (hasHi) { (*acc).h0 = dots(v, hi, nhi(), (*acc).h0, xb); }
   if (TT > 1u) {
     v = x_at(1u, k4, q, gq);
-    (*acc).l1 = dots(v, lo, nlo(), (*acc).l1);
-    if (hasHi) { (*acc).h1 = dots(v, hi, nhi(), (*acc).h1); }
+    (*acc).l1 = dots(v, lo, nlo(), (*acc).l1, 0.0);
+    if (hasHi) { (*acc).h1 = dots(v, hi, nhi(), (*acc).h1, 0.0); }
   }
   if (TT > 2u) {
     v = x_at(2u, k4, q, gq);
-    (*acc).l2 = dots(v, lo, nlo(), (*acc).l2);
-    if (hasHi) { (*acc).h2 = dots(v, hi, nhi(), (*acc).h2); }
+    (*acc).l2 = dots(v, lo, nlo(), (*acc).l2, 0.0);
+    if (hasHi) { (*acc).h2 = dots(v, hi, nhi(), (*acc).h2, 0.0); }
   }
   if (TT > 3u) {
     v = x_at(3u, k4, q, gq);
-    (*acc).l3 = dots(v, lo, nlo(), (*acc).l3);
-    if (hasHi) { (*acc).h3 = dots(v, hi, nhi(), (*acc).h3); }
+    (*acc).l3 = dots(v, lo, nlo(), (*acc).l3, 0.0);
+    if (hasHi) { (*acc).h3 = dots(v, hi, nhi(), (*acc).h3, 0.0); }
   }
   if (TT > 4u) {
     v = x_at(4u, k4, q, gq);
-    (*acc).l4 = dots(v, lo, nlo(), (*acc).l4);
-    if (hasHi) { (*acc).h4 = dots(v, hi, nhi(), (*acc).h4); }
+    (*acc).l4 = dots(v, lo, nlo(), (*acc).l4, 0.0);
+    if (hasHi) { (*acc).h4 = dots(v, hi, nhi(), (*acc).h4, 0.0); }
   }
   if (TT > 5u) {
     v = x_at(5u, k4, q, gq);
-    (*acc).l5 = dots(v, lo, nlo(), (*acc).l5);
-    if (hasHi) { (*acc).h5 = dots(v, hi, nhi(), (*acc).h5); }
+    (*acc).l5 = dots(v, lo, nlo(), (*acc).l5, 0.0);
+    if (hasHi) { (*acc).h5 = dots(v, hi, nhi(), (*acc).h5, 0.0); }
   }
   if (TT > 6u) {
     v = x_at(6u, k4, q, gq);
-    (*acc).l6 = dots(v, lo, nlo(), (*acc).l6);
-    if (hasHi) { (*acc).h6 = dots(v, hi, nhi(), (*acc).h6); }
+    (*acc).l6 = dots(v, lo, nlo(), (*acc).l6, 0.0);
+    if (hasHi) { (*acc).h6 = dots(v, hi, nhi(), (*acc).h6, 0.0); }
   }
   if (TT > 7u) {
     v = x_at(7u, k4, q, gq);
-    (*acc).l7 = dots(v, lo, nlo(), (*acc).l7);
-    if (hasHi) { (*acc).h7 = dots(v, hi, nhi(), (*acc).h7); }
+    (*acc).l7 = dots(v, lo, nlo(), (*acc).l7, 0.0);
+    if (hasHi) { (*acc).h7 = dots(v, hi, nhi(), (*acc).h7, 0.0); }
   }
-}
-
-// BIASED (one token): a block's sums (from zero, over weights biased by I8_BIAS) into acc, less I8_BIAS·Σx
-// of the block. Per block, not once at the end: a large x meets 1152 + b, not b, and its rounding error in
-// the sum is dropped with it at the block's end instead of riding on every later addition.
-fn fold_block(acc: ptr<function, Acc>, blk: Acc) {
-  let c = vec4<f32>(I8_BIAS * blk.xs);
-  (*acc).l0 += blk.l0 - c;
-  if (nhi() > 0u) { (*acc).h0 += blk.h0 - c; }
 }
 
 struct Words2 { lo: vec4<f32>, hi: vec4<f32> }
@@ -209,7 +207,12 @@ fn accumulate_rows(first: u32, li: u32) -> Acc {
   if (MODE < 2u) { jb = ja + vec4<u32>(4u * G); }
   let oa = min(ja, vec4<u32>(last)) * p.k4;
   let ob = min(jb, vec4<u32>(last)) * p.k4;
-  return weight_loop(lane, oa, ob);
+  var a = weight_loop(lane, oa, ob);
+  if (BIASED) {
+    a.l0 *= I8_UNSCALE;
+    a.h0 *= I8_UNSCALE;
+  }
+  return a;
 }
 
 // inv_t of every token into `invs` (MODE ≥ 1; the caller orders it after its last use of red). All 256

@@ -52,7 +52,7 @@ fn accumulate_chunk(acc: ptr<function, Acc>, c: u32, k: Chunk) {
 }
 
 // The loop over the weights: two chunks of every row in flight (U > 1) or one, then the chunks left one at a
-// time; BIASED: each pass of either loop is a block of its own (fold_block).
+// time.
 fn weight_loop(lane: u32, oa: vec4<u32>, ob: vec4<u32>) -> Acc {
   let k16 = p.k4 / 4u;
   let oa4 = oa / 4u;
@@ -63,26 +63,12 @@ fn weight_loop(lane: u32, oa: vec4<u32>, ob: vec4<u32>) -> Acc {
     for (; c + LANES < k16; c += 2u * LANES) {
       let k0 = load_chunk(c, oa4, ob4);
       let k1 = load_chunk(c + LANES, oa4, ob4);
-      if (BIASED) {
-        var blk = Acc();
-        accumulate_chunk(&blk, c, k0);
-        accumulate_chunk(&blk, c + LANES, k1);
-        fold_block(&acc, blk);
-      } else {
-        accumulate_chunk(&acc, c, k0);
-        accumulate_chunk(&acc, c + LANES, k1);
-      }
+      accumulate_chunk(&acc, c, k0);
+      accumulate_chunk(&acc, c + LANES, k1);
     }
   }
   for (; c < k16; c += LANES) {
-    let k = load_chunk(c, oa4, ob4);
-    if (BIASED) {
-      var blk = Acc();
-      accumulate_chunk(&blk, c, k);
-      fold_block(&acc, blk);
-    } else {
-      accumulate_chunk(&acc, c, k);
-    }
+    accumulate_chunk(&acc, c, load_chunk(c, oa4, ob4));
   }
   return acc;
 }

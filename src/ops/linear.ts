@@ -113,8 +113,8 @@ export interface LinearMatvecForm {
   lanes: 8 | 32 | 64;
   twoRows?: boolean;
   /**
-   * Two rows a lane only: the weights widen to I8_BIAS + b (kernels/int8.wgsl) and each block of four words
-   * leaves its sums less I8_BIAS·Σx, one correction a block and row instead of a subtraction a weight.
+   * Two rows a lane only: the weights widen to I8_BIAS + 4b (kernels/int8.wgsl) and each word's two chains
+   * start from −I8_BIAS·Σx of the word: one addition a row and word instead of four subtractions.
    */
   biased?: boolean;
 }

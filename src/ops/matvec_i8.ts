@@ -30,9 +30,10 @@ export interface MatvecConfig {
   /** Persistent workgroups walking the row blocks (the grid is then min(blocks, persist)); 0/absent: none. */
   persist?: number;
   /**
-   * One token only; absent: at one token unless I2F. The weights widen to I8_BIAS + b (kernels/int8.wgsl)
-   * and each block of words leaves its sums less I8_BIAS·Σx: one correction a block and row instead of a
-   * subtraction a weight (not the exact sums' rounding; within tolerance.matmul of them).
+   * One token only; absent: at one token unless I2F. The weights widen to I8_BIAS + 4b (kernels/int8.wgsl)
+   * and each word's multiply-adds start from −I8_BIAS·Σx of the word, shared by the thread's rows: one
+   * addition a row and word instead of four subtractions (not the exact sums' rounding; within
+   * tolerance.matmul of them).
    */
   biased?: boolean;
 }
@@ -101,8 +102,8 @@ export function matvecConfig(
   }
   if (mode === "linear") return T <= 1 ? null : { R: 4, LANES: 64, U: 4 };
   // The norm-fused products at one token (wqkv, the LM head) with eight words of each row in flight: with the
-  // biased sums (one correction a block of U words) an H200's step went 7.156–7.163 → 7.110–7.116 ms,
-  // alternating three times (PERF.md v92; wqkv alone 7.124–7.134).
+  // biased sums an H200's step took 7.210–7.219 ms against 7.256–7.258 with four, alternating (PERF.md v93);
+  // with the exact sums eight gained nothing (7.269–7.270 against 7.265–7.269).
   if (mode === "norm" && T === 1) return { ...persistent, U: 8 };
   return persistent;
 }

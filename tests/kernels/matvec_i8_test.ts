@@ -200,16 +200,16 @@ Deno.test("matvec_i8: the half-float widening's outputs bit for bit those of int
   }
 });
 
-// At one token the kernels sum I8_BIAS + b and subtract I8_BIAS·Σx once per block of words (biased): not
+// At one token the kernels multiply I8_BIAS + 4b and start each word's chains from −I8_BIAS·Σx (biased): not
 // the exact sums' rounding, so the bound is the matmul tolerance, on x of every magnitude (a large x meets
-// 1152 + b) and for every loop: U word sets, the words left (K/4 = 131 and 261 words), 16-byte chunks.
+// 1536 + 4b) and for every loop: U word sets, the words left (K/4 = 131 and 261 words), 16-byte chunks.
 Deno.test("matvec_i8: biased sums at one token within tolerance of the exact ones, x of every magnitude", async (t) => {
   const gpu = await testGpu();
   const tilings: [MatvecMode, MatvecConfig, number, number][] = [
     ["linear", { R: 4, LANES: 32, U: 4 }, 61, 524],
     ["norm", { R: 1, LANES: 8, U: 1 }, 61, 1044], // g on the rows; the CPU adapter's tiling
     ["norm", { R: 4, LANES: 32, U: 4, persist: 1 }, 61, 524], // g on x
-    ["norm", { ...matvecConfig("norm", 1, 8192, 6144)!, persist: 1 }, 61, 1044], // the model's: 8 words a block
+    ["norm", { ...matvecConfig("norm", 1, 8192, 6144)!, persist: 1 }, 61, 1044], // the model's tiling (8 words in flight)
     ["gateUp", { R: 4, LANES: 16, U: 2, VEC: true }, 45, 1040],
     ["linear", { R: 8, LANES: 8, U: 2, VEC: true }, 45, 1040],
   ];
