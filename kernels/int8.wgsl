@@ -35,3 +35,9 @@ fn i8x4_biased(w: u32) -> vec4<f32> {
   let odd = unpack2x16float(((w >> 6u) & 0x03FC03FCu) ^ 0x66006600u);
   return vec4<f32>(even.x, odd.x, even.y, odd.y);
 }
+
+// Where a word's chains of multiply-adds over i8x4_biased weights start, relative to the sums: −I8_BIAS·Σ of
+// the word's four x (as they meet the weights).
+fn i8_bias_of(x: vec4<f32>) -> f32 {
+  return -I8_BIAS * ((x.x + x.y) + (x.z + x.w));
+}

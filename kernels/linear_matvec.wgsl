@@ -76,18 +76,21 @@ fn accumulate(a: ptr<function, Acc>, q: u32, word: u32) {
   if (TT > 7u) { (*a).t7 = word_fma(7u, q, word, (*a).t7); }
 }
 
+fn pair_word_f32(w: u32) -> vec4<f32> {
+  if (BIASED) { return i8x4_biased(w); }
+  return i8x4_halves(w);
+}
+
 // ROWS2: the sums of rows `first` (t0) and first + ROWS/2 (t1) at token 0, one x load for both words
 // (BIASED: 4× the sums, over I8_BIAS + 4b less I8_BIAS·Σx).
 fn word_pair(a: ptr<function, Acc>, q: u32, u: u32, v: u32) {
   let xv = x[q];
-  var wu = i8x4_halves(u);
-  var wv = i8x4_halves(v);
+  let wu = pair_word_f32(u);
+  let wv = pair_word_f32(v);
   var s0 = (*a).t0;
   var s1 = (*a).t1;
   if (BIASED) {
-    wu = i8x4_biased(u);
-    wv = i8x4_biased(v);
-    let xb = -I8_BIAS * ((xv.x + xv.y) + (xv.z + xv.w));
+    let xb = i8_bias_of(xv);
     s0 += xb;
     s1 += xb;
   }

@@ -91,32 +91,20 @@ fn unpack_rows(w: vec4<u32>, gq: vec4<f32>) -> Rows {
 
 // acc + (v · each of the n rows): four multiply-adds chained into the accumulator, 4 instructions per row
 // and word where a dot product and an add take 5 (DOT_ADD, benchmarks only: the form it replaced).
-// BIASED: the chain starts from acc + xb, xb = −I8_BIAS·Σ of the word's x as it meets the rows (xbias).
-fn fma4(v: vec4<f32>, w: vec4<f32>, a: f32, xb: f32) -> f32 {
-  var s = a;
-  if (DOT_ADD) { return select(s, s + xb, BIASED) + dot(v, w); }
-  if (BIASED) { s += xb; }
-  return fma(v.w, w.w, fma(v.z, w.z, fma(v.y, w.y, fma(v.x, w.x, s))));
+fn fma4(v: vec4<f32>, w: vec4<f32>, a: f32) -> f32 {
+  if (DOT_ADD) { return a + dot(v, w); }
+  return fma(v.w, w.w, fma(v.z, w.z, fma(v.y, w.y, fma(v.x, w.x, a))));
 }
 
-fn dots(v: vec4<f32>, m: Rows, n: u32, acc: vec4<f32>, xb: f32) -> vec4<f32> {
+fn dots(v: vec4<f32>, m: Rows, n: u32, acc: vec4<f32>) -> vec4<f32> {
   var r = acc;
-  r.x = fma4(v, m.a, r.x, xb);
-  if (n > 1u) { r.y = fma4(v, m.b, r.y, xb); }
+  r.x = fma4(v, m.a, r.x);
+  if (n > 1u) { r.y = fma4(v, m.b, r.y); }
   if (n > 2u) {
-    r.z = fma4(v, m.c, r.z, xb);
-    r.w = fma4(v, m.d, r.w, xb);
+    r.z = fma4(v, m.c, r.z);
+    r.w = fma4(v, m.d, r.w);
   }
   return r;
-}
-
-// BIASED (one token): −I8_BIAS·Σ of token 0's x for the word as the weights meet it (times g when g is on
-// the rows), once for all the thread's rows.
-fn xbias(v: vec4<f32>, gq: vec4<f32>) -> f32 {
-  if (!BIASED) { return 0.0; }
-  var m = v;
-  if (MODE > 0u && !g_on_x()) { m *= gq; }
-  return -I8_BIAS * ((m.x + m.y) + (m.z + m.w));
 }
 
 fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
@@ -128,7 +116,6 @@ fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
   if (PROBE == 1u) { k4 = 0u; } // every token reads token 0's x
   let hasHi = nhi() > 0u;
   var v = x_at(0u, k4, q, gq);
-  let xb = xbias(v, gq);
   if (PROBE == 2u) {
     // Every token's x is loaded (as many loads as the real math, independent), the math is one token's.
     if (TT > 1u) { v += x_at(1u, k4, q, gq); }
@@ -138,46 +125,54 @@ fn accumulate(acc: ptr<function, Acc>, q: u32, ws: Words) {
     if (TT > 5u) { v += x_at(5u, k4, q, gq); }
     if (TT > 6u) { v += x_at(6u, k4, q, gq); }
     if (TT > 7u) { v += x_at(7u, k4, q, gq); }
-    (*acc).l0 = dots(v, lo, nlo(), (*acc).l0, 0.0);
-    if (hasHi) { (*acc).h0 = dots(v, hi, nhi(), (*acc).h0, 0.0); }
+    (*acc).l0 = dots(v, lo, nlo(), (*acc).l0);
+    if (hasHi) { (*acc).h0 = dots(v, hi, nhi(), (*acc).h0); }
     return;
   }
-  (*acc).l0 = dots(v, lo, nlo(), (*acc).l0, xb);
-  if (hasHi) { (*acc).h0 = dots(v, hi, nhi(), (*acc).h0, xb); }
+  if (BIASED) {
+    // One token: the word's chains start from −I8_BIAS·Σx, x as it meets the rows, once for all of them.
+    var m = v;
+    if (MODE > 0u && !g_on_x()) { m *= gq; }
+    let xb = vec4<f32>(i8_bias_of(m));
+    (*acc).l0 += xb;
+    if (hasHi) { (*acc).h0 += xb; }
+  }
+  (*acc).l0 = dots(v, lo, nlo(), (*acc).l0);
+  if (hasHi) { (*acc).h0 = dots(v, hi, nhi(), (*acc).h0); }
   if (TT > 1u) {
     v = x_at(1u, k4, q, gq);
-    (*acc).l1 = dots(v, lo, nlo(), (*acc).l1, 0.0);
-    if (hasHi) { (*acc).h1 = dots(v, hi, nhi(), (*acc).h1, 0.0); }
+    (*acc).l1 = dots(v, lo, nlo(), (*acc).l1);
+    if (hasHi) { (*acc).h1 = dots(v, hi, nhi(), (*acc).h1); }
   }
   if (TT > 2u) {
     v = x_at(2u, k4, q, gq);
-    (*acc).l2 = dots(v, lo, nlo(), (*acc).l2, 0.0);
-    if (hasHi) { (*acc).h2 = dots(v, hi, nhi(), (*acc).h2, 0.0); }
+    (*acc).l2 = dots(v, lo, nlo(), (*acc).l2);
+    if (hasHi) { (*acc).h2 = dots(v, hi, nhi(), (*acc).h2); }
   }
   if (TT > 3u) {
     v = x_at(3u, k4, q, gq);
-    (*acc).l3 = dots(v, lo, nlo(), (*acc).l3, 0.0);
-    if (hasHi) { (*acc).h3 = dots(v, hi, nhi(), (*acc).h3, 0.0); }
+    (*acc).l3 = dots(v, lo, nlo(), (*acc).l3);
+    if (hasHi) { (*acc).h3 = dots(v, hi, nhi(), (*acc).h3); }
   }
   if (TT > 4u) {
     v = x_at(4u, k4, q, gq);
-    (*acc).l4 = dots(v, lo, nlo(), (*acc).l4, 0.0);
-    if (hasHi) { (*acc).h4 = dots(v, hi, nhi(), (*acc).h4, 0.0); }
+    (*acc).l4 = dots(v, lo, nlo(), (*acc).l4);
+    if (hasHi) { (*acc).h4 = dots(v, hi, nhi(), (*acc).h4); }
   }
   if (TT > 5u) {
     v = x_at(5u, k4, q, gq);
-    (*acc).l5 = dots(v, lo, nlo(), (*acc).l5, 0.0);
-    if (hasHi) { (*acc).h5 = dots(v, hi, nhi(), (*acc).h5, 0.0); }
+    (*acc).l5 = dots(v, lo, nlo(), (*acc).l5);
+    if (hasHi) { (*acc).h5 = dots(v, hi, nhi(), (*acc).h5); }
   }
   if (TT > 6u) {
     v = x_at(6u, k4, q, gq);
-    (*acc).l6 = dots(v, lo, nlo(), (*acc).l6, 0.0);
-    if (hasHi) { (*acc).h6 = dots(v, hi, nhi(), (*acc).h6, 0.0); }
+    (*acc).l6 = dots(v, lo, nlo(), (*acc).l6);
+    if (hasHi) { (*acc).h6 = dots(v, hi, nhi(), (*acc).h6); }
   }
   if (TT > 7u) {
     v = x_at(7u, k4, q, gq);
-    (*acc).l7 = dots(v, lo, nlo(), (*acc).l7, 0.0);
-    if (hasHi) { (*acc).h7 = dots(v, hi, nhi(), (*acc).h7, 0.0); }
+    (*acc).l7 = dots(v, lo, nlo(), (*acc).l7);
+    if (hasHi) { (*acc).h7 = dots(v, hi, nhi(), (*acc).h7); }
   }
 }
 
