@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { Gpu } from "../../src/gpu/device.ts";
+import type { Tensor } from "../../src/gpu/tensor.ts";
 import {
   checkTiledConfig,
   type HostLinear,
@@ -9,6 +10,7 @@ import {
   type LinearOptions,
   type LinearVariant,
   linearVariant,
+  type LinearWeights,
   matvecFormApplies,
   recordLinear,
   splitOf,
@@ -184,6 +186,24 @@ Deno.test("linear with accumulate adds the layer's output to what out holds (the
   assert.throws(() => recordLinear(gpu.recorder("t"), x, w8, out, "matvec", twoRows), /two rows a lane/);
 });
 
+/** The matvec variant of layer w on x in `matvecForm`: its output, [T, N]. */
+async function matvecOutput(
+  gpu: Gpu,
+  x: Tensor,
+  w: LinearWeights,
+  matvecForm: LinearMatvecForm,
+): Promise<Float32Array> {
+  const out = gpu.createTensor("out", "f32", [x.shape[0], w.weight.shape[0]]);
+  const r = gpu.recorder("test");
+  recordLinear(r, x, w, out, "matvec", { matvecForm });
+  r.submit();
+  try {
+    return await gpu.readF32(out);
+  } finally {
+    out.buffer.destroy();
+  }
+}
+
 // linear_matvec at one token, with one row a lane or two (whose loop and x loads differ), sums each row in
 // the order the same layer at two tokens does, through the same exact widening (i8x4_halves, tested against
 // int → float in matvec_i8_test.ts): token 0's outputs must agree bit for bit, x of every magnitude.
@@ -199,13 +219,8 @@ Deno.test("linear_matvec at one token: bit for bit token 0 of the same layer at 
   x1.set(spreadF32(K, 10), K);
   const run = async (xs: Float32Array, T: number, matvecForm: LinearMatvecForm) => {
     const x = gpu.uploadTensor("x", "f32", [T, K], xs);
-    const out = gpu.createTensor("out", "f32", [T, N]);
-    const r = gpu.recorder("test");
-    recordLinear(r, x, w, out, "matvec", { matvecForm });
-    r.submit();
-    const y = await gpu.readF32(out);
+    const y = await matvecOutput(gpu, x, w, matvecForm);
     x.buffer.destroy();
-    out.buffer.destroy();
     return y.slice(0, N);
   };
   for (
@@ -231,18 +246,9 @@ Deno.test("linear_matvec at one token: biased sums within tolerance of the exact
   host.bias = randomF32(N, 18);
   const w = uploadLinear(gpu, "w", host);
   const x = gpu.uploadTensor("x", "f32", [1, K], spreadF32(K, 19));
-  const run = async (matvecForm: LinearMatvecForm) => {
-    const out = gpu.createTensor("out", "f32", [1, N]);
-    const r = gpu.recorder("test");
-    recordLinear(r, x, w, out, "matvec", { matvecForm });
-    r.submit();
-    const y = await gpu.readF32(out);
-    out.buffer.destroy();
-    return y;
-  };
   for (const lanes of [64, 8] as const) {
-    const biased = await run({ lanes, twoRows: true, biased: true });
-    const exact = await run({ lanes, twoRows: true });
+    const biased = await matvecOutput(gpu, x, w, { lanes, twoRows: true, biased: true });
+    const exact = await matvecOutput(gpu, x, w, { lanes, twoRows: true });
     assertNormalisedError(biased, exact, tolerance.matmul.nerr, `${lanes} lanes`);
   }
   const one = gpu.createTensor("out", "f32", [1, N]);

@@ -256,7 +256,7 @@ Deno.test("matvecConfig: 16-byte weight loads for gate/up and for plain linears 
   assert.notEqual(matvecConfig("linear", 3, 6144, 16384)?.VEC, true);
   assert.equal(matvecConfig("linear", 1, 6144, 6144), null); // linear_matvec
   assert.notEqual(matvecConfig("norm", 1, 92553, 6144)?.VEC, true); // the LM head: no gain in the step
-  assert.equal(matvecConfig("norm", 1, 8192, 6144)?.U, 8); // wqkv and the LM head at one token (PERF.md v92)
+  assert.equal(matvecConfig("norm", 1, 8192, 6144)?.U, 8); // wqkv and the LM head at one token (PERF.md v93)
   assert.equal(matvecConfig("norm", 2, 8192, 6144)?.U, 4);
   assert.notEqual(matvecConfig("gateUp", 1, 16384, 6152)?.VEC, true); // K not whole chunks
 });
