@@ -22,17 +22,20 @@ fn i8x4_halves(w: u32) -> vec4<f32> {
   return vec4<f32>(even.x, odd.x, even.y, odd.y);
 }
 
-// I8_BIAS + 4b for each int8 b of w, exact, with no subtraction: each byte, shifted to bits 2–9 of a half
-// float (one shift and one mask-and-xor a pair), is 4·(b + 128) on 1024. At one token the matrix-vector
-// kernels multiply these and take I8_BIAS·Σx of the word off once for all their rows (BIASED), instead of
-// a subtraction a weight; the sums then carry a factor 4 (I8_UNSCALE). The bias is 384 steps of b where
-// the byte in bits 0–7 would be 1152: the sums' rounding error scales with it (tests/kernels' tolerance
-// held at 384 and not at 1152, PERF.md v93).
-const I8_BIAS = 1536.0;
-const I8_UNSCALE = 0.25;
+// (b + 128)·2⁻²⁴ for each int8 b of w, exact, with no subtraction: each byte, biased by the xor, is the
+// mantissa of a subnormal half float (exponent bits 0, so no implicit 1024 under it), one mask-and-xor a
+// pair. At one token the matrix-vector kernels multiply these and take I8_BIAS·Σx of the word off once for
+// all their rows (BIASED), instead of a subtraction a weight; the sums then carry a factor 2⁻²⁴
+// (I8_UNSCALE). The sums' rounding error scales with the bias in steps of b: 128 here, the least an
+// unsigned byte allows, where a normal half float's bits 2–9 gave 384 (v93, which exceeded
+// tolerance.matmul on single-output products) and bits 0–7 1152; and I8_BIAS is a power of two, so
+// −I8_BIAS·Σx rounds only in Σx. Needs unpack2x16float to keep subnormal halves, which a driver may flush
+// (Gpu.halfSubnormals probes it; llvmpipe and NVIDIA keep them). H200 decode 7.21 → 7.09 ms (PERF.md v94).
+const I8_BIAS = 7.62939453125e-6; // 2⁻¹⁷ = 128·2⁻²⁴
+const I8_UNSCALE = 16777216.0; // 2²⁴
 fn i8x4_biased(w: u32) -> vec4<f32> {
-  let even = unpack2x16float(((w << 2u) & 0x03FC03FCu) ^ 0x66006600u);
-  let odd = unpack2x16float(((w >> 6u) & 0x03FC03FCu) ^ 0x66006600u);
+  let even = unpack2x16float((w & 0x00FF00FFu) ^ 0x00800080u);
+  let odd = unpack2x16float(((w >> 8u) & 0x00FF00FFu) ^ 0x00800080u);
   return vec4<f32>(even.x, odd.x, even.y, odd.y);
 }
 

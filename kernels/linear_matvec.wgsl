@@ -8,7 +8,7 @@
 // flight (eight, through a private array, was slower: the array went to local memory).
 // ROWS2 (int8, one token): each lane takes the same words of two rows, n and n + 4, so one x load serves
 // both — the decode step's wo and w2 on an H200 (64 lanes a row): 7.73 → 7.58 ms a step (PERF.md v71).
-// BIASED (ROWS2): the words widen to I8_BIAS + 4b (i8x4_biased, kernels/int8.wgsl) and each word's two
+// BIASED (ROWS2): the words widen to (b + 128)·2⁻²⁴ (i8x4_biased, kernels/int8.wgsl) and each word's two
 // chains start from −I8_BIAS·Σx of the word: one addition a row and word instead of four subtractions.
 //
 // Bindings: 1 x     [T, K] f32 viewed as vec4 (K % 4 == 0)
@@ -82,7 +82,7 @@ fn pair_word_f32(w: u32) -> vec4<f32> {
 }
 
 // ROWS2: the sums of rows `first` (t0) and first + ROWS/2 (t1) at token 0, one x load for both words
-// (BIASED: 4× the sums, over I8_BIAS + 4b less I8_BIAS·Σx).
+// (BIASED: 2⁻²⁴ times the sums, over (b + 128)·2⁻²⁴ less I8_BIAS·Σx).
 fn word_pair(a: ptr<function, Acc>, q: u32, u: u32, v: u32) {
   let xv = x[q];
   let wu = pair_word_f32(u);

@@ -29,8 +29,8 @@
 //            (above 32 several warps share a row: fewer rows per workgroup, more workgroups for small N),
 //            U ∈ {1, 2, 4, 8}, I2F (unpack4xI8 + int→float instead of i8x4_halves: benchmarks, and
 //            tests/kernels/matvec_i8_test.ts's exact reference), BIASED (TT = 1: the weights widen to
-//            I8_BIAS + 4b, i8x4_biased, and each word's chain of multiply-adds starts from −I8_BIAS·Σx of
-//            the word, shared by the thread's rows; the sums are scaled by 1/4 at the end),
+//            (b + 128)·2⁻²⁴, i8x4_biased, and each word's chain of multiply-adds starts from −I8_BIAS·Σx
+//            of the word, shared by the thread's rows; the sums are scaled by 2²⁴ at the end),
 //            PROBE (benchmarks only, wrong results: 1 = every token's math on token 0's x, so one x load a
 //            word; 2 = every token's x loaded but summed, so one token's math; 3 = no weight loads,
 //            words made from their index), DOT_ADD (benchmarks only: dot product + add per row and word).

@@ -36,7 +36,7 @@ var<workgroup> invs: array<f32, 8>;
 var<workgroup> red2: array<f32, 256>;
 
 // The word's 4 int8 as f32: i8x4_halves, or (I2F: benchmarks, and the tests' exact reference) unpack4xI8 and
-// int → float, or (BIASED) I8_BIAS + 4b.
+// int → float, or (BIASED) (b + 128)·2⁻²⁴.
 fn word_f32(w: u32) -> vec4<f32> {
   if (I2F) { return vec4<f32>(unpack4xI8(w)); }
   if (BIASED) { return i8x4_biased(w); }

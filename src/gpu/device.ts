@@ -2,6 +2,7 @@ import { type DType, Tensor, tensorByteLength } from "./tensor.ts";
 import { kernelLine, kernelSource } from "./kernel_source.ts";
 import { Recorder } from "./recorder.ts";
 import type { DispatchCache } from "./dispatch_cache.ts";
+import { probeHalfSubnormals } from "./half_subnormals.ts";
 
 export interface GpuOptions {
   /** Ask for the high-performance adapter (the default) or the low-power one. */
@@ -19,6 +20,11 @@ export class Gpu {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private firstError: Error | null = null;
   private pendingChecks: Promise<void>[] = [];
+  /**
+   * Whether unpack2x16float keeps subnormal half floats (probed by `create`): the one-token matrix-vector
+   * kernels' biased sums need it. Tests clear it to run the forms a flushing device would get.
+   */
+  halfSubnormals = false;
 
   private constructor(
     readonly device: GPUDevice,
@@ -77,7 +83,9 @@ export class Gpu {
       (adapter as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
         (info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter,
     );
-    return new Gpu(device, description, fallback, hasF16, hasTimestamps);
+    const gpu = new Gpu(device, description, fallback, hasF16, hasTimestamps);
+    gpu.halfSubnormals = await probeHalfSubnormals(gpu);
+    return gpu;
   }
 
   get limits(): GPUSupportedLimits {

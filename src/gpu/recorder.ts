@@ -70,6 +70,11 @@ export class Recorder {
     return this.gpu.isFallbackAdapter;
   }
 
+  /** Whether the device keeps subnormal half floats (Gpu.halfSubnormals): biased sums need it. */
+  get halfSubnormals(): boolean {
+    return this.gpu.halfSubnormals;
+  }
+
   get size(): number {
     return this.dispatches.length;
   }

@@ -113,8 +113,9 @@ export interface LinearMatvecForm {
   lanes: 8 | 32 | 64;
   twoRows?: boolean;
   /**
-   * Two rows a lane only: the weights widen to I8_BIAS + 4b (kernels/int8.wgsl) and each word's two chains
-   * start from −I8_BIAS·Σx of the word: one addition a row and word instead of four subtractions.
+   * Two rows a lane only, on a device that keeps subnormal half floats (Recorder.halfSubnormals): the
+   * weights widen to (b + 128)·2⁻²⁴ (kernels/int8.wgsl) and each word's two chains start from −I8_BIAS·Σx
+   * of the word: one addition a row and word instead of four subtractions.
    */
   biased?: boolean;
 }
@@ -147,7 +148,7 @@ export const linearMatvecForms: readonly LinearMatvecForm[] = [
  */
 export function linearMatvecForm(r: Recorder, T: number, int8: boolean): LinearMatvecForm {
   if (r.fallbackAdapter) return { lanes: 8 };
-  return T === 1 && int8 ? { lanes: 64, twoRows: true, biased: true } : { lanes: 32 };
+  return T === 1 && int8 ? { lanes: 64, twoRows: true, biased: r.halfSubnormals } : { lanes: 32 };
 }
 
 /** What the many-row LLM.int8 path needs: its scratch (sized for the largest layer) and the threshold. */
@@ -310,6 +311,9 @@ export function recordLinear(
       throw new Error(
         `${what}: two rows a lane take int8 weights at one token, biased sums two rows a lane (T=${T}, ${w.kind})`,
       );
+    }
+    if (form.biased && !r.halfSubnormals) {
+      throw new Error(`${what}: biased sums need subnormal half floats, which this device flushes to zero`);
     }
     // int8 at T ≥ 2: kernels/matvec_i8.wgsl (rows per thread share each x load; 1.7–3.2× at T = 4, 8 on
     // an H100); at T = 1, at T = 2 with K ≤ 8192 (matvecConfig) and for f32 weights linear_matvec is faster.

@@ -30,10 +30,10 @@ export interface MatvecConfig {
   /** Persistent workgroups walking the row blocks (the grid is then min(blocks, persist)); 0/absent: none. */
   persist?: number;
   /**
-   * One token only; absent: at one token unless I2F. The weights widen to I8_BIAS + 4b (kernels/int8.wgsl)
-   * and each word's multiply-adds start from −I8_BIAS·Σx of the word, shared by the thread's rows: one
-   * addition a row and word instead of four subtractions (not the exact sums' rounding; within
-   * tolerance.matmul of them).
+   * One token only; absent: at one token unless I2F, where the device keeps subnormal half floats
+   * (Recorder.halfSubnormals). The weights widen to (b + 128)·2⁻²⁴ (kernels/int8.wgsl) and each word's
+   * multiply-adds start from −I8_BIAS·Σx of the word, shared by the thread's rows: one addition a row and
+   * word instead of four subtractions (not the exact sums' rounding; within tolerance.matmul of them).
    */
   biased?: boolean;
 }
@@ -136,8 +136,11 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
   if (c.VEC && K % 16 !== 0) throw new Error(`${a.label}: VEC needs K % 16 == 0, got K=${K}`);
   // kernels/matvec_i8_vec.wgsl always loads its weights: a "no weight loads" timing would be a mislabel.
   if (c.VEC && c.probe === 3) throw new Error(`${a.label}: PROBE 3 (no weight loads) is matvec_i8's only`);
-  const biased = c.biased ?? (T === 1 && !c.I2F);
+  const biased = c.biased ?? (T === 1 && !c.I2F && r.halfSubnormals);
   if (biased && (T !== 1 || c.I2F)) throw new Error(`${a.label}: biased sums take one token and no I2F`);
+  if (biased && !r.halfSubnormals) {
+    throw new Error(`${a.label}: biased sums need subnormal half floats, which this device flushes to zero`);
+  }
   const rowsPerGroup = c.R * (256 / c.LANES);
   const blocks = Math.ceil(N / rowsPerGroup);
   const persist = persistentGroups(blocks, c.persist);

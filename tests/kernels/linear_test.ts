@@ -236,7 +236,7 @@ Deno.test("linear_matvec at one token: bit for bit token 0 of the same layer at 
   for (const t of [w.weight, w.bias, w.kind === "int8" ? w.scale : null]) t?.buffer.destroy();
 });
 
-// Biased sums (I8_BIAS + 4b, each word's chains from −I8_BIAS·Σx) are not the exact sums' rounding: within
+// Biased sums ((b + 128)·2⁻²⁴, each word's chains from −I8_BIAS·Σx) are not the exact sums' rounding: within
 // the matmul tolerance of them on x of every magnitude, over whole rounds of four words and a tail
 // (K/4 = 517 words).
 Deno.test("linear_matvec at one token: biased sums within tolerance of the exact ones, x of every magnitude", async () => {
