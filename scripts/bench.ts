@@ -51,7 +51,7 @@ const usage = `usage: deno task bench [options]
   --kv-cache DTYPE           f32 (default) or bf16: how the KV caches store keys and values (KV_CACHE_DTYPE)
   --row-head-prefetch LIST   weight-only steps of 1–2 rows read the first bytes of each weight row ahead:
                              [PRODUCT=]BYTES:WORKGROUPS or [PRODUCT=]off applied in order to the defaults
-                             (wqkv=256:66,wo=512:66,gateUp=128:66,w2=192:132,head=off); no PRODUCT:
+                             (wqkv=256:66,wo=512:66,gateUp=192:66,w2=192:132,head=off); no PRODUCT:
                              all (src/ops/prefetch_row_heads.ts, docs/PERF.md v52, v53)
   --first-part-dispatches N  the loop section's generate(): dispatches of the step after each readback's
                              drain submitted ahead of the rest (default 48, the server's; tiny: 4; 0: one

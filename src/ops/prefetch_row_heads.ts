@@ -35,12 +35,15 @@ const off: RowHeadRead = { bytesPerRow: 0, workgroups: 0 };
  * 2 rows they help too (language.ts, maxRowHeadRows). gate·up's read, beside wo, then one 128-byte cache line a
  * row (H200, PERF.md v72, alternating four times: 7.606–7.616 → 7.525–7.545 ms a step at ctx 512, 8.285–8.294
  * → 8.234–8.238 at 4096): since v71's two rows a lane wo ends sooner, and 192 bytes (two lines) held gate·up
- * back; 112 or 144 bytes, or other workgroup counts, lost (7.59–7.75 ms).
+ * back; 112 or 144 bytes, or other workgroup counts, lost (7.59–7.75 ms). With v94's cheaper one-token
+ * products the two lines won (H200, alternating three times: 7.091–7.093 → 7.073–7.076 ms a step at ctx
+ * 512, weight-only batch 2 218.7–219.0 → 220.2–220.5 tokens/s; 256 bytes or 132 workgroups lost, and other
+ * sizes for wqkv, wo, w2 and the LM head gained nothing: PERF.md v94).
  */
 export const defaultRowHeadPrefetch: Readonly<RowHeadPrefetch> = Object.freeze({
   wqkv: { bytesPerRow: 256, workgroups: 66 },
   wo: { bytesPerRow: 512, workgroups: 66 },
-  gateUp: { bytesPerRow: 128, workgroups: 66 },
+  gateUp: { bytesPerRow: 192, workgroups: 66 },
   w2: { bytesPerRow: 192, workgroups: 132 },
   head: off,
 });
