@@ -144,6 +144,9 @@ async function environment(ctx: BenchContext): Promise<Record<string, Json>> {
     fallback_adapter: gpu.isFallbackAdapter,
     nvidia_smi: nvidia,
     features: { "shader-f16": gpu.hasF16, "timestamp-query": gpu.hasTimestamps },
+    // Whether the one-token products take the biased sums (src/gpu/half_subnormals.ts): where the device
+    // flushes subnormal halves they take the exact widening, and the decode figures are those of that form.
+    half_subnormals: gpu.halfSubnormals,
     limits: {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       maxBufferSize: l.maxBufferSize,

@@ -150,6 +150,8 @@ Deno.test("bench --timing wall falls back to wall clock and skips what needs tim
   assert.equal(doc.sections.decode.b1_ctx512.bytes_per_step, bf16Bytes);
   assert.ok(bf16Bytes < decodeCost(benchShapes("tiny").language, 512, 1).totalBytes);
   assert.deepEqual(Object.keys(doc.sections), ["env", "copy", "decode", "kernels"]);
+  // Which one-token form the decode figures are (llvmpipe keeps subnormal halves: the biased sums).
+  assert.equal(doc.sections.env.half_subnormals, true);
   assert.ok(isNum(doc.decode_ms_b1_ctx512) && doc.decode_ms_b1_ctx512 > 0);
   assert.equal(doc.sections.decode.b1_ctx512.method, "wall-clock");
   assert.equal(doc.gpu_idle_ms_between_steps, null);
