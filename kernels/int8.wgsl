@@ -24,13 +24,14 @@ fn i8x4_halves(w: u32) -> vec4<f32> {
 
 // (b + 128)·2⁻²⁴ for each int8 b of w, exact, with no subtraction: each byte, biased by the xor, is the
 // mantissa of a subnormal half float (exponent bits 0, so no implicit 1024 under it): one mask-and-xor a
-// pair, and a shift for bytes 1 and 3. At one token the matrix-vector kernels multiply these and take I8_BIAS·Σx of the word off once for
-// all their rows (BIASED), instead of a subtraction a weight; the sums then carry a factor 2⁻²⁴
-// (I8_UNSCALE). The sums' rounding error scales with the bias in steps of b: 128 here, the least an
-// unsigned byte allows, where a normal half float's bits 2–9 gave 384 (v93: three to four times the
-// normalised error, scripts/probe_biased_precision.ts) and bits 0–7 1152; and I8_BIAS is a power of two, so
-// −I8_BIAS·Σx rounds only in Σx. Needs unpack2x16float to keep subnormal halves, which a driver may flush
-// (Gpu.halfSubnormals probes it; llvmpipe and NVIDIA keep them). H200 decode 7.21 → 7.09 ms (PERF.md v94).
+// pair, and a shift for bytes 1 and 3. At one token the matrix-vector kernels multiply these and take
+// I8_BIAS·Σx of the word off once for all their rows (BIASED), instead of a subtraction a weight; the sums
+// then carry a factor 2⁻²⁴ (I8_UNSCALE). The sums' rounding error scales with the bias in steps of b: 128
+// here, the least an unsigned byte allows, where a normal half float's bits 2–9 gave 384 (v93: three to
+// four times the normalised error, scripts/probe_biased_precision.ts) and bits 0–7 1152; and I8_BIAS is a
+// power of two, so −I8_BIAS·Σx rounds only in Σx. Needs unpack2x16float to keep subnormal halves, which a
+// driver may flush (Gpu.halfSubnormals probes it; llvmpipe and NVIDIA keep them). H200 decode 7.21 → 7.09
+// ms (PERF.md v94).
 const I8_BIAS = 7.62939453125e-6; // 2⁻¹⁷ = 128·2⁻²⁴
 const I8_UNSCALE = 16777216.0; // 2²⁴
 fn i8x4_biased(w: u32) -> vec4<f32> {

@@ -76,11 +76,7 @@ for (const [mode, tiling] of tilings) {
     e.sort((a, b) => a - b);
     const at = (q: number) => e[Math.floor(q * (e.length - 1))].toExponential(1);
     const over = e.filter((v) => v > nerrBound).length;
-    console.log(
-      `${mode.padEnd(6)} ${form.padEnd(6)} median ${at(0.5)}  p90 ${at(0.9)}  worst ${
-        at(1)
-      }  over ${nerrBound}: ` +
-        `${over} of ${e.length}`,
-    );
+    const spread = `median ${at(0.5)}  p90 ${at(0.9)}  worst ${at(1)}`;
+    console.log(`${mode.padEnd(6)} ${form.padEnd(6)} ${spread}  over ${nerrBound}: ${over} of ${e.length}`);
   }
 }

@@ -1,4 +1,5 @@
 import type { Gpu } from "./device.ts";
+import type { Recorder } from "./recorder.ts";
 
 /**
  * Half floats whose exponent bits are 0: mantissa·2⁻²⁴, every int8 weight the biased widening makes
@@ -11,6 +12,13 @@ const mantissas = [1, 2, 0x3f, 0x7f, 0x80, 0xff, 0x155, 0x3ff];
  * it flushes them to zero, the matrix-vector kernels' biased sums would be wrong, so they take the exact
  * widening instead (matvecConfig, linearMatvecForm). Mesa's llvmpipe and NVIDIA's Vulkan driver keep them.
  */
+/** Refuses biased sums asked for by hand on a device that flushes subnormal halves (they would be wrong). */
+export function expectHalfSubnormals(r: Recorder, what: string): void {
+  if (!r.halfSubnormals) {
+    throw new Error(`${what}: biased sums need subnormal half floats, which this device flushes to zero`);
+  }
+}
+
 export async function probeHalfSubnormals(gpu: Gpu): Promise<boolean> {
   const pairs = mantissas.length / 2;
   const words = new Uint32Array(pairs);

@@ -1,6 +1,7 @@
 import { type LlmInt8Scratch, recordLinearLlmInt8 } from "./llm_int8.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Recorder } from "../gpu/recorder.ts";
+import { expectHalfSubnormals } from "../gpu/half_subnormals.ts";
 import { expectTensor, frontView, type Tensor } from "../gpu/tensor.ts";
 import { flatGrid } from "./grid.ts";
 import { matvecConfig, recordMatvecI8 } from "./matvec_i8.ts";
@@ -312,9 +313,7 @@ export function recordLinear(
         `${what}: two rows a lane take int8 weights at one token, biased sums two rows a lane (T=${T}, ${w.kind})`,
       );
     }
-    if (form.biased && !r.halfSubnormals) {
-      throw new Error(`${what}: biased sums need subnormal half floats, which this device flushes to zero`);
-    }
+    if (form.biased) expectHalfSubnormals(r, what);
     // int8 at T ≥ 2: kernels/matvec_i8.wgsl (rows per thread share each x load; 1.7–3.2× at T = 4, 8 on
     // an H100); at T = 1, at T = 2 with K ≤ 8192 (matvecConfig) and for f32 weights linear_matvec is faster.
     const config = w.kind === "int8" ? matvecConfig("linear", T, N, K, r.fallbackAdapter) : null;

@@ -1,4 +1,5 @@
 import type { Recorder } from "../gpu/recorder.ts";
+import { expectHalfSubnormals } from "../gpu/half_subnormals.ts";
 import { f32 } from "../gpu/recorder.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { persistentGroups } from "./grid.ts";
@@ -138,9 +139,7 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
   if (c.VEC && c.probe === 3) throw new Error(`${a.label}: PROBE 3 (no weight loads) is matvec_i8's only`);
   const biased = c.biased ?? (T === 1 && !c.I2F && r.halfSubnormals);
   if (biased && (T !== 1 || c.I2F)) throw new Error(`${a.label}: biased sums take one token and no I2F`);
-  if (biased && !r.halfSubnormals) {
-    throw new Error(`${a.label}: biased sums need subnormal half floats, which this device flushes to zero`);
-  }
+  if (biased) expectHalfSubnormals(r, a.label);
   const rowsPerGroup = c.R * (256 / c.LANES);
   const blocks = Math.ceil(N / rowsPerGroup);
   const persist = persistentGroups(blocks, c.persist);
