@@ -27,12 +27,19 @@ override BIASED: bool = false;
 override PROBE: u32 = 0u;
 override DOT_ADD: bool = false;
 const WG = 256u;
-const VALS = 16u; // partial sums per thread and round: 2 tokens × (4 lo + 4 hi rows)
-
-// red[(group·16 + value)·(LANES + 1) + lane]; G·16·(LANES+1) ≤ 32·16·9 = 4608 (LANES = 8; ≤ 4160 beyond).
-var<workgroup> red: array<f32, 4608>;
+// red[(group·VALS + value)·(LANES + 1) + lane], at least WG floats (the norm's sums). RED_LEN sets the
+// workgroup memory, which decides how many workgroups share a multiprocessor (src/ops/matvec_i8.ts). At the
+// full 4608 a round holds 2 tokens × 8 slots (4 lo rows, then 4 hi rows) whatever the tiling:
+// G·16·(LANES+1) ≤ 32·16·9 = 4608. A shorter array packs a round's tokens by the rows a thread has (SLOTS;
+// one token at TT = 1). The full array keeps the full layout: the packed one cost the one-token step 0.035
+// ms (PERF.md v95).
+override RED_LEN: u32 = 4608u;
+override PACKED: bool = RED_LEN < 4608u;
+override SLOTS: u32 = select(8u, select(min(R, 4u), 8u, MODE == 2u || R > 4u), PACKED);
+override VALS: u32 = select(16u, min(TT, 2u) * SLOTS, PACKED);
+var<workgroup> red: array<f32, RED_LEN>;
 var<workgroup> invs: array<f32, 8>;
-// LANES > 32: per-thread sums of 16 lanes, [slot][LANES/16] (G·16 slots · LANES/16 = 256).
+// LANES > 32: per-thread sums of 16 lanes, [slot][LANES/16] (G·VALS slots · LANES/16 ≤ 256).
 var<workgroup> red2: array<f32, 256>;
 
 // The word's 4 int8 as f32: i8x4_halves, or (I2F: benchmarks, and the tests' exact reference) unpack4xI8 and
@@ -265,7 +272,7 @@ fn write_pair(t0: u32, sa: Words2, sb: Words2, first: u32, li: u32) {
     if (t0 + tr < TT) {
       var s = sa;
       if (tr == 1u) { s = sb; }
-      let o = (grp * VALS + tr * 8u) * stride + lane;
+      let o = (grp * VALS + tr * SLOTS) * stride + lane;
       red[o] = s.lo.x;
       if (nlo() > 1u) { red[o + stride] = s.lo.y; }
       if (nlo() > 2u) {
@@ -285,10 +292,12 @@ fn write_pair(t0: u32, sa: Words2, sb: Words2, first: u32, li: u32) {
     // Wide rows: first every thread sums 16 lanes of one slot (P = LANES/16 threads per slot), so the
     // serial part below adds P values instead of LANES.
     let P = LANES / 16u;
-    let o = (li / P) * stride + (li % P) * 16u;
-    var a = 0.0;
-    for (var l = 0u; l < 16u; l++) { a += red[o + l]; }
-    red2[li] = a;
+    if (!PACKED || li / P < G * VALS) {
+      let o = (li / P) * stride + (li % P) * 16u;
+      var a = 0.0;
+      for (var l = 0u; l < 16u; l++) { a += red[o + l]; }
+      red2[li] = a;
+    }
     workgroupBarrier();
   }
   // One thread per (row group ug, token t0 + tr, lo component c): 8·G ≤ 256 threads.
@@ -297,7 +306,7 @@ fn write_pair(t0: u32, sa: Words2, sb: Words2, first: u32, li: u32) {
   let c = li % 4u;
   let t = t0 + tr;
   if (ug < G && t < TT && c < nlo()) {
-    let slot = ug * VALS + tr * 8u + c;
+    let slot = ug * VALS + tr * SLOTS + c;
     var a = 0.0;
     var b = 0.0;
     if (LANES > 32u) {

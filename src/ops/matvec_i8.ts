@@ -5,6 +5,47 @@ import type { Tensor } from "../gpu/tensor.ts";
 import { persistentGroups } from "./grid.ts";
 import { matvecOverride } from "./tiling_overrides.ts";
 
+/**
+ * Floats of kernels/matvec_i8_core.wgsl's reduction array a tiling needs at T tokens in the packed layout of
+ * a shorter array (at least 256; the full array's layout fits every tiling).
+ */
+export function matvecReductionFloats(mode: MatvecMode, c: MatvecConfig, T: number): number {
+  const slots = mode === "gateUp" || c.R > 4 ? 8 : c.R;
+  return Math.max(256, (256 / c.LANES) * Math.min(T, 2) * slots * (c.LANES + 1));
+}
+
+/** The reduction array's full length (19.5 KiB of workgroup memory in all) and the shorter one (15 KiB). */
+export const fullReductionFloats = 4608;
+export const compactReductionFloats = 3584;
+/** Multiprocessors of an H100 / H200, which the grids' sizes assume (as persistent workgroups' 264 do). */
+const multiprocessors = 132;
+
+/**
+ * kernels/matvec_i8_core.wgsl's RED_LEN for a dispatch of `blocks` row blocks, one a workgroup (`persist`
+ * 0), or persistent workgroups. The kernel's workgroup memory decides how many of its workgroups share a
+ * multiprocessor. At the full length two do, and that spreads the one-token and persistent grids (256–264
+ * workgroups) over the multiprocessors: at the length each tiling needs, the decode step took 7.11 → 8.38
+ * ms (H200, PERF.md v95). But at two a multiprocessor the plain linears of 2–6 tokens (wo and w2: 384 blocks
+ * of 16 rows) most likely ran in two waves; with the shorter array three share one, and the 384 fit at once.
+ * H200, weight-only, alternating twice against the full array (PERF.md v95): batch 2 / 3 / 4 / 5 / 6 222.0 /
+ * 251.3–269.6 / 328.2–328.6 / 354.7–354.9 / 367.4–367.6 → 241.0–241.3 / 285.1–285.4 / 341.7 / 369.6–369.7 /
+ * 384.4–384.6 tokens/s, one row 7.033 / 7.036 ms a step. At 7 and 8 tokens it lost (batch 7 399.9–402.7 →
+ * 332.5–333.0, batch 8 409.7 → 332.7), and 2560 floats or fewer gained less at 3–4 tokens.
+ */
+export function matvecReductionLength(
+  mode: MatvecMode,
+  c: MatvecConfig,
+  T: number,
+  blocks: number,
+  persist: number,
+): number {
+  const threeAtOnce = blocks > 2 * multiprocessors && blocks <= 3 * multiprocessors;
+  const fits = matvecReductionFloats(mode, c, T) <= compactReductionFloats;
+  return mode === "linear" && persist === 0 && T >= 2 && T <= 6 && threeAtOnce && fits
+    ? compactReductionFloats
+    : fullReductionFloats;
+}
+
 /** kernels/matvec_i8.wgsl's MODE: plain linear, RMSNorm → linear, RMSNorm → W1, W3 → silu·up. */
 export type MatvecMode = "linear" | "norm" | "gateUp";
 const modeIds: Record<MatvecMode, number> = { linear: 0, norm: 1, gateUp: 2 };
@@ -164,6 +205,7 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
       BIASED: biased ? 1 : 0,
       PROBE: c.probe ?? 0,
       DOT_ADD: c.dotAdd ? 1 : 0,
+      RED_LEN: matvecReductionLength(a.mode, c, T, blocks, persist),
     },
     label: `${kernel} ${a.label}`,
   });

@@ -5,7 +5,16 @@ import type { Gpu } from "../../src/gpu/device.ts";
 import type { Tensor } from "../../src/gpu/tensor.ts";
 import { persistentGroups } from "../../src/ops/grid.ts";
 import { type HostLinear, type LinearWeights, uploadLinear } from "../../src/ops/linear.ts";
-import { type MatvecConfig, matvecConfig, type MatvecMode, recordMatvecI8 } from "../../src/ops/matvec_i8.ts";
+import {
+  compactReductionFloats,
+  fullReductionFloats,
+  type MatvecConfig,
+  matvecConfig,
+  type MatvecMode,
+  matvecReductionFloats,
+  matvecReductionLength,
+  recordMatvecI8,
+} from "../../src/ops/matvec_i8.ts";
 import { linearRef } from "../../src/ref/linear.ts";
 import { rmsNormLinearRef } from "../../src/ref/rms_norm_linear.ts";
 import { gateUpSiluRef } from "../../src/ref/gate_up_silu.ts";
@@ -281,6 +290,53 @@ Deno.test("matvec_i8: a device that flushes subnormal halves gets the exact sums
   } finally {
     gpu.halfSubnormals = kept;
   }
+});
+
+// wo's and w2's tilings at 2–6 tokens with 265–396 row blocks (here 301 of 16 rows) take the shorter reduction
+// array, whose layout packs a round's tokens by the rows a thread has: the shapes above stay under 265 blocks.
+Deno.test("matvec_i8: plain linears of 2–6 tokens in 301 row blocks (the shorter reduction array)", async (t) => {
+  const gpu = await testGpu();
+  const N = 16 * 300 + 5, K = 1040; // 65 chunks or 260 words a row: an odd tail for every lane count
+  for (const T of [2, 3, 5, 6]) {
+    const c = T === 2 ? matvecConfig("linear", 2, 6144, 16384)! : matvecConfig("linear", T, N, K)!;
+    const rows = c.R * (256 / c.LANES);
+    assert.equal(matvecReductionLength("linear", c, T, Math.ceil(N / rows), 0), compactReductionFloats);
+    await t.step(
+      `T=${T} R${c.R} L${c.LANES} U${c.U}${c.VEC ? " VEC" : ""}`,
+      () => check(gpu, "linear", c, T, N, K),
+    );
+  }
+});
+
+Deno.test("matvecReductionLength: the shorter array only for plain linears of 2–6 tokens in 265–396 blocks", () => {
+  const wo = (T: number) => matvecConfig("linear", T, 6144, 6144)!;
+  for (const T of [3, 4, 5, 6]) {
+    assert.equal(matvecReductionLength("linear", wo(T), T, 384, 0), compactReductionFloats);
+  }
+  const w2 = matvecConfig("linear", 2, 6144, 16384)!;
+  assert.equal(matvecReductionLength("linear", w2, 2, 384, 0), compactReductionFloats);
+  for (const T of [7, 8]) { // slower there (PERF.md v95)
+    assert.equal(matvecReductionLength("linear", wo(T), T, 384, 0), fullReductionFloats);
+  }
+  assert.equal(matvecReductionLength("linear", wo(3), 1, 384, 0), fullReductionFloats); // one token
+  assert.equal(matvecReductionLength("linear", wo(3), 3, 264, 0), fullReductionFloats); // two at once suffice
+  assert.equal(matvecReductionLength("linear", wo(3), 3, 397, 0), fullReductionFloats);
+  assert.equal(matvecReductionLength("linear", wo(3), 3, 384, 264), fullReductionFloats); // persistent
+  assert.equal(matvecReductionLength("norm", wo(3), 3, 384, 0), fullReductionFloats);
+  assert.equal(matvecReductionLength("gateUp", { R: 4, LANES: 16, U: 1 }, 3, 384, 0), fullReductionFloats);
+  // Whatever the tiling, a shorter array holds what its packed layout needs (the full one fits any tiling).
+  for (const c of configs) {
+    for (const mode of modes) {
+      for (let T = 1; T <= 8; T++) {
+        const length = matvecReductionLength(mode, c, T, 300, 0);
+        if (length < fullReductionFloats) {
+          assert.ok(matvecReductionFloats(mode, c, T) <= length, `${mode} R${c.R} L${c.LANES} T=${T}`);
+        }
+      }
+    }
+  }
+  assert.ok(matvecReductionFloats("linear", { R: 8, LANES: 8, U: 1 }, 3) > compactReductionFloats);
+  assert.equal(matvecReductionLength("linear", { R: 8, LANES: 8, U: 1 }, 3, 300, 0), fullReductionFloats);
 });
 
 Deno.test("persistentGroups: fewer workgroups than blocks or none, at most 1024 blocks each", () => {
