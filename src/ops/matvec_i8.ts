@@ -29,7 +29,7 @@ const multiprocessors = 132;
  * of 16 rows) most likely ran in two waves; with the shorter array three share one, and the 384 fit at once.
  * H200, weight-only, alternating twice against the full array (PERF.md v95): batch 2 / 3 / 4 / 5 / 6 222.0 /
  * 251.3–269.6 / 328.2–328.6 / 354.7–354.9 / 367.4–367.6 → 241.0–241.3 / 285.1–285.4 / 341.7 / 369.6–369.7 /
- * 384.4–384.6 tokens/s, one row 7.033 / 7.036 ms a step. At 7 and 8 tokens it lost (batch 7 399.9–402.7 →
+ * 384.4–384.6 tokens/s, one row 7.033 / 7.036 ms a step. At 7 and 8 tokens it lost (batch 7 381.7–402.7 →
  * 332.5–333.0, batch 8 409.7 → 332.7), and 2560 floats or fewer gained less at 3–4 tokens.
  */
 export function matvecReductionLength(
