@@ -2,7 +2,9 @@
 // recorded next, which streams the matrix row by row, starts on L2 hits (src/ops/prefetch_row_heads.ts says
 // where and why). It writes nothing: the store, guarded by a compare that random data practically never
 // meets, only keeps the loads alive; its sink is a buffer of its own, so no barrier orders this dispatch
-// after the one before it and the GPU runs it in that one's tail.
+// after the one before it and the GPU runs it in that one's tail. It must declare no workgroup memory: with a
+// 16-byte workgroup array the one-row decode step took 0.31 ms longer (H200, PERF.md v95), and one chunk a
+// thread in flight at a time beat two or four.
 //
 // Bindings: 1 w [n, row16] vec4<u32> (an [N, K] i8x4 matrix, K % 16 == 0), 2 sink [≥1] u32.
 // Params: n = N, row16 = K/16, c16 (chunks a row, ≤ row16), total = n·c16, magic.
