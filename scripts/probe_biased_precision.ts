@@ -12,14 +12,16 @@ import { type MatvecConfig, matvecConfig, type MatvecMode, recordMatvecI8 } from
 import { gateUpSiluRef } from "../src/ref/gate_up_silu.ts";
 import { rmsNormLinearRef } from "../src/ref/rms_norm_linear.ts";
 import { randomF32 } from "../src/ref/random.ts";
+import { compareOutputs } from "../src/bench/sweep.ts";
 import { hostInt8 } from "../tests/kernels/host_linear.ts";
+import { tolerance } from "../tests/kernels/tolerances.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: { rows: { type: "string", default: "1" }, seeds: { type: "string", default: "60" } },
 });
 const N = Number(values.rows), seeds = Number(values.seeds);
-const nerrBound = 1e-10; // tests/kernels/tolerances.ts, matmul
+const nerrBound = tolerance.matmul.nerr;
 const gpu = await Gpu.create();
 console.log(
   `${gpu.adapterDescription}; half subnormals kept: ${gpu.halfSubnormals}; ${N} rows, ${seeds} seeds`,
@@ -61,13 +63,7 @@ for (const [mode, tiling] of tilings) {
           label: "probe",
         });
         r.submit();
-        const y = await gpu.readF32(out);
-        let num = 0, den = 0;
-        for (let j = 0; j < N; j++) {
-          num += (y[j] - ref[j]) ** 2;
-          den += ref[j] ** 2;
-        }
-        errors[form].push(num / den);
+        errors[form].push(compareOutputs(await gpu.readF32(out), ref).nerr);
       }
       for (const t of [x, g, out, w1.weight, w1.scale, w3.weight, w3.scale]) t.buffer.destroy();
     }

@@ -7,11 +7,6 @@ import type { Recorder } from "./recorder.ts";
  */
 const mantissas = [1, 2, 0x3f, 0x7f, 0x80, 0xff, 0x155, 0x3ff];
 
-/**
- * Whether the device's unpack2x16float keeps subnormal half floats (kernels/half_subnormal_probe.wgsl). Where
- * it flushes them to zero, the matrix-vector kernels' biased sums would be wrong, so they take the exact
- * widening instead (matvecConfig, linearMatvecForm). Mesa's llvmpipe and NVIDIA's Vulkan driver keep them.
- */
 /** Refuses biased sums asked for by hand on a device that flushes subnormal halves (they would be wrong). */
 export function expectHalfSubnormals(r: Recorder, what: string): void {
   if (!r.halfSubnormals) {
@@ -19,6 +14,11 @@ export function expectHalfSubnormals(r: Recorder, what: string): void {
   }
 }
 
+/**
+ * Whether the device's unpack2x16float keeps subnormal half floats (kernels/half_subnormal_probe.wgsl). Where
+ * it flushes them to zero, the matrix-vector kernels' biased sums would be wrong, so they take the exact
+ * widening instead (matvecConfig, linearMatvecForm). Mesa's llvmpipe and NVIDIA's Vulkan driver keep them.
+ */
 export async function probeHalfSubnormals(gpu: Gpu): Promise<boolean> {
   const pairs = mantissas.length / 2;
   const words = new Uint32Array(pairs);
