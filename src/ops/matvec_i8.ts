@@ -14,6 +14,11 @@ export function matvecReductionFloats(mode: MatvecMode, c: MatvecConfig, T: numb
   return Math.max(256, (256 / c.LANES) * Math.min(T, 2) * slots * (c.LANES + 1));
 }
 
+/** Row blocks of an N-row product in tiling `c`: R rows a thread, 256/LANES row groups a workgroup. */
+export function matvecRowBlocks(c: MatvecConfig, N: number): number {
+  return Math.ceil(N / (c.R * (256 / c.LANES)));
+}
+
 /** The reduction array's full length (19.5 KiB of workgroup memory in all) and the shorter one (15 KiB). */
 export const fullReductionFloats = 4608;
 export const compactReductionFloats = 3584;
@@ -181,8 +186,7 @@ export function recordMatvecI8(r: Recorder, a: MatvecArgs): void {
   const biased = c.biased ?? (T === 1 && !c.I2F && r.halfSubnormals);
   if (biased && (T !== 1 || c.I2F)) throw new Error(`${a.label}: biased sums take one token and no I2F`);
   if (biased) expectHalfSubnormals(r, a.label);
-  const rowsPerGroup = c.R * (256 / c.LANES);
-  const blocks = Math.ceil(N / rowsPerGroup);
+  const blocks = matvecRowBlocks(c, N);
   const persist = persistentGroups(blocks, c.persist);
   const groups = persist || blocks;
   const groupsPerRow = Math.min(groups, a.maxGroupsPerRow ?? 65535);

@@ -13,6 +13,7 @@ import {
   type MatvecMode,
   matvecReductionFloats,
   matvecReductionLength,
+  matvecRowBlocks,
   recordMatvecI8,
 } from "../../src/ops/matvec_i8.ts";
 import { linearRef } from "../../src/ref/linear.ts";
@@ -299,8 +300,7 @@ Deno.test("matvec_i8: plain linears of 2–6 tokens in 301 row blocks (the short
   const N = 16 * 300 + 5, K = 1040; // 65 chunks or 260 words a row: an odd tail for every lane count
   for (const T of [2, 3, 5, 6]) {
     const c = T === 2 ? matvecConfig("linear", 2, 6144, 16384)! : matvecConfig("linear", T, N, K)!;
-    const rows = c.R * (256 / c.LANES);
-    assert.equal(matvecReductionLength("linear", c, T, Math.ceil(N / rows), 0), compactReductionFloats);
+    assert.equal(matvecReductionLength("linear", c, T, matvecRowBlocks(c, N), 0), compactReductionFloats);
     await t.step(
       `T=${T} R${c.R} L${c.LANES} U${c.U}${c.VEC ? " VEC" : ""}`,
       () => check(gpu, "linear", c, T, N, K),
