@@ -37,7 +37,9 @@
 // Overrides: SPLIT ∈ {1, 2} (2 from T = 2), TH (tokens of the first half: T without SPLIT, else ≤ 8 and
 //           ≥ T − TH), R ∈ {1, 2, 4} (2 or 4 with GLU), LANES ∈ {4, 8, 16, 32}, U ∈ {1, 2, 4},
 //           VEC = 1 when K % 16 == 0 (rows are whole 16-byte chunks; else four word loads a chunk), GLU, SQ,
-//           PHASES (1, 2, 4, 8): K streamed in that many parts, each part's outlier columns right after it.
+//           PHASES (1, 2, 4, 8): K streamed in that many parts, each part's outlier columns right after it,
+//           NR ∈ {2, 4, 8}: tokens of a half the epilogue reduces a round (8 with R ≤ 2; with SQ, at most
+//           2·WG outputs a round).
 // Grid:     ceil(n / rows a workgroup) workgroups of 256 (R·G rows, R/2·G with GLU), folded into 2-D.
 // Features: packed_4x8_integer_dot_product (core WGSL).
 struct Params { n: u32, k4: u32, k16: u32, groups_per_row: u32, accumulate: u32, sq_stride: u32,
@@ -66,9 +68,14 @@ override VEC: u32 = 1u;
 override GLU: u32 = 0u;
 override SQ: u32 = 0u;
 override PHASES: u32 = 1u;
+// Tokens of a half a reduction round: 2 (red and redf side by side, each lane's integer sums exact to the
+// end), or 4 or 8 (each lane's sums times its token's scale in f32 first, one value a slot, so both arrays
+// hold twice the tokens; 8 when a token has at most 2 slots). Every workgroup runs in the one wave, so each
+// round's barriers add to the dispatch's tail: the fewest rounds (src/ops/matvec_dp4a.ts dp4aTokensPerRound).
+override NR: u32 = 2u;
 const WG = 256u;
 
-// red[(tr·4 + j)·256 + li]: two tokens a round, four slots.
+// NR = 2: red[(tr·4 + j)·256 + li], two tokens a round, four slots (NR ≥ 4: put_f's f32 rows in both).
 var<workgroup> red: array<i32, 2048>; // integer all the way: the sum stays exact
 var<workgroup> redf: array<f32, 2048>; // the outlier columns' f32 sums, same layout
 // SQ: this thread's Σ out² of the outputs it wrote, by its output slot (o = li, li + 256) and pair of its
@@ -238,17 +245,19 @@ fn result(tr: u32, j: u32, h: u32, g: u32, th: u32, row: u32) -> f32 {
   return scale(j, row) * (xs[h * p.xs_half + th] * f32(si) + sf);
 }
 
-// What output o of a pair is: (half, token of the pair, row group, distinct row), o = ((h·2 + tr)·G + g)·per + j.
+// What output o of a round is: (half, token of the round, row group, distinct row),
+// o = ((h·NR + tr)·G + g)·per + j.
 struct Output { h: u32, tr: u32, g: u32, j: u32 }
 
 fn output_of(o: u32) -> Output {
   let G = WG / (SPLIT * LANES);
   let per = select(R, R / 2u, GLU == 1u);
-  return Output(o / (2u * per * G), (o / (per * G)) % 2u, (o / per) % G, o % per);
+  return Output(o / (NR * per * G), (o / (per * G)) % NR, (o / per) % G, o % per);
 }
 
-// Pair `pair` of every half (tokens 2·pair and + 1 of the half; sums v0, f0 and v1, f1 of this thread): every lane's
-// sums through workgroup memory, then one thread per output reduces, scales and writes it.
+// NR = 2: pair `pair` of every half (tokens 2·pair and + 1 of the half; sums v0, f0 and v1, f1 of this
+// thread): every lane's sums through workgroup memory, then one thread per output reduces, scales and writes
+// it.
 fn emit(pair: u32, v0: vec4<i32>, f0: vec4<f32>, v1: vec4<i32>, f1: vec4<f32>, first: u32, li: u32) {
   let G = WG / (SPLIT * LANES);
   let per = select(R, R / 2u, GLU == 1u);
@@ -286,6 +295,118 @@ fn emit(pair: u32, v0: vec4<i32>, f0: vec4<f32>, v1: vec4<i32>, f1: vec4<f32>, f
   }
 }
 
+// NR ≥ 4: the lane values of a round as 16 rows of WG floats, rows 0–7 in red (as bits), 8–15 in redf; row
+// q = tr·RS + j holds slot j of the round's token tr (RS slots a token: 4 at NR 4, R at NR 8).
+fn put_f(q: u32, li: u32, v: f32) {
+  if (q < 8u) {
+    red[q * WG + li] = bitcast<i32>(v);
+  } else {
+    redf[(q - 8u) * WG + li] = v;
+  }
+}
+
+// Row q's sum over the LANES lanes of row group g of half h.
+fn lanes_f(q: u32, h: u32, g: u32) -> f32 {
+  let at = h * (WG / SPLIT) + g * LANES;
+  var sf = 0.0;
+  if (q < 8u) {
+    for (var l = 0u; l < LANES; l++) { sf += bitcast<f32>(red[q * WG + at + l]); }
+  } else {
+    for (var l = 0u; l < LANES; l++) { sf += redf[(q - 8u) * WG + at + l]; }
+  }
+  return sf;
+}
+
+// A lane's sums of one token as f32: its integer sums times the token's scale, plus its outlier sums.
+fn lane_f(v: vec4<i32>, f: vec4<f32>, x: f32) -> vec4<f32> {
+  return x * vec4<f32>(v) + f;
+}
+
+// NR ≥ 4, after the lane values are in place: one thread per output (token tr of the round, from the first
+// token th0 of the half, RS rows a token) reduces, scales and writes it.
+fn finish_f(round: u32, th0: u32, RS: u32, first: u32, li: u32) {
+  let G = WG / (SPLIT * LANES);
+  let per = select(R, R / 2u, GLU == 1u);
+  let outputs = NR * SPLIT * G * per;
+  for (var o = li; o < outputs; o += WG) {
+    let e = output_of(o);
+    let th = th0 + e.tr;
+    let t = e.h * TH + th;
+    let row = first + e.g + e.j * G;
+    if (th < TH && t < p.tt && row < p.n) {
+      var v = scale(e.j, row) * lanes_f(e.tr * RS + e.j, e.h, e.g);
+      if (GLU == 1u) {
+        v = silu(v) * (scale(e.j + per, row) * lanes_f(e.tr * RS + e.j + per, e.h, e.g));
+      } else if (p.accumulate != 0u) {
+        v += out[t * p.n + row];
+      }
+      out[t * p.n + row] = v;
+      if (SQ == 1u) {
+        let k = vec4<f32>(vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(round)) * (v * v);
+        if (o == li) {
+          sq_first += k;
+        } else {
+          sq_second += k;
+        }
+      }
+    }
+  }
+}
+
+// This thread's token scales from token th0 of its half on (past its half's tokens: never written).
+fn token_scales(th0: u32, li: u32) -> vec4<f32> {
+  let xb = (li / (WG / SPLIT)) * p.xs_half + th0;
+  return vec4<f32>(xs[xb], xs[xb + 1u], xs[xb + 2u], xs[xb + 3u]);
+}
+
+// NR = 8 (R ≤ 2: every token's slots fit at once): all tokens of every half in one round.
+fn emit8(a: Acc, f: Accf, first: u32, li: u32) {
+  let lo = token_scales(0u, li);
+  let hi = token_scales(4u, li);
+  workgroupBarrier();
+  let t0 = lane_f(a.t0, f.t0, lo.x);
+  let t1 = lane_f(a.t1, f.t1, lo.y);
+  let t2 = lane_f(a.t2, f.t2, lo.z);
+  let t3 = lane_f(a.t3, f.t3, lo.w);
+  let t4 = lane_f(a.t4, f.t4, hi.x);
+  let t5 = lane_f(a.t5, f.t5, hi.y);
+  let t6 = lane_f(a.t6, f.t6, hi.z);
+  let t7 = lane_f(a.t7, f.t7, hi.w);
+  for (var j = 0u; j < R; j++) {
+    put_f(j, li, t0[j]);
+    put_f(R + j, li, t1[j]);
+    put_f(2u * R + j, li, t2[j]);
+    put_f(3u * R + j, li, t3[j]);
+    put_f(4u * R + j, li, t4[j]);
+    put_f(5u * R + j, li, t5[j]);
+    put_f(6u * R + j, li, t6[j]);
+    put_f(7u * R + j, li, t7[j]);
+  }
+  workgroupBarrier();
+  finish_f(0u, 0u, R, first, li);
+}
+
+// NR = 4: round `quad` of every half (tokens 4·quad … 4·quad + 3 of the half; integer sums v·, outlier
+// sums f· of this thread): each lane's sums times its token's scale, through workgroup memory, then one
+// thread per output reduces, scales and writes it.
+fn emit4(quad: u32, v0: vec4<i32>, f0: vec4<f32>, v1: vec4<i32>, f1: vec4<f32>, v2: vec4<i32>, f2: vec4<f32>,
+         v3: vec4<i32>, f3: vec4<f32>, first: u32, li: u32) {
+  let xt = token_scales(4u * quad, li);
+  workgroupBarrier();
+  let t0 = lane_f(v0, f0, xt.x);
+  let t1 = lane_f(v1, f1, xt.y);
+  let t2 = lane_f(v2, f2, xt.z);
+  let t3 = lane_f(v3, f3, xt.w);
+  for (var j = 0u; j < 4u; j++) {
+    put_f(j, li, t0[j]);
+    put_f(4u + j, li, t1[j]);
+    put_f(8u + j, li, t2[j]);
+    put_f(12u + j, li, t3[j]);
+  }
+  workgroupBarrier();
+  finish_f(quad, 4u * quad, 4u, first, li);
+}
+
 // SQ: every token's Σ out² over this workgroup's rows, through redf as [token][row of the workgroup], then
 // a tree of 32 a token.
 fn write_squares(wid: u32, li: u32) {
@@ -297,11 +418,11 @@ fn write_squares(wid: u32, li: u32) {
   let rounds = select(SPLIT, 1u, one);
   for (var round = 0u; round < rounds; round++) {
     workgroupBarrier(); // the last pair's sums (or the previous round's) are read
-    for (var o = li; o < 2u * SPLIT * rows; o += WG) {
+    for (var o = li; o < NR * SPLIT * rows; o += WG) {
       let e = output_of(o);
       let v = select(sq_second, sq_first, o == li);
       for (var k = 0u; k < 4u; k++) {
-        let th = 2u * k + e.tr;
+        let th = NR * k + e.tr;
         let at = select(th, e.h * TH + th, one); // the token's row of redf
         if (th < TH && (one || e.h == round)) { redf[at * WG + e.g + e.j * G] = v[k]; }
       }
@@ -386,9 +507,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
   // Tokens in pairs (the reduction's workgroup memory holds two): each pair's sums by name, no token index
   // into the accumulators. Past T the second token's sums are zeros and its outputs are not written.
-  emit(0u, acc.t0, fo.t0, acc.t1, fo.t1, first, li);
-  if (TH > 2u) { emit(1u, acc.t2, fo.t2, acc.t3, fo.t3, first, li); }
-  if (TH > 4u) { emit(2u, acc.t4, fo.t4, acc.t5, fo.t5, first, li); }
-  if (TH > 6u) { emit(3u, acc.t6, fo.t6, acc.t7, fo.t7, first, li); }
+  if (NR == 8u) {
+    emit8(acc, fo, first, li);
+  } else if (NR == 4u) {
+    emit4(0u, acc.t0, fo.t0, acc.t1, fo.t1, acc.t2, fo.t2, acc.t3, fo.t3, first, li);
+    if (TH > 4u) { emit4(1u, acc.t4, fo.t4, acc.t5, fo.t5, acc.t6, fo.t6, acc.t7, fo.t7, first, li); }
+  } else {
+    emit(0u, acc.t0, fo.t0, acc.t1, fo.t1, first, li);
+    if (TH > 2u) { emit(1u, acc.t2, fo.t2, acc.t3, fo.t3, first, li); }
+    if (TH > 4u) { emit(2u, acc.t4, fo.t4, acc.t5, fo.t5, first, li); }
+    if (TH > 6u) { emit(3u, acc.t6, fo.t6, acc.t7, fo.t7, first, li); }
+  }
   if (SQ == 1u) { write_squares(wid, li); }
 }

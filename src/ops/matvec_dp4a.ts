@@ -631,6 +631,26 @@ function int8Of(what: string, w: LinearWeights): Int8Linear {
 }
 
 /**
+ * Tokens of a half that kernels/matvec_dp4a.wgsl's epilogue reduces in one round of barriers (its NR): 8 where
+ * every token's R ≤ 2 slots fit in the reduction arrays at once, 4 from 3 tokens, else 2 (each lane's integer
+ * sums then stay exact to the end). From 3 tokens the lanes' sums go through the arrays as f32, already times
+ * their token's scale, so a round holds twice the tokens. With Σout² (`squares`) each thread keeps at most two
+ * outputs a round: a round with more keeps fewer tokens. All workgroups of these products run in one wave, so
+ * the epilogue's rounds are a tail nothing overlaps: at 8 rows one round instead of four took w1 (16384×6144)
+ * 60.3 → 54.8 µs a call with its rows pass (H200, PERF.md v96). In the model (`llm-int8-batched`, alternating
+ * three times against 2 a round): batch 3 / 4 / 6 / 8 / 12 / 16 / 20 301.4–301.9 / 386.4–386.5 / 512.8–514.3 /
+ * 630.5–631.5 / 716.4–716.8 / 833.1–833.6 / 738.8–739.3 → 314.6–314.7 / 402.7–403.0 / 551.8–552.0 /
+ * 676.9–677.3 / 745.7–746.2 / 885.0–885.2 / 777.7–778.2 tokens/s; at most 4 a round: 667.2–667.6 at batch 8.
+ */
+export function dp4aTokensPerRound(
+  o: { R: number; tokens: number; split: number; rowsPerGroup: number; squares: boolean },
+): 2 | 4 | 8 {
+  const fits = (nr: number) => !o.squares || nr * o.split * o.rowsPerGroup <= 2 * 256;
+  if (o.R <= 2 && o.tokens >= 5 && fits(8)) return 8;
+  return o.tokens >= 3 && fits(4) ? 4 : 2;
+}
+
+/**
  * The LLM.int8 product of the quantized rows with W: out[t, n] (+)= …, out [T, N]. With `up` (the up
  * matrix, w the gate, same shape): out[t, n] = silu(gate)·up of the two products, the feed-forward's w2
  * input, out [T, N]. With `squares` ([8, ≥ N/8] f32, not with `up`): each workgroup also leaves Σ out² of
@@ -700,6 +720,7 @@ export function matvecLlmInt8(
     }
   }
   const u = up ?? first;
+  const NR = dp4aTokensPerRound({ R: c.R, tokens: firstRows, split, rowsPerGroup, squares: !!sq });
   // Bindings 2, 5 and 11 are q and the weights again, seen as 16-byte vectors (VEC).
   r.dispatch("matvec_dp4a", {
     bindings: [
@@ -742,6 +763,7 @@ export function matvecLlmInt8(
       GLU: up ? 1 : 0,
       SQ: sq ? 1 : 0,
       PHASES: c.phases ?? 1,
+      NR,
     },
     label: `matvec_dp4a ${first.weight.label}`,
   });

@@ -9,6 +9,7 @@ import {
   destroyPairedRowsScratch,
   type Dp4aConfig,
   dp4aCpuConfig,
+  dp4aTokensPerRound,
   llmInt8Rows,
   llmInt8RowsGroups,
   type LlmInt8RowsOptions,
@@ -510,6 +511,21 @@ Deno.test("one LLM.int8 rows pass quantizes two or three row groups as a pass of
       for (const b of [x, gnorm, squares]) b.buffer.destroy();
     });
   }
+});
+
+Deno.test("dp4aTokensPerRound: the fewest reduction rounds, at most two outputs a thread with Σout²", () => {
+  const nr = (R: number, tokens: number, rowsPerGroup: number, squares = false, split = 1) =>
+    dp4aTokensPerRound({ R, tokens, split, rowsPerGroup, squares });
+  // One token's slots: R ≤ 2 fit 8 tokens a round, R = 4 (or gate·up's 2 + 2) 4.
+  assert.deepEqual([1, 2, 3, 4, 5, 8].map((T) => nr(2, T, 32)), [2, 2, 4, 4, 8, 8]);
+  assert.deepEqual([1, 2, 3, 4, 5, 8].map((T) => nr(4, T, 64)), [2, 2, 4, 4, 4, 4]);
+  // With Σout²: NR · halves · rows a workgroup ≤ 512 (wo at 8 rows: R1 L16, 16 rows a workgroup).
+  assert.equal(nr(1, 8, 16, true), 8);
+  assert.equal(nr(2, 8, 128, true), 4); // 8 · 128 > 512
+  assert.equal(nr(4, 8, 256, true), 2); // 4 · 256 > 512
+  assert.equal(nr(4, 8, 256, false), 4);
+  assert.equal(nr(1, 8, 16, true, 2), 8); // paired w2: R1 L8 on halves
+  assert.equal(nr(2, 8, 64, true, 2), 4);
 });
 
 Deno.test("matvec_dp4a rejects a gate·up product it cannot take", async () => {
