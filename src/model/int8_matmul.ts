@@ -12,11 +12,13 @@ import { type LlmInt8Scratch, llmInt8Threshold } from "../ops/llm_int8.ts";
  * - `llm-int8-prefill`: LLM.int8 for passes of more than 8 rows (vision encoder, projector, prompts; in
  *   the LLM.int8 modes a follow-up round is one such pass, not 8-row chunks), weight-only for decode steps:
  *   the fastest time to first token with weight-only decode;
- * - `llm-int8-batched`: LLM.int8 for every pass of more than one row (prompts, vision encoder, projector,
- *   decode steps of 2+ rows), weight-only for one-row passes (a lone request's decode steps): each pass on
- *   the faster of the two paths, as measured on an H200 (docs/PERF.md v71–v72: one row 7.54 ms weight-only
- *   against 8.35 LLM.int8; two rows 208.9 against 229.6 tokens/s, eight 400 against 611). A row's numerics
- *   then depend on whether it shares its steps, as they do in `llm-int8` (outlier columns of all rows).
+ * - `llm-int8-batched`: LLM.int8 for every pass of more than two rows (prompts, vision encoder, projector,
+ *   decode steps of 3+ rows), weight-only for passes of one or two rows (a lone request's decode steps, a
+ *   pair's): each pass on the faster of the two paths, as measured on an H200 (docs/PERF.md v71–v72: one row
+ *   7.54 ms weight-only against 8.35 LLM.int8, eight rows 400 against 611 tokens/s; v96: two rows 241 against
+ *   229 since weight-only's wo and w2 of 2–6 rows share a multiprocessor three at a time, v95). A row's
+ *   numerics then depend on whether it shares its steps, as they do in `llm-int8` (outlier columns of all
+ *   rows).
  */
 export type Int8Matmul = "weight-only" | "llm-int8" | "llm-int8-prefill" | "llm-int8-batched";
 
@@ -49,7 +51,10 @@ export function llmInt8GemmFor(matmul: Int8MatmulSetting, scratch: () => LlmInt8
   return llmInt8ForMany(matmul.mode) ? { scratch: scratch(), threshold: matmul.threshold } : null;
 }
 
+/** Fewest rows of a decode step or chunk that `llm-int8-batched` runs in LLM.int8. */
+export const minBatchedLlmInt8Rows = 3;
+
 /** Whether a decode step or chunk of `rows` rows (at most 8 a group) runs LLM.int8 in this mode. */
 export function llmInt8ForFew(mode: Int8Matmul, rows: number): boolean {
-  return mode === "llm-int8" || (mode === "llm-int8-batched" && rows > 1);
+  return mode === "llm-int8" || (mode === "llm-int8-batched" && rows >= minBatchedLlmInt8Rows);
 }

@@ -209,10 +209,11 @@ Deno.test("INT8_MATMUL=llm-int8-prefill: LLM.int8 for the prompt pass only, weig
   }
 });
 
-Deno.test("INT8_MATMUL=llm-int8-batched: a lone sequence runs as llm-int8-prefill, two rows as llm-int8", async () => {
-  // The mode picks each pass's path by its rows: one row (a lone request's steps, its prompt's head)
-  // weight-only, more LLM.int8. So its logits must be those of the mode that runs the same kernels, bit for
-  // bit, and those two references must differ from each other (or the comparison would show nothing).
+Deno.test("INT8_MATMUL=llm-int8-batched: one and two rows run as llm-int8-prefill, three as llm-int8", async () => {
+  // The mode picks each pass's path by its rows: one or two rows (a lone request's steps, its prompt's head,
+  // a pair's steps) weight-only, more LLM.int8. So its logits must be those of the mode that runs the same
+  // kernels, bit for bit, and those two references must differ from each other (or the comparison would show
+  // nothing).
   const model = await tinyModel();
   const c = caseById("text_only");
   const ids = Array.from(goldenI32(c.input_ids.file));
@@ -233,12 +234,15 @@ Deno.test("INT8_MATMUL=llm-int8-batched: a lone sequence runs as llm-int8-prefil
   const alone = await logits("llm-int8-batched", 1, (lm) => assert.equal(lm.step.llmInt8, null));
   const prefill = await logits("llm-int8-prefill", 1);
   alone.forEach((got, s) => assert.deepEqual(got, prefill[s], `one row, step ${s}`));
-  const two = await logits("llm-int8-batched", 2, (lm) => assert.notEqual(lm.step.llmInt8, null));
-  const llmInt8 = await logits("llm-int8", 2);
-  two.forEach((got, s) => assert.deepEqual(got, llmInt8[s], `two rows, step ${s}`));
+  const two = await logits("llm-int8-batched", 2, (lm) => assert.equal(lm.step.llmInt8, null));
   const twoPrefill = await logits("llm-int8-prefill", 2);
-  const { rel } = compare(two[steps - 1], twoPrefill[steps - 1]);
-  assert.ok(rel > 1e-6, `two rows: LLM.int8 steps against weight-only ones, relative difference ${rel}`);
+  two.forEach((got, s) => assert.deepEqual(got, twoPrefill[s], `two rows, step ${s}`));
+  const three = await logits("llm-int8-batched", 3, (lm) => assert.notEqual(lm.step.llmInt8, null));
+  const llmInt8 = await logits("llm-int8", 3);
+  three.forEach((got, s) => assert.deepEqual(got, llmInt8[s], `three rows, step ${s}`));
+  const threePrefill = await logits("llm-int8-prefill", 3);
+  const { rel } = compare(three[steps - 1], threePrefill[steps - 1]);
+  assert.ok(rel > 1e-6, `three rows: LLM.int8 steps against weight-only ones, relative difference ${rel}`);
 });
 
 Deno.test("INT8_MATMUL=llm-int8-prefill: a model's prompts share one GEMM scratch, as if each had its own", async () => {
